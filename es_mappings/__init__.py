@@ -1,0 +1,1 @@
+"""es_mappings stage."""

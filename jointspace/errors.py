@@ -1,0 +1,44 @@
+"""Errors a person can act on. The CLI prints them to stderr and exits non-zero; the API maps them to 4xx/5xx."""
+from __future__ import annotations
+
+
+class JointspaceError(Exception):
+    """Base of every error the project raises on purpose."""
+
+
+class ConfigurationError(JointspaceError):
+    """A setting, a model bundle or an installed tool is missing or wrong."""
+
+
+class ModelMismatchError(JointspaceError):
+    """An index was built by another model bundle than the one asked to query it."""
+
+
+class BackendUnavailableError(JointspaceError):
+    """The search backend cannot be reached (names the URL)."""
+
+
+class DimensionError(JointspaceError, ValueError):
+    """A vector of the wrong size."""
+
+
+class QueryError(JointspaceError, ValueError):
+    """A query that cannot run. `position` is the 0-based character offset in the expression, when known."""
+
+    def __init__(self, message: str, position: int | None = None, expression: str | None = None,
+                 suggestions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+        self.expression = expression
+        self.suggestions = suggestions or []
+
+    def pretty(self) -> str:
+        """The message, and under the expression a caret at the position."""
+        if self.expression is None or self.position is None:
+            return self.message
+        return f"{self.message}\n  {self.expression}\n  {' ' * self.position}^"
+
+    def to_json(self) -> dict[str, object]:
+        return {"error": "query", "message": self.message, "position": self.position,
+                "suggestions": self.suggestions}

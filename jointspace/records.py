@@ -1,0 +1,118 @@
+"""Typed records every stage shares: what a post is, what a search filters on, what a hit carries."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A validated post. `image` is an absolute path or file:// URL; `id` is stable."""
+
+    id: str
+    image: str
+    caption: str = ""
+    hashtags: tuple[str, ...] = ()
+    city: str | None = None
+    created_at: datetime | None = None
+    author: str | None = None
+    source: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "image": self.image,
+            "caption": self.caption,
+            "hashtags": list(self.hashtags),
+            "city": self.city,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "author": self.author,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Post":
+        created = data.get("created_at")
+        return cls(
+            id=str(data["id"]),
+            image=str(data["image"]),
+            caption=data.get("caption") or "",
+            hashtags=tuple(data.get("hashtags") or ()),
+            city=data.get("city"),
+            created_at=datetime.fromisoformat(created) if isinstance(created, str) else created,
+            author=data.get("author"),
+            source=data.get("source"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A post with its image vector (unit length, float32) and the bundle that made it."""
+
+    post: Post
+    vector: np.ndarray
+    model: str
+
+    @property
+    def id(self) -> str:
+        return self.post.id
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Restrictions applied inside the search (pre-filter), never after it.
+
+    Empty tuples mean "no restriction". Cities are compared lower-cased; `after` is inclusive,
+    `before` exclusive.
+    """
+
+    cities: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    after: datetime | None = None
+    before: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cities", tuple(sorted({c.strip().lower() for c in self.cities if c.strip()})))
+        object.__setattr__(self, "hashtags", tuple(sorted({h.strip().lower().lstrip("#") for h in self.hashtags if h.strip()})))
+        object.__setattr__(self, "sources", tuple(sorted({s.strip() for s in self.sources if s.strip()})))
+
+    def is_empty(self) -> bool:
+        return not (self.cities or self.hashtags or self.sources or self.after or self.before)
+
+    def merge(self, other: "Filters") -> "Filters":
+        """Both sets of restrictions at once (cities etc. unioned per field, times narrowed)."""
+        after = max((t for t in (self.after, other.after) if t), default=None)
+        before = min((t for t in (self.before, other.before) if t), default=None)
+        return replace(
+            self,
+            cities=self.cities + other.cities,
+            hashtags=self.hashtags + other.hashtags,
+            sources=self.sources + other.sources,
+            after=after,
+            before=before,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result. `score` is the backend's raw score (dot product for kNN, BM25 for keyword)."""
+
+    post: Post
+    score: float
+    vector: np.ndarray | None = None
+
+    @property
+    def id(self) -> str:
+        return self.post.id
+
+
+@dataclass(slots=True)
+class UpsertResult:
+    """Per-item outcome of a bulk upsert: ids written, and id → reason for those refused."""
+
+    indexed: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)

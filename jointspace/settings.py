@@ -1,0 +1,76 @@
+"""The one settings object: every knob comes from `JOINTSPACE_*` environment variables."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOINTSPACE_", extra="ignore")
+
+    # Where the embedded backend, prepared data, model bundles and local services live.
+    home: Path = Field(default_factory=lambda: Path.home() / ".jointspace")
+    # Set: use Elasticsearch at this URL. Unset: the embedded backend under `home`.
+    es_url: str | None = None
+    es_index_alias: str = "posts"
+    es_request_timeout_s: float = 30.0
+    es_connect_timeout_s: float = 5.0
+    es_shards: int = 1
+    es_replicas: int = 0
+    es_index_options: Literal["int8_hnsw", "hnsw"] = "int8_hnsw"
+    es_hnsw_m: int = 16
+    es_hnsw_ef_construction: int = 100
+    # Set: Celery on this Redis. Unset: `ingest` embeds and indexes in-process.
+    broker_url: str | None = None
+    # A model bundle folder; unset: the bundle `jointspace train` made last.
+    model: Path | None = None
+    # Media root: image refs are resolved and served only below it.
+    media_root: Path | None = None
+    api_key: str | None = None
+    environment: Literal["development", "production"] = "development"
+
+    batch_size: int = 64
+    queue_max_batches: int = 50
+    image_max_pixels: int = 40_000_000
+    image_max_bytes: int = 30_000_000
+    device: str | None = None  # "cuda", "cpu"; unset: CUDA when present
+
+    default_k: int = 20
+    max_k: int = 500
+    num_candidates_factor: int = 10
+    min_num_candidates: int = 200
+    max_num_candidates: int = 10_000
+    rrf_k: int = 60
+    near_duplicate_threshold: float = 0.95
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if self.environment == "production" and not self.api_key:
+            raise ValueError("JOINTSPACE_API_KEY must be set when JOINTSPACE_ENVIRONMENT=production")
+        return self
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def embedded_dir(self) -> Path:
+        return self.home / "embedded"
+
+    @property
+    def services_dir(self) -> Path:
+        return self.home / "services"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
