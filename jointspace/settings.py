@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     es_index_options: Literal["int8_hnsw", "hnsw"] = "int8_hnsw"
     es_hnsw_m: int = 16
     es_hnsw_ef_construction: int = 100
+    # kNN on int8_hnsw re-ranks oversample × k candidates with the float vectors (0: off); without
+    # it recall stops near 0.92 (docs/backends.md).
+    es_rescore_oversample: float = 3.0
+    # Bulk writes: chunk by count and by bytes; 429s are retried with exponential backoff.
+    es_bulk_chunk_docs: int = 1000
+    es_bulk_chunk_bytes: int = 20_000_000
+    es_bulk_max_retries: int = 3
+    es_bulk_initial_backoff_s: float = 1.0
     # Set: Celery on this Redis. Unset: `ingest` embeds and indexes in-process.
     broker_url: str | None = None
     # A model bundle folder; unset: the bundle `jointspace train` made last.
