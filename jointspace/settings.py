@@ -55,6 +55,37 @@ class Settings(BaseSettings):
     rrf_k: int = 60
     near_duplicate_threshold: float = 0.95
 
+    # The HTTP API (`jointspace serve`): where it listens and what one request may carry.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_max_request_bytes: int = 64_000_000
+    api_max_batch_posts: int = 256
+    api_max_query_chars: int = 1_000
+    api_thumbnail_px: int = 320
+
+    # Ingestion and workers (`jointspace ingest`, `jointspace worker`, `jointspace dead-letters`).
+    caption_max_chars: int = 2200  # Instagram's own limit
+    decode_threads: int = 4  # PIL releases the GIL while decoding, so threads overlap well
+    decode_max_side: int = 320  # images are shrunk to this before the encoder's own preprocessing
+    torch_threads: int | None = None  # per worker process; unset: torch's default
+    # "module:function" returning a ModelBundle, for a user's own model; unset: load_bundle(model).
+    bundle_factory: str | None = None
+    celery_queue: str = "jointspace-ingest"
+    task_time_limit_s: int = 600
+    task_max_retries: int = 10
+    retry_backoff_max_s: int = 60
+    # Unacknowledged tasks of a dead worker are redelivered after this long; keep it above
+    # task_time_limit_s or long batches are run twice (harmless, ids are stable, but wasted).
+    broker_visibility_timeout_s: int = 3600
+    worker_metrics_port: int | None = None  # each worker process serves /metrics on port + its index
+    dead_letter_key: str = "jointspace:dead-letters"
+    stream_key: str = "jointspace:posts"
+    stream_group: str = "jointspace-ingest"
+    stream_redis_url: str | None = None  # unset: broker_url
+    stream_claim_idle_ms: int = 60_000  # pending entries idle this long are re-claimed (a consumer died)
+    watch_poll_s: float = 2.0
+    ingest_wait_timeout_s: float = 3600.0
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
         if self.environment == "production" and not self.api_key:
