@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     watch_poll_s: float = 2.0
     ingest_wait_timeout_s: float = 3600.0
 
+    # Prepared data (`jointspace data prepare`): picture size and rendering processes.
+    data_image_size: int = 256  # longest side in pixels, aspect ratio kept
+    data_workers: int = 2
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
         if self.environment == "production" and not self.api_key:

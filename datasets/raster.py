@@ -1,0 +1,66 @@
+"""Pictures to the prepared form: longest side `size`, aspect ratio kept, transparent parts on white."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from jointspace.datasets.items import ImageSource
+
+WHITE = (255, 255, 255)
+
+
+def on_white(image: Image.Image) -> Image.Image:
+    """RGB copy with any transparency composited over white (palette and LA modes included)."""
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, WHITE)
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def fit(image: Image.Image, size: int) -> Image.Image:
+    """Scaled so that the longest side is `size` (up or down), aspect ratio kept."""
+    width, height = image.size
+    scale = size / max(width, height)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if target == image.size:
+        return image
+    return image.resize(target, Image.Resampling.LANCZOS)
+
+
+def render_svg(data: bytes, size: int) -> Image.Image:
+    """Rasterise an SVG with cairosvg so its longest side is `size`; raises on SVGs cairosvg refuses."""
+    import cairosvg
+
+    # cairosvg scales the other side in proportion when only one output side is given.
+    png = cairosvg.svg2png(bytestring=data, output_width=size, unsafe=False)
+    image = Image.open(io.BytesIO(png))
+    if image.height > size:
+        png = cairosvg.svg2png(bytestring=data, output_height=size, unsafe=False)
+        image = Image.open(io.BytesIO(png))
+    image.load()
+    return image
+
+
+def load(source: ImageSource, size: int) -> Image.Image:
+    """The prepared RGB picture for a source: rendered or decoded, fitted, on white."""
+    if source.kind == "svg":
+        image = render_svg(source.read(), size)
+    else:
+        image = Image.open(io.BytesIO(source.read()) if source.data is not None else source.path)
+        image.load()
+    return fit(on_white(image), size)
+
+
+def save(image: Image.Image, path: Path) -> None:
+    """PNG or JPEG by suffix, written to a temporary name first so a killed run leaves no half file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        image.save(partial, format="JPEG", quality=90, optimize=True)
+    else:
+        image.save(partial, format="PNG", optimize=True)
+    partial.replace(path)

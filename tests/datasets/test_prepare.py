@@ -1,0 +1,109 @@
+"""`jointspace data prepare` end to end on the real tuxpaint package, with a small limit."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from jointspace.datasets.items import split_of
+from jointspace.datasets.prepare import cache_dir_of
+from jointspace.datasets.prepared import load_items, read_posts_file
+from jointspace.records import Post
+from jointspace.settings import get_settings
+
+DESIGN_FIELDS = {"id", "image", "caption", "hashtags", "city", "created_at", "author", "source"}
+EXTRA_FIELDS = {"category", "keywords", "split"}
+
+
+def check_post_line(line: dict, jsonl_dir: Path) -> None:
+    """The DESIGN's JSONL post contract, plus the evaluation's extra fields."""
+    assert set(line) == DESIGN_FIELDS | EXTRA_FIELDS
+    assert isinstance(line["id"], str) and re.fullmatch(r"[a-z]+-[0-9a-f]{16}", line["id"])
+    image = Path(line["image"])
+    assert not image.is_absolute() and (jsonl_dir / image).is_file()
+    assert isinstance(line["caption"], str) and line["caption"].strip()
+    assert all(re.fullmatch(r"[a-z0-9_']+", tag) for tag in line["hashtags"])
+    assert line["city"] is None or isinstance(line["city"], str)
+    assert datetime.fromisoformat(line["created_at"]).tzinfo is not None
+    assert line["author"] is None or isinstance(line["author"], str)
+    assert isinstance(line["source"], str)
+    assert isinstance(line["category"], str) and line["keywords"] and all(isinstance(k, str) for k in line["keywords"])
+    assert line["split"] == split_of(line["id"])
+    post = Post.from_json(line)
+    assert post.to_json()["created_at"] == line["created_at"]
+
+
+def _prepare(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "JOINTSPACE_HOME": str(home)}
+    return subprocess.run([sys.executable, "-c", "from jointspace.cli import main; main()", "data", "prepare", *args],
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture()
+def home(tmp_path: Path) -> Path:
+    # A fresh home whose download cache is the real one: the 160 MB .deb is fetched once per machine.
+    shared = cache_dir_of(get_settings().home)
+    shared.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "debs").symlink_to(shared)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_prepare_with_limit_end_to_end_then_cached(home: Path) -> None:
+    first = _prepare(home, "--sources", "tuxpaint", "--limit", "12", "--size", "96")
+    assert first.returncode == 0, first.stderr
+    out = home / "data" / "tuxpaint"
+    lines = [json.loads(x) for x in (out / "posts.jsonl").read_text().splitlines()]
+    assert len(lines) == 12
+    for line in lines:
+        check_post_line(line, out)
+        with Image.open(out / line["image"]) as image:
+            assert image.mode == "RGB" and max(image.size) == 96
+    assert len({line["category"] for line in lines}) > 3  # a spread, not one folder
+    combined = [json.loads(x) for x in (home / "data" / "all.jsonl").read_text().splitlines()]
+    assert [c["id"] for c in combined] == [line["id"] for line in lines]
+    assert all((home / "data" / c["image"]).is_file() for c in combined)
+
+    again = _prepare(home, "--sources", "tuxpaint", "--limit", "12", "--size", "96")
+    assert again.returncode == 0 and "(cached)" in again.stdout
+
+    # A damaged posts.jsonl no longer matches the marker's hash: the source is prepared again.
+    (out / "posts.jsonl").write_text("")
+    redo = _prepare(home, "--sources", "tuxpaint", "--limit", "12", "--size", "96")
+    assert redo.returncode == 0 and "(cached)" not in redo.stdout
+    assert len((out / "posts.jsonl").read_text().splitlines()) == 12
+
+
+def test_unknown_source_is_a_clear_error(home: Path) -> None:
+    result = _prepare(home, "--sources", "flickr")
+    assert result.returncode != 0
+    assert "unknown source" in result.stderr and "tuxpaint" in result.stderr
+
+
+def test_loader_gives_absolute_images_and_filters_splits(small_corpus: Path) -> None:
+    corpus_dir = small_corpus.parent
+    items = load_items(corpus_dir, sources=["tuxpaint"])
+    assert len(items) == 24
+    assert all(Path(i.post.image).is_absolute() and Path(i.post.image).is_file() for i in items)
+    train = load_items(corpus_dir, split="train")
+    assert {i.split for i in train} == {"train"} and 0 < len(train) < 24
+    both = load_items(corpus_dir, split=("val", "test"))
+    assert len(train) + len(both) == 24
+    assert [i.id for i in read_posts_file(small_corpus)] == [i.id for i in items]
+    for raw in small_corpus.read_text().splitlines():
+        check_post_line(json.loads(raw), corpus_dir)
+
+
+def test_loader_names_the_command_for_a_missing_source(tmp_path: Path) -> None:
+    from jointspace.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="jointspace data prepare --sources gcompris"):
+        load_items(tmp_path, sources=["gcompris"])
