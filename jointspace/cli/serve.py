@@ -1,8 +1,64 @@
-"""`jointspace` commands of this group (filled in by its issue)."""
+"""`jointspace serve` (the API and the web page) and `jointspace demo` (a small corpus, then serve)."""
 from __future__ import annotations
+
+from typing import Annotated, Optional
 
 import typer
 
 
+def _run(app: object, host: str, port: int) -> None:
+    import uvicorn
+
+    typer.echo(f"jointspace is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)  # type: ignore[arg-type]
+
+
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on [default: JOINTSPACE_API_HOST or 127.0.0.1]")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [default: JOINTSPACE_API_PORT or 8000]")] = None,
+) -> None:
+    """Serve the search API and the web page (loads the model bundle and opens the backend at start)."""
+    from jointspace.api.app import create_app
+    from jointspace.settings import get_settings
+
+    settings = get_settings()
+    _run(create_app(settings), host or settings.api_host, port or settings.api_port)
+
+
+def demo(
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on [default: JOINTSPACE_API_HOST or 127.0.0.1]")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port [default: JOINTSPACE_API_PORT or 8000]")] = None,
+    posts: Annotated[int, typer.Option(help="About how many sample posts to prepare")] = 200,
+    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Prepare and index, then exit without serving")] = False,
+) -> None:
+    """Prepare a small sample corpus (first run: fetch, rasterise, index), then serve the page.
+
+    Uses the trained model bundle when there is one, else the zero-training encoder; indexes in
+    this process (no broker needed). A second run finds everything in place and starts at once.
+    """
+    from jointspace.api.app import create_app
+    from jointspace.api.demo import index_demo_posts, prepare_demo_posts
+    from jointspace.api.services import build_services
+    from jointspace.settings import get_settings
+
+    # In-process indexing: the demo must not wait on a Celery worker that may not be running.
+    settings = get_settings().model_copy(update={"broker_url": None})
+    typer.echo("preparing the sample posts (cached after the first run)…")
+    posts_file = prepare_demo_posts(settings, n=posts)
+    typer.echo("loading the model bundle and opening the backend…")
+    services = build_services(settings)
+    try:
+        report = index_demo_posts(services, posts_file)
+        typer.echo(f"model {services.bundle.name}: {report.posts} sample posts, {report.added} newly indexed"
+                   + (f", {len(report.failed)} failed" if report.failed else ""))
+        for post_id, reason in list(report.failed.items())[:5]:
+            typer.echo(f"  {post_id}: {reason}", err=True)
+        if not prepare_only:
+            _run(create_app(settings, services), host or settings.api_host, port or settings.api_port)
+    finally:
+        services.close()
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("serve")(serve)
+    app.command("demo")(demo)

@@ -1,0 +1,107 @@
+"""The FastAPI application: routes, error mapping, limits, metrics and the web page."""
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jointspace.api.limits import MaxBodySizeMiddleware
+from jointspace.api.metrics import ApiMetrics, MetricsMiddleware
+from jointspace.api.routes import cities, health, posts, search
+from jointspace.api.services import ApiServices, build_services
+from jointspace.errors import (BackendUnavailableError, ConfigurationError, DimensionError,
+                               JointspaceError, ModelMismatchError, QueryError)
+from jointspace.settings import Settings, get_settings
+
+STATIC_DIR = Path(__file__).parent / "static"
+log = logging.getLogger("jointspace.api")
+
+
+def create_app(settings: Settings | None = None, services: ApiServices | None = None) -> FastAPI:
+    """The app. Given `services`, it uses them and leaves closing them to the caller; otherwise it
+    builds its own at startup (model load, backend open) and closes them at shutdown."""
+    settings = settings or (services.settings if services else get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        built = None
+        if services is None:
+            built = await run_in_threadpool(build_services, settings)
+        app.state.services = services or built
+        try:
+            yield
+        finally:
+            if built is not None:
+                await run_in_threadpool(built.close)
+
+    app = FastAPI(title="jointspace", version="0.1.0", lifespan=lifespan,
+                  description="Semantic image search with word and image arithmetic "
+                              "(`beach+sunrise`, `bike-park`, `[img:42]+park`).")
+    app.state.settings = settings
+    app.state.metrics = ApiMetrics()
+
+    for router in (search.router, posts.router, cities.router, health.router):
+        app.include_router(router)
+    _add_error_handlers(app)
+    # Added last = outermost: the size cap answers before anything reads the body, and the
+    # metrics see every answer, the 413s included.
+    app.add_middleware(MaxBodySizeMiddleware, max_bytes=settings.api_max_request_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
+    return app
+
+
+def _error(status: int, kind: str, message: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"error": kind, "message": message, **extra}, status_code=status)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(QueryError)
+    async def query_error(_: Request, exc: QueryError) -> JSONResponse:
+        return JSONResponse({**exc.to_json(), "expression": exc.expression}, status_code=400)
+
+    @app.exception_handler(DimensionError)
+    async def dimension_error(_: Request, exc: DimensionError) -> JSONResponse:
+        return _error(400, "dimension", str(exc))
+
+    @app.exception_handler(ModelMismatchError)
+    async def model_mismatch(_: Request, exc: ModelMismatchError) -> JSONResponse:
+        return _error(409, "model_mismatch", str(exc))
+
+    @app.exception_handler(BackendUnavailableError)
+    async def backend_down(_: Request, exc: BackendUnavailableError) -> JSONResponse:
+        return _error(503, "backend_unavailable", str(exc))
+
+    @app.exception_handler(ConfigurationError)
+    async def configuration(_: Request, exc: ConfigurationError) -> JSONResponse:
+        return _error(500, "configuration", str(exc))
+
+    @app.exception_handler(JointspaceError)
+    async def other(_: Request, exc: JointspaceError) -> JSONResponse:
+        return _error(400, "request", str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {401: "auth", 403: "auth", 404: "not_found", 413: "too_large"}.get(exc.status_code, "request")
+        return JSONResponse({"error": kind, "message": str(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(p) for p in e['loc'] if p not in ('query', 'body'))}: {e['msg']}"
+                 for e in exc.errors()]
+        return _error(422, "validation", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback for the operator; the client gets no internals.
+        log.exception("unhandled error", exc_info=exc)
+        return _error(500, "internal", "internal error; see the server log")

@@ -1,0 +1,83 @@
+"""`jointspace demo`: a small real corpus, indexed once, then the page.
+
+The corpus comes from the data stage's `build_small_corpus` (Debian's tuxpaint stamps and
+openclipart drawings, rasterised). Those carry no city, so the demo deals its posts to a few
+cities round-robin by id, as the InstaCities fixture does, so that the city filter has something
+to show. Every step is cached: a second run only checks that the posts are indexed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from tqdm import tqdm
+
+from jointspace.api.services import ApiServices
+from jointspace.settings import Settings
+
+DEMO_CITIES = ("london", "paris", "sydney", "tokyo", "newyork")
+DEMO_SOURCES = ("tuxpaint", "openclipart")
+DEMO_POSTS = "demo.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoIndexReport:
+    posts: int
+    added: int
+    failed: dict[str, str]
+
+
+def demo_dir(settings: Settings) -> Path:
+    # Under the data dir, so below the default media root and served by the API.
+    return settings.data_dir / "demo"
+
+
+def prepare_demo_posts(settings: Settings, n: int = 200, sources: Sequence[str] = DEMO_SOURCES) -> Path:
+    """The demo's JSONL (image paths absolute), built on first call; blocks while packages are
+    fetched and pictures rasterised (a minute or so the first time, instant after)."""
+    from jointspace.datasets.fixtures import build_small_corpus
+    from jointspace.datasets.prepared import read_posts_file
+
+    folder = demo_dir(settings)
+    corpus = build_small_corpus(folder / "corpus", n=n, sources=sources, size=256, workers=1)
+    target = folder / DEMO_POSTS
+    if target.is_file() and target.stat().st_mtime >= corpus.stat().st_mtime:
+        return target
+    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    lines = []
+    for item in read_posts_file(corpus):
+        digest = int(hashlib.sha1(item.id.encode()).hexdigest(), 16)
+        lines.append({**item.post.to_json(), "city": DEMO_CITIES[digest % len(DEMO_CITIES)],
+                      "created_at": (base + timedelta(hours=digest % (24 * 365))).isoformat()})
+    tmp = target.with_suffix(".part")
+    tmp.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def index_demo_posts(services: ApiServices, posts_file: Path) -> DemoIndexReport:
+    """Indexes the posts of `posts_file` that the backend lacks, in-process, with a progress bar."""
+    from jointspace.ingest.validate import ValidationLimits, validate_post
+
+    settings = services.settings
+    limits = ValidationLimits.from_settings(settings)
+    with posts_file.open(encoding="utf-8") as handle:
+        posts = [validate_post(json.loads(line), posts_file.parent, limits, default_source="demo")
+                 for line in handle if line.strip()]
+    present = services.backend.get_many([p.id for p in posts], with_vector=False)
+    missing = [p for p in posts if p.id not in present]
+    failed: dict[str, str] = {}
+    added = 0
+    with tqdm(total=len(missing), desc="indexing demo posts", unit="post", disable=not missing) as bar:
+        for start in range(0, len(missing), settings.batch_size):
+            batch = missing[start:start + settings.batch_size]
+            outcome = services.submitter.submit_batch(batch).outcome()
+            added += len(outcome.indexed) + len(outcome.unchanged)
+            failed.update(outcome.dead)
+            bar.update(len(batch))
+    services.backend.refresh()
+    return DemoIndexReport(posts=len(posts), added=added, failed=failed)

@@ -1,0 +1,60 @@
+"""Liveness of what the API depends on, and the Prometheus scrape."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from jointspace.api.deps import MetricsDep, ServicesDep
+from jointspace.api.schemas import ComponentHealth, HealthOut
+from jointspace.api.services import ApiServices
+
+router = APIRouter(tags=["operations"])
+
+
+def _backend(services: ApiServices) -> ComponentHealth:
+    try:
+        n = services.backend.count()
+    except Exception as exc:  # any failure means "down"; the detail says which
+        return ComponentHealth(ok=False, detail=f"{type(exc).__name__}: {exc}")
+    kind = "elasticsearch" if services.settings.es_url else "embedded"
+    return ComponentHealth(ok=True, detail=f"{kind}, {n} documents, model {services.backend.model}")
+
+
+def _broker(services: ApiServices) -> ComponentHealth:
+    url = services.settings.broker_url
+    if not url:
+        return ComponentHealth(ok=True, detail="none: posts are indexed in-process")
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:
+        return ComponentHealth(ok=False, detail=f"{type(exc).__name__}: {exc}")
+    return ComponentHealth(ok=True, detail="redis reachable")
+
+
+def _model(services: ApiServices) -> ComponentHealth:
+    bundle = services.bundle
+    return ComponentHealth(ok=True, detail=f"{bundle.name}, {bundle.dim} dims")
+
+
+@router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
+def health(services: ServicesDep) -> JSONResponse:
+    parts = HealthOut(status="ok", backend=_backend(services), broker=_broker(services), model=_model(services))
+    ok = parts.backend.ok and parts.broker.ok and parts.model.ok
+    parts.status = "ok" if ok else "degraded"
+    return JSONResponse(parts.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(services: ServicesDep, api_metrics: MetricsDep) -> Response:
+    try:
+        api_metrics.documents.set(services.backend.count())
+    except Exception:  # a scrape must not fail because the backend is down; /health says so
+        pass
+    return Response(generate_latest(api_metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,93 @@
+"""Posts: read one, its image and thumbnail (from the media root only), its describing words;
+write (submit, delete) with the API key."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+
+from jointspace.api.deps import BackendDep, MediaDep, MetricsDep, SearchDep, ServicesDep, WriteAccess
+from jointspace.api.media import MediaFile, MediaNotFound
+from jointspace.api.render import post_out, word_scores
+from jointspace.api.schemas import DeleteOut, DescribeOut, ErrorOut, PostOut, SubmitOut
+from jointspace.api.submission import parse_submission, submit
+from jointspace.protocols import SearchBackend
+from jointspace.records import Post
+
+router = APIRouter(prefix="/posts", tags=["posts"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such post"}}
+# Images change only when a post is re-ingested (new mtime → new ETag), so browsers may keep them
+# a day and revalidate cheaply after.
+CACHE_CONTROL = "public, max-age=86400"
+
+
+def load_post(backend: SearchBackend, post_id: str) -> Post:
+    doc = backend.get(post_id, with_vector=False)
+    if doc is None:
+        raise HTTPException(404, f"no post with id {post_id!r}")
+    return doc.post
+
+
+def file_response(request: Request, media: MediaFile) -> Response:
+    headers = {"ETag": media.etag, "Cache-Control": CACHE_CONTROL, "X-Content-Type-Options": "nosniff"}
+    if media.etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(status_code=304, headers=headers)
+    return FileResponse(media.path, media_type=media.media_type, headers=headers, stat_result=media.stat,
+                        content_disposition_type="inline")
+
+
+@router.get("/{post_id}", response_model=PostOut, responses=NOT_FOUND)
+def get_post(post_id: str, backend: BackendDep) -> PostOut:
+    return post_out(load_post(backend, post_id))
+
+
+@router.get("/{post_id}/image", responses=NOT_FOUND, response_class=FileResponse)
+def get_image(post_id: str, request: Request, backend: BackendDep, media: MediaDep) -> Response:
+    post = load_post(backend, post_id)
+    try:
+        return file_response(request, media.original(post.image))
+    except MediaNotFound:
+        raise HTTPException(404, f"the image of post {post_id!r} is not available") from None
+
+
+@router.get("/{post_id}/thumbnail", responses=NOT_FOUND, response_class=FileResponse)
+def get_thumbnail(post_id: str, request: Request, backend: BackendDep, media: MediaDep) -> Response:
+    post = load_post(backend, post_id)
+    try:
+        return file_response(request, media.thumbnail(post.image))
+    except MediaNotFound:
+        raise HTTPException(404, f"the image of post {post_id!r} is not available") from None
+
+
+@router.get("/{post_id}/describe", response_model=DescribeOut, responses=NOT_FOUND)
+def describe_post(post_id: str, backend: BackendDep, service: SearchDep,
+                  k: Annotated[int, Query(ge=1, le=100)] = 10) -> DescribeOut:
+    load_post(backend, post_id)
+    return DescribeOut(subject=post_id, words=word_scores(service.describe_post(post_id, k=k)))
+
+
+@router.post("", response_model=SubmitOut, status_code=200,
+             responses={202: {"model": SubmitOut, "description": "Queued for the workers"},
+                        400: {"model": SubmitOut, "description": "Nothing was accepted"},
+                        401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 413: {"model": ErrorOut}})
+async def create_posts(request: Request, _: WriteAccess, services: ServicesDep, metrics: MetricsDep) -> JSONResponse:
+    """One post or a batch. JSON: a post object, a list of them, or `{"posts": [...]}`; image refs
+    are paths below the media root (relative ones are taken from it). Multipart: a `posts` field
+    holding that JSON, and image files in `images`; a post's `image` names a file by its file name
+    (or, if absent, the files are paired with the posts in order). Without posts, each file is a
+    post of its own."""
+    batch = await parse_submission(request, services.settings)
+    outcome = await submit(batch, services)
+    metrics.posts_submitted.labels("accepted").inc(len(outcome.accepted))
+    metrics.posts_submitted.labels("rejected").inc(len(outcome.rejected))
+    status = 400 if not outcome.accepted else (202 if outcome.queued else 200)
+    return JSONResponse(outcome.model_dump(), status_code=status)
+
+
+@router.delete("/{post_id}", response_model=DeleteOut, responses={**NOT_FOUND, 401: {"model": ErrorOut}})
+def delete_post(post_id: str, _: WriteAccess, backend: BackendDep) -> DeleteOut:
+    if not backend.delete(post_id):
+        raise HTTPException(404, f"no post with id {post_id!r}")
+    backend.refresh()
+    return DeleteOut(id=post_id, deleted=True)

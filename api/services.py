@@ -1,0 +1,54 @@
+"""The long-lived parts the routes use, built once when the app starts (never at import)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jointspace.api.media import MediaStore
+from jointspace.protocols import ModelBundle, SearchBackend
+from jointspace.settings import Settings
+
+
+@dataclass
+class ApiServices:
+    """Everything a request may need. `search` is the query engineer's SearchService; `submit`
+    hands validated posts to the workers (or indexes them in-process without a broker)."""
+
+    settings: Settings
+    backend: SearchBackend
+    bundle: ModelBundle
+    search: Any
+    media: MediaStore
+    submitter: Any
+    owned: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for part in reversed(self.owned):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+
+
+def build_services(settings: Settings, bundle: ModelBundle | None = None) -> ApiServices:
+    """Loads the model bundle (unless given), opens the backend and wires the search service and the distributor.
+    Blocks for the model load (seconds); raises ConfigurationError / BackendUnavailableError /
+    ModelMismatchError with what to do."""
+    from jointspace.query.service import SearchService
+    from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
+    from jointspace.workers.runtime import load_model_bundle, open_context, open_search_backend
+
+    bundle = bundle or load_model_bundle(settings)
+    backend = open_search_backend(settings, bundle)
+    search = SearchService(backend, bundle.text, settings)
+    owned: list[Any] = []
+    if settings.broker_url:
+        submitter: Any = CeleryDistributor(settings)
+        owned += [backend, submitter]
+    else:
+        # The in-process pipeline shares this process's model and backend rather than loading
+        # its own; closing the context closes the backend too.
+        context = open_context(settings, bundle=bundle, backend=backend)
+        submitter = InProcessDistributor(settings, context)
+        owned += [context, submitter]
+    return ApiServices(settings=settings, backend=backend, bundle=bundle, search=search,
+                       media=MediaStore(settings), submitter=submitter, owned=owned)

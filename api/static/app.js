@@ -1,0 +1,483 @@
+// jointspace web page: plain JS, no build step. The query lives in the URL (?q=&mode=&city=),
+// so a search can be shared and the back button works.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+};
+
+const state = {
+  q: "",
+  mode: "semantic",
+  city: "",
+  page: 1,
+  k: 24,
+  photo: null,        // a File: searches go through POST /search while it is set
+  photoUrl: null,
+  lastHits: [],
+  busy: false,
+  requestId: 0,
+};
+
+// ---- the query's terms, for the chips ------------------------------------------------------
+// A light mirror of the server's grammar, only to split the top level into signed, weighted
+// terms and filters. The server stays the judge: if this cannot split a query, no chips show
+// and the server's error (with its position) explains.
+function splitQuery(text) {
+  const items = [];
+  let i = 0;
+  let sign = 1;
+  let weight = 1;
+  const n = text.length;
+  const readQuoted = (start) => {
+    let j = start + 1;
+    while (j < n) {
+      if (text[j] === "\\") { j += 2; continue; }
+      if (text[j] === '"') return j + 1;
+      j++;
+    }
+    throw new Error("unterminated quote");
+  };
+  while (i < n) {
+    const c = text[i];
+    if (/\s/.test(c)) { i++; continue; }
+    if (c === "+" || c === "-") { sign = c === "-" ? -1 : 1; i++; continue; }
+    const num = /^(\d+(?:\.\d+)?)\s*\*/.exec(text.slice(i));
+    if (num) { weight = parseFloat(num[1]); i += num[0].length; continue; }
+    let end;
+    let kind = "term";
+    if (c === "(") {
+      let depth = 0;
+      end = i;
+      for (; end < n; end++) {
+        if (text[end] === '"') { end = readQuoted(end) - 1; continue; }
+        if (text[end] === "(") depth++;
+        if (text[end] === ")" && --depth === 0) break;
+      }
+      if (end >= n) throw new Error("unbalanced parentheses");
+      end++;
+    } else if (c === '"') {
+      end = readQuoted(i);
+    } else if (c === "[") {
+      end = text.indexOf("]", i);
+      if (end < 0) throw new Error("unterminated image reference");
+      end++;
+    } else {
+      const filter = /^(\w+):/.exec(text.slice(i));
+      if (filter) {
+        kind = "filter";
+        end = i + filter[0].length;
+        while (end < n) {
+          if (text[end] === '"') end = readQuoted(end);
+          else { const bare = /^[^\s,()"\[\]]+/.exec(text.slice(end)); if (!bare) break; end += bare[0].length; }
+          if (text[end] === ",") end++; else break;
+        }
+      } else {
+        const word = /^#?[\p{L}\p{N}_]+(?:['’.][\p{L}\p{N}_]+)*/u.exec(text.slice(i));
+        if (!word) throw new Error("unexpected character");
+        end = i + word[0].length;
+      }
+    }
+    items.push({ kind, text: text.slice(i, end), sign: kind === "filter" ? 1 : sign, weight: kind === "filter" ? 1 : weight });
+    sign = 1;
+    weight = 1;
+    i = end;
+  }
+  return items;
+}
+
+function fmtWeight(w) {
+  return Number.isInteger(w) ? String(w) : String(Math.round(w * 100) / 100);
+}
+
+function joinQuery(items) {
+  const terms = [];
+  const filters = [];
+  for (const item of items) {
+    if (item.kind === "filter") { filters.push(item.text); continue; }
+    const w = item.weight === 1 ? "" : `${fmtWeight(item.weight)}*`;
+    const op = item.sign < 0 ? "-" : (terms.length ? "+" : "");
+    terms.push(`${op}${w}${item.text}`);
+  }
+  return [terms.join(""), filters.join(" ")].filter(Boolean).join(" ");
+}
+
+function imageIdOf(termText) {
+  const m = /^\[\s*(?:img\s*:|img_)\s*([^\]\s]+)\s*\]$/i.exec(termText);
+  return m ? m[1] : null;
+}
+
+// ---- URL state ------------------------------------------------------------------------------
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  state.q = params.get("q") || "";
+  state.mode = ["semantic", "keyword", "hybrid"].includes(params.get("mode")) ? params.get("mode") : "semantic";
+  state.city = params.get("city") || "";
+}
+
+function writeUrl(push) {
+  const params = new URLSearchParams();
+  if (state.q) params.set("q", state.q);
+  if (state.mode !== "semantic") params.set("mode", state.mode);
+  if (state.city) params.set("city", state.city);
+  const url = params.toString() ? `?${params}` : location.pathname;
+  if (url === location.search || (!params.toString() && !location.search)) return;
+  if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
+}
+
+function syncControls() {
+  $("#q").value = state.q;
+  for (const radio of document.querySelectorAll('input[name="mode"]')) radio.checked = radio.value === state.mode;
+  const select = $("#city");
+  if (state.city && ![...select.options].some((o) => o.value === state.city)) {
+    select.append(el("option", { value: state.city, text: state.city }));
+  }
+  select.value = state.city;
+  renderChips();
+}
+
+// ---- chips ----------------------------------------------------------------------------------
+function renderChips() {
+  const box = $("#chips");
+  box.replaceChildren();
+  let items;
+  try { items = splitQuery(state.q); } catch { return; }
+  items.forEach((item, index) => {
+    const id = imageIdOf(item.text);
+    const classes = ["chip", item.kind === "filter" ? "filter" : "", item.sign < 0 ? "minus" : ""].join(" ").trim();
+    const label = item.kind === "filter" ? item.text : `${item.sign < 0 ? "−" : "+"} ${item.text}`;
+    const weightInput = item.kind === "filter" ? null : el("input", {
+      type: "number", class: "weight", min: "0.25", max: "100", step: "0.5", value: fmtWeight(item.weight),
+      title: "Weight of this term", "aria-label": `Weight of ${item.text}`,
+      onchange: (ev) => {
+        const w = parseFloat(ev.target.value);
+        if (!Number.isFinite(w) || w <= 0) { ev.target.value = fmtWeight(item.weight); return; }
+        item.weight = Math.min(w, 100);
+        setQuery(joinQuery(items), true);
+      },
+    });
+    const flip = item.kind === "filter" ? null : el("button", {
+      type: "button", title: "Flip add / subtract", "aria-label": `Flip the sign of ${item.text}`,
+      text: "±", onclick: () => { item.sign = -item.sign; setQuery(joinQuery(items), true); },
+    });
+    const chip = el("span", { class: classes, "data-term": item.text },
+      id ? el("img", { src: `/posts/${encodeURIComponent(id)}/thumbnail`, alt: "" }) : null,
+      el("span", { text: label }),
+      weightInput, flip,
+      el("button", {
+        type: "button", "aria-label": `Remove ${item.text}`, title: "Remove", text: "×",
+        onclick: () => { items.splice(index, 1); setQuery(joinQuery(items), true); },
+      }));
+    box.append(chip);
+  });
+}
+
+function setQuery(q, push) {
+  state.q = q.trim();
+  state.page = 1;
+  syncControls();
+  runSearch(push);
+}
+
+function addTerm(term, sign, weight) {
+  let items;
+  try { items = splitQuery(state.q); } catch { items = null; }
+  if (!items) {
+    // The current text does not split: append as text and let the server judge it.
+    setQuery(`${state.q}${sign < 0 ? "-" : "+"}${weight === 1 ? "" : fmtWeight(weight) + "*"}${term}`, true);
+    return;
+  }
+  const existing = items.find((it) => it.kind !== "filter" && it.text === term);
+  if (existing) {
+    existing.sign = sign;
+    existing.weight = weight;
+  } else {
+    items.push({ kind: "term", text: term, sign, weight });
+  }
+  setQuery(joinQuery(items), true);
+}
+
+// ---- search ---------------------------------------------------------------------------------
+async function runSearch(push, append = false) {
+  writeUrl(push);
+  if (!state.q && !state.photo) {
+    renderHits([], false, false);
+    $("#status").textContent = "Type a query, or drop a photo.";
+    $("#explain").replaceChildren(el("p", { class: "muted", text: "The words nearest to your query will show here." }));
+    clearError();
+    return;
+  }
+  const requestId = ++state.requestId;
+  $("#status").textContent = "Searching…";
+  let response;
+  try {
+    if (state.photo) {
+      const form = new FormData();
+      form.append("image", state.photo);
+      form.append("q", state.q);
+      form.append("mode", state.mode);
+      form.append("k", String(state.k));
+      form.append("page", String(state.page));
+      if (state.city) form.append("city", state.city);
+      response = await fetch("/search", { method: "POST", body: form });
+    } else {
+      const params = new URLSearchParams({ q: state.q, mode: state.mode, k: state.k, page: state.page });
+      if (state.city) params.set("city", state.city);
+      response = await fetch(`/search?${params}`);
+    }
+  } catch (err) {
+    if (requestId === state.requestId) $("#status").textContent = `The server cannot be reached (${err.message}).`;
+    return;
+  }
+  if (requestId !== state.requestId) return; // a newer search started meanwhile
+  const body = await response.json().catch(() => ({ message: response.statusText }));
+  if (!response.ok) {
+    showError(body);
+    if (!append) renderHits([], false, false);
+    $("#status").textContent = "";
+    return;
+  }
+  clearError();
+  const hits = append ? state.lastHits.concat(body.hits) : body.hits;
+  state.lastHits = hits;
+  renderHits(hits, body.has_more, append);
+  renderExplain(body.explain || {});
+  $("#status").textContent = hits.length
+    ? `${hits.length} result${hits.length === 1 ? "" : "s"}${state.city ? ` in ${state.city}` : ""}`
+    : "No results.";
+}
+
+function showError(body) {
+  const box = $("#query-error");
+  const input = $("#q");
+  box.replaceChildren(el("strong", { text: body.message || "The search failed." }));
+  if (typeof body.position === "number" && state.q) {
+    const pos = Math.min(body.position, state.q.length);
+    const at = state.q.slice(pos, pos + 1) || " ";
+    box.append(el("code", {}, state.q.slice(0, pos), el("mark", { text: at }), state.q.slice(pos + 1)));
+    input.focus();
+    input.setSelectionRange(pos, Math.min(pos + 1, state.q.length));
+  }
+  if (Array.isArray(body.suggestions) && body.suggestions.length) {
+    const suggest = el("span", { class: "suggest" }, " Did you mean");
+    for (const word of body.suggestions.slice(0, 5)) {
+      suggest.append(el("button", { type: "button", text: word, onclick: () => replaceAt(body.position, word) }));
+    }
+    box.append(suggest);
+  }
+  box.hidden = false;
+  input.setAttribute("aria-invalid", "true");
+}
+
+function replaceAt(position, word) {
+  if (typeof position !== "number") { setQuery(word, true); return; }
+  const rest = state.q.slice(position);
+  const m = /^[#\p{L}\p{N}_'’.]+/u.exec(rest);
+  const len = m ? m[0].length : 0;
+  setQuery(state.q.slice(0, position) + word + state.q.slice(position + len), true);
+}
+
+function clearError() {
+  $("#query-error").hidden = true;
+  $("#query-error").replaceChildren();
+  $("#q").removeAttribute("aria-invalid");
+}
+
+// ---- results --------------------------------------------------------------------------------
+function clickSign() { return $("#click-sign").getAttribute("aria-pressed") === "true" ? -1 : 1; }
+function clickWeight() {
+  const w = parseFloat($("#click-weight").value);
+  return Number.isFinite(w) && w > 0 ? Math.min(w, 100) : 1;
+}
+
+function renderHits(hits, hasMore, append) {
+  const grid = $("#grid");
+  const start = append ? grid.children.length : 0;
+  if (!append) grid.replaceChildren();
+  const inQuery = new Set();
+  try { for (const it of splitQuery(state.q)) { const id = imageIdOf(it.text); if (id) inQuery.add(id); } } catch { /* no chips */ }
+  hits.slice(start).forEach((hit) => grid.append(card(hit, inQuery.has(hit.id))));
+  $("#more").hidden = !hasMore;
+}
+
+function card(hit, added) {
+  const caption = hit.caption || (hit.hashtags || []).map((t) => `#${t}`).join(" ") || "(no caption)";
+  const add = () => addTerm(`[img:${hit.id}]`, clickSign(), clickWeight());
+  const item = el("li", {
+    class: `card${added ? " added" : ""}`, tabindex: "0", "data-id": hit.id,
+    "aria-label": `${caption}. Press Enter to add it to the query, i for details.`,
+    onclick: (ev) => { if (!ev.target.closest(".info")) add(); },
+    onkeydown: (ev) => {
+      if (ev.target !== item) return;
+      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); add(); }
+      else if (ev.key === "i") { ev.preventDefault(); openDetail(hit); }
+      else if (ev.key === "ArrowRight" || ev.key === "ArrowLeft") {
+        const next = ev.key === "ArrowRight" ? item.nextElementSibling : item.previousElementSibling;
+        if (next) { ev.preventDefault(); next.focus(); }
+      }
+    },
+  },
+  el("img", { class: "thumb", src: hit.thumbnail_url, alt: caption, loading: "lazy", width: "320", height: "320" }),
+  el("button", { type: "button", class: "info", title: "Details", "aria-label": `Details of ${caption}`, text: "i",
+    onclick: (ev) => { ev.stopPropagation(); openDetail(hit); } }),
+  el("div", { class: "body" },
+    el("p", { class: "cap", text: caption }),
+    el("div", { class: "meta" },
+      el("span", { class: "city", text: hit.city || "" }),
+      el("span", { class: "score", title: "score", text: hit.score.toFixed(3) }))));
+  return item;
+}
+
+function pairs(list) {
+  // The explanation's words may come as [word, score] pairs or {word, score} objects.
+  return (list || []).map((x) => (Array.isArray(x) ? { word: x[0], score: x[1] } : x));
+}
+
+function renderExplain(explain) {
+  const box = $("#explain");
+  box.replaceChildren();
+  const words = pairs(explain.nearest_words || explain.words);
+  if (words.length) {
+    box.append(el("h3", { text: "Nearest words" }));
+    const list = el("div", { class: "words" });
+    for (const w of words) {
+      list.append(el("button", { type: "button", class: "word", title: "Add this word to the query",
+        onclick: () => addTerm(w.word, 1, 1) }, w.word, el("small", { text: Number(w.score).toFixed(2) })));
+    }
+    box.append(list);
+  }
+  const terms = explain.terms || explain.shares || [];
+  if (terms.length) {
+    box.append(el("h3", { text: "Each term's share" }));
+    const grid = el("div", { class: "share" });
+    const max = Math.max(...terms.map((t) => Math.abs(Number(t.contribution ?? t.weight ?? 0))), 1e-9);
+    for (const t of terms) {
+      const share = Number(t.contribution ?? t.weight ?? 0);
+      grid.append(el("span", { text: t.text || t.term || "" }),
+        el("span", { class: `bar${share < 0 || t.sign < 0 ? " minus" : ""}`,
+          style: `width:${Math.max(4, (Math.abs(share) / max) * 100)}%`, title: share.toFixed(3) }));
+    }
+    box.append(grid);
+  }
+  if (explain.parsed !== undefined) {
+    const ms = explain.timings_ms && explain.timings_ms.total;
+    box.append(el("h3", { text: "Read as" }),
+      el("p", { class: "plan" }, el("code", { text: explain.parsed || "(filters only)" }),
+        ` · ${explain.mode}${ms !== undefined ? ` · ${Number(ms).toFixed(1)} ms` : ""}`));
+  }
+  if (!box.children.length) box.append(el("p", { class: "muted", text: "No explanation for this search." }));
+}
+
+// ---- detail view ----------------------------------------------------------------------------
+let detailHit = null;
+
+async function openDetail(hit) {
+  detailHit = hit;
+  const dialog = $("#detail");
+  $("#detail-image").src = hit.image_url;
+  $("#detail-image").alt = hit.caption || "";
+  $("#detail-caption").textContent = hit.caption || "(no caption)";
+  const when = hit.created_at ? new Date(hit.created_at).toLocaleDateString() : "";
+  $("#detail-meta").textContent = [hit.city, when, hit.author && `by ${hit.author}`, `id ${hit.id}`].filter(Boolean).join(" · ");
+  $("#detail-tags").replaceChildren(...(hit.hashtags || []).map((t) => el("span", { text: `#${t}` })));
+  const words = $("#detail-words");
+  words.replaceChildren(el("span", { class: "muted", text: "…" }));
+  if (!dialog.open) dialog.showModal();
+  try {
+    const response = await fetch(`/posts/${encodeURIComponent(hit.id)}/describe?k=12`);
+    const body = await response.json();
+    if (detailHit !== hit) return;
+    words.replaceChildren(...pairs(body.words).map((w) => el("button", {
+      type: "button", class: "word", title: "Add this word to the query",
+      onclick: () => { dialog.close(); addTerm(w.word, 1, 1); },
+    }, w.word, el("small", { text: Number(w.score).toFixed(2) }))));
+  } catch {
+    words.replaceChildren(el("span", { class: "muted", text: "No words available." }));
+  }
+}
+
+// ---- photo search ---------------------------------------------------------------------------
+function setPhoto(file) {
+  if (state.photoUrl) URL.revokeObjectURL(state.photoUrl);
+  state.photo = file;
+  state.photoUrl = file ? URL.createObjectURL(file) : null;
+  const chip = $("#photo-chip");
+  chip.replaceChildren();
+  chip.hidden = !file;
+  if (file) {
+    chip.append(el("img", { src: state.photoUrl, alt: "Your photo" }),
+      el("span", { text: `Searching with your photo${state.q ? " and the terms above" : ""}.` }),
+      el("button", { type: "button", class: "ghost", text: "Remove photo", onclick: () => setPhoto(null) }));
+  }
+  state.page = 1;
+  runSearch(false);
+}
+
+// ---- wiring ---------------------------------------------------------------------------------
+async function loadCities() {
+  try {
+    const response = await fetch("/cities");
+    const body = await response.json();
+    const select = $("#city");
+    for (const { city, count } of body.cities || []) {
+      if ([...select.options].some((o) => o.value === city)) continue;
+      select.append(el("option", { value: city, text: `${city} (${count})` }));
+    }
+    select.value = state.city;
+  } catch { /* the filter stays usable through the query: city:paris */ }
+}
+
+function init() {
+  readUrl();
+  syncControls();
+  loadCities();
+
+  $("#search-form").addEventListener("submit", (ev) => { ev.preventDefault(); setQuery($("#q").value, true); });
+  for (const radio of document.querySelectorAll('input[name="mode"]')) {
+    radio.addEventListener("change", () => { state.mode = radio.value; state.page = 1; runSearch(true); });
+  }
+  $("#city").addEventListener("change", (ev) => { state.city = ev.target.value; state.page = 1; runSearch(true); });
+  $("#more").addEventListener("click", () => { state.page += 1; runSearch(false, true); });
+  $("#click-sign").addEventListener("click", (ev) => {
+    const pressed = ev.currentTarget.getAttribute("aria-pressed") !== "true";
+    ev.currentTarget.setAttribute("aria-pressed", String(pressed));
+    ev.currentTarget.textContent = pressed ? "−" : "+";
+  });
+  for (const link of document.querySelectorAll("#query-help a")) {
+    link.addEventListener("click", (ev) => {
+      ev.preventDefault();
+      setQuery(new URL(link.href).searchParams.get("q") || "", true);
+    });
+  }
+  $("#detail-add").addEventListener("click", () => { $("#detail").close(); addTerm(`[img:${detailHit.id}]`, 1, clickWeight()); });
+  $("#detail-sub").addEventListener("click", () => { $("#detail").close(); addTerm(`[img:${detailHit.id}]`, -1, clickWeight()); });
+  $("#detail-only").addEventListener("click", () => { $("#detail").close(); setQuery(`[img:${detailHit.id}]`, true); });
+
+  $("#photo-button").addEventListener("click", () => $("#photo-input").click());
+  $("#photo-input").addEventListener("change", (ev) => { if (ev.target.files[0]) setPhoto(ev.target.files[0]); ev.target.value = ""; });
+  let dragDepth = 0;
+  window.addEventListener("dragenter", (ev) => { if ([...ev.dataTransfer.types].includes("Files")) { dragDepth++; $("#drop-overlay").hidden = false; } });
+  window.addEventListener("dragleave", () => { if (--dragDepth <= 0) { dragDepth = 0; $("#drop-overlay").hidden = true; } });
+  window.addEventListener("dragover", (ev) => ev.preventDefault());
+  window.addEventListener("drop", (ev) => {
+    ev.preventDefault();
+    dragDepth = 0;
+    $("#drop-overlay").hidden = true;
+    const file = [...(ev.dataTransfer.files || [])].find((f) => f.type.startsWith("image/"));
+    if (file) setPhoto(file);
+  });
+
+  window.addEventListener("popstate", () => { readUrl(); state.page = 1; syncControls(); runSearch(false); });
+  runSearch(false);
+}
+
+document.addEventListener("DOMContentLoaded", init);

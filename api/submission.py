@@ -1,0 +1,178 @@
+"""POST /posts: the request (JSON or multipart) → validated posts and per-item rejections, then
+handed to the distributor (Celery with a broker, in-process without)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import HTTPException, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from jointspace.api.media import media_root
+from jointspace.api.schemas import Rejected, SubmitOut
+from jointspace.api.services import ApiServices
+from jointspace.api.uploads import BadImage, check_image, store_upload
+from jointspace.ingest.validate import InvalidPost, ValidationLimits, validate_post
+from jointspace.records import Post
+from jointspace.settings import Settings
+
+SOURCE = "api"
+
+
+@dataclass
+class Batch:
+    posts: list[Post] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    origin: dict[str, int] = field(default_factory=dict)  # post id → its index in the request
+
+
+def _as_list(payload: Any) -> list[Any]:
+    if isinstance(payload, dict) and isinstance(payload.get("posts"), list):
+        return payload["posts"]
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict):
+        return [payload]
+    raise HTTPException(400, "expected a post object, a list of posts, or {\"posts\": [...]}")
+
+
+def _check_batch_size(n: int, settings: Settings) -> None:
+    if n == 0:
+        raise HTTPException(400, "no posts in the request")
+    if n > settings.api_max_batch_posts:
+        raise HTTPException(413, f"{n} posts in one request; at most {settings.api_max_batch_posts} "
+                                 "(JOINTSPACE_API_MAX_BATCH_POSTS): split the batch")
+
+
+async def parse_submission(request: Request, settings: Settings) -> Batch:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        return await _parse_multipart(request, settings)
+    if content_type.startswith("application/json") or not content_type:
+        try:
+            payload = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise HTTPException(400, f"the body is not valid JSON: {exc}") from None
+        raws = _as_list(payload)
+        _check_batch_size(len(raws), settings)
+        return await run_in_threadpool(_validate_all, raws, settings)
+    raise HTTPException(415, "send application/json or multipart/form-data")
+
+
+def _validate_all(raws: list[Any], settings: Settings, uploaded: dict[int, Path] | None = None,
+                  pre_rejected: dict[int, str] | None = None) -> Batch:
+    """Each raw post → Post or a rejection. Image refs must lie below the media root: a client
+    must not make the workers read (and the API later serve) files from elsewhere."""
+    root = media_root(settings)
+    limits = ValidationLimits.from_settings(settings)
+    batch = Batch()
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(raws):
+        if pre_rejected and index in pre_rejected:
+            batch.rejected.append(Rejected(index=index, id=_raw_id(raw), reason=pre_rejected[index]))
+            continue
+        try:
+            if uploaded and index in uploaded:
+                raw = {**raw, "image": str(uploaded[index])}
+            post = validate_post(raw, root, limits, default_source=SOURCE)
+            image = Path(post.image)
+            if not image.is_relative_to(root):
+                raise InvalidPost("image", "outside the media root (JOINTSPACE_MEDIA_ROOT)")
+            if not image.is_file():
+                raise InvalidPost("image", "file not found below the media root")
+            if image.stat().st_size > settings.image_max_bytes:
+                raise InvalidPost("image", f"larger than {settings.image_max_bytes} bytes")
+        except InvalidPost as exc:
+            batch.rejected.append(Rejected(index=index, id=_raw_id(raw), reason=f"{exc.field}: {exc.reason}"))
+            continue
+        if post.id in seen:
+            batch.rejected.append(Rejected(index=index, id=post.id,
+                                           reason=f"duplicate of post {seen[post.id]} in this request"))
+            continue
+        seen[post.id] = index
+        batch.origin[post.id] = index
+        batch.posts.append(post)
+    return batch
+
+
+def _raw_id(raw: Any) -> str | None:
+    value = raw.get("id") if isinstance(raw, dict) else None
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+
+
+async def _parse_multipart(request: Request, settings: Settings) -> Batch:
+    form = await request.form(max_files=settings.api_max_batch_posts, max_fields=64,
+                              max_part_size=8 * 1024 * 1024)
+    files = [f for f in form.getlist("images") if isinstance(f, UploadFile)]
+    posts_field = form.get("posts")
+    if posts_field is None:
+        raws: list[Any] = [{} for _ in files]
+    else:
+        if not isinstance(posts_field, str):
+            raise HTTPException(400, "the `posts` field must be JSON text, not a file")
+        try:
+            raws = _as_list(json.loads(posts_field))
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, f"the `posts` field is not valid JSON: {exc}") from None
+    _check_batch_size(len(raws), settings)
+    return await run_in_threadpool(_attach_uploads, raws, files, settings)
+
+
+def _attach_uploads(raws: list[Any], files: list[UploadFile], settings: Settings) -> Batch:
+    by_name = {f.filename: f for f in files if f.filename}
+    pair_in_order = all(isinstance(r, dict) and not r.get("image") for r in raws) and len(files) == len(raws)
+    uploaded: dict[int, Path] = {}
+    rejected: dict[int, str] = {}
+    for index, raw in enumerate(raws):
+        if not isinstance(raw, dict):
+            continue  # validate_post names the problem
+        upload = files[index] if pair_in_order else by_name.get(raw.get("image"))
+        if upload is None:
+            if raw.get("image") and files:
+                rejected[index] = f"image: no uploaded file named {raw.get('image')!r}"
+            continue  # a path below the media root, checked by validation
+        data = upload.file.read(settings.image_max_bytes + 1)
+        if len(data) > settings.image_max_bytes:
+            rejected[index] = f"image: larger than {settings.image_max_bytes} bytes (JOINTSPACE_IMAGE_MAX_BYTES)"
+            continue
+        try:
+            fmt = check_image(data, settings, upload.filename)
+        except BadImage as exc:
+            rejected[index] = f"image: {exc}"
+            continue
+        uploaded[index] = store_upload(data, fmt, settings)
+    return _validate_all(raws, settings, uploaded, rejected)
+
+
+async def submit(batch: Batch, services: ApiServices) -> SubmitOut:
+    """Hands the accepted posts to the distributor in batches of `batch_size`. With a broker this
+    returns once they are queued; without one, once they are indexed (per-post failures of the
+    pipeline, such as an undecodable image, come back as rejections)."""
+    if not batch.posts:
+        return SubmitOut(accepted=[], rejected=batch.rejected, queued=False)
+    return await run_in_threadpool(_hand_over, batch, services)
+
+
+def _hand_over(batch: Batch, services: ApiServices) -> SubmitOut:
+    size = services.settings.batch_size
+    accepted: list[str] = []
+    duplicates: list[str] = []
+    rejected = list(batch.rejected)
+    queued = False
+    for start in range(0, len(batch.posts), size):
+        ticket = services.submitter.submit_batch(batch.posts[start:start + size])
+        if not ticket.ready():
+            queued = True
+            accepted += [p.id for p in ticket.posts]
+            continue
+        outcome = ticket.outcome()
+        accepted += outcome.indexed + outcome.unchanged
+        duplicates += outcome.unchanged
+        rejected += [Rejected(index=batch.origin.get(pid, -1), id=pid, reason=why)
+                     for pid, why in outcome.dead.items()]
+    if accepted and not queued:
+        services.backend.refresh()  # searchable when the answer arrives
+    return SubmitOut(accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index), queued=queued,
+                     duplicates=duplicates)

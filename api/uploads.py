@@ -1,0 +1,84 @@
+"""Uploaded images: read with bounds on bytes and pixels, and stored under the media root."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from fastapi import HTTPException, UploadFile
+from PIL import Image, ImageOps
+
+from jointspace.api.media import SAFE_MIME, media_root
+from jointspace.settings import Settings
+
+UPLOAD_DIR = "uploads"
+_EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
+
+
+class BadImage(ValueError):
+    """An upload that is not an image we take (names why)."""
+
+
+def read_bounded(upload: UploadFile, max_bytes: int) -> bytes:
+    data = upload.file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise HTTPException(413, f"image {upload.filename!r} larger than {max_bytes} bytes "
+                                 "(JOINTSPACE_IMAGE_MAX_BYTES)")
+    return data
+
+
+def check_image(data: bytes, settings: Settings, name: str | None) -> str:
+    """The image's format (JPEG, PNG, ...). Raises BadImage for non-images and pixel bombs."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > settings.image_max_pixels:
+                raise BadImage(f"{name!r}: {img.width}x{img.height} is more than "
+                               f"{settings.image_max_pixels} pixels (JOINTSPACE_IMAGE_MAX_PIXELS)")
+            fmt = img.format
+            img.verify()
+    except BadImage:
+        raise
+    except Exception as exc:  # PIL raises many types for broken files
+        raise BadImage(f"{name!r} is not a readable image ({exc.__class__.__name__})") from None
+    if fmt not in SAFE_MIME:
+        raise BadImage(f"{name!r}: {fmt} images are not accepted; use JPEG, PNG, WebP, GIF or BMP")
+    return fmt
+
+
+def read_upload_image(upload: UploadFile, settings: Settings) -> Image.Image:
+    """The upload as an RGB image (transparent parts on white). 413 / 400 with the reason."""
+    data = read_bounded(upload, settings.image_max_bytes)
+    try:
+        check_image(data, settings, upload.filename)
+    except BadImage as exc:
+        raise HTTPException(400, str(exc)) from None
+    with Image.open(io.BytesIO(data)) as img:
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ("RGBA", "LA", "P"):
+            rgba = img.convert("RGBA")
+            canvas = Image.new("RGB", rgba.size, "white")
+            canvas.paste(rgba, mask=rgba.getchannel("A"))
+            return canvas
+        return img.convert("RGB")
+
+
+def store_upload(data: bytes, fmt: str, settings: Settings) -> Path:
+    """Saves image bytes under `<media root>/uploads/` named by their sha256, so the same photo
+    uploaded twice is one file (and, through the ingest id, one post)."""
+    digest = hashlib.sha256(data).hexdigest()
+    folder = media_root(settings) / UPLOAD_DIR / digest[:2]
+    target = folder / f"{digest}{_EXTENSIONS[fmt]}"
+    if target.exists():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
