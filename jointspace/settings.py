@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     es_bulk_chunk_bytes: int = 20_000_000
     es_bulk_max_retries: int = 3
     es_bulk_initial_backoff_s: float = 1.0
+    # The local Elasticsearch the project starts itself (`jointspace es start`, the test fixtures):
+    # JVM heap per node, and how long start/stop may take before giving up (SIGKILL on stop).
+    es_local_heap: str = "512m"
+    es_local_start_timeout_s: float = 180.0
+    es_local_stop_timeout_s: float = 30.0
     # Set: Celery on this Redis. Unset: `ingest` embeds and indexes in-process.
     broker_url: str | None = None
     # A model bundle folder; unset: the bundle `jointspace train` made last.
