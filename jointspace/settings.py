@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     rrf_k: int = 60
     near_duplicate_threshold: float = 0.95
 
+    # The query language (`query/`): what one expression may hold, and how hybrid search blends.
+    query_max_chars: int = 1_000
+    query_max_terms: int = 64
+    query_max_weight: float = 100.0
+    query_max_nesting: int = 16
+    hybrid_semantic_weight: float = 1.0
+    hybrid_keyword_weight: float = 1.0
+    explain_nearest_words: int = 10
+
     # The HTTP API (`jointspace serve`): where it listens and what one request may carry.
     api_host: str = "127.0.0.1"
     api_port: int = 8000

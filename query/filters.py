@@ -1,0 +1,73 @@
+"""Inline filters (`city:london,sydney tag:beach after:2018-01-01`) to and from `Filters`."""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from jointspace.errors import QueryError
+from jointspace.records import Filters
+
+from .lexer import FilterValue, Token
+from .syntax import quote
+
+_BARE_SAFE = re.compile(r"[^\s,()\"\[\]\\]+\Z")
+
+
+def parse_time(value: FilterValue, expression: str) -> datetime:
+    """An ISO 8601 date or date-time; a date means its midnight."""
+    try:
+        return datetime.fromisoformat(value.text)
+    except ValueError:
+        raise QueryError(f"'{value.text}' is not a date: write it as 2018-01-31 or 2018-01-31T12:00",
+                         value.position, expression) from None
+
+
+def filters_from_tokens(tokens: Sequence[Token], expression: str) -> Filters:
+    """One `Filters` holding every filter token (lists unioned, time bounds narrowed)."""
+    result = Filters()
+    for token in tokens:
+        texts = tuple(v.text for v in token.values)
+        if token.text == "city":
+            part = Filters(cities=texts)
+        elif token.text == "tag":
+            part = Filters(hashtags=texts)
+        elif token.text == "source":
+            part = Filters(sources=texts)
+        else:
+            if len(token.values) > 1:
+                raise QueryError(f"'{token.text}:' takes one date", token.values[1].position, expression)
+            moment = parse_time(token.values[0], expression)
+            part = Filters(after=moment) if token.text == "after" else Filters(before=moment)
+        result = result.merge(part)
+    return result
+
+
+def _value(text: str) -> str:
+    return text if _BARE_SAFE.match(text) else quote(text)
+
+
+def _time(moment: datetime) -> str:
+    if moment.tzinfo is None and moment.time() == datetime.min.time():
+        return moment.date().isoformat()
+    return moment.isoformat()
+
+
+def filters_to_text(filters: Filters) -> str:
+    """Inline filter syntax that parses back to an equal `Filters`."""
+    pieces: list[str] = []
+    for name, values in (("city", filters.cities), ("tag", filters.hashtags), ("source", filters.sources)):
+        if values:
+            pieces.append(f"{name}:" + ",".join(_value(v) for v in values))
+    if filters.after:
+        pieces.append(f"after:{_time(filters.after)}")
+    if filters.before:
+        pieces.append(f"before:{_time(filters.before)}")
+    return " ".join(pieces)
+
+
+def filters_to_json(filters: Filters) -> dict[str, object]:
+    return {"cities": list(filters.cities), "hashtags": list(filters.hashtags),
+            "sources": list(filters.sources),
+            "after": filters.after.isoformat() if filters.after else None,
+            "before": filters.before.isoformat() if filters.before else None}

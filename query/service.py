@@ -1,0 +1,331 @@
+"""The search service: expression → parsed query → vector → plan → backend calls → hits + explanation.
+
+`SearchService` is what the CLI and the API call; its public methods are a stable contract.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from jointspace.errors import DimensionError, QueryError
+from jointspace.protocols import SearchBackend, TextEncoder
+from jointspace.records import Filters, Hit
+from jointspace.settings import Settings, get_settings
+
+from .algebra import WeightedTerm, combine, contributions, unit, weighted_terms
+from .collapse import Collapsed, collapse
+from .filters import filters_to_json
+from .fusion import reciprocal_rank_fusion
+from .keyword import KeywordQuery, keyword_query, mentions_any
+from .parser import ParsedQuery, QueryLimits, parse
+from .planner import PagePlan, plan_page
+from .resolve import resolve
+from .syntax import Term
+
+Mode = Literal["semantic", "keyword", "hybrid"]
+MODES: tuple[str, ...] = ("semantic", "keyword", "hybrid")
+# The key an uploaded photo's vector takes among the terms of `search_vector`.
+PHOTO_KEY = ("photo", "uploaded photo")
+
+
+@dataclass(slots=True)
+class SearchResult:
+    """One page of hits, best first, and how they were found.
+
+    `total` counts the ranked results found through this page's depth (after `min_score` and
+    collapsing); `has_more` says whether a next page would hold anything.
+    """
+
+    hits: list[Hit]
+    explain: dict[str, Any]
+    page: int
+    k: int
+    total: int
+    has_more: bool
+
+
+@dataclass(slots=True)
+class _Ranked:
+    hits: list[Hit]
+    exhausted: bool
+    ranks: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+class _Clock:
+    """Milliseconds spent per stage; the backend's share is kept apart so overhead can be measured."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def add(self, stage: str, started: float) -> None:
+        self.ms[stage] = self.ms.get(stage, 0.0) + (time.perf_counter() - started) * 1000.0
+
+    def backend(self, call: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self.add("backend", started)
+
+    def to_json(self) -> dict[str, float]:
+        total = (time.perf_counter() - self._start) * 1000.0
+        return {**{k: round(v, 3) for k, v in self.ms.items()}, "total": round(total, 3)}
+
+
+class SearchService:
+    """Searches one backend with one text encoder. Thread-safe as far as the backend is.
+
+    Every method raises `QueryError` (with a character position where there is one) for a query
+    a person must change, and lets backend errors (`BackendUnavailableError`, ...) through.
+    """
+
+    def __init__(self, backend: SearchBackend, text_encoder: TextEncoder, settings: Settings | None = None) -> None:
+        if text_encoder.dim != backend.dim:
+            raise DimensionError(f"the text encoder makes {text_encoder.dim}-d vectors but the index holds "
+                                 f"{backend.dim}-d ones: use the model bundle that built the index")
+        self.backend = backend
+        self.text = text_encoder
+        self.settings = settings or get_settings()
+        self.limits = QueryLimits.from_settings(self.settings)
+
+    # -- public contract ---------------------------------------------------------------------------
+    def parse(self, expression: str) -> ParsedQuery:
+        """The parsed expression (raises QueryError with the position of the mistake)."""
+        return parse(expression, self.limits)
+
+    def query_vector(self, expression: str) -> np.ndarray:
+        """The unit query vector of an expression (its filters are ignored)."""
+        parsed = self.parse(expression)
+        terms = weighted_terms(parsed.expression)
+        vectors = resolve([t.term for t in terms], self.text, self.backend, expression)
+        return combine(terms, vectors, expression)
+
+    def search(self, expression: str, filters: Filters | None = None, mode: Mode = "semantic",
+               k: int | None = None, page: int = 1, min_score: float | None = None,
+               collapse: float | bool | None = None, include_vectors: bool = False) -> SearchResult:
+        """Page `page` (1-based) of `k` hits (default Settings.default_k) for `expression`.
+
+        `filters` add to the expression's inline filters. `mode`: "semantic" (kNN, score = dot
+        product of unit vectors), "keyword" (BM25 on captions and hashtags; minus-terms exclude
+        posts that mention them; image terms are ignored), "hybrid" (both lists fused by
+        reciprocal rank fusion; score = fused score). `min_score` drops kNN hits whose dot product
+        is below it (semantic and the semantic side of hybrid). `collapse`: None uses
+        Settings.near_duplicate_threshold, False switches it off, a number is the threshold.
+        Hit vectors are returned only when `include_vectors`.
+        """
+        clock = _Clock()
+        started = time.perf_counter()
+        parsed = self.parse(expression)
+        clock.add("parse", started)
+        return self._run(parsed, None, 1.0, filters, mode, k, page, min_score, collapse, include_vectors, clock)
+
+    def search_vector(self, vector: np.ndarray, expression: str = "", weight: float = 1.0,
+                      filters: Filters | None = None, mode: Mode = "semantic", k: int | None = None,
+                      page: int = 1, min_score: float | None = None, collapse: float | bool | None = None,
+                      include_vectors: bool = False) -> SearchResult:
+        """Like `search`, with a vector (an uploaded photo's) as one more term of weight `weight`:
+        the query is weight·unit(vector) + the expression's terms. In keyword mode the vector
+        takes no part and the expression must hold words."""
+        clock = _Clock()
+        started = time.perf_counter()
+        parsed = self.parse(expression)
+        photo = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if photo.shape != (self.backend.dim,):
+            raise DimensionError(f"the photo's vector has {photo.size} dimensions; the index holds {self.backend.dim}")
+        if not np.all(np.isfinite(photo)):
+            raise QueryError("the photo's vector holds non-finite numbers")
+        if not (np.isfinite(weight) and abs(weight) <= self.limits.max_weight):
+            raise QueryError(f"the photo's weight must be a number within ±{self.limits.max_weight:g}")
+        clock.add("parse", started)
+        return self._run(parsed, photo, float(weight), filters, mode, k, page, min_score, collapse,
+                         include_vectors, clock)
+
+    def describe_post(self, post_id: str, k: int = 10) -> list[tuple[str, float]]:
+        """The `k` vocabulary words nearest to an indexed post's image vector, with similarities."""
+        doc = self.backend.get(post_id, with_vector=True)
+        if doc is None or doc.vector is None or np.asarray(doc.vector).size == 0:
+            raise QueryError(f"no indexed image has the id '{post_id}'")
+        return [(w, float(s)) for w, s in self.text.nearest_words(unit(doc.vector), k)]
+
+    def describe_city(self, city: str, k: int = 10) -> list[tuple[str, float]]:
+        """The `k` words nearest to the mean image vector of a city's posts, with similarities."""
+        mean = self.backend.mean_vector(Filters(cities=(city,)))
+        if mean is None or not np.any(mean):
+            raise QueryError(f"no indexed posts in the city '{city.strip().lower()}'")
+        return [(w, float(s)) for w, s in self.text.nearest_words(unit(mean), k)]
+
+    # -- the pipeline ---------------------------------------------------------------------------
+    def _run(self, parsed: ParsedQuery, photo: np.ndarray | None, photo_weight: float,
+             filters: Filters | None, mode: str, k: int | None, page: int, min_score: float | None,
+             collapse_to: float | bool | None, include_vectors: bool, clock: _Clock) -> SearchResult:
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        plan = plan_page(self.settings.default_k if k is None else k, page, self.settings)
+        if min_score is not None and not np.isfinite(min_score):
+            raise QueryError("min_score must be a finite number")
+        threshold = self._threshold(collapse_to)
+        merged = parsed.filters.merge(filters) if filters is not None else parsed.filters
+        terms = weighted_terms(parsed.expression)
+        text = parsed.text
+
+        started = time.perf_counter()
+        query: np.ndarray | None = None
+        vectors: dict[tuple[str, str], np.ndarray] = {}
+        if mode != "keyword":
+            vectors = resolve([t.term for t in terms], self.text, self.backend, text)
+            if photo is not None:
+                vectors[PHOTO_KEY] = photo
+                terms = [WeightedTerm(_photo_term(), photo_weight), *terms]
+            query = combine(terms, vectors, text)
+        keywords = keyword_query(terms)
+        if mode != "semantic" and keywords.is_empty():
+            raise QueryError(f"{mode} search needs at least one word or phrase with a positive weight",
+                             0 if text else None, text or None)
+        clock.add("encode", started)
+
+        if mode == "semantic":
+            assert query is not None
+            ranked = self._fill(plan, threshold, clock,
+                                lambda n: self._semantic(query, n, plan, merged, min_score, clock))
+        elif mode == "keyword":
+            ranked = self._fill(plan, threshold, clock, lambda n: self._keyword(keywords, n, merged, clock))
+        else:
+            assert query is not None
+            ranked = self._fill(plan, threshold, clock,
+                                lambda n: self._hybrid(query, keywords, max(n, plan.window), plan, merged,
+                                                       min_score, clock))
+        kept, dropped = ranked
+        page_hits = kept.hits[plan.start:plan.depth]
+        explain = self._explain(parsed, merged, mode, plan, terms, vectors, query, keywords, page_hits,
+                                kept.ranks, dropped, min_score, threshold, clock)
+        if not include_vectors:
+            page_hits = [replace(h, vector=None) for h in page_hits]
+        has_more = len(kept.hits) > plan.depth or not kept.exhausted
+        return SearchResult(page_hits, explain, plan.page, plan.k, len(kept.hits), has_more)
+
+    def _threshold(self, collapse_to: float | bool | None) -> float | None:
+        if collapse_to is False:
+            return None
+        if collapse_to is None or collapse_to is True:
+            value = self.settings.near_duplicate_threshold
+        else:
+            value = float(collapse_to)
+        if not np.isfinite(value):
+            raise QueryError("the near-duplicate threshold must be a finite number")
+        # A threshold above 1 can never be reached by unit vectors: that is how it is switched off.
+        return value if value <= 1.0 else None
+
+    def _fill(self, plan: PagePlan, threshold: float | None, clock: _Clock,
+              produce: Callable[[int], _Ranked]) -> tuple[_Ranked, list[Collapsed]]:
+        """Ranks `plan.depth` results; while collapsing or exclusion removed some and more exist,
+        asks for twice as many (up to `plan.cap`) so a page is full whenever enough results exist."""
+        fetch = plan.depth
+        while True:
+            ranked = produce(fetch)
+            if threshold is not None:
+                self._attach_vectors(ranked.hits, clock)
+            started = time.perf_counter()
+            kept, dropped = collapse(ranked.hits, threshold)
+            clock.add("collapse", started)
+            result = _Ranked(kept, ranked.exhausted, ranked.ranks)
+            if len(kept) >= plan.depth or ranked.exhausted or fetch >= plan.cap:
+                return result, dropped
+            fetch = min(plan.cap, fetch * 2)
+
+    def _semantic(self, query: np.ndarray, n: int, plan: PagePlan, filters: Filters,
+                  min_score: float | None, clock: _Clock) -> _Ranked:
+        candidates = max(plan.num_candidates, n)
+        hits = clock.backend(lambda: self.backend.knn(query, n, candidates, filters))
+        exhausted = len(hits) < n
+        if min_score is not None:
+            passing = [h for h in hits if h.score >= min_score]
+            exhausted = exhausted or len(passing) < len(hits)
+            hits = passing
+        return _Ranked(hits, exhausted, {h.id: {"semantic": r} for r, h in enumerate(hits, 1)})
+
+    def _keyword(self, keywords: KeywordQuery, n: int, filters: Filters, clock: _Clock) -> _Ranked:
+        hits = clock.backend(lambda: self.backend.keyword(keywords.text, n, filters))
+        exhausted = len(hits) < n
+        hits = [h for h in hits if not mentions_any(h, keywords.excluded)]
+        return _Ranked(hits, exhausted, {h.id: {"keyword": r} for r, h in enumerate(hits, 1)})
+
+    def _hybrid(self, query: np.ndarray, keywords: KeywordQuery, n: int, plan: PagePlan, filters: Filters,
+                min_score: float | None, clock: _Clock) -> _Ranked:
+        # Both lists are ranked to the same page-independent window, so every page fuses the same lists.
+        semantic = self._semantic(query, n, plan, filters, min_score, clock)
+        keyword = self._keyword(keywords, n, filters, clock)
+        started = time.perf_counter()
+        fused = reciprocal_rank_fusion(
+            [(self.settings.hybrid_semantic_weight, [h.id for h in semantic.hits]),
+             (self.settings.hybrid_keyword_weight, [h.id for h in keyword.hits])], self.settings.rrf_k)
+        by_id = {h.id: h for h in keyword.hits} | {h.id: h for h in semantic.hits}
+        ranks: dict[str, dict[str, int]] = {}
+        for source in (semantic.ranks, keyword.ranks):
+            for post_id, rank in source.items():
+                ranks.setdefault(post_id, {}).update(rank)
+        hits = [replace(by_id[post_id], score=score) for post_id, score in fused]
+        clock.add("fuse", started)
+        return _Ranked(hits, semantic.exhausted and keyword.exhausted, ranks)
+
+    def _attach_vectors(self, hits: list[Hit], clock: _Clock) -> None:
+        """Fills in the vectors the backend did not return with its hits (one get_many call)."""
+        missing = [h.id for h in hits if h.vector is None or np.asarray(h.vector).size == 0]
+        if not missing:
+            return
+        docs = clock.backend(lambda: self.backend.get_many(missing, with_vector=True))
+        for index, hit in enumerate(hits):
+            doc = docs.get(hit.id)
+            if (hit.vector is None or np.asarray(hit.vector).size == 0) and doc is not None and doc.vector.size:
+                hits[index] = replace(hit, vector=np.asarray(doc.vector, dtype=np.float32))
+
+    # -- explanation -------------------------------------------------------------------------------
+    def _explain(self, parsed: ParsedQuery, filters: Filters, mode: str, plan: PagePlan,
+                 terms: Sequence[WeightedTerm], vectors: dict[tuple[str, str], np.ndarray],
+                 query: np.ndarray | None, keywords: KeywordQuery, hits: list[Hit],
+                 ranks: dict[str, dict[str, int]], dropped: list[Collapsed], min_score: float | None,
+                 threshold: float | None, clock: _Clock) -> dict[str, Any]:
+        started = time.perf_counter()
+        explain: dict[str, Any] = {"expression": parsed.text, "parsed": parsed.to_text(), "mode": mode,
+                                   "filters": filters_to_json(filters), "plan": plan.to_json(),
+                                   "min_score": min_score, "collapse_threshold": threshold}
+        if query is not None:
+            shares = contributions(list(terms), vectors, query)
+            explain["terms"] = [{"term": _term_text(t.term), "kind": t.term.kind, "weight": t.weight,
+                                 "contribution": round(c, 6)} for t, c in zip(terms, shares)]
+            count = self.settings.explain_nearest_words
+            explain["nearest_words"] = [{"word": w, "score": round(float(s), 6)}
+                                        for w, s in self.text.nearest_words(query, count)] if count > 0 else []
+        else:
+            explain["terms"] = [{"term": _term_text(t.term), "kind": t.term.kind, "weight": t.weight}
+                                for t in terms]
+            explain["nearest_words"] = []
+        if mode != "semantic":
+            explain["keyword"] = keywords.to_json()
+        if query is not None:
+            self._attach_vectors(hits, clock)
+        explain["hits"] = [{"id": h.id, "score": round(h.score, 6), **ranks.get(h.id, {}),
+                            **({"similarity": round(float(np.dot(h.vector, query)), 6)}
+                               if query is not None and h.vector is not None and np.asarray(h.vector).size else {})}
+                           for h in hits]
+        explain["collapsed"] = [{"id": c.id, "duplicate_of": c.duplicate_of, "similarity": round(c.similarity, 6)}
+                                for c in dropped]
+        clock.add("explain", started)
+        explain["timings_ms"] = clock.to_json()
+        return explain
+
+
+def _photo_term() -> Term:
+    return Term(PHOTO_KEY[0], PHOTO_KEY[1])  # type: ignore[arg-type]
+
+
+def _term_text(term: Term) -> str:
+    if term.key == PHOTO_KEY:
+        return "(uploaded photo)"
+    if term.kind == "phrase":
+        return f'"{term.text}"'
+    return f"[img:{term.text}]" if term.kind == "image" else term.text
