@@ -1,1 +1,29 @@
-"""backends stage."""
+"""Where documents live and are searched: Elasticsearch when `JOINTSPACE_ES_URL` is set, else the embedded store.
+
+Both implement `jointspace.protocols.SearchBackend` and pass the same behaviour suite
+(tests/backends/test_behaviour.py).
+"""
+from __future__ import annotations
+
+from jointspace.protocols import SearchBackend
+from jointspace.settings import Settings
+
+
+def open_backend(settings: Settings, model: str, dim: int, read_only: bool = False) -> SearchBackend:
+    """The configured backend for vectors of `model` (`dim` dimensions).
+
+    Raises ModelMismatchError when the index was built by another bundle, BackendUnavailableError
+    when Elasticsearch cannot be reached. A missing index is created, unless `read_only`, where
+    ConfigurationError says how to build one.
+    """
+    if settings.es_url:
+        # Imported here so that the embedded path never loads the Elasticsearch client.
+        from jointspace.backends.elasticsearch import ElasticsearchBackend
+
+        return ElasticsearchBackend.open(settings, model, dim, read_only=read_only)
+    from jointspace.backends.embedded import EmbeddedBackend
+
+    return EmbeddedBackend(settings.embedded_dir, model, dim)
+
+
+__all__ = ["open_backend"]

@@ -1,0 +1,191 @@
+"""The Elasticsearch backend: writes and reads go through the alias, so an alias swap is invisible here.
+
+Request bodies come from the pure builders in es_queries.py; this module only sends them and turns
+answers into records. Connection failures surface as BackendUnavailableError naming the URL.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from jointspace.backends import es_queries
+from jointspace.backends.es_documents import bulk_action, document_from_hit, post_from_source, vector_from_fields
+from jointspace.backends.validation import query_vector, split_valid
+from jointspace.es_mappings.client import connect, unavailable_as_error
+from jointspace.es_mappings.manager import IndexManager
+from jointspace.es_mappings.template import VECTOR_FIELD
+from jointspace.records import Document, Filters, Hit, UpsertResult
+from jointspace.settings import Settings
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+
+class ElasticsearchBackend:
+    """SearchBackend on the index behind `alias`. Thread-safe (the client is)."""
+
+    def __init__(self, client: "Elasticsearch", settings: Settings, model: str, dim: int, alias: str,
+                 quantized: bool) -> None:
+        self.client = client
+        self.settings = settings
+        self.model = model
+        self.dim = dim
+        self.alias = alias
+        self._url = settings.es_url or "Elasticsearch"
+        # Rescoring re-ranks quantised candidates with the float vectors; a float hnsw index needs none.
+        self._rescore = settings.es_rescore_oversample if quantized else 0.0
+
+    @classmethod
+    def open(cls, settings: Settings, model: str, dim: int, read_only: bool = False,
+             alias: str | None = None) -> "ElasticsearchBackend":
+        """Connects (BackendUnavailableError within es_connect_timeout_s), checks or creates the index."""
+        client = connect(settings)
+        manager = IndexManager(client, settings, alias)
+        index = manager.open(model, dim, read_only=read_only)
+        quantized = str(manager.meta(index).get("index_options", "")).startswith("int8")
+        return cls(client, settings, model, dim, manager.alias, quantized)
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def upsert(self, docs: Sequence[Document], chunk_size: int | None = None, max_chunk_bytes: int | None = None,
+               max_retries: int | None = None, initial_backoff: float | None = None) -> UpsertResult:
+        """Bulk-indexes by post id; per-item failures land in `errors` with Elasticsearch's reason.
+
+        Chunking and 429 retries default to Settings (es_bulk_*). Not refreshed: call refresh() to
+        make the writes searchable at once. Raises DimensionError/ModelMismatchError before writing.
+        """
+        from elasticsearch.helpers import streaming_bulk
+
+        valid, errors = split_valid(docs, self.dim, self.model)
+        result = UpsertResult(errors=errors)
+        actions = (bulk_action(doc, self.alias) for doc in valid)
+        with unavailable_as_error(self._url):
+            for ok, item in streaming_bulk(
+                    self.client, actions,
+                    chunk_size=chunk_size or self.settings.es_bulk_chunk_docs,
+                    max_chunk_bytes=max_chunk_bytes or self.settings.es_bulk_chunk_bytes,
+                    max_retries=self.settings.es_bulk_max_retries if max_retries is None else max_retries,
+                    initial_backoff=initial_backoff or self.settings.es_bulk_initial_backoff_s,
+                    raise_on_error=False):
+                outcome = next(iter(item.values()))
+                if ok:
+                    result.indexed.append(outcome["_id"])
+                else:
+                    error = outcome.get("error") or {}
+                    reason = error.get("reason", error) if isinstance(error, dict) else error
+                    result.errors[outcome["_id"]] = f"{error.get('type', 'error') if isinstance(error, dict) else 'error'}: {reason}"
+        return result
+
+    def delete(self, post_id: str) -> bool:
+        from elasticsearch import NotFoundError
+
+        with unavailable_as_error(self._url):
+            try:
+                self.client.delete(index=self.alias, id=post_id)
+            except NotFoundError:
+                return False
+        return True
+
+    def refresh(self) -> None:
+        with unavailable_as_error(self._url):
+            self.client.indices.refresh(index=self.alias)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def get(self, post_id: str, with_vector: bool = True) -> Document | None:
+        """The stored post, or None; its vector is empty (size 0) without `with_vector`.
+
+        Read through search (vectors come from doc values), so a write shows after refresh().
+        """
+        return self.get_many([post_id], with_vector).get(post_id)
+
+    def get_many(self, post_ids: Sequence[str], with_vector: bool = True) -> dict[str, Document]:
+        ids = list(dict.fromkeys(post_ids))
+        found: dict[str, Document] = {}
+        extra: dict[str, Any] = {"docvalue_fields": [VECTOR_FIELD]} if with_vector else {}
+        for start in range(0, len(ids), 1_000):  # well under index.max_result_window
+            chunk = ids[start:start + 1_000]
+            with unavailable_as_error(self._url):
+                answer = self.client.search(index=self.alias, query={"ids": {"values": chunk}}, size=len(chunk),
+                                            track_total_hits=False, **extra)
+            found |= {hit["_id"]: document_from_hit(hit, self.model) for hit in answer["hits"]["hits"]}
+        return found
+
+    def knn(self, vector: np.ndarray, k: int, num_candidates: int | None = None,
+            filters: Filters | None = None) -> list[Hit]:
+        """Approximate top-k by dot product among documents matching `filters` (filtered inside the
+        HNSW search). `num_candidates` defaults to max(k × num_candidates_factor, min_num_candidates)."""
+        query = query_vector(vector, self.dim)
+        if k <= 0:
+            return []
+        s = self.settings
+        candidates = es_queries.num_candidates_for(k, num_candidates, s.num_candidates_factor,
+                                                   s.min_num_candidates, s.max_num_candidates)
+        clause = es_queries.knn_clause(query, k, candidates, filters, self._rescore)
+        with unavailable_as_error(self._url):
+            answer = self.client.search(index=self.alias, knn=clause, size=k)
+        return [Hit(post=post_from_source(hit["_source"]), score=es_queries.dot_from_score(hit["_score"]))
+                for hit in answer["hits"]["hits"]]
+
+    def keyword(self, text: str, k: int, filters: Filters | None = None) -> list[Hit]:
+        """BM25 over caption (english + standard analyzers) and hashtags; scores are Elasticsearch's."""
+        if not text.strip() or k <= 0:
+            return []
+        with unavailable_as_error(self._url):
+            answer = self.client.search(index=self.alias, query=es_queries.keyword_query(text, filters), size=k)
+        return [Hit(post=post_from_source(hit["_source"]), score=float(hit["_score"]))
+                for hit in answer["hits"]["hits"]]
+
+    def count(self, filters: Filters | None = None) -> int:
+        with unavailable_as_error(self._url):
+            return int(self.client.count(index=self.alias, query=es_queries.filter_query(filters))["count"])
+
+    def cities(self) -> list[tuple[str, int]]:
+        """(lower-cased city, posts), most first (terms aggregation, exact on one shard)."""
+        with unavailable_as_error(self._url):
+            answer = self.client.search(index=self.alias, size=0, aggs=es_queries.cities_aggregation())
+        return [(bucket["key"], int(bucket["doc_count"])) for bucket in answer["aggregations"]["cities"]["buckets"]]
+
+    def mean_vector(self, filters: Filters | None = None) -> np.ndarray | None:
+        """The mean (not re-normalised) of the matching vectors, summed while paging through them
+        (there is no vector aggregation, and no scripts on the local node); None when nothing matches."""
+        total = np.zeros(self.dim, dtype=np.float64)
+        n = 0
+        for hit in self._page_through(es_queries.filter_query(filters), batch_size=2_000, with_source=False):
+            total += vector_from_fields(hit.get("fields"))
+            n += 1
+        return (total / n).astype(np.float32) if n else None
+
+    def iter_documents(self, batch_size: int = 500) -> Iterator[Document]:
+        """Every document with its vector, from one point-in-time snapshot taken at the first batch."""
+        for hit in self._page_through({"match_all": {}}, batch_size=batch_size, with_source=True):
+            yield document_from_hit(hit, self.model)
+
+    def _page_through(self, query: dict[str, Any], batch_size: int, with_source: bool) -> Iterator[dict[str, Any]]:
+        """Hits (with the vector doc value) of a point in time, paged by search_after on `_shard_doc`."""
+        with unavailable_as_error(self._url):
+            pit = self.client.open_point_in_time(index=self.alias, keep_alive="2m")["id"]
+        try:
+            after: list[Any] | None = None
+            while True:
+                extra: dict[str, Any] = {"search_after": after} if after else {}
+                with unavailable_as_error(self._url):
+                    answer = self.client.search(pit={"id": pit, "keep_alive": "2m"}, query=query, size=batch_size,
+                                                sort=["_shard_doc"], docvalue_fields=[VECTOR_FIELD],
+                                                source=with_source, track_total_hits=False, **extra)
+                hits = answer["hits"]["hits"]
+                if not hits:
+                    return
+                pit = answer.get("pit_id", pit)
+                yield from hits
+                after = hits[-1]["sort"]
+        finally:
+            try:
+                self.client.close_point_in_time(id=pit)
+            except Exception:  # noqa: BLE001 - the PIT expires by itself; closing early only frees memory
+                pass

@@ -1,0 +1,332 @@
+"""The embedded backend: exact dot-product search over a memory-mapped vector file, metadata and BM25 in SQLite.
+
+One folder holds `index.sqlite` (WAL mode: one writer at a time, any number of readers in other
+processes) and `vectors-<generation>.f32`. A write appends vectors, fsyncs them, then commits the
+rows that point at them, so a reader never sees an id without its vector. Overwrites and deletes
+leave dead rows behind; once they outnumber the live ones the writer compacts into a new
+generation file, and readers notice the new generation on their next query.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+import numpy as np
+
+from jointspace.backends.embedded_sql import SCHEMA, SCHEMA_VERSION, epoch_seconds, filter_sql, fts_match_expression
+from jointspace.backends.validation import query_vector, split_valid
+from jointspace.backends.vector_file import VectorFile
+from jointspace.errors import ConfigurationError, ModelMismatchError
+from jointspace.records import Document, Filters, Hit, Post, UpsertResult
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _retry_after_compaction(method: Callable[P, R]) -> Callable[P, R]:
+    """Runs a read again when a compaction removed the vector file between its snapshot and its read."""
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except FileNotFoundError:
+            return method(*args, **kwargs)
+    return wrapper
+
+
+# Rows scored per numpy call: bounds the memory of a gathered (rows, dim) block to ~100 MB at 384 dims.
+SCORE_CHUNK_ROWS = 65_536
+
+
+class EmbeddedBackend:
+    """SearchBackend in one folder. Safe for threads of one process and for several processes."""
+
+    def __init__(self, folder: Path, model: str, dim: int, compact_min_dead: int = 10_000) -> None:
+        self.folder = folder
+        self.model = model
+        self.dim = dim
+        self._compact_min_dead = compact_min_dead
+        folder.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(folder / "index.sqlite", isolation_level=None, check_same_thread=False,
+                                   timeout=60.0)
+        self._lock = threading.RLock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._vectors: VectorFile | None = None
+        self._vectors_generation = -1
+        self._own_writes = 0
+        self._live_cache: tuple[tuple[int, int, int], np.ndarray, np.ndarray] | None = None
+        # executescript commits by itself; every statement is IF NOT EXISTS, so racing openers are fine.
+        self._db.executescript(SCHEMA)
+        with self._write():
+            self._check_or_record_model()
+
+    # --- transactions and shared state -------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: takes the database's single write lock before reading next_row."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self._own_writes += 1
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One consistent snapshot for all the reads of a query (WAL readers never block the writer)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, **values: object) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                             [(key, str(value)) for key, value in values.items()])
+
+    def _check_or_record_model(self) -> None:
+        model, dim = self._meta("model"), self._meta("dim")
+        if model is None:
+            self._set_meta(model=self.model, dim=self.dim, schema=SCHEMA_VERSION, generation=0, next_row=0,
+                           dead_rows=0)
+            return
+        if self._meta("schema") != SCHEMA_VERSION:
+            raise ConfigurationError(f"{self.folder} holds an embedded index of schema {self._meta('schema')}, "
+                                     f"this version reads schema {SCHEMA_VERSION}: move the folder away and "
+                                     f"ingest again")
+        if model != self.model or int(dim or 0) != self.dim:
+            raise ModelMismatchError(
+                f"the embedded index in {self.folder} was built by model bundle {model!r} ({dim} dims), "
+                f"not {self.model!r} ({self.dim} dims): search with JOINTSPACE_MODEL set to the bundle "
+                f"{model!r}, or move that folder away (or set JOINTSPACE_HOME elsewhere) and ingest again "
+                f"with {self.model!r}")
+
+    def _vector_file(self) -> VectorFile:
+        """The vector file of the generation the current snapshot sees."""
+        generation = int(self._meta("generation") or 0)
+        if self._vectors is None or self._vectors_generation != generation:
+            self._vectors = VectorFile(self.folder / f"vectors-{generation}.f32", self.dim)
+            self._vectors_generation = generation
+        return self._vectors
+
+    def _live_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, doc_keys) of every live document, cached until any process commits a write."""
+        version = (self._db.execute("PRAGMA data_version").fetchone()[0], self._own_writes,
+                   self._vectors_generation)
+        if self._live_cache is None or self._live_cache[0] != version:
+            pairs = np.array(self._db.execute("SELECT row, doc_key FROM docs ORDER BY row").fetchall(),
+                             dtype=np.int64).reshape(-1, 2)
+            self._live_cache = (version, pairs[:, 0], pairs[:, 1])
+        return self._live_cache[1], self._live_cache[2]
+
+    def _filtered_rows(self, filters: Filters | None) -> tuple[np.ndarray, np.ndarray]:
+        if filters is None or filters.is_empty():
+            return self._live_rows()
+        where, params = filter_sql(filters)
+        pairs = np.array(self._db.execute(f"SELECT row, doc_key FROM docs WHERE {where} ORDER BY row",
+                                          params).fetchall(), dtype=np.int64).reshape(-1, 2)
+        return pairs[:, 0], pairs[:, 1]
+
+    # --- writes --------------------------------------------------------------------------------
+
+    def upsert(self, docs: Sequence[Document]) -> UpsertResult:
+        """Writes the valid documents in one transaction; refused ones are listed with the reason.
+
+        Raises DimensionError / ModelMismatchError before writing anything. Blocks while another
+        process writes (SQLite's write lock).
+        """
+        valid, errors = split_valid(docs, self.dim, self.model)
+        if not valid:
+            return UpsertResult(indexed=[], errors=errors)
+        with self._write() as db:
+            vectors = self._vector_file()
+            first_row = int(self._meta("next_row") or 0)
+            vectors.write_rows(first_row, np.stack([np.asarray(d.vector, dtype=np.float32) for d in valid]))
+            dead = int(self._meta("dead_rows") or 0)
+            for offset, doc in enumerate(valid):
+                dead += self._write_document(db, doc, first_row + offset)
+            self._set_meta(next_row=first_row + len(valid), dead_rows=dead)
+        if dead >= max(self._compact_min_dead, self.count()):
+            self.compact()
+        return UpsertResult(indexed=[d.id for d in valid], errors=errors)
+
+    def _write_document(self, db: sqlite3.Connection, doc: Document, row: int) -> int:
+        """Inserts or replaces one post pointing at `row`; returns 1 when an older row became dead."""
+        post = doc.post
+        tags = sorted({tag.lower() for tag in post.hashtags})
+        columns = (row, (post.city or "").strip().lower() or None, post.source,
+                   epoch_seconds(post.created_at) if post.created_at else None, json.dumps(post.to_json()))
+        existing = db.execute("SELECT doc_key FROM docs WHERE id = ?", (post.id,)).fetchone()
+        if existing:
+            doc_key = existing[0]
+            db.execute("UPDATE docs SET row = ?, city = ?, source = ?, created_ts = ?, post = ? WHERE doc_key = ?",
+                       (*columns, doc_key))
+            db.execute("DELETE FROM tags WHERE doc_key = ?", (doc_key,))
+            db.execute("DELETE FROM fts WHERE rowid = ?", (doc_key,))
+        else:
+            doc_key = db.execute("INSERT INTO docs(id, row, city, source, created_ts, post) VALUES (?, ?, ?, ?, ?, ?)",
+                                 (post.id, *columns)).lastrowid
+        db.executemany("INSERT INTO tags(tag, doc_key) VALUES (?, ?)", [(tag, doc_key) for tag in tags])
+        db.execute("INSERT INTO fts(rowid, caption, hashtags) VALUES (?, ?, ?)",
+                   (doc_key, post.caption, " ".join(tags)))
+        return 1 if existing else 0
+
+    def delete(self, post_id: str) -> bool:
+        with self._write() as db:
+            existing = db.execute("SELECT doc_key FROM docs WHERE id = ?", (post_id,)).fetchone()
+            if not existing:
+                return False
+            for table, column in (("docs", "doc_key"), ("tags", "doc_key"), ("fts", "rowid")):
+                db.execute(f"DELETE FROM {table} WHERE {column} = ?", (existing[0],))
+            self._set_meta(dead_rows=int(self._meta("dead_rows") or 0) + 1)
+        return True
+
+    def compact(self) -> None:
+        """Copies the live rows into a new generation file and drops the old one (blocks writers meanwhile)."""
+        with self._write() as db:
+            old = self._vector_file()
+            generation = self._vectors_generation + 1
+            new = VectorFile(self.folder / f"vectors-{generation}.f32", self.dim)
+            pairs = db.execute("SELECT row, doc_key FROM docs ORDER BY row").fetchall()
+            rows = np.array([p[0] for p in pairs], dtype=np.int64)
+            source = old.rows(int(rows.max()) + 1 if len(rows) else 0)
+            for start in range(0, len(rows), SCORE_CHUNK_ROWS):
+                new.write_rows(start, source[rows[start:start + SCORE_CHUNK_ROWS]])
+            db.executemany("UPDATE docs SET row = ? WHERE doc_key = ?",
+                           [(new_row, doc_key) for new_row, (_, doc_key) in enumerate(pairs)])
+            self._set_meta(generation=generation, next_row=len(pairs), dead_rows=0)
+        old.close()
+        # Readers that mapped the old file keep their mapping (POSIX unlink semantics).
+        old.path.unlink(missing_ok=True)
+
+    def refresh(self) -> None:
+        """Nothing to do: a committed write is visible at once."""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._vectors:
+                self._vectors.close()
+            self._db.close()
+
+    # --- reads -----------------------------------------------------------------------------------
+
+    def _documents(self, db: sqlite3.Connection, where: str, params: Sequence[object],
+                   with_vector: bool) -> dict[str, Document]:
+        rows = db.execute(f"SELECT id, row, post FROM docs WHERE {where}", list(params)).fetchall()
+        vectors = self._vector_file().rows(max((r[1] for r in rows), default=-1) + 1) if with_vector else None
+        empty = np.empty(0, dtype=np.float32)
+        return {post_id: Document(post=Post.from_json(json.loads(post)), model=self.model,
+                                  vector=np.array(vectors[row]) if vectors is not None else empty)
+                for post_id, row, post in rows}
+
+    def get(self, post_id: str, with_vector: bool = True) -> Document | None:
+        """The stored post; its vector is empty (size 0) when `with_vector` is False."""
+        return self.get_many([post_id], with_vector).get(post_id)
+
+    @_retry_after_compaction
+    def get_many(self, post_ids: Sequence[str], with_vector: bool = True) -> dict[str, Document]:
+        found: dict[str, Document] = {}
+        ids = list(dict.fromkeys(post_ids))
+        with self._read() as db:
+            for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
+                chunk = ids[start:start + 500]
+                found |= self._documents(db, f"id IN ({','.join('?' * len(chunk))})", chunk, with_vector)
+        return found
+
+    @_retry_after_compaction
+    def knn(self, vector: np.ndarray, k: int, num_candidates: int | None = None,
+            filters: Filters | None = None) -> list[Hit]:
+        """Exact top-k by dot product among the documents matching `filters` (num_candidates is unused).
+
+        Filtering happens first, so k hits come back whenever k documents match.
+        """
+        query = query_vector(vector, self.dim)
+        if k <= 0:
+            return []
+        with self._read() as db:
+            rows, keys = self._filtered_rows(filters)
+            if not len(rows):
+                return []
+            stored = self._vector_file().rows(int(rows[-1]) + 1)
+            best_scores = np.empty(0, dtype=np.float32)
+            best_keys = np.empty(0, dtype=np.int64)
+            for start in range(0, len(rows), SCORE_CHUNK_ROWS):
+                chunk = rows[start:start + SCORE_CHUNK_ROWS]
+                scores = stored[chunk] @ query
+                best_scores = np.concatenate([best_scores, scores])
+                best_keys = np.concatenate([best_keys, keys[start:start + SCORE_CHUNK_ROWS]])
+                if len(best_scores) > k:
+                    keep = np.argpartition(-best_scores, k)[:k]
+                    best_scores, best_keys = best_scores[keep], best_keys[keep]
+            order = np.argsort(-best_scores, kind="stable")
+            best_scores, best_keys = best_scores[order], best_keys[order]
+            posts = dict(db.execute(f"SELECT doc_key, post FROM docs WHERE doc_key IN "
+                                    f"({','.join('?' * len(best_keys))})", best_keys.tolist()).fetchall())
+        return [Hit(post=Post.from_json(json.loads(posts[int(key)])), score=float(score))
+                for key, score in zip(best_keys, best_scores)]
+
+    def keyword(self, text: str, k: int, filters: Filters | None = None) -> list[Hit]:
+        """BM25 over caption and hashtags (Porter-stemmed). Scores are SQLite's, higher is better:
+        comparable in order with Elasticsearch's, not in value."""
+        expression = fts_match_expression(text)
+        if expression is None or k <= 0:
+            return []
+        where, params = filter_sql(filters)
+        with self._read() as db:
+            rows = db.execute(f"SELECT docs.post, bm25(fts) AS rank FROM fts JOIN docs ON docs.doc_key = fts.rowid "
+                              f"WHERE fts MATCH ? AND {where} ORDER BY rank LIMIT ?",
+                              [expression, *params, k]).fetchall()
+        return [Hit(post=Post.from_json(json.loads(post)), score=-float(rank)) for post, rank in rows]
+
+    def count(self, filters: Filters | None = None) -> int:
+        where, params = filter_sql(filters)
+        with self._read() as db:
+            return int(db.execute(f"SELECT count(*) FROM docs WHERE {where}", params).fetchone()[0])
+
+    def cities(self) -> list[tuple[str, int]]:
+        """(lower-cased city, posts) by descending count, as Elasticsearch's terms aggregation orders them."""
+        with self._read() as db:
+            return [(city, int(n)) for city, n in db.execute(
+                "SELECT city, count(*) AS n FROM docs WHERE city IS NOT NULL GROUP BY city ORDER BY n DESC, city")]
+
+    @_retry_after_compaction
+    def mean_vector(self, filters: Filters | None = None) -> np.ndarray | None:
+        """The arithmetic mean (not re-normalised) of the matching vectors; None when nothing matches."""
+        with self._read():
+            rows, _ = self._filtered_rows(filters)
+            if not len(rows):
+                return None
+            stored = self._vector_file().rows(int(rows[-1]) + 1)
+            total = np.zeros(self.dim, dtype=np.float64)
+            for start in range(0, len(rows), SCORE_CHUNK_ROWS):
+                total += stored[rows[start:start + SCORE_CHUNK_ROWS]].sum(axis=0, dtype=np.float64)
+        return (total / len(rows)).astype(np.float32)
+
+    def iter_documents(self, batch_size: int = 500) -> Iterator[Document]:
+        """Every document with its vector, in batches by doc key; sees writes made meanwhile."""
+        last_key = 0
+        while True:
+            with self._read() as db:
+                keys = [r[0] for r in db.execute("SELECT doc_key FROM docs WHERE doc_key > ? ORDER BY doc_key LIMIT ?",
+                                                 (last_key, batch_size))]
+                if not keys:
+                    return
+                batch = self._documents(db, f"doc_key IN ({','.join('?' * len(keys))})", keys, True)
+            last_key = keys[-1]
+            yield from batch.values()

@@ -1,0 +1,74 @@
+"""The embedded backend's SQLite schema and pure builders for its filter and full-text clauses."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from jointspace.records import Filters
+
+SCHEMA_VERSION = "1"
+
+# doc_key is stable per post (FTS rowid, tags); row is the post's row in the vector file and changes
+# on overwrite (a new row is appended) and on compaction.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs(
+    doc_key INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    row INTEGER NOT NULL,
+    city TEXT,
+    source TEXT,
+    created_ts REAL,
+    post TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS docs_row ON docs(row);
+CREATE INDEX IF NOT EXISTS docs_city ON docs(city);
+CREATE INDEX IF NOT EXISTS docs_source ON docs(source);
+CREATE INDEX IF NOT EXISTS docs_created ON docs(created_ts);
+CREATE TABLE IF NOT EXISTS tags(tag TEXT NOT NULL, doc_key INTEGER NOT NULL, PRIMARY KEY(tag, doc_key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_doc ON tags(doc_key);
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(caption, hashtags, tokenize='porter unicode61');
+"""
+
+
+def epoch_seconds(moment: datetime) -> float:
+    """Seconds since the epoch; a naive time counts as UTC, as Elasticsearch reads it."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def filter_sql(filters: Filters | None, table: str = "docs") -> tuple[str, list[object]]:
+    """A WHERE condition on `table` (always valid SQL, "1" when unrestricted) and its parameters.
+
+    Each field matches any of its values; fields combine with AND, as in the Elasticsearch filter.
+    """
+    if filters is None or filters.is_empty():
+        return "1", []
+    clauses: list[str] = []
+    params: list[object] = []
+    if filters.cities:
+        clauses.append(f"{table}.city IN ({','.join('?' * len(filters.cities))})")
+        params += filters.cities
+    if filters.sources:
+        clauses.append(f"{table}.source IN ({','.join('?' * len(filters.sources))})")
+        params += filters.sources
+    if filters.hashtags:
+        clauses.append(f"{table}.doc_key IN (SELECT doc_key FROM tags WHERE tag IN "
+                       f"({','.join('?' * len(filters.hashtags))}))")
+        params += filters.hashtags
+    if filters.after:
+        clauses.append(f"{table}.created_ts >= ?")
+        params.append(epoch_seconds(filters.after))
+    if filters.before:
+        clauses.append(f"{table}.created_ts < ?")
+        params.append(epoch_seconds(filters.before))
+    return " AND ".join(clauses), params
+
+
+def fts_match_expression(text: str) -> str | None:
+    """Any of the words, each quoted so that FTS5 syntax in user text is taken literally; None if no word."""
+    words = re.findall(r"\w+", text.lower())
+    if not words:
+        return None
+    return " OR ".join(f'"{word}"' for word in dict.fromkeys(words))

@@ -1,0 +1,43 @@
+"""An Elasticsearch client that fails fast and clearly: unreachable → BackendUnavailableError naming the URL."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from jointspace.errors import BackendUnavailableError
+from jointspace.settings import Settings
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+
+@contextmanager
+def unavailable_as_error(url: str) -> Iterator[None]:
+    """Turns the transport's connection failures and timeouts into BackendUnavailableError."""
+    from elastic_transport import ConnectionError, ConnectionTimeout
+
+    try:
+        yield
+    except (ConnectionError, ConnectionTimeout) as exc:
+        raise BackendUnavailableError(
+            f"Elasticsearch at {url} cannot be reached ({type(exc).__name__}: {exc}); start it "
+            f"(`jointspace es start`) or point JOINTSPACE_ES_URL at a running node") from exc
+
+
+def connect(settings: Settings, url: str | None = None) -> "Elasticsearch":
+    """A client for `url` (default Settings.es_url), checked live within es_connect_timeout_s.
+
+    Liveness uses cluster health: the local node has no `rest-root` module, so `GET /` (ping/info)
+    answers 405 there.
+    """
+    from elasticsearch import Elasticsearch
+
+    url = url or settings.es_url
+    if not url:
+        raise BackendUnavailableError("no Elasticsearch URL: set JOINTSPACE_ES_URL")
+    client = Elasticsearch(url, request_timeout=settings.es_request_timeout_s, retry_on_timeout=True)
+    with unavailable_as_error(url):
+        # No retries here: one attempt bounded by the connect timeout is the promise callers rely on.
+        client.options(request_timeout=settings.es_connect_timeout_s, max_retries=0).cluster.health()
+    return client
