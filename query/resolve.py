@@ -44,7 +44,11 @@ def resolve(terms: Sequence[Term], text: TextEncoder, backend: SearchBackend,
             vectors[term.key] = np.asarray(row, dtype=np.float32)
     for term in terms:
         if term.kind == "phrase":
-            vectors[term.key] = np.asarray(text.embed_caption(term.text), dtype=np.float32)
+            vector = np.asarray(text.embed_caption(term.text), dtype=np.float32)
+            if not np.any(vector):  # encoders give the zero vector when no word of a caption is known
+                raise QueryError(f"no word of the phrase \"{term.text}\" is known to the text encoder",
+                                 term.position, expression)
+            vectors[term.key] = vector
     images = [t for t in terms if t.kind == "image"]
     if images:
         found = backend.get_many([t.text for t in images], with_vector=True)

@@ -1,8 +1,118 @@
-"""`jointspace` commands of this group (filled in by its issue)."""
+"""`jointspace search EXPR`: run a query against the configured backend and print hits + explanation."""
 from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+if TYPE_CHECKING:
+    from jointspace.query.service import SearchResult
+
+
+class SearchMode(str, Enum):
+    semantic = "semantic"
+    keyword = "keyword"
+    hybrid = "hybrid"
+
+
+HIT_FIELDS = ("id", "score", "caption", "city", "hashtags", "created_at", "author", "source", "image")
+
+
+def hit_json(hit: Any) -> dict[str, Any]:
+    post = hit.post
+    return {"id": post.id, "score": round(float(hit.score), 6), "caption": post.caption, "city": post.city,
+            "hashtags": list(post.hashtags), "created_at": post.created_at.isoformat() if post.created_at else None,
+            "author": post.author, "source": post.source, "image": post.image}
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_text(result: "SearchResult") -> str:
+    """A ranked table, then the explanation: terms, nearest words, filters, plan and timings."""
+    explain = result.explain
+    lines: list[str] = []
+    start = (result.page - 1) * result.k
+    if not result.hits:
+        lines.append("no results")
+    else:
+        lines.append(f"{'#':>4}  {'score':>8}  {'id':<14} {'city':<12} caption")
+        for rank, hit in enumerate(result.hits, start=start + 1):
+            lines.append(f"{rank:>4}  {hit.score:>8.4f}  {_shorten(hit.id, 14):<14} "
+                         f"{_shorten(hit.post.city or '-', 12):<12} {_shorten(hit.post.caption, 60)}")
+    lines.append("")
+    lines.append(f"query   {explain.get('parsed') or '(filters only)'}   [{explain['mode']}]")
+    for term in explain.get("terms", []):
+        share = f"  contribution {term['contribution']:+.3f}" if "contribution" in term else ""
+        lines.append(f"  term  {term['term']:<24} weight {term['weight']:+g}{share}")
+    if explain.get("nearest_words"):
+        words = ", ".join(f"{w['word']} {w['score']:.2f}" for w in explain["nearest_words"])
+        lines.append(f"nearest words  {words}")
+    if "keyword" in explain:
+        kw = explain["keyword"]
+        excluded = f"  (excluding {', '.join(kw['excluded'])})" if kw["excluded"] else ""
+        lines.append(f"keywords  {kw['text']}{excluded}")
+    active = {k: v for k, v in explain["filters"].items() if v}
+    if active:
+        lines.append("filters  " + "  ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
+                                             for k, v in active.items()))
+    if explain.get("collapsed"):
+        lines.append(f"collapsed {len(explain['collapsed'])} near-duplicate(s) "
+                     f"(similarity ≥ {explain['collapse_threshold']})")
+    more = "more on the next page" if result.has_more else "no more results"
+    lines.append(f"page {result.page}, {result.k} per page; {more}")
+    timings = "  ".join(f"{k} {v:.1f}" for k, v in explain["timings_ms"].items())
+    lines.append(f"ms  {timings}")
+    return "\n".join(lines)
+
+
+def search(
+    expression: Annotated[str, typer.Argument(help="E.g. 'beach+sunrise', 'bike-park', '\\[img:42]+park', "
+                                                   "'2*dog city:paris'. See docs/query.md for the grammar.")],
+    city: Annotated[Optional[list[str]], typer.Option("--city", help="Only this city (repeatable).")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Only posts with this hashtag (repeatable).")] = None,
+    source: Annotated[Optional[list[str]], typer.Option("--source", help="Only this source (repeatable).")] = None,
+    after: Annotated[Optional[datetime], typer.Option(help="Posts created at or after this time.")] = None,
+    before: Annotated[Optional[datetime], typer.Option(help="Posts created before this time.")] = None,
+    mode: Annotated[SearchMode, typer.Option(help="semantic (kNN), keyword (BM25) or hybrid (fused).")]
+    = SearchMode.semantic,
+    k: Annotated[Optional[int], typer.Option("-k", "--k", help="Hits per page (default JOINTSPACE_DEFAULT_K).")] = None,
+    page: Annotated[int, typer.Option(help="1-based page.")] = 1,
+    min_score: Annotated[Optional[float], typer.Option(help="Drop kNN hits whose similarity is below this.")] = None,
+    no_collapse: Annotated[bool, typer.Option("--no-collapse", help="Keep near-duplicate images.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {\"hits\": [...], \"explain\": {...}}.")] = False,
+) -> None:
+    """Search the index with word and image arithmetic; errors point at the offending character."""
+    from jointspace.backends import open_backend
+    from jointspace.encoders.bundle import load_bundle
+    from jointspace.query.service import SearchService
+    from jointspace.records import Filters
+    from jointspace.settings import get_settings
+
+    settings = get_settings()
+    bundle = load_bundle(settings=settings)
+    backend = open_backend(settings, bundle.name, bundle.dim, read_only=True)
+    try:
+        service = SearchService(backend, bundle.text, settings)
+        filters = Filters(cities=tuple(city or ()), hashtags=tuple(tag or ()), sources=tuple(source or ()),
+                          after=after, before=before)
+        result = service.search(expression, filters=filters, mode=mode.value, k=k, page=page,
+                                min_score=min_score, collapse=False if no_collapse else None)
+    finally:
+        backend.close()
+    if as_json:
+        json.dump({"hits": [hit_json(h) for h in result.hits], "explain": result.explain}, sys.stdout,
+                  ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(render_text(result))
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("search")(search)

@@ -131,7 +131,7 @@ _filters = st.builds(Filters, cities=st.lists(_values, max_size=3).map(tuple),
                      after=st.none() | _times, before=st.none() | _times)
 
 
-@hsettings(max_examples=300, deadline=None)
+@hsettings(max_examples=200, deadline=None)
 @given(_nodes, _filters)
 def test_printing_then_parsing_round_trips(node, filters: Filters) -> None:
     query = ParsedQuery(node, filters)
@@ -145,7 +145,7 @@ _query_alphabet = st.sampled_from(list("ab +-*().,:[]_#\"\\0123456789") + ["img"
                                                                             "2018-01-01", "tag:", "\n", "é"])
 
 
-@hsettings(max_examples=500, deadline=None)
+@hsettings(max_examples=300, deadline=None)
 @given(st.one_of(st.text(max_size=60), st.lists(_query_alphabet, max_size=30).map("".join)))
 def test_random_text_raises_only_query_error(text: str) -> None:
     try:

@@ -1,0 +1,78 @@
+"""`jointspace search` end to end: a real bundle folder (GloVe-format word vectors with the
+hand-set geometry), the embedded backend in a temporary JOINTSPACE_HOME, the command as a subprocess."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geometry import DIM, WORDS, axis, documents
+from jointspace.backends import open_backend
+from jointspace.cli.search import HIT_FIELDS
+from jointspace.settings import Settings
+
+BUNDLE = "geometry-cli"
+pytestmark = pytest.mark.slow  # each test starts the command (a few seconds of imports)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("cli-home")
+    bundle = home / "bundle"
+    bundle.mkdir()
+    (bundle / "vectors.txt").write_text(
+        "".join(f"{w} {' '.join(f'{x:g}' for x in axis(w))}\n" for w in WORDS), encoding="utf-8")
+    (bundle / "manifest.json").write_text(json.dumps({
+        "format": 1, "name": BUNDLE, "dim": DIM,
+        "text": {"name": "glove", "config": {"path": "vectors.txt", "name": "geometry"}, "dim": DIM},
+        "image": {"name": "zeroshot", "config": {}}}), encoding="utf-8")
+    backend = open_backend(Settings(home=home), BUNDLE, DIM)
+    result = backend.upsert([dataclasses.replace(d, model=BUNDLE) for d in documents()])
+    assert not result.errors
+    backend.close()
+    return home
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
+    env |= {"JOINTSPACE_HOME": str(home), "JOINTSPACE_MODEL": str(home / "bundle")}
+    return subprocess.run(["jointspace", "search", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_json_output(home: Path) -> None:
+    done = run(home, "[IMG_1]+park+park+park", "-k", "3", "--city", "london", "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert set(answer) == {"hits", "explain"}
+    assert [tuple(h) for h in answer["hits"]] == [HIT_FIELDS] * 3
+    first = answer["hits"][0]
+    assert first["id"] == "1" and first["city"] == "london" and first["hashtags"] == ["park"]
+    query = documents()[0].vector + 3 * axis("park")
+    query /= np.linalg.norm(query)
+    assert first["score"] == pytest.approx(float(documents()[0].vector @ query), abs=1e-5)
+    assert answer["explain"]["filters"]["cities"] == ["london"]
+    assert answer["explain"]["nearest_words"][0]["word"] == "park"
+
+
+def test_human_output_and_paging(home: Path) -> None:
+    done = run(home, "food", "-k", "4", "--page", "2", "--mode", "hybrid")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["#", "score", "id"]
+    assert [line.split()[0] for line in lines[1:5]] == ["5", "6", "7", "8"]
+    assert "nearest words  food" in done.stdout and "[hybrid]" in done.stdout
+
+
+def test_query_error_exits_2_with_a_caret(home: Path) -> None:
+    done = run(home, "people+parc")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    message, expression, caret = done.stderr.rstrip("\n").splitlines()[-3:]
+    assert "unknown word 'parc'" in message and "park" in message
+    assert expression == "  people+parc"
+    assert caret == "  " + " " * 7 + "^"
