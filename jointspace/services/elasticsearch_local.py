@@ -92,10 +92,12 @@ class LocalElasticsearch:
     All methods block until done, within the timeouts given; none leaves a half-started JVM behind.
     """
 
-    def __init__(self, root: Path, progress: Progress | None = None) -> None:
+    def __init__(self, root: Path, progress: Progress | None = None, owner_pid: int | None = None) -> None:
+        """`owner_pid`: the nodes shut themselves down when that process exits (test sessions)."""
         self.root = Path(root)
         self.state_file = self.root / "state.json"
         self.progress = progress
+        self.owner_pid = owner_pid
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, progress: Progress | None = None) -> "LocalElasticsearch":
@@ -200,6 +202,15 @@ class LocalElasticsearch:
         """The recorded cluster, whether or not its processes still run."""
         return self._load()
 
+    @property
+    def urls(self) -> list[str]:
+        """The HTTP URL of every recorded node, running or not."""
+        return self._require_state().urls
+
+    def live_urls(self) -> list[str]:
+        """The HTTP URLs of the nodes whose process runs now."""
+        return [n.url for n in self._require_state().nodes if n.alive()]
+
     def status(self, timeout_s: float = 5.0) -> dict[str, Any]:
         """`{"url", "status", "nodes", "version", ...}`. `status` is the cluster health, or "stopped"
         (nothing recorded), "dead" (recorded, no process left) or "unreachable" (running, no answer)."""
@@ -271,7 +282,7 @@ class LocalElasticsearch:
         node_dir.mkdir(parents=True, exist_ok=True)
         node.ready_path.unlink(missing_ok=True)
         command = es_launcher.java_command(java, build, state.heap, node_dir, node.ready_path,
-                                           self._node_settings(state, node))
+                                           self._node_settings(state, node), self.owner_pid)
         with node.log_path.open("a") as log:
             log.write(f"\n==== jointspace: starting {node.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n")
             log.flush()

@@ -100,8 +100,9 @@ def ensure_built(log_path: Path, progress: Progress | None = None) -> LauncherBu
 
 
 def java_command(java: str, build: LauncherBuild, heap: str, node_dir: Path, ready_file: Path,
-                 node_settings: dict[str, str]) -> list[str]:
-    """The command line of one node's JVM. `heap` such as "512m" sets both -Xms and -Xmx."""
+                 node_settings: dict[str, str], owner_pid: int | None = None) -> list[str]:
+    """The command line of one node's JVM. `heap` such as "512m" sets both -Xms and -Xmx; with
+    `owner_pid` the node stops itself when that process exits."""
     if not _HEAP.match(heap):
         raise ConfigurationError(f"heap {heap!r} is not a JVM size such as 512m or 1g")
     tmp = node_dir / "tmp"
@@ -116,7 +117,8 @@ def java_command(java: str, build: LauncherBuild, heap: str, node_dir: Path, rea
         "-XX:+UseSerialGC",  # small heaps on few cores: fewer GC threads competing with the node
         "-XX:-OmitStackTraceInFastThrow",
     ]
-    args = [f"--ready-file={ready_file}"] + [f"-E{k}={v}" for k, v in node_settings.items()]
+    args = [f"--ready-file={ready_file}"] + ([f"--owner-pid={owner_pid}"] if owner_pid else [])
+    args += [f"-E{k}={v}" for k, v in node_settings.items()]
     return [java, *jvm, "-cp", build.classpath, LAUNCHER_MAIN, *args]
 
 

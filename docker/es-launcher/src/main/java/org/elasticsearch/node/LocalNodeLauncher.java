@@ -31,8 +31,9 @@ import java.util.concurrent.TimeUnit;
  * that is the only way to hand the node a plugin service that loads plugins from the classpath
  * ({@link MockPluginsService}) instead of from a distribution's modules folder.
  *
- * <p>Usage: {@code java -cp ... org.elasticsearch.node.LocalNodeLauncher --ready-file FILE -Ekey=value ...}.
- * {@code path.home} is required. Once the node has started, FILE receives
+ * <p>Usage: {@code java -cp ... org.elasticsearch.node.LocalNodeLauncher [--ready-file=FILE] [--owner-pid=PID] -Ekey=value ...}.
+ * {@code path.home} is required. With an owner pid the node shuts itself down when that process is gone
+ * (test runs: a killed pytest must not leave JVMs behind on a shared machine). Once the node has started, FILE receives
  * {@code {"pid":..,"http_port":..,"transport_port":..,"node_name":..}} (written atomically), and the
  * process runs until SIGTERM/SIGINT, which closes the node cleanly.
  */
@@ -46,18 +47,21 @@ public final class LocalNodeLauncher {
 
     public static void main(String[] args) throws Exception {
         Path readyFile = null;
+        long ownerPid = -1;
         Settings.Builder builder = Settings.builder()
             .put("http.type", "netty4")
             .put("transport.type", "netty4");
         for (String arg : args) {
             if (arg.startsWith("--ready-file=")) {
                 readyFile = Path.of(arg.substring("--ready-file=".length()));
+            } else if (arg.startsWith("--owner-pid=")) {
+                ownerPid = Long.parseLong(arg.substring("--owner-pid=".length()));
             } else if (arg.startsWith("-E") && arg.contains("=")) {
                 String kv = arg.substring(2);
                 int eq = kv.indexOf('=');
                 builder.put(kv.substring(0, eq), kv.substring(eq + 1));
             } else {
-                System.err.println("unknown argument: " + arg + " (expected --ready-file=FILE or -Ekey=value)");
+                System.err.println("unknown argument: " + arg + " (expected --ready-file=FILE, --owner-pid=PID or -Ekey=value)");
                 System.exit(64);
             }
         }
@@ -98,6 +102,12 @@ public final class LocalNodeLauncher {
             }
         }, "jointspace-node-shutdown"));
 
+        if (ownerPid > 0) {
+            // System.exit runs the shutdown hook above, so the node still closes cleanly.
+            ProcessHandle.of(ownerPid).ifPresentOrElse(
+                owner -> owner.onExit().thenRun(() -> System.exit(0)),
+                () -> System.exit(0));
+        }
         node.start();
         if (readyFile != null) {
             writeReadyFile(readyFile, node);
