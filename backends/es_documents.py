@@ -23,7 +23,7 @@ def to_source(doc: Document) -> dict[str, Any]:
         "source": post.source,
         "model": doc.model,
         "image_ref": post.image,
-        VECTOR_FIELD: vector.tolist(),
+        VECTOR_FIELD: vector,  # numpy: the client's orjson serialiser writes it directly
     }
 
 

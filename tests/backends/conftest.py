@@ -1,0 +1,76 @@
+"""The `backend` fixture: every behaviour test runs on the embedded store and on the real Elasticsearch node.
+
+`es_url` comes from tests/conftest.py (one genuine node per session). Each test gets its own alias,
+so its own fresh index, dropped afterwards.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jointspace.backends.elasticsearch import ElasticsearchBackend
+from jointspace.backends.embedded import EmbeddedBackend
+from jointspace.es_mappings.manager import IndexManager
+from jointspace.protocols import SearchBackend
+from jointspace.settings import Settings
+from tests.backends.corpus import DIM, MODEL, city_corpus
+
+BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
+RECALL_FIGURES: list[dict[str, object]] = []
+
+
+def es_settings(es_url: str, tmp_path: Path, **overrides: object) -> Settings:
+    return Settings(home=tmp_path, es_url=es_url, es_index_alias=f"test-{uuid.uuid4().hex[:12]}", **overrides)
+
+
+def drop_alias_indices(backend: ElasticsearchBackend) -> None:
+    manager = IndexManager(backend.client, backend.settings, backend.alias)
+    for info in manager.indices():
+        backend.client.indices.delete(index=info.name, ignore_unavailable=True)
+    backend.close()
+
+
+def open_test_backend(kind: str, request: pytest.FixtureRequest, folder: Path, dim: int = DIM) -> SearchBackend:
+    if kind == "embedded":
+        return EmbeddedBackend(folder / "embedded", MODEL, dim)
+    settings = es_settings(request.getfixturevalue("es_url"), folder)
+    return ElasticsearchBackend.open(settings, MODEL, dim)
+
+
+def close_test_backend(backend: SearchBackend) -> None:
+    if isinstance(backend, ElasticsearchBackend):
+        drop_alias_indices(backend)
+    else:
+        backend.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SearchBackend]:
+    """A fresh, empty backend for MODEL / DIM."""
+    opened = open_test_backend(request.param, request, tmp_path)
+    yield opened
+    close_test_backend(opened)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def city_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SearchBackend]:
+    """A backend holding city_corpus() (2,000 posts), shared read-only by a module's tests."""
+    opened = open_test_backend(request.param, request, tmp_path_factory.mktemp("city"))
+    result = opened.upsert(city_corpus())
+    assert not result.errors
+    opened.refresh()
+    yield opened
+    close_test_backend(opened)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Recall figures show whether or not pytest captured output (-s not needed)."""
+    if not RECALL_FIGURES:
+        return
+    terminalreporter.section("Elasticsearch recall@10 against exact search")
+    for row in RECALL_FIGURES:
+        terminalreporter.write_line(json.dumps(row))
