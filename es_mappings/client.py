@@ -40,7 +40,14 @@ def connect(settings: Settings, url: str | None = None) -> "Elasticsearch":
     # ~40% smaller and serialise ~10× faster than through the stdlib json encoder.
     client = Elasticsearch(url, request_timeout=settings.es_request_timeout_s, retry_on_timeout=True,
                            serializer=OrjsonSerializer())
+    from elasticsearch import ApiError, UnsupportedProductError
+
     with unavailable_as_error(url):
         # No retries here: one attempt bounded by the connect timeout is the promise callers rely on.
-        client.options(request_timeout=settings.es_connect_timeout_s, max_retries=0).cluster.health()
+        try:
+            client.options(request_timeout=settings.es_connect_timeout_s, max_retries=0).cluster.health()
+        except (ApiError, UnsupportedProductError) as exc:
+            client.close()
+            raise BackendUnavailableError(f"{url} answers, but not as a healthy Elasticsearch node "
+                                          f"({type(exc).__name__}: {exc}); check JOINTSPACE_ES_URL") from exc
     return client

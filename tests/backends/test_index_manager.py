@@ -1,0 +1,153 @@
+"""Index lifecycle on the real node: create from the template, alias, atomic swap under load, drop old."""
+from __future__ import annotations
+
+import http.server
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jointspace.backends.elasticsearch import ElasticsearchBackend
+from jointspace.errors import BackendUnavailableError, ConfigurationError, ModelMismatchError
+from jointspace.es_mappings.client import connect
+from jointspace.es_mappings.manager import IndexManager
+from jointspace.services.processes import free_ports
+from jointspace.settings import Settings
+from tests.backends.conftest import es_settings
+from tests.backends.corpus import DIM, MODEL, doc, unit_vectors
+
+pytestmark = pytest.mark.es
+
+
+@pytest.fixture
+def settings(es_url: str, tmp_path: Path) -> Settings:
+    return es_settings(es_url, tmp_path)
+
+
+@pytest.fixture
+def manager(settings: Settings) -> Iterator[IndexManager]:
+    client = connect(settings)
+    manager = IndexManager(client, settings)
+    yield manager
+    for info in manager.indices():
+        client.indices.delete(index=info.name, ignore_unavailable=True)
+    client.close()
+
+
+def test_create_alias_and_list(manager: IndexManager) -> None:
+    assert manager.current() is None
+    first = manager.create(MODEL, DIM, version="v1")
+    assert first == f"{manager.alias}-{MODEL}-v1"
+    assert manager.meta(first)["model"] == MODEL and manager.meta(first)["dim"] == DIM
+    mapping = manager.client.indices.get_mapping(index=first)[first]["mappings"]
+    assert mapping["properties"]["caption"]["analyzer"] == "english"
+    assert mapping["properties"]["vector"]["index_options"]["type"] == "int8_hnsw"
+    manager.point_alias(first)
+    assert manager.current() == first
+    infos = manager.indices()
+    assert [(i.name, i.model, i.dim, i.aliased) for i in infos] == [(first, MODEL, DIM, True)]
+
+
+def test_open_creates_a_missing_index_unless_read_only(settings: Settings, manager: IndexManager) -> None:
+    with pytest.raises(ConfigurationError, match=f"no index behind alias '{settings.es_index_alias}'"):
+        ElasticsearchBackend.open(settings, MODEL, DIM, read_only=True)
+    assert manager.indices() == []
+    backend = ElasticsearchBackend.open(settings, MODEL, DIM)
+    assert backend.count() == 0
+    assert manager.current() is not None and manager.meta(manager.current())["model"] == MODEL
+    # Opening again finds the same index rather than making another.
+    ElasticsearchBackend.open(settings, MODEL, DIM, read_only=True)
+    assert len(manager.indices()) == 1
+
+
+def test_another_model_is_refused_with_what_to_do(settings: Settings, manager: IndexManager) -> None:
+    ElasticsearchBackend.open(settings, MODEL, DIM)
+    with pytest.raises(ModelMismatchError, match=rf"built by model bundle '{MODEL}'.*JOINTSPACE_MODEL"):
+        ElasticsearchBackend.open(settings, "other-model", DIM)
+    with pytest.raises(ModelMismatchError, match=rf"\({DIM} dims\).*\({DIM * 2} dims\)"):
+        ElasticsearchBackend.open(settings, MODEL, DIM * 2)
+
+
+def test_swap_keeps_search_answering_and_drop_old(settings: Settings, manager: IndexManager) -> None:
+    vectors = unit_vectors(50, DIM, seed=11)
+    old_backend = ElasticsearchBackend.open(settings, MODEL, DIM)
+    old_backend.upsert([doc(f"old{i}", v, caption="old") for i, v in enumerate(vectors)])
+    old_backend.refresh()
+    old_index = manager.current()
+
+    failures: list[BaseException] = []
+    answers: list[set[str]] = []
+    stop = threading.Event()
+
+    def search_forever() -> None:
+        while not stop.is_set():
+            try:
+                answers.append({h.post.caption for h in old_backend.knn(vectors[0], k=3)})
+            except BaseException as exc:  # noqa: BLE001 - any failure during the swap is the finding
+                failures.append(exc)
+
+    searcher = threading.Thread(target=search_forever)
+    searcher.start()
+    try:
+        new_index = manager.create(MODEL, DIM)
+        new = ElasticsearchBackend(old_backend.client, settings, MODEL, DIM, new_index, quantized=True)
+        new.upsert([doc(f"new{i}", v, caption="new") for i, v in enumerate(vectors)])
+        new.refresh()
+        while len(answers) < 5:
+            time.sleep(0.05)
+        manager.point_alias(new_index)
+        seen = len(answers)
+        while len(answers) < seen + 5:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        searcher.join()
+    assert failures == []
+    assert all(answer in ({"old"}, {"new"}) for answer in answers)  # never empty, never mixed
+    assert answers[0] == {"old"} and answers[-1] == {"new"}
+    assert manager.current() == new_index
+
+    spare = manager.create(MODEL, DIM)
+    with pytest.raises(ConfigurationError, match="behind alias"):
+        manager.drop(new_index)
+    assert manager.drop_old(keep=1) == [old_index]
+    assert manager.drop_old() == [spare]
+    assert [i.name for i in manager.indices()] == [new_index]
+    assert old_backend.count() == 50
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (kernel backlog) but never answers: a hung node."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+@pytest.fixture
+def http_port_not_elasticsearch() -> Iterator[int]:
+    """A plain HTTP server answering 404 to everything: a wrong URL that does answer."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+# The pytest timeout bounds each case: the connect timeout (2 s), not the request timeout (120 s),
+# must apply, so a wrong URL is reported at once instead of hanging a CLI command or a service.
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["refused", "hung", "not-elasticsearch"])
+def test_unreachable_url_is_reported_with_the_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    port = {"refused": lambda: free_ports(1)[0], "hung": lambda: request.getfixturevalue("silent_port"),
+            "not-elasticsearch": lambda: request.getfixturevalue("http_port_not_elasticsearch")}[kind]()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(home=tmp_path, es_url=url, es_connect_timeout_s=2.0, es_request_timeout_s=120.0)
+    with pytest.raises(BackendUnavailableError, match=re.escape(url)):
+        ElasticsearchBackend.open(settings, MODEL, DIM)
