@@ -53,6 +53,7 @@ class _Ranked:
     hits: list[Hit]
     exhausted: bool
     ranks: dict[str, dict[str, int]] = field(default_factory=dict)
+    similarity: dict[str, float] = field(default_factory=dict)  # kNN scores: dot products with the query
 
 
 class _Clock:
@@ -202,9 +203,11 @@ class SearchService:
         kept, dropped = ranked
         page_hits = kept.hits[plan.start:plan.depth]
         explain = self._explain(parsed, merged, mode, plan, terms, vectors, query, keywords, page_hits,
-                                kept.ranks, dropped, min_score, threshold, clock)
-        if not include_vectors:
-            page_hits = [replace(h, vector=None) for h in page_hits]
+                                kept, dropped, min_score, threshold, clock)
+        if include_vectors:
+            self._attach_vectors(page_hits, clock)
+        else:
+            page_hits = [h if h.vector is None else replace(h, vector=None) for h in page_hits]
         has_more = len(kept.hits) > plan.depth or not kept.exhausted
         return SearchResult(page_hits, explain, plan.page, plan.k, len(kept.hits), has_more)
 
@@ -227,15 +230,29 @@ class SearchService:
         fetch = plan.depth
         while True:
             ranked = produce(fetch)
-            if threshold is not None:
-                self._attach_vectors(ranked.hits, clock)
-            started = time.perf_counter()
-            kept, dropped = collapse(ranked.hits, threshold)
-            clock.add("collapse", started)
-            result = _Ranked(kept, ranked.exhausted, ranked.ranks)
+            kept, dropped, used = self._collapse_prefix(ranked.hits, plan.depth, threshold, clock)
+            exhausted = ranked.exhausted and used == len(ranked.hits)
+            result = _Ranked(kept, exhausted, ranked.ranks, ranked.similarity)
             if len(kept) >= plan.depth or ranked.exhausted or fetch >= plan.cap:
                 return result, dropped
             fetch = min(plan.cap, fetch * 2)
+
+    def _collapse_prefix(self, hits: list[Hit], depth: int, threshold: float | None,
+                         clock: _Clock) -> tuple[list[Hit], list[Collapsed], int]:
+        """Collapses only as long a prefix of `hits` as it takes to keep `depth` of them (greedy
+        collapsing of a prefix is the prefix of collapsing the whole), so a hybrid list of hundreds
+        costs vectors for about a page. Returns the kept hits, the dropped ones and the prefix length."""
+        if threshold is None:
+            return hits, [], len(hits)
+        used = min(len(hits), depth)
+        while True:
+            self._attach_vectors(hits, clock, stop=used)
+            started = time.perf_counter()
+            kept, dropped = collapse(hits[:used], threshold)
+            clock.add("collapse", started)
+            if len(kept) >= depth or used == len(hits):
+                return kept, dropped, used
+            used = min(len(hits), used + 2 * (depth - len(kept)))
 
     def _semantic(self, query: np.ndarray, n: int, plan: PagePlan, filters: Filters,
                   min_score: float | None, clock: _Clock) -> _Ranked:
@@ -246,7 +263,8 @@ class SearchService:
             passing = [h for h in hits if h.score >= min_score]
             exhausted = exhausted or len(passing) < len(hits)
             hits = passing
-        return _Ranked(hits, exhausted, {h.id: {"semantic": r} for r, h in enumerate(hits, 1)})
+        return _Ranked(hits, exhausted, {h.id: {"semantic": r} for r, h in enumerate(hits, 1)},
+                       {h.id: h.score for h in hits})
 
     def _keyword(self, keywords: KeywordQuery, n: int, filters: Filters, clock: _Clock) -> _Ranked:
         hits = clock.backend(lambda: self.backend.keyword(keywords.text, n, filters))
@@ -270,15 +288,16 @@ class SearchService:
                 ranks.setdefault(post_id, {}).update(rank)
         hits = [replace(by_id[post_id], score=score) for post_id, score in fused]
         clock.add("fuse", started)
-        return _Ranked(hits, semantic.exhausted and keyword.exhausted, ranks)
+        return _Ranked(hits, semantic.exhausted and keyword.exhausted, ranks, semantic.similarity)
 
-    def _attach_vectors(self, hits: list[Hit], clock: _Clock) -> None:
-        """Fills in the vectors the backend did not return with its hits (one get_many call)."""
-        missing = [h.id for h in hits if h.vector is None or np.asarray(h.vector).size == 0]
+    def _attach_vectors(self, hits: list[Hit], clock: _Clock, stop: int | None = None) -> None:
+        """Fills in, in place, the vectors the backend did not return with `hits[:stop]` (one get_many)."""
+        stop = len(hits) if stop is None else stop
+        missing = [h.id for h in hits[:stop] if h.vector is None or np.asarray(h.vector).size == 0]
         if not missing:
             return
         docs = clock.backend(lambda: self.backend.get_many(missing, with_vector=True))
-        for index, hit in enumerate(hits):
+        for index, hit in enumerate(hits[:stop]):
             doc = docs.get(hit.id)
             if (hit.vector is None or np.asarray(hit.vector).size == 0) and doc is not None and doc.vector.size:
                 hits[index] = replace(hit, vector=np.asarray(doc.vector, dtype=np.float32))
@@ -287,7 +306,7 @@ class SearchService:
     def _explain(self, parsed: ParsedQuery, filters: Filters, mode: str, plan: PagePlan,
                  terms: Sequence[WeightedTerm], vectors: dict[tuple[str, str], np.ndarray],
                  query: np.ndarray | None, keywords: KeywordQuery, hits: list[Hit],
-                 ranks: dict[str, dict[str, int]], dropped: list[Collapsed], min_score: float | None,
+                 ranked: _Ranked, dropped: list[Collapsed], min_score: float | None,
                  threshold: float | None, clock: _Clock) -> dict[str, Any]:
         started = time.perf_counter()
         explain: dict[str, Any] = {"expression": parsed.text, "parsed": parsed.to_text(), "mode": mode,
@@ -306,11 +325,14 @@ class SearchService:
             explain["nearest_words"] = []
         if mode != "semantic":
             explain["keyword"] = keywords.to_json()
-        if query is not None:
+        similarity = dict(ranked.similarity)
+        if query is not None and any(h.id not in similarity for h in hits):
+            # Keyword-only hits have no kNN score: their similarity comes from their stored vectors.
             self._attach_vectors(hits, clock)
-        explain["hits"] = [{"id": h.id, "score": round(h.score, 6), **ranks.get(h.id, {}),
-                            **({"similarity": round(float(np.dot(h.vector, query)), 6)}
-                               if query is not None and h.vector is not None and np.asarray(h.vector).size else {})}
+            similarity |= {h.id: float(np.dot(h.vector, query)) for h in hits
+                           if h.id not in similarity and h.vector is not None and np.asarray(h.vector).size}
+        explain["hits"] = [{"id": h.id, "score": round(h.score, 6), **ranked.ranks.get(h.id, {}),
+                            **({"similarity": round(similarity[h.id], 6)} if h.id in similarity else {})}
                            for h in hits]
         explain["collapsed"] = [{"id": c.id, "duplicate_of": c.duplicate_of, "similarity": round(c.similarity, 6)}
                                 for c in dropped]

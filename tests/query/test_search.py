@@ -213,3 +213,10 @@ def test_random_queries_raise_only_query_errors(service: SearchService, text: st
     except QueryError:
         return
     assert len(result.hits) <= 3
+
+
+def test_vectors_come_back_only_when_asked(service: SearchService) -> None:
+    hits = service.search("dog+park", k=3, collapse=False, include_vectors=True).hits
+    for hit in hits:
+        np.testing.assert_allclose(hit.vector, VECTORS[hit.id], atol=1e-6)
+    assert all(h.vector is None for h in service.search("dog+park", k=3).hits)
