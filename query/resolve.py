@@ -15,11 +15,16 @@ SUGGESTIONS = 5
 
 
 def suggest(word: str, vocabulary: Sequence[str], n: int = SUGGESTIONS) -> list[str]:
-    """Vocabulary words spelt most like `word` (best first)."""
-    # difflib is quadratic per pair; comparing only words of similar length keeps a 400,000-word
-    # vocabulary fast enough for an error path without adding a dependency.
-    near = [w for w in vocabulary if abs(len(w) - len(word)) <= max(2, len(word) // 3)]
-    return difflib.get_close_matches(word, near, n=n, cutoff=0.6)
+    """Vocabulary words spelt most like `word` (best first; ties keep vocabulary order, which for
+    word-vector tables is by frequency)."""
+    try:
+        from rapidfuzz import fuzz, process
+    except ImportError:  # a checkout installed with --no-deps: slower, same kind of answer
+        near = [w for w in vocabulary if abs(len(w) - len(word)) <= max(2, len(word) // 3)]
+        return difflib.get_close_matches(word, near, n=n, cutoff=0.6)
+    # rapidfuzz: a C++ edit-distance scan, ~0.2 s over GloVe's 400,000 words where difflib takes seconds.
+    return [match for match, _, _ in process.extract(word, vocabulary, scorer=fuzz.ratio, limit=n,
+                                                      score_cutoff=60)]
 
 
 def resolve(terms: Sequence[Term], text: TextEncoder, backend: SearchBackend,
