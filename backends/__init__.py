@@ -1,7 +1,7 @@
 """Where documents live and are searched: Elasticsearch when `JOINTSPACE_ES_URL` is set, else the embedded store.
 
 Both implement `jointspace.protocols.SearchBackend` and pass the same behaviour suite
-(tests/backends/test_behaviour.py).
+(tests/backends/test_backend_behaviour.py).
 """
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ so its own fresh index, dropped afterwards.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,24 +13,11 @@ import pytest
 
 from jointspace.backends.elasticsearch import ElasticsearchBackend
 from jointspace.backends.embedded import EmbeddedBackend
-from jointspace.es_mappings.manager import IndexManager
 from jointspace.protocols import SearchBackend
-from jointspace.settings import Settings
-from tests.backends.corpus import DIM, MODEL, city_corpus
+from backend_corpus import DIM, MODEL, city_corpus
+from backend_support import RECALL_FIGURES, drop_alias_indices, es_settings
 
 BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
-RECALL_FIGURES: list[dict[str, object]] = []
-
-
-def es_settings(es_url: str, tmp_path: Path, **overrides: object) -> Settings:
-    return Settings(home=tmp_path, es_url=es_url, es_index_alias=f"test-{uuid.uuid4().hex[:12]}", **overrides)
-
-
-def drop_alias_indices(backend: ElasticsearchBackend) -> None:
-    manager = IndexManager(backend.client, backend.settings, backend.alias)
-    for info in manager.indices():
-        backend.client.indices.delete(index=info.name, ignore_unavailable=True)
-    backend.close()
 
 
 def open_test_backend(kind: str, request: pytest.FixtureRequest, folder: Path, dim: int = DIM) -> SearchBackend:

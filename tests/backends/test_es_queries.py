@@ -12,7 +12,7 @@ from jointspace.es_mappings.template import index_body
 from jointspace.errors import ConfigurationError
 from jointspace.records import Filters
 from jointspace.settings import Settings
-from tests.backends.corpus import doc
+from backend_corpus import doc
 
 FILTERS = Filters(cities=("Paris", "london"), hashtags=("#Beach",), sources=("feed",),
                   after=datetime(2024, 1, 1), before=datetime(2024, 2, 1))

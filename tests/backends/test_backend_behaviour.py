@@ -9,7 +9,7 @@ import pytest
 from jointspace.errors import DimensionError, ModelMismatchError
 from jointspace.protocols import SearchBackend
 from jointspace.records import Filters
-from tests.backends.corpus import BIG_CITIES, DIM, RARE_CITY, START, city_corpus, doc, unit_vectors
+from backend_corpus import BIG_CITIES, DIM, RARE_CITY, START, city_corpus, doc, unit_vectors
 
 CORPUS = city_corpus()
 VECTORS = np.stack([d.vector for d in CORPUS])

@@ -17,8 +17,8 @@ from jointspace.es_mappings.client import connect
 from jointspace.es_mappings.manager import IndexManager
 from jointspace.services.processes import free_ports
 from jointspace.settings import Settings
-from tests.backends.conftest import es_settings
-from tests.backends.corpus import DIM, MODEL, doc, unit_vectors
+from backend_support import es_settings
+from backend_corpus import DIM, MODEL, doc, unit_vectors
 
 pytestmark = pytest.mark.es
 
