@@ -37,8 +37,12 @@ def _services_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _announce(config: pytest.Config, line: str) -> None:
+    """Writes `line` to the terminal now, past pytest's output capture (fixtures run captured)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        return
+    with capture.global_and_fixture_disabled():
         reporter.ensure_newline()
         reporter.write_line(line, cyan=True)
 
