@@ -24,6 +24,7 @@ class ImageSource:
     kind: ImageKind
     path: Path | None = None
     data: bytes | None = None
+    rotate_cw: int = 0  # degrees clockwise to turn the picture upright (photo albums record this)
 
     def read(self) -> bytes:
         if self.data is not None:

@@ -52,6 +52,8 @@ def load(source: ImageSource, size: int) -> Image.Image:
     else:
         image = Image.open(io.BytesIO(source.read()) if source.data is not None else source.path)
         image.load()
+    if source.rotate_cw % 360:
+        image = image.rotate(-source.rotate_cw, expand=True)  # PIL turns counter-clockwise
     return fit(on_white(image), size)
 
 

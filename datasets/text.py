@@ -2,9 +2,28 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+# A plain stop-word list rather than scikit-learn's: importing sklearn costs seconds in every
+# `prepare` run and in every rendering process, for a set of words.
+ENGLISH_STOP_WORDS = frozenset("""
+a about above across after afterwards again against all almost alone along already also although always
+am among amongst an and another any anyhow anyone anything anyway anywhere are around as at back be became
+because become becomes been before beforehand behind being below beside besides between beyond both but by
+can cannot could did do does doing done down due during each eg either else elsewhere enough etc even ever
+every everyone everything everywhere except few for former formerly from further had has have having he
+hence her here hereby herein hers herself him himself his how however i ie if in indeed into is it its
+itself just last latter least less many may me meanwhile might mine more moreover most mostly much must my
+myself namely neither never nevertheless next no nobody none nor not nothing now nowhere of off often on
+once one only onto or other others otherwise our ours ourselves out over own per perhaps please rather
+same several she should since so some somehow someone something sometime sometimes somewhere still such
+than that the their theirs them themselves then thence there thereafter thereby therefore therein these
+they this those though through throughout thru thus to together too toward towards under until up upon us
+very via was we well were what whatever when whence whenever where whereas whereby wherein whether which
+while whither who whoever whole whom whose why will with within without would yet you your yours yourself
+yourselves its it's isn't don't can't won't i'm
+""".split())
 
 # Metadata noise that says nothing about the picture (editor tags, licences, collection names).
 NOISE_WORDS = frozenset({
@@ -12,12 +31,18 @@ NOISE_WORDS = frozenset({
     "openclipart", "clipart", "clip", "art", "svg", "png", "image", "media", "public", "domain",
     "remix", "externalsource", "special", "untagged", "cartoon", "mirror",
 })
-_WORD = re.compile(r"[a-z0-9]+(?:['_][a-z0-9]+)*")
+_WORD = re.compile(r"[^\W_]+(?:['_][^\W_]+)*")
+
+
+def fold(text: str) -> str:
+    """Lower-cased, accents removed (`Chichén Itzá` → `chichen itza`), so tags match plain typing."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def words(text: str) -> list[str]:
-    """Lower-cased word tokens (letters and digits), in order."""
-    return _WORD.findall(text.lower().replace("-", " "))
+    """Lower-cased, accent-folded word tokens (letters and digits of any script), in order."""
+    return _WORD.findall(fold(text).replace("-", " ").replace("’", "'"))
 
 
 def content_words(text: str) -> list[str]:
@@ -27,7 +52,7 @@ def content_words(text: str) -> list[str]:
 
 
 def hashtag(text: str) -> str | None:
-    """One Instagram-style tag (`[a-z0-9_]`), or None when nothing meaningful is left."""
+    """One Instagram-style tag (word characters and `_`, accents folded), or None when nothing meaningful is left."""
     tag = "_".join(words(text))
     if not tag or tag in NOISE_WORDS or tag.isdigit() or len(tag) < 2:
         return None

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from jointspace.datasets.debian import unpack
 from jointspace.datasets.items import split_of
 from jointspace.datasets.prepare import cache_dir_of
 from jointspace.datasets.prepared import load_items, read_posts_file
@@ -29,7 +30,7 @@ def check_post_line(line: dict, jsonl_dir: Path) -> None:
     image = Path(line["image"])
     assert not image.is_absolute() and (jsonl_dir / image).is_file()
     assert isinstance(line["caption"], str) and line["caption"].strip()
-    assert all(re.fullmatch(r"[a-z0-9_']+", tag) for tag in line["hashtags"])
+    assert all(re.fullmatch(r"[^\W_]+(?:['_][^\W_]+)*", tag) and tag == tag.lower() for tag in line["hashtags"])
     assert line["city"] is None or isinstance(line["city"], str)
     assert datetime.fromisoformat(line["created_at"]).tzinfo is not None
     assert line["author"] is None or isinstance(line["author"], str)
@@ -48,11 +49,14 @@ def _prepare(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture()
 def home(tmp_path: Path) -> Path:
-    # A fresh home whose download cache is the real one: the 160 MB .deb is fetched once per machine.
-    shared = cache_dir_of(get_settings().home)
-    shared.mkdir(parents=True, exist_ok=True)
+    """A fresh home sharing the real download cache and unpacked tuxpaint tree (160 MB .deb, 230 MB
+    unpacked): fetched and unpacked once per machine, not once per test."""
+    settings = get_settings()
+    package = unpack("tuxpaint-stamps-default", cache_dir_of(settings.home), settings.data_dir / "packages")
     (tmp_path / "cache").mkdir()
-    (tmp_path / "cache" / "debs").symlink_to(shared)
+    (tmp_path / "cache" / "debs").symlink_to(cache_dir_of(settings.home))
+    (tmp_path / "data" / "packages").mkdir(parents=True)
+    (tmp_path / "data" / "packages" / package.name).symlink_to(package.root)
     return tmp_path
 
 
