@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException, Request, UploadFile
+from fastapi import HTTPException, Request
+from starlette.datastructures import UploadFile  # what request.form() yields (FastAPI's is a subclass)
 from starlette.concurrency import run_in_threadpool
 
 from jointspace.api.media import media_root

@@ -1,0 +1,54 @@
+"""Helpers shared by the API tests (imported by name: conftest modules are not importable)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from corpus import Corpus
+from fastapi.testclient import TestClient
+
+from jointspace.api.services import ApiServices
+from jointspace.records import Post
+from jointspace.settings import Settings
+
+API_KEY = "test-key-0123456789"
+
+
+@dataclass
+class Api:
+    client: TestClient
+    services: ApiServices
+    settings: Settings
+    corpus: Corpus
+    backend_name: str
+
+    @property
+    def write_headers(self) -> dict[str, str]:
+        return {"X-API-Key": API_KEY}
+
+
+def api_settings(home: Path, corpus: Corpus, es_url: str | None = None, alias: str = "api-test-posts",
+                 **extra: object) -> Settings:
+    return Settings(home=home, media_root=corpus.root, api_key=API_KEY, es_url=es_url,
+                    es_index_alias=alias, broker_url=None, **extra)
+
+
+def corpus_posts(corpus: Corpus, settings: Settings) -> list[Post]:
+    from jointspace.ingest.validate import ValidationLimits, validate_post
+
+    limits = ValidationLimits.from_settings(settings)
+    return [validate_post(raw, corpus.root, limits) for raw in corpus.posts]
+
+
+def index_corpus(services: ApiServices, corpus: Corpus) -> None:
+    posts = corpus_posts(corpus, services.settings)
+    outcome = services.submitter.submit_batch(posts).outcome()
+    assert not outcome.dead, outcome.dead
+    services.backend.refresh()
+    assert services.backend.count() == len(posts)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path

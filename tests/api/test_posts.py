@@ -1,0 +1,133 @@
+"""Reading posts, their images and words; writing posts (JSON and multipart) and deleting them."""
+from __future__ import annotations
+
+import io
+import shutil
+
+from api_support import Api
+from PIL import Image
+
+
+def test_get_post(api: Api) -> None:
+    post = api.corpus.posts[5]
+    body = api.client.get(f"/posts/{post['id']}").json()
+    assert body["id"] == post["id"] and body["caption"] == post["caption"] and body["city"] == post["city"]
+    assert body["created_at"].startswith(post["created_at"][:10])
+    assert api.client.get("/posts/no-such-post").status_code == 404
+
+
+def test_image_is_the_file_with_type_and_cache_headers(api: Api) -> None:
+    post = api.corpus.posts[0]
+    r = api.client.get(f"/posts/{post['id']}/image")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "image/png"
+    assert r.content == (api.corpus.root / post["image"]).read_bytes()
+    assert "max-age" in r.headers["cache-control"] and r.headers["x-content-type-options"] == "nosniff"
+    again = api.client.get(f"/posts/{post['id']}/image", headers={"If-None-Match": r.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_thumbnail_is_a_small_cached_jpeg(api: Api) -> None:
+    post = api.corpus.posts[1]
+    r = api.client.get(f"/posts/{post['id']}/thumbnail")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(r.content)) as thumb:
+        assert thumb.format == "JPEG"
+        assert max(thumb.size) <= api.settings.api_thumbnail_px
+    cached = list((api.settings.home / "cache" / "thumbnails").rglob("*.jpg"))
+    assert cached, "the thumbnail is written under JOINTSPACE_HOME"
+    second = api.client.get(f"/posts/{post['id']}/thumbnail")
+    assert second.content == r.content and second.headers["etag"] == r.headers["etag"]
+    assert api.client.get(f"/posts/{post['id']}/thumbnail",
+                          headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+
+
+def test_describe_post_and_city(api: Api) -> None:
+    post = api.corpus.posts[0]
+    words = api.client.get(f"/posts/{post['id']}/describe", params={"k": 7}).json()["words"]
+    assert len(words) == 7 and all(isinstance(w["word"], str) and -1 <= w["score"] <= 1 for w in words)
+    assert api.client.get("/posts/nope/describe").status_code == 404
+    city = api.client.get("/cities/Paris/describe", params={"k": 5}).json()
+    assert city["subject"] == "paris" and len(city["words"]) == 5
+    assert api.client.get("/cities/atlantis/describe").status_code == 404
+
+
+def test_cities_with_counts(api: Api) -> None:
+    cities = {c["city"]: c["count"] for c in api.client.get("/cities").json()["cities"]}
+    expected: dict[str, int] = {}
+    for p in api.corpus.posts:
+        expected[p["city"]] = expected.get(p["city"], 0) + 1
+    assert cities == expected
+
+
+def new_image(api: Api, name: str, colour: str) -> str:
+    """A picture below the media root that no post uses yet; returns its path relative to the root."""
+    folder = api.corpus.root / f"extra-{api.backend_name}"
+    folder.mkdir(exist_ok=True)
+    Image.new("RGB", (64, 48), colour).save(folder / name)
+    return f"{folder.name}/{name}"
+
+
+def test_post_json_batch_accepts_and_rejects_with_reasons(api: Api) -> None:
+    before = api.services.backend.count()
+    good = {"id": f"new-{api.backend_name}-1", "image": new_image(api, "red.png", "red"),
+            "caption": "A red square #red", "city": "Lyon"}
+    batch = [
+        good,
+        {"id": "missing-image", "image": "nowhere/none.png", "caption": "x"},
+        {"id": "outside", "image": "/etc/hostname", "caption": "x"},
+        {"id": "bad-time", "image": good["image"], "created_at": "yesterday"},
+        dict(good),  # the same post twice in one request
+    ]
+    r = api.client.post("/posts", json=batch, headers=api.write_headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == [good["id"]] and body["queued"] is False
+    reasons = {item["index"]: item["reason"] for item in body["rejected"]}
+    assert set(reasons) == {1, 2, 3, 4}
+    assert "not found" in reasons[1] and "outside the media root" in reasons[2]
+    assert "created_at" in reasons[3] and "duplicate" in reasons[4]
+    assert api.services.backend.count() == before + 1
+    found = api.client.get("/search", params={"q": f"[img:{good['id']}]", "k": 1}).json()["hits"][0]
+    assert found["id"] == good["id"] and found["city"] == "lyon" and found["hashtags"] == ["red"]
+
+    again = api.client.post("/posts", json={"posts": [good]}, headers=api.write_headers).json()
+    assert again["accepted"] == [good["id"]]
+    assert api.services.backend.count() == before + 1  # upserted by id, not duplicated
+
+    assert api.client.delete(f"/posts/{good['id']}", headers=api.write_headers).json() == {"id": good["id"], "deleted": True}
+    assert api.client.get(f"/posts/{good['id']}").status_code == 404
+    assert api.client.delete(f"/posts/{good['id']}", headers=api.write_headers).status_code == 404
+    assert api.services.backend.count() == before
+
+
+def test_post_with_nothing_acceptable_is_400(api: Api) -> None:
+    r = api.client.post("/posts", json=[{"id": "x", "image": "missing.png"}], headers=api.write_headers)
+    assert r.status_code == 400
+    assert r.json()["accepted"] == [] and r.json()["rejected"][0]["index"] == 0
+
+
+def test_post_multipart_with_uploaded_images(api: Api) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40), "navy").save(buffer, "PNG")
+    posts = '[{"id": "upload-%s", "caption": "A navy tile", "city": "oslo", "image": "tile.png"},' \
+            ' {"id": "broken-%s", "image": "broken.png"}]' % (api.backend_name, api.backend_name)
+    r = api.client.post("/posts", headers=api.write_headers, data={"posts": posts},
+                        files=[("images", ("tile.png", buffer.getvalue(), "image/png")),
+                               ("images", ("broken.png", b"\x89PNG not really", "image/png"))])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    post_id = f"upload-{api.backend_name}"
+    assert body["accepted"] == [post_id]
+    assert len(body["rejected"]) == 1 and "not a readable image" in body["rejected"][0]["reason"]
+    stored = api.client.get(f"/posts/{post_id}/image")
+    assert stored.status_code == 200 and stored.content == buffer.getvalue()
+    assert list((api.corpus.root / "uploads").rglob("*.png"))
+    api.client.delete(f"/posts/{post_id}", headers=api.write_headers)
+    shutil.rmtree(api.corpus.root / "uploads")
+
+
+def test_batch_size_is_bounded(api: Api) -> None:
+    too_many = [{"image": "x.png"}] * (api.settings.api_max_batch_posts + 1)
+    r = api.client.post("/posts", json=too_many, headers=api.write_headers)
+    assert r.status_code == 413 and "JOINTSPACE_API_MAX_BATCH_POSTS" in r.json()["message"]

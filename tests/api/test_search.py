@@ -1,0 +1,136 @@
+"""GET /search and POST /search on both backends."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from api_support import Api
+from PIL import Image
+
+DOG_IDS_CAPTION = "dog"
+
+
+def ids(body: dict) -> list[str]:
+    return [h["id"] for h in body["hits"]]
+
+
+def test_search_returns_hits_with_urls_and_explanation(api: Api) -> None:
+    r = api.client.get("/search", params={"q": "dog+park", "k": 5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["query"] == "dog+park" and body["mode"] == "semantic" and body["page"] == 1
+    assert len(body["hits"]) == 5
+    scores = [h["score"] for h in body["hits"]]
+    assert scores == sorted(scores, reverse=True)
+    known = {p["id"]: p for p in api.corpus.posts}
+    for hit in body["hits"]:
+        assert hit["id"] in known
+        assert hit["caption"] == known[hit["id"]]["caption"]
+        assert hit["city"] == known[hit["id"]]["city"]
+        assert hit["image_url"] == f"/posts/{hit['id']}/image"
+        assert hit["thumbnail_url"] == f"/posts/{hit['id']}/thumbnail"
+        assert hit["vector"] is None
+    words = [w["word"] for w in body["explain"]["nearest_words"]]
+    assert "dog" in words and "park" in words
+    assert [t["term"] for t in body["explain"]["terms"]] == ["dog", "park"]
+
+
+def test_city_filter_returns_only_that_city(api: Api) -> None:
+    r = api.client.get("/search", params={"q": "dog", "city": "tokyo", "k": 20})
+    assert r.status_code == 200
+    hits = r.json()["hits"]
+    expected = sum(1 for p in api.corpus.posts if p["city"] == "tokyo")
+    assert len(hits) == expected  # the filter runs inside the kNN: every tokyo post, nothing else
+    assert {h["city"] for h in hits} == {"tokyo"}
+
+
+def test_inline_city_filter_matches_parameter(api: Api) -> None:
+    inline = api.client.get("/search", params={"q": "dog city:paris", "k": 5}).json()
+    param = api.client.get("/search", params={"q": "dog", "city": "paris", "k": 5}).json()
+    assert ids(inline) == ids(param)
+    assert {h["city"] for h in inline["hits"]} == {"paris"}
+
+
+def test_keyword_mode_finds_caption_words(api: Api) -> None:
+    r = api.client.get("/search", params={"q": "dog", "mode": "keyword", "k": 50})
+    assert r.status_code == 200
+    hits = r.json()["hits"]
+    mentioning = {p["id"] for p in api.corpus.posts
+                  if "dog" in p["caption"].lower() or "dog" in p["hashtags"]}
+    assert hits and {h["id"] for h in hits} <= mentioning
+
+
+def test_hybrid_mode_runs(api: Api) -> None:
+    r = api.client.get("/search", params={"q": "dog+park", "mode": "hybrid", "k": 5})
+    assert r.status_code == 200
+    assert len(r.json()["hits"]) == 5
+    assert r.json()["mode"] == "hybrid"
+
+
+def test_image_term_finds_its_own_post_first(api: Api) -> None:
+    target = api.corpus.posts[3]["id"]
+    r = api.client.get("/search", params={"q": f"[img:{target}]", "k": 3})
+    assert r.status_code == 200
+    top = r.json()["hits"][0]
+    assert top["id"] == target
+    assert top["score"] == pytest.approx(1.0, abs=0.02)
+
+
+def test_include_vector_returns_unit_vectors(api: Api) -> None:
+    body = api.client.get("/search", params={"q": "park", "k": 3, "include_vector": "true"}).json()
+    for hit in body["hits"]:
+        vector = np.asarray(hit["vector"], dtype=np.float32)
+        assert vector.shape == (api.services.bundle.dim,)
+        assert float(np.linalg.norm(vector)) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_pages_do_not_overlap(api: Api) -> None:
+    first = api.client.get("/search", params={"q": "dog", "k": 4, "page": 1}).json()
+    second = api.client.get("/search", params={"q": "dog", "k": 4, "page": 2}).json()
+    assert first["has_more"] is True
+    assert len(ids(second)) == 4 and not set(ids(first)) & set(ids(second))
+
+
+@pytest.mark.parametrize("q, position", [("dog+", 4), ("dog + (park", 11), ("dog wher:paris", 4)])
+def test_query_errors_are_400_with_position(api: Api, q: str, position: int) -> None:
+    r = api.client.get("/search", params={"q": q})
+    assert r.status_code == 400
+    body = r.json()
+    assert body["error"] == "query" and body["position"] == position and body["message"]
+
+
+def test_k_is_bounded(api: Api) -> None:
+    too_many = api.client.get("/search", params={"q": "dog", "k": api.settings.max_k + 1})
+    assert too_many.status_code == 400 and "k must be between" in too_many.json()["message"]
+    assert api.client.get("/search", params={"q": "dog", "k": 0}).status_code == 400
+
+
+def test_ten_thousand_character_query_is_a_clean_400(api: Api) -> None:
+    r = api.client.get("/search", params={"q": "dog+" * 2500})
+    assert r.status_code == 400
+    assert r.json()["error"] == "query" and "longer than" in r.json()["message"]
+
+
+def png_bytes(path: str, fmt: str = "JPEG") -> bytes:
+    buffer = io.BytesIO()
+    with Image.open(path) as img:
+        img.convert("RGB").save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def test_search_by_uploaded_photo(api: Api) -> None:
+    post = api.corpus.posts[0]
+    photo = png_bytes(str(api.corpus.root / post["image"]))  # the same picture, re-encoded: not indexed as such
+    r = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")}, data={"k": "3"})
+    assert r.status_code == 200, r.text
+    assert r.json()["hits"][0]["id"] == post["id"]
+    with_terms = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")},
+                                 data={"k": "3", "q": "+park", "city": "london"}).json()
+    assert [t["term"] for t in with_terms["explain"]["terms"]] == ["(uploaded photo)", "park"]
+    assert {h["city"] for h in with_terms["hits"]} == {"london"}
+
+
+def test_search_by_photo_refuses_non_images(api: Api) -> None:
+    r = api.client.post("/search", files={"image": ("notes.txt", b"not an image at all", "text/plain")})
+    assert r.status_code == 400 and "not a readable image" in r.json()["message"]
