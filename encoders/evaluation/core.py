@@ -1,0 +1,125 @@
+"""Scoring image vectors against a gallery's queries: vectorised so a validation pass takes milliseconds."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from jointspace.encoders.evaluation.metrics import category_base_rate, image_to_image_p10
+from jointspace.encoders.evaluation.queries import (Query, compound_queries, gallery_labels, keyword_queries,
+                                                     relevant_mask, seed_queries)
+from jointspace.encoders.image_encoders import unit_rows
+from jointspace.encoders.targets import Labelled
+from jointspace.protocols import TextEncoder
+
+KINDS = ("keyword", "compound", "seed")
+
+
+@dataclass
+class Gallery:
+    """The images one evaluation ranks (one source's test split, say), with their labels."""
+
+    name: str
+    items: Sequence[Labelled]
+    labels: list[frozenset[str]] = field(init=False)
+    queries: list[Query] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.labels = gallery_labels(self.items)
+        self.queries = []
+
+    def with_queries(self, min_images: int = 5, compounds: bool = True, seeds: bool = True) -> "Gallery":
+        self.queries = keyword_queries(self.labels, min_images)
+        if compounds:
+            self.queries += compound_queries(self.labels, min_images)
+        if seeds:
+            self.queries += seed_queries(self.labels)
+        return self
+
+    @property
+    def categories(self) -> list[str]:
+        return [it.category or "?" for it in self.items]
+
+    def relevance(self) -> np.ndarray:
+        """(queries, gallery) boolean matrix."""
+        return np.array([relevant_mask(q, self.labels) for q in self.queries], dtype=bool).reshape(
+            len(self.queries), len(self.items))
+
+
+def term_vector(text: TextEncoder, words: tuple[str, ...]) -> np.ndarray | None:
+    """One query term's vector; None when the encoder cannot embed it (a user would get an error)."""
+    try:
+        if len(words) > 1 and callable(getattr(text, "encode", None)):
+            return text.embed_words([" ".join(words)])[0]  # a sentence model reads "ice cream" as a phrase
+        return unit_rows(text.embed_words(list(words)).mean(axis=0))
+    except KeyError:
+        return None
+
+
+def query_matrix(text: TextEncoder, queries: Sequence[Query]) -> tuple[np.ndarray, np.ndarray]:
+    """(queries, dim) unit query vectors (the sum of term vectors, normalised) and a mask of embeddable ones."""
+    out = np.zeros((len(queries), text.dim), np.float32)
+    ok = np.zeros(len(queries), bool)
+    for i, q in enumerate(queries):
+        terms = [term_vector(text, t) for t in q.terms]
+        if all(t is not None for t in terms):
+            out[i], ok[i] = unit_rows(np.sum(terms, axis=0)), True
+    return out, ok
+
+
+def rank_metrics(vectors: np.ndarray, qvecs: np.ndarray, relevant: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-query P@5, P@10 and average precision (arrays of length = queries)."""
+    if len(qvecs) == 0:
+        empty = np.zeros(0, np.float32)
+        return {"p5": empty, "p10": empty, "ap": empty}
+    scores = qvecs @ vectors.T
+    order = np.argsort(-scores, axis=1, kind="stable")
+    hits = np.take_along_axis(relevant, order, axis=1)
+    cum = np.cumsum(hits, axis=1)
+    ranks = np.arange(1, hits.shape[1] + 1)
+    n_rel = np.maximum(relevant.sum(axis=1), 1)
+    ap = (cum / ranks * hits).sum(axis=1) / n_rel
+    return {"p5": hits[:, :5].mean(axis=1), "p10": hits[:, :10].mean(axis=1), "ap": ap}
+
+
+class GalleryScorer:
+    """Precomputes one gallery's query vectors and relevance for a text encoder, then scores image vectors."""
+
+    def __init__(self, gallery: Gallery, text: TextEncoder) -> None:
+        self.gallery = gallery
+        self.kinds = np.array([q.kind for q in gallery.queries])
+        self.qvecs, self.embeddable = query_matrix(text, gallery.queries)
+        self.relevant = gallery.relevance()
+
+    def keyword_p10(self, vectors: np.ndarray) -> float:
+        """Mean P@10 over single-keyword queries (0 for those the encoder cannot embed): the selection score."""
+        sel = self.kinds == "keyword"
+        m = rank_metrics(vectors, self.qvecs[sel], self.relevant[sel])
+        return float(np.where(self.embeddable[sel], m["p10"], 0.0).mean()) if sel.any() else 0.0
+
+    def score(self, vectors: np.ndarray) -> dict[str, dict[str, float]]:
+        m = rank_metrics(vectors, self.qvecs, self.relevant)
+        out: dict[str, dict[str, float]] = {}
+        for kind in KINDS:
+            sel = self.kinds == kind
+            if not sel.any():
+                continue
+            ok = self.embeddable[sel]
+            out[kind] = {"n": int(sel.sum()), "coverage": float(ok.mean()),
+                         **{k: float(np.where(ok, v[sel], 0.0).mean()) for k, v in m.items()}}
+        p10, _, n = image_to_image_p10(vectors, self.gallery.categories)
+        out["image"] = {"n": n, "p10": p10}
+        return out
+
+    def random(self) -> dict[str, dict[str, float]]:
+        rate = self.relevant.mean(axis=1) if self.relevant.size else np.zeros(len(self.kinds))
+        out: dict[str, dict[str, float]] = {}
+        for kind in KINDS:
+            sel = self.kinds == kind
+            if sel.any():
+                r = float(rate[sel].mean())
+                out[kind] = {"n": int(sel.sum()), "coverage": 1.0, "p5": r, "p10": r, "ap": r}
+        base, n = category_base_rate(self.gallery.categories)
+        out["image"] = {"n": n, "p10": base}
+        return out

@@ -1,0 +1,161 @@
+"""`jointspace eval`: every configuration measured in one run, on the same galleries and queries.
+
+Galleries: the test split of each source the heads train or validate on; *all* items of a source
+no head ever saw (the photos, usually), since none of them took part in training or selection;
+and `photos`, the union of the photo sources. Configurations: a random ranking, the zero-training
+baseline, the bundle under test and, with `--grid`, a head per text encoder × loss (× target kind),
+each alone and as an ensemble with the baseline. The grid's winner is chosen on validation
+(never on the test galleries), then its test figures are reported beside the rest.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jointspace.encoders.bundle import load_bundle
+from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
+from jointspace.encoders.evaluation.report import write_report
+from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
+from jointspace.encoders.losses import LOSSES
+from jointspace.encoders.pipeline import TEXT_ENCODERS, RunOptions, TrainedHead, Workspace, train_one, with_loss
+from jointspace.encoders.training import TrainConfig
+from jointspace.protocols import TextEncoder
+from jointspace.settings import Settings
+
+log = logging.getLogger(__name__)
+PHOTO_SOURCES = ("gcompris", "scratch", "kphotoalbum")
+
+
+def build_galleries(ws: Workspace, seen: Sequence[str]) -> list[Gallery]:
+    galleries: list[Gallery] = []
+    photos: list[Any] = []
+    for source in ws.prepared_sources():
+        items = ws.items([source], "test" if source in seen else None)
+        if source in PHOTO_SOURCES:
+            photos.extend(items)
+        if len(items) >= 10:
+            galleries.append(Gallery(source, items).with_queries())
+    if photos and sum(g.name in PHOTO_SOURCES for g in galleries) != 1:
+        galleries.append(Gallery("photos", photos).with_queries())
+    return [g for g in galleries if g.queries]
+
+
+class Evaluator:
+    def __init__(self, ws: Workspace, galleries: list[Gallery]) -> None:
+        self.ws = ws
+        self.galleries = galleries
+        self.outputs = {g.name: ws.outputs(g.items) for g in galleries}
+        self._scorers: dict[tuple[str, int], GalleryScorer] = {}
+        self.rows: list[dict[str, Any]] = []
+
+    def scorer(self, gallery: Gallery, text: TextEncoder) -> GalleryScorer:
+        key = (gallery.name, id(text))
+        if key not in self._scorers:
+            self._scorers[key] = GalleryScorer(gallery, text)
+        return self._scorers[key]
+
+    def add(self, name: str, kind: str, text: TextEncoder | None, vectors: dict[str, np.ndarray] | None,
+            extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        results = {}
+        for g in self.galleries:
+            if vectors is None:  # random ranking
+                results[g.name] = self.scorer(g, text).random()  # type: ignore[arg-type]
+            else:
+                results[g.name] = self.scorer(g, text).score(vectors[g.name])  # type: ignore[arg-type]
+        row = {"name": name, "kind": kind, "text": getattr(text, "name", None), "results": results, **(extra or {})}
+        self.rows.append(row)
+        log.info("%-45s keyword P@10 %s", name, "  ".join(f"{g}={r['keyword']['p10']:.3f}"
+                                                          for g, r in results.items() if "keyword" in r))
+        return row
+
+    def zeroshot(self, text: TextEncoder) -> dict[str, np.ndarray]:
+        classes = self.ws.class_matrix(text)
+        k = self.ws.settings.zeroshot_top_k
+        return {n: zeroshot_vectors(o.logits, classes, k) for n, o in self.outputs.items()}
+
+    def head(self, trained: TrainedHead, weight: float) -> dict[str, np.ndarray]:
+        out = {}
+        for n, o in self.outputs.items():
+            h = run_head(trained.result.head, o.features)
+            out[n] = ensemble(h, zeroshot_vectors(o.logits, trained.class_matrix, self.ws.settings.zeroshot_top_k), weight)
+        return out
+
+    def bundle(self, path: Path | None) -> None:
+        b = load_bundle(path, self.ws.settings)
+        image = b.image
+        vectors: dict[str, np.ndarray] = {}
+        for g in self.galleries:
+            o = self.outputs[g.name]
+            same_backbone = getattr(getattr(image, "backbone", None), "spec", None) == self.ws.spec
+            if same_backbone and hasattr(image, "embed_features"):
+                vectors[g.name] = image.embed_features(o.features, o.logits)  # type: ignore[attr-defined]
+            else:
+                from PIL import Image
+
+                vectors[g.name] = np.concatenate([image.embed_images([Image.open(it.post.image).convert("RGB")])
+                                                  for it in g.items])
+        training = b.manifest.get("training") or {}
+        self.add(f"bundle {b.name}", "bundle", b.text, vectors,
+                 {"bundle": str(b.path), "loss": b.manifest.get("loss"), "targets": b.manifest.get("targets"),
+                  "history": training.get("history"),
+                  "zeroshot_weight": b.manifest["image"].get("config", {}).get("zeroshot_weight")})
+
+
+def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None, grid: bool = False,
+                   train_sources: Sequence[str] = ("openclipart",), val_sources: Sequence[str] = ("tuxpaint",),
+                   grid_epochs: int = 40, workspace: Workspace | None = None,
+                   grid_texts: Sequence[str] = TEXT_ENCODERS, grid_losses: Sequence[str] = LOSSES) -> dict[str, Any]:
+    """Evaluate, write the report folder (JSON, markdown, PNG) and return the report as a dict."""
+    started = time.perf_counter()
+    ws = workspace or Workspace(settings)
+    galleries = build_galleries(ws, [*train_sources, *val_sources])
+    ev = Evaluator(ws, galleries)
+    minilm, _ = ws.text("minilm")
+    ev.add("random ranking", "random", minilm, None)
+    ev.add("zero-training (minilm)", "zeroshot", minilm, ev.zeroshot(minilm))
+    ev.bundle(bundle)
+    winner = None
+    if grid:
+        base = RunOptions(train=TrainConfig(epochs=grid_epochs), train_sources=tuple(train_sources),
+                          val_sources=tuple(val_sources))
+        combos = [(t, loss, "word") for t in grid_texts for loss in grid_losses]
+        if "minilm" in grid_texts:
+            combos += [("minilm", loss, "sentence") for loss in grid_losses]
+        best_val = -1.0
+        for text_name, loss, targets in combos:
+            trained = train_one(ws, with_loss(base, loss, text_name, targets), progress=False)
+            if text_name != "minilm" and targets == "word" and loss == grid_losses[0]:
+                ev.add(f"zero-training ({text_name})", "zeroshot", trained.text, ev.zeroshot(trained.text))
+            label = trained.label
+            common = {"loss": loss, "targets": targets, "history": trained.result.history,
+                      "val": trained.val_scores, "seconds": trained.result.seconds}
+            ev.add(f"head {label}", "head", trained.text, ev.head(trained, 0.0), common)
+            w = trained.zeroshot_weight
+            val = trained.val_scores[f"{w:g}"]
+            ev.add(f"ensemble {label} (w={w:g})", "ensemble", trained.text, ev.head(trained, w),
+                   {**common, "zeroshot_weight": w})
+            if val > best_val:
+                best_val, winner = val, {"text": text_name, "loss": loss, "targets": targets,
+                                         "zeroshot_weight": w, "validation_keyword_p10": val,
+                                         "validation": trained.val_scores.get("validation")}
+    report = {
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "train_sources": list(train_sources), "val_sources": list(val_sources),
+        "galleries": {g.name: {"images": len(g.items), "queries": {k: sum(q.kind == k for q in g.queries)
+                                                                    for k in ("keyword", "compound", "seed")},
+                               "split": "test" if g.name in [*train_sources, *val_sources] else "all (never trained on)"}
+                      for g in galleries},
+        "configurations": ev.rows,
+        "winner": winner,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
+    write_report(report, folder)
+    return report

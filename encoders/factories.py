@@ -1,0 +1,121 @@
+"""The built-in encoders as entry-point factories (see pyproject.toml), registered like a user's own.
+
+Text encoder factory:  `factory(config: dict, settings: Settings) -> TextEncoder`
+Image encoder factory: `factory(config: dict, text: TextEncoder, settings: Settings) -> ImageEncoder`
+`config` is the JSON object stored in a bundle's manifest; paths in it are absolute by the time
+a factory sees them (the bundle loader resolves them against the bundle folder).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jointspace.errors import ConfigurationError
+from jointspace.protocols import ImageEncoder, TextEncoder
+from jointspace.settings import Settings
+
+
+def text_cache_dir(settings: Settings) -> Path:
+    return settings.home / "cache" / "text"
+
+
+# text encoders
+def minilm(config: dict[str, Any], settings: Settings) -> TextEncoder:
+    from jointspace.encoders.sentence import MiniLMTextEncoder
+
+    return MiniLMTextEncoder(vocab_size=int(config.get("vocab_size", settings.text_vocab_size)),
+                             cache_dir=text_cache_dir(settings), device="cpu")
+
+
+def glove(config: dict[str, Any], settings: Settings) -> TextEncoder:
+    """GloVe 6B 50d from PyPI, or (with config `path`) any GloVe / word2vec file a user brings."""
+    from jointspace.encoders.word_vectors import WordVectorEncoder, glove_6b_50d, vectors_from_file
+
+    path = config.get("path")
+    if path:
+        if not Path(path).is_file():
+            raise ConfigurationError(f"word vectors file {path} does not exist")
+        return WordVectorEncoder(config.get("name", "glove-file"), vectors_from_file(Path(path)))
+    return WordVectorEncoder("glove", glove_6b_50d())
+
+
+def _gensim_trained(kind: str, config: dict[str, Any]) -> TextEncoder:
+    from gensim.models import FastText, Word2Vec
+
+    from jointspace.encoders.word_vectors import WordVectorEncoder
+
+    path = config.get("path")
+    if not path or not Path(path).is_file():
+        raise ConfigurationError(f"{kind} is trained on captions: `jointspace train --text {kind}` "
+                                 f"writes it into a bundle (no model at {path!r})")
+    model = (FastText if kind == "fasttext" else Word2Vec).load(str(path))
+    idf = config.get("idf")
+    return WordVectorEncoder(kind, model.wv, idf=idf, embeds_unseen_words=kind == "fasttext")
+
+
+def word2vec(config: dict[str, Any], settings: Settings) -> TextEncoder:
+    return _gensim_trained("word2vec", config)
+
+
+def fasttext(config: dict[str, Any], settings: Settings) -> TextEncoder:
+    return _gensim_trained("fasttext", config)
+
+
+# image encoders
+def _backbone(config: dict[str, Any], settings: Settings):  # noqa: ANN202
+    from jointspace.encoders.backbone import Backbone, BackboneSpec
+
+    spec = config.get("backbone") or {}
+    return Backbone(BackboneSpec(name=spec.get("name", settings.backbone),
+                                 weights=spec.get("weights") or (str(settings.backbone_weights)
+                                                                  if settings.backbone_weights else None),
+                                 image_size=spec.get("image_size")),
+                    device=settings.device, threads=settings.torch_threads)
+
+
+def _class_matrix(config: dict[str, Any], text: TextEncoder) -> np.ndarray:
+    from jointspace.encoders.image_encoders import class_prompt_matrix
+
+    path = config.get("class_matrix")
+    if path and Path(path).is_file():
+        matrix = np.load(path).astype(np.float32)
+        if matrix.shape[1] == text.dim:
+            return matrix
+    matrix = class_prompt_matrix(text)
+    if path:
+        try:  # a cache only: a read-only bundle folder still works
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, matrix)
+        except OSError:
+            pass
+    return matrix
+
+
+def zeroshot(config: dict[str, Any], text: TextEncoder, settings: Settings) -> ImageEncoder:
+    from jointspace.encoders.image_encoders import ZeroShotImageEncoder
+
+    return ZeroShotImageEncoder(_backbone(config, settings), _class_matrix(config, text),
+                                top_k=int(config.get("top_k", settings.zeroshot_top_k)),
+                                batch_size=settings.batch_size)
+
+
+def head(config: dict[str, Any], text: TextEncoder, settings: Settings) -> ImageEncoder:
+    import torch
+
+    from jointspace.encoders.head import HeadConfig, ProjectionHead
+    from jointspace.encoders.image_encoders import HeadImageEncoder, ZeroShotImageEncoder
+
+    hc = HeadConfig(**config["head"])
+    if hc.out_dim != text.dim:
+        raise ConfigurationError(f"head outputs {hc.out_dim}-d vectors but text encoder {text.name} is {text.dim}-d")
+    module = ProjectionHead(hc)
+    module.load_state_dict(torch.load(config["weights"], map_location="cpu", weights_only=True))
+    backbone = _backbone(config, settings)
+    weight = float(config.get("zeroshot_weight", 0.0))
+    zs = None
+    if weight > 0:
+        zs = ZeroShotImageEncoder(backbone, _class_matrix(config, text),
+                                  top_k=int(config.get("top_k", settings.zeroshot_top_k)))
+    return HeadImageEncoder(backbone, module, zs, weight, batch_size=settings.batch_size)

@@ -1,0 +1,126 @@
+"""An on-disk cache of backbone outputs (pooled features and ImageNet logits) per image and variant.
+
+Extraction is the slow part of training and evaluation (tens of images a second on two cores), so
+each image is run once per variant and kept. Entries are keyed by path, size and mtime, so a
+re-prepared image is recomputed and a new source only costs its own images.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from jointspace.encoders.augment import apply_variant
+from jointspace.encoders.backbone import Backbone, BackboneSpec
+
+
+def image_key(path: str | Path) -> str:
+    p = Path(str(path).removeprefix("file://"))
+    st = p.stat()
+    return f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+@dataclass
+class CachedOutputs:
+    features: np.ndarray  # (N, F) float32
+    logits: np.ndarray  # (N, 1000) float32
+
+
+class _Images(Dataset):
+    def __init__(self, paths: Sequence[str], keys: Sequence[str], variant: str, transform) -> None:  # noqa: ANN001
+        self.paths, self.keys, self.variant, self.transform = paths, keys, variant, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        with Image.open(self.paths[i].removeprefix("file://")) as im:
+            image = apply_variant(self.variant, im.convert("RGB"), self.keys[i])
+        return self.transform(image)
+
+
+class FeatureCache:
+    """`get(paths, variant)` → cached outputs in the order of `paths`, computing only what is missing."""
+
+    def __init__(self, root: Path, spec: BackboneSpec, backbone_factory=None, batch_size: int = 64,  # noqa: ANN001
+                 loader_workers: int = 1) -> None:
+        ident = json.dumps(spec.to_json(), sort_keys=True)
+        self.root = Path(root) / f"{spec.name}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
+        self.spec = spec
+        self._factory = backbone_factory or (lambda: Backbone(spec))
+        self._backbone: Backbone | None = None
+        self.batch_size = batch_size
+        self.loader_workers = loader_workers
+
+    @property
+    def backbone(self) -> Backbone:
+        if self._backbone is None:
+            self._backbone = self._factory()
+        return self._backbone
+
+    def _files(self, variant: str) -> tuple[Path, Path, Path]:
+        d = self.root / variant
+        return d / "keys.json", d / "features.npy", d / "logits.npy"
+
+    def _load(self, variant: str) -> tuple[list[str], np.ndarray | None, np.ndarray | None]:
+        keys_f, feat_f, logit_f = self._files(variant)
+        if not keys_f.exists():
+            return [], None, None
+        return json.loads(keys_f.read_text()), np.load(feat_f), np.load(logit_f)
+
+    def _save(self, variant: str, keys: list[str], feats: np.ndarray, logits: np.ndarray) -> None:
+        keys_f, feat_f, logit_f = self._files(variant)
+        keys_f.parent.mkdir(parents=True, exist_ok=True)
+        # Write-then-rename, keys last: a crash never leaves keys pointing past the arrays.
+        for target, arr in ((feat_f, feats), (logit_f, logits)):
+            tmp = target.with_name(target.stem + f".{os.getpid()}.tmp.npy")
+            np.save(tmp, arr.astype(np.float16))
+            tmp.replace(target)
+        tmp = keys_f.with_name(f"keys.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(keys))
+        tmp.replace(keys_f)
+
+    def _extract(self, paths: list[str], keys: list[str], variant: str, desc: str) -> tuple[np.ndarray, np.ndarray]:
+        data = _Images(paths, keys, variant, self.backbone.transform)
+        workers = self.loader_workers if len(paths) > 4 * self.batch_size else 0
+        loader = DataLoader(data, batch_size=self.batch_size, num_workers=workers)
+        feats, logits = [], []
+        for batch in tqdm(loader, desc=desc, unit="batch", disable=len(paths) < 2 * self.batch_size):
+            f, l = self.backbone.run_tensors(batch)
+            feats.append(f)
+            logits.append(l)
+        return np.concatenate(feats), np.concatenate(logits)
+
+    def get(self, paths: Sequence[str], variant: str = "clean", chunk: int = 2048) -> CachedOutputs:
+        keys = [image_key(p) for p in paths]
+        cached_keys, feats, logits = self._load(variant)
+        index = {k: i for i, k in enumerate(cached_keys)}
+        missing = [i for i, k in enumerate(dict.fromkeys(keys)) if k not in index]
+        unique_keys = list(dict.fromkeys(keys))
+        key_to_path = dict(zip(keys, paths))
+        todo = [unique_keys[i] for i in missing]
+        # Extract in chunks and save after each, so an interrupted run keeps what it did.
+        for start in range(0, len(todo), chunk):
+            part = todo[start:start + chunk]
+            f, l = self._extract([str(key_to_path[k]) for k in part], part, variant,
+                                 f"features {variant} {start + len(part)}/{len(todo)}")
+            feats = f if feats is None else np.concatenate([feats, f.astype(np.float16)])
+            logits = l if logits is None else np.concatenate([logits, l.astype(np.float16)])
+            for k in part:
+                index[k] = len(index)
+            cached_keys = list(index)
+            self._save(variant, cached_keys, feats, logits)
+        if not keys:
+            return CachedOutputs(np.zeros((0, 0), np.float32), np.zeros((0, 1000), np.float32))
+        rows = np.array([index[k] for k in keys])
+        assert feats is not None and logits is not None
+        return CachedOutputs(feats[rows].astype(np.float32), logits[rows].astype(np.float32))

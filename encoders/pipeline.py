@@ -1,0 +1,210 @@
+"""Training runs end to end: prepared items → cached features → targets → head → bundle.
+
+Shared by `jointspace train` and `jointspace eval --grid`, so both train heads the same way.
+Sources: the head trains on `train_sources` (train split). Early stopping and the ensemble
+weight are chosen on the *validation split of other sources* (`val_sources`), because in-domain
+validation praises heads that do not generalise (RETRIEVAL-NOTES); if none of those is prepared,
+on a held-out mix (the val split of the training sources).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jointspace.encoders.augment import AUGMENTED
+from jointspace.encoders.backbone import BackboneSpec
+from jointspace.encoders.bundle import probe_vectors, set_latest, write_manifest
+from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
+from jointspace.encoders.features import CachedOutputs, FeatureCache
+from jointspace.encoders.image_encoders import class_prompt_matrix, ensemble, run_head, zeroshot_vectors
+from jointspace.encoders.targets import TargetKind, build_targets, label_words
+from jointspace.encoders.training import TrainConfig, TrainResult, train_head
+from jointspace.encoders.words import caption_words
+from jointspace.errors import ConfigurationError
+from jointspace.protocols import TextEncoder
+from jointspace.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TEXT_ENCODERS = ("minilm", "glove", "word2vec", "fasttext")
+ENSEMBLE_WEIGHTS = (0.0, 0.2, 0.35, 0.5, 0.65)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    text: str = "minilm"
+    targets: TargetKind = "word"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    train_sources: tuple[str, ...] = ("openclipart",)
+    val_sources: tuple[str, ...] = ("tuxpaint",)
+    augment: tuple[str, ...] = AUGMENTED
+    word_model_dim: int = 100
+
+
+@dataclass
+class TrainedHead:
+    options: RunOptions
+    text: TextEncoder
+    result: TrainResult
+    zeroshot_weight: float
+    val_scores: dict[str, float]
+    class_matrix: np.ndarray
+    word_model: Any = None  # the gensim model for word2vec / fasttext
+    data_hash: str = ""
+    n_train: int = 0
+    backbone_weights: str | None = None  # set by fine-tuning: a file inside the bundle
+
+    @property
+    def label(self) -> str:
+        return f"{self.options.text}/{self.options.train.loss}/{self.options.targets}"
+
+
+def data_hash(items: Sequence[Any]) -> str:
+    return hashlib.sha1("\n".join(sorted(it.post.id for it in items)).encode()).hexdigest()[:16]
+
+
+class Workspace:
+    """What one process reuses across runs: the feature cache, text encoders, class-prompt matrices."""
+
+    def __init__(self, settings: Settings, items_loader=None) -> None:  # noqa: ANN001
+        self.settings = settings
+        self.spec = BackboneSpec(settings.backbone, str(settings.backbone_weights) if settings.backbone_weights else None)
+        self.cache = FeatureCache(settings.home / "cache" / "features", self.spec, batch_size=settings.batch_size,
+                                  backbone_factory=self._backbone)
+        self._texts: dict[tuple[str, str], tuple[TextEncoder, Any]] = {}
+        self._classes: dict[int, np.ndarray] = {}
+        self._load_items = items_loader
+
+    def _backbone(self):  # noqa: ANN202
+        from jointspace.encoders.backbone import Backbone
+
+        return Backbone(self.spec, device=self.settings.device, threads=self.settings.torch_threads)
+
+    def items(self, sources: Sequence[str] | None, split: str | Sequence[str] | None) -> list[Any]:
+        if self._load_items is not None:
+            return self._load_items(sources, split)
+        from jointspace.datasets.prepared import load_items
+
+        return load_items(self.settings.data_dir, sources=sources, split=split)
+
+    def prepared_sources(self) -> list[str]:
+        if self._load_items is not None:
+            return sorted({it.post.source or "?" for it in self._load_items(None, None)})
+        from jointspace.datasets.prepared import prepared_sources
+
+        return prepared_sources(self.settings.data_dir)
+
+    def outputs(self, items: Sequence[Any], variant: str = "clean") -> CachedOutputs:
+        return self.cache.get([it.post.image for it in items], variant)
+
+    def text(self, name: str, corpus_items: Sequence[Any] = (), dim: int = 100, seed: int = 0) -> tuple[TextEncoder, Any]:
+        """A text encoder by name; word2vec/FastText are trained here on `corpus_items`' captions."""
+        key = (name, data_hash(corpus_items) if name in ("word2vec", "fasttext") else "")
+        if key not in self._texts:
+            from jointspace.registry import TEXT_ENCODERS as GROUP, load
+
+            if name in ("word2vec", "fasttext"):
+                from jointspace.encoders.word_vectors import WordVectorEncoder, train_word_model
+
+                sentences = [caption_words(it.post.caption, it.post.hashtags) + label_words(it) for it in corpus_items]
+                model = train_word_model(name, sentences, dim=dim, seed=seed)  # type: ignore[arg-type]
+                self._texts[key] = (WordVectorEncoder(name, model.wv, embeds_unseen_words=name == "fasttext"), model)
+            else:
+                self._texts[key] = (load(GROUP, name)({}, self.settings), None)
+        return self._texts[key]
+
+    def class_matrix(self, text: TextEncoder) -> np.ndarray:
+        if id(text) not in self._classes:
+            self._classes[id(text)] = class_prompt_matrix(text)
+        return self._classes[id(text)]
+
+
+def _validation_items(ws: Workspace, options: RunOptions) -> tuple[list[Any], str]:
+    prepared = set(ws.prepared_sources())
+    others = [s for s in options.val_sources if s in prepared and s not in options.train_sources]
+    if others:
+        return ws.items(others, "val"), f"val split of {', '.join(others)} (sources not trained on)"
+    return ws.items(list(options.train_sources), "val"), "held-out val split of the training sources"
+
+
+def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
+              checkpoint: Path | None = None) -> TrainedHead:
+    """Train one head (features cached once per process and on disk) and choose its ensemble weight."""
+    train_items = ws.items(list(options.train_sources), "train")
+    if len(train_items) < 2:
+        raise ConfigurationError(f"no training items in {', '.join(options.train_sources)}; "
+                                 f"run `jointspace data prepare` first")
+    val_items, val_desc = _validation_items(ws, options)
+    text, word_model = ws.text(options.text, train_items, options.word_model_dim, options.train.seed)
+    targets, usable = build_targets(text, train_items, options.targets)
+    variants = [ws.outputs(train_items, v).features[usable] for v in ("clean", *options.augment)]
+    val_out = ws.outputs(val_items)
+    scorer = GalleryScorer(Gallery("val", val_items).with_queries(min_images=3, compounds=False, seeds=False), text)
+
+    def validate(head: torch.nn.Module) -> float:
+        return scorer.keyword_p10(run_head(head, val_out.features))
+
+    result = train_head(variants, targets[usable], options.train, validate, checkpoint, progress)
+    classes = ws.class_matrix(text)
+    head_vecs = run_head(result.head, val_out.features)
+    zs_vecs = zeroshot_vectors(val_out.logits, classes, ws.settings.zeroshot_top_k)
+    scores = {f"{w:g}": scorer.keyword_p10(ensemble(head_vecs, zs_vecs, w)) for w in ENSEMBLE_WEIGHTS}
+    scores["zeroshot"] = scorer.keyword_p10(zs_vecs)
+    best_w = max(ENSEMBLE_WEIGHTS, key=lambda w: scores[f"{w:g}"])
+    log.info("validation on %s: %s", val_desc, json.dumps(scores))
+    return TrainedHead(options, text, result, best_w, {**scores, "validation": val_desc}, classes, word_model,
+                       data_hash(train_items), int(usable.sum()))
+
+
+def save_trained(trained: TrainedHead, out: Path, settings: Settings, metrics: dict[str, Any] | None = None,
+                 make_latest: bool = True) -> Path:
+    """Write a bundle folder for a trained head (and its word model, if any) and point `latest` at it."""
+    out.mkdir(parents=True, exist_ok=True)
+    o = trained.options
+    torch.save(trained.result.head.state_dict(), out / "head.pt")
+    np.save(out / "classes.npy", trained.class_matrix)
+    text_config: dict[str, Any] = {}
+    if trained.word_model is not None:
+        (out / "text").mkdir(exist_ok=True)
+        trained.word_model.save(str(out / "text" / f"{o.text}.model"))
+        text_config["path"] = f"text/{o.text}.model"
+    elif o.text == "minilm":
+        text_config["vocab_size"] = settings.text_vocab_size
+    weights = trained.backbone_weights or (str(settings.backbone_weights) if settings.backbone_weights else None)
+    spec = BackboneSpec(settings.backbone, weights)
+    name = f"{o.text}-{spec.name.replace('efficientnet_', '').replace('_', '-')}-{o.train.loss}-{o.targets}"
+    if trained.backbone_weights:
+        name += "-finetuned"
+    manifest = {
+        "name": name, "dim": trained.text.dim,
+        "text": {"name": o.text, "config": text_config, "dim": trained.text.dim,
+                 "probe": probe_vectors(trained.text)},
+        "image": {"name": "head", "config": {
+            "backbone": spec.to_json(), "head": trained.result.head.config.to_json(), "weights": "head.pt",
+            "zeroshot_weight": trained.zeroshot_weight, "top_k": settings.zeroshot_top_k,
+            "class_matrix": "classes.npy"}},
+        "loss": o.train.loss, "targets": o.targets,
+        "training": {"sources": list(o.train_sources), "validation": trained.val_scores.get("validation"),
+                     "items": trained.n_train, "data_hash": trained.data_hash, "augment": list(o.augment),
+                     "config": o.train.to_json(), "best_epoch": trained.result.best_epoch,
+                     "seconds": round(trained.result.seconds, 1), "history": trained.result.history},
+        "metrics": {"validation_keyword_p10": {k: v for k, v in trained.val_scores.items() if k != "validation"},
+                    **(metrics or {})},
+    }
+    write_manifest(out, manifest)
+    if make_latest:
+        set_latest(out, settings)
+    return out
+
+
+def with_loss(options: RunOptions, loss: str, text: str, targets: str, epochs: int | None = None) -> RunOptions:
+    train = replace(options.train, loss=loss, epochs=epochs or options.train.epochs)  # type: ignore[arg-type]
+    return replace(options, text=text, targets=targets, train=train)  # type: ignore[arg-type]

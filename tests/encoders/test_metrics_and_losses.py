@@ -1,0 +1,44 @@
+import numpy as np
+import torch
+
+from jointspace.encoders.evaluation.core import rank_metrics
+from jointspace.encoders.evaluation.metrics import category_base_rate, image_to_image_p10, score_ranking
+from jointspace.encoders.evaluation.queries import compound_queries, keyword_queries, parse_query, relevant_mask
+from jointspace.encoders.losses import compute_loss, soft_contrastive_loss
+
+
+def test_score_ranking_known_values() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    relevant = np.array([True, False, True, False, False])
+    s = score_ranking(scores, relevant)
+    assert s.p5 == 0.4 and s.ap == (1 / 1 + 2 / 3) / 2
+    vec = rank_metrics(np.eye(5, dtype=np.float32) * scores[:, None], np.ones((1, 5), np.float32), relevant[None])
+    assert vec["ap"][0] == s.ap and vec["p5"][0] == s.p5
+
+
+def test_image_to_image_and_base_rate() -> None:
+    v = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
+    p10, base, n = image_to_image_p10(v, ["a", "a", "b", "b"])
+    assert n == 4 and base == category_base_rate(["a", "a", "b", "b"])[0] == 1 / 3
+    assert p10 == 1 / 3  # k = 3 neighbours, one of them shares the category
+
+
+def test_queries_and_relevance() -> None:
+    labels = [frozenset({"red", "car"})] * 5 + [frozenset({"red", "apple"})] * 5 + [frozenset({"ice", "cream"})]
+    assert [q.text for q in keyword_queries(labels, 5)] == ["apple", "car", "red"]
+    assert compound_queries(labels, 5, 3) == []  # car always comes with red: the pair says nothing more
+    assert sum(relevant_mask(parse_query("ice-cream", "seed"), labels)) == 1
+
+
+def test_soft_targets_do_not_push_apart_near_duplicate_captions() -> None:
+    # Images 0 and 1 have (nearly) the same caption and each predicts its own perfectly: plain InfoNCE
+    # still pushes them apart (non-zero gradient), soft targets leave them be.
+    target = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.001], [0.0, 1.0]]), dim=-1)
+    grads = {}
+    for name in ("infonce", "soft-contrastive"):
+        pred = target.clone().requires_grad_(True)
+        compute_loss(name, pred, target).backward()
+        grads[name] = float(pred.grad.norm())
+    assert grads["soft-contrastive"] < 1e-3 < grads["infonce"]
+    assert float(compute_loss("regression", target, target)) < 1e-6
+    assert float(soft_contrastive_loss(target, target)) < float(soft_contrastive_loss(target[[2, 0, 1]], target))

@@ -1,0 +1,131 @@
+"""Train a tiny head on drawn shapes in seconds, save it as a bundle, load it back, refuse mismatches."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import draw
+from jointspace.encoders.bundle import (ZEROSHOT_NAME, forget_loaded, latest_bundle_dir, load_bundle,
+                                        resolve_bundle_dir)
+from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
+from jointspace.encoders.image_encoders import run_head
+from jointspace.encoders.pipeline import RunOptions, save_trained, train_one
+from jointspace.encoders.training import TrainConfig
+from jointspace.errors import ConfigurationError, ModelMismatchError
+
+OPTIONS = RunOptions(train=TrainConfig(epochs=25, batch_size=12, patience=25, hidden=128),
+                     train_sources=("drawings",), val_sources=("icons",), augment=("icon-blur",))
+
+
+@pytest.fixture(scope="module")
+def trained(workspace):  # noqa: ANN001
+    return train_one(workspace, OPTIONS, progress=False)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(trained, settings, tmp_path_factory) -> Path:  # noqa: ANN001
+    return save_trained(trained, tmp_path_factory.mktemp("bundles") / "tiny", settings)
+
+
+def test_head_learns_shapes_and_colours_on_another_source(trained, workspace) -> None:  # noqa: ANN001
+    losses = [h["loss"] for h in trained.result.history]
+    assert losses[-1] < losses[0]
+    test = workspace.items(["icons"], "test")
+    scorer = GalleryScorer(Gallery("icons", test).with_queries(), trained.text)
+    out = workspace.outputs(test)
+    head_p10 = scorer.keyword_p10(run_head(trained.result.head, out.features))
+    random_p10 = scorer.random()["keyword"]["p10"]
+    assert head_p10 > random_p10 + 0.1
+
+
+def test_training_is_reproducible_for_a_seed(workspace, trained) -> None:  # noqa: ANN001
+    again = train_one(workspace, replace(OPTIONS, train=replace(OPTIONS.train, epochs=2)), progress=False)
+    first = train_one(workspace, replace(OPTIONS, train=replace(OPTIONS.train, epochs=2)), progress=False)
+    for a, b in zip(again.result.head.parameters(), first.result.head.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_bundle_round_trip(bundle_dir: Path, trained, settings) -> None:  # noqa: ANN001
+    manifest = json.loads((bundle_dir / "manifest.json").read_text())
+    assert manifest["dim"] == 384 and manifest["text"]["name"] == "minilm" and manifest["loss"] == "soft-contrastive"
+    assert manifest["training"]["data_hash"] and manifest["created"] and manifest["code_version"]
+    assert latest_bundle_dir(settings) == bundle_dir.resolve()
+    forget_loaded()
+    b = load_bundle(None, settings)
+    assert b.path == bundle_dir.resolve() and b is load_bundle(bundle_dir, settings)  # once per process
+    images = [draw("circle", "red"), draw("square", "blue")]
+    v = b.image.embed_images(images)
+    feats, logits = b.image.backbone.run_images(images)
+    expected = trained.result.head.eval()(torch.from_numpy(feats)).detach().numpy()
+    if trained.zeroshot_weight == 0:
+        np.testing.assert_allclose(v, expected, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert b.text.embed_words(["red"]).shape == (1, 384)
+
+
+def _copy(bundle_dir: Path, tmp_path: Path, edit) -> Path:  # noqa: ANN001
+    dest = tmp_path / "edited"
+    shutil.copytree(bundle_dir, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    edit(manifest)
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
+def test_dimension_mismatch_is_refused(bundle_dir: Path, settings, tmp_path: Path) -> None:  # noqa: ANN001
+    path = _copy(bundle_dir, tmp_path, lambda m: m.update(dim=50))
+    with pytest.raises(ConfigurationError, match="50"):
+        load_bundle(path, settings).text
+
+
+def test_other_text_encoder_is_refused(bundle_dir: Path, settings, tmp_path: Path) -> None:  # noqa: ANN001
+    def swap(m: dict) -> None:
+        m["text"]["probe"] = [list(np.roll(np.asarray(r), 7)) for r in m["text"]["probe"]]
+    with pytest.raises(ModelMismatchError, match="different"):
+        load_bundle(_copy(bundle_dir, tmp_path, swap), settings).text
+
+
+def test_folder_without_manifest_is_refused(tmp_path: Path, settings) -> None:  # noqa: ANN001
+    with pytest.raises(ConfigurationError, match="not a model bundle"):
+        load_bundle(tmp_path, settings)
+
+
+def test_zero_training_bundle_when_nothing_is_trained(tmp_path: Path, settings) -> None:  # noqa: ANN001
+    fresh = settings.model_copy(update={"home": tmp_path})
+    folder = resolve_bundle_dir(None, fresh)
+    assert folder.name == ZEROSHOT_NAME and (folder / "manifest.json").is_file()
+    b = load_bundle(None, fresh)
+    assert b.name == ZEROSHOT_NAME and b.dim == 384
+
+
+def test_finetune_step_runs_on_cpu(workspace, trained) -> None:  # noqa: ANN001
+    from jointspace.encoders.finetune import finetune
+
+    items = workspace.items(["drawings"], "train")[:4]
+    targets = torch.nn.functional.normalize(torch.randn(4, 384), dim=-1)
+    before = [p.clone() for p in workspace.cache.backbone.model.conv_head.parameters()]
+    tuned, head, losses = finetune(workspace.cache.backbone, trained.result.head, items, targets,
+                                   "regression", steps=1, batch_size=4)
+    assert len(losses) == 1 and np.isfinite(losses[0])
+    assert not torch.equal(before[0], next(tuned.model.conv_head.parameters()))
+    assert torch.equal(before[0], next(workspace.cache.backbone.model.conv_head.parameters()))  # a copy changed
+
+
+def test_evaluation_writes_a_report(workspace, settings, bundle_dir, tmp_path: Path) -> None:  # noqa: ANN001
+    from jointspace.encoders.evaluation.runner import run_evaluation
+
+    report = run_evaluation(settings, tmp_path / "report", bundle=bundle_dir, grid=True, workspace=workspace,
+                            train_sources=("drawings",), val_sources=("icons",), grid_epochs=2,
+                            grid_texts=("minilm",), grid_losses=("regression",))
+    names = [r["name"] for r in report["configurations"]]
+    assert names[:2] == ["random ranking", "zero-training (minilm)"] and any(n.startswith("bundle") for n in names)
+    assert report["winner"]["text"] == "minilm"
+    for f in ("report.json", "report.md", "p10.png", "curves.png"):
+        assert (tmp_path / "report" / f).stat().st_size > 0
+    assert "| random ranking |" in (tmp_path / "report" / "report.md").read_text()
