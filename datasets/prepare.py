@@ -27,7 +27,7 @@ from jointspace.datasets.sources import SOURCE_NAMES, get_source
 from jointspace.errors import ConfigurationError
 
 # Bump when the output for the same package changes (captions, ids, image treatment): forces a redo.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 MARKER = ".prepared.json"
 POSTS = "posts.jsonl"
 ALL_POSTS = "all.jsonl"
@@ -190,6 +190,9 @@ def prepare_source(name: str, data_dir: Path, cache_dir: Path, size: int = 256, 
     (out_dir / FAILURES).write_text("".join(f"{i}\t{keys[i]}\t{reason}\n" for i, reason in sorted(failures.items())),
                                     encoding="utf-8")
     kept = [item for item in items if item.id not in failures and image_path(item).is_file()]
+    if items and not kept:  # every picture failed: a broken install, not bad pictures; leave no marker
+        raise ConfigurationError(f"{name}: no picture could be rendered; first reason: "
+                                 f"{next(iter(failures.values()), 'unknown')} (see {out_dir / FAILURES})")
     _write_atomically(out_dir / POSTS, (post_line(item, image_path(item).relative_to(out_dir).as_posix())
                                         for item in kept))
     wanted = {image_path(item).name for item in kept}

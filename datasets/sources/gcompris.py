@@ -118,7 +118,8 @@ def _categorization_items(archive: RccArchive) -> Iterator[RawItem]:
             if folder == "monuments" and stem in CATEGORIZATION_MONUMENT_PLACES:
                 name, city, country = CATEGORIZATION_MONUMENT_PLACES[stem]
             place = ", ".join(x for x in (city, country) if x)
-            caption = name[:1].upper() + name[1:] + (f" in {place}" if place else "")
+            shown = country if city and city.lower() in name.lower() else place
+            caption = name[:1].upper() + name[1:] + (f" in {shown}" if shown else "")
             if credit_title and credit_title.lower() != name.lower():
                 caption += f" ({credit_title})"
             yield RawItem(
