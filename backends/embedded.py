@@ -322,11 +322,15 @@ class EmbeddedBackend:
         """Every document with its vector, in batches by doc key; sees writes made meanwhile."""
         last_key = 0
         while True:
-            with self._read() as db:
-                keys = [r[0] for r in db.execute("SELECT doc_key FROM docs WHERE doc_key > ? ORDER BY doc_key LIMIT ?",
-                                                 (last_key, batch_size))]
-                if not keys:
-                    return
-                batch = self._documents(db, f"doc_key IN ({','.join('?' * len(keys))})", keys, True)
+            keys, batch = self._batch_after(last_key, batch_size)
+            if not keys:
+                return
             last_key = keys[-1]
             yield from batch.values()
+
+    @_retry_after_compaction
+    def _batch_after(self, last_key: int, batch_size: int) -> tuple[list[int], dict[str, Document]]:
+        with self._read() as db:
+            keys = [r[0] for r in db.execute("SELECT doc_key FROM docs WHERE doc_key > ? ORDER BY doc_key LIMIT ?",
+                                             (last_key, batch_size))]
+            return keys, self._documents(db, f"doc_key IN ({','.join('?' * len(keys))})", keys, True) if keys else {}
