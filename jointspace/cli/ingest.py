@@ -1,8 +1,234 @@
-"""`jointspace` commands of this group (filled in by its issue)."""
+"""`jointspace ingest`, `worker`, `dead-letters` and `reindex`: getting posts into the index."""
 from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 
+from jointspace.errors import ConfigurationError
+
+
+class SourceKind(str, Enum):
+    auto = "auto"
+    jsonl = "jsonl"
+    instacities = "instacities"
+    watch = "watch"
+    redis_stream = "redis-stream"
+
+
+def _guess_source(target: str) -> str:
+    if target == "-":
+        return "jsonl"
+    path = Path(target)
+    if path.is_file():
+        return "jsonl"
+    if path.is_dir():
+        return "instacities" if (path / "img_resized").is_dir() or (path / "img").is_dir() else "watch"
+    raise ConfigurationError(f"{target}: no such file or folder (for a Redis stream, pass --source redis-stream)")
+
+
+def _print_summary(summary: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary.to_json(), indent=1))
+        return
+    rate = f" ({summary.read / summary.seconds:.1f} posts/s)" if summary.seconds else ""
+    print(f"read {summary.read} posts in {summary.seconds:.1f} s{rate}: {summary.indexed} indexed, "
+          f"{summary.unchanged} already indexed, {summary.duplicates} duplicates in the input, "
+          f"{len(summary.dead)} dead-lettered", file=sys.stderr)
+    for reason, n in summary.reasons().most_common():
+        print(f"  {n:6d} × {reason}", file=sys.stderr)
+    if summary.dead:
+        print("  (details: jointspace dead-letters list)", file=sys.stderr)
+    if summary.stage_seconds:
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in summary.stage_seconds.items())
+        print(f"  time in stages (summed over batches): {stages}", file=sys.stderr)
+    if summary.searchable is False:
+        print("  warning: some indexed posts were not yet searchable when the wait timed out", file=sys.stderr)
+
+
+def ingest(
+    target: Annotated[str, typer.Argument(help="A JSONL file, `-` for stdin, an InstaCities folder, a folder "
+                                               "to watch, or a stream key (with --source redis-stream).")],
+    source: Annotated[SourceKind, typer.Option(help="How to read TARGET; auto guesses from it.")] = SourceKind.auto,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the posts are queued.")] = False,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Posts per batch (default: "
+                                                                  "JOINTSPACE_BATCH_SIZE).")] = None,
+    idle_exit: Annotated[Optional[float], typer.Option(help="watch/redis-stream: stop after this many "
+                                                            "seconds without new posts (default: never).")] = None,
+    consumer: Annotated[Optional[str], typer.Option(help="redis-stream: this consumer's name in the group "
+                                                         "(keep it across restarts).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Read posts, embed their images and index them; wait until they are searchable."""
+    from jointspace.ingest.run import IngestRun
+    from jointspace.ingest.sources import open_source
+    from jointspace.settings import get_settings
+    from jointspace.workers.dead_letters import open_dead_letters
+    from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
+    from jointspace.workers.runtime import load_model_bundle, open_context, open_search_backend
+
+    settings = get_settings()
+    if batch_size:
+        settings = settings.model_copy(update={"batch_size": batch_size})
+    kind = _guess_source(target) if source is SourceKind.auto else source.value
+    src = open_source(kind, target, settings, idle_exit_s=idle_exit, consumer=consumer)
+    context = None
+    if settings.broker_url:
+        distributor: Any = CeleryDistributor(settings)
+        dead_letters = open_dead_letters(settings)
+        # The producer needs the backend only to confirm the posts are searchable.
+        backend = None if no_wait else open_search_backend(settings, load_model_bundle(settings))
+    else:
+        context = open_context(settings)
+        distributor = InProcessDistributor(settings, context)
+        dead_letters, backend = context.dead_letters, context.backend
+    try:
+        summary = IngestRun(src, distributor, dead_letters, batch_size=settings.batch_size, wait=not no_wait,
+                            backend=backend, max_in_flight=max(2, settings.queue_max_batches * 2),
+                            timeout_s=settings.ingest_wait_timeout_s, progress=not quiet).run()
+    except KeyboardInterrupt:
+        print("interrupted: posts not yet settled stay unacknowledged and will be read again", file=sys.stderr)
+        raise typer.Exit(130)
+    finally:
+        src.close()
+        distributor.close()
+        if context is not None:
+            context.close()
+        else:
+            dead_letters.close()
+            if backend is not None:
+                backend.close()
+    _print_summary(summary, as_json)
+    if summary.searchable is False:
+        raise typer.Exit(1)
+
+
+def worker(
+    concurrency: Annotated[int, typer.Option(min=1, help="Worker processes (one model each).")] = 1,
+    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
+    pool: Annotated[str, typer.Option(help="prefork (processes) or solo (this process; one GPU).")] = "prefork",
+    hostname: Annotated[Optional[str], typer.Option(help="Celery node name (default: celery@host).")] = None,
+) -> None:
+    """Run a Celery worker that embeds and indexes batches from the queue (needs JOINTSPACE_BROKER_URL)."""
+    from jointspace.settings import get_settings
+
+    settings = get_settings()
+    if not settings.broker_url:
+        raise ConfigurationError("jointspace worker needs a broker: set JOINTSPACE_BROKER_URL "
+                                 "(e.g. redis://localhost:6379/0); without one, `jointspace ingest` works alone")
+    from jointspace.workers.celery_app import app
+
+    argv = ["worker", "--concurrency", str(concurrency), "--loglevel", loglevel, "--pool", pool,
+            "-O", "fair", "-Q", settings.celery_queue]
+    if hostname:
+        argv += ["--hostname", hostname]
+    app.worker_main(argv)
+
+
+dead_letters_app = typer.Typer(help="Posts that could not be indexed, with their reasons.", no_args_is_help=True)
+
+
+@dead_letters_app.command("list")
+def dead_letters_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per letter, as a JSON list.")] = False,
+    limit: Annotated[int, typer.Option(help="Show at most this many (0: all).")] = 0,
+) -> None:
+    """List dead letters, oldest first."""
+    from jointspace.settings import get_settings
+    from jointspace.workers.dead_letters import open_dead_letters
+
+    store = open_dead_letters(get_settings())
+    letters = store.list()
+    store.close()
+    shown = letters[:limit] if limit else letters
+    if as_json:
+        print(json.dumps([l.to_json() for l in shown], indent=1, ensure_ascii=False))
+        return
+    for letter in shown:
+        where = f" ({letter.origin})" if letter.origin and letter.origin != letter.key else ""
+        print(f"{letter.time[:19]}  {letter.key}{where}  [{letter.stage}] {letter.reason}")
+    print(f"{len(letters)} dead letters", file=sys.stderr)
+
+
+@dead_letters_app.command("retry")
+def dead_letters_retry(
+    keys: Annotated[Optional[list[str]], typer.Argument(help="Letters to retry (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Send dead letters through the pipeline again; those that fail again stay, with the new reason."""
+    from jointspace.ingest.retry import DeadLetterSource
+    from jointspace.ingest.run import IngestRun
+    from jointspace.ingest.validate import ValidationLimits
+    from jointspace.settings import get_settings
+    from jointspace.workers.dead_letters import open_dead_letters
+    from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
+    from jointspace.workers.runtime import load_model_bundle, open_context, open_search_backend
+
+    settings = get_settings()
+    store = open_dead_letters(settings)
+    letters = [l for l in store.list() if not keys or l.key in keys]
+    source = DeadLetterSource(letters, ValidationLimits.from_settings(settings))
+    context = None
+    if settings.broker_url:
+        distributor: Any = CeleryDistributor(settings)
+        backend = open_search_backend(settings, load_model_bundle(settings))
+    else:
+        context = open_context(settings)
+        distributor, backend = InProcessDistributor(settings, context), context.backend
+    try:
+        summary = IngestRun(source, distributor, store, batch_size=settings.batch_size, wait=True,
+                            backend=backend, timeout_s=settings.ingest_wait_timeout_s).run()
+        store.remove(source.moved)  # now tracked under their post ids
+    finally:
+        distributor.close()
+        (context.close() if context else backend.close())
+        store.close()
+    _print_summary(summary, as_json)
+
+
+@dead_letters_app.command("purge")
+def dead_letters_purge(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Delete every dead letter (the posts are not retried)."""
+    from jointspace.settings import get_settings
+    from jointspace.workers.dead_letters import open_dead_letters
+
+    store = open_dead_letters(get_settings())
+    try:
+        if not yes and not as_json and not typer.confirm(f"delete {store.count()} dead letters?"):
+            raise typer.Exit(1)
+        removed = store.purge()
+    finally:
+        store.close()
+    print(json.dumps({"purged": removed}) if as_json else f"purged {removed} dead letters")
+
+
+def reindex(
+    bundle: Annotated[Path, typer.Option(help="The new model bundle folder.", exists=True, file_okay=False)],
+    batch_size: Annotated[Optional[int], typer.Option(min=1)] = None,
+    keep_old: Annotated[bool, typer.Option(help="Keep the old index after the swap (for a rollback).")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Re-embed every stored post with another model bundle into a new index, then swap the alias."""
+    from jointspace.settings import get_settings
+    from jointspace.workers.reindex import reindex as run_reindex
+
+    settings = get_settings()
+    if batch_size:
+        settings = settings.model_copy(update={"batch_size": batch_size})
+    report = run_reindex(settings, bundle, keep_old=keep_old, progress=not quiet)
+    print(json.dumps(report, indent=1))
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("ingest")(ingest)
+    app.command("worker")(worker)
+    app.add_typer(dead_letters_app, name="dead-letters")
+    app.command("reindex")(reindex)

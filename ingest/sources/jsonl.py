@@ -1,0 +1,44 @@
+"""Posts from a JSONL file, or from stdin when the target is `-`."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Hashable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from jointspace.errors import ConfigurationError
+from jointspace.ingest.sources.base import SourceItem, items_from_lines
+from jointspace.ingest.validate import ValidationLimits
+from jointspace.settings import Settings
+
+
+class JsonlSource:
+    """Image paths resolve relative to the file (stdin: the working directory)."""
+
+    name = "jsonl"
+
+    def __init__(self, target: str, settings: Settings, default_source: str | None = None) -> None:
+        self.limits = ValidationLimits.from_settings(settings)
+        self.stdin = target == "-"
+        self.path = None if self.stdin else Path(target).expanduser().resolve()
+        if self.path is not None and not self.path.is_file():
+            raise ConfigurationError(f"no such JSONL file: {target}")
+        self.default_source = default_source
+
+    def __iter__(self) -> Iterator[SourceItem]:
+        if self.path is None:
+            yield from items_from_lines(sys.stdin, "<stdin>", Path.cwd(), self.limits, self.default_source)
+            return
+        # errors="replace": a stray byte spoils one line's text, not the whole file.
+        with self.path.open(encoding="utf-8", errors="replace") as lines:
+            yield from items_from_lines(lines, self.path.name, self.path.parent, self.limits, self.default_source)
+
+    def ack(self, tokens: Sequence[Hashable]) -> None:
+        """A file is re-readable: nothing to forget."""
+
+    def close(self) -> None:
+        pass
+
+
+def jsonl_source(target: str, settings: Settings, **options: Any) -> JsonlSource:
+    return JsonlSource(target, settings, default_source=options.get("default_source"))

@@ -1,0 +1,179 @@
+"""Raw post dicts → validated `Post` records: required fields, normalisation, a stable id.
+
+A post that cannot be accepted raises `InvalidPost` naming the field and the reason; the caller
+adds the line number and sends it to the dead letters. Nothing here touches the network.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from jointspace.errors import JointspaceError
+from jointspace.records import Post
+from jointspace.settings import Settings
+
+# `#` then letters/digits/underscore in any script; `\w` is unicode-aware in Python 3.
+_HASHTAG = re.compile(r"(?<![\w&])#(\w+)", re.UNICODE)
+_ID_BYTES = 8  # 16 hex characters: collisions need ~4e9 posts before they become likely.
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class InvalidPost(JointspaceError, ValueError):
+    """A post that cannot be ingested. `field` names the culprit; `line` is 1-based when known."""
+
+    def __init__(self, field: str, reason: str, line: int | None = None, source: str | None = None) -> None:
+        self.field = field
+        self.reason = reason
+        self.line = line
+        self.source = source
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        where = f"{self.source or 'input'}:{self.line}: " if self.line is not None else ""
+        return f"{where}{self.field}: {self.reason}"
+
+    def at(self, line: int | None, source: str | None) -> "InvalidPost":
+        return InvalidPost(self.field, self.reason, line=line, source=source)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationLimits:
+    max_caption_chars: int
+    max_image_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ValidationLimits":
+        return cls(max_caption_chars=settings.caption_max_chars, max_image_bytes=settings.image_max_bytes)
+
+
+def parse_hashtags(caption: str) -> tuple[str, ...]:
+    """`#Tag` → `tag`, in order of first appearance, lower-cased, unicode-aware (`#café`, `#東京`)."""
+    seen: dict[str, None] = {}
+    for match in _HASHTAG.finditer(caption):
+        seen.setdefault(match.group(1).casefold(), None)
+    return tuple(seen)
+
+
+def normalise_hashtags(tags: Any) -> tuple[str, ...]:
+    if isinstance(tags, str):
+        tags = [tags]
+    if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
+        raise InvalidPost("hashtags", "must be a list of strings")
+    seen: dict[str, None] = {}
+    for tag in tags:
+        clean = tag.strip().lstrip("#").casefold()
+        if clean:
+            seen.setdefault(clean, None)
+    return tuple(seen)
+
+
+def normalise_city(city: Any) -> str | None:
+    if city is None:
+        return None
+    if not isinstance(city, str):
+        raise InvalidPost("city", "must be a string")
+    clean = " ".join(city.split()).lower()
+    return clean or None
+
+
+def parse_time(value: Any) -> datetime | None:
+    """ISO 8601 (a trailing `Z` accepted); a naive time is taken as UTC. Always returns UTC."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidPost("created_at", "must be an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidPost("created_at", f"not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def resolve_image(ref: Any, base_dir: Path | None) -> Path:
+    """An image reference (relative to `base_dir`, absolute, or `file://`) → an absolute path."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise InvalidPost("image", "missing (a path or file:// URL is required)")
+    ref = ref.strip()
+    if "://" in ref:
+        url = urlparse(ref)
+        if url.scheme != "file":
+            raise InvalidPost("image", f"only local paths and file:// URLs are supported, not {url.scheme}://")
+        path = Path(unquote(url.path))
+    else:
+        path = Path(ref).expanduser()
+        if not path.is_absolute():
+            if base_dir is None:
+                raise InvalidPost("image", f"relative path {ref!r} without a base folder (stdin): use an absolute path")
+            path = base_dir / path
+    return path.resolve()
+
+
+def image_id(path: Path, max_bytes: int) -> str:
+    """The stable id of a post without one: sha256 of its image bytes, truncated."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise InvalidPost("image", f"larger than image_max_bytes ({max_bytes} bytes)")
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise InvalidPost("image", f"file not found: {path}") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise InvalidPost("image", f"cannot read {path}: {exc.strerror}") from None
+    return digest.hexdigest()[: 2 * _ID_BYTES]
+
+
+def normalise_id(value: Any) -> str:
+    post_id = str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    if not post_id or not _ID_PATTERN.match(post_id):
+        raise InvalidPost("id", "must be 1-128 characters of letters, digits, '.', '_', ':' or '-'")
+    return post_id
+
+
+def _optional_text(raw: Mapping[str, Any], name: str) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise InvalidPost(name, "must be a string")
+    return str(value).strip() or None
+
+
+def validate_post(raw: Any, base_dir: Path | None, limits: ValidationLimits,
+                  default_source: str | None = None) -> Post:
+    """One raw JSON object → a `Post`. Raises `InvalidPost`. Extra fields are ignored.
+
+    Reads the image file only when the post has no id (to hash it).
+    """
+    if not isinstance(raw, Mapping):
+        raise InvalidPost("post", f"must be a JSON object, not {type(raw).__name__}")
+    caption = raw.get("caption") or ""
+    if not isinstance(caption, str):
+        raise InvalidPost("caption", "must be a string")
+    caption = caption.strip()
+    if len(caption) > limits.max_caption_chars:
+        raise InvalidPost("caption", f"longer than {limits.max_caption_chars} characters ({len(caption)})")
+    image = resolve_image(raw.get("image"), base_dir)
+    hashtags = normalise_hashtags(raw["hashtags"]) if raw.get("hashtags") is not None else parse_hashtags(caption)
+    post_id = normalise_id(raw["id"]) if raw.get("id") not in (None, "") else image_id(image, limits.max_image_bytes)
+    return Post(
+        id=post_id,
+        image=str(image),
+        caption=caption,
+        hashtags=hashtags,
+        city=normalise_city(raw.get("city")),
+        created_at=parse_time(raw.get("created_at")),
+        author=_optional_text(raw, "author"),
+        source=_optional_text(raw, "source") or default_source,
+    )

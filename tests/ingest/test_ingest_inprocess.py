@@ -1,0 +1,122 @@
+"""End to end without a broker: JSONL → validate → decode → embed → the embedded backend, in-process."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jointspace.ingest.run import IngestRun
+from jointspace.ingest.sources import open_source
+from jointspace.settings import Settings
+from jointspace.workers.distributor import InProcessDistributor
+from jointspace.workers.runtime import open_context
+from workers.corpus import make_corpus
+from workers.histogram_bundle import COLOURS, make_bundle, solid_image
+
+from .conftest import BUNDLE_FACTORY, TESTS
+
+
+def _run(settings: Settings, target: Path, kind: str = "jsonl"):
+    context = open_context(settings)
+    try:
+        run = IngestRun(open_source(kind, str(target), settings), InProcessDistributor(settings, context),
+                        context.dead_letters, batch_size=settings.batch_size, backend=context.backend,
+                        progress=False)
+        summary = run.run()
+        ids = {d.id: d for d in context.backend.iter_documents()}
+        letters = {l.key: l for l in context.dead_letters.list()}
+        return summary, ids, letters, context
+    finally:
+        context.close()
+
+
+def test_good_posts_indexed_broken_ones_dead_lettered(tmp_path: Path, settings: Settings) -> None:
+    corpus = make_corpus(tmp_path, n_good=14, with_broken=True)
+    summary, docs, letters, _ = _run(settings, corpus.jsonl)
+    assert summary.searchable is True
+    assert summary.indexed == 14 and set(docs) == set(corpus.good)
+    assert set(summary.dead) == set(corpus.broken) == set(letters)
+    for key, stage in corpus.broken.items():
+        assert letters[key].stage == stage, (key, letters[key])
+        assert letters[key].post is not None and letters[key].post["id"] == key
+    assert "decompression bomb" in letters["bad-bomb"].reason
+    assert "empty file" in letters["bad-empty"].reason
+    assert "image_max_bytes" in letters["bad-too-big"].reason
+    assert "unsupported pixel mode" in letters["bad-bad-mode"].reason
+    # Stored fields are the normalised ones, and vectors are the encoder's: red finds red.
+    doc = docs["p00000"]
+    assert doc.post.city == "london" and doc.post.hashtags == (corpus.good["p00000"],)
+    encoder = make_bundle().image
+    for post_id, colour in corpus.good.items():
+        from PIL import Image
+
+        expected = encoder.embed_one(Image.new("RGB", (8, 8), COLOURS[colour]))
+        assert float(np.dot(docs[post_id].vector, expected)) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_running_twice_indexes_nothing_twice(tmp_path: Path, settings: Settings) -> None:
+    corpus = make_corpus(tmp_path, n_good=9)
+    first, docs, _, _ = _run(settings, corpus.jsonl)
+    second, again, _, _ = _run(settings, corpus.jsonl)
+    assert (first.indexed, first.unchanged) == (9, 0)
+    assert (second.indexed, second.unchanged) == (0, 9)
+    assert set(docs) == set(again) == set(corpus.good)
+
+
+def test_same_post_twice_in_one_input_is_one_document(tmp_path: Path, settings: Settings) -> None:
+    solid_image(tmp_path / "r.png", "red")
+    line = json.dumps({"image": "r.png", "caption": "no id: the image hash is the id"})
+    changed = json.dumps({"id": "k", "image": "r.png", "caption": "v1"})
+    (tmp_path / "dup.jsonl").write_text("\n".join([line, line, changed, json.dumps(
+        {"id": "k", "image": "r.png", "caption": "v2"}), line]) + "\n")
+    summary, docs, _, _ = _run(settings, tmp_path / "dup.jsonl")
+    assert summary.duplicates == 2 and summary.dead == {}
+    assert len(docs) == 2 and docs["k"].post.caption == "v2"  # an edit with the same id replaces
+
+
+def _cli(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
+    full_env.update(JOINTSPACE_HOME=str(home), JOINTSPACE_BUNDLE_FACTORY=BUNDLE_FACTORY,
+                    JOINTSPACE_BATCH_SIZE="4", JOINTSPACE_IMAGE_MAX_PIXELS="1000000",
+                    JOINTSPACE_IMAGE_MAX_BYTES="300000", PYTHONPATH=str(TESTS), **env)
+    return subprocess.run([shutil.which("jointspace") or "jointspace", *args],
+                          capture_output=True, text=True, env=full_env, timeout=120)
+
+
+@pytest.mark.slow
+def test_cli_ingest_then_dead_letters_list_retry_purge(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path, n_good=6, with_broken=True)
+    home = tmp_path / "home"
+    done = _cli(["ingest", str(corpus.jsonl), "--json", "--quiet"], home)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["indexed"] == 6 and summary["dead_lettered"] == len(corpus.broken)
+    assert summary["searchable"] is True
+
+    listed = _cli(["dead-letters", "list", "--json"], home)
+    letters = {l["key"]: l for l in json.loads(listed.stdout)}
+    assert set(letters) == set(corpus.broken)
+
+    # Repair one broken image in place; a retry indexes it and keeps the others with their reasons.
+    empty = Path(letters["bad-empty"]["post"]["image"])
+    solid_image(empty.with_suffix(".png"), "green")
+    empty.write_bytes(empty.with_suffix(".png").read_bytes())
+    retried = _cli(["dead-letters", "retry", "--json"], home)
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["indexed"] == 1
+    left = {l["key"] for l in json.loads(_cli(["dead-letters", "list", "--json"], home).stdout)}
+    assert left == set(corpus.broken) - {"bad-empty"}
+
+    purged = _cli(["dead-letters", "purge", "--json"], home)
+    assert json.loads(purged.stdout) == {"purged": len(left)}
+    assert json.loads(_cli(["dead-letters", "list", "--json"], home).stdout) == []
+
+
+def test_cli_refuses_a_missing_input(tmp_path: Path) -> None:
+    done = _cli(["ingest", str(tmp_path / "nothing.jsonl")], tmp_path / "home")
+    assert done.returncode != 0 and "no such file" in done.stderr

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings as hsettings, strategies as st
+
+from jointspace.ingest.validate import (InvalidPost, ValidationLimits, normalise_city, parse_hashtags,
+                                        parse_time, validate_post)
+
+LIMITS = ValidationLimits(max_caption_chars=50, max_image_bytes=1_000_000)
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"\xff\xd8 not really a jpeg, but bytes to hash")
+    return path
+
+
+def test_full_post_is_normalised(image: Path) -> None:
+    post = validate_post({"id": "x1", "image": "a.jpg", "caption": "Sunrise at the #Beach with #café #beach",
+                          "city": "  New   York ", "created_at": "2024-05-01T14:00:00+02:00",
+                          "author": "ann", "extra": "ignored"}, image.parent, LIMITS)
+    assert post.id == "x1"
+    assert post.image == str(image)
+    assert post.hashtags == ("beach", "café")
+    assert post.city == "new york"
+    assert post.created_at == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    assert post.author == "ann" and post.source is None
+
+
+def test_id_defaults_to_hash_of_image_bytes(image: Path) -> None:
+    post = validate_post({"image": str(image)}, None, LIMITS)
+    assert post.id == hashlib.sha256(image.read_bytes()).hexdigest()[:16]
+    # Same bytes elsewhere, referenced another way: the same id.
+    copy = image.parent / "sub" / "b.jpg"
+    copy.parent.mkdir()
+    copy.write_bytes(image.read_bytes())
+    assert validate_post({"image": copy.as_uri()}, None, LIMITS).id == post.id
+
+
+def test_explicit_hashtags_win_over_caption(image: Path) -> None:
+    post = validate_post({"id": "a", "image": str(image), "caption": "#one", "hashtags": ["#Two", "two", "three"]},
+                         None, LIMITS)
+    assert post.hashtags == ("two", "three")
+
+
+@pytest.mark.parametrize("raw, field", [
+    ({"id": "a"}, "image"),
+    ({"id": "a", "image": "http://example.com/x.jpg"}, "image"),
+    ({"id": "a", "image": "missing.jpg"}, "id_or_image"),
+    ({"id": "a b", "image": "a.jpg"}, "id"),
+    ({"id": "a", "image": "a.jpg", "caption": "x" * 51}, "caption"),
+    ({"id": "a", "image": "a.jpg", "caption": 3}, "caption"),
+    ({"id": "a", "image": "a.jpg", "created_at": "yesterday"}, "created_at"),
+    ({"id": "a", "image": "a.jpg", "city": ["x"]}, "city"),
+    ({"id": "a", "image": "a.jpg", "hashtags": [1]}, "hashtags"),
+    (["not", "an", "object"], "post"),
+])
+def test_bad_posts_name_their_field(image: Path, raw: object, field: str) -> None:
+    if field == "id_or_image":  # a given id is trusted; the missing file surfaces at decode time
+        assert validate_post(raw, image.parent, LIMITS).id == "a"
+        with pytest.raises(InvalidPost) as info:
+            validate_post({"image": "missing.jpg"}, image.parent, LIMITS)
+        assert info.value.field == "image" and "not found" in info.value.reason
+        return
+    with pytest.raises(InvalidPost) as info:
+        validate_post(raw, image.parent, LIMITS)
+    assert info.value.field == field
+
+
+def test_relative_image_without_base_folder_is_refused() -> None:
+    with pytest.raises(InvalidPost, match="relative path"):
+        validate_post({"id": "a", "image": "a.jpg"}, None, LIMITS)
+
+
+def test_hashtags_are_unicode_aware() -> None:
+    assert parse_hashtags("#東京 tower, #ÉTÉ and #summer_2024! not#this &#38; #") == ("東京", "été", "summer_2024")
+
+
+def test_naive_time_is_utc_and_z_is_accepted() -> None:
+    assert parse_time("2024-01-02T03:04:05") == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert parse_time("2024-01-02T03:04:05Z") == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert parse_time("") is None
+
+
+@given(st.text())
+@hsettings(max_examples=200, deadline=None)
+def test_city_normalisation_is_idempotent(city: str) -> None:
+    once = normalise_city(city)
+    assert once is None or (once == once.strip().lower() and normalise_city(once) == once and "  " not in once)
+
+
+@given(st.lists(st.from_regex(r"[^\W_][\w]{0,10}", fullmatch=True), min_size=1, max_size=5))
+@hsettings(max_examples=200, deadline=None)
+def test_every_written_hashtag_is_parsed(tags: list[str]) -> None:
+    caption = " ".join(f"#{t}" for t in tags) + " end"
+    parsed = parse_hashtags(caption)
+    assert set(parsed) == {t.casefold() for t in tags}
+    assert len(parsed) == len(set(parsed))
+
+
+@given(st.dictionaries(st.sampled_from(["id", "caption", "city", "created_at", "hashtags", "author"]),
+                       st.one_of(st.none(), st.text(max_size=60), st.integers(), st.lists(st.text(max_size=5)))))
+@hsettings(max_examples=300, deadline=None)
+def test_any_object_either_validates_or_raises_invalid_post(tmp_path_factory: pytest.TempPathFactory,
+                                                           raw: dict) -> None:
+    folder = tmp_path_factory.getbasetemp()
+    (folder / "h.jpg").write_bytes(b"bytes")
+    raw = {**raw, "image": "h.jpg"}
+    try:
+        post = validate_post(raw, folder, LIMITS)
+    except InvalidPost as exc:
+        assert exc.field in {"id", "caption", "city", "created_at", "hashtags", "author"}
+    else:
+        assert post.id and Path(post.image).is_absolute()

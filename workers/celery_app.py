@@ -1,0 +1,53 @@
+"""The Celery app: Redis broker, JSON only, late acks so a killed worker's batch is run again.
+
+Start workers with `jointspace worker` (or `celery -A jointspace.workers.celery_app worker -O fair`);
+watch them with `celery -A jointspace.workers.celery_app flower`.
+"""
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from jointspace.settings import Settings, get_settings
+
+
+def make_app(settings: Settings) -> Celery:
+    celery = Celery("jointspace", broker=settings.broker_url, backend=settings.broker_url,
+                    include=["jointspace.workers.tasks"])
+    celery.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],  # never pickle: a payload is data, not code
+        task_default_queue=settings.celery_queue,
+        task_acks_late=True,  # ack after the batch is indexed, not when it is received
+        task_reject_on_worker_lost=True,  # a child killed mid-batch puts its batch back
+        worker_prefetch_multiplier=1,  # a batch is big: don't hoard them while others idle
+        task_time_limit=settings.task_time_limit_s,
+        task_soft_time_limit=max(1, settings.task_time_limit_s - 30),
+        task_track_started=True,
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
+        worker_send_task_events=True,  # Flower shows tasks live
+        task_send_sent_event=True,
+    )
+    return celery
+
+
+app = make_app(get_settings())
+
+
+@worker_process_init.connect
+def _load_model_once(**_: object) -> None:
+    """Each worker process loads its model and backend at start, not on its first batch."""
+    from jointspace.workers.runtime import process_context
+
+    settings = get_settings()
+    if settings.worker_metrics_port:
+        from billiard.process import current_process
+
+        from jointspace.workers.metrics import serve_metrics
+
+        serve_metrics(settings.worker_metrics_port + (current_process().index or 0))
+    process_context(settings)

@@ -1,0 +1,201 @@
+"""The one seam between producers and the pipeline: batches go to Celery when there is a broker,
+else run here, in this process. Producers (the CLI, the stream consumer, `POST /posts`) see the same
+`submit_batch → Ticket → BatchOutcome` either way.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from jointspace.records import Post
+from jointspace.settings import Settings, get_settings
+from jointspace.workers.dead_letters import DeadLetter
+from jointspace.workers.pipeline import BatchOutcome
+
+log = logging.getLogger(__name__)
+
+
+class Ticket(Protocol):
+    posts: list[Post]
+
+    def ready(self) -> bool: ...
+
+    def outcome(self, timeout: float | None = None) -> BatchOutcome:
+        """Blocks until the batch is settled. Raises TimeoutError after `timeout` seconds."""
+        ...
+
+
+class Distributor(Protocol):
+    def submit_batch(self, posts: Sequence[Post]) -> Ticket:
+        """Hands over one batch. May block (backpressure, or the batch itself when in-process)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class SettledTicket:
+    posts: list[Post]
+    result: BatchOutcome
+
+    def ready(self) -> bool:
+        return True
+
+    def outcome(self, timeout: float | None = None) -> BatchOutcome:
+        return self.result
+
+
+def _dead_batch(posts: Sequence[Post], stage: str, reason: str) -> tuple[BatchOutcome, list[DeadLetter]]:
+    letters = [DeadLetter(key=p.id, stage=stage, reason=reason, post=p.to_json()) for p in posts]
+    return BatchOutcome(dead={p.id: f"{stage}: {reason}" for p in posts}), letters
+
+
+class InProcessDistributor:
+    """Runs each batch at once in this process, retrying transient backend errors with backoff
+    (the same policy the Celery task declares) and dead-lettering the batch when they persist."""
+
+    def __init__(self, settings: Settings, context: Any | None = None) -> None:
+        from jointspace.workers.runtime import open_context
+
+        self.settings = settings
+        self.context = context or open_context(settings)
+        self._owns_context = context is None
+        self._lock = threading.Lock()  # the API may call from several threads; one batch at a time
+
+    def submit_batch(self, posts: Sequence[Post]) -> Ticket:
+        from jointspace.workers.tasks import transient_errors
+
+        delay = 1.0
+        with self._lock:
+            for attempt in range(self.settings.task_max_retries + 1):
+                try:
+                    return SettledTicket(list(posts), self.context.runner.run(posts))
+                except transient_errors() as exc:
+                    if attempt == self.settings.task_max_retries:
+                        outcome, letters = _dead_batch(posts, "write", f"backend unavailable after "
+                                                                      f"{attempt} retries: {exc}")
+                        self.context.dead_letters.put(letters)
+                        return SettledTicket(list(posts), outcome)
+                    log.warning("backend unavailable (%s); retrying the batch in %.0f s", exc, delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, self.settings.retry_backoff_max_s)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._owns_context:
+            self.context.close()
+
+
+@dataclass
+class CeleryTicket:
+    posts: list[Post]
+    result: Any  # celery.result.AsyncResult
+
+    def ready(self) -> bool:
+        return bool(self.result.ready())
+
+    def outcome(self, timeout: float | None = None) -> BatchOutcome:
+        from celery.exceptions import TimeoutError as CeleryTimeout
+
+        try:
+            value = self.result.get(timeout=timeout, propagate=False, interval=0.2)
+        except CeleryTimeout:
+            raise TimeoutError(f"batch {self.result.id} not settled after {timeout} s") from None
+        if self.result.successful():
+            return BatchOutcome.from_json(value)
+        # The task's on_failure has dead-lettered the batch; report it the same way.
+        return _dead_batch(self.posts, "embed", f"task failed: {value!r}")[0]
+
+
+class CeleryDistributor:
+    """Enqueues batches as Celery tasks, holding back while the queue holds `queue_max_batches`
+    batches so that Redis memory stays bounded however fast the producer reads."""
+
+    def __init__(self, settings: Settings, poll_s: float = 0.2) -> None:
+        import redis
+
+        from jointspace.workers.tasks import ingest_batch
+
+        self.settings = settings
+        self.poll_s = poll_s
+        self._task = ingest_batch
+        self._redis = redis.Redis.from_url(settings.broker_url or "")
+        self.waited_s = 0.0  # time spent held back, for the summary
+
+    def queue_length(self) -> int:
+        """Batches waiting in Redis (kombu keeps one list per priority step beside the plain name)."""
+        name = self.settings.celery_queue
+        keys = [name] + [f"{name}\x06\x16{p}" for p in range(1, 10)]
+        with self._redis.pipeline() as pipe:
+            for key in keys:
+                pipe.llen(key)
+            return sum(pipe.execute())
+
+    def submit_batch(self, posts: Sequence[Post]) -> Ticket:
+        started = time.monotonic()
+        while self.queue_length() >= self.settings.queue_max_batches:
+            time.sleep(self.poll_s)
+        self.waited_s += time.monotonic() - started
+        payload = {"posts": [p.to_json() for p in posts]}
+        return CeleryTicket(list(posts), self._task.apply_async(args=[payload]))
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def open_distributor(settings: Settings, context: Any | None = None) -> Distributor:
+    """Celery when `JOINTSPACE_BROKER_URL` is set, else in-process (loads the model here)."""
+    if settings.broker_url:
+        return CeleryDistributor(settings)
+    return InProcessDistributor(settings, context)
+
+
+@dataclass
+class SubmitResult:
+    """`accepted`: ids handed to the pipeline (in-process: indexed). `rejected`: id (or `#n`) → reason."""
+
+    accepted: list[str] = field(default_factory=list)
+    rejected: dict[str, str] = field(default_factory=dict)
+
+
+_shared: dict[int, Distributor] = {}
+_shared_lock = threading.Lock()
+
+
+def submit(posts: Sequence[Mapping[str, Any] | Post], settings: Settings | None = None,
+           base_dir: Path | None = None) -> SubmitResult:
+    """Validate posts (JSON objects as in the JSONL format, or `Post`s) and hand them to the pipeline.
+
+    For `POST /posts`. Relative image paths resolve against `base_dir`, else the media root.
+    Never raises for a bad post: it comes back in `rejected` with its reason. With a broker this
+    returns once the batches are queued; without one, once they are indexed.
+    """
+    from jointspace.ingest.validate import InvalidPost, ValidationLimits, validate_post
+
+    settings = settings or get_settings()
+    limits = ValidationLimits.from_settings(settings)
+    result = SubmitResult()
+    valid: list[Post] = []
+    for n, raw in enumerate(posts):
+        try:
+            valid.append(raw if isinstance(raw, Post) else
+                         validate_post(raw, base_dir or settings.media_root, limits, default_source="api"))
+        except InvalidPost as exc:
+            key = str(raw.get("id")) if isinstance(raw, Mapping) and raw.get("id") else f"#{n}"
+            result.rejected[key] = exc.describe()
+    with _shared_lock:
+        distributor = _shared.get(id(settings)) or _shared.setdefault(id(settings), open_distributor(settings))
+    for start in range(0, len(valid), settings.batch_size):
+        ticket = distributor.submit_batch(valid[start:start + settings.batch_size])
+        if ticket.ready():
+            outcome = ticket.outcome()
+            result.accepted += outcome.indexed + outcome.unchanged
+            result.rejected.update(outcome.dead)
+        else:
+            result.accepted += [p.id for p in ticket.posts]
+    return result

@@ -1,0 +1,172 @@
+"""One batch of posts through read → decode → embed → write, each stage timed.
+
+Shaped like clip-retrieval's reader/mapper/writer/runner: the stages are small functions over
+typed batches, `BatchRunner` composes and times them, and both distributors (in-process and
+Celery) call the same runner, so there is one code path. A bad post leaves its batch through
+the dead letters; transient backend errors propagate so the caller can retry the whole batch,
+which is safe because every write is keyed by post id.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from jointspace.protocols import ImageEncoder, SearchBackend
+from jointspace.records import Document, Post
+from jointspace.workers import metrics
+from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
+from jointspace.workers.images import DecodeLimits, ImageRejected, load_image
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What became of each post of a batch: every id lands in exactly one of the three."""
+
+    indexed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # already indexed with the same content
+    dead: dict[str, str] = field(default_factory=dict)  # id → "stage: reason"
+    seconds: dict[str, float] = field(default_factory=dict)  # stage → seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {"indexed": self.indexed, "unchanged": self.unchanged, "dead": self.dead, "seconds": self.seconds}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "BatchOutcome":
+        return cls(list(data.get("indexed", [])), list(data.get("unchanged", [])),
+                   dict(data.get("dead", {})), dict(data.get("seconds", {})))
+
+    def settled_ids(self) -> list[str]:
+        return [*self.indexed, *self.unchanged, *self.dead]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The batch as it moves through the stages; posts drop out into `dead` as they fail."""
+
+    posts: list[Post]
+    images: list[Image.Image] = field(default_factory=list)
+    vectors: np.ndarray | None = None
+    outcome: BatchOutcome = field(default_factory=BatchOutcome)
+    letters: list[DeadLetter] = field(default_factory=list)
+
+    def reject(self, post: Post, stage: str, reason: str) -> None:
+        self.outcome.dead[post.id] = f"{stage}: {reason}"
+        self.letters.append(DeadLetter(key=post.id, stage=stage, reason=reason, post=post.to_json()))
+        metrics.POSTS_FAILED.labels(stage).inc()
+
+
+class BatchRunner:
+    """Runs one batch through the stages. Thread-safe only per call: give each worker process its own."""
+
+    def __init__(self, encoder: ImageEncoder, model: str, backend: SearchBackend,
+                 dead_letters: DeadLetterStore, decode_limits: DecodeLimits, executor: Executor) -> None:
+        self.encoder = encoder
+        self.model = model
+        self.backend = backend
+        self.dead_letters = dead_letters
+        self.decode_limits = decode_limits
+        self.executor = executor
+
+    def run(self, posts: Sequence[Post], skip_unchanged: bool = True) -> BatchOutcome:
+        """Blocks until the batch is indexed or dead-lettered. Raises on transient backend errors."""
+        started = time.perf_counter()
+        batch = _Batch(posts=_unique(posts))
+        if skip_unchanged:
+            with self._stage(batch, "read"):
+                self._drop_unchanged(batch)
+        with self._stage(batch, "decode"):
+            self._decode(batch)
+        with self._stage(batch, "embed"):
+            self._embed(batch)
+        with self._stage(batch, "write"):
+            self._write(batch)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return batch.outcome
+
+    @contextmanager
+    def _stage(self, batch: _Batch, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        elapsed = time.perf_counter() - started
+        batch.outcome.seconds[name] = batch.outcome.seconds.get(name, 0.0) + elapsed
+        metrics.STAGE_SECONDS.labels(name).observe(elapsed)
+
+    def _drop_unchanged(self, batch: _Batch) -> None:
+        # Re-delivered batches and re-sent posts cost one lookup instead of a forward pass.
+        stored = self.backend.get_many([p.id for p in batch.posts], with_vector=False)
+        keep = []
+        for post in batch.posts:
+            doc = stored.get(post.id)
+            if doc is not None and doc.model == self.model and doc.post == post:
+                batch.outcome.unchanged.append(post.id)
+            else:
+                keep.append(post)
+        metrics.POSTS_UNCHANGED.inc(len(batch.outcome.unchanged))
+        batch.posts = keep
+
+    def _decode(self, batch: _Batch) -> None:
+        def attempt(post: Post) -> Image.Image | ImageRejected:
+            try:
+                return load_image(post.image, self.decode_limits)
+            except ImageRejected as exc:
+                return exc
+
+        keep, images = [], []
+        for post, result in zip(batch.posts, self.executor.map(attempt, batch.posts)):
+            if isinstance(result, ImageRejected):
+                batch.reject(post, result.stage, result.reason)
+            else:
+                keep.append(post)
+                images.append(result)
+        batch.posts, batch.images = keep, images
+
+    def _embed(self, batch: _Batch) -> None:
+        if not batch.posts:
+            batch.vectors = np.zeros((0, self.encoder.dim), dtype=np.float32)
+            return
+        vectors = np.asarray(self.encoder.embed_images(batch.images), dtype=np.float32)
+        batch.images = []  # free the pixels before the write
+        if vectors.shape != (len(batch.posts), self.encoder.dim):
+            raise ValueError(f"image encoder returned shape {vectors.shape} for {len(batch.posts)} images "
+                             f"of dimension {self.encoder.dim}")
+        norms = np.linalg.norm(vectors, axis=1)
+        good = np.isfinite(vectors).all(axis=1) & (norms > 0)
+        keep = []
+        for post, ok in zip(batch.posts, good):
+            if ok:
+                keep.append(post)
+            else:
+                batch.reject(post, "embed", "the encoder returned a zero or non-finite vector")
+        batch.posts = keep
+        # Unit rows are the contract; normalising again costs nothing and absorbs float16 drift (AMP).
+        batch.vectors = vectors[good] / norms[good, None]
+
+    def _write(self, batch: _Batch) -> None:
+        if batch.posts:
+            assert batch.vectors is not None
+            docs = [Document(post=p, vector=v, model=self.model) for p, v in zip(batch.posts, batch.vectors)]
+            result = self.backend.upsert(docs)
+            by_id = {p.id: p for p in batch.posts}
+            for post_id, reason in result.errors.items():
+                batch.reject(by_id[post_id], "write", reason)
+            refused = set(result.errors)
+            batch.outcome.indexed.extend(p.id for p in batch.posts if p.id not in refused)
+            metrics.POSTS_INGESTED.inc(len(batch.outcome.indexed))
+        self.dead_letters.put(batch.letters)
+        # A post indexed now may have been dead-lettered by an earlier attempt: one place per post.
+        self.dead_letters.remove(batch.outcome.indexed)
+
+
+def _unique(posts: Sequence[Post]) -> list[Post]:
+    """The last version of each id, in first-seen order (one post twice is one document)."""
+    latest: dict[str, Post] = {}
+    for post in posts:
+        latest[post.id] = post
+    return list(latest.values())

@@ -1,0 +1,85 @@
+"""What one process needs to run batches: the model bundle, the backend, the dead letters, loaded once."""
+from __future__ import annotations
+
+import importlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from jointspace.errors import ConfigurationError
+from jointspace.protocols import ModelBundle, SearchBackend
+from jointspace.settings import Settings
+from jointspace.workers.dead_letters import DeadLetterStore, open_dead_letters
+from jointspace.workers.images import DecodeLimits
+from jointspace.workers.pipeline import BatchRunner
+
+
+def load_model_bundle(settings: Settings) -> ModelBundle:
+    """`settings.bundle_factory` ("module:function") when set, else the bundle at `settings.model`."""
+    if settings.bundle_factory:
+        module_name, _, attr = settings.bundle_factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(f"JOINTSPACE_BUNDLE_FACTORY={settings.bundle_factory!r}: {exc}") from exc
+        return factory(settings)
+    from jointspace.encoders.bundle import load_bundle
+
+    return load_bundle(settings.model, settings)
+
+
+def open_search_backend(settings: Settings, bundle: ModelBundle) -> SearchBackend:
+    from jointspace.backends import open_backend
+
+    return open_backend(settings, bundle.name, bundle.dim)
+
+
+def decode_limits(settings: Settings) -> DecodeLimits:
+    return DecodeLimits(max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels,
+                        max_side=settings.decode_max_side)
+
+
+@dataclass
+class WorkerContext:
+    bundle: ModelBundle
+    backend: SearchBackend
+    dead_letters: DeadLetterStore
+    runner: BatchRunner
+    executor: ThreadPoolExecutor
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.backend.close()
+        self.dead_letters.close()
+
+
+def open_context(settings: Settings, bundle: ModelBundle | None = None,
+                 backend: SearchBackend | None = None) -> WorkerContext:
+    """Loads the model (slow: seconds) and connects to the backend and the dead-letter store."""
+    from PIL import Image
+
+    # PIL's own guard, for any image opened in this process outside `images.decode` too.
+    Image.MAX_IMAGE_PIXELS = settings.image_max_pixels
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
+    bundle = bundle or load_model_bundle(settings)
+    backend = backend or open_search_backend(settings, bundle)
+    dead_letters = open_dead_letters(settings)
+    executor = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="decode")
+    runner = BatchRunner(bundle.image, bundle.name, backend, dead_letters, decode_limits(settings), executor)
+    return WorkerContext(bundle, backend, dead_letters, runner, executor)
+
+
+_process_context: WorkerContext | None = None
+_process_lock = threading.Lock()
+
+
+def process_context(settings: Settings) -> WorkerContext:
+    """One context per process, made on first use (a Celery worker child loads its model once)."""
+    global _process_context
+    with _process_lock:
+        if _process_context is None:
+            _process_context = open_context(settings)
+        return _process_context

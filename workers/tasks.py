@@ -1,0 +1,57 @@
+"""Thin Celery tasks over the batch runner. Payloads are JSON: `{"posts": [Post.to_json(), ...]}`."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from jointspace.errors import BackendUnavailableError
+from jointspace.records import Post
+from jointspace.settings import get_settings
+from jointspace.workers.celery_app import app
+from jointspace.workers.dead_letters import DeadLetter, open_dead_letters
+from jointspace.workers.runtime import process_context
+
+log = logging.getLogger(__name__)
+
+
+def transient_errors() -> tuple[type[BaseException], ...]:
+    """Errors worth retrying the batch for: the backend, the broker or the network is away for a while."""
+    import elastic_transport
+    import redis
+
+    return (BackendUnavailableError, ConnectionError, TimeoutError, redis.exceptions.ConnectionError,
+            redis.exceptions.TimeoutError, elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout)
+
+
+class IngestTask(Task):
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        """Retries exhausted or a permanent error: the batch goes to the dead letters, never nowhere."""
+        payload = args[0] if args else kwargs.get("payload", {})
+        stage = "write" if isinstance(exc, transient_errors()) else "embed"
+        reason = f"batch failed after {self.request.retries} retries: {type(exc).__name__}: {exc}"
+        letters = [DeadLetter(key=p["id"], stage=stage, reason=reason, post=p) for p in payload.get("posts", [])]
+        try:
+            # Its own connection: after a hard time limit this runs in the parent, which has no model.
+            store = open_dead_letters(get_settings())
+            try:
+                store.put(letters)
+            finally:
+                store.close()
+        except Exception:  # the store itself is down: the error is logged, Celery records the failure
+            log.exception("could not dead-letter %d posts of task %s", len(letters), task_id)
+
+
+_settings = get_settings()
+
+
+@app.task(bind=True, base=IngestTask, name="jointspace.ingest_batch",
+          autoretry_for=transient_errors(), retry_backoff=True, retry_backoff_max=_settings.retry_backoff_max_s,
+          retry_jitter=True, max_retries=_settings.task_max_retries,
+          acks_late=True, reject_on_worker_lost=True)
+def ingest_batch(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
+    """Embed and index one batch; returns the BatchOutcome as JSON. Safe to run twice."""
+    posts = [Post.from_json(p) for p in payload["posts"]]
+    outcome = process_context(get_settings()).runner.run(posts, skip_unchanged=payload.get("skip_unchanged", True))
+    return outcome.to_json()
