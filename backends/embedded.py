@@ -139,8 +139,10 @@ class EmbeddedBackend:
         if filters is None or filters.is_empty():
             return self._live_rows()
         where, params = filter_sql(filters)
-        pairs = np.array(self._db.execute(f"SELECT row, doc_key FROM docs WHERE {where} ORDER BY row",
-                                          params).fetchall(), dtype=np.int64).reshape(-1, 2)
+        # Sorted here, not by ORDER BY: that would make SQLite walk the row index instead of the filter's.
+        pairs = np.array(self._db.execute(f"SELECT row, doc_key FROM docs WHERE {where}", params).fetchall(),
+                         dtype=np.int64).reshape(-1, 2)
+        pairs = pairs[np.argsort(pairs[:, 0])]
         return pairs[:, 0], pairs[:, 1]
 
     # --- writes --------------------------------------------------------------------------------
@@ -263,23 +265,32 @@ class EmbeddedBackend:
             rows, keys = self._filtered_rows(filters)
             if not len(rows):
                 return []
-            stored = self._vector_file().rows(int(rows[-1]) + 1)
-            best_scores = np.empty(0, dtype=np.float32)
-            best_keys = np.empty(0, dtype=np.int64)
-            for start in range(0, len(rows), SCORE_CHUNK_ROWS):
-                chunk = rows[start:start + SCORE_CHUNK_ROWS]
-                scores = stored[chunk] @ query
-                best_scores = np.concatenate([best_scores, scores])
-                best_keys = np.concatenate([best_keys, keys[start:start + SCORE_CHUNK_ROWS]])
-                if len(best_scores) > k:
-                    keep = np.argpartition(-best_scores, k)[:k]
-                    best_scores, best_keys = best_scores[keep], best_keys[keep]
+            scores = self._scores(query, rows)
+            if len(scores) > k:
+                keep = np.argpartition(-scores, k)[:k]
+                scores, keys = scores[keep], keys[keep]
+            best_scores, best_keys = scores, keys
             order = np.argsort(-best_scores, kind="stable")
             best_scores, best_keys = best_scores[order], best_keys[order]
             posts = dict(db.execute(f"SELECT doc_key, post FROM docs WHERE doc_key IN "
                                     f"({','.join('?' * len(best_keys))})", best_keys.tolist()).fetchall())
         return [Hit(post=Post.from_json(json.loads(posts[int(key)])), score=float(score))
                 for key, score in zip(best_keys, best_scores)]
+
+    def _scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """query · vector for each of `rows` (sorted ascending).
+
+        When the rows are a good share of the file, one pass over contiguous slices of the memmap
+        beats gathering them (a gather copies every row); a narrow filter gathers only its rows.
+        """
+        stored = self._vector_file().rows(int(rows[-1]) + 1)
+        span = int(rows[-1]) + 1
+        if len(rows) * 4 >= span:
+            scores = np.concatenate([stored[start:min(start + SCORE_CHUNK_ROWS, span)] @ query
+                                     for start in range(0, span, SCORE_CHUNK_ROWS)])
+            return scores[rows]
+        return np.concatenate([stored[rows[start:start + SCORE_CHUNK_ROWS]] @ query
+                               for start in range(0, len(rows), SCORE_CHUNK_ROWS)])
 
     def keyword(self, text: str, k: int, filters: Filters | None = None) -> list[Hit]:
         """BM25 over caption and hashtags (Porter-stemmed). Scores are SQLite's, higher is better:

@@ -22,9 +22,10 @@ CREATE TABLE IF NOT EXISTS docs(
     post TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS docs_row ON docs(row);
-CREATE INDEX IF NOT EXISTS docs_city ON docs(city);
-CREATE INDEX IF NOT EXISTS docs_source ON docs(source);
-CREATE INDEX IF NOT EXISTS docs_created ON docs(created_ts);
+-- Filter indexes also hold row (and doc_key, the rowid), so a filtered kNN reads only the index.
+CREATE INDEX IF NOT EXISTS docs_city ON docs(city, row);
+CREATE INDEX IF NOT EXISTS docs_source ON docs(source, row);
+CREATE INDEX IF NOT EXISTS docs_created ON docs(created_ts, row);
 CREATE TABLE IF NOT EXISTS tags(tag TEXT NOT NULL, doc_key INTEGER NOT NULL, PRIMARY KEY(tag, doc_key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_doc ON tags(doc_key);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(caption, hashtags, tokenize='porter unicode61');
