@@ -100,7 +100,7 @@ class FeatureCache:
             logits.append(l)
         return np.concatenate(feats), np.concatenate(logits)
 
-    def get(self, paths: Sequence[str], variant: str = "clean", chunk: int = 2048) -> CachedOutputs:
+    def get(self, paths: Sequence[str], variant: str = "clean", chunk: int = 512) -> CachedOutputs:
         keys = [image_key(p) for p in paths]
         cached_keys, feats, logits = self._load(variant)
         index = {k: i for i, k in enumerate(cached_keys)}

@@ -92,7 +92,8 @@ class Evaluator:
         vectors: dict[str, np.ndarray] = {}
         for g in self.galleries:
             o = self.outputs[g.name]
-            same_backbone = getattr(getattr(image, "backbone", None), "spec", None) == self.ws.spec
+            spec = getattr(getattr(image, "backbone", None), "spec", None)
+            same_backbone = spec is not None and spec.to_json() == self.ws.spec.to_json()
             if same_backbone and hasattr(image, "embed_features"):
                 vectors[g.name] = image.embed_features(o.features, o.logits)  # type: ignore[attr-defined]
             else:

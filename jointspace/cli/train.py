@@ -14,6 +14,14 @@ def _csv(value: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in value.split(",") if s.strip())
 
 
+def _logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("gensim", "sentence_transformers", "matplotlib", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
     from jointspace.errors import ConfigurationError
 
@@ -36,7 +44,6 @@ def train_command(
     latest: Annotated[bool, typer.Option(help="Make this bundle the default (`latest`).")] = True,
 ) -> None:
     """Train a head on cached image features, write a model bundle and make it the default."""
-    import logging
     import time
     from dataclasses import replace
     from datetime import datetime
@@ -46,7 +53,7 @@ def train_command(
     from jointspace.encoders.training import TrainConfig
     from jointspace.settings import get_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _logging()
     _check(text, TEXTS, "text encoder")
     _check(loss, LOSSES, "loss")
     _check(targets, ("word", "sentence"), "targets")
@@ -86,13 +93,12 @@ def eval_command(
     docs: Annotated[Optional[Path], typer.Option(help="Also copy the markdown report here (e.g. docs/eval-report.md).")] = None,
 ) -> None:
     """Measure text → image and image → image retrieval on the test split of every prepared source."""
-    import logging
     from datetime import datetime
 
     from jointspace.encoders.evaluation.runner import run_evaluation
     from jointspace.settings import get_settings
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    _logging()
     settings = get_settings()
     folder = out or settings.home / "reports" / datetime.now().strftime("%Y-%m-%d-%H%M%S")
     report = run_evaluation(settings, folder, bundle=bundle, grid=grid, train_sources=_csv(sources),
