@@ -5,6 +5,7 @@ Both implement `jointspace.protocols.SearchBackend` and pass the same behaviour 
 """
 from __future__ import annotations
 
+from jointspace.errors import ConfigurationError
 from jointspace.protocols import SearchBackend
 from jointspace.settings import Settings
 
@@ -23,6 +24,9 @@ def open_backend(settings: Settings, model: str, dim: int, read_only: bool = Fal
         return ElasticsearchBackend.open(settings, model, dim, read_only=read_only)
     from jointspace.backends.embedded import EmbeddedBackend
 
+    if read_only and not EmbeddedBackend.exists(settings.embedded_dir):
+        raise ConfigurationError(f"no embedded index in {settings.embedded_dir}: ingest posts first "
+                                 f"(`jointspace ingest FILE`), or set JOINTSPACE_ES_URL to search Elasticsearch")
     return EmbeddedBackend(settings.embedded_dir, model, dim)
 
 

@@ -67,6 +67,11 @@ class EmbeddedBackend:
         with self._write():
             self._check_or_record_model()
 
+    @staticmethod
+    def exists(folder: Path) -> bool:
+        """Whether `folder` already holds an embedded index."""
+        return (folder / "index.sqlite").is_file()
+
     # --- transactions and shared state -------------------------------------------------------
 
     @contextmanager

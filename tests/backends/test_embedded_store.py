@@ -10,7 +10,9 @@ import pytest
 
 from backend_corpus import DIM, MODEL, doc, unit_vectors
 from jointspace.backends.embedded import EmbeddedBackend
-from jointspace.errors import ModelMismatchError
+from jointspace.backends import open_backend
+from jointspace.errors import ConfigurationError, ModelMismatchError
+from jointspace.settings import Settings
 
 BATCH = 40
 BATCHES = 8
@@ -109,3 +111,13 @@ def test_one_writer_and_two_reader_processes(tmp_path: Path) -> None:
     store = EmbeddedBackend(tmp_path, MODEL, DIM)
     assert dict(store.cities()) == {f"c{b}": BATCH for b in range(BATCHES)}
     store.close()
+
+
+def test_open_backend_picks_the_embedded_store_without_an_es_url(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, es_url=None)
+    with pytest.raises(ConfigurationError, match="no embedded index"):
+        open_backend(settings, MODEL, DIM, read_only=True)
+    backend = open_backend(settings, MODEL, DIM)
+    assert isinstance(backend, EmbeddedBackend) and backend.folder == settings.embedded_dir
+    backend.close()
+    open_backend(settings, MODEL, DIM, read_only=True).close()
