@@ -286,7 +286,9 @@ class SearchService:
         for source in (semantic.ranks, keyword.ranks):
             for post_id, rank in source.items():
                 ranks.setdefault(post_id, {}).update(rank)
-        hits = [replace(by_id[post_id], score=score) for post_id, score in fused]
+        # Hit(...) rather than dataclasses.replace: several times cheaper, and this runs for
+        # every fused hit (hundreds a query).
+        hits = [Hit(by_id[post_id].post, score, by_id[post_id].vector) for post_id, score in fused]
         clock.add("fuse", started)
         return _Ranked(hits, semantic.exhausted and keyword.exhausted, ranks, semantic.similarity)
 
@@ -309,6 +311,7 @@ class SearchService:
                  ranked: _Ranked, dropped: list[Collapsed], min_score: float | None,
                  threshold: float | None, clock: _Clock) -> dict[str, Any]:
         started = time.perf_counter()
+        backend_before = clock.ms.get("backend", 0.0)
         explain: dict[str, Any] = {"expression": parsed.text, "parsed": parsed.to_text(), "mode": mode,
                                    "filters": filters_to_json(filters), "plan": plan.to_json(),
                                    "min_score": min_score, "collapse_threshold": threshold}
@@ -337,6 +340,7 @@ class SearchService:
         explain["collapsed"] = [{"id": c.id, "duplicate_of": c.duplicate_of, "similarity": round(c.similarity, 6)}
                                 for c in dropped]
         clock.add("explain", started)
+        clock.ms["explain"] -= clock.ms.get("backend", 0.0) - backend_before  # stages never overlap
         explain["timings_ms"] = clock.to_json()
         return explain
 
