@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     default_k: int = 20
     max_k: int = 500
     num_candidates_factor: int = 10
-    min_num_candidates: int = 200
+    # kNN candidates per shard: max(k × factor, min). 500, not 200: on 20,000 random 384-d vectors
+    # `hnsw` recall@10 measured 0.956-0.972 at 200 and 0.998 at 500 (docs/backends.md).
+    min_num_candidates: int = 500
     max_num_candidates: int = 10_000
     rrf_k: int = 60
     near_duplicate_threshold: float = 0.95
