@@ -18,11 +18,35 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from jointspace.errors import BackendUnavailableError
 from jointspace.protocols import ImageEncoder, SearchBackend
 from jointspace.records import Document, Post
 from jointspace.workers import metrics
 from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
 from jointspace.workers.images import DecodeLimits, ImageRejected, load_image
+
+
+# Per-item bulk failures that mean "not now" rather than "never": the whole batch is retried.
+TRANSIENT_ITEM_ERRORS = ("unavailable_shards_exception", "es_rejected_execution_exception",
+                         "no_shard_available_action_exception", "node_not_connected_exception",
+                         "node_closed_exception", "circuit_breaking_exception")
+TRANSIENT_STATUS = {429, 502, 503, 504}
+
+
+@contextmanager
+def _transient_as_unavailable() -> Iterator[None]:
+    """A backend answering 429/5xx (a node starting, shards recovering) is as good as away: retry.
+
+    Duck-typed on `status_code` so the pipeline need not import any backend's client.
+    """
+    try:
+        yield
+    except BackendUnavailableError:
+        raise
+    except Exception as exc:
+        if getattr(exc, "status_code", None) in TRANSIENT_STATUS:
+            raise BackendUnavailableError(f"the search backend is not ready: {exc}") from exc
+        raise
 
 
 @dataclass(slots=True)
@@ -100,7 +124,8 @@ class BatchRunner:
 
     def _drop_unchanged(self, batch: _Batch) -> None:
         # Re-delivered batches and re-sent posts cost one lookup instead of a forward pass.
-        stored = self.backend.get_many([p.id for p in batch.posts], with_vector=False)
+        with _transient_as_unavailable():
+            stored = self.backend.get_many([p.id for p in batch.posts], with_vector=False)
         keep = []
         for post in batch.posts:
             doc = stored.get(post.id)
@@ -152,7 +177,12 @@ class BatchRunner:
         if batch.posts:
             assert batch.vectors is not None
             docs = [Document(post=p, vector=v, model=self.model) for p, v in zip(batch.posts, batch.vectors)]
-            result = self.backend.upsert(docs)
+            with _transient_as_unavailable():
+                result = self.backend.upsert(docs)
+            transient = [r for r in result.errors.values() if r.startswith(TRANSIENT_ITEM_ERRORS)]
+            if transient:
+                # Rewriting the items that did succeed is harmless (same ids), losing the others is not.
+                raise BackendUnavailableError(f"{len(transient)} of {len(docs)} writes refused for now: {transient[0]}")
             by_id = {p.id: p for p in batch.posts}
             for post_id, reason in result.errors.items():
                 batch.reject(by_id[post_id], "write", reason)

@@ -1,0 +1,175 @@
+"""Fault tests with real worker processes, real Redis and real Elasticsearch."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workers.corpus import make_corpus
+
+from .conftest import Rig, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _es_ids(url: str, alias: str) -> list[str]:
+    from elasticsearch import Elasticsearch
+
+    with Elasticsearch(url, request_timeout=30) as client:
+        client.indices.refresh(index=alias)
+        hits = client.search(index=alias, size=10_000, source=False, query={"match_all": {}})["hits"]["hits"]
+    return [h["_id"] for h in hits]
+
+
+def _es_count(url: str, alias: str) -> int:
+    from elasticsearch import Elasticsearch
+
+    try:
+        with Elasticsearch(url, request_timeout=5) as client:
+            client.indices.refresh(index=alias)
+            return int(client.count(index=alias)["count"])
+    except Exception:  # not created yet
+        return 0
+
+
+def _summary(proc) -> dict:  # noqa: ANN001
+    """The JSON summary `ingest --json` printed last on stdout (the log holds stderr too)."""
+    text = proc.log.read_text()
+    return json.loads(text[text.index("{\n"):text.rindex("}") + 1])
+
+
+def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(tmp_path, rig_factory, redis_url, es_url):
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url)
+    corpus = make_corpus(tmp_path / "corpus", n_good=48)
+    alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
+    first = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.6")
+    producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
+    # Kill while batches are in the middle of being embedded: some posts written, most not.
+    wait_until(lambda: _es_count(es_url, alias) >= 8, 90, "the first batches to be indexed\n" + first.tail())
+    first.kill9()
+    killed_at = _es_count(es_url, alias)
+    assert killed_at < 48, "the worker finished before it could be killed; slow it down further"
+    second = rig.worker()
+    assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + second.tail()
+    summary = _summary(producer)
+    assert summary["dead_lettered"] == 0
+    assert summary["indexed"] + summary["unchanged"] == 48
+    ids = _es_ids(es_url, alias)
+    assert len(ids) == 48 and set(ids) == set(corpus.good)  # every post, each exactly once
+
+
+def test_broken_images_go_to_dead_letters_good_ones_all_indexed(tmp_path, rig_factory, redis_url, es_url):
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url)
+    corpus = make_corpus(tmp_path / "corpus", n_good=20, with_broken=True)
+    rig.worker(concurrency=2)
+    producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
+    assert producer.popen.wait(timeout=120) == 0, producer.tail()
+    assert set(_es_ids(es_url, rig.env["JOINTSPACE_ES_INDEX_ALIAS"])) == set(corpus.good)
+    from jointspace.workers.dead_letters import open_dead_letters
+
+    store = open_dead_letters(rig.settings())
+    letters = {l.key: l for l in store.list()}
+    store.close()
+    assert {k: l.stage for k, l in letters.items()} == corpus.broken
+    assert all(l.reason and l.post and l.post["id"] == k for k, l in letters.items())
+    assert set(_summary(producer)["dead"]) == set(corpus.broken)
+
+
+@pytest.fixture
+def own_es_node(tmp_path):
+    """A node of this test's own: the session's node must stay up for everyone else."""
+    import os
+
+    from jointspace.errors import JointspaceError
+    from jointspace.services.elasticsearch_local import LocalElasticsearch
+
+    service = LocalElasticsearch(tmp_path / "es", owner_pid=os.getpid())
+    try:
+        service.start(nodes=1, heap="512m", timeout_s=300)
+    except JointspaceError as exc:
+        service.stop(grace_s=10)
+        pytest.fail(f"a dedicated Elasticsearch node could not start: {exc}", pytrace=False)
+    yield service
+    service.stop()
+
+
+def test_elasticsearch_down_for_half_a_minute_loses_nothing(tmp_path, rig_factory, redis_url, own_es_node):
+    import time
+
+    url = own_es_node.urls[0]
+    # Held-back retries must not be redelivered as duplicates while they wait: a long visibility timeout.
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=url,
+                           JOINTSPACE_BROKER_VISIBILITY_TIMEOUT_S="300")
+    alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
+    corpus = make_corpus(tmp_path / "corpus", n_good=40)
+    worker = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.4")
+    producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
+    wait_until(lambda: _es_count(url, alias) >= 4, 90, "the first batch to be indexed\n" + worker.tail())
+    own_es_node.kill_node(0)
+    time.sleep(25)
+    assert producer.popen.poll() is None, "ingest ended while Elasticsearch was down:\n" + producer.tail()
+    own_es_node.restart_node(0, timeout_s=120)
+    assert producer.popen.wait(timeout=120) == 0, producer.tail() + "\n--- worker:\n" + worker.tail()
+    summary = _summary(producer)
+    assert summary["dead_lettered"] == 0 and summary["indexed"] + summary["unchanged"] == 40
+    ids = _es_ids(url, alias)
+    assert len(ids) == 40 and set(ids) == set(corpus.good)
+    assert "Retry in" in worker.log.read_text()  # the outage was met, and ridden out by retries
+
+
+def test_redis_restart_under_the_stream_source_acks_only_what_is_indexed(tmp_path, rig_factory, persistent_redis):
+    import redis
+
+    from jointspace.backends import open_backend
+    from workers.histogram_bundle import make_bundle
+
+    # No broker: the stream consumer embeds in-process into the embedded backend; Redis holds the stream.
+    rig: Rig = rig_factory(JOINTSPACE_STREAM_REDIS_URL=persistent_redis.url)
+    key, group = rig.env["JOINTSPACE_STREAM_KEY"], "jointspace-ingest"
+    corpus = make_corpus(tmp_path / "corpus", n_good=60)
+    posts = [json.loads(line) for line in corpus.jsonl.read_text().splitlines()]
+    for post in posts:
+        post["image"] = str(corpus.jsonl.parent / post["image"])
+    client = redis.Redis.from_url(persistent_redis.url, decode_responses=True)
+    entry_of = {}
+    for post in posts[:40]:
+        entry_of[client.xadd(key, {"post": json.dumps(post)})] = post["id"]
+    consumer = rig.spawn(["ingest", key, "--source", "redis-stream", "--consumer", "c1", "--idle-exit", "6",
+                          "--json", "--quiet"], "stream", JOINTSPACE_TEST_EMBED_DELAY_S="0.3")
+
+    def acked() -> set[str]:
+        """Entries delivered to the group and no longer pending: what the consumer acknowledged."""
+        info = {g["name"]: g for g in client.xinfo_groups(key)}
+        if group not in info:
+            return set()
+        last = info[group]["last-delivered-id"]
+        pending = {p["message_id"] for p in client.xpending_range(key, group, "-", "+", 1000)}
+        delivered = [e for e in entry_of if tuple(map(int, e.split("-"))) <= tuple(map(int, last.split("-")))]
+        return {entry_of[e] for e in delivered if e not in pending}
+
+    wait_until(lambda: len(acked()) >= 8, 60, "the first acknowledgements\n" + consumer.tail())
+    client.close()
+    persistent_redis.stop()
+    import time
+
+    time.sleep(3)  # the consumer meets a dead Redis in the middle of its batches
+    persistent_redis.start()
+    client = redis.Redis.from_url(persistent_redis.url, decode_responses=True)
+    bundle = make_bundle()
+    backend = open_backend(rig.settings(), bundle.name, bundle.dim)
+    try:
+        # Right after the restart, before the consumer catches up: every ack must match an indexed post.
+        seen = acked()
+        stored = backend.get_many(sorted(seen), with_vector=False)
+        assert seen and seen <= set(stored), f"acknowledged but not indexed: {sorted(seen - set(stored))}"
+        for post in posts[40:]:  # producers go on writing after the restart
+            entry_of[client.xadd(key, {"post": json.dumps(post)})] = post["id"]
+        assert consumer.popen.wait(timeout=120) == 0, consumer.tail()
+        assert client.xpending(key, group)["pending"] == 0
+        assert acked() == set(corpus.good)
+        backend.refresh()
+        assert {d.id for d in backend.iter_documents()} == set(corpus.good)
+        assert backend.count() == 60
+    finally:
+        backend.close()
+        client.close()
