@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from geometry import DIM, MODEL, GeometryEncoder, documents  # noqa: E402
+from query_geometry import DIM, MODEL, GeometryEncoder, documents  # noqa: E402
 
 from jointspace.protocols import SearchBackend  # noqa: E402
 from jointspace.query.service import SearchService  # noqa: E402

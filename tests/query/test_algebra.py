@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geometry import GeometryEncoder, axis
+from query_geometry import GeometryEncoder, axis
 from jointspace.errors import QueryError
 from jointspace.query.algebra import combine, contributions, weighted_terms
 from jointspace.query.parser import parse

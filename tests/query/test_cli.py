@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geometry import DIM, WORDS, axis, documents
+from query_geometry import DIM, WORDS, axis, documents
 from jointspace.backends import open_backend
 from jointspace.cli.search import HIT_FIELDS
 from jointspace.settings import Settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geometry import mix, post
+from query_geometry import mix, post
 from jointspace.errors import QueryError
 from jointspace.query.collapse import collapse
 from jointspace.query.fusion import reciprocal_rank_fusion

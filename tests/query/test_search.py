@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from geometry import LADDER, GeometryEncoder, axis, documents, ladder_similarity, mix
+from query_geometry import LADDER, GeometryEncoder, axis, documents, ladder_similarity, mix
 from jointspace.errors import QueryError
 from jointspace.protocols import SearchBackend
 from jointspace.query.service import SearchService
