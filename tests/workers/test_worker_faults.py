@@ -173,3 +173,51 @@ def test_redis_restart_under_the_stream_source_acks_only_what_is_indexed(tmp_pat
     finally:
         backend.close()
         client.close()
+
+
+def test_producer_holds_back_while_the_queue_is_full(tmp_path, rig_factory, redis_url, es_url):
+    import time
+
+    import redis
+
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url,
+                           JOINTSPACE_QUEUE_MAX_BATCHES="3")
+    corpus = make_corpus(tmp_path / "corpus", n_good=40)  # 10 batches of 4
+    producer = rig.spawn(["ingest", str(corpus.jsonl), "--no-wait", "--json", "--quiet"], "ingest")
+    client = redis.Redis.from_url(redis_url)
+    queue = rig.env["JOINTSPACE_CELERY_QUEUE"]
+    wait_until(lambda: client.llen(queue) >= 3, 60, "the queue to fill\n" + producer.tail())
+    lengths = []
+    for _ in range(20):  # no worker yet: the producer must wait, not pile up batches
+        lengths.append(client.llen(queue))
+        time.sleep(0.1)
+    assert max(lengths) == 3 and producer.popen.poll() is None
+    rig.worker()
+    assert producer.popen.wait(timeout=90) == 0, producer.tail()
+    assert _summary(producer)["enqueued"] == 40
+    wait_until(lambda: _es_count(es_url, rig.env["JOINTSPACE_ES_INDEX_ALIAS"]) == 40, 60, "the queue to drain")
+    client.close()
+
+
+def test_reindex_with_a_new_bundle_swaps_the_alias(tmp_path, rig_factory, es_url):
+    from elasticsearch import Elasticsearch
+
+    rig: Rig = rig_factory(JOINTSPACE_ES_URL=es_url)  # no broker: in-process ingest
+    alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
+    corpus = make_corpus(tmp_path / "corpus", n_good=10)
+    assert rig.spawn(["ingest", str(corpus.jsonl), "--quiet"], "ingest").popen.wait(timeout=120) == 0
+    bundle = tmp_path / "bundle-b"
+    bundle.mkdir()
+    (bundle / "histogram.json").write_text(json.dumps({"name": "histogram-b", "bins": 4}))
+    with Elasticsearch(es_url) as client:
+        old_index = next(iter(client.indices.get_alias(name=alias)))
+    reindex = rig.spawn(["reindex", "--bundle", str(bundle), "--quiet"], "reindex")
+    assert reindex.popen.wait(timeout=120) == 0, reindex.tail()
+    report = json.loads(reindex.log.read_text()[reindex.log.read_text().index("{"):])
+    assert report["old_index"] == old_index and report["indexed"] == 10 and not report["dead_lettered"]
+    with Elasticsearch(es_url) as client:
+        assert list(client.indices.get_alias(name=alias)) == [report["new_index"]]
+        assert client.indices.exists(index=old_index)  # kept for a rollback
+        meta = client.indices.get_mapping(index=report["new_index"])[report["new_index"]]["mappings"]["_meta"]
+        assert (meta["model"], meta["dim"]) == ("histogram-b", 12)
+    assert set(_es_ids(es_url, alias)) == set(corpus.good)
