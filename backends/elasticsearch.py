@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
 
+def _reason(error: object) -> str:
+    """`type: reason` from a bulk item's error (a dict from the node, a string from the client)."""
+    if isinstance(error, dict):
+        return f"{error.get('type', 'error')}: {error.get('reason', error)}"
+    return str(error or "unknown error")
+
+
 class ElasticsearchBackend:
     """SearchBackend on the index behind `alias`. Thread-safe (the client is)."""
 
@@ -73,9 +80,7 @@ class ElasticsearchBackend:
                 if ok:
                     result.indexed.append(outcome["_id"])
                 else:
-                    error = outcome.get("error") or {}
-                    reason = error.get("reason", error) if isinstance(error, dict) else error
-                    result.errors[outcome["_id"]] = f"{error.get('type', 'error') if isinstance(error, dict) else 'error'}: {reason}"
+                    result.errors[outcome["_id"]] = _reason(outcome.get("error"))
         return result
 
     def delete(self, post_id: str) -> bool:

@@ -151,3 +151,16 @@ def test_unreachable_url_is_reported_with_the_url(kind: str, tmp_path: Path, req
     settings = Settings(home=tmp_path, es_url=url, es_connect_timeout_s=2.0, es_request_timeout_s=120.0)
     with pytest.raises(BackendUnavailableError, match=re.escape(url)):
         ElasticsearchBackend.open(settings, MODEL, DIM)
+
+
+def test_node_refusals_are_reported_per_item_with_the_reason(settings: Settings, manager: IndexManager) -> None:
+    backend = ElasticsearchBackend.open(settings, MODEL, DIM)
+    vector = unit_vectors(1, DIM, seed=12)[0]
+    bad = doc("bad", vector)
+    # Slips past the Python types; the strict mapping refuses it on the node, in the bulk response.
+    object.__setattr__(bad.post, "city", {"not": "a keyword"})
+    result = backend.upsert([doc("good", vector), bad], chunk_size=1)
+    assert result.indexed == ["good"]
+    assert result.errors["bad"].startswith("document_parsing_exception: ") and "[city]" in result.errors["bad"]
+    backend.refresh()
+    assert backend.count() == 1
