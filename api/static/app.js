@@ -156,7 +156,7 @@ function renderChips() {
     const classes = ["chip", item.kind === "filter" ? "filter" : "", item.sign < 0 ? "minus" : ""].join(" ").trim();
     const label = item.kind === "filter" ? item.text : `${item.sign < 0 ? "−" : "+"} ${item.text}`;
     const weightInput = item.kind === "filter" ? null : el("input", {
-      type: "number", class: "weight", min: "0.25", max: "100", step: "0.5", value: fmtWeight(item.weight),
+      type: "number", class: "weight", min: "0.25", max: "100", step: "any", value: fmtWeight(item.weight),
       title: "Weight of this term", "aria-label": `Weight of ${item.text}`,
       onchange: (ev) => {
         const w = parseFloat(ev.target.value);
@@ -242,6 +242,7 @@ async function runSearch(push, append = false) {
   const body = await response.json().catch(() => ({ message: response.statusText }));
   if (!response.ok) {
     showError(body);
+    $("#explain").replaceChildren(el("p", { class: "muted", text: "Fix the query to see why results match." }));
     if (!append) renderHits([], false, false);
     $("#status").textContent = "";
     return;
