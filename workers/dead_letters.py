@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -95,30 +96,33 @@ class SqliteDeadLetters:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self._lock = threading.Lock()  # one connection shared by the producer and the pipeline threads
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS dead_letters (key TEXT PRIMARY KEY, time TEXT, letter TEXT)")
         self._db.commit()
 
     def put(self, letters: Sequence[DeadLetter]) -> None:
-        with self._db:
+        with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?)",
                                  [(l.key, l.time, json.dumps(l.to_json())) for l in letters])
 
     def list(self) -> list[DeadLetter]:
-        rows = self._db.execute("SELECT letter FROM dead_letters ORDER BY time").fetchall()
+        with self._lock:
+            rows = self._db.execute("SELECT letter FROM dead_letters ORDER BY time").fetchall()
         return [DeadLetter.from_json(json.loads(r[0])) for r in rows]
 
     def remove(self, keys: Iterable[str]) -> int:
-        with self._db:
+        with self._lock, self._db:
             cur = self._db.executemany("DELETE FROM dead_letters WHERE key = ?", [(k,) for k in keys])
         return cur.rowcount
 
     def purge(self) -> int:
-        with self._db:
+        with self._lock, self._db:
             return self._db.execute("DELETE FROM dead_letters").rowcount
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM dead_letters").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

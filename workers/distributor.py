@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,9 +56,23 @@ def _dead_batch(posts: Sequence[Post], stage: str, reason: str) -> tuple[BatchOu
     return BatchOutcome(dead={p.id: f"{stage}: {reason}" for p in posts}), letters
 
 
+@dataclass
+class FutureTicket:
+    posts: list[Post]
+    future: Future[BatchOutcome]
+
+    def ready(self) -> bool:
+        return self.future.done()
+
+    def outcome(self, timeout: float | None = None) -> BatchOutcome:
+        return self.future.result(timeout=timeout)
+
+
 class InProcessDistributor:
-    """Runs each batch at once in this process, retrying transient backend errors with backoff
-    (the same policy the Celery task declares) and dead-lettering the batch when they persist."""
+    """Runs batches in this process, two at a time: one thread reads and decodes the next batch while
+    another embeds and writes the current one, so the encoder rarely waits for PIL. Transient backend
+    errors are retried with backoff (the policy the Celery task declares); a batch whose backend stays
+    away is dead-lettered. `submit_batch` blocks while two batches are already in hand."""
 
     def __init__(self, settings: Settings, context: Any | None = None) -> None:
         from jointspace.workers.runtime import open_context
@@ -65,28 +80,47 @@ class InProcessDistributor:
         self.settings = settings
         self.context = context or open_context(settings)
         self._owns_context = context is None
-        self._lock = threading.Lock()  # the API may call from several threads; one batch at a time
+        self._prepare = ThreadPoolExecutor(1, thread_name_prefix="prepare")
+        self._finish = ThreadPoolExecutor(1, thread_name_prefix="embed")
+        # Bounds decoded images held in memory: the batch being embedded and the one being decoded.
+        self._slots = threading.BoundedSemaphore(2)
 
     def submit_batch(self, posts: Sequence[Post]) -> Ticket:
+        posts = list(posts)
+        self._slots.acquire()
+        prepared = self._prepare.submit(self.context.runner.prepare, posts)
+        done = self._finish.submit(self._finish_with_retries, posts, prepared)
+        done.add_done_callback(lambda _: self._slots.release())
+        return FutureTicket(posts, done)
+
+    def _finish_with_retries(self, posts: list[Post], prepared: Future[Any]) -> BatchOutcome:
         from jointspace.workers.tasks import transient_errors
 
+        runner = self.context.runner
         delay = 1.0
-        with self._lock:
-            for attempt in range(self.settings.task_max_retries + 1):
-                try:
-                    return SettledTicket(list(posts), self.context.runner.run(posts))
-                except transient_errors() as exc:
-                    if attempt == self.settings.task_max_retries:
-                        outcome, letters = _dead_batch(posts, "write", f"backend unavailable after "
-                                                                      f"{attempt} retries: {exc}")
-                        self.context.dead_letters.put(letters)
-                        return SettledTicket(list(posts), outcome)
-                    log.warning("backend unavailable (%s); retrying the batch in %.0f s", exc, delay)
-                    time.sleep(delay)
-                    delay = min(delay * 2, self.settings.retry_backoff_max_s)
+        for attempt in range(self.settings.task_max_retries + 1):
+            try:
+                return runner.finish(prepared.result() if attempt == 0 else runner.prepare(posts))
+            except transient_errors() as exc:
+                if attempt == self.settings.task_max_retries:
+                    outcome, letters = _dead_batch(posts, "write", f"backend unavailable after {attempt} "
+                                                                  f"retries: {exc}")
+                    self.context.dead_letters.put(letters)
+                    return outcome
+                log.warning("backend unavailable (%s); retrying the batch in %.0f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, self.settings.retry_backoff_max_s)
+            except Exception as exc:  # a bug or a model failure: the batch is kept, the run goes on
+                log.exception("batch of %d posts failed", len(posts))
+                outcome, letters = _dead_batch(posts, "embed", f"batch failed: {type(exc).__name__}: {exc}")
+                self.context.dead_letters.put(letters)
+                return outcome
         raise AssertionError("unreachable")
 
     def close(self) -> None:
+        """Waits for the batches in hand."""
+        self._prepare.shutdown(wait=True)
+        self._finish.shutdown(wait=True)
         if self._owns_context:
             self.context.close()
 
@@ -192,7 +226,7 @@ def submit(posts: Sequence[Mapping[str, Any] | Post], settings: Settings | None 
         distributor = _shared.get(id(settings)) or _shared.setdefault(id(settings), open_distributor(settings))
     for start in range(0, len(valid), settings.batch_size):
         ticket = distributor.submit_batch(valid[start:start + settings.batch_size])
-        if ticket.ready():
+        if isinstance(distributor, InProcessDistributor) or ticket.ready():
             outcome = ticket.outcome()
             result.accepted += outcome.indexed + outcome.unchanged
             result.rejected.update(outcome.dead)

@@ -79,6 +79,7 @@ class _Batch:
     vectors: np.ndarray | None = None
     outcome: BatchOutcome = field(default_factory=BatchOutcome)
     letters: list[DeadLetter] = field(default_factory=list)
+    started: float = 0.0
 
     def reject(self, post: Post, stage: str, reason: str) -> None:
         self.outcome.dead[post.id] = f"{stage}: {reason}"
@@ -100,18 +101,25 @@ class BatchRunner:
 
     def run(self, posts: Sequence[Post], skip_unchanged: bool = True) -> BatchOutcome:
         """Blocks until the batch is indexed or dead-lettered. Raises on transient backend errors."""
-        started = time.perf_counter()
-        batch = _Batch(posts=_unique(posts))
+        return self.finish(self.prepare(posts, skip_unchanged))
+
+    def prepare(self, posts: Sequence[Post], skip_unchanged: bool = True) -> "_Batch":
+        """Read and decode stages (I/O and PIL: overlaps well with another batch's `finish`)."""
+        batch = _Batch(posts=_unique(posts), started=time.perf_counter())
         if skip_unchanged:
             with self._stage(batch, "read"):
                 self._drop_unchanged(batch)
         with self._stage(batch, "decode"):
             self._decode(batch)
+        return batch
+
+    def finish(self, batch: "_Batch") -> BatchOutcome:
+        """Embed and write stages."""
         with self._stage(batch, "embed"):
             self._embed(batch)
         with self._stage(batch, "write"):
             self._write(batch)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
         return batch.outcome
 
     @contextmanager
