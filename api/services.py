@@ -21,6 +21,9 @@ class ApiServices:
     media: MediaStore
     submitter: Any
     owned: list[Any] = field(default_factory=list)
+    # True: the submitter indexes in this process, so POST /posts waits for the outcome;
+    # false: it enqueues to the Celery workers and answers once the posts are queued.
+    in_process: bool = True
 
     def close(self) -> None:
         for part in reversed(self.owned):
@@ -51,4 +54,5 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
         submitter = InProcessDistributor(settings, context)
         owned += [context, submitter]
     return ApiServices(settings=settings, backend=backend, bundle=bundle, search=search,
-                       media=MediaStore(settings), submitter=submitter, owned=owned)
+                       media=MediaStore(settings), submitter=submitter, owned=owned,
+                       in_process=not settings.broker_url)

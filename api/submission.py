@@ -158,22 +158,22 @@ async def submit(batch: Batch, services: ApiServices) -> SubmitOut:
 
 def _hand_over(batch: Batch, services: ApiServices) -> SubmitOut:
     size = services.settings.batch_size
+    # All batches are handed over first (the in-process pipeline overlaps decoding one with
+    # embedding the next), then, in-process only, their outcomes are awaited.
+    tickets = [services.submitter.submit_batch(batch.posts[start:start + size])
+               for start in range(0, len(batch.posts), size)]
+    if not services.in_process:
+        return SubmitOut(accepted=[p.id for t in tickets for p in t.posts], rejected=batch.rejected, queued=True)
     accepted: list[str] = []
     duplicates: list[str] = []
     rejected = list(batch.rejected)
-    queued = False
-    for start in range(0, len(batch.posts), size):
-        ticket = services.submitter.submit_batch(batch.posts[start:start + size])
-        if not ticket.ready():
-            queued = True
-            accepted += [p.id for p in ticket.posts]
-            continue
+    for ticket in tickets:
         outcome = ticket.outcome()
         accepted += outcome.indexed + outcome.unchanged
         duplicates += outcome.unchanged
         rejected += [Rejected(index=batch.origin.get(pid, -1), id=pid, reason=why)
                      for pid, why in outcome.dead.items()]
-    if accepted and not queued:
+    if accepted:
         services.backend.refresh()  # searchable when the answer arrives
-    return SubmitOut(accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index), queued=queued,
+    return SubmitOut(accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index), queued=False,
                      duplicates=duplicates)

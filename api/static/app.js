@@ -364,7 +364,7 @@ function renderExplain(explain) {
     for (const t of terms) {
       const share = Number(t.contribution ?? t.weight ?? 0);
       grid.append(el("span", { text: t.text || t.term || "" }),
-        el("span", { class: `bar${share < 0 || t.sign < 0 ? " minus" : ""}`,
+        el("span", { class: `bar${share < 0 || Number(t.weight) < 0 ? " minus" : ""}`,
           style: `width:${Math.max(4, (Math.abs(share) / max) * 100)}%`, title: share.toFixed(3) }));
     }
     box.append(grid);
