@@ -372,7 +372,7 @@ function renderExplain(explain) {
   if (explain.parsed !== undefined) {
     const ms = explain.timings_ms && explain.timings_ms.total;
     box.append(el("h3", { text: "Read as" }),
-      el("p", { class: "plan" }, el("code", { text: explain.parsed || "(filters only)" }),
+      el("p", { class: "plan" }, el("code", { text: explain.parsed || (state.photo ? "(your photo)" : "(filters only)") }),
         ` · ${explain.mode}${ms !== undefined ? ` · ${Number(ms).toFixed(1)} ms` : ""}`));
   }
   if (!box.children.length) box.append(el("p", { class: "muted", text: "No explanation for this search." }));

@@ -8,8 +8,6 @@ import pytest
 from api_support import Api
 from PIL import Image
 
-DOG_IDS_CAPTION = "dog"
-
 
 def ids(body: dict) -> list[str]:
     return [h["id"] for h in body["hits"]]
