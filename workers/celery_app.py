@@ -27,7 +27,13 @@ def make_app(settings: Settings) -> Celery:
         task_track_started=True,
         result_expires=24 * 3600,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        broker_transport_options={
+            "visibility_timeout": settings.broker_visibility_timeout_s,
+            # Look for a dead worker's batches at a pace set by the timeout (kombu's default
+            # looks every 10th tick of 10 s, which leaves a short timeout waiting ~100 s).
+            "unacked_restore_interval": max(1, min(10, settings.broker_visibility_timeout_s // 4)),
+            "unacked_restore_throttle": 1,
+        },
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         worker_send_task_events=True,  # Flower shows tasks live
         task_send_sent_event=True,

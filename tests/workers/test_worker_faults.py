@@ -49,6 +49,8 @@ def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(tmp_path, rig
     first.kill9()
     killed_at = _es_count(es_url, alias)
     assert killed_at < 48, "the worker finished before it could be killed; slow it down further"
+    log = first.log.read_text()
+    assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
     second = rig.worker()
     assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + second.tail()
     summary = _summary(producer)
