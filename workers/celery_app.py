@@ -56,4 +56,8 @@ def _load_model_once(**_: object) -> None:
         from jointspace.workers.metrics import serve_metrics
 
         serve_metrics(settings.worker_metrics_port + (current_process().index or 0))
-    process_context(settings)
+    context = process_context(settings)
+    # Bundles load their networks on first use, and a first forward pass is slow: pay both now.
+    from PIL import Image
+
+    context.bundle.image.embed_images([Image.new("RGB", (224, 224), (128, 128, 128))])

@@ -153,11 +153,12 @@ class CeleryDistributor:
     def __init__(self, settings: Settings, poll_s: float = 0.2) -> None:
         import redis
 
-        from jointspace.workers.tasks import ingest_batch
+        from jointspace.workers.celery_app import make_app
 
         self.settings = settings
         self.poll_s = poll_s
-        self._task = ingest_batch
+        # An app of its own, from these settings (the module-level one reads the environment).
+        self._app = make_app(settings)
         self._redis = redis.Redis.from_url(settings.broker_url or "")
         self.waited_s = 0.0  # time spent held back, for the summary
 
@@ -176,10 +177,12 @@ class CeleryDistributor:
             time.sleep(self.poll_s)
         self.waited_s += time.monotonic() - started
         payload = {"posts": [p.to_json() for p in posts]}
-        return CeleryTicket(list(posts), self._task.apply_async(args=[payload]))
+        result = self._app.send_task("jointspace.ingest_batch", args=[payload], queue=self.settings.celery_queue)
+        return CeleryTicket(list(posts), result)
 
     def close(self) -> None:
         self._redis.close()
+        self._app.close()
 
 
 def open_distributor(settings: Settings, context: Any | None = None) -> Distributor:
