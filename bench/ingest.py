@@ -183,6 +183,11 @@ def main() -> None:
             redis_url = redis.start()[0].url
             for n in (int(w) for w in args.workers.split(",")):
                 rows.append(celery(fresh(settings, f"celery{n}"), jsonl, n, redis_url))
+        # The machine is shared: measure the ceiling again at the end and keep the faster of the two,
+        # so that no variant looks better than the encoder alone because of a noisy first measure.
+        again = ceiling(settings, jsonl, args.batch_size)
+        if again["seconds"] < rows[0]["seconds"]:
+            rows[0] = again
     finally:
         for service in reversed(services):
             service.stop()
