@@ -6,10 +6,12 @@ re-prepared image is recomputed and a new source only costs its own images.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,27 +69,41 @@ class FeatureCache:
             self._backbone = self._factory()
         return self._backbone
 
-    def _files(self, variant: str) -> tuple[Path, Path, Path]:
-        d = self.root / variant
-        return d / "keys.json", d / "features.npy", d / "logits.npy"
+    @contextlib.contextmanager
+    def _locked(self, variant: str) -> Iterator[Path]:
+        """Serialise writers (a training run and an evaluation may extract at the same time)."""
+        folder = self.root / variant
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield folder
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _load(self, variant: str) -> tuple[list[str], np.ndarray | None, np.ndarray | None]:
-        keys_f, feat_f, logit_f = self._files(variant)
-        if not keys_f.exists():
+        """One consistent snapshot: keys and arrays live in one file replaced atomically."""
+        file = self.root / variant / "cache.npz"
+        if not file.exists():
             return [], None, None
-        return json.loads(keys_f.read_text()), np.load(feat_f), np.load(logit_f)
+        with np.load(file) as data:
+            return [str(k) for k in data["keys"]], data["features"], data["logits"]
 
-    def _save(self, variant: str, keys: list[str], feats: np.ndarray, logits: np.ndarray) -> None:
-        keys_f, feat_f, logit_f = self._files(variant)
-        keys_f.parent.mkdir(parents=True, exist_ok=True)
-        # Write-then-rename, keys last: a crash never leaves keys pointing past the arrays.
-        for target, arr in ((feat_f, feats), (logit_f, logits)):
-            tmp = target.with_name(target.stem + f".{os.getpid()}.tmp.npy")
-            np.save(tmp, arr.astype(np.float16))
-            tmp.replace(target)
-        tmp = keys_f.with_name(f"keys.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(keys))
-        tmp.replace(keys_f)
+    def _append(self, variant: str, keys: list[str], feats: np.ndarray, logits: np.ndarray) -> None:
+        """Merge new rows into the file under the lock, keeping what other processes added meanwhile."""
+        with self._locked(variant) as folder:
+            old_keys, old_f, old_l = self._load(variant)
+            known = set(old_keys)
+            keep = [i for i, k in enumerate(keys) if k not in known]
+            if not keep:
+                return
+            all_keys = old_keys + [keys[i] for i in keep]
+            f16, l16 = feats[keep].astype(np.float16), logits[keep].astype(np.float16)
+            all_f = f16 if old_f is None else np.concatenate([old_f, f16])
+            all_l = l16 if old_l is None else np.concatenate([old_l, l16])
+            tmp = folder / f"cache.{os.getpid()}.tmp.npz"
+            np.savez(tmp, keys=np.array(all_keys), features=all_f, logits=all_l)
+            tmp.replace(folder / "cache.npz")
 
     def _extract(self, paths: list[str], keys: list[str], variant: str, desc: str) -> tuple[np.ndarray, np.ndarray]:
         data = _Images(paths, keys, variant, self.backbone.transform)
@@ -102,25 +118,20 @@ class FeatureCache:
 
     def get(self, paths: Sequence[str], variant: str = "clean", chunk: int = 512) -> CachedOutputs:
         keys = [image_key(p) for p in paths]
-        cached_keys, feats, logits = self._load(variant)
-        index = {k: i for i, k in enumerate(cached_keys)}
-        missing = [i for i, k in enumerate(dict.fromkeys(keys)) if k not in index]
-        unique_keys = list(dict.fromkeys(keys))
         key_to_path = dict(zip(keys, paths))
-        todo = [unique_keys[i] for i in missing]
+        cached_keys, _, _ = self._load(variant)
+        known = set(cached_keys)
+        todo = [k for k in dict.fromkeys(keys) if k not in known]
         # Extract in chunks and save after each, so an interrupted run keeps what it did.
         for start in range(0, len(todo), chunk):
             part = todo[start:start + chunk]
             f, l = self._extract([str(key_to_path[k]) for k in part], part, variant,
                                  f"features {variant} {start + len(part)}/{len(todo)}")
-            feats = f if feats is None else np.concatenate([feats, f.astype(np.float16)])
-            logits = l if logits is None else np.concatenate([logits, l.astype(np.float16)])
-            for k in part:
-                index[k] = len(index)
-            cached_keys = list(index)
-            self._save(variant, cached_keys, feats, logits)
+            self._append(variant, part, f, l)
         if not keys:
             return CachedOutputs(np.zeros((0, 0), np.float32), np.zeros((0, 1000), np.float32))
+        cached_keys, feats, logits = self._load(variant)
+        index = {k: i for i, k in enumerate(cached_keys)}
         rows = np.array([index[k] for k in keys])
         assert feats is not None and logits is not None
         return CachedOutputs(feats[rows].astype(np.float32), logits[rows].astype(np.float32))

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from jointspace.encoders.augment import AUGMENTED
 from jointspace.encoders.backbone import BackboneSpec
 from jointspace.encoders.bundle import probe_vectors, set_latest, write_manifest
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
@@ -45,8 +44,9 @@ class RunOptions:
     train: TrainConfig = field(default_factory=TrainConfig)
     train_sources: tuple[str, ...] = ("openclipart",)
     val_sources: tuple[str, ...] = ("tuxpaint",)
-    augment: tuple[str, ...] = AUGMENTED
+    augment: tuple[str, ...] = ()  # AUGMENTED variants measured no gain across sources (docs/eval-report.md)
     word_model_dim: int = 100
+    limit: int | None = None  # at most this many training items (the first by id: a fixed random sample)
 
 
 @dataclass
@@ -81,6 +81,7 @@ class Workspace:
                                   backbone_factory=self._backbone)
         self._texts: dict[tuple[str, str], tuple[TextEncoder, Any]] = {}
         self._classes: dict[int, np.ndarray] = {}
+        self._targets: dict[tuple[int, str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._load_items = items_loader
 
     def _backbone(self):  # noqa: ANN202
@@ -121,6 +122,13 @@ class Workspace:
                 self._texts[key] = (load(GROUP, name)({}, self.settings), None)
         return self._texts[key]
 
+    def targets(self, text: TextEncoder, items: Sequence[Any], kind: TargetKind) -> tuple[np.ndarray, np.ndarray]:
+        """Training targets, computed once per text encoder, item set and kind (the grid reuses them)."""
+        key = (id(text), data_hash(items), kind)
+        if key not in self._targets:
+            self._targets[key] = build_targets(text, items, kind)
+        return self._targets[key]
+
     def class_matrix(self, text: TextEncoder) -> np.ndarray:
         if id(text) not in self._classes:
             self._classes[id(text)] = class_prompt_matrix(text)
@@ -138,13 +146,13 @@ def _validation_items(ws: Workspace, options: RunOptions) -> tuple[list[Any], st
 def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
               checkpoint: Path | None = None) -> TrainedHead:
     """Train one head (features cached once per process and on disk) and choose its ensemble weight."""
-    train_items = ws.items(list(options.train_sources), "train")
+    train_items = ws.items(list(options.train_sources), "train")[: options.limit]
     if len(train_items) < 2:
         raise ConfigurationError(f"no training items in {', '.join(options.train_sources)}; "
                                  f"run `jointspace data prepare` first")
     val_items, val_desc = _validation_items(ws, options)
     text, word_model = ws.text(options.text, train_items, options.word_model_dim, options.train.seed)
-    targets, usable = build_targets(text, train_items, options.targets)
+    targets, usable = ws.targets(text, train_items, options.targets)
     variants = [ws.outputs(train_items, v).features[usable] for v in ("clean", *options.augment)]
     val_out = ws.outputs(val_items)
     scorer = GalleryScorer(Gallery("val", val_items).with_queries(min_images=3, compounds=False, seeds=False), text)

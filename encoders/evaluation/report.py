@@ -24,7 +24,12 @@ def markdown(report: dict[str, Any]) -> str:
              "Queries see image vectors only (no caption). Relevant = the query word is among the image's label "
              "words (keywords, title, category); compound `a+b` needs both. Single-keyword queries: every label "
              "word with ≥ 5 images in the gallery. A query the text encoder cannot embed scores 0 (coverage column).",
-             "", "## Galleries", "", "| gallery | images | split | keyword / compound / seed queries |",
+             "", *([f"Grid heads: at most {report['grid']['epochs']} epochs, "
+                   f"{report['grid']['limit'] or 'all'} training items, augmentation "
+                   f"{', '.join(report['grid']['augment']) if report['grid']['augment'] else 'none'}"
+                   f" (cached variants); each head also with the zero-training vector blended in at the weight "
+                   f"chosen on validation (\"ensemble\").", ""] if report.get("grid") else []),
+             "## Galleries", "", "| gallery | images | split | keyword / compound / seed queries |",
              "| --- | ---: | --- | --- |"]
     for g, info in report["galleries"].items():
         q = info["queries"]

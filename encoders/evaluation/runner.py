@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,15 @@ log = logging.getLogger(__name__)
 PHOTO_SOURCES = ("gcompris", "scratch", "kphotoalbum")
 
 
-def build_galleries(ws: Workspace, seen: Sequence[str]) -> list[Gallery]:
+def build_galleries(ws: Workspace, seen: Sequence[str], min_images: int = 50) -> list[Gallery]:
+    """One gallery per source with at least `min_images` (smaller ones only inside `photos`)."""
     galleries: list[Gallery] = []
     photos: list[Any] = []
     for source in ws.prepared_sources():
         items = ws.items([source], "test" if source in seen else None)
         if source in PHOTO_SOURCES:
             photos.extend(items)
-        if len(items) >= 10:
+        if len(items) >= min_images:
             galleries.append(Gallery(source, items).with_queries())
     if photos and sum(g.name in PHOTO_SOURCES for g in galleries) != 1:
         galleries.append(Gallery("photos", photos).with_queries())
@@ -111,11 +113,13 @@ class Evaluator:
 def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None, grid: bool = False,
                    train_sources: Sequence[str] = ("openclipart",), val_sources: Sequence[str] = ("tuxpaint",),
                    grid_epochs: int = 40, workspace: Workspace | None = None,
-                   grid_texts: Sequence[str] = TEXT_ENCODERS, grid_losses: Sequence[str] = LOSSES) -> dict[str, Any]:
+                   grid_texts: Sequence[str] = TEXT_ENCODERS, grid_losses: Sequence[str] = LOSSES,
+                   limit: int | None = None, augment: Sequence[str] | None = None,
+                   min_gallery_images: int = 50) -> dict[str, Any]:
     """Evaluate, write the report folder (JSON, markdown, PNG) and return the report as a dict."""
     started = time.perf_counter()
     ws = workspace or Workspace(settings)
-    galleries = build_galleries(ws, [*train_sources, *val_sources])
+    galleries = build_galleries(ws, [*train_sources, *val_sources], min_gallery_images)
     ev = Evaluator(ws, galleries)
     minilm, _ = ws.text("minilm")
     ev.add("random ranking", "random", minilm, None)
@@ -124,7 +128,9 @@ def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None,
     winner = None
     if grid:
         base = RunOptions(train=TrainConfig(epochs=grid_epochs), train_sources=tuple(train_sources),
-                          val_sources=tuple(val_sources))
+                          val_sources=tuple(val_sources), limit=limit)
+        if augment is not None:
+            base = replace(base, augment=tuple(augment))
         combos = [(t, loss, "word") for t in grid_texts for loss in grid_losses]
         if "minilm" in grid_texts:
             combos += [("minilm", loss, "sentence") for loss in grid_losses]
@@ -149,6 +155,8 @@ def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": round(time.perf_counter() - started, 1),
         "train_sources": list(train_sources), "val_sources": list(val_sources),
+        "grid": {"epochs": grid_epochs, "limit": limit, "augment": list(augment) if augment is not None else None}
+        if grid else None,
         "galleries": {g.name: {"images": len(g.items), "queries": {k: sum(q.kind == k for q in g.queries)
                                                                     for k in ("keyword", "compound", "seed")},
                                "split": "test" if g.name in [*train_sources, *val_sources] else "all (never trained on)"}

@@ -32,16 +32,18 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
 
 def train_command(
     text: Annotated[str, typer.Option(help=f"Text encoder: {', '.join(TEXTS)}.")] = "minilm",
-    loss: Annotated[str, typer.Option(help=f"Loss: {', '.join(LOSSES)}.")] = "soft-contrastive",
+    loss: Annotated[str, typer.Option(help=f"Loss: {', '.join(LOSSES)}.")] = "regression",
     targets: Annotated[str, typer.Option(help="Targets: word (label words) or sentence (whole caption).")] = "word",
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on validation).")] = 60,
     out: Annotated[Optional[Path], typer.Option(help="Bundle folder [<home>/models/<name>-<date>].")] = None,
     sources: Annotated[str, typer.Option(help="Sources to train on (train split).")] = "openclipart",
     val_sources: Annotated[str, typer.Option(help="Sources whose val split chooses the epoch and ensemble weight.")] = "tuxpaint",
-    augment: Annotated[str, typer.Option(help="Augmentation variants cached per image (crop-colour, icon-blur; '' for none).")] = "crop-colour,icon-blur",
+    augment: Annotated[str, typer.Option(help="Augmentation variants cached per image: crop-colour, icon-blur "
+                                             "(default none: measured no gain, see docs/eval-report.md).")] = "",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     finetune_steps: Annotated[int, typer.Option(help="Then fine-tune the backbone's last blocks for N steps (GPU advised).")] = 0,
     latest: Annotated[bool, typer.Option(help="Make this bundle the default (`latest`).")] = True,
+    limit: Annotated[Optional[int], typer.Option(min=2, help="At most N training items (a quick run).")] = None,
 ) -> None:
     """Train a head on cached image features, write a model bundle and make it the default."""
     import time
@@ -63,7 +65,8 @@ def train_command(
     started = time.perf_counter()
     options = RunOptions(text=text, targets=targets,  # type: ignore[arg-type]
                          train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed),  # type: ignore[arg-type]
-                         train_sources=_csv(sources), val_sources=_csv(val_sources), augment=_csv(augment))
+                         train_sources=_csv(sources), val_sources=_csv(val_sources), augment=_csv(augment),
+                         limit=limit)
     ws = Workspace(settings)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = out or settings.models_dir / f"{text}-{loss}-{targets}-{stamp}"
@@ -91,6 +94,8 @@ def eval_command(
     grid_epochs: Annotated[int, typer.Option(min=1, help="Most epochs per grid head.")] = 40,
     out: Annotated[Optional[Path], typer.Option(help="Report folder [<home>/reports/<date>].")] = None,
     docs: Annotated[Optional[Path], typer.Option(help="Also copy the markdown report here (e.g. docs/eval-report.md).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=2, help="At most N training items per grid head.")] = None,
+    augment: Annotated[Optional[str], typer.Option(help="Augmentation variants for grid heads [as train].")] = None,
 ) -> None:
     """Measure text → image and image → image retrieval on the test split of every prepared source."""
     from datetime import datetime
@@ -102,7 +107,8 @@ def eval_command(
     settings = get_settings()
     folder = out or settings.home / "reports" / datetime.now().strftime("%Y-%m-%d-%H%M%S")
     report = run_evaluation(settings, folder, bundle=bundle, grid=grid, train_sources=_csv(sources),
-                            val_sources=_csv(val_sources), grid_epochs=grid_epochs)
+                            val_sources=_csv(val_sources), grid_epochs=grid_epochs, limit=limit,
+                            augment=_csv(augment) if augment is not None else None)
     md = (folder / "report.md").read_text(encoding="utf-8")
     if docs:
         docs.parent.mkdir(parents=True, exist_ok=True)
