@@ -53,7 +53,7 @@ def test_training_is_reproducible_for_a_seed(workspace, trained) -> None:  # noq
 
 def test_bundle_round_trip(bundle_dir: Path, trained, settings) -> None:  # noqa: ANN001
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
-    assert manifest["dim"] == 384 and manifest["text"]["name"] == "minilm" and manifest["loss"] == "regression"
+    assert manifest["dim"] == 384 and manifest["text"]["name"] == "minilm" and manifest["loss"] == OPTIONS.train.loss
     assert manifest["training"]["data_hash"] and manifest["created"] and manifest["code_version"]
     assert latest_bundle_dir(settings) == bundle_dir.resolve()
     forget_loaded()
