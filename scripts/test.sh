@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs the whole suite against real services: the fixtures in tests/conftest.py start a genuine
+# Elasticsearch node (and a 3-node cluster), Redis and Celery workers, and stop them afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p test-artifacts
+# Tests run with a throwaway home so they never touch the user's ~/.jointspace.
+export JOINTSPACE_TEST_HOME="${JOINTSPACE_TEST_HOME:-$(mktemp -d /tmp/jointspace-test.XXXXXX)}"
+python -m pytest -p no:cacheprovider --durations=25 "$@"
