@@ -28,6 +28,9 @@ def unavailable_as_error(url: str) -> Iterator[None]:
 def connect(settings: Settings, url: str | None = None) -> "Elasticsearch":
     """A client for `url` (default Settings.es_url), checked live within es_connect_timeout_s.
 
+    `url` may list several nodes of one cluster, comma-separated: the client spreads requests over
+    them and retries a request on another node when one is down, so losing a node is not an outage.
+
     Liveness uses cluster health: the local node has no `rest-root` module, so `GET /` (ping/info)
     answers 405 there.
     """
@@ -38,14 +41,16 @@ def connect(settings: Settings, url: str | None = None) -> "Elasticsearch":
         raise BackendUnavailableError("no Elasticsearch URL: set JOINTSPACE_ES_URL")
     # orjson writes numpy float32 vectors directly, in their shortest float32 form: bulk bodies are
     # ~40% smaller and serialise ~10× faster than through the stdlib json encoder.
-    client = Elasticsearch(url, request_timeout=settings.es_request_timeout_s, retry_on_timeout=True,
+    hosts = [host.strip() for host in url.split(",") if host.strip()]
+    client = Elasticsearch(hosts, request_timeout=settings.es_request_timeout_s, retry_on_timeout=True,
                            serializer=OrjsonSerializer())
     from elasticsearch import ApiError, UnsupportedProductError
 
     with unavailable_as_error(url):
-        # No retries here: one attempt bounded by the connect timeout is the promise callers rely on.
+        # One attempt per listed node, each bounded by the connect timeout: the promise callers rely on.
         try:
-            client.options(request_timeout=settings.es_connect_timeout_s, max_retries=0).cluster.health()
+            client.options(request_timeout=settings.es_connect_timeout_s,
+                           max_retries=len(hosts) - 1).cluster.health()
         except (ApiError, UnsupportedProductError) as exc:
             client.close()
             raise BackendUnavailableError(f"{url} answers, but not as a healthy Elasticsearch node "

@@ -14,7 +14,8 @@ class Settings(BaseSettings):
 
     # Where the embedded backend, prepared data, model bundles and local services live.
     home: Path = Field(default_factory=lambda: Path.home() / ".jointspace")
-    # Set: use Elasticsearch at this URL. Unset: the embedded backend under `home`.
+    # Set: use Elasticsearch at this URL (several nodes of one cluster: comma-separated).
+    # Unset: the embedded backend under `home`.
     es_url: str | None = None
     es_index_alias: str = "posts"
     es_request_timeout_s: float = 30.0

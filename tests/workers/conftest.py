@@ -149,7 +149,7 @@ def _drop_indices(url: str, alias: str) -> None:
     from elasticsearch import Elasticsearch
 
     try:
-        with Elasticsearch(url, request_timeout=10) as client:
+        with Elasticsearch(url.split(","), request_timeout=10) as client:
             client.indices.delete(index=f"{alias}-*", allow_no_indices=True, expand_wildcards="all")
     except Exception:  # the node may be the test's own, already stopped
         pass
