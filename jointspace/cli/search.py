@@ -91,11 +91,15 @@ def search(
     """Search the index with word and image arithmetic; errors point at the offending character."""
     from jointspace.backends import open_backend
     from jointspace.encoders.bundle import load_bundle
+    from jointspace.query.parser import QueryLimits, parse
     from jointspace.query.service import SearchService
     from jointspace.records import Filters
     from jointspace.settings import get_settings
 
     settings = get_settings()
+    # A malformed expression is reported before the model and the index are opened (seconds saved,
+    # and the syntax error shows even where there is no index yet).
+    parse(expression, QueryLimits.from_settings(settings))
     bundle = load_bundle(settings=settings)
     backend = open_backend(settings, bundle.name, bundle.dim, read_only=True)
     try:

@@ -76,3 +76,14 @@ def test_query_error_exits_2_with_a_caret(home: Path) -> None:
     assert "unknown word 'parc'" in message and "park" in message
     assert expression == "  people+parc"
     assert caret == "  " + " " * 7 + "^"
+
+
+def test_a_syntax_error_is_reported_before_any_index_is_needed(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
+    env["JOINTSPACE_HOME"] = str(tmp_path / "empty-home")  # no index, no bundle
+    run = subprocess.run(["jointspace", "search", "(beach+sun"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2 and run.stdout == ""
+    assert "expected ')'" in run.stderr and "no embedded index" not in run.stderr
+    lines = run.stderr.splitlines()
+    assert lines[-1].index("^") == lines[-2].index("(beach+sun") + len("(beach+sun")
