@@ -126,6 +126,9 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=Path("bench/out/scale"))
     ap.add_argument("--skip-es", action="store_true")
+    ap.add_argument("--skip-embedded", action="store_true")
+    ap.add_argument("--index-options", nargs="+", default=["int8_hnsw", "hnsw"], choices=["int8_hnsw", "hnsw"],
+                    help="Elasticsearch index types, in this order (the default int8_hnsw first)")
     ap.add_argument("--es-heap", default="2g", help="heap of the node started when JOINTSPACE_ES_URL is unset")
     ap.add_argument("--forcemerge", action="store_true",
                     help="merge each ES index to one segment before querying (slow at 1M; quicker queries)")
@@ -147,16 +150,8 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="jointspace-scale-"))
     try:
-        emb = open_backend(Settings(home=home, es_url=None), "bench-embedded", args.dim)
-        meta["embedded_index_s"] = index_all(emb, vectors, "bench-embedded", args.chunk)
-        meta["embedded_docs_per_s"] = args.n / meta["embedded_index_s"]
-        meta["embedded_disk_bytes"] = dir_size(home)
-        for filtered, tr, flt in ((False, truth, None), (True, truth_f, city_filter)):
-            r, p50, p99 = measure(emb, queries, tr, None, flt)
-            rows.append(Row("embedded", "exact", None, filtered, r, p50, p99))
-        emb.close()
-        write_report(args.out, rows, meta)  # partial figures survive an interrupted long run
-
+        if not args.skip_embedded:
+            bench_embedded(home, vectors, queries, truth, truth_f, city_filter, args, meta, rows)
         if not args.skip_es:
             with elasticsearch_node(home, args.es_heap) as es_url:
                 bench_elasticsearch(es_url, home, vectors, queries, truth, truth_f, city_filter, args, meta, rows)
@@ -164,6 +159,20 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
 
     write_report(args.out, rows, meta)
+
+
+def bench_embedded(home: Path, vectors: np.ndarray, queries: np.ndarray, truth: list[set[str]],
+                   truth_f: list[set[str]], city_filter: Filters, args: argparse.Namespace,
+                   meta: dict[str, object], rows: list[Row]) -> None:
+    emb = open_backend(Settings(home=home, es_url=None), "bench-embedded", args.dim)
+    meta["embedded_index_s"] = index_all(emb, vectors, "bench-embedded", args.chunk)
+    meta["embedded_docs_per_s"] = args.n / meta["embedded_index_s"]
+    meta["embedded_disk_bytes"] = dir_size(home)
+    for filtered, tr, flt in ((False, truth, None), (True, truth_f, city_filter)):
+        r, p50, p99 = measure(emb, queries, tr, None, flt)
+        rows.append(Row("embedded", "exact", None, filtered, r, p50, p99))
+    emb.close()
+    write_report(args.out, rows, meta)  # partial figures survive an interrupted long run
 
 
 @contextmanager
@@ -188,7 +197,7 @@ def bench_elasticsearch(es_url: str, home: Path, vectors: np.ndarray, queries: n
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(es_url, request_timeout=600)
-    for options in ("hnsw", "int8_hnsw"):
+    for options in args.index_options:
         model = f"bench-{options.replace('_', '-')}"
         alias = f"bench-{options.replace('_', '-')}"
         client.indices.delete(index=f"{alias}-*", ignore_unavailable=True, allow_no_indices=True)
