@@ -53,6 +53,11 @@ def demo(
                    + (f", {len(report.failed)} failed" if report.failed else ""))
         for post_id, reason in list(report.failed.items())[:5]:
             typer.echo(f"  {post_id}: {reason}", err=True)
+        # The explanation's nearest words need the vocabulary embedded (minutes with the sentence
+        # model, once per JOINTSPACE_HOME, then cached): pay it here, not in the first search.
+        typer.echo("preparing the nearest-word lookup (first run only: a few minutes on a laptop CPU)…")
+        text = services.bundle.text
+        text.nearest_words(text.embed_words([text.vocabulary()[0]])[0], 1)
         if not prepare_only:
             _run(create_app(settings, services), host or settings.api_host, port or settings.api_port)
     finally:
