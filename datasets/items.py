@@ -70,6 +70,13 @@ def split_of(post_id_: str) -> str:
     return "train" if bucket < 8 else ("val" if bucket == 8 else "test")
 
 
+def heldout_split_of(post_id_: str) -> str:
+    """`val` or `test` (50/50), fixed by a hash of the id, for a source no head trains on (the photos):
+    its val half chooses training settings (epoch, blend weight), its test half is what gets reported.
+    Salted apart from `split_of`, so it does not depend on the 80/10/10 split a source was prepared with."""
+    return "val" if _id_number(post_id_, "heldout") % 2 == 0 else "test"
+
+
 def created_at_of(post_id_: str) -> datetime:
     """A plausible posting time (UTC, 2019-2021), deterministic from the id."""
     return _EPOCH + timedelta(seconds=_id_number(post_id_, "created_at") % _SPAN_S)

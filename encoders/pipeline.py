@@ -5,6 +5,12 @@ Sources: the head trains on `train_sources` (train split). Early stopping and th
 weight are chosen on the *validation split of other sources* (`val_sources`), because in-domain
 validation praises heads that do not generalise (RETRIEVAL-NOTES); if none of those is prepared,
 on a held-out mix (the val split of the training sources).
+
+Each entry of `val_sources` is one validation set and the selection score is the *mean* of their
+single-keyword P@10, so one kind of picture cannot dominate. The entry `photos` stands for the
+photo sources (gcompris, scratch, kphotoalbum): no head trains on them, so all their items are
+split 50/50 by id hash (`heldout_split_of`) into a val half, used here, and a test half, the only
+part `jointspace eval` reports.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from jointspace.datasets.prepared import heldout_part
 from jointspace.encoders.backbone import BackboneSpec
 from jointspace.encoders.bundle import probe_vectors, set_latest, write_manifest
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
@@ -34,7 +41,10 @@ from jointspace.settings import Settings
 log = logging.getLogger(__name__)
 
 TEXT_ENCODERS = ("minilm", "glove", "word2vec", "fasttext")
-ENSEMBLE_WEIGHTS = (0.0, 0.2, 0.35, 0.5, 0.65)
+# Weight of the zero-training vector in the blend, chosen on validation (1.0: the zero-training vector alone).
+ENSEMBLE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+PHOTO_SOURCES = ("gcompris", "scratch", "kphotoalbum")
+PHOTOS = "photos"  # in val_sources: the val half of every prepared photo source not trained on
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class RunOptions:
     targets: TargetKind = "word"
     train: TrainConfig = field(default_factory=TrainConfig)
     train_sources: tuple[str, ...] = ("openclipart",)
-    val_sources: tuple[str, ...] = ("tuxpaint",)
+    val_sources: tuple[str, ...] = ("tuxpaint", PHOTOS)
     augment: tuple[str, ...] = ()  # AUGMENTED variants measured no gain across sources (docs/eval-report.md)
     word_model_dim: int = 100
     limit: int | None = None  # at most this many training items (the first by id: a fixed random sample)
@@ -135,12 +145,38 @@ class Workspace:
         return self._classes[id(text)]
 
 
-def _validation_items(ws: Workspace, options: RunOptions) -> tuple[list[Any], str]:
+def is_heldout(source: str, train_sources: Sequence[str]) -> bool:
+    """A photo source no head trains on: split 50/50 into val and test halves by id hash."""
+    return source in PHOTO_SOURCES and source not in train_sources
+
+
+def source_part(ws: Workspace, source: str, part: str, train_sources: Sequence[str]) -> list[Any]:
+    """The `val` or `test` items of one source: its held-out half for a photo source not trained on,
+    else its prepared split."""
+    if is_heldout(source, train_sources):
+        return heldout_part(ws.items([source], None), part)
+    return ws.items([source], part)
+
+
+def validation_sets(ws: Workspace, options: RunOptions) -> tuple[list[tuple[str, list[Any]]], str]:
+    """One (name, items) set per entry of `val_sources` that is prepared and not trained on
+    (`photos`: the val halves of the photo sources), and a description for reports."""
     prepared = set(ws.prepared_sources())
-    others = [s for s in options.val_sources if s in prepared and s not in options.train_sources]
-    if others:
-        return ws.items(others, "val"), f"val split of {', '.join(others)} (sources not trained on)"
-    return ws.items(list(options.train_sources), "val"), "held-out val split of the training sources"
+    sets: list[tuple[str, list[Any]]] = []
+    descs: list[str] = []
+    for entry in options.val_sources:
+        members = [s for s in (PHOTO_SOURCES if entry == PHOTOS else (entry,))
+                   if s in prepared and s not in options.train_sources]
+        items = [it for s in members for it in source_part(ws, s, "val", options.train_sources)]
+        if items:
+            sets.append((entry, items))
+            half = any(is_heldout(s, options.train_sources) for s in members)
+            descs.append(f"{entry} ({'val half' if half else 'val split'}"
+                         f"{' of ' + ', '.join(members) if entry == PHOTOS else ''}, {len(items)} images)")
+    if sets:
+        what = "mean of " if len(sets) > 1 else ""
+        return sets, f"{what}{'; '.join(descs)} (sources not trained on)"
+    return [("val", ws.items(list(options.train_sources), "val"))], "held-out val split of the training sources"
 
 
 def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
@@ -150,26 +186,36 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
     if len(train_items) < 2:
         raise ConfigurationError(f"no training items in {', '.join(options.train_sources)}; "
                                  f"run `jointspace data prepare` first")
-    val_items, val_desc = _validation_items(ws, options)
+    val_sets, val_desc = validation_sets(ws, options)
     text, word_model = ws.text(options.text, train_items, options.word_model_dim, options.train.seed)
     targets, usable = ws.targets(text, train_items, options.targets)
     variants = [ws.outputs(train_items, v).features[usable] for v in ("clean", *options.augment)]
-    val_out = ws.outputs(val_items)
-    scorer = GalleryScorer(Gallery("val", val_items).with_queries(min_images=3, compounds=False, seeds=False), text)
+    scorers = [GalleryScorer(Gallery(name, items).with_queries(min_images=3, compounds=False, seeds=False), text)
+               for name, items in val_sets]
+    keep = [i for i, sc in enumerate(scorers) if (sc.kinds == "keyword").any()]
+    if keep:  # a set without keyword queries would only add a 0 to the mean
+        val_sets, scorers = [val_sets[i] for i in keep], [scorers[i] for i in keep]
+    val_outs = [ws.outputs(items) for _, items in val_sets]
 
     def validate(head: torch.nn.Module) -> float:
-        return scorer.keyword_p10(run_head(head, val_out.features))
+        """Mean single-keyword P@10 over the validation sets (drawings and photos weigh the same)."""
+        return float(np.mean([sc.keyword_p10(run_head(head, o.features)) for sc, o in zip(scorers, val_outs)]))
 
     result = train_head(variants, targets[usable], options.train, validate, checkpoint, progress)
     classes = ws.class_matrix(text)
-    head_vecs = run_head(result.head, val_out.features)
-    zs_vecs = zeroshot_vectors(val_out.logits, classes, ws.settings.zeroshot_top_k)
-    scores = {f"{w:g}": scorer.keyword_p10(ensemble(head_vecs, zs_vecs, w)) for w in ENSEMBLE_WEIGHTS}
-    scores["zeroshot"] = scorer.keyword_p10(zs_vecs)
-    best_w = max(ENSEMBLE_WEIGHTS, key=lambda w: scores[f"{w:g}"])
-    log.info("validation on %s: %s", val_desc, json.dumps(scores))
-    return TrainedHead(options, text, result, best_w, {**scores, "validation": val_desc}, classes, word_model,
-                       data_hash(train_items), int(usable.sum()))
+    per_set: dict[str, dict[str, float]] = {}
+    for (name, _), sc, o in zip(val_sets, scorers, val_outs):
+        head_vecs = run_head(result.head, o.features)
+        zs_vecs = zeroshot_vectors(o.logits, classes, ws.settings.zeroshot_top_k)
+        per_set[name] = {f"{w:g}": sc.keyword_p10(ensemble(head_vecs, zs_vecs, w)) for w in ENSEMBLE_WEIGHTS}
+        per_set[name]["zeroshot"] = sc.keyword_p10(zs_vecs)
+    keys = [*(f"{w:g}" for w in ENSEMBLE_WEIGHTS), "zeroshot"]
+    scores: dict[str, Any] = {k: float(np.mean([s[k] for s in per_set.values()])) for k in keys}
+    # Ties (common: P@10 moves in steps of 0.1 per query) go to the smaller weight, closer to the trained head.
+    best_w = max(ENSEMBLE_WEIGHTS, key=lambda w: (round(scores[f"{w:g}"], 6), -w))
+    log.info("validation on %s: %s", val_desc, json.dumps(per_set))
+    return TrainedHead(options, text, result, best_w, {**scores, "sets": per_set, "validation": val_desc}, classes,
+                       word_model, data_hash(train_items), int(usable.sum()))
 
 
 def save_trained(trained: TrainedHead, out: Path, settings: Settings, metrics: dict[str, Any] | None = None,

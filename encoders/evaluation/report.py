@@ -20,7 +20,10 @@ def markdown(report: dict[str, Any]) -> str:
               or g not in report["train_sources"]]
     lines = [f"# Evaluation report ({report['created']})", "",
              f"Heads trained on the train split of **{', '.join(report['train_sources'])}**; epochs and the "
-             f"ensemble weight chosen on the val split of **{', '.join(report['val_sources'])}**. "
+             f"ensemble weight chosen on validation: "
+             f"**{report.get('validation') or 'val split of ' + ', '.join(report['val_sources'])}**. "
+             "Photo sources are split 50/50 by id hash: the val half takes part in that choice, only the test "
+             "half is reported below. "
              "Queries see image vectors only (no caption). Relevant = the query word is among the image's label "
              "words (keywords, title, category); compound `a+b` needs both. Single-keyword queries: every label "
              "word with ≥ 5 images in the gallery. A query the text encoder cannot embed scores 0 (coverage column).",

@@ -1,8 +1,9 @@
 """`jointspace eval`: every configuration measured in one run, on the same galleries and queries.
 
-Galleries: the test split of each source the heads train or validate on; *all* items of a source
-no head ever saw (the photos, usually), since none of them took part in training or selection;
-and `photos`, the union of the photo sources. Configurations: a random ranking, the zero-training
+Galleries: the test split of each source the heads train or validate on; the *test half* (by id
+hash, `heldout_split_of`) of each photo source no head trains on, whose val half takes part in
+selection (`val_sources` entry `photos`); *all* items of any other source no head ever saw; and
+`photos`, the union of the photo sources' test halves. Configurations: a random ranking, the zero-training
 baseline, the bundle under test and, with `--grid`, a head per text encoder × loss (× target kind),
 each alone and as an ensemble with the baseline. The grid's winner is chosen on validation
 (never on the test galleries), then its test figures are reported beside the rest.
@@ -24,27 +25,43 @@ from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.evaluation.report import write_report
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.losses import LOSSES
-from jointspace.encoders.pipeline import TEXT_ENCODERS, RunOptions, TrainedHead, Workspace, train_one, with_loss
+from jointspace.encoders.pipeline import (PHOTO_SOURCES, PHOTOS, TEXT_ENCODERS, RunOptions, TrainedHead, Workspace,
+                                          is_heldout, source_part, train_one, validation_sets, with_loss)
 from jointspace.encoders.training import TrainConfig
 from jointspace.protocols import TextEncoder
 from jointspace.settings import Settings
 
 log = logging.getLogger(__name__)
-PHOTO_SOURCES = ("gcompris", "scratch", "kphotoalbum")
 
 
-def build_galleries(ws: Workspace, seen: Sequence[str], min_images: int = 50) -> list[Gallery]:
-    """One gallery per source with at least `min_images` (smaller ones only inside `photos`)."""
+def gallery_split(name: str, train_sources: Sequence[str], val_sources: Sequence[str]) -> str:
+    """What part of a source a gallery holds, in words, for the report."""
+    if name == PHOTOS or is_heldout(name, train_sources):
+        validated = PHOTOS in val_sources or name in val_sources
+        return f"test half by id hash (never trained on{'; its val half validates' if validated else ''})"
+    if name in train_sources or name in val_sources:
+        return "test"
+    return "all (never trained on)"
+
+
+def build_galleries(ws: Workspace, train_sources: Sequence[str], val_sources: Sequence[str] = (),
+                    min_images: int = 50) -> list[Gallery]:
+    """One gallery per source of at least `min_images` items in all (smaller ones only inside `photos`),
+    holding its test part (`gallery_split`)."""
+    seen = {*train_sources, *val_sources}
     galleries: list[Gallery] = []
     photos: list[Any] = []
     for source in ws.prepared_sources():
-        items = ws.items([source], "test" if source in seen else None)
+        if source in seen or is_heldout(source, train_sources):
+            items = source_part(ws, source, "test", train_sources)
+        else:
+            items = ws.items([source], None)
         if source in PHOTO_SOURCES:
             photos.extend(items)
-        if len(items) >= min_images:
+        if len(ws.items([source], None)) >= min_images:
             galleries.append(Gallery(source, items).with_queries())
     if photos and sum(g.name in PHOTO_SOURCES for g in galleries) != 1:
-        galleries.append(Gallery("photos", photos).with_queries())
+        galleries.append(Gallery(PHOTOS, photos).with_queries())
     return [g for g in galleries if g.queries]
 
 
@@ -111,7 +128,7 @@ class Evaluator:
 
 
 def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None, grid: bool = False,
-                   train_sources: Sequence[str] = ("openclipart",), val_sources: Sequence[str] = ("tuxpaint",),
+                   train_sources: Sequence[str] = ("openclipart",), val_sources: Sequence[str] = ("tuxpaint", PHOTOS),
                    grid_epochs: int = 40, workspace: Workspace | None = None,
                    grid_texts: Sequence[str] = TEXT_ENCODERS, grid_losses: Sequence[str] = LOSSES,
                    limit: int | None = None, augment: Sequence[str] | None = None,
@@ -119,7 +136,7 @@ def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None,
     """Evaluate, write the report folder (JSON, markdown, PNG) and return the report as a dict."""
     started = time.perf_counter()
     ws = workspace or Workspace(settings)
-    galleries = build_galleries(ws, [*train_sources, *val_sources], min_gallery_images)
+    galleries = build_galleries(ws, train_sources, val_sources, min_gallery_images)
     ev = Evaluator(ws, galleries)
     minilm, _ = ws.text("minilm")
     ev.add("random ranking", "random", minilm, None)
@@ -155,11 +172,13 @@ def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": round(time.perf_counter() - started, 1),
         "train_sources": list(train_sources), "val_sources": list(val_sources),
+        "validation": validation_sets(ws, RunOptions(train_sources=tuple(train_sources),
+                                                     val_sources=tuple(val_sources)))[1],
         "grid": {"epochs": grid_epochs, "limit": limit, "augment": list(augment) if augment is not None else None}
         if grid else None,
         "galleries": {g.name: {"images": len(g.items), "queries": {k: sum(q.kind == k for q in g.queries)
                                                                     for k in ("keyword", "compound", "seed")},
-                               "split": "test" if g.name in [*train_sources, *val_sources] else "all (never trained on)"}
+                               "split": gallery_split(g.name, train_sources, val_sources)}
                       for g in galleries},
         "configurations": ev.rows,
         "winner": winner,

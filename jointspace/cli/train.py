@@ -32,12 +32,14 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
 
 def train_command(
     text: Annotated[str, typer.Option(help=f"Text encoder: {', '.join(TEXTS)}.")] = "minilm",
-    loss: Annotated[str, typer.Option(help=f"Loss: {', '.join(LOSSES)}.")] = "infonce",
+    loss: Annotated[str, typer.Option(help=f"Loss: {', '.join(LOSSES)}.")] = "regression",
     targets: Annotated[str, typer.Option(help="Targets: word (label words) or sentence (whole caption).")] = "word",
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on validation).")] = 60,
     out: Annotated[Optional[Path], typer.Option(help="Bundle folder [<home>/models/<name>-<date>].")] = None,
     sources: Annotated[str, typer.Option(help="Sources to train on (train split).")] = "openclipart",
-    val_sources: Annotated[str, typer.Option(help="Sources whose val split chooses the epoch and ensemble weight.")] = "tuxpaint",
+    val_sources: Annotated[str, typer.Option(help="Validation sets (val split; `photos`: the val half of the photo "
+                                                   "sources); their mean keyword P@10 chooses the epoch and "
+                                                   "ensemble weight.")] = "tuxpaint,photos",
     augment: Annotated[str, typer.Option(help="Augmentation variants cached per image: crop-colour, icon-blur "
                                              "(default none: measured no gain, see docs/eval-report.md).")] = "",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -90,7 +92,7 @@ def eval_command(
     bundle: Annotated[Optional[Path], typer.Option(help="Bundle to evaluate [the default bundle].")] = None,
     grid: Annotated[bool, typer.Option(help="Also train and compare every text encoder × loss (and target kind).")] = False,
     sources: Annotated[str, typer.Option(help="Sources the grid trains on.")] = "openclipart",
-    val_sources: Annotated[str, typer.Option(help="Sources whose val split the grid validates on.")] = "tuxpaint",
+    val_sources: Annotated[str, typer.Option(help="Validation sets of the grid (as for train).")] = "tuxpaint,photos",
     grid_epochs: Annotated[int, typer.Option(min=1, help="Most epochs per grid head.")] = 40,
     out: Annotated[Optional[Path], typer.Option(help="Report folder [<home>/reports/<date>].")] = None,
     docs: Annotated[Optional[Path], typer.Option(help="Also copy the markdown report here (e.g. docs/eval-report.md).")] = None,

@@ -129,3 +129,38 @@ def test_evaluation_writes_a_report(workspace, settings, bundle_dir, tmp_path: P
     for f in ("report.json", "report.md", "p10.png", "curves.png"):
         assert (tmp_path / "report" / f).stat().st_size > 0
     assert "| random ranking |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_photo_val_and_test_halves_are_disjoint_and_stable(settings, corpus) -> None:  # noqa: ANN001
+    """Photo sources (never trained on): validation sees only the val half, galleries only the test half."""
+    from jointspace.datasets.prepared import Item
+    from jointspace.encoders.evaluation.runner import build_galleries
+    from jointspace.encoders.pipeline import PHOTOS, Workspace, validation_sets
+
+    # The drawn shapes again, as two photo sources; every item keeps its prepared 80/10/10 split, which
+    # the held-out halves must ignore (nothing of a photo source is trained on).
+    photos = [Item(post=replace(it.post, id=f"{src}-{it.post.id}", source=src), category=it.category,
+                   keywords=it.keywords, split=it.split)
+              for src in ("gcompris", "scratch") for it in corpus]
+
+    def load(sources, split):  # noqa: ANN001, ANN202
+        splits = {split} if isinstance(split, str) else set(split or ("train", "val", "test"))
+        return [it for it in [*corpus, *photos]
+                if (sources is None or it.post.source in sources) and it.split in splits]
+
+    def halves() -> tuple[set[str], set[str]]:
+        ws = Workspace(settings, items_loader=load)
+        options = replace(OPTIONS, val_sources=("icons", PHOTOS))
+        sets, desc = validation_sets(ws, options)
+        assert [name for name, _ in sets] == ["icons", PHOTOS] and "val half" in desc
+        val = {it.id for name, items in sets if name == PHOTOS for it in items}
+        galleries = {g.name: g for g in build_galleries(ws, ("drawings",), ("icons", PHOTOS), min_images=10)}
+        assert "gcompris" in galleries and PHOTOS in galleries
+        test = {it.id for it in galleries[PHOTOS].items}
+        assert {it.id for it in galleries["gcompris"].items} <= test
+        return val, test
+
+    val, test = halves()
+    assert val and test and not val & test
+    assert val | test == {it.id for it in photos}  # every photo is in one half, train split or not
+    assert halves() == (val, test)  # the same halves from a fresh workspace
