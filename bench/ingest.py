@@ -108,7 +108,7 @@ def in_process(settings: Settings, jsonl: Path) -> dict[str, Any]:
             "stages": summary.stage_seconds}
 
 
-def celery(settings: Settings, jsonl: Path, workers: int, redis_url: str) -> dict[str, Any]:
+def celery(settings: Settings, jsonl: Path, workers: int, redis_url: str, pool: str = "prefork") -> dict[str, Any]:
     settings = settings.model_copy(update={"broker_url": redis_url, "celery_queue": f"bench-{uuid.uuid4().hex[:6]}",
                                            "dead_letter_key": f"bench:dead:{uuid.uuid4().hex[:6]}"})
     env = {**os.environ, **{f"JOINTSPACE_{k.upper()}": str(v) for k, v in settings.model_dump().items()
@@ -117,7 +117,7 @@ def celery(settings: Settings, jsonl: Path, workers: int, redis_url: str) -> dic
     log = settings.home / f"worker-{workers}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([shutil.which("jointspace") or "jointspace", "worker", "--concurrency", str(workers),
-                             "--loglevel", "info"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                             "--loglevel", "info", "--pool", pool], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 180
@@ -136,7 +136,8 @@ def celery(settings: Settings, jsonl: Path, workers: int, redis_url: str) -> dic
         os.killpg(proc.pid, 15)
         proc.wait(timeout=60)
     assert summary.searchable and summary.indexed == summary.read, summary.to_json()
-    return {"variant": f"pipeline, Celery, {workers} worker process{'es' if workers > 1 else ''}",
+    return {"variant": f"pipeline, Celery, {workers} worker process{'es' if workers > 1 else ''}"
+                       + (f" ({pool} pool)" if pool != "prefork" else ""),
             "posts": summary.read, "seconds": seconds, "stages": summary.stage_seconds}
 
 
@@ -155,6 +156,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=192)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--solo", action="store_true",
+                        help="also one worker with Celery's solo pool (tasks in the worker's main process)")
     parser.add_argument("--no-celery", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = parser.parse_args()
@@ -183,6 +186,8 @@ def main() -> None:
             redis_url = redis.start()[0].url
             for n in (int(w) for w in args.workers.split(",")):
                 rows.append(celery(fresh(settings, f"celery{n}"), jsonl, n, redis_url))
+            if args.solo:
+                rows.append(celery(fresh(settings, "celery-solo"), jsonl, 1, redis_url, pool="solo"))
         # The machine is shared: measure the ceiling again at the end and keep the faster of the two,
         # so that no variant looks better than the encoder alone because of a noisy first measure.
         again = ceiling(settings, jsonl, args.batch_size)
