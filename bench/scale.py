@@ -5,7 +5,8 @@ node with `hnsw` and `int8_hnsw`, and on the embedded backend; recall@10 against
     python bench/scale.py --n 20000              # what CI-sized runs use
 
 Uses JOINTSPACE_ES_URL (e.g. from `jointspace es start --heap 4g`), else starts a node of its own in
-a temporary home (`--es-heap`, not timed) and stops it at the end; `--skip-es` for the embedded only. Writes a markdown table, a JSON file and a PNG plot to --out.
+a temporary home (`--es-heap`, not timed) and stops it at the end; `--skip-es` for the embedded only.
+Writes a markdown table, a JSON file and a PNG plot to --out.
 Exact search (a numpy dot product over all vectors, in the same run) is both the ground truth for
 recall and the latency baseline the figures are divided by.
 """
@@ -68,16 +69,19 @@ def documents(vectors: np.ndarray, model: str) -> Iterator[Document]:
 
 def index_all(backend, vectors: np.ndarray, model: str, chunk: int) -> float:
     """Seconds to upsert every document and make it searchable."""
+    def upsert(batch: list[Document]) -> None:
+        result = backend.upsert(batch)
+        assert not result.errors, list(result.errors.items())[:3]
+
     start = time.perf_counter()
     batch: list[Document] = []
     for doc in tqdm(documents(vectors, model), total=len(vectors), desc=f"index {model}", unit="doc"):
         batch.append(doc)
         if len(batch) == chunk:
-            result = backend.upsert(batch)
-            assert not result.errors, list(result.errors.items())[:3]
+            upsert(batch)
             batch = []
     if batch:
-        backend.upsert(batch)
+        upsert(batch)
     backend.refresh()
     return time.perf_counter() - start
 
@@ -137,7 +141,7 @@ def main() -> None:
 
     vectors = unit_vectors(args.n, args.dim, seed=1)
     queries = unit_vectors(args.queries, args.dim, seed=2)
-    city_mask = np.array([i % len(CITIES) == 0 for i in range(args.n)])
+    city_mask = np.arange(args.n) % len(CITIES) == 0  # the posts `documents` gives CITIES[0]
     city_filter = Filters(cities=(CITIES[0],))
 
     exact_ms = exact_single_query_ms(vectors, queries)
@@ -198,8 +202,7 @@ def bench_elasticsearch(es_url: str, home: Path, vectors: np.ndarray, queries: n
 
     client = Elasticsearch(es_url, request_timeout=600)
     for options in args.index_options:
-        model = f"bench-{options.replace('_', '-')}"
-        alias = f"bench-{options.replace('_', '-')}"
+        model = alias = f"bench-{options.replace('_', '-')}"
         client.indices.delete(index=f"{alias}-*", ignore_unavailable=True, allow_no_indices=True)
         settings = Settings(home=home, es_url=es_url, es_index_options=options, es_index_alias=alias,
                             es_shards=1, es_replicas=0, es_request_timeout_s=600)

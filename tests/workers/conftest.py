@@ -2,6 +2,7 @@
 against real Elasticsearch, each test with its own queue, dead-letter key and index alias."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -89,6 +90,12 @@ class Rig:
     def stop_all(self) -> None:
         for proc in self.procs:
             proc.stop()
+
+
+def ingest_summary(proc: Proc) -> dict:
+    """The JSON summary `ingest --json` printed last on stdout (the log holds stderr too)."""
+    text = proc.log.read_text()
+    return json.loads(text[text.index("{\n"):text.rindex("}") + 1])
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.2) -> None:

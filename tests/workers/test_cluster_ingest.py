@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .conftest import Rig, wait_until
+from .conftest import Rig, ingest_summary, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +36,6 @@ def _noise_corpus(folder: Path, start: int, n: int, name: str) -> tuple[Path, li
     jsonl = folder / name
     jsonl.write_text("\n".join(lines) + "\n")
     return jsonl, ids
-
-
-def _summary(proc) -> dict:  # noqa: ANN001
-    text = proc.log.read_text()
-    return json.loads(text[text.index("{\n"):text.rindex("}") + 1])
 
 
 def _backend(rig: Rig):  # noqa: ANN202
@@ -80,7 +75,7 @@ def test_three_node_cluster_matches_one_node_and_survives_a_kill_9(tmp_path, rig
     rig.worker()
     producer = rig.spawn(["ingest", str(first_jsonl), "--json", "--quiet"], "ingest-first")
     assert producer.popen.wait(timeout=180) == 0, producer.tail()
-    summary = _summary(producer)
+    summary = ingest_summary(producer)
     assert summary["indexed"] == 120 and summary["dead_lettered"] == 0 and summary["searchable"] is True
     primaries, replicas, nodes = _index_layout(es_cluster.urls[0], alias)
     assert (primaries, replicas, len(nodes)) == (3, 3, 3)
@@ -122,7 +117,7 @@ def test_three_node_cluster_matches_one_node_and_survives_a_kill_9(tmp_path, rig
         answered = cluster.knn(queries[0], 10)  # search keeps answering with a node gone
         assert len(answered) == 10
         assert producer.popen.wait(timeout=300) == 0, producer.tail() + "\n--- workers:\n" + rig.procs[-2].tail()
-        summary = _summary(producer)
+        summary = ingest_summary(producer)
         assert summary["dead_lettered"] == 0 and summary["indexed"] + summary["unchanged"] == 120
         cluster.refresh()
         ids = [doc.post.id for doc in cluster.iter_documents()]

@@ -7,7 +7,7 @@ import pytest
 
 from workers.corpus import make_corpus
 
-from .conftest import Rig, wait_until
+from .conftest import Rig, ingest_summary, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +32,6 @@ def _es_count(url: str, alias: str) -> int:
         return 0
 
 
-def _summary(proc) -> dict:  # noqa: ANN001
-    """The JSON summary `ingest --json` printed last on stdout (the log holds stderr too)."""
-    text = proc.log.read_text()
-    return json.loads(text[text.index("{\n"):text.rindex("}") + 1])
-
-
 def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(tmp_path, rig_factory, redis_url, es_url):
     rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url)
     corpus = make_corpus(tmp_path / "corpus", n_good=48)
@@ -53,7 +47,7 @@ def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(tmp_path, rig
     assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
     second = rig.worker()
     assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + second.tail()
-    summary = _summary(producer)
+    summary = ingest_summary(producer)
     assert summary["dead_lettered"] == 0
     assert summary["indexed"] + summary["unchanged"] == 48
     ids = _es_ids(es_url, alias)
@@ -74,7 +68,7 @@ def test_broken_images_go_to_dead_letters_good_ones_all_indexed(tmp_path, rig_fa
     store.close()
     assert {k: l.stage for k, l in letters.items()} == corpus.broken
     assert all(l.reason and l.post and l.post["id"] == k for k, l in letters.items())
-    assert set(_summary(producer)["dead"]) == set(corpus.broken)
+    assert set(ingest_summary(producer)["dead"]) == set(corpus.broken)
 
 
 @pytest.fixture
@@ -112,7 +106,7 @@ def test_elasticsearch_down_for_half_a_minute_loses_nothing(tmp_path, rig_factor
     assert producer.popen.poll() is None, "ingest ended while Elasticsearch was down:\n" + producer.tail()
     own_es_node.restart_node(0, timeout_s=120)
     assert producer.popen.wait(timeout=120) == 0, producer.tail() + "\n--- worker:\n" + worker.tail()
-    summary = _summary(producer)
+    summary = ingest_summary(producer)
     assert summary["dead_lettered"] == 0 and summary["indexed"] + summary["unchanged"] == 40
     ids = _es_ids(url, alias)
     assert len(ids) == 40 and set(ids) == set(corpus.good)
@@ -196,7 +190,7 @@ def test_producer_holds_back_while_the_queue_is_full(tmp_path, rig_factory, redi
     assert max(lengths) == 3 and producer.popen.poll() is None
     rig.worker()
     assert producer.popen.wait(timeout=90) == 0, producer.tail()
-    assert _summary(producer)["enqueued"] == 40
+    assert ingest_summary(producer)["enqueued"] == 40
     wait_until(lambda: _es_count(es_url, rig.env["JOINTSPACE_ES_INDEX_ALIAS"]) == 40, 60, "the queue to drain")
     client.close()
 
