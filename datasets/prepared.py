@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jointspace.datasets.items import heldout_split_of, split_of
+from jointspace.datasets.items import photo_split_of, split_of
 from jointspace.datasets.sources import SOURCE_NAMES
 from jointspace.errors import ConfigurationError
 from jointspace.records import Post
 
-__all__ = ["Item", "load_items", "split_of", "heldout_split_of", "heldout_part", "SPLITS", "read_posts_file",
+__all__ = ["Item", "load_items", "split_of", "photo_split_of", "photo_part", "SPLITS", "read_posts_file",
            "prepared_sources"]
 
 SPLITS = ("train", "val", "test")
@@ -91,9 +91,9 @@ def load_items(data_dir: Path | None = None, sources: Iterable[str] | None = Non
     return items
 
 
-def heldout_part(items: Iterable[Item], part: str) -> list[Item]:
-    """The `val` or `test` half (by `heldout_split_of`) of items from a source no head trains on.
-    Every item counts, whatever its prepared 80/10/10 split, since none of them is trained on."""
-    if part not in ("val", "test"):
-        raise ConfigurationError(f"unknown held-out part {part!r}; choose val or test")
-    return [it for it in items if heldout_split_of(it.post.id) == part]
+def photo_part(items: Iterable[Item], part: str) -> list[Item]:
+    """The `train`, `val` or `test` part (by `photo_split_of`) of a photo source's items, whatever
+    split each was prepared with."""
+    if part not in SPLITS:
+        raise ConfigurationError(f"unknown part {part!r}; choose from {', '.join(SPLITS)}")
+    return [it for it in items if photo_split_of(it.post.id) == part]

@@ -19,6 +19,7 @@ from jointspace.encoders.augment import apply_variant
 from jointspace.encoders.backbone import Backbone
 from jointspace.encoders.head import ProjectionHead
 from jointspace.encoders.losses import LossName, compute_loss
+from jointspace.encoders.pipeline import training_items
 from jointspace.encoders.targets import build_targets
 
 
@@ -81,7 +82,7 @@ def finetune(backbone: Backbone, head: ProjectionHead, items: Sequence[Any], tar
 
 def finetune_last_blocks(ws: Any, trained: Any, steps: int, out: Path, blocks: int = 2) -> list[float]:
     """Fine-tune after `train_one`; writes `backbone.pt` into the bundle folder `out`."""
-    items = ws.items(list(trained.options.train_sources), "train")
+    items = training_items(ws, trained.options)
     targets, usable = build_targets(trained.text, items, trained.options.targets)
     items = [it for it, ok in zip(items, usable) if ok]
     tuned, head, losses = finetune(ws.cache.backbone, trained.result.head, items,

@@ -24,7 +24,7 @@ from jointspace.encoders.losses import LossName, compute_loss
 class TrainConfig:
     """Hyper-parameters of one head. Defaults are the winners of docs/eval-report.md."""
 
-    loss: LossName = "regression"
+    loss: LossName = "soft-contrastive"
     epochs: int = 60
     batch_size: int = 256
     lr: float = 1e-3

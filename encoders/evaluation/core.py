@@ -108,6 +108,9 @@ class GalleryScorer:
             ok = self.embeddable[sel]
             out[kind] = {"n": int(sel.sum()), "coverage": float(ok.mean()),
                          **{k: float(np.where(ok, v[sel], 0.0).mean()) for k, v in m.items()}}
+        if "keyword" in out:  # kept per query so that two configurations can be compared query by query
+            sel = self.kinds == "keyword"
+            out["keyword"]["p10_per_query"] = [float(x) for x in np.where(self.embeddable[sel], m["p10"][sel], 0.0)]
         p10, _, n = image_to_image_p10(vectors, self.gallery.categories)
         out["image"] = {"n": n, "p10": p10}
         return out
@@ -123,3 +126,24 @@ class GalleryScorer:
         base, n = category_base_rate(self.gallery.categories)
         out["image"] = {"n": n, "p10": base}
         return out
+
+
+def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 10_000,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """Mean of `a - b` over the same queries and its 95 % bootstrap interval (queries resampled with
+    replacement): how far two configurations differ beyond the luck of which queries a gallery has."""
+    return stratified_bootstrap([(a, b)], resamples, seed)
+
+
+def stratified_bootstrap(groups: Sequence[tuple[Sequence[float], Sequence[float]]], resamples: int = 10_000,
+                         seed: int = 0) -> tuple[float, float, float]:
+    """As `paired_bootstrap` for the *mean of per-gallery means* (each gallery weighs the same, as in the
+    report's mean column): queries are resampled within each gallery."""
+    diffs = [np.asarray(a, np.float64) - np.asarray(b, np.float64) for a, b in groups]
+    diffs = [d for d in diffs if d.size]
+    if not diffs:
+        return 0.0, 0.0, 0.0
+    rng = np.random.default_rng(seed)
+    means = np.mean([d[rng.integers(0, d.size, (resamples, d.size))].mean(axis=1) for d in diffs], axis=0)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(np.mean([d.mean() for d in diffs])), float(low), float(high)

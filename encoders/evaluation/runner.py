@@ -1,12 +1,12 @@
 """`jointspace eval`: every configuration measured in one run, on the same galleries and queries.
 
-Galleries: the test split of each source the heads train or validate on; the *test half* (by id
-hash, `heldout_split_of`) of each photo source no head trains on, whose val half takes part in
-selection (`val_sources` entry `photos`); *all* items of any other source no head ever saw; and
-`photos`, the union of the photo sources' test halves. Configurations: a random ranking, the zero-training
-baseline, the bundle under test and, with `--grid`, a head per text encoder × loss (× target kind),
-each alone and as an ensemble with the baseline. The grid's winner is chosen on validation
-(never on the test galleries), then its test figures are reported beside the rest.
+Galleries: the test split of each source the heads train or validate on; the *test part* (30 % by id
+hash, `photo_split_of`) of each photo source, whose train part heads may train on and whose val part
+takes part in selection; *all* items of any other source no head ever saw; and `photos`, the union
+of the photo sources' test parts. Configurations: a random ranking, the zero-training baseline, the
+bundle under test, any bundles to compare with and, with `--grid`, a head per text encoder × loss
+(× target kind), each alone and as an ensemble with the baseline. The grid's winner is chosen on
+validation (never on the test galleries), then its test figures are reported beside the rest.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from jointspace.encoders.evaluation.report import write_report
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.losses import LOSSES
 from jointspace.encoders.pipeline import (PHOTO_SOURCES, PHOTOS, TEXT_ENCODERS, RunOptions, TrainedHead, Workspace,
-                                          is_heldout, source_part, train_one, validation_sets, with_loss)
+                                          expand_sources, source_part, train_one, validation_sets, with_loss)
 from jointspace.encoders.training import TrainConfig
 from jointspace.protocols import TextEncoder
 from jointspace.settings import Settings
@@ -36,11 +36,17 @@ log = logging.getLogger(__name__)
 
 def gallery_split(name: str, train_sources: Sequence[str], val_sources: Sequence[str]) -> str:
     """What part of a source a gallery holds, in words, for the report."""
-    if name == PHOTOS or is_heldout(name, train_sources):
-        validated = PHOTOS in val_sources or name in val_sources
-        return f"test half by id hash (never trained on{'; its val half validates' if validated else ''})"
-    if name in train_sources or name in val_sources:
-        return "test"
+    trained, validated = expand_sources(train_sources), expand_sources(val_sources)
+    members = PHOTO_SOURCES if name == PHOTOS else (name,)
+    if name == PHOTOS or name in PHOTO_SOURCES:
+        seen = [s for s in members if s in trained]
+        uses = ("train part trained on" if seen else "never trained on") + \
+            ("; val part validates" if any(s in validated for s in members) else "")
+        return f"test part, 30 % by id hash ({uses})"
+    if name in trained:
+        return "test (train split trained on)"
+    if name in validated:
+        return "test (never trained on; val split validates)"
     return "all (never trained on)"
 
 
@@ -48,17 +54,18 @@ def build_galleries(ws: Workspace, train_sources: Sequence[str], val_sources: Se
                     min_images: int = 50) -> list[Gallery]:
     """One gallery per source of at least `min_images` items in all (smaller ones only inside `photos`),
     holding its test part (`gallery_split`)."""
-    seen = {*train_sources, *val_sources}
+    seen = {*expand_sources(train_sources), *expand_sources(val_sources)}
     galleries: list[Gallery] = []
     photos: list[Any] = []
     for source in ws.prepared_sources():
-        if source in seen or is_heldout(source, train_sources):
-            items = source_part(ws, source, "test", train_sources)
+        everything = ws.items([source], None)
+        if source in PHOTO_SOURCES or source in seen:
+            items = source_part(ws, source, "test")
         else:
-            items = ws.items([source], None)
+            items = everything
         if source in PHOTO_SOURCES:
             photos.extend(items)
-        if len(ws.items([source], None)) >= min_images:
+        if len(everything) >= min_images:
             galleries.append(Gallery(source, items).with_queries())
     if photos and sum(g.name in PHOTO_SOURCES for g in galleries) != 1:
         galleries.append(Gallery(PHOTOS, photos).with_queries())
@@ -121,18 +128,19 @@ class Evaluator:
                 vectors[g.name] = np.concatenate([image.embed_images([Image.open(it.post.image).convert("RGB")])
                                                   for it in g.items])
         training = b.manifest.get("training") or {}
-        self.add(f"bundle {b.name}", "bundle", b.text, vectors,
+        trained_on = ", ".join(training.get("sources") or []) or "?"
+        self.add(f"bundle {b.name} (trained on {trained_on})", "bundle", b.text, vectors,
                  {"bundle": str(b.path), "loss": b.manifest.get("loss"), "targets": b.manifest.get("targets"),
                   "history": training.get("history"),
                   "zeroshot_weight": b.manifest["image"].get("config", {}).get("zeroshot_weight")})
 
 
 def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None, grid: bool = False,
-                   train_sources: Sequence[str] = ("openclipart",), val_sources: Sequence[str] = ("tuxpaint", PHOTOS),
+                   train_sources: Sequence[str] = ("openclipart", PHOTOS), val_sources: Sequence[str] = ("tuxpaint", PHOTOS),
                    grid_epochs: int = 40, workspace: Workspace | None = None,
                    grid_texts: Sequence[str] = TEXT_ENCODERS, grid_losses: Sequence[str] = LOSSES,
                    limit: int | None = None, augment: Sequence[str] | None = None,
-                   min_gallery_images: int = 50) -> dict[str, Any]:
+                   min_gallery_images: int = 50, compare: Sequence[Path] = ()) -> dict[str, Any]:
     """Evaluate, write the report folder (JSON, markdown, PNG) and return the report as a dict."""
     started = time.perf_counter()
     ws = workspace or Workspace(settings)
@@ -142,6 +150,8 @@ def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None,
     ev.add("random ranking", "random", minilm, None)
     ev.add("zero-training (minilm)", "zeroshot", minilm, ev.zeroshot(minilm))
     ev.bundle(bundle)
+    for other in compare:
+        ev.bundle(other)
     winner = None
     if grid:
         base = RunOptions(train=TrainConfig(epochs=grid_epochs), train_sources=tuple(train_sources),

@@ -32,13 +32,14 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
 
 def train_command(
     text: Annotated[str, typer.Option(help=f"Text encoder: {', '.join(TEXTS)}.")] = "minilm",
-    loss: Annotated[str, typer.Option(help=f"Loss: {', '.join(LOSSES)}.")] = "regression",
+    loss: Annotated[str, typer.Option(help=f"Loss: {', '.join(LOSSES)}.")] = "soft-contrastive",
     targets: Annotated[str, typer.Option(help="Targets: word (label words) or sentence (whole caption).")] = "word",
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on validation).")] = 60,
     out: Annotated[Optional[Path], typer.Option(help="Bundle folder [<home>/models/<name>-<date>].")] = None,
-    sources: Annotated[str, typer.Option(help="Sources to train on (train split).")] = "openclipart",
-    val_sources: Annotated[str, typer.Option(help="Validation sets (val split; `photos`: the val half of the photo "
-                                                   "sources); their mean keyword P@10 chooses the epoch and "
+    sources: Annotated[str, typer.Option(help="Sources to train on (train split; `photos`: the 40 % train part of "
+                                              "the photo sources).")] = "openclipart,photos",
+    val_sources: Annotated[str, typer.Option(help="Validation sets (val split; `photos`: the 30 % val part of the "
+                                                   "photo sources); their mean keyword P@10 chooses the epoch and "
                                                    "ensemble weight.")] = "tuxpaint,photos",
     augment: Annotated[str, typer.Option(help="Augmentation variants cached per image: crop-colour, icon-blur "
                                              "(default none: measured no gain, see docs/eval-report.md).")] = "",
@@ -91,7 +92,9 @@ def train_command(
 def eval_command(
     bundle: Annotated[Optional[Path], typer.Option(help="Bundle to evaluate [the default bundle].")] = None,
     grid: Annotated[bool, typer.Option(help="Also train and compare every text encoder × loss (and target kind).")] = False,
-    sources: Annotated[str, typer.Option(help="Sources the grid trains on.")] = "openclipart",
+    compare: Annotated[Optional[list[Path]], typer.Option(help="Another bundle to measure in the same run "
+                                                               "(repeatable).")] = None,
+    sources: Annotated[str, typer.Option(help="Sources the grid trains on (as for train).")] = "openclipart,photos",
     val_sources: Annotated[str, typer.Option(help="Validation sets of the grid (as for train).")] = "tuxpaint,photos",
     grid_epochs: Annotated[int, typer.Option(min=1, help="Most epochs per grid head.")] = 40,
     out: Annotated[Optional[Path], typer.Option(help="Report folder [<home>/reports/<date>].")] = None,
@@ -110,7 +113,7 @@ def eval_command(
     folder = out or settings.home / "reports" / datetime.now().strftime("%Y-%m-%d-%H%M%S")
     report = run_evaluation(settings, folder, bundle=bundle, grid=grid, train_sources=_csv(sources),
                             val_sources=_csv(val_sources), grid_epochs=grid_epochs, limit=limit,
-                            augment=_csv(augment) if augment is not None else None)
+                            augment=_csv(augment) if augment is not None else None, compare=compare or ())
     md = (folder / "report.md").read_text(encoding="utf-8")
     if docs:
         docs.parent.mkdir(parents=True, exist_ok=True)

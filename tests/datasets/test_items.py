@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timezone
 
-from jointspace.datasets.items import created_at_of, heldout_split_of, post_id, split_of
+from jointspace.datasets.items import created_at_of, photo_split_of, post_id, split_of
 
 
 def test_split_is_deterministic_and_about_80_10_10() -> None:
@@ -20,18 +20,18 @@ def test_split_is_deterministic_and_about_80_10_10() -> None:
     assert post_id("tuxpaint", "a") != post_id("openclipart", "a")
 
 
-def test_heldout_split_halves_every_photo_source_fixed_by_the_id() -> None:
+def test_photo_split_is_40_30_30_and_fixed_by_the_id() -> None:
     ids = [post_id("gcompris", f"photos/img_{i}.jpg") for i in range(20_000)]
-    halves = [heldout_split_of(i) for i in ids]
-    assert set(halves) == {"val", "test"}
-    assert abs(halves.count("val") / len(ids) - 0.5) < 0.02
-    assert halves == [heldout_split_of(i) for i in ids]  # stable across calls
-    # Independent of the 80/10/10 split: each prepared split is cut roughly in half too.
+    parts = [photo_split_of(i) for i in ids]
+    for part, share in (("train", 0.4), ("val", 0.3), ("test", 0.3)):
+        assert abs(parts.count(part) / len(ids) - share) < 0.02
+    assert parts == [photo_split_of(i) for i in ids]  # stable across calls
+    # Independent of the 80/10/10 split: each prepared split is cut in the same shares.
     for prepared in ("train", "val", "test"):
-        part = [h for i, h in zip(ids, halves) if split_of(i) == prepared]
-        assert abs(part.count("val") / len(part) - 0.5) < 0.05
-    # Pinned values: changing the split would leak the old val half into the test figures.
-    assert [heldout_split_of(f"gcompris-{i:016x}") for i in range(4)] == ["val", "test", "val", "val"]
+        cut = [p for i, p in zip(ids, parts) if split_of(i) == prepared]
+        assert abs(cut.count("test") / len(cut) - 0.3) < 0.05
+    # Pinned values: changing the split would leak trained or validated photos into the test figures.
+    assert [photo_split_of(f"gcompris-{i:016x}") for i in range(6)] == ["test", "val", "train", "train", "val", "test"]
 
 
 def test_created_at_is_plausible_and_fixed_by_the_id() -> None:

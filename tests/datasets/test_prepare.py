@@ -41,10 +41,15 @@ def check_post_line(line: dict, jsonl_dir: Path) -> None:
     assert post.to_json()["created_at"] == line["created_at"]
 
 
-def _prepare(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "JOINTSPACE_HOME": str(home)}
-    return subprocess.run([sys.executable, "-c", "from jointspace.cli import main; main()", "data", "prepare", *args],
+def _jointspace(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # A small sentence-model vocabulary keeps `train`'s one-off vocabulary embedding to seconds.
+    env = {**os.environ, "JOINTSPACE_HOME": str(home), "JOINTSPACE_TEXT_VOCAB_SIZE": "1500"}
+    return subprocess.run([sys.executable, "-c", "from jointspace.cli import main; main()", *args],
                           env=env, capture_output=True, text=True, timeout=600)
+
+
+def _prepare(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _jointspace(home, "data", "prepare", *args)
 
 
 @pytest.fixture()
@@ -84,6 +89,30 @@ def test_prepare_with_limit_end_to_end_then_cached(home: Path) -> None:
     redo = _prepare(home, "--sources", "tuxpaint", "--limit", "12", "--size", "96")
     assert redo.returncode == 0 and "(cached)" not in redo.stdout
     assert len((out / "posts.jsonl").read_text().splitlines()) == 12
+
+
+@pytest.mark.slow
+def test_prepare_train_and_eval_from_the_command_line(home: Path) -> None:
+    """The three commands of the joint space, as a user runs them, on 150 real tuxpaint posts."""
+    prepared = _prepare(home, "--sources", "tuxpaint", "--limit", "150", "--size", "96")
+    assert prepared.returncode == 0, prepared.stderr
+    bundle = home / "models" / "tiny"
+    train = _jointspace(home, "train", "--sources", "tuxpaint", "--val-sources", "tuxpaint", "--epochs", "3",
+                        "--out", str(bundle))
+    assert train.returncode == 0, train.stderr
+    assert "now the default bundle" in train.stdout and "held-out val split of the training sources" in train.stdout
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["loss"] == "soft-contrastive" and manifest["training"]["sources"] == ["tuxpaint"]
+
+    report_dir = home / "report"
+    evaluated = _jointspace(home, "eval", "--sources", "tuxpaint", "--val-sources", "tuxpaint",
+                            "--out", str(report_dir))
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads((report_dir / "report.json").read_text())
+    assert [r["kind"] for r in report["configurations"]] == ["random", "zeroshot", "bundle"]
+    assert report["configurations"][2]["bundle"] == str(bundle)  # `latest` now points at the new bundle
+    assert report["galleries"]["tuxpaint"]["queries"]["keyword"] > 0
+    assert "| zero-training (minilm) |" in evaluated.stdout and "paired by query" in evaluated.stdout
 
 
 def test_unknown_source_is_a_clear_error(home: Path) -> None:

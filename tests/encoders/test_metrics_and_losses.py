@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 import torch
 
-from jointspace.encoders.evaluation.core import rank_metrics
+from jointspace.encoders.evaluation.core import paired_bootstrap, rank_metrics, stratified_bootstrap
 from jointspace.encoders.evaluation.metrics import category_base_rate, image_to_image_p10, score_ranking
 from jointspace.encoders.evaluation.queries import compound_queries, keyword_queries, parse_query, relevant_mask
 from jointspace.encoders.losses import compute_loss, soft_contrastive_loss
@@ -21,6 +22,21 @@ def test_image_to_image_and_base_rate() -> None:
     p10, base, n = image_to_image_p10(v, ["a", "a", "b", "b"])
     assert n == 4 and base == category_base_rate(["a", "a", "b", "b"])[0] == 1 / 3
     assert p10 == 1 / 3  # k = 3 neighbours, one of them shares the category
+
+
+def test_paired_bootstrap_separates_a_steady_gain_from_one_lucky_query() -> None:
+    steady = paired_bootstrap([0.5] * 20, [0.3] * 20)
+    assert steady == (pytest.approx(0.2), pytest.approx(0.2), pytest.approx(0.2))
+    # A gain carried by one query out of twenty: the interval reaches down to 0.
+    mean, low, high = paired_bootstrap([1.0] + [0.0] * 19, [0.0] * 20, resamples=4000)
+    assert mean == pytest.approx(0.05) and low == 0.0 and high > 0.0
+    # Mixed signs around no gain: the interval straddles 0.
+    mean, low, high = paired_bootstrap([0.3, 0.1] * 10, [0.1, 0.3] * 10)
+    assert mean == pytest.approx(0.0) and low < 0 < high
+    assert paired_bootstrap([0.4, 0.2], [0.1, 0.1], seed=3) == paired_bootstrap([0.4, 0.2], [0.1, 0.1], seed=3)
+    # Galleries weigh the same whatever their number of queries, as in the report's mean column.
+    assert stratified_bootstrap([([0.5] * 20, [0.3] * 20), ([0.3] * 2, [0.3] * 2)]) == (
+        pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.1))
 
 
 def test_queries_and_relevance() -> None:

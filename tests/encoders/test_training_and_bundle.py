@@ -122,23 +122,30 @@ def test_evaluation_writes_a_report(workspace, settings, bundle_dir, tmp_path: P
 
     report = run_evaluation(settings, tmp_path / "report", bundle=bundle_dir, grid=True, workspace=workspace,
                             train_sources=("drawings",), val_sources=("icons",), grid_epochs=2,
-                            grid_texts=("minilm",), grid_losses=("regression",), min_gallery_images=10)
+                            grid_texts=("minilm",), grid_losses=("regression",), min_gallery_images=10,
+                            compare=[bundle_dir])
     names = [r["name"] for r in report["configurations"]]
-    assert names[:2] == ["random ranking", "zero-training (minilm)"] and any(n.startswith("bundle") for n in names)
+    assert names[:2] == ["random ranking", "zero-training (minilm)"]
+    assert sum(n.startswith("bundle") for n in names) == 2  # the bundle under test and the one compared
     assert report["winner"]["text"] == "minilm"
     for f in ("report.json", "report.md", "p10.png", "curves.png"):
         assert (tmp_path / "report" / f).stat().st_size > 0
-    assert "| random ranking |" in (tmp_path / "report" / "report.md").read_text()
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| random ranking |" in md and "paired by query" in md
+    bundle_row = next(r for r in report["configurations"] if r["kind"] == "bundle")
+    per_query = bundle_row["results"]["icons"]["keyword"]
+    assert len(per_query["p10_per_query"]) == per_query["n"]
+    assert np.mean(per_query["p10_per_query"]) == pytest.approx(per_query["p10"])
 
 
-def test_photo_val_and_test_halves_are_disjoint_and_stable(settings, corpus) -> None:  # noqa: ANN001
-    """Photo sources (never trained on): validation sees only the val half, galleries only the test half."""
+def test_photo_train_val_and_test_parts_are_disjoint_and_stable(settings, corpus) -> None:  # noqa: ANN001
+    """Photo sources: heads train on the train part only, validation sees only the val part, galleries
+    only the test part, whatever 80/10/10 split each photo was prepared with."""
     from jointspace.datasets.prepared import Item
-    from jointspace.encoders.evaluation.runner import build_galleries
-    from jointspace.encoders.pipeline import PHOTOS, Workspace, validation_sets
+    from jointspace.encoders.evaluation.runner import build_galleries, gallery_split
+    from jointspace.encoders.pipeline import PHOTOS, Workspace, training_items, validation_sets
 
-    # The drawn shapes again, as two photo sources; every item keeps its prepared 80/10/10 split, which
-    # the held-out halves must ignore (nothing of a photo source is trained on).
+    # The drawn shapes again, as two photo sources, each item keeping its prepared 80/10/10 split.
     photos = [Item(post=replace(it.post, id=f"{src}-{it.post.id}", source=src), category=it.category,
                    keywords=it.keywords, split=it.split)
               for src in ("gcompris", "scratch") for it in corpus]
@@ -148,19 +155,26 @@ def test_photo_val_and_test_halves_are_disjoint_and_stable(settings, corpus) -> 
         return [it for it in [*corpus, *photos]
                 if (sources is None or it.post.source in sources) and it.split in splits]
 
-    def halves() -> tuple[set[str], set[str]]:
+    def parts() -> tuple[set[str], set[str], set[str]]:
         ws = Workspace(settings, items_loader=load)
-        options = replace(OPTIONS, val_sources=("icons", PHOTOS))
+        options = replace(OPTIONS, train_sources=("drawings", PHOTOS), val_sources=("icons", PHOTOS), limit=None)
+        train = {it.id for it in training_items(ws, options)}
         sets, desc = validation_sets(ws, options)
-        assert [name for name, _ in sets] == ["icons", PHOTOS] and "val half" in desc
+        assert [name for name, _ in sets] == ["icons", PHOTOS] and "val part of gcompris, scratch" in desc
         val = {it.id for name, items in sets if name == PHOTOS for it in items}
-        galleries = {g.name: g for g in build_galleries(ws, ("drawings",), ("icons", PHOTOS), min_images=10)}
+        galleries = {g.name: g for g in build_galleries(ws, ("drawings", PHOTOS), ("icons", PHOTOS), min_images=10)}
         assert "gcompris" in galleries and PHOTOS in galleries
+        assert "train part trained on" in gallery_split(PHOTOS, ("drawings", PHOTOS), ())
         test = {it.id for it in galleries[PHOTOS].items}
         assert {it.id for it in galleries["gcompris"].items} <= test
-        return val, test
+        return train, val, test
 
-    val, test = halves()
-    assert val and test and not val & test
-    assert val | test == {it.id for it in photos}  # every photo is in one half, train split or not
-    assert halves() == (val, test)  # the same halves from a fresh workspace
+    train, val, test = parts()
+    photo_ids = {it.id for it in photos}
+    drawing_train = {it.id for it in corpus if it.post.source == "drawings" and it.split == "train"}
+    assert train - drawing_train and (train - drawing_train) <= photo_ids  # photos joined the drawings' train split
+    photo_train = train & photo_ids
+    assert photo_train and val and test
+    assert not photo_train & val and not photo_train & test and not val & test
+    assert photo_train | val | test == photo_ids  # every photo is in one part, whatever its prepared split
+    assert parts() == (train, val, test)  # the same parts from a fresh workspace
