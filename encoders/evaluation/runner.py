@@ -132,7 +132,8 @@ class Evaluator:
                                                   for it in g.items])
         training = b.manifest.get("training") or {}
         trained_on = ", ".join(training.get("sources") or []) or "?"
-        self.add(f"bundle {b.name} (trained on {trained_on})", "bundle", b.text, vectors,
+        # The folder names the bundle: several bundles of one configuration (seeds, sources) share `b.name`.
+        self.add(f"bundle {b.path.name} (trained on {trained_on})", "bundle", b.text, vectors,
                  {"bundle": str(b.path), "loss": b.manifest.get("loss"), "targets": b.manifest.get("targets"),
                   "history": training.get("history"),
                   "zeroshot_weight": b.manifest["image"].get("config", {}).get("zeroshot_weight")})
