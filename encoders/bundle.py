@@ -38,6 +38,7 @@ FORMAT = 1
 LATEST = "latest"
 PROBE_WORDS = ("photo", "beach", "dog", "red", "city")
 ZEROSHOT_NAME = "zeroshot-minilm-lite0"
+SHIPPED_DIR = "bundled/default"  # inside this package: the bundle shipped with jointspace
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PATH_KEYS = ("path", "weights", "class_matrix")
 
@@ -191,10 +192,19 @@ _LOADED: dict[Path, Bundle] = {}
 _LOADED_LOCK = threading.Lock()
 
 
+def shipped_bundle_dir() -> Path | None:
+    """The bundle that ships with jointspace (`scripts/ship_bundle.py` copies one in), if present."""
+    folder = Path(__file__).resolve().parent / SHIPPED_DIR
+    return folder if (folder / MANIFEST).is_file() else None
+
+
 def resolve_bundle_dir(path: Path | None = None, settings: Settings | None = None) -> Path:
-    """path → settings.model → the bundle `jointspace train` made last → the zero-training bundle."""
+    """path → settings.model → the bundle `jointspace train` made last → the shipped bundle (unless
+    `shipped_model` is off) → the zero-training bundle."""
     settings = settings or get_settings()
     chosen = path or settings.model or latest_bundle_dir(settings)
+    if not chosen and settings.shipped_model:
+        chosen = shipped_bundle_dir()
     return Path(chosen) if chosen else ensure_zeroshot_bundle(settings)
 
 

@@ -257,6 +257,12 @@ def save_trained(trained: TrainedHead, out: Path, settings: Settings, metrics: d
     name = f"{o.text}-{spec.name.replace('efficientnet_', '').replace('_', '-')}-{o.train.loss}-{o.targets}"
     if trained.backbone_weights:
         name += "-finetuned"
+    # Indexes record the bundle name and refuse queries from another: a retrained head must get a new
+    # one, so the name ends in a digest of what makes the image vectors (weights and blend weight).
+    digest = hashlib.sha256((out / "head.pt").read_bytes() + f"|{trained.zeroshot_weight}".encode())
+    if trained.backbone_weights:
+        digest.update((out / trained.backbone_weights).read_bytes())
+    name += f"-{digest.hexdigest()[:8]}"
     manifest = {
         "name": name, "dim": trained.text.dim,
         "text": {"name": o.text, "config": text_config, "dim": trained.text.dim,

