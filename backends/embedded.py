@@ -72,6 +72,18 @@ class EmbeddedBackend:
         """Whether `folder` already holds an embedded index."""
         return (folder / "index.sqlite").is_file()
 
+    @staticmethod
+    def recorded_model(folder: Path) -> tuple[str, int] | None:
+        """(bundle name, dims) the index in `folder` was built with; None without an index."""
+        if not EmbeddedBackend.exists(folder):
+            return None
+        db = sqlite3.connect(f"file:{folder / 'index.sqlite'}?mode=ro", uri=True, timeout=60.0)
+        try:
+            rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('model', 'dim')").fetchall())
+        finally:
+            db.close()
+        return (rows["model"], int(rows["dim"])) if "model" in rows else None
+
     # --- transactions and shared state -------------------------------------------------------
 
     @contextmanager
@@ -119,8 +131,8 @@ class EmbeddedBackend:
             raise ModelMismatchError(
                 f"the embedded index in {self.folder} was built by model bundle {model!r} ({dim} dims), "
                 f"not {self.model!r} ({self.dim} dims): search with JOINTSPACE_MODEL set to the bundle "
-                f"{model!r}, or move that folder away (or set JOINTSPACE_HOME elsewhere) and ingest again "
-                f"with {self.model!r}")
+                f"{model!r}, or re-embed the stored posts with the new one: `jointspace reindex --bundle "
+                f"DIR` (DIR: the folder of bundle {self.model!r})")
 
     def _vector_file(self) -> VectorFile:
         """The vector file of the generation the current snapshot sees."""

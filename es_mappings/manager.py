@@ -136,6 +136,6 @@ class IndexManager:
             raise ModelMismatchError(
                 f"index {index!r} behind alias {self.alias!r} was built by model bundle "
                 f"{meta.get('model')!r} ({meta.get('dim')} dims), not {model!r} ({dim} dims): search with "
-                f"JOINTSPACE_MODEL set to the bundle {meta.get('model')!r}, or build an index for {model!r} "
-                f"(ingest with it into a new index, then swap the alias) and drop the old one")
+                f"JOINTSPACE_MODEL set to the bundle {meta.get('model')!r}, or re-embed the stored posts "
+                f"with the new one: `jointspace reindex --bundle DIR` (DIR: the folder of bundle {model!r})")
         return index

@@ -1,9 +1,15 @@
-"""Re-embedding with a new model bundle: fill a new versioned index from the stored posts, swap the
-alias, then catch up on posts written to the old index meanwhile. Search keeps answering from the
-old index until the swap, which is one atomic alias update."""
+"""Re-embedding with a new model bundle: fill a new index from the stored posts, catch up on posts
+written to the old one meanwhile, and swap.
+
+Elasticsearch: a new versioned index, swapped by one atomic alias update; search keeps answering
+from the old index until then. Embedded: a staging folder beside the store, swapped by two renames;
+processes that hold the old store open (`serve`, a running `ingest`) keep using it until restarted
+with the new `JOINTSPACE_MODEL`, so stop writers for the swap."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,14 +50,42 @@ def _copy(source: SearchBackend, target: SearchBackend, runner: BatchRunner, bat
 
 
 def reindex(settings: Settings, bundle_dir: Path, keep_old: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Blocks until done; returns what it did. Elasticsearch only (the embedded store holds one model)."""
-    if not settings.es_url:
-        raise ConfigurationError("reindex swaps Elasticsearch aliases: set JOINTSPACE_ES_URL. For the embedded "
-                                 "backend, point JOINTSPACE_HOME at a new folder and ingest again")
+    """Blocks until done; returns what it did (the same keys for both backends)."""
+    if settings.es_url:
+        return _reindex_elasticsearch(settings, bundle_dir, keep_old, progress)
+    return _reindex_embedded(settings, bundle_dir, keep_old, progress)
+
+
+def _fill(settings: Settings, bundle: Any, old: SearchBackend, new: SearchBackend,
+          progress: bool, swap: Callable[[], None]) -> tuple[BatchOutcome, BatchOutcome]:
+    """Copy old → new with the new bundle's encoder, swap, then catch up on what arrived meanwhile."""
+    from jointspace.workers.runtime import open_context
+
+    context = open_context(settings, bundle=bundle, backend=new)
+    try:
+        filled = _copy(old, new, context.runner, settings.batch_size, False, progress, "reindex")
+        new.refresh()
+        swap()
+        caught = _copy(old, new, context.runner, settings.batch_size, True, progress, "catch-up")
+        new.refresh()
+    finally:
+        context.executor.shutdown()
+        context.dead_letters.close()
+    return filled, caught
+
+
+def _report(old: str, new: str, model: str, filled: BatchOutcome, caught: BatchOutcome,
+            dropped: list[str]) -> dict[str, Any]:
+    return {"old_index": old, "new_index": new, "model": model,
+            "indexed": len(filled.indexed) + len(caught.indexed), "caught_up": len(caught.indexed),
+            "dead_lettered": {**filled.dead, **caught.dead}, "dropped": dropped}
+
+
+def _reindex_elasticsearch(settings: Settings, bundle_dir: Path, keep_old: bool, progress: bool) -> dict[str, Any]:
     from jointspace.backends.elasticsearch import ElasticsearchBackend
     from jointspace.es_mappings.client import connect
     from jointspace.es_mappings.manager import IndexManager
-    from jointspace.workers.runtime import load_model_bundle, open_context
+    from jointspace.workers.runtime import load_model_bundle
 
     client = connect(settings)
     manager = IndexManager(client, settings)
@@ -70,18 +104,41 @@ def reindex(settings: Settings, bundle_dir: Path, keep_old: bool = True, progres
     quantized = str(manager.meta(new_index).get("index_options", "")).startswith("int8")
     # The backend addresses an index by name exactly as by alias: write straight into the new one.
     new = ElasticsearchBackend(client, settings, bundle.name, bundle.dim, new_index, quantized)
-    context = open_context(new_settings, bundle=bundle, backend=new)
+    # Writers use the alias until the swap, so the catch-up runs after it.
+    filled, caught = _fill(new_settings, bundle, old, new, progress, lambda: manager.point_alias(new_index))
+    dropped = [] if keep_old else manager.drop_old()
+    return _report(old_index, new_index, bundle.name, filled, caught, dropped)
+
+
+def _reindex_embedded(settings: Settings, bundle_dir: Path, keep_old: bool, progress: bool) -> dict[str, Any]:
+    from jointspace.backends.embedded import EmbeddedBackend
+    from jointspace.workers.runtime import load_model_bundle
+
+    folder = settings.embedded_dir
+    recorded = EmbeddedBackend.recorded_model(folder)
+    if recorded is None:
+        raise ConfigurationError(f"no embedded index in {folder}: nothing to reindex")
+    old_model, old_dim = recorded
+    new_settings = settings.model_copy(update={"model": bundle_dir})
+    bundle = load_model_bundle(new_settings)
+    if old_model == bundle.name:
+        raise ConfigurationError(f"the embedded index in {folder} was already built by bundle {bundle.name!r}")
+    staging = folder.with_name(f"{folder.name}.reindex")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a run that died: its copy is incomplete
+    retired = folder.with_name(f"{folder.name}.{old_model}.{time.strftime('%Y%m%d-%H%M%S')}")
+    old = EmbeddedBackend(folder, old_model, old_dim)
+    new = EmbeddedBackend(staging, bundle.name, bundle.dim)
     try:
-        filled = _copy(old, new, context.runner, settings.batch_size, False, progress, "reindex")
-        new.refresh()
-        manager.point_alias(new_index)
-        # Posts that reached the old index while we copied (writers used the alias until the swap).
-        caught = _copy(old, new, context.runner, settings.batch_size, True, progress, "catch-up")
-        new.refresh()
-        dropped = [] if keep_old else manager.drop_old()
+        # The swap is a rename, so the catch-up runs before it (through the old store's open handle
+        # a late writer still lands in `retired`, kept by default).
+        filled, caught = _fill(new_settings, bundle, old, new, progress, lambda: None)
     finally:
-        context.executor.shutdown()
-        context.dead_letters.close()
-    return {"old_index": old_index, "new_index": new_index, "model": bundle.name,
-            "indexed": len(filled.indexed) + len(caught.indexed), "caught_up": len(caught.indexed),
-            "dead_lettered": {**filled.dead, **caught.dead}, "dropped": dropped}
+        old.close()
+        new.close()
+    folder.rename(retired)
+    staging.rename(folder)
+    dropped = []
+    if not keep_old:
+        shutil.rmtree(retired)
+        dropped = [str(retired)]
+    return _report(str(retired), str(folder), bundle.name, filled, caught, dropped)

@@ -213,10 +213,14 @@ def dead_letters_purge(
 def reindex(
     bundle: Annotated[Path, typer.Option(help="The new model bundle folder.", exists=True, file_okay=False)],
     batch_size: Annotated[Optional[int], typer.Option(min=1)] = None,
-    keep_old: Annotated[bool, typer.Option(help="Keep the old index after the swap (for a rollback).")] = True,
+    keep_old: Annotated[bool, typer.Option(help="Keep the old index (embedded: the old store folder) after the "
+                                                "swap, for a rollback.")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Re-embed every stored post with another model bundle into a new index, then swap the alias."""
+    """Re-embed every stored post with another model bundle into a new index, then swap it in.
+
+    Elasticsearch: the alias moves in one request. Embedded: the store folder is swapped; restart
+    `serve` and stop `ingest` runs for the swap (they hold the old store open)."""
     from jointspace.settings import get_settings
     from jointspace.workers.reindex import reindex as run_reindex
 

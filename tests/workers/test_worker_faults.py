@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -217,3 +218,33 @@ def test_reindex_with_a_new_bundle_swaps_the_alias(tmp_path, rig_factory, es_url
         meta = client.indices.get_mapping(index=report["new_index"])[report["new_index"]]["mappings"]["_meta"]
         assert (meta["model"], meta["dim"]) == ("histogram-b", 12)
     assert set(_es_ids(es_url, alias)) == set(corpus.good)
+
+
+def test_reindex_of_the_embedded_store_swaps_folders(tmp_path, rig_factory):
+    """The embedded default re-embeds into a staging folder and swaps it in; the old store is kept."""
+    from jointspace.backends.embedded import EmbeddedBackend
+
+    rig: Rig = rig_factory()  # no Elasticsearch, no broker: the embedded store, in-process ingest
+    corpus = make_corpus(tmp_path / "corpus", n_good=10)
+    assert rig.spawn(["ingest", str(corpus.jsonl), "--quiet"], "ingest").popen.wait(timeout=120) == 0
+    store = rig.settings().embedded_dir
+    old = EmbeddedBackend.recorded_model(store)
+    assert old is not None and old[0] != "histogram-b"
+    bundle = tmp_path / "bundle-b"
+    bundle.mkdir()
+    (bundle / "histogram.json").write_text(json.dumps({"name": "histogram-b", "bins": 4}))
+    reindex = rig.spawn(["reindex", "--bundle", str(bundle), "--quiet"], "reindex")
+    assert reindex.popen.wait(timeout=120) == 0, reindex.tail()
+    report = json.loads(reindex.log.read_text()[reindex.log.read_text().index("{"):])
+    assert report["new_index"] == str(store) and report["indexed"] == 10 and not report["dead_lettered"]
+    assert EmbeddedBackend.recorded_model(store) == ("histogram-b", 12)
+    retired = Path(report["old_index"])
+    assert EmbeddedBackend.recorded_model(retired) == old  # kept for a rollback
+    assert not store.with_name(f"{store.name}.reindex").exists()
+    new = EmbeddedBackend(store, "histogram-b", 12)
+    try:
+        assert set(new.get_many(corpus.good, with_vector=False)) == set(corpus.good) and new.count() == 10
+    finally:
+        new.close()
+    again = rig.spawn(["reindex", "--bundle", str(bundle), "--quiet"], "reindex-again")
+    assert again.popen.wait(timeout=120) != 0 and "already built by bundle 'histogram-b'" in again.tail()
