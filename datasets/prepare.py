@@ -132,7 +132,8 @@ def select(items: Iterable[RawItem], limit: int | None) -> list[RawItem]:
     return chosen[:limit] if limit is not None else chosen
 
 
-def _write_atomically(path: Path, lines: Iterable[dict[str, Any]]) -> None:
+def write_jsonl(path: Path, lines: Iterable[dict[str, Any]]) -> None:
+    """One JSON object a line, written to `<path>.part` and renamed: a reader never sees half a file."""
     partial = path.with_name(path.name + ".part")
     with partial.open("w", encoding="utf-8") as handle:
         for line in lines:
@@ -193,7 +194,7 @@ def prepare_source(name: str, data_dir: Path, cache_dir: Path, size: int = 256, 
     if items and not kept:  # every picture failed: a broken install, not bad pictures; leave no marker
         raise ConfigurationError(f"{name}: no picture could be rendered; first reason: "
                                  f"{next(iter(failures.values()), 'unknown')} (see {out_dir / FAILURES})")
-    _write_atomically(out_dir / POSTS, (post_line(item, image_path(item).relative_to(out_dir).as_posix())
+    write_jsonl(out_dir / POSTS, (post_line(item, image_path(item).relative_to(out_dir).as_posix())
                                         for item in kept))
     wanted = {image_path(item).name for item in kept}
     for stale in images_dir.iterdir():  # pictures of items no longer selected (e.g. a smaller --limit)
@@ -218,7 +219,7 @@ def write_combined(data_dir: Path) -> int:
             line = json.loads(raw)
             line["image"] = f"{name}/{line['image']}"
             lines.append(line)
-    _write_atomically(data_dir / ALL_POSTS, lines)
+    write_jsonl(data_dir / ALL_POSTS, lines)
     return len(lines)
 
 

@@ -67,9 +67,13 @@ def _default_data_dir() -> Path:
 
 
 def prepared_sources(data_dir: Path | None = None) -> list[str]:
-    """Names of the sources that have a `posts.jsonl` under `data_dir`."""
+    """Names of the sources that have a `posts.jsonl` under `data_dir`: the project's own first, in
+    their fixed order, then the ones `jointspace data import` wrote, by name."""
     data_dir = data_dir or _default_data_dir()
-    return [name for name in SOURCE_NAMES if (data_dir / name / POSTS).is_file()]
+    own = [name for name in SOURCE_NAMES if (data_dir / name / POSTS).is_file()]
+    imported = sorted(p.name for p in data_dir.iterdir()
+                      if p.name not in SOURCE_NAMES and (p / POSTS).is_file()) if data_dir.is_dir() else []
+    return own + imported
 
 
 def load_items(data_dir: Path | None = None, sources: Iterable[str] | None = None,
@@ -85,8 +89,9 @@ def load_items(data_dir: Path | None = None, sources: Iterable[str] | None = Non
     for name in names:
         path = data_dir / name / POSTS
         if not path.is_file():
-            raise ConfigurationError(f"source {name!r} is not prepared under {data_dir}; "
-                                     f"run `jointspace data prepare --sources {name}`")
+            how = (f"run `jointspace data prepare --sources {name}`" if name in SOURCE_NAMES
+                   else f"import it with `jointspace data import FILE_OR_FOLDER --name {name}`")
+            raise ConfigurationError(f"source {name!r} is not prepared under {data_dir}; {how}")
         items.extend(item for item in read_posts_file(path) if item.split in wanted)
     return items
 

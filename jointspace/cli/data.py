@@ -1,13 +1,17 @@
 """`jointspace data prepare`: the project's own training, demo and test data from Debian packages."""
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
+from jointspace.errors import ConfigurationError
+
 DEFAULT_SOURCES = "openclipart,tuxpaint,gcompris,scratch,kphotoalbum"
 
-data_app = typer.Typer(help="Prepare the training, demo and test data from Debian packages.", no_args_is_help=True)
+data_app = typer.Typer(help="Prepare the training, demo and test data from Debian packages, or import your own posts.",
+                       no_args_is_help=True)
 
 
 @data_app.command("prepare")
@@ -34,6 +38,53 @@ def prepare_command(
         typer.echo(f"{r.source:<12} {r.items:>6} {r.failures:>6} {r.seconds:>8.1f} {r.bytes_on_disk / 1e6:>7.1f}  "
                    f"{r.deb}{state}")
     typer.echo(f"data in {settings.data_dir} (all.jsonl combines every prepared source)")
+
+
+class ImportKind(str, Enum):
+    auto = "auto"
+    jsonl = "jsonl"
+    instacities = "instacities"
+
+
+@data_app.command("import")
+def import_command(
+    target: Annotated[str, typer.Argument(help="A JSONL file of posts (`-`: stdin) or an InstaCities1M folder "
+                                               "(`img_resized/<city>/<id>.jpg` beside `captions/<city>/<id>.txt`).")],
+    name: Annotated[str, typer.Option(help="The source name to train and evaluate with "
+                                           "(`jointspace train --sources NAME`).")],
+    source: Annotated[ImportKind, typer.Option(help="How to read TARGET; auto guesses from it.")] = ImportKind.auto,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most N posts.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Make your own posts a data source: split 80/10/10 by id, images left where they are."""
+    import json
+
+    from jointspace.datasets.imported import check_name, import_posts
+    from jointspace.ingest.sources import guess_kind, open_source
+    from jointspace.settings import get_settings
+
+    settings = get_settings()
+    check_name(name)  # before reading a million files
+    kind = guess_kind(target) if source is ImportKind.auto else source.value
+    if kind not in ("jsonl", "instacities"):
+        raise ConfigurationError(f"{target}: import reads a JSONL file or an InstaCities folder, not a {kind} source")
+    src = open_source(kind, target, settings)
+    try:
+        report = import_posts(src, name, settings.data_dir, limit=limit, progress=not quiet)
+    finally:
+        src.close()
+    if as_json:
+        typer.echo(json.dumps({"name": report.name, "path": str(report.path), "imported": report.imported,
+                               "splits": report.splits, "skipped": report.skipped}, indent=1))
+        return
+    splits = ", ".join(f"{k} {v}" for k, v in report.splits.items())
+    typer.echo(f"imported {report.imported} posts as source {name!r} ({splits}) into {report.path}")
+    if report.skipped:
+        typer.echo(f"skipped {len(report.skipped)}:", err=True)
+        for origin, reason in list(report.skipped.items())[:10]:
+            typer.echo(f"  {origin}: {reason}", err=True)
+    typer.echo(f"next: jointspace train --sources {name}   (add ,photos to learn from the project's photos too)")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,17 +20,6 @@ class SourceKind(str, Enum):
     redis_stream = "redis-stream"
 
 
-def _guess_source(target: str) -> str:
-    if target == "-":
-        return "jsonl"
-    path = Path(target)
-    if path.is_file():
-        return "jsonl"
-    if path.is_dir():
-        return "instacities" if (path / "img_resized").is_dir() or (path / "img").is_dir() else "watch"
-    raise ConfigurationError(f"{target}: no such file or folder (for a Redis stream, pass --source redis-stream)")
-
-
 def _print_summary(summary: Any, as_json: bool) -> None:
     if as_json:
         print(json.dumps(summary.to_json(), indent=1))
@@ -66,7 +55,7 @@ def ingest(
 ) -> None:
     """Read posts, embed their images and index them; wait until they are searchable."""
     from jointspace.ingest.run import IngestRun
-    from jointspace.ingest.sources import open_source
+    from jointspace.ingest.sources import guess_kind, open_source
     from jointspace.settings import get_settings
     from jointspace.workers.dead_letters import open_dead_letters
     from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
@@ -75,7 +64,7 @@ def ingest(
     settings = get_settings()
     if batch_size:
         settings = settings.model_copy(update={"batch_size": batch_size})
-    kind = _guess_source(target) if source is SourceKind.auto else source.value
+    kind = guess_kind(target) if source is SourceKind.auto else source.value
     src = open_source(kind, target, settings, idle_exit_s=idle_exit, consumer=consumer)
     context = None
     if settings.broker_url:

@@ -115,6 +115,49 @@ def test_prepare_train_and_eval_from_the_command_line(home: Path) -> None:
     assert "| zero-training (minilm) |" in evaluated.stdout and "paired by query" in evaluated.stdout
 
 
+@pytest.mark.slow
+def test_import_own_posts_then_train_and_eval_on_them(home: Path, tmp_path: Path) -> None:
+    """An InstaCities1M folder and a JSONL file become sources that train and eval read like the project's own."""
+    from jointspace.datasets.fixtures import build_instacities_fixture
+
+    insta = build_instacities_fixture(tmp_path / "insta", n_per_city=40, cities=("london", "sydney", "tokyo"))
+    done = _jointspace(home, "data", "import", str(tmp_path / "insta"), "--name", "insta", "--json", "-q")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["imported"] == 120 and sum(report["splits"].values()) == 120 and not report["skipped"]
+    assert report["splits"]["train"] > 80 and report["splits"]["test"] > 0
+    items = load_items(home / "data", sources=["insta"])
+    assert {it.category for it in items} == {"london", "sydney", "tokyo"}
+    by_image = {Path(it.post.image).resolve(): it for it in items}
+    for post in insta[:5]:
+        item = by_image[post.image.resolve()]  # images stay where they are
+        assert post.city in item.keywords and item.split == split_of(item.id)
+
+    # JSONL with a malformed line, a duplicate and a missing picture: each refused with its reason.
+    good = [{"id": f"mine-{i}", "image": str(p.image), "caption": f"my post #{p.city}"} for i, p in enumerate(insta[:3])]
+    lines = [json.dumps(x) for x in good] + ["{not json", json.dumps(good[0]),
+                                             json.dumps({"id": "gone", "image": str(tmp_path / "nope.jpg")})]
+    (tmp_path / "mine.jsonl").write_text("\n".join(lines) + "\n")
+    mine = _jointspace(home, "data", "import", str(tmp_path / "mine.jsonl"), "--name", "mine", "--json", "-q")
+    assert mine.returncode == 0, mine.stderr
+    refused = json.loads(mine.stdout)
+    assert refused["imported"] == 3 and len(refused["skipped"]) == 3
+    reasons = " | ".join(refused["skipped"].values())
+    assert "duplicate id 'mine-0'" in reasons and "nope.jpg" in reasons
+    taken = _jointspace(home, "data", "import", str(tmp_path / "mine.jsonl"), "--name", "photos")
+    assert taken.returncode != 0 and "taken" in taken.stderr
+
+    bundle = home / "models" / "insta"
+    train = _jointspace(home, "train", "--sources", "insta", "--val-sources", "insta", "--epochs", "2",
+                        "--out", str(bundle))
+    assert train.returncode == 0, train.stderr
+    assert json.loads((bundle / "manifest.json").read_text())["training"]["sources"] == ["insta"]
+    evaluated = _jointspace(home, "eval", "--sources", "insta", "--val-sources", "insta", "--out", str(home / "r"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    galleries = json.loads((home / "r" / "report.json").read_text())["galleries"]
+    assert galleries["insta"]["split"].startswith("test") and galleries["insta"]["images"] == report["splits"]["test"]
+
+
 def test_unknown_source_is_a_clear_error(home: Path) -> None:
     result = _prepare(home, "--sources", "flickr")
     assert result.returncode != 0
