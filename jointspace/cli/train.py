@@ -87,6 +87,18 @@ def train_command(
                f"{v['zeroshot']:.3f}, head {v['0']:.3f}, ensemble (weight {trained.zeroshot_weight:g}) "
                f"{v[f'{trained.zeroshot_weight:g}']:.3f}\n  best epoch {trained.result.best_epoch}, "
                f"{time.perf_counter() - started:.0f} s in all{'; now the default bundle' if latest else ''}")
+    _hint_reindex(settings, folder)
+
+
+def _hint_reindex(settings, folder: Path) -> None:  # noqa: ANN001 - Settings, imported late
+    """An existing embedded index was built by another bundle and will refuse this one's queries: say so."""
+    from jointspace.backends.embedded import EmbeddedBackend
+    from jointspace.encoders.bundle import read_manifest
+
+    recorded = None if settings.es_url else EmbeddedBackend.recorded_model(settings.embedded_dir)
+    if recorded and recorded[0] != read_manifest(folder)["name"]:
+        typer.echo(f"  the embedded index in {settings.embedded_dir} holds vectors of bundle {recorded[0]!r}: "
+                   f"`jointspace reindex --bundle {folder}` re-embeds its posts with this one")
 
 
 def eval_command(

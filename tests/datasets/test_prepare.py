@@ -97,10 +97,15 @@ def test_prepare_train_and_eval_from_the_command_line(home: Path) -> None:
     prepared = _prepare(home, "--sources", "tuxpaint", "--limit", "150", "--size", "96")
     assert prepared.returncode == 0, prepared.stderr
     bundle = home / "models" / "tiny"
+    # An index built by another bundle refuses the new one's queries: train says how to move it over.
+    from jointspace.backends.embedded import EmbeddedBackend
+
+    EmbeddedBackend(home / "embedded", "an-older-bundle", 384).close()
     train = _jointspace(home, "train", "--sources", "tuxpaint", "--val-sources", "tuxpaint", "--epochs", "3",
                         "--out", str(bundle))
     assert train.returncode == 0, train.stderr
     assert "now the default bundle" in train.stdout and "held-out val split of the training sources" in train.stdout
+    assert f"holds vectors of bundle 'an-older-bundle': `jointspace reindex --bundle {bundle}`" in train.stdout
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["loss"] == "soft-contrastive" and manifest["training"]["sources"] == ["tuxpaint"]
 
