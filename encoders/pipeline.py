@@ -157,12 +157,16 @@ def expand_sources(names: Sequence[str]) -> list[str]:
     return out
 
 
-def source_part(ws: Workspace, source: str, part: str) -> list[Any]:
-    """The `train`, `val` or `test` items of one source: its 40/30/30 part for a photo source
+def part_of(source: str, items: Sequence[Any], part: str) -> list[Any]:
+    """The `train`, `val` or `test` part of one source's items: its 40/30/30 part for a photo source
     (`photo_split_of`), else its prepared 80/10/10 split."""
     if source in PHOTO_SOURCES:
-        return photo_part(ws.items([source], None), part)
-    return ws.items([source], part)
+        return photo_part(items, part)
+    return [it for it in items if it.split == part]
+
+
+def source_part(ws: Workspace, source: str, part: str) -> list[Any]:
+    return part_of(source, ws.items([source], None), part)
 
 
 def training_items(ws: Workspace, options: RunOptions) -> list[Any]:

@@ -20,14 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from jointspace.datasets.prepared import photo_part
 from jointspace.encoders.bundle import load_bundle
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.evaluation.report import write_report
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.losses import LOSSES
 from jointspace.encoders.pipeline import (PHOTO_SOURCES, PHOTOS, TEXT_ENCODERS, RunOptions, TrainedHead, Workspace,
-                                          expand_sources, train_one, validation_sets, with_loss)
+                                          expand_sources, part_of, train_one, validation_sets, with_loss)
 from jointspace.encoders.training import TrainConfig
 from jointspace.protocols import TextEncoder
 from jointspace.settings import Settings
@@ -60,12 +59,7 @@ def build_galleries(ws: Workspace, train_sources: Sequence[str], val_sources: Se
     photos: list[Any] = []
     for source in ws.prepared_sources():
         everything = ws.items([source], None)
-        if source in PHOTO_SOURCES:
-            items = photo_part(everything, "test")
-        elif source in seen:
-            items = [it for it in everything if it.split == "test"]
-        else:
-            items = everything
+        items = part_of(source, everything, "test") if source in PHOTO_SOURCES or source in seen else everything
         if source in PHOTO_SOURCES:
             photos.extend(items)
         if len(everything) >= min_images:
