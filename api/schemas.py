@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Mode = Literal["semantic", "keyword", "hybrid"]
+from jointspace.query.request import Mode
 
 
 class PostOut(BaseModel):

@@ -84,7 +84,9 @@ def search(
     = SearchMode.semantic,
     k: Annotated[Optional[int], typer.Option("-k", "--k", help="Hits per page (default JOINTSPACE_DEFAULT_K).")] = None,
     page: Annotated[int, typer.Option(help="1-based page.")] = 1,
-    min_score: Annotated[Optional[float], typer.Option(help="Drop kNN hits whose similarity is below this.")] = None,
+    # Text, read by the shared request model: whatever forms it accepts, this flag accepts.
+    min_score: Annotated[Optional[str], typer.Option(metavar="X", help="Drop kNN hits whose similarity is "
+                                                                     "below this.")] = None,
     no_collapse: Annotated[bool, typer.Option("--no-collapse", help="Keep near-duplicate images.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"hits\": [...], \"explain\": {...}}.")] = False,
 ) -> None:
@@ -92,11 +94,15 @@ def search(
     from jointspace.backends import open_backend
     from jointspace.encoders.bundle import load_bundle
     from jointspace.query.parser import QueryLimits, parse
+    from jointspace.query.request import SearchRequest
     from jointspace.query.service import SearchService
-    from jointspace.records import Filters
     from jointspace.settings import get_settings
 
     settings = get_settings()
+    given = {"q": expression, "city": city or [], "tag": tag or [], "source": source or [], "after": after,
+             "before": before, "mode": mode.value, "k": k, "page": page, "min_score": min_score,
+             "collapse": not no_collapse}
+    request = SearchRequest.from_values({name: v for name, v in given.items() if v is not None}, settings)
     # A malformed expression is reported before the model and the index are opened (seconds saved,
     # and the syntax error shows even where there is no index yet).
     parse(expression, QueryLimits.from_settings(settings))
@@ -104,10 +110,7 @@ def search(
     backend = open_backend(settings, bundle.name, bundle.dim, read_only=True)
     try:
         service = SearchService(backend, bundle.text, settings)
-        filters = Filters(cities=tuple(city or ()), hashtags=tuple(tag or ()), sources=tuple(source or ()),
-                          after=after, before=before)
-        result = service.search(expression, filters=filters, mode=mode.value, k=k, page=page,
-                                min_score=min_score, collapse=False if no_collapse else None)
+        result = service.search(request.q, **request.search_arguments())
     finally:
         backend.close()
     if as_json:

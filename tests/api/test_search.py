@@ -132,3 +132,80 @@ def test_search_by_uploaded_photo(api: Api) -> None:
 def test_search_by_photo_refuses_non_images(api: Api) -> None:
     r = api.client.post("/search", files={"image": ("notes.txt", b"not an image at all", "text/plain")})
     assert r.status_code == 400 and "not a readable image" in r.json()["message"]
+
+
+# -- one request model for GET /search, POST /search and `jointspace search` ---------------------------
+def photo_of(api: Api, index: int = 0) -> bytes:
+    return png_bytes(str(api.corpus.root / api.corpus.posts[index]["image"]))
+
+
+def test_photo_search_honours_k_page_and_mode_from_the_query_string(api: Api) -> None:
+    photo = photo_of(api)
+    r = api.client.post("/search?k=3", files={"image": ("mine.jpg", photo, "image/jpeg")})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["hits"]) == 3 and r.json()["k"] == 3
+    first = api.client.post("/search?k=2&page=1", files={"image": ("mine.jpg", photo, "image/jpeg")}).json()
+    second = api.client.post("/search?k=2&page=2", files={"image": ("mine.jpg", photo, "image/jpeg")}).json()
+    assert second["page"] == 2 and not {h["id"] for h in first["hits"]} & {h["id"] for h in second["hits"]}
+    hybrid = api.client.post("/search?mode=hybrid&q=dog", files={"image": ("mine.jpg", photo, "image/jpeg")})
+    assert hybrid.status_code == 200 and hybrid.json()["explain"]["mode"] == "hybrid"
+
+
+def test_photo_search_takes_time_and_source_filters(api: Api) -> None:
+    photo = photo_of(api)
+    r = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")},
+                        data={"k": "50", "after": "2024-03-01", "before": "2024-05-01"})
+    assert r.status_code == 200, r.text
+    hits = r.json()["hits"]
+    assert hits and all("2024-03-01" <= h["created_at"][:10] < "2024-05-01" for h in hits)
+    assert r.json()["explain"]["filters"]["after"].startswith("2024-03-01")
+    source = api.corpus.posts[0]["source"]
+    by_source = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")},
+                                data={"k": "50", "source": source}).json()["hits"]
+    assert by_source and {h["source"] for h in by_source} == {source}
+
+
+def test_get_search_takes_a_source_filter(api: Api) -> None:
+    sources = sorted({p["source"] for p in api.corpus.posts})
+    r = api.client.get("/search", params={"q": "dog", "source": sources[0], "k": 50})
+    assert r.status_code == 200, r.text
+    assert r.json()["hits"] and {h["source"] for h in r.json()["hits"]} == {sources[0]}
+    assert r.json()["explain"]["filters"]["sources"] == [sources[0]]
+
+
+def test_min_score_and_collapse_are_honoured_by_both_doors(api: Api) -> None:
+    photo = photo_of(api)
+    high = api.client.get("/search", params={"q": "dog", "min_score": 0.99, "k": 10}).json()
+    assert all(h["score"] >= 0.99 for h in high["hits"]) and high["explain"]["min_score"] == 0.99
+    posted = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")},
+                             data={"min_score": "0.999", "k": "10"}).json()
+    assert posted["explain"]["min_score"] == 0.999 and all(h["score"] >= 0.999 for h in posted["hits"])
+    off = api.client.get("/search", params={"q": "dog", "collapse": "false"}).json()
+    assert off["explain"]["collapse_threshold"] is None
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"k": "0"}, "k must be between 1 and"), ({"page": "0"}, "page must be 1 or more"),
+    ({"k": "100", "page": "6"}, "would need the top 600 results")])
+def test_bounds_are_the_same_400_on_both_doors(api: Api, params: dict[str, str], message: str) -> None:
+    got = api.client.get("/search", params={"q": "dog", **params})
+    posted = api.client.post("/search", files={"image": ("mine.jpg", photo_of(api), "image/jpeg")}, data=params)
+    in_url = api.client.post("/search", params=params, files={"image": ("mine.jpg", photo_of(api), "image/jpeg")})
+    for r in (got, posted, in_url):
+        assert r.status_code == 400 and r.json()["error"] == "query" and message in r.json()["message"], r.text
+
+
+def test_a_parameter_given_twice_with_different_values_is_refused(api: Api) -> None:
+    r = api.client.post("/search?k=3", files={"image": ("mine.jpg", photo_of(api), "image/jpeg")}, data={"k": "4"})
+    assert r.status_code == 400 and "'k' is given twice" in r.json()["message"]
+    same = api.client.post("/search?k=3", files={"image": ("mine.jpg", photo_of(api), "image/jpeg")}, data={"k": "3"})
+    assert same.status_code == 200 and len(same.json()["hits"]) == 3
+
+
+def test_search_routes_document_the_same_parameters(api: Api) -> None:
+    paths = api.client.get("/openapi.json").json()["paths"]["/search"]
+    get_names = {p["name"] for p in paths["get"]["parameters"]}
+    assert {"q", "mode", "city", "tag", "source", "after", "before", "k", "page", "min_score",
+            "include_vector", "collapse"} <= get_names
+    post_names = {p["name"] for p in paths["post"]["parameters"]}
+    assert get_names | {"weight"} == post_names

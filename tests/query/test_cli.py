@@ -87,3 +87,14 @@ def test_a_syntax_error_is_reported_before_any_index_is_needed(tmp_path: Path) -
     assert "expected ')'" in run.stderr and "no embedded index" not in run.stderr
     lines = run.stderr.splitlines()
     assert lines[-1].index("^") == lines[-2].index("(beach+sun") + len("(beach+sun")
+
+
+def test_bounds_and_min_score_come_from_the_shared_request_model(home: Path) -> None:
+    too_deep = run(home, "food", "-k", "100", "--page", "6")
+    assert too_deep.returncode == 2 and "would need the top 600 results" in too_deep.stderr
+    zero = run(home, "food", "-k", "0")
+    assert zero.returncode == 2 and "k must be between 1 and" in zero.stderr
+    strict = run(home, "food", "--min-score", "0.5", "--json")
+    assert strict.returncode == 0, strict.stderr
+    answer = json.loads(strict.stdout)
+    assert answer["explain"]["min_score"] == 0.5 and all(h["score"] >= 0.5 for h in answer["hits"])

@@ -1,0 +1,114 @@
+"""One search request for every door: `GET /search`, `POST /search` (a photo) and `jointspace search`.
+
+The doors only collect raw values (query string, form fields, command-line flags) into these
+models; the names, defaults, filters and bounds live here, so a parameter means the same thing and
+fails with the same message wherever it is given. The models are also the OpenAPI schema of the
+search routes (FastAPI reads them as query-parameter and form models).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jointspace.errors import QueryError
+from jointspace.records import Filters
+from jointspace.settings import Settings
+
+Mode = Literal["semantic", "keyword", "hybrid"]
+
+# Drop kNN hits below this similarity. A type of its own so that new forms (e.g. "auto") are
+# added here, once, and every door accepts them.
+MinScore = Annotated[float | None, Field(description="Drop kNN hits whose similarity (dot product) "
+                                                     "is below this (semantic, and hybrid's semantic side)")]
+
+
+class SearchFilters(BaseModel):
+    """Filters given as parameters; they add to the ones written inside the expression."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    city: list[str] = Field(default_factory=list, description="Only these cities (repeatable)")
+    tag: list[str] = Field(default_factory=list, description="Only posts with these hashtags (repeatable)")
+    source: list[str] = Field(default_factory=list, description="Only posts from these sources (repeatable)")
+    after: datetime | None = Field(default=None, description="Posts created at or after this time (ISO 8601)")
+    before: datetime | None = Field(default=None, description="Posts created before this time (ISO 8601)")
+
+    def to_filters(self) -> Filters:
+        return Filters(cities=tuple(self.city), hashtags=tuple(self.tag), sources=tuple(self.source),
+                       after=self.after, before=self.before)
+
+
+class SearchRequest(SearchFilters):
+    """An expression, its filters and the page wanted. Build with `from_values`, which also checks
+    the bounds that depend on Settings; every problem is a QueryError (the API's 400, the CLI's exit 2)."""
+
+    q: str = Field(default="", description="Expression: `beach+sunrise`, `bike-park`, `[img:42]+park`, "
+                                            "`2*dog city:paris`")
+    mode: Mode = Field(default="semantic", description="semantic (kNN), keyword (BM25) or hybrid (fused)")
+    k: int | None = Field(default=None, description="Hits per page, 1..JOINTSPACE_MAX_K "
+                                                    "(default JOINTSPACE_DEFAULT_K)",
+                          json_schema_extra={"minimum": 1})
+    page: int = Field(default=1, description="1-based page of k hits; k × page ≤ JOINTSPACE_MAX_K",
+                      json_schema_extra={"minimum": 1})
+    min_score: MinScore = None
+    collapse: bool = Field(default=True, description="Collapse near-duplicate images into the better-ranked one")
+    include_vector: bool = Field(default=False, description="Return each hit's image vector")
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], settings: Settings) -> "SearchRequest":
+        """The request from raw values (strings are converted), checked; raises QueryError."""
+        try:
+            request = cls.model_validate(dict(values))
+        except ValidationError as exc:
+            raise QueryError(validation_message(exc)) from None
+        return request.checked(settings)
+
+    def checked(self, settings: Settings) -> "SearchRequest":
+        """Self, once the bounds that depend on Settings hold; raises QueryError naming the limit."""
+        if len(self.q) > settings.api_max_query_chars:
+            raise QueryError(f"query longer than {settings.api_max_query_chars} characters ({len(self.q)}); "
+                             "shorten it", position=settings.api_max_query_chars)
+        if self.k is not None and not 1 <= self.k <= settings.max_k:
+            raise QueryError(f"k must be between 1 and {settings.max_k} (JOINTSPACE_MAX_K), not {self.k}")
+        if self.page < 1:
+            raise QueryError(f"page must be 1 or more, not {self.page}")
+        k = settings.default_k if self.k is None else self.k
+        if k * self.page > settings.max_k:
+            raise QueryError(f"page {self.page} of {k} would need the top {k * self.page} results; the limit "
+                             f"is {settings.max_k} (JOINTSPACE_MAX_K): narrow the query instead")
+        if self.min_score is not None and not math.isfinite(self.min_score):
+            raise QueryError("min_score must be a finite number")
+        return self
+
+    def search_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of `SearchService.search` / `search_vector` (the expression aside)."""
+        return {"filters": self.to_filters(), "mode": self.mode, "k": self.k, "page": self.page,
+                "min_score": self.min_score, "collapse": None if self.collapse else False,
+                "include_vectors": self.include_vector}
+
+
+class PhotoSearchRequest(SearchRequest):
+    """`POST /search`: a search request plus the uploaded photo's weight against the terms."""
+
+    weight: float = Field(default=1.0, description="Weight of the photo against the terms")
+
+
+def merge_sources(first: BaseModel, second: BaseModel, door: str) -> dict[str, Any]:
+    """The values given in either of two places (POST /search's query string and form). A
+    parameter given in both must agree: two different values would silently drop one."""
+    merged = {name: getattr(first, name) for name in first.model_fields_set}
+    for name in second.model_fields_set:
+        value = getattr(second, name)
+        if name in merged and merged[name] != value:
+            raise QueryError(f"'{name}' is given twice with different values ({door}): give it once")
+        merged[name] = value
+    return merged
+
+
+def validation_message(exc: ValidationError) -> str:
+    """pydantic's errors as one line: `k: Input should be a valid integer; page: ...`."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors())
