@@ -6,13 +6,33 @@ Command modules import heavy libraries (torch, elasticsearch) inside the command
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated, Any
 
 import typer
 
+from jointspace.cli.failures import USAGE_ERRORS, report, wants_json
 from jointspace.errors import JointspaceError
 
 app = typer.Typer(help="Semantic image search over social-media posts, with word and image arithmetic.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        try:
+            print(f"jointspace {version('jointspace')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            print("jointspace (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version_: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                 help="Print the version and exit.")] = False) -> None:
+    """Semantic image search over social-media posts, with word and image arithmetic."""
 
 from jointspace.cli import data, es, ingest, search, serve, train  # noqa: E402
 
@@ -20,10 +40,36 @@ for module in (es, data, train, ingest, search, serve):
     module.register(app)
 
 
-def main() -> None:
+def _flags_without_types(command: Any) -> None:
+    """Typer labels every option with its type, flags too (`--json <bool>`), which reads as if the
+    flag took a value; an empty metavar shows flags as flags."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    make_help_option = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:  # made lazily by click, per command: blanked as it is made
+        option = make_help_option(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_types(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    _flags_without_types(command)
     try:
-        app()
-    except JointspaceError as exc:
-        message = exc.pretty() if hasattr(exc, "pretty") else str(exc)
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
+        # standalone_mode=False: usage errors come back here, to be reported as JSON when asked.
+        outcome = command.main(args=args, prog_name="jointspace", standalone_mode=False)
+    except (JointspaceError, *USAGE_ERRORS) as exc:
+        sys.exit(report(exc, wants_json(args)))
+    except typer.Abort:
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
+    # Without standalone mode click returns the code of a typer.Exit instead of exiting.
+    sys.exit(outcome if isinstance(outcome, int) else 0)

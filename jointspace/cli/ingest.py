@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from jointspace.errors import ConfigurationError
+from jointspace.errors import ConfigurationError, JointspaceError
 
 
 class SourceKind(str, Enum):
@@ -161,6 +161,11 @@ def dead_letters_retry(
     settings = get_settings()
     store = open_dead_letters(settings)
     letters = [l for l in store.list() if not keys or l.key in keys]
+    unknown = sorted(set(keys or ()) - {l.key for l in letters})
+    if unknown:
+        store.close()
+        raise JointspaceError(f"no dead letter has the key {', '.join(map(repr, unknown))}; "
+                              "`jointspace dead-letters list` shows the keys (nothing was retried)")
     source = DeadLetterSource(letters, ValidationLimits.from_settings(settings))
     context = None
     if settings.broker_url:

@@ -1,0 +1,60 @@
+"""How a failed `jointspace` command reports: text with a caret on stderr, or, when the command
+was given `--json`, one JSON object on stdout (`error`, `message`, `position`, `suggestions`);
+the exit code is the same either way."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import typer
+
+from jointspace.errors import (BackendUnavailableError, ConfigurationError, DimensionError, JointspaceError,
+                               ModelMismatchError, QueryError)
+
+# Typer 0.29 parses with its own copy of click, whose exceptions derive from typer.TyperException;
+# older typers raise click's own.
+USAGE_ERRORS: tuple[type[Exception], ...] = (typer.TyperException, click.ClickException)
+
+# The same kinds the API answers with (api/app.py), so a script reads one vocabulary.
+_KINDS: tuple[tuple[type[JointspaceError], str], ...] = (
+    (QueryError, "query"), (DimensionError, "dimension"), (ModelMismatchError, "model_mismatch"),
+    (BackendUnavailableError, "backend_unavailable"), (ConfigurationError, "configuration"))
+ERROR_EXIT = 2  # a problem the person must fix, as click's usage errors
+
+
+def wants_json(args: Sequence[str]) -> bool:
+    """True when `--json` is among the options (not after `--`, where it would be an argument)."""
+    options = list(args[:list(args).index("--")]) if "--" in args else list(args)
+    return "--json" in options
+
+
+def error_object(exc: BaseException) -> dict[str, Any]:
+    """The machine-readable form of an error: `error`, `message`, `position`, `suggestions`
+    (and `expression` for a query error)."""
+    if isinstance(exc, QueryError):
+        return {**exc.to_json(), "expression": exc.expression}
+    if isinstance(exc, USAGE_ERRORS):
+        return {"error": "usage", "message": exc.format_message(), "position": None, "suggestions": []}
+    kind = next((name for cls, name in _KINDS if isinstance(exc, cls)), "request")
+    return {"error": kind, "message": str(exc), "position": None, "suggestions": []}
+
+
+def report(exc: BaseException, as_json: bool) -> int:
+    """Prints the error the way asked and returns the exit code."""
+    code = getattr(exc, "exit_code", ERROR_EXIT) if isinstance(exc, USAGE_ERRORS) else ERROR_EXIT
+    if as_json:
+        sys.stdout.write(json.dumps(error_object(exc), ensure_ascii=False) + "\n")
+    elif isinstance(exc, USAGE_ERRORS):
+        try:
+            from typer import rich_utils
+
+            rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
+        except ImportError:  # typer without rich: click's plain text
+            exc.show()  # type: ignore[union-attr]
+    else:
+        message = exc.pretty() if isinstance(exc, QueryError) else str(exc)
+        print(f"error: {message}", file=sys.stderr)
+    return code

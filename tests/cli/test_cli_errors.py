@@ -1,0 +1,66 @@
+"""`jointspace` as a user runs it (a subprocess): errors as one JSON object with `--json` and as
+text with a caret without it, the same exit code both ways; flags shown as flags; -h and --version."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ERROR_KEYS = {"error", "message", "position", "suggestions"}
+
+
+def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
+    env |= {"JOINTSPACE_HOME": str(home), "COLUMNS": "100"}
+    return subprocess.run(["jointspace", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def json_error(done: subprocess.CompletedProcess[str]) -> dict:
+    """The one JSON object on stdout (nothing else there)."""
+    body = json.loads(done.stdout)
+    assert isinstance(body, dict) and ERROR_KEYS <= set(body), body
+    return body
+
+
+@pytest.mark.parametrize("args, kind, words", [
+    (["search", "dog+"], "query", "found the end of the query"),           # syntax, before any index
+    (["search", "dog", "-k", "0"], "query", "k must be between 1 and"),     # a bound of the request model
+    (["search", "dog", "--bogus"], "usage", "No such option: --bogus"),     # click's own parsing
+    (["search", "dog"], "configuration", "no embedded index"),             # an empty home
+    (["ingest", "/no/such/posts.jsonl"], "configuration", "no such file or folder"),
+    (["dead-letters", "retry", "NO-SUCH-KEY"], "request", "no dead letter has the key 'NO-SUCH-KEY'"),
+])
+def test_errors_are_one_json_object_with_json_and_text_without(tmp_path: Path, args: list[str], kind: str,
+                                                               words: str) -> None:
+    as_json = run(tmp_path, *args, "--json")
+    as_text = run(tmp_path, *args)
+    assert as_json.returncode == as_text.returncode != 0
+    body = json_error(as_json)
+    assert body["error"] == kind and words in body["message"], body
+    assert words in as_text.stderr and as_text.stdout == ""
+
+
+def test_a_query_error_in_json_keeps_its_position_and_suggestions(tmp_path: Path) -> None:
+    done = run(tmp_path, "search", "beach+(sun", "--json")
+    body = json_error(done)
+    assert done.returncode == 2 and body["position"] == 10 and body["expression"] == "beach+(sun"
+    text = run(tmp_path, "search", "beach+(sun")
+    assert text.stderr.splitlines()[-1] == "  " + " " * 10 + "^"
+
+
+def test_json_after_double_dash_is_an_argument_not_the_flag(tmp_path: Path) -> None:
+    done = run(tmp_path, "search", "--", "--json")
+    assert done.returncode != 0 and done.stdout == "" and "error" in done.stderr
+
+
+def test_flags_show_as_flags_and_help_and_version_work(tmp_path: Path) -> None:
+    for command in (["search"], ["ingest"], ["dead-letters", "list"], ["es", "status"]):
+        short = run(tmp_path, *command, "-h")
+        assert short.returncode == 0 and "Usage" in short.stdout
+        assert "<bool>" not in short.stdout and "--json" in short.stdout
+        assert short.stdout == run(tmp_path, *command, "--help").stdout
+    version = run(tmp_path, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("jointspace 0.")
