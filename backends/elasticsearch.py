@@ -16,7 +16,8 @@ from jointspace.backends.validation import query_vector, split_valid
 from jointspace.es_mappings.client import connect, unavailable_as_error
 from jointspace.es_mappings.manager import IndexManager
 from jointspace.es_mappings.template import VECTOR_FIELD
-from jointspace.records import Document, Filters, Hit, UpsertResult
+from jointspace.records import (Document, FacetBucket, FacetCounts, Filters, Hit, MatchSet, RankedPage, TrendBucket,
+                                UpsertResult)
 from jointspace.settings import Settings
 
 if TYPE_CHECKING:
@@ -170,6 +171,57 @@ class ElasticsearchBackend:
         """Every document with its vector, from one point-in-time snapshot taken at the first batch."""
         for hit in self._page_through({"match_all": {}}, batch_size=batch_size, with_source=True):
             yield document_from_hit(hit, self.model)
+
+    # --- facets, trends and newest-first: one search over the match set ------------------------------
+
+    def _match_body(self, match: MatchSet) -> dict[str, Any]:
+        query = query_vector(match.vector, self.dim)
+        s = self.settings
+        candidates = es_queries.num_candidates_for(match.depth, None, s.num_candidates_factor,
+                                                   s.min_num_candidates, s.max_num_candidates)
+        return es_queries.match_request(query, match.depth, candidates, match.filters, match.min_score,
+                                        self._rescore)
+
+    def facets(self, match: MatchSet, fields: Sequence[str], size: int) -> FacetCounts:
+        """Aggregations over the kNN hits (the same filters inside the kNN, min_score on top)."""
+        aggs = es_queries.facet_aggregations(list(fields), size, match.depth)
+        with unavailable_as_error(self._url):
+            answer = self.client.search(index=self.alias, size=0, aggs=aggs, **self._match_body(match))
+        found = answer.get("aggregations", {})
+        counts = {name: [FacetBucket(str(b.get("key_as_string", b["key"])), int(b["doc_count"]))
+                         for b in found.get(name, {}).get("buckets", [])] for name in fields}
+        return FacetCounts(matching=int(answer["hits"]["total"]["value"]), fields=counts)
+
+    def trends(self, match: MatchSet, by: str, interval: str, size: int) -> list[TrendBucket]:
+        """Two searches: the values and periods of the match set, then the same values' posts
+        among all that pass the filters (the share's denominator)."""
+        aggs = es_queries.trend_aggregations(by, interval, size, match.depth)
+        with unavailable_as_error(self._url):
+            answer = self.client.search(index=self.alias, size=0, aggs=aggs, **self._match_body(match))
+        matched = {b["key"]: {p["key_as_string"]: int(p["doc_count"]) for p in b["periods"]["buckets"]}
+                   for b in answer["aggregations"]["values"]["buckets"]}
+        if not matched:
+            return []
+        values = list(matched)
+        totals_aggs = es_queries.trend_aggregations(by, interval, size, match.depth, include=values)
+        with unavailable_as_error(self._url):
+            totals = self.client.search(index=self.alias, size=0, track_total_hits=False, aggs=totals_aggs,
+                                        query=es_queries.values_query(match.filters, by, values))
+        total_of = {b["key"]: {p["key_as_string"]: int(p["doc_count"]) for p in b["periods"]["buckets"]}
+                    for b in totals["aggregations"]["values"]["buckets"]}
+        return [TrendBucket(str(value), period, matched[value].get(period, 0), total)
+                for value in values for period, total in sorted(total_of.get(value, {}).items())]
+
+    def newest(self, match: MatchSet, k: int, offset: int = 0) -> RankedPage:
+        """The kNN hits sorted by created_at (then id), paged with from/size; scores kept by track_scores."""
+        if k <= 0:
+            return RankedPage(hits=[], total=0)
+        with unavailable_as_error(self._url):
+            answer = self.client.search(index=self.alias, size=k, from_=max(0, offset), sort=es_queries.NEWEST_SORT,
+                                        track_scores=True, **self._match_body(match))
+        hits = [Hit(post=post_from_source(hit["_source"]), score=es_queries.dot_from_score(hit["_score"]))
+                for hit in answer["hits"]["hits"]]
+        return RankedPage(hits=hits, total=int(answer["hits"]["total"]["value"]))
 
     def _page_through(self, query: dict[str, Any], batch_size: int, with_source: bool) -> Iterator[dict[str, Any]]:
         """Hits (with the vector doc value) of a point in time, paged by search_after on `_shard_doc`."""

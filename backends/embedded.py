@@ -19,11 +19,13 @@ from typing import ParamSpec, TypeVar
 
 import numpy as np
 
-from jointspace.backends.embedded_sql import SCHEMA, SCHEMA_VERSION, epoch_seconds, filter_sql, fts_match_expression
+from jointspace.backends.embedded_sql import (SCHEMA, SCHEMA_VERSION, epoch_seconds, filter_sql, fts_match_expression,
+                                              newest_sql, period_counts_sql, term_counts_sql, trend_counts_sql)
 from jointspace.backends.validation import query_vector, split_valid
 from jointspace.backends.vector_file import VectorFile
 from jointspace.errors import ConfigurationError, ModelMismatchError
-from jointspace.records import Document, Filters, Hit, Post, UpsertResult
+from jointspace.records import (Document, FacetBucket, FacetCounts, Filters, Hit, MatchSet, Post, RankedPage,
+                                TrendBucket, UpsertResult)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -279,20 +281,33 @@ class EmbeddedBackend:
         if k <= 0:
             return []
         with self._read() as db:
-            rows, keys = self._filtered_rows(filters)
-            if not len(rows):
+            best_keys, best_scores = self._top(query, k, filters)
+            if not len(best_keys):
                 return []
-            scores = self._scores(query, rows)
-            if len(scores) > k:
-                keep = np.argpartition(-scores, k)[:k]
-                scores, keys = scores[keep], keys[keep]
-            best_scores, best_keys = scores, keys
-            order = np.argsort(-best_scores, kind="stable")
-            best_scores, best_keys = best_scores[order], best_keys[order]
             posts = dict(db.execute(f"SELECT doc_key, post FROM docs WHERE doc_key IN "
                                     f"({','.join('?' * len(best_keys))})", best_keys.tolist()).fetchall())
         return [Hit(post=Post.from_json(json.loads(posts[int(key)])), score=float(score))
                 for key, score in zip(best_keys, best_scores)]
+
+    def _top(self, query: np.ndarray, k: int, filters: Filters | None) -> tuple[np.ndarray, np.ndarray]:
+        """(doc_keys, scores) of the k best matches, best first; call inside a read snapshot."""
+        rows, keys = self._filtered_rows(filters)
+        if not len(rows):
+            return keys, np.empty(0, dtype=np.float32)
+        scores = self._scores(query, rows)
+        if len(scores) > k:
+            keep = np.argpartition(-scores, k)[:k]
+            scores, keys = scores[keep], keys[keep]
+        order = np.argsort(-scores, kind="stable")
+        return keys[order], scores[order]
+
+    def _match_keys(self, match: MatchSet) -> tuple[np.ndarray, np.ndarray]:
+        """(doc_keys, scores) of the match set, best first; call inside a read snapshot."""
+        keys, scores = self._top(query_vector(match.vector, self.dim), match.depth, match.filters)
+        if match.min_score is not None:
+            passing = scores >= match.min_score
+            keys, scores = keys[passing], scores[passing]
+        return keys, scores
 
     def _scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """query · vector for each of `rows` (sorted ascending).
@@ -362,3 +377,46 @@ class EmbeddedBackend:
             keys = [r[0] for r in db.execute("SELECT doc_key FROM docs WHERE doc_key > ? ORDER BY doc_key LIMIT ?",
                                              (last_key, batch_size))]
             return keys, self._documents(db, f"doc_key IN ({','.join('?' * len(keys))})", keys, True) if keys else {}
+
+    # --- facets, trends and newest-first: the match set's keys, then SQL over them -------------------
+
+    @_retry_after_compaction
+    def facets(self, match: MatchSet, fields: Sequence[str], size: int) -> FacetCounts:
+        with self._read() as db:
+            keys, _ = self._match_keys(match)
+            encoded = json.dumps(keys.tolist())
+            counts: dict[str, list[FacetBucket]] = {}
+            for name in fields:
+                rows = (db.execute(period_counts_sql("month"), (encoded,)) if name == "month"
+                        else db.execute(term_counts_sql(name), (encoded, size)))
+                counts[name] = [FacetBucket(str(value), int(n)) for value, n in rows]
+        return FacetCounts(matching=len(keys), fields=counts)
+
+    @_retry_after_compaction
+    def trends(self, match: MatchSet, by: str, interval: str, size: int) -> list[TrendBucket]:
+        with self._read() as db:
+            keys, _ = self._match_keys(match)
+            encoded = json.dumps(keys.tolist())
+            values = [str(v) for v, _ in db.execute(term_counts_sql(by), (encoded, size))]
+            if not values:
+                return []
+            matched = {(v, p): int(n) for v, p, n in db.execute(
+                trend_counts_sql(by, interval, "docs.doc_key IN (SELECT value FROM json_each(?))", len(values)),
+                [encoded, *values])}
+            where, params = filter_sql(match.filters)
+            totals = {(v, p): int(n) for v, p, n in db.execute(trend_counts_sql(by, interval, where, len(values)),
+                                                               [*params, *values])}
+        return [TrendBucket(value, period, matched.get((value, period), 0), total)
+                for value in values
+                for (key, period), total in sorted(totals.items()) if key == value]
+
+    @_retry_after_compaction
+    def newest(self, match: MatchSet, k: int, offset: int = 0) -> RankedPage:
+        with self._read() as db:
+            keys, scores = self._match_keys(match)
+            if k <= 0 or not len(keys):
+                return RankedPage(hits=[], total=len(keys))
+            score_of = dict(zip(keys.tolist(), scores.tolist()))
+            rows = db.execute(newest_sql(), (json.dumps(keys.tolist()), k, max(0, offset))).fetchall()
+        hits = [Hit(post=Post.from_json(json.loads(post)), score=float(score_of[key])) for key, post in rows]
+        return RankedPage(hits=hits, total=len(keys))

@@ -73,3 +73,56 @@ def fts_match_expression(text: str) -> str | None:
     if not words:
         return None
     return " OR ".join(f'"{word}"' for word in dict.fromkeys(words))
+
+
+# --- facets, trends and newest-first over a set of doc keys (issue 17) ------------------------------
+# The set comes in as one JSON array parameter read by json_each: any size, one bound parameter
+# (SQLite caps their number), and the planner uses docs' primary key for the lookup.
+IN_KEYS = "{table}.doc_key IN (SELECT value FROM json_each(?))"
+PERIOD_FORMATS = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+
+
+def period_sql(interval: str, table: str = "docs") -> str:
+    """The UTC period (YYYY, YYYY-MM or YYYY-MM-DD) of a post's created_ts, as Elasticsearch's
+    date_histogram labels it."""
+    return f"strftime('{PERIOD_FORMATS[interval]}', {table}.created_ts, 'unixepoch')"
+
+
+def _value_source(field: str) -> tuple[str, str]:
+    """(column expression, FROM clause) of a term field: hashtags come from the tags table."""
+    if field == "hashtags":
+        return "tags.tag", "docs JOIN tags ON tags.doc_key = docs.doc_key"
+    if field in ("city", "source"):
+        return f"docs.{field}", "docs"
+    raise ValueError(f"not a term field: {field!r}")
+
+
+def term_counts_sql(field: str) -> str:
+    """Posts per value of `field` among the keys (parameters: JSON keys, limit), most first, ties by value."""
+    column, source = _value_source(field)
+    return (f"SELECT {column} AS value, count(*) AS n FROM {source} WHERE {IN_KEYS.format(table='docs')} "
+            f"AND {column} IS NOT NULL GROUP BY value ORDER BY n DESC, value LIMIT ?")
+
+
+def period_counts_sql(interval: str) -> str:
+    """Posts per period among the keys (parameter: JSON keys), in time order; undated posts left out."""
+    period = period_sql(interval)
+    return (f"SELECT {period} AS period, count(*) FROM docs WHERE {IN_KEYS.format(table='docs')} "
+            f"AND docs.created_ts IS NOT NULL GROUP BY period ORDER BY period")
+
+
+def trend_counts_sql(by: str, interval: str, where: str, n_values: int) -> str:
+    """(value, period, posts) for the given values of `by` among the rows matching `where`
+    (parameters: where's, then the values)."""
+    column, source = _value_source(by)
+    return (f"SELECT {column}, {period_sql(interval)} AS period, count(*) FROM {source} "
+            f"WHERE {where} AND docs.created_ts IS NOT NULL AND {column} IN ({','.join('?' * n_values)}) "
+            f"GROUP BY {column}, period")
+
+
+def newest_sql() -> str:
+    """A page of the keys' posts, newest first, undated last, ties by id (parameters: JSON keys,
+    limit, offset). Times compare in whole milliseconds, as Elasticsearch stores dates, so both
+    backends break the same ties by id."""
+    return (f"SELECT doc_key, post FROM docs WHERE {IN_KEYS.format(table='docs')} "
+            f"ORDER BY created_ts IS NULL, CAST(created_ts * 1000 AS INTEGER) DESC, id LIMIT ? OFFSET ?")

@@ -75,3 +75,60 @@ def cities_aggregation(size: int = 10_000) -> dict[str, Any]:
 def dot_from_score(score: float) -> float:
     """ES reports dot_product similarity as (1 + dot) / 2; Hit.score is the raw dot product."""
     return 2.0 * score - 1.0
+
+
+# --- facets, trends and newest-first over a match set (issue 17) ------------------------------------
+# Aggregations and sorting run on the kNN hits: with a top-level `knn` section Elasticsearch
+# aggregates over its k nearest documents, and the top-level `min_score` (on `_score` =
+# (1 + dot) / 2) drops hits and their counts alike, after int8 rescoring.
+DATE_FORMATS = {"day": "yyyy-MM-dd", "month": "yyyy-MM", "year": "yyyy"}
+TERM_FIELDS = {"city": "city", "hashtags": "hashtags", "source": "source"}
+NEWEST_SORT: list[dict[str, Any]] = [{"created_at": {"order": "desc", "missing": "_last"}}, {"id": "asc"}]
+
+
+def score_from_dot(dot: float) -> float:
+    """The `_score` Elasticsearch gives a dot product (the inverse of dot_from_score)."""
+    return (1.0 + dot) / 2.0
+
+
+def match_request(vector: np.ndarray, depth: int, num_candidates: int, filters: Filters | None,
+                  min_score: float | None, rescore_oversample: float = 0.0) -> dict[str, Any]:
+    """The search body (without size, aggs, sort) that selects a match set: the `depth` nearest
+    posts passing the filters, those with similarity ≥ min_score when set."""
+    body: dict[str, Any] = {"knn": knn_clause(vector, depth, num_candidates, filters, rescore_oversample),
+                            "track_total_hits": True}
+    if min_score is not None:
+        body["min_score"] = score_from_dot(min_score)
+    return body
+
+
+def terms_aggregation(field: str, size: int, depth: int) -> dict[str, Any]:
+    """Most frequent values first, ties by value. shard_size ≥ depth makes the counts exact on
+    any number of shards: no shard holds more than `depth` of the match set."""
+    return {"terms": {"field": TERM_FIELDS[field], "size": size, "shard_size": max(size, depth),
+                      "order": [{"_count": "desc"}, {"_key": "asc"}]}}
+
+
+def period_aggregation(interval: str) -> dict[str, Any]:
+    """Posts per UTC calendar period, in time order, empty periods left out."""
+    return {"date_histogram": {"field": "created_at", "calendar_interval": interval,
+                               "format": DATE_FORMATS[interval], "min_doc_count": 1}}
+
+
+def facet_aggregations(fields: list[str], size: int, depth: int) -> dict[str, Any]:
+    return {name: period_aggregation("month") if name == "month" else terms_aggregation(name, size, depth)
+            for name in fields}
+
+
+def trend_aggregations(by: str, interval: str, size: int, depth: int,
+                       include: list[str] | None = None) -> dict[str, Any]:
+    """Values of `by` (the `size` most frequent, or exactly `include`), each split by period."""
+    values = terms_aggregation(by, len(include) if include else size, depth)
+    if include:
+        values["terms"]["include"] = include
+    return {"values": {**values, "aggs": {"periods": period_aggregation(interval)}}}
+
+
+def values_query(filters: Filters | None, by: str, values: list[str]) -> dict[str, Any]:
+    """The filtered posts that hold one of `values` in the field `by`."""
+    return {"bool": {"filter": [*filter_clauses(filters), {"terms": {TERM_FIELDS[by]: values}}]}}

@@ -7,7 +7,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from jointspace.records import Document, Filters, Hit, UpsertResult
+from jointspace.records import (Document, FacetCounts, Filters, Hit, MatchSet, RankedPage, TrendBucket,
+                                UpsertResult)
 
 
 @runtime_checkable
@@ -76,6 +77,23 @@ class SearchBackend(Protocol):
     def mean_vector(self, filters: Filters | None = None) -> np.ndarray | None: ...
 
     def iter_documents(self, batch_size: int = 500) -> Iterator[Document]: ...
+
+    def facets(self, match: MatchSet, fields: Sequence[str], size: int) -> FacetCounts:
+        """Counts per value of each of `fields` (records.FACET_FIELDS) over the match set; at
+        most `size` terms per field (months: all, in time order)."""
+        ...
+
+    def trends(self, match: MatchSet, by: str, interval: str, size: int) -> list[TrendBucket]:
+        """For the `size` values of `by` (records.TREND_KEYS) most frequent in the match set:
+        per period (records.TREND_INTERVALS) the posts in the match set and all posts passing the
+        match set's filters; every period where the value has a post, ordered by the value's
+        count in the match set (ties by value), then by period."""
+        ...
+
+    def newest(self, match: MatchSet, k: int, offset: int = 0) -> RankedPage:
+        """Posts `offset`..`offset+k` of the match set, newest first (posts without a date last,
+        ties by id, so pages never overlap); a hit's score is its similarity."""
+        ...
 
     def refresh(self) -> None: ...
 

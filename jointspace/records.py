@@ -116,3 +116,57 @@ class UpsertResult:
 
     indexed: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+
+
+# --- facets, trends and newest-first (issue 17) ---------------------------------------------------
+
+# What facets may count, what trends may group by, and their time steps (dates are UTC).
+FACET_FIELDS: tuple[str, ...] = ("city", "hashtags", "source", "month")
+TREND_KEYS: tuple[str, ...] = ("city", "hashtags", "source")
+TREND_INTERVALS: tuple[str, ...] = ("day", "month", "year")
+
+
+@dataclass(frozen=True, slots=True)
+class MatchSet:
+    """The posts that facets, trends and newest-first order work on, as every backend reads it:
+    the `depth` posts nearest to `vector` among those passing `filters`, of which only those whose
+    similarity (dot product of unit vectors) is ≥ `min_score` when one is set."""
+
+    vector: np.ndarray
+    depth: int
+    filters: Filters = field(default_factory=Filters)
+    min_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FacetBucket:
+    value: str   # lower-cased city or hashtag, the source as stored, or the month as YYYY-MM
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class FacetCounts:
+    """`matching`: how many posts the match set holds; `fields`: per facet field its buckets —
+    terms most frequent first (ties by value), at most the size asked; months in time order."""
+
+    matching: int
+    fields: dict[str, list[FacetBucket]]
+
+
+@dataclass(frozen=True, slots=True)
+class TrendBucket:
+    """Posts of one key (a city, ...) in one period: `count` in the match set, `total` among all
+    posts passing the filters (so share = count / total)."""
+
+    key: str
+    period: str   # YYYY, YYYY-MM or YYYY-MM-DD (UTC)
+    count: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class RankedPage:
+    """One page of an ordered match set and how many posts the set holds."""
+
+    hits: list[Hit]
+    total: int

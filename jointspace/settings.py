@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     hybrid_semantic_weight: float = 1.0
     hybrid_keyword_weight: float = 1.0
     explain_nearest_words: int = 10
+    # Facets, trends and newest-first (issue 17) count and order a match set: the posts whose
+    # similarity passes min_score (among the max_num_candidates nearest: the deepest kNN
+    # Elasticsearch runs), or without a cut-off the `facet_depth` nearest. `facet_size`: values
+    # per facet field; `trend_max_series`: values (cities, ...) a trend reports, the most
+    # frequent in the match set.
+    facet_depth: int = Field(default=1_000, ge=1, le=10_000)
+    facet_size: int = Field(default=10, ge=1, le=1_000)
+    trend_max_series: int = Field(default=8, ge=1, le=100)
 
     # The HTTP API (`jointspace serve`): where it listens and what one request may carry.
     api_host: str = "127.0.0.1"
