@@ -13,7 +13,7 @@ import numpy as np
 
 from jointspace.errors import DimensionError, QueryError
 from jointspace.protocols import SearchBackend, TextEncoder
-from jointspace.records import Filters, Hit
+from jointspace.records import FacetCounts, Filters, Hit, MatchSet
 from jointspace.settings import Settings, get_settings
 
 from .algebra import WeightedTerm, combine, contributions, unit, weighted_terms
@@ -21,6 +21,8 @@ from .collapse import Collapsed, collapse
 from .filters import filters_to_json
 from .fusion import reciprocal_rank_fusion
 from .keyword import KeywordQuery, keyword_query, mentions_any
+from .matching import (Sort, TrendResult, check_sort, check_trend, facet_fields, match_json, match_set,
+                       needs_vector)
 from .parser import ParsedQuery, QueryLimits, parse
 from .planner import PagePlan, plan_page
 from .resolve import resolve
@@ -37,7 +39,8 @@ class SearchResult:
     """One page of hits, best first, and how they were found.
 
     `total` counts the ranked results found through this page's depth (after `min_score` and
-    collapsing); `has_more` says whether a next page would hold anything.
+    collapsing), or with `sort="newest"` the posts of the match set; `has_more` says whether a
+    next page would hold anything. `facets`: the counts asked for, over the match set.
     """
 
     hits: list[Hit]
@@ -46,6 +49,8 @@ class SearchResult:
     k: int
     total: int
     has_more: bool
+    facets: FacetCounts | None = None
+    sort: str = "relevance"
 
 
 @dataclass(slots=True)
@@ -108,7 +113,8 @@ class SearchService:
 
     def search(self, expression: str, filters: Filters | None = None, mode: Mode = "semantic",
                k: int | None = None, page: int = 1, min_score: float | None = None,
-               collapse: float | bool | None = None, include_vectors: bool = False) -> SearchResult:
+               collapse: float | bool | None = None, include_vectors: bool = False,
+               facets: str | Sequence[str] | None = None, sort: Sort | str = "relevance") -> SearchResult:
         """Page `page` (1-based) of `k` hits (default Settings.default_k) for `expression`.
 
         `filters` add to the expression's inline filters. `mode`: "semantic" (kNN, score = dot
@@ -118,17 +124,25 @@ class SearchService:
         is below it (semantic and the semantic side of hybrid). `collapse`: None uses
         Settings.near_duplicate_threshold, False switches it off, a number is the threshold.
         Hit vectors are returned only when `include_vectors`.
+
+        `facets` ("city,hashtags", or a list of records.FACET_FIELDS) counts those fields over the
+        match set (query/matching.py: the kNN hits above `min_score`, or the `facet_depth`
+        nearest). `sort="newest"` pages through the match set newest first instead of by
+        relevance (no near-duplicate collapsing: pages stay a fixed partition of the set).
+        Both need a query vector: QueryError in keyword mode.
         """
         clock = _Clock()
         started = time.perf_counter()
         parsed = self.parse(expression)
         clock.add("parse", started)
-        return self._run(parsed, None, 1.0, filters, mode, k, page, min_score, collapse, include_vectors, clock)
+        return self._run(parsed, None, 1.0, filters, mode, k, page, min_score, collapse, include_vectors, clock,
+                         facets, sort)
 
     def search_vector(self, vector: np.ndarray, expression: str = "", weight: float = 1.0,
                       filters: Filters | None = None, mode: Mode = "semantic", k: int | None = None,
                       page: int = 1, min_score: float | None = None, collapse: float | bool | None = None,
-                      include_vectors: bool = False) -> SearchResult:
+                      include_vectors: bool = False, facets: str | Sequence[str] | None = None,
+                      sort: Sort | str = "relevance") -> SearchResult:
         """Like `search`, with a vector (an uploaded photo's) as one more term of weight `weight`:
         the query is weight·unit(vector) + the expression's terms. In keyword mode the vector
         takes no part and the expression must hold words."""
@@ -144,7 +158,7 @@ class SearchService:
             raise QueryError(f"the photo's weight must be a number within ±{self.limits.max_weight:g}")
         clock.add("parse", started)
         return self._run(parsed, photo, float(weight), filters, mode, k, page, min_score, collapse,
-                         include_vectors, clock)
+                         include_vectors, clock, facets, sort)
 
     def describe_post(self, post_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The `k` vocabulary words nearest to an indexed post's image vector, with similarities."""
@@ -163,9 +177,16 @@ class SearchService:
     # -- the pipeline ---------------------------------------------------------------------------
     def _run(self, parsed: ParsedQuery, photo: np.ndarray | None, photo_weight: float,
              filters: Filters | None, mode: str, k: int | None, page: int, min_score: float | None,
-             collapse_to: float | bool | None, include_vectors: bool, clock: _Clock) -> SearchResult:
+             collapse_to: float | bool | None, include_vectors: bool, clock: _Clock,
+             facets: str | Sequence[str] | None = None, sort: Sort | str = "relevance") -> SearchResult:
         if mode not in MODES:
             raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        fields = facet_fields(facets)
+        sort = check_sort(sort)
+        if fields:
+            needs_vector(mode, "facets")
+        if sort == "newest":
+            needs_vector(mode, "sort=newest")
         plan = plan_page(self.settings.default_k if k is None else k, page, self.settings)
         if min_score is not None and not np.isfinite(min_score):
             raise QueryError("min_score must be a finite number")
@@ -189,6 +210,11 @@ class SearchService:
                              0 if text else None, text or None)
         clock.add("encode", started)
 
+        match = match_set(query, merged, min_score, self.settings) if query is not None else None
+        if sort == "newest":
+            assert match is not None
+            return self._newest(parsed, merged, mode, plan, terms, vectors, match, keywords, fields,
+                                include_vectors, clock)
         if mode == "semantic":
             assert query is not None
             ranked = self._fill(plan, threshold, clock,
@@ -202,14 +228,68 @@ class SearchService:
                                                        min_score, clock))
         kept, dropped = ranked
         page_hits = kept.hits[plan.start:plan.depth]
+        counts = self._facets(match, fields, clock)
         explain = self._explain(parsed, merged, mode, plan, terms, vectors, query, keywords, page_hits,
                                 kept, dropped, min_score, threshold, clock)
-        if include_vectors:
-            self._attach_vectors(page_hits, clock)
-        else:
-            page_hits = [h if h.vector is None else replace(h, vector=None) for h in page_hits]
+        explain["sort"] = "relevance"
+        if counts is not None and match is not None:
+            explain["match"] = match_json(match, counts.matching)
+        page_hits = self._vectors_if_asked(page_hits, include_vectors, clock)
         has_more = len(kept.hits) > plan.depth or not kept.exhausted
-        return SearchResult(page_hits, explain, plan.page, plan.k, len(kept.hits), has_more)
+        return SearchResult(page_hits, explain, plan.page, plan.k, len(kept.hits), has_more, counts)
+
+    def _newest(self, parsed: ParsedQuery, filters: Filters, mode: str, plan: PagePlan,
+                terms: Sequence[WeightedTerm], vectors: dict[tuple[str, str], np.ndarray], match: MatchSet,
+                keywords: KeywordQuery, fields: tuple[str, ...], include_vectors: bool,
+                clock: _Clock) -> SearchResult:
+        """A page of the match set, newest first: the backend sorts the whole set and pages it,
+        so every post of the set is on exactly one page."""
+        page = clock.backend(lambda: self.backend.newest(match, plan.k, plan.start))
+        counts = self._facets(match, fields, clock)
+        ranked = _Ranked(page.hits, True, {h.id: {"newest": r} for r, h in enumerate(page.hits, plan.start + 1)},
+                         {h.id: h.score for h in page.hits})
+        explain = self._explain(parsed, filters, mode, plan, terms, vectors, match.vector, keywords, page.hits,
+                                ranked, [], match.min_score, None, clock)
+        explain["sort"] = "newest"
+        explain["match"] = match_json(match, page.total)
+        hits = self._vectors_if_asked(page.hits, include_vectors, clock)
+        return SearchResult(hits, explain, plan.page, plan.k, page.total, plan.start + len(hits) < page.total,
+                            counts, "newest")
+
+    def _facets(self, match: MatchSet | None, fields: tuple[str, ...], clock: _Clock) -> FacetCounts | None:
+        if not fields or match is None:
+            return None
+        return clock.backend(lambda: self.backend.facets(match, fields, self.settings.facet_size))
+
+    def _vectors_if_asked(self, hits: list[Hit], include_vectors: bool, clock: _Clock) -> list[Hit]:
+        if include_vectors:
+            self._attach_vectors(hits, clock)
+            return hits
+        return [h if h.vector is None else replace(h, vector=None) for h in hits]
+
+    def trends(self, expression: str, by: str = "city", interval: str = "month", filters: Filters | None = None,
+               min_score: float | None = None) -> TrendResult:
+        """Per value of `by` (records.TREND_KEYS; the Settings.trend_max_series most frequent in the
+        match set) and per `interval` (day, month, year; UTC): the posts of the match set and all
+        posts passing the filters, whose ratio is the share. Raises QueryError like `search`."""
+        check_trend(by, interval)
+        if min_score is not None and not np.isfinite(min_score):
+            raise QueryError("min_score must be a finite number")
+        clock = _Clock()
+        started = time.perf_counter()
+        parsed = self.parse(expression)
+        clock.add("parse", started)
+        started = time.perf_counter()
+        terms = weighted_terms(parsed.expression)
+        query = combine(terms, resolve([t.term for t in terms], self.text, self.backend, parsed.text), parsed.text)
+        clock.add("encode", started)
+        merged = parsed.filters.merge(filters) if filters is not None else parsed.filters
+        match = match_set(query, merged, min_score, self.settings)
+        buckets = clock.backend(lambda: self.backend.trends(match, by, interval, self.settings.trend_max_series))
+        matching = clock.backend(lambda: self.backend.facets(match, (), 1)).matching
+        explain = {"expression": parsed.text, "parsed": parsed.to_text(), "filters": filters_to_json(merged),
+                   "match": match_json(match, matching), "timings_ms": clock.to_json()}
+        return TrendResult(expression, by, interval, matching, match, buckets, explain)
 
     def _threshold(self, collapse_to: float | bool | None) -> float | None:
         if collapse_to is False:
