@@ -92,3 +92,40 @@ class ErrorOut(BaseModel):
     message: str
     position: int | None = None
     suggestions: list[str] = []
+
+
+# --- facets and trends (issue 17) ---------------------------------------------------------------
+
+class FacetValueOut(BaseModel):
+    value: str = Field(description="A lower-cased city or hashtag, a source, or a month (YYYY-MM)")
+    count: int
+
+
+class FacetsOut(BaseModel):
+    matching: int = Field(description="Posts in the match set: above min_score, or the facet_depth nearest")
+    fields: dict[str, list[FacetValueOut]] = Field(
+        description="Per facet asked for: terms most frequent first, months in time order")
+
+
+class TrendPointOut(BaseModel):
+    period: str = Field(description="YYYY, YYYY-MM or YYYY-MM-DD (UTC)")
+    count: int = Field(description="Posts of the match set in this period")
+    total: int = Field(description="All posts passing the filters in this period")
+    share: float = Field(description="count / total")
+
+
+class TrendSeriesOut(BaseModel):
+    key: str = Field(description="The city (hashtag, source) of this series")
+    count: int = Field(description="Its posts in the match set")
+    points: list[TrendPointOut]
+
+
+class TrendsOut(BaseModel):
+    query: str
+    by: Literal["city", "hashtags", "source"]
+    interval: Literal["day", "month", "year"]
+    matching: int = Field(description="Posts in the match set")
+    depth: int = Field(description="How many nearest posts the match set was drawn from")
+    min_score: float | None = None
+    series: list[TrendSeriesOut] = Field(description="The values most frequent in the match set first")
+    explain: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,54 @@
+"""GET /trends (and facets and sort on /search) on both backends, against brute-force counts over the
+indexed corpus's own vectors."""
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+import numpy as np
+from api_support import Api
+
+
+def similarities(api: Api, expression: str) -> dict[str, tuple[float, dict]]:
+    """id → (similarity to the query, the corpus post), from the vectors the backend holds."""
+    query = api.services.search.query_vector(expression)
+    posts = {p["id"]: p for p in api.corpus.posts}
+    return {d.id: (float(np.dot(d.vector, query)), posts[d.id]) for d in api.services.backend.iter_documents()}
+
+
+def middle_cut(scores: list[float]) -> float:
+    """A min_score halfway between two neighbouring similarities near the median."""
+    ordered = sorted(scores)
+    i = len(ordered) // 2
+    return (ordered[i - 1] + ordered[i]) / 2
+
+
+def test_trends_by_city_and_month(api: Api) -> None:
+    sims = similarities(api, "dog")
+    cut = middle_cut([s for s, _ in sims.values()])
+    r = api.client.get("/trends", params={"q": "dog", "by": "city", "interval": "month", "min_score": cut})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    matched = [p for s, p in sims.values() if s >= cut]
+    assert body["matching"] == len(matched) and 0 < len(matched) < len(sims)
+    assert (body["by"], body["interval"], body["min_score"]) == ("city", "month", cut)
+    month = lambda p: datetime.fromisoformat(p["created_at"]).strftime("%Y-%m")  # noqa: E731
+    per_city = Counter(p["city"] for p in matched)
+    assert [s["key"] for s in body["series"]] == sorted(per_city, key=lambda c: (-per_city[c], c))
+    counts = Counter((p["city"], month(p)) for p in matched)
+    totals = Counter((p["city"], month(p)) for _, p in sims.values())
+    for series in body["series"]:
+        assert series["count"] == per_city[series["key"]]
+        want = [(m, counts.get((c, m), 0), n, counts.get((c, m), 0) / n)
+                for (c, m), n in sorted(totals.items()) if c == series["key"]]
+        got = [(p["period"], p["count"], p["total"], p["share"]) for p in series["points"]]
+        assert [g[:3] for g in got] == [w[:3] for w in want]
+        assert all(abs(g[3] - w[3]) < 1e-6 for g, w in zip(got, want))
+
+
+def test_trends_refuse_bad_input(api: Api) -> None:
+    assert api.client.get("/trends", params={"q": "dog", "by": "author"}).status_code == 422
+    assert api.client.get("/trends", params={"q": "dog", "interval": "week"}).status_code == 422
+    bad = api.client.get("/trends", params={"q": "dog+(park"})
+    assert bad.status_code == 400 and bad.json()["position"] is not None
+    assert api.client.get("/trends").status_code == 422  # q is required
