@@ -54,5 +54,5 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
         submitter = InProcessDistributor(settings, context)
         owned += [context, submitter]
     return ApiServices(settings=settings, backend=backend, bundle=bundle, search=search,
-                       media=MediaStore(settings), submitter=submitter, owned=owned,
+                       media=MediaStore(settings, getattr(backend, "media_roots", None)), submitter=submitter, owned=owned,
                        in_process=not settings.broker_url)

@@ -11,7 +11,7 @@ from fastapi import HTTPException, Request
 from starlette.datastructures import UploadFile  # what request.form() yields (FastAPI's is a subclass)
 from starlette.concurrency import run_in_threadpool
 
-from jointspace.api.media import media_root
+from jointspace.api.media import MediaStore, media_root
 from jointspace.api.schemas import Rejected, SubmitOut
 from jointspace.api.services import ApiServices
 from jointspace.api.uploads import BadImage, check_image, store_upload
@@ -47,10 +47,10 @@ def _check_batch_size(n: int, settings: Settings) -> None:
                                  "(JOINTSPACE_API_MAX_BATCH_POSTS): split the batch")
 
 
-async def parse_submission(request: Request, settings: Settings) -> Batch:
+async def parse_submission(request: Request, settings: Settings, media: MediaStore) -> Batch:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        return await _parse_multipart(request, settings)
+        return await _parse_multipart(request, settings, media)
     if content_type.startswith("application/json") or not content_type:
         try:
             payload = json.loads(await request.body())
@@ -58,14 +58,15 @@ async def parse_submission(request: Request, settings: Settings) -> Batch:
             raise HTTPException(400, f"the body is not valid JSON: {exc}") from None
         raws = _as_list(payload)
         _check_batch_size(len(raws), settings)
-        return await run_in_threadpool(_validate_all, raws, settings)
+        return await run_in_threadpool(_validate_all, raws, settings, media)
     raise HTTPException(415, "send application/json or multipart/form-data")
 
 
-def _validate_all(raws: list[Any], settings: Settings, uploaded: dict[int, Path] | None = None,
+def _validate_all(raws: list[Any], settings: Settings, media: MediaStore, uploaded: dict[int, Path] | None = None,
                   pre_rejected: dict[int, str] | None = None) -> Batch:
-    """Each raw post → Post or a rejection. Image refs must lie below the media root: a client
-    must not make the workers read (and the API later serve) files from elsewhere."""
+    """Each raw post → Post or a rejection. Image refs must lie below an allowed media root
+    (relative ones are taken from the configured root): a client must not make the workers read
+    (and the API later serve) files from elsewhere. Uploaded bytes are already stored below one."""
     root = media_root(settings)
     limits = ValidationLimits.from_settings(settings)
     batch = Batch()
@@ -79,10 +80,11 @@ def _validate_all(raws: list[Any], settings: Settings, uploaded: dict[int, Path]
                 raw = {**raw, "image": str(uploaded[index])}
             post = validate_post(raw, root, limits, default_source=SOURCE)
             image = Path(post.image)
-            if not image.is_relative_to(root):
-                raise InvalidPost("image", "outside the media root (JOINTSPACE_MEDIA_ROOT)")
+            if not media.contains(image.resolve()):
+                raise InvalidPost("image", "outside the allowed media roots (JOINTSPACE_MEDIA_ROOT, the "
+                                           "folders of `jointspace media roots`); or upload the picture")
             if not image.is_file():
-                raise InvalidPost("image", "file not found below the media root")
+                raise InvalidPost("image", "file not found below the allowed media roots")
             if image.stat().st_size > settings.image_max_bytes:
                 raise InvalidPost("image", f"larger than {settings.image_max_bytes} bytes")
         except InvalidPost as exc:
@@ -103,7 +105,7 @@ def _raw_id(raw: Any) -> str | None:
     return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
-async def _parse_multipart(request: Request, settings: Settings) -> Batch:
+async def _parse_multipart(request: Request, settings: Settings, media: MediaStore) -> Batch:
     form = await request.form(max_files=settings.api_max_batch_posts, max_fields=64,
                               max_part_size=8 * 1024 * 1024)
     files = [f for f in form.getlist("images") if isinstance(f, UploadFile)]
@@ -118,10 +120,10 @@ async def _parse_multipart(request: Request, settings: Settings) -> Batch:
         except json.JSONDecodeError as exc:
             raise HTTPException(400, f"the `posts` field is not valid JSON: {exc}") from None
     _check_batch_size(len(raws), settings)
-    return await run_in_threadpool(_attach_uploads, raws, files, settings)
+    return await run_in_threadpool(_attach_uploads, raws, files, settings, media)
 
 
-def _attach_uploads(raws: list[Any], files: list[UploadFile], settings: Settings) -> Batch:
+def _attach_uploads(raws: list[Any], files: list[UploadFile], settings: Settings, media: MediaStore) -> Batch:
     by_name = {f.filename: f for f in files if f.filename}
     pair_in_order = all(isinstance(r, dict) and not r.get("image") for r in raws) and len(files) == len(raws)
     uploaded: dict[int, Path] = {}
@@ -144,7 +146,7 @@ def _attach_uploads(raws: list[Any], files: list[UploadFile], settings: Settings
             rejected[index] = f"image: {exc}"
             continue
         uploaded[index] = store_upload(data, fmt, settings)
-    return _validate_all(raws, settings, uploaded, rejected)
+    return _validate_all(raws, settings, media, uploaded, rejected)
 
 
 async def submit(batch: Batch, services: ApiServices) -> SubmitOut:

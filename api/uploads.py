@@ -1,4 +1,4 @@
-"""Uploaded images: read with bounds on bytes and pixels, and stored under the media root."""
+"""Uploaded images: read with bounds on bytes and pixels, and stored under the home folder by content hash."""
 from __future__ import annotations
 
 import hashlib
@@ -10,10 +10,10 @@ from pathlib import Path
 from fastapi import HTTPException, UploadFile
 from PIL import Image, ImageOps
 
-from jointspace.api.media import SAFE_MIME, media_root
+from jointspace.api.media import SAFE_MIME
+from jointspace.media_roots import uploads_dir
 from jointspace.settings import Settings
 
-UPLOAD_DIR = "uploads"
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
 
 
@@ -65,10 +65,10 @@ def read_upload_image(upload: UploadFile, settings: Settings) -> Image.Image:
 
 
 def store_upload(data: bytes, fmt: str, settings: Settings) -> Path:
-    """Saves image bytes under `<media root>/uploads/` named by their sha256, so the same photo
-    uploaded twice is one file (and, through the ingest id, one post)."""
+    """Saves image bytes under `$JOINTSPACE_HOME/uploads/` (an allowed media root) named by their
+    sha256, so the same photo uploaded twice is one file (and, through the ingest id, one post)."""
     digest = hashlib.sha256(data).hexdigest()
-    folder = media_root(settings) / UPLOAD_DIR / digest[:2]
+    folder = uploads_dir(settings) / digest[:2]
     target = folder / f"{digest}{_EXTENSIONS[fmt]}"
     if target.exists():
         return target

@@ -30,4 +30,37 @@ def open_backend(settings: Settings, model: str, dim: int, read_only: bool = Fal
     return EmbeddedBackend(settings.embedded_dir, model, dim)
 
 
-__all__ = ["open_backend"]
+def recorded_model(settings: Settings) -> tuple[str, int] | None:
+    """(bundle name, dims) of the configured index, read from the index itself (no model is
+    loaded); None when there is no index yet."""
+    if settings.es_url:
+        from jointspace.es_mappings.client import connect
+        from jointspace.es_mappings.manager import IndexManager
+
+        client = connect(settings)
+        try:
+            manager = IndexManager(client, settings)
+            index = manager.current()
+            if index is None:
+                return None
+            meta = manager.meta(index)
+            return str(meta["model"]), int(meta["dim"])
+        finally:
+            client.close()
+    from jointspace.backends.embedded import EmbeddedBackend
+
+    return EmbeddedBackend.recorded_model(settings.embedded_dir)
+
+
+def open_existing_backend(settings: Settings) -> SearchBackend:
+    """The configured index opened with the bundle it records, without loading any model (for
+    commands that manage the index rather than embed). ConfigurationError when there is none."""
+    recorded = recorded_model(settings)
+    if recorded is None:
+        where = f"behind alias {settings.es_index_alias!r} at {settings.es_url}" if settings.es_url \
+            else f"in {settings.embedded_dir}"
+        raise ConfigurationError(f"no index {where}: ingest posts first (`jointspace ingest FILE`)")
+    return open_backend(settings, *recorded, read_only=True)
+
+
+__all__ = ["open_backend", "open_existing_backend", "recorded_model"]

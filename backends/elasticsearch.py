@@ -5,7 +5,7 @@ answers into records. Connection failures surface as BackendUnavailableError nam
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -93,6 +93,43 @@ class ElasticsearchBackend:
             except NotFoundError:
                 return False
         return True
+
+    # Media roots live in the index mapping's `_meta` (beside model and dim), so they travel with the
+    # index into snapshots. `_meta` is replaced whole on update and has no compare-and-set, so each
+    # change is read back and redone if a concurrent writer's change replaced it.
+    def _index_meta(self) -> tuple[str, dict[str, Any]]:
+        with unavailable_as_error(self._url):
+            mapping = self.client.indices.get_mapping(index=self.alias)
+        index, body = next(iter(mapping.items()))
+        return index, dict(body["mappings"].get("_meta") or {})
+
+    def _change_media_roots(self, change: Callable[[list[str]], list[str]], attempts: int = 5) -> None:
+        for _ in range(attempts):
+            index, meta = self._index_meta()
+            wanted = sorted(set(change(list(meta.get("media_roots") or []))))
+            if wanted == sorted(meta.get("media_roots") or []):
+                return
+            with unavailable_as_error(self._url):
+                self.client.indices.put_mapping(index=index, meta={**meta, "media_roots": wanted})
+            if sorted(self._index_meta()[1].get("media_roots") or []) == wanted:
+                return
+
+    def add_media_roots(self, paths: Sequence[str]) -> list[str]:
+        """Records folders whose pictures may be served; returns those that were new."""
+        before = set(self.media_roots())
+        added = [p for p in dict.fromkeys(paths) if p not in before]
+        if added:
+            self._change_media_roots(lambda roots: roots + added)
+        return added
+
+    def remove_media_root(self, path: str) -> bool:
+        if path not in self.media_roots():
+            return False
+        self._change_media_roots(lambda roots: [r for r in roots if r != path])
+        return True
+
+    def media_roots(self) -> list[str]:
+        return sorted(self._index_meta()[1].get("media_roots") or [])
 
     def refresh(self) -> None:
         with unavailable_as_error(self._url):

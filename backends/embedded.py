@@ -14,6 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -235,6 +236,22 @@ class EmbeddedBackend:
         old.close()
         # Readers that mapped the old file keep their mapping (POSIX unlink semantics).
         old.path.unlink(missing_ok=True)
+
+    def add_media_roots(self, paths: Sequence[str]) -> list[str]:
+        """Records folders whose pictures may be served; returns those that were new."""
+        added_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with self._write() as db:
+            return [path for path in dict.fromkeys(paths)
+                    if db.execute("INSERT OR IGNORE INTO media_roots(path, added_at) VALUES (?, ?)",
+                                  (path, added_at)).rowcount]
+
+    def remove_media_root(self, path: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM media_roots WHERE path = ?", (path,)).rowcount > 0
+
+    def media_roots(self) -> list[str]:
+        with self._read() as db:
+            return [row[0] for row in db.execute("SELECT path FROM media_roots ORDER BY path")]
 
     def refresh(self) -> None:
         """Nothing to do: a committed write is visible at once."""

@@ -29,6 +29,8 @@ CREATE INDEX IF NOT EXISTS docs_created ON docs(created_ts, row);
 CREATE TABLE IF NOT EXISTS tags(tag TEXT NOT NULL, doc_key INTEGER NOT NULL, PRIMARY KEY(tag, doc_key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_doc ON tags(doc_key);
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(caption, hashtags, tokenize='porter unicode61');
+-- Folders whose pictures may be served (recorded by `jointspace ingest`); travels with the index.
+CREATE TABLE IF NOT EXISTS media_roots(path TEXT PRIMARY KEY, added_at TEXT NOT NULL);
 """
 
 

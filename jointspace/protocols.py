@@ -101,6 +101,22 @@ class SearchBackend(Protocol):
 
 
 @runtime_checkable
+class MediaRootRegistry(Protocol):
+    """Folders whose pictures the API may serve, recorded with the index (both backends implement it).
+
+    Paths are absolute, resolved folder names; adding is idempotent.
+    """
+
+    def media_roots(self) -> list[str]: ...
+
+    def add_media_roots(self, paths: Sequence[str]) -> list[str]:
+        """Returns the paths that were not recorded before."""
+        ...
+
+    def remove_media_root(self, path: str) -> bool: ...
+
+
+@runtime_checkable
 class ModelBundle(Protocol):
     """A text encoder and an image encoder that share one space, plus the id an index records.
 

@@ -47,8 +47,8 @@ def get_image(post_id: str, request: Request, backend: BackendDep, media: MediaD
     post = load_post(backend, post_id)
     try:
         return file_response(request, media.original(post.image))
-    except MediaNotFound:
-        raise HTTPException(404, f"the image of post {post_id!r} is not available") from None
+    except MediaNotFound as exc:
+        raise HTTPException(404, f"the image of post {post_id!r} is not available: {exc.reason}") from None
 
 
 @router.get("/{post_id}/thumbnail", responses=NOT_FOUND, response_class=FileResponse)
@@ -56,8 +56,8 @@ def get_thumbnail(post_id: str, request: Request, backend: BackendDep, media: Me
     post = load_post(backend, post_id)
     try:
         return file_response(request, media.thumbnail(post.image))
-    except MediaNotFound:
-        raise HTTPException(404, f"the image of post {post_id!r} is not available") from None
+    except MediaNotFound as exc:
+        raise HTTPException(404, f"the image of post {post_id!r} is not available: {exc.reason}") from None
 
 
 @router.get("/{post_id}/describe", response_model=DescribeOut, responses=NOT_FOUND)
@@ -77,7 +77,7 @@ async def create_posts(request: Request, _: WriteAccess, services: ServicesDep, 
     holding that JSON, and image files in `images`; a post's `image` names a file by its file name
     (or, if absent, the files are paired with the posts in order). Without posts, each file is a
     post of its own."""
-    batch = await parse_submission(request, services.settings)
+    batch = await parse_submission(request, services.settings, services.media)
     outcome = await submit(batch, services)
     metrics.posts_submitted.labels("accepted").inc(len(outcome.accepted))
     metrics.posts_submitted.labels("rejected").inc(len(outcome.rejected))

@@ -327,7 +327,8 @@ function card(hit, added) {
       }
     },
   },
-  el("img", { class: "thumb", src: hit.thumbnail_url, alt: caption, loading: "lazy", width: "320", height: "320" }),
+  el("img", { class: "thumb", src: hit.thumbnail_url, alt: caption, loading: "lazy", width: "320", height: "320",
+    onerror: (ev) => showUnavailable(ev.target, hit.thumbnail_url) }),
   el("button", { type: "button", class: "info", title: "Details", "aria-label": `Details of ${caption}`, text: "i",
     onclick: (ev) => { ev.stopPropagation(); openDetail(hit); } }),
   el("div", { class: "body" },
@@ -336,6 +337,24 @@ function card(hit, added) {
       el("span", { class: "city", text: hit.city || "" }),
       el("span", { class: "score", title: "score", text: hit.score.toFixed(3) }))));
   return item;
+}
+
+// A picture the server will not serve becomes a placeholder that says why (the 404's message:
+// outside the allowed media roots, missing, not a raster image...).
+async function showUnavailable(img, url) {
+  let reason = "the picture could not be loaded";
+  try {
+    const response = await fetch(url);
+    if (!response.ok) {
+      const body = await response.json();
+      const message = String(body.message || "");
+      reason = message.includes(": ") ? message.slice(message.indexOf(": ") + 2) : (message || reason);
+    }
+  } catch { /* offline: keep the generic reason */ }
+  const box = el("div", { class: "thumb unavailable", role: "img", "aria-label": `Picture not shown: ${reason}` },
+    el("span", { class: "icon", "aria-hidden": "true", text: "\u{1F5BC}" }),
+    el("span", { class: "why", text: `Picture not shown: ${reason}` }));
+  if (img.isConnected) img.replaceWith(box);
 }
 
 function pairs(list) {
@@ -384,6 +403,15 @@ let detailHit = null;
 async function openDetail(hit) {
   detailHit = hit;
   const dialog = $("#detail");
+  $("#detail-image").hidden = false;
+  $("#detail-image").nextElementSibling?.classList.contains("unavailable") && $("#detail-image").nextElementSibling.remove();
+  $("#detail-image").onerror = async () => {
+    const img = $("#detail-image");
+    const holder = el("img");
+    img.after(holder);
+    await showUnavailable(holder, hit.image_url);
+    img.hidden = true;
+  };
   $("#detail-image").src = hit.image_url;
   $("#detail-image").alt = hit.caption || "";
   $("#detail-caption").textContent = hit.caption || "(no caption)";

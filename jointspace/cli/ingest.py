@@ -39,6 +39,32 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         print("  warning: some indexed posts were not yet searchable when the wait timed out", file=sys.stderr)
 
 
+def _record_media_roots(src: Any, kind: str, settings: Any, backend: Any) -> tuple[Any, Any]:
+    """Wraps a file source so that its pictures' folders become allowed media roots (recorded with
+    the index: the page then shows them, see jointspace.media_roots). A Redis stream's posts come
+    from other programs: their pictures must lie below a root already. Returns (the wrapper or
+    None, a backend opened here for the recording or None)."""
+    if kind == "redis-stream":
+        return None, None
+    from jointspace.ingest.media_roots import RecordingSource
+    from jointspace.media_roots import fixed_roots
+    from jointspace.workers.runtime import load_model_bundle, open_search_backend
+
+    opened = None
+    if backend is None:  # a broker and --no-wait: the index may not exist yet, so open it as the workers will
+        backend = opened = open_search_backend(settings, load_model_bundle(settings))
+    return RecordingSource(src, backend, fixed_roots(settings)), opened
+
+
+def _print_media_roots(recorder: Any) -> None:
+    for folder in recorder.recorded:
+        print(f"media root recorded: {folder} (its pictures are served; `jointspace media roots` lists them)",
+              file=sys.stderr)
+    for folder, why in recorder.refused.items():
+        print(f"warning: pictures in {folder} are not served: {why}; move them into a folder of their own "
+              f"or run `jointspace media roots add DIR`", file=sys.stderr)
+
+
 def ingest(
     target: Annotated[str, typer.Argument(help="A JSONL file, `-` for stdin, an InstaCities folder, a folder "
                                                "to watch, or a stream key (with --source redis-stream).")],
@@ -76,6 +102,8 @@ def ingest(
         context = open_context(settings)
         distributor = InProcessDistributor(settings, context)
         dead_letters, backend = context.dead_letters, context.backend
+    recorder, roots_backend = _record_media_roots(src, kind, settings, backend)
+    src = recorder or src
     try:
         summary = IngestRun(src, distributor, dead_letters, batch_size=settings.batch_size, wait=not no_wait,
                             backend=backend, max_in_flight=max(2, settings.queue_max_batches * 2),
@@ -92,7 +120,11 @@ def ingest(
             dead_letters.close()
             if backend is not None:
                 backend.close()
+        if roots_backend is not None:
+            roots_backend.close()
     _print_summary(summary, as_json)
+    if recorder is not None:
+        _print_media_roots(recorder)
     if summary.searchable is False:
         raise typer.Exit(1)
 

@@ -85,7 +85,7 @@ def test_post_json_batch_accepts_and_rejects_with_reasons(api: Api) -> None:
     assert body["accepted"] == [good["id"]] and body["queued"] is False
     reasons = {item["index"]: item["reason"] for item in body["rejected"]}
     assert set(reasons) == {1, 2, 3, 4}
-    assert "not found" in reasons[1] and "outside the media root" in reasons[2]
+    assert "not found" in reasons[1] and "outside the allowed media roots" in reasons[2]
     assert "created_at" in reasons[3] and "duplicate" in reasons[4]
     assert api.services.backend.count() == before + 1
     found = api.client.get("/search", params={"q": f"[img:{good['id']}]", "k": 1}).json()["hits"][0]
@@ -122,9 +122,9 @@ def test_post_multipart_with_uploaded_images(api: Api) -> None:
     assert len(body["rejected"]) == 1 and "not a readable image" in body["rejected"][0]["reason"]
     stored = api.client.get(f"/posts/{post_id}/image")
     assert stored.status_code == 200 and stored.content == buffer.getvalue()
-    assert list((api.corpus.root / "uploads").rglob("*.png"))
+    assert list((api.settings.home / "uploads").rglob("*.png"))
     api.client.delete(f"/posts/{post_id}", headers=api.write_headers)
-    shutil.rmtree(api.corpus.root / "uploads")
+    shutil.rmtree(api.settings.home / "uploads")
 
 
 def test_batch_size_is_bounded(api: Api) -> None:
