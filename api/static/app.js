@@ -352,7 +352,6 @@ async function showUnavailable(img, url) {
     }
   } catch { /* offline: keep the generic reason */ }
   const box = el("div", { class: "thumb unavailable", role: "img", "aria-label": `Picture not shown: ${reason}` },
-    el("span", { class: "icon", "aria-hidden": "true", text: "\u{1F5BC}" }),
     el("span", { class: "why", text: `Picture not shown: ${reason}` }));
   if (img.isConnected) img.replaceWith(box);
 }
