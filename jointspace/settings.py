@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     es_local_heap: str = "512m"
     es_local_start_timeout_s: float = 180.0
     es_local_stop_timeout_s: float = 30.0
+    # The local node's `path.repo` (comma-separated folders): where `jointspace backup` may write
+    # snapshots. "/" allows any folder: the node listens on loopback only and has no auth, so
+    # whoever reaches it can already read or delete every index.
+    es_local_path_repo: str = "/"
     # Set: Celery on this Redis. Unset: `ingest` embeds and indexes in-process.
     broker_url: str | None = None
     # A model bundle folder; unset: the bundle `jointspace train` made last, else the one shipped with

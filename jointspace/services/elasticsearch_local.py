@@ -269,6 +269,8 @@ class LocalElasticsearch:
             # developer disk must not silently turn indices read-only or leave replicas unassigned.
             "action.destructive_requires_name": "false",
             "cluster.routing.allocation.disk.threshold_enabled": "false",
+            # Where `jointspace backup` may put snapshot repositories (a static node setting).
+            "path.repo": get_settings().es_local_path_repo,
         }
         if len(state.nodes) == 1:
             settings["discovery.type"] = "single-node"

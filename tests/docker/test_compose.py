@@ -30,6 +30,11 @@ def _config(*files: str) -> dict:
     return yaml.safe_load(out)
 
 
+def _targets(volumes: list) -> set[str]:
+    """Mount targets, whether docker-compose prints volumes long (dicts) or short ("src:target:mode")."""
+    return {v["target"] if isinstance(v, dict) else v.split(":")[1] for v in volumes}
+
+
 def test_compose_has_three_node_cluster_redis_api_and_scalable_worker() -> None:
     config = _config("compose.yml")
     services = config["services"]
@@ -39,6 +44,10 @@ def test_compose_has_three_node_cluster_redis_api_and_scalable_worker() -> None:
         assert env["discovery.seed_hosts"] == "es01,es02,es03"
         assert "8.19" in services[node]["image"]
         assert "healthcheck" in services[node]
+        # `jointspace backup` snapshots into a folder every node and the api container share.
+        assert env["path.repo"] == "/backups"
+        assert "/backups" in _targets(services[node]["volumes"])
+    assert "/backups" in _targets(services["api"]["volumes"])
     worker = services["worker"]
     # A fixed name or host port would make `--scale worker=N` fail.
     assert "container_name" not in worker and "ports" not in worker

@@ -1,0 +1,218 @@
+"""`jointspace backup DIR` / `jointspace restore DIR`: the index (posts, vectors, recorded media
+roots) and the uploaded pictures, for either backend.
+
+A backup folder holds `manifest.json` (written last: a folder without one is an unfinished
+backup), `uploads/` (the home's content-addressed uploads), and either `embedded/` (a consistent
+copy of the store, see embedded_backup.py) or `elasticsearch/` (a snapshot repository the node
+writes, see es_snapshot.py). A restore refuses a home whose index another model bundle built:
+its vectors could not be searched together, and replacing it would lose that index silently.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from jointspace.backends import recorded_model
+from jointspace.errors import ConfigurationError, ModelMismatchError
+from jointspace.media_roots import uploads_dir
+from jointspace.settings import Settings
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+
+def backup(settings: Settings, folder: Path, es_location: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Backs up the configured index into `folder` (absent or empty) while it keeps serving and
+    ingesting; returns the manifest. `es_location`: the folder as the Elasticsearch node sees it
+    (default: `folder/elasticsearch`, right when the node shares this filesystem)."""
+    folder = folder.expanduser().resolve()
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigurationError(f"{folder} is not empty: back up into a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if settings.es_url:
+        part = _backup_elasticsearch(settings, folder, es_location or str(folder / "elasticsearch"), created_at)
+    else:
+        part = _backup_embedded(settings, folder)
+    uploads = _copy_new_files(uploads_dir(settings), folder / "uploads", progress, "uploads")
+    manifest = {"format": FORMAT, "created_at": created_at, **part, "uploads": uploads}
+    _write_json(folder / MANIFEST, manifest)
+    return manifest
+
+
+def restore(settings: Settings, folder: Path, es_location: str | None = None, progress: bool = True) -> dict[str, Any]:
+    """Restores the backup in `folder` into the configured home (embedded) or alias (Elasticsearch).
+
+    The index there, when there is one, is kept beside the restored one (embedded: a renamed
+    folder; Elasticsearch: the index the alias left) and named in the report. Raises
+    ModelMismatchError when it was built by another model bundle, ConfigurationError for a folder
+    that is no finished backup or a backup of the other backend.
+    """
+    folder = folder.expanduser().resolve()
+    manifest = _read_manifest(folder)
+    kind = "elasticsearch" if settings.es_url else "embedded"
+    if manifest["backend"] != kind:
+        raise ConfigurationError(
+            f"{folder} is a backup of the {manifest['backend']} backend, and this home uses {kind} "
+            f"({'JOINTSPACE_ES_URL is set' if settings.es_url else 'JOINTSPACE_ES_URL is unset'})")
+    present = recorded_model(settings)
+    wanted = (manifest["model"], int(manifest["dim"]))
+    if present is not None and present != wanted:
+        raise ModelMismatchError(
+            f"refusing to restore: the index here was built by model bundle {present[0]!r} ({present[1]} dims), "
+            f"the backup in {folder} by {wanted[0]!r} ({wanted[1]} dims). Restore into another home "
+            f"(JOINTSPACE_HOME{' or JOINTSPACE_ES_INDEX_ALIAS' if settings.es_url else ''}), or move this "
+            f"index away first")
+    if kind == "elasticsearch":
+        report = _restore_elasticsearch(settings, folder, manifest, es_location)
+    else:
+        report = _restore_embedded(settings, folder, manifest)
+    report["uploads"] = _copy_new_files(folder / "uploads", uploads_dir(settings), progress, "uploads")
+    return {"restored_from": str(folder), "backend": kind, "model": manifest["model"],
+            "posts": manifest["posts"], **report}
+
+
+# ---------------------------------------------------------------- embedded
+
+def _backup_embedded(settings: Settings, folder: Path) -> dict[str, Any]:
+    from jointspace.backends.embedded_backup import copy_store
+
+    store = settings.embedded_dir
+    try:
+        copied = copy_store(store, folder / "embedded")
+    except FileNotFoundError:
+        raise ConfigurationError(f"no embedded index in {store}: nothing to back up") from None
+    return {"backend": "embedded", "model": copied.model, "dim": copied.dim, "posts": copied.posts,
+            "media_roots": _embedded_roots(folder / "embedded"),
+            "embedded": {"generation": copied.generation, "rows": copied.rows, "vectors": copied.vector_file}}
+
+
+def _embedded_roots(store: Path) -> list[str]:
+    db = sqlite3.connect(f"file:{store / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        return [row[0] for row in db.execute("SELECT path FROM media_roots ORDER BY path")]
+    except sqlite3.OperationalError:  # a store from before media roots
+        return []
+    finally:
+        db.close()
+
+
+def _restore_embedded(settings: Settings, folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    from jointspace.backends.embedded import EmbeddedBackend
+    from jointspace.backends.embedded_backup import install_store
+
+    copy = folder / "embedded"
+    # Check the copy opens as the manifest says before anything here is touched.
+    check = EmbeddedBackend(copy, manifest["model"], int(manifest["dim"]))
+    try:
+        if check.count() != manifest["posts"]:
+            raise ConfigurationError(f"{copy} holds {check.count()} posts, its manifest {manifest['posts']}: "
+                                     "the backup is damaged")
+    finally:
+        check.close()
+    retired = install_store(copy, settings.embedded_dir)
+    return {"store": str(settings.embedded_dir), "previous": str(retired) if retired else None,
+            "note": "restart `jointspace serve` and running ingests: they hold the previous store open"}
+
+
+# ---------------------------------------------------------------- Elasticsearch
+
+def _backup_elasticsearch(settings: Settings, folder: Path, location: str, created_at: str) -> dict[str, Any]:
+    from jointspace.backends.es_snapshot import snapshot_alias
+    from jointspace.es_mappings.client import connect
+    from jointspace.es_mappings.manager import IndexManager
+
+    client = connect(settings)
+    try:
+        manager = IndexManager(client, settings)
+        index = manager.current()
+        if index is None:
+            raise ConfigurationError(f"no index behind alias {manager.alias!r} at {settings.es_url}: nothing to back up")
+        meta = manager.meta(index)
+        # The snapshot holds whatever was indexed when it started; with writes going on, that lies
+        # between the counts before and after it (restore checks it does).
+        before = _refreshed_count(client, index)
+        info = snapshot_alias(client, manager, settings.es_url or "", location,
+                              {"model": meta["model"], "dim": meta["dim"], "alias": manager.alias,
+                               "created_at": created_at})
+        after = _refreshed_count(client, index)
+    finally:
+        client.close()
+    return {"backend": "elasticsearch", "model": meta["model"], "dim": int(meta["dim"]), "posts": after,
+            "posts_range": [min(before, after), max(before, after)],
+            "media_roots": sorted(meta.get("media_roots") or []),
+            "elasticsearch": {"location": location, "repository": info.repository, "snapshot": info.snapshot,
+                              "index": index, "alias": manager.alias}}
+
+
+def _restore_elasticsearch(settings: Settings, folder: Path, manifest: dict[str, Any],
+                           es_location: str | None) -> dict[str, Any]:
+    from jointspace.backends.es_snapshot import find_snapshot, restore_as_new_index
+    from jointspace.es_mappings.client import connect
+    from jointspace.es_mappings.manager import IndexManager
+
+    part = manifest["elasticsearch"]
+    client = connect(settings)
+    try:
+        manager = IndexManager(client, settings)
+        info = find_snapshot(client, settings.es_url or "", es_location or part["location"], part["snapshot"])
+        new_index = restore_as_new_index(client, manager, settings.es_url or "", info, manifest["model"])
+        count = _refreshed_count(client, new_index)
+        low, high = manifest.get("posts_range") or (manifest["posts"], manifest["posts"])
+        if not low <= count <= high:
+            client.indices.delete(index=new_index)
+            raise ConfigurationError(f"the restored index held {count} posts, the backup's manifest "
+                                     f"{low}..{high}: nothing was swapped")
+        previous = manager.current()
+        manager.point_alias(new_index)
+    finally:
+        client.close()
+    return {"index": new_index, "alias": settings.es_index_alias, "previous": previous, "restored_posts": count,
+            "note": "the alias moved in one request: search kept answering"}
+
+
+def _refreshed_count(client: Any, index: str) -> int:
+    client.indices.refresh(index=index)
+    return int(client.count(index=index)["count"])
+
+
+# ---------------------------------------------------------------- files
+
+def _copy_new_files(source: Path, target: Path, progress: bool, desc: str) -> int:
+    """Copies the files of `source` missing from `target` (content-addressed: same name, same
+    bytes); returns how many `source` holds."""
+    if not source.is_dir():
+        return 0
+    files = [p for p in source.rglob("*") if p.is_file() and not p.name.endswith(".part")]
+    for path in tqdm(files, desc=desc, unit="file", disable=not progress or len(files) < 100):
+        out = target / path.relative_to(source)
+        if not out.exists():
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, out)
+    return len(files)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".part")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ConfigurationError(f"{folder} holds no finished backup (no {MANIFEST}): `jointspace backup DIR` "
+                                 "writes it last")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT:
+        raise ConfigurationError(f"{path}: backup format {manifest.get('format')}, this version reads {FORMAT}")
+    return manifest

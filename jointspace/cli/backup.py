@@ -1,0 +1,60 @@
+"""`jointspace backup DIR` and `jointspace restore DIR` (see jointspace.backends.backup)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+ES_LOCATION = typer.Option("--es-location", help="Elasticsearch: the snapshot folder as the node sees it "
+                                                 "(default: DIR/elasticsearch; below the node's path.repo).")
+
+
+def _print(report: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        print(json.dumps(report, indent=1))
+    else:
+        for line in lines:
+            print(line, file=sys.stderr)
+
+
+def backup(
+    folder: Annotated[Path, typer.Argument(help="A new (or empty) folder for the backup.")],
+    es_location: Annotated[Optional[str], ES_LOCATION] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Back up the index (posts, vectors, media roots) and the uploaded pictures, while serving and ingesting."""
+    from jointspace.backends.backup import backup as run_backup
+    from jointspace.settings import get_settings
+
+    manifest = run_backup(get_settings(), folder, es_location, progress=not quiet)
+    _print(manifest, as_json, [f"backed up {manifest['posts']} posts of model {manifest['model']} "
+                               f"({manifest['backend']}) and {manifest['uploads']} uploaded pictures into {folder}"])
+
+
+def restore(
+    folder: Annotated[Path, typer.Argument(help="A folder written by `jointspace backup`.")],
+    es_location: Annotated[Optional[str], ES_LOCATION] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Restore a backup into this home (refused when its index was built by another model bundle).
+
+    The index found here is kept beside the restored one, for a rollback."""
+    from jointspace.backends.backup import restore as run_restore
+    from jointspace.settings import get_settings
+
+    report = run_restore(get_settings(), folder, es_location, progress=not quiet)
+    lines = [f"restored {report['posts']} posts of model {report['model']} from {folder}"]
+    if report.get("previous"):
+        lines.append(f"the index that was here is kept: {report['previous']}")
+    lines.append(report["note"])
+    _print(report, as_json, lines)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backup")(backup)
+    app.command("restore")(restore)

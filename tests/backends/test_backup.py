@@ -1,0 +1,222 @@
+"""`jointspace backup` / `restore` on both backends (the real Elasticsearch node): every post, field,
+vector and media root comes back identical; a backup taken while a writer overwrites and adds posts
+(and, embedded, compacts) is one consistent snapshot; a home holding another bundle's index refuses
+the restore."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from backend_corpus import DIM, MODEL, city_corpus, doc
+from backend_support import drop_alias_indices
+
+from jointspace.backends import open_backend
+from jointspace.backends.backup import backup, restore
+from jointspace.backends.elasticsearch import ElasticsearchBackend
+from jointspace.errors import ModelMismatchError
+from jointspace.protocols import SearchBackend
+from jointspace.records import Document
+from jointspace.settings import Settings
+
+BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
+N_POSTS = 600
+
+
+def home_settings(kind: str, request: pytest.FixtureRequest, home: Path) -> Settings:
+    es_url = request.getfixturevalue("es_url") if kind == "elasticsearch" else None
+    return Settings(home=home, es_url=es_url, es_index_alias=f"test-backup-{uuid.uuid4().hex[:10]}")
+
+
+class Homes:
+    """Opens backends of several homes and drops / closes them all at the end."""
+
+    def __init__(self, kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+        self.kind, self.request, self.tmp_path = kind, request, tmp_path
+        self.opened: list[SearchBackend] = []
+
+    def settings(self, name: str) -> Settings:
+        return home_settings(self.kind, self.request, self.tmp_path / name)
+
+    def open(self, settings: Settings, model: str = MODEL, **kwargs: object) -> SearchBackend:
+        if settings.es_url:
+            backend: SearchBackend = ElasticsearchBackend.open(settings, model, DIM)
+        else:
+            from jointspace.backends.embedded import EmbeddedBackend
+
+            backend = EmbeddedBackend(settings.embedded_dir, model, DIM, **kwargs)  # type: ignore[arg-type]
+        self.opened.append(backend)
+        return backend
+
+    def close(self) -> None:
+        for backend in self.opened:
+            if isinstance(backend, ElasticsearchBackend):
+                drop_alias_indices(backend)
+            else:
+                backend.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def homes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Homes]:
+    opened = Homes(request.param, request, tmp_path)
+    yield opened
+    opened.close()
+
+
+def snapshot_of(backend: SearchBackend) -> dict[str, tuple[dict, np.ndarray]]:
+    backend.refresh()
+    return {d.id: (d.post.to_json(), np.asarray(d.vector)) for d in backend.iter_documents()}
+
+
+def assert_identical(restored: SearchBackend, source: dict[str, tuple[dict, np.ndarray]]) -> None:
+    got = snapshot_of(restored)
+    assert set(got) == set(source)
+    for post_id, (fields, vector) in source.items():
+        assert got[post_id][0] == fields, post_id
+        assert got[post_id][1].dtype == np.float32 and np.array_equal(got[post_id][1], vector), post_id
+
+
+def versioned(post_id: str, version: int) -> Document:
+    """A post whose vector follows from its id and the version written in its caption."""
+    seed = [int.from_bytes(post_id.encode()[:8].ljust(8, b"\0"), "little"), version]
+    vector = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return doc(post_id, vector / np.linalg.norm(vector), caption=f"version {version}", city="oslo")
+
+
+def test_round_trip_is_identical(homes: Homes, tmp_path: Path) -> None:
+    settings = homes.settings("home-a")
+    source = homes.open(settings)
+    assert not source.upsert(city_corpus(N_POSTS, DIM)).errors
+    source.add_media_roots(["/srv/pictures/summer", "/srv/pictures/winter"])
+    uploads = settings.home / "uploads" / "ab"
+    uploads.mkdir(parents=True)
+    (uploads / "abcdef.png").write_bytes(b"not really a png, but bytes to carry")
+    before = snapshot_of(source)
+
+    manifest = backup(settings, tmp_path / "backup", progress=False)
+    assert manifest["model"] == MODEL and manifest["dim"] == DIM and manifest["posts"] == N_POSTS
+    assert manifest["media_roots"] == ["/srv/pictures/summer", "/srv/pictures/winter"]
+    assert manifest["uploads"] == 1
+
+    target = homes.settings("home-b")
+    report = restore(target, tmp_path / "backup", progress=False)
+    assert report["posts"] == N_POSTS and report["previous"] is None
+    restored = homes.open(target)
+    assert_identical(restored, before)
+    assert restored.media_roots() == ["/srv/pictures/summer", "/srv/pictures/winter"]
+    assert (target.home / "uploads" / "ab" / "abcdef.png").read_bytes() == (uploads / "abcdef.png").read_bytes()
+    # Searching the restored index gives what the source gives.
+    query = before["p42"][1]
+    assert [h.post.id for h in restored.knn(query, 5)] == [h.post.id for h in source.knn(query, 5)]
+
+
+def test_backup_while_writing_is_one_consistent_snapshot(homes: Homes, tmp_path: Path) -> None:
+    settings = homes.settings("home-a")
+    # Embedded: compact after 50 dead rows, so compactions replace the vector file during the backup.
+    source = homes.open(settings, compact_min_dead=50) if homes.kind == "embedded" else homes.open(settings)
+    ids = [f"w{i}" for i in range(300)]
+    assert not source.upsert([versioned(i, 0) for i in ids]).errors
+    source.refresh()
+    stop = threading.Event()
+    written = {"batches": 0}
+
+    def writer() -> None:
+        version = 1
+        while not stop.is_set():
+            # Overwrite a slice of the old posts with a new version and add new ones.
+            batch = [versioned(i, version) for i in ids[(version * 37) % 250:][:50]]
+            batch += [versioned(f"new{version}-{j}", version) for j in range(5)]
+            assert not source.upsert(batch).errors
+            written["batches"] += 1
+            version += 1
+
+    def wait_for(batches: int) -> None:
+        deadline = time.monotonic() + 300
+        while written["batches"] < batches:
+            assert thread.is_alive(), "the writer died (its traceback is above)"
+            assert time.monotonic() < deadline, "the writer stalled"
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        wait_for(3)
+        manifest = backup(settings, tmp_path / "backup", progress=False)
+        wait_for(written["batches"] + 3)  # keep writing after the backup too
+    finally:
+        stop.set()
+        thread.join()
+    if homes.kind == "embedded":  # compactions replaced the vector file while the writer ran
+        import sqlite3
+
+        with sqlite3.connect(settings.embedded_dir / "index.sqlite") as db:
+            assert int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0]) > 0
+
+    target = homes.settings("home-b")
+    restore(target, tmp_path / "backup", progress=False)
+    restored = snapshot_of(homes.open(target))
+    assert set(ids) <= set(restored)
+    low, high = manifest.get("posts_range", [manifest["posts"]] * 2)
+    assert low <= len(restored) <= high
+    for post_id, (fields, vector) in restored.items():
+        version = int(fields["caption"].split()[-1])
+        # Every restored post's vector is the one written together with its fields: no torn pairs.
+        assert np.array_equal(vector, versioned(post_id, version).vector), post_id
+
+
+def test_restore_into_a_home_of_another_bundle_is_refused(homes: Homes, tmp_path: Path) -> None:
+    settings = homes.settings("home-a")
+    source = homes.open(settings)
+    assert not source.upsert(city_corpus(50, DIM)).errors
+    backup(settings, tmp_path / "backup", progress=False)
+
+    other = homes.settings("home-b")
+    theirs = homes.open(other, model="another-bundle")
+    assert not theirs.upsert([doc("theirs", np.eye(DIM, dtype=np.float32)[0], model="another-bundle")]).errors
+    theirs.refresh()
+    with pytest.raises(ModelMismatchError) as refused:
+        restore(other, tmp_path / "backup", progress=False)
+    message = str(refused.value)
+    assert "another-bundle" in message and MODEL in message and "refusing to restore" in message
+    # Nothing changed there.
+    assert theirs.count() == 1 and theirs.get("theirs") is not None
+
+
+def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
+    """The commands themselves, on the embedded store (no model is loaded by either)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
+
+    def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", "from jointspace.cli import main; main()", *args],
+                              env={**env, "JOINTSPACE_HOME": str(home)}, capture_output=True, text=True, timeout=300)
+
+    source = open_backend(Settings(home=tmp_path / "a"), MODEL, DIM)
+    assert not source.upsert(city_corpus(40, DIM)).errors
+    before = snapshot_of(source)
+    done = run(tmp_path / "a", "backup", str(tmp_path / "bk"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["posts"] == 40
+    again = run(tmp_path / "a", "backup", str(tmp_path / "bk"))
+    assert again.returncode != 0 and "not empty" in again.stderr
+
+    other = open_backend(Settings(home=tmp_path / "b"), "another-bundle", DIM)
+    other.close()
+    refused = run(tmp_path / "b", "restore", str(tmp_path / "bk"))
+    assert refused.returncode != 0
+    assert "another-bundle" in refused.stderr and MODEL in refused.stderr
+
+    assert run(tmp_path / "c", "restore", str(tmp_path / "bk")).returncode == 0
+    restored = open_backend(Settings(home=tmp_path / "c"), MODEL, DIM)
+    try:
+        assert_identical(restored, before)
+    finally:
+        restored.close()
+        source.close()
