@@ -36,6 +36,8 @@ class SearchOut(BaseModel):
     explain: dict[str, Any] = Field(default_factory=dict,
                                     description="Nearest words to the query vector, each term's share, the plan")
     has_more: bool = Field(description="True when the next page may hold more hits")
+    sort: Literal["relevance", "newest"] = "relevance"
+    facets: "FacetsOut | None" = Field(default=None, description="The counts asked for with `facets`")
 
 
 class WordScore(BaseModel):
@@ -129,3 +131,6 @@ class TrendsOut(BaseModel):
     min_score: float | None = None
     series: list[TrendSeriesOut] = Field(description="The values most frequent in the match set first")
     explain: dict[str, Any] = Field(default_factory=dict)
+
+
+SearchOut.model_rebuild()

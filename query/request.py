@@ -18,6 +18,8 @@ from jointspace.errors import QueryError
 from jointspace.records import Filters
 from jointspace.settings import Settings
 
+from .matching import facet_fields
+
 Mode = Literal["semantic", "keyword", "hybrid"]
 
 # Drop kNN hits below this similarity. A type of its own so that new forms (e.g. "auto") are
@@ -57,6 +59,13 @@ class SearchRequest(SearchFilters):
     min_score: MinScore = None
     collapse: bool = Field(default=True, description="Collapse near-duplicate images into the better-ranked one")
     include_vector: bool = Field(default=False, description="Return each hit's image vector")
+    # Issue 17: counts and order over the match set (query/matching.py): the kNN hits above
+    # min_score, or the facet_depth nearest.
+    facets: list[str] = Field(default_factory=list, description="Count these over the matching posts: any of "
+                                                                "city, hashtags, source, month (comma-separated "
+                                                                "or repeated)")
+    sort: Literal["relevance", "newest"] = Field(default="relevance", description="relevance, or newest first "
+                                                 "among the matching posts (stable pages)")
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], settings: Settings) -> "SearchRequest":
@@ -82,13 +91,14 @@ class SearchRequest(SearchFilters):
                              f"is {settings.max_k} (JOINTSPACE_MAX_K): narrow the query instead")
         if self.min_score is not None and not math.isfinite(self.min_score):
             raise QueryError("min_score must be a finite number")
+        facet_fields(self.facets)  # an unknown facet is named here, before any search runs
         return self
 
     def search_arguments(self) -> dict[str, Any]:
         """Keyword arguments of `SearchService.search` / `search_vector` (the expression aside)."""
         return {"filters": self.to_filters(), "mode": self.mode, "k": self.k, "page": self.page,
                 "min_score": self.min_score, "collapse": None if self.collapse else False,
-                "include_vectors": self.include_vector}
+                "include_vectors": self.include_vector, "facets": facet_fields(self.facets), "sort": self.sort}
 
 
 class PhotoSearchRequest(SearchRequest):

@@ -7,9 +7,10 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 
 from jointspace.api.deps import BundleDep, MetricsDep, SearchDep, SettingsDep
 from jointspace.api.render import hit_out, jsonable
-from jointspace.api.schemas import ErrorOut, SearchOut
+from jointspace.api.schemas import ErrorOut, FacetsOut, SearchOut
 from jointspace.api.uploads import read_upload_image
 from jointspace.errors import QueryError
+from jointspace.query.matching import facets_json
 from jointspace.query.request import PhotoSearchRequest, SearchRequest, merge_sources
 
 router = APIRouter(tags=["search"])
@@ -22,7 +23,9 @@ UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
 def answer(result: Any, request: SearchRequest) -> SearchOut:
     hits = [hit_out(h, request.include_vector) for h in result.hits]
     return SearchOut(query=request.q, mode=request.mode, k=result.k, page=result.page, hits=hits,
-                     total=result.total, explain=jsonable(result.explain) or {}, has_more=bool(result.has_more))
+                     total=result.total, explain=jsonable(result.explain) or {}, has_more=bool(result.has_more),
+                     sort=result.sort,
+                     facets=FacetsOut(**facets_json(result.facets)) if result.facets is not None else None)
 
 
 @router.get("/search", response_model=SearchOut, responses=ERRORS)

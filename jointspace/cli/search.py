@@ -19,6 +19,11 @@ class SearchMode(str, Enum):
     hybrid = "hybrid"
 
 
+class SearchSort(str, Enum):
+    relevance = "relevance"
+    newest = "newest"
+
+
 HIT_FIELDS = ("id", "score", "caption", "city", "hashtags", "created_at", "author", "source", "image")
 
 
@@ -65,6 +70,13 @@ def render_text(result: "SearchResult") -> str:
     if explain.get("collapsed"):
         lines.append(f"collapsed {len(explain['collapsed'])} near-duplicate(s) "
                      f"(similarity ≥ {explain['collapse_threshold']})")
+    if result.facets is not None:
+        lines.append(f"facets over {result.facets.matching} matching posts")
+        for name, buckets in result.facets.fields.items():
+            counts = ", ".join(f"{b.value} {b.count}" for b in buckets) or "-"
+            lines.append(f"  {name:<9} {counts}")
+    if result.sort == "newest":
+        lines.append("sorted newest first")
     more = "more on the next page" if result.has_more else "no more results"
     lines.append(f"page {result.page}, {result.k} per page; {more}")
     timings = "  ".join(f"{k} {v:.1f}" for k, v in explain["timings_ms"].items())
@@ -88,6 +100,11 @@ def search(
     min_score: Annotated[Optional[str], typer.Option(metavar="X", help="Drop kNN hits whose similarity is "
                                                                      "below this.")] = None,
     no_collapse: Annotated[bool, typer.Option("--no-collapse", help="Keep near-duplicate images.")] = False,
+    facets: Annotated[Optional[str], typer.Option(metavar="FIELDS", help="Count these over the matching posts "
+                                                  "(above --min-score, else the JOINTSPACE_FACET_DEPTH nearest): "
+                                                  "any of city,hashtags,source,month.")] = None,
+    sort: Annotated[SearchSort, typer.Option(help="relevance, or newest first among the matching posts.")]
+    = SearchSort.relevance,
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"hits\": [...], \"explain\": {...}}.")] = False,
 ) -> None:
     """Search the index with word and image arithmetic; errors point at the offending character."""
@@ -101,7 +118,7 @@ def search(
     settings = get_settings()
     given = {"q": expression, "city": city or [], "tag": tag or [], "source": source or [], "after": after,
              "before": before, "mode": mode.value, "k": k, "page": page, "min_score": min_score,
-             "collapse": not no_collapse}
+             "collapse": not no_collapse, "facets": [facets] if facets else [], "sort": sort.value}
     request = SearchRequest.from_values({name: v for name, v in given.items() if v is not None}, settings)
     # A malformed expression is reported before the model and the index are opened (seconds saved,
     # and the syntax error shows even where there is no index yet).
@@ -114,8 +131,12 @@ def search(
     finally:
         backend.close()
     if as_json:
-        json.dump({"hits": [hit_json(h) for h in result.hits], "explain": result.explain}, sys.stdout,
-                  ensure_ascii=False, indent=1)
+        printed: dict[str, Any] = {"hits": [hit_json(h) for h in result.hits], "explain": result.explain}
+        if result.facets is not None:
+            from jointspace.query.matching import facets_json
+
+            printed["facets"] = facets_json(result.facets)
+        json.dump(printed, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
     else:
         print(render_text(result))

@@ -52,3 +52,58 @@ def test_trends_refuse_bad_input(api: Api) -> None:
     bad = api.client.get("/trends", params={"q": "dog+(park"})
     assert bad.status_code == 400 and bad.json()["position"] is not None
     assert api.client.get("/trends").status_code == 422  # q is required
+
+
+def test_search_facets_count_the_matching_posts(api: Api) -> None:
+    sims = similarities(api, "dog")
+    cut = middle_cut([s for s, _ in sims.values()])
+    r = api.client.get("/search", params={"q": "dog", "k": 3, "min_score": cut, "facets": "city,hashtags,month"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    matched = [p for s, p in sims.values() if s >= cut]
+    assert body["facets"]["matching"] == len(matched) and len(body["hits"]) == 3
+    top = lambda values: [{"value": v, "count": n} for v, n in  # noqa: E731
+                          sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0]))[:api.settings.facet_size]]
+    assert body["facets"]["fields"]["city"] == top(p["city"] for p in matched)
+    assert body["facets"]["fields"]["hashtags"] == top(t.lower() for p in matched for t in set(p["hashtags"]))
+    months = Counter(datetime.fromisoformat(p["created_at"]).strftime("%Y-%m") for p in matched)
+    assert body["facets"]["fields"]["month"] == [{"value": m, "count": n} for m, n in sorted(months.items())]
+    # Repeated parameters work as well as a comma-separated list; no facets asked, none given.
+    repeated = api.client.get("/search", params=[("q", "dog"), ("min_score", cut), ("facets", "city"),
+                                                 ("facets", "month")]).json()
+    assert set(repeated["facets"]["fields"]) == {"city", "month"}
+    assert api.client.get("/search", params={"q": "dog"}).json()["facets"] is None
+    bad = api.client.get("/search", params={"q": "dog", "facets": "colour"})
+    assert bad.status_code == 400 and "unknown facet 'colour'" in bad.json()["message"]
+
+
+def test_search_newest_first_pages_are_stable(api: Api) -> None:
+    sims = similarities(api, "park")
+    cut = middle_cut([s for s, _ in sims.values()])
+    matched = [p for s, p in sims.values() if s >= cut]
+    expected = [p["id"] for p in sorted(matched, key=lambda p: (-datetime.fromisoformat(p["created_at"]).timestamp(),
+                                                                p["id"]))]
+    seen: list[str] = []
+    page = 1
+    while True:
+        body = api.client.get("/search", params={"q": "park", "k": 4, "page": page, "min_score": cut,
+                                                 "sort": "newest"}).json()
+        assert body["sort"] == "newest" and body["total"] == len(expected)
+        seen += [h["id"] for h in body["hits"]]
+        if not body["has_more"]:
+            break
+        page += 1
+    assert page == -(-len(expected) // 4) and seen == expected  # none twice, none missing, newest first
+
+
+def test_photo_search_takes_facets_and_sort(api: Api) -> None:
+    photo = api.corpus.root / api.corpus.posts[0]["image"]
+    with photo.open("rb") as f:
+        r = api.client.post("/search", files={"image": ("p.png", f, "image/png")},
+                            data={"facets": "city", "sort": "newest", "k": "30"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["sort"] == "newest" and body["facets"]["matching"] == len(api.corpus.posts)
+    dates = [h["created_at"] for h in body["hits"]]
+    assert len(dates) == len(api.corpus.posts) and dates == sorted(dates, reverse=True)
+    assert sum(b["count"] for b in body["facets"]["fields"]["city"]) == len(api.corpus.posts)
