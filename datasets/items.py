@@ -49,6 +49,9 @@ class RawItem:
     author: str | None = None
     created_at: datetime | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    # A real photograph (camera or telescope), as the scanner knows from the package's own folders
+    # and documentation; drawings, renders, icons and emoji are False.
+    photo: bool = False
 
     @property
     def id(self) -> str:

@@ -1,9 +1,11 @@
 """`jointspace data prepare`: Debian packages → prepared pictures and `posts.jsonl` per source, cached.
 
 Per source the output folder holds `images/<id>.png|jpg`, `posts.jsonl` (the DESIGN's post format plus
-`category`, `keywords`, `split`), `failures.log` (pictures that could not be rendered, with the reason)
-and `.prepared.json`, the marker: a re-run with the same package, size and limit whose `posts.jsonl`
-still has the recorded hash does nothing. `all.jsonl` beside the source folders combines them.
+`category`, `keywords`, `split`, `photo`), `failures.log` (pictures that could not be rendered, with the
+reason), `signatures.tsv` (each kept picture's perceptual hash), `duplicates.log` (pictures dropped as
+near-identical to one of an earlier source in `SOURCE_NAMES` order) and `.prepared.json`, the marker: a
+re-run with the same packages, size, limit and earlier sources' signatures whose `posts.jsonl` still has
+the recorded hash does nothing. `all.jsonl` beside the source folders combines them.
 """
 from __future__ import annotations
 
@@ -18,20 +20,24 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from tqdm import tqdm
 
-from jointspace.datasets import raster
-from jointspace.datasets.debian import unpack
+from jointspace.datasets import debian, npm, raster
+from jointspace.datasets.dedup import (MAX_COLOUR_DIFF, MAX_HASH_DISTANCE, Signature, find_duplicates,
+                                       read_signatures, signature_of, write_signatures)
 from jointspace.datasets.items import ImageSource, RawItem, created_at_of, split_of
 from jointspace.datasets.sources import SOURCE_NAMES, get_source
 from jointspace.errors import ConfigurationError
 
 # Bump when the output for the same package changes (captions, ids, image treatment): forces a redo.
-PIPELINE_VERSION = 3
+PIPELINE_VERSION = 4  # 4: the `photo` field, signatures and cross-source de-duplication
 MARKER = ".prepared.json"
 POSTS = "posts.jsonl"
 ALL_POSTS = "all.jsonl"
 FAILURES = "failures.log"
+SIGNATURES = "signatures.tsv"
+DUPLICATES = "duplicates.log"
 # A few openclipart files make cairosvg spin for minutes; one picture is not worth that.
 RENDER_TIMEOUT_S = 60
 
@@ -46,6 +52,9 @@ class SourceReport:
     seconds: float
     bytes_on_disk: int
     skipped: bool = False
+    photos: int = 0  # items the scanner knows to be real photographs
+    label_words: int = 0  # distinct keywords over the source's items
+    duplicates: int = 0  # near-identical to a picture of an earlier source, dropped
 
 
 def cache_dir_of(home: Path) -> Path:
@@ -76,11 +85,23 @@ def post_line(item: RawItem, image_relpath: str) -> dict[str, Any]:
         "category": item.category,
         "keywords": list(item.keywords),
         "split": split_of(item.id),
+        "photo": item.photo,
     }
 
 
-def _render_one(job: tuple[str, ImageSource, str, int]) -> tuple[str, str | None]:
-    """Pool worker: render one picture to its file. Returns (id, None) or (id, reason) and never raises."""
+def unpack(package: str, cache_dir: Path, packages_dir: Path) -> debian.UnpackedPackage:
+    """A Debian package or an `npm:NAME@VERSION` one, downloaded once and unpacked."""
+    if npm.is_npm(package):
+        return npm.unpack(package, cache_dir, packages_dir)
+    return debian.unpack(package, cache_dir, packages_dir)
+
+
+RenderResult = tuple[str, "str | None", "Signature | None"]
+
+
+def _render_one(job: tuple[str, ImageSource, str, int]) -> RenderResult:
+    """Pool worker: render one picture to its file (or read the one an earlier run left) and hash it.
+    Returns (id, None, signature) or (id, reason, None) and never raises."""
     post_id, source, out_path, size = job
 
     def _timeout(signum: int, frame: object) -> None:
@@ -89,36 +110,45 @@ def _render_one(job: tuple[str, ImageSource, str, int]) -> tuple[str, str | None
     previous = signal.signal(signal.SIGALRM, _timeout)
     signal.alarm(RENDER_TIMEOUT_S)
     try:
-        raster.save(raster.load(source, size), Path(out_path))
-        return post_id, None
+        path = Path(out_path)
+        if path.is_file():
+            with Image.open(path) as image:
+                return post_id, None, signature_of(image)
+        image = raster.load(source, size)
+        raster.save(image, path)
+        return post_id, None, signature_of(image)
     except Exception as exc:  # any picture a library refuses is counted and logged, not fatal
-        return post_id, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+        return post_id, f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}", None
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
 
 
 def render_all(jobs: Sequence[tuple[str, ImageSource, str, int]], workers: int,
-               label: str) -> dict[str, str]:
-    """Render every job with a process pool (cairosvg and PIL hold the GIL); id → reason for failures."""
+               label: str) -> tuple[dict[str, str], dict[str, Signature]]:
+    """Render (or reuse) and hash every job with a process pool (cairosvg and PIL hold the GIL).
+    Returns id → reason for failures and id → signature for the pictures that are there."""
     failures: dict[str, str] = {}
+    signatures: dict[str, Signature] = {}
     if not jobs:
-        return failures
+        return failures, signatures
     progress = tqdm(total=len(jobs), desc=f"{label}: images", unit="img")
-    if workers <= 1:
-        results: Iterable[tuple[str, str | None]] = map(_render_one, jobs)
-        for post_id, reason in results:
+
+    def collect(results: Iterable[RenderResult]) -> None:
+        for post_id, reason, signature in results:
             if reason:
                 failures[post_id] = reason
+            elif signature is not None:
+                signatures[post_id] = signature
             progress.update()
+
+    if workers <= 1:
+        collect(map(_render_one, jobs))
     else:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for post_id, reason in pool.imap_unordered(_render_one, jobs, chunksize=8):
-                if reason:
-                    failures[post_id] = reason
-                progress.update()
+            collect(pool.imap_unordered(_render_one, jobs, chunksize=8))
     progress.close()
-    return failures
+    return failures, signatures
 
 
 def select(items: Iterable[RawItem], limit: int | None) -> list[RawItem]:
@@ -157,23 +187,35 @@ def is_prepared(out_dir: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | 
     return marker if marker.get("posts_sha256") == sha256_file(posts) else None
 
 
+def earlier_signatures(name: str, data_dir: Path) -> dict[str, Path]:
+    """The signature files of the sources before `name` in `SOURCE_NAMES` that are prepared here."""
+    before = SOURCE_NAMES[:SOURCE_NAMES.index(name)]
+    return {s: data_dir / s / SIGNATURES for s in before
+            if (data_dir / s / SIGNATURES).is_file() and (data_dir / s / MARKER).is_file()}
+
+
 def prepare_source(name: str, data_dir: Path, cache_dir: Path, size: int = 256, limit: int | None = None,
                    workers: int = 2, packages_dir: Path | None = None) -> SourceReport:
     """Prepare one source under `data_dir/<name>`; cached by the marker (see the module docstring).
 
     Packages are unpacked under `packages_dir` (default `data_dir/packages`); small test corpora
-    pass the main data folder's so that the unpacked tree is shared, not copied per test."""
+    pass the main data folder's so that the unpacked tree is shared, not copied per test.
+    Pictures near-identical to one of an earlier source prepared in `data_dir` are dropped."""
     started = time.perf_counter()
     spec = get_source(name)
-    package = unpack(spec.package, cache_dir, packages_dir or data_dir / "packages")
+    unpacked = [unpack(p, cache_dir, packages_dir or data_dir / "packages") for p in spec.packages]
+    package = unpacked[0]
     out_dir = data_dir / name
+    earlier = earlier_signatures(name, data_dir)
     fingerprint = {"pipeline": PIPELINE_VERSION, "package": package.deb.name, "deb_sha256": package.sha256,
-                   "size": size, "limit": limit}
+                   "more_packages": {p.deb.name: p.sha256 for p in unpacked[1:]},
+                   "size": size, "limit": limit, "earlier": {s: sha256_file(p) for s, p in earlier.items()},
+                   "dedup": [MAX_HASH_DISTANCE, MAX_COLOUR_DIFF]}
     marker = is_prepared(out_dir, fingerprint)
     if marker is not None:
         return SourceReport(**{**marker["report"], "skipped": True})
 
-    items = select(tqdm(spec.scan(package.root), desc=f"{name}: metadata", unit="item"), limit)
+    items = select(tqdm(spec.scan(*(p.root for p in unpacked)), desc=f"{name}: metadata", unit="item"), limit)
     images_dir = out_dir / "images"
     size_stamp = images_dir / ".size"
     # Images from an interrupted run of the same size are kept; any other size starts afresh.
@@ -185,15 +227,24 @@ def prepare_source(name: str, data_dir: Path, cache_dir: Path, size: int = 256, 
     def image_path(item: RawItem) -> Path:
         return images_dir / f"{item.id}{spec.image_suffix}"
 
-    jobs = [(item.id, item.image, str(image_path(item)), size) for item in items if not image_path(item).is_file()]
-    failures = render_all(jobs, workers, name)
+    jobs = [(item.id, item.image, str(image_path(item)), size) for item in items]
+    failures, signatures = render_all(jobs, workers, name)
     keys = {item.id: item.key for item in items}
     (out_dir / FAILURES).write_text("".join(f"{i}\t{keys[i]}\t{reason}\n" for i, reason in sorted(failures.items())),
                                     encoding="utf-8")
-    kept = [item for item in items if item.id not in failures and image_path(item).is_file()]
-    if items and not kept:  # every picture failed: a broken install, not bad pictures; leave no marker
+    rendered = [item for item in items if item.id in signatures and image_path(item).is_file()]
+    if items and not rendered:  # every picture failed: a broken install, not bad pictures; leave no marker
         raise ConfigurationError(f"{name}: no picture could be rendered; first reason: "
                                  f"{next(iter(failures.values()), 'unknown')} (see {out_dir / FAILURES})")
+    seen: dict[str, Signature] = {}
+    for path in earlier.values():
+        seen.update(read_signatures(path))
+    duplicates = {d.id: d for d in find_duplicates({i.id: signatures[i.id] for i in rendered}, seen)}
+    (out_dir / DUPLICATES).write_text("".join(f"{d.id}\t{keys[d.id]}\t{d.kept_id}\t{d.distance}\n"
+                                              for d in sorted(duplicates.values(), key=lambda d: d.id)),
+                                      encoding="utf-8")
+    kept = [item for item in rendered if item.id not in duplicates]
+    write_signatures(out_dir / SIGNATURES, {item.id: signatures[item.id] for item in kept})
     write_jsonl(out_dir / POSTS, (post_line(item, image_path(item).relative_to(out_dir).as_posix())
                                         for item in kept))
     wanted = {image_path(item).name for item in kept}
@@ -202,7 +253,9 @@ def prepare_source(name: str, data_dir: Path, cache_dir: Path, size: int = 256, 
             stale.unlink()
     report = SourceReport(source=name, package=spec.package, deb=package.deb.name, items=len(kept),
                           failures=len(failures), seconds=round(time.perf_counter() - started, 1),
-                          bytes_on_disk=folder_bytes(out_dir))
+                          bytes_on_disk=folder_bytes(out_dir), photos=sum(item.photo for item in kept),
+                          label_words=len({w for item in kept for w in item.keywords}),
+                          duplicates=len(duplicates))
     (out_dir / MARKER).write_text(json.dumps({"fingerprint": fingerprint, "posts_sha256": sha256_file(out_dir / POSTS),
                                               "report": asdict(report)}, indent=2) + "\n")
     return report

@@ -100,7 +100,7 @@ def _explore_items(archive: RccArchive, category: str) -> Iterator[RawItem]:
                 caption=one_line(caption), city=city,
                 hashtags=_hashtags(title, place, category, "monument" if category == "monuments" else ""),
                 keywords=unique([*content_words(title), *content_words(category), *content_words(place)]),
-                category=f"{category}/{group}" if group else category,
+                category=f"{category}/{group}" if group else category, photo=True,
             )
 
 
@@ -127,7 +127,7 @@ def _categorization_items(archive: RccArchive) -> Iterator[RawItem]:
                 caption=one_line(caption), city=city, author=author or None,
                 hashtags=_hashtags(name, topic, place),
                 keywords=unique([*content_words(name), *content_words(topic), *content_words(place)]),
-                category=f"categorization/{folder}",
+                category=f"categorization/{folder}", photo=True,
             )
 
 

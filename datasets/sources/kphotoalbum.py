@@ -52,5 +52,5 @@ def scan(root: Path) -> Iterator[RawItem]:
             hashtags=unique(hashtag(t) or "" for t in tags if t),
             keywords=unique([*content_words(label), *(w for t in tags for w in content_words(t))]),
             category="/".join(x for x in ("photos", label.replace(" ", "_")) if x),
-            city=cities[0] if cities else None, created_at=_start(image), author=None,
+            city=cities[0] if cities else None, created_at=_start(image), author=None, photo=True,
         )

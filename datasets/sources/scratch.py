@@ -40,5 +40,5 @@ def scan(root: Path) -> Iterator[RawItem]:
             source=SOURCE, key=relative.as_posix(), image=ImageSource("raster", path=path),
             caption=caption, city=city, category=folder,
             hashtags=unique([*(hashtag(w) or "" for w in content_words(caption)), folder]),
-            keywords=unique([*content_words(caption), *content_words(folder)]),
+            keywords=unique([*content_words(caption), *content_words(folder)]), photo=True,
         )

@@ -8,7 +8,9 @@ import typer
 
 from jointspace.errors import ConfigurationError
 
-DEFAULT_SOURCES = "openclipart,tuxpaint,gcompris,scratch,kphotoalbum"
+from jointspace.datasets.sources import SOURCE_NAMES
+
+DEFAULT_SOURCES = ",".join(SOURCE_NAMES)  # every source
 
 data_app = typer.Typer(help="Prepare the training, demo and test data from Debian packages, or import your own posts.",
                        no_args_is_help=True)
@@ -16,7 +18,7 @@ data_app = typer.Typer(help="Prepare the training, demo and test data from Debia
 
 @data_app.command("prepare")
 def prepare_command(
-    sources: Annotated[str, typer.Option(help="Comma-separated sources to prepare.")] = DEFAULT_SOURCES,
+    sources: Annotated[str, typer.Option(help="Comma-separated sources to prepare (default: all).")] = DEFAULT_SOURCES,
     limit: Annotated[Optional[int], typer.Option(min=1, help="At most N items per source (a fixed spread).")] = None,
     size: Annotated[Optional[int], typer.Option(min=16, help="Longest image side in pixels [Settings.data_image_size].")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Rendering processes [Settings.data_workers].")] = None,
@@ -32,11 +34,18 @@ def prepare_command(
     names = [s.strip() for s in sources.split(",") if s.strip()]
     reports = prepare(names, settings.data_dir, cache_dir_of(settings.home),
                       size=size or settings.data_image_size, limit=limit, workers=workers or settings.data_workers)
-    typer.echo(f"{'source':<12} {'items':>6} {'failed':>6} {'seconds':>8} {'MB':>7}  package")
+    # pictures: kept after failures and duplicates; photos: real photographs among them (the scanner
+    # knows from the package's folders); words: distinct label words; dupes: near-identical to an
+    # earlier source's picture (perceptual hash), dropped.
+    typer.echo(f"{'source':<12} {'pictures':>8} {'photos':>6} {'words':>6} {'dupes':>5} {'failed':>6} "
+               f"{'seconds':>8} {'MB':>7}  package")
     for r in reports:
         state = " (cached)" if r.skipped else ""
-        typer.echo(f"{r.source:<12} {r.items:>6} {r.failures:>6} {r.seconds:>8.1f} {r.bytes_on_disk / 1e6:>7.1f}  "
-                   f"{r.deb}{state}")
+        typer.echo(f"{r.source:<12} {r.items:>8} {r.photos:>6} {r.label_words:>6} {r.duplicates:>5} {r.failures:>6} "
+                   f"{r.seconds:>8.1f} {r.bytes_on_disk / 1e6:>7.1f}  {r.deb}{state}")
+    typer.echo(f"{'all':<12} {sum(r.items for r in reports):>8} {sum(r.photos for r in reports):>6} "
+               f"{'':>6} {sum(r.duplicates for r in reports):>5} {sum(r.failures for r in reports):>6}  "
+               f"from {len(reports)} sources")
     typer.echo(f"data in {settings.data_dir} (all.jsonl combines every prepared source)")
 
 
