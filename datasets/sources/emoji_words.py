@@ -8,7 +8,7 @@ from jointspace.datasets.text import content_words, hashtag, unique
 # Words that say how an emoji is encoded or grouped, not what it shows.
 EMOJI_NOISE = frozenset({
     "emoji", "emojis", "extras", "unicode", "openmoji", "component", "symbol", "symbols", "sign", "other",
-    "type", "face", "selector", "variation", "keycap", "regional", "indicator", "letter", "skin", "tone",
+    "type", "selector", "variation", "keycap", "regional", "indicator", "letter", "skin", "tone",
     "medium", "light", "dark", "modifier", "fitzpatrick", "subdivision", "misc",
 })
 # Two-letter words that are words; other two-letter tokens are country or language codes (`flag-eg`).

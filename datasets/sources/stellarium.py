@@ -127,7 +127,8 @@ def _english_names(fab: Path) -> dict[str, str]:
 
 def _constellation_items(root: Path) -> Iterator[RawItem]:
     seen: set[str] = set()
-    for culture_dir in sorted((root / BASE / "skycultures").iterdir()):
+    # `western` first: its drawings are the ones other cultures reuse, so they keep the western names.
+    for culture_dir in sorted((root / BASE / "skycultures").iterdir(), key=lambda p: (p.name != "western", p.name)):
         art = culture_dir / "constellationsart.fab"
         if not art.is_file():
             continue

@@ -20,7 +20,7 @@ from jointspace.records import Post
 from jointspace.settings import get_settings
 
 DESIGN_FIELDS = {"id", "image", "caption", "hashtags", "city", "created_at", "author", "source"}
-EXTRA_FIELDS = {"category", "keywords", "split"}
+EXTRA_FIELDS = {"category", "keywords", "split", "photo"}
 
 
 def check_post_line(line: dict, jsonl_dir: Path) -> None:
@@ -37,6 +37,7 @@ def check_post_line(line: dict, jsonl_dir: Path) -> None:
     assert isinstance(line["source"], str)
     assert isinstance(line["category"], str) and line["keywords"] and all(isinstance(k, str) for k in line["keywords"])
     assert line["split"] == split_of(line["id"])
+    assert isinstance(line["photo"], bool)
     post = Post.from_json(line)
     assert post.to_json()["created_at"] == line["created_at"]
 
