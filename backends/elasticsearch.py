@@ -16,6 +16,7 @@ from jointspace.backends.validation import query_vector, split_valid
 from jointspace.es_mappings.client import connect, unavailable_as_error
 from jointspace.es_mappings.manager import IndexManager
 from jointspace.es_mappings.template import VECTOR_FIELD
+from jointspace.errors import BackendUnavailableError
 from jointspace.records import (Document, FacetBucket, FacetCounts, Filters, Hit, MatchSet, RankedPage, TrendBucket,
                                 UpsertResult)
 from jointspace.settings import Settings
@@ -183,6 +184,33 @@ class ElasticsearchBackend:
             answer = self.client.search(index=self.alias, query=es_queries.keyword_query(text, filters), size=k)
         return [Hit(post=post_from_source(hit["_source"]), score=float(hit["_score"]))
                 for hit in answer["hits"]["hits"]]
+
+    def keyword_among(self, queries: Sequence[tuple[str, Filters | None]],
+                      post_ids: Sequence[str]) -> list[list[Hit]]:
+        """For each (text, filters), the posts among `post_ids` that match it, best first (BM25).
+        Refreshes first (the alert check runs right after the batch's bulk write), then asks all
+        the queries in one `_msearch` per 200."""
+        results: list[list[Hit]] = [[] for _ in queries]
+        ids = list(dict.fromkeys(post_ids))
+        asked = [(i, text, filters) for i, (text, filters) in enumerate(queries) if text.strip()]
+        if not ids or not asked:
+            return results
+        self.refresh()
+        for start in range(0, len(asked), 200):
+            chunk = asked[start:start + 200]
+            searches: list[dict[str, Any]] = []
+            for _, text, filters in chunk:
+                searches += [{"index": self.alias},
+                             {"query": es_queries.keyword_among_query(text, filters, ids), "size": len(ids)}]
+            with unavailable_as_error(self._url):
+                answers = self.client.msearch(searches=searches)["responses"]
+            for (index, _, _), answer in zip(chunk, answers):
+                if "error" in answer:
+                    failure = BackendUnavailableError if answer.get("status") in (429, 502, 503, 504) else RuntimeError
+                    raise failure(f"keyword check on {self._url} failed: {answer['error']}")
+                results[index] = [Hit(post=post_from_source(hit["_source"]), score=float(hit["_score"]))
+                                  for hit in answer["hits"]["hits"]]
+        return results
 
     def count(self, filters: Filters | None = None) -> int:
         with unavailable_as_error(self._url):

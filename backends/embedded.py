@@ -354,6 +354,37 @@ class EmbeddedBackend:
                               [expression, *params, k]).fetchall()
         return [Hit(post=Post.from_json(json.loads(post)), score=-float(rank)) for post, rank in rows]
 
+    def keyword_among(self, queries: Sequence[tuple[str, Filters | None]],
+                      post_ids: Sequence[str]) -> list[list[Hit]]:
+        """For each (text, filters), the posts among `post_ids` that match it, best first (BM25 as in
+        `keyword`). For the alert check of a freshly written batch: FTS5 is asked for the batch's
+        doc-key ranges only (it seeks a rowid range; an `IN` list would scan every match)."""
+        results: list[list[Hit]] = [[] for _ in queries]
+        ids = list(dict.fromkeys(post_ids))
+        if not ids or not queries:
+            return results
+        with self._read() as db:
+            posts: dict[int, str] = {}
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                posts |= dict(db.execute(f"SELECT doc_key, post FROM docs WHERE id IN ({','.join('?' * len(chunk))})",
+                                         chunk).fetchall())
+            spans = _key_spans(sorted(posts))
+            for index, (text, filters) in enumerate(queries):
+                expression = fts_match_expression(text)
+                if expression is None:
+                    continue
+                where, params = filter_sql(filters)
+                found: list[tuple[float, int]] = []
+                for low, high in spans:
+                    found += [(rank, key) for key, rank in db.execute(
+                        f"SELECT fts.rowid, bm25(fts) FROM fts JOIN docs ON docs.doc_key = fts.rowid "
+                        f"WHERE fts MATCH ? AND fts.rowid BETWEEN ? AND ? AND {where}",
+                        [expression, low, high, *params]) if key in posts]
+                results[index] = [Hit(post=Post.from_json(json.loads(posts[key])), score=-float(rank))
+                                  for rank, key in sorted(found)]
+        return results
+
     def count(self, filters: Filters | None = None) -> int:
         where, params = filter_sql(filters)
         with self._read() as db:
@@ -437,3 +468,14 @@ class EmbeddedBackend:
             rows = db.execute(newest_sql(), (json.dumps(keys.tolist()), k, max(0, offset))).fetchall()
         hits = [Hit(post=Post.from_json(json.loads(post)), score=float(score_of[key])) for key, post in rows]
         return RankedPage(hits=hits, total=len(keys))
+
+def _key_spans(keys: Sequence[int], gap: int = 256) -> list[tuple[int, int]]:
+    """Sorted doc keys → (low, high) ranges, a new range wherever two keys lie more than `gap` apart
+    (a batch of new posts is one range; posts overwritten in place add a few more)."""
+    spans: list[tuple[int, int]] = []
+    for key in keys:
+        if spans and key - spans[-1][1] <= gap:
+            spans[-1] = (spans[-1][0], key)
+        else:
+            spans.append((key, key))
+    return spans

@@ -61,6 +61,13 @@ def keyword_query(text: str, filters: Filters | None = None) -> dict[str, Any]:
     return query
 
 
+def keyword_among_query(text: str, filters: Filters | None, post_ids: list[str]) -> dict[str, Any]:
+    """`keyword_query` restricted to the documents `post_ids` (an `ids` clause in `bool.filter`)."""
+    query = keyword_query(text, filters)
+    query["bool"].setdefault("filter", []).append({"ids": {"values": post_ids}})
+    return query
+
+
 def filter_query(filters: Filters | None) -> dict[str, Any]:
     """A query matching exactly the filtered documents (match_all when unrestricted)."""
     clauses = filter_clauses(filters)

@@ -126,6 +126,19 @@ class Settings(BaseSettings):
     watch_poll_s: float = 2.0
     ingest_wait_timeout_s: float = 3600.0
 
+    # Saved searches with alerts (`jointspace alerts`, /alerts): stored in Redis under this prefix when
+    # there is a broker (shared by every worker), else in `home`/alerts.sqlite3. Webhooks are POSTed
+    # by a Celery task on `alerts_queue` (unset: `<celery_queue>-alerts`) or, without a broker, by a
+    # thread of the indexing process; transient failures retry with exponential backoff.
+    alerts_key_prefix: str = "jointspace:alerts"
+    alerts_queue: str | None = None
+    alerts_max_searches: int = 10_000
+    alerts_stream_maxlen: int = 10_000  # entries kept in each search's Redis stream (approximate trim)
+    alerts_webhook_timeout_s: float = 5.0
+    alerts_webhook_max_retries: int = 8
+    alerts_webhook_backoff_max_s: int = 300
+    alerts_events_poll_s: float = 0.5  # how often an SSE stream looks for new matches (SQLite store)
+
     # Prepared data (`jointspace data prepare`): picture size and rendering processes.
     data_image_size: int = 256  # longest side in pixels, aspect ratio kept
     data_workers: int = 2

@@ -8,12 +8,13 @@ which is safe because every write is keyed by post id.
 """
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -31,6 +32,7 @@ TRANSIENT_ITEM_ERRORS = ("unavailable_shards_exception", "es_rejected_execution_
                          "no_shard_available_action_exception", "node_not_connected_exception",
                          "node_closed_exception", "circuit_breaking_exception")
 TRANSIENT_STATUS = {429, 502, 503, 504}
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -47,6 +49,23 @@ def _transient_as_unavailable() -> Iterator[None]:
         if getattr(exc, "status_code", None) in TRANSIENT_STATUS:
             raise BackendUnavailableError(f"the search backend is not ready: {exc}") from exc
         raise
+
+
+class BatchListener(Protocol):
+    """Told about every batch the runner writes (the alert check, `jointspace.alerts`). Each method
+    must be idempotent: a batch may be run again after a worker died anywhere in it."""
+
+    def will_write(self, post_ids: Sequence[str]) -> None:
+        """Before the write: these posts' check is owed from now on."""
+        ...
+
+    def owed(self, post_ids: Sequence[str]) -> set[str]:
+        """Of these already-indexed posts, those written by an earlier run whose check never finished."""
+        ...
+
+    def written(self, docs: Sequence[Document], redelivered: bool = False) -> Any:
+        """After the write: these documents are indexed (vectors included); settles what was owed."""
+        ...
 
 
 @dataclass(slots=True)
@@ -80,6 +99,8 @@ class _Batch:
     outcome: BatchOutcome = field(default_factory=BatchOutcome)
     letters: list[DeadLetter] = field(default_factory=list)
     started: float = 0.0
+    written: list[Document] = field(default_factory=list)  # for the listener
+    owed: list[str] = field(default_factory=list)  # unchanged posts whose listener check is still owed
 
     def reject(self, post: Post, stage: str, reason: str) -> None:
         self.outcome.dead[post.id] = f"{stage}: {reason}"
@@ -91,13 +112,15 @@ class BatchRunner:
     """Runs one batch through the stages. Thread-safe only per call: give each worker process its own."""
 
     def __init__(self, encoder: ImageEncoder, model: str, backend: SearchBackend,
-                 dead_letters: DeadLetterStore, decode_limits: DecodeLimits, executor: Executor) -> None:
+                 dead_letters: DeadLetterStore, decode_limits: DecodeLimits, executor: Executor,
+                 listener: BatchListener | None = None) -> None:
         self.encoder = encoder
         self.model = model
         self.backend = backend
         self.dead_letters = dead_letters
         self.decode_limits = decode_limits
         self.executor = executor
+        self.listener = listener
 
     def run(self, posts: Sequence[Post], skip_unchanged: bool = True) -> BatchOutcome:
         """Blocks until the batch is indexed or dead-lettered. Raises on transient backend errors."""
@@ -119,6 +142,9 @@ class BatchRunner:
             self._embed(batch)
         with self._stage(batch, "write"):
             self._write(batch)
+        if self.listener is not None and (batch.written or batch.owed):
+            with self._stage(batch, "alerts"):
+                self._tell_listener(batch)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
         return batch.outcome
 
@@ -143,6 +169,8 @@ class BatchRunner:
                 keep.append(post)
         metrics.POSTS_UNCHANGED.inc(len(batch.outcome.unchanged))
         batch.posts = keep
+        if self.listener is not None and batch.outcome.unchanged:
+            batch.owed = sorted(self.listener.owed(batch.outcome.unchanged))
 
     def _decode(self, batch: _Batch) -> None:
         def attempt(post: Post) -> Image.Image | ImageRejected:
@@ -185,6 +213,8 @@ class BatchRunner:
         if batch.posts:
             assert batch.vectors is not None
             docs = [Document(post=p, vector=v, model=self.model) for p, v in zip(batch.posts, batch.vectors)]
+            if self.listener is not None:
+                self.listener.will_write([d.id for d in docs])
             with _transient_as_unavailable():
                 result = self.backend.upsert(docs)
             transient = [r for r in result.errors.values() if r.startswith(TRANSIENT_ITEM_ERRORS)]
@@ -196,10 +226,31 @@ class BatchRunner:
                 batch.reject(by_id[post_id], "write", reason)
             refused = set(result.errors)
             batch.outcome.indexed.extend(p.id for p in batch.posts if p.id not in refused)
+            batch.written = [d for d in docs if d.id not in refused]
             metrics.POSTS_INGESTED.inc(len(batch.outcome.indexed))
         self.dead_letters.put(batch.letters)
         # A post indexed now may have been dead-lettered by an earlier attempt: one place per post.
         self.dead_letters.remove(batch.outcome.indexed)
+
+    def _tell_listener(self, batch: _Batch) -> None:
+        """Transient failures (Redis or the backend away) propagate, so the batch is retried and the
+        check runs then; any other failure of the check is logged and leaves the posts indexed."""
+        from jointspace.workers.tasks import transient_errors
+
+        assert self.listener is not None
+        try:
+            if batch.written:
+                self.listener.written(batch.written)
+            if batch.owed:
+                # Written by a run that died before its check: their vectors come from the index.
+                with _transient_as_unavailable():
+                    stored = self.backend.get_many(batch.owed, with_vector=True)
+                self.listener.written([d for d in stored.values() if d.vector.size], redelivered=True)
+        except transient_errors():
+            raise
+        except Exception:
+            log.exception("the alert check of a batch of %d posts failed; the posts stay indexed",
+                          len(batch.written) + len(batch.owed))
 
 
 def _unique(posts: Sequence[Post]) -> list[Post]:

@@ -61,7 +61,7 @@ def _fill(settings: Settings, bundle: Any, old: SearchBackend, new: SearchBacken
     """Copy old → new with the new bundle's encoder, swap, then catch up on what arrived meanwhile."""
     from jointspace.workers.runtime import open_context
 
-    context = open_context(settings, bundle=bundle, backend=new)
+    context = open_context(settings, bundle=bundle, backend=new, alerts=False)  # old posts are not news
     try:
         filled = _copy(old, new, context.runner, settings.batch_size, False, progress, "reindex")
         new.refresh()

@@ -5,6 +5,7 @@ import importlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from jointspace.errors import ConfigurationError
 from jointspace.protocols import ModelBundle, SearchBackend
@@ -46,16 +47,21 @@ class WorkerContext:
     dead_letters: DeadLetterStore
     runner: BatchRunner
     executor: ThreadPoolExecutor
+    alerts: Any = None  # jointspace.alerts.checker.AlertChecker, when this context checks saved searches
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        if self.alerts is not None:
+            self.alerts.close()
         self.backend.close()
         self.dead_letters.close()
 
 
 def open_context(settings: Settings, bundle: ModelBundle | None = None,
-                 backend: SearchBackend | None = None) -> WorkerContext:
-    """Loads the model (slow: seconds) and connects to the backend and the dead-letter store."""
+                 backend: SearchBackend | None = None, alerts: bool = True) -> WorkerContext:
+    """Loads the model (slow: seconds) and connects to the backend and the dead-letter store.
+    With `alerts`, every batch written is checked against the saved searches (reindex turns it off:
+    re-embedding old posts is not news)."""
     from PIL import Image
 
     # PIL's own guard, for any image opened in this process outside `images.decode` too.
@@ -68,8 +74,14 @@ def open_context(settings: Settings, bundle: ModelBundle | None = None,
     backend = backend or open_search_backend(settings, bundle)
     dead_letters = open_dead_letters(settings)
     executor = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="decode")
-    runner = BatchRunner(bundle.image, bundle.name, backend, dead_letters, decode_limits(settings), executor)
-    return WorkerContext(bundle, backend, dead_letters, runner, executor)
+    checker = None
+    if alerts:
+        from jointspace.alerts import open_alert_checker
+
+        checker = open_alert_checker(settings, bundle, backend)
+    runner = BatchRunner(bundle.image, bundle.name, backend, dead_letters, decode_limits(settings), executor,
+                         listener=checker)
+    return WorkerContext(bundle, backend, dead_letters, runner, executor, checker)
 
 
 _process_context: WorkerContext | None = None

@@ -55,3 +55,51 @@ def ingest_batch(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
     posts = [Post.from_json(p) for p in payload["posts"]]
     outcome = process_context(get_settings()).runner.run(posts, skip_unchanged=payload.get("skip_unchanged", True))
     return outcome.to_json()
+
+
+# --- alert webhooks (jointspace.alerts.webhooks) ---------------------------------------------------
+_alert_store: Any = None
+
+
+def _store() -> Any:
+    """One alert store per worker process, opened on first use."""
+    global _alert_store
+    if _alert_store is None:
+        from jointspace.alerts import open_alert_store
+
+        _alert_store = open_alert_store(get_settings())
+    return _alert_store
+
+
+class DeliverTask(Task):
+    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+        """Anything but a webhook answer (the store away past the retries, a bug): keep the reason."""
+        from jointspace.alerts.records import Delivery
+
+        payload = args[0] if args else kwargs.get("payload", {})
+        try:
+            store = _store()
+            current = store.delivery(payload["search_id"], payload["post_id"])
+            if current is not None and current.status == "pending":
+                store.set_delivery(payload["search_id"], payload["post_id"],
+                                   Delivery("failed", current.attempts, f"{type(exc).__name__}: {exc}"))
+        except Exception:
+            log.exception("could not record the failed delivery of task %s", task_id)
+
+
+def _webhook_retry() -> tuple[type[BaseException], ...]:
+    from jointspace.alerts.webhooks import WebhookRetry
+
+    return (WebhookRetry, *transient_errors())
+
+
+@app.task(bind=True, base=DeliverTask, name="jointspace.deliver_alert",
+          autoretry_for=_webhook_retry(), retry_backoff=True, retry_backoff_max=_settings.alerts_webhook_backoff_max_s,
+          retry_jitter=True, max_retries=_settings.alerts_webhook_max_retries + 1,
+          acks_late=True, reject_on_worker_lost=True)
+def deliver_alert(self: Task, payload: dict[str, Any]) -> bool:
+    """POST one match to its search's webhook; the attempt's outcome is written to the alert store.
+    `attempt` itself gives up after alerts_webhook_max_retries retries (recording why)."""
+    from jointspace.alerts.webhooks import attempt
+
+    return attempt(_store(), str(payload["search_id"]), str(payload["post_id"]), get_settings())

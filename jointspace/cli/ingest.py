@@ -142,10 +142,12 @@ def worker(
     if not settings.broker_url:
         raise ConfigurationError("jointspace worker needs a broker: set JOINTSPACE_BROKER_URL "
                                  "(e.g. redis://localhost:6379/0); without one, `jointspace ingest` works alone")
+    from jointspace.alerts.webhooks import alerts_queue
     from jointspace.workers.celery_app import app
 
+    # The ingest queue, and the alerts' webhook deliveries (a queue of their own: never behind the backlog).
     argv = ["worker", "--concurrency", str(concurrency), "--loglevel", loglevel, "--pool", pool,
-            "-O", "fair", "-Q", settings.celery_queue]
+            "-O", "fair", "-Q", f"{settings.celery_queue},{alerts_queue(settings)}"]
     if hostname:
         argv += ["--hostname", hostname]
     app.worker_main(argv)

@@ -1,0 +1,128 @@
+"""Saving, listing and removing searches, and reading their matches: what the CLI and the API call."""
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import urlsplit
+
+from jointspace.errors import JointspaceError, QueryError
+from jointspace.records import Filters
+from jointspace.settings import Settings
+
+from .checker import compile_search
+from .records import MODES, Match, SavedSearch, utc_now
+from .store import AlertStore
+
+
+class AlertNotFound(JointspaceError):
+    """No saved search has this id."""
+
+
+def parse_min_score(value: float | str | None) -> float | None:
+    """A similarity in [-1, 1] (the dot product of unit vectors), given as a number or its text."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        raise QueryError("min_score 'auto' is not available in this version: give a similarity between -1 and 1 "
+                         "(e.g. 0.3; `jointspace search EXPR --json` shows the scores of good hits)")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise QueryError(f"min_score must be a number between -1 and 1, not {value!r}") from None
+    if not math.isfinite(number) or not -1.0 <= number <= 1.0:
+        raise QueryError(f"min_score must be a number between -1 and 1 (a similarity), not {value!r}")
+    return number
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:
+    """An ISO 8601 time (naive: UTC) or a duration back from now: `90s`, `15m`, `2h`, `7d`, `1w`."""
+    if text is None or not str(text).strip():
+        return None
+    found = _DURATION.match(str(text))
+    if found:
+        return (now or utc_now()) - timedelta(seconds=float(found[1]) * _UNITS[found[2].lower()])
+    try:
+        moment = datetime.fromisoformat(str(text).strip())
+    except ValueError:
+        raise QueryError(f"since: {text!r} is neither a time (2026-12-01T09:00) nor a duration (15m, 2h, 7d)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def check_webhook(url: str | None) -> str | None:
+    if url is None or not url.strip():
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise QueryError(f"webhook must be an http:// or https:// URL with a host, not {url!r}")
+    return url.strip()
+
+
+@dataclass
+class AlertService:
+    """`search` is a `query.SearchService` over the index (it parses and embeds the expression);
+    `model` names the bundle whose vector is saved with the search."""
+
+    store: AlertStore
+    search: Any
+    model: str
+    settings: Settings
+
+    def add(self, expression: str, mode: str = "semantic", min_score: float | str | None = None,
+            webhook: str | None = None, name: str | None = None, filters: Filters | None = None) -> SavedSearch:
+        """Validates and saves; raises QueryError (with the position in the expression where there is one)."""
+        from jointspace.query.filters import filters_to_text
+
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        threshold = parse_min_score(min_score)
+        if mode == "keyword" and threshold is not None:
+            raise QueryError("min_score applies to the semantic side (similarity); a keyword alert matches "
+                             "every new post that mentions its words: leave min_score out")
+        if mode != "keyword" and threshold is None:
+            raise QueryError(f"a {mode} alert needs min_score: the similarity (-1..1) a new post must reach "
+                             f"(e.g. 0.3; `jointspace search` shows the scores of hits you would want)")
+        self.search.parse(expression)  # syntax errors first, with their position
+        saved = SavedSearch(id=uuid.uuid4().hex[:12], name=(name or "").strip() or expression.strip(),
+                            expression=expression.strip(), mode=mode, min_score=threshold,
+                            filters=filters_to_text(filters) if filters is not None else "",
+                            webhook=check_webhook(webhook))
+        compiled = compile_search(saved, self.settings)
+        if compiled.keywords is not None and compiled.keywords.is_empty():  # type: ignore[attr-defined]
+            raise QueryError(f"a {mode} alert needs at least one word or phrase with a positive weight",
+                             0 if expression else None, expression or None)
+        vectors = {}
+        if mode != "keyword":
+            if self.search.parse(expression).expression is None:
+                raise QueryError(f"a {mode} alert needs at least one term besides its filters", None, expression)
+            vectors[self.model] = self.search.query_vector(expression)
+        if len(self.store.searches()) >= self.settings.alerts_max_searches:
+            raise QueryError(f"{self.settings.alerts_max_searches} searches are saved already "
+                             "(JOINTSPACE_ALERTS_MAX_SEARCHES): remove some first")
+        self.store.add(saved, vectors)
+        return saved
+
+    def get(self, search_id: str) -> SavedSearch:
+        found = self.store.get(search_id)
+        if found is None:
+            raise AlertNotFound(f"no saved search with id {search_id!r} (see `jointspace alerts list`)")
+        return found
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every saved search as JSON, with how many matches it has."""
+        return [{**s.to_json(), "matches": self.store.count_matches(s.id)} for s in self.store.searches()]
+
+    def remove(self, search_id: str) -> bool:
+        return self.store.remove(search_id)
+
+    def matches(self, search_id: str, since: datetime | None = None, limit: int | None = None) -> list[Match]:
+        """Newest first; raises AlertNotFound for an unknown id."""
+        self.get(search_id)
+        return self.store.matches(search_id, since, limit)

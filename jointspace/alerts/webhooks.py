@@ -1,0 +1,178 @@
+"""Webhook delivery: one POST per match, retried with exponential backoff, the outcome kept.
+
+A match's delivery is recorded as `pending` together with the match itself (store.record), so a
+process that dies before posting leaves it pending, never forgotten. With a broker the POST is a
+Celery task (`jointspace.deliver_alert`, retry policy declared on the task, late acks: a killed
+worker's delivery runs again); without one, a small thread pool of the indexing process retries.
+Receivers get `X-Jointspace-Delivery: <search id>:<post id>` to drop the rare repeat (at-least-once).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+import httpx
+
+from jointspace.settings import Settings
+
+from .records import Delivery, Match, SavedSearch
+from .store import AlertStore
+
+log = logging.getLogger(__name__)
+
+# Answers worth another attempt: the receiver is busy, restarting or behind a gateway that is.
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class WebhookRetry(Exception):
+    """A transient failure: try again later (the reason is in the message)."""
+
+
+def alerts_queue(settings: Settings) -> str:
+    """The Celery queue of webhook deliveries (apart from the ingest queue, so that an alert never
+    waits behind the ingest backlog)."""
+    return settings.alerts_queue or f"{settings.celery_queue}-alerts"
+
+
+def payload(search: SavedSearch, match: Match) -> dict[str, Any]:
+    return {"alert": {k: v for k, v in search.to_json().items() if k != "webhook"},
+            "match": {k: v for k, v in match.to_json().items() if k not in ("webhook", "cursor")}}
+
+
+def post_once(url: str, body: dict[str, Any], delivery_key: str, timeout_s: float) -> str | None:
+    """POSTs `body` as JSON. None when delivered (2xx); the reason when the receiver refused for good.
+    Raises WebhookRetry for a failure worth retrying (network, timeout, 408/429/5xx)."""
+    try:
+        answer = httpx.post(url, json=body, timeout=timeout_s, follow_redirects=False,
+                            headers={"X-Jointspace-Delivery": delivery_key, "User-Agent": "jointspace-alerts"})
+    except httpx.HTTPError as exc:
+        raise WebhookRetry(f"{type(exc).__name__}: {exc}") from exc
+    if 200 <= answer.status_code < 300:
+        return None
+    reason = f"HTTP {answer.status_code}: {answer.text[:200].strip()}"
+    if answer.status_code in RETRY_STATUS:
+        raise WebhookRetry(reason)
+    return reason
+
+
+def attempt(store: AlertStore, search_id: str, post_id: str, settings: Settings) -> bool:
+    """One delivery attempt of a pending match, its outcome written to the store.
+
+    Returns True when nothing more is to be done (delivered, failed for good, already settled, or
+    the search or match is gone); raises WebhookRetry when a later attempt should follow.
+    """
+    search = store.get(search_id)
+    match = store.match(search_id, post_id)
+    current = store.delivery(search_id, post_id)
+    if search is None or match is None or not search.webhook or current is None or current.status != "pending":
+        return True
+    attempts = current.attempts + 1
+    try:
+        refused = post_once(search.webhook, payload(search, match), f"{search_id}:{post_id}",
+                            settings.alerts_webhook_timeout_s)
+    except WebhookRetry as exc:
+        if attempts > settings.alerts_webhook_max_retries:
+            store.set_delivery(search_id, post_id, Delivery("failed", attempts, f"gave up after {attempts} "
+                                                                                f"attempts: {exc}"))
+            log.warning("webhook of alert %s for post %s failed for good: %s", search_id, post_id, exc)
+            return True
+        store.set_delivery(search_id, post_id, Delivery("pending", attempts, str(exc)))
+        raise
+    if refused is None:
+        store.set_delivery(search_id, post_id, Delivery("delivered", attempts, None))
+    else:
+        store.set_delivery(search_id, post_id, Delivery("failed", attempts, refused))
+        log.warning("webhook of alert %s refused post %s: %s", search_id, post_id, refused)
+    return True
+
+
+def backoff_s(attempts: int, cap_s: float) -> float:
+    """1, 2, 4, ... seconds after the 1st, 2nd, 3rd failure, at most `cap_s`."""
+    return float(min(cap_s, 2 ** max(0, attempts - 1)))
+
+
+class WebhookDispatcher(Protocol):
+    def dispatch(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Starts delivering these (search id, post id) matches; returns at once."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class CeleryWebhooks:
+    """Hands each delivery to the workers as a task on the alerts queue."""
+
+    def __init__(self, settings: Settings) -> None:
+        from jointspace.workers.celery_app import make_app
+
+        self.settings = settings
+        self._app = make_app(settings)
+        self._queue = alerts_queue(settings)
+
+    def dispatch(self, pairs: Sequence[tuple[str, str]]) -> None:
+        for search_id, post_id in pairs:
+            self._app.send_task("jointspace.deliver_alert", args=[{"search_id": search_id, "post_id": post_id}],
+                                queue=self._queue)
+
+    def close(self) -> None:
+        self._app.close()
+
+
+class ThreadWebhooks:
+    """Delivers in this process (no broker): a pool of two threads, retries with backoff in them.
+
+    Pending deliveries a dead process left behind are taken up when the next one opens the store."""
+
+    def __init__(self, store: AlertStore, settings: Settings, resume: bool = True) -> None:
+        self.store = store
+        self.settings = settings
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="webhook")
+        self._closing = threading.Event()
+        self._inflight: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        if resume:
+            self.dispatch(store.pending())
+
+    def dispatch(self, pairs: Sequence[tuple[str, str]]) -> None:
+        for pair in pairs:
+            with self._lock:
+                if pair in self._inflight:
+                    continue
+                self._inflight.add(pair)
+            self._pool.submit(self._deliver, *pair)
+
+    def _deliver(self, search_id: str, post_id: str) -> None:
+        try:
+            while not self._closing.is_set():
+                try:
+                    attempt(self.store, search_id, post_id, self.settings)
+                    return
+                except WebhookRetry:
+                    current = self.store.delivery(search_id, post_id)
+                    self._closing.wait(backoff_s(current.attempts if current else 1,
+                                                 self.settings.alerts_webhook_backoff_max_s))
+        except Exception:  # the store went away: the delivery stays pending for the next process
+            log.exception("webhook delivery of alert %s for post %s stopped", search_id, post_id)
+        finally:
+            with self._lock:
+                self._inflight.discard((search_id, post_id))
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Blocks until no delivery is in flight (tests, and `ingest` before it exits); False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._inflight:
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        """Gives deliveries in flight a moment to finish; those still retrying stay pending in the store."""
+        self.wait_idle(self.settings.alerts_webhook_timeout_s)
+        self._closing.set()
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,147 @@
+"""`jointspace alerts add|list|remove|matches`: saved searches that alert on new posts."""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+import typer
+
+alerts_app = typer.Typer(help="Saved searches: every new batch of posts is checked against them; matches go to "
+                              "`alerts matches`, a Redis stream per search (with a broker), an optional webhook "
+                              "and the page.", no_args_is_help=True)
+
+
+class AlertMode(str, Enum):
+    semantic = "semantic"
+    keyword = "keyword"
+    hybrid = "hybrid"
+
+
+def _print(data: Any) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=1)
+    sys.stdout.write("\n")
+
+
+@contextmanager
+def _store() -> Iterator[Any]:
+    from jointspace.alerts import open_alert_store
+    from jointspace.settings import get_settings
+
+    store = open_alert_store(get_settings())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _describe(search: dict[str, Any]) -> str:
+    cut = f" min_score {search['min_score']:g}" if search.get("min_score") is not None else ""
+    extra = f"  {search['filters']}" if search.get("filters") else ""
+    hook = f"  → {search['webhook']}" if search.get("webhook") else ""
+    return f"{search['id']}  [{search['mode']}{cut}]  {search['expression']}{extra}{hook}  ({search['name']})"
+
+
+@alerts_app.command("add")
+def add(
+    expression: Annotated[str, typer.Argument(help="The query, as for `jointspace search` (inline filters too).")],
+    mode: Annotated[AlertMode, typer.Option(help="semantic (similarity), keyword (mentions the words) or "
+                                                 "hybrid (either).")] = AlertMode.semantic,
+    min_score: Annotated[Optional[str], typer.Option(help="Similarity (-1..1) a new post must reach; needed for "
+                                                          "semantic and hybrid.")] = None,
+    webhook: Annotated[Optional[str], typer.Option(help="POST each match as JSON to this http(s) URL.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="A name to show (default: the expression).")] = None,
+    city: Annotated[Optional[list[str]], typer.Option("--city", help="Only this city (repeatable).")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Only this hashtag (repeatable).")] = None,
+    source: Annotated[Optional[list[str]], typer.Option("--source", help="Only this source (repeatable).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the saved search as JSON.")] = False,
+) -> None:
+    """Save a search; posts indexed from now on that match it are recorded and delivered."""
+    from jointspace.alerts.service import AlertService
+    from jointspace.query.parser import QueryLimits, parse
+    from jointspace.query.service import SearchService
+    from jointspace.records import Filters
+    from jointspace.settings import get_settings
+    from jointspace.workers.runtime import load_model_bundle, open_search_backend
+
+    settings = get_settings()
+    parse(expression, QueryLimits.from_settings(settings))  # syntax errors before the model loads
+    filters = Filters(cities=tuple(city or ()), hashtags=tuple(tag or ()), sources=tuple(source or ()))
+    bundle = load_model_bundle(settings)
+    backend = open_search_backend(settings, bundle)
+    try:
+        with _store() as store:
+            service = AlertService(store, SearchService(backend, bundle.text, settings), bundle.name, settings)
+            saved = service.add(expression, mode.value, min_score, webhook, name, filters)
+    finally:
+        backend.close()
+    if as_json:
+        _print(saved.to_json())
+    else:
+        print(_describe(saved.to_json()))
+
+
+@alerts_app.command("list")
+def list_(as_json: Annotated[bool, typer.Option("--json", help="Print {\"alerts\": [...]}.")] = False) -> None:
+    """Every saved search with its id and number of matches."""
+    from jointspace.alerts.service import AlertService
+    from jointspace.settings import get_settings
+
+    with _store() as store:
+        found = AlertService(store, None, "", get_settings()).list()
+    if as_json:
+        _print({"alerts": found})
+        return
+    for search in found:
+        print(f"{_describe(search)}  {search['matches']} matches")
+    print(f"{len(found)} saved searches", file=sys.stderr)
+
+
+@alerts_app.command("remove")
+def remove(search_id: Annotated[str, typer.Argument(metavar="ID", help="The saved search's id.")]) -> None:
+    """Delete a saved search with its matches, stream and deliveries."""
+    from jointspace.alerts.service import AlertNotFound
+
+    with _store() as store:
+        if not store.remove(search_id):
+            raise AlertNotFound(f"no saved search with id {search_id!r} (see `jointspace alerts list`)")
+    print(f"removed {search_id}")
+
+
+@alerts_app.command("matches")
+def matches(
+    search_id: Annotated[str, typer.Argument(metavar="ID", help="The saved search's id.")],
+    since: Annotated[Optional[str], typer.Option(help="Only matches recorded since this time (ISO 8601) or this "
+                                                      "long ago (15m, 2h, 7d).")] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {\"alert\": {...}, \"matches\": [...]}.")] = False,
+) -> None:
+    """The posts that matched, newest first, each with its score."""
+    from jointspace.alerts.service import AlertService, parse_since
+    from jointspace.settings import get_settings
+
+    with _store() as store:
+        service = AlertService(store, None, "", get_settings())
+        search = service.get(search_id)
+        found = service.matches(search_id, parse_since(since), limit)
+    if as_json:
+        _print({"alert": search.to_json(), "matches": [m.to_json() for m in found]})
+        return
+    for match in found:
+        post = match.post
+        hook = f"  webhook {match.delivery.status}" if match.delivery else ""
+        print(f"{_when(match.matched_at)}  {match.score:8.4f}  {post.id:<16} {(post.city or '-'):<12} "
+              f"{' '.join(post.caption.split())[:60]}{hook}")
+    print(f"{len(found)} matches of {search_id} ({search.expression})", file=sys.stderr)
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(alerts_app, name="alerts")
