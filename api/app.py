@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jointspace.api.limits import MaxBodySizeMiddleware
 from jointspace.api.metrics import ApiMetrics, MetricsMiddleware
-from jointspace.api.routes import cities, health, posts, search, trends
+from jointspace.api.routes import alerts, cities, health, posts, search, trends
 from jointspace.api.services import ApiServices, build_services
 from jointspace.errors import (BackendUnavailableError, ConfigurationError, DimensionError,
                                JointspaceError, ModelMismatchError, QueryError)
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None, services: ApiServices | None = 
     app.state.settings = settings
     app.state.metrics = ApiMetrics()
 
-    for router in (search.router, posts.router, cities.router, health.router, trends.router):
+    for router in (search.router, posts.router, cities.router, health.router, trends.router, alerts.router):
         app.include_router(router)
     _add_error_handlers(app)
     # Added last = outermost: the size cap answers before anything reads the body, and the

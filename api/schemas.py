@@ -134,3 +134,46 @@ class TrendsOut(BaseModel):
 
 
 SearchOut.model_rebuild()
+
+
+# --- saved searches with alerts (api/routes/alerts.py) ---------------------------------------------
+class AlertIn(BaseModel):
+    q: str = Field(description="The query, as for GET /search (inline filters too)")
+    mode: Mode = "semantic"
+    min_score: float | str | None = Field(default=None, description="Similarity (-1..1) a new post must reach; "
+                                                                     "needed for semantic and hybrid")
+    webhook: str | None = Field(default=None, description="POST each match as JSON to this http(s) URL")
+    name: str | None = None
+    city: list[str] = []
+    tag: list[str] = []
+    source: list[str] = []
+
+
+class AlertOut(BaseModel):
+    id: str
+    name: str
+    expression: str
+    mode: Mode
+    min_score: float | None = None
+    filters: str = Field("", description="Extra filters in the query language's inline syntax")
+    webhook: str | None = None
+    created_at: datetime
+    matches: int = 0
+
+
+class AlertsOut(BaseModel):
+    alerts: list[AlertOut]
+
+
+class MatchOut(HitOut):
+    search_id: str
+    matched_at: datetime
+    matched_by: list[str]
+    similarity: float | None = None
+    cursor: str | None = Field(default=None, description="Position in the alert's event stream (SSE id)")
+    webhook: dict[str, Any] | None = Field(default=None, description="Delivery state: status, attempts, error")
+
+
+class MatchesOut(BaseModel):
+    alert: AlertOut
+    matches: list[MatchOut] = Field(description="Newest first")

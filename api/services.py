@@ -24,6 +24,7 @@ class ApiServices:
     # True: the submitter indexes in this process, so POST /posts waits for the outcome;
     # false: it enqueues to the Celery workers and answers once the posts are queued.
     in_process: bool = True
+    alerts: Any = None  # jointspace.alerts.service.AlertService: saved searches and their matches
 
     def close(self) -> None:
         for part in reversed(self.owned):
@@ -40,10 +41,14 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
     from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
     from jointspace.workers.runtime import load_model_bundle, open_context, open_search_backend
 
+    from jointspace.alerts import open_alert_store
+    from jointspace.alerts.service import AlertService
+
     bundle = bundle or load_model_bundle(settings)
     backend = open_search_backend(settings, bundle)
     search = SearchService(backend, bundle.text, settings)
-    owned: list[Any] = []
+    alert_store = open_alert_store(settings)
+    owned: list[Any] = [alert_store]
     if settings.broker_url:
         submitter: Any = CeleryDistributor(settings)
         owned += [backend, submitter]
@@ -55,4 +60,5 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
         owned += [context, submitter]
     return ApiServices(settings=settings, backend=backend, bundle=bundle, search=search,
                        media=MediaStore(settings, getattr(backend, "media_roots", None)), submitter=submitter, owned=owned,
-                       in_process=not settings.broker_url)
+                       in_process=not settings.broker_url,
+                       alerts=AlertService(alert_store, search, bundle.name, settings))

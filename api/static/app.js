@@ -509,3 +509,116 @@ function init() {
 }
 
 document.addEventListener("DOMContentLoaded", init);
+
+// ---- alerts17: "watch this query" (saved searches with alerts) --------------------------------
+// Saves the current query with POST /alerts (needs the API key, kept for this tab only) and shows
+// each watched search's new matches as they arrive (GET /alerts/{id}/events, Server-Sent Events).
+// The ids watched from this browser are remembered, so a reload keeps following them.
+const watch = {
+  storageKey: "jointspace.watched",
+  sources: new Map(),   // alert id → EventSource
+  ids() { try { return JSON.parse(localStorage.getItem(this.storageKey) || "[]"); } catch { return []; } },
+  save(ids) { localStorage.setItem(this.storageKey, JSON.stringify([...new Set(ids)])); },
+};
+
+function watchStatus(text) { $("#watch-status").textContent = text; }
+
+function suggestedMinScore() {
+  // As good as the fifth hit shown (or the last, with fewer), rounded down: the user may change it.
+  const scores = state.lastHits.map((h) => Number(h.score)).filter(Number.isFinite);
+  if (!scores.length) return "0.3";
+  const pick = scores[Math.min(4, scores.length - 1)];
+  return String(Math.max(-1, Math.min(1, Math.floor(pick * 100) / 100)));
+}
+
+function openWatchForm() {
+  if (state.photo) { watchStatus("A search with a photo cannot be watched: remove the photo first."); return; }
+  if (!state.q) { watchStatus("Type a query first, then watch it."); return; }
+  const form = $("#watch-form");
+  $("#watch-query").textContent = `${state.q}${state.city ? ` · ${state.city}` : ""} · ${state.mode}`;
+  const needsScore = state.mode !== "keyword";
+  $("#watch-min-label").hidden = !needsScore;
+  $("#watch-min-score").required = needsScore;
+  $("#watch-min-score").value = suggestedMinScore();
+  $("#watch-key").value = sessionStorage.getItem("jointspace.apiKey") || "";
+  form.hidden = false;
+  (needsScore ? $("#watch-min-score") : $("#watch-key")).focus();
+}
+
+async function saveWatch(ev) {
+  ev.preventDefault();
+  const key = $("#watch-key").value.trim();
+  const body = { q: state.q, mode: state.mode, city: state.city ? [state.city] : [] };
+  if (state.mode !== "keyword") body.min_score = Number($("#watch-min-score").value);
+  let response;
+  try {
+    response = await fetch("/alerts", { method: "POST", body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", "X-API-Key": key } });
+  } catch (err) { watchStatus(`The server cannot be reached (${err.message}).`); return; }
+  const answer = await response.json().catch(() => ({ message: response.statusText }));
+  if (!response.ok) { watchStatus(answer.message || "The search could not be saved."); return; }
+  sessionStorage.setItem("jointspace.apiKey", key);
+  $("#watch-form").hidden = true;
+  watch.save([...watch.ids(), answer.id]);
+  showWatched(answer);
+  watchStatus(`Watching “${answer.name}”: new matching posts will show below.`);
+}
+
+function showWatched(alert) {
+  if (document.getElementById(`watch-${alert.id}`)) return;
+  const matches = el("ul", { class: "watch-matches", "aria-label": `New matches of ${alert.name}` });
+  const item = el("li", { class: "watch-item", id: `watch-${alert.id}`, "data-alert": alert.id },
+    el("header", {},
+      el("strong", { text: alert.name }),
+      el("button", { type: "button", class: "ghost", text: "Stop", "aria-label": `Stop watching ${alert.name}`,
+        onclick: () => stopWatching(alert) })),
+    matches);
+  $("#watch-list").prepend(item);
+  const source = new EventSource(`/alerts/${encodeURIComponent(alert.id)}/events`);
+  source.addEventListener("match", (ev) => {
+    const match = JSON.parse(ev.data);
+    if (matches.querySelector(`[data-id="${CSS.escape(match.id)}"]`)) return;
+    const caption = match.caption || (match.hashtags || []).map((t) => `#${t}`).join(" ") || "(no caption)";
+    matches.prepend(el("li", { class: "watch-match", "data-id": match.id },
+      el("img", { src: match.thumbnail_url, alt: "" }),
+      el("span", { text: caption }),
+      el("span", { class: "score", title: "score", text: Number(match.score).toFixed(3) })));
+    watchStatus(`New match for “${alert.name}”: ${caption}`);
+  });
+  source.addEventListener("removed", () => { source.close(); item.remove(); });
+  watch.sources.set(alert.id, source);
+}
+
+async function stopWatching(alert) {
+  const source = watch.sources.get(alert.id);
+  if (source) source.close();
+  watch.sources.delete(alert.id);
+  watch.save(watch.ids().filter((id) => id !== alert.id));
+  const item = document.getElementById(`watch-${alert.id}`);
+  if (item) item.remove();
+  const key = sessionStorage.getItem("jointspace.apiKey");
+  if (key) {  // with the key, the saved search is removed on the server too
+    await fetch(`/alerts/${encodeURIComponent(alert.id)}`, { method: "DELETE", headers: { "X-API-Key": key } })
+      .catch(() => {});
+  }
+  watchStatus(`Stopped watching “${alert.name}”.`);
+}
+
+async function resumeWatching() {
+  const ids = watch.ids();
+  if (!ids.length) return;
+  try {
+    const body = await (await fetch("/alerts")).json();
+    const known = new Map((body.alerts || []).map((a) => [a.id, a]));
+    watch.save(ids.filter((id) => known.has(id)));
+    for (const id of ids) if (known.has(id)) showWatched(known.get(id));
+  } catch { /* the panel stays empty; saving again works */ }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#watch-button").addEventListener("click", openWatchForm);
+  $("#watch-form").addEventListener("submit", saveWatch);
+  $("#watch-cancel").addEventListener("click", () => { $("#watch-form").hidden = true; });
+  resumeWatching();
+});
+// ---- /alerts17 ---------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ def _run(app: object, host: str, port: int) -> None:
     import uvicorn
 
     typer.echo(f"jointspace is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)  # type: ignore[arg-type]
+    # Open event streams (/alerts/{id}/events) must not hold a shutdown: 5 s, then they are cut.
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False,  # type: ignore[arg-type]
+                timeout_graceful_shutdown=5)
 
 
 def serve(

@@ -1,0 +1,126 @@
+"""Saved searches with alerts: save (with the API key), list, remove, read matches, and follow new
+matches live as Server-Sent Events (`GET /alerts/{id}/events`, what the page's panel listens to)."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from jointspace.alerts.records import Match
+from jointspace.alerts.service import AlertNotFound, AlertService, parse_since
+from jointspace.api.deps import ServicesDep, WriteAccess
+from jointspace.api.render import post_out
+from jointspace.api.schemas import AlertIn, AlertOut, AlertsOut, DeleteOut, ErrorOut, MatchesOut, MatchOut
+from jointspace.api.routes.search import check_query
+from jointspace.records import Filters
+
+router = APIRouter(prefix="/alerts", tags=["alerts"])
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such saved search"}}
+# An event stream ends after this long and the browser reconnects on its own (EventSource sends
+# Last-Event-ID, so nothing is missed): a server shutting down never waits long for open streams.
+STREAM_MAX_S = 60.0
+KEEP_ALIVE_S = 15.0
+
+
+def _service(services: Any) -> AlertService:
+    if services.alerts is None:
+        raise HTTPException(503, "saved searches are not available in this server")
+    return services.alerts
+
+
+def _alert(service: AlertService, search_id: str) -> Any:
+    try:
+        return service.get(search_id)
+    except AlertNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def match_out(match: Match) -> MatchOut:
+    data = match.to_json()
+    return MatchOut(**post_out(match.post).model_dump(), score=float(match.score), search_id=match.search_id,
+                    matched_at=match.matched_at, matched_by=list(match.matched_by), similarity=match.similarity,
+                    cursor=match.cursor, webhook=data["webhook"])
+
+
+@router.post("", response_model=AlertOut, status_code=201,
+             responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+def create_alert(body: AlertIn, _: WriteAccess, services: ServicesDep) -> AlertOut:
+    """Save a search: posts indexed from now on that match it are recorded (once each) and delivered."""
+    check_query(body.q, services.settings)
+    service = _service(services)
+    filters = Filters(cities=tuple(body.city), hashtags=tuple(body.tag), sources=tuple(body.source))
+    saved = service.add(body.q, body.mode, body.min_score, body.webhook, body.name, filters)
+    return AlertOut(**saved.to_json())
+
+
+@router.get("", response_model=AlertsOut)
+def list_alerts(services: ServicesDep) -> AlertsOut:
+    return AlertsOut(alerts=[AlertOut(**a) for a in _service(services).list()])
+
+
+@router.delete("/{search_id}", response_model=DeleteOut, responses={**NOT_FOUND, 401: {"model": ErrorOut}})
+def delete_alert(search_id: str, _: WriteAccess, services: ServicesDep) -> DeleteOut:
+    if not _service(services).remove(search_id):
+        raise HTTPException(404, f"no saved search with id {search_id!r}")
+    return DeleteOut(id=search_id, deleted=True)
+
+
+@router.get("/{search_id}/matches", response_model=MatchesOut, responses=NOT_FOUND)
+def alert_matches(search_id: str, services: ServicesDep,
+                  since: Annotated[str | None, Query(description="ISO 8601 time, or a duration back from now: "
+                                                                 "15m, 2h, 7d")] = None,
+                  limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> MatchesOut:
+    """The posts that matched, newest first, each with its score."""
+    service = _service(services)
+    search = _alert(service, search_id)
+    found = service.matches(search_id, parse_since(since), limit)
+    return MatchesOut(alert=AlertOut(**search.to_json(), matches=service.store.count_matches(search_id)),
+                      matches=[match_out(m) for m in found])
+
+
+def _event(match: Match) -> str:
+    data = match_out(match).model_dump_json()
+    return f"id: {match.cursor}\nevent: match\ndata: {data}\n\n"
+
+
+@router.get("/{search_id}/events", responses=NOT_FOUND, response_class=StreamingResponse)
+async def alert_events(search_id: str, request: Request, services: ServicesDep,
+                       after: Annotated[str | None, Query(description="Resume after this cursor (default: "
+                                                                      "from now on)")] = None,
+                       last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+    """Server-Sent Events: one `match` event per new match (`id` = its cursor, `data` = the match as
+    in /matches). Reconnecting with Last-Event-ID resumes without a gap."""
+    service = _service(services)
+    await run_in_threadpool(_alert, service, search_id)
+    store = service.store
+    # Fix the starting point before answering, so that a match recorded right after the client
+    # connected is never missed.
+    cursor = last_event_id or after
+    if cursor is None:
+        _, cursor = await run_in_threadpool(store.events_after, search_id, None, 0.0)
+
+    async def stream() -> AsyncIterator[str]:
+        nonlocal cursor
+        yield "retry: 2000\n\n"
+        started = last_sent = time.monotonic()
+        while time.monotonic() - started < STREAM_MAX_S:
+            if await request.is_disconnected():
+                return
+            found, cursor = await run_in_threadpool(store.events_after, search_id, cursor, 1.0)
+            for match in found:
+                yield _event(match)
+                last_sent = time.monotonic()
+            if not found and time.monotonic() - last_sent > KEEP_ALIVE_S:
+                if await run_in_threadpool(store.get, search_id) is None:
+                    yield f"event: removed\ndata: {json.dumps({'id': search_id})}\n\n"
+                    return
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
