@@ -57,3 +57,7 @@ def read_posts(corpus: Corpus, settings: Settings) -> list[Post]:
     limits = ValidationLimits.from_settings(settings)
     return [validate_post(json.loads(line), corpus.jsonl.parent, limits)
             for line in corpus.jsonl.read_text().splitlines()]
+
+
+# Real worker processes (`jointspace worker` on the session's Redis), as the worker fault tests use them.
+from workers.conftest import Rig, ingest_summary, rig_factory, wait_until  # noqa: E402, F401
