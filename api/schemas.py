@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from jointspace.query.request import Mode
+from jointspace.query.request import Mode, SearchFilters
 
 
 class PostOut(BaseModel):
@@ -137,16 +137,16 @@ SearchOut.model_rebuild()
 
 
 # --- saved searches with alerts (api/routes/alerts.py) ---------------------------------------------
-class AlertIn(BaseModel):
+class AlertIn(SearchFilters):
+    """A search to save: the expression and filters as for GET /search (same names: city, tag,
+    source, after, before), its mode and cut-off, and where to deliver matches."""
+
     q: str = Field(description="The query, as for GET /search (inline filters too)")
     mode: Mode = "semantic"
     min_score: float | str | None = Field(default=None, description="Similarity (-1..1) a new post must reach; "
                                                                      "needed for semantic and hybrid")
     webhook: str | None = Field(default=None, description="POST each match as JSON to this http(s) URL")
     name: str | None = None
-    city: list[str] = []
-    tag: list[str] = []
-    source: list[str] = []
 
 
 class AlertOut(BaseModel):

@@ -16,8 +16,7 @@ from jointspace.alerts.service import AlertNotFound, AlertService, parse_since
 from jointspace.api.deps import ServicesDep, WriteAccess
 from jointspace.api.render import post_out
 from jointspace.api.schemas import AlertIn, AlertOut, AlertsOut, DeleteOut, ErrorOut, MatchesOut, MatchOut
-from jointspace.api.routes.search import check_query
-from jointspace.records import Filters
+from jointspace.errors import QueryError
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such saved search"}}
@@ -51,10 +50,10 @@ def match_out(match: Match) -> MatchOut:
              responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
 def create_alert(body: AlertIn, _: WriteAccess, services: ServicesDep) -> AlertOut:
     """Save a search: posts indexed from now on that match it are recorded (once each) and delivered."""
-    check_query(body.q, services.settings)
-    service = _service(services)
-    filters = Filters(cities=tuple(body.city), hashtags=tuple(body.tag), sources=tuple(body.source))
-    saved = service.add(body.q, body.mode, body.min_score, body.webhook, body.name, filters)
+    limit = services.settings.api_max_query_chars
+    if len(body.q) > limit:
+        raise QueryError(f"query longer than {limit} characters ({len(body.q)}); shorten it", position=limit)
+    saved = _service(services).add(body.q, body.mode, body.min_score, body.webhook, body.name, body.to_filters())
     return AlertOut(**saved.to_json())
 
 

@@ -524,11 +524,11 @@ const watch = {
 function watchStatus(text) { $("#watch-status").textContent = text; }
 
 function suggestedMinScore() {
-  // As good as the fifth hit shown (or the last, with fewer), rounded down: the user may change it.
-  const scores = state.lastHits.map((h) => Number(h.score)).filter(Number.isFinite);
-  if (!scores.length) return "0.3";
-  const pick = scores[Math.min(4, scores.length - 1)];
-  return String(Math.max(-1, Math.min(1, Math.floor(pick * 100) / 100)));
+  // Nine tenths of the best hit's similarity, rounded down: "about as close as the best one now";
+  // the user may change it. (Keyword scores are not similarities: keyword alerts take none.)
+  const best = Math.max(...state.lastHits.map((h) => Number(h.score)).filter(Number.isFinite));
+  if (!Number.isFinite(best) || best <= 0) return "0.3";
+  return String(Math.min(1, Math.floor(best * 90) / 100));
 }
 
 function openWatchForm() {

@@ -58,6 +58,8 @@ def add(
     city: Annotated[Optional[list[str]], typer.Option("--city", help="Only this city (repeatable).")] = None,
     tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Only this hashtag (repeatable).")] = None,
     source: Annotated[Optional[list[str]], typer.Option("--source", help="Only this source (repeatable).")] = None,
+    after: Annotated[Optional[datetime], typer.Option(help="Only posts created at or after this time.")] = None,
+    before: Annotated[Optional[datetime], typer.Option(help="Only posts created before this time.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the saved search as JSON.")] = False,
 ) -> None:
     """Save a search; posts indexed from now on that match it are recorded and delivered."""
@@ -70,7 +72,8 @@ def add(
 
     settings = get_settings()
     parse(expression, QueryLimits.from_settings(settings))  # syntax errors before the model loads
-    filters = Filters(cities=tuple(city or ()), hashtags=tuple(tag or ()), sources=tuple(source or ()))
+    filters = Filters(cities=tuple(city or ()), hashtags=tuple(tag or ()), sources=tuple(source or ()),
+                      after=after, before=before)
     bundle = load_model_bundle(settings)
     backend = open_search_backend(settings, bundle)
     try:

@@ -109,6 +109,24 @@ def test_keyword_finds_stemmed_forms(backend: SearchBackend) -> None:
     assert hits[0].id == "runner" and all(a.score >= b.score for a, b in zip(hits, hits[1:]))
 
 
+def test_keyword_among_a_batch_sees_only_those_posts_right_after_the_write(backend: SearchBackend) -> None:
+    """The alert check's keyword side: each query answered among the given ids only, without a refresh
+    by the caller (the batch was just written), filters inside, best first."""
+    vectors = unit_vectors(6, DIM, seed=9)
+    backend.upsert([doc("old-run", vectors[0], caption="running by the river")])
+    backend.refresh()
+    backend.upsert([doc("new-run", vectors[1], caption="Running along the beach at dawn", city="Paris"),
+                    doc("new-dog", vectors[2], caption="a dog running", city="Lima"),
+                    doc("new-cat", vectors[3], caption="a cat asleep", hashtags=("runs",))])
+    new = ["new-run", "new-dog", "new-cat"]
+    answers = backend.keyword_among([("runs", None), ("running dawn", None), ("dog", Filters(cities=("paris",))),
+                                     ("   ", None), ("cat", None)], new)
+    assert [{h.id for h in hits} for hits in answers] == [set(new), set(new), set(), set(), {"new-cat"}]
+    scores = [h.score for h in answers[1]]
+    assert answers[1][0].id == "new-run" and scores == sorted(scores, reverse=True)  # both words: best
+    assert backend.keyword_among([("runs", None)], []) == [[]]
+
+
 # --- reads on the shared 2,000-post corpus -----------------------------------------------------
 
 def test_rare_city_still_gets_its_posts(city_backend: SearchBackend) -> None:

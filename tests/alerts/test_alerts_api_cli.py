@@ -1,0 +1,134 @@
+"""The contracts: HTTP /alerts (writes need X-API-Key) and `jointspace alerts` (with --json), on the
+embedded store, in-process, with the histogram bundle."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import colour_ids, corpus_with_prefix
+from fastapi.testclient import TestClient
+
+from jointspace.api.app import create_app
+from jointspace.api.services import build_services
+from jointspace.settings import Settings
+
+KEY = "alerts-test-key"
+TESTS = Path(__file__).resolve().parents[1]
+JOINTSPACE = shutil.which("jointspace") or "jointspace"
+
+
+def _settings(home: Path, media: Path) -> Settings:
+    from workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
+
+    return Settings(home=home, media_root=media, api_key=KEY, es_url=None, broker_url=None,
+                    bundle_factory="workers.histogram_bundle:make_bundle", image_max_pixels=TEST_MAX_PIXELS,
+                    image_max_bytes=TEST_MAX_BYTES, decode_threads=2)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = _settings(tmp_path / "home", tmp_path)
+    services = build_services(settings)
+    try:
+        with TestClient(create_app(settings, services)) as client:
+            yield client
+    finally:
+        services.close()
+
+
+def _posts(corpus) -> list[dict]:  # noqa: ANN001
+    rows = [json.loads(line) for line in corpus.jsonl.read_text().splitlines()]
+    for row in rows:
+        row["image"] = str(corpus.jsonl.parent / row["image"])
+    return rows
+
+
+def test_http_alerts_save_list_match_and_remove(tmp_path: Path, client: TestClient) -> None:
+    key = {"X-API-Key": KEY}
+    old, new = corpus_with_prefix(tmp_path / "old", 6, "a"), corpus_with_prefix(tmp_path / "new", 12, "b")
+    assert client.post("/posts", json=_posts(old), headers=key).status_code == 200
+
+    body = {"q": "red", "min_score": 0.9, "name": "red ones", "city": ["London", "tokyo"]}
+    assert client.post("/alerts", json=body).status_code == 401  # a write without the key
+    assert client.post("/alerts", json=body, headers={"X-API-Key": "wrong"}).status_code == 401
+    bad = client.post("/alerts", json={"q": "(red", "min_score": 0.5}, headers=key)
+    assert bad.status_code == 400 and bad.json()["position"] == 4
+    assert "min_score" in client.post("/alerts", json={"q": "red"}, headers=key).json()["message"]
+    assert client.post("/alerts", json={"q": "red", "min_score": 3}, headers=key).status_code == 400
+    assert client.post("/alerts", json={"q": "red", "min_score": 0.9, "webhook": "ftp://x"}, headers=key).status_code == 400
+    unknown = client.post("/alerts", json={"q": "purple", "min_score": 0.9}, headers=key)
+    assert unknown.status_code == 400 and "purple" in unknown.json()["message"]
+
+    saved = client.post("/alerts", json=body, headers=key)
+    assert saved.status_code == 201, saved.text
+    alert = saved.json()
+    assert alert["id"] and alert["name"] == "red ones" and alert["filters"] == "city:london,tokyo"
+    listed = client.get("/alerts").json()["alerts"]
+    assert [a["id"] for a in listed] == [alert["id"]] and listed[0]["matches"] == 0
+
+    assert client.post("/posts", json=_posts(new), headers=key).status_code == 200
+    matches = client.get(f"/alerts/{alert['id']}/matches").json()
+    expected = colour_ids(new, "red", "london") | colour_ids(new, "red", "tokyo")
+    assert expected and {m["id"] for m in matches["matches"]} == expected
+    assert all(m["score"] == pytest.approx(1.0, abs=1e-5) and m["thumbnail_url"].endswith("/thumbnail")
+               for m in matches["matches"])
+    assert matches["alert"]["matches"] == len(expected)
+    assert client.get(f"/alerts/{alert['id']}/matches", params={"since": "2999-01-01"}).json()["matches"] == []
+    assert client.get(f"/alerts/{alert['id']}/matches", params={"since": "soon"}).status_code == 400
+
+    assert client.delete(f"/alerts/{alert['id']}").status_code == 401
+    assert client.delete(f"/alerts/{alert['id']}", headers=key).json() == {"id": alert["id"], "deleted": True}
+    assert client.get(f"/alerts/{alert['id']}/matches").status_code == 404
+    assert client.get(f"/alerts/{alert['id']}/events").status_code == 404
+    assert client.delete(f"/alerts/{alert['id']}", headers=key).status_code == 404
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([JOINTSPACE, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
+    from workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
+    env.update(JOINTSPACE_HOME=str(tmp_path / "home"), JOINTSPACE_BUNDLE_FACTORY="workers.histogram_bundle:make_bundle",
+               JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS), JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
+               PYTHONPATH=os.pathsep.join([str(TESTS), *sys.path]))
+    old, new = corpus_with_prefix(tmp_path / "old", 6, "a"), corpus_with_prefix(tmp_path / "new", 12, "b")
+    assert _run(env, "ingest", str(old.jsonl), "--quiet").returncode == 0
+
+    wrong = _run(env, "alerts", "add", "(red", "--min-score", "0.9")
+    assert wrong.returncode == 2 and "^" in wrong.stderr
+    as_json = _run(env, "alerts", "add", "red", "--json")
+    assert as_json.returncode == 2 and json.loads(as_json.stdout)["error"] == "query"
+    assert "min_score" in json.loads(as_json.stdout)["message"]
+    added = _run(env, "alerts", "add", "red", "--min-score", "0.9", "--json")
+    assert added.returncode == 0, added.stderr
+    alert = json.loads(added.stdout)
+    assert alert["id"] and alert["mode"] == "semantic" and alert["min_score"] == 0.9
+    text = _run(env, "alerts", "add", "blue", "--mode", "keyword", "--name", "blue words")
+    assert text.returncode == 0 and "blue words" in text.stdout
+
+    assert _run(env, "ingest", str(new.jsonl), "--quiet").returncode == 0
+    listed = json.loads(_run(env, "alerts", "list", "--json").stdout)["alerts"]
+    assert {a["name"]: a["matches"] for a in listed} == {"red": 2, "blue words": 2}
+    found = json.loads(_run(env, "alerts", "matches", alert["id"], "--json").stdout)
+    assert found["alert"]["id"] == alert["id"]
+    assert {m["id"] for m in found["matches"]} == colour_ids(new, "red")
+    assert all(set(m) >= {"id", "score", "caption", "city", "matched_at"} for m in found["matches"])
+    later = json.loads(_run(env, "alerts", "matches", alert["id"], "--since", "2999-01-01", "--json").stdout)
+    assert later["matches"] == []
+    shown = _run(env, "alerts", "matches", alert["id"])
+    assert shown.returncode == 0 and shown.stdout.count("a red picture") == 2
+
+    assert _run(env, "alerts", "remove", alert["id"]).returncode == 0
+    assert _run(env, "alerts", "remove", alert["id"]).returncode == 2
+    gone = _run(env, "alerts", "matches", alert["id"], "--json")
+    assert gone.returncode == 2 and alert["id"] in json.loads(gone.stdout)["message"]
+    assert [a["name"] for a in json.loads(_run(env, "alerts", "list", "--json").stdout)["alerts"]] == ["blue words"]
