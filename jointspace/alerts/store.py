@@ -94,4 +94,4 @@ def open_alert_store(settings: Settings) -> AlertStore:
         return RedisAlertStore(settings.broker_url, settings.alerts_key_prefix, settings.alerts_stream_maxlen)
     from .store_sqlite import SqliteAlertStore
 
-    return SqliteAlertStore(settings.home / "alerts.sqlite3")
+    return SqliteAlertStore(settings.home / "alerts.sqlite3", settings.alerts_events_poll_s)

@@ -41,9 +41,10 @@ CREATE INDEX IF NOT EXISTS matches_pending ON matches(post_id) WHERE delivery_st
 class SqliteAlertStore:
     """Thread-safe (one connection behind a lock); several processes share the file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, poll_s: float = 0.5) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.poll_s = poll_s  # how often `events_after` looks for new matches while it waits
         self._db = sqlite3.connect(path, timeout=60, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -171,7 +172,7 @@ class SqliteAlertStore:
                               (search_id, int(cursor)))
             if rows or time.monotonic() >= deadline:
                 break
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            time.sleep(min(self.poll_s, max(0.0, deadline - time.monotonic())))
         found = [self._match(*row) for row in rows]
         return found, (found[-1].cursor or cursor) if found else cursor
 
