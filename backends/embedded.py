@@ -469,6 +469,7 @@ class EmbeddedBackend:
         hits = [Hit(post=Post.from_json(json.loads(post)), score=float(score_of[key])) for key, post in rows]
         return RankedPage(hits=hits, total=len(keys))
 
+
 def _key_spans(keys: Sequence[int], gap: int = 256) -> list[tuple[int, int]]:
     """Sorted doc keys → (low, high) ranges, a new range wherever two keys lie more than `gap` apart
     (a batch of new posts is one range; posts overwritten in place add a few more)."""
