@@ -19,7 +19,7 @@ import httpx
 
 from jointspace.settings import Settings
 
-from .records import Delivery, Match, SavedSearch
+from .records import Delivery, Match, SavedSearch, utc_now
 from .store import AlertStore
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,8 @@ class CeleryWebhooks:
 class ThreadWebhooks:
     """Delivers in this process (no broker): a pool of two threads, retries with backoff in them.
 
-    Pending deliveries a dead process left behind are taken up when the next one opens the store."""
+    Pending deliveries a dead process left behind (untouched for longer than a retry waits) are taken
+    up when the next one opens the store."""
 
     def __init__(self, store: AlertStore, settings: Settings, resume: bool = True) -> None:
         self.store = store
@@ -135,7 +136,19 @@ class ThreadWebhooks:
         self._inflight: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         if resume:
-            self.dispatch(store.pending())
+            self.dispatch(self._stale_pending())
+
+    def _stale_pending(self) -> list[tuple[str, str]]:
+        """Pending deliveries nobody has touched for longer than a retry can wait: their process died.
+        (Fresher ones may belong to a live process, e.g. `serve` beside this `ingest`.)"""
+        quiet_s = self.settings.alerts_webhook_backoff_max_s + 2 * self.settings.alerts_webhook_timeout_s
+        now = utc_now()
+        stale = []
+        for search_id, post_id in self.store.pending():
+            current = self.store.delivery(search_id, post_id)
+            if current is not None and (now - current.updated_at).total_seconds() > quiet_s:
+                stale.append((search_id, post_id))
+        return stale
 
     def dispatch(self, pairs: Sequence[tuple[str, str]]) -> None:
         for pair in pairs:

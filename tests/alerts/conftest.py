@@ -1,8 +1,7 @@
-"""Fixtures of the alert tests: the histogram bundle (known geometry), corpora of solid colours,
-and a real local HTTP server receiving the webhooks."""
+"""Fixtures of the alert tests: a real local HTTP server receiving the webhooks, and the worker
+rig of tests/workers (real `jointspace worker` processes on the session's Redis)."""
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +14,7 @@ for path in (TESTS, Path(__file__).parent):
         sys.path.insert(0, str(path))
 
 from webhook_server import WebhookServer  # noqa: E402
-from workers.corpus import Corpus, make_corpus  # noqa: E402
-
-from jointspace.records import Post  # noqa: E402
-from jointspace.settings import Settings  # noqa: E402
+from workers.conftest import rig_factory  # noqa: E402, F401 - a fixture, used by name
 
 
 @pytest.fixture
@@ -26,38 +22,3 @@ def webhooks() -> Iterator[WebhookServer]:
     server = WebhookServer().start()
     yield server
     server.stop()
-
-
-CITIES = ("london", "paris", "tokyo")
-
-
-def corpus_with_prefix(folder: Path, n: int, prefix: str) -> Corpus:
-    """`make_corpus` with ids `<prefix>00000`… (two corpora never share an id) and cities dealt so
-    that every colour appears in every city: colour i % 6 (black, blue, green, red, white, yellow),
-    city (i // 6) % 3 (london, paris, tokyo)."""
-    corpus = make_corpus(folder, n)
-    rows = [json.loads(line) for line in corpus.jsonl.read_text().splitlines()]
-    for i, row in enumerate(rows):
-        row["id"] = f"{prefix}{i:05d}"
-        row["city"] = CITIES[(i // 6) % 3]
-    corpus.jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    corpus.good = {f"{prefix}{i:05d}": colour for i, colour in enumerate(corpus.good.values())}
-    return corpus
-
-
-def colour_ids(corpus: Corpus, colour: str, city: str | None = None) -> set[str]:
-    """Ids of the corpus's posts of one colour (and city)."""
-    return {post_id for i, (post_id, c) in enumerate(corpus.good.items())
-            if c == colour and (city is None or CITIES[(i // 6) % 3] == city)}
-
-
-def read_posts(corpus: Corpus, settings: Settings) -> list[Post]:
-    from jointspace.ingest.validate import ValidationLimits, validate_post
-
-    limits = ValidationLimits.from_settings(settings)
-    return [validate_post(json.loads(line), corpus.jsonl.parent, limits)
-            for line in corpus.jsonl.read_text().splitlines()]
-
-
-# Real worker processes (`jointspace worker` on the session's Redis), as the worker fault tests use them.
-from workers.conftest import Rig, ingest_summary, rig_factory, wait_until  # noqa: E402, F401

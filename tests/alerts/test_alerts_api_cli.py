@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import colour_ids, corpus_with_prefix
+from alert_support import colour_ids, corpus_with_prefix
 from fastapi.testclient import TestClient
 
 from jointspace.api.app import create_app

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import corpus_with_prefix
+from alert_support import corpus_with_prefix
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -25,6 +25,23 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 TESTS = Path(__file__).resolve().parents[1]
 KEY = "browser-alerts-key"
+
+
+AXE = TESTS / "api" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page) -> list[dict]:  # noqa: ANN001
+    """axe-core's serious and critical violations on the page as it is now (as test_browser_facets.py)."""
+    if not AXE.is_file():
+        pytest.fail(f"{AXE} is missing: run scripts/setup.sh (npm ci in tests/api installs axe-core)")
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.add_script_tag(path=str(AXE))
+    found = page.evaluate("""async () => {
+        const result = await axe.run(document, { resultTypes: ['violations'] });
+        return result.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help,
+                                            nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 12) }));
+    }""")
+    return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
 def _free_port() -> int:
@@ -110,6 +127,7 @@ def test_the_page_watches_a_query_and_shows_a_new_match_live(server: str, media:
         page.click("#watch-button")
         page.wait_for_selector("#watch-form:not([hidden])")
         assert 0.9 <= float(page.input_value("#watch-min-score")) <= 1.0  # suggested from the hits shown
+        assert serious_violations(page) == []  # the watch form open
         page.fill("#watch-key", "wrong-key")
         page.click("#watch-form button[type=submit]")
         page.wait_for_function("() => document.querySelector('#watch-status').textContent.includes('API key')")
@@ -129,6 +147,13 @@ def test_the_page_watches_a_query_and_shows_a_new_match_live(server: str, media:
         page.wait_for_function("() => { const i = document.querySelector('#watch-list .watch-match img');"
                                " return i.complete && i.naturalWidth > 0 }")
         page.screenshot(path=str(ARTIFACTS / "alerts-01-live-match.png"))
+        assert serious_violations(page) == []  # the panel with a live match, at desktop width...
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.wait_for_timeout(200)
+        assert serious_violations(page) == []  # ...and at phone width
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(ARTIFACTS / "alerts-02-phone.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
 
         page.reload()  # the watched search is followed again after a reload
         page.wait_for_selector(f'#watch-list .watch-item[data-alert="{alert_id}"]')

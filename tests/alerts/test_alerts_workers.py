@@ -9,8 +9,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import Rig, colour_ids, corpus_with_prefix, ingest_summary, wait_until
+from alert_support import colour_ids, corpus_with_prefix
 from webhook_server import WebhookServer
+from workers.conftest import Rig, ingest_summary, wait_until
 
 pytestmark = pytest.mark.slow
 
