@@ -111,12 +111,17 @@ class Settings(BaseSettings):
     # "module:function" returning a ModelBundle, for a user's own model; unset: load_bundle(model).
     bundle_factory: str | None = None
     celery_queue: str = "jointspace-ingest"
-    task_time_limit_s: int = 600
+    # A batch of 64 takes seconds on CPU (bench/ingest.py); a batch held 3 minutes is hung: killed,
+    # its posts dead-lettered.
+    task_time_limit_s: int = 180
     task_max_retries: int = 10
     retry_backoff_max_s: int = 60
-    # Unacknowledged tasks of a dead worker are redelivered after this long; keep it above
-    # task_time_limit_s or long batches are run twice (harmless, ids are stable, but wasted).
-    broker_visibility_timeout_s: int = 3600
+    # Unacknowledged tasks nobody vouches for are redelivered after this long; keep it above
+    # task_time_limit_s + retry_backoff_max_s or long batches are run twice (harmless, ids are
+    # stable, but wasted). A dead worker's batches come back sooner: workers beat a heartbeat every
+    # worker_heartbeat_s and requeue the batches of workers silent for 3 beats (workers/liveness.py).
+    broker_visibility_timeout_s: int = 600
+    worker_heartbeat_s: float = 10.0
     worker_metrics_port: int | None = None  # each worker process serves /metrics on port + its index
     dead_letter_key: str = "jointspace:dead-letters"
     stream_key: str = "jointspace:posts"

@@ -5,8 +5,10 @@ watch them with `celery -A jointspace.workers.celery_app flower`.
 """
 from __future__ import annotations
 
-from celery import Celery
-from celery.signals import worker_process_init
+from typing import Any
+
+from celery import Celery, bootsteps
+from celery.signals import task_received, worker_process_init
 
 from jointspace.settings import Settings, get_settings
 
@@ -37,8 +39,44 @@ def make_app(settings: Settings) -> Celery:
         result_backend_transport_options={"retry_policy": {"timeout": 5.0}},
         worker_send_task_events=True,  # Flower shows tasks live
         task_send_sent_event=True,
+        jointspace_worker_heartbeat_s=settings.worker_heartbeat_s,  # read by DeadWorkerSweep
     )
+    celery.steps["worker"].add(DeadWorkerSweep)
     return celery
+
+
+class DeadWorkerSweep(bootsteps.StartStopStep):
+    """Beats a heartbeat and requeues the batches of workers that stopped beating (`liveness.py`)."""
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self.connection: Any = None
+
+    def start(self, worker: Any) -> None:
+        from jointspace.workers import liveness
+
+        conf = worker.app.conf
+        self.connection = worker.app.connection_for_write()
+        channel = self.connection.default_channel
+        registry = liveness.DeliveryRegistry(channel.client, channel.qos, conf.task_default_queue,
+                                             conf.jointspace_worker_heartbeat_s)
+        liveness.start_heart(registry, liveness.new_instance_id(worker.hostname))
+
+    def stop(self, worker: Any) -> None:
+        from jointspace.workers import liveness
+
+        liveness.stop_heart()
+        if self.connection is not None:
+            self.connection.release()
+            self.connection = None
+
+
+@task_received.connect
+def _record_delivery(request: Any, **_: object) -> None:
+    """Which worker holds which delivery: what kombu's `unacked` hash does not say."""
+    from jointspace.workers import liveness
+
+    liveness.record_delivery(request.message.delivery_tag)
 
 
 app = make_app(get_settings())

@@ -106,29 +106,34 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, poll_s: f
         time.sleep(poll_s)
 
 
-def base_env(home: Path, **values: str) -> dict[str, str]:
+# Small batches and small image limits, so that small corpora make many batches and the broken
+# files of corpus.py cross the limits. Tests of the defaults (`rig_factory(defaults=True)`) leave
+# them out. No test overrides a timeout: the defaults are the product.
+SMALL_CORPUS_SETTINGS = {
+    "JOINTSPACE_BATCH_SIZE": "4",
+    "JOINTSPACE_IMAGE_MAX_PIXELS": str(TEST_MAX_PIXELS),
+    "JOINTSPACE_IMAGE_MAX_BYTES": str(TEST_MAX_BYTES),
+    "JOINTSPACE_DECODE_THREADS": "2",
+    "JOINTSPACE_TORCH_THREADS": "1",
+}
+
+
+def base_env(home: Path, defaults: bool = False, **values: str) -> dict[str, str]:
+    """The environment of a test's processes: its own home, queue, keys and index (isolation only),
+    the histogram encoder, and unless `defaults`, SMALL_CORPUS_SETTINGS."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     tag = uuid.uuid4().hex[:8]
     env.update({
         "JOINTSPACE_HOME": str(home),
         "JOINTSPACE_BUNDLE_FACTORY": BUNDLE_FACTORY,
-        "JOINTSPACE_BATCH_SIZE": "4",
-        "JOINTSPACE_IMAGE_MAX_PIXELS": str(TEST_MAX_PIXELS),
-        "JOINTSPACE_IMAGE_MAX_BYTES": str(TEST_MAX_BYTES),
-        "JOINTSPACE_DECODE_THREADS": "2",
-        "JOINTSPACE_TORCH_THREADS": "1",
         "JOINTSPACE_CELERY_QUEUE": f"test-ingest-{tag}",
         "JOINTSPACE_DEAD_LETTER_KEY": f"test:dead-letters:{tag}",
         "JOINTSPACE_STREAM_KEY": f"test:posts:{tag}",
         "JOINTSPACE_ES_INDEX_ALIAS": f"posts-t{tag}",
-        # A killed worker's batch comes back after this long (kombu checks every 10 s or so).
-        "JOINTSPACE_BROKER_VISIBILITY_TIMEOUT_S": "4",
-        "JOINTSPACE_TASK_TIME_LIMIT_S": "60",
-        "JOINTSPACE_RETRY_BACKOFF_MAX_S": "4",
-        "JOINTSPACE_TASK_MAX_RETRIES": "40",
-        "JOINTSPACE_INGEST_WAIT_TIMEOUT_S": "150",
         "PYTHONPATH": str(TESTS),
     })
+    if not defaults:
+        env.update(SMALL_CORPUS_SETTINGS)
     env.update(values)
     return env
 
@@ -137,9 +142,9 @@ def base_env(home: Path, **values: str) -> dict[str, str]:
 def rig_factory(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     rigs: list[Rig] = []
 
-    def make(**values: str) -> Rig:
+    def make(defaults: bool = False, **values: str) -> Rig:
         home = tmp_path / f"home{len(rigs)}"
-        rig = Rig(home, base_env(home, **values))
+        rig = Rig(home, base_env(home, defaults, **values))
         rigs.append(rig)
         return rig
 

@@ -37,8 +37,9 @@ def _unsupported_mode_tiff() -> bytes:
     return bytes(data)
 
 
-def write_broken_images(folder: Path) -> dict[str, tuple[Path, str]]:
-    """name → (file, expected stage). Sizes match TEST_MAX_PIXELS / TEST_MAX_BYTES."""
+def write_broken_images(folder: Path, default_limits: bool = False) -> dict[str, tuple[Path, str]]:
+    """name → (file, expected stage). Sizes match TEST_MAX_PIXELS / TEST_MAX_BYTES, or with
+    `default_limits` the Settings defaults (a bigger bomb, and no file over the 30 MB limit)."""
     folder.mkdir(parents=True, exist_ok=True)
     files: dict[str, tuple[Path, str]] = {}
     jpeg = io.BytesIO()
@@ -49,18 +50,21 @@ def write_broken_images(folder: Path) -> dict[str, tuple[Path, str]]:
     files["empty"] = (folder / "empty.jpg", "read")
     (folder / "text.jpg").write_text("this is not an image\n")
     files["not-an-image"] = (folder / "text.jpg", "decode")
-    Image.new("1", (2000, 2000)).save(folder / "bomb.png")  # 4 Mpx in a few hundred bytes
+    side = 8000 if default_limits else 2000  # 64 Mpx (default limit 40 M) or 4 Mpx, in a few kB
+    Image.new("1", (side, side)).save(folder / "bomb.png")
     files["bomb"] = (folder / "bomb.png", "decode")
-    noise = np.random.default_rng(1).integers(0, 255, (400, 400, 3), dtype=np.uint8)
-    Image.fromarray(noise).save(folder / "huge.png")  # ~480 kB of incompressible pixels
-    files["too-big"] = (folder / "huge.png", "read")
+    if not default_limits:
+        noise = np.random.default_rng(1).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(folder / "huge.png")  # ~480 kB of incompressible pixels
+        files["too-big"] = (folder / "huge.png", "read")
     (folder / "mode.tif").write_bytes(_unsupported_mode_tiff())
     files["bad-mode"] = (folder / "mode.tif", "decode")
     files["missing"] = (folder / "does-not-exist.jpg", "read")
     return files
 
 
-def make_corpus(folder: Path, n_good: int, with_broken: bool = False, name: str = "posts.jsonl") -> Corpus:
+def make_corpus(folder: Path, n_good: int, with_broken: bool = False, name: str = "posts.jsonl",
+                default_limits: bool = False) -> Corpus:
     """`n_good` posts with solid colours (cycling through COLOURS, sizes varied so ids differ)."""
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -75,7 +79,7 @@ def make_corpus(folder: Path, n_good: int, with_broken: bool = False, name: str 
         lines.append({"id": post_id, "image": f"images/{post_id}.png", "caption": f"a {colour} picture #{colour}",
                       "city": ["London", " Paris ", "tokyo"][i % 3], "created_at": "2024-05-01T12:00:00"})
     if with_broken:
-        for kind, (path, stage) in write_broken_images(folder / "broken").items():
+        for kind, (path, stage) in write_broken_images(folder / "broken", default_limits).items():
             corpus.broken[f"bad-{kind}"] = stage
             lines.append({"id": f"bad-{kind}", "image": str(path), "caption": f"broken {kind}"})
         # Interleave, so broken posts share batches with good ones.

@@ -94,9 +94,7 @@ def test_elasticsearch_down_for_half_a_minute_loses_nothing(tmp_path, rig_factor
     import time
 
     url = own_es_node.urls[0]
-    # Held-back retries must not be redelivered as duplicates while they wait: a long visibility timeout.
-    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=url,
-                           JOINTSPACE_BROKER_VISIBILITY_TIMEOUT_S="300")
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=url)
     alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
     corpus = make_corpus(tmp_path / "corpus", n_good=40)
     worker = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.4")
