@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from jointspace.api.limits import MaxBodySizeMiddleware
 from jointspace.api.metrics import ApiMetrics, MetricsMiddleware
 from jointspace.api.routes import alerts, cities, health, posts, search, trends
-from jointspace.api.services import ApiServices, build_services
+from jointspace.api.services import ApiServices, build_services, warm_up
 from jointspace.errors import (BackendUnavailableError, ConfigurationError, DimensionError,
                                JointspaceError, ModelMismatchError, QueryError)
 from jointspace.settings import Settings, get_settings
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, services: ApiServices | None = 
         built = None
         if services is None:
             built = await run_in_threadpool(build_services, settings)
+        await run_in_threadpool(warm_up, services or built)
         app.state.services = services or built
         try:
             yield

@@ -48,6 +48,9 @@ class WordScore(BaseModel):
 class DescribeOut(BaseModel):
     subject: str
     words: list[WordScore]
+    ready: bool = Field(True, description="False while the server still prepares its nearest-word "
+                                          "vocabulary (after a cold start): `words` is empty, `note` says why")
+    note: str | None = None
 
 
 class CityOut(BaseModel):
@@ -87,6 +90,10 @@ class HealthOut(BaseModel):
     backend: ComponentHealth
     broker: ComponentHealth
     model: ComponentHealth
+    # One-time work done in the background after start-up (the nearest-word vocabulary): until it
+    # is ready, answers leave out what needs it and say so. Never waited on here.
+    ready: bool = True
+    nearest_words: ComponentHealth | None = None
 
 
 class ErrorOut(BaseModel):

@@ -25,6 +25,8 @@ class ApiServices:
     # false: it enqueues to the Celery workers and answers once the posts are queued.
     in_process: bool = True
     alerts: Any = None  # jointspace.alerts.service.AlertService: saved searches and their matches
+    # The nearest-word vocabulary, prepared in the background (started by `warm_up`).
+    nearest: Any = None
 
     def close(self) -> None:
         for part in reversed(self.owned):
@@ -38,6 +40,7 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
     Blocks for the model load (seconds); raises ConfigurationError / BackendUnavailableError /
     ModelMismatchError with what to do."""
     from jointspace.query.service import SearchService
+    from jointspace.query.vocabulary import NearestWords
     from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
     from jointspace.workers.runtime import load_model_bundle, open_context, open_search_backend
 
@@ -46,7 +49,8 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
 
     bundle = bundle or load_model_bundle(settings)
     backend = open_search_backend(settings, bundle)
-    search = SearchService(backend, bundle.text, settings)
+    nearest = NearestWords(bundle.text)
+    search = SearchService(backend, bundle.text, settings, nearest=nearest)
     alert_store = open_alert_store(settings)
     owned: list[Any] = [alert_store]
     if settings.broker_url:
@@ -60,5 +64,18 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
         owned += [context, submitter]
     return ApiServices(settings=settings, backend=backend, bundle=bundle, search=search,
                        media=MediaStore(settings, getattr(backend, "media_roots", None)), submitter=submitter, owned=owned,
-                       in_process=not settings.broker_url,
+                       in_process=not settings.broker_url, nearest=nearest,
                        alerts=AlertService(alert_store, search, bundle.name, settings))
+
+
+def warm_up(services: ApiServices) -> None:
+    """One-time work before the first request, once: load both encoders' networks (they load on
+    first use; seconds) now, at start-up, and start preparing the nearest-word vocabulary in the
+    background (a minute or more on a cold home), so that no request ever waits for it."""
+    from PIL import Image
+
+    text = services.bundle.text
+    text.embed_words([text.vocabulary()[0]])
+    services.bundle.image.embed_images([Image.new("RGB", (224, 224), (128, 128, 128))])
+    if services.nearest is not None:
+        services.nearest.start()

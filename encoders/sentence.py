@@ -7,6 +7,7 @@ alphabetic words) embedded once and cached on disk.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ import numpy as np
 from jointspace.encoders.words import WordSegmenter, caption_text
 
 NAME = "minilm"
+log = logging.getLogger(__name__)
 
 
 def common_words(n: int) -> list[str]:
@@ -49,6 +51,8 @@ class MiniLMTextEncoder:
         self.batch_size = batch_size
         self._model = None
         self._lock = threading.Lock()
+        self._vocab_lock = threading.Lock()
+        self._ranks_lock = threading.Lock()  # the vocabulary is embedded once, whoever asks first
         self._word_cache: dict[str, np.ndarray] = {}
         self._vocab: list[str] | None = None
         self._vocab_index: dict[str, int] | None = None
@@ -78,8 +82,10 @@ class MiniLMTextEncoder:
     # vocabulary for suggestions and explanations
     def _ranks(self) -> dict[str, int]:
         if self._vocab_index is None:
-            self._vocab = common_words(self.vocab_size)
-            self._vocab_index = {w: i for i, w in enumerate(self._vocab)}
+            with self._ranks_lock:  # read the word list once, not once per concurrent request
+                if self._vocab_index is None:
+                    self._vocab = common_words(self.vocab_size)
+                    self._vocab_index = {w: i for i, w in enumerate(self._vocab)}
         return self._vocab_index
 
     def has_word(self, word: str) -> bool:
@@ -90,24 +96,41 @@ class MiniLMTextEncoder:
         assert self._vocab is not None
         return self._vocab
 
+    def _vocab_cache_path(self, words: Sequence[str]) -> Path | None:
+        digest = hashlib.sha1("\n".join(words).encode()).hexdigest()[:12]
+        return self.cache_dir / f"minilm-vocab-{len(words)}-{digest}.npy" if self.cache_dir else None
+
+    def vocabulary_prepared(self) -> bool:
+        """Whether `vocab_matrix` is cheap now (in memory or cached on disk), not minutes of embedding."""
+        if self._vocab_matrix is not None:
+            return True
+        path = self._vocab_cache_path(list(self.vocabulary()))
+        return path is not None and path.exists()
+
     def vocab_matrix(self) -> np.ndarray:
         """(vocab_size, 384) embeddings of the vocabulary, computed once and cached on disk."""
         if self._vocab_matrix is not None:
             return self._vocab_matrix
+        with self._vocab_lock:
+            if self._vocab_matrix is None:
+                self._vocab_matrix = self._load_or_embed_vocabulary()
+        return self._vocab_matrix
+
+    def _load_or_embed_vocabulary(self) -> np.ndarray:
         words = list(self.vocabulary())
-        digest = hashlib.sha1("\n".join(words).encode()).hexdigest()[:12]
-        path = self.cache_dir / f"minilm-vocab-{len(words)}-{digest}.npy" if self.cache_dir else None
+        path = self._vocab_cache_path(words)
         if path is not None and path.exists():
             matrix = np.load(path).astype(np.float32)
             matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
         else:
+            log.warning("embedding the nearest-word vocabulary: %d words (once; cached in %s)", len(words),
+                        path.parent if path else "memory")
             matrix = self.encode(words, progress=len(words) > 5000)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp.npy")
                 np.save(tmp, matrix.astype(np.float16))  # half the disk; plenty for cosine ranking
                 tmp.replace(path)
-        self._vocab_matrix = matrix
         for w, row in zip(words, matrix):
             self._word_cache.setdefault(w, row)
         return matrix

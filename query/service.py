@@ -27,6 +27,7 @@ from .parser import ParsedQuery, QueryLimits, parse
 from .planner import PagePlan, plan_page
 from .resolve import resolve
 from .syntax import Term
+from .vocabulary import NearestWords, VocabularyNotReady
 
 Mode = Literal["semantic", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("semantic", "keyword", "hybrid")
@@ -90,7 +91,8 @@ class SearchService:
     a person must change, and lets backend errors (`BackendUnavailableError`, ...) through.
     """
 
-    def __init__(self, backend: SearchBackend, text_encoder: TextEncoder, settings: Settings | None = None) -> None:
+    def __init__(self, backend: SearchBackend, text_encoder: TextEncoder, settings: Settings | None = None,
+                 nearest: NearestWords | None = None) -> None:
         if text_encoder.dim != backend.dim:
             raise DimensionError(f"the text encoder makes {text_encoder.dim}-d vectors but the index holds "
                                  f"{backend.dim}-d ones: use the model bundle that built the index")
@@ -98,6 +100,9 @@ class SearchService:
         self.text = text_encoder
         self.settings = settings or get_settings()
         self.limits = QueryLimits.from_settings(self.settings)
+        # Nearest words: a server passes one prepared in the background (answers go on without
+        # them until ready, raising VocabularyNotReady); a one-off caller simply waits.
+        self.nearest = nearest or NearestWords(text_encoder, blocking=True)
 
     # -- public contract ---------------------------------------------------------------------------
     def parse(self, expression: str) -> ParsedQuery:
@@ -161,18 +166,19 @@ class SearchService:
                          include_vectors, clock, facets, sort)
 
     def describe_post(self, post_id: str, k: int = 10) -> list[tuple[str, float]]:
-        """The `k` vocabulary words nearest to an indexed post's image vector, with similarities."""
+        """The `k` vocabulary words nearest to an indexed post's image vector, with similarities.
+        Raises VocabularyNotReady while a server still prepares the vocabulary."""
         doc = self.backend.get(post_id, with_vector=True)
         if doc is None or doc.vector is None or np.asarray(doc.vector).size == 0:
             raise QueryError(f"no indexed image has the id '{post_id}'")
-        return [(w, float(s)) for w, s in self.text.nearest_words(unit(doc.vector), k)]
+        return [(w, float(s)) for w, s in self.nearest.nearest(unit(doc.vector), k)]
 
     def describe_city(self, city: str, k: int = 10) -> list[tuple[str, float]]:
         """The `k` words nearest to the mean image vector of a city's posts, with similarities."""
         mean = self.backend.mean_vector(Filters(cities=(city,)))
         if mean is None or not np.any(mean):
             raise QueryError(f"no indexed posts in the city '{city.strip().lower()}'")
-        return [(w, float(s)) for w, s in self.text.nearest_words(unit(mean), k)]
+        return [(w, float(s)) for w, s in self.nearest.nearest(unit(mean), k)]
 
     # -- the pipeline ---------------------------------------------------------------------------
     def _run(self, parsed: ParsedQuery, photo: np.ndarray | None, photo_weight: float,
@@ -400,8 +406,12 @@ class SearchService:
             explain["terms"] = [{"term": _term_text(t.term), "kind": t.term.kind, "weight": t.weight,
                                  "contribution": round(c, 6)} for t, c in zip(terms, shares)]
             count = self.settings.explain_nearest_words
-            explain["nearest_words"] = [{"word": w, "score": round(float(s), 6)}
-                                        for w, s in self.text.nearest_words(query, count)] if count > 0 else []
+            try:
+                explain["nearest_words"] = [{"word": w, "score": round(float(s), 6)}
+                                            for w, s in self.nearest.nearest(query, count)] if count > 0 else []
+            except VocabularyNotReady as exc:  # answer now, without them, and say so
+                explain["nearest_words"] = []
+                explain["nearest_words_note"] = str(exc)
         else:
             explain["terms"] = [{"term": _term_text(t.term), "kind": t.term.kind, "weight": t.weight}
                                 for t in terms]

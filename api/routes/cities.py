@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from jointspace.api.deps import BackendDep, SearchDep
 from jointspace.api.render import word_scores
 from jointspace.api.schemas import CitiesOut, CityOut, DescribeOut, ErrorOut
+from jointspace.query.vocabulary import VocabularyNotReady
 from jointspace.records import Filters
 
 router = APIRouter(prefix="/cities", tags=["cities"])
@@ -23,4 +24,8 @@ def describe_city(city: str, backend: BackendDep, service: SearchDep,
                   k: Annotated[int, Query(ge=1, le=100)] = 10) -> DescribeOut:
     if backend.count(Filters(cities=(city,))) == 0:
         raise HTTPException(404, f"no posts from {city!r}")
-    return DescribeOut(subject=city.strip().lower(), words=word_scores(service.describe_city(city, k=k)))
+    subject = city.strip().lower()
+    try:
+        return DescribeOut(subject=subject, words=word_scores(service.describe_city(city, k=k)))
+    except VocabularyNotReady as exc:  # a cold start: answer now, without the words
+        return DescribeOut(subject=subject, words=[], ready=False, note=str(exc))

@@ -48,6 +48,10 @@ def health(services: ServicesDep) -> JSONResponse:
     parts = HealthOut(status="ok", backend=_backend(services), broker=_broker(services), model=_model(services))
     ok = parts.backend.ok and parts.broker.ok and parts.model.ok
     parts.status = "ok" if ok else "degraded"
+    if services.nearest is not None:  # reported, never waited on; not-ready is not "degraded"
+        parts.ready = services.nearest.ready
+        parts.nearest_words = ComponentHealth(ok=services.nearest.state != "failed",
+                                              detail=services.nearest.describe())
     return JSONResponse(parts.model_dump(), status_code=200 if ok else 503)
 
 

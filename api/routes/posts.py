@@ -13,6 +13,7 @@ from jointspace.api.render import post_out, word_scores
 from jointspace.api.schemas import DeleteOut, DescribeOut, ErrorOut, PostOut, SubmitOut
 from jointspace.api.submission import parse_submission, submit
 from jointspace.protocols import SearchBackend
+from jointspace.query.vocabulary import VocabularyNotReady
 from jointspace.records import Post
 
 router = APIRouter(prefix="/posts", tags=["posts"])
@@ -64,7 +65,10 @@ def get_thumbnail(post_id: str, request: Request, backend: BackendDep, media: Me
 def describe_post(post_id: str, backend: BackendDep, service: SearchDep,
                   k: Annotated[int, Query(ge=1, le=100)] = 10) -> DescribeOut:
     load_post(backend, post_id)
-    return DescribeOut(subject=post_id, words=word_scores(service.describe_post(post_id, k=k)))
+    try:
+        return DescribeOut(subject=post_id, words=word_scores(service.describe_post(post_id, k=k)))
+    except VocabularyNotReady as exc:  # a cold start: answer now, without the words
+        return DescribeOut(subject=post_id, words=[], ready=False, note=str(exc))
 
 
 @router.post("", response_model=SubmitOut, status_code=200,

@@ -6,13 +6,45 @@ from typing import Annotated, Optional
 import typer
 
 
+# On SIGTERM or Ctrl-C, requests still running after this long are abandoned: a server stops in
+# seconds, whatever its clients are doing.
+GRACEFUL_SHUTDOWN_S = 5.0
+
+
 def _run(app: object, host: str, port: int) -> None:
+    import logging
+
     import uvicorn
 
+    # jointspace's own messages (the vocabulary prepared in the background, ...) beside uvicorn's.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     typer.echo(f"jointspace is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
-    # Open event streams (/alerts/{id}/events) must not hold a shutdown: 5 s, then they are cut.
+    # Open event streams (/alerts/{id}/events) must not hold a shutdown: 5 s, then they are cut;
+    # so must requests still running.
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False,  # type: ignore[arg-type]
-                timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    _exit_despite_stuck_threads(GRACEFUL_SHUTDOWN_S)
+
+
+def _exit_despite_stuck_threads(grace_s: float) -> None:
+    """uvicorn has returned, but request handlers run in (non-daemon) worker threads, which Python
+    joins before exiting: one stuck in a long call would keep the process alive after SIGTERM."""
+    import os
+    import sys
+    import threading
+    import time
+
+    deadline = time.monotonic() + grace_s
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    stuck = [t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon
+             and t.is_alive()]
+    if stuck:
+        print(f"stopping with {len(stuck)} request thread(s) still busy", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def serve(

@@ -1,0 +1,110 @@
+"""Nearest words without a cold-start stall.
+
+A text encoder's `nearest_words` may first have one-time work to do: load its model, embed its
+whole vocabulary (the sentence model: 40,000 words, half a minute to minutes on a CPU, then cached
+under the home). A server must not do that inside a request, and never once per request:
+`NearestWords` does it once, in a background thread started with the server, and until it is done
+answers `None` ("not ready yet") at once instead of waiting. The CLI, which answers one query,
+uses `blocking=True` and simply waits.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Literal
+
+import numpy as np
+
+from jointspace.errors import JointspaceError
+from jointspace.protocols import TextEncoder
+
+log = logging.getLogger(__name__)
+
+State = Literal["cold", "preparing", "ready", "failed"]
+
+
+class VocabularyNotReady(JointspaceError):
+    """The nearest-word vocabulary is still being prepared (or failed); answer without it."""
+
+
+class NearestWords:
+    """`nearest(vector, k)` over a text encoder, with its one-time preparation done once."""
+
+    def __init__(self, text: TextEncoder, blocking: bool = False) -> None:
+        self.text = text
+        self.blocking = blocking
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._state: State = "cold"
+        self._error: str | None = None
+        self._started_at: float | None = None
+        self._seconds: float | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def ready(self) -> bool:
+        return self._state == "ready"
+
+    def start(self) -> None:
+        """Begin the preparation: here when it is cheap (the encoder says its vocabulary is in memory
+        or cached on disk), else in a daemon thread (it must not keep a stopping server alive).
+        Idempotent: the work runs once however many callers start it."""
+        with self._lock:
+            if self._state != "cold":
+                return
+            self._state, self._started_at = "preparing", time.monotonic()
+            prepared = getattr(self.text, "vocabulary_prepared", None)  # optional: encoders with costly prep
+            if prepared is None or prepared():
+                self._prepare()
+                return
+            self._thread = threading.Thread(target=self._prepare, name="nearest-words", daemon=True)
+            self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Blocks until prepared (or failed); True when ready."""
+        self.start()
+        self._done.wait(timeout)
+        return self.ready
+
+    def _prepare(self) -> None:
+        try:
+            log.info("preparing the nearest-word vocabulary in the background")
+            probe = self.text.embed_words([self.text.vocabulary()[0]])[0]
+            self.text.nearest_words(probe, 1)  # loads the model and embeds (or reads) the vocabulary
+            self._state = "ready"
+        except Exception as exc:  # a broken cache or model: searches go on without nearest words
+            log.exception("could not prepare the nearest-word vocabulary")
+            self._error = f"{type(exc).__name__}: {exc}"
+            self._state = "failed"
+        finally:
+            self._seconds = time.monotonic() - (self._started_at or time.monotonic())
+            self._done.set()
+            log.info("nearest-word vocabulary %s after %.1f s", self._state, self._seconds)
+
+    def nearest(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The k nearest vocabulary words; raises VocabularyNotReady rather than wait (unless blocking)."""
+        if self.blocking:
+            self.wait()
+        elif not self.ready:
+            self.start()
+        if not self.ready:
+            raise VocabularyNotReady(self.describe())
+        return self.text.nearest_words(vector, k)
+
+    def describe(self) -> str:
+        """One line for /health and for answers given without nearest words."""
+        if self._state == "ready":
+            return f"nearest words ready (prepared in {self._seconds:.1f} s)"
+        if self._state == "failed":
+            return f"nearest words unavailable: {self._error}"
+        if self._state == "preparing":
+            since = time.monotonic() - (self._started_at or time.monotonic())
+            return (f"nearest words not ready yet: the vocabulary is being prepared in the background "
+                    f"({since:.0f} s so far; the first time on a home takes a minute or more)")
+        return "nearest words not prepared yet"
+
