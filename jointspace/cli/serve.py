@@ -50,13 +50,25 @@ def _exit_despite_stuck_threads(grace_s: float) -> None:
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Address to listen on [default: JOINTSPACE_API_HOST or 127.0.0.1]")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port [default: JOINTSPACE_API_PORT or 8000]")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes (uvicorn's workers); each loads the model "
+                                                      "once and opens the backend itself.")] = 1,
 ) -> None:
     """Serve the search API and the web page (loads the model bundle and opens the backend at start)."""
     from jointspace.api.app import create_app
     from jointspace.settings import get_settings
 
     settings = get_settings()
-    _run(create_app(settings), host or settings.api_host, port or settings.api_port)
+    host, port = host or settings.api_host, port or settings.api_port
+    if workers > 1:
+        import uvicorn
+
+        # Each worker process imports the factory and builds its own services from the same
+        # JOINTSPACE_* environment; this process only supervises them (and restarts a dead one).
+        typer.echo(f"jointspace is serving on http://{host}:{port}/ with {workers} worker processes (Ctrl-C stops)")
+        uvicorn.run("jointspace.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="info", proxy_headers=False)
+        return
+    _run(create_app(settings), host, port)
 
 
 def demo(
