@@ -19,6 +19,8 @@ const state = {
   q: "",
   mode: "semantic",
   city: "",
+  sort: "relevance",  // or "newest": newest first among the matching posts (facets17)
+  minScore: "",       // the similarity cut-off of the match set; "" = none (facets17)
   page: 1,
   k: 24,
   photo: null,        // a File: searches go through POST /search while it is set
@@ -122,6 +124,8 @@ function readUrl() {
   state.q = params.get("q") || "";
   state.mode = ["semantic", "keyword", "hybrid"].includes(params.get("mode")) ? params.get("mode") : "semantic";
   state.city = params.get("city") || "";
+  state.sort = params.get("sort") === "newest" ? "newest" : "relevance";
+  state.minScore = Number.isFinite(parseFloat(params.get("min_score"))) ? params.get("min_score") : "";
 }
 
 function writeUrl(push) {
@@ -129,6 +133,8 @@ function writeUrl(push) {
   if (state.q) params.set("q", state.q);
   if (state.mode !== "semantic") params.set("mode", state.mode);
   if (state.city) params.set("city", state.city);
+  if (state.sort !== "relevance") params.set("sort", state.sort);
+  if (state.minScore !== "") params.set("min_score", state.minScore);
   const url = params.toString() ? `?${params}` : location.pathname;
   if (url === location.search || (!params.toString() && !location.search)) return;
   if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
@@ -142,6 +148,7 @@ function syncControls() {
     select.append(el("option", { value: state.city, text: state.city }));
   }
   select.value = state.city;
+  syncSort();
   renderChips();
 }
 
@@ -211,6 +218,7 @@ async function runSearch(push, append = false) {
   writeUrl(push);
   if (!state.q && !state.photo) {
     renderHits([], false, false);
+    clearFacets();
     $("#status").textContent = "Type a query, or drop a photo.";
     $("#explain").replaceChildren(el("p", { class: "muted", text: "The words nearest to your query will show here." }));
     clearError();
@@ -228,10 +236,12 @@ async function runSearch(push, append = false) {
       form.append("k", String(state.k));
       form.append("page", String(state.page));
       if (state.city) form.append("city", state.city);
+      for (const [name, value] of facetParams(append)) form.append(name, value);
       response = await fetch("/search", { method: "POST", body: form });
     } else {
       const params = new URLSearchParams({ q: state.q, mode: state.mode, k: state.k, page: state.page });
       if (state.city) params.set("city", state.city);
+      for (const [name, value] of facetParams(append)) params.set(name, value);
       response = await fetch(`/search?${params}`);
     }
   } catch (err) {
@@ -243,7 +253,7 @@ async function runSearch(push, append = false) {
   if (!response.ok) {
     showError(body);
     $("#explain").replaceChildren(el("p", { class: "muted", text: "Fix the query to see why results match." }));
-    if (!append) renderHits([], false, false);
+    if (!append) { renderHits([], false, false); clearFacets(); }
     $("#status").textContent = "";
     return;
   }
@@ -252,6 +262,7 @@ async function runSearch(push, append = false) {
   state.lastHits = hits;
   renderHits(hits, body.has_more, append);
   renderExplain(body.explain || {});
+  if (!append) renderFacets(body);
   $("#status").textContent = hits.length
     ? `${hits.length} result${hits.length === 1 ? "" : "s"}${state.city ? ` in ${state.city}` : ""}`
     : "No results.";
@@ -335,6 +346,8 @@ function card(hit, added) {
     el("p", { class: "cap", text: caption }),
     el("div", { class: "meta" },
       el("span", { class: "city", text: hit.city || "" }),
+      state.sort === "newest" && hit.created_at
+        ? el("time", { class: "date", datetime: hit.created_at, text: hit.created_at.slice(0, 10) }) : null,
       el("span", { class: "score", title: "score", text: hit.score.toFixed(3) }))));
   return item;
 }
@@ -450,6 +463,154 @@ function setPhoto(file) {
   runSearch(false);
 }
 
+// ---- facets17: facet counts, trend chart and sort ------------------------------------------
+// Facets count the matching posts (the server's match set: the nearest posts above min_score, or
+// the facet_depth nearest); a click on a city filters by it, a click on a hashtag adds `tag:NAME`
+// to the query (a filter chip). The trend chart is plain SVG drawn from GET /trends. Keyword
+// search has no match set: there the panel hides and the order stays "most similar".
+const FACETS = "city,hashtags";
+const TREND_COLOURS = ["#4f46e5", "#0e7490", "#c2410c", "#15803d", "#a21caf"];
+const SVG_NS = "http://www.w3.org/2000/svg";
+let trendRequest = 0;
+
+function facetsApply() { return state.mode !== "keyword"; }
+
+function facetParams(append) {
+  if (!facetsApply()) return [];
+  const out = state.minScore !== "" ? [["min_score", state.minScore]] : [];
+  if (!append) out.push(["facets", FACETS]);   // "Load more" keeps the counts it has
+  if (state.sort !== "relevance") out.push(["sort", state.sort]);
+  return out;
+}
+
+function syncSort() {
+  const select = $("#sort");
+  select.disabled = !facetsApply();
+  select.title = facetsApply() ? "" : "Keyword search orders by relevance only";
+  select.value = facetsApply() ? state.sort : "relevance";
+  const cut = $("#min-score");
+  cut.disabled = !facetsApply();
+  cut.value = state.minScore;
+}
+
+function clearFacets() {
+  $("#facets").hidden = true;
+  for (const id of ["#facet-city", "#facet-hashtags", "#trend-chart", "#trend-legend"]) $(id).replaceChildren();
+  $("#facets-summary").textContent = "";
+}
+
+function tagFilters() {
+  // The `tag:` filters written in the query, lower-cased (a tag:a,b filter lists several).
+  let items;
+  try { items = splitQuery(state.q); } catch { return new Set(); }
+  const tags = items.filter((it) => it.kind === "filter" && /^tag:/i.test(it.text))
+    .flatMap((it) => it.text.slice(4).split(",")).map((t) => t.replace(/^"|"$/g, "").toLowerCase());
+  return new Set(tags);
+}
+
+function toggleTag(tag) {
+  let items;
+  try { items = splitQuery(state.q); } catch { setQuery(`${state.q} tag:${tag}`, true); return; }
+  const present = items.findIndex((it) => it.kind === "filter" && it.text.toLowerCase() === `tag:${tag}`);
+  if (present >= 0) items.splice(present, 1);
+  else items.push({ kind: "filter", text: `tag:${/^[\p{L}\p{N}_-]+$/u.test(tag) ? tag : JSON.stringify(tag)}`, sign: 1, weight: 1 });
+  setQuery(joinQuery(items), true);
+}
+
+function facetList(target, buckets, isOn, onPick, label) {
+  target.replaceChildren(...buckets.map((b) => el("li", {},
+    // The visible text is the accessible name (no aria-label that would differ from it).
+    el("button", { type: "button", class: "facet-value", "aria-pressed": String(isOn(b.value)),
+      "data-value": b.value, title: `${label} ${b.value}`, onclick: () => onPick(b.value) },
+    el("span", { class: "facet-name", text: b.value }), " ",
+    el("span", { class: "facet-count" }, String(b.count), el("span", { class: "visually-hidden", text: " matching posts" }))))));
+  if (!buckets.length) target.append(el("li", { class: "muted", text: "None among the matches." }));
+}
+
+function renderFacets(body) {
+  const facets = body.facets;
+  if (!facets || !facetsApply()) { clearFacets(); return; }
+  $("#facets").hidden = false;
+  const match = (body.explain && body.explain.match) || {};
+  $("#facets-summary").textContent = match.min_score != null
+    ? `${facets.matching} posts at least ${Number(match.min_score).toFixed(2)} similar`
+    : `Counted over the ${facets.matching} nearest posts`;
+  facetList($("#facet-city"), facets.fields.city || [], (v) => v === state.city,
+    (v) => { state.city = state.city === v ? "" : v; state.page = 1; syncControls(); runSearch(true); }, "City");
+  const tags = tagFilters();
+  facetList($("#facet-hashtags"), facets.fields.hashtags || [], (v) => tags.has(v), toggleTag, "Hashtag");
+  loadTrend();
+}
+
+async function loadTrend() {
+  const chart = $("#trend-chart");
+  const legend = $("#trend-legend");
+  if (state.photo || !state.q) {
+    chart.replaceChildren(el("p", { class: "muted", text: "The trend follows a typed query, not a photo." }));
+    legend.replaceChildren();
+    return;
+  }
+  const id = ++trendRequest;
+  const params = new URLSearchParams({ q: state.q, by: "city", interval: "month" });
+  if (state.city) params.set("city", state.city);
+  if (state.minScore !== "") params.set("min_score", state.minScore);
+  let body;
+  try {
+    const response = await fetch(`/trends?${params}`);
+    body = await response.json();
+    if (!response.ok) throw new Error(body.message || response.statusText);
+  } catch (err) {
+    if (id === trendRequest) chart.replaceChildren(el("p", { class: "muted", text: `No trend (${err.message}).` }));
+    return;
+  }
+  if (id !== trendRequest) return;
+  drawTrend(chart, legend, body.series.slice(0, TREND_COLOURS.length));
+}
+
+function svg(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+function drawTrend(chart, legend, series) {
+  const periods = [...new Set(series.flatMap((s) => s.points.map((p) => p.period)))].sort();
+  if (!periods.length) {
+    chart.replaceChildren(el("p", { class: "muted", text: "No dated posts among the matches." }));
+    legend.replaceChildren();
+    return;
+  }
+  const W = 240, H = 110, PAD = 6;
+  const max = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p.count)));
+  const x = (period) => PAD + (periods.length === 1 ? (W - 2 * PAD) / 2
+    : periods.indexOf(period) * (W - 2 * PAD) / (periods.length - 1));
+  const y = (count) => H - PAD - count * (H - 2 * PAD) / max;
+  const summary = series.map((s) => `${s.key}: ${s.points.map((p) => `${p.period} ${p.count}`).join(", ")}`).join("; ");
+  const plot = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `Matching posts per month by city. ${summary}`,
+    class: "trend-svg", preserveAspectRatio: "none" },
+    svg("line", { x1: PAD, y1: H - PAD, x2: W - PAD, y2: H - PAD, class: "axis" }));
+  series.forEach((s, i) => {
+    const colour = TREND_COLOURS[i];
+    // Every period of the chart, zero where this city had no match (its posts exist, none matched).
+    const byPeriod = new Map(s.points.map((p) => [p.period, p]));
+    const points = periods.map((period) => [period, byPeriod.get(period)]);
+    plot.append(svg("polyline", { fill: "none", stroke: colour, "stroke-width": 2, "vector-effect": "non-scaling-stroke",
+      points: points.map(([period, p]) => `${x(period)},${y(p ? p.count : 0)}`).join(" "), "data-city": s.key }));
+    for (const [period, p] of points) {
+      if (!p || !p.count) continue;
+      plot.append(svg("circle", { cx: x(period), cy: y(p.count), r: 2.5, fill: colour },
+        svg("title", {}, `${s.key}, ${period}: ${p.count} of ${p.total} posts (${Math.round(p.share * 100)} %)`)));
+    }
+  });
+  chart.replaceChildren(plot, el("div", { class: "trend-axis" },
+    el("span", { text: periods[0] }), el("span", { text: `max ${max}` }), el("span", { text: periods[periods.length - 1] })));
+  legend.replaceChildren(...series.map((s, i) => el("li", {},
+    el("span", { class: "swatch", style: `background:${TREND_COLOURS[i]}`, "aria-hidden": "true" }),
+    el("span", { text: `${s.key} (${s.count})` }))));
+}
+// ---- /facets17 ------------------------------------------------------------------------------
+
 // ---- wiring ---------------------------------------------------------------------------------
 async function loadCities() {
   try {
@@ -471,9 +632,17 @@ function init() {
 
   $("#search-form").addEventListener("submit", (ev) => { ev.preventDefault(); setQuery($("#q").value, true); });
   for (const radio of document.querySelectorAll('input[name="mode"]')) {
-    radio.addEventListener("change", () => { state.mode = radio.value; state.page = 1; runSearch(true); });
+    radio.addEventListener("change", () => { state.mode = radio.value; state.page = 1; syncSort(); runSearch(true); });
   }
   $("#city").addEventListener("change", (ev) => { state.city = ev.target.value; state.page = 1; runSearch(true); });
+  $("#sort").addEventListener("change", (ev) => { state.sort = ev.target.value; state.page = 1; runSearch(true); });
+  $("#min-score").addEventListener("change", (ev) => {
+    const value = parseFloat(ev.target.value);
+    state.minScore = Number.isFinite(value) ? String(Math.max(-1, Math.min(1, value))) : "";
+    ev.target.value = state.minScore;
+    state.page = 1;
+    runSearch(true);
+  });
   $("#more").addEventListener("click", () => { state.page += 1; runSearch(false, true); });
   $("#click-sign").addEventListener("click", (ev) => {
     const pressed = ev.currentTarget.getAttribute("aria-pressed") !== "true";

@@ -59,3 +59,84 @@ def test_page_passes_axe_at_desktop_and_phone_widths(page) -> None:  # noqa: ANN
     assert serious_violations(page) == []          # the detail dialog
     page.keyboard.press("Escape")
     page.wait_for_selector("#detail[open]", state="detached")
+
+
+def facet_counts(page, list_id: str) -> dict[str, int]:  # noqa: ANN001
+    return dict(page.eval_on_selector_all(
+        f"#{list_id} .facet-value",
+        "els => els.map(e => [e.dataset.value, parseInt(e.querySelector('.facet-count').textContent)])"))
+
+
+def test_city_facet_filters_and_hashtag_facet_adds_a_filter(page, corpus: Corpus) -> None:  # noqa: ANN001
+    page.set_viewport_size(DESKTOP)
+    search(page, "dog")
+    page.wait_for_selector("#facets:not([hidden]) #facet-city .facet-value")
+    # No cut-off: the match set is the facet_depth (1,000) nearest, so here every post of the corpus.
+    per_city: dict[str, int] = {}
+    for post in corpus.posts:
+        per_city[post["city"]] = per_city.get(post["city"], 0) + 1
+    assert facet_counts(page, "facet-city") == per_city
+    assert "30 nearest posts" in page.inner_text("#facets-summary")
+    shot(page, "11-facets")
+
+    page.locator('#facet-city .facet-value[data-value="tokyo"]').click()
+    page.wait_for_function("() => { const c = [...document.querySelectorAll('#grid .card .city')];"
+                           " return c.length > 0 && c.every(e => e.textContent === 'tokyo') }")
+    page.wait_for_function("() => document.querySelector('#facet-city .facet-value[data-value=\"tokyo\"]')"
+                           "?.getAttribute('aria-pressed') === 'true'")
+    assert page.input_value("#city") == "tokyo" and "city=tokyo" in page.url
+    assert facet_counts(page, "facet-city") == {"tokyo": per_city["tokyo"]}
+    page.locator('#facet-city .facet-value[data-value="tokyo"]').click()  # a second click clears it
+    page.wait_for_function("() => document.querySelector('#city').value === ''")
+    page.wait_for_function("() => document.querySelectorAll('#facet-city .facet-value').length === 3")
+
+    tag = page.eval_on_selector("#facet-hashtags .facet-value", "e => e.dataset.value")
+    tagged = sum(1 for p in corpus.posts if tag in {t.lower() for t in p["hashtags"]})
+    page.locator(f'#facet-hashtags .facet-value[data-value="{tag}"]').click()
+    page.wait_for_selector(f'#chips .chip.filter[data-term="tag:{tag}"]')
+    page.wait_for_function("n => document.querySelectorAll('#grid .card').length === n", arg=tagged)
+    assert page.input_value("#q") == f"dog tag:{tag}"
+    page.wait_for_function("t => document.querySelector(`#facet-hashtags .facet-value[data-value=\"${t}\"]`)"
+                           "?.getAttribute('aria-pressed') === 'true'", arg=tag)
+    assert facet_counts(page, "facet-hashtags")[tag] == tagged
+
+
+def test_trend_chart_draws_a_line_per_city(page, corpus: Corpus) -> None:  # noqa: ANN001
+    search(page, "park")
+    page.wait_for_selector("#trend-chart svg polyline")
+    cities = page.eval_on_selector_all("#trend-chart polyline", "els => els.map(e => e.dataset.city)")
+    assert sorted(cities) == sorted({p["city"] for p in corpus.posts})
+    legend = page.inner_text("#trend-legend")
+    assert all(city in legend.lower() for city in cities)
+    months = sorted({p["created_at"][:7] for p in corpus.posts})
+    assert page.inner_text("#trend-chart .trend-axis").split()[0] == months[0]
+    label = page.get_attribute("#trend-chart svg", "aria-label")
+    assert label.startswith("Matching posts per month by city.")
+
+
+def test_sort_newest_pages_through_every_post_once(page, corpus: Corpus) -> None:  # noqa: ANN001
+    search(page, "dog")
+    page.select_option("#sort", "newest")
+    page.wait_for_function("() => location.search.includes('sort=newest') && document.querySelector('#grid .card time')")
+    page.wait_for_selector("#more:not([hidden])")
+    page.click("#more")
+    page.wait_for_function("n => document.querySelectorAll('#grid .card').length === n", arg=len(corpus.posts))
+    ids = page.eval_on_selector_all("#grid .card", "els => els.map(e => e.dataset.id)")
+    expected = sorted(corpus.posts, key=lambda p: (-datetime.fromisoformat(p["created_at"]).timestamp(), p["id"]))
+    assert ids == [p["id"] for p in expected]  # page 2 continues page 1: none twice, none missing
+    assert page.locator("#more").is_hidden()
+    shot(page, "12-newest")
+
+    page.fill("#min-score", "0.3")
+    page.press("#min-score", "Enter")
+    page.wait_for_function("() => location.search.includes('min_score=0.3')")
+    page.wait_for_function("() => document.querySelector('#facets-summary').textContent.includes('at least 0.30')")
+    scores = page.eval_on_selector_all("#grid .card .score", "els => els.map(e => parseFloat(e.textContent))")
+    matching = int(page.inner_text("#facets-summary").split()[0])
+    assert all(s >= 0.3 for s in scores) and len(scores) == matching
+    dates = page.eval_on_selector_all("#grid .card time", "els => els.map(e => e.getAttribute('datetime'))")
+    assert dates == sorted(dates, reverse=True)
+    page.fill("#min-score", "")
+    page.press("#min-score", "Enter")
+    page.select_option("#sort", "relevance")
+    page.wait_for_function("() => !location.search.includes('sort=') && !location.search.includes('min_score')")
