@@ -86,3 +86,25 @@ def test_document_source_round_trip() -> None:
     back = document_from_hit(hit, "test-model")
     assert back.post == original.post
     np.testing.assert_array_equal(back.vector, original.vector)
+
+
+def test_match_set_request_aggregations_and_newest_sort() -> None:
+    body = es_queries.match_request(np.array([0.6, 0.8], dtype=np.float32), depth=1_000, num_candidates=10_000,
+                                    filters=FILTERS, min_score=0.2, rescore_oversample=3.0)
+    assert body == {"knn": {"field": "vector", "query_vector": [pytest.approx(0.6), pytest.approx(0.8)], "k": 1_000,
+                            "num_candidates": 10_000, "filter": FILTER_CLAUSES,
+                            "rescore_vector": {"oversample": 3.0}},
+                    "track_total_hits": True, "min_score": pytest.approx(0.6)}  # _score = (1 + 0.2) / 2
+    assert "min_score" not in es_queries.match_request(np.ones(2), 10, 500, None, None)
+    assert es_queries.facet_aggregations(["city", "month"], size=5, depth=1_000) == {
+        "city": {"terms": {"field": "city", "size": 5, "shard_size": 1_000,
+                           "order": [{"_count": "desc"}, {"_key": "asc"}]}},
+        "month": {"date_histogram": {"field": "created_at", "calendar_interval": "month", "format": "yyyy-MM",
+                                     "min_doc_count": 1}}}
+    assert es_queries.trend_aggregations("hashtags", "year", size=3, depth=50, include=["a", "b"]) == {
+        "values": {"terms": {"field": "hashtags", "size": 2, "shard_size": 50, "include": ["a", "b"],
+                             "order": [{"_count": "desc"}, {"_key": "asc"}]},
+                   "aggs": {"periods": {"date_histogram": {"field": "created_at", "calendar_interval": "year",
+                                                           "format": "yyyy", "min_doc_count": 1}}}}}
+    assert es_queries.values_query(None, "city", ["paris"]) == {"bool": {"filter": [{"terms": {"city": ["paris"]}}]}}
+    assert es_queries.NEWEST_SORT == [{"created_at": {"order": "desc", "missing": "_last"}}, {"id": "asc"}]
