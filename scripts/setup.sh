@@ -32,11 +32,7 @@ fi
 
 # --- the browser tests' JavaScript: axe-core ----------------------------------------------------
 # The accessibility checks inject axe-core into the page; its version is pinned in
-# tests/api/package-lock.json. npm comes with Node.js; without it, Debian's npm package.
-if ! command -v npm >/dev/null 2>&1; then
-  say "apt-get install npm"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
-fi
+# tests/api/package-lock.json (npm: from the Debian packages step above).
 if [ ! -f tests/api/node_modules/axe-core/axe.min.js ] \
    || [ tests/api/package-lock.json -nt tests/api/node_modules/.package-lock.json ]; then
   say "npm ci in tests/api (axe-core)"
