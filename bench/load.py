@@ -5,6 +5,8 @@ then while `POST /posts` ingests in the background; on the embedded store or Ela
     python bench/load.py --es                          # a local Elasticsearch node, started and stopped here
     python bench/load.py --workers 1,2                 # the whole run once per `serve --workers N`
     python bench/load.py --clients 16 --seconds 60 --out bench-results/load
+    python bench/load.py --url http://127.0.0.1:8000 --api-key KEY   # a server already running
+                                                                     # (e.g. right after the OpenAPI fuzzer)
 
 The home (`--home`, default `$JOINTSPACE_HOME/bench-load`) is prepared once with
 `jointspace demo --prepare-only` (sample posts, indexed; the nearest-word vocabulary embedded) and
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import random
@@ -43,7 +44,6 @@ from typing import Any
 
 import httpx
 import numpy as np
-from PIL import Image
 
 API_KEY = "bench-load-key"
 P99_RATIO_LIMIT = 3.0
@@ -75,6 +75,7 @@ class Corpus:
     tags: list[str]
     images: list[Path]  # pictures below the media root (for path-naming posts)
     photo_bytes: list[bytes]
+    api_key: str  # for POST /posts and the clean-up's DELETEs
 
 
 @dataclass
@@ -123,6 +124,20 @@ def prepare(home: Path, posts: int, es_url: str | None) -> None:
                          env=server_env(home, es_url), capture_output=True, text=True)
     if run.returncode:
         sys.exit(f"jointspace demo --prepare-only failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
+
+
+class External:
+    """A server started elsewhere (`--url`): not started, measured or stopped here."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.start_seconds = 0.0
+
+    def rss_mb(self) -> float:
+        return float("nan")
+
+    def stop(self) -> None:
+        pass
 
 
 class Server:
@@ -188,12 +203,15 @@ def _descendants(pid: int) -> list[int]:
 
 # ---------------------------------------------------------------- requests
 
-def load_corpus(url: str, home: Path) -> Corpus:
+def load_corpus(url: str, home: Path | None, api_key: str) -> Corpus:
+    """Post ids, cities and tags from the server; pictures below its media root from the home's demo
+    posts (none for a server of unknown home: the background ingest then only uploads); photo
+    bytes from the server's own thumbnails."""
     hits = httpx.get(f"{url}/search", params={"q": "dog", "k": 100}, timeout=120).raise_for_status().json()["hits"]
     cities = [c["city"] if isinstance(c, dict) else c[0]
               for c in httpx.get(f"{url}/cities", timeout=60).raise_for_status().json().get("cities", [])]
     tags = sorted({t for h in hits for t in h.get("hashtags", [])})[:30]
-    demo = sorted((home / "data" / "demo").rglob("*.jsonl"))
+    demo = sorted((home / "data" / "demo").rglob("*.jsonl")) if home else []
     images: list[Path] = []
     for line in demo[0].read_text().splitlines() if demo else []:
         ref = json.loads(line)["image"]
@@ -201,14 +219,13 @@ def load_corpus(url: str, home: Path) -> Corpus:
         if path.is_file():
             images.append(path.resolve())
     photos = []
-    for path in images[:12]:
-        with Image.open(path) as img:
-            buffer = io.BytesIO()
-            img.convert("RGB").save(buffer, "JPEG", quality=85)
-            photos.append(buffer.getvalue())
-    if not hits or not images:
-        sys.exit("the bench home holds no searchable posts with pictures: prepare it again (--fresh)")
-    return Corpus([h["id"] for h in hits], cities or ["paris"], tags or ["dog"], images, photos)
+    for hit in hits[:12]:
+        thumb = httpx.get(f"{url}/posts/{hit['id']}/thumbnail", timeout=60)
+        if thumb.status_code == 200:
+            photos.append(thumb.content)
+    if not hits or not photos:
+        sys.exit(f"{url} holds no searchable posts with pictures it serves: prepare the home first")
+    return Corpus([h["id"] for h in hits], cities or ["paris"], tags or ["dog"], images, photos, api_key)
 
 
 def build_request(kind: str, rng: random.Random, corpus: Corpus) -> dict[str, Any]:
@@ -269,7 +286,7 @@ async def ingest_loop(client: httpx.AsyncClient, until: float, rng: random.Rando
     while time.monotonic() < until:
         n += 1
         ids = [f"bench-load-{os.getpid()}-{n}-{i}" for i in range(batch)]
-        if n % 2:
+        if n % 2 and corpus.images:
             posts = [{"id": i, "image": str(rng.choice(corpus.images)), "caption": f"load test {rng.choice(WORDS)}",
                       "city": rng.choice(corpus.cities)} for i in ids]
             request: dict[str, Any] = {"method": "POST", "url": "/posts", "json": posts}
@@ -278,7 +295,7 @@ async def ingest_loop(client: httpx.AsyncClient, until: float, rng: random.Rando
             posts = [{"id": i, "caption": "uploaded in a load test"} for i in ids]
             request = {"method": "POST", "url": "/posts", "data": {"posts": json.dumps(posts)},
                        "files": [("images", (f"{i}.jpg", rng.choice(corpus.photo_bytes), "image/jpeg")) for i in ids]}
-        sample = await timed(client, "ingest", "post", {**request, "headers": {"X-API-Key": API_KEY}})
+        sample = await timed(client, "ingest", "post", {**request, "headers": {"X-API-Key": corpus.api_key}})
         samples.append(sample)
         if sample.status == 200:
             added += ids
@@ -350,12 +367,17 @@ def markdown(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def one_run(home: Path, es_url: str | None, workers: int, args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    server = Server(home, es_url, workers)
-    print(f"serve --workers {workers}: healthy after {server.start_seconds:.1f} s at {server.url}", file=sys.stderr)
+def one_run(home: Path | None, es_url: str | None, workers: int, args: argparse.Namespace,
+            seed: int) -> dict[str, Any]:
+    if args.url:
+        server: Server | External = External(args.url)
+    else:
+        assert home is not None
+        server = Server(home, es_url, workers)
+        print(f"serve --workers {workers}: healthy after {server.start_seconds:.1f} s at {server.url}", file=sys.stderr)
     added: list[str] = []
     try:
-        corpus = load_corpus(server.url, home)
+        corpus = load_corpus(server.url, home, args.api_key or API_KEY)
         asyncio.run(run_phase(server.url, "warmup", args.clients, WARMUP_S, corpus, seed))
         phases = []
         load_before = list(os.getloadavg())
@@ -373,17 +395,17 @@ def one_run(home: Path, es_url: str | None, workers: int, args: argparse.Namespa
         rss = server.rss_mb()
     finally:
         if added:
-            with httpx.Client(base_url=server.url, timeout=60, headers={"X-API-Key": API_KEY}) as client:
+            with httpx.Client(base_url=server.url, timeout=60, headers={"X-API-Key": corpus.api_key}) as client:
                 for post_id in added:
                     client.delete(f"/posts/{post_id}")
         server.stop()
     unexpected_background = sum(1 for s in background if s.status != 200)
     unexpected = sum(n for p in phases for c in p.unexpected.values() for n in c.values()) + unexpected_background
     ratio = round(phases[1].p99_ms / phases[0].p99_ms, 2) if phases[0].p99_ms else float("nan")
-    return {"backend": "elasticsearch" if es_url else "embedded", "workers": workers, "clients": args.clients,
+    return {"backend": args.backend_name or ("elasticsearch" if es_url else "embedded"), "workers": workers, "clients": args.clients,
             "seconds_per_phase": args.seconds, "phases": [asdict(p) for p in phases], "p99_ratio": ratio,
             "unexpected": unexpected, "ingested_posts": len(added),
-            "ingest_posts_per_s": round(len(added) / args.seconds, 2), "server_rss_mb": round(rss),
+            "ingest_posts_per_s": round(len(added) / args.seconds, 2), "server_rss_mb": None if rss != rss else round(rss),  # NaN: a server started elsewhere
             "server_start_s": round(server.start_seconds, 1), "cpus": os.cpu_count()}
 
 
@@ -399,7 +421,18 @@ def main() -> None:
     parser.add_argument("--es-url", default=None, help="use this Elasticsearch instead")
     parser.add_argument("--out", type=Path, default=Path("bench-results/load"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--url", default=None, help="drive this running server instead of starting one "
+                                                    "(--home: its home, for posts that name pictures by path)")
+    parser.add_argument("--api-key", default=None, help="with --url: the server's key (default: JOINTSPACE_API_KEY)")
+    parser.add_argument("--backend-name", default=None, help="with --url: the label in the report")
     args = parser.parse_args()
+    if args.url:
+        args.api_key = args.api_key or os.environ.get("JOINTSPACE_API_KEY")
+        if not args.api_key:
+            sys.exit("--url needs the server's API key (--api-key or JOINTSPACE_API_KEY) for POST /posts")
+        runs = [one_run(args.home.expanduser().resolve() if args.home else None, None, 0, args, args.seed)]
+        finish(runs, args.out)
+        return
 
     default_home = Path(os.environ.get("JOINTSPACE_HOME", Path.home() / ".jointspace")) / "bench-load"
     home = (args.home or default_home).expanduser().resolve()
@@ -420,11 +453,16 @@ def main() -> None:
     finally:
         if node is not None:
             node.stop()
-    args.out.mkdir(parents=True, exist_ok=True)
+    finish(runs, args.out)
+
+
+def finish(runs: list[dict[str, Any]], out: Path) -> None:
+    """Writes the JSON and markdown reports, prints the table; exits 1 when a verdict fails."""
+    out.mkdir(parents=True, exist_ok=True)
     name = f"load-{runs[0]['backend']}"
-    (args.out / f"{name}.json").write_text(json.dumps(runs, indent=1) + "\n")
+    (out / f"{name}.json").write_text(json.dumps(runs, indent=1) + "\n")
     table = markdown(runs)
-    (args.out / f"{name}.md").write_text(table)
+    (out / f"{name}.md").write_text(table)
     print(table)
     failed = [r for r in runs if r["unexpected"] or not r["p99_ratio"] <= P99_RATIO_LIMIT]
     for run in failed:

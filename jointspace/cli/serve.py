@@ -66,7 +66,7 @@ def serve(
         # JOINTSPACE_* environment; this process only supervises them (and restarts a dead one).
         typer.echo(f"jointspace is serving on http://{host}:{port}/ with {workers} worker processes (Ctrl-C stops)")
         uvicorn.run("jointspace.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", proxy_headers=False)
+                    log_level="info", proxy_headers=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
         return
     _run(create_app(settings), host, port)
 
