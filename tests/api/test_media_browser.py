@@ -140,6 +140,16 @@ def test_own_pictures_show_and_a_removed_folder_says_why(served: Served, tmp_pat
         assert len(reasons) == len(hidden)
         assert all("outside the allowed media roots" in r for r in reasons), reasons
         page.screenshot(path=str(ARTIFACTS / "08-own-pictures.png"))
+        # The detail view says it too, and shows a served picture again afterwards.
+        page.locator(f"#grid .card[data-id='{hidden[0]}'] .info").click()
+        page.wait_for_selector("#detail[open] .unavailable .why")
+        assert "outside the allowed media roots" in page.inner_text("#detail .unavailable .why")
+        page.keyboard.press("Escape")
+        page.locator(f"#grid .card[data-id='{shown[0]}'] .info").click()
+        page.wait_for_function("() => { const i = document.querySelector('#detail-image');"
+                               " return !i.hidden && i.complete && i.naturalWidth > 0"
+                               " && !document.querySelector('#detail .unavailable') }")
+        page.keyboard.press("Escape")
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
 
