@@ -70,6 +70,14 @@ def test_broken_images_go_to_dead_letters_good_ones_all_indexed(tmp_path, rig_fa
     assert {k: l.stage for k, l in letters.items()} == corpus.broken
     assert all(l.reason and l.post and l.post["id"] == k for k, l in letters.items())
     assert set(ingest_summary(producer)["dead"]) == set(corpus.broken)
+    # The producer (not the workers) recorded the pictures' folder with the index, so the API serves them.
+    from elasticsearch import Elasticsearch
+
+    with Elasticsearch(es_url, request_timeout=10) as client:
+        mapping = client.indices.get_mapping(index=rig.env["JOINTSPACE_ES_INDEX_ALIAS"])
+    roots = next(iter(mapping.values()))["mappings"]["_meta"]["media_roots"]
+    assert str((tmp_path / "corpus" / "images").resolve()) in roots
+    assert "media root recorded" in producer.log.read_text()
 
 
 @pytest.fixture
