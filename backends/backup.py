@@ -106,18 +106,20 @@ def _embedded_roots(store: Path) -> list[str]:
 
 def _restore_embedded(settings: Settings, folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     from jointspace.backends.embedded import EmbeddedBackend
-    from jointspace.backends.embedded_backup import install_store
+    from jointspace.backends.embedded_backup import stage_store, swap_in
 
-    copy = folder / "embedded"
-    # Check the copy opens as the manifest says before anything here is touched.
-    check = EmbeddedBackend(copy, manifest["model"], int(manifest["dim"]))
+    staging = stage_store(folder / "embedded", settings.embedded_dir)
+    # The staged copy must open as the manifest says before the store here is touched.
+    check = EmbeddedBackend(staging, manifest["model"], int(manifest["dim"]))
     try:
-        if check.count() != manifest["posts"]:
-            raise ConfigurationError(f"{copy} holds {check.count()} posts, its manifest {manifest['posts']}: "
-                                     "the backup is damaged")
+        posts = check.count()
     finally:
         check.close()
-    retired = install_store(copy, settings.embedded_dir)
+    if posts != manifest["posts"]:
+        shutil.rmtree(staging)
+        raise ConfigurationError(f"{folder / 'embedded'} holds {posts} posts, its manifest {manifest['posts']}: "
+                                 "the backup is damaged; nothing was changed")
+    retired = swap_in(staging, settings.embedded_dir)
     return {"store": str(settings.embedded_dir), "previous": str(retired) if retired else None,
             "note": "restart `jointspace serve` and running ingests: they hold the previous store open"}
 

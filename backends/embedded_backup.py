@@ -90,18 +90,25 @@ def _copy_once(folder: Path, target: Path) -> EmbeddedCopy | None:
             if vectors is not None:
                 vectors.close()
     finally:
-        source.execute("COMMIT") if source.in_transaction else None
+        if source.in_transaction:
+            source.execute("COMMIT")
         source.close()
     return EmbeddedCopy(model=copied_meta["model"], dim=dim, posts=posts, generation=generation, rows=rows,
                         vector_file=out_path.name)
 
 
-def install_store(copy: Path, folder: Path) -> Path | None:
-    """Puts the copied store in `copy` in place of `folder`: staged beside it, then swapped by two
-    renames. Returns where the store that was there went (kept for a rollback), or None."""
+def stage_store(copy: Path, folder: Path) -> Path:
+    """Copies the backed-up store in `copy` beside `folder` (the backup itself is never opened for
+    writing); returns the staging folder, to be checked and then swapped in with `swap_in`."""
     staging = folder.with_name(f"{folder.name}.restore")
     shutil.rmtree(staging, ignore_errors=True)  # left by a restore that died: incomplete
     shutil.copytree(copy, staging)
+    return staging
+
+
+def swap_in(staging: Path, folder: Path) -> Path | None:
+    """Puts `staging` in place of `folder` by two renames. Returns where the store that was there
+    went (kept for a rollback), or None."""
     retired = None
     if folder.exists():
         retired = folder.with_name(f"{folder.name}.before-restore-{time.strftime('%Y%m%d-%H%M%S')}")

@@ -84,6 +84,13 @@ def assert_identical(restored: SearchBackend, source: dict[str, tuple[dict, np.n
         assert got[post_id][1].dtype == np.float32 and np.array_equal(got[post_id][1], vector), post_id
 
 
+def folder_digest(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def versioned(post_id: str, version: int) -> Document:
     """A post whose vector follows from its id and the version written in its caption."""
     seed = [int.from_bytes(post_id.encode()[:8].ljust(8, b"\0"), "little"), version]
@@ -107,8 +114,10 @@ def test_round_trip_is_identical(homes: Homes, tmp_path: Path) -> None:
     assert manifest["uploads"] == 1
 
     target = homes.settings("home-b")
+    written = folder_digest(tmp_path / "backup")
     report = restore(target, tmp_path / "backup", progress=False)
     assert report["posts"] == N_POSTS and report["previous"] is None
+    assert folder_digest(tmp_path / "backup") == written  # a restore only reads the backup
     restored = homes.open(target)
     assert_identical(restored, before)
     assert restored.media_roots() == ["/srv/pictures/summer", "/srv/pictures/winter"]
