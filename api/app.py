@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jointspace.api.limits import MaxBodySizeMiddleware
+from jointspace.api import openapi
+from jointspace.api.methods import MethodAnswersMiddleware
 from jointspace.api.metrics import ApiMetrics, MetricsMiddleware
 from jointspace.api.routes import alerts, cities, health, posts, search, trends
 from jointspace.api.services import ApiServices, build_services, warm_up
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None, services: ApiServices | None = 
     for router in (search.router, posts.router, cities.router, health.router, trends.router, alerts.router):
         app.include_router(router)
     _add_error_handlers(app)
+    openapi.install(app)
+    app.add_middleware(MethodAnswersMiddleware)
     # Added last = outermost: the size cap answers before anything reads the body, and the
     # metrics see every answer, the 413s included.
     app.add_middleware(MaxBodySizeMiddleware, max_bytes=settings.api_max_request_bytes)

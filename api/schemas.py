@@ -75,6 +75,38 @@ class SubmitOut(BaseModel):
     duplicates: list[str] = Field(default_factory=list, description="Ids already present (upserted again, not duplicated)")
 
 
+class PostIn(BaseModel):
+    """A post in the JSONL post format (validated by ingest/validate.py; extra fields are ignored)."""
+
+    id: str | int | None = Field(default=None, description="Stable id; absent: a hash of the image bytes")
+    image: str = Field(description="A path below the media root (relative ones are taken from it), "
+                                   "or, in multipart, the file name of an uploaded image")
+    caption: str | None = None
+    hashtags: list[str] | None = Field(default=None, description="Absent: taken from the caption's #words")
+    city: str | None = None
+    created_at: datetime | str | None = Field(default=None, description="ISO 8601, or seconds since the epoch")
+    author: str | None = None
+    source: str | None = None
+
+
+class PostsIn(BaseModel):
+    posts: list[PostIn]
+
+
+class SubmitRefusedOut(BaseModel):
+    """400 of POST /posts: the error model; when posts were read but none was accepted, also
+    what happened to each (the fields of SubmitOut)."""
+
+    error: str
+    message: str
+    position: int | None = None
+    suggestions: list[str] = []
+    accepted: list[str] = []
+    rejected: list[Rejected] = []
+    queued: bool = False
+    duplicates: list[str] = []
+
+
 class DeleteOut(BaseModel):
     id: str
     deleted: bool

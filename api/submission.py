@@ -83,9 +83,13 @@ def _validate_all(raws: list[Any], settings: Settings, media: MediaStore, upload
             if not media.contains(image.resolve()):
                 raise InvalidPost("image", "outside the allowed media roots (JOINTSPACE_MEDIA_ROOT, the "
                                            "folders of `jointspace media roots`); or upload the picture")
-            if not image.is_file():
-                raise InvalidPost("image", "file not found below the allowed media roots")
-            if image.stat().st_size > settings.image_max_bytes:
+            try:
+                if not image.is_file():
+                    raise InvalidPost("image", "file not found below the allowed media roots")
+                size = image.stat().st_size
+            except OSError as exc:  # a name too long, a folder we may not read: say so, never a 500
+                raise InvalidPost("image", f"cannot be read ({exc.strerror or exc})") from None
+            if size > settings.image_max_bytes:
                 raise InvalidPost("image", f"larger than {settings.image_max_bytes} bytes")
         except InvalidPost as exc:
             batch.rejected.append(Rejected(index=index, id=_raw_id(raw), reason=f"{exc.field}: {exc.reason}"))
@@ -128,6 +132,9 @@ def _attach_uploads(raws: list[Any], files: list[UploadFile], settings: Settings
     pair_in_order = all(isinstance(r, dict) and not r.get("image") for r in raws) and len(files) == len(raws)
     uploaded: dict[int, Path] = {}
     rejected: dict[int, str] = {}
+    # Each file is read and stored once, however many posts name it (a second read would find
+    # the stream at its end).
+    outcomes: dict[int, Path | str] = {}
     for index, raw in enumerate(raws):
         if not isinstance(raw, dict):
             continue  # validate_post names the problem
@@ -136,17 +143,26 @@ def _attach_uploads(raws: list[Any], files: list[UploadFile], settings: Settings
             if raw.get("image") and files:
                 rejected[index] = f"image: no uploaded file named {raw.get('image')!r}"
             continue  # a path below the media root, checked by validation
-        data = upload.file.read(settings.image_max_bytes + 1)
-        if len(data) > settings.image_max_bytes:
-            rejected[index] = f"image: larger than {settings.image_max_bytes} bytes (JOINTSPACE_IMAGE_MAX_BYTES)"
-            continue
-        try:
-            fmt = check_image(data, settings, upload.filename)
-        except BadImage as exc:
-            rejected[index] = f"image: {exc}"
-            continue
-        uploaded[index] = store_upload(data, fmt, settings)
+        if id(upload) not in outcomes:
+            outcomes[id(upload)] = _store_one(upload, settings)
+        outcome = outcomes[id(upload)]
+        if isinstance(outcome, Path):
+            uploaded[index] = outcome
+        else:
+            rejected[index] = outcome
     return _validate_all(raws, settings, media, uploaded, rejected)
+
+
+def _store_one(upload: UploadFile, settings: Settings) -> Path | str:
+    """The stored file of an upload, or why it was refused."""
+    data = upload.file.read(settings.image_max_bytes + 1)
+    if len(data) > settings.image_max_bytes:
+        return f"image: larger than {settings.image_max_bytes} bytes (JOINTSPACE_IMAGE_MAX_BYTES)"
+    try:
+        fmt = check_image(data, settings, upload.filename)
+    except BadImage as exc:
+        return f"image: {exc}"
+    return store_upload(data, fmt, settings)
 
 
 async def submit(batch: Batch, services: ApiServices) -> SubmitOut:

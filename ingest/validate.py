@@ -108,11 +108,16 @@ def resolve_image(ref: Any, base_dir: Path | None) -> Path:
             raise InvalidPost("image", f"only local paths and file:// URLs are supported, not {url.scheme}://")
         path = Path(unquote(url.path))
     else:
-        path = Path(ref).expanduser()
+        try:
+            path = Path(ref).expanduser()
+        except RuntimeError:  # `~name` of a user this machine does not have
+            raise InvalidPost("image", f"{ref.split('/')[0]!r} names no user's home folder") from None
         if not path.is_absolute():
             if base_dir is None:
                 raise InvalidPost("image", f"relative path {ref!r} without a base folder (stdin): use an absolute path")
             path = base_dir / path
+    if "\x00" in str(path):  # no file name holds one; the OS calls would raise ValueError, not say why
+        raise InvalidPost("image", "contains a NUL character")
     return path.resolve()
 
 
@@ -129,8 +134,8 @@ def image_id(path: Path, max_bytes: int) -> str:
                 digest.update(chunk)
     except FileNotFoundError:
         raise InvalidPost("image", f"file not found: {path}") from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise InvalidPost("image", f"cannot read {path}: {exc.strerror}") from None
+    except OSError as exc:  # a folder, no permission, a name too long, ...
+        raise InvalidPost("image", f"cannot read {path}: {exc.strerror or exc}") from None
     return digest.hexdigest()[: 2 * _ID_BYTES]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from jointspace.errors import QueryError
 from jointspace.records import Filters
@@ -22,10 +22,25 @@ from .matching import facet_fields
 
 Mode = Literal["semantic", "keyword", "hybrid"]
 
+# Parameters that may be left out are documented without `null`: a query string or a form field
+# is absent or holds a value, never a null.
+def _documented(schema: dict[str, Any], description: str) -> WithJsonSchema:
+    return WithJsonSchema({**schema, "description": description})
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    """An absent parameter has no value to document (`"default": null` would be sent as "null")."""
+    schema.pop("default", None)
+
+
+_AFTER = "Posts created at or after this time (ISO 8601)"
+_BEFORE = "Posts created before this time (ISO 8601)"
+_K = "Hits per page, 1..JOINTSPACE_MAX_K (default JOINTSPACE_DEFAULT_K)"
 # Drop kNN hits below this similarity. A type of its own so that new forms (e.g. "auto") are
 # added here, once, and every door accepts them.
-MinScore = Annotated[float | None, Field(description="Drop kNN hits whose similarity (dot product) "
-                                                     "is below this (semantic, and hybrid's semantic side)")]
+_MIN_SCORE = "Drop kNN hits whose similarity (dot product) is below this (semantic, and hybrid's semantic side)"
+MinScore = Annotated[float | None, _documented({"type": "number"}, _MIN_SCORE),
+                     Field(description=_MIN_SCORE, json_schema_extra=_no_default)]
 
 
 class SearchFilters(BaseModel):
@@ -36,8 +51,10 @@ class SearchFilters(BaseModel):
     city: list[str] = Field(default_factory=list, description="Only these cities (repeatable)")
     tag: list[str] = Field(default_factory=list, description="Only posts with these hashtags (repeatable)")
     source: list[str] = Field(default_factory=list, description="Only posts from these sources (repeatable)")
-    after: datetime | None = Field(default=None, description="Posts created at or after this time (ISO 8601)")
-    before: datetime | None = Field(default=None, description="Posts created before this time (ISO 8601)")
+    after: Annotated[datetime | None, _documented({"type": "string", "format": "date-time"}, _AFTER)] = Field(
+        default=None, description=_AFTER, json_schema_extra=_no_default)
+    before: Annotated[datetime | None, _documented({"type": "string", "format": "date-time"}, _BEFORE)] = Field(
+        default=None, description=_BEFORE, json_schema_extra=_no_default)
 
     def to_filters(self) -> Filters:
         return Filters(cities=tuple(self.city), hashtags=tuple(self.tag), sources=tuple(self.source),
@@ -49,11 +66,10 @@ class SearchRequest(SearchFilters):
     the bounds that depend on Settings; every problem is a QueryError (the API's 400, the CLI's exit 2)."""
 
     q: str = Field(default="", description="Expression: `beach+sunrise`, `bike-park`, `[img:42]+park`, "
-                                            "`2*dog city:paris`")
+                                            "`2*dog city:paris`", examples=["dog+park", "beach-people"])
     mode: Mode = Field(default="semantic", description="semantic (kNN), keyword (BM25) or hybrid (fused)")
-    k: int | None = Field(default=None, description="Hits per page, 1..JOINTSPACE_MAX_K "
-                                                    "(default JOINTSPACE_DEFAULT_K)",
-                          json_schema_extra={"minimum": 1})
+    k: Annotated[int | None, _documented({"type": "integer", "minimum": 1}, _K)] = Field(
+        default=None, description=_K, json_schema_extra=_no_default)
     page: int = Field(default=1, description="1-based page of k hits; k × page ≤ JOINTSPACE_MAX_K",
                       json_schema_extra={"minimum": 1})
     min_score: MinScore = None

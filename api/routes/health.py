@@ -55,7 +55,9 @@ def health(services: ServicesDep) -> JSONResponse:
     return JSONResponse(parts.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response,
+            responses={200: {"description": "Prometheus text format",
+                             "content": {"text/plain": {"schema": {"type": "string"}}}}})
 def metrics(services: ServicesDep, api_metrics: MetricsDep) -> Response:
     try:
         api_metrics.documents.set(services.backend.count())

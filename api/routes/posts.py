@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from jointspace.api.deps import BackendDep, MediaDep, MetricsDep, SearchDep, ServicesDep, WriteAccess
 from jointspace.api.media import MediaFile, MediaNotFound
 from jointspace.api.render import post_out, word_scores
-from jointspace.api.schemas import DeleteOut, DescribeOut, ErrorOut, PostOut, SubmitOut
+from jointspace.api.schemas import DeleteOut, DescribeOut, ErrorOut, PostOut, SubmitOut, SubmitRefusedOut
 from jointspace.api.submission import parse_submission, submit
 from jointspace.protocols import SearchBackend
 from jointspace.query.vocabulary import VocabularyNotReady
@@ -18,6 +18,27 @@ from jointspace.records import Post
 
 router = APIRouter(prefix="/posts", tags=["posts"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such post"}}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+IMAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The picture; its type comes from its bytes",
+          "content": {t: _BINARY for t in ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")}},
+    304: {"description": "Not modified (If-None-Match matched the ETag)"}, **NOT_FOUND}
+THUMBNAIL_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A JPEG thumbnail", "content": {"image/jpeg": _BINARY}},
+    304: {"description": "Not modified (If-None-Match matched the ETag)"}, **NOT_FOUND}
+
+
+def _submission_body() -> dict[str, Any]:
+    """The request body of POST /posts for the OpenAPI document (read by hand in parse_submission,
+    since it is either JSON or multipart)."""
+    post = {"$ref": "#/components/schemas/PostIn"}
+    return {"required": True, "content": {
+        "application/json": {"schema": {"anyOf": [post, {"type": "array", "items": post},
+                                                  {"$ref": "#/components/schemas/PostsIn"}]}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "posts": {"type": "string", "description": "The posts as JSON text (as for application/json)"},
+            "images": {"type": "array", "items": {"type": "string", "format": "binary"},
+                       "description": "Image files; a post's `image` names one by its file name"}}}}}}
 # Images change only when a post is re-ingested (new mtime → new ETag), so browsers may keep them
 # a day and revalidate cheaply after.
 CACHE_CONTROL = "public, max-age=86400"
@@ -43,7 +64,7 @@ def get_post(post_id: str, backend: BackendDep) -> PostOut:
     return post_out(load_post(backend, post_id))
 
 
-@router.get("/{post_id}/image", responses=NOT_FOUND, response_class=FileResponse)
+@router.get("/{post_id}/image", responses=IMAGE_ANSWERS, response_class=FileResponse)
 def get_image(post_id: str, request: Request, backend: BackendDep, media: MediaDep) -> Response:
     post = load_post(backend, post_id)
     try:
@@ -52,7 +73,7 @@ def get_image(post_id: str, request: Request, backend: BackendDep, media: MediaD
         raise HTTPException(404, f"the image of post {post_id!r} is not available: {exc.reason}") from None
 
 
-@router.get("/{post_id}/thumbnail", responses=NOT_FOUND, response_class=FileResponse)
+@router.get("/{post_id}/thumbnail", responses=THUMBNAIL_ANSWERS, response_class=FileResponse)
 def get_thumbnail(post_id: str, request: Request, backend: BackendDep, media: MediaDep) -> Response:
     post = load_post(backend, post_id)
     try:
@@ -73,8 +94,13 @@ def describe_post(post_id: str, backend: BackendDep, service: SearchDep,
 
 @router.post("", response_model=SubmitOut, status_code=200,
              responses={202: {"model": SubmitOut, "description": "Queued for the workers"},
-                        400: {"model": SubmitOut, "description": "Nothing was accepted"},
-                        401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 413: {"model": ErrorOut}})
+                        400: {"model": SubmitRefusedOut,
+                              "description": "Nothing was accepted (each post's reason), or the body is unreadable"},
+                        401: {"model": ErrorOut, "description": "Missing or wrong X-API-Key"},
+                        403: {"model": ErrorOut, "description": "Writes are off: no API key is configured"},
+                        413: {"model": ErrorOut, "description": "Too large: the body, an image or the batch"},
+                        415: {"model": ErrorOut, "description": "Neither application/json nor multipart/form-data"}},
+             openapi_extra={"requestBody": _submission_body()})
 async def create_posts(request: Request, _: WriteAccess, services: ServicesDep, metrics: MetricsDep) -> JSONResponse:
     """One post or a batch. JSON: a post object, a list of them, or `{"posts": [...]}`; image refs
     are paths below the media root (relative ones are taken from it). Multipart: a `posts` field
@@ -85,11 +111,17 @@ async def create_posts(request: Request, _: WriteAccess, services: ServicesDep, 
     outcome = await submit(batch, services)
     metrics.posts_submitted.labels("accepted").inc(len(outcome.accepted))
     metrics.posts_submitted.labels("rejected").inc(len(outcome.rejected))
-    status = 400 if not outcome.accepted else (202 if outcome.queued else 200)
-    return JSONResponse(outcome.model_dump(), status_code=status)
+    if not outcome.accepted:
+        reasons = "; ".join(f"post {r.index}: {r.reason}" for r in outcome.rejected[:3])
+        refused = SubmitRefusedOut(error="rejected", message=f"no post was accepted ({reasons})",
+                                   **outcome.model_dump())
+        return JSONResponse(refused.model_dump(), status_code=400)
+    return JSONResponse(outcome.model_dump(), status_code=202 if outcome.queued else 200)
 
 
-@router.delete("/{post_id}", response_model=DeleteOut, responses={**NOT_FOUND, 401: {"model": ErrorOut}})
+@router.delete("/{post_id}", response_model=DeleteOut,
+               responses={**NOT_FOUND, 401: {"model": ErrorOut, "description": "Missing or wrong X-API-Key"},
+                          403: {"model": ErrorOut, "description": "Writes are off: no API key is configured"}})
 def delete_post(post_id: str, _: WriteAccess, backend: BackendDep) -> DeleteOut:
     if not backend.delete(post_id):
         raise HTTPException(404, f"no post with id {post_id!r}")

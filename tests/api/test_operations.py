@@ -70,3 +70,40 @@ def test_page_and_its_assets_are_served(api: Api) -> None:
         r = api.client.get(asset)
         assert r.status_code == 200 and kind in r.headers["content-type"]
     assert not re.search(r'(src|href)="(https?:)?//', page.text), "everything is served locally: no CDN"
+
+
+def test_options_and_405_list_the_methods_of_the_path(api: Api) -> None:
+    for path, allow in (("/posts", "POST, OPTIONS"), ("/posts/any-id", "GET, DELETE, OPTIONS"),
+                        ("/search", "GET, POST, OPTIONS"), ("/cities", "GET, OPTIONS")):
+        options = api.client.options(path)
+        assert options.status_code == 204 and options.headers["allow"] == allow, (path, options.headers)
+    wrong = api.client.put("/search")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET, POST, OPTIONS"
+    assert wrong.json()["error"] == "method_not_allowed"
+    get_posts = api.client.get("/posts")
+    assert get_posts.status_code == 405 and get_posts.headers["allow"] == "POST, OPTIONS"
+    page = api.client.post("/index.html")
+    assert page.status_code == 405 and page.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert api.client.get("/").status_code == 200 and api.client.head("/posts/any-id").status_code == 404
+
+
+def test_every_documented_error_is_the_error_model(api: Api) -> None:
+    document = api.client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                ref = response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+                if (path, status) == ("/health", "503"):
+                    assert ref == "HealthOut"
+                    continue
+                assert {"error", "message"} <= set(schemas[ref]["required"]), (method, path, status, ref)
+            assert "500" in operation["responses"], (method, path)
+    assert "HTTPValidationError" not in schemas
+    post_posts = document["paths"]["/posts"]["post"]
+    assert set(post_posts["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
+    assert "415" in post_posts["responses"]
+    assert "readable image" in document["paths"]["/search"]["post"]["responses"]["400"]["description"]
+    assert "links" in document["paths"]["/search"]["get"]["responses"]["200"]

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import shutil
+from pathlib import Path
 
 from api_support import Api
 from PIL import Image
@@ -131,3 +134,55 @@ def test_batch_size_is_bounded(api: Api) -> None:
     too_many = [{"image": "x.png"}] * (api.settings.api_max_batch_posts + 1)
     r = api.client.post("/posts", json=too_many, headers=api.write_headers)
     assert r.status_code == 413 and "JOINTSPACE_API_MAX_BATCH_POSTS" in r.json()["message"]
+
+
+def test_refusals_of_post_posts_are_the_error_model(api: Api) -> None:
+    nothing = api.client.post("/posts", json=[{"id": "x", "image": "missing.png"}], headers=api.write_headers).json()
+    assert nothing["error"] == "rejected" and "file not found" in nothing["message"]
+    assert nothing["rejected"][0]["reason"] and nothing["accepted"] == [] and nothing["queued"] is False
+    for body, headers in ((b"{not json", {"content-type": "application/json"}), (b"", {})):
+        r = api.client.post("/posts", content=body, headers={**api.write_headers, **headers})
+        assert r.status_code == 400 and {"error", "message"} <= set(r.json()), r.text
+    wrong_type = api.client.post("/posts", content=b"x", headers={**api.write_headers, "content-type": "text/plain"})
+    assert wrong_type.status_code == 415 and wrong_type.json()["error"] == "request"
+
+
+def test_image_names_that_break_the_os_calls_are_rejected_not_500(api: Api) -> None:
+    for image in ("a\x00.png", "x" * 5000 + ".png", "~no-such-user-here/a.png"):
+        r = api.client.post("/posts", json=[{"id": "odd", "image": image}], headers=api.write_headers)
+        assert r.status_code == 400 and r.json()["rejected"][0]["reason"].startswith("image:"), r.text
+        r = api.client.post("/posts", json=[{"image": image}], headers=api.write_headers)
+        assert r.status_code == 400, r.text
+
+
+def test_two_posts_naming_one_uploaded_file_both_work(api: Api) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), "teal").save(buffer, "PNG")
+    ids = [f"twin-{n}-{api.backend_name}" for n in (1, 2)]
+    posts = [{"id": ids[0], "caption": "teal", "image": "teal.png"}, {"id": ids[1], "caption": "teal again",
+                                                                     "image": "teal.png"}]
+    r = api.client.post("/posts", headers=api.write_headers, data={"posts": json.dumps(posts)},
+                        files=[("images", ("teal.png", buffer.getvalue(), "image/png"))])
+    assert r.status_code == 200, r.text
+    assert sorted(r.json()["accepted"]) == sorted(ids) and not r.json()["rejected"]
+    for post_id in ids:
+        assert api.client.get(f"/posts/{post_id}/image").content == buffer.getvalue()
+        api.client.delete(f"/posts/{post_id}", headers=api.write_headers)
+    shutil.rmtree(api.corpus.root / "uploads")
+
+
+def test_the_post_posts_example_of_docs_api_md_works(api: Api) -> None:
+    """The JSON of the doc's example, sent as written, once its picture is where the doc says."""
+    doc = (Path(__file__).parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+    body = re.search(r"localhost:8000/posts \\\n\s+-d '(\[.*?\])'", doc).group(1)
+    posts = json.loads(body)
+    photos = api.corpus.root / "photos"
+    photos.mkdir(exist_ok=True)
+    shutil.copy(api.corpus.root / api.corpus.posts[0]["image"], photos / Path(posts[0]["image"]).name)
+    try:
+        r = api.client.post("/posts", content=body, headers={**api.write_headers, "content-type": "application/json"})
+        assert r.status_code == 200 and r.json()["accepted"] == [posts[0]["id"]], r.text
+        assert api.client.get(f"/posts/{posts[0]['id']}").json()["city"] == "sydney"
+    finally:
+        api.client.delete(f"/posts/{posts[0]['id']}", headers=api.write_headers)
+        shutil.rmtree(photos)

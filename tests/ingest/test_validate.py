@@ -51,6 +51,10 @@ def test_explicit_hashtags_win_over_caption(image: Path) -> None:
 @pytest.mark.parametrize("raw, field", [
     ({"id": "a"}, "image"),
     ({"id": "a", "image": "http://example.com/x.jpg"}, "image"),
+    ({"id": "a", "image": "a\x00.jpg"}, "image"),  # found by the OpenAPI fuzzer: was a ValueError (500)
+    ({"id": "a", "image": "file:///tmp/a%00.jpg"}, "image"),
+    ({"id": "a", "image": "~no-such-user-here/a.jpg"}, "image"),  # also the fuzzer's: a RuntimeError (500)
+    ({"image": "x" * 5000 + ".jpg"}, "image"),  # hashing a name too long to open: was an OSError
     ({"id": "a", "image": "missing.jpg"}, "id_or_image"),
     ({"id": "a b", "image": "a.jpg"}, "id"),
     ({"id": "a", "image": "a.jpg", "caption": "x" * 51}, "caption"),
