@@ -168,7 +168,6 @@ def test_two_posts_naming_one_uploaded_file_both_work(api: Api) -> None:
     for post_id in ids:
         assert api.client.get(f"/posts/{post_id}/image").content == buffer.getvalue()
         api.client.delete(f"/posts/{post_id}", headers=api.write_headers)
-    shutil.rmtree(api.corpus.root / "uploads")
 
 
 def test_the_post_posts_example_of_docs_api_md_works(api: Api) -> None:
