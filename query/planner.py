@@ -2,7 +2,7 @@
 
 Pages stay consistent because `num_candidates` does not depend on the page while the depth
 (k × page) fits in it: an approximate kNN then ranks the same candidates for every page and
-the top k×page is a prefix of the top k×(page+1). With the defaults (factor 10, at least 200)
+the top k×page is a prefix of the top k×(page+1). With the defaults (factor 10, at least 500)
 that covers the first 10 pages; beyond, an approximate backend may reorder (the embedded
 backend is exact and always consistent).
 """

@@ -211,9 +211,15 @@ class SearchService:
                 terms = [WeightedTerm(_photo_term(), photo_weight), *terms]
             query = combine(terms, vectors, text)
         keywords = keyword_query(terms)
-        if mode != "semantic" and keywords.is_empty():
-            raise QueryError(f"{mode} search needs at least one word or phrase with a positive weight",
+        keyword_note = None
+        if mode == "keyword" and keywords.is_empty():
+            raise QueryError("keyword search needs at least one word or phrase with a positive weight",
                              0 if text else None, text or None)
+        if mode == "hybrid" and keywords.is_empty():
+            # Images and minus-words only (`[img:42]-dog`): nothing for BM25 to look for, so the
+            # semantic side is the whole answer; the explanation says so.
+            keyword_note = ("hybrid search ran its semantic side only: the query has no word or phrase "
+                            "with a positive weight for the keyword side")
         clock.add("encode", started)
 
         match = match_set(query, merged, min_score, self.settings) if query is not None else None
@@ -221,7 +227,7 @@ class SearchService:
             assert match is not None
             return self._newest(parsed, merged, mode, plan, terms, vectors, match, keywords, fields,
                                 include_vectors, clock)
-        if mode == "semantic":
+        if mode == "semantic" or keyword_note is not None:
             assert query is not None
             ranked = self._fill(plan, threshold, clock,
                                 lambda n: self._semantic(query, n, plan, merged, min_score, clock))
@@ -238,6 +244,8 @@ class SearchService:
         explain = self._explain(parsed, merged, mode, plan, terms, vectors, query, keywords, page_hits,
                                 kept, dropped, min_score, threshold, clock)
         explain["sort"] = "relevance"
+        if keyword_note is not None:
+            explain["keyword_note"] = keyword_note
         if counts is not None and match is not None:
             explain["match"] = match_json(match, counts.matching)
         page_hits = self._vectors_if_asked(page_hits, include_vectors, clock)

@@ -63,6 +63,8 @@ def render_text(result: "SearchResult") -> str:
         kw = explain["keyword"]
         excluded = f"  (excluding {', '.join(kw['excluded'])})" if kw["excluded"] else ""
         lines.append(f"keywords  {kw['text']}{excluded}")
+    if explain.get("keyword_note"):
+        lines.append(f"note  {explain['keyword_note']}")
     active = {k: v for k, v in explain["filters"].items() if v}
     if active:
         lines.append("filters  " + "  ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"

@@ -98,3 +98,12 @@ def test_bounds_and_min_score_come_from_the_shared_request_model(home: Path) -> 
     assert strict.returncode == 0, strict.stderr
     answer = json.loads(strict.stdout)
     assert answer["explain"]["min_score"] == 0.5 and all(h["score"] >= 0.5 for h in answer["hits"])
+
+
+def test_the_readme_hybrid_example_with_an_image_and_a_minus_word(home: Path) -> None:
+    done = run(home, "[img:3]-dog", "--mode", "hybrid", "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["hits"] and "semantic side only" in answer["explain"]["keyword_note"]
+    text = run(home, "[img:3]-dog", "--mode", "hybrid")
+    assert text.returncode == 0 and "note  hybrid search ran its semantic side only" in text.stdout

@@ -152,6 +152,18 @@ def test_keyword_mode_needs_no_vectors_but_words(service: SearchService) -> None
         service.search("[img:1]", mode="keyword")
 
 
+def test_hybrid_without_a_positive_word_runs_its_semantic_side_and_says_so(service: SearchService) -> None:
+    """The README's `[img:p00042]-dog --mode hybrid`: images and minus-words only."""
+    hybrid = service.search("[IMG_3]-dog", mode="hybrid", k=5, collapse=False)
+    semantic = service.search("[IMG_3]-dog", mode="semantic", k=5, collapse=False)
+    assert [h.id for h in hybrid.hits] == [h.id for h in semantic.hits] and len(hybrid.hits) == 5
+    assert [h.score for h in hybrid.hits] == pytest.approx([h.score for h in semantic.hits])
+    assert "semantic side only" in hybrid.explain["keyword_note"] and hybrid.explain["mode"] == "hybrid"
+    assert "keyword_note" not in service.search("[IMG_3]+dog", mode="hybrid", k=5).explain
+    with pytest.raises(QueryError, match="keyword search needs at least one word"):
+        service.search("[IMG_3]-dog", mode="keyword")
+
+
 def test_unknown_word_names_it_and_suggests(service: SearchService) -> None:
     with pytest.raises(QueryError) as caught:
         service.search("people+parc")
