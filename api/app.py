@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jointspace.api.limits import MaxBodySizeMiddleware
 from jointspace.api import openapi
+from jointspace.api.docs_page import add_docs_page
 from jointspace.api.methods import MethodAnswersMiddleware
 from jointspace.api.metrics import ApiMetrics, MetricsMiddleware
 from jointspace.api.routes import alerts, cities, health, posts, search, trends
@@ -45,7 +46,7 @@ def create_app(settings: Settings | None = None, services: ApiServices | None = 
             if built is not None:
                 await run_in_threadpool(built.close)
 
-    app = FastAPI(title="jointspace", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="jointspace", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Semantic image search with word and image arithmetic "
                               "(`beach+sunrise`, `bike-park`, `[img:42]+park`).")
     app.state.settings = settings
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, services: ApiServices | None = 
         app.include_router(router)
     _add_error_handlers(app)
     openapi.install(app)
+    add_docs_page(app)  # before the page's mount at `/`, which would answer /docs otherwise
     app.add_middleware(MethodAnswersMiddleware)
     # Added last = outermost: the size cap answers before anything reads the body, and the
     # metrics see every answer, the 413s included.

@@ -107,3 +107,15 @@ def test_every_documented_error_is_the_error_model(api: Api) -> None:
     assert "415" in post_posts["responses"]
     assert "readable image" in document["paths"]["/search"]["post"]["responses"]["400"]["description"]
     assert "links" in document["paths"]["/search"]["get"]["responses"]["200"]
+
+
+def test_docs_page_works_offline_from_packaged_assets(api: Api) -> None:
+    page = api.client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']|url:\s*["']([^"']+)["']""", page.text)
+    urls = [a or b for a, b in urls]
+    assert urls and not [u for u in urls if "//" in u], urls  # nothing from another host
+    for url in urls:
+        asset = api.client.get(url)
+        assert asset.status_code == 200 and asset.content, url
+    assert "SwaggerUIBundle" in api.client.get("/docs/assets/swagger-ui-bundle.js").text
