@@ -35,6 +35,7 @@ class ImportReport:
     imported: int = 0
     splits: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0, "test": 0})
     skipped: dict[str, str] = field(default_factory=dict)  # origin → reason
+    duplicates: int = 0  # lines replaced by a later one with the same id (also among `skipped`)
 
 
 def check_name(name: str) -> str:
@@ -52,17 +53,15 @@ def import_posts(items: Iterable[SourceItem], name: str, data_dir: Path, limit: 
     silently. Replaces an earlier import of the same name in one rename."""
     out_dir = data_dir / check_name(name)
     report = ImportReport(name, out_dir / POSTS)
-    lines: list[dict[str, object]] = []
-    seen: set[str] = set()
+    # id → (origin, line). The rule for an id given twice is ingest's: the last copy wins (a
+    # later line is a newer version); the earlier one is reported, so imported + skipped = read.
+    lines: dict[str, tuple[str, dict[str, object]]] = {}
     for item in tqdm(items, desc=f"import {name}", unit="post", disable=not progress):
-        if limit is not None and report.imported >= limit:
-            break
         post = item.post
+        if limit is not None and len(lines) >= limit and (post is None or post.id not in lines):
+            break
         if post is None:
             report.skipped[item.origin] = str(item.error)
-            continue
-        if post.id in seen:
-            report.skipped[item.origin] = f"duplicate id {post.id!r} (the first one was kept)"
             continue
         try:
             image = resolve_image(post.image, Path(item.base_dir) if item.base_dir else None)
@@ -72,18 +71,21 @@ def import_posts(items: Iterable[SourceItem], name: str, data_dir: Path, limit: 
         if not image.is_file():
             report.skipped[item.origin] = f"image {image} not found"
             continue
-        seen.add(post.id)
-        split = split_of(post.id)
-        lines.append({**post.to_json(), "image": str(image), "source": name,
-                      "category": (post.city or "").lower(),
-                      "keywords": list(unique(content_words(" ".join([post.caption, *post.hashtags])))),
-                      "split": split})
-        report.imported += 1
-        report.splits[split] += 1
+        if post.id in lines:
+            earlier = lines.pop(post.id)[0]
+            report.skipped[earlier] = f"duplicate id {post.id!r}: replaced by {item.origin} (the last copy wins)"
+            report.duplicates += 1
+        lines[post.id] = (item.origin, {
+            **post.to_json(), "image": str(image), "source": name, "category": (post.city or "").lower(),
+            "keywords": list(unique(content_words(" ".join([post.caption, *post.hashtags])))),
+            "split": split_of(post.id)})
+    for _, line in lines.values():
+        report.splits[str(line["split"])] += 1
+    report.imported = len(lines)
     if not lines:
         raise ConfigurationError(f"no valid post to import ({len(report.skipped)} refused"
                                  + (f"; first: {next(iter(report.skipped.items()))}" if report.skipped else "")
                                  + ")")
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(report.path, lines)
+    write_jsonl(report.path, [line for _, line in lines.values()])
     return report

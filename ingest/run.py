@@ -104,13 +104,18 @@ class IngestRun:
             self.source.ack([item.token])
             return
         post = item.post
-        if self._recent.get(post.id) == post:
+        # The rule for an id given twice (`data import` follows it too): the last copy wins, as a
+        # later upsert would; a copy that never needs writing is counted in `duplicates`, so that
+        # read = indexed + unchanged + duplicates + dead-lettered.
+        if self._recent.get(post.id) == post:  # the same post again: nothing to write
             self.summary.duplicates += 1
             self._bar.update(1)
             if post.id in self._followers:  # the first copy is still on its way: ack together
                 self._followers[post.id].append(item.token)
             else:
                 self.source.ack([item.token])
+            return
+        if post.id in self._recent and self._replace_in_batch(post, item.token):
             return
         self._recent[post.id] = post
         self._recent.move_to_end(post.id)
@@ -121,6 +126,21 @@ class IngestRun:
         if len(self._batch) >= self.batch_size:
             self._flush()
             self._settle(block=False)
+
+    def _replace_in_batch(self, post: Post, token: Hashable) -> bool:
+        """A changed copy of a post still waiting in the unsent batch takes its place there (the
+        earlier copy is a duplicate, acknowledged with the new one). False when the earlier copy
+        was already sent: then the new one follows it as an update."""
+        for index, (queued, queued_token) in enumerate(self._batch):
+            if queued.id == post.id:
+                self._batch[index] = (post, token)
+                self._followers.setdefault(post.id, []).append(queued_token)
+                self._recent[post.id] = post
+                self._recent.move_to_end(post.id)
+                self.summary.duplicates += 1
+                self._bar.update(1)
+                return True
+        return False
 
     def _dead_letter_invalid(self, item: SourceItem) -> None:
         error = item.error

@@ -85,10 +85,12 @@ def import_command(
         src.close()
     if as_json:
         typer.echo(json.dumps({"name": report.name, "path": str(report.path), "imported": report.imported,
-                               "splits": report.splits, "skipped": report.skipped}, indent=1))
+                               "splits": report.splits, "skipped": report.skipped,
+                               "duplicates": report.duplicates}, indent=1))
         return
     splits = ", ".join(f"{k} {v}" for k, v in report.splits.items())
-    typer.echo(f"imported {report.imported} posts as source {name!r} ({splits}) into {report.path}")
+    typer.echo(f"imported {report.imported} posts as source {name!r} ({splits}) into {report.path}; "
+               f"{len(report.skipped)} skipped, of which {report.duplicates} duplicate ids (the last copy wins)")
     if report.skipped:
         typer.echo(f"skipped {len(report.skipped)}:", err=True)
         for origin, reason in list(report.skipped.items())[:10]:

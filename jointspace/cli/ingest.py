@@ -26,8 +26,8 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         return
     rate = f" ({summary.read / summary.seconds:.1f} posts/s)" if summary.seconds else ""
     print(f"read {summary.read} posts in {summary.seconds:.1f} s{rate}: {summary.indexed} indexed, "
-          f"{summary.unchanged} already indexed, {summary.duplicates} duplicates in the input, "
-          f"{len(summary.dead)} dead-lettered", file=sys.stderr)
+          f"{summary.unchanged} already indexed, {summary.duplicates} duplicates in the input "
+          f"(the last copy of an id wins), {len(summary.dead)} dead-lettered", file=sys.stderr)
     for reason, n in summary.reasons().most_common():
         print(f"  {n:6d} × {reason}", file=sys.stderr)
     if summary.dead:

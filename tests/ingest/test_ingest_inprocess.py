@@ -75,8 +75,22 @@ def test_same_post_twice_in_one_input_is_one_document(tmp_path: Path, settings: 
     (tmp_path / "dup.jsonl").write_text("\n".join([line, line, changed, json.dumps(
         {"id": "k", "image": "r.png", "caption": "v2"}), line]) + "\n")
     summary, docs, _, _ = _run(settings, tmp_path / "dup.jsonl")
-    assert summary.duplicates == 2 and summary.dead == {}
-    assert len(docs) == 2 and docs["k"].post.caption == "v2"  # an edit with the same id replaces
+    # Two exact repeats, and v1 replaced by v2 before its batch was sent: three duplicates.
+    assert summary.duplicates == 3 and summary.dead == {} and summary.indexed == 2
+    assert summary.read == summary.indexed + summary.unchanged + summary.duplicates + len(summary.dead)
+    assert len(docs) == 2 and docs["k"].post.caption == "v2"  # the last copy wins
+
+
+def test_a_changed_copy_after_its_batch_left_is_an_update_and_counts_add_up(tmp_path: Path,
+                                                                            settings: Settings) -> None:
+    solid_image(tmp_path / "r.png", "red")
+    rows = [{"id": "k", "image": "r.png", "caption": "v1"}]
+    rows += [{"id": f"p{n}", "image": "r.png", "caption": f"filler {n}"} for n in range(settings.batch_size)]
+    rows += [{"id": "k", "image": "r.png", "caption": "v2"}, {"id": "bad", "image": "missing.png"}]
+    (tmp_path / "late.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary, docs, letters, _ = _run(settings, tmp_path / "late.jsonl")
+    assert summary.read == len(rows) == summary.indexed + summary.unchanged + summary.duplicates + len(summary.dead)
+    assert summary.duplicates == 0 and len(summary.dead) == 1 and docs["k"].post.caption == "v2"
 
 
 def _cli(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
