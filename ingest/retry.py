@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 
-from jointspace.ingest.sources.base import SourceItem
+from jointspace.ingest.sources.base import SourceItem, json_line_reason
 from jointspace.ingest.validate import InvalidPost, ValidationLimits, validate_post
 from jointspace.workers.dead_letters import DeadLetter
 
@@ -30,8 +30,8 @@ class DeadLetterSource:
             base = Path(letter.base_dir) if letter.base_dir else None
             raw = letter.post if letter.post is not None else {}
             if "text" in raw and len(raw) == 1:  # a line that was not JSON: nothing to retry with
-                yield SourceItem(origin, letter.key, error=InvalidPost("json", "the line was not valid JSON",
-                                                                       source=origin), raw=raw)
+                reason = json_line_reason(str(raw["text"])) or "not valid JSON"
+                yield SourceItem(origin, letter.key, error=InvalidPost("json", reason, source=origin), raw=raw)
                 continue
             try:
                 post = validate_post(raw, base, self.limits)

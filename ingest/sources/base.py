@@ -41,6 +41,23 @@ class Source(Protocol):
     def close(self) -> None: ...
 
 
+def json_error_reason(line: str, exc: json.JSONDecodeError) -> str:
+    """`not valid JSON (Expecting ',' delimiter at column 64)`: the 1-based character of the line
+    (json's own column restarts after the line's newline, so a line cut short read as column 1)."""
+    text = line.rstrip("\r\n")
+    where = "the end of the line" if exc.pos >= len(text) else f"column {exc.pos + 1}"
+    return f"not valid JSON ({exc.msg} at {where})"
+
+
+def json_line_reason(text: str) -> str | None:
+    """Why a stored line is not JSON (the same words as when it was read), or None if it is."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return json_error_reason(text, exc)
+    return None
+
+
 def items_from_lines(lines: Iterable[str], origin: str, base_dir: Path | None, limits: ValidationLimits,
                      default_source: str | None, first_line: int = 1) -> Iterator[SourceItem]:
     """JSONL lines → items. Blank lines are skipped; a bad line becomes an item with its error."""
@@ -52,8 +69,7 @@ def items_from_lines(lines: Iterable[str], origin: str, base_dir: Path | None, l
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield SourceItem(where, number, error=InvalidPost("json", f"not valid JSON ({exc.msg} at column "
-                                                                      f"{exc.colno})", number, origin),
+            yield SourceItem(where, number, error=InvalidPost("json", json_error_reason(line, exc), number, origin),
                              raw=line.rstrip("\n")[:10_000], base_dir=base)
             continue
         try:

@@ -123,3 +123,27 @@ def test_watch_source_forgets_nothing_unacked(tmp_path: Path, settings: Settings
     assert [i.post.id for i in first if i is not None] == ["u1"]  # read, never acked (a crash)
     second = open_source("watch", str(inbox), settings, poll_s=0.01, idle_exit_s=0.1)
     assert [i.post.id for i in second if i is not None] == ["u1"]
+
+
+@pytest.mark.parametrize("line, where", [
+    ('{"id": "p2", "image": "a.png", "caption": "a caption here" "city": "paris"}', "column 60"),
+    ('{"id": "p3", "image": "a.png", "caption": "a caption cut short", "city": "paris"', "the end of the line"),
+    ('{"id": "p4"}}', "column 13"),
+])
+def test_a_malformed_line_names_its_column_and_a_retry_keeps_the_reason(tmp_path: Path, line: str,
+                                                                        where: str) -> None:
+    from jointspace.ingest.retry import DeadLetterSource
+    from jointspace.ingest.validate import ValidationLimits
+    from jointspace.workers.dead_letters import DeadLetter
+
+    (tmp_path / "bad.jsonl").write_text(line + "\n")
+    source = open_source("jsonl", str(tmp_path / "bad.jsonl"), Settings(home=tmp_path / "home"))
+    (item,) = list(source)
+    source.close()
+    assert item.error is not None and item.error.reason.endswith(f"at {where})"), item.error.reason
+    if where.startswith("column"):  # the character json stopped at: `"city` without a comma, the extra `}`
+        assert line[int(where.split()[-1]) - 1] in '"}'
+    letter = DeadLetter(key=item.origin, stage="validate", reason=item.error.reason, post={"text": item.raw},
+                        origin=item.origin)
+    (again,) = list(DeadLetterSource([letter], ValidationLimits(100, 1000)))
+    assert again.error is not None and again.error.reason == item.error.reason
