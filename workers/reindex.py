@@ -98,7 +98,8 @@ def _reindex_elasticsearch(settings: Settings, bundle_dir: Path, keep_old: bool,
     new_settings = settings.model_copy(update={"model": bundle_dir})
     bundle = load_model_bundle(new_settings)
     if meta.get("model") == bundle.name:
-        raise ConfigurationError(f"index {old_index!r} was already built by bundle {bundle.name!r}")
+        raise ConfigurationError(f"index {old_index!r} was already built by bundle {bundle.name!r}; "
+                                 "`jointspace model list` shows the other bundles to reindex into")
     # By index name, not alias: after the swap the alias names the new index.
     old = ElasticsearchBackend(client, settings, str(meta["model"]), int(meta["dim"]), old_index,
                                str(meta.get("index_options", "")).startswith("int8"))
@@ -124,7 +125,8 @@ def _reindex_embedded(settings: Settings, bundle_dir: Path, keep_old: bool, prog
     new_settings = settings.model_copy(update={"model": bundle_dir})
     bundle = load_model_bundle(new_settings)
     if old_model == bundle.name:
-        raise ConfigurationError(f"the embedded index in {folder} was already built by bundle {bundle.name!r}")
+        raise ConfigurationError(f"the embedded index in {folder} was already built by bundle {bundle.name!r}; "
+                                 "`jointspace model list` shows the other bundles to reindex into")
     staging = folder.with_name(f"{folder.name}.reindex")
     shutil.rmtree(staging, ignore_errors=True)  # left by a run that died: its copy is incomplete
     retired = folder.with_name(f"{folder.name}.{old_model}.{time.strftime('%Y%m%d-%H%M%S')}")

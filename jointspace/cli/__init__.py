@@ -34,9 +34,9 @@ def _root(version_: Annotated[bool, typer.Option("--version", callback=_print_ve
                                                  help="Print the version and exit.")] = False) -> None:
     """Semantic image search over social-media posts, with word and image arithmetic."""
 
-from jointspace.cli import alerts, backup, data, es, ingest, media, search, serve, train  # noqa: E402
+from jointspace.cli import alerts, backup, data, es, ingest, media, model, search, serve, train  # noqa: E402
 
-for module in (es, data, train, ingest, search, serve, media, backup, alerts):
+for module in (es, data, train, ingest, search, serve, media, backup, alerts, model):
     module.register(app)
 
 

@@ -239,7 +239,8 @@ def dead_letters_purge(
 
 
 def reindex(
-    bundle: Annotated[Path, typer.Option(help="The new model bundle folder.", exists=True, file_okay=False)],
+    bundle: Annotated[str, typer.Option(help="The new model bundle: its folder, or its name as "
+                                             "`jointspace model list` shows it.")],
     batch_size: Annotated[Optional[int], typer.Option(min=1)] = None,
     keep_old: Annotated[bool, typer.Option(help="Keep the old index (embedded: the old store folder) after the "
                                                 "swap, for a rollback.")] = True,
@@ -252,10 +253,12 @@ def reindex(
     from jointspace.settings import get_settings
     from jointspace.workers.reindex import reindex as run_reindex
 
+    from jointspace.encoders.catalog import catalog
+
     settings = get_settings()
     if batch_size:
         settings = settings.model_copy(update={"batch_size": batch_size})
-    report = run_reindex(settings, bundle, keep_old=keep_old, progress=not quiet)
+    report = run_reindex(settings, catalog(settings).find(bundle), keep_old=keep_old, progress=not quiet)
     print(json.dumps(report, indent=1))
 
 
