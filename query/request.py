@@ -117,6 +117,22 @@ class SearchRequest(SearchFilters):
                 "include_vectors": self.include_vector, "facets": facet_fields(self.facets), "sort": self.sort}
 
 
+class TrendsRequest(SearchFilters):
+    """`GET /trends`: per value of `by` and period, the posts of the query's match set (the kNN hits
+    above `min_score`, or the facet_depth nearest; query/matching.py) and all posts passing the
+    filters."""
+
+    q: str = Field(description="Expression, as for /search: `beach+sunset city:paris`")
+    by: Literal["city", "hashtags", "source"] = Field(default="city", description="One series per value of this field")
+    interval: Literal["day", "month", "year"] = Field(default="month", description="Period of each point (UTC)")
+    min_score: MinScore = None
+
+    def checked(self, settings: Settings) -> "TrendsRequest":
+        """Self, once the bounds of a search hold (query length, a finite cut-off); raises QueryError."""
+        SearchRequest(q=self.q, min_score=self.min_score).checked(settings)
+        return self
+
+
 class PhotoSearchRequest(SearchRequest):
     """`POST /search`: a search request plus the uploaded photo's weight against the terms."""
 

@@ -52,6 +52,8 @@ def test_trends_refuse_bad_input(api: Api) -> None:
     bad = api.client.get("/trends", params={"q": "dog+(park"})
     assert bad.status_code == 400 and bad.json()["position"] is not None
     assert api.client.get("/trends").status_code == 422  # q is required
+    long = api.client.get("/trends", params={"q": "dog+" * 300 + "dog"})  # the search's own bound
+    assert long.status_code == 400 and "longer than" in long.json()["message"]
 
 
 def test_search_facets_count_the_matching_posts(api: Api) -> None:
