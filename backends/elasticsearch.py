@@ -247,11 +247,30 @@ class ElasticsearchBackend:
         return es_queries.match_request(query, match.depth, candidates, match.filters, match.min_score,
                                         self._rescore)
 
+    def _match_request(self, match: MatchSet) -> tuple[dict[str, Any], dict[str, float] | None]:
+        """The search body selecting the match set, and for a keyword set each id's BM25 score.
+
+        A keyword set is fetched first (its top `depth` ids) and then named by an `ids` query:
+        aggregating "the best `depth` matches" in one request would need a sampler aggregation,
+        whose per-shard cut is not the global top `depth` on several shards.
+        """
+        if match.vector is not None:
+            return self._match_body(match), None
+        scores: dict[str, float] = {}
+        if (match.text or "").strip() and match.depth > 0:
+            query = es_queries.keyword_match_query(match.text or "", match.filters, match.exclude)
+            with unavailable_as_error(self._url):
+                answer = self.client.search(index=self.alias, query=query, size=match.depth, source=False,
+                                            track_total_hits=False)
+            scores = {hit["_id"]: float(hit["_score"]) for hit in answer["hits"]["hits"]}
+        return {"query": {"ids": {"values": list(scores)}}, "track_total_hits": True}, scores
+
     def facets(self, match: MatchSet, fields: Sequence[str], size: int) -> FacetCounts:
         """Aggregations over the kNN hits (the same filters inside the kNN, min_score on top)."""
         aggs = es_queries.facet_aggregations(list(fields), size, match.depth)
+        body, _ = self._match_request(match)
         with unavailable_as_error(self._url):
-            answer = self.client.search(index=self.alias, size=0, aggs=aggs, **self._match_body(match))
+            answer = self.client.search(index=self.alias, size=0, aggs=aggs, **body)
         found = answer.get("aggregations", {})
         counts = {name: [FacetBucket(str(b.get("key_as_string", b["key"])), int(b["doc_count"]))
                          for b in found.get(name, {}).get("buckets", [])] for name in fields}
@@ -261,8 +280,9 @@ class ElasticsearchBackend:
         """Two searches: the values and periods of the match set, then the same values' posts
         among all that pass the filters (the share's denominator)."""
         aggs = es_queries.trend_aggregations(by, interval, size, match.depth)
+        body, _ = self._match_request(match)
         with unavailable_as_error(self._url):
-            answer = self.client.search(index=self.alias, size=0, aggs=aggs, **self._match_body(match))
+            answer = self.client.search(index=self.alias, size=0, aggs=aggs, **body)
         matched = {b["key"]: {p["key_as_string"]: int(p["doc_count"]) for p in b["periods"]["buckets"]}
                    for b in answer["aggregations"]["values"]["buckets"]}
         if not matched:
@@ -281,10 +301,13 @@ class ElasticsearchBackend:
         """The kNN hits sorted by created_at (then id), paged with from/size; scores kept by track_scores."""
         if k <= 0:
             return RankedPage(hits=[], total=0)
+        body, keyword_scores = self._match_request(match)
         with unavailable_as_error(self._url):
             answer = self.client.search(index=self.alias, size=k, from_=max(0, offset), sort=es_queries.NEWEST_SORT,
-                                        track_scores=True, **self._match_body(match))
-        hits = [Hit(post=post_from_source(hit["_source"]), score=es_queries.dot_from_score(hit["_score"]))
+                                        track_scores=True, **body)
+        hits = [Hit(post=post_from_source(hit["_source"]),
+                    score=keyword_scores[hit["_id"]] if keyword_scores is not None
+                    else es_queries.dot_from_score(hit["_score"]))
                 for hit in answer["hits"]["hits"]]
         return RankedPage(hits=hits, total=int(answer["hits"]["total"]["value"]))
 

@@ -21,7 +21,8 @@ from typing import ParamSpec, TypeVar
 import numpy as np
 
 from jointspace.backends.embedded_sql import (SCHEMA, SCHEMA_VERSION, epoch_seconds, filter_sql, fts_match_expression,
-                                              newest_sql, period_counts_sql, term_counts_sql, trend_counts_sql)
+                                              mentions_any, newest_sql, period_counts_sql, term_counts_sql,
+                                              trend_counts_sql)
 from jointspace.backends.validation import query_vector, split_valid
 from jointspace.backends.vector_file import VectorFile
 from jointspace.errors import ConfigurationError, ModelMismatchError
@@ -320,6 +321,8 @@ class EmbeddedBackend:
 
     def _match_keys(self, match: MatchSet) -> tuple[np.ndarray, np.ndarray]:
         """(doc_keys, scores) of the match set, best first; call inside a read snapshot."""
+        if match.vector is None:
+            return self._keyword_keys(match)
         keys, scores = self._top(query_vector(match.vector, self.dim), match.depth, match.filters)
         if match.min_score is not None:
             passing = scores >= match.min_score
@@ -427,6 +430,29 @@ class EmbeddedBackend:
             return keys, self._documents(db, f"doc_key IN ({','.join('?' * len(keys))})", keys, True) if keys else {}
 
     # --- facets, trends and newest-first: the match set's keys, then SQL over them -------------------
+
+    def _keyword_keys(self, match: MatchSet) -> tuple[np.ndarray, np.ndarray]:
+        """(doc_keys, BM25 scores) of a keyword match set, best first: excluded posts are skipped
+        while reading the ranked matches, so `depth` are kept whenever that many qualify."""
+        expression = fts_match_expression(match.text or "")
+        if expression is None or match.depth <= 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        where, params = filter_sql(match.filters)
+        excluded = frozenset(w.lower() for w in match.exclude)
+        rows = self._db.execute(f"SELECT docs.doc_key, docs.post, bm25(fts) AS rank FROM fts JOIN docs "
+                                f"ON docs.doc_key = fts.rowid WHERE fts MATCH ? AND {where} ORDER BY rank"
+                                + ("" if excluded else " LIMIT ?"),
+                                [expression, *params, *([] if excluded else [match.depth])])
+        keys: list[int] = []
+        scores: list[float] = []
+        for key, post, rank in rows:
+            if excluded and mentions_any(post, excluded):
+                continue
+            keys.append(int(key))
+            scores.append(-float(rank))
+            if len(keys) == match.depth:
+                break
+        return np.array(keys, dtype=np.int64), np.array(scores, dtype=np.float32)
 
     @_retry_after_compaction
     def facets(self, match: MatchSet, fields: Sequence[str], size: int) -> FacetCounts:

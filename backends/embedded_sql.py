@@ -1,6 +1,7 @@
 """The embedded backend's SQLite schema and pure builders for its filter and full-text clauses."""
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 
@@ -67,6 +68,15 @@ def filter_sql(filters: Filters | None, table: str = "docs") -> tuple[str, list[
         clauses.append(f"{table}.created_ts < ?")
         params.append(epoch_seconds(filters.before))
     return " AND ".join(clauses), params
+
+
+def mentions_any(post_json: str, words: frozenset[str]) -> bool:
+    """Whether a stored post's caption holds one of `words` as a whole word, or its hashtags do
+    (lower-cased): the exclusion rule of keyword queries (query/keyword.py), on the stored JSON."""
+    post = json.loads(post_json)
+    tokens = {t.lower() for t in re.findall(r"\w+", post.get("caption") or "")}
+    tokens.update(str(h).lower().lstrip("#") for h in post.get("hashtags") or ())
+    return not tokens.isdisjoint(words)
 
 
 def fts_match_expression(text: str) -> str | None:

@@ -136,6 +136,16 @@ def trend_aggregations(by: str, interval: str, size: int, depth: int,
     return {"values": {**values, "aggs": {"periods": period_aggregation(interval)}}}
 
 
+def keyword_match_query(text: str, filters: Filters | None, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The keyword query without the posts that hold an excluded word: as a token of the caption's
+    standard analysis (whole words, lower-cased, not stemmed) or as a hashtag."""
+    query = keyword_query(text, filters)
+    if exclude:
+        words = sorted({w.lower() for w in exclude})
+        query["bool"]["must_not"] = [{"terms": {"caption.std": words}}, {"terms": {"hashtags": words}}]
+    return query
+
+
 def values_query(filters: Filters | None, by: str, values: list[str]) -> dict[str, Any]:
     """The filtered posts that hold one of `values` in the field `by`."""
     return {"bool": {"filter": [*filter_clauses(filters), {"terms": {TERM_FIELDS[by]: values}}]}}

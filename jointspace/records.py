@@ -130,12 +130,18 @@ TREND_INTERVALS: tuple[str, ...] = ("day", "month", "year")
 class MatchSet:
     """The posts that facets, trends and newest-first order work on, as every backend reads it:
     the `depth` posts nearest to `vector` among those passing `filters`, of which only those whose
-    similarity (dot product of unit vectors) is ≥ `min_score` when one is set."""
+    similarity (dot product of unit vectors) is ≥ `min_score` when one is set.
 
-    vector: np.ndarray
+    Without a vector, a keyword match set: the `depth` best BM25 matches of `text` (any of its
+    words, on caption and hashtags) among those passing `filters` that mention none of `exclude`
+    as a whole word of the caption or as a hashtag (min_score does not apply to BM25)."""
+
+    vector: np.ndarray | None
     depth: int
     filters: Filters = field(default_factory=Filters)
     min_score: float | None = None
+    text: str | None = None
+    exclude: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ A search ranks posts; facets, trends and `sort=newest` need the *set* of posts t
 the backend computes (`SearchBackend.facets / trends / newest`). The set is the kNN hits of the
 query vector with the search's filters inside: those whose similarity passes `min_score` (looked
 for among `max_num_candidates` nearest, the deepest kNN Elasticsearch runs), or without a cut-off
-the `facet_depth` nearest.
+the `facet_depth` nearest. A keyword search's set is its `facet_depth` best BM25 matches, minus
+the posts that mention an excluded word (hybrid uses its semantic side).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from jointspace.errors import QueryError
 from jointspace.records import FACET_FIELDS, TREND_INTERVALS, TREND_KEYS, FacetCounts, Filters, MatchSet, TrendBucket
 from jointspace.settings import Settings
 
+from .keyword import KeywordQuery
+
 Sort = Literal["relevance", "newest"]
 SORTS: tuple[str, ...] = ("relevance", "newest")
 
@@ -26,6 +29,11 @@ def match_set(query: np.ndarray, filters: Filters, min_score: float | None, sett
     depth = settings.max_num_candidates if min_score is not None else settings.facet_depth
     return MatchSet(vector=query, depth=min(depth, settings.max_num_candidates), filters=filters,
                     min_score=min_score)
+
+
+def keyword_match_set(keywords: KeywordQuery, filters: Filters, settings: Settings) -> MatchSet:
+    return MatchSet(vector=None, depth=min(settings.facet_depth, settings.max_num_candidates), filters=filters,
+                    text=keywords.text, exclude=keywords.excluded)
 
 
 def facet_fields(fields: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -54,16 +62,10 @@ def check_trend(by: str, interval: str) -> None:
         raise QueryError(f"unknown interval {interval!r}: use one of {', '.join(TREND_INTERVALS)}")
 
 
-def needs_vector(mode: str, what: str) -> None:
-    """Facets, trends and newest-first are defined on the kNN hits; a keyword search has none."""
-    if mode == "keyword":
-        raise QueryError(f"{what} works on the posts nearest to the query vector: use mode semantic or "
-                         f"hybrid (hybrid counts and orders its semantic side)")
-
-
 def match_json(match: MatchSet, matching: int) -> dict[str, Any]:
     """What the explanation says about the match set."""
-    return {"depth": match.depth, "min_score": match.min_score, "matching": matching}
+    return {"kind": "semantic" if match.vector is not None else "keyword", "depth": match.depth,
+            "min_score": match.min_score, "matching": matching}
 
 
 def facets_json(counts: FacetCounts) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from .collapse import Collapsed, collapse
 from .filters import filters_to_json
 from .fusion import reciprocal_rank_fusion
 from .keyword import KeywordQuery, keyword_query, mentions_any
-from .matching import (Sort, TrendResult, check_sort, check_trend, facet_fields, match_json, match_set,
-                       needs_vector)
+from .matching import (Sort, TrendResult, check_sort, check_trend, facet_fields, keyword_match_set, match_json,
+                       match_set)
 from .parser import ParsedQuery, QueryLimits, parse
 from .planner import PagePlan, plan_page
 from .resolve import resolve
@@ -134,7 +134,7 @@ class SearchService:
         match set (query/matching.py: the kNN hits above `min_score`, or the `facet_depth`
         nearest). `sort="newest"` pages through the match set newest first instead of by
         relevance (no near-duplicate collapsing: pages stay a fixed partition of the set).
-        Both need a query vector: QueryError in keyword mode.
+        In keyword mode the match set is the facet_depth best BM25 matches (minus excluded words).
         """
         clock = _Clock()
         started = time.perf_counter()
@@ -189,10 +189,6 @@ class SearchService:
             raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         fields = facet_fields(facets)
         sort = check_sort(sort)
-        if fields:
-            needs_vector(mode, "facets")
-        if sort == "newest":
-            needs_vector(mode, "sort=newest")
         plan = plan_page(self.settings.default_k if k is None else k, page, self.settings)
         if min_score is not None and not np.isfinite(min_score):
             raise QueryError("min_score must be a finite number")
@@ -222,9 +218,10 @@ class SearchService:
                             "with a positive weight for the keyword side")
         clock.add("encode", started)
 
-        match = match_set(query, merged, min_score, self.settings) if query is not None else None
+        # Hybrid counts and orders its semantic side; keyword search its own best matches.
+        match = (match_set(query, merged, min_score, self.settings) if query is not None
+                 else keyword_match_set(keywords, merged, self.settings))
         if sort == "newest":
-            assert match is not None
             return self._newest(parsed, merged, mode, plan, terms, vectors, match, keywords, fields,
                                 include_vectors, clock)
         if mode == "semantic" or keyword_note is not None:

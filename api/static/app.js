@@ -465,31 +465,30 @@ function setPhoto(file) {
 
 // ---- facets17: facet counts, trend chart and sort ------------------------------------------
 // Facets count the matching posts (the server's match set: the nearest posts above min_score, or
-// the facet_depth nearest); a click on a city filters by it, a click on a hashtag adds `tag:NAME`
-// to the query (a filter chip). The trend chart is plain SVG drawn from GET /trends. Keyword
-// search has no match set: there the panel hides and the order stays "most similar".
+// the facet_depth nearest; in keyword mode the best text matches); a click on a city filters by
+// it, a click on a hashtag adds `tag:NAME` to the query (a filter chip). The trend chart is plain
+// SVG drawn from GET /trends, which follows the query's meaning: it hides in keyword mode, as does
+// the similarity cut-off, which only applies to vectors.
 const FACETS = "city,hashtags";
 const TREND_COLOURS = ["#4f46e5", "#0e7490", "#c2410c", "#15803d", "#a21caf"];
 const SVG_NS = "http://www.w3.org/2000/svg";
 let trendRequest = 0;
 
-function facetsApply() { return state.mode !== "keyword"; }
+function semantic() { return state.mode !== "keyword"; }
 
 function facetParams(append) {
-  if (!facetsApply()) return [];
-  const out = state.minScore !== "" ? [["min_score", state.minScore]] : [];
+  const out = state.minScore !== "" && semantic() ? [["min_score", state.minScore]] : [];
   if (!append) out.push(["facets", FACETS]);   // "Load more" keeps the counts it has
   if (state.sort !== "relevance") out.push(["sort", state.sort]);
   return out;
 }
 
 function syncSort() {
-  const select = $("#sort");
-  select.disabled = !facetsApply();
-  select.title = facetsApply() ? "" : "Keyword search orders by relevance only";
-  select.value = facetsApply() ? state.sort : "relevance";
+  $("#sort").value = state.sort;
   const cut = $("#min-score");
-  cut.disabled = !facetsApply();
+  cut.disabled = !semantic();
+  cut.title = semantic() ? "Only posts at least this similar to the query (0 to 1); empty: the nearest ones"
+    : "Keyword scores are not similarities: no cut-off in keyword mode";
   cut.value = state.minScore;
 }
 
@@ -529,11 +528,11 @@ function facetList(target, buckets, isOn, onPick, label) {
 
 function renderFacets(body) {
   const facets = body.facets;
-  if (!facets || !facetsApply()) { clearFacets(); return; }
+  if (!facets) { clearFacets(); return; }
   $("#facets").hidden = false;
   const match = (body.explain && body.explain.match) || {};
-  $("#facets-summary").textContent = match.min_score != null
-    ? `${facets.matching} posts at least ${Number(match.min_score).toFixed(2)} similar`
+  $("#facets-summary").textContent = match.kind === "keyword" ? `Counted over the ${facets.matching} best text matches`
+    : match.min_score != null ? `${facets.matching} posts at least ${Number(match.min_score).toFixed(2)} similar`
     : `Counted over the ${facets.matching} nearest posts`;
   facetList($("#facet-city"), facets.fields.city || [], (v) => v === state.city,
     (v) => { state.city = state.city === v ? "" : v; state.page = 1; syncControls(); runSearch(true); }, "City");
@@ -545,6 +544,8 @@ function renderFacets(body) {
 async function loadTrend() {
   const chart = $("#trend-chart");
   const legend = $("#trend-legend");
+  $("#trend-chart").closest(".trend").hidden = !semantic();
+  if (!semantic()) return;
   if (state.photo || !state.q) {
     chart.replaceChildren(el("p", { class: "muted", text: "The trend follows a typed query, not a photo." }));
     legend.replaceChildren();

@@ -140,3 +140,19 @@ def test_sort_newest_pages_through_every_post_once(page, corpus: Corpus) -> None
     page.press("#min-score", "Enter")
     page.select_option("#sort", "relevance")
     page.wait_for_function("() => !location.search.includes('sort=') && !location.search.includes('min_score')")
+
+
+def test_keyword_mode_counts_its_text_matches(page) -> None:  # noqa: ANN001
+    search(page, "dog")
+    page.check('input[name="mode"][value="keyword"]', force=True)
+    page.wait_for_function("() => location.search.includes('mode=keyword')"
+                           " && document.querySelector('#facets-summary').textContent.includes('best text matches')")
+    cards = page.locator("#grid .card").count()
+    assert page.inner_text("#facets-summary") == f"Counted over the {cards} best text matches"
+    assert sum(facet_counts(page, "facet-city").values()) == cards  # each post has one city
+    assert page.locator("#trend-chart").is_hidden() and page.is_disabled("#min-score")
+    assert serious_violations(page) == []
+    page.check('input[name="mode"][value="semantic"]', force=True)
+    page.wait_for_function("() => !location.search.includes('mode=')")
+    page.wait_for_selector("#trend-chart svg")
+    assert not page.is_disabled("#min-score")

@@ -109,3 +109,17 @@ def test_photo_search_takes_facets_and_sort(api: Api) -> None:
     dates = [h["created_at"] for h in body["hits"]]
     assert len(dates) == len(api.corpus.posts) and dates == sorted(dates, reverse=True)
     assert sum(b["count"] for b in body["facets"]["fields"]["city"]) == len(api.corpus.posts)
+
+
+def test_keyword_search_counts_its_text_matches(api: Api) -> None:
+    body = api.client.get("/search", params={"q": "dog-park", "mode": "keyword", "k": 100,
+                                             "facets": "city", "sort": "newest"}).json()
+    # Fewer matches than k and than facet_depth: the page holds the whole match set.
+    hits = body["hits"]
+    assert hits and body["facets"]["matching"] == len(hits) == body["total"]
+    assert all("park" not in h["caption"].lower().split() and "park" not in h["hashtags"] for h in hits)
+    cities = Counter(h["city"] for h in hits)
+    assert body["facets"]["fields"]["city"] == [{"value": c, "count": n}
+                                                for c, n in sorted(cities.items(), key=lambda kv: (-kv[1], kv[0]))]
+    dates = [h["created_at"] for h in hits]
+    assert dates == sorted(dates, reverse=True) and body["explain"]["match"]["kind"] == "keyword"

@@ -168,3 +168,39 @@ def test_newest_puts_undated_posts_last_and_breaks_ties_by_id(backend: SearchBac
     facets = backend.facets(match, ["month", "city"], 5)
     assert as_pairs(facets.fields["month"]) == [("1999-01", 1), ("2024-05", 3)]
     assert facets.fields["city"] == [] and facets.matching == 6
+
+
+def test_keyword_match_sets_count_and_order_the_matching_posts(backend: SearchBackend) -> None:
+    vectors = unit_vectors(40, DIM, seed=12)
+    captions = ["a dog in the park", "dogs at the beach", "a cat and a dog", "the park at night", "snow"]
+    docs = [doc(f"k{i:02d}", vectors[i], caption=captions[i % 5], hashtags=("Beach",) if i % 4 == 0 else (),
+                city=("oslo", "rome", "lima")[i % 3], created_at=START + timedelta(days=i % 7, hours=i))
+            for i in range(40)]
+    backend.upsert(docs)
+    backend.refresh()
+
+    def brute(words: set[str], excluded: set[str]) -> list[Post]:
+        def tokens(p: Post) -> set[str]:
+            return set(p.caption.lower().split()) | {t.lower() for t in p.hashtags}
+        # "dog" also finds "dogs" through stemming (both backends); exclusion is by whole word.
+        stems = {w.rstrip("s") for w in words}
+        return [d.post for d in docs if {t.rstrip("s") for t in tokens(d.post)} & stems
+                and not tokens(d.post) & excluded]
+
+    match = MatchSet(None, DEPTH, Filters(cities=("oslo", "rome")), text="dog", exclude=("beach",))
+    expected = [p for p in brute({"dog"}, {"beach"}) if p.city in ("oslo", "rome")]
+    counts = backend.facets(match, ["city", "hashtags", "month"], 10)
+    assert counts.matching == len(expected) > 5
+    assert as_pairs(counts.fields["city"]) == sorted(Counter(p.city for p in expected).items(),
+                                                     key=lambda kv: (-kv[1], kv[0]))
+    assert counts.fields["hashtags"] == []  # every #beach post was excluded
+    page = backend.newest(match, 100)
+    assert [h.id for h in page.hits] == [p.id for p in sorted(expected, key=lambda p: (-p.created_at.timestamp(), p.id))]
+    assert all(h.score > 0 for h in page.hits)  # BM25
+    # The depth bounds the set (which posts make the cut is each engine's BM25: only the count is common).
+    assert backend.facets(MatchSet(None, 5, text="park dog"), ["city"], 10).matching == 5
+    assert backend.newest(MatchSet(None, 5, text="park dog"), 10).total == 5
+    trend = backend.trends(MatchSet(None, DEPTH, text="park"), "city", "day", 3)
+    parks = brute({"park"}, set())
+    assert sum(b.count for b in trend) == len(parks)
+    assert backend.facets(MatchSet(None, DEPTH, text="   "), ["city"], 10).matching == 0

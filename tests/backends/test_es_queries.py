@@ -108,3 +108,12 @@ def test_match_set_request_aggregations_and_newest_sort() -> None:
                                                            "format": "yyyy", "min_doc_count": 1}}}}}
     assert es_queries.values_query(None, "city", ["paris"]) == {"bool": {"filter": [{"terms": {"city": ["paris"]}}]}}
     assert es_queries.NEWEST_SORT == [{"created_at": {"order": "desc", "missing": "_last"}}, {"id": "asc"}]
+
+
+def test_keyword_match_query_excludes_whole_words_and_hashtags() -> None:
+    query = es_queries.keyword_match_query("dog park", Filters(cities=("Oslo",)), exclude=("Beach", "sun"))
+    assert query == {"bool": {"must": [{"multi_match": {"query": "dog park", "fields": list(es_queries.KEYWORD_FIELDS)}}],
+                              "filter": [{"terms": {"city": ["oslo"]}}],
+                              "must_not": [{"terms": {"caption.std": ["beach", "sun"]}},
+                                           {"terms": {"hashtags": ["beach", "sun"]}}]}}
+    assert "must_not" not in es_queries.keyword_match_query("dog", None)["bool"]

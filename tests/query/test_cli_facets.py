@@ -53,5 +53,5 @@ def test_bad_facet_and_sort_are_refused(home: Path) -> None:  # noqa: F811
     assert done.returncode == 2 and "unknown facet 'colour'" in done.stderr
     done = run(home, "food", "--sort", "oldest")
     assert done.returncode == 2 and "oldest" in done.stderr
-    done = run(home, "food", "--mode", "keyword", "--sort", "newest", "--json")
-    assert done.returncode == 2 and "semantic or hybrid" in json.loads(done.stdout)["message"]
+    done = run(home, "food", "--facets", "city,hashtags", "--min-score", "nan", "--json")
+    assert done.returncode == 2 and "min_score" in json.loads(done.stdout)["message"]

@@ -49,7 +49,7 @@ def test_facets_count_the_posts_above_min_score(service: SearchService) -> None:
                                                                       for p in posts).items()),
                         key=lambda b: b["value"]),
     }
-    assert result.explain["match"] == {"depth": service.settings.max_num_candidates, "min_score": 0.45,
+    assert result.explain["match"] == {"kind": "semantic", "depth": service.settings.max_num_candidates, "min_score": 0.45,
                                        "matching": len(posts)}
     assert len(result.hits) == 3  # the page itself is unchanged by facets
 
@@ -62,14 +62,21 @@ def test_facets_without_a_cut_off_count_the_nearest_facet_depth(service: SearchS
     assert result.explain["match"]["depth"] == service.settings.facet_depth
 
 
-def test_hybrid_counts_its_semantic_side_and_keyword_refuses(service: SearchService) -> None:
+def test_hybrid_counts_its_semantic_side_and_keyword_its_matches(service: SearchService) -> None:
     hybrid = service.search("food+train", mode="hybrid", min_score=0.5, facets="city")
     posts = matching(service, "food+train", 0.5)
     assert hybrid.facets is not None and hybrid.facets.matching == len(posts) > 0
-    with pytest.raises(QueryError, match="semantic or hybrid"):
-        service.search("food", mode="keyword", facets="city")
-    with pytest.raises(QueryError, match="semantic or hybrid"):
-        service.search("food", mode="keyword", sort="newest")
+    assert hybrid.explain["match"]["kind"] == "semantic"
+    # Keyword: every post whose caption or hashtags hold the word (all, below facet_depth), minus
+    # those mentioning an excluded word.
+    keyword = service.search("train", mode="keyword", facets="city", k=2)
+    assert keyword.facets is not None and keyword.explain["match"]["kind"] == "keyword"
+    assert facet_json(keyword)["city"] == [{"value": "london", "count": 12}, {"value": "oslo", "count": 3}]
+    without_snow = service.search("train-snow", mode="keyword", facets="city", sort="newest", k=5, page=3)
+    assert facet_json(without_snow)["city"] == [{"value": "london", "count": 12}]
+    # Same date for all twelve: newest first falls back on the id, and page 3 of 5 holds the last two.
+    assert [h.id for h in without_snow.hits] == ["t10", "t11"] and without_snow.total == 12
+    assert not without_snow.has_more
     with pytest.raises(QueryError, match="unknown facet 'colour'"):
         service.search("food", facets="city,colour")
     with pytest.raises(QueryError, match="unknown sort"):
