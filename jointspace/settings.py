@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     backbone_weights: Path | None = None
     zeroshot_top_k: int = 10
     text_vocab_size: int = 40_000
+    # The sentence model on CPU runs through ONNX Runtime (exported once from the installed weights,
+    # cached under home/cache/text): a one-off search then never imports torch. "torch": through
+    # sentence-transformers (also what a CUDA device uses). Vectors agree to cosine ≥ 0.999.
+    text_runtime: Literal["onnx", "torch"] = "onnx"
 
     default_k: int = 20
     max_k: int = 500
