@@ -22,12 +22,15 @@ def open_backend(settings: Settings, model: str, dim: int, read_only: bool = Fal
         from jointspace.backends.elasticsearch import ElasticsearchBackend
 
         return ElasticsearchBackend.open(settings, model, dim, read_only=read_only)
+    from jointspace.backends.ann_index import AnnParams
     from jointspace.backends.embedded import EmbeddedBackend
 
     if read_only and not EmbeddedBackend.exists(settings.embedded_dir):
         raise ConfigurationError(f"no embedded index in {settings.embedded_dir}: ingest posts first "
                                  f"(`jointspace ingest FILE`), or set JOINTSPACE_ES_URL to search Elasticsearch")
-    return EmbeddedBackend(settings.embedded_dir, model, dim)
+    return EmbeddedBackend(settings.embedded_dir, model, dim, ann_min_rows=settings.embedded_ann_min_rows,
+                           ann=AnnParams(m=settings.embedded_ann_m, ef_construction=settings.embedded_ann_ef_construction,
+                                         ef_search=settings.embedded_ann_ef_search))
 
 
 def recorded_model(settings: Settings) -> tuple[str, int] | None:

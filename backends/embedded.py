@@ -1,4 +1,7 @@
-"""The embedded backend: exact dot-product search over a memory-mapped vector file, metadata and BM25 in SQLite.
+"""The embedded backend: dot-product search over a memory-mapped vector file, metadata and BM25 in SQLite.
+
+kNN is exact below `ann_min_rows` candidate rows (after filters) and walks an HNSW graph above it
+(ann_index.py: a cache over the vector file, saved beside it, never the truth).
 
 One folder holds `index.sqlite` (WAL mode: one writer at a time, any number of readers in other
 processes) and `vectors-<generation>.f32`. A write appends vectors, fsyncs them, then commits the
@@ -20,6 +23,7 @@ from typing import ParamSpec, TypeVar
 
 import numpy as np
 
+from jointspace.backends.ann_index import AnnIndex, AnnParams, index_path, remove_stale
 from jointspace.backends.embedded_sql import (SCHEMA, SCHEMA_VERSION, epoch_seconds, filter_sql, fts_match_expression,
                                               mentions_any, newest_sql, period_counts_sql, term_counts_sql,
                                               trend_counts_sql)
@@ -51,11 +55,19 @@ SCORE_CHUNK_ROWS = 65_536
 class EmbeddedBackend:
     """SearchBackend in one folder. Safe for threads of one process and for several processes."""
 
-    def __init__(self, folder: Path, model: str, dim: int, compact_min_dead: int = 10_000) -> None:
+    def __init__(self, folder: Path, model: str, dim: int, compact_min_dead: int = 10_000,
+                 ann_min_rows: int = 50_000, ann: AnnParams = AnnParams(), ann_save_rows: int = 20_000) -> None:
+        """`ann_min_rows`: kNN over at least this many candidate rows (after filtering) walks an HNSW
+        graph (ann_index.py); fewer are scored exactly. `ann_save_rows`: a writer saves the graph
+        once this many rows (or 5 % of it, whichever is more) are not in the saved file."""
         self.folder = folder
         self.model = model
         self.dim = dim
         self._compact_min_dead = compact_min_dead
+        self._ann_min_rows = ann_min_rows
+        self._ann_params = ann
+        self._ann_save_rows = ann_save_rows
+        self._ann: AnnIndex | None = None
         folder.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(folder / "index.sqlite", isolation_level=None, check_same_thread=False,
                                    timeout=60.0)
@@ -187,7 +199,45 @@ class EmbeddedBackend:
             self._set_meta(next_row=first_row + len(valid), dead_rows=dead)
         if dead >= max(self._compact_min_dead, self.count()):
             self.compact()
+        self._update_graph()
         return UpsertResult(indexed=[d.id for d in valid], errors=errors)
+
+    # --- the HNSW graph (a cache over the vector file; see ann_index.py) --------------------------
+
+    def _graph(self, generation: int) -> AnnIndex:
+        if self._ann is None or self._ann.path != index_path(self.folder, generation):
+            self._ann = AnnIndex(index_path(self.folder, generation), self.dim, self._ann_params)
+        return self._ann
+
+    def _update_graph(self) -> None:
+        """After a commit: adds the committed rows the graph lacks and saves it now and then.
+
+        Nothing below `ann_min_rows` rows. Blocks for the inserts (the first build over an existing
+        store takes minutes at a million rows; then each batch adds its own rows only).
+        """
+        with self._lock:
+            with self._read():
+                generation, next_row = int(self._meta("generation") or 0), int(self._meta("next_row") or 0)
+                vectors = self._vector_file()
+            if next_row < self._ann_min_rows:
+                return
+            graph = self._graph(generation)
+            graph.load(next_row)
+            if graph.rows < next_row:
+                stored = vectors.rows(next_row)  # rows below next_row are committed and never change
+                from tqdm import tqdm
+
+                with tqdm(total=next_row - graph.rows, desc="hnsw graph", unit="row",
+                          disable=next_row - graph.rows < 100_000) as bar:
+                    while graph.rows < next_row:
+                        start = graph.rows
+                        end = min(start + SCORE_CHUNK_ROWS, next_row)
+                        graph.extend(stored[start:end], start)
+                        bar.update(end - start)
+            if graph.unsaved_rows >= max(self._ann_save_rows, graph.rows // 20) or graph.rows == graph.unsaved_rows:
+                graph.save()
+                remove_stale(self.folder, generation)
+
 
     def _write_document(self, db: sqlite3.Connection, doc: Document, row: int) -> int:
         """Inserts or replaces one post pointing at `row`; returns 1 when an older row became dead."""
@@ -259,6 +309,8 @@ class EmbeddedBackend:
 
     def close(self) -> None:
         with self._lock:
+            if self._ann is not None:
+                self._ann.save()  # what this process added, so the next reader scores less exactly
             if self._vectors:
                 self._vectors.close()
             self._db.close()
@@ -291,15 +343,17 @@ class EmbeddedBackend:
     @_retry_after_compaction
     def knn(self, vector: np.ndarray, k: int, num_candidates: int | None = None,
             filters: Filters | None = None) -> list[Hit]:
-        """Exact top-k by dot product among the documents matching `filters` (num_candidates is unused).
+        """Top-k by dot product among the documents matching `filters`.
 
-        Filtering happens first, so k hits come back whenever k documents match.
+        Filtering happens first, so k hits come back whenever k documents match. Exact when fewer
+        than `ann_min_rows` documents match; otherwise the HNSW graph, walked `num_candidates` wide
+        (default `AnnParams.ef_search`) within the matching rows.
         """
         query = query_vector(vector, self.dim)
         if k <= 0:
             return []
         with self._read() as db:
-            best_keys, best_scores = self._top(query, k, filters)
+            best_keys, best_scores = self._top(query, k, filters, num_candidates)
             if not len(best_keys):
                 return []
             posts = dict(db.execute(f"SELECT doc_key, post FROM docs WHERE doc_key IN "
@@ -307,12 +361,19 @@ class EmbeddedBackend:
         return [Hit(post=Post.from_json(json.loads(posts[int(key)])), score=float(score))
                 for key, score in zip(best_keys, best_scores)]
 
-    def _top(self, query: np.ndarray, k: int, filters: Filters | None) -> tuple[np.ndarray, np.ndarray]:
-        """(doc_keys, scores) of the k best matches, best first; call inside a read snapshot."""
+    def _top(self, query: np.ndarray, k: int, filters: Filters | None,
+             num_candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(doc_keys, scores) of the k best matches, best first; call inside a read snapshot.
+
+        Exact below `ann_min_rows` matching rows, else the HNSW graph walked `num_candidates` wide."""
         rows, keys = self._filtered_rows(filters)
         if not len(rows):
             return keys, np.empty(0, dtype=np.float32)
-        scores = self._scores(query, rows)
+        graph = self._searchable_graph(len(rows))
+        if graph is not None:
+            keys, scores = self._graph_candidates(graph, query, rows, keys, k, num_candidates)
+        else:
+            scores = self._scores(query, rows)
         if len(scores) > k:
             keep = np.argpartition(-scores, k)[:k]
             scores, keys = scores[keep], keys[keep]
@@ -328,6 +389,26 @@ class EmbeddedBackend:
             passing = scores >= match.min_score
             keys, scores = keys[passing], scores[passing]
         return keys, scores
+
+    def _searchable_graph(self, candidates: int) -> AnnIndex | None:
+        """The saved (or this writer's) graph when `candidates` rows are enough to walk one; else None."""
+        if candidates < self._ann_min_rows:
+            return None
+        graph = self._graph(int(self._meta("generation") or 0))
+        return graph if graph.load(int(self._meta("next_row") or 0)) and graph.rows else None
+
+    def _graph_candidates(self, graph: AnnIndex, query: np.ndarray, rows: np.ndarray, keys: np.ndarray, k: int,
+                          num_candidates: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(doc keys, scores) of the graph's best k among `rows` plus every row written since the
+        graph was saved (scored exactly). `num_candidates` is the walk's breadth (efSearch)."""
+        in_graph = int(np.searchsorted(rows, graph.rows))
+        allowed = None if in_graph == graph.rows else rows[:in_graph]  # no dead or filtered-out row: no selector
+        found, graph_scores = (graph.search(query, k, allowed, in_graph / graph.rows, num_candidates)
+                               if in_graph else (np.empty(0, np.int64), np.empty(0, np.float32)))
+        tail = rows[in_graph:]
+        found = np.concatenate([found, tail])
+        scores = np.concatenate([graph_scores, self._scores(query, tail) if len(tail) else np.empty(0, np.float32)])
+        return keys[np.searchsorted(rows, found)], scores
 
     def _scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """query · vector for each of `rows` (sorted ascending).

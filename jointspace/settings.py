@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     # `hnsw` recall@10 measured 0.956-0.972 at 200 and 0.998 at 500 (docs/backends.md).
     min_num_candidates: int = 500
     max_num_candidates: int = 10_000
+    # Embedded store: kNN over at least this many candidate rows (after filters) walks an HNSW graph
+    # (faiss, saved beside the vectors); fewer are scored exactly, so selective filters stay exact.
+    embedded_ann_min_rows: int = 50_000
+    embedded_ann_ef_search: int = 100  # walk breadth, divided by the share of rows a filter keeps
+    embedded_ann_m: int = 16
+    embedded_ann_ef_construction: int = 100
     rrf_k: int = 60
     near_duplicate_threshold: float = 0.95
 

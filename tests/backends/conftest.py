@@ -17,12 +17,16 @@ from jointspace.protocols import SearchBackend
 from backend_corpus import DIM, MODEL, city_corpus
 from backend_support import RECALL_FIGURES, drop_alias_indices, es_settings
 
-BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
+# "embedded-hnsw": the embedded store walking its HNSW graph for every kNN (ann_min_rows=1 instead of
+# the default 50,000, so that the suite's small corpora exercise the graph path).
+BACKENDS = ["embedded", "embedded-hnsw", pytest.param("elasticsearch", marks=pytest.mark.es)]
 
 
 def open_test_backend(kind: str, request: pytest.FixtureRequest, folder: Path, dim: int = DIM) -> SearchBackend:
     if kind == "embedded":
         return EmbeddedBackend(folder / "embedded", MODEL, dim)
+    if kind == "embedded-hnsw":
+        return EmbeddedBackend(folder / "embedded", MODEL, dim, ann_min_rows=1)
     settings = es_settings(request.getfixturevalue("es_url"), folder)
     return ElasticsearchBackend.open(settings, MODEL, dim)
 

@@ -1,0 +1,159 @@
+"""An HNSW graph over the embedded store's vector file (faiss `IndexHNSWFlat`, inner product).
+
+faiss-cpu rather than hnswlib or usearch: it filters *inside* the graph walk in C++ (an
+`IDSelectorBitmap` of allowed rows, so a filtered kNN never calls back into Python per node),
+maps a saved index read-only (`IO_FLAG_MMAP_IFC`: every reader process shares one copy in the page
+cache), and is maintained by Meta with wheels for every platform here. hnswlib's filter is a
+Python callable per visited node and its last release is from 2023; usearch's Python API has no
+filtered search.
+
+The graph is a cache, never the truth. Its ids are vector-file row numbers: rows are append-only
+and every row below `next_row` holds a committed vector, so an index over rows [0, n) stays valid
+for as long as the generation lives (dead rows are excluded by the selector, not removed).
+Writers extend it after their commit and save it now and then to `ann-<generation>.faiss`,
+written to a temporary name and renamed: a kill -9 leaves the previous file or the new one, never
+half of one. A reader maps the saved file and scores the rows written since (the tail) exactly,
+so search is always complete, whichever process wrote last.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AnnParams:
+    """Graph shape and search breadth (`JOINTSPACE_EMBEDDED_ANN_*`)."""
+
+    m: int = 16
+    ef_construction: int = 100
+    ef_search: int = 100
+    ef_search_max: int = 4_000
+
+
+def index_path(folder: Path, generation: int) -> Path:
+    return folder / f"ann-{generation}.faiss"
+
+
+class AnnIndex:
+    """The graph of one generation. Not thread-safe: the backend calls it under its own lock."""
+
+    def __init__(self, path: Path, dim: int, params: AnnParams) -> None:
+        self.path = path
+        self.dim = dim
+        self.params = params
+        self._index = None  # faiss.IndexHNSWFlat, imported lazily (faiss loads in ~0.2 s)
+        self._saved_rows = 0
+        self._mapped = False  # a read-only memory map of the saved file: must be copied before adding
+        self._loaded_mtime = 0
+
+    @property
+    def rows(self) -> int:
+        """Rows [0, rows) are in the graph."""
+        return int(self._index.ntotal) if self._index is not None else 0
+
+    @property
+    def unsaved_rows(self) -> int:
+        return self.rows - self._saved_rows
+
+    def load(self, max_rows: int) -> bool:
+        """Maps the saved graph when it is newer than the one in memory; False when none is usable.
+
+        A file covering more rows than the store commits (`max_rows`) belongs to a store that lost
+        its last writes: it is ignored and rebuilt.
+        """
+        import faiss
+
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return self._index is not None
+        if mtime == self._loaded_mtime:
+            return True
+        try:
+            index = faiss.read_index(str(self.path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        except RuntimeError:  # unreadable (a foreign or damaged file): rebuilt by the next writer
+            return self._index is not None
+        if index.d != self.dim or index.ntotal > max_rows:
+            return self._index is not None
+        self._loaded_mtime = mtime
+        if index.ntotal > self.rows:
+            self._index, self._saved_rows, self._mapped = index, int(index.ntotal), True
+        return True
+
+    def extend(self, vectors: np.ndarray, first_row: int) -> None:
+        """Adds rows first_row.. (first_row must equal `rows`): blocks for the graph inserts."""
+        import faiss
+
+        if first_row != self.rows:
+            raise ValueError(f"graph holds rows [0, {self.rows}), cannot add from row {first_row}")
+        if self._index is None:
+            self._index = faiss.IndexHNSWFlat(self.dim, self.params.m, faiss.METRIC_INNER_PRODUCT)
+            self._index.hnsw.efConstruction = self.params.ef_construction
+        elif self._mapped:  # a mapped file is read-only: take a private copy before adding
+            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+            self._mapped = False
+        self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+
+    def save(self) -> None:
+        """Writes the graph to a temporary file and renames it over the saved one (atomic)."""
+        import faiss
+
+        if self._index is None or self.unsaved_rows <= 0:
+            return
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        faiss.write_index(self._index, str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+        self._saved_rows = self.rows
+        self._loaded_mtime = self.path.stat().st_mtime_ns
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None, share: float,
+               ef_search: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of the best k graph rows among `allowed` (sorted rows, or None for all).
+
+        The breadth is ef_search (or the default) divided by the share of rows the filter keeps,
+        so a filter keeping one row in ten walks ten times as far to find k of them.
+        """
+        import faiss
+
+        n = self.rows
+        ef = int(min(max(ef_search or self.params.ef_search, k) / max(share, 1e-6), self.params.ef_search_max))
+        params = faiss.SearchParametersHNSW(efSearch=max(ef, k))
+        bitmap = None
+        if allowed is not None:
+            mask = np.zeros(n, dtype=bool)
+            mask[allowed[allowed < n]] = True
+            bitmap = np.packbits(mask, bitorder="little")
+            params.sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+        scores, rows = self._index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k,
+                                          params=params)
+        del bitmap  # kept alive until the search has returned
+        keep = rows[0] >= 0
+        return rows[0][keep].astype(np.int64), scores[0][keep]
+
+
+def remove_stale(folder: Path, generation: int) -> None:
+    """Deletes the graphs of older generations and temporary files of processes that are gone."""
+    for path in folder.glob("ann-*.faiss*"):
+        name = path.name
+        if name.endswith(".tmp"):
+            pid = name.rsplit(".", 2)[-2]
+            if pid.isdigit() and not _alive(int(pid)):
+                path.unlink(missing_ok=True)
+        elif name != index_path(folder, generation).name:
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

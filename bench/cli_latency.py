@@ -1,0 +1,156 @@
+"""How long a one-off `jointspace search 'beach+sunrise'` takes from a fresh shell, and the first
+search of a fresh `jointspace serve`: the sentence model through sentence-transformers (torch, the
+baseline) against ONNX Runtime (the default), in one run.
+
+    python bench/cli_latency.py                     # 5 runs each, a temporary home of 2,000 posts
+    python bench/cli_latency.py --runs 5 --posts 2000 --skip-serve
+
+Each run is a new `jointspace` process (imports, model load, index open, query, explanation,
+print), timed by wall clock from spawn to exit. The home is made fresh; its text cache (the
+exported ONNX graph and the embedded vocabulary) is copied from --seed-cache when that exists,
+else made by an untimed first run (minutes). Prints the load average beside the figures: the
+machine is shared.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+QUERY = "beach+sunrise"
+RUNTIMES = ("torch", "onnx")  # baseline first
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def make_home(home: Path, posts: int, seed_cache: Path | None) -> None:
+    """An embedded store of the default bundle with `posts` posts (random unit vectors: the query
+    path's cost does not depend on them)."""
+    from jointspace.backends import open_backend
+    from jointspace.encoders.bundle import load_bundle
+    from jointspace.records import Document, Post
+    from jointspace.settings import Settings
+
+    if seed_cache and seed_cache.is_dir():
+        shutil.copytree(seed_cache, home / "cache" / "text", dirs_exist_ok=True)
+    settings = Settings(home=home)
+    bundle = load_bundle(settings=settings)  # reads the manifest only; no model is loaded here
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((posts, bundle.dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    words = "beach sunrise dog park city night snow river bridge coffee".split()
+    backend = open_backend(settings, bundle.name, bundle.dim)
+    result = backend.upsert([Document(post=Post(id=f"p{i}", image=f"/bench/{i}.jpg",
+                                                caption=" ".join(rng.choice(words, 4)), city="paris"),
+                                      vector=v, model=bundle.name) for i, v in enumerate(vectors)])
+    assert not result.errors
+    backend.close()
+
+
+def env_for(home: Path, runtime: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
+    return env | {"JOINTSPACE_HOME": str(home), "JOINTSPACE_TEXT_RUNTIME": runtime}
+
+
+def one_search(home: Path, runtime: str) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(["jointspace", "search", QUERY], env=env_for(home, runtime), capture_output=True,
+                          text=True, timeout=600)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0 or "nearest words" not in done.stdout:
+        raise RuntimeError(f"search failed ({runtime}): {done.stderr[-2000:]}")
+    return seconds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_ms(url: str) -> float:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=300) as answer:
+        body = json.loads(answer.read())
+    assert body["hits"], body
+    return (time.perf_counter() - start) * 1000
+
+
+def serve_first_search(home: Path, runtime: str, repeats: int) -> dict[str, float]:
+    """Seconds from spawn until the server accepts, then the first and the following searches' ms."""
+    port = free_port()
+    start = time.perf_counter()
+    server = subprocess.Popen(["jointspace", "serve", "--port", str(port)], env=env_for(home, runtime),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"jointspace serve exited with {server.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        ready_s = time.perf_counter() - start
+        url = f"http://127.0.0.1:{port}/search?q={urllib.request.quote(QUERY)}"
+        first = get_ms(url)
+        later = [get_ms(url) for _ in range(repeats)]
+        return {"ready_s": ready_s, "first_search_ms": first, "later_search_ms_p50": statistics.median(later)}
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--posts", type=int, default=2000)
+    ap.add_argument("--seed-cache", type=Path,
+                    default=Path(os.environ.get("JOINTSPACE_HOME", Path.home() / ".jointspace")) / "cache" / "text",
+                    help="a text cache to copy into the fresh home (ONNX graph, vocabulary)")
+    ap.add_argument("--skip-serve", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path("bench/out/cli_latency.json"))
+    args = ap.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="jointspace-cli-latency-"))
+    report: dict[str, object] = {"query": QUERY, "posts": args.posts, "runs": args.runs, "load_before": load()}
+    try:
+        make_home(home, args.posts, args.seed_cache)
+        for runtime in RUNTIMES:  # untimed: exports the ONNX graph / embeds the vocabulary if missing
+            report[f"{runtime}_first_ever_s"] = one_search(home, runtime)
+        for runtime in RUNTIMES:
+            times = [one_search(home, runtime) for _ in range(args.runs)]
+            report[f"{runtime}_search_s"] = times
+            report[f"{runtime}_search_s_median"] = statistics.median(times)
+            print(f"{runtime:>5}: median {statistics.median(times):.2f} s of {args.runs} fresh-shell searches "
+                  f"({', '.join(f'{t:.2f}' for t in times)}); load {load()}", flush=True)
+        if not args.skip_serve:
+            for runtime in RUNTIMES:
+                report[f"{runtime}_serve"] = serve = serve_first_search(home, runtime, args.runs)
+                print(f"{runtime:>5} serve: accepting after {serve['ready_s']:.1f} s, first search "
+                      f"{serve['first_search_ms']:.0f} ms, then p50 {serve['later_search_ms_p50']:.0f} ms", flush=True)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    report["load_after"] = load()
+    ratio = report["onnx_search_s_median"] / report["torch_search_s_median"]
+    report["onnx_over_torch"] = ratio
+    print(f"onnx / torch (median wall of a one-off search): {ratio:.2f}; load before {report['load_before']}, "
+          f"after {report['load_after']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""The embedded store's HNSW graph (backends/ann_index.py): recall against exact search, filters that
+stay exact, readers that score the rows written since the graph was saved, and a writer killed with
+SIGKILL in the middle of ingesting (and of saving the graph) that loses and corrupts nothing.
+
+Small corpora here, so `ann_min_rows` is lowered from its default (50,000) in these tests: the
+graph path is what they test."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backend_corpus import MODEL, doc
+from jointspace.backends.embedded import EmbeddedBackend
+from jointspace.records import Filters
+
+DIM = 32
+CITIES = ("london", "paris", "rome", "oslo")
+
+
+def clustered(n: int, seed: int, clusters: int = 40) -> np.ndarray:
+    """Unit vectors around `clusters` centres: the shape real embeddings have (random ones have none)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
+    vectors = centres[rng.integers(0, clusters, n)] + 0.6 * rng.standard_normal((n, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def fill(store: EmbeddedBackend, vectors: np.ndarray, first: int = 0, batch: int = 500) -> None:
+    for start in range(0, len(vectors), batch):
+        result = store.upsert([doc(f"p{first + i}", v, city=CITIES[(first + i) % len(CITIES)])
+                               for i, v in enumerate(vectors[start:start + batch], start=start)])
+        assert not result.errors
+
+
+def exact_ids(vectors: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray | None = None) -> list[str]:
+    scores = vectors @ query
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+    return [f"p{i}" for i in np.argsort(-scores)[:k]]
+
+
+def recall(store: EmbeddedBackend, vectors: np.ndarray, queries: np.ndarray, filters: Filters | None = None,
+           mask: np.ndarray | None = None) -> float:
+    found = []
+    for q in queries:
+        hits = store.knn(q, k=10, filters=filters)
+        assert len(hits) == 10
+        found.append(len({h.id for h in hits} & set(exact_ids(vectors, q, 10, mask))) / 10)
+    return float(np.mean(found))
+
+
+def test_the_graph_finds_what_exact_search_finds_and_filters_stay_exact(tmp_path: Path) -> None:
+    vectors, queries = clustered(4_000, seed=1), clustered(50, seed=2)
+    store = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=1_000)
+    fill(store, vectors)
+    assert (tmp_path / "ann-0.faiss").is_file()
+    assert recall(store, vectors, queries) >= 0.95
+    # One city in four (1,000 rows, at the threshold): the graph with an in-graph filter; every hit is in the city.
+    london = np.arange(len(vectors)) % len(CITIES) == 0
+    assert recall(store, vectors, queries, Filters(cities=("london",)), london) >= 0.95
+    assert all(h.post.city == "london" for h in store.knn(queries[0], 10, filters=Filters(cities=("london",))))
+    # A selective filter (below ann_min_rows) is scored exactly: the exact top-10, scores included.
+    few = Filters(cities=("paris",))
+    paris = np.arange(len(vectors)) % len(CITIES) == 1
+    narrow = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=1_001)
+    for q in queries[:10]:
+        hits = narrow.knn(q, 10, filters=few)
+        assert [h.id for h in hits] == exact_ids(vectors, q, 10, paris)
+        np.testing.assert_allclose([h.score for h in hits], np.sort(vectors[paris] @ q)[::-1][:10], atol=1e-5)
+    narrow.close()
+    store.close()
+
+
+def test_a_reader_scores_rows_written_after_the_saved_graph_exactly(tmp_path: Path) -> None:
+    vectors = clustered(3_000, seed=3)
+    writer = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=1_000, ann_save_rows=10_000)
+    fill(writer, vectors[:2_000])
+    saved = (tmp_path / "ann-0.faiss").stat().st_mtime_ns
+    fill(writer, vectors[2_000:], first=2_000)  # 1,000 more rows: in the writer's graph, not in the saved file
+    assert (tmp_path / "ann-0.faiss").stat().st_mtime_ns == saved
+    reader = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=1_000)
+    for i in (2_000, 2_500, 2_999, 5):
+        hit = reader.knn(vectors[i], k=1)[0]
+        assert hit.id == f"p{i}" and hit.score == pytest.approx(1.0, abs=1e-5)
+    # An overwrite leaves a dead row in the graph: it is never returned.
+    writer.upsert([doc("p5", vectors[6], city="london")])
+    hits = reader.knn(vectors[6], k=3)
+    assert len({h.id for h in hits}) == 3 and {"p5", "p6"} <= {h.id for h in hits}
+    assert all(h.id != "p5" or h.score == pytest.approx(1.0, abs=1e-5) for h in hits)
+    reader.close()
+    writer.close()  # saves what the writer added since
+    assert (tmp_path / "ann-0.faiss").stat().st_mtime_ns != saved
+
+
+def _ingest_forever(folder: str, batch: int) -> None:
+    # Saves the graph after every batch, so that a kill lands in the middle of a save as often as not.
+    store = EmbeddedBackend(Path(folder), MODEL, DIM, ann_min_rows=500, ann_save_rows=1)
+    vectors = clustered(100_000, seed=11)
+    start = store.count()
+    while True:
+        store.upsert([doc(f"p{i}", vectors[i], city=CITIES[i % len(CITIES)]) for i in range(start, start + batch)])
+        start += batch
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_writer_killed_mid_ingest_loses_and_corrupts_nothing(tmp_path: Path) -> None:
+    vectors = clustered(100_000, seed=11)
+    context = multiprocessing.get_context("spawn")
+    rng = np.random.default_rng(0)
+    kills = 0
+    for _ in range(4):
+        writer = context.Process(target=_ingest_forever, args=(str(tmp_path), 200))
+        writer.start()
+        deadline = time.monotonic() + 120
+        while EmbeddedBackend.recorded_model(tmp_path) is None or not (tmp_path / "ann-0.faiss").exists():
+            assert time.monotonic() < deadline and writer.is_alive()
+            time.sleep(0.2)
+        time.sleep(float(rng.uniform(0.5, 3.0)))
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.join()
+        kills += 1
+        store = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=500)
+        n = store.count()
+        assert n % 200 == 0 and n >= 600  # whole batches only
+        for i in rng.choice(n, 25, replace=False):  # every committed post is found by its own vector
+            hit = store.knn(vectors[i], k=1)[0]
+            assert hit.id == f"p{i}" and hit.score == pytest.approx(1.0, abs=1e-5)
+        assert store.get(f"p{n}") is None
+        store.close()
+    assert kills == 4
+    # A writer after the kills extends the graph it finds (or rebuilds a damaged one) and carries on.
+    store = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=500)
+    n = store.count()
+    fill(store, vectors[n:n + 400], first=n)
+    assert store.count() == n + 400 and store.knn(vectors[n + 399], k=1)[0].id == f"p{n + 399}"
+    store.close()
+    # Half-written graphs of the killed writers were swept when the graph was saved again.
+    assert not list(tmp_path.glob("*.tmp"))
