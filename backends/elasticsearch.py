@@ -53,7 +53,7 @@ class ElasticsearchBackend:
         client = connect(settings)
         manager = IndexManager(client, settings, alias)
         index = manager.open(model, dim, read_only=read_only)
-        quantized = str(manager.meta(index).get("index_options", "")).startswith("int8")
+        quantized = str(manager.meta(index).get("index_options", "")).startswith(("int8", "bbq"))
         return cls(client, settings, model, dim, manager.alias, quantized)
 
     # --- writes --------------------------------------------------------------------------------

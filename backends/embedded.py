@@ -199,7 +199,7 @@ class EmbeddedBackend:
             self._set_meta(next_row=first_row + len(valid), dead_rows=dead)
         if dead >= max(self._compact_min_dead, self.count()):
             self.compact()
-        self._update_graph()
+        self.update_graph()
         return UpsertResult(indexed=[d.id for d in valid], errors=errors)
 
     # --- the HNSW graph (a cache over the vector file; see ann_index.py) --------------------------
@@ -209,7 +209,7 @@ class EmbeddedBackend:
             self._ann = AnnIndex(index_path(self.folder, generation), self.dim, self._ann_params)
         return self._ann
 
-    def _update_graph(self) -> None:
+    def update_graph(self) -> None:
         """After a commit: adds the committed rows the graph lacks and saves it now and then.
 
         Nothing below `ann_min_rows` rows. Blocks for the inserts (the first build over an existing

@@ -1,14 +1,25 @@
-"""Scale benchmark: N posts (synthetic unit vectors + short captions, 10 cities) on one Elasticsearch
-node with `hnsw` and `int8_hnsw`, and on the embedded backend; recall@10 against exact search.
+"""Scale benchmark: N posts on one Elasticsearch node and on the embedded store; recall@10 and
+latency of every configuration against exact numpy search timed in the same run.
 
-    python bench/scale.py --n 1000000            # by hand (about an hour on 2 cores)
-    python bench/scale.py --n 20000              # what CI-sized runs use
+    python bench/scale.py --n 100000 --vectors real      # real-distribution vectors (bench/real_vectors.py)
+    python bench/scale.py --n 20000 --vectors real       # what CI runs (tests/bench/test_scale_bench.py)
+    python bench/scale.py --n 1000000 --vectors random   # uniform noise: HNSW's worst case
 
-Uses JOINTSPACE_ES_URL (e.g. from `jointspace es start --heap 4g`), else starts a node of its own in
-a temporary home (`--es-heap`, not timed) and stops it at the end; `--skip-es` for the embedded only.
-Writes a markdown table, a JSON file and a PNG plot to --out.
-Exact search (a numpy dot product over all vectors, in the same run) is both the ground truth for
-recall and the latency baseline the figures are divided by.
+`--vectors real`: the default bundle's sentence model embedding distinct English texts (WordNet
+glosses, dictionary words), cached so a rerun embeds nothing; queries are held-out texts' vectors.
+`--vectors random`: uniform random unit vectors and random unit queries.
+
+Posts carry a city (10, so a city filter keeps 1/10), a source (100: 1/100) and a hashtag
+(1,000: 1/1000). Every configuration is measured unfiltered and with each of those filters, at
+each `--num-candidates` (Elasticsearch's num_candidates; the embedded graph's efSearch) and at the
+defaults a user gets (`default` rows). Elasticsearch: `--index-options` (int8_hnsw with and without
+rescoring by the float vectors, hnsw, bbq_hnsw with rescoring), one shard, bulk-loaded with
+refresh off, `--forcemerge` to also measure after merging to one segment.
+
+Uses JOINTSPACE_ES_URL (e.g. from `jointspace es start --heap 2g`), else starts a node of its own
+in a temporary home (`--es-heap`, not timed) and stops it at the end; `--skip-es` for the embedded
+only. Writes a markdown table, a JSON file and a PNG plot to --out (after each part, so an
+interrupted run keeps what it measured).
 """
 from __future__ import annotations
 
@@ -16,11 +27,12 @@ import argparse
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -31,21 +43,33 @@ from jointspace.backends import open_backend
 from jointspace.records import Document, Filters, Post
 from jointspace.settings import Settings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_vectors import real_vectors  # noqa: E402
+
 CITIES = ("london", "paris", "newyork", "sydney", "toronto", "chicago", "miami", "losangeles",
           "melbourne", "singapore")
 WORDS = ("beach sunset city night street food coffee dog park bike car snow rain river "
          "bridge tower museum skyline friends summer winter travel art music").split()
+# name → (filter, which post indices it keeps)
+FILTERS: dict[str, tuple[Filters | None, int]] = {
+    "none": (None, 1), "1/10": (Filters(cities=(CITIES[0],)), 10),
+    "1/100": (Filters(sources=("s0",)), 100), "1/1000": (Filters(hashtags=("t0",)), 1000)}
+ES_CONFIGS = {  # name → (index_options, rescore oversample)
+    "int8_hnsw+rescore": ("int8_hnsw", 3.0), "int8_hnsw": ("int8_hnsw", 0.0), "hnsw": ("hnsw", 0.0),
+    "bbq_hnsw+rescore": ("bbq_hnsw", 3.0)}
+DEFAULT = Settings()
 
 
 @dataclass
 class Row:
     backend: str
-    index_options: str
-    num_candidates: int | None
-    filtered: bool
+    config: str
+    num_candidates: int | None  # None: the default a user gets
+    filter: str
     recall_at_10: float
     p50_ms: float
     p99_ms: float
+    numpy_exact_ms: float  # exact numpy top-10 over every vector, p50 in this run
 
 
 def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
@@ -55,6 +79,12 @@ def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
     return v
 
 
+def keeps(name: str, n: int) -> np.ndarray:
+    """Mask of the posts FILTERS[name] keeps (as `documents` deals cities, sources and tags)."""
+    every = FILTERS[name][1]
+    return np.arange(n) % every == 0
+
+
 def documents(vectors: np.ndarray, model: str) -> Iterator[Document]:
     rng = np.random.default_rng(7)
     base = datetime(2017, 1, 1, tzinfo=timezone.utc)
@@ -62,8 +92,8 @@ def documents(vectors: np.ndarray, model: str) -> Iterator[Document]:
         words = rng.choice(WORDS, size=5)
         yield Document(
             post=Post(id=f"p{i}", image=f"/bench/{i}.jpg", caption=" ".join(words),
-                      hashtags=tuple(words[:2]), city=CITIES[i % len(CITIES)],
-                      created_at=base + timedelta(minutes=i), source="bench"),
+                      hashtags=(str(words[0]), f"t{i % 1000}"), city=CITIES[i % len(CITIES)],
+                      created_at=base + timedelta(minutes=i), source=f"s{i % 100}"),
             vector=vec, model=model)
 
 
@@ -75,7 +105,8 @@ def index_all(backend, vectors: np.ndarray, model: str, chunk: int) -> float:
 
     start = time.perf_counter()
     batch: list[Document] = []
-    for doc in tqdm(documents(vectors, model), total=len(vectors), desc=f"index {model}", unit="doc"):
+    for doc in tqdm(documents(vectors, model), total=len(vectors), desc=f"index {model}", unit="doc",
+                    mininterval=10):
         batch.append(doc)
         if len(batch) == chunk:
             upsert(batch)
@@ -86,18 +117,19 @@ def index_all(backend, vectors: np.ndarray, model: str, chunk: int) -> float:
     return time.perf_counter() - start
 
 
-def exact_top10(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray | None) -> list[set[str]]:
-    scores = queries @ vectors.T
-    if mask is not None:
-        scores[:, ~mask] = -np.inf
+def exact_top10(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray) -> list[set[str]]:
+    ids = np.flatnonzero(mask)
+    scores = queries @ vectors[ids].T
+    if len(ids) <= 10:  # a filter keeping 10 posts or fewer: all of them are the answer
+        return [{f"p{j}" for j in ids} for _ in queries]
     top = np.argpartition(-scores, 10, axis=1)[:, :10]
-    return [{f"p{j}" for j in row} for row in top]
+    return [{f"p{ids[j]}" for j in row} for row in top]
 
 
 def exact_single_query_ms(vectors: np.ndarray, queries: np.ndarray) -> float:
-    """p50 of one query's exact top-10 in numpy, in RAM: the latency every figure is divided by."""
+    """p50 of one query's exact top-10 in numpy over every vector in RAM: the baseline."""
     times = []
-    for q in queries[:20]:
+    for q in queries[:30]:
         t = time.perf_counter()
         scores = vectors @ q
         np.argpartition(-scores, 10)[:10]
@@ -113,7 +145,7 @@ def measure(backend, queries: np.ndarray, truth: list[set[str]], num_candidates:
         t = time.perf_counter()
         hits = backend.knn(q, 10, num_candidates, filters)
         latencies.append((time.perf_counter() - t) * 1000)
-        recalls.append(len({h.id for h in hits} & expected) / 10)
+        recalls.append(len({h.id for h in hits} & expected) / len(expected))
     return float(np.mean(recalls)), float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99))
 
 
@@ -121,62 +153,91 @@ def dir_size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20_000)
-    ap.add_argument("--dim", type=int, default=384)
+    ap.add_argument("--vectors", choices=["real", "random"], default="real")
+    ap.add_argument("--dim", type=int, default=384, help="random vectors only (real ones are the model's 384)")
     ap.add_argument("--queries", type=int, default=100)
-    ap.add_argument("--num-candidates", type=int, nargs=2, default=(100, 500))
+    ap.add_argument("--num-candidates", type=int, nargs="*", default=[50, 100, 200, 500, 1000, 2000],
+                    help="swept besides the defaults (empty: the defaults only)")
+    ap.add_argument("--filters", nargs="+", default=list(FILTERS), choices=list(FILTERS))
     ap.add_argument("--chunk", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=Path("bench/out/scale"))
+    ap.add_argument("--cache", type=Path, default=None, help="real vectors' cache (bench/real_vectors.py)")
     ap.add_argument("--skip-es", action="store_true")
     ap.add_argument("--skip-embedded", action="store_true")
-    ap.add_argument("--index-options", nargs="+", default=["int8_hnsw", "hnsw"], choices=["int8_hnsw", "hnsw"],
-                    help="Elasticsearch index types, in this order (the default int8_hnsw first)")
+    ap.add_argument("--es-configs", nargs="+", default=list(ES_CONFIGS), choices=list(ES_CONFIGS),
+                    help="Elasticsearch configurations, in this order (the default int8_hnsw+rescore first)")
     ap.add_argument("--es-heap", default="2g", help="heap of the node started when JOINTSPACE_ES_URL is unset")
     ap.add_argument("--forcemerge", action="store_true",
-                    help="merge each ES index to one segment before querying (slow at 1M; quicker queries)")
+                    help="also measure each ES index merged to one segment (slow at 1M)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    vectors = unit_vectors(args.n, args.dim, seed=1)
-    queries = unit_vectors(args.queries, args.dim, seed=2)
-    city_mask = np.arange(args.n) % len(CITIES) == 0  # the posts `documents` gives CITIES[0]
-    city_filter = Filters(cities=(CITIES[0],))
-
+    meta: dict[str, object] = {"n": args.n, "vectors": args.vectors, "queries": args.queries,
+                               "load_average_start": load_average(), "nice": os.nice(0)}
+    if args.vectors == "real":
+        vectors, queries, facts = real_vectors(args.n, args.queries, args.cache)
+        meta |= {f"real_{k}": v for k, v in facts.items() if k != "examples"}
+    else:
+        vectors, queries = unit_vectors(args.n, args.dim, seed=1), unit_vectors(args.queries, args.dim, seed=2)
+    meta["dim"] = vectors.shape[1]
     exact_ms = exact_single_query_ms(vectors, queries)
-    truth = exact_top10(vectors, queries, None)
-    truth_f = exact_top10(vectors, queries, city_mask)
-
+    meta["numpy_exact_ms_per_query"] = exact_ms
+    truth = {name: exact_top10(vectors, queries, keeps(name, args.n)) for name in args.filters}
     rows: list[Row] = []
-    meta: dict[str, object] = {"n": args.n, "dim": args.dim, "queries": args.queries,
-                               "numpy_exact_ms_per_query": exact_ms}
 
     home = Path(tempfile.mkdtemp(prefix="jointspace-scale-"))
     try:
         if not args.skip_embedded:
-            bench_embedded(home, vectors, queries, truth, truth_f, city_filter, args, meta, rows)
+            bench_embedded(home, vectors, queries, truth, args, meta, rows, exact_ms)
         if not args.skip_es:
             with elasticsearch_node(home, args.es_heap) as es_url:
-                bench_elasticsearch(es_url, home, vectors, queries, truth, truth_f, city_filter, args, meta, rows)
+                bench_elasticsearch(es_url, home, vectors, queries, truth, args, meta, rows, exact_ms)
     finally:
         shutil.rmtree(home, ignore_errors=True)
-
+    meta["load_average_end"] = load_average()
     write_report(args.out, rows, meta)
 
 
-def bench_embedded(home: Path, vectors: np.ndarray, queries: np.ndarray, truth: list[set[str]],
-                   truth_f: list[set[str]], city_filter: Filters, args: argparse.Namespace,
-                   meta: dict[str, object], rows: list[Row]) -> None:
-    emb = open_backend(Settings(home=home, es_url=None), "bench-embedded", args.dim)
-    meta["embedded_index_s"] = index_all(emb, vectors, "bench-embedded", args.chunk)
+def bench_embedded(home: Path, vectors: np.ndarray, queries: np.ndarray, truth: dict[str, list[set[str]]],
+                   args: argparse.Namespace, meta: dict[str, object], rows: list[Row], exact_ms: float) -> None:
+    """The store as a user gets it (default settings: exact below 50,000 candidate rows, the graph
+    above), then the graph forced on at every size (ann_min_rows=1) across efSearch, and exact."""
+    from jointspace.backends.embedded import EmbeddedBackend
+
+    settings = Settings(home=home, es_url=None)
+    model = "bench-embedded"
+    emb = open_backend(settings, model, vectors.shape[1])
+    meta["embedded_index_s"] = index_all(emb, vectors, model, args.chunk)
     meta["embedded_docs_per_s"] = args.n / meta["embedded_index_s"]
-    meta["embedded_disk_bytes"] = dir_size(home)
-    for filtered, tr, flt in ((False, truth, None), (True, truth_f, city_filter)):
-        r, p50, p99 = measure(emb, queries, tr, None, flt)
-        rows.append(Row("embedded", "exact", None, filtered, r, p50, p99))
     emb.close()
-    write_report(args.out, rows, meta)  # partial figures survive an interrupted long run
+    graph_file = settings.embedded_dir / "ann-0.faiss"
+    if not graph_file.exists():  # below the threshold no graph was built while loading: build one to sweep
+        t = time.perf_counter()
+        forced = EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=1)
+        forced.update_graph()
+        forced.close()
+        meta["embedded_graph_build_s"] = time.perf_counter() - t
+    meta["embedded_graph_bytes"] = graph_file.stat().st_size
+    meta["embedded_disk_bytes"] = dir_size(settings.embedded_dir)
+    variants = [("default", open_backend(settings, model, vectors.shape[1]), [None]),
+                ("graph", EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=1),
+                 [None, *args.num_candidates]),
+                ("exact", EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=10**12),
+                 [None])]
+    for config, backend, candidates in variants:
+        for name in args.filters:
+            for nc in candidates:
+                r, p50, p99 = measure(backend, queries, truth[name], nc, FILTERS[name][0])
+                rows.append(Row("embedded", config, nc, name, r, p50, p99, exact_ms))
+        backend.close()
+        write_report(args.out, rows, meta)
 
 
 @contextmanager
@@ -196,78 +257,115 @@ def elasticsearch_node(home: Path, heap: str) -> Iterator[str]:
 
 
 def bench_elasticsearch(es_url: str, home: Path, vectors: np.ndarray, queries: np.ndarray,
-                        truth: list[set[str]], truth_f: list[set[str]], city_filter: Filters,
-                        args: argparse.Namespace, meta: dict[str, object], rows: list[Row]) -> None:
+                        truth: dict[str, list[set[str]]], args: argparse.Namespace, meta: dict[str, object],
+                        rows: list[Row], exact_ms: float) -> None:
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(es_url, request_timeout=600)
-    for options in args.index_options:
+    by_index: dict[str, list[str]] = {}
+    for config in args.es_configs:  # configs that differ only at query time share one index
+        by_index.setdefault(ES_CONFIGS[config][0], []).append(config)
+    for options, configs in by_index.items():
         model = alias = f"bench-{options.replace('_', '-')}"
         client.indices.delete(index=f"{alias}-*", ignore_unavailable=True, allow_no_indices=True)
         settings = Settings(home=home, es_url=es_url, es_index_options=options, es_index_alias=alias,
                             es_shards=1, es_replicas=0, es_request_timeout_s=600)
-        es = open_backend(settings, model, args.dim)
+        es = open_backend(settings, model, vectors.shape[1])
         # Bulk-load practice: no refreshes while loading, so segments (and HNSW graphs) are built
         # fewer times; searchable again at the refresh below.
         client.indices.put_settings(index=alias, settings={"index": {"refresh_interval": "-1"}})
         seconds = index_all(es, vectors, model, args.chunk)
         client.indices.put_settings(index=alias, settings={"index": {"refresh_interval": None}})
+        client.indices.refresh(index=alias)
         meta[f"es_{options}_index_s"] = seconds
         meta[f"es_{options}_docs_per_s"] = args.n / seconds
-        if args.forcemerge:
-            t = time.perf_counter()
-            client.indices.forcemerge(index=alias, max_num_segments=1, request_timeout=7200)
-            meta[f"es_{options}_forcemerge_s"] = time.perf_counter() - t
-        client.indices.refresh(index=alias)
-        stats = client.indices.stats(index=alias)["_all"]["primaries"]
-        nodes = client.nodes.stats(metric="jvm")["nodes"]
-        meta[f"es_{options}_disk_bytes"] = stats["store"]["size_in_bytes"]
-        meta[f"es_{options}_segments"] = stats["segments"]["count"]
-        meta[f"es_{options}_heap_used_bytes"] = sum(n["jvm"]["mem"]["heap_used_in_bytes"] for n in nodes.values())
-        meta["es_heap_max_bytes"] = sum(n["jvm"]["mem"]["heap_max_in_bytes"] for n in nodes.values())
-        for nc in args.num_candidates:
-            for filtered, tr, flt in ((False, truth, None), (True, truth_f, city_filter)):
-                r, p50, p99 = measure(es, queries, tr, nc, flt)
-                rows.append(Row("elasticsearch", options, nc, filtered, r, p50, p99))
         es.close()
+        for merged in ((False, True) if args.forcemerge else (False,)):
+            if merged:
+                t = time.perf_counter()
+                client.indices.forcemerge(index=alias, max_num_segments=1, request_timeout=7200)
+                client.indices.refresh(index=alias)
+                meta[f"es_{options}_forcemerge_s"] = time.perf_counter() - t
+            stats = client.indices.stats(index=alias)["_all"]["primaries"]
+            suffix = "_merged" if merged else ""
+            meta[f"es_{options}_disk_bytes{suffix}"] = stats["store"]["size_in_bytes"]
+            meta[f"es_{options}_segments{suffix}"] = stats["segments"]["count"]
+            nodes = client.nodes.stats(metric="jvm")["nodes"]
+            meta[f"es_{options}_heap_used_bytes{suffix}"] = sum(n["jvm"]["mem"]["heap_used_in_bytes"]
+                                                               for n in nodes.values())
+            for config in configs:
+                query_settings = settings.model_copy(update={"es_rescore_oversample": ES_CONFIGS[config][1]})
+                backend = open_backend(query_settings, model, vectors.shape[1], read_only=True)
+                name = config + (" merged" if merged else "")
+                for filter_name in args.filters:
+                    for nc in [None, *args.num_candidates]:
+                        r, p50, p99 = measure(backend, queries, truth[filter_name], nc, FILTERS[filter_name][0])
+                        rows.append(Row("elasticsearch", name, nc, filter_name, r, p50, p99, exact_ms))
+                backend.close()
+                write_report(args.out, rows, meta)
         client.indices.delete(index=f"{alias}-*", ignore_unavailable=True, allow_no_indices=True)
-        write_report(args.out, rows, meta)
     client.close()
 
 
 def write_report(out: Path, rows: list[Row], meta: dict[str, object]) -> None:
     exact = float(meta["numpy_exact_ms_per_query"])
-    lines = [f"# Scale benchmark: {meta['n']:,} posts, {meta['dim']} dims, {meta['queries']} queries, k=10", "",
-             f"Baseline: exact top-10 by one numpy dot product over all vectors in RAM, {exact:.2f} ms a query (p50, same run).", "",
-             "| backend | index | num_candidates | filter 1/10 | recall@10 | p50 ms | p99 ms | p50 / numpy exact |",
+    lines = [f"# Scale benchmark: {meta['n']:,} {meta['vectors']} vectors, {meta['dim']} dims, "
+             f"{meta['queries']} queries, k=10", "",
+             f"Baseline: exact top-10 by one numpy dot product over all vectors in RAM, {exact:.2f} ms a query "
+             f"(p50, same run). Load average at the start {meta['load_average_start']}.", "",
+             "| backend | config | num_candidates | filter | recall@10 | p50 ms | p99 ms | p50 / numpy exact |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        lines.append(f"| {r.backend} | {r.index_options} | {r.num_candidates or '-'} | {'yes' if r.filtered else 'no'} "
+        lines.append(f"| {r.backend} | {r.config} | {r.num_candidates or 'default'} | {r.filter} "
                      f"| {r.recall_at_10:.3f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.p50_ms / exact:.2f} |")
     lines += ["", "| figure | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v:,.1f} |" if isinstance(v, float) else f"| {k} | {v:,} |" for k, v in meta.items()]
+    lines += [f"| {k} | {v:,.1f} |" if isinstance(v, float) else f"| {k} | {v:,} |" if isinstance(v, int)
+              else f"| {k} | {v} |" for k, v in meta.items()]
     table = "\n".join(lines)
     (out / "scale.md").write_text(table + "\n")
-    (out / "scale.json").write_text(json.dumps({"meta": meta, "rows": [r.__dict__ for r in rows]}, indent=2))
-    print(table)
+    (out / "scale.json").write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2))
+    print(table, flush=True)
+    plot(out / "scale.png", rows, meta)
+    print(f"wrote {out / 'scale.md'}, {out / 'scale.png'}", flush=True)
 
+
+def plot(path: Path, rows: list[Row], meta: dict[str, object]) -> None:
+    """recall@10 against p50 (log), one panel per filter, one line per configuration."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        label = f"{r.backend} {r.index_options} nc={r.num_candidates or '-'}{' filtered' if r.filtered else ''}"
-        ax.scatter(r.p50_ms, r.recall_at_10, label=label, marker="o" if not r.filtered else "s")
-    ax.set_xscale("log")
-    ax.set_xlabel("p50 latency, ms (log)")
-    ax.set_ylabel("recall@10 vs exact")
-    ax.set_title(f"{meta['n']:,} posts, {meta['dim']} dims")
-    ax.legend(fontsize=6, loc="lower right")
+    filters = [f for f in FILTERS if any(r.filter == f for r in rows)]
+    if not filters:
+        return
+    fig, axes = plt.subplots(1, len(filters), figsize=(4.2 * len(filters), 4.2), sharey=True, squeeze=False)
+    exact = float(meta["numpy_exact_ms_per_query"])
+    colours = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(f"{r.backend} {r.config}" for r in rows))}
+    for ax, name in zip(axes[0], filters):
+        configs = dict.fromkeys(f"{r.backend} {r.config}" for r in rows if r.filter == name)
+        for label in configs:
+            points = sorted((r.p50_ms, r.recall_at_10, r.num_candidates) for r in rows
+                            if r.filter == name and f"{r.backend} {r.config}" == label)
+            swept = [p for p in points if p[2] is not None]
+            if swept:
+                ax.plot([p[0] for p in swept], [p[1] for p in swept], marker="o", ms=3, label=label,
+                        color=colours[label])
+            for p in points:
+                if p[2] is None:  # the default: a star in the configuration's colour
+                    ax.scatter(p[0], p[1], marker="*", s=90, color=colours[label],
+                               label=None if swept else label, zorder=3)
+        ax.axvline(exact, color="grey", ls="--", lw=0.8)
+        ax.axvline(0.2 * exact, color="grey", ls=":", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(f"filter {name}")
+        ax.set_xlabel("p50 ms (log); dashed: numpy exact, dotted: 0.2x")
+    axes[0][0].set_ylabel("recall@10 vs exact")
+    axes[0][-1].legend(fontsize=6, loc="lower right")
+    fig.suptitle(f"{meta['n']:,} {meta['vectors']} vectors; stars: defaults")
     fig.tight_layout()
-    fig.savefig(out / "scale.png", dpi=120)
-    print(f"wrote {out / 'scale.md'}, {out / 'scale.png'}")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

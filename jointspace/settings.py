@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     es_connect_timeout_s: float = 5.0
     es_shards: int = 1
     es_replicas: int = 0
-    es_index_options: Literal["int8_hnsw", "hnsw"] = "int8_hnsw"
+    es_index_options: Literal["int8_hnsw", "hnsw", "bbq_hnsw"] = "int8_hnsw"
     es_hnsw_m: int = 16
     es_hnsw_ef_construction: int = 100
     # kNN on int8_hnsw re-ranks oversample × k candidates with the float vectors (0: off); without
