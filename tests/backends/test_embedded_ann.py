@@ -119,7 +119,7 @@ def test_a_writer_killed_mid_ingest_loses_and_corrupts_nothing(tmp_path: Path) -
         writer = context.Process(target=_ingest_forever, args=(str(tmp_path), 200))
         writer.start()
         deadline = time.monotonic() + 120
-        while EmbeddedBackend.recorded_model(tmp_path) is None or not (tmp_path / "ann-0.faiss").exists():
+        while not (tmp_path / "ann-0.faiss").exists():  # the graph exists once 500 rows are in
             assert time.monotonic() < deadline and writer.is_alive()
             time.sleep(0.2)
         time.sleep(float(rng.uniform(0.5, 3.0)))
