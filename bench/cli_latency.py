@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -64,13 +65,21 @@ def env_for(home: Path, runtime: str) -> dict[str, str]:
     return env | {"JOINTSPACE_HOME": str(home), "JOINTSPACE_TEXT_RUNTIME": runtime}
 
 
+CPU_SECONDS: dict[str, list[float]] = {}
+
+
 def one_search(home: Path, runtime: str) -> float:
+    """Wall seconds of one search process; its CPU seconds (user + sys, which load does not inflate)
+    go to CPU_SECONDS."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(["jointspace", "search", QUERY], env=env_for(home, runtime), capture_output=True,
                           text=True, timeout=600)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0 or "nearest words" not in done.stdout:
         raise RuntimeError(f"search failed ({runtime}): {done.stderr[-2000:]}")
+    CPU_SECONDS.setdefault(runtime, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     return seconds
 
 
@@ -133,11 +142,16 @@ def main() -> None:
         for runtime in args.runtimes:  # untimed: exports the ONNX graph / embeds the vocabulary if missing
             report[f"{runtime}_first_ever_s"] = one_search(home, runtime)
         for runtime in args.runtimes:
+            CPU_SECONDS.pop(runtime, None)
             times = [one_search(home, runtime) for _ in range(args.runs)]
+            cpu = CPU_SECONDS[runtime]
             report[f"{runtime}_search_s"] = times
             report[f"{runtime}_search_s_median"] = statistics.median(times)
-            print(f"{runtime:>5}: median {statistics.median(times):.2f} s of {args.runs} fresh-shell searches "
-                  f"({', '.join(f'{t:.2f}' for t in times)}); load {load()}", flush=True)
+            report[f"{runtime}_search_cpu_s"] = cpu
+            report[f"{runtime}_search_cpu_s_median"] = statistics.median(cpu)
+            print(f"{runtime:>5}: median {statistics.median(times):.2f} s wall, {statistics.median(cpu):.2f} s CPU "
+                  f"of {args.runs} fresh-shell searches (wall {', '.join(f'{t:.2f}' for t in times)}); "
+                  f"load {load()}", flush=True)
         if not args.skip_serve:
             for runtime in args.runtimes:
                 report[f"{runtime}_serve"] = serve = serve_first_search(home, runtime, args.runs)
@@ -148,8 +162,9 @@ def main() -> None:
     report["load_after"] = load()
     if set(args.runtimes) == set(RUNTIMES):
         ratio = report["onnx_search_s_median"] / report["torch_search_s_median"]
-        report["onnx_over_torch"] = ratio
-        print(f"onnx / torch (median wall of a one-off search): {ratio:.2f}")
+        cpu_ratio = report["onnx_search_cpu_s_median"] / report["torch_search_cpu_s_median"]
+        report["onnx_over_torch"], report["onnx_over_torch_cpu"] = ratio, cpu_ratio
+        print(f"onnx / torch, median of a one-off search: wall {ratio:.2f}, CPU {cpu_ratio:.2f}")
     print(f"load average before {report['load_before']}, after {report['load_after']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

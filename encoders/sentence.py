@@ -167,9 +167,7 @@ class MiniLMTextEncoder:
                 tmp = path.with_suffix(".tmp.npy")
                 np.save(tmp, matrix.astype(np.float16))  # half the disk; plenty for cosine ranking
                 tmp.replace(path)
-        for w, row in zip(words, matrix):
-            self._word_cache.setdefault(w, row)
-        return matrix
+        return matrix  # embed_words reads vocabulary words from it (no per-word copy loop here)
 
     def embed_words(self, words: Sequence[str]) -> np.ndarray:
         keys = [w.strip().lower() for w in words]
@@ -177,6 +175,10 @@ class MiniLMTextEncoder:
             if not key:
                 raise KeyError(w)
         missing = [k for k in dict.fromkeys(keys) if k not in self._word_cache]
+        if missing and self._vocab_matrix is not None and self._vocab_index is not None:
+            for k in [k for k in missing if k in self._vocab_index]:
+                self._word_cache[k] = self._vocab_matrix[self._vocab_index[k]]
+            missing = [k for k in missing if k not in self._word_cache]
         if missing:
             for k, row in zip(missing, self.encode(missing)):
                 self._word_cache[k] = row
