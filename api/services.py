@@ -51,7 +51,6 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
     backend = open_search_backend(settings, bundle)
     nearest = NearestWords(bundle.text)
     search = SearchService(backend, bundle.text, settings, nearest=nearest)
-    search.warm_up()  # the first request answers as fast as the next: model and vocabulary loaded now
     alert_store = open_alert_store(settings)
     owned: list[Any] = [alert_store]
     if settings.broker_url:

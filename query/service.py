@@ -104,15 +104,6 @@ class SearchService:
         # them until ready, raising VocabularyNotReady); a one-off caller simply waits.
         self.nearest = nearest or NearestWords(text_encoder, blocking=True)
 
-    def warm_up(self) -> None:
-        """Loads what a first query would before anyone asks: the text model, and the vocabulary its
-        explanation ranks when that is cached (else it is prepared in the background, see
-        NearestWords, and the first answers say so)."""
-        if self.text.embeds_unseen_words:  # a model that embeds any word: run it once
-            self.text.embed_words(["photo"])
-        if self.settings.explain_nearest_words > 0:
-            self.nearest.start()
-
     # -- public contract ---------------------------------------------------------------------------
     def parse(self, expression: str) -> ParsedQuery:
         """The parsed expression (raises QueryError with the position of the mistake)."""
