@@ -250,6 +250,8 @@ def test_reindex_of_the_embedded_store_swaps_folders(tmp_path, rig_factory):
     new = EmbeddedBackend(store, "histogram-b", 12)
     try:
         assert set(new.get_many(corpus.good, with_vector=False)) == set(corpus.good) and new.count() == 10
+        # The folder the ingest recorded as a media root moved with the posts.
+        assert new.media_roots() == [str((tmp_path / "corpus" / "images").resolve())]
     finally:
         new.close()
     again = rig.spawn(["reindex", "--bundle", str(bundle), "--quiet"], "reindex-again")
