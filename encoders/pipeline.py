@@ -203,6 +203,29 @@ def validation_sets(ws: Workspace, options: RunOptions) -> tuple[list[tuple[str,
     return [("val", fallback)], "held-out val split of the training sources"
 
 
+# Fewer validation pictures than this and single-keyword P@10 moves in coarse steps: the epoch and
+# the ensemble weight it chooses are noise.
+MIN_VALIDATION_IMAGES = 30
+
+
+def check_validation(ws: Workspace, options: RunOptions, chosen: bool) -> str | None:
+    """None when validation has at least MIN_VALIDATION_IMAGES pictures. Below: a ConfigurationError
+    when the validation sets are the defaults (they are missing, not chosen: say what to prepare),
+    else the warning to print (the user named them; their choice stands)."""
+    sets, description = validation_sets(ws, options)
+    count = sum(len(items) for _, items in sets)
+    if count >= MIN_VALIDATION_IMAGES:
+        return None
+    first = expand_sources(options.train_sources)[0] if options.train_sources else "SOURCE"
+    message = (f"validation would use only {count} pictures ({description}), fewer than "
+               f"{MIN_VALIDATION_IMAGES}: the epoch and the ensemble weight it picks would be noise")
+    if chosen:
+        return message
+    raise ConfigurationError(f"{message}. Prepare the default validation sets (`jointspace data prepare`, "
+                             f"which makes tuxpaint and the photos), or name larger ones with "
+                             f"--val-sources (e.g. `--val-sources {first}`: the val split of {first!r})")
+
+
 def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
               checkpoint: Path | None = None) -> TrainedHead:
     """Train one head (features cached once per process and on disk) and choose its ensemble weight."""

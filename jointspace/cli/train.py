@@ -8,6 +8,7 @@ import typer
 
 TEXTS = ("minilm", "glove", "word2vec", "fasttext")
 LOSSES = ("soft-contrastive", "infonce", "regression")
+DEFAULT_VAL_SOURCES = "tuxpaint,photos"
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -40,7 +41,7 @@ def train_command(
                                               "the photo sources).")] = "openclipart,photos",
     val_sources: Annotated[str, typer.Option(help="Validation sets (val split; `photos`: the 30 % val part of the "
                                                    "photo sources); their mean keyword P@10 chooses the epoch and "
-                                                   "ensemble weight.")] = "tuxpaint,photos",
+                                                   "ensemble weight.")] = DEFAULT_VAL_SOURCES,
     augment: Annotated[str, typer.Option(help="Augmentation variants cached per image: crop-colour, icon-blur "
                                              "(default none: measured no gain, see docs/eval-report.md).")] = "",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -54,7 +55,7 @@ def train_command(
     from datetime import datetime
 
     from jointspace.encoders.augment import VARIANTS
-    from jointspace.encoders.pipeline import RunOptions, Workspace, save_trained, train_one
+    from jointspace.encoders.pipeline import RunOptions, Workspace, check_validation, save_trained, train_one
     from jointspace.encoders.training import TrainConfig
     from jointspace.settings import get_settings
 
@@ -71,6 +72,10 @@ def train_command(
                          train_sources=_csv(sources), val_sources=_csv(val_sources), augment=_csv(augment),
                          limit=limit)
     ws = Workspace(settings)
+    # Too few validation pictures: refused when they are the defaults (missing data), said when chosen.
+    warning = check_validation(ws, options, chosen=val_sources != DEFAULT_VAL_SOURCES)
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     folder = out or settings.models_dir / f"{text}-{loss}-{targets}-{stamp}"
     trained = train_one(ws, options, checkpoint=folder / "checkpoint.pt")
