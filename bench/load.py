@@ -71,6 +71,7 @@ class Sample:
 @dataclass
 class Corpus:
     post_ids: list[str]
+    thumbnail_ids: list[str]  # posts whose thumbnails the server served when the run began
     cities: list[str]
     tags: list[str]
     images: list[Path]  # pictures below the media root (for path-naming posts)
@@ -218,14 +219,15 @@ def load_corpus(url: str, home: Path | None, api_key: str) -> Corpus:
         path = Path(ref) if Path(ref).is_absolute() else demo[0].parent / ref
         if path.is_file():
             images.append(path.resolve())
-    photos = []
-    for hit in hits[:12]:
+    photos, thumbnail_ids = [], []
+    for hit in hits[:24]:
         thumb = httpx.get(f"{url}/posts/{hit['id']}/thumbnail", timeout=60)
         if thumb.status_code == 200:
             photos.append(thumb.content)
+            thumbnail_ids.append(hit["id"])
     if not hits or not photos:
         sys.exit(f"{url} holds no searchable posts with pictures it serves: prepare the home first")
-    return Corpus([h["id"] for h in hits], cities or ["paris"], tags or ["dog"], images, photos, api_key)
+    return Corpus([h["id"] for h in hits], thumbnail_ids, cities or ["paris"], tags or ["dog"], images, photos, api_key)
 
 
 def build_request(kind: str, rng: random.Random, corpus: Corpus) -> dict[str, Any]:
@@ -252,7 +254,7 @@ def build_request(kind: str, rng: random.Random, corpus: Corpus) -> dict[str, An
         return {"method": "POST", "url": "/search", "data": {"q": "+" + rng.choice(WORDS), "k": "10"},
                 "files": {"image": ("photo.jpg", rng.choice(corpus.photo_bytes), "image/jpeg")}}
     if kind == "thumbnail":
-        return {"method": "GET", "url": f"/posts/{rng.choice(corpus.post_ids)}/thumbnail"}
+        return {"method": "GET", "url": f"/posts/{rng.choice(corpus.thumbnail_ids)}/thumbnail"}
     if kind == "bad":
         return {"method": "GET", "url": "/search", "params": {"q": rng.choice(BAD)}}
     raise ValueError(kind)

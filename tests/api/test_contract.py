@@ -68,3 +68,20 @@ def test_schemathesis_finds_no_failure(server: str, corpus: Corpus, tmp_path: Pa
         assert 200 in statuses.get(route, set()), (route, statuses.get(route))
     assert 200 in statuses["GET /search"], statuses["GET /search"]
     assert httpx.get(f"{server}/posts/{doomed}", timeout=30).status_code == 404  # DELETE really deleted
+
+
+def test_load_right_after_the_fuzzer_on_the_same_server(server: str, tmp_path: Path) -> None:
+    """bench/load.py (short: 4 clients, 10 s a phase) against the server the fuzzer just ran against:
+    every request of the mix gets its expected status, also while POST /posts uploads in the
+    background. The timing verdict is the benchmark's (docs/api.md), not asserted here."""
+    out = tmp_path / "load"
+    bench = Path(__file__).resolve().parents[2] / "bench" / "load.py"
+    done = subprocess.run([sys.executable, str(bench), "--url", server, "--api-key", API_KEY, "--clients", "4",
+                           "--seconds", "10", "--ingest-batch", "2", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    [report] = json.loads((out / "load-embedded.json").read_text())
+    assert report["unexpected"] == 0, report
+    idle, ingest = report["phases"]
+    assert idle["requests"] > 0 and ingest["requests"] > 0 and ingest["background"]["posts"] > 0
+    assert ingest["background"]["statuses"].keys() == {"200"}
