@@ -4,8 +4,9 @@ without 1,000 saved searches, interleaved in one run, the ratio of their times p
     python bench/alerts.py                        # 1,000 searches, batches of 64, 6 rounds
     python bench/alerts.py --searches 1000 --rounds 8 --out alerts.json
 
-The real model bundle (as `jointspace ingest` loads it) embeds photo-like JPEGs (640 px, made here
-with a fixed seed, so no prepared data is needed) into an embedded store in a temporary home. Each
+The real model bundle (as `jointspace ingest` loads it) embeds photo-like JPEGs (640 px, one batch's
+worth made here with a fixed seed, so no prepared data is needed; every post has its own id) into
+an embedded store in a temporary home. Each
 round runs one batch without the check and one with it (alternating which goes first), each of new
 posts; the figures are medians over rounds. Two sets of saved searches: all semantic (the matrix
 product), and one tenth hybrid (the keyword side asked of the backend on the new ids). Thresholds
@@ -56,17 +57,22 @@ def photo_like(path: Path, rng: np.random.Generator) -> None:
     Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path, quality=88)
 
 
-def make_posts(folder: Path, n: int, seed: int = 0) -> list[Post]:
+def make_posts(folder: Path, n: int, distinct: int, seed: int = 0) -> list[Post]:
+    """`n` posts over `distinct` pictures (each post its own id: every batch is new to the index, and
+    decoding and embedding cost what they would for new pictures)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    paths = []
+    for i in tqdm(range(distinct), desc="photo-like pictures", unit="img"):
+        paths.append(folder / f"{i:05d}.jpg")
+        photo_like(paths[-1], rng)
     cities = ("london", "paris", "tokyo", "sydney", "lima")
     posts = []
-    for i in tqdm(range(n), desc="photo-like posts", unit="img"):
-        path = folder / f"{i:05d}.jpg"
-        photo_like(path, rng)
+    for i in range(n):
         words = rng.choice(WORDS, 5, replace=False)
-        posts.append(Post(id=f"x{i:05d}-{uuid.uuid4().hex[:6]}", image=str(path), caption=" ".join(words),
-                          hashtags=tuple(words[:2]), city=cities[i % len(cities)], source="bench"))
+        posts.append(Post(id=f"x{i:05d}-{uuid.uuid4().hex[:6]}", image=str(paths[i % distinct]),
+                          caption=" ".join(words), hashtags=tuple(words[:2]), city=cities[i % len(cities)],
+                          source="bench"))
     return posts
 
 
@@ -111,7 +117,7 @@ def main() -> None:
     settings = get_settings().model_copy(update={"home": tmp / "home", "es_url": None, "broker_url": None,
                                                  "batch_size": args.batch})
     variants = (("1,000 semantic", 0.0), ("1,000, a tenth hybrid", 0.1))
-    posts = make_posts(tmp / "img", args.batch * (2 + 2 * args.rounds * len(variants)))
+    posts = make_posts(tmp / "img", args.batch * (2 + 2 * args.rounds * len(variants)), args.batch)
     batches = [posts[i:i + args.batch] for i in range(0, len(posts), args.batch)]
     print(f"loading the model bundle and the text encoder (home {settings.home})…", file=sys.stderr)
     context = open_context(settings)  # its runner checks alerts

@@ -17,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +31,9 @@ from .records import Match, SavedSearch
 from .store import AlertStore
 from .webhooks import WebhookDispatcher
 
+if TYPE_CHECKING:
+    from jointspace.query.keyword import KeywordQuery
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +43,7 @@ class CompiledSearch:
 
     search: SavedSearch
     filters: Filters
-    keywords: object | None  # query.keyword.KeywordQuery for keyword and hybrid searches
+    keywords: "KeywordQuery | None"  # the keyword side of keyword and hybrid searches
     threshold: float | None
 
 
@@ -130,13 +134,13 @@ class AlertChecker:
         if wordy:
             row_of = {search_index: row for row, search_index in enumerate(compiled.vector_rows)}
             index_of = {d.id: j for j, d in enumerate(docs)}
-            answers = self.backend.keyword_among([(c.keywords.text, c.filters) for _, c in wordy],  # type: ignore[union-attr]
+            answers = self.backend.keyword_among([(c.keywords.text, c.filters) for _, c in wordy if c.keywords],
                                                  [d.id for d in docs])
             for (search_index, entry), hits in zip(wordy, answers):
                 search = entry.search
                 for hit in hits:
                     j = index_of.get(hit.id)
-                    if j is None or mentions_any(hit, entry.keywords.excluded):  # type: ignore[union-attr]
+                    if j is None or (entry.keywords and mentions_any(hit, entry.keywords.excluded)):
                         continue
                     key = (search.id, hit.id)
                     if key in found:

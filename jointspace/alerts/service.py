@@ -95,7 +95,7 @@ class AlertService:
                             filters=filters_to_text(filters) if filters is not None else "",
                             webhook=check_webhook(webhook))
         compiled = compile_search(saved, self.settings)
-        if compiled.keywords is not None and compiled.keywords.is_empty():  # type: ignore[attr-defined]
+        if compiled.keywords is not None and compiled.keywords.is_empty():
             raise QueryError(f"a {mode} alert needs at least one word or phrase with a positive weight",
                              0 if expression else None, expression or None)
         vectors = {}
