@@ -71,12 +71,3 @@ def folder_to_record(image: Path) -> Path | None:
         return None
     folder = real.parent
     return None if too_broad(folder) else folder
-
-
-def minimal(folders: Iterable[Path]) -> list[Path]:
-    """The folders that are not below another one of them (a root covers its subfolders)."""
-    kept: list[Path] = []
-    for folder in sorted(set(folders), key=lambda f: len(f.parts)):
-        if not below_any(folder, kept):
-            kept.append(folder)
-    return sorted(kept)

@@ -22,7 +22,7 @@ from jointspace.backends import open_backend
 from jointspace.ingest.media_roots import RecordingSource
 from jointspace.ingest.run import IngestRun
 from jointspace.ingest.sources.jsonl import JsonlSource
-from jointspace.media_roots import fixed_roots, minimal, too_broad
+from jointspace.media_roots import fixed_roots, too_broad
 from jointspace.protocols import ModelBundle
 from jointspace.settings import Settings
 
@@ -180,4 +180,3 @@ def test_broad_folders_are_never_recorded() -> None:
     assert too_broad(Path("/tmp")) and too_broad(Path("/")) and too_broad(Path.home())
     assert too_broad(Path.home().parent)
     assert too_broad(Path("/tmp/pictures")) is None
-    assert minimal([Path("/a/b/c"), Path("/a/b"), Path("/a/x")]) == [Path("/a/b"), Path("/a/x")]
