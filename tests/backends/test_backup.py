@@ -229,3 +229,38 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
     finally:
         restored.close()
         source.close()
+
+
+@pytest.mark.es
+@pytest.mark.slow
+def test_elasticsearch_backup_outside_path_repo_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node whose path.repo does not cover the folder: a clear error naming path.repo, nothing half-written."""
+    from jointspace.errors import ConfigurationError, JointspaceError
+    from jointspace.services.elasticsearch_local import LocalElasticsearch
+    from jointspace.settings import get_settings
+
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    monkeypatch.setenv("JOINTSPACE_ES_LOCAL_PATH_REPO", str(allowed))
+    get_settings.cache_clear()
+    node = LocalElasticsearch(tmp_path / "es", owner_pid=os.getpid())
+    try:
+        try:
+            node.start(nodes=1, heap="384m", timeout_s=300)
+        except JointspaceError as exc:
+            pytest.fail(f"a dedicated Elasticsearch node could not start: {exc}", pytrace=False)
+        settings = Settings(home=tmp_path / "home", es_url=node.urls[0], es_index_alias="test-path-repo")
+        backend = open_backend(settings, MODEL, DIM)
+        try:
+            assert not backend.upsert(city_corpus(20, DIM)).errors
+            with pytest.raises(ConfigurationError) as refused:
+                backup(settings, tmp_path / "elsewhere", progress=False)
+            assert "path.repo" in str(refused.value) and str(tmp_path / "elsewhere") in str(refused.value)
+            assert not (tmp_path / "elsewhere" / "manifest.json").exists()
+            manifest = backup(settings, tmp_path / "elsewhere-too", es_location=str(allowed / "b1"), progress=False)
+            assert manifest["posts"] == 20 and (allowed / "b1").is_dir()
+        finally:
+            backend.close()
+    finally:
+        node.stop()
+        get_settings.cache_clear()
