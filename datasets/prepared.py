@@ -8,6 +8,7 @@
     items[0].keywords        # label words for relevance judgements (title, tags and category words)
     items[0].category        # folder/category path inside the package, e.g. "animals/birds"
     items[0].split           # "train" | "val" | "test", 80/10/10, fixed by a hash of the id
+    items[0].photo           # True for a real photograph (the scanner knows), False for drawings, icons, emoji
 
 Items come back in file order (sources in the order asked, each sorted by id). Reading is cheap
 (no images are opened). A source that was never prepared raises ConfigurationError naming the command.
@@ -40,6 +41,7 @@ class Item:
     category: str
     keywords: tuple[str, ...]
     split: str
+    photo: bool = False  # a real photograph; lines written before the field existed read as False
 
     @property
     def id(self) -> str:
@@ -50,7 +52,7 @@ def _item(line: dict[str, Any], base: Path) -> Item:
     image = Path(line["image"])
     post = Post.from_json({**line, "image": str(image if image.is_absolute() else (base / image).resolve())})
     return Item(post=post, category=line.get("category", ""), keywords=tuple(line.get("keywords") or ()),
-                split=line.get("split") or split_of(post.id))
+                split=line.get("split") or split_of(post.id), photo=bool(line.get("photo", False)))
 
 
 def read_posts_file(path: Path) -> list[Item]:

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from jointspace.datasets.dedup import find_duplicates, signature_of
 from jointspace.datasets.items import RawItem
 from jointspace.datasets.prepare import cache_dir_of, unpack
+from jointspace.datasets.prepared import load_items
 from jointspace.datasets.sources import get_source
 from jointspace.datasets.text import ENGLISH_STOP_WORDS, NOISE_WORDS
 from jointspace.settings import get_settings
@@ -148,6 +149,8 @@ def test_prepare_prints_counts_and_drops_a_picture_two_sources_share(home: Path)
     dropped = (home / "data" / "twemoji" / "duplicates.log").read_text().split("\t")
     assert dropped[1] == "2796" and dropped[2].startswith("openmoji-")
     posts = [json.loads(x) for x in (home / "data" / "twemoji" / "posts.jsonl").read_text().splitlines()]
+    assert [p["photo"] for p in posts] == [False] * 5
+    assert [i.photo for i in load_items(home / "data", sources=["twemoji"])] == [False] * 5
     assert len(posts) == 5 and dropped[0] not in {p["id"] for p in posts}
     combined = (home / "data" / "all.jsonl").read_text().splitlines()
     assert len(combined) == 11

@@ -33,16 +33,19 @@ def test_gcompris_monuments_all_have_a_place_and_captions_name_it() -> None:
     assert groups["animals"] == 24 and groups["categorization"] >= 130
     assert len({i.id for i in items}) == len(items)
     assert all(i.image.data and i.image.data[:4] == b"RIFF" for i in items)  # WebP bytes from the archives
+    assert all(i.photo for i in items)
 
 
 @pytest.mark.slow
 def test_scratch_and_kphotoalbum_photos_have_their_words_and_places() -> None:
     backdrops = list(scratch.scan(_root("scratch")))
     assert len(backdrops) >= 55 and all(b.image.path.suffix in {".jpg", ".png"} for b in backdrops)
+    assert all(b.photo for b in backdrops)
     assert any(b.caption == "Lake" and b.category == "nature" for b in backdrops)
     assert next(b for b in backdrops if b.key.endswith("beach-malibu.jpg")).city == "Malibu"
     album = list(kphotoalbum.scan(_root("kphotoalbum")))
     assert len(album) == 24  # 25 entries, one of them a movie
+    assert all(a.photo for a in album)
     assert {a.city for a in album} >= {"Odense", "Skagen", "Las Vegas", "New York"}
     assert all(a.created_at is not None and a.created_at.year < 2010 for a in album)
     assert next(a for a in album if a.key == "wayne.jpg").image.rotate_cw == 90
