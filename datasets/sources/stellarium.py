@@ -1,5 +1,5 @@
-"""stellarium (Debian `stellarium-data`, GPL-2+ with the images' own free licences listed in the
-package's copyright and each sky culture's `info.ini`): two kinds of picture.
+"""stellarium (Debian `stellarium-data`, GPL-2+ per the package's copyright file; each sky culture's
+`info.ini` names its drawings' licence, e.g. western: CC BY-SA 4.0 + Free Art License): two kinds of picture.
 
 - `nebulae/default/*.png`: about 550 telescope photographs of galaxies, nebulae and star clusters
   (real photographs: the textures are astrophotographers' images, credited in `textures.json`).

@@ -1,5 +1,5 @@
-"""wallpapers (Debian `mate-backgrounds`, GPL-2+/CC BY-SA per its copyright, and
-`plasma-workspace-wallpapers`, LGPL-3/CC BY-SA per its copyright): desktop backgrounds, about 55.
+"""wallpapers (Debian `mate-backgrounds`, GPL-2+ and two CC BY-SA 4.0 per its copyright file, and
+`plasma-workspace-wallpapers`, GPL-2+ per its copyright file): desktop backgrounds, about 55.
 
 Words: the file or folder name split into words (`YellowFlower.jpg` in `nature`, `EveningGlow/`) and
 the MATE folder (`nature`, `abstract`). Photos: 23 of them are real photographs; they were picked by
