@@ -24,14 +24,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from jointspace.datasets import debian, npm, raster
-from jointspace.datasets.dedup import (MAX_COLOUR_DIFF, MAX_HASH_DISTANCE, Signature, find_duplicates,
+from jointspace.datasets.dedup import (MAX_ASPECT_RATIO, MAX_COLOUR_DIFF, MAX_HASH_DISTANCE, Signature, find_duplicates,
                                        read_signatures, signature_of, write_signatures)
 from jointspace.datasets.items import ImageSource, RawItem, created_at_of, split_of
 from jointspace.datasets.sources import SOURCE_NAMES, get_source
 from jointspace.errors import ConfigurationError
 
 # Bump when the output for the same package changes (captions, ids, image treatment): forces a redo.
-PIPELINE_VERSION = 4  # 4: the `photo` field, signatures and cross-source de-duplication
+PIPELINE_VERSION = 5  # 4: `photo`, signatures, cross-source de-duplication; 5: signatures of the drawn box
 MARKER = ".prepared.json"
 POSTS = "posts.jsonl"
 ALL_POSTS = "all.jsonl"
@@ -190,8 +190,8 @@ def is_prepared(out_dir: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | 
 def earlier_signatures(name: str, data_dir: Path) -> dict[str, Path]:
     """The signature files of the sources before `name` in `SOURCE_NAMES` that are prepared here."""
     before = SOURCE_NAMES[:SOURCE_NAMES.index(name)]
-    return {s: data_dir / s / SIGNATURES for s in before
-            if (data_dir / s / SIGNATURES).is_file() and (data_dir / s / MARKER).is_file()}
+    return {s: data_dir / s / SIGNATURES for s in before if (data_dir / s / SIGNATURES).is_file()
+            and ((_read_marker(data_dir / s) or {}).get("fingerprint") or {}).get("pipeline") == PIPELINE_VERSION}
 
 
 def prepare_source(name: str, data_dir: Path, cache_dir: Path, size: int = 256, limit: int | None = None,
@@ -210,7 +210,7 @@ def prepare_source(name: str, data_dir: Path, cache_dir: Path, size: int = 256, 
     fingerprint = {"pipeline": PIPELINE_VERSION, "package": package.deb.name, "deb_sha256": package.sha256,
                    "more_packages": {p.deb.name: p.sha256 for p in unpacked[1:]},
                    "size": size, "limit": limit, "earlier": {s: sha256_file(p) for s, p in earlier.items()},
-                   "dedup": [MAX_HASH_DISTANCE, MAX_COLOUR_DIFF]}
+                   "dedup": [MAX_HASH_DISTANCE, MAX_COLOUR_DIFF, MAX_ASPECT_RATIO]}
     marker = is_prepared(out_dir, fingerprint)
     if marker is not None:
         return SourceReport(**{**marker["report"], "skipped": True})

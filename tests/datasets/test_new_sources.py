@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from jointspace.datasets.dedup import find_duplicates, signature_of
+from jointspace.datasets.dedup import BlankPicture, Signature, find_duplicates, signature_of
 from jointspace.datasets.items import RawItem
 from jointspace.datasets.prepare import cache_dir_of, unpack
 from jointspace.datasets.prepared import load_items
@@ -117,6 +117,22 @@ def test_dedup_finds_resized_copies_but_not_recoloured_or_other_pictures() -> No
     found = find_duplicates({"b-copy": signature_of(copy), "b-italy": signature_of(italy)}, earlier)
     assert [(d.id, d.kept_id) for d in found] == [("b-copy", "a-france")]
     assert find_duplicates({}, earlier) == [] and find_duplicates({"b": signature_of(copy)}, {}) == []
+    assert Signature.decode(earlier["a-france"].encode()) == earlier["a-france"]
+
+
+def test_dedup_compares_the_drawing_not_its_white_margin() -> None:
+    """Two small, different icons in a wide white margin (the whole pictures hash alike), and a
+    blank render, which has no signature at all (prepare logs it as a failure)."""
+    square, ring = Image.new("RGB", (256, 256), "white"), Image.new("RGB", (256, 256), "white")
+    ImageDraw.Draw(square).rectangle([100, 100, 150, 150], fill="#cccccc")
+    ImageDraw.Draw(ring).ellipse([90, 90, 160, 160], outline="#555555", width=6)
+    moved = Image.new("RGB", (300, 200), "white")
+    moved.paste(square.crop((90, 90, 160, 160)), (20, 30))  # the same square, elsewhere on another canvas
+    found = find_duplicates({"b-ring": signature_of(ring), "b-moved": signature_of(moved)},
+                            {"a-square": signature_of(square)})
+    assert [(d.id, d.kept_id) for d in found] == [("b-moved", "a-square")]
+    with pytest.raises(BlankPicture):
+        signature_of(Image.new("RGB", (64, 64), (254, 254, 254)))
 
 
 @pytest.fixture()
