@@ -142,36 +142,37 @@ def home(tmp_path: Path) -> Path:
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "debs").symlink_to(cache_dir_of(settings.home))
     (tmp_path / "data" / "packages").mkdir(parents=True)
-    for name in ("openmoji", "twemoji"):
+    for name in ("mdi", "tabler"):
         root = _roots(name)[0]
         (tmp_path / "data" / "packages" / root.name).symlink_to(root)
     return tmp_path
 
 
+def _prepare(home: Path) -> subprocess.CompletedProcess[str]:
+    # Ids hash the icon's name, the same in both sets: the first 215 of each hold `wiper`.
+    return subprocess.run([sys.executable, "-c", "from jointspace.cli import main; main()", "data", "prepare",
+                           "--sources", "mdi,tabler", "--limit", "215", "--size", "64"],
+                          env={**os.environ, "JOINTSPACE_HOME": str(home)}, capture_output=True, text=True,
+                          timeout=600)
+
+
 @pytest.mark.slow
 def test_prepare_prints_counts_and_drops_a_picture_two_sources_share(home: Path) -> None:
-    """openmoji and twemoji both draw U+2796 HEAVY MINUS SIGN as a plain bar: the same picture, kept once."""
-    env = {**os.environ, "JOINTSPACE_HOME": str(home)}
-    result = subprocess.run([sys.executable, "-c", "from jointspace.cli import main; main()", "data", "prepare",
-                             "--sources", "openmoji,twemoji", "--limit", "6", "--size", "96"],
-                            env=env, capture_output=True, text=True, timeout=600)
+    """mdi and tabler draw the same windscreen wiper (`wiper`): one picture, kept once, in the first source."""
+    result = _prepare(home)
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
     assert rows["source"][:5] == ["source", "pictures", "photos", "words", "dupes"]
-    # The first six ids of each (ids are hashes of the code point, the same in both) hold U+2796.
-    assert rows["openmoji"][1:3] == ["6", "0"] and rows["openmoji"][4] == "0" and int(rows["openmoji"][3]) >= 6
-    assert rows["twemoji"][1] == "5" and rows["twemoji"][4] == "1"
-    assert rows["all"][1:4] == ["11", "0", "1"] and "from 2 sources" in result.stdout
-    dropped = (home / "data" / "twemoji" / "duplicates.log").read_text().split("\t")
-    assert dropped[1] == "2796" and dropped[2].startswith("openmoji-")
-    posts = [json.loads(x) for x in (home / "data" / "twemoji" / "posts.jsonl").read_text().splitlines()]
-    assert [p["photo"] for p in posts] == [False] * 5
-    assert [i.photo for i in load_items(home / "data", sources=["twemoji"])] == [False] * 5
-    assert len(posts) == 5 and dropped[0] not in {p["id"] for p in posts}
-    combined = (home / "data" / "all.jsonl").read_text().splitlines()
-    assert len(combined) == 11
+    assert rows["mdi"][1:3] == ["215", "0"] and rows["mdi"][4] == "0" and int(rows["mdi"][3]) > 215
+    assert rows["tabler"][1:3] == ["214", "0"] and rows["tabler"][4] == "1" and int(rows["tabler"][3]) > 214
+    assert rows["all"][1:4] == ["429", "0", "1"] and "from 2 sources" in result.stdout
+    dropped = (home / "data" / "tabler" / "duplicates.log").read_text().split("\t")
+    assert dropped[1] == "wiper" and dropped[2] == dropped[0].replace("tabler-", "mdi-")
+    posts = [json.loads(x) for x in (home / "data" / "tabler" / "posts.jsonl").read_text().splitlines()]
+    assert len(posts) == 214 and dropped[0] not in {p["id"] for p in posts}
+    assert not any(p["photo"] for p in posts)
+    assert not any(i.photo for i in load_items(home / "data", sources=["tabler"]))
+    assert len((home / "data" / "all.jsonl").read_text().splitlines()) == 429
 
-    again = subprocess.run([sys.executable, "-c", "from jointspace.cli import main; main()", "data", "prepare",
-                            "--sources", "openmoji,twemoji", "--limit", "6", "--size", "96"],
-                           env=env, capture_output=True, text=True, timeout=600)
+    again = _prepare(home)
     assert again.returncode == 0 and again.stdout.count("(cached)") == 2
