@@ -66,4 +66,4 @@ def unpack(package: str, cache_dir: Path, packages_dir: Path) -> UnpackedPackage
             shutil.rmtree(root, ignore_errors=True)
             raise ConfigurationError(f"unpacking {tgz.name} failed: {exc}") from exc
         stamp.write_text(digest + "\n")
-    return UnpackedPackage(name=package, deb=tgz, sha256=digest, root=root)
+    return UnpackedPackage(name=package, deb=tgz, sha256=digest, root=root)  # `deb`: the downloaded file

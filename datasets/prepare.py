@@ -1,4 +1,4 @@
-"""`jointspace data prepare`: Debian packages → prepared pictures and `posts.jsonl` per source, cached.
+"""`jointspace data prepare`: Debian and npm packages → prepared pictures and `posts.jsonl` per source, cached.
 
 Per source the output folder holds `images/<id>.png|jpg`, `posts.jsonl` (the DESIGN's post format plus
 `category`, `keywords`, `split`, `photo`), `failures.log` (pictures that could not be rendered, with the

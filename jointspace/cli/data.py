@@ -12,7 +12,7 @@ from jointspace.datasets.sources import SOURCE_NAMES
 
 DEFAULT_SOURCES = ",".join(SOURCE_NAMES)  # every source
 
-data_app = typer.Typer(help="Prepare the training, demo and test data from Debian packages, or import your own posts.",
+data_app = typer.Typer(help="Prepare the training, demo and test data from Debian and npm packages, or import your own posts.",
                        no_args_is_help=True)
 
 
