@@ -176,3 +176,15 @@ def test_prepare_prints_counts_and_drops_a_picture_two_sources_share(home: Path)
 
     again = _prepare(home)
     assert again.returncode == 0 and again.stdout.count("(cached)") == 2
+
+
+def test_npm_packages_are_pinned_and_named_as_npm_pack_names_them() -> None:
+    from jointspace.datasets import npm
+    from jointspace.errors import ConfigurationError
+
+    assert npm.tarball_name("npm:@mdi/svg@7.4.47") == "mdi-svg-7.4.47.tgz"
+    assert npm.tarball_name("npm:openmoji@17.0.0") == "openmoji-17.0.0.tgz"
+    with pytest.raises(ConfigurationError, match="exact version"):
+        npm.tarball_name("npm:openmoji")
+    for name in ("openmoji", "twemoji", "notoemoji", "mdi", "tabler"):
+        assert all(npm.is_npm(p) and "@" in p.removeprefix("npm:@") for p in get_source(name).packages)
