@@ -22,6 +22,7 @@ from .matching import facet_fields
 
 Mode = Literal["semantic", "keyword", "hybrid"]
 
+
 # Parameters that may be left out are documented without `null`: a query string or a form field
 # is absent or holds a value, never a null.
 def _documented(schema: dict[str, Any], description: str) -> WithJsonSchema:
