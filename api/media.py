@@ -18,8 +18,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
+from jointspace.images import on_white, shrink_longer_side, upright
 from jointspace.media_roots import below_any, configured_root, fixed_roots, ref_to_path
 from jointspace.settings import Settings
 
@@ -162,9 +163,7 @@ class MediaStore:
                 if img.width * img.height > self.max_pixels:
                     raise MediaNotFound(str(source), "too many pixels for a thumbnail (JOINTSPACE_IMAGE_MAX_PIXELS)")
                 img.draft("RGB", (self.thumbnail_px, self.thumbnail_px))  # JPEG: decode at reduced size
-                img = ImageOps.exif_transpose(img)
-                img.thumbnail((self.thumbnail_px, self.thumbnail_px), Image.Resampling.LANCZOS)
-                thumb = _on_white(img)
+                thumb = on_white(shrink_longer_side(upright(img), self.thumbnail_px))
         except MediaNotFound:
             raise
         except (OSError, Image.DecompressionBombError, ValueError) as exc:
@@ -180,11 +179,3 @@ class MediaStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-
-def _on_white(img: Image.Image) -> Image.Image:
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, "white")
-        canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas
-    return img.convert("RGB")

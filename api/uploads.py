@@ -8,9 +8,10 @@ import tempfile
 from pathlib import Path
 
 from fastapi import HTTPException, UploadFile
-from PIL import Image, ImageOps
+from PIL import Image
 
 from jointspace.api.media import SAFE_MIME
+from jointspace.images import DecodeLimits, ImageRejected, decode
 from jointspace.media_roots import uploads_dir
 from jointspace.settings import Settings
 
@@ -48,20 +49,17 @@ def check_image(data: bytes, settings: Settings, name: str | None) -> str:
 
 
 def read_upload_image(upload: UploadFile, settings: Settings) -> Image.Image:
-    """The upload as an RGB image (transparent parts on white). 413 / 400 with the reason."""
+    """The upload decoded exactly as an ingested picture is (`jointspace.images.decode`: upright,
+    transparent parts on white, shrunk to `decode_max_side`), so a copy of an indexed picture finds
+    it. 413 / 400 with the reason."""
     data = read_bounded(upload, settings.image_max_bytes)
     try:
         check_image(data, settings, upload.filename)
+        return decode(data, DecodeLimits.from_settings(settings))
     except BadImage as exc:
         raise HTTPException(400, str(exc)) from None
-    with Image.open(io.BytesIO(data)) as img:
-        img = ImageOps.exif_transpose(img)
-        if img.mode in ("RGBA", "LA", "P"):
-            rgba = img.convert("RGBA")
-            canvas = Image.new("RGB", rgba.size, "white")
-            canvas.paste(rgba, mask=rgba.getchannel("A"))
-            return canvas
-        return img.convert("RGB")
+    except ImageRejected as exc:
+        raise HTTPException(400, f"{upload.filename!r} is not a readable image ({exc.reason})") from None
 
 
 def store_upload(data: bytes, fmt: str, settings: Settings) -> Path:

@@ -31,7 +31,7 @@ from jointspace.ingest.sources import open_source
 from jointspace.records import Document
 from jointspace.settings import Settings, get_settings
 from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
-from jointspace.workers.images import load_image
+from jointspace.images import load_image
 from jointspace.workers.runtime import decode_limits, load_model_bundle, open_context, open_search_backend
 
 PHOTO_SOURCES = ("scratch", "gcompris", "kphotoalbum")

@@ -7,28 +7,8 @@ from pathlib import Path
 from PIL import Image
 
 from jointspace.datasets.items import ImageSource
-
-WHITE = (255, 255, 255)
-
-
-def on_white(image: Image.Image) -> Image.Image:
-    """RGB copy with any transparency composited over white (palette and LA modes included)."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, WHITE)
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
-
-
-def fit(image: Image.Image, size: int) -> Image.Image:
-    """Scaled so that the longest side is `size` (up or down), aspect ratio kept."""
-    width, height = image.size
-    scale = size / max(width, height)
-    target = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if target == image.size:
-        return image
-    return image.resize(target, Image.Resampling.LANCZOS)
+from jointspace.images import fit_longer_side as fit
+from jointspace.images import on_white
 
 
 def render_svg(data: bytes, size: int) -> Image.Image:

@@ -24,7 +24,7 @@ from jointspace.protocols import ImageEncoder, SearchBackend
 from jointspace.records import Document, Post
 from jointspace.workers import metrics
 from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
-from jointspace.workers.images import DecodeLimits, ImageRejected, load_image
+from jointspace.images import DecodeLimits, ImageRejected, load_image
 
 
 # Per-item bulk failures that mean "not now" rather than "never": the whole batch is retried.

@@ -11,7 +11,7 @@ from jointspace.errors import ConfigurationError
 from jointspace.protocols import ModelBundle, SearchBackend
 from jointspace.settings import Settings
 from jointspace.workers.dead_letters import DeadLetterStore, open_dead_letters
-from jointspace.workers.images import DecodeLimits
+from jointspace.images import DecodeLimits
 from jointspace.workers.pipeline import BatchRunner
 
 
@@ -36,8 +36,7 @@ def open_search_backend(settings: Settings, bundle: ModelBundle) -> SearchBacken
 
 
 def decode_limits(settings: Settings) -> DecodeLimits:
-    return DecodeLimits(max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels,
-                        max_side=settings.decode_max_side)
+    return DecodeLimits.from_settings(settings)
 
 
 @dataclass

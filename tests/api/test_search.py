@@ -129,6 +129,20 @@ def test_search_by_uploaded_photo(api: Api) -> None:
     assert {h["city"] for h in with_terms["hits"]} == {"london"}
 
 
+def test_uploaded_copy_of_an_indexed_picture_finds_it_at_similarity_one(api: Api) -> None:
+    # Upload and ingestion share one image path (jointspace.images), so the very file that was
+    # indexed, uploaded as a query photo, lands on its own vector: score = dot product of the two.
+    for post in api.corpus.posts[:3]:
+        data = (api.corpus.root / post["image"]).read_bytes()
+        r = api.client.post("/search", files={"image": ("copy.png", data, "image/png")},
+                            data={"k": "1", "collapse": "false", "include_vector": "true"})
+        assert r.status_code == 200, r.text
+        top = r.json()["hits"][0]
+        assert top["id"] == post["id"]
+        assert top["score"] >= 0.999, (post["id"], top["score"])
+        assert float(np.linalg.norm(top["vector"])) == pytest.approx(1.0, abs=1e-3)
+
+
 def test_search_by_photo_refuses_non_images(api: Api) -> None:
     r = api.client.post("/search", files={"image": ("notes.txt", b"not an image at all", "text/plain")})
     assert r.status_code == 400 and "not a readable image" in r.json()["message"]

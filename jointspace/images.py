@@ -1,4 +1,11 @@
-"""Read and decode one image safely: every way a file can be bad becomes an `ImageRejected` with a reason."""
+"""The one image path: reading, decoding, EXIF orientation, transparency on white and shrinking.
+
+Ingestion (workers), photo uploads (`POST /search`), thumbnails (`api/media.py`) and data
+preparation (`datasets/raster.py`) all go through here, so a query photo reaches the encoder
+exactly as the same picture did when it was indexed. Every way a file can be bad becomes an
+`ImageRejected` with a reason. The encoder's own final resize and normalisation stay with the
+encoder (`encoders/backbone.py`): they belong to the model, not to the file.
+"""
 from __future__ import annotations
 
 import os
@@ -8,6 +15,10 @@ from io import BytesIO
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from jointspace.settings import Settings
+
+WHITE = (255, 255, 255)
 
 
 class ImageRejected(Exception):
@@ -25,6 +36,11 @@ class DecodeLimits:
     max_pixels: int
     max_side: int  # the shorter side is shrunk to this; the encoder does its own final resize
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DecodeLimits:
+        return cls(max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels,
+                   max_side=settings.decode_max_side)
+
 
 def read_bytes(path: str | Path, max_bytes: int) -> bytes:
     try:
@@ -41,12 +57,51 @@ def read_bytes(path: str | Path, max_bytes: int) -> bytes:
         raise ImageRejected("read", f"cannot read {path}: {exc.strerror}") from None
 
 
-def _on_white(image: Image.Image) -> Image.Image:
-    """Transparent drawings go on white, as the encoder was trained on them."""
+def has_transparency(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+
+
+def on_white(image: Image.Image) -> Image.Image:
+    """An RGB copy with any transparency composited over white, as the encoder was trained on
+    drawings (RGBA, LA, PA and palette images with a transparent colour alike)."""
+    if not has_transparency(image):
+        return image if image.mode == "RGB" else image.convert("RGB")
     rgba = image.convert("RGBA")
-    canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+    canvas = Image.new("RGB", rgba.size, WHITE)
     canvas.paste(rgba, mask=rgba.getchannel("A"))
     return canvas
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """Turned as its EXIF orientation says (a phone photo taken sideways stands up)."""
+    return ImageOps.exif_transpose(image)
+
+
+def shrink_shorter_side(image: Image.Image, max_side: int) -> Image.Image:
+    """The encoder's input: the shorter side at most `max_side` (never enlarged)."""
+    shorter = min(image.size)
+    if shorter <= max_side:
+        return image
+    scale = max_side / shorter
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        Image.Resampling.BILINEAR)
+
+
+def shrink_longer_side(image: Image.Image, max_side: int) -> Image.Image:
+    """A thumbnail: the longer side at most `max_side` (never enlarged), aspect ratio kept."""
+    image = image.copy()  # thumbnail() works in place; the caller's image stays as it was
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    return image
+
+
+def fit_longer_side(image: Image.Image, size: int) -> Image.Image:
+    """Scaled so that the longer side is `size` (up or down), aspect ratio kept (prepared data)."""
+    width, height = image.size
+    scale = size / max(width, height)
+    target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if target == image.size:
+        return image
+    return image.resize(target, Image.Resampling.LANCZOS)
 
 
 def decode(data: bytes, limits: DecodeLimits) -> Image.Image:
@@ -63,11 +118,7 @@ def decode(data: bytes, limits: DecodeLimits) -> Image.Image:
             # JPEG can decode straight at a fraction of the size: much faster for big photos.
             image.draft("RGB", (limits.max_side, limits.max_side))
             image.load()
-            image = ImageOps.exif_transpose(image)
-            if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-                image = _on_white(image)
-            elif image.mode != "RGB":
-                image = image.convert("RGB")
+            image = on_white(upright(image))
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -77,12 +128,7 @@ def decode(data: bytes, limits: DecodeLimits) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         # Truncated files, broken headers and modes PIL cannot convert all land here.
         raise ImageRejected("decode", f"broken image: {exc}") from None
-    shorter = min(image.size)
-    if shorter > limits.max_side:
-        scale = limits.max_side / shorter
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BILINEAR)
-    return image
+    return shrink_shorter_side(image, limits.max_side)
 
 
 def load_image(path: str | Path, limits: DecodeLimits) -> Image.Image:
