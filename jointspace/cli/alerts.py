@@ -105,14 +105,19 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print {\"alerts\
 
 
 @alerts_app.command("remove")
-def remove(search_id: Annotated[str, typer.Argument(metavar="ID", help="The saved search's id.")]) -> None:
+def remove(search_id: Annotated[str, typer.Argument(metavar="ID", help="The saved search's id.")],
+           as_json: Annotated[bool, typer.Option("--json", help="Print {\"id\": ..., \"removed\": true}.")] = False,
+           ) -> None:
     """Delete a saved search with its matches, stream and deliveries."""
     from jointspace.alerts.service import AlertNotFound
 
     with _store() as store:
         if not store.remove(search_id):
             raise AlertNotFound(f"no saved search with id {search_id!r} (see `jointspace alerts list`)")
-    print(f"removed {search_id}")
+    if as_json:
+        _print({"id": search_id, "removed": True})
+    else:
+        print(f"removed {search_id}")
 
 
 @alerts_app.command("matches")

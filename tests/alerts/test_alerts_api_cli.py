@@ -127,7 +127,8 @@ def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
     shown = _run(env, "alerts", "matches", alert["id"])
     assert shown.returncode == 0 and shown.stdout.count("a red picture") == 2
 
-    assert _run(env, "alerts", "remove", alert["id"]).returncode == 0
+    removed = _run(env, "alerts", "remove", alert["id"], "--json")
+    assert removed.returncode == 0 and json.loads(removed.stdout) == {"id": alert["id"], "removed": True}
     assert _run(env, "alerts", "remove", alert["id"]).returncode == 2
     gone = _run(env, "alerts", "matches", alert["id"], "--json")
     assert gone.returncode == 2 and alert["id"] in json.loads(gone.stdout)["message"]
