@@ -40,7 +40,7 @@ PROBE_WORDS = ("photo", "beach", "dog", "red", "city")
 ZEROSHOT_NAME = "zeroshot-minilm-lite0"
 SHIPPED_DIR = "bundled/default"  # inside this package: the bundle shipped with jointspace
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_PATH_KEYS = ("path", "weights", "class_matrix")
+_PATH_KEYS = ("path", "weights", "class_matrix", "vocabulary", "vocab_matrix")
 
 
 def code_version() -> str:

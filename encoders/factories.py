@@ -120,3 +120,31 @@ def head(config: dict[str, Any], text: TextEncoder, settings: Settings) -> Image
         zs = ZeroShotImageEncoder(backbone, _class_matrix(config, text),
                                   top_k=int(config.get("top_k", settings.zeroshot_top_k)))
     return HeadImageEncoder(backbone, module, zs, weight, batch_size=settings.batch_size)
+
+
+# a pretrained CLIP-style model (`jointspace model import open-clip`): both sides share one model
+def _open_clip(config: dict[str, Any], settings: Settings):  # noqa: ANN202
+    from jointspace.encoders.open_clip_encoders import shared_model
+
+    if not config.get("arch") or not config.get("weights"):
+        raise ConfigurationError("an open-clip bundle's config needs `arch` and `weights` "
+                                 "(`jointspace model import open-clip` writes both)")
+    import torch
+
+    device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return shared_model(str(config["arch"]), Path(config["weights"]), device=device,
+                        threads=settings.torch_threads)
+
+
+def open_clip_text(config: dict[str, Any], settings: Settings) -> TextEncoder:
+    from jointspace.encoders.open_clip_encoders import OpenClipTextEncoder, read_vocab_matrix, read_words
+
+    clip = _open_clip(config, settings)
+    words = read_words(config.get("vocabulary"))
+    return OpenClipTextEncoder(clip, words, read_vocab_matrix(config.get("vocab_matrix"), words, clip.dim))
+
+
+def open_clip_image(config: dict[str, Any], text: TextEncoder, settings: Settings) -> ImageEncoder:
+    from jointspace.encoders.open_clip_encoders import OpenClipImageEncoder
+
+    return OpenClipImageEncoder(_open_clip(config, settings), batch_size=settings.batch_size)
