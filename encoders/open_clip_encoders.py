@@ -82,14 +82,14 @@ def load_clip(arch: str, checkpoint: Path, device: str = "cpu", threads: int | N
 
     if threads and device == "cpu":
         torch.set_num_threads(threads)
-    try:
+    try:  # the tokenizer first: cheap, and the step that would need the hub for SigLIP / HF-text archs
+        tokenizer = open_clip.get_tokenizer(arch)
         # open_clip warns "initialized randomly" for pretrained=None: untrue here, the checkpoint follows.
         logging.disable(logging.WARNING)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, device="cpu")
         finally:
             logging.disable(logging.NOTSET)
-        tokenizer = open_clip.get_tokenizer(arch)
     except OSError as exc:  # an HF-hub text tower or tokenizer that is not in the local cache
         raise ConfigurationError(f"open_clip architecture {arch!r} needs Hugging Face files that are not on this "
                                  f"machine, and nothing is downloaded at run time ({exc}); choose an arch with "
@@ -107,10 +107,10 @@ def load_clip(arch: str, checkpoint: Path, device: str = "cpu", threads: int | N
 def _checkpoint_error(arch: str, checkpoint: Path, exc: Exception) -> ConfigurationError:
     """A file torch cannot read at all (its errors are of many kinds: UnpicklingError, an archive
     error, a safetensors header error) versus a readable checkpoint whose tensors do not fit."""
-    import open_clip
+    from open_clip.factory import load_state_dict
 
     try:
-        tensors = open_clip.load_state_dict(str(checkpoint))
+        tensors = load_state_dict(str(checkpoint))
         readable = isinstance(tensors, dict) and bool(tensors)
     except Exception:  # noqa: BLE001
         readable = False
