@@ -9,7 +9,7 @@ from jointspace.datasets.text import content_words, hashtag, unique
 EMOJI_NOISE = frozenset({
     "emoji", "emojis", "extras", "unicode", "openmoji", "component", "symbol", "symbols", "sign", "other",
     "type", "selector", "variation", "keycap", "regional", "indicator", "letter", "skin", "tone",
-    "medium", "light", "dark", "modifier", "fitzpatrick", "subdivision", "misc",
+    "medium", "light", "dark", "modifier", "fitzpatrick", "subdivision", "misc", "icon",
 })
 # Two-letter words that are words; other two-letter tokens are country or language codes (`flag-eg`).
 SHORT_WORDS = frozenset({"ox", "tv", "ok", "cd", "dj", "id", "pc", "ab", "up", "uk", "us", "ufo"})
@@ -20,8 +20,8 @@ def label_words(*texts: str | Iterable[str]) -> tuple[str, ...]:
     out: list[str] = []
     for text in texts:
         for part in ([text] if isinstance(text, str) else text):
-            out += [w for w in content_words(part.replace(":", " "))
-                    if w not in EMOJI_NOISE and (len(w) > 2 or w in SHORT_WORDS)]
+            out += [w for w in content_words(part.replace(":", " ")) if w not in EMOJI_NOISE
+                    and (len(w) > 2 or w in SHORT_WORDS) and not any(c.isdigit() for c in w)]
     return unique(out)
 
 

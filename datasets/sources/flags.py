@@ -39,7 +39,7 @@ def scan(root: Path, iso_root: Path) -> Iterator[RawItem]:
             texts = [name]
         else:
             continue
-        words = unique(w for t in texts for w in content_words(t) if w not in NOISE)
+        words = unique(w for t in texts for w in content_words(t) if w not in NOISE and len(w) > 2)  # not `el`, `da`
         yield RawItem(
             source=SOURCE, key=svg.name, image=ImageSource("svg", path=svg), caption=f"Flag of {name}",
             hashtags=unique(["flag", *(hashtag(t) or "" for t in texts[:1])]),

@@ -21,11 +21,13 @@ SKIPPED_TAGS = {"Brand / Logo", "Alpha / Numeric"}
 # Name parts that describe the drawing's style or an action on the thing, not the thing.
 NOISE = frozenset({"outline", "variant", "alt", "multiple", "box", "circle", "square", "plus", "minus",
                    "remove", "check", "off", "edit", "settings", "cog", "lock", "sync", "alert", "arrow",
-                   "left", "right", "top", "bottom", "vertical", "horizontal", "thick", "bold", "outline"})
+                   "left", "right", "top", "bottom", "vertical", "horizontal", "thick", "bold", "emoji", "icon",
+                   "icons", "symbolic"})
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in content_words(text.replace("-", " ")) if w not in NOISE and len(w) > 2]
+    return [w for w in content_words(text.replace("-", " "))
+            if w not in NOISE and len(w) > 2 and not any(c.isdigit() for c in w)]  # `mp3`, `4x4`: codes
 
 
 def scan(root: Path) -> Iterator[RawItem]:

@@ -106,7 +106,7 @@ def _nebula_items(root: Path) -> Iterator[RawItem]:
             label = _plain_name(png.stem)
             proper = [label]
         title = f"{label} ({proper[0]})" if proper and proper[0] != label else label
-        words = [w for p in proper[:3] for w in content_words(p) if not w.isdigit() and len(w) > 2]
+        words = [w for p in proper[:3] for w in content_words(p) if len(w) > 2 and not any(c.isdigit() for c in w)]
         yield RawItem(
             source=SOURCE, key=f"nebulae/{png.name}", image=ImageSource("raster", path=png),
             caption=one_line(f"Telescope photograph of {title}"), category="nebulae",

@@ -18,11 +18,12 @@ SOURCE = "tabler"
 PACKAGE = Path("package")
 SKIPPED_CATEGORIES = {"Brand", "Letters", "Numbers"}
 NOISE = frozenset({"outline", "filled", "off", "alt", "plus", "minus", "check", "dots", "left", "right", "up",
-                   "down", "top", "bottom", "horizontal", "vertical"})
+                   "down", "top", "bottom", "horizontal", "vertical", "emoji", "icon", "icons", "symbolic"})
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in content_words(text.replace("-", " ")) if w not in NOISE and len(w) > 2]
+    return [w for w in content_words(text.replace("-", " "))
+            if w not in NOISE and len(w) > 2 and not any(c.isdigit() for c in w)]  # `a11y`, `i18n`: codes
 
 
 def scan(root: Path) -> Iterator[RawItem]:

@@ -47,7 +47,8 @@ def _item(key: str, path: Path, name: str, folder: str) -> RawItem:
     title = name_words(name)
     caption = f"{title.capitalize()}: {described}" if described else title.capitalize()
     place = "" if folder in ("plasma", "desktop") else folder  # where it sits, not what it shows
-    words = [w for w in content_words(f"{title} {described or ''} {place}") if len(w) > 2]
+    words = [w for w in content_words(f"{title} {described or ''} {place}")
+             if len(w) > 2 and not any(c.isdigit() for c in w)]  # not `1am`
     return RawItem(
         source=SOURCE, key=key, image=ImageSource("raster", path=path), caption=caption,
         hashtags=unique([hashtag(title) or "", "wallpaper", hashtag(folder) or ""]),
