@@ -31,7 +31,7 @@ from jointspace.datasets.sources import SOURCE_NAMES, get_source
 from jointspace.errors import ConfigurationError
 
 # Bump when the output for the same package changes (captions, ids, image treatment): forces a redo.
-PIPELINE_VERSION = 5  # 4: `photo`, signatures, cross-source de-duplication; 5: signatures of the drawn box
+PIPELINE_VERSION = 6  # 4: `photo`, signatures, cross-source de-duplication; 5: signatures of the drawn box; 6: label words without codes
 MARKER = ".prepared.json"
 POSTS = "posts.jsonl"
 ALL_POSTS = "all.jsonl"
