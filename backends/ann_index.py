@@ -30,7 +30,7 @@ class AnnParams:
 
     m: int = 16
     ef_construction: int = 100
-    ef_search: int = 100
+    ef_search: int = 200
     ef_search_max: int = 4_000
 
 

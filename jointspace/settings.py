@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # Embedded store: kNN over at least this many candidate rows (after filters) walks an HNSW graph
     # (faiss, saved beside the vectors); fewer are scored exactly, so selective filters stay exact.
     embedded_ann_min_rows: int = 50_000
-    embedded_ann_ef_search: int = 100  # walk breadth, divided by the share of rows a filter keeps
+    embedded_ann_ef_search: int = 200  # walk breadth (÷ the share a filter keeps); docs/scale.md: 0.998 at 60k
     embedded_ann_m: int = 16
     embedded_ann_ef_construction: int = 100
     rrf_k: int = 60
