@@ -2,6 +2,7 @@
 matches live as Server-Sent Events (`GET /alerts/{id}/events`, what the page's panel listens to)."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -87,7 +88,8 @@ def _event(match: Match) -> str:
     return f"id: {match.cursor}\nevent: match\ndata: {data}\n\n"
 
 
-@router.get("/{search_id}/events", responses=NOT_FOUND, response_class=StreamingResponse)
+@router.get("/{search_id}/events", response_class=StreamingResponse,
+            responses={**NOT_FOUND, 400: {"model": ErrorOut, "description": "Not an event cursor of this search"}})
 async def alert_events(search_id: str, request: Request, services: ServicesDep,
                        after: Annotated[str | None, Query(description="Resume after this cursor (default: "
                                                                       "from now on)")] = None,
@@ -100,26 +102,38 @@ async def alert_events(search_id: str, request: Request, services: ServicesDep,
     # Fix the starting point before answering, so that a match recorded right after the client
     # connected is never missed.
     cursor = last_event_id or after
-    if cursor is None:
-        _, cursor = await run_in_threadpool(store.events_after, search_id, None, 0.0)
+    try:
+        # Also checks a client's cursor here, so a bad one is a 400 and not a stream that breaks
+        # after its 200 (the browser would reconnect with it forever).
+        first, cursor = await run_in_threadpool(store.events_after, search_id, cursor, 0.0)
+    except ValueError:
+        raise HTTPException(400, f"not an event cursor of this search: {cursor!r}") from None
+    poll_s = services.settings.alerts_events_poll_s
 
     async def stream() -> AsyncIterator[str]:
         nonlocal cursor
         yield "retry: 2000\n\n"
+        for match in first:
+            yield _event(match)
         started = last_sent = time.monotonic()
         while time.monotonic() - started < STREAM_MAX_S:
             if await request.is_disconnected():
                 return
-            found, cursor = await run_in_threadpool(store.events_after, search_id, cursor, 1.0)
+            # Never block a pool thread while waiting: open streams would starve every other
+            # synchronous route of Starlette's 40 threads. Look without waiting, then sleep here.
+            found, cursor = await run_in_threadpool(store.events_after, search_id, cursor, 0.0)
             for match in found:
                 yield _event(match)
                 last_sent = time.monotonic()
-            if not found and time.monotonic() - last_sent > KEEP_ALIVE_S:
+            if found:
+                continue
+            if time.monotonic() - last_sent > KEEP_ALIVE_S:
                 if await run_in_threadpool(store.get, search_id) is None:
                     yield f"event: removed\ndata: {json.dumps({'id': search_id})}\n\n"
                     return
                 yield ": keep-alive\n\n"
                 last_sent = time.monotonic()
+            await asyncio.sleep(poll_s)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

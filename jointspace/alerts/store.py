@@ -69,7 +69,8 @@ class AlertStore(Protocol):
 
     def events_after(self, search_id: str, cursor: str | None, block_s: float) -> tuple[list[Match], str]:
         """Matches recorded after `cursor` (None: from now on), waiting up to `block_s` for the first;
-        returns them oldest first and the cursor to continue from."""
+        returns them oldest first and the cursor to continue from. A cursor this store never gave
+        out raises ValueError."""
         ...
 
     def match(self, search_id: str, post_id: str) -> Match | None: ...

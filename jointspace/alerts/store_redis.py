@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import numpy as np
+import redis
 
 from .records import Delivery, Match, SavedSearch
 
@@ -165,7 +166,10 @@ class RedisAlertStore:
         if cursor is None:
             last = self._redis.xrevrange(stream, count=1)
             cursor = last[0][0] if last else "0-0"
-        answer = self._redis.xread({stream: cursor}, block=max(1, int(block_s * 1000)), count=500)
+        try:
+            answer = self._redis.xread({stream: cursor}, block=max(1, int(block_s * 1000)), count=500)
+        except redis.exceptions.ResponseError as exc:  # not a stream id: the protocol's ValueError
+            raise ValueError(f"not a stream cursor: {cursor!r}") from exc
         found: list[Match] = []
         for _, entries in answer or ():
             for entry_id, fields in entries:

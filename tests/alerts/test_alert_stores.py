@@ -85,3 +85,5 @@ def test_events_follow_new_matches_from_a_cursor(store: AlertStore) -> None:
     assert [m.post_id for m in store.events_after("s1", cursor, 1.0)[0]] == ["c"]
     assert [m.post_id for m in store.events_after("s1", found[0].cursor, 0.0)[0]] == ["b", "c"]  # resume
     assert store.events_after("s1", store.events_after("s1", cursor, 0.0)[1], 0.2)[0] == []
+    with pytest.raises(ValueError):  # a cursor the store never gave out: the API answers 400
+        store.events_after("s1", "not-a-cursor", 0.0)

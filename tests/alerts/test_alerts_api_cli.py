@@ -81,6 +81,8 @@ def test_http_alerts_save_list_match_and_remove(tmp_path: Path, client: TestClie
     assert matches["alert"]["matches"] == len(expected)
     assert client.get(f"/alerts/{alert['id']}/matches", params={"since": "2999-01-01"}).json()["matches"] == []
     assert client.get(f"/alerts/{alert['id']}/matches", params={"since": "soon"}).status_code == 400
+    bad_cursor = client.get(f"/alerts/{alert['id']}/events", params={"after": "not-a-cursor"})
+    assert bad_cursor.status_code == 400 and "cursor" in bad_cursor.json()["message"]
 
     assert client.delete(f"/alerts/{alert['id']}").status_code == 401
     assert client.delete(f"/alerts/{alert['id']}", headers=key).json() == {"id": alert["id"], "deleted": True}
