@@ -17,6 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from jointspace.api.services import ApiServices
+from jointspace.atomic_write import write_text_atomic
 from jointspace.settings import Settings
 
 DEMO_CITIES = ("london", "paris", "sydney", "tokyo", "new york")
@@ -51,9 +52,7 @@ def prepare_demo_posts(settings: Settings, n: int = 200, sources: Sequence[str] 
         digest = int(hashlib.sha1(item.id.encode()).hexdigest(), 16)
         lines.append({**item.post.to_json(), "city": item.post.city or DEMO_CITIES[digest % len(DEMO_CITIES)],
                       "created_at": (base + timedelta(hours=digest % (24 * 365))).isoformat()})
-    tmp = target.with_suffix(".part")
-    tmp.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
-    tmp.replace(target)
+    write_text_atomic(target, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
     return target
 
 

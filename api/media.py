@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import logging
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from jointspace.atomic_write import atomic_open
 from jointspace.images import on_white, shrink_longer_side, upright
 from jointspace.media_roots import below_any, configured_root, fixed_roots, ref_to_path
 from jointspace.settings import Settings
@@ -168,14 +168,7 @@ class MediaStore:
             raise
         except (OSError, Image.DecompressionBombError, ValueError) as exc:
             raise MediaNotFound(str(source), NOT_RASTER) from exc
-        target.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename: two requests racing for the same thumbnail never see half a file.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                thumb.save(fh, "JPEG", quality=85, optimize=True)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(target, "wb") as fh:
+            thumb.save(fh, "JPEG", quality=85, optimize=True)
 

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 
 from fastapi import HTTPException, UploadFile
 from PIL import Image
 
 from jointspace.api.media import SAFE_MIME
+from jointspace.atomic_write import write_bytes_atomic
 from jointspace.images import DecodeLimits, ImageRejected, decode
 from jointspace.media_roots import uploads_dir
 from jointspace.settings import Settings
@@ -70,13 +69,5 @@ def store_upload(data: bytes, fmt: str, settings: Settings) -> Path:
     target = folder / f"{digest}{_EXTENSIONS[fmt]}"
     if target.exists():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(target, data)
     return target

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jointspace.atomic_write import atomic_path
+
 
 @dataclass(frozen=True)
 class AnnParams:
@@ -104,11 +106,8 @@ class AnnIndex:
 
         if self._index is None or self.unsaved_rows <= 0:
             return
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        faiss.write_index(self._index, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        tmp.replace(self.path)
+        with atomic_path(self.path) as tmp:  # named <graph>.<random>.<pid>.tmp: remove_stale reads the pid
+            faiss.write_index(self._index, str(tmp))
         self._saved_rows = self.rows
         self._loaded_mtime = self.path.stat().st_mtime_ns
 

@@ -10,7 +10,6 @@ its vectors could not be searched together, and replacing it would lose that ind
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 from datetime import datetime, timezone
@@ -19,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from jointspace.atomic_write import atomic_open
 from jointspace.backends import recorded_model
 from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.media_roots import uploads_dir
@@ -202,11 +202,8 @@ def _copy_new_files(source: Path, target: Path, progress: bool, desc: str) -> in
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".part")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_open(path, suffix=".part") as fh:  # .part: never copied by _copy_new_files
+        fh.write(json.dumps(data, indent=1) + "\n")
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:

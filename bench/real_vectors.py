@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jointspace.atomic_write import atomic_path
+
 WORDNET = Path("/usr/share/wordnet")
 DICT = Path("/usr/share/dict/words")
 _QUOTED = re.compile(r'"([^"]{8,})"')
@@ -105,9 +107,8 @@ def real_vectors(n: int, queries: int, cache: Path | None = None) -> tuple[np.nd
 
 
 def _save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
-    np.save(tmp, np.asarray(array, dtype=np.float32))
-    tmp.replace(path)
+    with atomic_path(path, suffix=".tmp.npy") as tmp:
+        np.save(tmp, np.asarray(array, dtype=np.float32))
 
 
 def main() -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageChops
 
+from jointspace.atomic_write import write_text_atomic
+
 # Bits of 64 that may differ (imagehash's README calls 0 "the same" and small counts "similar";
 # drawings of different things on white differ by 10 or more in practice, see docs/data.md).
 MAX_HASH_DISTANCE = 4
@@ -83,9 +85,7 @@ def read_signatures(path: Path) -> dict[str, Signature]:
 
 
 def write_signatures(path: Path, signatures: Mapping[str, Signature]) -> None:
-    partial = path.with_name(path.name + ".part")
-    partial.write_text("".join(f"{i}\t{s.encode()}\n" for i, s in sorted(signatures.items())), encoding="utf-8")
-    partial.replace(path)
+    write_text_atomic(path, "".join(f"{i}\t{s.encode()}\n" for i, s in sorted(signatures.items())))
 
 
 def _arrays(signatures: Mapping[str, Signature]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:

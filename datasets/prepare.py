@@ -23,6 +23,7 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
+from jointspace.atomic_write import atomic_open
 from jointspace.datasets import debian, npm, raster
 from jointspace.datasets.dedup import (MAX_ASPECT_RATIO, MAX_COLOUR_DIFF, MAX_HASH_DISTANCE, Signature, find_duplicates,
                                        read_signatures, signature_of, write_signatures)
@@ -163,12 +164,10 @@ def select(items: Iterable[RawItem], limit: int | None) -> list[RawItem]:
 
 
 def write_jsonl(path: Path, lines: Iterable[dict[str, Any]]) -> None:
-    """One JSON object a line, written to `<path>.part` and renamed: a reader never sees half a file."""
-    partial = path.with_name(path.name + ".part")
-    with partial.open("w", encoding="utf-8") as handle:
+    """One JSON object a line, written atomically: a reader never sees half a file."""
+    with atomic_open(path) as handle:
         for line in lines:
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
-    partial.replace(path)
 
 
 def _read_marker(out_dir: Path) -> dict[str, Any] | None:

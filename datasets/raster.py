@@ -6,6 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from jointspace.atomic_write import atomic_path
 from jointspace.datasets.items import ImageSource
 from jointspace.images import fit_longer_side as fit
 from jointspace.images import on_white
@@ -39,10 +40,8 @@ def load(source: ImageSource, size: int) -> Image.Image:
 
 def save(image: Image.Image, path: Path) -> None:
     """PNG or JPEG by suffix, written to a temporary name first so a killed run leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    if path.suffix.lower() in (".jpg", ".jpeg"):
-        image.save(partial, format="JPEG", quality=90, optimize=True)
-    else:
-        image.save(partial, format="PNG", optimize=True)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            image.save(partial, format="JPEG", quality=90, optimize=True)
+        else:
+            image.save(partial, format="PNG", optimize=True)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from jointspace import __version__
+from jointspace.atomic_write import write_text_atomic
 from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.protocols import ImageEncoder, TextEncoder
 from jointspace.registry import IMAGE_ENCODERS, TEXT_ENCODERS, load
@@ -146,19 +147,14 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = {"format": FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "code_version": code_version(), **manifest}
-    tmp = folder / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False), encoding="utf-8")
-    tmp.replace(folder / MANIFEST)
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False))
     return folder
 
 
 def set_latest(folder: Path, settings: Settings | None = None) -> None:
     """Point `<models_dir>/latest` at `folder` (a text file holding the path: works where symlinks do not)."""
     settings = settings or get_settings()
-    settings.models_dir.mkdir(parents=True, exist_ok=True)
-    tmp = settings.models_dir / (LATEST + ".tmp")
-    tmp.write_text(str(Path(folder).resolve()), encoding="utf-8")
-    tmp.replace(settings.models_dir / LATEST)
+    write_text_atomic(settings.models_dir / LATEST, str(Path(folder).resolve()))
 
 
 def latest_bundle_dir(settings: Settings) -> Path | None:

@@ -10,7 +10,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from jointspace.atomic_write import atomic_path
 from jointspace.encoders.augment import apply_variant
 from jointspace.encoders.backbone import Backbone, BackboneSpec
 
@@ -101,9 +101,8 @@ class FeatureCache:
             f16, l16 = feats[keep].astype(np.float16), logits[keep].astype(np.float16)
             all_f = f16 if old_f is None else np.concatenate([old_f, f16])
             all_l = l16 if old_l is None else np.concatenate([old_l, l16])
-            tmp = folder / f"cache.{os.getpid()}.tmp.npz"
-            np.savez(tmp, keys=np.array(all_keys), features=all_f, logits=all_l)
-            tmp.replace(folder / "cache.npz")
+            with atomic_path(folder / "cache.npz", suffix=".tmp.npz") as tmp:
+                np.savez(tmp, keys=np.array(all_keys), features=all_f, logits=all_l)
 
     def _extract(self, paths: list[str], keys: list[str], variant: str, desc: str) -> tuple[np.ndarray, np.ndarray]:
         data = _Images(paths, keys, variant, self.backbone.transform)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jointspace.atomic_write import atomic_path
+
 EXPORT_VERSION = 1  # bump when the exported graph changes (names the cached file)
 _EXPORT_LOCK = threading.Lock()
 
@@ -69,10 +71,9 @@ def export(path: Path) -> Path:
                               token_type_ids=token_type_ids).last_hidden_state
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     dummy = torch.ones((2, 8), dtype=torch.long)
     axes = {0: "batch", 1: "tokens"}
-    with torch.no_grad(), warnings.catch_warnings():
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         # The tracer warns about Python-side branches on shapes; the test checks every shape it meets.
         warnings.simplefilter("ignore")
         torch.onnx.export(Hidden(), (dummy, dummy, torch.zeros_like(dummy)), str(tmp),
@@ -81,7 +82,6 @@ def export(path: Path) -> Path:
                           dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
                                         "last_hidden_state": axes},
                           opset_version=17, dynamo=False)
-    tmp.replace(path)
     return path
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jointspace.atomic_write import atomic_path, write_text_atomic
 from jointspace.encoders import minilm_onnx
 from jointspace.encoders.words import WordSegmenter, caption_text
 
@@ -110,10 +111,7 @@ class MiniLMTextEncoder:
         if path.is_file():
             return path.read_text(encoding="utf-8").split("\n")
         words = common_words(self.vocab_size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text("\n".join(words), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, "\n".join(words))
         return words
 
     def _ranks(self) -> dict[str, int]:
@@ -163,10 +161,8 @@ class MiniLMTextEncoder:
                         path.parent if path else "memory")
             matrix = self.encode(words, progress=len(words) > 5000)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp.npy")
-                np.save(tmp, matrix.astype(np.float16))  # half the disk; plenty for cosine ranking
-                tmp.replace(path)
+                with atomic_path(path, suffix=".tmp.npy") as tmp:
+                    np.save(tmp, matrix.astype(np.float16))  # half the disk; plenty for cosine ranking
         return matrix  # embed_words reads vocabulary words from it (no per-word copy loop here)
 
     def embed_words(self, words: Sequence[str]) -> np.ndarray:

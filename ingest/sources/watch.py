@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jointspace.atomic_write import write_text_atomic
 from jointspace.errors import ConfigurationError
 from jointspace.ingest.sources.base import SourceItem, items_from_lines
 from jointspace.ingest.validate import ValidationLimits
@@ -103,10 +104,8 @@ class WatchSource:
             return
         self.state[name] = {"offset": progress.read_to[0], "lines": progress.read_to[1]}
         del self.progress[name]
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        tmp.replace(self.state_path)  # atomic: a crash leaves the old state or the new, never half
+        # atomic: a crash leaves the old state or the new, never half
+        write_text_atomic(self.state_path, json.dumps(self.state, indent=1))
 
     def close(self) -> None:
         pass

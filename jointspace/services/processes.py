@@ -17,6 +17,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from jointspace.atomic_write import write_text_atomic
+
 
 Marker = str | tuple[str, ...] | None
 
@@ -131,10 +133,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Writes via a temporary file and rename, so a reader never sees half a state file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 @contextmanager
