@@ -15,7 +15,7 @@ from conftest import draw
 from jointspace.encoders.bundle import (ZEROSHOT_NAME, forget_loaded, latest_bundle_dir, load_bundle,
                                         resolve_bundle_dir, shipped_bundle_dir)
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
-from jointspace.encoders.image_encoders import run_head
+from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.pipeline import RunOptions, save_trained, train_one
 from jointspace.encoders.training import TrainConfig
 from jointspace.errors import ConfigurationError, ModelMismatchError
@@ -60,14 +60,45 @@ def test_bundle_round_trip(bundle_dir: Path, trained, settings) -> None:  # noqa
     forget_loaded()
     b = load_bundle(None, settings)
     assert b.path == bundle_dir.resolve() and b is load_bundle(bundle_dir, settings)  # once per process
-    images = [draw("circle", "red"), draw("square", "blue")]
+    assert b.image.zeroshot_weight == trained.zeroshot_weight
+    assert_reloaded_vectors_match(b, trained, trained.zeroshot_weight, settings)
+    assert b.text.embed_words(["red"]).shape == (1, 384)
+
+
+def shipped_blend_weight() -> float:
+    """The blend weight of the bundle users get by default (the shipped one)."""
+    shipped = shipped_bundle_dir()
+    assert shipped is not None, "no shipped bundle to read the default blend weight from"
+    return float(json.loads((shipped / "manifest.json").read_text())["image"]["config"]["zeroshot_weight"])
+
+
+def assert_reloaded_vectors_match(b, trained, weight: float, settings) -> None:  # noqa: ANN001
+    """The reloaded bundle's image vectors are the trained head's, blended with the zero-training
+    vector at `weight`, exactly as training scored them."""
+    images = [draw("circle", "red"), draw("square", "blue"), draw("triangle", "green")]
     v = b.image.embed_images(images)
     feats, logits = b.image.backbone.run_images(images)
-    expected = trained.result.head.eval()(torch.from_numpy(feats)).detach().numpy()
-    if trained.zeroshot_weight == 0:
-        np.testing.assert_allclose(v, expected, atol=1e-4)
+    head = trained.result.head.eval()(torch.from_numpy(feats)).detach().numpy()
+    expected = ensemble(head, zeroshot_vectors(logits, trained.class_matrix, settings.zeroshot_top_k), weight)
+    np.testing.assert_allclose(v, expected, atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
-    assert b.text.embed_words(["red"]).shape == (1, 384)
+
+
+def test_bundle_round_trip_at_the_default_blend_weight(trained, settings, tmp_path: Path) -> None:  # noqa: ANN001
+    """Whatever weight the tiny head chose, the reloaded bundle is also checked at the shipped
+    bundle's blend weight (not 0), so the zero-training half of the blend is reloaded right."""
+    weight = shipped_blend_weight()
+    assert 0 < weight < 1
+    blended = replace(trained, zeroshot_weight=weight)
+    folder = save_trained(blended, tmp_path / "blended", settings, make_latest=False)
+    forget_loaded()
+    b = load_bundle(folder, settings)
+    assert b.image.zeroshot_weight == weight
+    assert_reloaded_vectors_match(b, trained, weight, settings)
+    # Not the head alone: the blend moves the vectors.
+    images = [draw("circle", "red")]
+    head_only = trained.result.head.eval()(torch.from_numpy(b.image.backbone.run_images(images)[0])).detach().numpy()
+    assert not np.allclose(b.image.embed_images(images), head_only / np.linalg.norm(head_only), atol=1e-3)
 
 
 def _copy(bundle_dir: Path, tmp_path: Path, edit) -> Path:  # noqa: ANN001
