@@ -107,7 +107,12 @@ def _embedded_roots(store: Path) -> list[str]:
 def _restore_embedded(settings: Settings, folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     from jointspace.backends.embedded import EmbeddedBackend
     from jointspace.backends.embedded_backup import stage_store, swap_in
+    from jointspace.backends.store_lock import in_use
 
+    if in_use(settings.embedded_dir):
+        raise ConfigurationError(f"the embedded store in {settings.embedded_dir} is open in another process "
+                                 "(`jointspace serve`, an ingest or a worker): stop them, then restore; "
+                                 "nothing was changed")
     staging = stage_store(folder / "embedded", settings.embedded_dir)
     # The staged copy must open as the manifest says before the store here is touched.
     check = EmbeddedBackend(staging, manifest["model"], int(manifest["dim"]))
@@ -121,7 +126,7 @@ def _restore_embedded(settings: Settings, folder: Path, manifest: dict[str, Any]
                                  "the backup is damaged; nothing was changed")
     retired = swap_in(staging, settings.embedded_dir)
     return {"store": str(settings.embedded_dir), "previous": str(retired) if retired else None,
-            "note": "restart `jointspace serve` and running ingests: they hold the previous store open"}
+            "note": "no process had the store open (a restore refuses while one has)"}
 
 
 # ---------------------------------------------------------------- Elasticsearch
@@ -192,7 +197,8 @@ def _copy_new_files(source: Path, target: Path, progress: bool, desc: str) -> in
     bytes); returns how many `source` holds."""
     if not source.is_dir():
         return 0
-    files = [p for p in source.rglob("*") if p.is_file() and not p.name.endswith(".part")]
+    # Links are skipped: a crafted backup must not copy files from elsewhere into the home.
+    files = [p for p in source.rglob("*") if p.is_file() and not p.is_symlink() and not p.name.endswith(".part")]
     for path in tqdm(files, desc=desc, unit="file", disable=not progress or len(files) < 100):
         out = target / path.relative_to(source)
         if not out.exists():
@@ -211,7 +217,16 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigurationError(f"{folder} holds no finished backup (no {MANIFEST}): `jointspace backup DIR` "
                                  "writes it last")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT:
-        raise ConfigurationError(f"{path}: backup format {manifest.get('format')}, this version reads {FORMAT}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigurationError(f"{path} cannot be read as a backup manifest ({exc}): the backup is damaged") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise ConfigurationError(f"{path}: backup format {found}, this version reads {FORMAT}")
+    missing = [key for key in ("backend", "model", "dim", "posts") if key not in manifest]
+    if manifest.get("backend") == "elasticsearch" and "elasticsearch" not in manifest:
+        missing.append("elasticsearch")
+    if missing:
+        raise ConfigurationError(f"{path} lacks {', '.join(missing)}: the backup is damaged; nothing was changed")
     return manifest

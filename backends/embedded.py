@@ -27,6 +27,7 @@ from jointspace.backends.ann_index import AnnIndex, AnnParams, index_path, remov
 from jointspace.backends.embedded_sql import (SCHEMA, SCHEMA_VERSION, epoch_seconds, filter_sql, fts_match_expression,
                                               mentions_any, newest_sql, period_counts_sql, term_counts_sql,
                                               trend_counts_sql)
+from jointspace.backends.store_lock import OpenLock
 from jointspace.backends.validation import query_vector, split_valid
 from jointspace.backends.vector_file import VectorFile
 from jointspace.errors import ConfigurationError, ModelMismatchError
@@ -69,6 +70,7 @@ class EmbeddedBackend:
         self._ann_save_rows = ann_save_rows
         self._ann: AnnIndex | None = None
         folder.mkdir(parents=True, exist_ok=True)
+        self._open_lock = OpenLock(folder)  # a restore refuses to swap a store that is open
         self._db = sqlite3.connect(folder / "index.sqlite", isolation_level=None, check_same_thread=False,
                                    timeout=60.0)
         self._lock = threading.RLock()
@@ -314,6 +316,7 @@ class EmbeddedBackend:
             if self._vectors:
                 self._vectors.close()
             self._db.close()
+            self._open_lock.release()
 
     # --- reads -----------------------------------------------------------------------------------
 

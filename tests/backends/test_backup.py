@@ -231,6 +231,54 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
         source.close()
 
 
+def test_damaged_manifest_is_a_clear_error_and_links_are_not_followed(tmp_path: Path) -> None:
+    from jointspace.errors import ConfigurationError
+    from jointspace.media_roots import uploads_dir
+
+    settings = Settings(home=tmp_path / "a")
+    source = open_backend(settings, MODEL, DIM)
+    try:
+        assert not source.upsert(city_corpus(20, DIM)).errors
+    finally:
+        source.close()
+    folder = tmp_path / "bk"
+    backup(settings, folder, progress=False)
+    manifest = folder / "manifest.json"
+    good = manifest.read_text()
+    target = Settings(home=tmp_path / "b")
+    for damage, words in [("{not json", "cannot be read"), (json.dumps({k: v for k, v in json.loads(good).items() if k != "model"}),
+                                                              "lacks model")]:
+        manifest.write_text(damage)
+        with pytest.raises(ConfigurationError, match=words):
+            restore(target, folder, progress=False)
+    assert not target.embedded_dir.exists()  # nothing was touched
+    manifest.write_text(good)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the home")
+    (folder / "uploads").mkdir(exist_ok=True)
+    (folder / "uploads" / "link.jpg").symlink_to(secret)
+    (folder / "uploads" / "real.jpg").write_bytes(b"bytes")
+    restore(target, folder, progress=False)
+    assert (uploads_dir(target) / "real.jpg").read_bytes() == b"bytes"  # files are copied...
+    assert not (uploads_dir(target) / "link.jpg").exists()  # ...links are not
+
+
+def test_restore_refuses_an_embedded_store_that_a_process_has_open(tmp_path: Path) -> None:
+    from jointspace.errors import ConfigurationError
+
+    settings = Settings(home=tmp_path / "a")
+    source = open_backend(settings, MODEL, DIM)
+    assert not source.upsert(city_corpus(20, DIM)).errors
+    backup(settings, tmp_path / "bk", progress=False)
+    # The same home, still open (as `jointspace serve` would hold it): swapping it would lose writes.
+    with pytest.raises(ConfigurationError, match="open in another process"):
+        restore(settings, tmp_path / "bk", progress=False)
+    assert source.count() == 20  # untouched and still usable
+    source.close()
+    report = restore(settings, tmp_path / "bk", progress=False)
+    assert report["previous"] is not None and report["posts"] == 20
+
+
 @pytest.mark.es
 @pytest.mark.slow
 def test_elasticsearch_backup_outside_path_repo_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
