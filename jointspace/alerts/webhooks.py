@@ -47,14 +47,23 @@ def post_once(url: str, body: dict[str, Any], delivery_key: str, timeout_s: floa
     """POSTs `body` as JSON. None when delivered (2xx); the reason when the receiver refused for good.
     Raises WebhookRetry for a failure worth retrying (network, timeout, 408/429/5xx)."""
     try:
-        answer = httpx.post(url, json=body, timeout=timeout_s, follow_redirects=False,
-                            headers={"X-Jointspace-Delivery": delivery_key, "User-Agent": "jointspace-alerts"})
+        # Streamed, and only the first bytes read: a receiver answering with a huge body must not
+        # fill the worker's memory (its reason is cut to 200 characters anyway).
+        with httpx.stream("POST", url, json=body, timeout=timeout_s, follow_redirects=False,
+                          headers={"X-Jointspace-Delivery": delivery_key, "User-Agent": "jointspace-alerts"}) as answer:
+            status = answer.status_code
+            head = b""
+            if not 200 <= status < 300:
+                for chunk in answer.iter_bytes():
+                    head += chunk
+                    if len(head) >= 800:
+                        break
     except httpx.HTTPError as exc:
         raise WebhookRetry(f"{type(exc).__name__}: {exc}") from exc
-    if 200 <= answer.status_code < 300:
+    if 200 <= status < 300:
         return None
-    reason = f"HTTP {answer.status_code}: {answer.text[:200].strip()}"
-    if answer.status_code in RETRY_STATUS:
+    reason = f"HTTP {status}: {head.decode('utf-8', 'replace')[:200].strip()}"
+    if status in RETRY_STATUS:
         raise WebhookRetry(reason)
     return reason
 
