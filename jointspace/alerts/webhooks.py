@@ -132,7 +132,9 @@ class CeleryWebhooks:
 
 
 class ThreadWebhooks:
-    """Delivers in this process (no broker): a pool of two threads, retries with backoff in them.
+    """Delivers in this process (no broker): a pool of two threads; a retry is scheduled on a timer
+    after its backoff instead of sleeping in the pool, so one dead receiver never holds up the
+    deliveries of other saved searches.
 
     Pending deliveries a dead process left behind (untouched for longer than a retry waits) are taken
     up when the next one opens the store."""
@@ -143,6 +145,7 @@ class ThreadWebhooks:
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="webhook")
         self._closing = threading.Event()
         self._inflight: set[tuple[str, str]] = set()
+        self._timers: dict[tuple[str, str], threading.Timer] = {}
         self._lock = threading.Lock()
         if resume:
             self.dispatch(self._stale_pending())
@@ -168,18 +171,33 @@ class ThreadWebhooks:
             self._pool.submit(self._deliver, *pair)
 
     def _deliver(self, search_id: str, post_id: str) -> None:
+        retry_in: float | None = None
         try:
-            while not self._closing.is_set():
-                try:
-                    attempt(self.store, search_id, post_id, self.settings)
-                    return
-                except WebhookRetry:
-                    current = self.store.delivery(search_id, post_id)
-                    self._closing.wait(backoff_s(current.attempts if current else 1,
-                                                 self.settings.alerts_webhook_backoff_max_s))
+            if not self._closing.is_set():
+                attempt(self.store, search_id, post_id, self.settings)
+        except WebhookRetry:
+            current = self.store.delivery(search_id, post_id)
+            retry_in = backoff_s(current.attempts if current else 1, self.settings.alerts_webhook_backoff_max_s)
         except Exception:  # the store went away: the delivery stays pending for the next process
             log.exception("webhook delivery of alert %s for post %s stopped", search_id, post_id)
-        finally:
+        with self._lock:
+            if retry_in is None or self._closing.is_set():
+                self._inflight.discard((search_id, post_id))
+                return
+            timer = threading.Timer(retry_in, self._resubmit, args=(search_id, post_id))
+            timer.daemon = True
+            self._timers[(search_id, post_id)] = timer
+            timer.start()
+
+    def _resubmit(self, search_id: str, post_id: str) -> None:
+        with self._lock:
+            self._timers.pop((search_id, post_id), None)
+            if self._closing.is_set():
+                self._inflight.discard((search_id, post_id))
+                return
+        try:
+            self._pool.submit(self._deliver, search_id, post_id)
+        except RuntimeError:  # the pool shut down meanwhile: it stays pending for the next process
             with self._lock:
                 self._inflight.discard((search_id, post_id))
 
@@ -197,4 +215,10 @@ class ThreadWebhooks:
         """Gives deliveries in flight a moment to finish; those still retrying stay pending in the store."""
         self.wait_idle(self.settings.alerts_webhook_timeout_s)
         self._closing.set()
+        with self._lock:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
         self._pool.shutdown(wait=True)
+        with self._lock:
+            self._inflight.clear()
