@@ -161,6 +161,12 @@ class IngestRun:
         tokens = [t for _, t in self._batch]
         self._batch = []
         followers = {p.id: self._followers.pop(p.id, []) for p in posts}
+        # A changed copy of a post whose earlier copy is still in flight waits for that batch to be
+        # written: with several workers (or a retried batch) the older copy could land last, and
+        # the rule is that the last copy wins.
+        ids = set(followers)
+        while self._in_flight and any(ids.intersection(f.followers) for f in self._in_flight):
+            self._settle_one(self._in_flight.popleft())
         while len(self._in_flight) >= self.max_in_flight:
             self._settle_one(self._in_flight.popleft())
         ticket = self.distributor.submit_batch(posts)

@@ -134,3 +134,60 @@ def test_cli_ingest_then_dead_letters_list_retry_purge(tmp_path: Path) -> None:
 def test_cli_refuses_a_missing_input(tmp_path: Path) -> None:
     done = _cli(["ingest", str(tmp_path / "nothing.jsonl")], tmp_path / "home")
     assert done.returncode != 0 and "no such file" in done.stderr
+
+
+class _SlowTickets:
+    """The real in-process distributor, whose tickets say "not ready" until someone waits on them:
+    a slow worker, as seen by the producer. Records what was settled when each batch was sent."""
+
+    def __init__(self, inner: InProcessDistributor) -> None:
+        self.inner = inner
+        self.sent: list[tuple[list[str], set[int]]] = []  # (ids, indexes of batches settled before)
+        self._settled: set[int] = set()
+
+    def submit_batch(self, posts):
+        self.sent.append(([p.id for p in posts], set(self._settled)))
+        ticket = self.inner.submit_batch(posts)
+        index = len(self.sent) - 1
+        distributor = self
+
+        class Slow:
+            def __init__(self) -> None:
+                self.posts = ticket.posts
+
+            def ready(self) -> bool:
+                return index in distributor._settled
+
+            def outcome(self, timeout=None):
+                result = ticket.outcome(timeout)
+                distributor._settled.add(index)
+                return result
+
+        return Slow()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_changed_copy_waits_for_its_earlier_copys_batch(tmp_path: Path, settings: Settings) -> None:
+    """With several workers the older copy could be written last; the producer holds the newer copy
+    back until the batch with the older one is settled, so the last copy wins on every path."""
+    solid_image(tmp_path / "r.png", "red")
+    rows = [{"id": "k", "image": "r.png", "caption": "v1"}]
+    rows += [{"id": f"p{n}", "image": "r.png", "caption": f"filler {n}"} for n in range(2 * settings.batch_size)]
+    rows += [{"id": "k", "image": "r.png", "caption": "v2"}]
+    (tmp_path / "late.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    context = open_context(settings)
+    try:
+        distributor = _SlowTickets(InProcessDistributor(settings, context))
+        run = IngestRun(open_source("jsonl", str(tmp_path / "late.jsonl"), settings), distributor,
+                        context.dead_letters, batch_size=settings.batch_size, backend=context.backend,
+                        progress=False)
+        run.run()
+        first = next(i for i, (ids, _) in enumerate(distributor.sent) if "k" in ids)
+        later = [settled for ids, settled in distributor.sent[first + 1:] if "k" in ids]
+        assert later and first in later[0]  # v1's batch was settled before v2's was sent
+        assert distributor.sent[first + 1][1] == set()  # batches without k were not held back
+        assert context.backend.get("k").post.caption == "v2"
+    finally:
+        context.close()
