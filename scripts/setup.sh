@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # redis-server: the Celery broker and the tests' Redis. chromium: the browser tests (Playwright).
 # docker-compose: validating docker/compose*.yml offline. libcairo2: cairosvg.
 # openjdk-17-jdk-headless + maven: building and running the local Elasticsearch 8.19.21 node.
-APT_PACKAGES=(wordnet-base wamerican redis-server chromium docker-compose libcairo2 openjdk-17-jdk-headless maven)
+APT_PACKAGES=(procps wordnet-base wamerican redis-server chromium docker-compose libcairo2 openjdk-17-jdk-headless maven)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
