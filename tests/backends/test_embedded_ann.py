@@ -143,3 +143,20 @@ def test_a_writer_killed_mid_ingest_loses_and_corrupts_nothing(tmp_path: Path) -
     store.close()
     # Half-written graphs of the killed writers were swept when the graph was saved again.
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_filter_s_cached_rows_follow_writes_from_any_process(tmp_path: Path) -> None:
+    vectors = clustered(300, seed=5)
+    reader = EmbeddedBackend(tmp_path, MODEL, DIM)
+    writer = EmbeddedBackend(tmp_path, MODEL, DIM)  # another connection: as another process sees it
+    fill(writer, vectors[:200])
+    paris = Filters(cities=("paris",))
+    assert reader.count(paris) == 50 and len(reader.knn(vectors[0], k=100, filters=paris)) == 50
+    fill(writer, vectors[200:], first=200)  # 25 more in paris, written by the other connection
+    assert len(reader.knn(vectors[0], k=100, filters=paris)) == 75
+    writer.delete("p1")  # p1 is in paris (1 % 4 == 1)
+    assert "p1" not in {h.id for h in reader.knn(vectors[1], k=100, filters=paris)}
+    reader.upsert([doc("p1", vectors[1], city="paris")])  # the reader's own write
+    assert reader.knn(vectors[1], k=1, filters=paris)[0].id == "p1"
+    reader.close()
+    writer.close()
