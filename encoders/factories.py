@@ -78,13 +78,14 @@ def _backbone(config: dict[str, Any], settings: Settings):  # noqa: ANN202
 
 def _class_matrix(config: dict[str, Any], text: TextEncoder) -> np.ndarray:
     from jointspace.encoders.image_encoders import class_prompt_matrix
+    from jointspace.encoders.imagenet import ClassPrior
 
     path = config.get("class_matrix")
     if path and Path(path).is_file():
         matrix = np.load(path).astype(np.float32)
         if matrix.shape[1] == text.dim:
             return matrix
-    matrix = class_prompt_matrix(text)
+    matrix = class_prompt_matrix(text, ClassPrior.from_json(config.get("class_prior")))
     if path:
         try:  # a cache only: a read-only bundle folder still works
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from jointspace.encoders.backbone import Backbone
 from jointspace.encoders.head import ProjectionHead
-from jointspace.encoders.imagenet import class_prompt, imagenet_classes
+from jointspace.encoders.imagenet import ClassPrior, class_texts
 from jointspace.protocols import TextEncoder
 
 
@@ -22,13 +22,18 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def class_prompt_matrix(text: TextEncoder) -> np.ndarray:
-    """(1000, dim): the text encoder's embedding of "a photo of a {class}" for every ImageNet class."""
-    prompts = [class_prompt(c) for c in imagenet_classes()]
+def class_prompt_matrix(text: TextEncoder, prior: ClassPrior | None = None) -> np.ndarray:
+    """(1000, dim): every ImageNet class as the weighted sum of its texts' embeddings (`class_texts`),
+    normalised; the default prior is "a photo of a {class}" alone."""
+    per_class = class_texts(prior or ClassPrior())
+    unique = list(dict.fromkeys(t for texts in per_class for t, _ in texts))
     batch = getattr(text, "encode", None)
     if callable(batch):  # the sentence model embeds a list in one batched call
-        return unit_rows(batch(prompts))
-    return unit_rows(np.stack([text.embed_caption(p) for p in prompts]))
+        emb = unit_rows(batch(unique))
+    else:
+        emb = unit_rows(np.stack([text.embed_caption(p) for p in unique]))
+    row = {t: i for i, t in enumerate(unique)}
+    return unit_rows(np.stack([sum(w * emb[row[t]] for t, w in texts) for texts in per_class]))
 
 
 def zeroshot_vectors(logits: np.ndarray, class_matrix: np.ndarray, top_k: int = 10) -> np.ndarray:

@@ -30,7 +30,8 @@ from jointspace.encoders.backbone import BackboneSpec
 from jointspace.encoders.bundle import probe_vectors, set_latest, write_manifest
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.features import CachedOutputs, FeatureCache
-from jointspace.encoders.image_encoders import class_prompt_matrix, ensemble, run_head, zeroshot_vectors
+from jointspace.encoders.image_encoders import class_prompt_matrix, ensemble, run_head, unit_rows, zeroshot_vectors
+from jointspace.encoders.imagenet import ClassPrior
 from jointspace.encoders.targets import TargetKind, build_targets, label_words
 from jointspace.encoders.training import TrainConfig, TrainResult, train_head
 from jointspace.encoders.words import caption_words
@@ -59,6 +60,16 @@ class RunOptions:
     augment: tuple[str, ...] = ()  # AUGMENTED variants measured no gain across sources (docs/eval-report.md)
     word_model_dim: int = 100
     limit: int | None = None  # at most this many training items (photos first, then the first drawings by id)
+    # Which parts of each training source to train on; leave-one-source-out trains on all of them.
+    parts: tuple[str, ...] = ("train",)
+    # How ImageNet classes become text for the zero-training vector (blend and prior targets).
+    prior: ClassPrior = field(default_factory=ClassPrior)
+    # Share of each target taken from the image's own zero-training vector: the WordNet prior as an
+    # extra soft target, so the head keeps what the classifier knows about general words.
+    prior_target_weight: float = 0.0
+    # Without validation sets (`val_sources` empty) the head trains all `train.epochs` and is blended
+    # with the zero-training vector at this weight (chosen by leave-one-source-out, not in the run).
+    zeroshot_weight: float = 0.2
 
 
 @dataclass
@@ -92,7 +103,7 @@ class Workspace:
         self.cache = FeatureCache(settings.home / "cache" / "features", self.spec, batch_size=settings.batch_size,
                                   backbone_factory=self._backbone)
         self._texts: dict[tuple[str, str], tuple[TextEncoder, Any]] = {}
-        self._classes: dict[int, np.ndarray] = {}
+        self._classes: dict[tuple[int, ClassPrior], np.ndarray] = {}
         self._targets: dict[tuple[int, str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._load_items = items_loader
 
@@ -141,10 +152,11 @@ class Workspace:
             self._targets[key] = build_targets(text, items, kind)
         return self._targets[key]
 
-    def class_matrix(self, text: TextEncoder) -> np.ndarray:
-        if id(text) not in self._classes:
-            self._classes[id(text)] = class_prompt_matrix(text)
-        return self._classes[id(text)]
+    def class_matrix(self, text: TextEncoder, prior: ClassPrior | None = None) -> np.ndarray:
+        key = (id(text), prior or ClassPrior())
+        if key not in self._classes:
+            self._classes[key] = class_prompt_matrix(text, key[1])
+        return self._classes[key]
 
 
 def expand_sources(names: Sequence[str]) -> list[str]:
@@ -173,8 +185,12 @@ def training_items(ws: Workspace, options: RunOptions) -> list[Any]:
     """The train part of every prepared training source; with `limit`, the first N, photos first (they are scarce)."""
     prepared = set(ws.prepared_sources())
     sources = [s for s in expand_sources(options.train_sources) if s in prepared or s not in PHOTO_SOURCES]
-    drawings = [it for s in sources if s not in PHOTO_SOURCES for it in source_part(ws, s, "train")]
-    photos = [it for s in sources if s in PHOTO_SOURCES for it in source_part(ws, s, "train")]
+    def parts(s: str) -> list[Any]:
+        everything = ws.items([s], None)
+        return [it for part in options.parts for it in part_of(s, everything, part)]
+
+    drawings = [it for s in sources if s not in PHOTO_SOURCES for it in parts(s)]
+    photos = [it for s in sources if s in PHOTO_SOURCES for it in parts(s)]
     return (photos + drawings)[: options.limit]
 
 
@@ -182,6 +198,8 @@ def validation_sets(ws: Workspace, options: RunOptions) -> tuple[list[tuple[str,
     """One (name, items) set per entry of `val_sources` that is prepared (`photos`: the val part of the
     photo sources), and a description for reports. A non-photo source that is trained on is skipped:
     its val split would praise heads that do not generalise to other sources."""
+    if not options.val_sources:
+        return [], f"none: {options.train.epochs} epochs, zero-training weight {options.zeroshot_weight:g}"
     prepared = set(ws.prepared_sources())
     trained = set(expand_sources(options.train_sources))
     sets: list[tuple[str, list[Any]]] = []
@@ -228,15 +246,29 @@ def check_validation(ws: Workspace, options: RunOptions, chosen: bool) -> str | 
 
 def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
               checkpoint: Path | None = None) -> TrainedHead:
-    """Train one head (features cached once per process and on disk) and choose its ensemble weight."""
+    """Train one head (features cached once per process and on disk) and choose its ensemble weight.
+
+    With validation sets, the best epoch and the blend weight are chosen on them; without
+    (`val_sources` empty), the head trains every epoch and takes `options.zeroshot_weight`."""
     train_items = training_items(ws, options)
     if len(train_items) < 2:
         raise ConfigurationError(f"no training items in {', '.join(options.train_sources)}; "
                                  f"run `jointspace data prepare` first")
     val_sets, val_desc = validation_sets(ws, options)
     text, word_model = ws.text(options.text, train_items, options.word_model_dim, options.train.seed)
+    classes = ws.class_matrix(text, options.prior)
     targets, usable = ws.targets(text, train_items, options.targets)
+    if options.prior_target_weight > 0:
+        prior = zeroshot_vectors(ws.outputs(train_items).logits, classes, ws.settings.zeroshot_top_k)
+        a = options.prior_target_weight
+        targets = np.where(usable[:, None], unit_rows((1 - a) * targets + a * prior), targets)
     variants = [ws.outputs(train_items, v).features[usable] for v in ("clean", *options.augment)]
+    if not val_sets:
+        result = train_head(variants, targets[usable], options.train, None, checkpoint, progress, keep_last=True)
+        w = options.zeroshot_weight
+        return TrainedHead(options, text, result, w, {f"{w:g}": float("nan"), "zeroshot": float("nan"),
+                                                      "validation": val_desc}, classes,
+                           word_model, data_hash(train_items), int(usable.sum()))
     scorers = [GalleryScorer(Gallery(name, items).with_queries(min_images=3, compounds=False, seeds=False), text)
                for name, items in val_sets]
     keep = [i for i, sc in enumerate(scorers) if (sc.kinds == "keyword").any()]
@@ -249,7 +281,6 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
         return float(np.mean([sc.keyword_p10(run_head(head, o.features)) for sc, o in zip(scorers, val_outs)]))
 
     result = train_head(variants, targets[usable], options.train, validate, checkpoint, progress)
-    classes = ws.class_matrix(text)
     per_set: dict[str, dict[str, float]] = {}
     for (name, _), sc, o in zip(val_sets, scorers, val_outs):
         head_vecs = run_head(result.head, o.features)
@@ -297,10 +328,11 @@ def save_trained(trained: TrainedHead, out: Path, settings: Settings, metrics: d
         "image": {"name": "head", "config": {
             "backbone": spec.to_json(), "head": trained.result.head.config.to_json(), "weights": "head.pt",
             "zeroshot_weight": trained.zeroshot_weight, "top_k": settings.zeroshot_top_k,
-            "class_matrix": "classes.npy"}},
+            "class_matrix": "classes.npy", "class_prior": o.prior.to_json()}},
         "loss": o.train.loss, "targets": o.targets,
         "training": {"sources": list(o.train_sources), "validation": trained.val_scores.get("validation"),
                      "items": trained.n_train, "data_hash": trained.data_hash, "augment": list(o.augment),
+                     "parts": list(o.parts), "prior_target_weight": o.prior_target_weight,
                      "config": o.train.to_json(), "best_epoch": trained.result.best_epoch,
                      "seconds": round(trained.result.seconds, 1), "history": trained.result.history},
         "metrics": {"validation_keyword_p10": {k: v for k, v in trained.val_scores.items() if k != "validation"},

@@ -57,13 +57,14 @@ def seed_everything(seed: int) -> None:
 
 def train_head(variants: Sequence[np.ndarray], targets: np.ndarray, config: TrainConfig,
                validate: Callable[[ProjectionHead], float] | None = None,
-               checkpoint: Path | None = None, progress: bool = True) -> TrainResult:
+               checkpoint: Path | None = None, progress: bool = True, keep_last: bool = False) -> TrainResult:
     """Fit a head mapping features to targets.
 
     `variants`: one (N, F) feature array per cached variant of the same N images.
     `validate(head) -> score` (higher is better) runs after each epoch; the best epoch's weights
     are kept (and saved to `checkpoint`), and training stops after `patience` epochs without gain.
-    Without `validate`, the training loss decides.
+    Without `validate`, the training loss decides; with `keep_last`, every epoch runs and the last
+    weights are kept (a fixed schedule, chosen outside the run).
     """
     seed_everything(config.seed)
     started = time.perf_counter()
@@ -97,7 +98,7 @@ def train_head(variants: Sequence[np.ndarray], targets: np.ndarray, config: Trai
             batches += 1
         sched.step()
         train_loss = total / max(batches, 1)
-        score = validate(head) if validate else -train_loss
+        score = validate(head) if validate else (float(epoch) if keep_last else -train_loss)
         result.history.append({"epoch": epoch + 1, "loss": train_loss, "val": score})
         bar.set_postfix(loss=f"{train_loss:.4f}", val=f"{score:.4f}")
         if score > result.best_score:

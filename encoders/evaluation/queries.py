@@ -45,6 +45,13 @@ def keyword_queries(labels: Sequence[frozenset[str]], min_images: int = 5) -> li
     return [parse_query(w, "keyword") for w, c in sorted(counts.items()) if c >= min_images]
 
 
+def rare_queries(labels: Sequence[frozenset[str]], most: int = 4) -> list[Query]:
+    """Words that label 1 to `most` pictures of the gallery (the "find the picture of a cow" case),
+    scored by recall@10 and reciprocal rank, since P@10 cannot exceed their few pictures."""
+    counts = Counter(w for lab in labels for w in lab)
+    return [parse_query(w, "rare") for w, c in sorted(counts.items()) if 1 <= c <= most]
+
+
 def compound_queries(labels: Sequence[frozenset[str]], min_images: int = 5, min_together: int = 3,
                      limit: int = 60) -> list[Query]:
     """Pairs of frequent words that occur together in at least `min_together` images, but not almost

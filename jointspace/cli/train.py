@@ -118,16 +118,29 @@ def eval_command(
     docs: Annotated[Optional[Path], typer.Option(help="Also copy the markdown report here (e.g. docs/eval-report.md).")] = None,
     limit: Annotated[Optional[int], typer.Option(min=2, help="At most N training items per grid head.")] = None,
     augment: Annotated[Optional[str], typer.Option(help="Augmentation variants for grid heads [as train].")] = None,
+    loso: Annotated[bool, typer.Option("--loso", help="Leave-one-source-out: for each prepared source, train the "
+                                                      "default configuration on all the others and score it there, "
+                                                      "beside zero-training.")] = False,
+    holdout_source: Annotated[Optional[list[str]], typer.Option(help="With --loso (implied): hold out only this "
+                                                                     "source (repeatable).")] = None,
+    loso_grid: Annotated[bool, typer.Option(help="With --loso: every candidate configuration of the selection "
+                                                 "grid, not only the default.")] = False,
+    loso_sources: Annotated[Optional[str], typer.Option(help="With --loso: the sources taking part "
+                                                             "[every prepared source].")] = None,
 ) -> None:
     """Measure text → image and image → image retrieval on the test split of every prepared source."""
     from datetime import datetime
 
-    from jointspace.encoders.evaluation.runner import run_evaluation
     from jointspace.settings import get_settings
 
     _logging()
     settings = get_settings()
     folder = out or settings.home / "reports" / datetime.now().strftime("%Y-%m-%d-%H%M%S")
+    if loso or holdout_source or loso_grid:
+        _loso(settings, folder, docs, holdout_source, loso_grid, loso_sources, limit)
+        return
+    from jointspace.encoders.evaluation.runner import run_evaluation
+
     report = run_evaluation(settings, folder, bundle=bundle, grid=grid, train_sources=_csv(sources),
                             val_sources=_csv(val_sources), grid_epochs=grid_epochs, limit=limit,
                             augment=_csv(augment) if augment is not None else None, compare=compare or ())
@@ -137,6 +150,28 @@ def eval_command(
         docs.write_text(md, encoding="utf-8")
     typer.echo(md)
     typer.echo(f"report in {folder} ({len(report['configurations'])} configurations)")
+
+
+def _loso(settings, folder: Path, docs: Optional[Path], holdout: Optional[list[str]], grid: bool,  # noqa: ANN001
+          sources: Optional[str], limit: Optional[int]) -> None:
+    from dataclasses import replace
+
+    from jointspace.encoders.evaluation.loso import DEFAULT_CANDIDATE, GRID, run_loso
+    from jointspace.encoders.evaluation.loso_report import markdown, write_loso_report
+    from jointspace.encoders.pipeline import Workspace
+
+    candidates = list(GRID) if grid else [DEFAULT_CANDIDATE]
+    if limit:
+        candidates = [replace(c, options=replace(c.options, limit=limit)) for c in candidates]
+    report = run_loso(Workspace(settings), candidates, holdout=holdout or None,
+                      sources=_csv(sources) if sources else None)
+    write_loso_report(report, folder)
+    md = markdown(report)
+    if docs:
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        docs.write_text(md, encoding="utf-8")
+    typer.echo(md)
+    typer.echo(f"report in {folder} (winner: {report['winner']})")
 
 
 def register(app: typer.Typer) -> None:

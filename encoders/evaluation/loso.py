@@ -1,0 +1,277 @@
+"""Leave-one-source-out (LOSO) evaluation: how a configuration does on pictures from a source it never saw.
+
+For each held-out source S, the candidate configuration trains on *all* pictures of every other
+prepared source (no validation split: fixed epochs and blend weight, which are part of the
+candidate) and is scored on *all* of S's pictures, image vectors only (captions are never read),
+beside the zero-training baselines on the same gallery in the same run:
+- single-keyword P@10 for every label word with at least 5 pictures in S;
+- recall@10 and reciprocal rank for words that label 1 to 4 pictures of S (the "find the picture of
+  a cow" case, where P@10 cannot exceed the few pictures there are).
+Sources weigh the same in the mean. A candidate's blend weights cost no training (the head's and
+the zero-training vectors are blended after the fact), so each is a row of its own.
+
+Every choice of the default is made on these means, never on a split of a source trained on.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from jointspace.encoders.evaluation.core import paired_bootstrap, query_matrix, stratified_bootstrap
+from jointspace.encoders.evaluation.queries import Query, gallery_labels, keyword_queries, rare_queries, relevant_mask
+from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
+from jointspace.encoders.imagenet import ClassPrior
+from jointspace.encoders.pipeline import RunOptions, Workspace, train_one
+from jointspace.errors import ConfigurationError
+from jointspace.protocols import TextEncoder
+
+log = logging.getLogger(__name__)
+
+ALL_PARTS = ("train", "val", "test")
+KEYWORD_MIN_IMAGES = 5
+RARE_MAX_IMAGES = 4
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A configuration to train in every fold; each blend weight in `weights` becomes one row."""
+
+    name: str
+    options: RunOptions = field(default_factory=RunOptions)
+    weights: tuple[float, ...] = (0.2,)
+
+
+@dataclass
+class QuerySet:
+    """One gallery's queries of one kind, embedded by one text encoder."""
+
+    queries: list[Query]
+    vectors: np.ndarray  # (Q, dim) unit rows
+    embeddable: np.ndarray  # (Q,) bool: a query the encoder cannot embed scores 0
+    relevant: np.ndarray  # (Q, N) bool
+
+    @classmethod
+    def build(cls, text: TextEncoder, queries: list[Query], labels: Sequence[frozenset[str]]) -> "QuerySet":
+        vecs, ok = query_matrix(text, queries)
+        rel = np.array([relevant_mask(q, labels) for q in queries], bool).reshape(len(queries), len(labels))
+        return cls(queries, vecs, ok, rel)
+
+
+def ranks_of_relevant(scores: np.ndarray, relevant: np.ndarray) -> list[np.ndarray]:
+    """Per query, the 1-based ranks of its relevant pictures (ties broken by gallery order)."""
+    order = np.argsort(-scores, axis=1, kind="stable")
+    hits = np.take_along_axis(relevant, order, axis=1)
+    return [np.flatnonzero(row) + 1 for row in hits]
+
+
+def keyword_p10(vectors: np.ndarray, qs: QuerySet) -> np.ndarray:
+    """Per-query P@10 (0 for a query the encoder cannot embed)."""
+    if not qs.queries:
+        return np.zeros(0)
+    ranks = ranks_of_relevant(qs.vectors @ vectors.T, qs.relevant)
+    p10 = np.array([(r <= 10).sum() / 10 for r in ranks])
+    return np.where(qs.embeddable, p10, 0.0)
+
+
+def rare_recall_rr(vectors: np.ndarray, qs: QuerySet) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query recall@10 and reciprocal rank of the first relevant picture."""
+    if not qs.queries:
+        return np.zeros(0), np.zeros(0)
+    ranks = ranks_of_relevant(qs.vectors @ vectors.T, qs.relevant)
+    r10 = np.array([(r <= 10).mean() if len(r) else 0.0 for r in ranks])
+    rr = np.array([1.0 / r[0] if len(r) else 0.0 for r in ranks])
+    return np.where(qs.embeddable, r10, 0.0), np.where(qs.embeddable, rr, 0.0)
+
+
+class HeldOut:
+    """One source's gallery: its items, cached backbone outputs and query sets per text encoder."""
+
+    def __init__(self, ws: Workspace, source: str) -> None:
+        self.source = source
+        self.items = ws.items([source], None)
+        self.labels = gallery_labels(self.items)
+        self.outputs = ws.outputs(self.items)
+        self._keyword = keyword_queries(self.labels, KEYWORD_MIN_IMAGES)
+        self._rare = rare_queries(self.labels, RARE_MAX_IMAGES)
+        self._sets: dict[int, tuple[QuerySet, QuerySet]] = {}
+
+    def query_sets(self, text: TextEncoder) -> tuple[QuerySet, QuerySet]:
+        if id(text) not in self._sets:
+            self._sets[id(text)] = (QuerySet.build(text, self._keyword, self.labels),
+                                    QuerySet.build(text, self._rare, self.labels))
+        return self._sets[id(text)]
+
+    def score(self, vectors: np.ndarray, text: TextEncoder) -> dict[str, Any]:
+        kw, rare = self.query_sets(text)
+        p10 = keyword_p10(vectors, kw)
+        r10, rr = rare_recall_rr(vectors, rare)
+        return {"p10": float(p10.mean()) if p10.size else None, "r10": float(r10.mean()) if r10.size else None,
+                "mrr": float(rr.mean()) if rr.size else None,
+                "p10_per_query": p10.tolist(), "r10_per_query": r10.tolist(), "rr_per_query": rr.tolist()}
+
+    def describe(self) -> dict[str, Any]:
+        return {"images": len(self.items), "keyword_queries": len(self._keyword), "rare_queries": len(self._rare)}
+
+
+def source_mean(results: dict[str, dict[str, Any]], metric: str) -> float | None:
+    """Mean over sources of a per-source figure, each source weighing the same (sources without it skipped)."""
+    vals = [r[metric] for r in results.values() if r.get(metric) is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def fold_options(options: RunOptions, training_sources: Sequence[str]) -> RunOptions:
+    """A candidate's options for one fold: every part of every other source, no validation sets."""
+    return replace(options, train_sources=tuple(training_sources), val_sources=(), parts=ALL_PARTS)
+
+
+def run_loso(ws: Workspace, candidates: Sequence[Candidate], holdout: Sequence[str] | None = None,
+             sources: Sequence[str] | None = None, baselines: Sequence[ClassPrior] = (ClassPrior("prompt"),
+                                                                                        ClassPrior("wordnet")),
+             progress: bool = True) -> dict[str, Any]:
+    """Every candidate (and each zero-training baseline) on every held-out source; returns the report dict.
+
+    `sources`: the sources taking part (default: every prepared one); `holdout`: the ones held out in
+    turn (default: all of them)."""
+    started = time.perf_counter()
+    prepared = ws.prepared_sources()
+    pool = list(sources) if sources else prepared
+    missing = [s for s in [*pool, *(holdout or ())] if s not in prepared]
+    if missing:
+        raise ConfigurationError(f"source(s) {', '.join(missing)} not prepared; prepared: {', '.join(prepared)}")
+    held = list(holdout) if holdout else pool
+    if len(pool) < 2:
+        raise ConfigurationError("leave-one-source-out needs at least two prepared sources")
+    galleries = {s: HeldOut(ws, s) for s in held}
+    minilm, _ = ws.text("minilm")
+    k = ws.settings.zeroshot_top_k
+    rows: list[dict[str, Any]] = []
+    for prior in baselines:
+        classes = ws.class_matrix(minilm, prior)
+        results = {s: g.score(zeroshot_vectors(g.outputs.logits, classes, k), minilm) for s, g in galleries.items()}
+        rows.append({"name": f"zero-training ({prior.label})", "kind": "zeroshot", "prior": prior.to_json(),
+                     "results": results})
+    folds = [(c, s) for c in candidates for s in held]
+    per_candidate: dict[str, list[dict[str, Any]]] = {}
+    # Per candidate and source: the head's and the zero-training vectors, so any row can be rebuilt
+    # (for the cut-off analysis of the winner) without keeping one matrix per blend weight.
+    kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, TextEncoder]] = {}
+    for cand, source in tqdm(folds, desc="leave-one-source-out", unit="fold", disable=not progress):
+        others = [s for s in pool if s != source]
+        fold_started = time.perf_counter()
+        trained = train_one(ws, fold_options(cand.options, others), progress=False)
+        g = galleries[source]
+        head = run_head(trained.result.head, g.outputs.features)
+        prior = zeroshot_vectors(g.outputs.logits, trained.class_matrix, k)
+        if cand.name not in per_candidate:
+            per_candidate[cand.name] = [{"name": f"{cand.name} (w={w:g})", "kind": "candidate", "candidate": cand.name,
+                                         "zeroshot_weight": w, "config": describe_options(cand.options),
+                                         "results": {}, "seconds": {}} for w in cand.weights]
+            rows.extend(per_candidate[cand.name])
+        kept[(cand.name, source)] = (head.astype(np.float16), prior.astype(np.float16), trained.text)
+        for row, w in zip(per_candidate[cand.name], cand.weights):
+            row["results"][source] = g.score(ensemble(head, prior, w), trained.text)
+            row["seconds"][source] = round(time.perf_counter() - fold_started, 1)
+        log.info("LOSO %s, held out %s: P@10 %s", cand.name, source, "  ".join(
+            f"w={w:g}:{r['results'][source]['p10'] or 0:.3f}" for r, w in zip(per_candidate[cand.name], cand.weights)))
+    for row in rows:
+        row["mean"] = {m: source_mean(row["results"], m) for m in ("p10", "r10", "mrr")}
+    report = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(time.perf_counter() - started, 1),
+              "sources": {s: g.describe() for s, g in galleries.items()}, "pool": pool,
+              "baseline": rows[len(baselines) - 1]["name"] if baselines else None, "rows": rows}
+    compare_with_baselines(report)
+    winner = next((r for r in rows if r["name"] == report["winner"]), None)
+    if winner is not None:
+        report["cutoff"] = cutoff_for(galleries, pool_labels(ws, pool), winner, kept)
+    return report
+
+
+def pool_labels(ws: Workspace, pool: Sequence[str]) -> dict[str, set[str]]:
+    return {s: {w for lab in gallery_labels(ws.items([s], None)) for w in lab} for s in pool}
+
+
+def cutoff_for(galleries: dict[str, HeldOut], labels: dict[str, set[str]], row: dict[str, Any],
+               kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, TextEncoder]]) -> dict[str, Any]:
+    """The score cut-off analysis (`evaluation.cutoff`) on the held-out galleries of one candidate row."""
+    from jointspace.encoders.evaluation import cutoff
+
+    out = []
+    for source, g in galleries.items():
+        head, prior, text = kept[(row["candidate"], source)]
+        vectors = ensemble(head.astype(np.float32), prior.astype(np.float32), row["zeroshot_weight"])
+        queries = [*keyword_queries(g.labels, KEYWORD_MIN_IMAGES), *rare_queries(g.labels, RARE_MAX_IMAGES)]
+        absent = cutoff.absent_words(labels[source], [v for s, v in labels.items() if s != source])
+        out.append(cutoff.build_gallery(source, vectors, g.labels, queries, absent, text))
+    return {"row": row["name"], **cutoff.analyse(out)}
+
+
+def describe_options(o: RunOptions) -> dict[str, Any]:
+    return {"text": o.text, "targets": o.targets, "loss": o.train.loss, "epochs": o.train.epochs,
+            "augment": list(o.augment), "prior": o.prior.to_json(), "prior_target_weight": o.prior_target_weight,
+            "hidden": o.train.hidden, "dropout": o.train.dropout, "lr": o.train.lr, "seed": o.train.seed}
+
+
+def compare_with_baselines(report: dict[str, Any]) -> None:
+    """Add, to every candidate row, its per-source paired bootstrap of P@10 (and rare-word R@10) against
+    each zero-training row, the mean's stratified interval, and the ratio of means; pick the winner."""
+    rows = report["rows"]
+    bases = [r for r in rows if r["kind"] == "zeroshot"]
+    for row in rows:
+        if row["kind"] != "candidate":
+            continue
+        row["against"] = {}
+        for base in bases:
+            entry: dict[str, Any] = {"per_source": {}}
+            for metric, per_query in (("p10", "p10_per_query"), ("r10", "r10_per_query")):
+                groups = []
+                for s, res in row["results"].items():
+                    a, b = res[per_query], base["results"][s][per_query]
+                    if a:
+                        mean, low, high = paired_bootstrap(a, b)
+                        entry["per_source"].setdefault(s, {})[metric] = {"diff": mean, "low": low, "high": high,
+                                                                          "n": len(a)}
+                        groups.append((a, b))
+                mean, low, high = stratified_bootstrap(groups) if groups else (0.0, 0.0, 0.0)
+                entry[metric] = {"diff": mean, "low": low, "high": high}
+                bm, rm = base["mean"][metric], row["mean"][metric]
+                entry[metric]["ratio"] = rm / bm if bm and rm is not None else None
+            scored = [v["p10"] for v in entry["per_source"].values() if "p10" in v]
+            entry["sources_above_zero"] = sum(v["low"] > 0 for v in scored)
+            entry["sources_scored"] = len(scored)
+            row["against"][base["name"]] = entry
+    cands = [r for r in rows if r["kind"] == "candidate" and r["mean"]["p10"] is not None]
+    report["winner"] = max(cands, key=lambda r: r["mean"]["p10"])["name"] if cands else None
+
+
+def _candidate(name: str, weights: tuple[float, ...] = (0.0, 0.2, 0.3, 0.5), epochs: int = 30,
+               loss: str = "soft-contrastive", **options: Any) -> Candidate:
+    from jointspace.encoders.training import TrainConfig
+
+    train = TrainConfig(loss=loss, epochs=epochs)  # type: ignore[arg-type]
+    return Candidate(name, RunOptions(train=train, **options), weights)
+
+
+WORDNET = ClassPrior("wordnet")
+# The configuration shipped before leave-one-source-out (issue 13): prompt prior, blend 0.2, and the
+# 12 epochs its early stopping kept (here a 12-epoch schedule: folds have no validation split).
+SHIPPED_BEFORE = _candidate("shipped before", weights=(0.2,), epochs=12)
+# What `jointspace eval --loso --loso-grid` compares; the default is the grid's LOSO winner.
+GRID: tuple[Candidate, ...] = (
+    SHIPPED_BEFORE,
+    _candidate("soft-contrastive 30ep prompt", epochs=30),
+    _candidate("soft-contrastive 30ep wordnet", epochs=30, prior=WORDNET),
+    _candidate("soft-contrastive 30ep wordnet +prior targets 0.3", epochs=30, prior=WORDNET, prior_target_weight=0.3),
+    _candidate("soft-contrastive 15ep wordnet", epochs=15, prior=WORDNET),
+    _candidate("soft-contrastive 60ep wordnet", epochs=60, prior=WORDNET),
+    _candidate("regression 30ep wordnet", epochs=30, loss="regression", prior=WORDNET),
+    _candidate("infonce 30ep wordnet", epochs=30, loss="infonce", prior=WORDNET),
+    _candidate("glove soft-contrastive 30ep wordnet", epochs=30, text="glove", prior=WORDNET),
+    _candidate("sentence targets 30ep wordnet", epochs=30, targets="sentence", prior=WORDNET),
+)
+# `jointspace eval --loso`: the configuration `jointspace train` uses by default, with its blend weight.
+DEFAULT_CANDIDATE = Candidate("default", RunOptions(), (RunOptions().zeroshot_weight,))

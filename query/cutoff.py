@@ -1,0 +1,58 @@
+"""`min_score=auto`: a per-query score threshold read from the query's own score distribution.
+
+A fixed similarity threshold means different things for different queries: a common word scores
+every picture a little higher than a rare one does. So the threshold is set per query from the
+scores of its top `AUTO_POOL` candidates (the head of its ranking): the bulk of that pool is what
+"similar by chance" looks like for this query, and a hit is kept only when it stands out of it by
+`z` robust standard deviations (median and 1.4826 × median absolute deviation, so that the few
+relevant hits at the top do not inflate the spread they are judged by). A query whose top scores
+do not stand out of the rest (nothing relevant) keeps little or nothing; a good one keeps the
+hits above the drop. `z` was chosen on leave-one-source-out galleries (docs/eval-report.md).
+
+Hand-written rather than taken from a library: it is four lines of numpy, and scipy's robust
+scale helpers would add nothing but a dependency.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+AUTO = "auto"
+AUTO_POOL = 100  # candidates whose scores make the distribution (more than a page, the same for every page)
+AUTO_Z = 3.0  # robust standard deviations above the pool's median
+MIN_POOL = 10  # fewer scores than this say nothing about a distribution: keep everything
+
+
+def auto_min_score(scores: Sequence[float] | np.ndarray, z: float = AUTO_Z) -> float:
+    """The threshold for one query from the scores of its top candidates (any order).
+
+    Returns -inf (keep everything) when the pool is too small or flat to tell hits from chance."""
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    s = s[np.isfinite(s)]
+    if s.size < MIN_POOL:
+        return float("-inf")
+    centre = float(np.median(s))
+    spread = 1.4826 * float(np.median(np.abs(s - centre)))
+    if spread <= 0.0:
+        return float("-inf")
+    return centre + z * spread
+
+
+def parse_min_score(value: float | str | None) -> float | str | None:
+    """A request's `min_score`: None, a finite number, or "auto" (any case); anything else is a ValueError."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == AUTO:
+            return AUTO
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"min_score must be a number or 'auto', not {value!r}") from None
+    else:
+        number = float(value)
+    if not np.isfinite(number):
+        raise ValueError("min_score must be a finite number or 'auto'")
+    return number

@@ -1,0 +1,153 @@
+"""Leave-one-source-out at a tiny size: three sources of drawn shapes, each held out in turn."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import draw, make_corpus
+from jointspace.datasets.prepared import Item
+from jointspace.encoders.evaluation.loso import (Candidate, QuerySet, fold_options, keyword_p10, rare_recall_rr,
+                                                  run_loso)
+from jointspace.encoders.evaluation.loso_report import markdown, write_loso_report
+from jointspace.encoders.evaluation.queries import parse_query
+from jointspace.encoders.image_encoders import class_prompt_matrix
+from jointspace.encoders.imagenet import ClassPrior, class_texts, imagenet_classes
+from jointspace.encoders.pipeline import RunOptions, Workspace, training_items
+from jointspace.encoders.training import TrainConfig
+from jointspace.errors import ConfigurationError
+
+TINY = RunOptions(train=TrainConfig(epochs=15, batch_size=12, hidden=128), prior=ClassPrior("wordnet"))
+RARE = {("red", "circle"): "tomato", ("yellow", "circle"): "sun", ("green", "triangle"): "tree"}
+
+
+def three_sources(folder: Path) -> list[Item]:
+    """The two drawn sources of conftest plus `tiles` (a third style), with a rare word on one picture
+    of a few colour-shape pairs in every source (1 picture each: the rare-word queries)."""
+    items = make_corpus(folder)
+    tiles = []
+    for it in items:
+        if it.post.source == "drawings":
+            pid = it.post.id.replace("drawings", "tiles")
+            path = folder / f"{pid}.png"
+            if not path.exists():
+                colour, shape = it.keywords
+                n = int(pid.rsplit("-", 1)[1])
+                draw(shape, colour, 72, offset=6 * n + 2).rotate(15 * (n + 1), fillcolor="white").save(path)
+            tiles.append(replace(it, post=replace(it.post, id=pid, image=str(path), source="tiles")))
+    out = []
+    for it in [*items, *tiles]:
+        colour, shape = it.keywords
+        if it.post.id.endswith("-0") and (colour, shape) in RARE:
+            it = replace(it, keywords=(*it.keywords, RARE[(colour, shape)]))
+        out.append(it)
+    return out
+
+
+@pytest.fixture(scope="module")
+def loso_ws(settings, home: Path, backbone, minilm) -> Workspace:  # noqa: ANN001
+    corpus = three_sources(home / "corpus")
+
+    def load(sources, split):  # noqa: ANN001, ANN202
+        splits = {split} if isinstance(split, str) else set(split or ("train", "val", "test"))
+        return [it for it in corpus if (sources is None or it.post.source in sources) and it.split in splits]
+
+    ws = Workspace(settings, items_loader=load)
+    ws.cache._backbone = backbone
+    ws._texts[("minilm", "")] = (minilm, None)
+    return ws
+
+
+@pytest.fixture(scope="module")
+def report(loso_ws: Workspace) -> dict:
+    return run_loso(loso_ws, [Candidate("tiny", TINY, (0.0, 0.2))], progress=False)
+
+
+def test_a_fold_trains_on_every_part_of_the_other_sources_only(loso_ws: Workspace) -> None:
+    items = training_items(loso_ws, fold_options(TINY, ["drawings", "tiles"]))
+    assert {it.post.source for it in items} == {"drawings", "tiles"}
+    assert len(items) == len(loso_ws.items(["drawings", "tiles"], None))  # train, val and test parts
+    assert fold_options(TINY, ["drawings"]).val_sources == ()
+
+
+def test_every_source_is_held_out_beside_both_zero_training_baselines(report: dict) -> None:
+    assert set(report["sources"]) == {"drawings", "icons", "tiles"}
+    names = [r["name"] for r in report["rows"]]
+    assert names[:2] == ["zero-training (prompt)", "zero-training (wordnet-6x0.5)"]
+    assert names[2:] == ["tiny (w=0)", "tiny (w=0.2)"]
+    for row in report["rows"]:
+        for source, info in report["sources"].items():
+            res = row["results"][source]
+            assert info["keyword_queries"] == len(res["p10_per_query"]) == 8  # 4 colours, 3 shapes, "shapes"
+            assert info["rare_queries"] == len(res["r10_per_query"]) == 3
+            assert 0 <= res["p10"] <= 1 and 0 <= res["r10"] <= 1 and 0 < res["mrr"] <= 1
+        assert row["mean"]["p10"] == pytest.approx(np.mean([row["results"][s]["p10"] for s in report["sources"]]))
+
+
+def test_a_head_trained_on_other_sources_beats_zero_training_there(report: dict) -> None:
+    """Coloured shapes are no ImageNet class: a head that learnt colours and shapes from two other
+    styles must find them in the third far better than the classifier's class names do."""
+    rows = {r["name"]: r for r in report["rows"]}
+    head, zero = rows["tiny (w=0)"], rows["zero-training (prompt)"]
+    assert head["mean"]["p10"] > zero["mean"]["p10"] + 0.15
+    against = head["against"]["zero-training (prompt)"]
+    assert against["p10"]["low"] > 0 and against["sources_scored"] == 3
+    assert against["p10"]["ratio"] == pytest.approx(head["mean"]["p10"] / zero["mean"]["p10"])
+    assert report["winner"] in ("tiny (w=0)", "tiny (w=0.2)")
+
+
+def test_holdout_one_source_and_refuse_unknown_ones(loso_ws: Workspace) -> None:
+    one = run_loso(loso_ws, [Candidate("tiny", replace(TINY, train=replace(TINY.train, epochs=2)))],
+                   holdout=["icons"], progress=False)
+    assert list(one["sources"]) == ["icons"]
+    with pytest.raises(ConfigurationError, match="nosuch"):
+        run_loso(loso_ws, [Candidate("tiny", TINY)], holdout=["nosuch"], progress=False)
+
+
+def test_report_markdown_and_figure(report: dict, tmp_path: Path) -> None:
+    write_loso_report(report, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "| tiny (w=0) |" in md and "Against zero-training (prompt), paired by query" in md
+    assert (tmp_path / "loso.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "report.json").read_text())["winner"] == report["winner"]
+    assert markdown(report) == md
+
+
+def test_keyword_and_rare_word_metrics_known_values() -> None:
+    vectors = np.eye(12, 4, dtype=np.float32)[:, :4]  # 12 pictures; picture i points along axis i (i < 4)
+    vectors[4:] = 0.5
+    qs = QuerySet([parse_query("a", "keyword")], np.array([[1, 0, 0, 0]], np.float32), np.array([True]),
+                  np.zeros((1, 12), bool))
+    qs.relevant[0, [0, 5, 11]] = True  # ranked 1st, then among the ties in gallery order
+    assert keyword_p10(vectors, qs)[0] == pytest.approx(0.2)  # pictures 0 and 5 in the top 10, 11 is 12th
+    r10, rr = rare_recall_rr(vectors, qs)
+    assert r10[0] == pytest.approx(2 / 3) and rr[0] == 1.0
+    qs.embeddable[0] = False
+    assert keyword_p10(vectors, qs)[0] == 0.0
+
+
+def test_wordnet_prior_brings_a_class_nearer_its_hypernyms(minilm) -> None:  # noqa: ANN001
+    tabby = imagenet_classes().index("tabby")
+    texts = dict(class_texts(ClassPrior("wordnet"))[tabby])
+    assert texts["a photo of a tabby"] == 1.0 and texts["a photo of a cat"] == 0.5 and len(texts) == 7
+    mammal = minilm.embed_words(["mammal"])[0]
+    wordnet, prompt = class_prompt_matrix(minilm, ClassPrior("wordnet")), class_prompt_matrix(minilm)
+    assert np.allclose(np.linalg.norm(wordnet, axis=1), 1, atol=1e-5)
+    assert wordnet[tabby] @ mammal > prompt[tabby] @ mammal + 0.05
+    with pytest.raises(ConfigurationError, match="class prior"):
+        ClassPrior.from_json({"name": "nosuch"})
+    assert ClassPrior.from_json(None) == ClassPrior("prompt")
+
+
+def test_the_winner_is_measured_with_score_cut_offs(report: dict) -> None:
+    cut = report["cutoff"]
+    assert cut["row"] == report["winner"]
+    assert cut["queries"]["icons"]["present"] == 11 and cut["queries"]["icons"]["absent"] == 0
+    none, fixed, auto = cut["none"], cut["fixed"], cut["auto"]
+    assert none["lost"] == 0.0 and none["kept_per_query"] == 20
+    for r in (fixed, auto):
+        assert 0 <= r["precision"] <= 1 and 0 <= r["lost"] <= 1 and r["kept_per_query"] <= 20
+    assert fixed["f1"] >= none["f1"] - 1e-9  # no cut-off (threshold 0 on cosine) is in the grid's reach
