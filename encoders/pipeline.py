@@ -46,6 +46,7 @@ TEXT_ENCODERS = ("minilm", "glove", "word2vec", "fasttext")
 ENSEMBLE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 PHOTO_SOURCES = ("gcompris", "scratch", "kphotoalbum")
 PHOTOS = "photos"  # in train_sources / val_sources: that part of every prepared photo source
+ALL = "all"  # in train_sources: every prepared source
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,10 @@ def data_hash(items: Sequence[Any]) -> str:
 class Workspace:
     """What one process reuses across runs: the feature cache, text encoders, class-prompt matrices."""
 
-    def __init__(self, settings: Settings, items_loader=None) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, items_loader=None, max_per_source: int | None = None) -> None:  # noqa: ANN001
         self.settings = settings
+        # At most this many pictures of each source (a fixed spread by id hash): quicker runs.
+        self.max_per_source = max_per_source
         self.spec = BackboneSpec(settings.backbone, str(settings.backbone_weights) if settings.backbone_weights else None)
         self.cache = FeatureCache(settings.home / "cache" / "features", self.spec, batch_size=settings.batch_size,
                                   backbone_factory=self._backbone)
@@ -106,6 +109,7 @@ class Workspace:
         self._classes: dict[tuple[int, ClassPrior], np.ndarray] = {}
         self._targets: dict[tuple[int, str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._load_items = items_loader
+        self._spread: dict[str, set[str]] = {}
 
     def _backbone(self):  # noqa: ANN202
         from jointspace.encoders.backbone import Backbone
@@ -113,11 +117,25 @@ class Workspace:
         return Backbone(self.spec, device=self.settings.device, threads=self.settings.torch_threads)
 
     def items(self, sources: Sequence[str] | None, split: str | Sequence[str] | None) -> list[Any]:
+        if self.max_per_source:
+            return [it for s in (sources or self.prepared_sources()) for it in self._items([s], split)
+                    if it.post.id in self._kept(s)]
+        return self._items(sources, split)
+
+    def _items(self, sources: Sequence[str] | None, split: str | Sequence[str] | None) -> list[Any]:
         if self._load_items is not None:
             return self._load_items(sources, split)
         from jointspace.datasets.prepared import load_items
 
         return load_items(self.settings.data_dir, sources=sources, split=split)
+
+    def _kept(self, source: str) -> set[str]:
+        """The ids of `max_per_source` pictures of a source, chosen by a hash of the id (any split)."""
+        if source not in self._spread:
+            ids = sorted((it.post.id for it in self._items([source], None)),
+                         key=lambda i: hashlib.sha1(f"spread:{i}".encode()).hexdigest())
+            self._spread[source] = set(ids[: self.max_per_source])
+        return self._spread[source]
 
     def prepared_sources(self) -> list[str]:
         if self._load_items is not None:
@@ -183,8 +201,9 @@ def source_part(ws: Workspace, source: str, part: str) -> list[Any]:
 
 def training_items(ws: Workspace, options: RunOptions) -> list[Any]:
     """The train part of every prepared training source; with `limit`, the first N, photos first (they are scarce)."""
-    prepared = set(ws.prepared_sources())
-    sources = [s for s in expand_sources(options.train_sources) if s in prepared or s not in PHOTO_SOURCES]
+    prepared = ws.prepared_sources()
+    names = [p for entry in options.train_sources for p in (prepared if entry == ALL else (entry,))]
+    sources = [s for s in expand_sources(names) if s in prepared or s not in PHOTO_SOURCES]
     def parts(s: str) -> list[Any]:
         everything = ws.items([s], None)
         return [it for part in options.parts for it in part_of(s, everything, part)]

@@ -22,6 +22,7 @@ AUTO = "auto"
 AUTO_POOL = 100  # candidates whose scores make the distribution (more than a page, the same for every page)
 AUTO_Z = 3.0  # robust standard deviations above the pool's median
 MIN_POOL = 10  # fewer scores than this say nothing about a distribution: keep everything
+TIE = 1e-9  # spreads below this are rounding: the scores tie
 
 
 def auto_min_score(scores: Sequence[float] | np.ndarray, z: float = AUTO_Z) -> float:
@@ -34,7 +35,9 @@ def auto_min_score(scores: Sequence[float] | np.ndarray, z: float = AUTO_Z) -> f
         return float("-inf")
     centre = float(np.median(s))
     spread = 1.4826 * float(np.median(np.abs(s - centre)))
-    if spread <= 0.0:
+    if spread <= TIE:  # most of the pool ties (an index of few distinct pictures): the plain deviation
+        spread = float(s.std())
+    if spread <= TIE:  # every score the same: nothing stands out, nothing to cut
         return float("-inf")
     return centre + z * spread
 

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from jointspace.errors import QueryError
+from jointspace.query.cutoff import parse_min_score
 from jointspace.records import Filters
 from jointspace.settings import Settings
 
@@ -37,10 +38,21 @@ def _no_default(schema: dict[str, Any]) -> None:
 _AFTER = "Posts created at or after this time (ISO 8601)"
 _BEFORE = "Posts created before this time (ISO 8601)"
 _K = "Hits per page, 1..JOINTSPACE_MAX_K (default JOINTSPACE_DEFAULT_K)"
-# Drop kNN hits below this similarity. A type of its own so that new forms (e.g. "auto") are
-# added here, once, and every door accepts them.
-_MIN_SCORE = "Drop kNN hits whose similarity (dot product) is below this (semantic, and hybrid's semantic side)"
-MinScore = Annotated[float | None, _documented({"type": "number"}, _MIN_SCORE),
+
+
+def _min_score(value: Any) -> float | str | None:
+    try:
+        return parse_min_score(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+# Drop kNN hits below this similarity: a number, or "auto" (a per-query threshold from the query's own
+# scores, `query.cutoff`). A type of its own so that every door accepts the same forms.
+_MIN_SCORE = ("Drop kNN hits whose similarity (dot product) is below this (semantic, and hybrid's semantic "
+              "side); `auto`: a threshold per query, from its own top scores")
+MinScore = Annotated[float | Literal["auto"] | None, BeforeValidator(_min_score),
+                     _documented({"anyOf": [{"type": "number"}, {"type": "string", "enum": ["auto"]}]}, _MIN_SCORE),
                      Field(description=_MIN_SCORE, json_schema_extra=_no_default)]
 
 
@@ -106,7 +118,7 @@ class SearchRequest(SearchFilters):
         if k * self.page > settings.max_k:
             raise QueryError(f"page {self.page} of {k} would need the top {k * self.page} results; the limit "
                              f"is {settings.max_k} (JOINTSPACE_MAX_K): narrow the query instead")
-        if self.min_score is not None and not math.isfinite(self.min_score):
+        if isinstance(self.min_score, float) and not math.isfinite(self.min_score):
             raise QueryError("min_score must be a finite number")
         facet_fields(self.facets)  # an unknown facet is named here, before any search runs
         return self

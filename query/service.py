@@ -18,6 +18,7 @@ from jointspace.settings import Settings, get_settings
 
 from .algebra import WeightedTerm, combine, contributions, unit, weighted_terms
 from .collapse import Collapsed, collapse
+from .cutoff import AUTO, AUTO_POOL, auto_min_score, parse_min_score
 from .filters import filters_to_json
 from .fusion import reciprocal_rank_fusion
 from .keyword import KeywordQuery, keyword_query, mentions_any
@@ -117,7 +118,7 @@ class SearchService:
         return combine(terms, vectors, expression)
 
     def search(self, expression: str, filters: Filters | None = None, mode: Mode = "semantic",
-               k: int | None = None, page: int = 1, min_score: float | None = None,
+               k: int | None = None, page: int = 1, min_score: float | str | None = None,
                collapse: float | bool | None = None, include_vectors: bool = False,
                facets: str | Sequence[str] | None = None, sort: Sort | str = "relevance") -> SearchResult:
         """Page `page` (1-based) of `k` hits (default Settings.default_k) for `expression`.
@@ -126,7 +127,8 @@ class SearchService:
         product of unit vectors), "keyword" (BM25 on captions and hashtags; minus-terms exclude
         posts that mention them; image terms are ignored), "hybrid" (both lists fused by
         reciprocal rank fusion; score = fused score). `min_score` drops kNN hits whose dot product
-        is below it (semantic and the semantic side of hybrid). `collapse`: None uses
+        is below it (semantic and the semantic side of hybrid); "auto" sets it per query from the
+        scores of its top candidates (query.cutoff). `collapse`: None uses
         Settings.near_duplicate_threshold, False switches it off, a number is the threshold.
         Hit vectors are returned only when `include_vectors`.
 
@@ -145,7 +147,7 @@ class SearchService:
 
     def search_vector(self, vector: np.ndarray, expression: str = "", weight: float = 1.0,
                       filters: Filters | None = None, mode: Mode = "semantic", k: int | None = None,
-                      page: int = 1, min_score: float | None = None, collapse: float | bool | None = None,
+                      page: int = 1, min_score: float | str | None = None, collapse: float | bool | None = None,
                       include_vectors: bool = False, facets: str | Sequence[str] | None = None,
                       sort: Sort | str = "relevance") -> SearchResult:
         """Like `search`, with a vector (an uploaded photo's) as one more term of weight `weight`:
@@ -182,7 +184,7 @@ class SearchService:
 
     # -- the pipeline ---------------------------------------------------------------------------
     def _run(self, parsed: ParsedQuery, photo: np.ndarray | None, photo_weight: float,
-             filters: Filters | None, mode: str, k: int | None, page: int, min_score: float | None,
+             filters: Filters | None, mode: str, k: int | None, page: int, min_score: float | str | None,
              collapse_to: float | bool | None, include_vectors: bool, clock: _Clock,
              facets: str | Sequence[str] | None = None, sort: Sort | str = "relevance") -> SearchResult:
         if mode not in MODES:
@@ -190,8 +192,10 @@ class SearchService:
         fields = facet_fields(facets)
         sort = check_sort(sort)
         plan = plan_page(self.settings.default_k if k is None else k, page, self.settings)
-        if min_score is not None and not np.isfinite(min_score):
-            raise QueryError("min_score must be a finite number")
+        try:
+            min_score = parse_min_score(min_score)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
         threshold = self._threshold(collapse_to)
         merged = parsed.filters.merge(filters) if filters is not None else parsed.filters
         terms = weighted_terms(parsed.expression)
@@ -207,6 +211,10 @@ class SearchService:
                 terms = [WeightedTerm(_photo_term(), photo_weight), *terms]
             query = combine(terms, vectors, text)
         keywords = keyword_query(terms)
+        asked_min_score = min_score
+        auto_threshold: float | None = None
+        if min_score == AUTO:  # from here on a number (or no cut-off), the same for every page
+            min_score, auto_threshold = self._auto_min_score(query, merged, plan.num_candidates, clock)
         keyword_note = None
         if mode == "keyword" and keywords.is_empty():
             raise QueryError("keyword search needs at least one word or phrase with a positive weight",
@@ -223,7 +231,7 @@ class SearchService:
                  else keyword_match_set(keywords, merged, self.settings))
         if sort == "newest":
             return self._newest(parsed, merged, mode, plan, terms, vectors, match, keywords, fields,
-                                include_vectors, clock)
+                                include_vectors, clock, asked_min_score, auto_threshold)
         if mode == "semantic" or keyword_note is not None:
             assert query is not None
             ranked = self._fill(plan, threshold, clock,
@@ -241,6 +249,7 @@ class SearchService:
         explain = self._explain(parsed, merged, mode, plan, terms, vectors, query, keywords, page_hits,
                                 kept, dropped, min_score, threshold, clock)
         explain["sort"] = "relevance"
+        self._explain_min_score(explain, asked_min_score, auto_threshold)
         if keyword_note is not None:
             explain["keyword_note"] = keyword_note
         if counts is not None and match is not None:
@@ -252,7 +261,8 @@ class SearchService:
     def _newest(self, parsed: ParsedQuery, filters: Filters, mode: str, plan: PagePlan,
                 terms: Sequence[WeightedTerm], vectors: dict[tuple[str, str], np.ndarray], match: MatchSet,
                 keywords: KeywordQuery, fields: tuple[str, ...], include_vectors: bool,
-                clock: _Clock) -> SearchResult:
+                clock: _Clock, asked_min_score: float | str | None = None,
+                auto_threshold: float | None = None) -> SearchResult:
         """A page of the match set, newest first: the backend sorts the whole set and pages it,
         so every post of the set is on exactly one page."""
         page = clock.backend(lambda: self.backend.newest(match, plan.k, plan.start))
@@ -263,9 +273,27 @@ class SearchService:
                                 ranked, [], match.min_score, None, clock)
         explain["sort"] = "newest"
         explain["match"] = match_json(match, page.total)
+        self._explain_min_score(explain, asked_min_score, auto_threshold)
         hits = self._vectors_if_asked(page.hits, include_vectors, clock)
         return SearchResult(hits, explain, plan.page, plan.k, page.total, plan.start + len(hits) < page.total,
                             counts, "newest")
+
+    def _auto_min_score(self, query: np.ndarray | None, filters: Filters, candidates: int,
+                        clock: _Clock) -> tuple[float | None, float | None]:
+        """`min_score=auto` as a number: the threshold (query.cutoff) read from the scores of the
+        query's top AUTO_POOL kNN hits with the search's filters. Returns (min_score to apply, the
+        threshold computed); no cut-off without a query vector or when the pool cannot tell."""
+        if query is None:
+            return None, None
+        pool = clock.backend(lambda: self.backend.knn(query, AUTO_POOL, max(candidates, AUTO_POOL), filters))
+        threshold = auto_min_score([h.score for h in pool])
+        return (threshold if np.isfinite(threshold) else None), threshold
+
+    @staticmethod
+    def _explain_min_score(explain: dict[str, Any], asked: float | str | None, threshold: float | None) -> None:
+        if asked == AUTO:  # what was asked, and the threshold it became (null: no cut-off)
+            explain["min_score"] = AUTO
+            explain["min_score_auto"] = threshold if threshold is not None and np.isfinite(threshold) else None
 
     def _facets(self, match: MatchSet | None, fields: tuple[str, ...], clock: _Clock) -> FacetCounts | None:
         if not fields or match is None:
@@ -279,13 +307,15 @@ class SearchService:
         return [h if h.vector is None else replace(h, vector=None) for h in hits]
 
     def trends(self, expression: str, by: str = "city", interval: str = "month", filters: Filters | None = None,
-               min_score: float | None = None) -> TrendResult:
+               min_score: float | str | None = None) -> TrendResult:
         """Per value of `by` (records.TREND_KEYS; the Settings.trend_max_series most frequent in the
         match set) and per `interval` (day, month, year; UTC): the posts of the match set and all
         posts passing the filters, whose ratio is the share. Raises QueryError like `search`."""
         check_trend(by, interval)
-        if min_score is not None and not np.isfinite(min_score):
-            raise QueryError("min_score must be a finite number")
+        try:
+            min_score = parse_min_score(min_score)
+        except ValueError as exc:
+            raise QueryError(str(exc)) from None
         clock = _Clock()
         started = time.perf_counter()
         parsed = self.parse(expression)
@@ -295,7 +325,9 @@ class SearchService:
         query = combine(terms, resolve([t.term for t in terms], self.text, self.backend, parsed.text), parsed.text)
         clock.add("encode", started)
         merged = parsed.filters.merge(filters) if filters is not None else parsed.filters
-        match = match_set(query, merged, min_score, self.settings)
+        if min_score == AUTO:
+            min_score, _ = self._auto_min_score(query, merged, self.settings.min_num_candidates, clock)
+        match = match_set(query, merged, min_score, self.settings)  # type: ignore[arg-type]
         buckets = clock.backend(lambda: self.backend.trends(match, by, interval, self.settings.trend_max_series))
         matching = clock.backend(lambda: self.backend.facets(match, (), 1)).matching
         explain = {"expression": parsed.text, "parsed": parsed.to_text(), "filters": filters_to_json(merged),
@@ -399,7 +431,7 @@ class SearchService:
     def _explain(self, parsed: ParsedQuery, filters: Filters, mode: str, plan: PagePlan,
                  terms: Sequence[WeightedTerm], vectors: dict[tuple[str, str], np.ndarray],
                  query: np.ndarray | None, keywords: KeywordQuery, hits: list[Hit],
-                 ranked: _Ranked, dropped: list[Collapsed], min_score: float | None,
+                 ranked: _Ranked, dropped: list[Collapsed], min_score: float | str | None,
                  threshold: float | None, clock: _Clock) -> dict[str, Any]:
         started = time.perf_counter()
         backend_before = clock.ms.get("backend", 0.0)

@@ -27,6 +27,7 @@ from jointspace.query.cutoff import AUTO_POOL, auto_min_score
 PAGE = 20
 FIXED_GRID = tuple(round(0.01 * i, 2) for i in range(0, 80))
 Z_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
+POOL_GRID = (AUTO_POOL, 500)  # the default pool, and the deeper one a kNN's candidate list already holds
 ABSENT_PER_SOURCE = 200
 
 
@@ -38,7 +39,7 @@ class CutoffGallery:
     page_scores: np.ndarray  # (Q, PAGE) descending
     page_relevant: np.ndarray  # (Q, PAGE) bool
     absent: np.ndarray  # (Q,) bool: the word labels nothing in this source
-    pool_scores: np.ndarray  # (Q, AUTO_POOL) the scores `auto` reads
+    sorted_scores: np.ndarray  # (Q, ≤ 500) the top scores, descending: `auto` reads the top `pool`
 
 
 def absent_words(own: set[str], others: Sequence[set[str]], n: int = ABSENT_PER_SOURCE) -> list[str]:
@@ -60,7 +61,7 @@ def build_gallery(source: str, vectors: np.ndarray, labels: Sequence[frozenset[s
     page = min(PAGE, scores.shape[1])
     return CutoffGallery(source, sorted_scores[:, :page], np.take_along_axis(relevant, order[:, :page], axis=1),
                          np.array([q.kind == "absent" for q in all_queries]),
-                         sorted_scores[:, :min(AUTO_POOL, scores.shape[1])])
+                         sorted_scores[:, :max(POOL_GRID)].astype(np.float32))
 
 
 def measure(g: CutoffGallery, thresholds: np.ndarray) -> dict[str, float]:
@@ -88,11 +89,12 @@ def analyse(galleries: Sequence[CutoffGallery]) -> dict[str, Any]:
     none = mean_over(galleries, lambda g: np.full(len(g.page_scores), -np.inf))
     fixed = {t: mean_over(galleries, lambda g, t=t: np.full(len(g.page_scores), t)) for t in FIXED_GRID}
     best_t = max(fixed, key=lambda t: fixed[t]["f1"])
-    auto = {z: mean_over(galleries, lambda g, z=z: np.array([auto_min_score(s, z) for s in g.pool_scores]))
-            for z in Z_GRID}
-    best_z = max(auto, key=lambda z: auto[z]["f1"])
-    return {"page": PAGE, "pool": AUTO_POOL, "none": none, "fixed": {"threshold": best_t, **fixed[best_t]},
-            "auto": {"z": best_z, **auto[best_z]}, "auto_grid": {f"{z:g}": auto[z] for z in Z_GRID},
+    auto = {(pool, z): mean_over(galleries, lambda g, z=z, pool=pool: np.array(
+        [auto_min_score(s[:pool], z) for s in g.sorted_scores])) for pool in POOL_GRID for z in Z_GRID}
+    best = max(auto, key=lambda pz: auto[pz]["f1"])
+    return {"page": PAGE, "none": none, "fixed": {"threshold": best_t, **fixed[best_t]},
+            "auto": {"pool": best[0], "z": best[1], **auto[best]},
+            "auto_grid": {f"pool {p}, z {z:g}": auto[(p, z)] for p, z in auto},
             "queries": {g.source: {"present": int((~g.absent).sum()), "absent": int(g.absent.sum())}
                         for g in galleries}}
 
@@ -107,8 +109,8 @@ def markdown(result: dict[str, Any], model: str) -> list[str]:
              "| cut-off | precision kept | relevant lost | hits kept / query | hits kept / absent query | F |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     rows = [("none", result["none"]), (f"fixed {result['fixed']['threshold']:.2f}", result["fixed"]),
-            *((f"auto, z = {z}" + (" (chosen)" if float(z) == result["auto"]["z"] else ""), r)
-              for z, r in result["auto_grid"].items())]
+            *((f"auto, {name}" + (" (chosen)" if name == f"pool {result['auto']['pool']}, z {result['auto']['z']:g}"
+                                   else ""), r) for name, r in result["auto_grid"].items())]
     for name, r in rows:
         lines.append(f"| {name} | {r['precision']:.3f} | {r['lost']:.3f} | {r['kept_per_query']:.1f} | "
                      f"{r['absent_kept']:.1f} | {r['f1']:.3f} |")

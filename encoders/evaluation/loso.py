@@ -183,6 +183,7 @@ def run_loso(ws: Workspace, candidates: Sequence[Candidate], holdout: Sequence[s
         row["mean"] = {m: source_mean(row["results"], m) for m in ("p10", "r10", "mrr")}
     report = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(time.perf_counter() - started, 1),
               "sources": {s: g.describe() for s, g in galleries.items()}, "pool": pool,
+              "max_per_source": ws.max_per_source,
               "baseline": rows[len(baselines) - 1]["name"] if baselines else None, "rows": rows}
     compare_with_baselines(report)
     winner = next((r for r in rows if r["name"] == report["winner"]), None)
@@ -266,12 +267,9 @@ GRID: tuple[Candidate, ...] = (
     _candidate("soft-contrastive 30ep prompt", epochs=30),
     _candidate("soft-contrastive 30ep wordnet", epochs=30, prior=WORDNET),
     _candidate("soft-contrastive 30ep wordnet +prior targets 0.3", epochs=30, prior=WORDNET, prior_target_weight=0.3),
+    _candidate("regression 30ep wordnet", epochs=30, loss="regression", prior=WORDNET),
     _candidate("soft-contrastive 15ep wordnet", epochs=15, prior=WORDNET),
     _candidate("soft-contrastive 60ep wordnet", epochs=60, prior=WORDNET),
-    _candidate("regression 30ep wordnet", epochs=30, loss="regression", prior=WORDNET),
-    _candidate("infonce 30ep wordnet", epochs=30, loss="infonce", prior=WORDNET),
-    _candidate("glove soft-contrastive 30ep wordnet", epochs=30, text="glove", prior=WORDNET),
-    _candidate("sentence targets 30ep wordnet", epochs=30, targets="sentence", prior=WORDNET),
 )
 # `jointspace eval --loso`: the configuration `jointspace train` uses by default, with its blend weight.
 DEFAULT_CANDIDATE = Candidate("default", RunOptions(), (RunOptions().zeroshot_weight,))

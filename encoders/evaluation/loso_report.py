@@ -30,7 +30,9 @@ def markdown(report: dict[str, Any]) -> str:
              "baselines (ImageNet classes read by the sentence model; `prompt`: \"a photo of a {class}\", "
              "`wordnet-LxW`: plus L WordNet hypernyms at weight W) were measured on the same galleries in the "
              "same run. Single-keyword P@10: every label word with ≥ 5 pictures in the source; rare words: label "
-             "words of 1–4 pictures, recall@10 and MRR. Means weigh every source the same.", "",
+             "words of 1–4 pictures, recall@10 and MRR. Means weigh every source the same."
+             + (f" At most {report['max_per_source']} pictures of each source took part (a fixed spread by "
+                "id hash)." if report.get("max_per_source") else ""), "",
              "## Held-out sources", "", "| source | pictures | keyword queries | rare-word queries |",
              "| --- | ---: | ---: | ---: |"]
     for s, d in report["sources"].items():

@@ -100,7 +100,8 @@ def search(
     page: Annotated[int, typer.Option(help="1-based page.")] = 1,
     # Text, read by the shared request model: whatever forms it accepts, this flag accepts.
     min_score: Annotated[Optional[str], typer.Option(metavar="X", help="Drop kNN hits whose similarity is "
-                                                                     "below this.")] = None,
+                                                                     "below this; `auto`: a threshold per query "
+                                                                     "from its own top scores.")] = None,
     no_collapse: Annotated[bool, typer.Option("--no-collapse", help="Keep near-duplicate images.")] = False,
     facets: Annotated[Optional[str], typer.Option(metavar="FIELDS", help="Count these over the matching posts "
                                                   "(above --min-score, else the JOINTSPACE_FACET_DEPTH nearest): "

@@ -48,6 +48,14 @@ def train_command(
     finetune_steps: Annotated[int, typer.Option(help="Then fine-tune the backbone's last blocks for N steps (GPU advised).")] = 0,
     latest: Annotated[bool, typer.Option(help="Make this bundle the default (`latest`).")] = True,
     limit: Annotated[Optional[int], typer.Option(min=2, help="At most N training items (a quick run).")] = None,
+    prior: Annotated[str, typer.Option(help="ImageNet classes as text for the zero-training vector: wordnet "
+                                            "(lemma + hypernyms) or prompt (\"a photo of a {class}\").")] = "",
+    prior_targets: Annotated[Optional[float], typer.Option(min=0, max=1, help="Share of each training target "
+                                                                              "taken from the picture's "
+                                                                              "zero-training vector.")] = None,
+    zeroshot_weight: Annotated[Optional[float], typer.Option(min=0, max=1, help="Blend weight of the "
+                                                                                "zero-training vector when "
+                                                                                "there is no validation set.")] = None,
 ) -> None:
     """Train a head on cached image features, write a model bundle and make it the default."""
     import time
@@ -67,10 +75,19 @@ def train_command(
         _check(v, tuple(VARIANTS), "augmentation")
     settings = get_settings()
     started = time.perf_counter()
+    from jointspace.encoders.imagenet import ClassPrior
+
+    defaults = RunOptions()
+    val = () if val_sources.strip().lower() == "none" else _csv(val_sources)
     options = RunOptions(text=text, targets=targets,  # type: ignore[arg-type]
                          train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed),  # type: ignore[arg-type]
-                         train_sources=_csv(sources), val_sources=_csv(val_sources), augment=_csv(augment),
-                         limit=limit)
+                         train_sources=_csv(sources), val_sources=val, augment=_csv(augment),
+                         limit=limit, prior=ClassPrior(_check(prior, ("wordnet", "prompt"), "prior"))  # type: ignore[arg-type]
+                         if prior else defaults.prior,
+                         prior_target_weight=defaults.prior_target_weight if prior_targets is None else prior_targets,
+                         zeroshot_weight=defaults.zeroshot_weight if zeroshot_weight is None else zeroshot_weight,
+                         # Without validation sets nothing is held back: every part of every source trains.
+                         parts=defaults.parts if val else ("train", "val", "test"))
     ws = Workspace(settings)
     # Too few validation pictures: refused when they are the defaults (missing data), said when chosen.
     warning = check_validation(ws, options, chosen=val_sources != DEFAULT_VAL_SOURCES)
@@ -88,10 +105,16 @@ def train_command(
     if text == "minilm":
         trained.text.vocab_matrix()  # type: ignore[attr-defined]  # cache now, not on the first query
     v = trained.val_scores
-    typer.echo(f"bundle {folder}\n  validation ({v['validation']}), keyword P@10: zero-training "
-               f"{v['zeroshot']:.3f}, head {v['0']:.3f}, ensemble (weight {trained.zeroshot_weight:g}) "
-               f"{v[f'{trained.zeroshot_weight:g}']:.3f}\n  best epoch {trained.result.best_epoch}, "
-               f"{time.perf_counter() - started:.0f} s in all{'; now the default bundle' if latest else ''}")
+    if options.val_sources:
+        scored = (f"validation ({v['validation']}), keyword P@10: zero-training {v['zeroshot']:.3f}, head "
+                  f"{v['0']:.3f}, ensemble (weight {trained.zeroshot_weight:g}) {v[f'{trained.zeroshot_weight:g}']:.3f}"
+                  f"\n  best epoch {trained.result.best_epoch}")
+    else:
+        scored = (f"no validation set: {trained.result.best_epoch} epochs and zero-training weight "
+                  f"{trained.zeroshot_weight:g} as chosen by leave-one-source-out (docs/eval-report.md), "
+                  f"{trained.n_train} pictures")
+    typer.echo(f"bundle {folder}\n  {scored}, {time.perf_counter() - started:.0f} s in all"
+               f"{'; now the default bundle' if latest else ''}")
     _hint_reindex(settings, folder)
 
 
@@ -127,6 +150,9 @@ def eval_command(
                                                  "grid, not only the default.")] = False,
     loso_sources: Annotated[Optional[str], typer.Option(help="With --loso: the sources taking part "
                                                              "[every prepared source].")] = None,
+    max_per_source: Annotated[Optional[int], typer.Option(min=10, help="With --loso: at most N pictures of each "
+                                                                       "source (a fixed spread by id), for a "
+                                                                       "quicker run.")] = None,
 ) -> None:
     """Measure text → image and image → image retrieval on the test split of every prepared source."""
     from datetime import datetime
@@ -137,7 +163,7 @@ def eval_command(
     settings = get_settings()
     folder = out or settings.home / "reports" / datetime.now().strftime("%Y-%m-%d-%H%M%S")
     if loso or holdout_source or loso_grid:
-        _loso(settings, folder, docs, holdout_source, loso_grid, loso_sources, limit)
+        _loso(settings, folder, docs, holdout_source, loso_grid, loso_sources, limit, max_per_source)
         return
     from jointspace.encoders.evaluation.runner import run_evaluation
 
@@ -153,7 +179,7 @@ def eval_command(
 
 
 def _loso(settings, folder: Path, docs: Optional[Path], holdout: Optional[list[str]], grid: bool,  # noqa: ANN001
-          sources: Optional[str], limit: Optional[int]) -> None:
+          sources: Optional[str], limit: Optional[int], max_per_source: Optional[int]) -> None:
     from dataclasses import replace
 
     from jointspace.encoders.evaluation.loso import DEFAULT_CANDIDATE, GRID, run_loso
@@ -163,7 +189,7 @@ def _loso(settings, folder: Path, docs: Optional[Path], holdout: Optional[list[s
     candidates = list(GRID) if grid else [DEFAULT_CANDIDATE]
     if limit:
         candidates = [replace(c, options=replace(c.options, limit=limit)) for c in candidates]
-    report = run_loso(Workspace(settings), candidates, holdout=holdout or None,
+    report = run_loso(Workspace(settings, max_per_source=max_per_source), candidates, holdout=holdout or None,
                       sources=_csv(sources) if sources else None)
     write_loso_report(report, folder)
     md = markdown(report)

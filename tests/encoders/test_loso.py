@@ -117,12 +117,13 @@ def test_report_markdown_and_figure(report: dict, tmp_path: Path) -> None:
 
 
 def test_keyword_and_rare_word_metrics_known_values() -> None:
-    vectors = np.eye(12, 4, dtype=np.float32)[:, :4]  # 12 pictures; picture i points along axis i (i < 4)
-    vectors[4:] = 0.5
+    vectors = np.eye(12, 4, dtype=np.float32)  # 12 pictures; picture i < 4 points along axis i
+    vectors[4:] = 0.5  # pictures 4-11 tie at 0.5 against axis 0: ranked 2nd to 9th in gallery order
+    # Ranking for the query along axis 0: picture 0, then 4..11, then 1, 2, 3 (scores 0) at ranks 10-12.
     qs = QuerySet([parse_query("a", "keyword")], np.array([[1, 0, 0, 0]], np.float32), np.array([True]),
                   np.zeros((1, 12), bool))
-    qs.relevant[0, [0, 5, 11]] = True  # ranked 1st, then among the ties in gallery order
-    assert keyword_p10(vectors, qs)[0] == pytest.approx(0.2)  # pictures 0 and 5 in the top 10, 11 is 12th
+    qs.relevant[0, [0, 5, 2]] = True  # ranked 1st, 3rd and 11th
+    assert keyword_p10(vectors, qs)[0] == pytest.approx(0.2)
     r10, rr = rare_recall_rr(vectors, qs)
     assert r10[0] == pytest.approx(2 / 3) and rr[0] == 1.0
     qs.embeddable[0] = False

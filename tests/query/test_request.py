@@ -25,12 +25,21 @@ def test_raw_strings_become_typed_values_and_filters() -> None:
 @pytest.mark.parametrize("values, message", [
     ({"k": 0}, "k must be between 1 and 500"), ({"k": 501}, "k must be between 1 and 500"),
     ({"page": 0}, "page must be 1 or more"), ({"k": 50, "page": 11}, "would need the top 550"),
-    ({"min_score": "nan"}, "min_score must be a finite number"), ({"k": "many"}, "k: Input should be"),
+    ({"min_score": "nan"}, "min_score must be a finite number"),
+    ({"min_score": "sometimes"}, "min_score must be a number or 'auto'"), ({"k": "many"}, "k: Input should be"),
     ({"mode": "fuzzy"}, "mode: Input should be"), ({"after": "yesterday"}, "after: Input should be"),
     ({"q": "a" * 1001}, "query longer than 1000 characters")])
 def test_every_bound_is_a_query_error(values: dict, message: str) -> None:
     with pytest.raises(QueryError, match=message):
         SearchRequest.from_values(values, Settings())
+
+
+def test_min_score_is_a_number_or_auto_at_every_door() -> None:
+    for raw in ("auto", "AUTO", " auto "):
+        request = SearchRequest.from_values({"q": "dog", "min_score": raw}, Settings())
+        assert request.min_score == "auto" and request.search_arguments()["min_score"] == "auto"
+    assert SearchRequest.from_values({"min_score": "0.3"}, Settings()).min_score == 0.3
+    assert PhotoSearchRequest.from_values({"min_score": "auto"}, Settings()).min_score == "auto"
 
 
 def test_a_parameter_in_two_places_must_agree() -> None:

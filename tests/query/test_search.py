@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from query_geometry import LADDER, GeometryEncoder, axis, documents, ladder_similarity, mix
 from jointspace.errors import QueryError
 from jointspace.protocols import SearchBackend
+from jointspace.query.cutoff import auto_min_score
 from jointspace.query.service import SearchService
 from jointspace.records import Filters
 from jointspace.settings import Settings
@@ -106,6 +107,24 @@ def test_min_score_cuts_irrelevant_hits(service: SearchService) -> None:
     result = service.search("food", k=50, min_score=0.8, collapse=False)
     assert [h.id for h in result.hits] == expected and not result.has_more
     assert service.search("snow", k=10, min_score=0.9).hits == []
+
+
+def test_min_score_auto_keeps_what_stands_out_of_the_query_s_own_scores(service: SearchService) -> None:
+    """`auto` cuts each query at its own threshold (query.cutoff, from its top 100 scores): the hits
+    kept are exactly those a no-cut-off search ranks at or above it, and each query keeps its clear
+    hits (post 3 for dog, the park pair) while the unrelated rest of the collection goes."""
+    for query, expected in (("dog", ["3"]), ("park", ["1", "3"]), ("dog+park", ["3", "1"])):
+        full = service.search(query, k=100, collapse=False)
+        threshold = auto_min_score([h.score for h in full.hits])
+        auto = service.search(query, k=10, min_score="auto", collapse=False)
+        assert auto.explain["min_score"] == "auto" and auto.explain["min_score_auto"] == pytest.approx(threshold)
+        assert [h.id for h in auto.hits] == [h.id for h in full.hits if h.score >= threshold][:10] == expected
+        assert not auto.has_more
+    # Page 2 of a cut list is the rest of the same cut list.
+    first, second = (service.search("park", k=1, page=p, min_score="auto", collapse=False) for p in (1, 2))
+    assert [h.id for h in first.hits + second.hits] == ["1", "3"] and first.has_more and not second.has_more
+    with pytest.raises(QueryError, match="min_score must be a number or 'auto'"):
+        service.search("dog", min_score="sometimes")
 
 
 def test_near_duplicates_collapse_to_the_best_ranked(service: SearchService) -> None:
