@@ -29,6 +29,7 @@ import numpy as np
 
 from jointspace import __version__
 from jointspace.atomic_write import write_text_atomic
+from jointspace.encoders.imagenet import DEFAULT_PRIOR
 from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.protocols import ImageEncoder, TextEncoder
 from jointspace.registry import IMAGE_ENCODERS, TEXT_ENCODERS, load
@@ -38,7 +39,10 @@ MANIFEST = "manifest.json"
 FORMAT = 1
 LATEST = "latest"
 PROBE_WORDS = ("photo", "beach", "dog", "red", "city")
-ZEROSHOT_NAME = "zeroshot-minilm-lite0"
+# The zero-training fallback reads ImageNet classes through the WordNet prior (lemma + hypernyms),
+# which beat the bare prompt on sources never trained on (docs/eval-report.md); the name says so, so
+# an index built by the older prompt-only fallback is not queried with these vectors.
+ZEROSHOT_NAME = "zeroshot-minilm-lite0-wordnet"
 SHIPPED_DIR = "bundled/default"  # inside this package: the bundle shipped with jointspace
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PATH_KEYS = ("path", "weights", "class_matrix", "vocabulary", "vocab_matrix")
@@ -170,7 +174,8 @@ def zeroshot_manifest(text_name: str = "minilm", text_config: dict[str, Any] | N
                       name: str = ZEROSHOT_NAME) -> dict[str, Any]:
     return {"name": name, "dim": dim,
             "text": {"name": text_name, "config": text_config or {}, "dim": dim},
-            "image": {"name": "zeroshot", "config": {"backbone": backbone or {}, "class_matrix": "classes.npy"}},
+            "image": {"name": "zeroshot", "config": {"backbone": backbone or {}, "class_matrix": "classes.npy",
+                                                     "class_prior": DEFAULT_PRIOR.to_json()}},
             "loss": None, "targets": None, "training": None, "metrics": {}}
 
 

@@ -264,12 +264,9 @@ SHIPPED_BEFORE = _candidate("shipped before", weights=(0.2,), epochs=12)
 # What `jointspace eval --loso --loso-grid` compares; the default is the grid's LOSO winner.
 GRID: tuple[Candidate, ...] = (
     SHIPPED_BEFORE,
-    _candidate("soft-contrastive 30ep prompt", epochs=30),
     _candidate("soft-contrastive 30ep wordnet", epochs=30, prior=WORDNET),
     _candidate("soft-contrastive 30ep wordnet +prior targets 0.3", epochs=30, prior=WORDNET, prior_target_weight=0.3),
     _candidate("regression 30ep wordnet", epochs=30, loss="regression", prior=WORDNET),
-    _candidate("soft-contrastive 15ep wordnet", epochs=15, prior=WORDNET),
-    _candidate("soft-contrastive 60ep wordnet", epochs=60, prior=WORDNET),
 )
 # `jointspace eval --loso`: the configuration `jointspace train` uses by default, with its blend weight.
 DEFAULT_CANDIDATE = Candidate("default", RunOptions(), (RunOptions().zeroshot_weight,))

@@ -24,6 +24,7 @@ from jointspace.encoders.bundle import load_bundle
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.evaluation.report import write_report
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
+from jointspace.encoders.imagenet import DEFAULT_PRIOR, ClassPrior
 from jointspace.encoders.losses import LOSSES
 from jointspace.encoders.pipeline import (PHOTO_SOURCES, PHOTOS, TEXT_ENCODERS, RunOptions, TrainedHead, Workspace,
                                           expand_sources, part_of, train_one, validation_sets, with_loss)
@@ -97,8 +98,8 @@ class Evaluator:
                                                           for g, r in results.items() if "keyword" in r))
         return row
 
-    def zeroshot(self, text: TextEncoder) -> dict[str, np.ndarray]:
-        classes = self.ws.class_matrix(text)
+    def zeroshot(self, text: TextEncoder, prior: ClassPrior | None = None) -> dict[str, np.ndarray]:
+        classes = self.ws.class_matrix(text, prior)
         k = self.ws.settings.zeroshot_top_k
         return {n: zeroshot_vectors(o.logits, classes, k) for n, o in self.outputs.items()}
 
@@ -147,6 +148,7 @@ def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None,
     minilm, _ = ws.text("minilm")
     ev.add("random ranking", "random", minilm, None)
     ev.add("zero-training (minilm)", "zeroshot", minilm, ev.zeroshot(minilm))
+    ev.add("zero-training (minilm, WordNet prior)", "zeroshot", minilm, ev.zeroshot(minilm, DEFAULT_PRIOR))
     ev.bundle(bundle)
     for other in compare:
         ev.bundle(other)

@@ -196,6 +196,15 @@ def test_min_score_and_collapse_are_honoured_by_both_doors(api: Api) -> None:
     assert posted["explain"]["min_score"] == 0.999 and all(h["score"] >= 0.999 for h in posted["hits"])
     off = api.client.get("/search", params={"q": "dog", "collapse": "false"}).json()
     assert off["explain"]["collapse_threshold"] is None
+    auto = api.client.get("/search", params={"q": "dog", "min_score": "auto", "k": 10}).json()
+    assert auto["explain"]["min_score"] == "auto"
+    cut = auto["explain"]["min_score_auto"]
+    assert cut is None or all(h["score"] >= cut for h in auto["hits"])
+    posted = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")},
+                             data={"min_score": "auto", "k": "10"}).json()
+    assert posted["explain"]["min_score"] == "auto" and "min_score_auto" in posted["explain"]
+    bad = api.client.get("/search", params={"q": "dog", "min_score": "often"})
+    assert bad.status_code == 400 and "min_score must be a number or 'auto'" in bad.text
 
 
 @pytest.mark.parametrize("params, message", [

@@ -98,6 +98,10 @@ def test_bounds_and_min_score_come_from_the_shared_request_model(home: Path) -> 
     assert strict.returncode == 0, strict.stderr
     answer = json.loads(strict.stdout)
     assert answer["explain"]["min_score"] == 0.5 and all(h["score"] >= 0.5 for h in answer["hits"])
+    auto = run(home, "dog", "--min-score", "auto", "--json")
+    assert auto.returncode == 0, auto.stderr
+    answer = json.loads(auto.stdout)  # the one dog post stands out of the query's scores; the rest goes
+    assert answer["explain"]["min_score"] == "auto" and [h["id"] for h in answer["hits"]] == ["3"]
 
 
 def test_the_readme_hybrid_example_with_an_image_and_a_minus_word(home: Path) -> None:
