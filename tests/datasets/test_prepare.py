@@ -115,10 +115,16 @@ def test_prepare_train_and_eval_from_the_command_line(home: Path) -> None:
                             "--out", str(report_dir))
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads((report_dir / "report.json").read_text())
-    assert [r["kind"] for r in report["configurations"]] == ["random", "zeroshot", "bundle"]
-    assert report["configurations"][2]["bundle"] == str(bundle)  # `latest` now points at the new bundle
+    assert [r["kind"] for r in report["configurations"]] == ["random", "zeroshot", "zeroshot", "bundle"]
+    assert report["configurations"][3]["bundle"] == str(bundle)  # `latest` now points at the new bundle
     assert report["galleries"]["tuxpaint"]["queries"]["keyword"] > 0
     assert "| zero-training (minilm) |" in evaluated.stdout and "paired by query" in evaluated.stdout
+    assert "| zero-training (minilm, WordNet prior) |" in evaluated.stdout
+    # Leave-one-source-out needs another source to train on: a clear error, before any training.
+    loso = _jointspace(home, "eval", "--loso", "--out", str(home / "loso"))
+    assert loso.returncode != 0 and "at least two prepared sources" in loso.stderr
+    unknown = _jointspace(home, "eval", "--holdout-source", "nosuch", "--out", str(home / "loso"))
+    assert unknown.returncode != 0 and "nosuch" in unknown.stderr
 
 
 @pytest.mark.slow
