@@ -90,7 +90,8 @@ def train_command(
                          parts=defaults.parts if val else ("train", "val", "test"))
     ws = Workspace(settings)
     # Too few validation pictures: refused when they are the defaults (missing data), said when chosen.
-    warning = check_validation(ws, options, chosen=val_sources != DEFAULT_VAL_SOURCES)
+    # Without validation sets (`none`) there is nothing to check: epochs and weight are fixed.
+    warning = check_validation(ws, options, chosen=val_sources != DEFAULT_VAL_SOURCES) if val else None
     if warning:
         typer.echo(f"warning: {warning}", err=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
