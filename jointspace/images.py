@@ -1,8 +1,9 @@
 """The one image path: reading, decoding, EXIF orientation, transparency on white and shrinking.
 
-Ingestion (workers), photo uploads (`POST /search`), thumbnails (`api/media.py`) and data
-preparation (`datasets/raster.py`) all go through here, so a query photo reaches the encoder
-exactly as the same picture did when it was indexed. Every way a file can be bad becomes an
+Ingestion (workers) and photo uploads (`POST /search`) both `decode()` here, so a query photo
+reaches the encoder exactly as the same picture did when it was indexed; thumbnails
+(`api/media.py`) and data preparation (`datasets/raster.py`) use the same pieces (data preparation
+turns pictures by its source's `rotate_cw`, not by EXIF, as the prepared data always has). Every way a file can be bad becomes an
 `ImageRejected` with a reason. The encoder's own final resize and normalisation stay with the
 encoder (`encoders/backbone.py`): they belong to the model, not to the file.
 """
