@@ -20,7 +20,7 @@ class BundleInfo:
     name: str
     folder: Path
     dim: int
-    kind: str          # "shipped", "zero-training" or "trained"
+    kind: str          # "shipped", "zero-training", "trained" or "imported" (`model import open-clip`)
     default: bool      # the one search, serve and ingest load (JOINTSPACE_MODEL, last trained, shipped, zero)
     in_index: bool     # the index holds this bundle's vectors
     created: str | None
@@ -92,6 +92,8 @@ def catalog(settings: Settings) -> Catalog:
         name = str(manifest["name"])
         if kind == "trained" and name == ZEROSHOT_NAME:
             kind = "zero-training"
+        elif kind == "trained" and (manifest.get("source") or {}).get("kind") == "open-clip":
+            kind = "imported"
         bundles.append(BundleInfo(name=name, folder=folder, dim=int(manifest["dim"]), kind=kind,
                                   default=folder == default, in_index=recorded is not None and recorded[0] == name,
                                   created=manifest.get("created")))

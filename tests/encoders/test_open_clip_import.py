@@ -7,6 +7,7 @@ The index holds the CLIP towers' vectors: the scores the CLI prints for a word q
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -148,8 +149,6 @@ def test_import_ingest_search_reindex_and_back(checkpoint: Path, env: dict[str, 
                              "--vocab-size", str(VOCAB), "--json")).stdout)
     folder = Path(made["folder"])
     manifest = json.loads((folder / "manifest.json").read_text())
-    import hashlib
-
     assert made["dim"] == manifest["dim"] == 256 and made["name"].startswith("open-clip-vit-s-32-alt-")
     assert manifest["source"]["arch"] == ARCH
     assert manifest["source"]["checkpoint_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
@@ -157,7 +156,8 @@ def test_import_ingest_search_reindex_and_back(checkpoint: Path, env: dict[str, 
     words = (folder / "vocab.txt").read_text().split("\n")
     assert len(words) == VOCAB and np.load(folder / "vocab.npy").shape == (VOCAB, 256)
     listed = {b["name"]: b for b in json.loads(ok(run(env, "model", "list", "--json")).stdout)["bundles"]}
-    assert listed[made["name"]]["dim"] == 256 and not listed[made["name"]]["index"]
+    assert listed[made["name"]]["dim"] == 256 and listed[made["name"]]["kind"] == "imported"
+    assert not listed[made["name"]]["index"] and Path(listed[made["name"]]["folder"]) == folder
 
     again = run(env, "model", "import", "open-clip", "--arch", ARCH, "--checkpoint", str(checkpoint),
                 "--vocab-size", str(VOCAB))
