@@ -45,7 +45,9 @@ class Catalog:
     def find(self, name_or_folder: str) -> Path:
         """A bundle folder by name or by folder; ConfigurationError listing the choices."""
         path = Path(name_or_folder).expanduser()
-        if (path / MANIFEST).is_file():
+        # A folder is taken as it is even without a manifest: a user's own bundle factory
+        # (JOINTSPACE_BUNDLE_FACTORY) reads folders of its own making, and loading says what is wrong.
+        if path.is_dir():
             return path
         for bundle in self.bundles:
             if bundle.name == name_or_folder:
