@@ -1,8 +1,12 @@
 """Ingestion benchmark: posts/s from JSONL to searchable, against the bare encoder (the ceiling) and
 the naive loop (one image → one encoder call → one index request), all in one run on the same images.
 
-    python bench/ingest.py                      # 192 photos, in-process + Celery with 1 and 2 workers
-    python bench/ingest.py --n 512 --no-celery  # in-process only (no Redis/Elasticsearch needed)
+    python bench/ingest.py                       # 1000 posts: bare encoder, in-process, Celery (defaults)
+    python bench/ingest.py --rounds 2 --solo     # each variant twice, in turn; also the solo pool
+    python bench/ingest.py --n 512 --no-celery   # in-process only (no Redis/Elasticsearch needed)
+
+Every variant runs with the default settings (batch size, decode threads, torch threads, worker
+pool and concurrency) unless an option says otherwise.
 
 Uses the real model bundle (`load_bundle`: JOINTSPACE_MODEL, else the latest, else zero-shot).
 Celery variants need Elasticsearch (several writer processes): JOINTSPACE_ES_URL, else a node is
@@ -15,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
@@ -38,26 +44,78 @@ PHOTO_SOURCES = ("scratch", "gcompris", "kphotoalbum")
 
 
 def build_corpus(folder: Path, n: int, data: Path) -> Path:
-    """n posts as 640-px JPEGs (photos first, then drawings), and their JSONL."""
+    """n posts as 640-px JPEGs (photos first, then drawings), and their JSONL. When the prepared data
+    holds fewer than n pictures, the rest are distinct variants of them (a random crop of 80-95 %,
+    mirrored every other round), so that every post is a different picture to decode and embed."""
     rows = [json.loads(l) for l in (data / "all.jsonl").read_text().splitlines()]
     rows.sort(key=lambda r: (r.get("source") not in PHOTO_SOURCES, r["id"]))
-    (folder / "img").mkdir(parents=True, exist_ok=True)
-    lines = []
+    pictures = []
     for row in rows:
-        if len(lines) == n:
-            break
         try:
             with Image.open(data / row["image"]) as image:
-                image = image.convert("RGB")
-                scale = 640 / max(image.size)
-                image = image.resize((round(image.width * scale), round(image.height * scale)))
-                image.save(folder / "img" / f"{row['id']}.jpg", quality=90)
+                pictures.append((row, image.convert("RGB")))
         except OSError:
             continue
-        lines.append(json.dumps({"id": row["id"], "image": f"img/{row['id']}.jpg", "caption": row.get("caption", ""),
+        if len(pictures) == n:
+            break
+    if not pictures:
+        raise SystemExit(f"no pictures in {data / 'all.jsonl'}: run `jointspace data prepare` or pass --data")
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(0)
+    lines = []
+    for i in range(n):
+        row, image = pictures[i % len(pictures)]
+        round_ = i // len(pictures)
+        post_id = row["id"] if round_ == 0 else f"{row['id']}-v{round_}"
+        if round_:
+            keep = rng.uniform(0.80, 0.95)
+            w, h = round(image.width * keep), round(image.height * keep)
+            x, y = rng.randint(0, image.width - w), rng.randint(0, image.height - h)
+            image = image.crop((x, y, x + w, y + h))
+            if round_ % 2:
+                image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        scale = 640 / max(image.size)
+        image.resize((round(image.width * scale), round(image.height * scale))).save(
+            folder / "img" / f"{post_id}.jpg", quality=90)
+        lines.append(json.dumps({"id": post_id, "image": f"img/{post_id}.jpg", "caption": row.get("caption", ""),
                                  "city": row.get("city"), "source": row.get("source")}))
     (folder / "posts.jsonl").write_text("\n".join(lines) + "\n")
     return folder / "posts.jsonl"
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes and of their live children (prefork pool
+    processes), from /proc: what a variant costs whatever else the shared machine runs."""
+    total, seen = 0.0, set()
+    todo = list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+class CpuMeter:
+    """CPU seconds spent by this process, the processes given, and Elasticsearch's JVMs while a
+    variant runs."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = [os.getpid(), *pids]
+        self.started = cpu_seconds(self.pids)
+
+    def seconds(self) -> float:
+        return cpu_seconds(self.pids) - self.started
 
 
 def fresh(settings: Settings, tag: str) -> Settings:
@@ -71,17 +129,19 @@ def ceiling(settings: Settings, jsonl: Path, batch_size: int) -> dict[str, Any]:
     paths = [str(jsonl.parent / json.loads(l)["image"]) for l in jsonl.read_text().splitlines()]
     images = [load_image(p, decode_limits(settings)) for p in paths]  # decoded beforehand: not timed
     bundle.image.embed_images(images[:4])  # warm-up
+    meter = CpuMeter(EXTRA_PIDS)
     started = time.perf_counter()
     for start in range(0, len(images), batch_size):
         bundle.image.embed_images(images[start:start + batch_size])
     seconds = time.perf_counter() - started
-    return {"variant": "bare encoder (ceiling)", "posts": len(images), "seconds": seconds}
+    return {"variant": "bare encoder (ceiling)", "posts": len(images), "seconds": seconds, "cpu": meter.seconds()}
 
 
 def naive(settings: Settings, jsonl: Path) -> dict[str, Any]:
     bundle = load_model_bundle(settings)
     backend = open_search_backend(settings, bundle)
     posts = [item.post for item in open_source("jsonl", str(jsonl), settings) if item.post]
+    meter = CpuMeter(EXTRA_PIDS)
     started = time.perf_counter()
     for post in posts:
         with Image.open(post.image) as image:
@@ -91,12 +151,13 @@ def naive(settings: Settings, jsonl: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     assert backend.count() == len(posts)
     backend.close()
-    return {"variant": "naive loop", "posts": len(posts), "seconds": seconds}
+    return {"variant": "naive loop", "posts": len(posts), "seconds": seconds, "cpu": meter.seconds()}
 
 
 def in_process(settings: Settings, jsonl: Path) -> dict[str, Any]:
     context = open_context(settings)
     context.bundle.image.embed_images([Image.new("RGB", (224, 224))])  # warm-up, as a worker's would be
+    meter = CpuMeter(EXTRA_PIDS)
     started = time.perf_counter()
     summary = IngestRun(open_source("jsonl", str(jsonl), settings), InProcessDistributor(settings, context),
                         context.dead_letters, batch_size=settings.batch_size, backend=context.backend,
@@ -104,41 +165,58 @@ def in_process(settings: Settings, jsonl: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     context.close()
     assert summary.searchable and summary.indexed == summary.read, summary.to_json()
-    return {"variant": "pipeline, in-process", "posts": summary.read, "seconds": seconds,
-            "stages": summary.stage_seconds}
+    return {"variant": "in-process (defaults)", "posts": summary.read, "seconds": seconds,
+            "cpu": meter.seconds(), "stages": summary.stage_seconds}
 
 
-def celery(settings: Settings, jsonl: Path, workers: int, redis_url: str, pool: str = "prefork") -> dict[str, Any]:
+def celery(settings: Settings, jsonl: Path, redis_url: str, workers: int | None = None,
+           pool: str | None = None) -> dict[str, Any]:
+    """`jointspace worker` as a user starts it: no option but the log level, unless `workers`/`pool`
+    are given (then torch threads are split between the worker processes, as docs/ingest.md advises)."""
     settings = settings.model_copy(update={"broker_url": redis_url, "celery_queue": f"bench-{uuid.uuid4().hex[:6]}",
                                            "dead_letter_key": f"bench:dead:{uuid.uuid4().hex[:6]}"})
     env = {**os.environ, **{f"JOINTSPACE_{k.upper()}": str(v) for k, v in settings.model_dump().items()
-                            if v is not None and not isinstance(v, (dict, list))},
-           "JOINTSPACE_TORCH_THREADS": str(max(1, (os.cpu_count() or 2) // workers))}
-    log = settings.home / f"worker-{workers}.log"
+                            if v is not None and not isinstance(v, (dict, list))}}
+    args = ["worker", "--loglevel", "info"]
+    if workers is not None:
+        args += ["--concurrency", str(workers)]
+        env["JOINTSPACE_TORCH_THREADS"] = str(max(1, (os.cpu_count() or 2) // workers))
+    if pool is not None:
+        args += ["--pool", pool]
+    log = settings.home / "worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([shutil.which("jointspace") or "jointspace", "worker", "--concurrency", str(workers),
-                             "--loglevel", "info", "--pool", pool], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen([shutil.which("jointspace") or "jointspace", *args], env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 300
         while "ready." not in log.read_text():  # each child has loaded its model at worker_process_init
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        time.sleep(2.0 * workers)
+        time.sleep(2.0 * (workers or 1))
         backend = open_search_backend(settings, load_model_bundle(settings))
+        meter = CpuMeter([proc.pid, *EXTRA_PIDS])
         started = time.perf_counter()
         summary = IngestRun(open_source("jsonl", str(jsonl), settings), CeleryDistributor(settings),
                             _NoDeadLetters(), batch_size=settings.batch_size, backend=backend, progress=False).run()
         seconds = time.perf_counter() - started
+        cpu = meter.seconds()
         backend.close()
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=60)
     assert summary.searchable and summary.indexed == summary.read, summary.to_json()
-    return {"variant": f"pipeline, Celery, {workers} worker process{'es' if workers > 1 else ''}"
-                       + (f" ({pool} pool)" if pool != "prefork" else ""),
-            "posts": summary.read, "seconds": seconds, "stages": summary.stage_seconds}
+    # Where the wall time goes: inside tasks (Celery's own "succeeded in" per task) and outside.
+    in_tasks = sum(float(x) for x in re.findall(r"succeeded in ([0-9.]+)s", log.read_text()))
+    name = "Celery (defaults: 1 worker, prefork pool)" if workers is None and pool is None else \
+        f"Celery, {workers or 1} worker process{'es' if (workers or 1) > 1 else ''}, {pool or 'prefork'} pool"
+    staged = sum(summary.stage_seconds.values())
+    return {"variant": name, "posts": summary.read, "seconds": seconds, "cpu": cpu,
+            "stages": {**summary.stage_seconds, "in tasks beyond the stages": in_tasks - staged,
+                       "outside tasks": seconds - in_tasks / (workers or 1)}}
+
+
+EXTRA_PIDS: list[int] = []  # Elasticsearch's JVMs, when the bench started them
 
 
 class _NoDeadLetters:
@@ -151,64 +229,109 @@ class _NoDeadLetters:
         pass
 
 
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=192)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: JOINTSPACE_BATCH_SIZE (64)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every variant this many times, in turn, and keep each one's fastest run "
+                             "(a shared machine's load drifts: every variant meets the same drift)")
+    parser.add_argument("--workers", default="", help="also Celery with these worker process counts (e.g. 2)")
     parser.add_argument("--solo", action="store_true",
                         help="also one worker with Celery's solo pool (tasks in the worker's main process)")
+    parser.add_argument("--naive", action="store_true", help="also the naive loop (one image per call)")
     parser.add_argument("--no-celery", action="store_true")
+    parser.add_argument("--es", action="store_true",
+                        help="index into Elasticsearch (JOINTSPACE_ES_URL, else a local node started here) "
+                             "instead of the default embedded store")
+    parser.add_argument("--data", type=Path, default=None, help="prepared data folder (default: the home's)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = parser.parse_args()
 
     base = get_settings()
+    batch_size = args.batch_size or base.batch_size
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     services: list[Any] = []
+    runs: list[dict[str, Any]] = []
+    loads = [load_average()]
     try:
-        jsonl = build_corpus(tmp / "corpus", args.n, base.data_dir)
-        es_url = base.es_url
-        if not args.no_celery and not es_url:
+        jsonl = build_corpus(tmp / "corpus", args.n, args.data or base.data_dir)
+        es_url = base.es_url if args.es else None
+        if args.es and not es_url:
             from jointspace.services.elasticsearch_local import LocalElasticsearch
 
             es = LocalElasticsearch(tmp / "es", owner_pid=os.getpid())
             services.append(es)
-            es_url = es.start(nodes=1, heap="1g", timeout_s=300).state.url
+            state = es.start(nodes=1, heap="1g", timeout_s=300).state
+            es_url = state.url
+            EXTRA_PIDS.extend(n.pid for n in state.nodes if n.pid)
         settings = base.model_copy(update={"home": tmp / "home", "es_url": es_url, "broker_url": None,
-                                           "batch_size": args.batch_size, "model": base.model})
-        rows = [ceiling(settings, jsonl, args.batch_size), naive(fresh(settings, "naive"), jsonl),
-                in_process(fresh(settings, "inproc"), jsonl)]
+                                           "batch_size": batch_size, "model": base.model})
+        redis_url = None
         if not args.no_celery:
             from jointspace.services.redis_local import LocalRedis
 
             redis = LocalRedis(tmp / "redis")
             services.append(redis)
             redis_url = redis.start()[0].url
-            for n in (int(w) for w in args.workers.split(",")):
-                rows.append(celery(fresh(settings, f"celery{n}"), jsonl, n, redis_url))
+        variants: list[tuple[str, Any]] = [("ceiling", lambda: ceiling(settings, jsonl, batch_size))]
+        if args.naive:
+            variants.append(("naive", lambda: naive(fresh(settings, "naive"), jsonl)))
+        variants.append(("inproc", lambda: in_process(fresh(settings, "inproc"), jsonl)))
+        if redis_url:
+            variants.append(("celery", lambda: celery(fresh(settings, "celery"), jsonl, redis_url)))
+            for n in (int(w) for w in args.workers.split(",") if w):
+                variants.append((f"celery{n}", lambda n=n: celery(fresh(settings, f"celery{n}"), jsonl, redis_url, n)))
             if args.solo:
-                rows.append(celery(fresh(settings, "celery-solo"), jsonl, 1, redis_url, pool="solo"))
-        # The machine is shared: measure the ceiling again at the end and keep the faster of the two,
-        # so that no variant looks better than the encoder alone because of a noisy first measure.
-        again = ceiling(settings, jsonl, args.batch_size)
-        if again["seconds"] < rows[0]["seconds"]:
-            rows[0] = again
+                variants.append(("solo", lambda: celery(fresh(settings, "solo"), jsonl, redis_url, 1, "solo")))
+        for round_ in range(args.rounds):
+            # Each round starts one variant later, and the ceiling closes every round: no variant
+            # always runs first (cold caches) or last.
+            order = variants[round_ % len(variants):] + variants[:round_ % len(variants)]
+            if order[-1][0] != "ceiling":
+                order.append(variants[0])
+            for key, run in order:
+                row = run()
+                row["key"], row["round"], row["load"] = key, round_, load_average()
+                runs.append(row)
+                print(f"  round {round_ + 1}: {row['variant']}: {row['posts'] / row['seconds']:.1f} posts/s "
+                      f"(load average {row['load']})", file=sys.stderr)
+            loads.append(load_average())
     finally:
         for service in reversed(services):
             service.stop()
-    top = rows[0]["posts"] / rows[0]["seconds"]
-    slow = rows[1]["posts"] / rows[1]["seconds"]
-    print(f"\n{args.n} photo-like posts (640 px JPEG), batch {args.batch_size}, backend "
-          f"{'Elasticsearch' if settings.es_url else 'embedded'}, {os.cpu_count()} CPUs\n")
-    print("| variant | posts/s | × ceiling | × naive | time in stages (s, summed over batches) |")
-    print("| --- | --- | --- | --- | --- |")
+    # Each variant's fastest run; the ceiling's fastest too, so that no variant looks better than
+    # the encoder alone because of one noisy measure of it.
+    best: dict[str, dict[str, Any]] = {}
+    for row in runs:
+        if row["key"] not in best or row["seconds"] < best[row["key"]]["seconds"]:
+            best[row["key"]] = row
+    rows = list(best.values())
+    top = best["ceiling"]["posts"] / best["ceiling"]["seconds"]
+    slow = best["naive"]["posts"] / best["naive"]["seconds"] if "naive" in best else None
+    print(f"\n{args.n} photo-like posts (640 px JPEG), batch {batch_size}, backend "
+          f"{'Elasticsearch' if settings.es_url else 'embedded'}, {os.cpu_count()} CPUs, {args.rounds} round(s), "
+          f"load average (1/5/15 min) {' → '.join(loads)}\n")
+    top_cpu = best["ceiling"]["cpu"] / best["ceiling"]["posts"]
+    print("| variant | posts/s | × bare encoder | × naive | CPU ms/post | × bare encoder's CPU | "
+          "time in stages (s, summed over batches) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         rate = row["posts"] / row["seconds"]
         row["posts_per_s"] = rate
+        cpu = row["cpu"] / row["posts"]
         stages = ", ".join(f"{k} {v:.1f}" for k, v in row.get("stages", {}).items())
-        print(f"| {row['variant']} | {rate:.1f} | {rate / top:.2f} | {rate / slow:.1f} | {stages} |")
+        print(f"| {row['variant']} | {rate:.1f} | {rate / top:.2f} | {f'{rate / slow:.1f}' if slow else '-'} | "
+              f"{cpu * 1000:.0f} | {top_cpu / cpu:.2f} | {stages} |")
+    print("\n× bare encoder: throughput ratio, the target (≥ 0.9). × bare encoder's CPU: CPU time per post of "
+          "the bare encoder over the variant's (its processes and Elasticsearch's), which the machine's other "
+          "load does not move; on an idle machine the two agree when every variant keeps the cores busy.")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ingest.json").write_text(json.dumps(rows, indent=1))
+    (args.out / "ingest.json").write_text(json.dumps({"best": rows, "runs": runs, "loads": loads}, indent=1))
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -145,8 +145,12 @@ def worker(
     from jointspace.workers.celery_app import app
 
     # The ingest queue, and the alerts' webhook deliveries (a queue of their own: never behind the backlog).
+    # No gossip or mingle: workers need not learn about each other (batches are independent, and a
+    # dead worker's batches are found by workers/liveness.py); with many workers the gossip is the
+    # parent's main work between batches. Heartbeats stay (Flower shows workers by them).
     argv = ["worker", "--concurrency", str(concurrency), "--loglevel", loglevel, "--pool", pool,
-            "-O", "fair", "-Q", f"{settings.celery_queue},{alerts_queue(settings)}"]
+            "-O", "fair", "-Q", f"{settings.celery_queue},{alerts_queue(settings)}",
+            "--without-gossip", "--without-mingle"]
     if hostname:
         argv += ["--hostname", hostname]
     app.worker_main(argv)

@@ -35,8 +35,8 @@ def _es_ids(url: str, alias: str) -> list[str]:
 def _es_count(url: str, alias: str) -> int:
     from elasticsearch import Elasticsearch
 
-    try:
-        with Elasticsearch(url, request_timeout=5) as client:
+    try:  # a generous timeout: on a loaded machine a refresh can take seconds
+        with Elasticsearch(url, request_timeout=30) as client:
             client.indices.refresh(index=alias)
             return int(client.count(index=alias)["count"])
     except Exception:  # not created yet
