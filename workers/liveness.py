@@ -71,10 +71,13 @@ class DeliveryRegistry:
 
     def sweep(self, now: float | None = None) -> SweepReport:
         now = time.time() if now is None else now
+        # Owners first, then `unacked`: a delivery received between the two reads is then unowned
+        # and fresh (left alone). Read the other way round, its owner record would be dropped as
+        # acked, and a later sweep would requeue it while its worker still runs it.
+        owners = {_text(k): _text(v) for k, v in self.client.hgetall(DELIVERIES_KEY).items()}
         unacked = {_text(k): v for k, v in self.client.hgetall(self.qos.unacked_key).items()}
         delivered_at = {_text(k): s for k, s in self.client.zrange(self.qos.unacked_index_key, 0, -1,
                                                                     withscores=True)}
-        owners = {_text(k): _text(v) for k, v in self.client.hgetall(DELIVERIES_KEY).items()}
         alive = self._alive(set(owners.values()))
         requeued = []
         for tag, raw in unacked.items():
