@@ -6,6 +6,7 @@ alphabetic words) embedded once and cached on disk.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -153,16 +154,28 @@ class MiniLMTextEncoder:
     def _load_or_embed_vocabulary(self) -> np.ndarray:
         words = list(self.vocabulary())
         path = self._vocab_cache_path(words)
-        if path is not None and path.exists():
+        if path is None:
+            return self.encode(words, progress=len(words) > 5000)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Across processes too (`serve --workers N`, a worker beside serve): one embeds, the others
+        # wait on the file lock and then load its cache instead of spending the same minutes.
+        with open(path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return self._load_or_embed_locked(words, path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _load_or_embed_locked(self, words: list[str], path: Path) -> np.ndarray:
+        if path.exists():
             matrix = np.load(path).astype(np.float32)
             matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
         else:
             log.warning("embedding the nearest-word vocabulary: %d words (once; cached in %s)", len(words),
-                        path.parent if path else "memory")
+                        path.parent)
             matrix = self.encode(words, progress=len(words) > 5000)
-            if path is not None:
-                with atomic_path(path, suffix=".tmp.npy") as tmp:
-                    np.save(tmp, matrix.astype(np.float16))  # half the disk; plenty for cosine ranking
+            with atomic_path(path, suffix=".tmp.npy") as tmp:
+                np.save(tmp, matrix.astype(np.float16))  # half the disk; plenty for cosine ranking
         return matrix  # embed_words reads vocabulary words from it (no per-word copy loop here)
 
     def embed_words(self, words: Sequence[str]) -> np.ndarray:

@@ -90,3 +90,23 @@ def test_word_models_trained_on_captions(kind: str) -> None:
     else:
         with pytest.raises(KeyError, match="cars"):
             enc.embed_words(["cars"])
+
+
+def test_vocabulary_is_embedded_by_one_process_when_several_start_cold(tmp_path) -> None:
+    """`serve --workers N` on a cold home: the processes share one embedding of the vocabulary
+    (a file lock beside the cache), the others load the cache it wrote."""
+    import subprocess
+    import sys
+
+    script = ("import logging; logging.basicConfig(level=logging.WARNING)\n"
+              "from pathlib import Path\n"
+              "from jointspace.encoders.sentence import MiniLMTextEncoder\n"
+              f"m = MiniLMTextEncoder(vocab_size=300, cache_dir=Path({str(tmp_path)!r}))\n"
+              "print(m.vocab_matrix().shape)\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
+    assert all(out.strip() == "(300, 384)" for out, _ in outputs)
+    embedded = sum(err.count("embedding the nearest-word vocabulary") for _, err in outputs)
+    assert embedded == 1, [err for _, err in outputs]
