@@ -85,6 +85,7 @@ class TrainedHead:
     data_hash: str = ""
     n_train: int = 0
     backbone_weights: str | None = None  # set by fine-tuning: a file inside the bundle
+    max_per_source: int | None = None  # the workspace's cap on pictures per source, if any
 
     @property
     def label(self) -> str:
@@ -287,7 +288,7 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
         w = options.zeroshot_weight
         return TrainedHead(options, text, result, w, {f"{w:g}": float("nan"), "zeroshot": float("nan"),
                                                       "validation": val_desc}, classes,
-                           word_model, data_hash(train_items), int(usable.sum()))
+                           word_model, data_hash(train_items), int(usable.sum()), max_per_source=ws.max_per_source)
     scorers = [GalleryScorer(Gallery(name, items).with_queries(min_images=3, compounds=False, seeds=False), text)
                for name, items in val_sets]
     keep = [i for i, sc in enumerate(scorers) if (sc.kinds == "keyword").any()]
@@ -312,7 +313,7 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
     best_w = max(ENSEMBLE_WEIGHTS, key=lambda w: (round(scores[f"{w:g}"], 6), -w))
     log.info("validation on %s: %s", val_desc, json.dumps(per_set))
     return TrainedHead(options, text, result, best_w, {**scores, "sets": per_set, "validation": val_desc}, classes,
-                       word_model, data_hash(train_items), int(usable.sum()))
+                       word_model, data_hash(train_items), int(usable.sum()), max_per_source=ws.max_per_source)
 
 
 def save_trained(trained: TrainedHead, out: Path, settings: Settings, metrics: dict[str, Any] | None = None,
@@ -352,6 +353,7 @@ def save_trained(trained: TrainedHead, out: Path, settings: Settings, metrics: d
         "training": {"sources": list(o.train_sources), "validation": trained.val_scores.get("validation"),
                      "items": trained.n_train, "data_hash": trained.data_hash, "augment": list(o.augment),
                      "parts": list(o.parts), "prior_target_weight": o.prior_target_weight,
+                     "max_per_source": trained.max_per_source,
                      "config": o.train.to_json(), "best_epoch": trained.result.best_epoch,
                      "seconds": round(trained.result.seconds, 1), "history": trained.result.history},
         "metrics": {"validation_keyword_p10": {k: v for k, v in trained.val_scores.items() if k != "validation"},

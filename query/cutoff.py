@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 
 AUTO = "auto"
-AUTO_POOL = 100  # candidates whose scores make the distribution (more than a page, the same for every page)
-AUTO_Z = 3.0  # robust standard deviations above the pool's median
+AUTO_POOL = 500  # candidates whose scores make the distribution (a kNN's candidate list; the same for every page)
+AUTO_Z = 4.0  # robust standard deviations above the pool's median (the best z on LOSO galleries)
 MIN_POOL = 10  # fewer scores than this say nothing about a distribution: keep everything
 TIE = 1e-9  # spreads below this are rounding: the scores tie
 

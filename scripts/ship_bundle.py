@@ -36,7 +36,7 @@ def ship(source: Path, dest: Path) -> Path:
     np.save(dest / "classes.npy", np.load(source / config["class_matrix"]).astype(np.float16))
     manifest["name"] = f"{manifest['name']}-shipped"
     manifest["shipped"] = {"from": source.name, "dtype": "float16",
-                           "report": "docs/eval-report.md (the bundle under test there)"}
+                           "report": "docs/eval-report.md (its configuration is the leave-one-source-out winner there)"}
     config["weights"], config["class_matrix"] = "head.pt", "classes.npy"
     write_manifest(dest, manifest)
     return dest

@@ -27,7 +27,7 @@ from jointspace.query.cutoff import AUTO_POOL, auto_min_score
 PAGE = 20
 FIXED_GRID = tuple(round(0.01 * i, 2) for i in range(0, 80))
 Z_GRID = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0)
-POOL_GRID = (AUTO_POOL, 500)  # the default pool, and the deeper one a kNN's candidate list already holds
+POOL_GRID = (100, AUTO_POOL)  # a shallow pool and the default one
 ABSENT_PER_SOURCE = 200
 
 

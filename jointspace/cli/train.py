@@ -53,6 +53,9 @@ def train_command(
     prior_targets: Annotated[Optional[float], typer.Option(min=0, max=1, help="Share of each training target "
                                                                               "taken from the picture's "
                                                                               "zero-training vector.")] = None,
+    max_per_source: Annotated[Optional[int], typer.Option(min=10, help="At most N pictures of each source (a "
+                                                                       "fixed spread by id, as eval --loso "
+                                                                       "--max-per-source).")] = None,
     zeroshot_weight: Annotated[Optional[float], typer.Option(min=0, max=1, help="Blend weight of the "
                                                                                 "zero-training vector when "
                                                                                 "there is no validation set.")] = None,
@@ -88,7 +91,7 @@ def train_command(
                          zeroshot_weight=defaults.zeroshot_weight if zeroshot_weight is None else zeroshot_weight,
                          # Without validation sets nothing is held back: every part of every source trains.
                          parts=defaults.parts if val else ("train", "val", "test"))
-    ws = Workspace(settings)
+    ws = Workspace(settings, max_per_source=max_per_source)
     # Too few validation pictures: refused when they are the defaults (missing data), said when chosen.
     # Without validation sets (`none`) there is nothing to check: epochs and weight are fixed.
     warning = check_validation(ws, options, chosen=val_sources != DEFAULT_VAL_SOURCES) if val else None
