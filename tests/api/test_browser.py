@@ -4,19 +4,13 @@ Screenshots go to test-artifacts/ (gitignored) for people to look at.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from api_support import api_settings, index_corpus
 from corpus import Corpus
+from served import serve, share_text_cache
 
 from jointspace.api.services import build_services
 from jointspace.protocols import ModelBundle
@@ -27,13 +21,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync", "--disable-quic"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-START_TIMEOUT_S = 240.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,44 +33,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: Mod
         index_corpus(services, corpus)
     finally:
         services.close()
-    # The sentence model's vocabulary cache takes minutes to build on two cores: share the one
-    # the session's bundle already has instead of rebuilding it under this throwaway home.
-    shared_text_cache = bundle.settings.home / "cache" / "text"
-    (home / "cache").mkdir(exist_ok=True)
-    os.symlink(shared_text_cache, home / "cache" / "text")
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
-    env.update(JOINTSPACE_HOME=str(home), JOINTSPACE_MEDIA_ROOT=str(corpus.root), JOINTSPACE_MODEL=str(bundle.path),
-               JOINTSPACE_API_KEY="browser-test-key", OMP_NUM_THREADS="2")
-    command = [shutil.which("jointspace") or sys.executable, "serve", "--port", str(port)]
-    if not shutil.which("jointspace"):
-        command = [sys.executable, "-c", "from jointspace.cli import main; main()", "serve", "--port", str(port)]
-    log = home / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"jointspace serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jointspace serve did not answer /health in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    share_text_cache(home, bundle.settings.home)
+    with serve(home, {"JOINTSPACE_MEDIA_ROOT": str(corpus.root), "JOINTSPACE_MODEL": str(bundle.path),
+                      "JOINTSPACE_API_KEY": "browser-test-key"}) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

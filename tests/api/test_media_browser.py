@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,8 @@ import httpx
 import pytest
 from api_support import write_jsonl
 from corpus import Corpus
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, START_TIMEOUT_S, free_port
+from served import serve, share_text_cache
+from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 from jointspace.protocols import ModelBundle
 
@@ -58,12 +58,10 @@ def served(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: Mod
         (shown if index < 7 else hidden).add(f"own-{index}")
     posts_file = write_jsonl(tmp_path_factory.mktemp("elsewhere") / "posts.jsonl", rows)
 
-    # Share the session bundle's vocabulary cache (minutes to build on two cores), as test_browser does.
-    (home / "cache").mkdir()
-    os.symlink(bundle.settings.home / "cache" / "text", home / "cache" / "text")
+    share_text_cache(home, bundle.settings.home)
+    extra = {"JOINTSPACE_MODEL": str(bundle.path), "JOINTSPACE_API_KEY": API_KEY}
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
-    env.update(JOINTSPACE_HOME=str(home), JOINTSPACE_MODEL=str(bundle.path), JOINTSPACE_API_KEY=API_KEY,
-               OMP_NUM_THREADS="2")
+    env.update(JOINTSPACE_HOME=str(home), OMP_NUM_THREADS="2", **extra)
 
     ingest = jointspace("ingest", str(posts_file), "--quiet", env=env)
     assert ingest.returncode == 0, ingest.stderr
@@ -74,35 +72,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: Mod
     removed = jointspace("media", "roots", "remove", str(pictures / "winter"), env=env)
     assert removed.returncode == 0, removed.stderr
 
-    port = free_port()
-    log = home / "server.log"
-    command = [shutil.which("jointspace") or sys.executable, "serve", "--port", str(port)]
-    if not shutil.which("jointspace"):
-        command = [sys.executable, "-c", "from jointspace.cli import main; main()", "serve", "--port", str(port)]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"jointspace serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jointspace serve did not answer /health in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with serve(home, extra) as url:
         yield Served(url, shown, hidden, env)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_own_pictures_show_and_a_removed_folder_says_why(served: Served, tmp_path: Path) -> None:
