@@ -232,6 +232,9 @@ class EmbeddedBackend:
 
     def _graph(self, generation: int) -> AnnIndex:
         if self._ann is None or self._ann.path != index_path(self.folder, generation):
+            # Sweeps here too, not only after a save: a killed writer's half-written graph would
+            # otherwise stay until the next save, which small batches may never reach.
+            remove_stale(self.folder, generation)
             self._ann = AnnIndex(index_path(self.folder, generation), self.dim, self._ann_params)
         return self._ann
 

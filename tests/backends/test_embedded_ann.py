@@ -141,7 +141,7 @@ def test_a_writer_killed_mid_ingest_loses_and_corrupts_nothing(tmp_path: Path) -
     fill(store, vectors[n:n + 400], first=n)
     assert store.count() == n + 400 and store.knn(vectors[n + 399], k=1)[0].id == f"p{n + 399}"
     store.close()
-    # Half-written graphs of the killed writers were swept when the graph was saved again.
+    # Half-written graphs of the killed writers were swept when the next writer opened the graph.
     assert not list(tmp_path.glob("*.tmp"))
 
 
@@ -160,3 +160,22 @@ def test_a_filter_s_cached_rows_follow_writes_from_any_process(tmp_path: Path) -
     assert reader.knn(vectors[1], k=1, filters=paris)[0].id == "p1"
     reader.close()
     writer.close()
+
+
+def test_a_dead_writer_s_half_written_graph_goes_when_the_graph_is_next_opened(tmp_path: Path) -> None:
+    vectors = clustered(1_200, seed=5)
+    store = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=1_000, ann_save_rows=10_000)
+    fill(store, vectors[:1_000])
+    store.close()
+    dead = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join()
+    leftover = tmp_path / f"ann-0.faiss.abcdefgh.{dead.pid}.tmp"
+    live = tmp_path / f"ann-0.faiss.ijklmnop.{os.getpid()}.tmp"
+    leftover.write_bytes(b"half a graph")
+    live.write_bytes(b"being written")
+    # 200 rows: far below a save (ann_save_rows), so only opening the graph can sweep.
+    store = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=1_000, ann_save_rows=10_000)
+    fill(store, vectors[1_000:], first=1_000)
+    store.close()
+    assert not leftover.exists() and live.exists()
