@@ -4,6 +4,7 @@ The user asked for `ingest/ encoders/ ...` at the top of the repository; install
 `jointspace.ingest` and so on keeps generic names such as `api` out of site-packages.
 pyproject.toml holds everything else.
 """
+
 from setuptools import find_packages, setup
 
 STAGES = ["ingest", "encoders", "es_mappings", "backends", "query", "workers", "api", "datasets"]

@@ -1,4 +1,5 @@
 """The FastAPI application: routes, error mapping, limits, metrics and the web page."""
+
 from __future__ import annotations
 
 import logging
@@ -10,18 +11,24 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from jointspace.api.limits import MaxBodySizeMiddleware
 from jointspace.api import openapi
 from jointspace.api.docs_page import add_docs_page
+from jointspace.api.limits import MaxBodySizeMiddleware
 from jointspace.api.methods import MethodAnswersMiddleware
 from jointspace.api.metrics import ApiMetrics, MetricsMiddleware
 from jointspace.api.routes import alerts, cities, health, posts, search, trends
 from jointspace.api.services import ApiServices, build_services, warm_up
-from jointspace.errors import (BackendUnavailableError, ConfigurationError, DimensionError,
-                               JointspaceError, ModelMismatchError, QueryError)
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from jointspace.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    DimensionError,
+    JointspaceError,
+    ModelMismatchError,
+    QueryError,
+)
 from jointspace.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -46,9 +53,15 @@ def create_app(settings: Settings | None = None, services: ApiServices | None = 
             if built is not None:
                 await run_in_threadpool(built.close)
 
-    app = FastAPI(title="jointspace", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Semantic image search with word and image arithmetic "
-                              "(`beach+sunrise`, `bike-park`, `[img:42]+park`).")
+    app = FastAPI(
+        title="jointspace",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Semantic image search with word and image arithmetic "
+        "(`beach+sunrise`, `bike-park`, `[img:42]+park`).",
+    )
     app.state.settings = settings
     app.state.metrics = ApiMetrics()
 
@@ -98,13 +111,17 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {401: "auth", 403: "auth", 404: "not_found", 413: "too_large"}.get(exc.status_code, "request")
-        return JSONResponse({"error": kind, "message": str(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": kind, "message": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = [f"{'.'.join(str(p) for p in e['loc'] if p not in ('query', 'body'))}: {e['msg']}"
-                 for e in exc.errors()]
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc'] if p not in ('query', 'body'))}: {e['msg']}" for e in exc.errors()
+        ]
         return _error(422, "validation", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(Exception)

@@ -5,18 +5,19 @@ and openclipart) and photos (kphotoalbum's demo album, scratch's backdrops). Pos
 city are dealt to a few cities by a hash of their id, as the InstaCities fixture does, so that
 the city filter has something to show; photos keep the place they have. Every step is cached: a second run only checks that the posts are indexed.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from jointspace.api.services import ApiServices
 from tqdm import tqdm
 
-from jointspace.api.services import ApiServices
 from jointspace.atomic_write import write_text_atomic
 from jointspace.settings import Settings
 
@@ -46,12 +47,17 @@ def prepare_demo_posts(settings: Settings, n: int = 200, sources: Sequence[str] 
     folder = demo_dir(settings)
     corpus = build_small_corpus(folder / "corpus", n=n, sources=sources, size=256, workers=1)
     target = folder / DEMO_POSTS  # rewritten each run: reading a few hundred lines is instant
-    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2024, 1, 1, tzinfo=UTC)
     lines = []
     for item in read_posts_file(corpus):
         digest = int(hashlib.sha1(item.id.encode()).hexdigest(), 16)
-        lines.append({**item.post.to_json(), "city": item.post.city or DEMO_CITIES[digest % len(DEMO_CITIES)],
-                      "created_at": (base + timedelta(hours=digest % (24 * 365))).isoformat()})
+        lines.append(
+            {
+                **item.post.to_json(),
+                "city": item.post.city or DEMO_CITIES[digest % len(DEMO_CITIES)],
+                "created_at": (base + timedelta(hours=digest % (24 * 365))).isoformat(),
+            }
+        )
     write_text_atomic(target, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines))
     return target
 
@@ -63,8 +69,11 @@ def index_demo_posts(services: ApiServices, posts_file: Path) -> DemoIndexReport
     settings = services.settings
     limits = ValidationLimits.from_settings(settings)
     with posts_file.open(encoding="utf-8") as handle:
-        posts = [validate_post(json.loads(line), posts_file.parent, limits, default_source="demo")
-                 for line in handle if line.strip()]
+        posts = [
+            validate_post(json.loads(line), posts_file.parent, limits, default_source="demo")
+            for line in handle
+            if line.strip()
+        ]
     present = services.backend.get_many([p.id for p in posts], with_vector=False)
     missing = [p for p in posts if p.id not in present]
     failed: dict[str, str] = {}
@@ -73,7 +82,7 @@ def index_demo_posts(services: ApiServices, posts_file: Path) -> DemoIndexReport
         tickets = []
         for start in range(0, len(missing), settings.batch_size):
             # Blocks while the pipeline already holds two batches, so this paces itself.
-            tickets.append(services.submitter.submit_batch(missing[start:start + settings.batch_size]))
+            tickets.append(services.submitter.submit_batch(missing[start : start + settings.batch_size]))
         for ticket in tickets:
             outcome = ticket.outcome()
             added += len(outcome.indexed) + len(outcome.unchanged)

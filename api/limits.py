@@ -4,6 +4,7 @@ Hand-written because neither Starlette nor uvicorn bounds the whole body: Conten
 checked up front, and chunked bodies (no length) are counted as they arrive, so an endless
 upload is cut off at the limit instead of filling memory or disk.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,14 +65,20 @@ class MaxBodySizeMiddleware:
                 await self._reply(send, 413, self._message())
 
     def _message(self) -> str:
-        return (f"request body larger than {self.max_bytes} bytes "
-                "(JOINTSPACE_API_MAX_REQUEST_BYTES)")
+        return f"request body larger than {self.max_bytes} bytes (JOINTSPACE_API_MAX_REQUEST_BYTES)"
 
     @staticmethod
     async def _reply(send: Send, status: int, message: str) -> None:
         body = json.dumps({"error": "request", "message": message}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

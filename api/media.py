@@ -6,11 +6,12 @@ the configured media root, the uploads folder, the folders `jointspace ingest` r
 index). Anything else is "not found" to the client, with a reason that never depends on whether a
 path outside the roots exists.
 """
+
 from __future__ import annotations
 
 import hashlib
-import os
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,8 +32,7 @@ RECORDED_ROOTS_TTL_S = 2.0
 
 # Raster formats a browser shows safely. SVG is refused on purpose: served from our origin it
 # could run script.
-SAFE_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif",
-             "BMP": "image/bmp"}
+SAFE_MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif", "BMP": "image/bmp"}
 
 
 class MediaNotFound(LookupError):
@@ -98,8 +98,7 @@ class MediaStore:
                     try:
                         self._recorded_roots = [Path(p) for p in self._recorded()]
                     except Exception:  # noqa: BLE001 - a backend hiccup must not stop serving known roots
-                        log.warning("could not read the recorded media roots; using the last known ones",
-                                    exc_info=True)
+                        log.warning("could not read the recorded media roots; using the last known ones", exc_info=True)
                     self._recorded_at = time.monotonic()
         return self.fixed + self._recorded_roots
 
@@ -171,4 +170,3 @@ class MediaStore:
         # Write then rename: two requests racing for the same thumbnail never see half a file.
         with atomic_open(target, "wb") as fh:
             thumb.save(fh, "JPEG", quality=85, optimize=True)
-

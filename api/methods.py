@@ -7,6 +7,7 @@ document lists for the path: OPTIONS gets 204 and `Allow`; a method the path doe
 the JSON error and 405 with `Allow`. GET and HEAD of paths the API does not document pass
 through to the page.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,9 +61,13 @@ class MethodAnswersMiddleware:
             headers = [(b"allow", allow.encode())]
         else:
             status = 405
-            body = json.dumps({"error": "method_not_allowed",
-                               "message": f"{scope['method']} is not allowed here; allowed: {allow}"}).encode()
-            headers = [(b"allow", allow.encode()), (b"content-type", b"application/json"),
-                       (b"content-length", str(len(body)).encode())]
+            body = json.dumps(
+                {"error": "method_not_allowed", "message": f"{scope['method']} is not allowed here; allowed: {allow}"}
+            ).encode()
+            headers = [
+                (b"allow", allow.encode()),
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -1,4 +1,5 @@
 """Prometheus metrics for the API, one registry per app so that tests can build many apps."""
+
 from __future__ import annotations
 
 import time
@@ -10,18 +11,31 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("jointspace_http_requests_total", "HTTP requests by route and status",
-                                ["method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("jointspace_http_request_seconds", "HTTP request latency by route",
-                                 ["method", "route"], registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.searches = Counter("jointspace_searches_total", "Searches by mode and outcome",
-                                ["mode", "outcome"], registry=self.registry)
-        self.posts_submitted = Counter("jointspace_posts_submitted_total",
-                                       "Posts received by POST /posts, by outcome",
-                                       ["outcome"], registry=self.registry)
-        self.documents = Gauge("jointspace_documents", "Documents in the backend (read at scrape time)",
-                               registry=self.registry)
+        self.requests = Counter(
+            "jointspace_http_requests_total",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "jointspace_http_request_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.searches = Counter(
+            "jointspace_searches_total", "Searches by mode and outcome", ["mode", "outcome"], registry=self.registry
+        )
+        self.posts_submitted = Counter(
+            "jointspace_posts_submitted_total",
+            "Posts received by POST /posts, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.documents = Gauge(
+            "jointspace_documents", "Documents in the backend (read at scrape time)", registry=self.registry
+        )
 
 
 class MetricsMiddleware:

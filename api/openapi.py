@@ -7,15 +7,15 @@
 - Links from the answers that carry post ids and cities to the operations that take them, so a
   client (and an OpenAPI fuzzer) can follow a search to its posts.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel
-
 from jointspace.api.schemas import PostIn, PostsIn
+from pydantic import BaseModel
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
 
@@ -32,14 +32,20 @@ def _post_links(id_expression: str, with_delete: bool) -> dict[str, Any]:
     links = {
         "GetPost": {"operationRef": _ref("/posts/{post_id}", "get"), "parameters": {"post_id": id_expression}},
         "GetImage": {"operationRef": _ref("/posts/{post_id}/image", "get"), "parameters": {"post_id": id_expression}},
-        "GetThumbnail": {"operationRef": _ref("/posts/{post_id}/thumbnail", "get"),
-                         "parameters": {"post_id": id_expression}},
-        "DescribePost": {"operationRef": _ref("/posts/{post_id}/describe", "get"),
-                         "parameters": {"post_id": id_expression}},
+        "GetThumbnail": {
+            "operationRef": _ref("/posts/{post_id}/thumbnail", "get"),
+            "parameters": {"post_id": id_expression},
+        },
+        "DescribePost": {
+            "operationRef": _ref("/posts/{post_id}/describe", "get"),
+            "parameters": {"post_id": id_expression},
+        },
     }
     if with_delete:
-        links["DeletePost"] = {"operationRef": _ref("/posts/{post_id}", "delete"),
-                               "parameters": {"post_id": id_expression}}
+        links["DeletePost"] = {
+            "operationRef": _ref("/posts/{post_id}", "delete"),
+            "parameters": {"post_id": id_expression},
+        }
     return links
 
 
@@ -49,8 +55,12 @@ LINKS: dict[tuple[str, str, str], dict[str, Any]] = {
     ("/search", "post", "200"): _post_links("$response.body#/hits/0/id", with_delete=False),
     ("/posts/{post_id}", "get", "200"): _post_links("$response.body#/id", with_delete=True),
     ("/posts", "post", "200"): _post_links("$response.body#/accepted/0", with_delete=True),
-    ("/cities", "get", "200"): {"DescribeCity": {"operationRef": _ref("/cities/{city}/describe", "get"),
-                                                 "parameters": {"city": "$response.body#/cities/0/city"}}},
+    ("/cities", "get", "200"): {
+        "DescribeCity": {
+            "operationRef": _ref("/cities/{city}/describe", "get"),
+            "parameters": {"city": "$response.body#/cities/0/city"},
+        }
+    },
 }
 # Models named by hand-written parts of the document (POST /posts reads its body itself).
 EXTRA_MODELS: tuple[type[BaseModel], ...] = (PostIn, PostsIn)

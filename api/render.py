@@ -1,4 +1,5 @@
 """Records → response models, and anything the query layer returns → plain JSON."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,8 +9,8 @@ from typing import Any
 from urllib.parse import quote
 
 import numpy as np
-
 from jointspace.api.schemas import HitOut, PostOut, WordScore
+
 from jointspace.records import Hit, Post
 
 
@@ -19,8 +20,16 @@ def post_urls(post_id: str) -> dict[str, str]:
 
 
 def post_out(post: Post) -> PostOut:
-    return PostOut(id=post.id, caption=post.caption, hashtags=list(post.hashtags), city=post.city,
-                   created_at=post.created_at, author=post.author, source=post.source, **post_urls(post.id))
+    return PostOut(
+        id=post.id,
+        caption=post.caption,
+        hashtags=list(post.hashtags),
+        city=post.city,
+        created_at=post.created_at,
+        author=post.author,
+        source=post.source,
+        **post_urls(post.id),
+    )
 
 
 def hit_out(hit: Hit, include_vector: bool) -> HitOut:

@@ -1,12 +1,12 @@
 """What the API answers, as pydantic models (they are also the OpenAPI schema at /docs)."""
+
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
 from jointspace.query.request import Mode, SearchFilters
+from pydantic import BaseModel, Field
 
 
 class PostOut(BaseModel):
@@ -33,11 +33,12 @@ class SearchOut(BaseModel):
     page: int = Field(description="1-based")
     total: int = Field(description="Ranked results found through this page's depth")
     hits: list[HitOut]
-    explain: dict[str, Any] = Field(default_factory=dict,
-                                    description="Nearest words to the query vector, each term's share, the plan")
+    explain: dict[str, Any] = Field(
+        default_factory=dict, description="Nearest words to the query vector, each term's share, the plan"
+    )
     has_more: bool = Field(description="True when the next page may hold more hits")
     sort: Literal["relevance", "newest"] = "relevance"
-    facets: "FacetsOut | None" = Field(default=None, description="The counts asked for with `facets`")
+    facets: FacetsOut | None = Field(default=None, description="The counts asked for with `facets`")
 
 
 class WordScore(BaseModel):
@@ -48,8 +49,11 @@ class WordScore(BaseModel):
 class DescribeOut(BaseModel):
     subject: str
     words: list[WordScore]
-    ready: bool = Field(True, description="False while the server still prepares its nearest-word "
-                                          "vocabulary (after a cold start): `words` is empty, `note` says why")
+    ready: bool = Field(
+        True,
+        description="False while the server still prepares its nearest-word "
+        "vocabulary (after a cold start): `words` is empty, `note` says why",
+    )
     note: str | None = None
 
 
@@ -72,15 +76,19 @@ class SubmitOut(BaseModel):
     accepted: list[str] = Field(description="Ids of the posts taken in")
     rejected: list[Rejected] = []
     queued: bool = Field(description="True: handed to the workers; false: indexed in-process")
-    duplicates: list[str] = Field(default_factory=list, description="Ids already present (upserted again, not duplicated)")
+    duplicates: list[str] = Field(
+        default_factory=list, description="Ids already present (upserted again, not duplicated)"
+    )
 
 
 class PostIn(BaseModel):
     """A post in the JSONL post format (validated by ingest/validate.py; extra fields are ignored)."""
 
     id: str | int | None = Field(default=None, description="Stable id; absent: a hash of the image bytes")
-    image: str = Field(description="A path below the media root (relative ones are taken from it), "
-                                   "or, in multipart, the file name of an uploaded image")
+    image: str = Field(
+        description="A path below the media root (relative ones are taken from it), "
+        "or, in multipart, the file name of an uploaded image"
+    )
     caption: str | None = None
     hashtags: list[str] | None = Field(default=None, description="Absent: taken from the caption's #words")
     city: str | None = None
@@ -137,6 +145,7 @@ class ErrorOut(BaseModel):
 
 # --- facets and trends (issue 17) ---------------------------------------------------------------
 
+
 class FacetValueOut(BaseModel):
     value: str = Field(description="A lower-cased city or hashtag, a source, or a month (YYYY-MM)")
     count: int
@@ -145,7 +154,8 @@ class FacetValueOut(BaseModel):
 class FacetsOut(BaseModel):
     matching: int = Field(description="Posts in the match set: above min_score, or the facet_depth nearest")
     fields: dict[str, list[FacetValueOut]] = Field(
-        description="Per facet asked for: terms most frequent first, months in time order")
+        description="Per facet asked for: terms most frequent first, months in time order"
+    )
 
 
 class TrendPointOut(BaseModel):
@@ -182,8 +192,9 @@ class AlertIn(SearchFilters):
 
     q: str = Field(description="The query, as for GET /search (inline filters too)")
     mode: Mode = "semantic"
-    min_score: float | str | None = Field(default=None, description="Similarity (-1..1) a new post must reach; "
-                                                                     "needed for semantic and hybrid")
+    min_score: float | str | None = Field(
+        default=None, description="Similarity (-1..1) a new post must reach; needed for semantic and hybrid"
+    )
     webhook: str | None = Field(default=None, description="POST each match as JSON to this http(s) URL")
     name: str | None = None
 

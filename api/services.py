@@ -1,10 +1,12 @@
 """The long-lived parts the routes use, built once when the app starts (never at import)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from jointspace.api.media import MediaStore
+
 from jointspace.protocols import ModelBundle, SearchBackend
 from jointspace.settings import Settings
 
@@ -62,10 +64,18 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
         context = open_context(settings, bundle=bundle, backend=backend)
         submitter = InProcessDistributor(settings, context)
         owned += [context, submitter]
-    return ApiServices(settings=settings, backend=backend, bundle=bundle, search=search,
-                       media=MediaStore(settings, getattr(backend, "media_roots", None)), submitter=submitter, owned=owned,
-                       in_process=not settings.broker_url, nearest=nearest,
-                       alerts=AlertService(alert_store, search, bundle.name, settings))
+    return ApiServices(
+        settings=settings,
+        backend=backend,
+        bundle=bundle,
+        search=search,
+        media=MediaStore(settings, getattr(backend, "media_roots", None)),
+        submitter=submitter,
+        owned=owned,
+        in_process=not settings.broker_url,
+        nearest=nearest,
+        alerts=AlertService(alert_store, search, bundle.name, settings),
+    )
 
 
 def warm_up(services: ApiServices) -> None:

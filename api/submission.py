@@ -1,5 +1,6 @@
 """POST /posts: the request (JSON or multipart) → validated posts and per-item rejections, then
 handed to the distributor (Celery with a broker, in-process without)."""
+
 from __future__ import annotations
 
 import json
@@ -8,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, Request
-from starlette.datastructures import UploadFile  # what request.form() yields (FastAPI's is a subclass)
-from starlette.concurrency import run_in_threadpool
-
 from jointspace.api.media import MediaStore, media_root
 from jointspace.api.schemas import Rejected, SubmitOut
 from jointspace.api.services import ApiServices
 from jointspace.api.uploads import BadImage, check_image, store_upload
 from jointspace.ingest.validate import InvalidPost, ValidationLimits, validate_post
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile  # what request.form() yields (FastAPI's is a subclass)
+
 from jointspace.records import Post
 from jointspace.settings import Settings
 
@@ -43,8 +44,11 @@ def _check_batch_size(n: int, settings: Settings) -> None:
     if n == 0:
         raise HTTPException(400, "no posts in the request")
     if n > settings.api_max_batch_posts:
-        raise HTTPException(413, f"{n} posts in one request; at most {settings.api_max_batch_posts} "
-                                 "(JOINTSPACE_API_MAX_BATCH_POSTS): split the batch")
+        raise HTTPException(
+            413,
+            f"{n} posts in one request; at most {settings.api_max_batch_posts} "
+            "(JOINTSPACE_API_MAX_BATCH_POSTS): split the batch",
+        )
 
 
 async def parse_submission(request: Request, settings: Settings, media: MediaStore) -> Batch:
@@ -62,8 +66,13 @@ async def parse_submission(request: Request, settings: Settings, media: MediaSto
     raise HTTPException(415, "send application/json or multipart/form-data")
 
 
-def _validate_all(raws: list[Any], settings: Settings, media: MediaStore, uploaded: dict[int, Path] | None = None,
-                  pre_rejected: dict[int, str] | None = None) -> Batch:
+def _validate_all(
+    raws: list[Any],
+    settings: Settings,
+    media: MediaStore,
+    uploaded: dict[int, Path] | None = None,
+    pre_rejected: dict[int, str] | None = None,
+) -> Batch:
     """Each raw post → Post or a rejection. Image refs must lie below an allowed media root
     (relative ones are taken from the configured root): a client must not make the workers read
     (and the API later serve) files from elsewhere. Uploaded bytes are already stored below one."""
@@ -81,8 +90,11 @@ def _validate_all(raws: list[Any], settings: Settings, media: MediaStore, upload
             post = validate_post(raw, root, limits, default_source=SOURCE)
             image = Path(post.image)
             if not media.contains(image.resolve()):
-                raise InvalidPost("image", "outside the allowed media roots (JOINTSPACE_MEDIA_ROOT, the "
-                                           "folders of `jointspace media roots`); or upload the picture")
+                raise InvalidPost(
+                    "image",
+                    "outside the allowed media roots (JOINTSPACE_MEDIA_ROOT, the "
+                    "folders of `jointspace media roots`); or upload the picture",
+                )
             try:
                 if not image.is_file():
                     raise InvalidPost("image", "file not found below the allowed media roots")
@@ -95,8 +107,9 @@ def _validate_all(raws: list[Any], settings: Settings, media: MediaStore, upload
             batch.rejected.append(Rejected(index=index, id=_raw_id(raw), reason=f"{exc.field}: {exc.reason}"))
             continue
         if post.id in seen:
-            batch.rejected.append(Rejected(index=index, id=post.id,
-                                           reason=f"duplicate of post {seen[post.id]} in this request"))
+            batch.rejected.append(
+                Rejected(index=index, id=post.id, reason=f"duplicate of post {seen[post.id]} in this request")
+            )
             continue
         seen[post.id] = index
         batch.origin[post.id] = index
@@ -110,8 +123,7 @@ def _raw_id(raw: Any) -> str | None:
 
 
 async def _parse_multipart(request: Request, settings: Settings, media: MediaStore) -> Batch:
-    form = await request.form(max_files=settings.api_max_batch_posts, max_fields=64,
-                              max_part_size=8 * 1024 * 1024)
+    form = await request.form(max_files=settings.api_max_batch_posts, max_fields=64, max_part_size=8 * 1024 * 1024)
     files = [f for f in form.getlist("images") if isinstance(f, UploadFile)]
     posts_field = form.get("posts")
     if posts_field is None:
@@ -178,8 +190,9 @@ def _hand_over(batch: Batch, services: ApiServices) -> SubmitOut:
     size = services.settings.batch_size
     # All batches are handed over first (the in-process pipeline overlaps decoding one with
     # embedding the next), then, in-process only, their outcomes are awaited.
-    tickets = [services.submitter.submit_batch(batch.posts[start:start + size])
-               for start in range(0, len(batch.posts), size)]
+    tickets = [
+        services.submitter.submit_batch(batch.posts[start : start + size]) for start in range(0, len(batch.posts), size)
+    ]
     if not services.in_process:
         return SubmitOut(accepted=[p.id for t in tickets for p in t.posts], rejected=batch.rejected, queued=True)
     accepted: list[str] = []
@@ -189,9 +202,9 @@ def _hand_over(batch: Batch, services: ApiServices) -> SubmitOut:
         outcome = ticket.outcome()
         accepted += outcome.indexed + outcome.unchanged
         duplicates += outcome.unchanged
-        rejected += [Rejected(index=batch.origin.get(pid, -1), id=pid, reason=why)
-                     for pid, why in outcome.dead.items()]
+        rejected += [Rejected(index=batch.origin.get(pid, -1), id=pid, reason=why) for pid, why in outcome.dead.items()]
     if accepted:
         services.backend.refresh()  # searchable when the answer arrives
-    return SubmitOut(accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index), queued=False,
-                     duplicates=duplicates)
+    return SubmitOut(
+        accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index), queued=False, duplicates=duplicates
+    )

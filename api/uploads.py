@@ -1,4 +1,5 @@
 """Uploaded images: read with bounds on bytes and pixels, and stored under the home folder by content hash."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,9 +7,9 @@ import io
 from pathlib import Path
 
 from fastapi import HTTPException, UploadFile
+from jointspace.api.media import SAFE_MIME
 from PIL import Image
 
-from jointspace.api.media import SAFE_MIME
 from jointspace.atomic_write import write_bytes_atomic
 from jointspace.images import DecodeLimits, ImageRejected, decode
 from jointspace.media_roots import uploads_dir
@@ -24,8 +25,9 @@ class BadImage(ValueError):
 def read_bounded(upload: UploadFile, max_bytes: int) -> bytes:
     data = upload.file.read(max_bytes + 1)
     if len(data) > max_bytes:
-        raise HTTPException(413, f"image {upload.filename!r} larger than {max_bytes} bytes "
-                                 "(JOINTSPACE_IMAGE_MAX_BYTES)")
+        raise HTTPException(
+            413, f"image {upload.filename!r} larger than {max_bytes} bytes (JOINTSPACE_IMAGE_MAX_BYTES)"
+        )
     return data
 
 
@@ -34,8 +36,10 @@ def check_image(data: bytes, settings: Settings, name: str | None) -> str:
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.width * img.height > settings.image_max_pixels:
-                raise BadImage(f"{name!r}: {img.width}x{img.height} is more than "
-                               f"{settings.image_max_pixels} pixels (JOINTSPACE_IMAGE_MAX_PIXELS)")
+                raise BadImage(
+                    f"{name!r}: {img.width}x{img.height} is more than "
+                    f"{settings.image_max_pixels} pixels (JOINTSPACE_IMAGE_MAX_PIXELS)"
+                )
             fmt = img.format
             img.verify()
     except BadImage:

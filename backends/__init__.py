@@ -3,6 +3,7 @@
 Both implement `jointspace.protocols.SearchBackend` and pass the same behaviour suite
 (tests/backends/test_backend_behaviour.py).
 """
+
 from __future__ import annotations
 
 from jointspace.errors import ConfigurationError
@@ -26,11 +27,21 @@ def open_backend(settings: Settings, model: str, dim: int, read_only: bool = Fal
     from jointspace.backends.embedded import EmbeddedBackend
 
     if read_only and not EmbeddedBackend.exists(settings.embedded_dir):
-        raise ConfigurationError(f"no embedded index in {settings.embedded_dir}: ingest posts first "
-                                 f"(`jointspace ingest FILE`), or set JOINTSPACE_ES_URL to search Elasticsearch")
-    return EmbeddedBackend(settings.embedded_dir, model, dim, ann_min_rows=settings.embedded_ann_min_rows,
-                           ann=AnnParams(m=settings.embedded_ann_m, ef_construction=settings.embedded_ann_ef_construction,
-                                         ef_search=settings.embedded_ann_ef_search))
+        raise ConfigurationError(
+            f"no embedded index in {settings.embedded_dir}: ingest posts first "
+            f"(`jointspace ingest FILE`), or set JOINTSPACE_ES_URL to search Elasticsearch"
+        )
+    return EmbeddedBackend(
+        settings.embedded_dir,
+        model,
+        dim,
+        ann_min_rows=settings.embedded_ann_min_rows,
+        ann=AnnParams(
+            m=settings.embedded_ann_m,
+            ef_construction=settings.embedded_ann_ef_construction,
+            ef_search=settings.embedded_ann_ef_search,
+        ),
+    )
 
 
 def recorded_model(settings: Settings) -> tuple[str, int] | None:
@@ -60,8 +71,11 @@ def open_existing_backend(settings: Settings) -> SearchBackend:
     commands that manage the index rather than embed). ConfigurationError when there is none."""
     recorded = recorded_model(settings)
     if recorded is None:
-        where = f"behind alias {settings.es_index_alias!r} at {settings.es_url}" if settings.es_url \
+        where = (
+            f"behind alias {settings.es_index_alias!r} at {settings.es_url}"
+            if settings.es_url
             else f"in {settings.embedded_dir}"
+        )
         raise ConfigurationError(f"no index {where}: ingest posts first (`jointspace ingest FILE`)")
     return open_backend(settings, *recorded, read_only=True)
 

@@ -15,6 +15,7 @@ written to a temporary name and renamed: a kill -9 leaves the previous file or t
 half of one. A reader maps the saved file and scores the rows written since (the tail) exactly,
 so search is always complete, whichever process wrote last.
 """
+
 from __future__ import annotations
 
 import os
@@ -111,8 +112,9 @@ class AnnIndex:
         self._saved_rows = self.rows
         self._loaded_mtime = self.path.stat().st_mtime_ns
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None, share: float,
-               ef_search: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None, share: float, ef_search: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the best k graph rows among `allowed` (sorted rows, or None for all).
 
         The breadth is ef_search (or the default) divided by the share of rows the filter keeps,
@@ -129,8 +131,9 @@ class AnnIndex:
             mask[allowed[allowed < n]] = True
             bitmap = np.packbits(mask, bitorder="little")
             params.sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
-        scores, rows = self._index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k,
-                                          params=params)
+        scores, rows = self._index.search(
+            np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k, params=params
+        )
         del bitmap  # kept alive until the search has returned
         keep = rows[0] >= 0
         return rows[0][keep].astype(np.int64), scores[0][keep]

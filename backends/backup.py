@@ -7,19 +7,20 @@ copy of the store, see embedded_backup.py) or `elasticsearch/` (a snapshot repos
 writes, see es_snapshot.py). A restore refuses a home whose index another model bundle built:
 its vectors could not be searched together, and replacing it would lose that index silently.
 """
+
 from __future__ import annotations
 
 import json
 import shutil
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from jointspace.backends import recorded_model
 from tqdm import tqdm
 
 from jointspace.atomic_write import atomic_open
-from jointspace.backends import recorded_model
 from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.media_roots import uploads_dir
 from jointspace.settings import Settings
@@ -36,7 +37,7 @@ def backup(settings: Settings, folder: Path, es_location: str | None = None, pro
     if folder.exists() and any(folder.iterdir()):
         raise ConfigurationError(f"{folder} is not empty: back up into a new folder")
     folder.mkdir(parents=True, exist_ok=True)
-    created_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created_at = datetime.now(UTC).isoformat(timespec="seconds")
     if settings.es_url:
         part = _backup_elasticsearch(settings, folder, es_location or str(folder / "elasticsearch"), created_at)
     else:
@@ -61,7 +62,8 @@ def restore(settings: Settings, folder: Path, es_location: str | None = None, pr
     if manifest["backend"] != kind:
         raise ConfigurationError(
             f"{folder} is a backup of the {manifest['backend']} backend, and this home uses {kind} "
-            f"({'JOINTSPACE_ES_URL is set' if settings.es_url else 'JOINTSPACE_ES_URL is unset'})")
+            f"({'JOINTSPACE_ES_URL is set' if settings.es_url else 'JOINTSPACE_ES_URL is unset'})"
+        )
     present = recorded_model(settings)
     wanted = (manifest["model"], int(manifest["dim"]))
     if present is not None and present != wanted:
@@ -69,17 +71,24 @@ def restore(settings: Settings, folder: Path, es_location: str | None = None, pr
             f"refusing to restore: the index here was built by model bundle {present[0]!r} ({present[1]} dims), "
             f"the backup in {folder} by {wanted[0]!r} ({wanted[1]} dims). Restore into another home "
             f"(JOINTSPACE_HOME{' or JOINTSPACE_ES_INDEX_ALIAS' if settings.es_url else ''}), or move this "
-            f"index away first")
+            f"index away first"
+        )
     if kind == "elasticsearch":
         report = _restore_elasticsearch(settings, folder, manifest, es_location)
     else:
         report = _restore_embedded(settings, folder, manifest)
     report["uploads"] = _copy_new_files(folder / "uploads", uploads_dir(settings), progress, "uploads")
-    return {"restored_from": str(folder), "backend": kind, "model": manifest["model"],
-            "posts": manifest["posts"], **report}
+    return {
+        "restored_from": str(folder),
+        "backend": kind,
+        "model": manifest["model"],
+        "posts": manifest["posts"],
+        **report,
+    }
 
 
 # ---------------------------------------------------------------- embedded
+
 
 def _backup_embedded(settings: Settings, folder: Path) -> dict[str, Any]:
     from jointspace.backends.embedded_backup import copy_store
@@ -89,9 +98,14 @@ def _backup_embedded(settings: Settings, folder: Path) -> dict[str, Any]:
         copied = copy_store(store, folder / "embedded")
     except FileNotFoundError:
         raise ConfigurationError(f"no embedded index in {store}: nothing to back up") from None
-    return {"backend": "embedded", "model": copied.model, "dim": copied.dim, "posts": copied.posts,
-            "media_roots": _embedded_roots(folder / "embedded"),
-            "embedded": {"generation": copied.generation, "rows": copied.rows, "vectors": copied.vector_file}}
+    return {
+        "backend": "embedded",
+        "model": copied.model,
+        "dim": copied.dim,
+        "posts": copied.posts,
+        "media_roots": _embedded_roots(folder / "embedded"),
+        "embedded": {"generation": copied.generation, "rows": copied.rows, "vectors": copied.vector_file},
+    }
 
 
 def _embedded_roots(store: Path) -> list[str]:
@@ -110,9 +124,11 @@ def _restore_embedded(settings: Settings, folder: Path, manifest: dict[str, Any]
     from jointspace.backends.store_lock import in_use
 
     if in_use(settings.embedded_dir):
-        raise ConfigurationError(f"the embedded store in {settings.embedded_dir} is open in another process "
-                                 "(`jointspace serve`, an ingest or a worker): stop them, then restore; "
-                                 "nothing was changed")
+        raise ConfigurationError(
+            f"the embedded store in {settings.embedded_dir} is open in another process "
+            "(`jointspace serve`, an ingest or a worker): stop them, then restore; "
+            "nothing was changed"
+        )
     staging = stage_store(folder / "embedded", settings.embedded_dir)
     # The staged copy must open as the manifest says before the store here is touched.
     check = EmbeddedBackend(staging, manifest["model"], int(manifest["dim"]))
@@ -122,14 +138,20 @@ def _restore_embedded(settings: Settings, folder: Path, manifest: dict[str, Any]
         check.close()
     if posts != manifest["posts"]:
         shutil.rmtree(staging)
-        raise ConfigurationError(f"{folder / 'embedded'} holds {posts} posts, its manifest {manifest['posts']}: "
-                                 "the backup is damaged; nothing was changed")
+        raise ConfigurationError(
+            f"{folder / 'embedded'} holds {posts} posts, its manifest {manifest['posts']}: "
+            "the backup is damaged; nothing was changed"
+        )
     retired = swap_in(staging, settings.embedded_dir)
-    return {"store": str(settings.embedded_dir), "previous": str(retired) if retired else None,
-            "note": "no process had the store open (a restore refuses while one has)"}
+    return {
+        "store": str(settings.embedded_dir),
+        "previous": str(retired) if retired else None,
+        "note": "no process had the store open (a restore refuses while one has)",
+    }
 
 
 # ---------------------------------------------------------------- Elasticsearch
+
 
 def _backup_elasticsearch(settings: Settings, folder: Path, location: str, created_at: str) -> dict[str, Any]:
     from jointspace.backends.es_snapshot import snapshot_alias
@@ -141,26 +163,43 @@ def _backup_elasticsearch(settings: Settings, folder: Path, location: str, creat
         manager = IndexManager(client, settings)
         index = manager.current()
         if index is None:
-            raise ConfigurationError(f"no index behind alias {manager.alias!r} at {settings.es_url}: nothing to back up")
+            raise ConfigurationError(
+                f"no index behind alias {manager.alias!r} at {settings.es_url}: nothing to back up"
+            )
         meta = manager.meta(index)
         # The snapshot holds whatever was indexed when it started; with writes going on, that lies
         # between the counts before and after it (restore checks it does).
         before = _refreshed_count(client, index)
-        info = snapshot_alias(client, manager, settings.es_url or "", location,
-                              {"model": meta["model"], "dim": meta["dim"], "alias": manager.alias,
-                               "created_at": created_at})
+        info = snapshot_alias(
+            client,
+            manager,
+            settings.es_url or "",
+            location,
+            {"model": meta["model"], "dim": meta["dim"], "alias": manager.alias, "created_at": created_at},
+        )
         after = _refreshed_count(client, index)
     finally:
         client.close()
-    return {"backend": "elasticsearch", "model": meta["model"], "dim": int(meta["dim"]), "posts": after,
-            "posts_range": [min(before, after), max(before, after)],
-            "media_roots": sorted(meta.get("media_roots") or []),
-            "elasticsearch": {"location": location, "repository": info.repository, "snapshot": info.snapshot,
-                              "index": index, "alias": manager.alias}}
+    return {
+        "backend": "elasticsearch",
+        "model": meta["model"],
+        "dim": int(meta["dim"]),
+        "posts": after,
+        "posts_range": [min(before, after), max(before, after)],
+        "media_roots": sorted(meta.get("media_roots") or []),
+        "elasticsearch": {
+            "location": location,
+            "repository": info.repository,
+            "snapshot": info.snapshot,
+            "index": index,
+            "alias": manager.alias,
+        },
+    }
 
 
-def _restore_elasticsearch(settings: Settings, folder: Path, manifest: dict[str, Any],
-                           es_location: str | None) -> dict[str, Any]:
+def _restore_elasticsearch(
+    settings: Settings, folder: Path, manifest: dict[str, Any], es_location: str | None
+) -> dict[str, Any]:
     from jointspace.backends.es_snapshot import find_snapshot, restore_as_new_index
     from jointspace.es_mappings.client import connect
     from jointspace.es_mappings.manager import IndexManager
@@ -175,14 +214,20 @@ def _restore_elasticsearch(settings: Settings, folder: Path, manifest: dict[str,
         low, high = manifest.get("posts_range") or (manifest["posts"], manifest["posts"])
         if not low <= count <= high:
             client.indices.delete(index=new_index)
-            raise ConfigurationError(f"the restored index held {count} posts, the backup's manifest "
-                                     f"{low}..{high}: nothing was swapped")
+            raise ConfigurationError(
+                f"the restored index held {count} posts, the backup's manifest {low}..{high}: nothing was swapped"
+            )
         previous = manager.current()
         manager.point_alias(new_index)
     finally:
         client.close()
-    return {"index": new_index, "alias": settings.es_index_alias, "previous": previous, "restored_posts": count,
-            "note": "the alias moved in one request: search kept answering"}
+    return {
+        "index": new_index,
+        "alias": settings.es_index_alias,
+        "previous": previous,
+        "restored_posts": count,
+        "note": "the alias moved in one request: search kept answering",
+    }
 
 
 def _refreshed_count(client: Any, index: str) -> int:
@@ -191,6 +236,7 @@ def _refreshed_count(client: Any, index: str) -> int:
 
 
 # ---------------------------------------------------------------- files
+
 
 def _copy_new_files(source: Path, target: Path, progress: bool, desc: str) -> int:
     """Copies the files of `source` missing from `target` (content-addressed: same name, same
@@ -215,8 +261,9 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
     if not path.is_file():
-        raise ConfigurationError(f"{folder} holds no finished backup (no {MANIFEST}): `jointspace backup DIR` "
-                                 "writes it last")
+        raise ConfigurationError(
+            f"{folder} holds no finished backup (no {MANIFEST}): `jointspace backup DIR` writes it last"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -3,22 +3,32 @@
 Request bodies come from the pure builders in es_queries.py; this module only sends them and turns
 answers into records. Connection failures surface as BackendUnavailableError naming the URL.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from jointspace.backends import es_queries
 from jointspace.backends.es_documents import bulk_action, document_from_hit, post_from_source, vector_from_fields
 from jointspace.backends.validation import query_vector, split_valid
 from jointspace.es_mappings.client import connect, unavailable_as_error
 from jointspace.es_mappings.manager import IndexManager
 from jointspace.es_mappings.template import VECTOR_FIELD
+
 from jointspace.errors import BackendUnavailableError
-from jointspace.records import (Document, FacetBucket, FacetCounts, Filters, Hit, MatchSet, RankedPage, TrendBucket,
-                                UpsertResult)
+from jointspace.records import (
+    Document,
+    FacetBucket,
+    FacetCounts,
+    Filters,
+    Hit,
+    MatchSet,
+    RankedPage,
+    TrendBucket,
+    UpsertResult,
+)
 from jointspace.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,8 +45,9 @@ def _reason(error: object) -> str:
 class ElasticsearchBackend:
     """SearchBackend on the index behind `alias`. Thread-safe (the client is)."""
 
-    def __init__(self, client: "Elasticsearch", settings: Settings, model: str, dim: int, alias: str,
-                 quantized: bool) -> None:
+    def __init__(
+        self, client: Elasticsearch, settings: Settings, model: str, dim: int, alias: str, quantized: bool
+    ) -> None:
         self.client = client
         self.settings = settings
         self.model = model
@@ -47,8 +58,9 @@ class ElasticsearchBackend:
         self._rescore = settings.es_rescore_oversample if quantized else 0.0
 
     @classmethod
-    def open(cls, settings: Settings, model: str, dim: int, read_only: bool = False,
-             alias: str | None = None) -> "ElasticsearchBackend":
+    def open(
+        cls, settings: Settings, model: str, dim: int, read_only: bool = False, alias: str | None = None
+    ) -> ElasticsearchBackend:
         """Connects (BackendUnavailableError within es_connect_timeout_s), checks or creates the index."""
         client = connect(settings)
         manager = IndexManager(client, settings, alias)
@@ -58,8 +70,14 @@ class ElasticsearchBackend:
 
     # --- writes --------------------------------------------------------------------------------
 
-    def upsert(self, docs: Sequence[Document], chunk_size: int | None = None, max_chunk_bytes: int | None = None,
-               max_retries: int | None = None, initial_backoff: float | None = None) -> UpsertResult:
+    def upsert(
+        self,
+        docs: Sequence[Document],
+        chunk_size: int | None = None,
+        max_chunk_bytes: int | None = None,
+        max_retries: int | None = None,
+        initial_backoff: float | None = None,
+    ) -> UpsertResult:
         """Bulk-indexes by post id; per-item failures land in `errors` with Elasticsearch's reason.
 
         Chunking and 429 retries default to Settings (es_bulk_*). Not refreshed: call refresh() to
@@ -72,12 +90,14 @@ class ElasticsearchBackend:
         actions = (bulk_action(doc, self.alias) for doc in valid)
         with unavailable_as_error(self._url):
             for ok, item in streaming_bulk(
-                    self.client, actions,
-                    chunk_size=chunk_size or self.settings.es_bulk_chunk_docs,
-                    max_chunk_bytes=max_chunk_bytes or self.settings.es_bulk_chunk_bytes,
-                    max_retries=self.settings.es_bulk_max_retries if max_retries is None else max_retries,
-                    initial_backoff=initial_backoff or self.settings.es_bulk_initial_backoff_s,
-                    raise_on_error=False):
+                self.client,
+                actions,
+                chunk_size=chunk_size or self.settings.es_bulk_chunk_docs,
+                max_chunk_bytes=max_chunk_bytes or self.settings.es_bulk_chunk_bytes,
+                max_retries=self.settings.es_bulk_max_retries if max_retries is None else max_retries,
+                initial_backoff=initial_backoff or self.settings.es_bulk_initial_backoff_s,
+                raise_on_error=False,
+            ):
                 outcome = next(iter(item.values()))
                 if ok:
                     result.indexed.append(outcome["_id"])
@@ -153,28 +173,33 @@ class ElasticsearchBackend:
         found: dict[str, Document] = {}
         extra: dict[str, Any] = {"docvalue_fields": [VECTOR_FIELD]} if with_vector else {}
         for start in range(0, len(ids), 1_000):  # well under index.max_result_window
-            chunk = ids[start:start + 1_000]
+            chunk = ids[start : start + 1_000]
             with unavailable_as_error(self._url):
-                answer = self.client.search(index=self.alias, query={"ids": {"values": chunk}}, size=len(chunk),
-                                            track_total_hits=False, **extra)
+                answer = self.client.search(
+                    index=self.alias, query={"ids": {"values": chunk}}, size=len(chunk), track_total_hits=False, **extra
+                )
             found |= {hit["_id"]: document_from_hit(hit, self.model) for hit in answer["hits"]["hits"]}
         return found
 
-    def knn(self, vector: np.ndarray, k: int, num_candidates: int | None = None,
-            filters: Filters | None = None) -> list[Hit]:
+    def knn(
+        self, vector: np.ndarray, k: int, num_candidates: int | None = None, filters: Filters | None = None
+    ) -> list[Hit]:
         """Approximate top-k by dot product among documents matching `filters` (filtered inside the
         HNSW search). `num_candidates` defaults to max(k × num_candidates_factor, min_num_candidates)."""
         query = query_vector(vector, self.dim)
         if k <= 0:
             return []
         s = self.settings
-        candidates = es_queries.num_candidates_for(k, num_candidates, s.num_candidates_factor,
-                                                   s.min_num_candidates, s.max_num_candidates)
+        candidates = es_queries.num_candidates_for(
+            k, num_candidates, s.num_candidates_factor, s.min_num_candidates, s.max_num_candidates
+        )
         clause = es_queries.knn_clause(query, k, candidates, filters, self._rescore)
         with unavailable_as_error(self._url):
             answer = self.client.search(index=self.alias, knn=clause, size=k)
-        return [Hit(post=post_from_source(hit["_source"]), score=es_queries.dot_from_score(hit["_score"]))
-                for hit in answer["hits"]["hits"]]
+        return [
+            Hit(post=post_from_source(hit["_source"]), score=es_queries.dot_from_score(hit["_score"]))
+            for hit in answer["hits"]["hits"]
+        ]
 
     def keyword(self, text: str, k: int, filters: Filters | None = None) -> list[Hit]:
         """BM25 over caption (english + standard analyzers) and hashtags; scores are Elasticsearch's."""
@@ -182,11 +207,11 @@ class ElasticsearchBackend:
             return []
         with unavailable_as_error(self._url):
             answer = self.client.search(index=self.alias, query=es_queries.keyword_query(text, filters), size=k)
-        return [Hit(post=post_from_source(hit["_source"]), score=float(hit["_score"]))
-                for hit in answer["hits"]["hits"]]
+        return [
+            Hit(post=post_from_source(hit["_source"]), score=float(hit["_score"])) for hit in answer["hits"]["hits"]
+        ]
 
-    def keyword_among(self, queries: Sequence[tuple[str, Filters | None]],
-                      post_ids: Sequence[str]) -> list[list[Hit]]:
+    def keyword_among(self, queries: Sequence[tuple[str, Filters | None]], post_ids: Sequence[str]) -> list[list[Hit]]:
         """For each (text, filters), the posts among `post_ids` that match it, best first (BM25).
         Refreshes first (the alert check runs right after the batch's bulk write), then asks all
         the queries in one `_msearch` per 200."""
@@ -197,19 +222,23 @@ class ElasticsearchBackend:
             return results
         self.refresh()
         for start in range(0, len(asked), 200):
-            chunk = asked[start:start + 200]
+            chunk = asked[start : start + 200]
             searches: list[dict[str, Any]] = []
             for _, text, filters in chunk:
-                searches += [{"index": self.alias},
-                             {"query": es_queries.keyword_among_query(text, filters, ids), "size": len(ids)}]
+                searches += [
+                    {"index": self.alias},
+                    {"query": es_queries.keyword_among_query(text, filters, ids), "size": len(ids)},
+                ]
             with unavailable_as_error(self._url):
                 answers = self.client.msearch(searches=searches)["responses"]
             for (index, _, _), answer in zip(chunk, answers):
                 if "error" in answer:
                     failure = BackendUnavailableError if answer.get("status") in (429, 502, 503, 504) else RuntimeError
                     raise failure(f"keyword check on {self._url} failed: {answer['error']}")
-                results[index] = [Hit(post=post_from_source(hit["_source"]), score=float(hit["_score"]))
-                                  for hit in answer["hits"]["hits"]]
+                results[index] = [
+                    Hit(post=post_from_source(hit["_source"]), score=float(hit["_score"]))
+                    for hit in answer["hits"]["hits"]
+                ]
         return results
 
     def count(self, filters: Filters | None = None) -> int:
@@ -242,10 +271,10 @@ class ElasticsearchBackend:
     def _match_body(self, match: MatchSet) -> dict[str, Any]:
         query = query_vector(match.vector, self.dim)
         s = self.settings
-        candidates = es_queries.num_candidates_for(match.depth, None, s.num_candidates_factor,
-                                                   s.min_num_candidates, s.max_num_candidates)
-        return es_queries.match_request(query, match.depth, candidates, match.filters, match.min_score,
-                                        self._rescore)
+        candidates = es_queries.num_candidates_for(
+            match.depth, None, s.num_candidates_factor, s.min_num_candidates, s.max_num_candidates
+        )
+        return es_queries.match_request(query, match.depth, candidates, match.filters, match.min_score, self._rescore)
 
     def _match_request(self, match: MatchSet) -> tuple[dict[str, Any], dict[str, float] | None]:
         """The search body selecting the match set, and for a keyword set each id's BM25 score.
@@ -260,8 +289,9 @@ class ElasticsearchBackend:
         if (match.text or "").strip() and match.depth > 0:
             query = es_queries.keyword_match_query(match.text or "", match.filters, match.exclude)
             with unavailable_as_error(self._url):
-                answer = self.client.search(index=self.alias, query=query, size=match.depth, source=False,
-                                            track_total_hits=False)
+                answer = self.client.search(
+                    index=self.alias, query=query, size=match.depth, source=False, track_total_hits=False
+                )
             scores = {hit["_id"]: float(hit["_score"]) for hit in answer["hits"]["hits"]}
         return {"query": {"ids": {"values": list(scores)}}, "track_total_hits": True}, scores
 
@@ -272,8 +302,13 @@ class ElasticsearchBackend:
         with unavailable_as_error(self._url):
             answer = self.client.search(index=self.alias, size=0, aggs=aggs, **body)
         found = answer.get("aggregations", {})
-        counts = {name: [FacetBucket(str(b.get("key_as_string", b["key"])), int(b["doc_count"]))
-                         for b in found.get(name, {}).get("buckets", [])] for name in fields}
+        counts = {
+            name: [
+                FacetBucket(str(b.get("key_as_string", b["key"])), int(b["doc_count"]))
+                for b in found.get(name, {}).get("buckets", [])
+            ]
+            for name in fields
+        }
         return FacetCounts(matching=int(answer["hits"]["total"]["value"]), fields=counts)
 
     def trends(self, match: MatchSet, by: str, interval: str, size: int) -> list[TrendBucket]:
@@ -283,19 +318,31 @@ class ElasticsearchBackend:
         body, _ = self._match_request(match)
         with unavailable_as_error(self._url):
             answer = self.client.search(index=self.alias, size=0, aggs=aggs, **body)
-        matched = {b["key"]: {p["key_as_string"]: int(p["doc_count"]) for p in b["periods"]["buckets"]}
-                   for b in answer["aggregations"]["values"]["buckets"]}
+        matched = {
+            b["key"]: {p["key_as_string"]: int(p["doc_count"]) for p in b["periods"]["buckets"]}
+            for b in answer["aggregations"]["values"]["buckets"]
+        }
         if not matched:
             return []
         values = list(matched)
         totals_aggs = es_queries.trend_aggregations(by, interval, size, match.depth, include=values)
         with unavailable_as_error(self._url):
-            totals = self.client.search(index=self.alias, size=0, track_total_hits=False, aggs=totals_aggs,
-                                        query=es_queries.values_query(match.filters, by, values))
-        total_of = {b["key"]: {p["key_as_string"]: int(p["doc_count"]) for p in b["periods"]["buckets"]}
-                    for b in totals["aggregations"]["values"]["buckets"]}
-        return [TrendBucket(str(value), period, matched[value].get(period, 0), total)
-                for value in values for period, total in sorted(total_of.get(value, {}).items())]
+            totals = self.client.search(
+                index=self.alias,
+                size=0,
+                track_total_hits=False,
+                aggs=totals_aggs,
+                query=es_queries.values_query(match.filters, by, values),
+            )
+        total_of = {
+            b["key"]: {p["key_as_string"]: int(p["doc_count"]) for p in b["periods"]["buckets"]}
+            for b in totals["aggregations"]["values"]["buckets"]
+        }
+        return [
+            TrendBucket(str(value), period, matched[value].get(period, 0), total)
+            for value in values
+            for period, total in sorted(total_of.get(value, {}).items())
+        ]
 
     def newest(self, match: MatchSet, k: int, offset: int = 0) -> RankedPage:
         """The kNN hits sorted by created_at (then id), paged with from/size; scores kept by track_scores."""
@@ -303,12 +350,18 @@ class ElasticsearchBackend:
             return RankedPage(hits=[], total=0)
         body, keyword_scores = self._match_request(match)
         with unavailable_as_error(self._url):
-            answer = self.client.search(index=self.alias, size=k, from_=max(0, offset), sort=es_queries.NEWEST_SORT,
-                                        track_scores=True, **body)
-        hits = [Hit(post=post_from_source(hit["_source"]),
-                    score=keyword_scores[hit["_id"]] if keyword_scores is not None
-                    else es_queries.dot_from_score(hit["_score"]))
-                for hit in answer["hits"]["hits"]]
+            answer = self.client.search(
+                index=self.alias, size=k, from_=max(0, offset), sort=es_queries.NEWEST_SORT, track_scores=True, **body
+            )
+        hits = [
+            Hit(
+                post=post_from_source(hit["_source"]),
+                score=keyword_scores[hit["_id"]]
+                if keyword_scores is not None
+                else es_queries.dot_from_score(hit["_score"]),
+            )
+            for hit in answer["hits"]["hits"]
+        ]
         return RankedPage(hits=hits, total=int(answer["hits"]["total"]["value"]))
 
     def _page_through(self, query: dict[str, Any], batch_size: int, with_source: bool) -> Iterator[dict[str, Any]]:
@@ -320,9 +373,16 @@ class ElasticsearchBackend:
             while True:
                 extra: dict[str, Any] = {"search_after": after} if after else {}
                 with unavailable_as_error(self._url):
-                    answer = self.client.search(pit={"id": pit, "keep_alive": "2m"}, query=query, size=batch_size,
-                                                sort=["_shard_doc"], docvalue_fields=[VECTOR_FIELD],
-                                                source=with_source, track_total_hits=False, **extra)
+                    answer = self.client.search(
+                        pit={"id": pit, "keep_alive": "2m"},
+                        query=query,
+                        size=batch_size,
+                        sort=["_shard_doc"],
+                        docvalue_fields=[VECTOR_FIELD],
+                        source=with_source,
+                        track_total_hits=False,
+                        **extra,
+                    )
                 hits = answer["hits"]["hits"]
                 if not hits:
                     return

@@ -9,6 +9,7 @@ rows that point at them, so a reader never sees an id without its vector. Overwr
 leave dead rows behind; once they outnumber the live ones the writer compacts into a new
 generation file, and readers notice the new generation on their next query.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,22 +19,41 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import numpy as np
-
 from jointspace.backends.ann_index import AnnIndex, AnnParams, index_path, remove_stale
-from jointspace.backends.embedded_sql import (SCHEMA, SCHEMA_VERSION, epoch_seconds, filter_sql, fts_match_expression,
-                                              mentions_any, newest_sql, period_counts_sql, term_counts_sql,
-                                              trend_counts_sql)
+from jointspace.backends.embedded_sql import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    epoch_seconds,
+    filter_sql,
+    fts_match_expression,
+    mentions_any,
+    newest_sql,
+    period_counts_sql,
+    term_counts_sql,
+    trend_counts_sql,
+)
 from jointspace.backends.store_lock import OpenLock
 from jointspace.backends.validation import query_vector, split_valid
 from jointspace.backends.vector_file import VectorFile
+
 from jointspace.errors import ConfigurationError, ModelMismatchError
-from jointspace.records import (Document, FacetBucket, FacetCounts, Filters, Hit, MatchSet, Post, RankedPage,
-                                TrendBucket, UpsertResult)
+from jointspace.records import (
+    Document,
+    FacetBucket,
+    FacetCounts,
+    Filters,
+    Hit,
+    MatchSet,
+    Post,
+    RankedPage,
+    TrendBucket,
+    UpsertResult,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,12 +61,14 @@ R = TypeVar("R")
 
 def _retry_after_compaction(method: Callable[P, R]) -> Callable[P, R]:
     """Runs a read again when a compaction removed the vector file between its snapshot and its read."""
+
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
         except FileNotFoundError:
             return method(*args, **kwargs)
+
     return wrapper
 
 
@@ -60,8 +82,16 @@ SCORE_CHUNK_ROWS = 65_536
 class EmbeddedBackend:
     """SearchBackend in one folder. Safe for threads of one process and for several processes."""
 
-    def __init__(self, folder: Path, model: str, dim: int, compact_min_dead: int = 10_000,
-                 ann_min_rows: int = 50_000, ann: AnnParams = AnnParams(), ann_save_rows: int = 20_000) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        model: str,
+        dim: int,
+        compact_min_dead: int = 10_000,
+        ann_min_rows: int = 50_000,
+        ann: AnnParams = AnnParams(),
+        ann_save_rows: int = 20_000,
+    ) -> None:
         """`ann_min_rows`: kNN over at least this many candidate rows (after filtering) walks an HNSW
         graph (ann_index.py); fewer are scored exactly. `ann_save_rows`: a writer saves the graph
         once this many rows (or 5 % of it, whichever is more) are not in the saved file."""
@@ -75,8 +105,7 @@ class EmbeddedBackend:
         self._ann: AnnIndex | None = None
         folder.mkdir(parents=True, exist_ok=True)
         self._open_lock = OpenLock(folder)  # a restore refuses to swap a store that is open
-        self._db = sqlite3.connect(folder / "index.sqlite", isolation_level=None, check_same_thread=False,
-                                   timeout=60.0)
+        self._db = sqlite3.connect(folder / "index.sqlite", isolation_level=None, check_same_thread=False, timeout=60.0)
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -84,8 +113,9 @@ class EmbeddedBackend:
         self._vectors_generation = -1
         self._own_writes = 0
         self._live_cache: tuple[tuple[int, int, int], np.ndarray, np.ndarray] | None = None
-        self._filter_cache: OrderedDict[tuple[Filters, tuple[int, int, int]], tuple[np.ndarray, np.ndarray]] = \
+        self._filter_cache: OrderedDict[tuple[Filters, tuple[int, int, int]], tuple[np.ndarray, np.ndarray]] = (
             OrderedDict()
+        )
         # executescript commits by itself; every statement is IF NOT EXISTS, so racing openers are fine.
         self._db.executescript(SCHEMA)
         with self._write():
@@ -138,25 +168,29 @@ class EmbeddedBackend:
         return row[0] if row else None
 
     def _set_meta(self, **values: object) -> None:
-        self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                             [(key, str(value)) for key, value in values.items()])
+        self._db.executemany(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+            [(key, str(value)) for key, value in values.items()],
+        )
 
     def _check_or_record_model(self) -> None:
         model, dim = self._meta("model"), self._meta("dim")
         if model is None:
-            self._set_meta(model=self.model, dim=self.dim, schema=SCHEMA_VERSION, generation=0, next_row=0,
-                           dead_rows=0)
+            self._set_meta(model=self.model, dim=self.dim, schema=SCHEMA_VERSION, generation=0, next_row=0, dead_rows=0)
             return
         if self._meta("schema") != SCHEMA_VERSION:
-            raise ConfigurationError(f"{self.folder} holds an embedded index of schema {self._meta('schema')}, "
-                                     f"this version reads schema {SCHEMA_VERSION}: move the folder away and "
-                                     f"ingest again")
+            raise ConfigurationError(
+                f"{self.folder} holds an embedded index of schema {self._meta('schema')}, "
+                f"this version reads schema {SCHEMA_VERSION}: move the folder away and "
+                f"ingest again"
+            )
         if model != self.model or int(dim or 0) != self.dim:
             raise ModelMismatchError(
                 f"the embedded index in {self.folder} was built by model bundle {model!r} ({dim} dims), "
                 f"not {self.model!r} ({self.dim} dims): search with JOINTSPACE_MODEL set to the bundle "
                 f"{model!r}, or re-embed the stored posts with the new one: `jointspace reindex --bundle "
-                f"DIR` (DIR: the folder of bundle {self.model!r})")
+                f"DIR` (DIR: the folder of bundle {self.model!r})"
+            )
 
     def _vector_file(self) -> VectorFile:
         """The vector file of the generation the current snapshot sees."""
@@ -174,8 +208,9 @@ class EmbeddedBackend:
         """(rows, doc_keys) of every live document, cached until any process commits a write."""
         version = self._data_version()
         if self._live_cache is None or self._live_cache[0] != version:
-            pairs = np.array(self._db.execute("SELECT row, doc_key FROM docs ORDER BY row").fetchall(),
-                             dtype=np.int64).reshape(-1, 2)
+            pairs = np.array(
+                self._db.execute("SELECT row, doc_key FROM docs ORDER BY row").fetchall(), dtype=np.int64
+            ).reshape(-1, 2)
             self._live_cache = (version, pairs[:, 0], pairs[:, 1])
         return self._live_cache[1], self._live_cache[2]
 
@@ -199,8 +234,9 @@ class EmbeddedBackend:
     def _query_filtered_rows(self, filters: Filters) -> tuple[np.ndarray, np.ndarray]:
         where, params = filter_sql(filters)
         # Sorted here, not by ORDER BY: that would make SQLite walk the row index instead of the filter's.
-        pairs = np.array(self._db.execute(f"SELECT row, doc_key FROM docs WHERE {where}", params).fetchall(),
-                         dtype=np.int64).reshape(-1, 2)
+        pairs = np.array(
+            self._db.execute(f"SELECT row, doc_key FROM docs WHERE {where}", params).fetchall(), dtype=np.int64
+        ).reshape(-1, 2)
         pairs = pairs[np.argsort(pairs[:, 0])]
         return pairs[:, 0], pairs[:, 1]
 
@@ -256,8 +292,9 @@ class EmbeddedBackend:
                 stored = vectors.rows(next_row)  # rows below next_row are committed and never change
                 from tqdm import tqdm
 
-                with tqdm(total=next_row - graph.rows, desc="hnsw graph", unit="row",
-                          disable=next_row - graph.rows < 100_000) as bar:
+                with tqdm(
+                    total=next_row - graph.rows, desc="hnsw graph", unit="row", disable=next_row - graph.rows < 100_000
+                ) as bar:
                     while graph.rows < next_row:
                         start = graph.rows
                         end = min(start + SCORE_CHUNK_ROWS, next_row)
@@ -267,26 +304,35 @@ class EmbeddedBackend:
                 graph.save()
                 remove_stale(self.folder, generation)
 
-
     def _write_document(self, db: sqlite3.Connection, doc: Document, row: int) -> int:
         """Inserts or replaces one post pointing at `row`; returns 1 when an older row became dead."""
         post = doc.post
         tags = sorted({tag.lower() for tag in post.hashtags})
-        columns = (row, (post.city or "").strip().lower() or None, post.source,
-                   epoch_seconds(post.created_at) if post.created_at else None, json.dumps(post.to_json()))
+        columns = (
+            row,
+            (post.city or "").strip().lower() or None,
+            post.source,
+            epoch_seconds(post.created_at) if post.created_at else None,
+            json.dumps(post.to_json()),
+        )
         existing = db.execute("SELECT doc_key FROM docs WHERE id = ?", (post.id,)).fetchone()
         if existing:
             doc_key = existing[0]
-            db.execute("UPDATE docs SET row = ?, city = ?, source = ?, created_ts = ?, post = ? WHERE doc_key = ?",
-                       (*columns, doc_key))
+            db.execute(
+                "UPDATE docs SET row = ?, city = ?, source = ?, created_ts = ?, post = ? WHERE doc_key = ?",
+                (*columns, doc_key),
+            )
             db.execute("DELETE FROM tags WHERE doc_key = ?", (doc_key,))
             db.execute("DELETE FROM fts WHERE rowid = ?", (doc_key,))
         else:
-            doc_key = db.execute("INSERT INTO docs(id, row, city, source, created_ts, post) VALUES (?, ?, ?, ?, ?, ?)",
-                                 (post.id, *columns)).lastrowid
+            doc_key = db.execute(
+                "INSERT INTO docs(id, row, city, source, created_ts, post) VALUES (?, ?, ?, ?, ?, ?)",
+                (post.id, *columns),
+            ).lastrowid
         db.executemany("INSERT INTO tags(tag, doc_key) VALUES (?, ?)", [(tag, doc_key) for tag in tags])
-        db.execute("INSERT INTO fts(rowid, caption, hashtags) VALUES (?, ?, ?)",
-                   (doc_key, post.caption, " ".join(tags)))
+        db.execute(
+            "INSERT INTO fts(rowid, caption, hashtags) VALUES (?, ?, ?)", (doc_key, post.caption, " ".join(tags))
+        )
         return 1 if existing else 0
 
     def delete(self, post_id: str) -> bool:
@@ -309,9 +355,11 @@ class EmbeddedBackend:
             rows = np.array([p[0] for p in pairs], dtype=np.int64)
             source = old.rows(int(rows.max()) + 1 if len(rows) else 0)
             for start in range(0, len(rows), SCORE_CHUNK_ROWS):
-                new.write_rows(start, source[rows[start:start + SCORE_CHUNK_ROWS]])
-            db.executemany("UPDATE docs SET row = ? WHERE doc_key = ?",
-                           [(new_row, doc_key) for new_row, (_, doc_key) in enumerate(pairs)])
+                new.write_rows(start, source[rows[start : start + SCORE_CHUNK_ROWS]])
+            db.executemany(
+                "UPDATE docs SET row = ? WHERE doc_key = ?",
+                [(new_row, doc_key) for new_row, (_, doc_key) in enumerate(pairs)],
+            )
             self._set_meta(generation=generation, next_row=len(pairs), dead_rows=0)
         old.close()
         # Readers that mapped the old file keep their mapping (POSIX unlink semantics).
@@ -319,11 +367,15 @@ class EmbeddedBackend:
 
     def add_media_roots(self, paths: Sequence[str]) -> list[str]:
         """Records folders whose pictures may be served; returns those that were new."""
-        added_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        added_at = datetime.now(UTC).isoformat(timespec="seconds")
         with self._write() as db:
-            return [path for path in dict.fromkeys(paths)
-                    if db.execute("INSERT OR IGNORE INTO media_roots(path, added_at) VALUES (?, ?)",
-                                  (path, added_at)).rowcount]
+            return [
+                path
+                for path in dict.fromkeys(paths)
+                if db.execute(
+                    "INSERT OR IGNORE INTO media_roots(path, added_at) VALUES (?, ?)", (path, added_at)
+                ).rowcount
+            ]
 
     def remove_media_root(self, path: str) -> bool:
         with self._write() as db:
@@ -347,14 +399,20 @@ class EmbeddedBackend:
 
     # --- reads -----------------------------------------------------------------------------------
 
-    def _documents(self, db: sqlite3.Connection, where: str, params: Sequence[object],
-                   with_vector: bool) -> dict[str, Document]:
+    def _documents(
+        self, db: sqlite3.Connection, where: str, params: Sequence[object], with_vector: bool
+    ) -> dict[str, Document]:
         rows = db.execute(f"SELECT id, row, post FROM docs WHERE {where}", list(params)).fetchall()
         vectors = self._vector_file().rows(max((r[1] for r in rows), default=-1) + 1) if with_vector else None
         empty = np.empty(0, dtype=np.float32)
-        return {post_id: Document(post=Post.from_json(json.loads(post)), model=self.model,
-                                  vector=np.array(vectors[row]) if vectors is not None else empty)
-                for post_id, row, post in rows}
+        return {
+            post_id: Document(
+                post=Post.from_json(json.loads(post)),
+                model=self.model,
+                vector=np.array(vectors[row]) if vectors is not None else empty,
+            )
+            for post_id, row, post in rows
+        }
 
     def get(self, post_id: str, with_vector: bool = True) -> Document | None:
         """The stored post; its vector is empty (size 0) when `with_vector` is False."""
@@ -366,13 +424,14 @@ class EmbeddedBackend:
         ids = list(dict.fromkeys(post_ids))
         with self._read() as db:
             for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
-                chunk = ids[start:start + 500]
+                chunk = ids[start : start + 500]
                 found |= self._documents(db, f"id IN ({','.join('?' * len(chunk))})", chunk, with_vector)
         return found
 
     @_retry_after_compaction
-    def knn(self, vector: np.ndarray, k: int, num_candidates: int | None = None,
-            filters: Filters | None = None) -> list[Hit]:
+    def knn(
+        self, vector: np.ndarray, k: int, num_candidates: int | None = None, filters: Filters | None = None
+    ) -> list[Hit]:
         """Top-k by dot product among the documents matching `filters`.
 
         Filtering happens first, so k hits come back whenever k documents match. Exact when fewer
@@ -386,13 +445,20 @@ class EmbeddedBackend:
             best_keys, best_scores = self._top(query, k, filters, num_candidates)
             if not len(best_keys):
                 return []
-            posts = dict(db.execute(f"SELECT doc_key, post FROM docs WHERE doc_key IN "
-                                    f"({','.join('?' * len(best_keys))})", best_keys.tolist()).fetchall())
-        return [Hit(post=Post.from_json(json.loads(posts[int(key)])), score=float(score))
-                for key, score in zip(best_keys, best_scores)]
+            posts = dict(
+                db.execute(
+                    f"SELECT doc_key, post FROM docs WHERE doc_key IN ({','.join('?' * len(best_keys))})",
+                    best_keys.tolist(),
+                ).fetchall()
+            )
+        return [
+            Hit(post=Post.from_json(json.loads(posts[int(key)])), score=float(score))
+            for key, score in zip(best_keys, best_scores)
+        ]
 
-    def _top(self, query: np.ndarray, k: int, filters: Filters | None,
-             num_candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _top(
+        self, query: np.ndarray, k: int, filters: Filters | None, num_candidates: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(doc_keys, scores) of the k best matches, best first; call inside a read snapshot.
 
         Exact below `ann_min_rows` matching rows, else the HNSW graph walked `num_candidates` wide."""
@@ -427,14 +493,18 @@ class EmbeddedBackend:
         graph = self._graph(int(self._meta("generation") or 0))
         return graph if graph.load(int(self._meta("next_row") or 0)) and graph.rows else None
 
-    def _graph_candidates(self, graph: AnnIndex, query: np.ndarray, rows: np.ndarray, keys: np.ndarray, k: int,
-                          num_candidates: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def _graph_candidates(
+        self, graph: AnnIndex, query: np.ndarray, rows: np.ndarray, keys: np.ndarray, k: int, num_candidates: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(doc keys, scores) of the graph's best k among `rows` plus every row written since the
         graph was saved (scored exactly). `num_candidates` is the walk's breadth (efSearch)."""
         in_graph = int(np.searchsorted(rows, graph.rows))
         allowed = None if in_graph == graph.rows else rows[:in_graph]  # no dead or filtered-out row: no selector
-        found, graph_scores = (graph.search(query, k, allowed, in_graph / graph.rows, num_candidates)
-                               if in_graph else (np.empty(0, np.int64), np.empty(0, np.float32)))
+        found, graph_scores = (
+            graph.search(query, k, allowed, in_graph / graph.rows, num_candidates)
+            if in_graph
+            else (np.empty(0, np.int64), np.empty(0, np.float32))
+        )
         tail = rows[in_graph:]
         found = np.concatenate([found, tail])
         scores = np.concatenate([graph_scores, self._scores(query, tail) if len(tail) else np.empty(0, np.float32)])
@@ -449,11 +519,16 @@ class EmbeddedBackend:
         stored = self._vector_file().rows(int(rows[-1]) + 1)
         span = int(rows[-1]) + 1
         if len(rows) * 4 >= span:
-            scores = np.concatenate([stored[start:min(start + SCORE_CHUNK_ROWS, span)] @ query
-                                     for start in range(0, span, SCORE_CHUNK_ROWS)])
+            scores = np.concatenate(
+                [
+                    stored[start : min(start + SCORE_CHUNK_ROWS, span)] @ query
+                    for start in range(0, span, SCORE_CHUNK_ROWS)
+                ]
+            )
             return scores[rows]
-        return np.concatenate([stored[rows[start:start + SCORE_CHUNK_ROWS]] @ query
-                               for start in range(0, len(rows), SCORE_CHUNK_ROWS)])
+        return np.concatenate(
+            [stored[rows[start : start + SCORE_CHUNK_ROWS]] @ query for start in range(0, len(rows), SCORE_CHUNK_ROWS)]
+        )
 
     def keyword(self, text: str, k: int, filters: Filters | None = None) -> list[Hit]:
         """BM25 over caption and hashtags (Porter-stemmed). Scores are SQLite's, higher is better:
@@ -463,13 +538,14 @@ class EmbeddedBackend:
             return []
         where, params = filter_sql(filters)
         with self._read() as db:
-            rows = db.execute(f"SELECT docs.post, bm25(fts) AS rank FROM fts JOIN docs ON docs.doc_key = fts.rowid "
-                              f"WHERE fts MATCH ? AND {where} ORDER BY rank LIMIT ?",
-                              [expression, *params, k]).fetchall()
+            rows = db.execute(
+                f"SELECT docs.post, bm25(fts) AS rank FROM fts JOIN docs ON docs.doc_key = fts.rowid "
+                f"WHERE fts MATCH ? AND {where} ORDER BY rank LIMIT ?",
+                [expression, *params, k],
+            ).fetchall()
         return [Hit(post=Post.from_json(json.loads(post)), score=-float(rank)) for post, rank in rows]
 
-    def keyword_among(self, queries: Sequence[tuple[str, Filters | None]],
-                      post_ids: Sequence[str]) -> list[list[Hit]]:
+    def keyword_among(self, queries: Sequence[tuple[str, Filters | None]], post_ids: Sequence[str]) -> list[list[Hit]]:
         """For each (text, filters), the posts among `post_ids` that match it, best first (BM25 as in
         `keyword`). For the alert check of a freshly written batch: FTS5 is asked for the batch's
         doc-key ranges only (it seeks a rowid range; an `IN` list would scan every match)."""
@@ -480,9 +556,12 @@ class EmbeddedBackend:
         with self._read() as db:
             posts: dict[int, str] = {}
             for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                posts |= dict(db.execute(f"SELECT doc_key, post FROM docs WHERE id IN ({','.join('?' * len(chunk))})",
-                                         chunk).fetchall())
+                chunk = ids[start : start + 500]
+                posts |= dict(
+                    db.execute(
+                        f"SELECT doc_key, post FROM docs WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                    ).fetchall()
+                )
             spans = _key_spans(sorted(posts))
             for index, (text, filters) in enumerate(queries):
                 expression = fts_match_expression(text)
@@ -491,12 +570,18 @@ class EmbeddedBackend:
                 where, params = filter_sql(filters)
                 found: list[tuple[float, int]] = []
                 for low, high in spans:
-                    found += [(rank, key) for key, rank in db.execute(
-                        f"SELECT fts.rowid, bm25(fts) FROM fts JOIN docs ON docs.doc_key = fts.rowid "
-                        f"WHERE fts MATCH ? AND fts.rowid BETWEEN ? AND ? AND {where}",
-                        [expression, low, high, *params]) if key in posts]
-                results[index] = [Hit(post=Post.from_json(json.loads(posts[key])), score=-float(rank))
-                                  for rank, key in sorted(found)]
+                    found += [
+                        (rank, key)
+                        for key, rank in db.execute(
+                            f"SELECT fts.rowid, bm25(fts) FROM fts JOIN docs ON docs.doc_key = fts.rowid "
+                            f"WHERE fts MATCH ? AND fts.rowid BETWEEN ? AND ? AND {where}",
+                            [expression, low, high, *params],
+                        )
+                        if key in posts
+                    ]
+                results[index] = [
+                    Hit(post=Post.from_json(json.loads(posts[key])), score=-float(rank)) for rank, key in sorted(found)
+                ]
         return results
 
     def count(self, filters: Filters | None = None) -> int:
@@ -507,8 +592,12 @@ class EmbeddedBackend:
     def cities(self) -> list[tuple[str, int]]:
         """(lower-cased city, posts) by descending count, as Elasticsearch's terms aggregation orders them."""
         with self._read() as db:
-            return [(city, int(n)) for city, n in db.execute(
-                "SELECT city, count(*) AS n FROM docs WHERE city IS NOT NULL GROUP BY city ORDER BY n DESC, city")]
+            return [
+                (city, int(n))
+                for city, n in db.execute(
+                    "SELECT city, count(*) AS n FROM docs WHERE city IS NOT NULL GROUP BY city ORDER BY n DESC, city"
+                )
+            ]
 
     @_retry_after_compaction
     def mean_vector(self, filters: Filters | None = None) -> np.ndarray | None:
@@ -520,7 +609,7 @@ class EmbeddedBackend:
             stored = self._vector_file().rows(int(rows[-1]) + 1)
             total = np.zeros(self.dim, dtype=np.float64)
             for start in range(0, len(rows), SCORE_CHUNK_ROWS):
-                total += stored[rows[start:start + SCORE_CHUNK_ROWS]].sum(axis=0, dtype=np.float64)
+                total += stored[rows[start : start + SCORE_CHUNK_ROWS]].sum(axis=0, dtype=np.float64)
         return (total / len(rows)).astype(np.float32)
 
     def iter_documents(self, batch_size: int = 500) -> Iterator[Document]:
@@ -536,8 +625,12 @@ class EmbeddedBackend:
     @_retry_after_compaction
     def _batch_after(self, last_key: int, batch_size: int) -> tuple[list[int], dict[str, Document]]:
         with self._read() as db:
-            keys = [r[0] for r in db.execute("SELECT doc_key FROM docs WHERE doc_key > ? ORDER BY doc_key LIMIT ?",
-                                             (last_key, batch_size))]
+            keys = [
+                r[0]
+                for r in db.execute(
+                    "SELECT doc_key FROM docs WHERE doc_key > ? ORDER BY doc_key LIMIT ?", (last_key, batch_size)
+                )
+            ]
             return keys, self._documents(db, f"doc_key IN ({','.join('?' * len(keys))})", keys, True) if keys else {}
 
     # --- facets, trends and newest-first: the match set's keys, then SQL over them -------------------
@@ -550,10 +643,12 @@ class EmbeddedBackend:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
         where, params = filter_sql(match.filters)
         excluded = frozenset(w.lower() for w in match.exclude)
-        rows = self._db.execute(f"SELECT docs.doc_key, docs.post, bm25(fts) AS rank FROM fts JOIN docs "
-                                f"ON docs.doc_key = fts.rowid WHERE fts MATCH ? AND {where} ORDER BY rank"
-                                + ("" if excluded else " LIMIT ?"),
-                                [expression, *params, *([] if excluded else [match.depth])])
+        rows = self._db.execute(
+            f"SELECT docs.doc_key, docs.post, bm25(fts) AS rank FROM fts JOIN docs "
+            f"ON docs.doc_key = fts.rowid WHERE fts MATCH ? AND {where} ORDER BY rank"
+            + ("" if excluded else " LIMIT ?"),
+            [expression, *params, *([] if excluded else [match.depth])],
+        )
         keys: list[int] = []
         scores: list[float] = []
         for key, post, rank in rows:
@@ -572,8 +667,11 @@ class EmbeddedBackend:
             encoded = json.dumps(keys.tolist())
             counts: dict[str, list[FacetBucket]] = {}
             for name in fields:
-                rows = (db.execute(period_counts_sql("month"), (encoded,)) if name == "month"
-                        else db.execute(term_counts_sql(name), (encoded, size)))
+                rows = (
+                    db.execute(period_counts_sql("month"), (encoded,))
+                    if name == "month"
+                    else db.execute(term_counts_sql(name), (encoded, size))
+                )
                 counts[name] = [FacetBucket(str(value), int(n)) for value, n in rows]
         return FacetCounts(matching=len(keys), fields=counts)
 
@@ -585,15 +683,24 @@ class EmbeddedBackend:
             values = [str(v) for v, _ in db.execute(term_counts_sql(by), (encoded, size))]
             if not values:
                 return []
-            matched = {(v, p): int(n) for v, p, n in db.execute(
-                trend_counts_sql(by, interval, "docs.doc_key IN (SELECT value FROM json_each(?))", len(values)),
-                [encoded, *values])}
+            matched = {
+                (v, p): int(n)
+                for v, p, n in db.execute(
+                    trend_counts_sql(by, interval, "docs.doc_key IN (SELECT value FROM json_each(?))", len(values)),
+                    [encoded, *values],
+                )
+            }
             where, params = filter_sql(match.filters)
-            totals = {(v, p): int(n) for v, p, n in db.execute(trend_counts_sql(by, interval, where, len(values)),
-                                                               [*params, *values])}
-        return [TrendBucket(value, period, matched.get((value, period), 0), total)
-                for value in values
-                for (key, period), total in sorted(totals.items()) if key == value]
+            totals = {
+                (v, p): int(n)
+                for v, p, n in db.execute(trend_counts_sql(by, interval, where, len(values)), [*params, *values])
+            }
+        return [
+            TrendBucket(value, period, matched.get((value, period), 0), total)
+            for value in values
+            for (key, period), total in sorted(totals.items())
+            if key == value
+        ]
 
     @_retry_after_compaction
     def newest(self, match: MatchSet, k: int, offset: int = 0) -> RankedPage:

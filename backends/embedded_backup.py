@@ -8,6 +8,7 @@ final: the copy opens that vector file inside the snapshot (an unlink afterwards
 an open file), copies the database with SQLite's backup API from the same snapshot, then copies
 exactly those rows.
 """
+
 from __future__ import annotations
 
 import os
@@ -93,8 +94,9 @@ def _copy_once(folder: Path, target: Path) -> EmbeddedCopy | None:
         if source.in_transaction:
             source.execute("COMMIT")
         source.close()
-    return EmbeddedCopy(model=copied_meta["model"], dim=dim, posts=posts, generation=generation, rows=rows,
-                        vector_file=out_path.name)
+    return EmbeddedCopy(
+        model=copied_meta["model"], dim=dim, posts=posts, generation=generation, rows=rows, vector_file=out_path.name
+    )
 
 
 def stage_store(copy: Path, folder: Path) -> Path:

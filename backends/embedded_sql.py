@@ -1,9 +1,10 @@
 """The embedded backend's SQLite schema and pure builders for its filter and full-text clauses."""
+
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jointspace.records import Filters
 
@@ -38,7 +39,7 @@ CREATE TABLE IF NOT EXISTS media_roots(path TEXT PRIMARY KEY, added_at TEXT NOT 
 def epoch_seconds(moment: datetime) -> float:
     """Seconds since the epoch; a naive time counts as UTC, as Elasticsearch reads it."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -58,8 +59,9 @@ def filter_sql(filters: Filters | None, table: str = "docs") -> tuple[str, list[
         clauses.append(f"{table}.source IN ({','.join('?' * len(filters.sources))})")
         params += filters.sources
     if filters.hashtags:
-        clauses.append(f"{table}.doc_key IN (SELECT doc_key FROM tags WHERE tag IN "
-                       f"({','.join('?' * len(filters.hashtags))}))")
+        clauses.append(
+            f"{table}.doc_key IN (SELECT doc_key FROM tags WHERE tag IN ({','.join('?' * len(filters.hashtags))}))"
+        )
         params += filters.hashtags
     if filters.after:
         clauses.append(f"{table}.created_ts >= ?")
@@ -112,29 +114,37 @@ def _value_source(field: str) -> tuple[str, str]:
 def term_counts_sql(field: str) -> str:
     """Posts per value of `field` among the keys (parameters: JSON keys, limit), most first, ties by value."""
     column, source = _value_source(field)
-    return (f"SELECT {column} AS value, count(*) AS n FROM {source} WHERE {IN_KEYS.format(table='docs')} "
-            f"AND {column} IS NOT NULL GROUP BY value ORDER BY n DESC, value LIMIT ?")
+    return (
+        f"SELECT {column} AS value, count(*) AS n FROM {source} WHERE {IN_KEYS.format(table='docs')} "
+        f"AND {column} IS NOT NULL GROUP BY value ORDER BY n DESC, value LIMIT ?"
+    )
 
 
 def period_counts_sql(interval: str) -> str:
     """Posts per period among the keys (parameter: JSON keys), in time order; undated posts left out."""
     period = period_sql(interval)
-    return (f"SELECT {period} AS period, count(*) FROM docs WHERE {IN_KEYS.format(table='docs')} "
-            f"AND docs.created_ts IS NOT NULL GROUP BY period ORDER BY period")
+    return (
+        f"SELECT {period} AS period, count(*) FROM docs WHERE {IN_KEYS.format(table='docs')} "
+        f"AND docs.created_ts IS NOT NULL GROUP BY period ORDER BY period"
+    )
 
 
 def trend_counts_sql(by: str, interval: str, where: str, n_values: int) -> str:
     """(value, period, posts) for the given values of `by` among the rows matching `where`
     (parameters: where's, then the values)."""
     column, source = _value_source(by)
-    return (f"SELECT {column}, {period_sql(interval)} AS period, count(*) FROM {source} "
-            f"WHERE {where} AND docs.created_ts IS NOT NULL AND {column} IN ({','.join('?' * n_values)}) "
-            f"GROUP BY {column}, period")
+    return (
+        f"SELECT {column}, {period_sql(interval)} AS period, count(*) FROM {source} "
+        f"WHERE {where} AND docs.created_ts IS NOT NULL AND {column} IN ({','.join('?' * n_values)}) "
+        f"GROUP BY {column}, period"
+    )
 
 
 def newest_sql() -> str:
     """A page of the keys' posts, newest first, undated last, ties by id (parameters: JSON keys,
     limit, offset). Times compare in whole milliseconds, as Elasticsearch stores dates, so both
     backends break the same ties by id."""
-    return (f"SELECT doc_key, post FROM docs WHERE {IN_KEYS.format(table='docs')} "
-            f"ORDER BY created_ts IS NULL, CAST(created_ts * 1000 AS INTEGER) DESC, id LIMIT ? OFFSET ?")
+    return (
+        f"SELECT doc_key, post FROM docs WHERE {IN_KEYS.format(table='docs')} "
+        f"ORDER BY created_ts IS NULL, CAST(created_ts * 1000 AS INTEGER) DESC, id LIMIT ? OFFSET ?"
+    )

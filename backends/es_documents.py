@@ -1,11 +1,12 @@
 """Conversions between `Document` and the posts index's JSON (see es_mappings/posts.template.json)."""
+
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-
 from jointspace.es_mappings.template import VECTOR_FIELD
+
 from jointspace.records import Document, Post
 
 
@@ -46,5 +47,8 @@ def vector_from_fields(fields: dict[str, Any] | None) -> np.ndarray:
 
 def document_from_hit(hit: dict[str, Any], model: str) -> Document:
     """A Document from a search hit with `_source` (and `fields.vector` when docvalue_fields asked for it)."""
-    return Document(post=post_from_source(hit["_source"]), vector=vector_from_fields(hit.get("fields")),
-                    model=hit["_source"].get("model") or model)
+    return Document(
+        post=post_from_source(hit["_source"]),
+        vector=vector_from_fields(hit.get("fields")),
+        model=hit["_source"].get("model") or model,
+    )

@@ -1,11 +1,12 @@
 """Pure builders of Elasticsearch request bodies (plain dicts, no client), so tests can assert them exactly."""
+
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-
 from jointspace.es_mappings.template import VECTOR_FIELD
+
 from jointspace.records import Filters
 
 KEYWORD_FIELDS = ("caption", "caption.std", "hashtags.text")
@@ -38,14 +39,19 @@ def num_candidates_for(k: int, requested: int | None, factor: int, minimum: int,
     return max(k, min(wanted, maximum))
 
 
-def knn_clause(vector: np.ndarray, k: int, num_candidates: int, filters: Filters | None = None,
-               rescore_oversample: float = 0.0) -> dict[str, Any]:
+def knn_clause(
+    vector: np.ndarray, k: int, num_candidates: int, filters: Filters | None = None, rescore_oversample: float = 0.0
+) -> dict[str, Any]:
     """The top-level `knn` section, with the filters inside it (pre-filtering: k hits whenever k match).
 
     `rescore_vector` re-ranks oversample × k quantised candidates by the float vectors (int8_hnsw).
     """
-    clause: dict[str, Any] = {"field": VECTOR_FIELD, "query_vector": [float(x) for x in vector], "k": k,
-                              "num_candidates": num_candidates}
+    clause: dict[str, Any] = {
+        "field": VECTOR_FIELD,
+        "query_vector": [float(x) for x in vector],
+        "k": k,
+        "num_candidates": num_candidates,
+    }
     if clauses := filter_clauses(filters):
         clause["filter"] = clauses
     if rescore_oversample > 0:
@@ -98,12 +104,20 @@ def score_from_dot(dot: float) -> float:
     return (1.0 + dot) / 2.0
 
 
-def match_request(vector: np.ndarray, depth: int, num_candidates: int, filters: Filters | None,
-                  min_score: float | None, rescore_oversample: float = 0.0) -> dict[str, Any]:
+def match_request(
+    vector: np.ndarray,
+    depth: int,
+    num_candidates: int,
+    filters: Filters | None,
+    min_score: float | None,
+    rescore_oversample: float = 0.0,
+) -> dict[str, Any]:
     """The search body (without size, aggs, sort) that selects a match set: the `depth` nearest
     posts passing the filters, those with similarity ≥ min_score when set."""
-    body: dict[str, Any] = {"knn": knn_clause(vector, depth, num_candidates, filters, rescore_oversample),
-                            "track_total_hits": True}
+    body: dict[str, Any] = {
+        "knn": knn_clause(vector, depth, num_candidates, filters, rescore_oversample),
+        "track_total_hits": True,
+    }
     if min_score is not None:
         body["min_score"] = score_from_dot(min_score)
     return body
@@ -112,23 +126,38 @@ def match_request(vector: np.ndarray, depth: int, num_candidates: int, filters: 
 def terms_aggregation(field: str, size: int, depth: int) -> dict[str, Any]:
     """Most frequent values first, ties by value. shard_size ≥ depth makes the counts exact on
     any number of shards: no shard holds more than `depth` of the match set."""
-    return {"terms": {"field": TERM_FIELDS[field], "size": size, "shard_size": max(size, depth),
-                      "order": [{"_count": "desc"}, {"_key": "asc"}]}}
+    return {
+        "terms": {
+            "field": TERM_FIELDS[field],
+            "size": size,
+            "shard_size": max(size, depth),
+            "order": [{"_count": "desc"}, {"_key": "asc"}],
+        }
+    }
 
 
 def period_aggregation(interval: str) -> dict[str, Any]:
     """Posts per UTC calendar period, in time order, empty periods left out."""
-    return {"date_histogram": {"field": "created_at", "calendar_interval": interval,
-                               "format": DATE_FORMATS[interval], "min_doc_count": 1}}
+    return {
+        "date_histogram": {
+            "field": "created_at",
+            "calendar_interval": interval,
+            "format": DATE_FORMATS[interval],
+            "min_doc_count": 1,
+        }
+    }
 
 
 def facet_aggregations(fields: list[str], size: int, depth: int) -> dict[str, Any]:
-    return {name: period_aggregation("month") if name == "month" else terms_aggregation(name, size, depth)
-            for name in fields}
+    return {
+        name: period_aggregation("month") if name == "month" else terms_aggregation(name, size, depth)
+        for name in fields
+    }
 
 
-def trend_aggregations(by: str, interval: str, size: int, depth: int,
-                       include: list[str] | None = None) -> dict[str, Any]:
+def trend_aggregations(
+    by: str, interval: str, size: int, depth: int, include: list[str] | None = None
+) -> dict[str, Any]:
     """Values of `by` (the `size` most frequent, or exactly `include`), each split by period."""
     values = terms_aggregation(by, len(include) if include else size, depth)
     if include:

@@ -4,6 +4,7 @@ Each open store holds a shared `flock` on `<store>/.open.lock` for its lifetime;
 when the process dies (kill -9 included), so a stale lock cannot refuse a restore forever. A
 restore asks for the exclusive lock without waiting: taken, nobody has the store open.
 """
+
 from __future__ import annotations
 
 import fcntl

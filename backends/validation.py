@@ -1,4 +1,5 @@
 """Checks both backends apply before writing or searching, so that they refuse the same input the same way."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,8 +18,9 @@ def check_dimension(vector: np.ndarray, dim: int, what: str) -> np.ndarray:
     """The vector as 1-D float32; DimensionError naming both sizes when it is not (dim,)."""
     array = np.asarray(vector, dtype=np.float32)
     if array.ndim != 1 or array.shape[0] != dim:
-        raise DimensionError(f"{what} has {array.size} dimensions {tuple(array.shape)}, "
-                             f"but this index holds {dim}-dimensional vectors")
+        raise DimensionError(
+            f"{what} has {array.size} dimensions {tuple(array.shape)}, but this index holds {dim}-dimensional vectors"
+        )
     return array
 
 
@@ -40,9 +42,11 @@ def split_valid(docs: Sequence[Document], dim: int, model: str) -> tuple[list[Do
     for doc in docs:
         check_dimension(doc.vector, dim, f"the vector of post {doc.id!r}")
         if doc.model != model:
-            raise ModelMismatchError(f"post {doc.id!r} was embedded by model bundle {doc.model!r}, "
-                                     f"but this index holds vectors of {model!r}; re-embed it with "
-                                     f"{model!r} or write it to an index built for {doc.model!r}")
+            raise ModelMismatchError(
+                f"post {doc.id!r} was embedded by model bundle {doc.model!r}, "
+                f"but this index holds vectors of {model!r}; re-embed it with "
+                f"{model!r} or write it to an index built for {doc.model!r}"
+            )
     latest: dict[str, Document] = {}
     errors: dict[str, str] = {}
     for doc in docs:

@@ -4,6 +4,7 @@ Hand-written because no small library offers an appendable memmap shared between
 memmap cannot grow, and row numbers here are owned by SQLite (see embedded.py), which tells readers
 how many rows are valid.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,10 +44,15 @@ class VectorFile:
         if self._map is None or self._map.shape[0] < needed:
             rows_on_disk = self.path.stat().st_size // self._row_bytes
             if rows_on_disk < needed:
-                raise RuntimeError(f"{self.path} holds {rows_on_disk} rows but the index refers to "
-                                   f"{needed}: the vector file is truncated")
-            self._map = (np.memmap(self.path, dtype=np.float32, mode="r", shape=(rows_on_disk, self.dim))
-                         if rows_on_disk else np.zeros((0, self.dim), dtype=np.float32))
+                raise RuntimeError(
+                    f"{self.path} holds {rows_on_disk} rows but the index refers to "
+                    f"{needed}: the vector file is truncated"
+                )
+            self._map = (
+                np.memmap(self.path, dtype=np.float32, mode="r", shape=(rows_on_disk, self.dim))
+                if rows_on_disk
+                else np.zeros((0, self.dim), dtype=np.float32)
+            )
         return self._map
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ posts; the figures are medians over rounds. Two sets of saved searches: all sema
 product), and one tenth hybrid (the keyword side asked of the backend on the new ids). Thresholds
 are set so that about `--match-rate` of (search, post) pairs match, measured on a first batch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,21 +26,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jointspace.workers.pipeline import BatchRunner
+from jointspace.workers.runtime import open_context
 from PIL import Image
 from tqdm import tqdm
 
-from jointspace.alerts import open_alert_checker
 from jointspace.alerts.records import SavedSearch
 from jointspace.records import Post
 from jointspace.settings import get_settings
-from jointspace.workers.pipeline import BatchRunner
-from jointspace.workers.runtime import open_context
 
 # Words for the saved searches' expressions (pairs of them: 1,000 distinct queries from 60 words).
-WORDS = ("beach sunset dog cat park city street car bike tree flower mountain lake river bridge food "
-         "coffee night snow rain sky cloud boat train church castle market party music concert art "
-         "museum garden forest road house window door building tower light people child friend family "
-         "sport football game book school office shop bus airport plane sea island desert").split()
+WORDS = (
+    "beach sunset dog cat park city street car bike tree flower mountain lake river bridge food "
+    "coffee night snow rain sky cloud boat train church castle market party music concert art "
+    "museum garden forest road house window door building tower light people child friend family "
+    "sport football game book school office shop bus airport plane sea island desert"
+).split()
 
 
 def photo_like(path: Path, rng: np.random.Generator) -> None:
@@ -70,9 +72,16 @@ def make_posts(folder: Path, n: int, distinct: int, seed: int = 0) -> list[Post]
     posts = []
     for i in range(n):
         words = rng.choice(WORDS, 5, replace=False)
-        posts.append(Post(id=f"x{i:05d}-{uuid.uuid4().hex[:6]}", image=str(paths[i % distinct]),
-                          caption=" ".join(words), hashtags=tuple(words[:2]), city=cities[i % len(cities)],
-                          source="bench"))
+        posts.append(
+            Post(
+                id=f"x{i:05d}-{uuid.uuid4().hex[:6]}",
+                image=str(paths[i % distinct]),
+                caption=" ".join(words),
+                hashtags=tuple(words[:2]),
+                city=cities[i % len(cities)],
+                source="bench",
+            )
+        )
     return posts
 
 
@@ -82,8 +91,9 @@ def expressions(n: int, seed: int = 1) -> list[str]:
     return [f"{a}+{b}" for a, b in (pairs[i] for i in rng.choice(len(pairs), n, replace=False))]
 
 
-def save_searches(context: Any, settings: Any, exprs: list[str], vectors: np.ndarray, threshold: float,
-                  hybrid_share: float) -> None:
+def save_searches(
+    context: Any, settings: Any, exprs: list[str], vectors: np.ndarray, threshold: float, hybrid_share: float
+) -> None:
     """Replaces the saved searches: every tenth a hybrid one when `hybrid_share` is 0.1; a few with a city."""
     store = context.alerts.store
     for search in store.searches():
@@ -92,8 +102,10 @@ def save_searches(context: Any, settings: Any, exprs: list[str], vectors: np.nda
     for i, (expr, vector) in enumerate(zip(exprs, vectors)):
         mode = "hybrid" if every and i % every == 0 else "semantic"
         filters = "city:paris" if i % 7 == 0 else ""
-        store.add(SavedSearch(id=f"s{i:05d}", name=expr, expression=expr, mode=mode, min_score=threshold,
-                              filters=filters), {context.bundle.name: vector})
+        store.add(
+            SavedSearch(id=f"s{i:05d}", name=expr, expression=expr, mode=mode, min_score=threshold, filters=filters),
+            {context.bundle.name: vector},
+        )
 
 
 def timed(runner: BatchRunner, posts: list[Post]) -> tuple[float, dict[str, float]]:
@@ -114,15 +126,22 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
-    settings = get_settings().model_copy(update={"home": tmp / "home", "es_url": None, "broker_url": None,
-                                                 "batch_size": args.batch})
+    settings = get_settings().model_copy(
+        update={"home": tmp / "home", "es_url": None, "broker_url": None, "batch_size": args.batch}
+    )
     variants = (("1,000 semantic", 0.0), ("1,000, a tenth hybrid", 0.1))
     posts = make_posts(tmp / "img", args.batch * (2 + 2 * args.rounds * len(variants)), args.batch)
-    batches = [posts[i:i + args.batch] for i in range(0, len(posts), args.batch)]
+    batches = [posts[i : i + args.batch] for i in range(0, len(posts), args.batch)]
     print(f"loading the model bundle and the text encoder (home {settings.home})…", file=sys.stderr)
     context = open_context(settings)  # its runner checks alerts
-    plain = BatchRunner(context.bundle.image, context.bundle.name, context.backend, context.dead_letters,
-                        context.runner.decode_limits, context.executor)
+    plain = BatchRunner(
+        context.bundle.image,
+        context.bundle.name,
+        context.backend,
+        context.dead_letters,
+        context.runner.decode_limits,
+        context.executor,
+    )
     exprs = expressions(args.searches)
     # "a+b" is normalise(unit(a) + unit(b)) (query/algebra.py); the words are embedded once.
     words = dict(zip(WORDS, context.bundle.text.embed_words(list(WORDS))))
@@ -144,7 +163,7 @@ def main() -> None:
         without, with_, check_ms, matches = [], [], [], 0
         for round_ in tqdm(range(args.rounds), desc=name, unit="round"):
             order = [("without", plain), ("with", context.runner)]
-            for label, runner in (order if round_ % 2 == 0 else order[::-1]):
+            for label, runner in order if round_ % 2 == 0 else order[::-1]:
                 seconds, stages = timed(runner, next(queue))
                 (with_ if label == "with" else without).append(seconds)
                 if label == "with":
@@ -152,26 +171,44 @@ def main() -> None:
         matches = sum(context.alerts.store.count_matches(s.id) for s in context.alerts.store.searches())
         base, checked = statistics.median(without), statistics.median(with_)
         paired = statistics.median(w / wo for w, wo in zip(with_, without))  # each round's own pair
-        rows.append({"variant": name, "searches": args.searches, "batch": args.batch, "rounds": args.rounds,
-                     "batch_s_without": round(base, 4), "batch_s_with": round(checked, 4),
-                     "ratio": round(checked / base, 4), "ratio_paired_median": round(paired, 4),
-                     "check_ms_median": round(statistics.median(check_ms), 2),
-                     "check_ms_max": round(max(check_ms), 2), "check_share_of_batch": round(
-                         statistics.median(check_ms) / 1000 / base, 4),
-                     "matches_recorded": matches, "threshold": round(threshold, 4)})
+        rows.append(
+            {
+                "variant": name,
+                "searches": args.searches,
+                "batch": args.batch,
+                "rounds": args.rounds,
+                "batch_s_without": round(base, 4),
+                "batch_s_with": round(checked, 4),
+                "ratio": round(checked / base, 4),
+                "ratio_paired_median": round(paired, 4),
+                "check_ms_median": round(statistics.median(check_ms), 2),
+                "check_ms_max": round(max(check_ms), 2),
+                "check_share_of_batch": round(statistics.median(check_ms) / 1000 / base, 4),
+                "matches_recorded": matches,
+                "threshold": round(threshold, 4),
+            }
+        )
     context.close()
 
-    print(f"\nbundle {context.bundle.name}, embedded store, {args.searches} saved searches, batches of {args.batch}, "
-          f"medians over {args.rounds} rounds\n")
-    print(f"{'saved searches':<24} {'batch s without':>15} {'batch s with':>13} {'ratio':>7} {'paired':>7} "
-          f"{'check ms':>9} {'check/batch':>11} {'matches':>8}")
+    print(
+        f"\nbundle {context.bundle.name}, embedded store, {args.searches} saved searches, batches of {args.batch}, "
+        f"medians over {args.rounds} rounds\n"
+    )
+    print(
+        f"{'saved searches':<24} {'batch s without':>15} {'batch s with':>13} {'ratio':>7} {'paired':>7} "
+        f"{'check ms':>9} {'check/batch':>11} {'matches':>8}"
+    )
     for row in rows:
-        print(f"{row['variant']:<24} {row['batch_s_without']:>15.3f} {row['batch_s_with']:>13.3f} {row['ratio']:>7.3f} "
-              f"{row['ratio_paired_median']:>7.3f} {row['check_ms_median']:>9.1f} {row['check_share_of_batch']:>11.2%} "
-              f"{row['matches_recorded']:>8}")
-    print("\nratio: median batch time with / without; paired: median of each round's with / without;\n"
-          "check ms: the `alerts` stage of the batches with the check (measured inside them);\n"
-          "check/batch: that stage's median over the median batch without the check.")
+        print(
+            f"{row['variant']:<24} {row['batch_s_without']:>15.3f} {row['batch_s_with']:>13.3f} {row['ratio']:>7.3f} "
+            f"{row['ratio_paired_median']:>7.3f} {row['check_ms_median']:>9.1f} {row['check_share_of_batch']:>11.2%} "
+            f"{row['matches_recorded']:>8}"
+        )
+    print(
+        "\nratio: median batch time with / without; paired: median of each round's with / without;\n"
+        "check ms: the `alerts` stage of the batches with the check (measured inside them);\n"
+        "check/batch: that stage's median over the median batch without the check."
+    )
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
 

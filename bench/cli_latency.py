@@ -11,6 +11,7 @@ exported ONNX graph and the embedded vocabulary) is copied from --seed-cache whe
 else made by an untimed first run (minutes). Prints the load average beside the figures: the
 machine is shared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,6 +42,7 @@ def make_home(home: Path, posts: int, seed_cache: Path | None) -> None:
     path's cost does not depend on them)."""
     from jointspace.backends import open_backend
     from jointspace.encoders.bundle import load_bundle
+
     from jointspace.records import Document, Post
     from jointspace.settings import Settings
 
@@ -53,9 +55,16 @@ def make_home(home: Path, posts: int, seed_cache: Path | None) -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     words = "beach sunrise dog park city night snow river bridge coffee".split()
     backend = open_backend(settings, bundle.name, bundle.dim)
-    result = backend.upsert([Document(post=Post(id=f"p{i}", image=f"/bench/{i}.jpg",
-                                                caption=" ".join(rng.choice(words, 4)), city="paris"),
-                                      vector=v, model=bundle.name) for i, v in enumerate(vectors)])
+    result = backend.upsert(
+        [
+            Document(
+                post=Post(id=f"p{i}", image=f"/bench/{i}.jpg", caption=" ".join(rng.choice(words, 4)), city="paris"),
+                vector=v,
+                model=bundle.name,
+            )
+            for i, v in enumerate(vectors)
+        ]
+    )
     assert not result.errors
     backend.close()
 
@@ -73,8 +82,9 @@ def one_search(home: Path, runtime: str) -> float:
     go to CPU_SECONDS."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(["jointspace", "search", QUERY], env=env_for(home, runtime), capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        ["jointspace", "search", QUERY], env=env_for(home, runtime), capture_output=True, text=True, timeout=600
+    )
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0 or "nearest words" not in done.stdout:
@@ -101,8 +111,12 @@ def serve_first_search(home: Path, runtime: str, repeats: int) -> dict[str, floa
     """Seconds from spawn until the server accepts, then the first and the following searches' ms."""
     port = free_port()
     start = time.perf_counter()
-    server = subprocess.Popen(["jointspace", "serve", "--port", str(port)], env=env_for(home, runtime),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        ["jointspace", "serve", "--port", str(port)],
+        env=env_for(home, runtime),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         while True:
             if server.poll() is not None:
@@ -126,12 +140,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--posts", type=int, default=2000)
-    ap.add_argument("--seed-cache", type=Path,
-                    default=Path(os.environ.get("JOINTSPACE_HOME", Path.home() / ".jointspace")) / "cache" / "text",
-                    help="a text cache to copy into the fresh home (ONNX graph, vocabulary)")
+    ap.add_argument(
+        "--seed-cache",
+        type=Path,
+        default=Path(os.environ.get("JOINTSPACE_HOME", Path.home() / ".jointspace")) / "cache" / "text",
+        help="a text cache to copy into the fresh home (ONNX graph, vocabulary)",
+    )
     ap.add_argument("--skip-serve", action="store_true")
-    ap.add_argument("--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES,
-                    help="torch is the baseline the ratio needs")
+    ap.add_argument(
+        "--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES, help="torch is the baseline the ratio needs"
+    )
     ap.add_argument("--out", type=Path, default=Path("bench/out/cli_latency.json"))
     args = ap.parse_args()
 
@@ -149,14 +167,20 @@ def main() -> None:
             report[f"{runtime}_search_s_median"] = statistics.median(times)
             report[f"{runtime}_search_cpu_s"] = cpu
             report[f"{runtime}_search_cpu_s_median"] = statistics.median(cpu)
-            print(f"{runtime:>5}: median {statistics.median(times):.2f} s wall, {statistics.median(cpu):.2f} s CPU "
-                  f"of {args.runs} fresh-shell searches (wall {', '.join(f'{t:.2f}' for t in times)}); "
-                  f"load {load()}", flush=True)
+            print(
+                f"{runtime:>5}: median {statistics.median(times):.2f} s wall, {statistics.median(cpu):.2f} s CPU "
+                f"of {args.runs} fresh-shell searches (wall {', '.join(f'{t:.2f}' for t in times)}); "
+                f"load {load()}",
+                flush=True,
+            )
         if not args.skip_serve:
             for runtime in args.runtimes:
                 report[f"{runtime}_serve"] = serve = serve_first_search(home, runtime, args.runs)
-                print(f"{runtime:>5} serve: accepting after {serve['ready_s']:.1f} s, first search "
-                      f"{serve['first_search_ms']:.0f} ms, then p50 {serve['later_search_ms_p50']:.0f} ms", flush=True)
+                print(
+                    f"{runtime:>5} serve: accepting after {serve['ready_s']:.1f} s, first search "
+                    f"{serve['first_search_ms']:.0f} ms, then p50 {serve['later_search_ms_p50']:.0f} ms",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(home, ignore_errors=True)
     report["load_after"] = load()

@@ -11,6 +11,7 @@ min_score cut-off (sought among the 10,000 nearest), `newest` (first page of 20)
 (by city, per month). Prints p50 and p95 in ms and each p50 as a ratio of the baseline's p50, and
 writes them as JSON to --out.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,9 +50,15 @@ def documents(n: int, seed: int = 1, batch: int = 5_000) -> Iterator[list[Docume
         docs = []
         for i in range(size):
             tags = tuple(f"tag{t}" for t in rng.choice(50, size=int(rng.integers(2, 4)), replace=False))
-            post = Post(id=f"p{first + i}", image=f"/media/{first + i}.jpg", caption="", hashtags=tags,
-                        city=CITIES[int(rng.integers(len(CITIES)))], source=f"feed-{int(rng.integers(3))}",
-                        created_at=START + timedelta(minutes=int(rng.integers(3 * 365 * 24 * 60))))
+            post = Post(
+                id=f"p{first + i}",
+                image=f"/media/{first + i}.jpg",
+                caption="",
+                hashtags=tags,
+                city=CITIES[int(rng.integers(len(CITIES)))],
+                source=f"feed-{int(rng.integers(3))}",
+                created_at=START + timedelta(minutes=int(rng.integers(3 * 365 * 24 * 60))),
+            )
             docs.append(Document(post=post, vector=vectors[i], model=MODEL))
         yield docs
 
@@ -72,13 +79,16 @@ def measure(backend: SearchBackend, settings: Settings, queries: np.ndarray) -> 
     cut = 2.33 / float(np.sqrt(DIM))
     calls: dict[str, Callable[[np.ndarray], object]] = {
         "knn page (baseline)": lambda q: backend.knn(q, 20),
-        "facets, facet_depth nearest": lambda q: backend.facets(MatchSet(q, settings.facet_depth), FACET_FIELDS,
-                                                                settings.facet_size),
+        "facets, facet_depth nearest": lambda q: backend.facets(
+            MatchSet(q, settings.facet_depth), FACET_FIELDS, settings.facet_size
+        ),
         "facets, min_score cut-off": lambda q: backend.facets(
-            MatchSet(q, settings.max_num_candidates, min_score=cut), FACET_FIELDS, settings.facet_size),
+            MatchSet(q, settings.max_num_candidates, min_score=cut), FACET_FIELDS, settings.facet_size
+        ),
         "newest, first page": lambda q: backend.newest(MatchSet(q, settings.facet_depth), 20, 0),
-        "trends by city and month": lambda q: backend.trends(MatchSet(q, settings.facet_depth), "city", "month",
-                                                             settings.trend_max_series),
+        "trends by city and month": lambda q: backend.trends(
+            MatchSet(q, settings.facet_depth), "city", "month", settings.trend_max_series
+        ),
     }
     times: dict[str, list[float]] = {name: [] for name in calls}
     for name, call in calls.items():  # warm-up: caches, JIT of the node's first aggregations
@@ -89,8 +99,14 @@ def measure(backend: SearchBackend, settings: Settings, queries: np.ndarray) -> 
             call(q)
             times[name].append((time.perf_counter() - started) * 1000.0)
     base = float(np.median(times["knn page (baseline)"]))
-    return {name: {"p50_ms": round(float(np.median(t)), 2), "p95_ms": round(float(np.percentile(t, 95)), 2),
-                   "ratio_p50": round(float(np.median(t)) / base, 2)} for name, t in times.items()}
+    return {
+        name: {
+            "p50_ms": round(float(np.median(t)), 2),
+            "p95_ms": round(float(np.percentile(t, 95)), 2),
+            "ratio_p50": round(float(np.median(t)) / base, 2),
+        }
+        for name, t in times.items()
+    }
 
 
 def open_backend_for(kind: str, home: Path, es_url: str | None) -> tuple[SearchBackend, Settings]:
@@ -130,7 +146,7 @@ def main() -> None:
                 backend.close()
         report["backends"][kind] = {"index_s": round(seconds, 1), "rows": rows}  # type: ignore[index]
         print(f"\n{kind}: {args.n} posts (indexed in {seconds:.1f} s), {args.queries} queries")
-        print(f"| call | p50 ms | p95 ms | p50 / baseline p50 |\n| --- | --- | --- | --- |")
+        print("| call | p50 ms | p95 ms | p50 / baseline p50 |\n| --- | --- | --- | --- |")
         for name, row in rows.items():
             print(f"| {name} | {row['p50_ms']} | {row['p95_ms']} | {row['ratio_p50']} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)

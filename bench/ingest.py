@@ -14,6 +14,7 @@ started in a temporary home (about 25 s, not timed), and a temporary redis-serve
 photo-like: pictures from the prepared data re-encoded as 640-px JPEGs, so decoding costs what a
 real feed's does. Prints a table and writes JSON to --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,15 +31,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from jointspace.ingest.run import IngestRun
 from jointspace.ingest.sources import open_source
+from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
+from jointspace.workers.runtime import decode_limits, load_model_bundle, open_context, open_search_backend
+from PIL import Image
+
+from jointspace.images import load_image
 from jointspace.records import Document
 from jointspace.settings import Settings, get_settings
-from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
-from jointspace.images import load_image
-from jointspace.workers.runtime import decode_limits, load_model_bundle, open_context, open_search_backend
 
 PHOTO_SOURCES = ("scratch", "gcompris", "kphotoalbum")
 
@@ -76,9 +77,19 @@ def build_corpus(folder: Path, n: int, data: Path) -> Path:
                 image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         scale = 640 / max(image.size)
         image.resize((round(image.width * scale), round(image.height * scale))).save(
-            folder / "img" / f"{post_id}.jpg", quality=90)
-        lines.append(json.dumps({"id": post_id, "image": f"img/{post_id}.jpg", "caption": row.get("caption", ""),
-                                 "city": row.get("city"), "source": row.get("source")}))
+            folder / "img" / f"{post_id}.jpg", quality=90
+        )
+        lines.append(
+            json.dumps(
+                {
+                    "id": post_id,
+                    "image": f"img/{post_id}.jpg",
+                    "caption": row.get("caption", ""),
+                    "city": row.get("city"),
+                    "source": row.get("source"),
+                }
+            )
+        )
     (folder / "posts.jsonl").write_text("\n".join(lines) + "\n")
     return folder / "posts.jsonl"
 
@@ -120,8 +131,9 @@ class CpuMeter:
 
 def fresh(settings: Settings, tag: str) -> Settings:
     """Settings writing into an index (or embedded store) of their own."""
-    return settings.model_copy(update={"es_index_alias": f"bench-{tag}-{uuid.uuid4().hex[:6]}",
-                                       "home": settings.home / tag})
+    return settings.model_copy(
+        update={"es_index_alias": f"bench-{tag}-{uuid.uuid4().hex[:6]}", "home": settings.home / tag}
+    )
 
 
 def ceiling(settings: Settings, jsonl: Path, batch_size: int) -> dict[str, Any]:
@@ -132,7 +144,7 @@ def ceiling(settings: Settings, jsonl: Path, batch_size: int) -> dict[str, Any]:
     meter = CpuMeter(EXTRA_PIDS)
     started = time.perf_counter()
     for start in range(0, len(images), batch_size):
-        bundle.image.embed_images(images[start:start + batch_size])
+        bundle.image.embed_images(images[start : start + batch_size])
     seconds = time.perf_counter() - started
     return {"variant": "bare encoder (ceiling)", "posts": len(images), "seconds": seconds, "cpu": meter.seconds()}
 
@@ -159,24 +171,46 @@ def in_process(settings: Settings, jsonl: Path) -> dict[str, Any]:
     context.bundle.image.embed_images([Image.new("RGB", (224, 224))])  # warm-up, as a worker's would be
     meter = CpuMeter(EXTRA_PIDS)
     started = time.perf_counter()
-    summary = IngestRun(open_source("jsonl", str(jsonl), settings), InProcessDistributor(settings, context),
-                        context.dead_letters, batch_size=settings.batch_size, backend=context.backend,
-                        progress=False).run()
+    summary = IngestRun(
+        open_source("jsonl", str(jsonl), settings),
+        InProcessDistributor(settings, context),
+        context.dead_letters,
+        batch_size=settings.batch_size,
+        backend=context.backend,
+        progress=False,
+    ).run()
     seconds = time.perf_counter() - started
     context.close()
     assert summary.searchable and summary.indexed == summary.read, summary.to_json()
-    return {"variant": "in-process (defaults)", "posts": summary.read, "seconds": seconds,
-            "cpu": meter.seconds(), "stages": summary.stage_seconds}
+    return {
+        "variant": "in-process (defaults)",
+        "posts": summary.read,
+        "seconds": seconds,
+        "cpu": meter.seconds(),
+        "stages": summary.stage_seconds,
+    }
 
 
-def celery(settings: Settings, jsonl: Path, redis_url: str, workers: int | None = None,
-           pool: str | None = None) -> dict[str, Any]:
+def celery(
+    settings: Settings, jsonl: Path, redis_url: str, workers: int | None = None, pool: str | None = None
+) -> dict[str, Any]:
     """`jointspace worker` as a user starts it: no option but the log level, unless `workers`/`pool`
     are given (then torch threads are split between the worker processes, as docs/ingest.md advises)."""
-    settings = settings.model_copy(update={"broker_url": redis_url, "celery_queue": f"bench-{uuid.uuid4().hex[:6]}",
-                                           "dead_letter_key": f"bench:dead:{uuid.uuid4().hex[:6]}"})
-    env = {**os.environ, **{f"JOINTSPACE_{k.upper()}": str(v) for k, v in settings.model_dump().items()
-                            if v is not None and not isinstance(v, (dict, list))}}
+    settings = settings.model_copy(
+        update={
+            "broker_url": redis_url,
+            "celery_queue": f"bench-{uuid.uuid4().hex[:6]}",
+            "dead_letter_key": f"bench:dead:{uuid.uuid4().hex[:6]}",
+        }
+    )
+    env = {
+        **os.environ,
+        **{
+            f"JOINTSPACE_{k.upper()}": str(v)
+            for k, v in settings.model_dump().items()
+            if v is not None and not isinstance(v, (dict, list))
+        },
+    }
     args = ["worker", "--loglevel", "info"]
     if workers is not None:
         args += ["--concurrency", str(workers)]
@@ -185,8 +219,13 @@ def celery(settings: Settings, jsonl: Path, redis_url: str, workers: int | None 
         args += ["--pool", pool]
     log = settings.home / "worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([shutil.which("jointspace") or "jointspace", *args], env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [shutil.which("jointspace") or "jointspace", *args],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while "ready." not in log.read_text():  # each child has loaded its model at worker_process_init
@@ -197,8 +236,14 @@ def celery(settings: Settings, jsonl: Path, redis_url: str, workers: int | None 
         backend = open_search_backend(settings, load_model_bundle(settings))
         meter = CpuMeter([proc.pid, *EXTRA_PIDS])
         started = time.perf_counter()
-        summary = IngestRun(open_source("jsonl", str(jsonl), settings), CeleryDistributor(settings),
-                            _NoDeadLetters(), batch_size=settings.batch_size, backend=backend, progress=False).run()
+        summary = IngestRun(
+            open_source("jsonl", str(jsonl), settings),
+            CeleryDistributor(settings),
+            _NoDeadLetters(),
+            batch_size=settings.batch_size,
+            backend=backend,
+            progress=False,
+        ).run()
         seconds = time.perf_counter() - started
         cpu = meter.seconds()
         backend.close()
@@ -208,12 +253,23 @@ def celery(settings: Settings, jsonl: Path, redis_url: str, workers: int | None 
     assert summary.searchable and summary.indexed == summary.read, summary.to_json()
     # Where the wall time goes: inside tasks (Celery's own "succeeded in" per task) and outside.
     in_tasks = sum(float(x) for x in re.findall(r"succeeded in ([0-9.]+)s", log.read_text()))
-    name = "Celery (defaults: 1 worker, prefork pool)" if workers is None and pool is None else \
-        f"Celery, {workers or 1} worker process{'es' if (workers or 1) > 1 else ''}, {pool or 'prefork'} pool"
+    name = (
+        "Celery (defaults: 1 worker, prefork pool)"
+        if workers is None and pool is None
+        else f"Celery, {workers or 1} worker process{'es' if (workers or 1) > 1 else ''}, {pool or 'prefork'} pool"
+    )
     staged = sum(summary.stage_seconds.values())
-    return {"variant": name, "posts": summary.read, "seconds": seconds, "cpu": cpu,
-            "stages": {**summary.stage_seconds, "in tasks beyond the stages": in_tasks - staged,
-                       "outside tasks": seconds - in_tasks / (workers or 1)}}
+    return {
+        "variant": name,
+        "posts": summary.read,
+        "seconds": seconds,
+        "cpu": cpu,
+        "stages": {
+            **summary.stage_seconds,
+            "in tasks beyond the stages": in_tasks - staged,
+            "outside tasks": seconds - in_tasks / (workers or 1),
+        },
+    }
 
 
 EXTRA_PIDS: list[int] = []  # Elasticsearch's JVMs, when the bench started them
@@ -237,17 +293,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=None, help="default: JOINTSPACE_BATCH_SIZE (64)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="run every variant this many times, in turn, and keep each one's fastest run "
-                             "(a shared machine's load drifts: every variant meets the same drift)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every variant this many times, in turn, and keep each one's fastest run "
+        "(a shared machine's load drifts: every variant meets the same drift)",
+    )
     parser.add_argument("--workers", default="", help="also Celery with these worker process counts (e.g. 2)")
-    parser.add_argument("--solo", action="store_true",
-                        help="also one worker with Celery's solo pool (tasks in the worker's main process)")
+    parser.add_argument(
+        "--solo",
+        action="store_true",
+        help="also one worker with Celery's solo pool (tasks in the worker's main process)",
+    )
     parser.add_argument("--naive", action="store_true", help="also the naive loop (one image per call)")
     parser.add_argument("--no-celery", action="store_true")
-    parser.add_argument("--es", action="store_true",
-                        help="index into Elasticsearch (JOINTSPACE_ES_URL, else a local node started here) "
-                             "instead of the default embedded store")
+    parser.add_argument(
+        "--es",
+        action="store_true",
+        help="index into Elasticsearch (JOINTSPACE_ES_URL, else a local node started here) "
+        "instead of the default embedded store",
+    )
     parser.add_argument("--data", type=Path, default=None, help="prepared data folder (default: the home's)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = parser.parse_args()
@@ -269,8 +335,15 @@ def main() -> None:
             state = es.start(nodes=1, heap="1g", timeout_s=300).state
             es_url = state.url
             EXTRA_PIDS.extend(n.pid for n in state.nodes if n.pid)
-        settings = base.model_copy(update={"home": tmp / "home", "es_url": es_url, "broker_url": None,
-                                           "batch_size": batch_size, "model": base.model})
+        settings = base.model_copy(
+            update={
+                "home": tmp / "home",
+                "es_url": es_url,
+                "broker_url": None,
+                "batch_size": batch_size,
+                "model": base.model,
+            }
+        )
         redis_url = None
         if not args.no_celery:
             from jointspace.services.redis_local import LocalRedis
@@ -291,15 +364,18 @@ def main() -> None:
         for round_ in range(args.rounds):
             # Each round starts one variant later, and the ceiling closes every round: no variant
             # always runs first (cold caches) or last.
-            order = variants[round_ % len(variants):] + variants[:round_ % len(variants)]
+            order = variants[round_ % len(variants) :] + variants[: round_ % len(variants)]
             if order[-1][0] != "ceiling":
                 order.append(variants[0])
             for key, run in order:
                 row = run()
                 row["key"], row["round"], row["load"] = key, round_, load_average()
                 runs.append(row)
-                print(f"  round {round_ + 1}: {row['variant']}: {row['posts'] / row['seconds']:.1f} posts/s "
-                      f"(load average {row['load']})", file=sys.stderr)
+                print(
+                    f"  round {round_ + 1}: {row['variant']}: {row['posts'] / row['seconds']:.1f} posts/s "
+                    f"(load average {row['load']})",
+                    file=sys.stderr,
+                )
             loads.append(load_average())
     finally:
         for service in reversed(services):
@@ -313,23 +389,31 @@ def main() -> None:
     rows = list(best.values())
     top = best["ceiling"]["posts"] / best["ceiling"]["seconds"]
     slow = best["naive"]["posts"] / best["naive"]["seconds"] if "naive" in best else None
-    print(f"\n{args.n} photo-like posts (640 px JPEG), batch {batch_size}, backend "
-          f"{'Elasticsearch' if settings.es_url else 'embedded'}, {os.cpu_count()} CPUs, {args.rounds} round(s), "
-          f"load average (1/5/15 min) {' → '.join(loads)}\n")
+    print(
+        f"\n{args.n} photo-like posts (640 px JPEG), batch {batch_size}, backend "
+        f"{'Elasticsearch' if settings.es_url else 'embedded'}, {os.cpu_count()} CPUs, {args.rounds} round(s), "
+        f"load average (1/5/15 min) {' → '.join(loads)}\n"
+    )
     top_cpu = best["ceiling"]["cpu"] / best["ceiling"]["posts"]
-    print("| variant | posts/s | × bare encoder | × naive | CPU ms/post | × bare encoder's CPU | "
-          "time in stages (s, summed over batches) |")
+    print(
+        "| variant | posts/s | × bare encoder | × naive | CPU ms/post | × bare encoder's CPU | "
+        "time in stages (s, summed over batches) |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         rate = row["posts"] / row["seconds"]
         row["posts_per_s"] = rate
         cpu = row["cpu"] / row["posts"]
         stages = ", ".join(f"{k} {v:.1f}" for k, v in row.get("stages", {}).items())
-        print(f"| {row['variant']} | {rate:.1f} | {rate / top:.2f} | {f'{rate / slow:.1f}' if slow else '-'} | "
-              f"{cpu * 1000:.0f} | {top_cpu / cpu:.2f} | {stages} |")
-    print("\n× bare encoder: throughput ratio, the target (≥ 0.9). × bare encoder's CPU: CPU time per post of "
-          "the bare encoder over the variant's (its processes and Elasticsearch's), which the machine's other "
-          "load does not move; on an idle machine the two agree when every variant keeps the cores busy.")
+        print(
+            f"| {row['variant']} | {rate:.1f} | {rate / top:.2f} | {f'{rate / slow:.1f}' if slow else '-'} | "
+            f"{cpu * 1000:.0f} | {top_cpu / cpu:.2f} | {stages} |"
+        )
+    print(
+        "\n× bare encoder: throughput ratio, the target (≥ 0.9). × bare encoder's CPU: CPU time per post of "
+        "the bare encoder over the variant's (its processes and Elasticsearch's), which the machine's other "
+        "load does not move; on an idle machine the two agree when every variant keeps the cores busy."
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ingest.json").write_text(json.dumps({"best": rows, "runs": runs, "loads": loads}, indent=1))
     shutil.rmtree(tmp, ignore_errors=True)

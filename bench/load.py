@@ -24,6 +24,7 @@ answer by kind and status, split into expected (the bad expressions' 400s) and u
 verdicts: 0 unexpected statuses, and p99 during ingest ≤ 3 × the idle p99 measured in the same run.
 Exits 1 when a verdict fails. The posts the run adds are deleted at the end.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,11 +52,17 @@ WARMUP_S = 5.0
 REQUEST_TIMEOUT_S = 60.0
 
 # kind → weight (percent). "bad" is the 10 % of malformed expressions.
-MIX = {"words": 20, "arithmetic": 15, "filters": 15, "keyword": 12, "hybrid": 12, "photo": 8, "thumbnail": 8,
-       "bad": 10}
+MIX = {"words": 20, "arithmetic": 15, "filters": 15, "keyword": 12, "hybrid": 12, "photo": 8, "thumbnail": 8, "bad": 10}
 WORDS = ["dog", "beach", "park", "sunrise", "castle", "snow", "city", "car", "flower", "tree", "lake", "people"]
-ARITHMETIC = ["dog+park-car", "2*beach-people", "beach+sunrise", "bike-park", "castle+snow-people",
-              "\"red flower\"+garden", "(dog+cat)-park"]
+ARITHMETIC = [
+    "dog+park-car",
+    "2*beach-people",
+    "beach+sunrise",
+    "bike-park",
+    "castle+snow-people",
+    "\"red flower\"+garden",
+    "(dog+cat)-park",
+]
 BAD = ["dog+(", "dog++", "*2 cat", "park-)", "2**cat", "(((", "dog+\"open", "[img:"]
 EXPECTED = {"bad": {400}, "thumbnail": {200, 304}}  # every other kind: 200
 
@@ -96,6 +103,7 @@ class PhaseReport:
 
 # ---------------------------------------------------------------- server
 
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -121,8 +129,12 @@ def server_env(home: Path, es_url: str | None) -> dict[str, str]:
 def prepare(home: Path, posts: int, es_url: str | None) -> None:
     """Sample posts indexed into the backend (cached: a second run adds nothing)."""
     print(f"preparing {home} (first run: minutes)…", file=sys.stderr)
-    run = subprocess.run([*jointspace_command(), "demo", "--prepare-only", "--posts", str(posts)],
-                         env=server_env(home, es_url), capture_output=True, text=True)
+    run = subprocess.run(
+        [*jointspace_command(), "demo", "--prepare-only", "--posts", str(posts)],
+        env=server_env(home, es_url),
+        capture_output=True,
+        text=True,
+    )
     if run.returncode:
         sys.exit(f"jointspace demo --prepare-only failed:\n{run.stdout[-2000:]}\n{run.stderr[-3000:]}")
 
@@ -151,7 +163,11 @@ class Server:
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [*jointspace_command(), "serve", "--port", str(self.port), "--workers", str(workers)],
-                env=server_env(home, es_url), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                env=server_env(home, es_url),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         started = time.monotonic()
         deadline = started + start_timeout_s
         while True:
@@ -193,8 +209,7 @@ class Server:
 def _descendants(pid: int) -> list[int]:
     found: list[int] = []
     try:
-        children = [int(c) for t in Path(f"/proc/{pid}/task").iterdir()
-                    for c in (t / "children").read_text().split()]
+        children = [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
     except OSError:
         return found
     for child in children:
@@ -204,13 +219,16 @@ def _descendants(pid: int) -> list[int]:
 
 # ---------------------------------------------------------------- requests
 
+
 def load_corpus(url: str, home: Path | None, api_key: str) -> Corpus:
     """Post ids, cities and tags from the server; pictures below its media root from the home's demo
     posts (none for a server of unknown home: the background ingest then only uploads); photo
     bytes from the server's own thumbnails."""
     hits = httpx.get(f"{url}/search", params={"q": "dog", "k": 100}, timeout=120).raise_for_status().json()["hits"]
-    cities = [c["city"] if isinstance(c, dict) else c[0]
-              for c in httpx.get(f"{url}/cities", timeout=60).raise_for_status().json().get("cities", [])]
+    cities = [
+        c["city"] if isinstance(c, dict) else c[0]
+        for c in httpx.get(f"{url}/cities", timeout=60).raise_for_status().json().get("cities", [])
+    ]
     tags = sorted({t for h in hits for t in h.get("hashtags", [])})[:30]
     demo = sorted((home / "data" / "demo").rglob("*.jsonl")) if home else []
     images: list[Path] = []
@@ -235,8 +253,10 @@ def build_request(kind: str, rng: random.Random, corpus: Corpus) -> dict[str, An
     if kind == "words":
         return {"method": "GET", "url": "/search", "params": {"q": rng.choice(WORDS)}}
     if kind == "arithmetic":
-        q = rng.choice(ARITHMETIC + [f"[img:{rng.choice(corpus.post_ids)}]+snow",
-                                     f"{rng.choice(WORDS)}-[img:{rng.choice(corpus.post_ids)}]"])
+        q = rng.choice(
+            ARITHMETIC
+            + [f"[img:{rng.choice(corpus.post_ids)}]+snow", f"{rng.choice(WORDS)}-[img:{rng.choice(corpus.post_ids)}]"]
+        )
         return {"method": "GET", "url": "/search", "params": {"q": q}}
     if kind == "filters":
         params: dict[str, Any] = {"q": rng.choice(WORDS)}
@@ -251,8 +271,12 @@ def build_request(kind: str, rng: random.Random, corpus: Corpus) -> dict[str, An
     if kind in ("keyword", "hybrid"):
         return {"method": "GET", "url": "/search", "params": {"q": rng.choice(WORDS), "mode": kind}}
     if kind == "photo":
-        return {"method": "POST", "url": "/search", "data": {"q": "+" + rng.choice(WORDS), "k": "10"},
-                "files": {"image": ("photo.jpg", rng.choice(corpus.photo_bytes), "image/jpeg")}}
+        return {
+            "method": "POST",
+            "url": "/search",
+            "data": {"q": "+" + rng.choice(WORDS), "k": "10"},
+            "files": {"image": ("photo.jpg", rng.choice(corpus.photo_bytes), "image/jpeg")},
+        }
     if kind == "thumbnail":
         return {"method": "GET", "url": f"/posts/{rng.choice(corpus.thumbnail_ids)}/thumbnail"}
     if kind == "bad":
@@ -273,46 +297,67 @@ async def timed(client: httpx.AsyncClient, phase: str, kind: str, request: dict[
     return Sample(phase, kind, status, time.perf_counter() - began)
 
 
-async def client_loop(client: httpx.AsyncClient, phase: str, until: float, rng: random.Random, corpus: Corpus,
-                      samples: list[Sample]) -> None:
+async def client_loop(
+    client: httpx.AsyncClient, phase: str, until: float, rng: random.Random, corpus: Corpus, samples: list[Sample]
+) -> None:
     kinds, weights = list(MIX), list(MIX.values())
     while time.monotonic() < until:
         kind = rng.choices(kinds, weights)[0]
         samples.append(await timed(client, phase, kind, build_request(kind, rng, corpus)))
 
 
-async def ingest_loop(client: httpx.AsyncClient, until: float, rng: random.Random, corpus: Corpus,
-                      samples: list[Sample], added: list[str], batch: int) -> None:
+async def ingest_loop(
+    client: httpx.AsyncClient,
+    until: float,
+    rng: random.Random,
+    corpus: Corpus,
+    samples: list[Sample],
+    added: list[str],
+    batch: int,
+) -> None:
     """POST /posts, one request at a time: path-naming batches alternating with uploads."""
     n = 0
     while time.monotonic() < until:
         n += 1
         ids = [f"bench-load-{os.getpid()}-{n}-{i}" for i in range(batch)]
         if n % 2 and corpus.images:
-            posts = [{"id": i, "image": str(rng.choice(corpus.images)), "caption": f"load test {rng.choice(WORDS)}",
-                      "city": rng.choice(corpus.cities)} for i in ids]
+            posts = [
+                {
+                    "id": i,
+                    "image": str(rng.choice(corpus.images)),
+                    "caption": f"load test {rng.choice(WORDS)}",
+                    "city": rng.choice(corpus.cities),
+                }
+                for i in ids
+            ]
             request: dict[str, Any] = {"method": "POST", "url": "/posts", "json": posts}
         else:
             ids = ids[:2]
             posts = [{"id": i, "caption": "uploaded in a load test"} for i in ids]
-            request = {"method": "POST", "url": "/posts", "data": {"posts": json.dumps(posts)},
-                       "files": [("images", (f"{i}.jpg", rng.choice(corpus.photo_bytes), "image/jpeg")) for i in ids]}
+            request = {
+                "method": "POST",
+                "url": "/posts",
+                "data": {"posts": json.dumps(posts)},
+                "files": [("images", (f"{i}.jpg", rng.choice(corpus.photo_bytes), "image/jpeg")) for i in ids],
+            }
         sample = await timed(client, "ingest", "post", {**request, "headers": {"X-API-Key": corpus.api_key}})
         samples.append(sample)
         if sample.status == 200:
             added += ids
 
 
-async def run_phase(url: str, phase: str, clients: int, seconds: float, corpus: Corpus, seed: int,
-                    ingest_batch: int = 0) -> tuple[list[Sample], list[Sample], list[str]]:
+async def run_phase(
+    url: str, phase: str, clients: int, seconds: float, corpus: Corpus, seed: int, ingest_batch: int = 0
+) -> tuple[list[Sample], list[Sample], list[str]]:
     samples: list[Sample] = []
     background: list[Sample] = []
     added: list[str] = []
     limits = httpx.Limits(max_connections=clients + 2, max_keepalive_connections=clients + 2)
     async with httpx.AsyncClient(base_url=url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
         until = time.monotonic() + seconds
-        tasks = [client_loop(client, phase, until, random.Random(seed * 1000 + i), corpus, samples)
-                 for i in range(clients)]
+        tasks = [
+            client_loop(client, phase, until, random.Random(seed * 1000 + i), corpus, samples) for i in range(clients)
+        ]
         if ingest_batch:
             tasks.append(ingest_loop(client, until, random.Random(seed), corpus, background, added, ingest_batch))
         await asyncio.gather(*tasks)
@@ -320,6 +365,7 @@ async def run_phase(url: str, phase: str, clients: int, seconds: float, corpus: 
 
 
 # ---------------------------------------------------------------- report
+
 
 def percentile_ms(seconds: list[float], q: float) -> float:
     return round(float(np.percentile(np.array(seconds) * 1000, q)), 1) if seconds else float("nan")
@@ -342,35 +388,47 @@ def summarise(phase: str, samples: list[Sample], seconds: float, load: list[floa
         if unexpected_status(s):
             unexpected.setdefault(s.kind, Counter())[str(s.status)] += 1
     times = [s.seconds for s in samples]
-    return PhaseReport(phase=phase, seconds=seconds, requests=len(samples),
-                       requests_per_s=round(len(samples) / seconds, 2), p50_ms=percentile_ms(times, 50),
-                       p99_ms=percentile_ms(times, 99), by_kind=by_kind,
-                       non_2xx={k: dict(v) for k, v in non_2xx.items()},
-                       unexpected={k: dict(v) for k, v in unexpected.items()}, load_average=load)
+    return PhaseReport(
+        phase=phase,
+        seconds=seconds,
+        requests=len(samples),
+        requests_per_s=round(len(samples) / seconds, 2),
+        p50_ms=percentile_ms(times, 50),
+        p99_ms=percentile_ms(times, 99),
+        by_kind=by_kind,
+        non_2xx={k: dict(v) for k, v in non_2xx.items()},
+        unexpected={k: dict(v) for k, v in unexpected.items()},
+        load_average=load,
+    )
 
 
 def markdown(runs: list[dict[str, Any]]) -> str:
-    lines = ["| backend | workers | phase | req/s | p50 ms | p99 ms | non-2xx (expected) | unexpected | load avg |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| backend | workers | phase | req/s | p50 ms | p99 ms | non-2xx (expected) | unexpected | load avg |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for run in runs:
         for phase in run["phases"]:
             unexpected = sum(n for c in phase["unexpected"].values() for n in c.values())
             expected = sum(n for c in phase["non_2xx"].values() for n in c.values()) - unexpected
-            lines.append(f"| {run['backend']} | {run['workers']} | {phase['phase']} | {phase['requests_per_s']} | "
-                         f"{phase['p50_ms']} | {phase['p99_ms']} | {expected} | {unexpected} | "
-                         f"{' '.join(f'{x:.1f}' for x in phase['load_average'])} |")
+            lines.append(
+                f"| {run['backend']} | {run['workers']} | {phase['phase']} | {phase['requests_per_s']} | "
+                f"{phase['p50_ms']} | {phase['p99_ms']} | {expected} | {unexpected} | "
+                f"{' '.join(f'{x:.1f}' for x in phase['load_average'])} |"
+            )
     lines.append("")
     for run in runs:
-        lines.append(f"- {run['backend']}, {run['workers']} worker(s): p99 during ingest / idle p99 = "
-                     f"{run['p99_ratio']} (limit {P99_RATIO_LIMIT}), unexpected statuses {run['unexpected']}, "
-                     f"{run['ingested_posts']} posts ingested in the background "
-                     f"({run['ingest_posts_per_s']}/s), server RSS {run['server_rss_mb']} MB, "
-                     f"start {run['server_start_s']} s")
+        lines.append(
+            f"- {run['backend']}, {run['workers']} worker(s): p99 during ingest / idle p99 = "
+            f"{run['p99_ratio']} (limit {P99_RATIO_LIMIT}), unexpected statuses {run['unexpected']}, "
+            f"{run['ingested_posts']} posts ingested in the background "
+            f"({run['ingest_posts_per_s']}/s), server RSS {run['server_rss_mb']} MB, "
+            f"start {run['server_start_s']} s"
+        )
     return "\n".join(lines) + "\n"
 
 
-def one_run(home: Path | None, es_url: str | None, workers: int, args: argparse.Namespace,
-            seed: int) -> dict[str, Any]:
+def one_run(home: Path | None, es_url: str | None, workers: int, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     if args.url:
         server: Server | External = External(args.url)
     else:
@@ -386,13 +444,20 @@ def one_run(home: Path | None, es_url: str | None, workers: int, args: argparse.
         idle, _, _ = asyncio.run(run_phase(server.url, "idle", args.clients, args.seconds, corpus, seed + 1))
         phases.append(summarise("idle", idle, args.seconds, [*load_before, *os.getloadavg()[:1]]))
         load_before = list(os.getloadavg())
-        busy, background, added = asyncio.run(run_phase(server.url, "ingest", args.clients, args.seconds, corpus,
-                                                        seed + 2, ingest_batch=args.ingest_batch))
+        busy, background, added = asyncio.run(
+            run_phase(
+                server.url, "ingest", args.clients, args.seconds, corpus, seed + 2, ingest_batch=args.ingest_batch
+            )
+        )
         ingest = summarise("ingest", busy, args.seconds, [*load_before, *os.getloadavg()[:1]])
         posted = [s.seconds for s in background]
-        ingest.background = {"requests": len(background), "posts": len(added),
-                             "statuses": dict(Counter(str(s.status) for s in background)),
-                             "p50_ms": percentile_ms(posted, 50), "p99_ms": percentile_ms(posted, 99)}
+        ingest.background = {
+            "requests": len(background),
+            "posts": len(added),
+            "statuses": dict(Counter(str(s.status) for s in background)),
+            "p50_ms": percentile_ms(posted, 50),
+            "p99_ms": percentile_ms(posted, 99),
+        }
         phases.append(ingest)
         rss = server.rss_mb()
     finally:
@@ -404,11 +469,20 @@ def one_run(home: Path | None, es_url: str | None, workers: int, args: argparse.
     unexpected_background = sum(1 for s in background if s.status != 200)
     unexpected = sum(n for p in phases for c in p.unexpected.values() for n in c.values()) + unexpected_background
     ratio = round(phases[1].p99_ms / phases[0].p99_ms, 2) if phases[0].p99_ms else float("nan")
-    return {"backend": args.backend_name or ("elasticsearch" if es_url else "embedded"), "workers": workers, "clients": args.clients,
-            "seconds_per_phase": args.seconds, "phases": [asdict(p) for p in phases], "p99_ratio": ratio,
-            "unexpected": unexpected, "ingested_posts": len(added),
-            "ingest_posts_per_s": round(len(added) / args.seconds, 2), "server_rss_mb": None if rss != rss else round(rss),  # NaN: a server started elsewhere
-            "server_start_s": round(server.start_seconds, 1), "cpus": os.cpu_count()}
+    return {
+        "backend": args.backend_name or ("elasticsearch" if es_url else "embedded"),
+        "workers": workers,
+        "clients": args.clients,
+        "seconds_per_phase": args.seconds,
+        "phases": [asdict(p) for p in phases],
+        "p99_ratio": ratio,
+        "unexpected": unexpected,
+        "ingested_posts": len(added),
+        "ingest_posts_per_s": round(len(added) / args.seconds, 2),
+        "server_rss_mb": None if rss != rss else round(rss),  # NaN: a server started elsewhere
+        "server_start_s": round(server.start_seconds, 1),
+        "cpus": os.cpu_count(),
+    }
 
 
 def main() -> None:
@@ -423,8 +497,12 @@ def main() -> None:
     parser.add_argument("--es-url", default=None, help="use this Elasticsearch instead")
     parser.add_argument("--out", type=Path, default=Path("bench-results/load"))
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--url", default=None, help="drive this running server instead of starting one "
-                                                    "(--home: its home, for posts that name pictures by path)")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="drive this running server instead of starting one "
+        "(--home: its home, for posts that name pictures by path)",
+    )
     parser.add_argument("--api-key", default=None, help="with --url: the server's key (default: JOINTSPACE_API_KEY)")
     parser.add_argument("--backend-name", default=None, help="with --url: the label in the report")
     args = parser.parse_args()
@@ -468,8 +546,11 @@ def finish(runs: list[dict[str, Any]], out: Path) -> None:
     print(table)
     failed = [r for r in runs if r["unexpected"] or not r["p99_ratio"] <= P99_RATIO_LIMIT]
     for run in failed:
-        print(f"FAILED: {run['backend']}, {run['workers']} worker(s): {run['unexpected']} unexpected statuses, "
-              f"p99 ratio {run['p99_ratio']}", file=sys.stderr)
+        print(
+            f"FAILED: {run['backend']}, {run['workers']} worker(s): {run['unexpected']} unexpected statuses, "
+            f"p99 ratio {run['p99_ratio']}",
+            file=sys.stderr,
+        )
     sys.exit(1 if failed else 0)
 
 

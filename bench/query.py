@@ -12,6 +12,7 @@ the bare `backend.knn` (and `knn` + `keyword` for hybrid) with precomputed vecto
 minus the time spent inside backend calls (`explain.timings_ms`). Writes a markdown table and
 JSON to --out.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,20 +32,19 @@ from datetime import datetime, timedelta  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
 from jointspace.backends import open_backend  # noqa: E402
-from jointspace.protocols import SearchBackend  # noqa: E402
 from jointspace.query.algebra import combine, weighted_terms  # noqa: E402
 from jointspace.query.keyword import keyword_query  # noqa: E402
 from jointspace.query.planner import plan_page  # noqa: E402
 from jointspace.query.resolve import resolve  # noqa: E402
 from jointspace.query.service import SearchService  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from jointspace.protocols import SearchBackend  # noqa: E402
 from jointspace.records import Document, Filters, Post  # noqa: E402
 from jointspace.settings import Settings  # noqa: E402
 
-CITIES = ("london", "paris", "newyork", "sydney", "toronto", "chicago", "miami", "losangeles",
-          "melbourne", "singapore")
+CITIES = ("london", "paris", "newyork", "sydney", "toronto", "chicago", "miami", "losangeles", "melbourne", "singapore")
 VOCABULARY = 2_000
 MODEL = "bench-query"
 
@@ -93,11 +93,21 @@ def posts(n: int, encoder: SyntheticEncoder, rng: np.random.Generator) -> Iterat
     start = datetime(2018, 1, 1)
     for i in range(n):
         picks = rng.choice(len(encoder.words), 3, replace=False)
-        vector = encoder.table[picks].sum(axis=0) + 0.3 * rng.standard_normal(encoder.dim).astype(np.float32) / np.sqrt(encoder.dim) * 10
+        vector = (
+            encoder.table[picks].sum(axis=0)
+            + 0.3 * rng.standard_normal(encoder.dim).astype(np.float32) / np.sqrt(encoder.dim) * 10
+        )
         vector /= np.linalg.norm(vector)
         words = [encoder.words[p] for p in picks]
-        post = Post(id=f"p{i}", image=f"/bench/{i}.jpg", caption=" ".join(words), hashtags=(words[0],),
-                    city=CITIES[i % len(CITIES)], created_at=start + timedelta(minutes=i), source="bench")
+        post = Post(
+            id=f"p{i}",
+            image=f"/bench/{i}.jpg",
+            caption=" ".join(words),
+            hashtags=(words[0],),
+            city=CITIES[i % len(CITIES)],
+            created_at=start + timedelta(minutes=i),
+            source="bench",
+        )
         yield Document(post=post, vector=vector.astype(np.float32), model=MODEL)
 
 
@@ -106,9 +116,14 @@ def expressions(count: int, words: list[str], n: int, rng: np.random.Generator) 
         return words[int(rng.integers(len(words)))]
 
     templates: list[Callable[[], str]] = [
-        lambda: w(), lambda: f"{w()}+{w()}", lambda: f"{w()}-{w()}", lambda: f"2*{w()}-0.5*{w()} city:london",
-        lambda: f"[img:p{int(rng.integers(n))}]+{w()}", lambda: f"{w()}+{w()}+{w()}-{w()}",
-        lambda: f"2*({w()}+{w()})-{w()}", lambda: f'"{w()} {w()}" + {w()}',
+        lambda: w(),
+        lambda: f"{w()}+{w()}",
+        lambda: f"{w()}-{w()}",
+        lambda: f"2*{w()}-0.5*{w()} city:london",
+        lambda: f"[img:p{int(rng.integers(n))}]+{w()}",
+        lambda: f"{w()}+{w()}+{w()}-{w()}",
+        lambda: f"2*({w()}+{w()})-{w()}",
+        lambda: f'"{w()} {w()}" + {w()}',
     ]
     return [templates[i % len(templates)]() for i in range(count)]
 
@@ -123,8 +138,9 @@ def timed(call: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def bench_backend(name: str, backend: SearchBackend, encoder: SyntheticEncoder, settings: Settings,
-                  exprs: list[str], k: int) -> list[dict[str, object]]:
+def bench_backend(
+    name: str, backend: SearchBackend, encoder: SyntheticEncoder, settings: Settings, exprs: list[str], k: int
+) -> list[dict[str, object]]:
     service = SearchService(backend, encoder, settings)
     plan = plan_page(k, 1, settings)
     prepared = []
@@ -135,8 +151,7 @@ def bench_backend(name: str, backend: SearchBackend, encoder: SyntheticEncoder, 
         prepared.append((expr, vector, parsed.filters, keyword_query(terms).text))
     rows: list[dict[str, object]] = []
 
-    def run(label: str, bare: Callable[[np.ndarray, Filters, str], object],
-            search: Callable[[str], object]) -> None:
+    def run(label: str, bare: Callable[[np.ndarray, Filters, str], object], search: Callable[[str], object]) -> None:
         for expr, vector, filters, text in prepared[:10]:  # warm caches and connections
             bare(vector, filters, text)
             search(expr)
@@ -153,14 +168,28 @@ def bench_backend(name: str, backend: SearchBackend, encoder: SyntheticEncoder, 
             core_ms.append(own_ms[-1] - timings.get("explain", 0.0))
         (b50, b99), (t50, t99), (o50, o99) = percentiles(bare_ms), percentiles(total_ms), percentiles(own_ms)
         c50, c99 = percentiles(core_ms)
-        rows.append({"backend": name, "query": label, "bare_p50_ms": b50, "bare_p99_ms": b99,
-                     "search_p50_ms": t50, "search_p99_ms": t99, "own_p50_ms": o50, "own_p99_ms": o99,
-                     "core_p50_ms": c50, "core_p99_ms": c99,
-                     "own_share_p50": o50 / t50 if t50 else 0.0, "search_over_bare_p50": t50 / b50 if b50 else 0.0})
+        rows.append(
+            {
+                "backend": name,
+                "query": label,
+                "bare_p50_ms": b50,
+                "bare_p99_ms": b99,
+                "search_p50_ms": t50,
+                "search_p99_ms": t99,
+                "own_p50_ms": o50,
+                "own_p99_ms": o99,
+                "core_p50_ms": c50,
+                "core_p99_ms": c99,
+                "own_share_p50": o50 / t50 if t50 else 0.0,
+                "search_over_bare_p50": t50 / b50 if b50 else 0.0,
+            }
+        )
 
     knn = lambda v, f, t: backend.knn(v, k, plan.num_candidates, f)  # noqa: E731
-    hybrid_bare = lambda v, f, t: (backend.knn(v, plan.window, plan.num_candidates, f),  # noqa: E731
-                                   backend.keyword(t, plan.window, f))
+    hybrid_bare = lambda v, f, t: (
+        backend.knn(v, plan.window, plan.num_candidates, f),  # noqa: E731
+        backend.keyword(t, plan.window, f),
+    )
     run("semantic, no collapse", knn, lambda e: service.search(e, k=k, collapse=False))
     run("semantic + collapse", knn, lambda e: service.search(e, k=k))
     run("hybrid, no collapse", hybrid_bare, lambda e: service.search(e, k=k, mode="hybrid", collapse=False))
@@ -168,14 +197,19 @@ def bench_backend(name: str, backend: SearchBackend, encoder: SyntheticEncoder, 
     return rows
 
 
-def bench_parse_encode(encoder: SyntheticEncoder, backend: SearchBackend, settings: Settings,
-                       exprs: list[str]) -> dict[str, float]:
+def bench_parse_encode(
+    encoder: SyntheticEncoder, backend: SearchBackend, settings: Settings, exprs: list[str]
+) -> dict[str, float]:
     service = SearchService(backend, encoder, settings)
     words_only = [e for e in exprs if "[img:" not in e]
     parse_ms = [timed(lambda: service.parse(e)) for e in exprs]
     encode_ms = [timed(lambda: service.query_vector(e)) for e in words_only]
-    return {"parse_p50_ms": percentiles(parse_ms)[0], "parse_p99_ms": percentiles(parse_ms)[1],
-            "parse_encode_p50_ms": percentiles(encode_ms)[0], "parse_encode_p99_ms": percentiles(encode_ms)[1]}
+    return {
+        "parse_p50_ms": percentiles(parse_ms)[0],
+        "parse_p99_ms": percentiles(parse_ms)[1],
+        "parse_encode_p50_ms": percentiles(encode_ms)[0],
+        "parse_encode_p99_ms": percentiles(encode_ms)[1],
+    }
 
 
 def index(backend: SearchBackend, docs: Iterator[Document], n: int, chunk: int = 2_000) -> float:
@@ -211,8 +245,13 @@ def main() -> None:
     exprs = expressions(args.queries, encoder.words, args.n, rng)
     home = Path(tempfile.mkdtemp(prefix="jointspace-bench-query-"))
     rows: list[dict[str, object]] = []
-    meta: dict[str, object] = {"n": args.n, "dim": args.dim, "queries": args.queries, "k": args.k,
-                               "vocabulary": VOCABULARY}
+    meta: dict[str, object] = {
+        "n": args.n,
+        "dim": args.dim,
+        "queries": args.queries,
+        "k": args.k,
+        "vocabulary": VOCABULARY,
+    }
     local_es = None
     try:
         settings = Settings(home=home, es_url=None)
@@ -245,19 +284,23 @@ def main() -> None:
 
 
 def report(out: Path, rows: list[dict[str, object]], meta: dict[str, object]) -> None:
-    lines = [f"# Query benchmark: {meta['n']:,} posts, {meta['dim']} dims, {meta['queries']} queries, k={meta['k']}",
-             "",
-             f"parse p50 {meta['parse_p50_ms']:.3f} ms (p99 {meta['parse_p99_ms']:.3f}); parse + encode "
-             f"(words, phrases) p50 {meta['parse_encode_p50_ms']:.3f} ms (p99 {meta['parse_encode_p99_ms']:.3f})",
-             "",
-             "| backend | query | bare p50 / p99 ms | search p50 / p99 ms | own p50 / p99 ms | own share "
-             "| own without explain p50 / p99 ms | search ÷ bare |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# Query benchmark: {meta['n']:,} posts, {meta['dim']} dims, {meta['queries']} queries, k={meta['k']}",
+        "",
+        f"parse p50 {meta['parse_p50_ms']:.3f} ms (p99 {meta['parse_p99_ms']:.3f}); parse + encode "
+        f"(words, phrases) p50 {meta['parse_encode_p50_ms']:.3f} ms (p99 {meta['parse_encode_p99_ms']:.3f})",
+        "",
+        "| backend | query | bare p50 / p99 ms | search p50 / p99 ms | own p50 / p99 ms | own share "
+        "| own without explain p50 / p99 ms | search ÷ bare |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
-        lines.append(f"| {r['backend']} | {r['query']} | {r['bare_p50_ms']:.2f} / {r['bare_p99_ms']:.2f} | "
-                     f"{r['search_p50_ms']:.2f} / {r['search_p99_ms']:.2f} | {r['own_p50_ms']:.2f} / "
-                     f"{r['own_p99_ms']:.2f} | {100 * r['own_share_p50']:.1f} % | {r['core_p50_ms']:.2f} / "
-                     f"{r['core_p99_ms']:.2f} | {r['search_over_bare_p50']:.2f} |")
+        lines.append(
+            f"| {r['backend']} | {r['query']} | {r['bare_p50_ms']:.2f} / {r['bare_p99_ms']:.2f} | "
+            f"{r['search_p50_ms']:.2f} / {r['search_p99_ms']:.2f} | {r['own_p50_ms']:.2f} / "
+            f"{r['own_p99_ms']:.2f} | {100 * r['own_share_p50']:.1f} % | {r['core_p50_ms']:.2f} / "
+            f"{r['core_p99_ms']:.2f} | {r['search_over_bare_p50']:.2f} |"
+        )
     text = "\n".join(lines) + "\n"
     (out / "query.md").write_text(text, encoding="utf-8")
     (out / "query.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1), encoding="utf-8")

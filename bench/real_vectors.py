@@ -13,6 +13,7 @@ The cache (`--cache`, default ~/.cache/jointspace/bench) keeps the embedded pref
 and the queries, named by a digest of the texts: a rerun embeds nothing, a larger n embeds only the
 missing rows, and another corpus (another WordNet) never mixes with this one.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,6 +76,7 @@ def corpus(seed: int = 16) -> list[str]:
 
 def encoder():  # noqa: ANN201 - the sentence model through the runtime a user gets (ONNX on CPU)
     from jointspace.encoders.factories import minilm
+
     from jointspace.settings import Settings
 
     settings = Settings()
@@ -94,15 +96,20 @@ def real_vectors(n: int, queries: int, cache: Path | None = None) -> tuple[np.nd
     text = None
     while len(have) < n:  # in steps, each saved: an interrupted run keeps what it embedded
         text = text or encoder()
-        step = texts[len(have):min(n, len(have) + 10_000)]
+        step = texts[len(have) : min(n, len(have) + 10_000)]
         print(f"embedding texts {len(have):,}..{len(have) + len(step):,} of {n:,}", flush=True)
         _save(index_file, np.concatenate([np.asarray(have), text.encode(step, progress=True)]))
         have = np.load(index_file, mmap_mode="r")
     if not query_file.is_file():
         text = text or encoder()
-        _save(query_file, text.encode(texts[len(texts) - queries:]))
-    facts = {"corpus_texts": len(texts), "corpus_digest": digest, "cache": str(folder),
-             "examples": texts[:3], "query_examples": texts[-3:]}
+        _save(query_file, text.encode(texts[len(texts) - queries :]))
+    facts = {
+        "corpus_texts": len(texts),
+        "corpus_digest": digest,
+        "cache": str(folder),
+        "examples": texts[:3],
+        "query_examples": texts[-3:],
+    }
     return np.ascontiguousarray(have[:n]), np.load(query_file), facts
 
 

@@ -21,6 +21,7 @@ in a temporary home (`--es-heap`, not timed) and stops it at the end; `--skip-es
 only. Writes a markdown table, a JSON file and a PNG plot to --out (after each part, so an
 interrupted run keeps what it measured).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,30 +34,37 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from jointspace.backends import open_backend
 from tqdm import tqdm
 
-from jointspace.backends import open_backend
 from jointspace.records import Document, Filters, Post
 from jointspace.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_vectors import real_vectors  # noqa: E402
 
-CITIES = ("london", "paris", "newyork", "sydney", "toronto", "chicago", "miami", "losangeles",
-          "melbourne", "singapore")
-WORDS = ("beach sunset city night street food coffee dog park bike car snow rain river "
-         "bridge tower museum skyline friends summer winter travel art music").split()
+CITIES = ("london", "paris", "newyork", "sydney", "toronto", "chicago", "miami", "losangeles", "melbourne", "singapore")
+WORDS = (
+    "beach sunset city night street food coffee dog park bike car snow rain river "
+    "bridge tower museum skyline friends summer winter travel art music"
+).split()
 # name → (filter, which post indices it keeps)
 FILTERS: dict[str, tuple[Filters | None, int]] = {
-    "none": (None, 1), "1/10": (Filters(cities=(CITIES[0],)), 10),
-    "1/100": (Filters(sources=("s0",)), 100), "1/1000": (Filters(hashtags=("t0",)), 1000)}
+    "none": (None, 1),
+    "1/10": (Filters(cities=(CITIES[0],)), 10),
+    "1/100": (Filters(sources=("s0",)), 100),
+    "1/1000": (Filters(hashtags=("t0",)), 1000),
+}
 ES_CONFIGS = {  # name → (index_options, rescore oversample)
-    "int8_hnsw+rescore": ("int8_hnsw", 3.0), "int8_hnsw": ("int8_hnsw", 0.0), "hnsw": ("hnsw", 0.0),
-    "bbq_hnsw+rescore": ("bbq_hnsw", 3.0)}
+    "int8_hnsw+rescore": ("int8_hnsw", 3.0),
+    "int8_hnsw": ("int8_hnsw", 0.0),
+    "hnsw": ("hnsw", 0.0),
+    "bbq_hnsw+rescore": ("bbq_hnsw", 3.0),
+}
 DEFAULT = Settings()
 
 
@@ -87,26 +95,34 @@ def keeps(name: str, n: int) -> np.ndarray:
 
 def documents(vectors: np.ndarray, model: str) -> Iterator[Document]:
     rng = np.random.default_rng(7)
-    base = datetime(2017, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2017, 1, 1, tzinfo=UTC)
     for i, vec in enumerate(vectors):
         words = rng.choice(WORDS, size=5)
         yield Document(
-            post=Post(id=f"p{i}", image=f"/bench/{i}.jpg", caption=" ".join(words),
-                      hashtags=(str(words[0]), f"t{i % 1000}"), city=CITIES[i % len(CITIES)],
-                      created_at=base + timedelta(minutes=i), source=f"s{i % 100}"),
-            vector=vec, model=model)
+            post=Post(
+                id=f"p{i}",
+                image=f"/bench/{i}.jpg",
+                caption=" ".join(words),
+                hashtags=(str(words[0]), f"t{i % 1000}"),
+                city=CITIES[i % len(CITIES)],
+                created_at=base + timedelta(minutes=i),
+                source=f"s{i % 100}",
+            ),
+            vector=vec,
+            model=model,
+        )
 
 
 def index_all(backend, vectors: np.ndarray, model: str, chunk: int) -> float:
     """Seconds to upsert every document and make it searchable."""
+
     def upsert(batch: list[Document]) -> None:
         result = backend.upsert(batch)
         assert not result.errors, list(result.errors.items())[:3]
 
     start = time.perf_counter()
     batch: list[Document] = []
-    for doc in tqdm(documents(vectors, model), total=len(vectors), desc=f"index {model}", unit="doc",
-                    mininterval=10):
+    for doc in tqdm(documents(vectors, model), total=len(vectors), desc=f"index {model}", unit="doc", mininterval=10):
         batch.append(doc)
         if len(batch) == chunk:
             upsert(batch)
@@ -137,8 +153,9 @@ def exact_single_query_ms(vectors: np.ndarray, queries: np.ndarray) -> float:
     return float(np.median(times))
 
 
-def measure(backend, queries: np.ndarray, truth: list[set[str]], num_candidates: int | None,
-            filters: Filters | None) -> tuple[float, float, float]:
+def measure(
+    backend, queries: np.ndarray, truth: list[set[str]], num_candidates: int | None, filters: Filters | None
+) -> tuple[float, float, float]:
     latencies, recalls = [], []
     backend.knn(queries[0], 10, num_candidates, filters)  # warm caches once
     for q, expected in zip(queries, truth):
@@ -163,24 +180,40 @@ def main() -> None:
     ap.add_argument("--vectors", choices=["real", "random"], default="real")
     ap.add_argument("--dim", type=int, default=384, help="random vectors only (real ones are the model's 384)")
     ap.add_argument("--queries", type=int, default=100)
-    ap.add_argument("--num-candidates", type=int, nargs="*", default=[50, 100, 200, 500, 1000, 2000],
-                    help="swept besides the defaults (empty: the defaults only)")
+    ap.add_argument(
+        "--num-candidates",
+        type=int,
+        nargs="*",
+        default=[50, 100, 200, 500, 1000, 2000],
+        help="swept besides the defaults (empty: the defaults only)",
+    )
     ap.add_argument("--filters", nargs="+", default=list(FILTERS), choices=list(FILTERS))
     ap.add_argument("--chunk", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=Path("bench/out/scale"))
     ap.add_argument("--cache", type=Path, default=None, help="real vectors' cache (bench/real_vectors.py)")
     ap.add_argument("--skip-es", action="store_true")
     ap.add_argument("--skip-embedded", action="store_true")
-    ap.add_argument("--es-configs", nargs="+", default=list(ES_CONFIGS), choices=list(ES_CONFIGS),
-                    help="Elasticsearch configurations, in this order (the default int8_hnsw+rescore first)")
+    ap.add_argument(
+        "--es-configs",
+        nargs="+",
+        default=list(ES_CONFIGS),
+        choices=list(ES_CONFIGS),
+        help="Elasticsearch configurations, in this order (the default int8_hnsw+rescore first)",
+    )
     ap.add_argument("--es-heap", default="2g", help="heap of the node started when JOINTSPACE_ES_URL is unset")
-    ap.add_argument("--forcemerge", action="store_true",
-                    help="also measure each ES index merged to one segment (slow at 1M)")
+    ap.add_argument(
+        "--forcemerge", action="store_true", help="also measure each ES index merged to one segment (slow at 1M)"
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    meta: dict[str, object] = {"n": args.n, "vectors": args.vectors, "queries": args.queries,
-                               "load_average_start": load_average(), "nice": os.nice(0)}
+    meta: dict[str, object] = {
+        "n": args.n,
+        "vectors": args.vectors,
+        "queries": args.queries,
+        "load_average_start": load_average(),
+        "nice": os.nice(0),
+    }
     if args.vectors == "real":
         vectors, queries, facts = real_vectors(args.n, args.queries, args.cache)
         meta |= {f"real_{k}": v for k, v in facts.items() if k != "examples"}
@@ -205,8 +238,16 @@ def main() -> None:
     write_report(args.out, rows, meta)
 
 
-def bench_embedded(home: Path, vectors: np.ndarray, queries: np.ndarray, truth: dict[str, list[set[str]]],
-                   args: argparse.Namespace, meta: dict[str, object], rows: list[Row], exact_ms: float) -> None:
+def bench_embedded(
+    home: Path,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    truth: dict[str, list[set[str]]],
+    args: argparse.Namespace,
+    meta: dict[str, object],
+    rows: list[Row],
+    exact_ms: float,
+) -> None:
     """The store as a user gets it (default settings: exact below 50,000 candidate rows, the graph
     above), then the graph forced on at every size (ann_min_rows=1) across efSearch, and exact."""
     from jointspace.backends.embedded import EmbeddedBackend
@@ -226,11 +267,15 @@ def bench_embedded(home: Path, vectors: np.ndarray, queries: np.ndarray, truth: 
         meta["embedded_graph_build_s"] = time.perf_counter() - t
     meta["embedded_graph_bytes"] = graph_file.stat().st_size
     meta["embedded_disk_bytes"] = dir_size(settings.embedded_dir)
-    variants = [("default", open_backend(settings, model, vectors.shape[1]), [None]),
-                ("graph", EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=1),
-                 [None, *args.num_candidates]),
-                ("exact", EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=10**12),
-                 [None])]
+    variants = [
+        ("default", open_backend(settings, model, vectors.shape[1]), [None]),
+        (
+            "graph",
+            EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=1),
+            [None, *args.num_candidates],
+        ),
+        ("exact", EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=10**12), [None]),
+    ]
     for config, backend, candidates in variants:
         for name in args.filters:
             for nc in candidates:
@@ -256,9 +301,17 @@ def elasticsearch_node(home: Path, heap: str) -> Iterator[str]:
         node.stop(grace_s=30)
 
 
-def bench_elasticsearch(es_url: str, home: Path, vectors: np.ndarray, queries: np.ndarray,
-                        truth: dict[str, list[set[str]]], args: argparse.Namespace, meta: dict[str, object],
-                        rows: list[Row], exact_ms: float) -> None:
+def bench_elasticsearch(
+    es_url: str,
+    home: Path,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    truth: dict[str, list[set[str]]],
+    args: argparse.Namespace,
+    meta: dict[str, object],
+    rows: list[Row],
+    exact_ms: float,
+) -> None:
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(es_url, request_timeout=600)
@@ -268,8 +321,15 @@ def bench_elasticsearch(es_url: str, home: Path, vectors: np.ndarray, queries: n
     for options, configs in by_index.items():
         model = alias = f"bench-{options.replace('_', '-')}"
         client.indices.delete(index=f"{alias}-*", ignore_unavailable=True, allow_no_indices=True)
-        settings = Settings(home=home, es_url=es_url, es_index_options=options, es_index_alias=alias,
-                            es_shards=1, es_replicas=0, es_request_timeout_s=600)
+        settings = Settings(
+            home=home,
+            es_url=es_url,
+            es_index_options=options,
+            es_index_alias=alias,
+            es_shards=1,
+            es_replicas=0,
+            es_request_timeout_s=600,
+        )
         es = open_backend(settings, model, vectors.shape[1])
         # Bulk-load practice: no refreshes while loading, so segments (and HNSW graphs) are built
         # fewer times; searchable again at the refresh below.
@@ -280,7 +340,7 @@ def bench_elasticsearch(es_url: str, home: Path, vectors: np.ndarray, queries: n
         meta[f"es_{options}_index_s"] = seconds
         meta[f"es_{options}_docs_per_s"] = args.n / seconds
         es.close()
-        for merged in ((False, True) if args.forcemerge else (False,)):
+        for merged in (False, True) if args.forcemerge else (False,):
             if merged:
                 t = time.perf_counter()
                 client.indices.forcemerge(index=alias, max_num_segments=1, request_timeout=7200)
@@ -291,8 +351,9 @@ def bench_elasticsearch(es_url: str, home: Path, vectors: np.ndarray, queries: n
             meta[f"es_{options}_disk_bytes{suffix}"] = stats["store"]["size_in_bytes"]
             meta[f"es_{options}_segments{suffix}"] = stats["segments"]["count"]
             nodes = client.nodes.stats(metric="jvm")["nodes"]
-            meta[f"es_{options}_heap_used_bytes{suffix}"] = sum(n["jvm"]["mem"]["heap_used_in_bytes"]
-                                                               for n in nodes.values())
+            meta[f"es_{options}_heap_used_bytes{suffix}"] = sum(
+                n["jvm"]["mem"]["heap_used_in_bytes"] for n in nodes.values()
+            )
             for config in configs:
                 query_settings = settings.model_copy(update={"es_rescore_oversample": ES_CONFIGS[config][1]})
                 backend = open_backend(query_settings, model, vectors.shape[1], read_only=True)
@@ -309,18 +370,30 @@ def bench_elasticsearch(es_url: str, home: Path, vectors: np.ndarray, queries: n
 
 def write_report(out: Path, rows: list[Row], meta: dict[str, object]) -> None:
     exact = float(meta["numpy_exact_ms_per_query"])
-    lines = [f"# Scale benchmark: {meta['n']:,} {meta['vectors']} vectors, {meta['dim']} dims, "
-             f"{meta['queries']} queries, k=10", "",
-             f"Baseline: exact top-10 by one numpy dot product over all vectors in RAM, {exact:.2f} ms a query "
-             f"(p50, same run). Load average at the start {meta['load_average_start']}.", "",
-             "| backend | config | num_candidates | filter | recall@10 | p50 ms | p99 ms | p50 / numpy exact |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# Scale benchmark: {meta['n']:,} {meta['vectors']} vectors, {meta['dim']} dims, "
+        f"{meta['queries']} queries, k=10",
+        "",
+        f"Baseline: exact top-10 by one numpy dot product over all vectors in RAM, {exact:.2f} ms a query "
+        f"(p50, same run). Load average at the start {meta['load_average_start']}.",
+        "",
+        "| backend | config | num_candidates | filter | recall@10 | p50 ms | p99 ms | p50 / numpy exact |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
-        lines.append(f"| {r.backend} | {r.config} | {r.num_candidates or 'default'} | {r.filter} "
-                     f"| {r.recall_at_10:.3f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.p50_ms / exact:.2f} |")
+        lines.append(
+            f"| {r.backend} | {r.config} | {r.num_candidates or 'default'} | {r.filter} "
+            f"| {r.recall_at_10:.3f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.p50_ms / exact:.2f} |"
+        )
     lines += ["", "| figure | value |", "| --- | --- |"]
-    lines += [f"| {k} | {v:,.1f} |" if isinstance(v, float) else f"| {k} | {v:,} |" if isinstance(v, int)
-              else f"| {k} | {v} |" for k, v in meta.items()]
+    lines += [
+        f"| {k} | {v:,.1f} |"
+        if isinstance(v, float)
+        else f"| {k} | {v:,} |"
+        if isinstance(v, int)
+        else f"| {k} | {v} |"
+        for k, v in meta.items()
+    ]
     table = "\n".join(lines)
     (out / "scale.md").write_text(table + "\n")
     (out / "scale.json").write_text(json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2))
@@ -345,16 +418,21 @@ def plot(path: Path, rows: list[Row], meta: dict[str, object]) -> None:
     for ax, name in zip(axes[0], filters):
         configs = dict.fromkeys(f"{r.backend} {r.config}" for r in rows if r.filter == name)
         for label in configs:
-            points = sorted((r.p50_ms, r.recall_at_10, r.num_candidates) for r in rows
-                            if r.filter == name and f"{r.backend} {r.config}" == label)
+            points = sorted(
+                (r.p50_ms, r.recall_at_10, r.num_candidates)
+                for r in rows
+                if r.filter == name and f"{r.backend} {r.config}" == label
+            )
             swept = [p for p in points if p[2] is not None]
             if swept:
-                ax.plot([p[0] for p in swept], [p[1] for p in swept], marker="o", ms=3, label=label,
-                        color=colours[label])
+                ax.plot(
+                    [p[0] for p in swept], [p[1] for p in swept], marker="o", ms=3, label=label, color=colours[label]
+                )
             for p in points:
                 if p[2] is None:  # the default: a star in the configuration's colour
-                    ax.scatter(p[0], p[1], marker="*", s=90, color=colours[label],
-                               label=None if swept else label, zorder=3)
+                    ax.scatter(
+                        p[0], p[1], marker="*", s=90, color=colours[label], label=None if swept else label, zorder=3
+                    )
         ax.axvline(exact, color="grey", ls="--", lw=0.8)
         ax.axvline(0.2 * exact, color="grey", ls=":", lw=0.8)
         ax.set_xscale("log")

@@ -1,4 +1,5 @@
 """Debian packages as data: downloaded with `apt-get download` and unpacked with `dpkg -x`, never installed."""
+
 from __future__ import annotations
 
 import hashlib

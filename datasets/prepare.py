@@ -7,6 +7,7 @@ near-identical to one of an earlier source in `SOURCE_NAMES` order) and `.prepar
 re-run with the same packages, size, limit and earlier sources' signatures whose `posts.jsonl` still has
 the recorded hash does nothing. `all.jsonl` beside the source folders combines them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,15 +21,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from jointspace.datasets import debian, npm, raster
+from jointspace.datasets.dedup import (
+    MAX_ASPECT_RATIO,
+    MAX_COLOUR_DIFF,
+    MAX_HASH_DISTANCE,
+    Signature,
+    find_duplicates,
+    read_signatures,
+    signature_of,
+    write_signatures,
+)
+from jointspace.datasets.items import ImageSource, RawItem, created_at_of, split_of
+from jointspace.datasets.sources import SOURCE_NAMES, get_source
 from PIL import Image
 from tqdm import tqdm
 
 from jointspace.atomic_write import atomic_open
-from jointspace.datasets import debian, npm, raster
-from jointspace.datasets.dedup import (MAX_ASPECT_RATIO, MAX_COLOUR_DIFF, MAX_HASH_DISTANCE, Signature, find_duplicates,
-                                       read_signatures, signature_of, write_signatures)
-from jointspace.datasets.items import ImageSource, RawItem, created_at_of, split_of
-from jointspace.datasets.sources import SOURCE_NAMES, get_source
 from jointspace.errors import ConfigurationError
 
 # Bump when the output for the same package changes (captions, ids, image treatment): forces a redo.
@@ -125,8 +134,9 @@ def _render_one(job: tuple[str, ImageSource, str, int]) -> RenderResult:
         signal.signal(signal.SIGALRM, previous)
 
 
-def render_all(jobs: Sequence[tuple[str, ImageSource, str, int]], workers: int,
-               label: str) -> tuple[dict[str, str], dict[str, Signature]]:
+def render_all(
+    jobs: Sequence[tuple[str, ImageSource, str, int]], workers: int, label: str
+) -> tuple[dict[str, str], dict[str, Signature]]:
     """Render (or reuse) and hash every job with a process pool (cairosvg and PIL hold the GIL).
     Returns id → reason for failures and id → signature for the pictures that are there."""
     failures: dict[str, str] = {}
@@ -188,13 +198,24 @@ def is_prepared(out_dir: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | 
 
 def earlier_signatures(name: str, data_dir: Path) -> dict[str, Path]:
     """The signature files of the sources before `name` in `SOURCE_NAMES` that are prepared here."""
-    before = SOURCE_NAMES[:SOURCE_NAMES.index(name)]
-    return {s: data_dir / s / SIGNATURES for s in before if (data_dir / s / SIGNATURES).is_file()
-            and ((_read_marker(data_dir / s) or {}).get("fingerprint") or {}).get("pipeline") == PIPELINE_VERSION}
+    before = SOURCE_NAMES[: SOURCE_NAMES.index(name)]
+    return {
+        s: data_dir / s / SIGNATURES
+        for s in before
+        if (data_dir / s / SIGNATURES).is_file()
+        and ((_read_marker(data_dir / s) or {}).get("fingerprint") or {}).get("pipeline") == PIPELINE_VERSION
+    }
 
 
-def prepare_source(name: str, data_dir: Path, cache_dir: Path, size: int = 256, limit: int | None = None,
-                   workers: int = 2, packages_dir: Path | None = None) -> SourceReport:
+def prepare_source(
+    name: str,
+    data_dir: Path,
+    cache_dir: Path,
+    size: int = 256,
+    limit: int | None = None,
+    workers: int = 2,
+    packages_dir: Path | None = None,
+) -> SourceReport:
     """Prepare one source under `data_dir/<name>`; cached by the marker (see the module docstring).
 
     Packages are unpacked under `packages_dir` (default `data_dir/packages`); small test corpora
@@ -206,10 +227,16 @@ def prepare_source(name: str, data_dir: Path, cache_dir: Path, size: int = 256, 
     package = unpacked[0]
     out_dir = data_dir / name
     earlier = earlier_signatures(name, data_dir)
-    fingerprint = {"pipeline": PIPELINE_VERSION, "package": package.deb.name, "deb_sha256": package.sha256,
-                   "more_packages": {p.deb.name: p.sha256 for p in unpacked[1:]},
-                   "size": size, "limit": limit, "earlier": {s: sha256_file(p) for s, p in earlier.items()},
-                   "dedup": [MAX_HASH_DISTANCE, MAX_COLOUR_DIFF, MAX_ASPECT_RATIO]}
+    fingerprint = {
+        "pipeline": PIPELINE_VERSION,
+        "package": package.deb.name,
+        "deb_sha256": package.sha256,
+        "more_packages": {p.deb.name: p.sha256 for p in unpacked[1:]},
+        "size": size,
+        "limit": limit,
+        "earlier": {s: sha256_file(p) for s, p in earlier.items()},
+        "dedup": [MAX_HASH_DISTANCE, MAX_COLOUR_DIFF, MAX_ASPECT_RATIO],
+    }
     marker = is_prepared(out_dir, fingerprint)
     if marker is not None:
         return SourceReport(**{**marker["report"], "skipped": True})
@@ -229,34 +256,52 @@ def prepare_source(name: str, data_dir: Path, cache_dir: Path, size: int = 256, 
     jobs = [(item.id, item.image, str(image_path(item)), size) for item in items]
     failures, signatures = render_all(jobs, workers, name)
     keys = {item.id: item.key for item in items}
-    (out_dir / FAILURES).write_text("".join(f"{i}\t{keys[i]}\t{reason}\n" for i, reason in sorted(failures.items())),
-                                    encoding="utf-8")
+    (out_dir / FAILURES).write_text(
+        "".join(f"{i}\t{keys[i]}\t{reason}\n" for i, reason in sorted(failures.items())), encoding="utf-8"
+    )
     rendered = [item for item in items if item.id in signatures and image_path(item).is_file()]
     if items and not rendered:  # every picture failed: a broken install, not bad pictures; leave no marker
-        raise ConfigurationError(f"{name}: no picture could be rendered; first reason: "
-                                 f"{next(iter(failures.values()), 'unknown')} (see {out_dir / FAILURES})")
+        raise ConfigurationError(
+            f"{name}: no picture could be rendered; first reason: "
+            f"{next(iter(failures.values()), 'unknown')} (see {out_dir / FAILURES})"
+        )
     seen: dict[str, Signature] = {}
     for path in earlier.values():
         seen.update(read_signatures(path))
     duplicates = {d.id: d for d in find_duplicates({i.id: signatures[i.id] for i in rendered}, seen)}
-    (out_dir / DUPLICATES).write_text("".join(f"{d.id}\t{keys[d.id]}\t{d.kept_id}\t{d.distance}\n"
-                                              for d in sorted(duplicates.values(), key=lambda d: d.id)),
-                                      encoding="utf-8")
+    (out_dir / DUPLICATES).write_text(
+        "".join(
+            f"{d.id}\t{keys[d.id]}\t{d.kept_id}\t{d.distance}\n"
+            for d in sorted(duplicates.values(), key=lambda d: d.id)
+        ),
+        encoding="utf-8",
+    )
     kept = [item for item in rendered if item.id not in duplicates]
     write_signatures(out_dir / SIGNATURES, {item.id: signatures[item.id] for item in kept})
-    write_jsonl(out_dir / POSTS, (post_line(item, image_path(item).relative_to(out_dir).as_posix())
-                                        for item in kept))
+    write_jsonl(out_dir / POSTS, (post_line(item, image_path(item).relative_to(out_dir).as_posix()) for item in kept))
     wanted = {image_path(item).name for item in kept}
     for stale in images_dir.iterdir():  # pictures of items no longer selected (e.g. a smaller --limit)
         if stale.name != ".size" and stale.name not in wanted:
             stale.unlink()
-    report = SourceReport(source=name, package=spec.package, deb=package.deb.name, items=len(kept),
-                          failures=len(failures), seconds=round(time.perf_counter() - started, 1),
-                          bytes_on_disk=folder_bytes(out_dir), photos=sum(item.photo for item in kept),
-                          label_words=len({w for item in kept for w in item.keywords}),
-                          duplicates=len(duplicates))
-    (out_dir / MARKER).write_text(json.dumps({"fingerprint": fingerprint, "posts_sha256": sha256_file(out_dir / POSTS),
-                                              "report": asdict(report)}, indent=2) + "\n")
+    report = SourceReport(
+        source=name,
+        package=spec.package,
+        deb=package.deb.name,
+        items=len(kept),
+        failures=len(failures),
+        seconds=round(time.perf_counter() - started, 1),
+        bytes_on_disk=folder_bytes(out_dir),
+        photos=sum(item.photo for item in kept),
+        label_words=len({w for item in kept for w in item.keywords}),
+        duplicates=len(duplicates),
+    )
+    (out_dir / MARKER).write_text(
+        json.dumps(
+            {"fingerprint": fingerprint, "posts_sha256": sha256_file(out_dir / POSTS), "report": asdict(report)},
+            indent=2,
+        )
+        + "\n"
+    )
     return report
 
 
@@ -275,8 +320,9 @@ def write_combined(data_dir: Path) -> int:
     return len(lines)
 
 
-def prepare(sources: Sequence[str], data_dir: Path, cache_dir: Path, size: int = 256, limit: int | None = None,
-            workers: int = 2) -> list[SourceReport]:
+def prepare(
+    sources: Sequence[str], data_dir: Path, cache_dir: Path, size: int = 256, limit: int | None = None, workers: int = 2
+) -> list[SourceReport]:
     """Prepare each source in turn, then rewrite `all.jsonl`. A source whose package cannot be fetched
     is reported as a ConfigurationError after the others are done, so one missing package costs only itself."""
     unknown = [s for s in sources if s not in SOURCE_NAMES]

@@ -13,6 +13,7 @@
 Items come back in file order (sources in the order asked, each sorted by id). Reading is cheap
 (no images are opened). A source that was never prepared raises ConfigurationError naming the command.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,11 +24,20 @@ from typing import Any
 
 from jointspace.datasets.items import photo_split_of, split_of
 from jointspace.datasets.sources import SOURCE_NAMES
+
 from jointspace.errors import ConfigurationError
 from jointspace.records import Post
 
-__all__ = ["Item", "load_items", "split_of", "photo_split_of", "photo_part", "SPLITS", "read_posts_file",
-           "prepared_sources"]
+__all__ = [
+    "Item",
+    "load_items",
+    "split_of",
+    "photo_split_of",
+    "photo_part",
+    "SPLITS",
+    "read_posts_file",
+    "prepared_sources",
+]
 
 SPLITS = ("train", "val", "test")
 POSTS = "posts.jsonl"
@@ -51,8 +61,13 @@ class Item:
 def _item(line: dict[str, Any], base: Path) -> Item:
     image = Path(line["image"])
     post = Post.from_json({**line, "image": str(image if image.is_absolute() else (base / image).resolve())})
-    return Item(post=post, category=line.get("category", ""), keywords=tuple(line.get("keywords") or ()),
-                split=line.get("split") or split_of(post.id), photo=bool(line.get("photo", False)))
+    return Item(
+        post=post,
+        category=line.get("category", ""),
+        keywords=tuple(line.get("keywords") or ()),
+        split=line.get("split") or split_of(post.id),
+        photo=bool(line.get("photo", False)),
+    )
 
 
 def read_posts_file(path: Path) -> list[Item]:
@@ -73,13 +88,17 @@ def prepared_sources(data_dir: Path | None = None) -> list[str]:
     their fixed order, then the ones `jointspace data import` wrote, by name."""
     data_dir = data_dir or _default_data_dir()
     own = [name for name in SOURCE_NAMES if (data_dir / name / POSTS).is_file()]
-    imported = sorted(p.name for p in data_dir.iterdir()
-                      if p.name not in SOURCE_NAMES and (p / POSTS).is_file()) if data_dir.is_dir() else []
+    imported = (
+        sorted(p.name for p in data_dir.iterdir() if p.name not in SOURCE_NAMES and (p / POSTS).is_file())
+        if data_dir.is_dir()
+        else []
+    )
     return own + imported
 
 
-def load_items(data_dir: Path | None = None, sources: Iterable[str] | None = None,
-               split: str | Sequence[str] | None = None) -> list[Item]:
+def load_items(
+    data_dir: Path | None = None, sources: Iterable[str] | None = None, split: str | Sequence[str] | None = None
+) -> list[Item]:
     """Prepared items of the given sources (default: every prepared source), optionally of one split
     or several. Raises ConfigurationError for an unknown split or a source that is not prepared."""
     data_dir = Path(data_dir) if data_dir is not None else _default_data_dir()
@@ -91,8 +110,11 @@ def load_items(data_dir: Path | None = None, sources: Iterable[str] | None = Non
     for name in names:
         path = data_dir / name / POSTS
         if not path.is_file():
-            how = (f"run `jointspace data prepare --sources {name}`" if name in SOURCE_NAMES
-                   else f"import it with `jointspace data import FILE_OR_FOLDER --name {name}`")
+            how = (
+                f"run `jointspace data prepare --sources {name}`"
+                if name in SOURCE_NAMES
+                else f"import it with `jointspace data import FILE_OR_FOLDER --name {name}`"
+            )
             raise ConfigurationError(f"source {name!r} is not prepared under {data_dir}; {how}")
         items.extend(item for item in read_posts_file(path) if item.split in wanted)
     return items

@@ -1,13 +1,14 @@
 """Pictures to the prepared form: longest side `size`, aspect ratio kept, transparent parts on white."""
+
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
+from jointspace.datasets.items import ImageSource
 from PIL import Image
 
 from jointspace.atomic_write import atomic_path
-from jointspace.datasets.items import ImageSource
 from jointspace.images import fit_longer_side as fit
 from jointspace.images import on_white
 

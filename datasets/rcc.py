@@ -11,6 +11,7 @@ Layout (all integers big-endian), from Qt's `qresource.cpp`:
   data     u32 length, then the bytes; flag 1: zlib with a u32 uncompressed-size prefix (qCompress),
            flag 4: a zstd frame (needs the `zstandard` package).
 """
+
 from __future__ import annotations
 
 import struct
@@ -50,7 +51,7 @@ class RccArchive:
         self._entries: list[RccEntry] | None = None
 
     @classmethod
-    def open(cls, path: Path) -> "RccArchive":
+    def open(cls, path: Path) -> RccArchive:
         return cls(path.read_bytes(), name=path.name)
 
     def _unpack(self, fmt: str, offset: int) -> tuple[int, ...]:
@@ -62,7 +63,7 @@ class RccArchive:
     def _name(self, offset: int) -> str:
         start = self.names_offset + offset
         (length,) = self._unpack(">H", start)
-        raw = self.data[start + 6: start + 6 + 2 * length]  # skip the u16 length and u32 hash
+        raw = self.data[start + 6 : start + 6 + 2 * length]  # skip the u16 length and u32 hash
         if len(raw) != 2 * length:
             raise RccError(f"{self.name}: name at offset {offset} runs past the end")
         return raw.decode("utf-16-be")
@@ -95,7 +96,7 @@ class RccArchive:
         """The file's bytes, decompressed. Raises RccError for a damaged blob or a missing zstd package."""
         start = self.data_offset + entry.data_offset
         (length,) = self._unpack(">I", start)
-        blob = self.data[start + 4: start + 4 + length]
+        blob = self.data[start + 4 : start + 4 + length]
         if len(blob) != length:
             raise RccError(f"{self.name}: data of {entry.path} runs past the end")
         if entry.flags & COMPRESSED_ZLIB:

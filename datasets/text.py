@@ -1,4 +1,5 @@
 """Turning package metadata (titles, keyword lists, folder names, descriptions) into words and hashtags."""
+
 from __future__ import annotations
 
 import re
@@ -7,7 +8,8 @@ from collections.abc import Iterable
 
 # A plain stop-word list rather than scikit-learn's: importing sklearn costs seconds in every
 # `prepare` run and in every rendering process, for a set of words.
-ENGLISH_STOP_WORDS = frozenset("""
+ENGLISH_STOP_WORDS = frozenset(
+    """
 a about above across after afterwards again against all almost alone along already also although always
 am among amongst an and another any anyhow anyone anything anyway anywhere are around as at back be became
 because become becomes been before beforehand behind being below beside besides between beyond both but by
@@ -23,14 +25,39 @@ they this those though through throughout thru thus to together too toward towar
 very via was we well were what whatever when whence whenever where whereas whereby wherein whether which
 while whither who whoever whole whom whose why will with within without would yet you your yours yourself
 yourselves its it's isn't don't can't won't i'm
-""".split())
+""".split()
+)
 
 # Metadata noise that says nothing about the picture (editor tags, licences, collection names).
-NOISE_WORDS = frozenset({
-    "", "hash", "magick", "unsorted", "lemon_theme_icon", "mapsym", "mimetypes", "mime", "types",
-    "openclipart", "clipart", "clip", "art", "svg", "png", "image", "media", "public", "domain",
-    "remix", "externalsource", "special", "untagged", "cartoon", "mirror",
-})
+NOISE_WORDS = frozenset(
+    {
+        "",
+        "hash",
+        "magick",
+        "unsorted",
+        "lemon_theme_icon",
+        "mapsym",
+        "mimetypes",
+        "mime",
+        "types",
+        "openclipart",
+        "clipart",
+        "clip",
+        "art",
+        "svg",
+        "png",
+        "image",
+        "media",
+        "public",
+        "domain",
+        "remix",
+        "externalsource",
+        "special",
+        "untagged",
+        "cartoon",
+        "mirror",
+    }
+)
 _WORD = re.compile(r"[^\W_]+(?:['_][^\W_]+)*")
 
 
@@ -47,8 +74,11 @@ def words(text: str) -> list[str]:
 
 def content_words(text: str) -> list[str]:
     """Words that carry meaning: no stop words, no metadata noise, no bare numbers, no single letters."""
-    return [w for w in words(text.replace("_", " "))
-            if w not in ENGLISH_STOP_WORDS and w not in NOISE_WORDS and len(w) > 1 and not w.isdigit()]
+    return [
+        w
+        for w in words(text.replace("_", " "))
+        if w not in ENGLISH_STOP_WORDS and w not in NOISE_WORDS and len(w) > 1 and not w.isdigit()
+    ]
 
 
 def hashtag(text: str) -> str | None:

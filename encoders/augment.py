@@ -4,6 +4,7 @@ The variants aim at the gap between training drawings and what people search: sm
 (downscaled, blurred) and photo-like colour and framing changes. Each is seeded by the image key,
 so a cache rebuilt from scratch holds the same numbers.
 """
+
 from __future__ import annotations
 
 import hashlib

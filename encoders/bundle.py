@@ -13,6 +13,7 @@ vocabulary embeddings are shared by all bundles under `$JOINTSPACE_HOME/cache/te
 `load_bundle()` returns the same object for the same folder for the life of the process, and
 loads the text and image models lazily, on first use.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,15 +22,15 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jointspace.encoders.imagenet import DEFAULT_PRIOR
 
 from jointspace import __version__
 from jointspace.atomic_write import write_text_atomic
-from jointspace.encoders.imagenet import DEFAULT_PRIOR
 from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.protocols import ImageEncoder, TextEncoder
 from jointspace.registry import IMAGE_ENCODERS, TEXT_ENCODERS, load
@@ -51,8 +52,13 @@ _PATH_KEYS = ("path", "weights", "class_matrix", "vocabulary", "vocab_matrix")
 def code_version() -> str:
     """The package version plus the git commit when run from a checkout."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return f"{__version__}+{sha}" if sha else __version__
@@ -104,19 +110,22 @@ class Bundle:
         with self._lock:
             if self._image is None:
                 spec = self.manifest["image"]
-                image = load(IMAGE_ENCODERS, spec["name"])(_resolve(spec.get("config", {}), self.path),
-                                                          self.text, self.settings)
+                image = load(IMAGE_ENCODERS, spec["name"])(
+                    _resolve(spec.get("config", {}), self.path), self.text, self.settings
+                )
                 if image.dim != self.dim:
-                    raise ConfigurationError(f"bundle {self.path}: image encoder gives {image.dim}-d vectors, "
-                                             f"the manifest says {self.dim}")
+                    raise ConfigurationError(
+                        f"bundle {self.path}: image encoder gives {image.dim}-d vectors, the manifest says {self.dim}"
+                    )
                 self._image = image
             return self._image
 
     def _check_text(self, text: TextEncoder) -> None:
         spec = self.manifest["text"]
         if text.dim != self.dim or int(spec.get("dim", text.dim)) != text.dim:
-            raise ConfigurationError(f"bundle {self.path} is {self.dim}-d but text encoder "
-                                     f"{spec['name']!r} gives {text.dim}-d vectors")
+            raise ConfigurationError(
+                f"bundle {self.path} is {self.dim}-d but text encoder {spec['name']!r} gives {text.dim}-d vectors"
+            )
         stored = spec.get("probe") or []
         if stored:
             now = np.asarray(probe_vectors(text), np.float32)
@@ -125,7 +134,8 @@ class Bundle:
                 raise ModelMismatchError(
                     f"bundle {self.path} was made with a different {spec['name']!r} text encoder than the one "
                     f"installed now (its word vectors differ); retrain with `jointspace train` or install "
-                    f"the encoder it was made with")
+                    f"the encoder it was made with"
+                )
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
@@ -140,8 +150,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if missing:
         raise ConfigurationError(f"{file} lacks {', '.join(missing)}")
     if int(manifest.get("format", 1)) > FORMAT:
-        raise ConfigurationError(f"{file} has format {manifest['format']}, newer than this jointspace "
-                                 f"reads ({FORMAT}); upgrade jointspace")
+        raise ConfigurationError(
+            f"{file} has format {manifest['format']}, newer than this jointspace reads ({FORMAT}); upgrade jointspace"
+        )
     if not _NAME.match(str(manifest["name"])):
         raise ConfigurationError(f"bundle name {manifest['name']!r} must be lower-case letters, digits and '-'")
     return manifest
@@ -149,8 +160,12 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = {"format": FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "code_version": code_version(), **manifest}
+    manifest = {
+        "format": FORMAT,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code_version": code_version(),
+        **manifest,
+    }
     write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False))
     return folder
 
@@ -169,22 +184,40 @@ def latest_bundle_dir(settings: Settings) -> Path | None:
     return target if (target / MANIFEST).is_file() else None
 
 
-def zeroshot_manifest(text_name: str = "minilm", text_config: dict[str, Any] | None = None,
-                      backbone: dict[str, Any] | None = None, dim: int = 384,
-                      name: str = ZEROSHOT_NAME) -> dict[str, Any]:
-    return {"name": name, "dim": dim,
-            "text": {"name": text_name, "config": text_config or {}, "dim": dim},
-            "image": {"name": "zeroshot", "config": {"backbone": backbone or {}, "class_matrix": "classes.npy",
-                                                     "class_prior": DEFAULT_PRIOR.to_json()}},
-            "loss": None, "targets": None, "training": None, "metrics": {}}
+def zeroshot_manifest(
+    text_name: str = "minilm",
+    text_config: dict[str, Any] | None = None,
+    backbone: dict[str, Any] | None = None,
+    dim: int = 384,
+    name: str = ZEROSHOT_NAME,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "dim": dim,
+        "text": {"name": text_name, "config": text_config or {}, "dim": dim},
+        "image": {
+            "name": "zeroshot",
+            "config": {
+                "backbone": backbone or {},
+                "class_matrix": "classes.npy",
+                "class_prior": DEFAULT_PRIOR.to_json(),
+            },
+        },
+        "loss": None,
+        "targets": None,
+        "training": None,
+        "metrics": {},
+    }
 
 
 def ensure_zeroshot_bundle(settings: Settings) -> Path:
     """The zero-training bundle under models_dir, written on first use (no training, no data needed)."""
     folder = settings.models_dir / ZEROSHOT_NAME
     if not (folder / MANIFEST).is_file():
-        backbone = {"name": settings.backbone,
-                    "weights": str(settings.backbone_weights) if settings.backbone_weights else None}
+        backbone = {
+            "name": settings.backbone,
+            "weights": str(settings.backbone_weights) if settings.backbone_weights else None,
+        }
         write_manifest(folder, zeroshot_manifest(backbone=backbone))
     return folder
 

@@ -3,14 +3,23 @@
 `jointspace model list` prints this; `jointspace reindex --bundle NAME` finds its target here.
 Only manifests are read: no model is loaded.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jointspace.encoders.bundle import (MANIFEST, ZEROSHOT_NAME, ensure_zeroshot_bundle, latest_bundle_dir,
-                                        read_manifest, resolve_bundle_dir, shipped_bundle_dir)
+from jointspace.encoders.bundle import (
+    MANIFEST,
+    ZEROSHOT_NAME,
+    ensure_zeroshot_bundle,
+    latest_bundle_dir,
+    read_manifest,
+    resolve_bundle_dir,
+    shipped_bundle_dir,
+)
+
 from jointspace.errors import ConfigurationError, JointspaceError
 from jointspace.settings import Settings
 
@@ -20,27 +29,37 @@ class BundleInfo:
     name: str
     folder: Path
     dim: int
-    kind: str          # "shipped", "zero-training", "trained" or "imported" (`model import open-clip`)
-    default: bool      # the one search, serve and ingest load (JOINTSPACE_MODEL, last trained, shipped, zero)
-    in_index: bool     # the index holds this bundle's vectors
+    kind: str  # "shipped", "zero-training", "trained" or "imported" (`model import open-clip`)
+    default: bool  # the one search, serve and ingest load (JOINTSPACE_MODEL, last trained, shipped, zero)
+    in_index: bool  # the index holds this bundle's vectors
     created: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "folder": str(self.folder), "dim": self.dim, "kind": self.kind,
-                "default": self.default, "index": self.in_index, "created": self.created}
+        return {
+            "name": self.name,
+            "folder": str(self.folder),
+            "dim": self.dim,
+            "kind": self.kind,
+            "default": self.default,
+            "index": self.in_index,
+            "created": self.created,
+        }
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
     bundles: list[BundleInfo]
-    index_model: str | None   # the bundle name the index records; None: no index yet (or unreadable)
+    index_model: str | None  # the bundle name the index records; None: no index yet (or unreadable)
     index_dim: int | None
-    index_note: str | None    # why the index could not be read, when it could not
+    index_note: str | None  # why the index could not be read, when it could not
 
     def to_json(self) -> dict[str, Any]:
         index = None if self.index_model is None else {"model": self.index_model, "dim": self.index_dim}
-        return {"bundles": [b.to_json() for b in self.bundles], "index": index,
-                **({"index_note": self.index_note} if self.index_note else {})}
+        return {
+            "bundles": [b.to_json() for b in self.bundles],
+            "index": index,
+            **({"index_note": self.index_note} if self.index_note else {}),
+        }
 
     def find(self, name_or_folder: str) -> Path:
         """A bundle folder by name or by folder; ConfigurationError listing the choices."""
@@ -53,8 +72,10 @@ class Catalog:
             if bundle.name == name_or_folder:
                 return bundle.folder
         names = ", ".join(b.name for b in self.bundles)
-        raise ConfigurationError(f"no model bundle named or at {name_or_folder!r}; known: {names} "
-                                 "(`jointspace model list` shows their folders)")
+        raise ConfigurationError(
+            f"no model bundle named or at {name_or_folder!r}; known: {names} "
+            "(`jointspace model list` shows their folders)"
+        )
 
 
 def _candidates(settings: Settings) -> list[tuple[Path, str]]:
@@ -96,7 +117,15 @@ def catalog(settings: Settings) -> Catalog:
             kind = "zero-training"
         elif kind == "trained" and (manifest.get("source") or {}).get("kind") == "open-clip":
             kind = "imported"
-        bundles.append(BundleInfo(name=name, folder=folder, dim=int(manifest["dim"]), kind=kind,
-                                  default=folder == default, in_index=recorded is not None and recorded[0] == name,
-                                  created=manifest.get("created")))
+        bundles.append(
+            BundleInfo(
+                name=name,
+                folder=folder,
+                dim=int(manifest["dim"]),
+                kind=kind,
+                default=folder == default,
+                in_index=recorded is not None and recorded[0] == name,
+                created=manifest.get("created"),
+            )
+        )
     return Catalog(bundles, recorded[0] if recorded else None, recorded[1] if recorded else None, note)

@@ -5,6 +5,7 @@ Image encoder factory: `factory(config: dict, text: TextEncoder, settings: Setti
 `config` is the JSON object stored in a bundle's manifest; paths in it are absolute by the time
 a factory sees them (the bundle loader resolves them against the bundle folder).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,9 +26,12 @@ def text_cache_dir(settings: Settings) -> Path:
 def minilm(config: dict[str, Any], settings: Settings) -> TextEncoder:
     from jointspace.encoders.sentence import MiniLMTextEncoder
 
-    return MiniLMTextEncoder(vocab_size=int(config.get("vocab_size", settings.text_vocab_size)),
-                             cache_dir=text_cache_dir(settings), device="cpu",
-                             runtime=settings.text_runtime)
+    return MiniLMTextEncoder(
+        vocab_size=int(config.get("vocab_size", settings.text_vocab_size)),
+        cache_dir=text_cache_dir(settings),
+        device="cpu",
+        runtime=settings.text_runtime,
+    )
 
 
 def glove(config: dict[str, Any], settings: Settings) -> TextEncoder:
@@ -44,13 +48,14 @@ def glove(config: dict[str, Any], settings: Settings) -> TextEncoder:
 
 def _gensim_trained(kind: str, config: dict[str, Any]) -> TextEncoder:
     from gensim.models import FastText, Word2Vec
-
     from jointspace.encoders.word_vectors import WordVectorEncoder
 
     path = config.get("path")
     if not path or not Path(path).is_file():
-        raise ConfigurationError(f"{kind} is trained on captions: `jointspace train --text {kind}` "
-                                 f"writes it into a bundle (no model at {path!r})")
+        raise ConfigurationError(
+            f"{kind} is trained on captions: `jointspace train --text {kind}` "
+            f"writes it into a bundle (no model at {path!r})"
+        )
     model = (FastText if kind == "fasttext" else Word2Vec).load(str(path))
     idf = config.get("idf")
     return WordVectorEncoder(kind, model.wv, idf=idf, embeds_unseen_words=kind == "fasttext")
@@ -69,11 +74,15 @@ def _backbone(config: dict[str, Any], settings: Settings):  # noqa: ANN202
     from jointspace.encoders.backbone import Backbone, BackboneSpec
 
     spec = config.get("backbone") or {}
-    return Backbone(BackboneSpec(name=spec.get("name", settings.backbone),
-                                 weights=spec.get("weights") or (str(settings.backbone_weights)
-                                                                  if settings.backbone_weights else None),
-                                 image_size=spec.get("image_size")),
-                    device=settings.device, threads=settings.torch_threads)
+    return Backbone(
+        BackboneSpec(
+            name=spec.get("name", settings.backbone),
+            weights=spec.get("weights") or (str(settings.backbone_weights) if settings.backbone_weights else None),
+            image_size=spec.get("image_size"),
+        ),
+        device=settings.device,
+        threads=settings.torch_threads,
+    )
 
 
 def _class_matrix(config: dict[str, Any], text: TextEncoder) -> np.ndarray:
@@ -98,14 +107,16 @@ def _class_matrix(config: dict[str, Any], text: TextEncoder) -> np.ndarray:
 def zeroshot(config: dict[str, Any], text: TextEncoder, settings: Settings) -> ImageEncoder:
     from jointspace.encoders.image_encoders import ZeroShotImageEncoder
 
-    return ZeroShotImageEncoder(_backbone(config, settings), _class_matrix(config, text),
-                                top_k=int(config.get("top_k", settings.zeroshot_top_k)),
-                                batch_size=settings.batch_size)
+    return ZeroShotImageEncoder(
+        _backbone(config, settings),
+        _class_matrix(config, text),
+        top_k=int(config.get("top_k", settings.zeroshot_top_k)),
+        batch_size=settings.batch_size,
+    )
 
 
 def head(config: dict[str, Any], text: TextEncoder, settings: Settings) -> ImageEncoder:
     import torch
-
     from jointspace.encoders.head import HeadConfig, ProjectionHead
     from jointspace.encoders.image_encoders import HeadImageEncoder, ZeroShotImageEncoder
 
@@ -118,8 +129,9 @@ def head(config: dict[str, Any], text: TextEncoder, settings: Settings) -> Image
     weight = float(config.get("zeroshot_weight", 0.0))
     zs = None
     if weight > 0:
-        zs = ZeroShotImageEncoder(backbone, _class_matrix(config, text),
-                                  top_k=int(config.get("top_k", settings.zeroshot_top_k)))
+        zs = ZeroShotImageEncoder(
+            backbone, _class_matrix(config, text), top_k=int(config.get("top_k", settings.zeroshot_top_k))
+        )
     return HeadImageEncoder(backbone, module, zs, weight, batch_size=settings.batch_size)
 
 
@@ -128,13 +140,13 @@ def _open_clip(config: dict[str, Any], settings: Settings):  # noqa: ANN202
     from jointspace.encoders.open_clip_encoders import shared_model
 
     if not config.get("arch") or not config.get("weights"):
-        raise ConfigurationError("an open-clip bundle's config needs `arch` and `weights` "
-                                 "(`jointspace model import open-clip` writes both)")
+        raise ConfigurationError(
+            "an open-clip bundle's config needs `arch` and `weights` (`jointspace model import open-clip` writes both)"
+        )
     import torch
 
     device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return shared_model(str(config["arch"]), Path(config["weights"]), device=device,
-                        threads=settings.torch_threads)
+    return shared_model(str(config["arch"]), Path(config["weights"]), device=device, threads=settings.torch_threads)
 
 
 def open_clip_text(config: dict[str, Any], settings: Settings) -> TextEncoder:

@@ -4,6 +4,7 @@ Extraction is the slow part of training and evaluation (tens of images a second 
 each image is run once per variant and kept. Entries are keyed by path, size and mtime, so a
 re-prepared image is recomputed and a new source only costs its own images.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from jointspace.encoders.augment import apply_variant
+from jointspace.encoders.backbone import Backbone, BackboneSpec
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from jointspace.atomic_write import atomic_path
-from jointspace.encoders.augment import apply_variant
-from jointspace.encoders.backbone import Backbone, BackboneSpec
 
 
 def image_key(path: str | Path) -> str:
@@ -53,8 +54,14 @@ class _Images(Dataset):
 class FeatureCache:
     """`get(paths, variant)` → cached outputs in the order of `paths`, computing only what is missing."""
 
-    def __init__(self, root: Path, spec: BackboneSpec, backbone_factory=None, batch_size: int = 64,  # noqa: ANN001
-                 loader_workers: int = 1) -> None:
+    def __init__(
+        self,
+        root: Path,
+        spec: BackboneSpec,
+        backbone_factory=None,
+        batch_size: int = 64,  # noqa: ANN001
+        loader_workers: int = 1,
+    ) -> None:
         ident = json.dumps(spec.to_json(), sort_keys=True)
         self.root = Path(root) / f"{spec.name}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
         self.spec = spec
@@ -123,9 +130,13 @@ class FeatureCache:
         todo = [k for k in dict.fromkeys(keys) if k not in known]
         # Extract in chunks and save after each, so an interrupted run keeps what it did.
         for start in range(0, len(todo), chunk):
-            part = todo[start:start + chunk]
-            f, l = self._extract([str(key_to_path[k]) for k in part], part, variant,
-                                 f"features {variant} {start + len(part)}/{len(todo)}")
+            part = todo[start : start + chunk]
+            f, l = self._extract(
+                [str(key_to_path[k]) for k in part],
+                part,
+                variant,
+                f"features {variant} {start + len(part)}/{len(todo)}",
+            )
             self._append(variant, part, f, l)
         if not keys:
             return CachedOutputs(np.zeros((0, 0), np.float32), np.zeros((0, 1000), np.float32))

@@ -3,6 +3,7 @@
 On CUDA it runs under AMP (float16 autocast with a gradient scaler) in channels_last memory
 format; on CPU it runs in float32, which is only sensible for a smoke test.
 """
+
 from __future__ import annotations
 
 import copy
@@ -12,15 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
-from tqdm import tqdm
-
 from jointspace.encoders.augment import apply_variant
 from jointspace.encoders.backbone import Backbone
 from jointspace.encoders.head import ProjectionHead
 from jointspace.encoders.losses import LossName, compute_loss
 from jointspace.encoders.pipeline import training_items
 from jointspace.encoders.targets import build_targets
+from PIL import Image
+from tqdm import tqdm
 
 
 def trainable_tail(model: torch.nn.Module, blocks: int) -> list[torch.nn.Parameter]:
@@ -35,8 +35,15 @@ def trainable_tail(model: torch.nn.Module, blocks: int) -> list[torch.nn.Paramet
     return [p for part in parts for p in part.parameters()]
 
 
-def finetune_step(backbone: Backbone, head: ProjectionHead, images: torch.Tensor, targets: torch.Tensor,
-                  loss_name: LossName, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> float:
+def finetune_step(
+    backbone: Backbone,
+    head: ProjectionHead,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    loss_name: LossName,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+) -> float:
     """One optimisation step on a batch of normalised image tensors; returns the loss."""
     device = backbone.device
     x = images.to(device)
@@ -53,9 +60,18 @@ def finetune_step(backbone: Backbone, head: ProjectionHead, images: torch.Tensor
     return loss.item()
 
 
-def finetune(backbone: Backbone, head: ProjectionHead, items: Sequence[Any], targets: torch.Tensor,
-             loss_name: LossName, steps: int, blocks: int = 2, lr: float = 1e-4, batch_size: int = 32,
-             seed: int = 0) -> tuple[Backbone, ProjectionHead, list[float]]:
+def finetune(
+    backbone: Backbone,
+    head: ProjectionHead,
+    items: Sequence[Any],
+    targets: torch.Tensor,
+    loss_name: LossName,
+    steps: int,
+    blocks: int = 2,
+    lr: float = 1e-4,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> tuple[Backbone, ProjectionHead, list[float]]:
     """Fine-tune copies of the backbone tail and the head for `steps` batches of augmented images."""
     backbone = copy.copy(backbone)
     backbone.model = copy.deepcopy(backbone.model).to(backbone.device)
@@ -85,8 +101,15 @@ def finetune_last_blocks(ws: Any, trained: Any, steps: int, out: Path, blocks: i
     items = training_items(ws, trained.options)
     targets, usable = build_targets(trained.text, items, trained.options.targets)
     items = [it for it, ok in zip(items, usable) if ok]
-    tuned, head, losses = finetune(ws.cache.backbone, trained.result.head, items,
-                                   torch.from_numpy(targets[usable]), trained.options.train.loss, steps, blocks)
+    tuned, head, losses = finetune(
+        ws.cache.backbone,
+        trained.result.head,
+        items,
+        torch.from_numpy(targets[usable]),
+        trained.options.train.loss,
+        steps,
+        blocks,
+    )
     out.mkdir(parents=True, exist_ok=True)
     torch.save(tuned.model.state_dict(), out / "backbone.pt")
     trained.result.head = head

@@ -1,4 +1,5 @@
 """The trained projection head: backbone features → the text encoder's space, unit length."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

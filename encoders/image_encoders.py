@@ -3,17 +3,18 @@
 All three start from one backbone pass (pooled features and ImageNet logits), so evaluation and
 training can also feed them cached features through `embed_features`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
-
 from jointspace.encoders.backbone import Backbone
 from jointspace.encoders.head import ProjectionHead
 from jointspace.encoders.imagenet import ClassPrior, class_texts
+from PIL import Image
+
 from jointspace.protocols import TextEncoder
 
 
@@ -70,8 +71,14 @@ class BackboneImageEncoder:
 class ZeroShotImageEncoder(BackboneImageEncoder):
     """No training: an image is what its top ImageNet classes' names mean to the text encoder."""
 
-    def __init__(self, backbone: Backbone, class_matrix: np.ndarray, top_k: int = 10, name: str = "zeroshot",
-                 batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        class_matrix: np.ndarray,
+        top_k: int = 10,
+        name: str = "zeroshot",
+        batch_size: int = 64,
+    ) -> None:
         super().__init__(backbone, batch_size)
         self.class_matrix = unit_rows(class_matrix)
         self.dim = int(class_matrix.shape[1])
@@ -94,7 +101,7 @@ def run_head(head: ProjectionHead, features: np.ndarray, batch_size: int = 4096)
     out = []
     with torch.inference_mode():
         for start in range(0, len(features), batch_size):
-            x = torch.from_numpy(np.asarray(features[start:start + batch_size], np.float32))
+            x = torch.from_numpy(np.asarray(features[start : start + batch_size], np.float32))
             out.append(head(x).numpy())
     return np.concatenate(out) if out else np.zeros((0, head.config.out_dim), np.float32)
 
@@ -102,8 +109,15 @@ def run_head(head: ProjectionHead, features: np.ndarray, batch_size: int = 4096)
 class HeadImageEncoder(BackboneImageEncoder):
     """The trained head on backbone features, optionally blended with the zero-training vector."""
 
-    def __init__(self, backbone: Backbone, head: ProjectionHead, zeroshot: ZeroShotImageEncoder | None = None,
-                 zeroshot_weight: float = 0.0, name: str = "head", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        head: ProjectionHead,
+        zeroshot: ZeroShotImageEncoder | None = None,
+        zeroshot_weight: float = 0.0,
+        name: str = "head",
+        batch_size: int = 64,
+    ) -> None:
         super().__init__(backbone, batch_size)
         self.head = head.eval()
         self.zeroshot = zeroshot

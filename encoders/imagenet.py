@@ -9,6 +9,7 @@ weighted sum of the texts' unit embeddings, normalised (`image_encoders.class_pr
   `hypernym_weight`, so that general words (animal, food, vehicle) reach pictures whose top class is
   a specific kind. A trial (RETRIEVAL-NOTES) found six levels at half weight best on category words.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,7 @@ class ClassPrior:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> "ClassPrior":
+    def from_json(cls, data: dict[str, Any] | None) -> ClassPrior:
         """A manifest's `class_prior`; absent (bundles written before the WordNet prior): `prompt`."""
         if not data:
             return cls()

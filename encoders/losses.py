@@ -8,6 +8,7 @@
   That is how negatives are chosen by caption dissimilarity — a batch of clip-art has many near
   duplicates ("red apple", "apple") that plain InfoNCE would push apart.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -29,8 +30,9 @@ def infonce_loss(pred: torch.Tensor, target: torch.Tensor, temperature: float = 
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
 
 
-def soft_contrastive_loss(pred: torch.Tensor, target: torch.Tensor, temperature: float = 0.05,
-                          target_temperature: float = 0.02) -> torch.Tensor:
+def soft_contrastive_loss(
+    pred: torch.Tensor, target: torch.Tensor, temperature: float = 0.05, target_temperature: float = 0.02
+) -> torch.Tensor:
     logits = pred @ target.T / temperature
     with torch.no_grad():
         soft = F.softmax(target @ target.T / target_temperature, dim=-1)
@@ -39,8 +41,13 @@ def soft_contrastive_loss(pred: torch.Tensor, target: torch.Tensor, temperature:
     return 0.5 * (image_to_text + text_to_image)
 
 
-def compute_loss(name: LossName, pred: torch.Tensor, target: torch.Tensor, temperature: float = 0.05,
-                 target_temperature: float = 0.02) -> torch.Tensor:
+def compute_loss(
+    name: LossName,
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    temperature: float = 0.05,
+    target_temperature: float = 0.02,
+) -> torch.Tensor:
     if name == "regression":
         return regression_loss(pred, target)
     if name == "infonce":

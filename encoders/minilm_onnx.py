@@ -10,6 +10,7 @@ under `$JOINTSPACE_HOME/cache/text/`. Pooling and normalisation are sentence-tra
 batch, as sentence-transformers does. `tests/encoders/test_minilm_onnx.py` checks cosine ≥ 0.999
 against the torch path.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,9 @@ def export(path: Path) -> Path:
             self.model = model
 
         def forward(self, input_ids, attention_mask, token_type_ids):  # noqa: ANN001, ANN201
-            return self.model(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+            return self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
 
     path.parent.mkdir(parents=True, exist_ok=True)
     dummy = torch.ones((2, 8), dtype=torch.long)
@@ -76,12 +78,16 @@ def export(path: Path) -> Path:
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         # The tracer warns about Python-side branches on shapes; the test checks every shape it meets.
         warnings.simplefilter("ignore")
-        torch.onnx.export(Hidden(), (dummy, dummy, torch.zeros_like(dummy)), str(tmp),
-                          input_names=["input_ids", "attention_mask", "token_type_ids"],
-                          output_names=["last_hidden_state"],
-                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
-                                        "last_hidden_state": axes},
-                          opset_version=17, dynamo=False)
+        torch.onnx.export(
+            Hidden(),
+            (dummy, dummy, torch.zeros_like(dummy)),
+            str(tmp),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes},
+            opset_version=17,
+            dynamo=False,
+        )
     return path
 
 
@@ -122,15 +128,15 @@ class MiniLMOnnx:
         # Longest first, as sentence-transformers batches: similar lengths share a batch, so little padding.
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), 384), np.float32)
-        for start in tqdm(range(0, len(texts), batch_size), desc="embed texts", unit="batch",
-                          disable=not progress):
-            chunk = order[start:start + batch_size]
+        for start in tqdm(range(0, len(texts), batch_size), desc="embed texts", unit="batch", disable=not progress):
+            chunk = order[start : start + batch_size]
             encodings = self.tokenizer.encode_batch([texts[i] for i in chunk])
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             types = np.array([e.type_ids for e in encodings], dtype=np.int64)
-            hidden = self.session.run(["last_hidden_state"], {"input_ids": ids, "attention_mask": mask,
-                                                              "token_type_ids": types})[0]
+            hidden = self.session.run(
+                ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            )[0]
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
             out[chunk] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)

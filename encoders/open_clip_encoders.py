@@ -9,6 +9,7 @@ only if those files are already in the local HF cache (`HF_HUB_OFFLINE=1`).
 
 Both encoders of a bundle share one loaded model (`shared_model`), so a bundle holds it once.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -21,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jointspace.encoders.words import WordSegmenter, caption_text
 from PIL import Image
 
-from jointspace.encoders.words import WordSegmenter, caption_text
 from jointspace.errors import ConfigurationError
 
 NAME = "open-clip"
@@ -49,8 +50,10 @@ def check_arch(arch: str) -> dict[str, Any]:
     if arch not in archs:
         close = difflib.get_close_matches(arch, archs, n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ConfigurationError(f"open_clip has no architecture {arch!r}{hint} "
-                                 f"(`python -c \"import open_clip; print(open_clip.list_models())\"` lists all {len(archs)})")
+        raise ConfigurationError(
+            f"open_clip has no architecture {arch!r}{hint} "
+            f"(`python -c \"import open_clip; print(open_clip.list_models())\"` lists all {len(archs)})"
+        )
     import open_clip
 
     return open_clip.get_model_config(arch) or {}
@@ -61,8 +64,8 @@ class LoadedClip:
     """An open_clip model with its evaluation transform and tokenizer, in eval mode."""
 
     arch: str
-    model: Any           # open_clip.CLIP / CustomTextCLIP
-    preprocess: Any      # PIL image → tensor (open_clip's validation transform for the arch)
+    model: Any  # open_clip.CLIP / CustomTextCLIP
+    preprocess: Any  # PIL image → tensor (open_clip's validation transform for the arch)
     tokenizer: Any
     device: str
     dim: int
@@ -91,9 +94,11 @@ def load_clip(arch: str, checkpoint: Path, device: str = "cpu", threads: int | N
         finally:
             logging.disable(logging.NOTSET)
     except OSError as exc:  # an HF-hub text tower or tokenizer that is not in the local cache
-        raise ConfigurationError(f"open_clip architecture {arch!r} needs Hugging Face files that are not on this "
-                                 f"machine, and nothing is downloaded at run time ({exc}); choose an arch with "
-                                 f"open_clip's built-in tokenizer (ViT-*, RN*, convnext_*)") from exc
+        raise ConfigurationError(
+            f"open_clip architecture {arch!r} needs Hugging Face files that are not on this "
+            f"machine, and nothing is downloaded at run time ({exc}); choose an arch with "
+            f"open_clip's built-in tokenizer (ViT-*, RN*, convnext_*)"
+        ) from exc
     try:
         open_clip.load_checkpoint(model, str(checkpoint), strict=True)
     except Exception as exc:  # noqa: BLE001 - classified below: unreadable file, or tensors that do not fit
@@ -115,12 +120,15 @@ def _checkpoint_error(arch: str, checkpoint: Path, exc: Exception) -> Configurat
     except Exception:  # noqa: BLE001
         readable = False
     if not readable:
-        return ConfigurationError(f"{checkpoint} is not a readable open_clip/PyTorch checkpoint "
-                                  f"({type(exc).__name__}: {str(exc)[:300]})")
+        return ConfigurationError(
+            f"{checkpoint} is not a readable open_clip/PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:300]})"
+        )
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()][:4]
-    return ConfigurationError(f"checkpoint {checkpoint} does not fit open_clip architecture {arch!r} "
-                              f"({type(exc).__name__}: {' '.join(lines)[:600]}); check --arch against the "
-                              f"checkpoint's model card")
+    return ConfigurationError(
+        f"checkpoint {checkpoint} does not fit open_clip architecture {arch!r} "
+        f"({type(exc).__name__}: {' '.join(lines)[:600]}); check --arch against the "
+        f"checkpoint's model card"
+    )
 
 
 _SHARED: dict[tuple[str, str, str], LoadedClip] = {}
@@ -149,8 +157,9 @@ class OpenClipTextEncoder:
     name = NAME
     embeds_unseen_words = True
 
-    def __init__(self, clip: LoadedClip, words: Sequence[str], vocab_matrix: np.ndarray | None = None,
-                 batch_size: int = 256) -> None:
+    def __init__(
+        self, clip: LoadedClip, words: Sequence[str], vocab_matrix: np.ndarray | None = None, batch_size: int = 256
+    ) -> None:
         self.clip = clip
         self.dim = clip.dim
         self.batch_size = batch_size
@@ -171,7 +180,7 @@ class OpenClipTextEncoder:
         starts = range(0, len(texts), self.batch_size)
         with self.clip.lock, torch.inference_mode():
             for start in tqdm(starts, desc="embedding words", unit="batch", disable=not progress):
-                tokens = self.clip.tokenizer(list(texts[start:start + self.batch_size])).to(self.clip.device)
+                tokens = self.clip.tokenizer(list(texts[start : start + self.batch_size])).to(self.clip.device)
                 out.append(self.clip.model.encode_text(tokens).float().cpu().numpy())
         return _unit(np.concatenate(out))
 
@@ -239,8 +248,9 @@ class OpenClipImageEncoder:
         cuda = self.clip.device.startswith("cuda")
         with self.clip.lock, torch.inference_mode(), torch.autocast("cuda", enabled=cuda):
             for start in range(0, len(images), self.batch_size):
-                batch = torch.stack([self.clip.preprocess(im.convert("RGB"))
-                                     for im in images[start:start + self.batch_size]]).to(self.clip.device)
+                batch = torch.stack(
+                    [self.clip.preprocess(im.convert("RGB")) for im in images[start : start + self.batch_size]]
+                ).to(self.clip.device)
                 out.append(self.clip.model.encode_image(batch).float().cpu().numpy())
         return _unit(np.concatenate(out))
 
@@ -256,6 +266,8 @@ def read_vocab_matrix(path: str | None, words: Sequence[str], dim: int) -> np.nd
         return None
     matrix = np.load(path).astype(np.float32)
     if matrix.shape != (len(words), dim):
-        raise ConfigurationError(f"{path} holds a {matrix.shape} matrix, expected ({len(words)}, {dim}) "
-                                 "for the bundle's word list; import the checkpoint again")
+        raise ConfigurationError(
+            f"{path} holds a {matrix.shape} matrix, expected ({len(words)}, {dim}) "
+            "for the bundle's word list; import the checkpoint again"
+        )
     return matrix

@@ -5,6 +5,7 @@ list for nearest words and explanations with its embeddings by the CLIP text tow
 once, so no query pays for it), and a manifest that records where it came from: the arch, the
 checkpoint's file name, size and SHA-256, the open_clip version and the dimension.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jointspace.encoders.bundle import _NAME, MANIFEST, probe_vectors, read_manifest, write_manifest
 from PIL import Image
 
-from jointspace.encoders.bundle import MANIFEST, _NAME, probe_vectors, read_manifest, write_manifest
 from jointspace.errors import ConfigurationError
 from jointspace.settings import Settings
 
@@ -36,8 +37,14 @@ class ImportedBundle:
     vocabulary: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "folder": str(self.folder), "dim": self.dim, "arch": self.arch,
-                "checkpoint_sha256": self.sha256, "vocabulary": self.vocabulary}
+        return {
+            "name": self.name,
+            "folder": str(self.folder),
+            "dim": self.dim,
+            "arch": self.arch,
+            "checkpoint_sha256": self.sha256,
+            "vocabulary": self.vocabulary,
+        }
 
 
 def file_sha256(path: Path) -> str:
@@ -61,8 +68,14 @@ def _place_checkpoint(source: Path, dest: Path) -> None:
         shutil.copy2(source, dest)
 
 
-def import_open_clip(settings: Settings, arch: str, checkpoint: Path, name: str | None = None,
-                     vocab_size: int | None = None, progress: bool = True) -> ImportedBundle:
+def import_open_clip(
+    settings: Settings,
+    arch: str,
+    checkpoint: Path,
+    name: str | None = None,
+    vocab_size: int | None = None,
+    progress: bool = True,
+) -> ImportedBundle:
     """Check the checkpoint against the arch, then write the bundle under `settings.models_dir`.
 
     Written into a staging folder and renamed into place, so a failed import leaves nothing behind."""
@@ -80,9 +93,10 @@ def import_open_clip(settings: Settings, arch: str, checkpoint: Path, name: str 
     if (folder / MANIFEST).is_file():
         existing = read_manifest(folder).get("source") or {}
         same = existing.get("checkpoint_sha256") == sha and existing.get("arch") == arch
-        raise ConfigurationError(f"a bundle named {name!r} already exists at {folder}"
-                                 + (" (the same arch and checkpoint: nothing to do)" if same
-                                    else "; choose another --name"))
+        raise ConfigurationError(
+            f"a bundle named {name!r} already exists at {folder}"
+            + (" (the same arch and checkpoint: nothing to do)" if same else "; choose another --name")
+        )
 
     import torch
 
@@ -107,15 +121,29 @@ def import_open_clip(settings: Settings, arch: str, checkpoint: Path, name: str 
         import open_clip
 
         config = {"arch": arch, "weights": weights, "vocabulary": WORDS_FILE, "vocab_matrix": MATRIX_FILE}
-        write_manifest(staging, {
-            "name": name, "dim": clip.dim,
-            "text": {"name": NAME, "config": config, "dim": clip.dim, "probe": probe_vectors(text)},
-            "image": {"name": NAME, "config": config},
-            "source": {"kind": "open-clip", "arch": arch, "checkpoint": str(checkpoint.resolve()),
-                       "checkpoint_bytes": checkpoint.stat().st_size, "checkpoint_sha256": sha,
-                       "open_clip_version": open_clip.__version__, "embed_dim": clip.dim,
-                       "vocabulary_words": len(words)},
-            "loss": None, "targets": None, "training": None, "metrics": {}})
+        write_manifest(
+            staging,
+            {
+                "name": name,
+                "dim": clip.dim,
+                "text": {"name": NAME, "config": config, "dim": clip.dim, "probe": probe_vectors(text)},
+                "image": {"name": NAME, "config": config},
+                "source": {
+                    "kind": "open-clip",
+                    "arch": arch,
+                    "checkpoint": str(checkpoint.resolve()),
+                    "checkpoint_bytes": checkpoint.stat().st_size,
+                    "checkpoint_sha256": sha,
+                    "open_clip_version": open_clip.__version__,
+                    "embed_dim": clip.dim,
+                    "vocabulary_words": len(words),
+                },
+                "loss": None,
+                "targets": None,
+                "training": None,
+                "metrics": {},
+            },
+        )
         staging.replace(folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

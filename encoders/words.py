@@ -1,4 +1,5 @@
 """Caption text → the content words a word model embeds: lower-cased, hashtags split, stop words dropped."""
+
 from __future__ import annotations
 
 import math
@@ -8,10 +9,49 @@ from functools import lru_cache
 
 # gensim's list (the Glasgow list) also drops words that name things people photograph
 # ("fire", "computer", "bottom", ...); those must stay searchable.
-_CONTENT_WORDS = {"fire", "computer", "bill", "system", "top", "bottom", "front", "back", "side", "full",
-                  "empty", "thick", "thin", "mill", "kg", "km", "call", "cry", "interest", "part", "name",
-                  "move", "show", "fill", "found", "find", "give", "detail", "amount", "con", "de", "well",
-                  "serious", "sincere", "describe", "made", "say", "see", "eleven", "twelve", "fifteen"}
+_CONTENT_WORDS = {
+    "fire",
+    "computer",
+    "bill",
+    "system",
+    "top",
+    "bottom",
+    "front",
+    "back",
+    "side",
+    "full",
+    "empty",
+    "thick",
+    "thin",
+    "mill",
+    "kg",
+    "km",
+    "call",
+    "cry",
+    "interest",
+    "part",
+    "name",
+    "move",
+    "show",
+    "fill",
+    "found",
+    "find",
+    "give",
+    "detail",
+    "amount",
+    "con",
+    "de",
+    "well",
+    "serious",
+    "sincere",
+    "describe",
+    "made",
+    "say",
+    "see",
+    "eleven",
+    "twelve",
+    "fifteen",
+}
 
 
 @lru_cache(maxsize=1)
@@ -27,6 +67,7 @@ def __getattr__(name: str) -> frozenset[str]:  # `STOP_WORDS` stays importable, 
     if name == "STOP_WORDS":
         return stop_words()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _WORD = re.compile(r"[a-z][a-z'\-]*[a-z]|[a-z]")
 _HASHTAG = re.compile(r"#(\w+)")
@@ -87,8 +128,9 @@ def hashtag_words(tag: str, segmenter: WordSegmenter | None = None) -> list[str]
     return out
 
 
-def caption_words(caption: str, hashtags: Iterable[str] = (), segmenter: WordSegmenter | None = None,
-                  keep_stop_words: bool = False) -> list[str]:
+def caption_words(
+    caption: str, hashtags: Iterable[str] = (), segmenter: WordSegmenter | None = None, keep_stop_words: bool = False
+) -> list[str]:
     """Content words of a caption plus its hashtags, in order, repeats kept (they count for tf)."""
     tags = list(hashtags) + [m for m in _HASHTAG.findall(caption) if m not in hashtags]
     body = _HASHTAG.sub(" ", caption).lower().replace("_", " ")

@@ -1,4 +1,5 @@
 """An Elasticsearch client that fails fast and clearly: unreachable → BackendUnavailableError naming the URL."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -22,10 +23,11 @@ def unavailable_as_error(url: str) -> Iterator[None]:
     except (ConnectionError, ConnectionTimeout) as exc:
         raise BackendUnavailableError(
             f"Elasticsearch at {url} cannot be reached ({type(exc).__name__}: {exc}); start it "
-            f"(`jointspace es start`) or point JOINTSPACE_ES_URL at a running node") from exc
+            f"(`jointspace es start`) or point JOINTSPACE_ES_URL at a running node"
+        ) from exc
 
 
-def connect(settings: Settings, url: str | None = None) -> "Elasticsearch":
+def connect(settings: Settings, url: str | None = None) -> Elasticsearch:
     """A client for `url` (default Settings.es_url), checked live within es_connect_timeout_s.
 
     `url` may list several nodes of one cluster, comma-separated: the client spreads requests over
@@ -42,17 +44,19 @@ def connect(settings: Settings, url: str | None = None) -> "Elasticsearch":
     # orjson writes numpy float32 vectors directly, in their shortest float32 form: bulk bodies are
     # ~40% smaller and serialise ~10× faster than through the stdlib json encoder.
     hosts = [host.strip() for host in url.split(",") if host.strip()]
-    client = Elasticsearch(hosts, request_timeout=settings.es_request_timeout_s, retry_on_timeout=True,
-                           serializer=OrjsonSerializer())
+    client = Elasticsearch(
+        hosts, request_timeout=settings.es_request_timeout_s, retry_on_timeout=True, serializer=OrjsonSerializer()
+    )
     from elasticsearch import ApiError, UnsupportedProductError
 
     with unavailable_as_error(url):
         # One attempt per listed node, each bounded by the connect timeout: the promise callers rely on.
         try:
-            client.options(request_timeout=settings.es_connect_timeout_s,
-                           max_retries=len(hosts) - 1).cluster.health()
+            client.options(request_timeout=settings.es_connect_timeout_s, max_retries=len(hosts) - 1).cluster.health()
         except (ApiError, UnsupportedProductError) as exc:
             client.close()
-            raise BackendUnavailableError(f"{url} answers, but not as a healthy Elasticsearch node "
-                                          f"({type(exc).__name__}: {exc}); check JOINTSPACE_ES_URL") from exc
+            raise BackendUnavailableError(
+                f"{url} answers, but not as a healthy Elasticsearch node "
+                f"({type(exc).__name__}: {exc}); check JOINTSPACE_ES_URL"
+            ) from exc
     return client

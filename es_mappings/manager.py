@@ -3,15 +3,17 @@
 A new model bundle means a new index: it is filled while the alias still points at the old one, then
 the alias moves in one atomic `_aliases` call, so searches never see a missing or half-filled index.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.es_mappings.client import unavailable_as_error
 from jointspace.es_mappings.template import check_model_name, index_body
+
+from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.settings import Settings
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ class IndexInfo:
 class IndexManager:
     """Index lifecycle for the alias `settings.es_index_alias` (or `alias`)."""
 
-    def __init__(self, client: "Elasticsearch", settings: Settings, alias: str | None = None) -> None:
+    def __init__(self, client: Elasticsearch, settings: Settings, alias: str | None = None) -> None:
         self.client = client
         self.settings = settings
         self.alias = alias or settings.es_index_alias
@@ -41,7 +43,7 @@ class IndexManager:
 
     def index_name(self, model: str, version: str | None = None) -> str:
         """`<alias>-<model>-<version>`; the version defaults to a UTC timestamp (sorts by age)."""
-        version = version or datetime.now(timezone.utc).strftime("%Y%m%dt%H%M%S%f")
+        version = version or datetime.now(UTC).strftime("%Y%m%dt%H%M%S%f")
         return f"{self.alias}-{check_model_name(model)}-{version.lower()}"
 
     def create(self, model: str, dim: int, version: str | None = None) -> str:
@@ -58,8 +60,10 @@ class IndexManager:
                 return None
             names = sorted(self.client.indices.get_alias(name=self.alias))
         if len(names) != 1:
-            raise ConfigurationError(f"alias {self.alias!r} points at {len(names)} indices ({', '.join(names)}); "
-                                     f"point it at one with `IndexManager.point_alias`")
+            raise ConfigurationError(
+                f"alias {self.alias!r} points at {len(names)} indices ({', '.join(names)}); "
+                f"point it at one with `IndexManager.point_alias`"
+            )
         return names[0]
 
     def meta(self, index: str) -> dict[str, Any]:
@@ -71,35 +75,52 @@ class IndexManager:
     def point_alias(self, index: str) -> None:
         """Moves the alias onto `index` in one atomic request, off every index that held it."""
         with unavailable_as_error(self._url):
-            holders = (list(self.client.indices.get_alias(name=self.alias))
-                       if self.client.indices.exists_alias(name=self.alias) else [])
-            actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": self.alias}}
-                                             for old in holders if old != index]
+            holders = (
+                list(self.client.indices.get_alias(name=self.alias))
+                if self.client.indices.exists_alias(name=self.alias)
+                else []
+            )
+            actions: list[dict[str, Any]] = [
+                {"remove": {"index": old, "alias": self.alias}} for old in holders if old != index
+            ]
             actions.append({"add": {"index": index, "alias": self.alias, "is_write_index": True}})
             self.client.indices.update_aliases(actions=actions)
 
     def indices(self) -> list[IndexInfo]:
         """This alias's indices (those whose `_meta.alias` is it), oldest first."""
         with unavailable_as_error(self._url):
-            found = self.client.indices.get(index=f"{self.alias}-*", allow_no_indices=True,
-                                            expand_wildcards="open")
-            counts = {row["index"]: int(row.get("docs.count") or 0) for row in self.client.cat.indices(
-                index=f"{self.alias}-*", format="json", h="index,docs.count")} if found else {}
+            found = self.client.indices.get(index=f"{self.alias}-*", allow_no_indices=True, expand_wildcards="open")
+            counts = (
+                {
+                    row["index"]: int(row.get("docs.count") or 0)
+                    for row in self.client.cat.indices(index=f"{self.alias}-*", format="json", h="index,docs.count")
+                }
+                if found
+                else {}
+            )
         infos = []
         for name, body in found.items():
             meta = body.get("mappings", {}).get("_meta") or {}
             if meta.get("alias") != self.alias:
                 continue
-            infos.append(IndexInfo(name=name, model=meta.get("model"), dim=meta.get("dim"),
-                                   docs=counts.get(name, 0), aliased=self.alias in body.get("aliases", {}),
-                                   created_at=meta.get("created_at")))
+            infos.append(
+                IndexInfo(
+                    name=name,
+                    model=meta.get("model"),
+                    dim=meta.get("dim"),
+                    docs=counts.get(name, 0),
+                    aliased=self.alias in body.get("aliases", {}),
+                    created_at=meta.get("created_at"),
+                )
+            )
         return sorted(infos, key=lambda info: (info.created_at or "", info.name))
 
     def drop(self, index: str) -> None:
         """Deletes one index; refuses the one the alias points at, so search cannot lose its data."""
         if index == self.current():
-            raise ConfigurationError(f"index {index!r} is behind alias {self.alias!r}; point the alias "
-                                     f"elsewhere before dropping it")
+            raise ConfigurationError(
+                f"index {index!r} is behind alias {self.alias!r}; point the alias elsewhere before dropping it"
+            )
         with unavailable_as_error(self._url):
             self.client.indices.delete(index=index)
 
@@ -107,7 +128,7 @@ class IndexManager:
         """Deletes this alias's indices the alias does not point at, except the `keep` newest
         (kept for a quick rollback); returns the names deleted."""
         old = [info.name for info in self.indices() if not info.aliased]
-        doomed = old[:len(old) - keep] if keep else old
+        doomed = old[: len(old) - keep] if keep else old
         for name in doomed:
             self.drop(name)
         return doomed
@@ -121,8 +142,10 @@ class IndexManager:
         index = self.current()
         if index is None:
             if read_only:
-                raise ConfigurationError(f"no index behind alias {self.alias!r} at {self._url}: ingest "
-                                         f"posts first (`jointspace ingest FILE`)")
+                raise ConfigurationError(
+                    f"no index behind alias {self.alias!r} at {self._url}: ingest "
+                    f"posts first (`jointspace ingest FILE`)"
+                )
             index = self.create(model, dim)
             try:
                 self.point_alias(index)
@@ -137,5 +160,6 @@ class IndexManager:
                 f"index {index!r} behind alias {self.alias!r} was built by model bundle "
                 f"{meta.get('model')!r} ({meta.get('dim')} dims), not {model!r} ({dim} dims): search with "
                 f"JOINTSPACE_MODEL set to the bundle {meta.get('model')!r}, or re-embed the stored posts "
-                f"with the new one: `jointspace reindex --bundle DIR` (DIR: the folder of bundle {model!r})")
+                f"with the new one: `jointspace reindex --bundle DIR` (DIR: the folder of bundle {model!r})"
+            )
         return index

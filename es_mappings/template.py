@@ -9,12 +9,13 @@ the float32 values (int8_hnsw keeps that copy anyway, to rescore). Why:
 - The price: doc values are read through search, so `get` sees a write after a refresh, like search
   does (the realtime GET API serves only `_source` and stored fields).
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -40,8 +41,10 @@ def template_version() -> int:
 def check_model_name(model: str) -> str:
     """The name, if usable inside an index name; ConfigurationError otherwise."""
     if not MODEL_NAME.match(model):
-        raise ConfigurationError(f"model bundle name {model!r} cannot name an index: use lower-case "
-                                 f"letters, digits and '-' (the bundle manifest's `name`)")
+        raise ConfigurationError(
+            f"model bundle name {model!r} cannot name an index: use lower-case "
+            f"letters, digits and '-' (the bundle manifest's `name`)"
+        )
     return model
 
 
@@ -56,14 +59,17 @@ def index_body(settings: Settings, model: str, dim: int, alias: str | None = Non
     body["settings"]["number_of_replicas"] = settings.es_replicas
     vector = body["mappings"]["properties"][VECTOR_FIELD]
     vector["dims"] = dim
-    vector["index_options"] = {"type": settings.es_index_options, "m": settings.es_hnsw_m,
-                               "ef_construction": settings.es_hnsw_ef_construction}
+    vector["index_options"] = {
+        "type": settings.es_index_options,
+        "m": settings.es_hnsw_m,
+        "ef_construction": settings.es_hnsw_ef_construction,
+    }
     body["mappings"]["_meta"] = {
         "model": model,
         "dim": dim,
         "alias": alias or settings.es_index_alias,
         "template_version": template_version(),
         "index_options": settings.es_index_options,
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
     }
     return body

@@ -6,6 +6,7 @@ folder with the index (the backend's `add_media_roots`) before the post is index
 is servable as soon as the post is searchable. The rule for which folders qualify lives in
 `jointspace.media_roots`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,7 @@ from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 
 from jointspace.ingest.sources.base import Source, SourceItem
+
 from jointspace.media_roots import below_any, folder_to_record, ref_to_path, too_broad
 from jointspace.protocols import MediaRootRegistry
 
@@ -50,8 +52,12 @@ class RecordingSource:
             why = too_broad(Path(parent))
             if why and parent not in self.refused:
                 self.refused[parent] = why
-                log.warning("pictures in %s will not be served: %s (add a narrower folder with "
-                            "`jointspace media roots add DIR`)", parent, why)
+                log.warning(
+                    "pictures in %s will not be served: %s (add a narrower folder with "
+                    "`jointspace media roots add DIR`)",
+                    parent,
+                    why,
+                )
             return
         if below_any(folder, self.known):
             return

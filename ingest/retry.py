@@ -1,4 +1,5 @@
 """Dead letters back through the pipeline: each letter becomes a source item again."""
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Sequence

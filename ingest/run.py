@@ -1,5 +1,6 @@
 """An ingest run: read a source, batch, hand batches to the distributor, settle their outcomes,
 acknowledge the source, and say what happened. The same loop serves files, folders and streams."""
+
 from __future__ import annotations
 
 import logging
@@ -9,13 +10,13 @@ from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqdm import tqdm
-
 from jointspace.ingest.sources.base import Source, SourceItem
-from jointspace.protocols import SearchBackend
-from jointspace.records import Post
 from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
 from jointspace.workers.distributor import Distributor, Ticket
+from tqdm import tqdm
+
+from jointspace.protocols import SearchBackend
+from jointspace.records import Post
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class IngestSummary:
 
     def reasons(self) -> Counter[str]:
         """Dead letters grouped by kind: stage and reason without the details (paths, sizes)."""
+
         def kind(reason: str) -> str:
             parts = reason.split(": ")
             return ": ".join(parts[:3] if parts[0] == "validate" else parts[:2]).split(" (")[0]
@@ -43,11 +45,19 @@ class IngestSummary:
         return Counter(kind(r) for r in self.dead.values())
 
     def to_json(self) -> dict[str, Any]:
-        return {"read": self.read, "indexed": self.indexed, "unchanged": self.unchanged,
-                "duplicates": self.duplicates, "enqueued": self.enqueued, "dead_lettered": len(self.dead),
-                "dead": self.dead, "stage_seconds": self.stage_seconds, "seconds": round(self.seconds, 3),
-                "posts_per_second": round(self.read / self.seconds, 2) if self.seconds else None,
-                "searchable": self.searchable}
+        return {
+            "read": self.read,
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
+            "enqueued": self.enqueued,
+            "dead_lettered": len(self.dead),
+            "dead": self.dead,
+            "stage_seconds": self.stage_seconds,
+            "seconds": round(self.seconds, 3),
+            "posts_per_second": round(self.read / self.seconds, 2) if self.seconds else None,
+            "searchable": self.searchable,
+        }
 
 
 @dataclass
@@ -60,9 +70,19 @@ class _InFlight:
 class IngestRun:
     """Drives one run. `wait=False` with a broker returns once everything is queued."""
 
-    def __init__(self, source: Source, distributor: Distributor, dead_letters: DeadLetterStore, *,
-                 batch_size: int, wait: bool = True, backend: SearchBackend | None = None,
-                 max_in_flight: int = 64, timeout_s: float = 3600.0, progress: bool = True) -> None:
+    def __init__(
+        self,
+        source: Source,
+        distributor: Distributor,
+        dead_letters: DeadLetterStore,
+        *,
+        batch_size: int,
+        wait: bool = True,
+        backend: SearchBackend | None = None,
+        max_in_flight: int = 64,
+        timeout_s: float = 3600.0,
+        progress: bool = True,
+    ) -> None:
         self.source = source
         self.distributor = distributor
         self.dead_letters = dead_letters
@@ -148,8 +168,13 @@ class IngestRun:
         key = str(raw_id) if isinstance(raw_id, (str, int)) and str(raw_id).strip() else item.origin
         reason = f"{error.field}: {error.reason}" if error else "invalid post"
         post = item.raw if isinstance(item.raw, dict) else {"text": item.raw}
-        self.dead_letters.put([DeadLetter(key=key, stage="validate", reason=reason, post=post,
-                                          origin=item.origin, base_dir=item.base_dir)])
+        self.dead_letters.put(
+            [
+                DeadLetter(
+                    key=key, stage="validate", reason=reason, post=post, origin=item.origin, base_dir=item.base_dir
+                )
+            ]
+        )
         self.summary.dead[key] = f"validate: {reason}"
         self._bar.update(1)
         self._bar.set_postfix(failed=len(self.summary.dead))
@@ -223,4 +248,4 @@ class IngestRun:
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]

@@ -3,13 +3,14 @@
 A post that cannot be accepted raises `InvalidPost` naming the field and the reason; the caller
 adds the line number and sends it to the dead letters. Nothing here touches the network.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -38,7 +39,7 @@ class InvalidPost(JointspaceError, ValueError):
         where = f"{self.source or 'input'}:{self.line}: " if self.line is not None else ""
         return f"{where}{self.field}: {self.reason}"
 
-    def at(self, line: int | None, source: str | None) -> "InvalidPost":
+    def at(self, line: int | None, source: str | None) -> InvalidPost:
         return InvalidPost(self.field, self.reason, line=line, source=source)
 
 
@@ -48,7 +49,7 @@ class ValidationLimits:
     max_image_bytes: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "ValidationLimits":
+    def from_settings(cls, settings: Settings) -> ValidationLimits:
         return cls(max_caption_chars=settings.caption_max_chars, max_image_bytes=settings.image_max_bytes)
 
 
@@ -93,8 +94,8 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         raise InvalidPost("created_at", f"not an ISO 8601 time: {value!r}") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def resolve_image(ref: Any, base_dir: Path | None) -> Path:
@@ -155,8 +156,7 @@ def _optional_text(raw: Mapping[str, Any], name: str) -> str | None:
     return str(value).strip() or None
 
 
-def validate_post(raw: Any, base_dir: Path | None, limits: ValidationLimits,
-                  default_source: str | None = None) -> Post:
+def validate_post(raw: Any, base_dir: Path | None, limits: ValidationLimits, default_source: str | None = None) -> Post:
     """One raw JSON object → a `Post`. Raises `InvalidPost`. Extra fields are ignored.
 
     Reads the image file only when the post has no id (to hash it).

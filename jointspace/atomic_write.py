@@ -7,6 +7,7 @@ racing for the same thumbnail never share one) and carrying the pid, so a clean-
 leftovers of a killed process (`backends/ann_index.remove_stale`). Hand-written because the
 standard library has no such helper and the few lines do not warrant a dependency.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,9 @@ def atomic_path(target: Path | str, suffix: str = ".tmp") -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_open(target: Path | str, mode: str = "w", encoding: str | None = "utf-8",
-                suffix: str = ".tmp") -> Iterator[IO[Any]]:
+def atomic_open(
+    target: Path | str, mode: str = "w", encoding: str | None = "utf-8", suffix: str = ".tmp"
+) -> Iterator[IO[Any]]:
     """An open file whose content replaces `target` atomically when the block ends without error."""
     with atomic_path(target, suffix) as tmp:
         with open(tmp, mode, encoding=None if "b" in mode else encoding) as handle:

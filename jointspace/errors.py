@@ -1,4 +1,5 @@
 """Errors a person can act on. The CLI prints them to stderr and exits non-zero; the API maps them to 4xx/5xx."""
+
 from __future__ import annotations
 
 
@@ -25,8 +26,13 @@ class DimensionError(JointspaceError, ValueError):
 class QueryError(JointspaceError, ValueError):
     """A query that cannot run. `position` is the 0-based character offset in the expression, when known."""
 
-    def __init__(self, message: str, position: int | None = None, expression: str | None = None,
-                 suggestions: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        position: int | None = None,
+        expression: str | None = None,
+        suggestions: list[str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.position = position
@@ -40,5 +46,4 @@ class QueryError(JointspaceError, ValueError):
         return f"{self.message}\n  {self.expression}\n  {' ' * self.position}^"
 
     def to_json(self) -> dict[str, object]:
-        return {"error": "query", "message": self.message, "position": self.position,
-                "suggestions": self.suggestions}
+        return {"error": "query", "message": self.message, "position": self.position, "suggestions": self.suggestions}

@@ -7,6 +7,7 @@ turns pictures by its source's `rotate_cw`, not by EXIF, as the prepared data al
 `ImageRejected` with a reason. The encoder's own final resize and normalisation stay with the
 encoder (`encoders/backbone.py`): they belong to the model, not to the file.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,9 @@ class DecodeLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DecodeLimits:
-        return cls(max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels,
-                   max_side=settings.decode_max_side)
+        return cls(
+            max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels, max_side=settings.decode_max_side
+        )
 
 
 def read_bytes(path: str | Path, max_bytes: int) -> bytes:
@@ -84,8 +86,9 @@ def shrink_shorter_side(image: Image.Image, max_side: int) -> Image.Image:
     if shorter <= max_side:
         return image
     scale = max_side / shorter
-    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                        Image.Resampling.BILINEAR)
+    return image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR
+    )
 
 
 def shrink_longer_side(image: Image.Image, max_side: int) -> Image.Image:
@@ -114,8 +117,11 @@ def decode(data: bytes, limits: DecodeLimits) -> Image.Image:
             image = Image.open(BytesIO(data))
             width, height = image.size
             if width * height > limits.max_pixels:
-                raise ImageRejected("decode", f"{width}x{height} pixels is over image_max_pixels "
-                                              f"({limits.max_pixels}): refused as a decompression bomb")
+                raise ImageRejected(
+                    "decode",
+                    f"{width}x{height} pixels is over image_max_pixels "
+                    f"({limits.max_pixels}): refused as a decompression bomb",
+                )
             # JPEG can decode straight at a fraction of the size: much faster for big photos.
             image.draft("RGB", (limits.max_side, limits.max_side))
             image.load()

@@ -11,6 +11,7 @@ it is too broad to be a picture folder (`/`, a top-level folder such as `/tmp`, 
 or one of its parents): serving every picture below it would expose far more than the user
 ingested. Such pictures stay unserved until their folder is added by hand.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

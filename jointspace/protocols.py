@@ -1,14 +1,14 @@
 """The contracts between stages. Implementations live in their stage folders and are found by name."""
+
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
-from jointspace.records import (Document, FacetCounts, Filters, Hit, MatchSet, RankedPage, TrendBucket,
-                                UpsertResult)
+from jointspace.records import Document, FacetCounts, Filters, Hit, MatchSet, RankedPage, TrendBucket, UpsertResult
 
 
 @runtime_checkable
@@ -65,13 +65,13 @@ class SearchBackend(Protocol):
 
     def delete(self, post_id: str) -> bool: ...
 
-    def knn(self, vector: np.ndarray, k: int, num_candidates: int | None = None,
-            filters: Filters | None = None) -> list[Hit]: ...
+    def knn(
+        self, vector: np.ndarray, k: int, num_candidates: int | None = None, filters: Filters | None = None
+    ) -> list[Hit]: ...
 
     def keyword(self, text: str, k: int, filters: Filters | None = None) -> list[Hit]: ...
 
-    def keyword_among(self, queries: Sequence[tuple[str, Filters | None]],
-                      post_ids: Sequence[str]) -> list[list[Hit]]:
+    def keyword_among(self, queries: Sequence[tuple[str, Filters | None]], post_ids: Sequence[str]) -> list[list[Hit]]:
         """For each (text, filters): the posts among `post_ids` that the keyword search would find,
         best first. Sees every write made before the call (the alert check of a new batch)."""
         ...

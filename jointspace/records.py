@@ -1,4 +1,5 @@
 """Typed records every stage shares: what a post is, what a search filters on, what a hit carries."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -34,7 +35,7 @@ class Post:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Post":
+    def from_json(cls, data: dict[str, Any]) -> Post:
         created = data.get("created_at")
         return cls(
             id=str(data["id"]),
@@ -77,13 +78,15 @@ class Filters:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cities", tuple(sorted({c.strip().lower() for c in self.cities if c.strip()})))
-        object.__setattr__(self, "hashtags", tuple(sorted({h.strip().lower().lstrip("#") for h in self.hashtags if h.strip()})))
+        object.__setattr__(
+            self, "hashtags", tuple(sorted({h.strip().lower().lstrip("#") for h in self.hashtags if h.strip()}))
+        )
         object.__setattr__(self, "sources", tuple(sorted({s.strip() for s in self.sources if s.strip()})))
 
     def is_empty(self) -> bool:
         return not (self.cities or self.hashtags or self.sources or self.after or self.before)
 
-    def merge(self, other: "Filters") -> "Filters":
+    def merge(self, other: Filters) -> Filters:
         """Both sets of restrictions at once (cities etc. unioned per field, times narrowed)."""
         after = max((t for t in (self.after, other.after) if t), default=None)
         before = min((t for t in (self.before, other.before) if t), default=None)
@@ -146,7 +149,7 @@ class MatchSet:
 
 @dataclass(frozen=True, slots=True)
 class FacetBucket:
-    value: str   # lower-cased city or hashtag, the source as stored, or the month as YYYY-MM
+    value: str  # lower-cased city or hashtag, the source as stored, or the month as YYYY-MM
     count: int
 
 
@@ -165,7 +168,7 @@ class TrendBucket:
     posts passing the filters (so share = count / total)."""
 
     key: str
-    period: str   # YYYY, YYYY-MM or YYYY-MM-DD (UTC)
+    period: str  # YYYY, YYYY-MM or YYYY-MM-DD (UTC)
     count: int
     total: int
 

@@ -3,6 +3,7 @@
 Groups: `jointspace.text_encoders`, `jointspace.image_encoders`, `jointspace.sources`. The built-in
 implementations register the same way (see pyproject.toml).
 """
+
 from __future__ import annotations
 
 from importlib.metadata import entry_points
@@ -24,5 +25,7 @@ def load(group: str, name: str) -> Any:
     for ep in entry_points(group=group):
         if ep.name == name:
             return ep.load()
-    raise ConfigurationError(f"no {group.rsplit('.', 1)[-1][:-1].replace('_', ' ')} named {name!r}; "
-                             f"available: {', '.join(available(group)) or 'none'}")
+    raise ConfigurationError(
+        f"no {group.rsplit('.', 1)[-1][:-1].replace('_', ' ')} named {name!r}; "
+        f"available: {', '.join(available(group)) or 'none'}"
+    )

@@ -1,4 +1,5 @@
 """The one settings object: every knob comes from `JOINTSPACE_*` environment variables."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -159,7 +160,7 @@ class Settings(BaseSettings):
     data_workers: int = 2
 
     @model_validator(mode="after")
-    def _refuse_unsafe_production(self) -> "Settings":
+    def _refuse_unsafe_production(self) -> Settings:
         if self.environment == "production" and not self.api_key:
             raise ValueError("JOINTSPACE_API_KEY must be set when JOINTSPACE_ENVIRONMENT=production")
         return self

@@ -2,6 +2,7 @@
 
 query vector = normalise( Σ weightᵢ · unit(termᵢ) ); similarity is then a dot product of unit vectors.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -53,8 +54,9 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
-def combine(terms: list[WeightedTerm], vectors: Mapping[tuple[str, str], np.ndarray],
-            expression: str | None = None) -> np.ndarray:
+def combine(
+    terms: list[WeightedTerm], vectors: Mapping[tuple[str, str], np.ndarray], expression: str | None = None
+) -> np.ndarray:
     """The unit query vector. Raises QueryError when the weighted terms cancel out."""
     if not terms:
         raise QueryError("the query has no terms to search with", 0, expression)
@@ -65,12 +67,14 @@ def combine(terms: list[WeightedTerm], vectors: Mapping[tuple[str, str], np.ndar
         scale += abs(item.weight)
     norm = float(np.linalg.norm(total))
     if scale == 0.0 or norm <= CANCEL_TOLERANCE * scale:
-        raise QueryError("the terms cancel out (their weighted sum is nearly zero): "
-                         "change a weight or a sign", 0, expression)
+        raise QueryError(
+            "the terms cancel out (their weighted sum is nearly zero): change a weight or a sign", 0, expression
+        )
     return (total / norm).astype(np.float32)
 
 
-def contributions(terms: list[WeightedTerm], vectors: Mapping[tuple[str, str], np.ndarray],
-                  query: np.ndarray) -> list[float]:
+def contributions(
+    terms: list[WeightedTerm], vectors: Mapping[tuple[str, str], np.ndarray], query: np.ndarray
+) -> list[float]:
     """Each term's share of the query: weight × cos(term, query). The shares sum to |Σ wᵢ·uᵢ|."""
     return [float(item.weight * np.dot(unit(vectors[item.term.key]), query)) for item in terms]

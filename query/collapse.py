@@ -1,4 +1,5 @@
 """Near-duplicate collapsing: keep the best-ranked of each group of almost identical images."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -12,6 +12,7 @@ hits above the drop. `z` was chosen on leave-one-source-out galleries (docs/eval
 Hand-written rather than taken from a library: it is four lines of numpy, and scipy's robust
 scale helpers would add nothing but a dependency.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """Inline filters (`city:london,sydney tag:beach after:2018-01-01`) to and from `Filters`."""
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,9 @@ def parse_time(value: FilterValue, expression: str) -> datetime:
     try:
         return datetime.fromisoformat(value.text)
     except ValueError:
-        raise QueryError(f"'{value.text}' is not a date: write it as 2018-01-31 or 2018-01-31T12:00",
-                         value.position, expression) from None
+        raise QueryError(
+            f"'{value.text}' is not a date: write it as 2018-01-31 or 2018-01-31T12:00", value.position, expression
+        ) from None
 
 
 def filters_from_tokens(tokens: Sequence[Token], expression: str) -> Filters:
@@ -67,7 +69,10 @@ def filters_to_text(filters: Filters) -> str:
 
 
 def filters_to_json(filters: Filters) -> dict[str, object]:
-    return {"cities": list(filters.cities), "hashtags": list(filters.hashtags),
-            "sources": list(filters.sources),
-            "after": filters.after.isoformat() if filters.after else None,
-            "before": filters.before.isoformat() if filters.before else None}
+    return {
+        "cities": list(filters.cities),
+        "hashtags": list(filters.hashtags),
+        "sources": list(filters.sources),
+        "after": filters.after.isoformat() if filters.after else None,
+        "before": filters.before.isoformat() if filters.before else None,
+    }

@@ -5,6 +5,7 @@ hashtags, so exclusion (`bike-park`: posts about bikes that do not mention parks
 here: hits mentioning an excluded word are dropped and the list is refilled from deeper
 results, which works the same on every backend.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,9 +22,9 @@ _TOKEN = re.compile(r"\w+")
 
 @dataclass(frozen=True, slots=True)
 class KeywordQuery:
-    words: tuple[str, ...]       # positive words, in order
-    phrases: tuple[str, ...]     # positive quoted phrases
-    excluded: tuple[str, ...]    # words of negative-weight terms (phrases split into words)
+    words: tuple[str, ...]  # positive words, in order
+    phrases: tuple[str, ...]  # positive quoted phrases
+    excluded: tuple[str, ...]  # words of negative-weight terms (phrases split into words)
 
     @property
     def text(self) -> str:
@@ -34,8 +35,12 @@ class KeywordQuery:
         return not (self.words or self.phrases)
 
     def to_json(self) -> dict[str, object]:
-        return {"text": self.text, "words": list(self.words), "phrases": list(self.phrases),
-                "excluded": list(self.excluded)}
+        return {
+            "text": self.text,
+            "words": list(self.words),
+            "phrases": list(self.phrases),
+            "excluded": list(self.excluded),
+        }
 
 
 def keyword_query(terms: Sequence[WeightedTerm]) -> KeywordQuery:

@@ -4,6 +4,7 @@ Hand-written (with `re` for each token) because error messages must point at the
 character, and the token set is a dozen regular expressions: a lexer library would add a
 dependency without saving code.
 """
+
 from __future__ import annotations
 
 import re
@@ -79,8 +80,13 @@ def _read_filter_values(expression: str, start: int, name: str) -> tuple[tuple[F
         return tuple(values), index
 
 
-_EXAMPLES = {"city": "london,sydney", "tag": "beach", "source": "instagram",
-             "after": "2018-01-01", "before": "2019-06-30"}
+_EXAMPLES = {
+    "city": "london,sydney",
+    "tag": "beach",
+    "source": "instagram",
+    "after": "2018-01-01",
+    "before": "2019-06-30",
+}
 
 
 def tokenize(expression: str) -> list[Token]:
@@ -123,8 +129,11 @@ def tokenize(expression: str) -> list[Token]:
         if name:
             key = name.group(1).lower()
             if key not in FILTER_NAMES:
-                raise QueryError(f"unknown filter '{name.group(1)}:'; filters are "
-                                 + ", ".join(f"{n}:" for n in FILTER_NAMES), index, expression)
+                raise QueryError(
+                    f"unknown filter '{name.group(1)}:'; filters are " + ", ".join(f"{n}:" for n in FILTER_NAMES),
+                    index,
+                    expression,
+                )
             values, end = _read_filter_values(expression, name.end(), key)
             tokens.append(Token("filter", key, index, values))
             index = end

@@ -7,6 +7,7 @@ for among `max_num_candidates` nearest, the deepest kNN Elasticsearch runs), or 
 the `facet_depth` nearest. A keyword search's set is its `facet_depth` best BM25 matches, minus
 the posts that mention an excluded word (hybrid uses its semantic side).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,13 +28,17 @@ SORTS: tuple[str, ...] = ("relevance", "newest")
 
 def match_set(query: np.ndarray, filters: Filters, min_score: float | None, settings: Settings) -> MatchSet:
     depth = settings.max_num_candidates if min_score is not None else settings.facet_depth
-    return MatchSet(vector=query, depth=min(depth, settings.max_num_candidates), filters=filters,
-                    min_score=min_score)
+    return MatchSet(vector=query, depth=min(depth, settings.max_num_candidates), filters=filters, min_score=min_score)
 
 
 def keyword_match_set(keywords: KeywordQuery, filters: Filters, settings: Settings) -> MatchSet:
-    return MatchSet(vector=None, depth=min(settings.facet_depth, settings.max_num_candidates), filters=filters,
-                    text=keywords.text, exclude=keywords.excluded)
+    return MatchSet(
+        vector=None,
+        depth=min(settings.facet_depth, settings.max_num_candidates),
+        filters=filters,
+        text=keywords.text,
+        exclude=keywords.excluded,
+    )
 
 
 def facet_fields(fields: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -64,15 +69,22 @@ def check_trend(by: str, interval: str) -> None:
 
 def match_json(match: MatchSet, matching: int) -> dict[str, Any]:
     """What the explanation says about the match set."""
-    return {"kind": "semantic" if match.vector is not None else "keyword", "depth": match.depth,
-            "min_score": match.min_score, "matching": matching}
+    return {
+        "kind": "semantic" if match.vector is not None else "keyword",
+        "depth": match.depth,
+        "min_score": match.min_score,
+        "matching": matching,
+    }
 
 
 def facets_json(counts: FacetCounts) -> dict[str, Any]:
     """`{"matching": N, "fields": {"city": [{"value", "count"}, ...], ...}}` (API and CLI alike)."""
-    return {"matching": counts.matching,
-            "fields": {name: [{"value": b.value, "count": b.count} for b in buckets]
-                       for name, buckets in counts.fields.items()}}
+    return {
+        "matching": counts.matching,
+        "fields": {
+            name: [{"value": b.value, "count": b.count} for b in buckets] for name, buckets in counts.fields.items()
+        },
+    }
 
 
 @dataclass(slots=True)
@@ -91,10 +103,24 @@ class TrendResult:
     def to_json(self) -> dict[str, Any]:
         series: dict[str, list[dict[str, Any]]] = {}
         for b in self.buckets:
-            series.setdefault(b.key, []).append({"period": b.period, "count": b.count, "total": b.total,
-                                                 "share": round(b.count / b.total, 6) if b.total else 0.0})
-        return {"query": self.expression, "by": self.by, "interval": self.interval,
-                "matching": self.matching, "depth": self.match.depth, "min_score": self.match.min_score,
-                "series": [{"key": key, "count": sum(p["count"] for p in points), "points": points}
-                           for key, points in series.items()],
-                "explain": self.explain}
+            series.setdefault(b.key, []).append(
+                {
+                    "period": b.period,
+                    "count": b.count,
+                    "total": b.total,
+                    "share": round(b.count / b.total, 6) if b.total else 0.0,
+                }
+            )
+        return {
+            "query": self.expression,
+            "by": self.by,
+            "interval": self.interval,
+            "matching": self.matching,
+            "depth": self.match.depth,
+            "min_score": self.match.min_score,
+            "series": [
+                {"key": key, "count": sum(p["count"] for p in points), "points": points}
+                for key, points in series.items()
+            ],
+            "explain": self.explain,
+        }

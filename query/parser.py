@@ -23,6 +23,7 @@ Hand-written recursive descent rather than a parser generator: errors must point
 character with a sentence a person understands, limits (length, terms, nesting) must be
 enforced while parsing so hostile input stays cheap, and the grammar is small.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,9 +48,10 @@ class QueryLimits:
     max_nesting: int = 16
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "QueryLimits":
-        return cls(settings.query_max_chars, settings.query_max_terms, settings.query_max_weight,
-                   settings.query_max_nesting)
+    def from_settings(cls, settings: Settings) -> QueryLimits:
+        return cls(
+            settings.query_max_chars, settings.query_max_terms, settings.query_max_weight, settings.query_max_nesting
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +149,9 @@ class _Parser:
             self.advance()
             weight = float(token.text)
             if not math.isfinite(weight) or weight > self.limits.max_weight:
-                raise self.error(f"weight {token.text} is above the limit of "
-                                 f"{self.limits.max_weight:g}", token.position)
+                raise self.error(
+                    f"weight {token.text} is above the limit of {self.limits.max_weight:g}", token.position
+                )
             if self.token.kind not in _ATOM_START:
                 raise self.error(self._expected(f"a term after '{token.text}*'"))
             return Scaled(weight, self.atom(depth), token.position)
@@ -199,6 +202,9 @@ def parse(expression: str, limits: QueryLimits | None = None) -> ParsedQuery:
     if not isinstance(expression, str):
         raise QueryError("the query must be text")
     if len(expression) > limits.max_chars:
-        raise QueryError(f"the query is {len(expression)} characters long; the limit is {limits.max_chars}",
-                         limits.max_chars, expression[: limits.max_chars + 1])
+        raise QueryError(
+            f"the query is {len(expression)} characters long; the limit is {limits.max_chars}",
+            limits.max_chars,
+            expression[: limits.max_chars + 1],
+        )
     return _Parser(expression, limits).query()

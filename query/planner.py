@@ -6,6 +6,7 @@ the top k×page is a prefix of the top k×(page+1). With the defaults (factor 10
 that covers the first 10 pages; beyond, an approximate backend may reorder (the embedded
 backend is exact and always consistent).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,20 +17,25 @@ from jointspace.settings import Settings
 
 @dataclass(frozen=True, slots=True)
 class PagePlan:
-    k: int               # hits per page
-    page: int            # 1-based
-    depth: int           # results needed through this page: k × page
+    k: int  # hits per page
+    page: int  # 1-based
+    depth: int  # results needed through this page: k × page
     num_candidates: int  # per-shard kNN candidate pool, ≥ depth
-    window: int          # how many each list of a hybrid search ranks before fusion
-    cap: int             # the most any list may fetch while refilling collapsed duplicates
+    window: int  # how many each list of a hybrid search ranks before fusion
+    cap: int  # the most any list may fetch while refilling collapsed duplicates
 
     @property
     def start(self) -> int:
         return (self.page - 1) * self.k
 
     def to_json(self) -> dict[str, int]:
-        return {"k": self.k, "page": self.page, "depth": self.depth,
-                "num_candidates": self.num_candidates, "window": self.window}
+        return {
+            "k": self.k,
+            "page": self.page,
+            "depth": self.depth,
+            "num_candidates": self.num_candidates,
+            "window": self.window,
+        }
 
 
 def plan_page(k: int, page: int, settings: Settings) -> PagePlan:
@@ -42,11 +48,12 @@ def plan_page(k: int, page: int, settings: Settings) -> PagePlan:
         raise QueryError(f"k = {k} is above the limit of {settings.max_k} (JOINTSPACE_MAX_K)")
     depth = k * page
     if depth > settings.max_k:
-        raise QueryError(f"page {page} of {k} would need the top {depth} results; the limit is "
-                         f"{settings.max_k} (JOINTSPACE_MAX_K): narrow the query instead")
+        raise QueryError(
+            f"page {page} of {k} would need the top {depth} results; the limit is "
+            f"{settings.max_k} (JOINTSPACE_MAX_K): narrow the query instead"
+        )
     pool = max(settings.min_num_candidates, k * settings.num_candidates_factor, depth)
     num_candidates = min(settings.max_num_candidates, pool)
     num_candidates = max(num_candidates, depth)
     cap = max(settings.max_num_candidates, depth)
-    return PagePlan(k=k, page=page, depth=depth, num_candidates=num_candidates,
-                    window=num_candidates, cap=cap)
+    return PagePlan(k=k, page=page, depth=depth, num_candidates=num_candidates, window=num_candidates, cap=cap)

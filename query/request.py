@@ -5,6 +5,7 @@ models; the names, defaults, filters and bounds live here, so a parameter means 
 fails with the same message wherever it is given. The models are also the OpenAPI schema of the
 search routes (FastAPI reads them as query-parameter and form models).
 """
+
 from __future__ import annotations
 
 import math
@@ -12,10 +13,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from jointspace.query.cutoff import parse_min_score
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from jointspace.errors import QueryError
-from jointspace.query.cutoff import parse_min_score
 from jointspace.records import Filters
 from jointspace.settings import Settings
 
@@ -49,11 +50,16 @@ def _min_score(value: Any) -> float | str | None:
 
 # Drop kNN hits below this similarity: a number, or "auto" (a per-query threshold from the query's own
 # scores, `query.cutoff`). A type of its own so that every door accepts the same forms.
-_MIN_SCORE = ("Drop kNN hits whose similarity (dot product) is below this (semantic, and hybrid's semantic "
-              "side); `auto`: a threshold per query, from its own top scores")
-MinScore = Annotated[float | Literal["auto"] | None, BeforeValidator(_min_score),
-                     _documented({"anyOf": [{"type": "number"}, {"type": "string", "enum": ["auto"]}]}, _MIN_SCORE),
-                     Field(description=_MIN_SCORE, json_schema_extra=_no_default)]
+_MIN_SCORE = (
+    "Drop kNN hits whose similarity (dot product) is below this (semantic, and hybrid's semantic "
+    "side); `auto`: a threshold per query, from its own top scores"
+)
+MinScore = Annotated[
+    float | Literal["auto"] | None,
+    BeforeValidator(_min_score),
+    _documented({"anyOf": [{"type": "number"}, {"type": "string", "enum": ["auto"]}]}, _MIN_SCORE),
+    Field(description=_MIN_SCORE, json_schema_extra=_no_default),
+]
 
 
 class SearchFilters(BaseModel):
@@ -65,39 +71,55 @@ class SearchFilters(BaseModel):
     tag: list[str] = Field(default_factory=list, description="Only posts with these hashtags (repeatable)")
     source: list[str] = Field(default_factory=list, description="Only posts from these sources (repeatable)")
     after: Annotated[datetime | None, _documented({"type": "string", "format": "date-time"}, _AFTER)] = Field(
-        default=None, description=_AFTER, json_schema_extra=_no_default)
+        default=None, description=_AFTER, json_schema_extra=_no_default
+    )
     before: Annotated[datetime | None, _documented({"type": "string", "format": "date-time"}, _BEFORE)] = Field(
-        default=None, description=_BEFORE, json_schema_extra=_no_default)
+        default=None, description=_BEFORE, json_schema_extra=_no_default
+    )
 
     def to_filters(self) -> Filters:
-        return Filters(cities=tuple(self.city), hashtags=tuple(self.tag), sources=tuple(self.source),
-                       after=self.after, before=self.before)
+        return Filters(
+            cities=tuple(self.city),
+            hashtags=tuple(self.tag),
+            sources=tuple(self.source),
+            after=self.after,
+            before=self.before,
+        )
 
 
 class SearchRequest(SearchFilters):
     """An expression, its filters and the page wanted. Build with `from_values`, which also checks
     the bounds that depend on Settings; every problem is a QueryError (the API's 400, the CLI's exit 2)."""
 
-    q: str = Field(default="", description="Expression: `beach+sunrise`, `bike-park`, `[img:42]+park`, "
-                                            "`2*dog city:paris`", examples=["dog+park", "beach-people"])
+    q: str = Field(
+        default="",
+        description="Expression: `beach+sunrise`, `bike-park`, `[img:42]+park`, `2*dog city:paris`",
+        examples=["dog+park", "beach-people"],
+    )
     mode: Mode = Field(default="semantic", description="semantic (kNN), keyword (BM25) or hybrid (fused)")
     k: Annotated[int | None, _documented({"type": "integer", "minimum": 1}, _K)] = Field(
-        default=None, description=_K, json_schema_extra=_no_default)
-    page: int = Field(default=1, description="1-based page of k hits; k × page ≤ JOINTSPACE_MAX_K",
-                      json_schema_extra={"minimum": 1})
+        default=None, description=_K, json_schema_extra=_no_default
+    )
+    page: int = Field(
+        default=1, description="1-based page of k hits; k × page ≤ JOINTSPACE_MAX_K", json_schema_extra={"minimum": 1}
+    )
     min_score: MinScore = None
     collapse: bool = Field(default=True, description="Collapse near-duplicate images into the better-ranked one")
     include_vector: bool = Field(default=False, description="Return each hit's image vector")
     # Issue 17: counts and order over the match set (query/matching.py): the kNN hits above
     # min_score, or the facet_depth nearest.
-    facets: list[str] = Field(default_factory=list, description="Count these over the matching posts: any of "
-                                                                "city, hashtags, source, month (comma-separated "
-                                                                "or repeated)")
-    sort: Literal["relevance", "newest"] = Field(default="relevance", description="relevance, or newest first "
-                                                 "among the matching posts (stable pages)")
+    facets: list[str] = Field(
+        default_factory=list,
+        description="Count these over the matching posts: any of "
+        "city, hashtags, source, month (comma-separated "
+        "or repeated)",
+    )
+    sort: Literal["relevance", "newest"] = Field(
+        default="relevance", description="relevance, or newest first among the matching posts (stable pages)"
+    )
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any], settings: Settings) -> "SearchRequest":
+    def from_values(cls, values: Mapping[str, Any], settings: Settings) -> SearchRequest:
         """The request from raw values (strings are converted), checked; raises QueryError."""
         try:
             request = cls.model_validate(dict(values))
@@ -105,19 +127,23 @@ class SearchRequest(SearchFilters):
             raise QueryError(validation_message(exc)) from None
         return request.checked(settings)
 
-    def checked(self, settings: Settings) -> "SearchRequest":
+    def checked(self, settings: Settings) -> SearchRequest:
         """Self, once the bounds that depend on Settings hold; raises QueryError naming the limit."""
         if len(self.q) > settings.api_max_query_chars:
-            raise QueryError(f"query longer than {settings.api_max_query_chars} characters ({len(self.q)}); "
-                             "shorten it", position=settings.api_max_query_chars)
+            raise QueryError(
+                f"query longer than {settings.api_max_query_chars} characters ({len(self.q)}); shorten it",
+                position=settings.api_max_query_chars,
+            )
         if self.k is not None and not 1 <= self.k <= settings.max_k:
             raise QueryError(f"k must be between 1 and {settings.max_k} (JOINTSPACE_MAX_K), not {self.k}")
         if self.page < 1:
             raise QueryError(f"page must be 1 or more, not {self.page}")
         k = settings.default_k if self.k is None else self.k
         if k * self.page > settings.max_k:
-            raise QueryError(f"page {self.page} of {k} would need the top {k * self.page} results; the limit "
-                             f"is {settings.max_k} (JOINTSPACE_MAX_K): narrow the query instead")
+            raise QueryError(
+                f"page {self.page} of {k} would need the top {k * self.page} results; the limit "
+                f"is {settings.max_k} (JOINTSPACE_MAX_K): narrow the query instead"
+            )
         if isinstance(self.min_score, float) and not math.isfinite(self.min_score):
             raise QueryError("min_score must be a finite number")
         facet_fields(self.facets)  # an unknown facet is named here, before any search runs
@@ -125,9 +151,17 @@ class SearchRequest(SearchFilters):
 
     def search_arguments(self) -> dict[str, Any]:
         """Keyword arguments of `SearchService.search` / `search_vector` (the expression aside)."""
-        return {"filters": self.to_filters(), "mode": self.mode, "k": self.k, "page": self.page,
-                "min_score": self.min_score, "collapse": None if self.collapse else False,
-                "include_vectors": self.include_vector, "facets": facet_fields(self.facets), "sort": self.sort}
+        return {
+            "filters": self.to_filters(),
+            "mode": self.mode,
+            "k": self.k,
+            "page": self.page,
+            "min_score": self.min_score,
+            "collapse": None if self.collapse else False,
+            "include_vectors": self.include_vector,
+            "facets": facet_fields(self.facets),
+            "sort": self.sort,
+        }
 
 
 class TrendsRequest(SearchFilters):
@@ -140,7 +174,7 @@ class TrendsRequest(SearchFilters):
     interval: Literal["day", "month", "year"] = Field(default="month", description="Period of each point (UTC)")
     min_score: MinScore = None
 
-    def checked(self, settings: Settings) -> "TrendsRequest":
+    def checked(self, settings: Settings) -> TrendsRequest:
         """Self, once the bounds of a search hold (query length, a finite cut-off); raises QueryError."""
         SearchRequest(q=self.q, min_score=self.min_score).checked(settings)
         return self

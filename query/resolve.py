@@ -1,4 +1,5 @@
 """Terms → vectors: words and phrases through the text encoder, `[img:ID]` through the index."""
+
 from __future__ import annotations
 
 import difflib
@@ -23,12 +24,12 @@ def suggest(word: str, vocabulary: Sequence[str], n: int = SUGGESTIONS) -> list[
         near = [w for w in vocabulary if abs(len(w) - len(word)) <= max(2, len(word) // 3)]
         return difflib.get_close_matches(word, near, n=n, cutoff=0.6)
     # rapidfuzz: a C++ edit-distance scan, ~0.2 s over GloVe's 400,000 words where difflib takes seconds.
-    return [match for match, _, _ in process.extract(word, vocabulary, scorer=fuzz.ratio, limit=n,
-                                                      score_cutoff=60)]
+    return [match for match, _, _ in process.extract(word, vocabulary, scorer=fuzz.ratio, limit=n, score_cutoff=60)]
 
 
-def resolve(terms: Sequence[Term], text: TextEncoder, backend: SearchBackend,
-            expression: str | None = None) -> dict[tuple[str, str], np.ndarray]:
+def resolve(
+    terms: Sequence[Term], text: TextEncoder, backend: SearchBackend, expression: str | None = None
+) -> dict[tuple[str, str], np.ndarray]:
     """A vector for each distinct term, keyed by `Term.key`. Raises QueryError naming the first
     unknown word (with spelling suggestions) or unknown image id, at its position."""
     vectors: dict[tuple[str, str], np.ndarray] = {}
@@ -51,8 +52,9 @@ def resolve(terms: Sequence[Term], text: TextEncoder, backend: SearchBackend,
         if term.kind == "phrase":
             vector = np.asarray(text.embed_caption(term.text), dtype=np.float32)
             if not np.any(vector):  # encoders give the zero vector when no word of a caption is known
-                raise QueryError(f"no word of the phrase \"{term.text}\" is known to the text encoder",
-                                 term.position, expression)
+                raise QueryError(
+                    f"no word of the phrase \"{term.text}\" is known to the text encoder", term.position, expression
+                )
             vectors[term.key] = vector
     images = [t for t in terms if t.kind == "image"]
     if images:
@@ -64,6 +66,7 @@ def resolve(terms: Sequence[Term], text: TextEncoder, backend: SearchBackend,
             vectors[term.key] = np.asarray(doc.vector, dtype=np.float32)
     for term in terms:
         if vectors[term.key].shape != (backend.dim,):
-            raise DimensionError(f"'{term.text}' has a {vectors[term.key].shape} vector; "
-                                 f"the index holds {backend.dim}-d vectors")
+            raise DimensionError(
+                f"'{term.text}' has a {vectors[term.key].shape} vector; the index holds {backend.dim}-d vectors"
+            )
     return vectors

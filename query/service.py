@@ -2,6 +2,7 @@
 
 `SearchService` is what the CLI and the API call; its public methods are a stable contract.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,8 +23,7 @@ from .cutoff import AUTO, AUTO_POOL, auto_min_score, parse_min_score
 from .filters import filters_to_json
 from .fusion import reciprocal_rank_fusion
 from .keyword import KeywordQuery, keyword_query, mentions_any
-from .matching import (Sort, TrendResult, check_sort, check_trend, facet_fields, keyword_match_set, match_json,
-                       match_set)
+from .matching import Sort, TrendResult, check_sort, check_trend, facet_fields, keyword_match_set, match_json, match_set
 from .parser import ParsedQuery, QueryLimits, parse
 from .planner import PagePlan, plan_page
 from .resolve import resolve
@@ -92,11 +92,18 @@ class SearchService:
     a person must change, and lets backend errors (`BackendUnavailableError`, ...) through.
     """
 
-    def __init__(self, backend: SearchBackend, text_encoder: TextEncoder, settings: Settings | None = None,
-                 nearest: NearestWords | None = None) -> None:
+    def __init__(
+        self,
+        backend: SearchBackend,
+        text_encoder: TextEncoder,
+        settings: Settings | None = None,
+        nearest: NearestWords | None = None,
+    ) -> None:
         if text_encoder.dim != backend.dim:
-            raise DimensionError(f"the text encoder makes {text_encoder.dim}-d vectors but the index holds "
-                                 f"{backend.dim}-d ones: use the model bundle that built the index")
+            raise DimensionError(
+                f"the text encoder makes {text_encoder.dim}-d vectors but the index holds "
+                f"{backend.dim}-d ones: use the model bundle that built the index"
+            )
         self.backend = backend
         self.text = text_encoder
         self.settings = settings or get_settings()
@@ -117,10 +124,19 @@ class SearchService:
         vectors = resolve([t.term for t in terms], self.text, self.backend, expression)
         return combine(terms, vectors, expression)
 
-    def search(self, expression: str, filters: Filters | None = None, mode: Mode = "semantic",
-               k: int | None = None, page: int = 1, min_score: float | str | None = None,
-               collapse: float | bool | None = None, include_vectors: bool = False,
-               facets: str | Sequence[str] | None = None, sort: Sort | str = "relevance") -> SearchResult:
+    def search(
+        self,
+        expression: str,
+        filters: Filters | None = None,
+        mode: Mode = "semantic",
+        k: int | None = None,
+        page: int = 1,
+        min_score: float | str | None = None,
+        collapse: float | bool | None = None,
+        include_vectors: bool = False,
+        facets: str | Sequence[str] | None = None,
+        sort: Sort | str = "relevance",
+    ) -> SearchResult:
         """Page `page` (1-based) of `k` hits (default Settings.default_k) for `expression`.
 
         `filters` add to the expression's inline filters. `mode`: "semantic" (kNN, score = dot
@@ -142,14 +158,25 @@ class SearchService:
         started = time.perf_counter()
         parsed = self.parse(expression)
         clock.add("parse", started)
-        return self._run(parsed, None, 1.0, filters, mode, k, page, min_score, collapse, include_vectors, clock,
-                         facets, sort)
+        return self._run(
+            parsed, None, 1.0, filters, mode, k, page, min_score, collapse, include_vectors, clock, facets, sort
+        )
 
-    def search_vector(self, vector: np.ndarray, expression: str = "", weight: float = 1.0,
-                      filters: Filters | None = None, mode: Mode = "semantic", k: int | None = None,
-                      page: int = 1, min_score: float | str | None = None, collapse: float | bool | None = None,
-                      include_vectors: bool = False, facets: str | Sequence[str] | None = None,
-                      sort: Sort | str = "relevance") -> SearchResult:
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        expression: str = "",
+        weight: float = 1.0,
+        filters: Filters | None = None,
+        mode: Mode = "semantic",
+        k: int | None = None,
+        page: int = 1,
+        min_score: float | str | None = None,
+        collapse: float | bool | None = None,
+        include_vectors: bool = False,
+        facets: str | Sequence[str] | None = None,
+        sort: Sort | str = "relevance",
+    ) -> SearchResult:
         """Like `search`, with a vector (an uploaded photo's) as one more term of weight `weight`:
         the query is weight·unit(vector) + the expression's terms. In keyword mode the vector
         takes no part and the expression must hold words."""
@@ -164,8 +191,21 @@ class SearchService:
         if not (np.isfinite(weight) and abs(weight) <= self.limits.max_weight):
             raise QueryError(f"the photo's weight must be a number within ±{self.limits.max_weight:g}")
         clock.add("parse", started)
-        return self._run(parsed, photo, float(weight), filters, mode, k, page, min_score, collapse,
-                         include_vectors, clock, facets, sort)
+        return self._run(
+            parsed,
+            photo,
+            float(weight),
+            filters,
+            mode,
+            k,
+            page,
+            min_score,
+            collapse,
+            include_vectors,
+            clock,
+            facets,
+            sort,
+        )
 
     def describe_post(self, post_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The `k` vocabulary words nearest to an indexed post's image vector, with similarities.
@@ -183,10 +223,22 @@ class SearchService:
         return [(w, float(s)) for w, s in self.nearest.nearest(unit(mean), k)]
 
     # -- the pipeline ---------------------------------------------------------------------------
-    def _run(self, parsed: ParsedQuery, photo: np.ndarray | None, photo_weight: float,
-             filters: Filters | None, mode: str, k: int | None, page: int, min_score: float | str | None,
-             collapse_to: float | bool | None, include_vectors: bool, clock: _Clock,
-             facets: str | Sequence[str] | None = None, sort: Sort | str = "relevance") -> SearchResult:
+    def _run(
+        self,
+        parsed: ParsedQuery,
+        photo: np.ndarray | None,
+        photo_weight: float,
+        filters: Filters | None,
+        mode: str,
+        k: int | None,
+        page: int,
+        min_score: float | str | None,
+        collapse_to: float | bool | None,
+        include_vectors: bool,
+        clock: _Clock,
+        facets: str | Sequence[str] | None = None,
+        sort: Sort | str = "relevance",
+    ) -> SearchResult:
         if mode not in MODES:
             raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         fields = facet_fields(facets)
@@ -217,37 +269,76 @@ class SearchService:
             min_score, auto_threshold = self._auto_min_score(query, merged, plan.num_candidates, clock)
         keyword_note = None
         if mode == "keyword" and keywords.is_empty():
-            raise QueryError("keyword search needs at least one word or phrase with a positive weight",
-                             0 if text else None, text or None)
+            raise QueryError(
+                "keyword search needs at least one word or phrase with a positive weight",
+                0 if text else None,
+                text or None,
+            )
         if mode == "hybrid" and keywords.is_empty():
             # Images and minus-words only (`[img:42]-dog`): nothing for BM25 to look for, so the
             # semantic side is the whole answer; the explanation says so.
-            keyword_note = ("hybrid search ran its semantic side only: the query has no word or phrase "
-                            "with a positive weight for the keyword side")
+            keyword_note = (
+                "hybrid search ran its semantic side only: the query has no word or phrase "
+                "with a positive weight for the keyword side"
+            )
         clock.add("encode", started)
 
         # Hybrid counts and orders its semantic side; keyword search its own best matches.
-        match = (match_set(query, merged, min_score, self.settings) if query is not None
-                 else keyword_match_set(keywords, merged, self.settings))
+        match = (
+            match_set(query, merged, min_score, self.settings)
+            if query is not None
+            else keyword_match_set(keywords, merged, self.settings)
+        )
         if sort == "newest":
-            return self._newest(parsed, merged, mode, plan, terms, vectors, match, keywords, fields,
-                                include_vectors, clock, asked_min_score, auto_threshold)
+            return self._newest(
+                parsed,
+                merged,
+                mode,
+                plan,
+                terms,
+                vectors,
+                match,
+                keywords,
+                fields,
+                include_vectors,
+                clock,
+                asked_min_score,
+                auto_threshold,
+            )
         if mode == "semantic" or keyword_note is not None:
             assert query is not None
-            ranked = self._fill(plan, threshold, clock,
-                                lambda n: self._semantic(query, n, plan, merged, min_score, clock))
+            ranked = self._fill(
+                plan, threshold, clock, lambda n: self._semantic(query, n, plan, merged, min_score, clock)
+            )
         elif mode == "keyword":
             ranked = self._fill(plan, threshold, clock, lambda n: self._keyword(keywords, n, merged, clock))
         else:
             assert query is not None
-            ranked = self._fill(plan, threshold, clock,
-                                lambda n: self._hybrid(query, keywords, max(n, plan.window), plan, merged,
-                                                       min_score, clock))
+            ranked = self._fill(
+                plan,
+                threshold,
+                clock,
+                lambda n: self._hybrid(query, keywords, max(n, plan.window), plan, merged, min_score, clock),
+            )
         kept, dropped = ranked
-        page_hits = kept.hits[plan.start:plan.depth]
+        page_hits = kept.hits[plan.start : plan.depth]
         counts = self._facets(match, fields, clock)
-        explain = self._explain(parsed, merged, mode, plan, terms, vectors, query, keywords, page_hits,
-                                kept, dropped, min_score, threshold, clock)
+        explain = self._explain(
+            parsed,
+            merged,
+            mode,
+            plan,
+            terms,
+            vectors,
+            query,
+            keywords,
+            page_hits,
+            kept,
+            dropped,
+            min_score,
+            threshold,
+            clock,
+        )
         explain["sort"] = "relevance"
         self._explain_min_score(explain, asked_min_score, auto_threshold)
         if keyword_note is not None:
@@ -258,28 +349,59 @@ class SearchService:
         has_more = len(kept.hits) > plan.depth or not kept.exhausted
         return SearchResult(page_hits, explain, plan.page, plan.k, len(kept.hits), has_more, counts)
 
-    def _newest(self, parsed: ParsedQuery, filters: Filters, mode: str, plan: PagePlan,
-                terms: Sequence[WeightedTerm], vectors: dict[tuple[str, str], np.ndarray], match: MatchSet,
-                keywords: KeywordQuery, fields: tuple[str, ...], include_vectors: bool,
-                clock: _Clock, asked_min_score: float | str | None = None,
-                auto_threshold: float | None = None) -> SearchResult:
+    def _newest(
+        self,
+        parsed: ParsedQuery,
+        filters: Filters,
+        mode: str,
+        plan: PagePlan,
+        terms: Sequence[WeightedTerm],
+        vectors: dict[tuple[str, str], np.ndarray],
+        match: MatchSet,
+        keywords: KeywordQuery,
+        fields: tuple[str, ...],
+        include_vectors: bool,
+        clock: _Clock,
+        asked_min_score: float | str | None = None,
+        auto_threshold: float | None = None,
+    ) -> SearchResult:
         """A page of the match set, newest first: the backend sorts the whole set and pages it,
         so every post of the set is on exactly one page."""
         page = clock.backend(lambda: self.backend.newest(match, plan.k, plan.start))
         counts = self._facets(match, fields, clock)
-        ranked = _Ranked(page.hits, True, {h.id: {"newest": r} for r, h in enumerate(page.hits, plan.start + 1)},
-                         {h.id: h.score for h in page.hits})
-        explain = self._explain(parsed, filters, mode, plan, terms, vectors, match.vector, keywords, page.hits,
-                                ranked, [], match.min_score, None, clock)
+        ranked = _Ranked(
+            page.hits,
+            True,
+            {h.id: {"newest": r} for r, h in enumerate(page.hits, plan.start + 1)},
+            {h.id: h.score for h in page.hits},
+        )
+        explain = self._explain(
+            parsed,
+            filters,
+            mode,
+            plan,
+            terms,
+            vectors,
+            match.vector,
+            keywords,
+            page.hits,
+            ranked,
+            [],
+            match.min_score,
+            None,
+            clock,
+        )
         explain["sort"] = "newest"
         explain["match"] = match_json(match, page.total)
         self._explain_min_score(explain, asked_min_score, auto_threshold)
         hits = self._vectors_if_asked(page.hits, include_vectors, clock)
-        return SearchResult(hits, explain, plan.page, plan.k, page.total, plan.start + len(hits) < page.total,
-                            counts, "newest")
+        return SearchResult(
+            hits, explain, plan.page, plan.k, page.total, plan.start + len(hits) < page.total, counts, "newest"
+        )
 
-    def _auto_min_score(self, query: np.ndarray | None, filters: Filters, candidates: int,
-                        clock: _Clock) -> tuple[float | None, float | None]:
+    def _auto_min_score(
+        self, query: np.ndarray | None, filters: Filters, candidates: int, clock: _Clock
+    ) -> tuple[float | None, float | None]:
         """`min_score=auto` as a number: the threshold (query.cutoff) read from the scores of the
         query's top AUTO_POOL kNN hits with the search's filters. Returns (min_score to apply, the
         threshold computed); no cut-off without a query vector or when the pool cannot tell."""
@@ -306,8 +428,14 @@ class SearchService:
             return hits
         return [h if h.vector is None else replace(h, vector=None) for h in hits]
 
-    def trends(self, expression: str, by: str = "city", interval: str = "month", filters: Filters | None = None,
-               min_score: float | str | None = None) -> TrendResult:
+    def trends(
+        self,
+        expression: str,
+        by: str = "city",
+        interval: str = "month",
+        filters: Filters | None = None,
+        min_score: float | str | None = None,
+    ) -> TrendResult:
         """Per value of `by` (records.TREND_KEYS; the Settings.trend_max_series most frequent in the
         match set) and per `interval` (day, month, year; UTC): the posts of the match set and all
         posts passing the filters, whose ratio is the share. Raises QueryError like `search`."""
@@ -330,8 +458,13 @@ class SearchService:
         match = match_set(query, merged, min_score, self.settings)  # type: ignore[arg-type]
         buckets = clock.backend(lambda: self.backend.trends(match, by, interval, self.settings.trend_max_series))
         matching = clock.backend(lambda: self.backend.facets(match, (), 1)).matching
-        explain = {"expression": parsed.text, "parsed": parsed.to_text(), "filters": filters_to_json(merged),
-                   "match": match_json(match, matching), "timings_ms": clock.to_json()}
+        explain = {
+            "expression": parsed.text,
+            "parsed": parsed.to_text(),
+            "filters": filters_to_json(merged),
+            "match": match_json(match, matching),
+            "timings_ms": clock.to_json(),
+        }
         return TrendResult(expression, by, interval, matching, match, buckets, explain)
 
     def _threshold(self, collapse_to: float | bool | None) -> float | None:
@@ -346,8 +479,9 @@ class SearchService:
         # A threshold above 1 can never be reached by unit vectors: that is how it is switched off.
         return value if value <= 1.0 else None
 
-    def _fill(self, plan: PagePlan, threshold: float | None, clock: _Clock,
-              produce: Callable[[int], _Ranked]) -> tuple[_Ranked, list[Collapsed]]:
+    def _fill(
+        self, plan: PagePlan, threshold: float | None, clock: _Clock, produce: Callable[[int], _Ranked]
+    ) -> tuple[_Ranked, list[Collapsed]]:
         """Ranks `plan.depth` results; while collapsing or exclusion removed some and more exist,
         asks for twice as many (up to `plan.cap`) so a page is full whenever enough results exist."""
         fetch = plan.depth
@@ -360,8 +494,9 @@ class SearchService:
                 return result, dropped
             fetch = min(plan.cap, fetch * 2)
 
-    def _collapse_prefix(self, hits: list[Hit], depth: int, threshold: float | None,
-                         clock: _Clock) -> tuple[list[Hit], list[Collapsed], int]:
+    def _collapse_prefix(
+        self, hits: list[Hit], depth: int, threshold: float | None, clock: _Clock
+    ) -> tuple[list[Hit], list[Collapsed], int]:
         """Collapses only as long a prefix of `hits` as it takes to keep `depth` of them (greedy
         collapsing of a prefix is the prefix of collapsing the whole), so a hybrid list of hundreds
         costs vectors for about a page. Returns the kept hits, the dropped ones and the prefix length."""
@@ -377,8 +512,9 @@ class SearchService:
                 return kept, dropped, used
             used = min(len(hits), used + 2 * (depth - len(kept)))
 
-    def _semantic(self, query: np.ndarray, n: int, plan: PagePlan, filters: Filters,
-                  min_score: float | None, clock: _Clock) -> _Ranked:
+    def _semantic(
+        self, query: np.ndarray, n: int, plan: PagePlan, filters: Filters, min_score: float | None, clock: _Clock
+    ) -> _Ranked:
         candidates = max(plan.num_candidates, n)
         hits = clock.backend(lambda: self.backend.knn(query, n, candidates, filters))
         exhausted = len(hits) < n
@@ -386,8 +522,9 @@ class SearchService:
             passing = [h for h in hits if h.score >= min_score]
             exhausted = exhausted or len(passing) < len(hits)
             hits = passing
-        return _Ranked(hits, exhausted, {h.id: {"semantic": r} for r, h in enumerate(hits, 1)},
-                       {h.id: h.score for h in hits})
+        return _Ranked(
+            hits, exhausted, {h.id: {"semantic": r} for r, h in enumerate(hits, 1)}, {h.id: h.score for h in hits}
+        )
 
     def _keyword(self, keywords: KeywordQuery, n: int, filters: Filters, clock: _Clock) -> _Ranked:
         hits = clock.backend(lambda: self.backend.keyword(keywords.text, n, filters))
@@ -395,15 +532,27 @@ class SearchService:
         hits = [h for h in hits if not mentions_any(h, keywords.excluded)]
         return _Ranked(hits, exhausted, {h.id: {"keyword": r} for r, h in enumerate(hits, 1)})
 
-    def _hybrid(self, query: np.ndarray, keywords: KeywordQuery, n: int, plan: PagePlan, filters: Filters,
-                min_score: float | None, clock: _Clock) -> _Ranked:
+    def _hybrid(
+        self,
+        query: np.ndarray,
+        keywords: KeywordQuery,
+        n: int,
+        plan: PagePlan,
+        filters: Filters,
+        min_score: float | None,
+        clock: _Clock,
+    ) -> _Ranked:
         # Both lists are ranked to the same page-independent window, so every page fuses the same lists.
         semantic = self._semantic(query, n, plan, filters, min_score, clock)
         keyword = self._keyword(keywords, n, filters, clock)
         started = time.perf_counter()
         fused = reciprocal_rank_fusion(
-            [(self.settings.hybrid_semantic_weight, [h.id for h in semantic.hits]),
-             (self.settings.hybrid_keyword_weight, [h.id for h in keyword.hits])], self.settings.rrf_k)
+            [
+                (self.settings.hybrid_semantic_weight, [h.id for h in semantic.hits]),
+                (self.settings.hybrid_keyword_weight, [h.id for h in keyword.hits]),
+            ],
+            self.settings.rrf_k,
+        )
         by_id = {h.id: h for h in keyword.hits} | {h.id: h for h in semantic.hits}
         ranks: dict[str, dict[str, int]] = {}
         for source in (semantic.ranks, keyword.ranks):
@@ -428,30 +577,52 @@ class SearchService:
                 hits[index] = replace(hit, vector=np.asarray(doc.vector, dtype=np.float32))
 
     # -- explanation -------------------------------------------------------------------------------
-    def _explain(self, parsed: ParsedQuery, filters: Filters, mode: str, plan: PagePlan,
-                 terms: Sequence[WeightedTerm], vectors: dict[tuple[str, str], np.ndarray],
-                 query: np.ndarray | None, keywords: KeywordQuery, hits: list[Hit],
-                 ranked: _Ranked, dropped: list[Collapsed], min_score: float | str | None,
-                 threshold: float | None, clock: _Clock) -> dict[str, Any]:
+    def _explain(
+        self,
+        parsed: ParsedQuery,
+        filters: Filters,
+        mode: str,
+        plan: PagePlan,
+        terms: Sequence[WeightedTerm],
+        vectors: dict[tuple[str, str], np.ndarray],
+        query: np.ndarray | None,
+        keywords: KeywordQuery,
+        hits: list[Hit],
+        ranked: _Ranked,
+        dropped: list[Collapsed],
+        min_score: float | str | None,
+        threshold: float | None,
+        clock: _Clock,
+    ) -> dict[str, Any]:
         started = time.perf_counter()
         backend_before = clock.ms.get("backend", 0.0)
-        explain: dict[str, Any] = {"expression": parsed.text, "parsed": parsed.to_text(), "mode": mode,
-                                   "filters": filters_to_json(filters), "plan": plan.to_json(),
-                                   "min_score": min_score, "collapse_threshold": threshold}
+        explain: dict[str, Any] = {
+            "expression": parsed.text,
+            "parsed": parsed.to_text(),
+            "mode": mode,
+            "filters": filters_to_json(filters),
+            "plan": plan.to_json(),
+            "min_score": min_score,
+            "collapse_threshold": threshold,
+        }
         if query is not None:
             shares = contributions(list(terms), vectors, query)
-            explain["terms"] = [{"term": _term_text(t.term), "kind": t.term.kind, "weight": t.weight,
-                                 "contribution": round(c, 6)} for t, c in zip(terms, shares)]
+            explain["terms"] = [
+                {"term": _term_text(t.term), "kind": t.term.kind, "weight": t.weight, "contribution": round(c, 6)}
+                for t, c in zip(terms, shares)
+            ]
             count = self.settings.explain_nearest_words
             try:
-                explain["nearest_words"] = [{"word": w, "score": round(float(s), 6)}
-                                            for w, s in self.nearest.nearest(query, count)] if count > 0 else []
+                explain["nearest_words"] = (
+                    [{"word": w, "score": round(float(s), 6)} for w, s in self.nearest.nearest(query, count)]
+                    if count > 0
+                    else []
+                )
             except VocabularyNotReady as exc:  # answer now, without them, and say so
                 explain["nearest_words"] = []
                 explain["nearest_words_note"] = str(exc)
         else:
-            explain["terms"] = [{"term": _term_text(t.term), "kind": t.term.kind, "weight": t.weight}
-                                for t in terms]
+            explain["terms"] = [{"term": _term_text(t.term), "kind": t.term.kind, "weight": t.weight} for t in terms]
             explain["nearest_words"] = []
         if mode != "semantic":
             explain["keyword"] = keywords.to_json()
@@ -459,13 +630,23 @@ class SearchService:
         if query is not None and any(h.id not in similarity for h in hits):
             # Keyword-only hits have no kNN score: their similarity comes from their stored vectors.
             self._attach_vectors(hits, clock)
-            similarity |= {h.id: float(np.dot(h.vector, query)) for h in hits
-                           if h.id not in similarity and h.vector is not None and np.asarray(h.vector).size}
-        explain["hits"] = [{"id": h.id, "score": round(h.score, 6), **ranked.ranks.get(h.id, {}),
-                            **({"similarity": round(similarity[h.id], 6)} if h.id in similarity else {})}
-                           for h in hits]
-        explain["collapsed"] = [{"id": c.id, "duplicate_of": c.duplicate_of, "similarity": round(c.similarity, 6)}
-                                for c in dropped]
+            similarity |= {
+                h.id: float(np.dot(h.vector, query))
+                for h in hits
+                if h.id not in similarity and h.vector is not None and np.asarray(h.vector).size
+            }
+        explain["hits"] = [
+            {
+                "id": h.id,
+                "score": round(h.score, 6),
+                **ranked.ranks.get(h.id, {}),
+                **({"similarity": round(similarity[h.id], 6)} if h.id in similarity else {}),
+            }
+            for h in hits
+        ]
+        explain["collapsed"] = [
+            {"id": c.id, "duplicate_of": c.duplicate_of, "similarity": round(c.similarity, 6)} for c in dropped
+        ]
         clock.add("explain", started)
         clock.ms["explain"] -= clock.ms.get("backend", 0.0) - backend_before  # stages never overlap
         explain["timings_ms"] = clock.to_json()

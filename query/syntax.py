@@ -3,6 +3,7 @@
 Nodes compare by meaning only (positions are ignored), so `parse(to_text(parse(s)))` equals
 `parse(s)` and the property tests can check the round trip.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ class Scaled:
     """An explicit weight on a node: `2*park`, `0.5*(beach+sun)`. Weights are finite and >= 0."""
 
     weight: float
-    node: "Node"
+    node: Node
     position: int = field(default=0, compare=False)
 
 
@@ -40,7 +41,7 @@ class Scaled:
 class Sum:
     """Signed parts added left to right; a sign is +1 or -1."""
 
-    parts: tuple[tuple[int, "Node"], ...]
+    parts: tuple[tuple[int, Node], ...]
     position: int = field(default=0, compare=False)
 
 

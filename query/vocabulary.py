@@ -7,6 +7,7 @@ under the home). A server must not do that inside a request, and never once per 
 answers `None` ("not ready yet") at once instead of waiting. The CLI, which answers one query,
 uses `blocking=True` and simply waits.
 """
+
 from __future__ import annotations
 
 import logging
@@ -104,7 +105,8 @@ class NearestWords:
             return f"nearest words unavailable: {self._error}"
         if self._state == "preparing":
             since = time.monotonic() - (self._started_at or time.monotonic())
-            return (f"nearest words not ready yet: the vocabulary is being prepared in the background "
-                    f"({since:.0f} s so far; the first time on a home takes a minute or more)")
+            return (
+                f"nearest words not ready yet: the vocabulary is being prepared in the background "
+                f"({since:.0f} s so far; the first time on a home takes a minute or more)"
+            )
         return "nearest words not prepared yet"
-

@@ -9,6 +9,7 @@ pointers (`@`, `@i`) and gloss. The package is fetched like the project's data (
 (and the zero-training fallback bundle) needs neither apt nor WordNet at run time. WordNet's licence
 allows redistribution with its notice, which the file carries.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,8 @@ def chain(offset: str, nouns: dict[str, tuple[list[str], list[str], str]]) -> li
 
 def main() -> None:
     import timm
-
     from jointspace.datasets.prepare import cache_dir_of
+
     from jointspace.settings import get_settings
 
     settings = get_settings()
@@ -72,13 +73,29 @@ def main() -> None:
     classes = []
     for wnid in synsets:
         lemmas, _, gloss = nouns[wnid[1:]]
-        classes.append({"synset": wnid, "lemmas": lemmas, "hypernyms": chain(wnid[1:], nouns),
-                        "gloss": gloss.split("; \"")[0].strip('"; ')})
+        classes.append(
+            {
+                "synset": wnid,
+                "lemmas": lemmas,
+                "hypernyms": chain(wnid[1:], nouns),
+                "gloss": gloss.split("; \"")[0].strip('"; '),
+            }
+        )
     licence = (root / "doc" / "wordnet-base" / "copyright").read_text(encoding="utf-8")
     licence = licence.split("License: WordNet3.0", 1)[1].split("\nFiles:", 1)[0]
-    OUT.write_text(json.dumps({"source": f"WordNet 3.0 data.noun from Debian {package.deb.name}",
-                               "licence": " ".join(licence.split()).replace(" . ", "\n"),
-                               "classes": classes}, indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
+    OUT.write_text(
+        json.dumps(
+            {
+                "source": f"WordNet 3.0 data.noun from Debian {package.deb.name}",
+                "licence": " ".join(licence.split()).replace(" . ", "\n"),
+                "classes": classes,
+            },
+            indent=0,
+            ensure_ascii=False,
+        )
+        + "\n",
+        encoding="utf-8",
+    )
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e3:.0f} kB, {len(classes)} classes)")
 
 

@@ -7,6 +7,7 @@ The shipped bundle is what search uses before anyone has run `jointspace train` 
 git, and a cosine ranking does not notice the rounding. The name gains `-shipped`, so an index
 built with the float32 original is not silently queried with these rounded weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from jointspace.encoders.bundle import MANIFEST, SHIPPED_DIR, read_manifest, write_manifest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "encoders"
@@ -35,8 +35,11 @@ def ship(source: Path, dest: Path) -> Path:
     torch.save({k: v.half() for k, v in state.items()}, dest / "head.pt")
     np.save(dest / "classes.npy", np.load(source / config["class_matrix"]).astype(np.float16))
     manifest["name"] = f"{manifest['name']}-shipped"
-    manifest["shipped"] = {"from": source.name, "dtype": "float16",
-                           "report": "docs/eval-report.md (its configuration is the leave-one-source-out winner there)"}
+    manifest["shipped"] = {
+        "from": source.name,
+        "dtype": "float16",
+        "report": "docs/eval-report.md (its configuration is the leave-one-source-out winner there)",
+    }
     config["weights"], config["class_matrix"] = "head.pt", "classes.npy"
     write_manifest(dest, manifest)
     return dest

@@ -6,6 +6,7 @@ A service that cannot start fails the tests that need it (pytest.fail): it never
 unset. `JOINTSPACE_TEST_HOME` (set by scripts/test.sh) holds the services' folders, else a pytest
 temporary folder does.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,9 @@ def _es_version(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def _es_single(request: pytest.FixtureRequest,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LocalElasticsearch | None]]:
+def _es_single(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, LocalElasticsearch | None]]:
     """(URL, handle) of the session's single node; the handle is None when JOINTSPACE_TEST_ES_URL is reused."""
     external = os.environ.get("JOINTSPACE_TEST_ES_URL")
     if external:
@@ -77,8 +79,9 @@ def _es_single(request: pytest.FixtureRequest,
     except JointspaceError as exc:
         service.stop(grace_s=10)
         pytest.fail(f"the local Elasticsearch node could not start: {exc}", pytrace=False)
-    _SERVICES_SEEN["es"] = (f"Elasticsearch {version}: local node at {started.state.url}, "
-                            f"{started.health} in {started.seconds:.1f}s")
+    _SERVICES_SEEN["es"] = (
+        f"Elasticsearch {version}: local node at {started.state.url}, {started.health} in {started.seconds:.1f}s"
+    )
     _announce(request.config, _SERVICES_SEEN["es"])
     try:
         yield started.state.url, service
@@ -93,8 +96,9 @@ def es_url(_es_single: tuple[str, LocalElasticsearch | None]) -> str:
 
 
 @pytest.fixture(scope="session")
-def _es_cluster_session(request: pytest.FixtureRequest,
-                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalElasticsearch]:
+def _es_cluster_session(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalElasticsearch]:
     service = LocalElasticsearch(_services_root(tmp_path_factory) / "es-cluster", owner_pid=os.getpid())
     try:
         started = service.start(nodes=3, heap=CLUSTER_NODE_HEAP, timeout_s=START_TIMEOUT_S)
@@ -102,8 +106,10 @@ def _es_cluster_session(request: pytest.FixtureRequest,
     except JointspaceError as exc:
         service.stop(grace_s=10)
         pytest.fail(f"the local 3-node Elasticsearch cluster could not start: {exc}", pytrace=False)
-    _SERVICES_SEEN["es_cluster"] = (f"Elasticsearch {version}: 3-node cluster at {', '.join(started.state.urls)}, "
-                                    f"{started.health} in {started.seconds:.1f}s")
+    _SERVICES_SEEN["es_cluster"] = (
+        f"Elasticsearch {version}: 3-node cluster at {', '.join(started.state.urls)}, "
+        f"{started.health} in {started.seconds:.1f}s"
+    )
     _announce(request.config, _SERVICES_SEEN["es_cluster"])
     try:
         yield service
@@ -173,9 +179,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     redis = shutil.which("redis-server")
-    redis_version = (subprocess.run([redis, "--version"], capture_output=True, text=True).stdout.split(" v=")[-1]
-                     .split()[0] if redis else "not installed")
-    es = os.environ.get("JOINTSPACE_TEST_ES_URL") or "local Elasticsearch 8.19.21 launcher (docker/es-launcher), started on first use"
+    redis_version = (
+        subprocess.run([redis, "--version"], capture_output=True, text=True).stdout.split(" v=")[-1].split()[0]
+        if redis
+        else "not installed"
+    )
+    es = (
+        os.environ.get("JOINTSPACE_TEST_ES_URL")
+        or "local Elasticsearch 8.19.21 launcher (docker/es-launcher), started on first use"
+    )
     return [f"services: elasticsearch: {es}; redis-server {redis_version}"]
 
 

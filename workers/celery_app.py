@@ -3,6 +3,7 @@
 Start workers with `jointspace worker` (or `celery -A jointspace.workers.celery_app worker -O fair`);
 watch them with `celery -A jointspace.workers.celery_app flower`.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,8 +15,9 @@ from jointspace.settings import Settings, get_settings
 
 
 def make_app(settings: Settings) -> Celery:
-    celery = Celery("jointspace", broker=settings.broker_url, backend=settings.broker_url,
-                    include=["jointspace.workers.tasks"])
+    celery = Celery(
+        "jointspace", broker=settings.broker_url, backend=settings.broker_url, include=["jointspace.workers.tasks"]
+    )
     celery.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -58,8 +60,9 @@ class DeadWorkerSweep(bootsteps.StartStopStep):
         conf = worker.app.conf
         self.connection = worker.app.connection_for_write()
         channel = self.connection.default_channel
-        registry = liveness.DeliveryRegistry(channel.client, channel.qos, conf.task_default_queue,
-                                             conf.jointspace_worker_heartbeat_s)
+        registry = liveness.DeliveryRegistry(
+            channel.client, channel.qos, conf.task_default_queue, conf.jointspace_worker_heartbeat_s
+        )
         liveness.start_heart(registry, liveness.new_instance_id(worker.hostname))
 
     def stop(self, worker: Any) -> None:
@@ -90,7 +93,6 @@ def _load_model_once(**_: object) -> None:
     settings = get_settings()
     if settings.worker_metrics_port:
         from billiard.process import current_process
-
         from jointspace.workers.metrics import serve_metrics
 
         serve_metrics(settings.worker_metrics_port + (current_process().index or 0))

@@ -3,6 +3,7 @@
 One entry per post id (or per source line when the post never got an id), so a post that fails
 twice is one entry, and a post indexed later is removed from here by the pipeline.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,13 +34,13 @@ class DeadLetter:
     post: dict[str, Any] | None = None
     origin: str | None = None
     base_dir: str | None = None
-    time: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    time: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "DeadLetter":
+    def from_json(cls, data: dict[str, Any]) -> DeadLetter:
         return cls(**{k: data.get(k) for k in ("key", "stage", "reason", "post", "origin", "base_dir", "time")})
 
 
@@ -103,8 +104,10 @@ class SqliteDeadLetters:
 
     def put(self, letters: Sequence[DeadLetter]) -> None:
         with self._lock, self._db:
-            self._db.executemany("INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?)",
-                                 [(l.key, l.time, json.dumps(l.to_json())) for l in letters])
+            self._db.executemany(
+                "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?)",
+                [(l.key, l.time, json.dumps(l.to_json())) for l in letters],
+            )
 
     def list(self) -> list[DeadLetter]:
         with self._lock:

@@ -2,6 +2,7 @@
 else run here, in this process. Producers (the CLI, the stream consumer, `POST /posts`) see the same
 `submit_batch → Ticket → BatchOutcome` either way.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from jointspace.records import Post
-from jointspace.settings import Settings, get_settings
 from jointspace.workers.dead_letters import DeadLetter
 from jointspace.workers.pipeline import BatchOutcome
+
+from jointspace.records import Post
+from jointspace.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +105,9 @@ class InProcessDistributor:
                 return runner.finish(prepared.result() if attempt == 0 else runner.prepare(posts))
             except transient_errors() as exc:
                 if attempt == self.settings.task_max_retries:
-                    outcome, letters = _dead_batch(posts, "write", f"backend unavailable after {attempt} "
-                                                                  f"retries: {exc}")
+                    outcome, letters = _dead_batch(
+                        posts, "write", f"backend unavailable after {attempt} retries: {exc}"
+                    )
                     self.context.dead_letters.put(letters)
                     return outcome
                 log.warning("backend unavailable (%s); retrying the batch in %.0f s", exc, delay)
@@ -152,7 +155,6 @@ class CeleryDistributor:
 
     def __init__(self, settings: Settings, poll_s: float = 0.2) -> None:
         import redis
-
         from jointspace.workers.celery_app import make_app
 
         self.settings = settings
@@ -204,8 +206,9 @@ _shared: dict[int, Distributor] = {}
 _shared_lock = threading.Lock()
 
 
-def submit(posts: Sequence[Mapping[str, Any] | Post], settings: Settings | None = None,
-           base_dir: Path | None = None) -> SubmitResult:
+def submit(
+    posts: Sequence[Mapping[str, Any] | Post], settings: Settings | None = None, base_dir: Path | None = None
+) -> SubmitResult:
     """Validate posts (JSON objects as in the JSONL format, or `Post`s) and hand them to the pipeline.
 
     For `POST /posts`. Relative image paths resolve against `base_dir`, else the media root.
@@ -220,15 +223,18 @@ def submit(posts: Sequence[Mapping[str, Any] | Post], settings: Settings | None 
     valid: list[Post] = []
     for n, raw in enumerate(posts):
         try:
-            valid.append(raw if isinstance(raw, Post) else
-                         validate_post(raw, base_dir or settings.media_root, limits, default_source="api"))
+            valid.append(
+                raw
+                if isinstance(raw, Post)
+                else validate_post(raw, base_dir or settings.media_root, limits, default_source="api")
+            )
         except InvalidPost as exc:
             key = str(raw.get("id")) if isinstance(raw, Mapping) and raw.get("id") else f"#{n}"
             result.rejected[key] = exc.describe()
     with _shared_lock:
         distributor = _shared.get(id(settings)) or _shared.setdefault(id(settings), open_distributor(settings))
     for start in range(0, len(valid), settings.batch_size):
-        ticket = distributor.submit_batch(valid[start:start + settings.batch_size])
+        ticket = distributor.submit_batch(valid[start : start + settings.batch_size])
         if isinstance(distributor, InProcessDistributor) or ticket.ready():
             outcome = ticket.outcome()
             result.accepted += outcome.indexed + outcome.unchanged

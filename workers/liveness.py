@@ -17,6 +17,7 @@ kombu does not record which consumer holds a delivery, so each worker records it
   call kombu makes for a rejected message. Running a batch twice is harmless (writes are keyed
   by post id and unchanged posts are skipped), losing one is not, so the sweep errs that way.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,8 +77,7 @@ class DeliveryRegistry:
         # acked, and a later sweep would requeue it while its worker still runs it.
         owners = {_text(k): _text(v) for k, v in self.client.hgetall(DELIVERIES_KEY).items()}
         unacked = {_text(k): v for k, v in self.client.hgetall(self.qos.unacked_key).items()}
-        delivered_at = {_text(k): s for k, s in self.client.zrange(self.qos.unacked_index_key, 0, -1,
-                                                                    withscores=True)}
+        delivered_at = {_text(k): s for k, s in self.client.zrange(self.qos.unacked_index_key, 0, -1, withscores=True)}
         alive = self._alive(set(owners.values()))
         requeued = []
         for tag, raw in unacked.items():
@@ -152,8 +152,11 @@ class Heart:
             log.warning("sweep for the batches of dead workers failed: %s", exc)
             return
         if report.requeued:
-            log.warning("requeued %d batch(es) held by workers that stopped beating: %s",
-                        len(report.requeued), ", ".join(report.requeued))
+            log.warning(
+                "requeued %d batch(es) held by workers that stopped beating: %s",
+                len(report.requeued),
+                ", ".join(report.requeued),
+            )
 
 
 _heart: Heart | None = None

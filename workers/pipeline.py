@@ -6,6 +6,7 @@ Celery) call the same runner, so there is one code path. A bad post leaves its b
 the dead letters; transient backend errors propagate so the caller can retry the whole batch,
 which is safe because every write is keyed by post id.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,20 +18,24 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from jointspace.workers import metrics
+from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
 from PIL import Image
 
 from jointspace.errors import BackendUnavailableError
+from jointspace.images import DecodeLimits, ImageRejected, load_image
 from jointspace.protocols import ImageEncoder, SearchBackend
 from jointspace.records import Document, Post
-from jointspace.workers import metrics
-from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
-from jointspace.images import DecodeLimits, ImageRejected, load_image
-
 
 # Per-item bulk failures that mean "not now" rather than "never": the whole batch is retried.
-TRANSIENT_ITEM_ERRORS = ("unavailable_shards_exception", "es_rejected_execution_exception",
-                         "no_shard_available_action_exception", "node_not_connected_exception",
-                         "node_closed_exception", "circuit_breaking_exception")
+TRANSIENT_ITEM_ERRORS = (
+    "unavailable_shards_exception",
+    "es_rejected_execution_exception",
+    "no_shard_available_action_exception",
+    "node_not_connected_exception",
+    "node_closed_exception",
+    "circuit_breaking_exception",
+)
 TRANSIENT_STATUS = {429, 502, 503, 504}
 log = logging.getLogger(__name__)
 
@@ -81,9 +86,13 @@ class BatchOutcome:
         return {"indexed": self.indexed, "unchanged": self.unchanged, "dead": self.dead, "seconds": self.seconds}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "BatchOutcome":
-        return cls(list(data.get("indexed", [])), list(data.get("unchanged", [])),
-                   dict(data.get("dead", {})), dict(data.get("seconds", {})))
+    def from_json(cls, data: dict[str, Any]) -> BatchOutcome:
+        return cls(
+            list(data.get("indexed", [])),
+            list(data.get("unchanged", [])),
+            dict(data.get("dead", {})),
+            dict(data.get("seconds", {})),
+        )
 
     def settled_ids(self) -> list[str]:
         return [*self.indexed, *self.unchanged, *self.dead]
@@ -111,9 +120,16 @@ class _Batch:
 class BatchRunner:
     """Runs one batch through the stages. Thread-safe only per call: give each worker process its own."""
 
-    def __init__(self, encoder: ImageEncoder, model: str, backend: SearchBackend,
-                 dead_letters: DeadLetterStore, decode_limits: DecodeLimits, executor: Executor,
-                 listener: BatchListener | None = None) -> None:
+    def __init__(
+        self,
+        encoder: ImageEncoder,
+        model: str,
+        backend: SearchBackend,
+        dead_letters: DeadLetterStore,
+        decode_limits: DecodeLimits,
+        executor: Executor,
+        listener: BatchListener | None = None,
+    ) -> None:
         self.encoder = encoder
         self.model = model
         self.backend = backend
@@ -126,7 +142,7 @@ class BatchRunner:
         """Blocks until the batch is indexed or dead-lettered. Raises on transient backend errors."""
         return self.finish(self.prepare(posts, skip_unchanged))
 
-    def prepare(self, posts: Sequence[Post], skip_unchanged: bool = True) -> "_Batch":
+    def prepare(self, posts: Sequence[Post], skip_unchanged: bool = True) -> _Batch:
         """Read and decode stages (I/O and PIL: overlaps well with another batch's `finish`)."""
         batch = _Batch(posts=_unique(posts), started=time.perf_counter())
         if skip_unchanged:
@@ -136,7 +152,7 @@ class BatchRunner:
             self._decode(batch)
         return batch
 
-    def finish(self, batch: "_Batch") -> BatchOutcome:
+    def finish(self, batch: _Batch) -> BatchOutcome:
         """Embed and write stages."""
         with self._stage(batch, "embed"):
             self._embed(batch)
@@ -195,8 +211,10 @@ class BatchRunner:
         vectors = np.asarray(self.encoder.embed_images(batch.images), dtype=np.float32)
         batch.images = []  # free the pixels before the write
         if vectors.shape != (len(batch.posts), self.encoder.dim):
-            raise ValueError(f"image encoder returned shape {vectors.shape} for {len(batch.posts)} images "
-                             f"of dimension {self.encoder.dim}")
+            raise ValueError(
+                f"image encoder returned shape {vectors.shape} for {len(batch.posts)} images "
+                f"of dimension {self.encoder.dim}"
+            )
         norms = np.linalg.norm(vectors, axis=1)
         good = np.isfinite(vectors).all(axis=1) & (norms > 0)
         keep = []
@@ -249,8 +267,10 @@ class BatchRunner:
         except transient_errors():
             raise
         except Exception:
-            log.exception("the alert check of a batch of %d posts failed; the posts stay indexed",
-                          len(batch.written) + len(batch.owed))
+            log.exception(
+                "the alert check of a batch of %d posts failed; the posts stay indexed",
+                len(batch.written) + len(batch.owed),
+            )
 
 
 def _unique(posts: Sequence[Post]) -> list[Post]:

@@ -5,6 +5,7 @@ Elasticsearch: a new versioned index, swapped by one atomic alias update; search
 from the old index until then. Embedded: a staging folder beside the store, swapped by two renames;
 processes that hold the old store open (`serve`, a running `ingest`) keep using it until restarted
 with the new `JOINTSPACE_MODEL`, so stop writers for the swap."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,13 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from jointspace.workers.pipeline import BatchOutcome, BatchRunner
 from tqdm import tqdm
 
 from jointspace.errors import ConfigurationError
 from jointspace.protocols import SearchBackend
 from jointspace.records import Post
 from jointspace.settings import Settings
-from jointspace.workers.pipeline import BatchOutcome, BatchRunner
 
 
 def _batches(backend: SearchBackend, size: int) -> Iterator[list[Post]]:
@@ -33,8 +34,15 @@ def _batches(backend: SearchBackend, size: int) -> Iterator[list[Post]]:
         yield batch
 
 
-def _copy(source: SearchBackend, target: SearchBackend, runner: BatchRunner, batch_size: int,
-          only_missing: bool, progress: bool, desc: str) -> BatchOutcome:
+def _copy(
+    source: SearchBackend,
+    target: SearchBackend,
+    runner: BatchRunner,
+    batch_size: int,
+    only_missing: bool,
+    progress: bool,
+    desc: str,
+) -> BatchOutcome:
     total = BatchOutcome()
     with tqdm(total=source.count(), unit="post", desc=desc, disable=not progress) as bar:
         for posts in _batches(source, batch_size):
@@ -56,8 +64,9 @@ def reindex(settings: Settings, bundle_dir: Path, keep_old: bool = True, progres
     return _reindex_embedded(settings, bundle_dir, keep_old, progress)
 
 
-def _fill(settings: Settings, bundle: Any, old: SearchBackend, new: SearchBackend,
-          progress: bool, swap: Callable[[], None]) -> tuple[BatchOutcome, BatchOutcome]:
+def _fill(
+    settings: Settings, bundle: Any, old: SearchBackend, new: SearchBackend, progress: bool, swap: Callable[[], None]
+) -> tuple[BatchOutcome, BatchOutcome]:
     """Copy old → new with the new bundle's encoder, swap, then catch up on what arrived meanwhile."""
     from jointspace.workers.runtime import open_context
 
@@ -76,11 +85,18 @@ def _fill(settings: Settings, bundle: Any, old: SearchBackend, new: SearchBacken
     return filled, caught
 
 
-def _report(old: str, new: str, model: str, filled: BatchOutcome, caught: BatchOutcome,
-            dropped: list[str]) -> dict[str, Any]:
-    return {"old_index": old, "new_index": new, "model": model,
-            "indexed": len(filled.indexed) + len(caught.indexed), "caught_up": len(caught.indexed),
-            "dead_lettered": {**filled.dead, **caught.dead}, "dropped": dropped}
+def _report(
+    old: str, new: str, model: str, filled: BatchOutcome, caught: BatchOutcome, dropped: list[str]
+) -> dict[str, Any]:
+    return {
+        "old_index": old,
+        "new_index": new,
+        "model": model,
+        "indexed": len(filled.indexed) + len(caught.indexed),
+        "caught_up": len(caught.indexed),
+        "dead_lettered": {**filled.dead, **caught.dead},
+        "dropped": dropped,
+    }
 
 
 def _reindex_elasticsearch(settings: Settings, bundle_dir: Path, keep_old: bool, progress: bool) -> dict[str, Any]:
@@ -98,11 +114,19 @@ def _reindex_elasticsearch(settings: Settings, bundle_dir: Path, keep_old: bool,
     new_settings = settings.model_copy(update={"model": bundle_dir})
     bundle = load_model_bundle(new_settings)
     if meta.get("model") == bundle.name:
-        raise ConfigurationError(f"index {old_index!r} was already built by bundle {bundle.name!r}; "
-                                 "`jointspace model list` shows the other bundles to reindex into")
+        raise ConfigurationError(
+            f"index {old_index!r} was already built by bundle {bundle.name!r}; "
+            "`jointspace model list` shows the other bundles to reindex into"
+        )
     # By index name, not alias: after the swap the alias names the new index.
-    old = ElasticsearchBackend(client, settings, str(meta["model"]), int(meta["dim"]), old_index,
-                               str(meta.get("index_options", "")).startswith("int8"))
+    old = ElasticsearchBackend(
+        client,
+        settings,
+        str(meta["model"]),
+        int(meta["dim"]),
+        old_index,
+        str(meta.get("index_options", "")).startswith("int8"),
+    )
     new_index = manager.create(bundle.name, bundle.dim)
     quantized = str(manager.meta(new_index).get("index_options", "")).startswith("int8")
     # The backend addresses an index by name exactly as by alias: write straight into the new one.
@@ -125,8 +149,10 @@ def _reindex_embedded(settings: Settings, bundle_dir: Path, keep_old: bool, prog
     new_settings = settings.model_copy(update={"model": bundle_dir})
     bundle = load_model_bundle(new_settings)
     if old_model == bundle.name:
-        raise ConfigurationError(f"the embedded index in {folder} was already built by bundle {bundle.name!r}; "
-                                 "`jointspace model list` shows the other bundles to reindex into")
+        raise ConfigurationError(
+            f"the embedded index in {folder} was already built by bundle {bundle.name!r}; "
+            "`jointspace model list` shows the other bundles to reindex into"
+        )
     staging = folder.with_name(f"{folder.name}.reindex")
     shutil.rmtree(staging, ignore_errors=True)  # left by a run that died: its copy is incomplete
     retired = folder.with_name(f"{folder.name}.{old_model}.{time.strftime('%Y%m%d-%H%M%S')}")

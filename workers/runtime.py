@@ -1,4 +1,5 @@
 """What one process needs to run batches: the model bundle, the backend, the dead letters, loaded once."""
+
 from __future__ import annotations
 
 import importlib
@@ -7,12 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from jointspace.workers.dead_letters import DeadLetterStore, open_dead_letters
+from jointspace.workers.pipeline import BatchRunner
+
 from jointspace.errors import ConfigurationError
+from jointspace.images import DecodeLimits
 from jointspace.protocols import ModelBundle, SearchBackend
 from jointspace.settings import Settings
-from jointspace.workers.dead_letters import DeadLetterStore, open_dead_letters
-from jointspace.images import DecodeLimits
-from jointspace.workers.pipeline import BatchRunner
 
 
 def load_model_bundle(settings: Settings) -> ModelBundle:
@@ -56,8 +58,9 @@ class WorkerContext:
         self.dead_letters.close()
 
 
-def open_context(settings: Settings, bundle: ModelBundle | None = None,
-                 backend: SearchBackend | None = None, alerts: bool = True) -> WorkerContext:
+def open_context(
+    settings: Settings, bundle: ModelBundle | None = None, backend: SearchBackend | None = None, alerts: bool = True
+) -> WorkerContext:
     """Loads the model (slow: seconds) and connects to the backend and the dead-letter store.
     With `alerts`, every batch written is checked against the saved searches (reindex turns it off:
     re-embedding old posts is not news)."""
@@ -78,8 +81,9 @@ def open_context(settings: Settings, bundle: ModelBundle | None = None,
         from jointspace.alerts import open_alert_checker
 
         checker = open_alert_checker(settings, bundle, backend)
-    runner = BatchRunner(bundle.image, bundle.name, backend, dead_letters, decode_limits(settings), executor,
-                         listener=checker)
+    runner = BatchRunner(
+        bundle.image, bundle.name, backend, dead_letters, decode_limits(settings), executor, listener=checker
+    )
     return WorkerContext(bundle, backend, dead_letters, runner, executor, checker)
 
 

@@ -1,17 +1,18 @@
 """Thin Celery tasks over the batch runner. Payloads are JSON: `{"posts": [Post.to_json(), ...]}`."""
+
 from __future__ import annotations
 
 import logging
 from typing import Any
 
 from celery import Task
+from jointspace.workers.celery_app import app
+from jointspace.workers.dead_letters import DeadLetter, open_dead_letters
+from jointspace.workers.runtime import process_context
 
 from jointspace.errors import BackendUnavailableError
 from jointspace.records import Post
 from jointspace.settings import get_settings
-from jointspace.workers.celery_app import app
-from jointspace.workers.dead_letters import DeadLetter, open_dead_letters
-from jointspace.workers.runtime import process_context
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +22,15 @@ def transient_errors() -> tuple[type[BaseException], ...]:
     import elastic_transport
     import redis
 
-    return (BackendUnavailableError, ConnectionError, TimeoutError, redis.exceptions.ConnectionError,
-            redis.exceptions.TimeoutError, elastic_transport.ConnectionError, elastic_transport.ConnectionTimeout)
+    return (
+        BackendUnavailableError,
+        ConnectionError,
+        TimeoutError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        elastic_transport.ConnectionError,
+        elastic_transport.ConnectionTimeout,
+    )
 
 
 class IngestTask(Task):
@@ -46,10 +54,18 @@ class IngestTask(Task):
 _settings = get_settings()
 
 
-@app.task(bind=True, base=IngestTask, name="jointspace.ingest_batch",
-          autoretry_for=transient_errors(), retry_backoff=True, retry_backoff_max=_settings.retry_backoff_max_s,
-          retry_jitter=True, max_retries=_settings.task_max_retries,
-          acks_late=True, reject_on_worker_lost=True)
+@app.task(
+    bind=True,
+    base=IngestTask,
+    name="jointspace.ingest_batch",
+    autoretry_for=transient_errors(),
+    retry_backoff=True,
+    retry_backoff_max=_settings.retry_backoff_max_s,
+    retry_jitter=True,
+    max_retries=_settings.task_max_retries,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
 def ingest_batch(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
     """Embed and index one batch; returns the BatchOutcome as JSON. Safe to run twice."""
     posts = [Post.from_json(p) for p in payload["posts"]]
@@ -81,8 +97,11 @@ class DeliverTask(Task):
             store = _store()
             current = store.delivery(payload["search_id"], payload["post_id"])
             if current is not None and current.status == "pending":
-                store.set_delivery(payload["search_id"], payload["post_id"],
-                                   Delivery("failed", current.attempts, f"{type(exc).__name__}: {exc}"))
+                store.set_delivery(
+                    payload["search_id"],
+                    payload["post_id"],
+                    Delivery("failed", current.attempts, f"{type(exc).__name__}: {exc}"),
+                )
         except Exception:
             log.exception("could not record the failed delivery of task %s", task_id)
 
@@ -93,10 +112,18 @@ def _webhook_retry() -> tuple[type[BaseException], ...]:
     return (WebhookRetry, *transient_errors())
 
 
-@app.task(bind=True, base=DeliverTask, name="jointspace.deliver_alert",
-          autoretry_for=_webhook_retry(), retry_backoff=True, retry_backoff_max=_settings.alerts_webhook_backoff_max_s,
-          retry_jitter=True, max_retries=_settings.alerts_webhook_max_retries + 1,
-          acks_late=True, reject_on_worker_lost=True)
+@app.task(
+    bind=True,
+    base=DeliverTask,
+    name="jointspace.deliver_alert",
+    autoretry_for=_webhook_retry(),
+    retry_backoff=True,
+    retry_backoff_max=_settings.alerts_webhook_backoff_max_s,
+    retry_jitter=True,
+    max_retries=_settings.alerts_webhook_max_retries + 1,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
 def deliver_alert(self: Task, payload: dict[str, Any]) -> bool:
     """POST one match to its search's webhook; the attempt's outcome is written to the alert store.
     `attempt` itself gives up after alerts_webhook_max_retries retries (recording why)."""

@@ -1,5 +1,6 @@
 """Saved searches with alerts: save (with the API key), list, remove, read matches, and follow new
 matches live as Server-Sent Events (`GET /alerts/{id}/events`, what the page's panel listens to)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,13 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
+from jointspace.api.deps import ServicesDep, WriteAccess
+from jointspace.api.render import post_out
+from jointspace.api.schemas import AlertIn, AlertOut, AlertsOut, DeleteOut, ErrorOut, MatchesOut, MatchOut
 from starlette.concurrency import run_in_threadpool
 
 from jointspace.alerts.records import Match
 from jointspace.alerts.service import AlertNotFound, AlertService, parse_since
-from jointspace.api.deps import ServicesDep, WriteAccess
-from jointspace.api.render import post_out
-from jointspace.api.schemas import AlertIn, AlertOut, AlertsOut, DeleteOut, ErrorOut, MatchesOut, MatchOut
 from jointspace.errors import QueryError
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -42,13 +43,24 @@ def _alert(service: AlertService, search_id: str) -> Any:
 
 def match_out(match: Match) -> MatchOut:
     data = match.to_json()
-    return MatchOut(**post_out(match.post).model_dump(), score=float(match.score), search_id=match.search_id,
-                    matched_at=match.matched_at, matched_by=list(match.matched_by), similarity=match.similarity,
-                    cursor=match.cursor, webhook=data["webhook"])
+    return MatchOut(
+        **post_out(match.post).model_dump(),
+        score=float(match.score),
+        search_id=match.search_id,
+        matched_at=match.matched_at,
+        matched_by=list(match.matched_by),
+        similarity=match.similarity,
+        cursor=match.cursor,
+        webhook=data["webhook"],
+    )
 
 
-@router.post("", response_model=AlertOut, status_code=201,
-             responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}})
+@router.post(
+    "",
+    response_model=AlertOut,
+    status_code=201,
+    responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+)
 def create_alert(body: AlertIn, _: WriteAccess, services: ServicesDep) -> AlertOut:
     """Save a search: posts indexed from now on that match it are recorded (once each) and delivered."""
     limit = services.settings.api_max_query_chars
@@ -71,16 +83,20 @@ def delete_alert(search_id: str, _: WriteAccess, services: ServicesDep) -> Delet
 
 
 @router.get("/{search_id}/matches", response_model=MatchesOut, responses=NOT_FOUND)
-def alert_matches(search_id: str, services: ServicesDep,
-                  since: Annotated[str | None, Query(description="ISO 8601 time, or a duration back from now: "
-                                                                 "15m, 2h, 7d")] = None,
-                  limit: Annotated[int | None, Query(ge=1, le=10_000)] = None) -> MatchesOut:
+def alert_matches(
+    search_id: str,
+    services: ServicesDep,
+    since: Annotated[str | None, Query(description="ISO 8601 time, or a duration back from now: 15m, 2h, 7d")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
+) -> MatchesOut:
     """The posts that matched, newest first, each with its score."""
     service = _service(services)
     search = _alert(service, search_id)
     found = service.matches(search_id, parse_since(since), limit)
-    return MatchesOut(alert=AlertOut(**search.to_json(), matches=service.store.count_matches(search_id)),
-                      matches=[match_out(m) for m in found])
+    return MatchesOut(
+        alert=AlertOut(**search.to_json(), matches=service.store.count_matches(search_id)),
+        matches=[match_out(m) for m in found],
+    )
 
 
 def _event(match: Match) -> str:
@@ -88,12 +104,18 @@ def _event(match: Match) -> str:
     return f"id: {match.cursor}\nevent: match\ndata: {data}\n\n"
 
 
-@router.get("/{search_id}/events", response_class=StreamingResponse,
-            responses={**NOT_FOUND, 400: {"model": ErrorOut, "description": "Not an event cursor of this search"}})
-async def alert_events(search_id: str, request: Request, services: ServicesDep,
-                       after: Annotated[str | None, Query(description="Resume after this cursor (default: "
-                                                                      "from now on)")] = None,
-                       last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
+@router.get(
+    "/{search_id}/events",
+    response_class=StreamingResponse,
+    responses={**NOT_FOUND, 400: {"model": ErrorOut, "description": "Not an event cursor of this search"}},
+)
+async def alert_events(
+    search_id: str,
+    request: Request,
+    services: ServicesDep,
+    after: Annotated[str | None, Query(description="Resume after this cursor (default: from now on)")] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
     """Server-Sent Events: one `match` event per new match (`id` = its cursor, `data` = the match as
     in /matches). Reconnecting with Last-Event-ID resumes without a gap."""
     service = _service(services)
@@ -135,5 +157,6 @@ async def alert_events(search_id: str, request: Request, services: ServicesDep,
                 last_sent = time.monotonic()
             await asyncio.sleep(poll_s)
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

@@ -1,14 +1,15 @@
 """The cities present in the index, and the words that describe one."""
+
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
-
 from jointspace.api.deps import BackendDep, SearchDep
 from jointspace.api.render import word_scores
 from jointspace.api.schemas import CitiesOut, CityOut, DescribeOut, ErrorOut
 from jointspace.query.vocabulary import VocabularyNotReady
+
 from jointspace.records import Filters
 
 router = APIRouter(prefix="/cities", tags=["cities"])
@@ -20,8 +21,9 @@ def list_cities(backend: BackendDep) -> CitiesOut:
 
 
 @router.get("/{city}/describe", response_model=DescribeOut, responses={404: {"model": ErrorOut}})
-def describe_city(city: str, backend: BackendDep, service: SearchDep,
-                  k: Annotated[int, Query(ge=1, le=100)] = 10) -> DescribeOut:
+def describe_city(
+    city: str, backend: BackendDep, service: SearchDep, k: Annotated[int, Query(ge=1, le=100)] = 10
+) -> DescribeOut:
     if backend.count(Filters(cities=(city,))) == 0:
         raise HTTPException(404, f"no posts from {city!r}")
     subject = city.strip().lower()

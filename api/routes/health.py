@@ -1,13 +1,13 @@
 """Liveness of what the API depends on, and the Prometheus scrape."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
 from jointspace.api.deps import MetricsDep, ServicesDep
 from jointspace.api.schemas import ComponentHealth, HealthOut
 from jointspace.api.services import ApiServices
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 router = APIRouter(tags=["operations"])
 
@@ -50,14 +50,17 @@ def health(services: ServicesDep) -> JSONResponse:
     parts.status = "ok" if ok else "degraded"
     if services.nearest is not None:  # reported, never waited on; not-ready is not "degraded"
         parts.ready = services.nearest.ready
-        parts.nearest_words = ComponentHealth(ok=services.nearest.state != "failed",
-                                              detail=services.nearest.describe())
+        parts.nearest_words = ComponentHealth(ok=services.nearest.state != "failed", detail=services.nearest.describe())
     return JSONResponse(parts.model_dump(), status_code=200 if ok else 503)
 
 
-@router.get("/metrics", response_class=Response,
-            responses={200: {"description": "Prometheus text format",
-                             "content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    },
+)
 def metrics(services: ServicesDep, api_metrics: MetricsDep) -> Response:
     try:
         api_metrics.documents.set(services.backend.count())

@@ -1,44 +1,67 @@
 """Posts: read one, its image and thumbnail (from the media root only), its describing words;
 write (submit, delete) with the API key."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
-
 from jointspace.api.deps import BackendDep, MediaDep, MetricsDep, SearchDep, ServicesDep, WriteAccess
 from jointspace.api.media import MediaFile, MediaNotFound
 from jointspace.api.render import post_out, word_scores
 from jointspace.api.schemas import DeleteOut, DescribeOut, ErrorOut, PostOut, SubmitOut, SubmitRefusedOut
 from jointspace.api.submission import parse_submission, submit
-from jointspace.protocols import SearchBackend
 from jointspace.query.vocabulary import VocabularyNotReady
+
+from jointspace.protocols import SearchBackend
 from jointspace.records import Post
 
 router = APIRouter(prefix="/posts", tags=["posts"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such post"}}
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 IMAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {"description": "The picture; its type comes from its bytes",
-          "content": {t: _BINARY for t in ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")}},
-    304: {"description": "Not modified (If-None-Match matched the ETag)"}, **NOT_FOUND}
+    200: {
+        "description": "The picture; its type comes from its bytes",
+        "content": {t: _BINARY for t in ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp")},
+    },
+    304: {"description": "Not modified (If-None-Match matched the ETag)"},
+    **NOT_FOUND,
+}
 THUMBNAIL_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"description": "A JPEG thumbnail", "content": {"image/jpeg": _BINARY}},
-    304: {"description": "Not modified (If-None-Match matched the ETag)"}, **NOT_FOUND}
+    304: {"description": "Not modified (If-None-Match matched the ETag)"},
+    **NOT_FOUND,
+}
 
 
 def _submission_body() -> dict[str, Any]:
     """The request body of POST /posts for the OpenAPI document (read by hand in parse_submission,
     since it is either JSON or multipart)."""
     post = {"$ref": "#/components/schemas/PostIn"}
-    return {"required": True, "content": {
-        "application/json": {"schema": {"anyOf": [post, {"type": "array", "items": post},
-                                                  {"$ref": "#/components/schemas/PostsIn"}]}},
-        "multipart/form-data": {"schema": {"type": "object", "properties": {
-            "posts": {"type": "string", "description": "The posts as JSON text (as for application/json)"},
-            "images": {"type": "array", "items": {"type": "string", "format": "binary"},
-                       "description": "Image files; a post's `image` names one by its file name"}}}}}}
+    return {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {"anyOf": [post, {"type": "array", "items": post}, {"$ref": "#/components/schemas/PostsIn"}]}
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "posts": {"type": "string", "description": "The posts as JSON text (as for application/json)"},
+                        "images": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "Image files; a post's `image` names one by its file name",
+                        },
+                    },
+                }
+            },
+        },
+    }
+
+
 # Images change only when a post is re-ingested (new mtime → new ETag), so browsers may keep them
 # a day and revalidate cheaply after.
 CACHE_CONTROL = "public, max-age=86400"
@@ -55,8 +78,13 @@ def file_response(request: Request, media: MediaFile) -> Response:
     headers = {"ETag": media.etag, "Cache-Control": CACHE_CONTROL, "X-Content-Type-Options": "nosniff"}
     if media.etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
         return Response(status_code=304, headers=headers)
-    return FileResponse(media.path, media_type=media.media_type, headers=headers, stat_result=media.stat,
-                        content_disposition_type="inline")
+    return FileResponse(
+        media.path,
+        media_type=media.media_type,
+        headers=headers,
+        stat_result=media.stat,
+        content_disposition_type="inline",
+    )
 
 
 @router.get("/{post_id}", response_model=PostOut, responses=NOT_FOUND)
@@ -83,8 +111,9 @@ def get_thumbnail(post_id: str, request: Request, backend: BackendDep, media: Me
 
 
 @router.get("/{post_id}/describe", response_model=DescribeOut, responses=NOT_FOUND)
-def describe_post(post_id: str, backend: BackendDep, service: SearchDep,
-                  k: Annotated[int, Query(ge=1, le=100)] = 10) -> DescribeOut:
+def describe_post(
+    post_id: str, backend: BackendDep, service: SearchDep, k: Annotated[int, Query(ge=1, le=100)] = 10
+) -> DescribeOut:
     load_post(backend, post_id)
     try:
         return DescribeOut(subject=post_id, words=word_scores(service.describe_post(post_id, k=k)))
@@ -92,15 +121,23 @@ def describe_post(post_id: str, backend: BackendDep, service: SearchDep,
         return DescribeOut(subject=post_id, words=[], ready=False, note=str(exc))
 
 
-@router.post("", response_model=SubmitOut, status_code=200,
-             responses={202: {"model": SubmitOut, "description": "Queued for the workers"},
-                        400: {"model": SubmitRefusedOut,
-                              "description": "Nothing was accepted (each post's reason), or the body is unreadable"},
-                        401: {"model": ErrorOut, "description": "Missing or wrong X-API-Key"},
-                        403: {"model": ErrorOut, "description": "Writes are off: no API key is configured"},
-                        413: {"model": ErrorOut, "description": "Too large: the body, an image or the batch"},
-                        415: {"model": ErrorOut, "description": "Neither application/json nor multipart/form-data"}},
-             openapi_extra={"requestBody": _submission_body()})
+@router.post(
+    "",
+    response_model=SubmitOut,
+    status_code=200,
+    responses={
+        202: {"model": SubmitOut, "description": "Queued for the workers"},
+        400: {
+            "model": SubmitRefusedOut,
+            "description": "Nothing was accepted (each post's reason), or the body is unreadable",
+        },
+        401: {"model": ErrorOut, "description": "Missing or wrong X-API-Key"},
+        403: {"model": ErrorOut, "description": "Writes are off: no API key is configured"},
+        413: {"model": ErrorOut, "description": "Too large: the body, an image or the batch"},
+        415: {"model": ErrorOut, "description": "Neither application/json nor multipart/form-data"},
+    },
+    openapi_extra={"requestBody": _submission_body()},
+)
 async def create_posts(request: Request, _: WriteAccess, services: ServicesDep, metrics: MetricsDep) -> JSONResponse:
     """One post or a batch. JSON: a post object, a list of them, or `{"posts": [...]}`; image refs
     are paths below the media root (relative ones are taken from it). Multipart: a `posts` field
@@ -113,15 +150,22 @@ async def create_posts(request: Request, _: WriteAccess, services: ServicesDep, 
     metrics.posts_submitted.labels("rejected").inc(len(outcome.rejected))
     if not outcome.accepted:
         reasons = "; ".join(f"post {r.index}: {r.reason}" for r in outcome.rejected[:3])
-        refused = SubmitRefusedOut(error="rejected", message=f"no post was accepted ({reasons})",
-                                   **outcome.model_dump())
+        refused = SubmitRefusedOut(
+            error="rejected", message=f"no post was accepted ({reasons})", **outcome.model_dump()
+        )
         return JSONResponse(refused.model_dump(), status_code=400)
     return JSONResponse(outcome.model_dump(), status_code=202 if outcome.queued else 200)
 
 
-@router.delete("/{post_id}", response_model=DeleteOut,
-               responses={**NOT_FOUND, 401: {"model": ErrorOut, "description": "Missing or wrong X-API-Key"},
-                          403: {"model": ErrorOut, "description": "Writes are off: no API key is configured"}})
+@router.delete(
+    "/{post_id}",
+    response_model=DeleteOut,
+    responses={
+        **NOT_FOUND,
+        401: {"model": ErrorOut, "description": "Missing or wrong X-API-Key"},
+        403: {"model": ErrorOut, "description": "Writes are off: no API key is configured"},
+    },
+)
 def delete_post(post_id: str, _: WriteAccess, backend: BackendDep) -> DeleteOut:
     if not backend.delete(post_id):
         raise HTTPException(404, f"no post with id {post_id!r}")

@@ -1,10 +1,10 @@
 """GET /trends: per city (hashtag, source) and period, how many posts match a query, and their share."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-
 from jointspace.api.deps import SearchDep, SettingsDep
 from jointspace.api.render import jsonable
 from jointspace.api.schemas import ErrorOut, TrendsOut
@@ -20,6 +20,7 @@ def trends(service: SearchDep, settings: SettingsDep, params: Annotated[TrendsRe
     nearest, with the filters); each point's share is its count over all posts that pass the
     filters in that period."""
     request = params.checked(settings)
-    result = service.trends(request.q, by=request.by, interval=request.interval, filters=request.to_filters(),
-                            min_score=request.min_score)
+    result = service.trends(
+        request.q, by=request.by, interval=request.interval, filters=request.to_filters(), min_score=request.min_score
+    )
     return TrendsOut(**jsonable(result.to_json()))

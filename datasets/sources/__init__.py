@@ -4,6 +4,7 @@
 a Debian package name (fetched with `apt-get download`) or `npm:NAME@VERSION` (fetched with `npm pack`);
 a scanner gets the unpacked root of each of its packages, in the order listed.
 """
+
 from __future__ import annotations
 
 import importlib

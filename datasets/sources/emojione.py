@@ -5,6 +5,7 @@ Words: the gem's `config/index.json`, each emoji's name (`tristan da cunha`), it
 (`country`, `flag`), its aliases and category. Skin-tone variants (`_tone1`..`_tone5`) and the tone
 swatches themselves (category `modifier`) are left out.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,11 @@ def scan(root: Path) -> Iterator[RawItem]:
         if not keywords:
             continue
         yield RawItem(
-            source=SOURCE, key=key, image=ImageSource("svg", path=svg), caption=sentence(name),
-            hashtags=tags_of(name, entry.get("keywords", [])), keywords=keywords,
+            source=SOURCE,
+            key=key,
+            image=ImageSource("svg", path=svg),
+            caption=sentence(name),
+            hashtags=tags_of(name, entry.get("keywords", [])),
+            keywords=keywords,
             category=entry.get("category", ""),
         )

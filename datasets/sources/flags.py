@@ -5,6 +5,7 @@ few regional flags (`_catalonia.svg`).
 Words: the country's name, common name and official name from Debian's `iso-codes`
 (`iso_3166-1.json`, read from the second package), and `flag`; the file name for the regional ones.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,24 @@ from jointspace.datasets.text import content_words, hashtag, unique
 SOURCE = "flags"
 FLAGS = Path("usr/share/iso-flags-svg/country-4x3")
 COUNTRIES = Path("usr/share/iso-codes/json/iso_3166-1.json")
-NOISE = frozenset({"republic", "state", "states", "kingdom", "democratic", "people's", "federal", "plurinational",
-                   "islamic", "union", "territory", "territories", "province", "pernefeldt"})
+NOISE = frozenset(
+    {
+        "republic",
+        "state",
+        "states",
+        "kingdom",
+        "democratic",
+        "people's",
+        "federal",
+        "plurinational",
+        "islamic",
+        "union",
+        "territory",
+        "territories",
+        "province",
+        "pernefeldt",
+    }
+)
 
 
 def countries(iso_root: Path) -> dict[str, dict[str, str]]:
@@ -41,7 +58,11 @@ def scan(root: Path, iso_root: Path) -> Iterator[RawItem]:
             continue
         words = unique(w for t in texts for w in content_words(t) if w not in NOISE and len(w) > 2)  # not `el`, `da`
         yield RawItem(
-            source=SOURCE, key=svg.name, image=ImageSource("svg", path=svg), caption=f"Flag of {name}",
+            source=SOURCE,
+            key=svg.name,
+            image=ImageSource("svg", path=svg),
+            caption=f"Flag of {name}",
             hashtags=unique(["flag", *(hashtag(t) or "" for t in texts[:1])]),
-            keywords=unique(["flag", *words]), category="flags",
+            keywords=unique(["flag", *words]),
+            category="flags",
         )

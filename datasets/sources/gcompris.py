@@ -5,6 +5,7 @@
 - `categorization`: photos in `resource/images/<category>/`, named by file (`measuringTape4.webp`);
   each folder's README credits the author and the Wikimedia file, whose title enriches the caption.
 """
+
 from __future__ import annotations
 
 import re
@@ -20,11 +21,19 @@ from jointspace.datasets.text import content_words, hashtag, one_line, unique
 SOURCE = "gcompris"
 RCC_ROOT = Path("usr/share/gcompris-qt/rcc")
 # archive → category given to its photos
-EXPLORE_ARCHIVES = {"explore_monuments": "monuments", "explore_world_animals": "animals/wild",
-                    "explore_farm_animals": "animals/farm"}
+EXPLORE_ARCHIVES = {
+    "explore_monuments": "monuments",
+    "explore_world_animals": "animals/wild",
+    "explore_farm_animals": "animals/farm",
+}
 # categorisation folder → the words its photos are about ("others" says nothing)
-CATEGORIZATION_FOLDERS = {"tools": "tools", "renewable": "renewable energy", "fishes": "fish",
-                          "monuments": "monument", "others": ""}
+CATEGORIZATION_FOLDERS = {
+    "tools": "tools",
+    "renewable": "renewable energy",
+    "fishes": "fish",
+    "monuments": "monument",
+    "others": "",
+}
 
 # `"key": qsTr("value")` or `"key": "value"` inside one `{ ... }` of a board (escaped quotes allowed).
 _PAIR = re.compile(r'"(\w+)"\s*:\s*(?:qsTr\(\s*)?"((?:[^"\\]|\\.)*)"')
@@ -96,11 +105,15 @@ def _explore_items(archive: RccArchive, category: str) -> Iterator[RawItem]:
             caption = f"{title}{f' in {shown}' if shown else ''}. {entry.get('text', '')}"
             group = background.group(1) if background and category == "monuments" else ""
             yield RawItem(
-                source=SOURCE, key=path, image=ImageSource("raster", data=archive.read(path)),
-                caption=one_line(caption), city=city,
+                source=SOURCE,
+                key=path,
+                image=ImageSource("raster", data=archive.read(path)),
+                caption=one_line(caption),
+                city=city,
                 hashtags=_hashtags(title, place, category, "monument" if category == "monuments" else ""),
                 keywords=unique([*content_words(title), *content_words(category), *content_words(place)]),
-                category=f"{category}/{group}" if group else category, photo=True,
+                category=f"{category}/{group}" if group else category,
+                photo=True,
             )
 
 
@@ -123,11 +136,16 @@ def _categorization_items(archive: RccArchive) -> Iterator[RawItem]:
             if credit_title and credit_title.lower() != name.lower():
                 caption += f" ({credit_title})"
             yield RawItem(
-                source=SOURCE, key=path, image=ImageSource("raster", data=archive.read(path)),
-                caption=one_line(caption), city=city, author=author or None,
+                source=SOURCE,
+                key=path,
+                image=ImageSource("raster", data=archive.read(path)),
+                caption=one_line(caption),
+                city=city,
+                author=author or None,
                 hashtags=_hashtags(name, topic, place),
                 keywords=unique([*content_words(name), *content_words(topic), *content_words(place)]),
-                category=f"categorization/{folder}", photo=True,
+                category=f"categorization/{folder}",
+                photo=True,
             )
 
 

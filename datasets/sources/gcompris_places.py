@@ -4,6 +4,7 @@ Curated by hand from each monument's own text in `explore_monuments.rcc`, which 
 where a monument lies outside any city the nearest town is given, and the Great Wall, which no
 single city holds, has none. Cities are spelt as in English-language atlases.
 """
+
 from __future__ import annotations
 
 MONUMENT_PLACES: dict[str, tuple[str | None, str]] = {

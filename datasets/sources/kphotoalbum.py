@@ -1,9 +1,10 @@
 """kphotoalbum: the demo album's photos with places, people, events and descriptions in `index.xml`."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from jointspace.datasets.items import ImageSource, RawItem
@@ -18,14 +19,15 @@ NOISE_TAGS = {"untagged", "scanned in"}
 
 
 def _options(image: ElementTree.Element) -> dict[str, list[str]]:
-    return {option.get("name", ""): [v.get("value", "") for v in option.findall("value")]
-            for option in image.iter("option")}
+    return {
+        option.get("name", ""): [v.get("value", "") for v in option.findall("value")] for option in image.iter("option")
+    }
 
 
 def _start(image: ElementTree.Element) -> datetime | None:
     raw = image.get("startDate")
     try:
-        return datetime.fromisoformat(raw).replace(tzinfo=timezone.utc) if raw else None
+        return datetime.fromisoformat(raw).replace(tzinfo=UTC) if raw else None
     except ValueError:
         return None
 
@@ -47,10 +49,15 @@ def scan(root: Path) -> Iterator[RawItem]:
         caption = image.get("description") or f"{label.capitalize()}{f' in {where}' if where else ''}"
         tags = [*events, *places, *people]
         yield RawItem(
-            source=SOURCE, key=file, caption=one_line(caption),
+            source=SOURCE,
+            key=file,
+            caption=one_line(caption),
             image=ImageSource("raster", path=path, rotate_cw=int(image.get("angle", "0") or 0)),
             hashtags=unique(hashtag(t) or "" for t in tags if t),
             keywords=unique([*content_words(label), *(w for t in tags for w in content_words(t))]),
             category="/".join(x for x in ("photos", label.replace(" ", "_")) if x),
-            city=cities[0] if cities else None, created_at=_start(image), author=None, photo=True,
+            city=cities[0] if cities else None,
+            created_at=_start(image),
+            author=None,
+            photo=True,
         )

@@ -6,6 +6,7 @@ Words: `meta.json`, each icon's name split at hyphens (`air-conditioner`), its a
 (their words are names and codes, not things), and the style variants of another icon (`-outline`,
 `-off`, ... with `baseIconId` pointing elsewhere), which repeat the base picture's words.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,15 +20,49 @@ SOURCE = "mdi"
 PACKAGE = Path("package")
 SKIPPED_TAGS = {"Brand / Logo", "Alpha / Numeric"}
 # Name parts that describe the drawing's style or an action on the thing, not the thing.
-NOISE = frozenset({"outline", "variant", "alt", "multiple", "box", "circle", "square", "plus", "minus",
-                   "remove", "check", "off", "edit", "settings", "cog", "lock", "sync", "alert", "arrow",
-                   "left", "right", "top", "bottom", "vertical", "horizontal", "thick", "bold", "emoji", "icon",
-                   "icons", "symbolic"})
+NOISE = frozenset(
+    {
+        "outline",
+        "variant",
+        "alt",
+        "multiple",
+        "box",
+        "circle",
+        "square",
+        "plus",
+        "minus",
+        "remove",
+        "check",
+        "off",
+        "edit",
+        "settings",
+        "cog",
+        "lock",
+        "sync",
+        "alert",
+        "arrow",
+        "left",
+        "right",
+        "top",
+        "bottom",
+        "vertical",
+        "horizontal",
+        "thick",
+        "bold",
+        "emoji",
+        "icon",
+        "icons",
+        "symbolic",
+    }
+)
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in content_words(text.replace("-", " "))
-            if w not in NOISE and len(w) > 2 and not any(c.isdigit() for c in w)]  # `mp3`, `4x4`: codes
+    return [
+        w
+        for w in content_words(text.replace("-", " "))
+        if w not in NOISE and len(w) > 2 and not any(c.isdigit() for c in w)
+    ]  # `mp3`, `4x4`: codes
 
 
 def scan(root: Path) -> Iterator[RawItem]:
@@ -37,14 +72,23 @@ def scan(root: Path) -> Iterator[RawItem]:
         if icon.get("deprecated") or SKIPPED_TAGS & set(tags) or icon.get("baseIconId") != icon.get("id"):
             continue
         svg = base / "svg" / f"{icon['name']}.svg"
-        keywords = unique([*_words(icon["name"]), *(w for a in icon.get("aliases", []) for w in _words(a)),
-                           *(w for t in tags for w in _words(t.replace("/", " ")))])
+        keywords = unique(
+            [
+                *_words(icon["name"]),
+                *(w for a in icon.get("aliases", []) for w in _words(a)),
+                *(w for t in tags for w in _words(t.replace("/", " "))),
+            ]
+        )
         if not svg.is_file() or not _words(icon["name"]):
             continue
         caption = icon["name"].replace("-", " ")
         yield RawItem(
-            source=SOURCE, key=icon["name"], image=ImageSource("svg", path=svg),
-            caption=caption[:1].upper() + caption[1:], keywords=keywords,
+            source=SOURCE,
+            key=icon["name"],
+            image=ImageSource("svg", path=svg),
+            caption=caption[:1].upper() + caption[1:],
+            keywords=keywords,
             hashtags=unique(hashtag(t) or "" for t in [icon["name"], *icon.get("aliases", [])]),
-            category="/".join(hashtag(t) or "" for t in tags[:1]) or "other", author=icon.get("author") or None,
+            category="/".join(hashtag(t) or "" for t in tags[:1]) or "other",
+            author=icon.get("author") or None,
         )

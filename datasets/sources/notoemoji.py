@@ -4,6 +4,7 @@ MIT): about 1,900 emoji in Google's rounded style, as 64-pixel PNGs (`img/google
 Words: the same `emoji.json` as `twemoji` (Unicode name, short names, category and subcategory), read
 by `twemoji.scan_set`; the pictures are Google's own drawings, not Twitter's.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

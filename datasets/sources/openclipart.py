@@ -1,4 +1,5 @@
 """openclipart-svg: SVG drawings in category folders, with Dublin Core title, keywords, description, creator."""
+
 from __future__ import annotations
 
 import html
@@ -70,10 +71,16 @@ def scan(root: Path) -> Iterator[RawItem]:
         creator = str(meta["creator"])
         hashtags = _hashtags(list(meta["keywords"]), creator)  # type: ignore[arg-type]
         caption = title if not description or description.lower() == title.lower() else f"{title}. {description}"
-        keywords = unique([*content_words(title), *(w for t in hashtags for w in content_words(t)),
-                           *category_words(category)])
+        keywords = unique(
+            [*content_words(title), *(w for t in hashtags for w in content_words(t)), *category_words(category)]
+        )
         yield RawItem(
-            source=SOURCE, key=relative.as_posix(), image=ImageSource("svg", path=path),
-            caption=one_line(caption), hashtags=hashtags, keywords=keywords, category=category,
+            source=SOURCE,
+            key=relative.as_posix(),
+            image=ImageSource("svg", path=path),
+            caption=one_line(caption),
+            hashtags=hashtags,
+            keywords=keywords,
+            category=category,
             author=creator or None,
         )

@@ -4,6 +4,7 @@ Words: `data/openmoji.json`, each emoji's CLDR annotation (`busts in silhouette`
 OpenMoji project's own tags and its group and subgroup (`animals-nature/animal-mammal`). Skin-tone
 variants (the same picture recoloured), components (hair and skin swatches) and brand logos are left out.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,12 @@ def scan(root: Path) -> Iterator[RawItem]:
         if not keywords:
             continue
         yield RawItem(
-            source=SOURCE, key=entry["hexcode"], image=ImageSource("svg", path=svg), caption=sentence(annotation),
-            hashtags=tags_of(annotation, tags), keywords=keywords, category=f"{group}/{subgroup}",
+            source=SOURCE,
+            key=entry["hexcode"],
+            image=ImageSource("svg", path=svg),
+            caption=sentence(annotation),
+            hashtags=tags_of(annotation, tags),
+            keywords=keywords,
+            category=f"{group}/{subgroup}",
             author=entry.get("openmoji_author") or None,
         )

@@ -1,4 +1,5 @@
 """scratch: the stage backdrops, real photos named by file (`beach-malibu.jpg`) in a folder (`Nature`)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -37,8 +38,13 @@ def scan(root: Path) -> Iterator[RawItem]:
         text, city = PLACES.get(path.stem, (describe(path.stem), None))
         caption = text[:1].upper() + text[1:]
         yield RawItem(
-            source=SOURCE, key=relative.as_posix(), image=ImageSource("raster", path=path),
-            caption=caption, city=city, category=folder,
+            source=SOURCE,
+            key=relative.as_posix(),
+            image=ImageSource("raster", path=path),
+            caption=caption,
+            city=city,
+            category=folder,
             hashtags=unique([*(hashtag(w) or "" for w in content_words(caption)), folder]),
-            keywords=unique([*content_words(caption), *content_words(folder)]), photo=True,
+            keywords=unique([*content_words(caption), *content_words(folder)]),
+            photo=True,
         )

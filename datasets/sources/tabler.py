@@ -5,6 +5,7 @@ Words: `icons.json`, each icon's name split at hyphens (`bike`, `building-castle
 its category. Left out: brand logos, letters and numbers (names and codes, not things) and the
 `-off` variants (the same picture struck through).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,13 +18,38 @@ from jointspace.datasets.text import content_words, hashtag, unique
 SOURCE = "tabler"
 PACKAGE = Path("package")
 SKIPPED_CATEGORIES = {"Brand", "Letters", "Numbers"}
-NOISE = frozenset({"outline", "filled", "off", "alt", "plus", "minus", "check", "dots", "left", "right", "up",
-                   "down", "top", "bottom", "horizontal", "vertical", "emoji", "icon", "icons", "symbolic"})
+NOISE = frozenset(
+    {
+        "outline",
+        "filled",
+        "off",
+        "alt",
+        "plus",
+        "minus",
+        "check",
+        "dots",
+        "left",
+        "right",
+        "up",
+        "down",
+        "top",
+        "bottom",
+        "horizontal",
+        "vertical",
+        "emoji",
+        "icon",
+        "icons",
+        "symbolic",
+    }
+)
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in content_words(text.replace("-", " "))
-            if w not in NOISE and len(w) > 2 and not any(c.isdigit() for c in w)]  # `a11y`, `i18n`: codes
+    return [
+        w
+        for w in content_words(text.replace("-", " "))
+        if w not in NOISE and len(w) > 2 and not any(c.isdigit() for c in w)
+    ]  # `a11y`, `i18n`: codes
 
 
 def scan(root: Path) -> Iterator[RawItem]:
@@ -36,7 +62,10 @@ def scan(root: Path) -> Iterator[RawItem]:
         tags = [str(t) for t in icon.get("tags", [])]
         caption = name.replace("-", " ")
         yield RawItem(
-            source=SOURCE, key=name, image=ImageSource("svg", path=svg), caption=caption[:1].upper() + caption[1:],
+            source=SOURCE,
+            key=name,
+            image=ImageSource("svg", path=svg),
+            caption=caption[:1].upper() + caption[1:],
             keywords=unique([*_words(name), *(w for t in tags for w in _words(t)), *_words(category)]),
             hashtags=unique([hashtag(name) or "", *(hashtag(t) or "" for t in tags)]),
             category=hashtag(category) or "other",

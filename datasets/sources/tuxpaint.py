@@ -1,4 +1,5 @@
 """tuxpaint-stamps-default: stamps (PNG, some SVG only) with a one-line English description in `<name>.txt`."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -41,10 +42,15 @@ def scan(root: Path) -> Iterator[RawItem]:
         relative = stem.relative_to(base)
         category = relative.parent.as_posix()
         cat_words = category_words(category)
-        hashtags = unique([*(hashtag(w) or "" for w in content_words(description)),
-                           *(hashtag(w) or "" for w in cat_words)])
+        hashtags = unique(
+            [*(hashtag(w) or "" for w in content_words(description)), *(hashtag(w) or "" for w in cat_words)]
+        )
         yield RawItem(
-            source=SOURCE, key=relative.as_posix(), image=picture, caption=one_line(description),
-            hashtags=hashtags, keywords=unique([*content_words(description), *cat_words]),
+            source=SOURCE,
+            key=relative.as_posix(),
+            image=picture,
+            caption=one_line(description),
+            hashtags=hashtags,
+            keywords=unique([*content_words(description), *cat_words]),
             category=category,
         )

@@ -5,6 +5,7 @@ Words: `emoji.json`, each emoji's Unicode name (`Egypt Flag`), its short names (
 and left out when it only repeats the name's words), category and subcategory. Skin-tone variants
 are not separate entries there; components (skin swatches) are left out.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,12 @@ def scan_set(root: Path, source: str, image_set: str) -> Iterator[RawItem]:
         if not keywords:
             continue
         yield RawItem(
-            source=source, key=entry["unified"], image=ImageSource("raster", path=png), caption=sentence(name),
-            hashtags=tags_of(name, short), keywords=keywords,
+            source=source,
+            key=entry["unified"],
+            image=ImageSource("raster", path=png),
+            caption=sentence(name),
+            hashtags=tags_of(name, short),
+            keywords=keywords,
             category=f"{category.lower().replace(' & ', '-').replace(' ', '-')}/{sub}",
         )
 

@@ -7,6 +7,7 @@ eye from a contact sheet of every wallpaper (the rest are renders and gradients)
 description of what the photograph shows, written the same way, since their names (`Grey`,
 `OneStandsOut`) say little. High-resolution copies of the same picture are left out.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,16 +22,28 @@ MATE = Path("usr/share/backgrounds/mate")
 PLASMA = Path("usr/share/wallpapers")
 # name → what the photograph shows (checked by eye); wallpapers not listed are not photographs.
 PHOTOS = {
-    "Aqua": "water drop splash", "Blinds": "green leaf close up", "Dune": "grass on a sand dune by the sea",
-    "FreshFlower": "orange flower petals", "Garden": "red and yellow marigold flower in a garden",
-    "GreenMeadow": "green grass meadow", "LadyBird": "ladybird on a grass blade with blue flowers",
-    "RainDrops": "rain drops on green leaves", "Storm": "storm clouds over a flat field",
-    "TwoWings": "dandelion seeds", "Wood": "pale wood grain", "YellowFlower": "yellow flower petals",
-    "BytheWater": "wooden boardwalk by the water at sunset", "ColdRipple": "wooden jetty on a misty lake",
-    "ColorfulCups": "colourful paper cups", "DarkestHour": "misty lake and mountains at dusk",
-    "EveningGlow": "rowing boats on a lake shore at sunset", "FallenLeaf": "fallen autumn maple leaves",
-    "Grey": "curved building facade in black and white", "Kite": "kite in a blue sky with clouds",
-    "OneStandsOut": "green plants seen from above", "Path": "path through a pine forest",
+    "Aqua": "water drop splash",
+    "Blinds": "green leaf close up",
+    "Dune": "grass on a sand dune by the sea",
+    "FreshFlower": "orange flower petals",
+    "Garden": "red and yellow marigold flower in a garden",
+    "GreenMeadow": "green grass meadow",
+    "LadyBird": "ladybird on a grass blade with blue flowers",
+    "RainDrops": "rain drops on green leaves",
+    "Storm": "storm clouds over a flat field",
+    "TwoWings": "dandelion seeds",
+    "Wood": "pale wood grain",
+    "YellowFlower": "yellow flower petals",
+    "BytheWater": "wooden boardwalk by the water at sunset",
+    "ColdRipple": "wooden jetty on a misty lake",
+    "ColorfulCups": "colourful paper cups",
+    "DarkestHour": "misty lake and mountains at dusk",
+    "EveningGlow": "rowing boats on a lake shore at sunset",
+    "FallenLeaf": "fallen autumn maple leaves",
+    "Grey": "curved building facade in black and white",
+    "Kite": "kite in a blue sky with clouds",
+    "OneStandsOut": "green plants seen from above",
+    "Path": "path through a pine forest",
     "summer_1am": "lake under a summer night sky",
 }
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
@@ -47,12 +60,17 @@ def _item(key: str, path: Path, name: str, folder: str) -> RawItem:
     title = name_words(name)
     caption = f"{title.capitalize()}: {described}" if described else title.capitalize()
     place = "" if folder in ("plasma", "desktop") else folder  # where it sits, not what it shows
-    words = [w for w in content_words(f"{title} {described or ''} {place}")
-             if len(w) > 2 and not any(c.isdigit() for c in w)]  # not `1am`
+    words = [
+        w for w in content_words(f"{title} {described or ''} {place}") if len(w) > 2 and not any(c.isdigit() for c in w)
+    ]  # not `1am`
     return RawItem(
-        source=SOURCE, key=key, image=ImageSource("raster", path=path), caption=caption,
+        source=SOURCE,
+        key=key,
+        image=ImageSource("raster", path=path),
+        caption=caption,
         hashtags=unique([hashtag(title) or "", "wallpaper", hashtag(folder) or ""]),
-        keywords=unique([*words, "wallpaper"]), category=f"{folder}/{title.replace(' ', '_')}",
+        keywords=unique([*words, "wallpaper"]),
+        category=f"{folder}/{title.replace(' ', '_')}",
         photo=described is not None,
     )
 

@@ -1,16 +1,23 @@
 """Scoring image vectors against a gallery's queries: vectorised so a validation pass takes milliseconds."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from jointspace.encoders.evaluation.metrics import category_base_rate, image_to_image_p10
-from jointspace.encoders.evaluation.queries import (Query, compound_queries, gallery_labels, keyword_queries,
-                                                     relevant_mask, seed_queries)
+from jointspace.encoders.evaluation.queries import (
+    Query,
+    compound_queries,
+    gallery_labels,
+    keyword_queries,
+    relevant_mask,
+    seed_queries,
+)
 from jointspace.encoders.image_encoders import unit_rows
 from jointspace.encoders.targets import Labelled
+
 from jointspace.protocols import TextEncoder
 
 KINDS = ("keyword", "compound", "seed")
@@ -29,7 +36,7 @@ class Gallery:
         self.labels = gallery_labels(self.items)
         self.queries = []
 
-    def with_queries(self, min_images: int = 5, compounds: bool = True, seeds: bool = True) -> "Gallery":
+    def with_queries(self, min_images: int = 5, compounds: bool = True, seeds: bool = True) -> Gallery:
         self.queries = keyword_queries(self.labels, min_images)
         if compounds:
             self.queries += compound_queries(self.labels, min_images)
@@ -44,7 +51,8 @@ class Gallery:
     def relevance(self) -> np.ndarray:
         """(queries, gallery) boolean matrix."""
         return np.array([relevant_mask(q, self.labels) for q in self.queries], dtype=bool).reshape(
-            len(self.queries), len(self.items))
+            len(self.queries), len(self.items)
+        )
 
 
 def term_vector(text: TextEncoder, words: tuple[str, ...]) -> np.ndarray | None:
@@ -106,8 +114,11 @@ class GalleryScorer:
             if not sel.any():
                 continue
             ok = self.embeddable[sel]
-            out[kind] = {"n": int(sel.sum()), "coverage": float(ok.mean()),
-                         **{k: float(np.where(ok, v[sel], 0.0).mean()) for k, v in m.items()}}
+            out[kind] = {
+                "n": int(sel.sum()),
+                "coverage": float(ok.mean()),
+                **{k: float(np.where(ok, v[sel], 0.0).mean()) for k, v in m.items()},
+            }
         if "keyword" in out:  # kept per query so that two configurations can be compared query by query
             sel = self.kinds == "keyword"
             out["keyword"]["p10_per_query"] = [float(x) for x in np.where(self.embeddable[sel], m["p10"][sel], 0.0)]
@@ -128,15 +139,17 @@ class GalleryScorer:
         return out
 
 
-def paired_bootstrap(a: Sequence[float], b: Sequence[float], resamples: int = 10_000,
-                     seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap(
+    a: Sequence[float], b: Sequence[float], resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
     """Mean of `a - b` over the same queries and its 95 % bootstrap interval (queries resampled with
     replacement): how far two configurations differ beyond the luck of which queries a gallery has."""
     return stratified_bootstrap([(a, b)], resamples, seed)
 
 
-def stratified_bootstrap(groups: Sequence[tuple[Sequence[float], Sequence[float]]], resamples: int = 10_000,
-                         seed: int = 0) -> tuple[float, float, float]:
+def stratified_bootstrap(
+    groups: Sequence[tuple[Sequence[float], Sequence[float]]], resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
     """As `paired_bootstrap` for the *mean of per-gallery means* (each gallery weighs the same, as in the
     report's mean column): queries are resampled within each gallery."""
     diffs = [np.asarray(a, np.float64) - np.asarray(b, np.float64) for a, b in groups]

@@ -10,6 +10,7 @@ relevant first-page hits that the cut-off lost, and the hits kept per absent que
 same in the means. The fixed threshold and `z` are each the best of a grid by the F-score of
 (precision kept, relevant kept), chosen on the same galleries: the comparison flatters neither.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from jointspace.encoders.evaluation.core import query_matrix
 from jointspace.encoders.evaluation.queries import Query, parse_query, relevant_mask
-from jointspace.protocols import TextEncoder
 from jointspace.query.cutoff import AUTO_POOL, auto_min_score
+
+from jointspace.protocols import TextEncoder
 
 PAGE = 20
 FIXED_GRID = tuple(round(0.01 * i, 2) for i in range(0, 80))
@@ -49,8 +50,14 @@ def absent_words(own: set[str], others: Sequence[set[str]], n: int = ABSENT_PER_
     return sorted(pool[:n])
 
 
-def build_gallery(source: str, vectors: np.ndarray, labels: Sequence[frozenset[str]], queries: Sequence[Query],
-                  absent: Sequence[str], text: TextEncoder) -> CutoffGallery:
+def build_gallery(
+    source: str,
+    vectors: np.ndarray,
+    labels: Sequence[frozenset[str]],
+    queries: Sequence[Query],
+    absent: Sequence[str],
+    text: TextEncoder,
+) -> CutoffGallery:
     all_queries = [*queries, *(parse_query(w, "absent") for w in absent)]
     qvecs, ok = query_matrix(text, all_queries)
     qvecs, all_queries = qvecs[ok], [q for q, good in zip(all_queries, ok) if good]
@@ -59,9 +66,13 @@ def build_gallery(source: str, vectors: np.ndarray, labels: Sequence[frozenset[s
     sorted_scores = np.take_along_axis(scores, order, axis=1)
     relevant = np.array([relevant_mask(q, labels) for q in all_queries], bool).reshape(scores.shape)
     page = min(PAGE, scores.shape[1])
-    return CutoffGallery(source, sorted_scores[:, :page], np.take_along_axis(relevant, order[:, :page], axis=1),
-                         np.array([q.kind == "absent" for q in all_queries]),
-                         sorted_scores[:, :max(POOL_GRID)].astype(np.float32))
+    return CutoffGallery(
+        source,
+        sorted_scores[:, :page],
+        np.take_along_axis(relevant, order[:, :page], axis=1),
+        np.array([q.kind == "absent" for q in all_queries]),
+        sorted_scores[:, : max(POOL_GRID)].astype(np.float32),
+    )
 
 
 def measure(g: CutoffGallery, thresholds: np.ndarray) -> dict[str, float]:
@@ -70,9 +81,12 @@ def measure(g: CutoffGallery, thresholds: np.ndarray) -> dict[str, float]:
     kept = int(keep.sum())
     rel_kept = int((keep & g.page_relevant).sum())
     rel_all = int(g.page_relevant.sum())
-    return {"precision": rel_kept / kept if kept else 0.0, "lost": 1 - rel_kept / rel_all if rel_all else 0.0,
-            "kept_per_query": float(keep.sum(axis=1).mean()) if len(keep) else 0.0,
-            "absent_kept": float(keep[g.absent].sum(axis=1).mean()) if g.absent.any() else 0.0}
+    return {
+        "precision": rel_kept / kept if kept else 0.0,
+        "lost": 1 - rel_kept / rel_all if rel_all else 0.0,
+        "kept_per_query": float(keep.sum(axis=1).mean()) if len(keep) else 0.0,
+        "absent_kept": float(keep[g.absent].sum(axis=1).mean()) if g.absent.any() else 0.0,
+    }
 
 
 def mean_over(galleries: Sequence[CutoffGallery], rule: Callable[[CutoffGallery], np.ndarray]) -> dict[str, Any]:
@@ -89,29 +103,53 @@ def analyse(galleries: Sequence[CutoffGallery]) -> dict[str, Any]:
     none = mean_over(galleries, lambda g: np.full(len(g.page_scores), -np.inf))
     fixed = {t: mean_over(galleries, lambda g, t=t: np.full(len(g.page_scores), t)) for t in FIXED_GRID}
     best_t = max(fixed, key=lambda t: fixed[t]["f1"])
-    auto = {(pool, z): mean_over(galleries, lambda g, z=z, pool=pool: np.array(
-        [auto_min_score(s[:pool], z) for s in g.sorted_scores])) for pool in POOL_GRID for z in Z_GRID}
+    auto = {
+        (pool, z): mean_over(
+            galleries, lambda g, z=z, pool=pool: np.array([auto_min_score(s[:pool], z) for s in g.sorted_scores])
+        )
+        for pool in POOL_GRID
+        for z in Z_GRID
+    }
     best = max(auto, key=lambda pz: auto[pz]["f1"])
-    return {"page": PAGE, "none": none, "fixed": {"threshold": best_t, **fixed[best_t]},
-            "auto": {"pool": best[0], "z": best[1], **auto[best]},
-            "auto_grid": {f"pool {p}, z {z:g}": auto[(p, z)] for p, z in auto},
-            "queries": {g.source: {"present": int((~g.absent).sum()), "absent": int(g.absent.sum())}
-                        for g in galleries}}
+    return {
+        "page": PAGE,
+        "none": none,
+        "fixed": {"threshold": best_t, **fixed[best_t]},
+        "auto": {"pool": best[0], "z": best[1], **auto[best]},
+        "auto_grid": {f"pool {p}, z {z:g}": auto[(p, z)] for p, z in auto},
+        "queries": {g.source: {"present": int((~g.absent).sum()), "absent": int(g.absent.sum())} for g in galleries},
+    }
 
 
 def markdown(result: dict[str, Any], model: str) -> list[str]:
-    lines = ["", f"## Score cut-off: `min_score=auto` on the held-out galleries ({model})", "",
-             f"First page of {result['page']} hits per one-word query (label words of the held-out source, and "
-             "*absent* words: label words of the other sources that label nothing there). Precision of the hits "
-             "kept, share of the relevant first-page hits lost, hits kept per query and per absent query; means "
-             "over sources. The fixed threshold and auto's z are each the best of a grid by the F-score of "
-             "(precision, 1 − lost) on these same galleries.", "",
-             "| cut-off | precision kept | relevant lost | hits kept / query | hits kept / absent query | F |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    rows = [("none", result["none"]), (f"fixed {result['fixed']['threshold']:.2f}", result["fixed"]),
-            *((f"auto, {name}" + (" (chosen)" if name == f"pool {result['auto']['pool']}, z {result['auto']['z']:g}"
-                                   else ""), r) for name, r in result["auto_grid"].items())]
+    lines = [
+        "",
+        f"## Score cut-off: `min_score=auto` on the held-out galleries ({model})",
+        "",
+        f"First page of {result['page']} hits per one-word query (label words of the held-out source, and "
+        "*absent* words: label words of the other sources that label nothing there). Precision of the hits "
+        "kept, share of the relevant first-page hits lost, hits kept per query and per absent query; means "
+        "over sources. The fixed threshold and auto's z are each the best of a grid by the F-score of "
+        "(precision, 1 − lost) on these same galleries.",
+        "",
+        "| cut-off | precision kept | relevant lost | hits kept / query | hits kept / absent query | F |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    rows = [
+        ("none", result["none"]),
+        (f"fixed {result['fixed']['threshold']:.2f}", result["fixed"]),
+        *(
+            (
+                f"auto, {name}"
+                + (" (chosen)" if name == f"pool {result['auto']['pool']}, z {result['auto']['z']:g}" else ""),
+                r,
+            )
+            for name, r in result["auto_grid"].items()
+        ),
+    ]
     for name, r in rows:
-        lines.append(f"| {name} | {r['precision']:.3f} | {r['lost']:.3f} | {r['kept_per_query']:.1f} | "
-                     f"{r['absent_kept']:.1f} | {r['f1']:.3f} |")
+        lines.append(
+            f"| {name} | {r['precision']:.3f} | {r['lost']:.3f} | {r['kept_per_query']:.1f} | "
+            f"{r['absent_kept']:.1f} | {r['f1']:.3f} |"
+        )
     return lines

@@ -12,6 +12,7 @@ the zero-training vectors are blended after the fact), so each is a row of its o
 
 Every choice of the default is made on these means, never on a split of a source trained on.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,13 +22,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
-
 from jointspace.encoders.evaluation.core import paired_bootstrap, query_matrix, stratified_bootstrap
 from jointspace.encoders.evaluation.queries import Query, gallery_labels, keyword_queries, rare_queries, relevant_mask
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.imagenet import ClassPrior
 from jointspace.encoders.pipeline import RunOptions, Workspace, train_one
+from tqdm import tqdm
+
 from jointspace.errors import ConfigurationError
 from jointspace.protocols import TextEncoder
 
@@ -57,7 +58,7 @@ class QuerySet:
     relevant: np.ndarray  # (Q, N) bool
 
     @classmethod
-    def build(cls, text: TextEncoder, queries: list[Query], labels: Sequence[frozenset[str]]) -> "QuerySet":
+    def build(cls, text: TextEncoder, queries: list[Query], labels: Sequence[frozenset[str]]) -> QuerySet:
         vecs, ok = query_matrix(text, queries)
         rel = np.array([relevant_mask(q, labels) for q in queries], bool).reshape(len(queries), len(labels))
         return cls(queries, vecs, ok, rel)
@@ -103,17 +104,24 @@ class HeldOut:
 
     def query_sets(self, text: TextEncoder) -> tuple[QuerySet, QuerySet]:
         if id(text) not in self._sets:
-            self._sets[id(text)] = (QuerySet.build(text, self._keyword, self.labels),
-                                    QuerySet.build(text, self._rare, self.labels))
+            self._sets[id(text)] = (
+                QuerySet.build(text, self._keyword, self.labels),
+                QuerySet.build(text, self._rare, self.labels),
+            )
         return self._sets[id(text)]
 
     def score(self, vectors: np.ndarray, text: TextEncoder) -> dict[str, Any]:
         kw, rare = self.query_sets(text)
         p10 = keyword_p10(vectors, kw)
         r10, rr = rare_recall_rr(vectors, rare)
-        return {"p10": float(p10.mean()) if p10.size else None, "r10": float(r10.mean()) if r10.size else None,
-                "mrr": float(rr.mean()) if rr.size else None,
-                "p10_per_query": p10.tolist(), "r10_per_query": r10.tolist(), "rr_per_query": rr.tolist()}
+        return {
+            "p10": float(p10.mean()) if p10.size else None,
+            "r10": float(r10.mean()) if r10.size else None,
+            "mrr": float(rr.mean()) if rr.size else None,
+            "p10_per_query": p10.tolist(),
+            "r10_per_query": r10.tolist(),
+            "rr_per_query": rr.tolist(),
+        }
 
     def describe(self) -> dict[str, Any]:
         return {"images": len(self.items), "keyword_queries": len(self._keyword), "rare_queries": len(self._rare)}
@@ -130,10 +138,14 @@ def fold_options(options: RunOptions, training_sources: Sequence[str]) -> RunOpt
     return replace(options, train_sources=tuple(training_sources), val_sources=(), parts=ALL_PARTS)
 
 
-def run_loso(ws: Workspace, candidates: Sequence[Candidate], holdout: Sequence[str] | None = None,
-             sources: Sequence[str] | None = None, baselines: Sequence[ClassPrior] = (ClassPrior("prompt"),
-                                                                                        ClassPrior("wordnet")),
-             progress: bool = True) -> dict[str, Any]:
+def run_loso(
+    ws: Workspace,
+    candidates: Sequence[Candidate],
+    holdout: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
+    baselines: Sequence[ClassPrior] = (ClassPrior("prompt"), ClassPrior("wordnet")),
+    progress: bool = True,
+) -> dict[str, Any]:
     """Every candidate (and each zero-training baseline) on every held-out source; returns the report dict.
 
     `sources`: the sources taking part (default: every prepared one); `holdout`: the ones held out in
@@ -154,8 +166,9 @@ def run_loso(ws: Workspace, candidates: Sequence[Candidate], holdout: Sequence[s
     for prior in baselines:
         classes = ws.class_matrix(minilm, prior)
         results = {s: g.score(zeroshot_vectors(g.outputs.logits, classes, k), minilm) for s, g in galleries.items()}
-        rows.append({"name": f"zero-training ({prior.label})", "kind": "zeroshot", "prior": prior.to_json(),
-                     "results": results})
+        rows.append(
+            {"name": f"zero-training ({prior.label})", "kind": "zeroshot", "prior": prior.to_json(), "results": results}
+        )
     folds = [(c, s) for c in candidates for s in held]
     per_candidate: dict[str, list[dict[str, Any]]] = {}
     # Per candidate and source: the head's and the zero-training vectors, so any row can be rebuilt
@@ -169,22 +182,43 @@ def run_loso(ws: Workspace, candidates: Sequence[Candidate], holdout: Sequence[s
         head = run_head(trained.result.head, g.outputs.features)
         prior = zeroshot_vectors(g.outputs.logits, trained.class_matrix, k)
         if cand.name not in per_candidate:
-            per_candidate[cand.name] = [{"name": f"{cand.name} (w={w:g})", "kind": "candidate", "candidate": cand.name,
-                                         "zeroshot_weight": w, "config": describe_options(cand.options),
-                                         "results": {}, "seconds": {}} for w in cand.weights]
+            per_candidate[cand.name] = [
+                {
+                    "name": f"{cand.name} (w={w:g})",
+                    "kind": "candidate",
+                    "candidate": cand.name,
+                    "zeroshot_weight": w,
+                    "config": describe_options(cand.options),
+                    "results": {},
+                    "seconds": {},
+                }
+                for w in cand.weights
+            ]
             rows.extend(per_candidate[cand.name])
         kept[(cand.name, source)] = (head.astype(np.float16), prior.astype(np.float16), trained.text)
         for row, w in zip(per_candidate[cand.name], cand.weights):
             row["results"][source] = g.score(ensemble(head, prior, w), trained.text)
             row["seconds"][source] = round(time.perf_counter() - fold_started, 1)
-        log.info("LOSO %s, held out %s: P@10 %s", cand.name, source, "  ".join(
-            f"w={w:g}:{r['results'][source]['p10'] or 0:.3f}" for r, w in zip(per_candidate[cand.name], cand.weights)))
+        log.info(
+            "LOSO %s, held out %s: P@10 %s",
+            cand.name,
+            source,
+            "  ".join(
+                f"w={w:g}:{r['results'][source]['p10'] or 0:.3f}"
+                for r, w in zip(per_candidate[cand.name], cand.weights)
+            ),
+        )
     for row in rows:
         row["mean"] = {m: source_mean(row["results"], m) for m in ("p10", "r10", "mrr")}
-    report = {"created": time.strftime("%Y-%m-%d %H:%M:%S"), "seconds": round(time.perf_counter() - started, 1),
-              "sources": {s: g.describe() for s, g in galleries.items()}, "pool": pool,
-              "max_per_source": ws.max_per_source,
-              "baseline": rows[len(baselines) - 1]["name"] if baselines else None, "rows": rows}
+    report = {
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "sources": {s: g.describe() for s, g in galleries.items()},
+        "pool": pool,
+        "max_per_source": ws.max_per_source,
+        "baseline": rows[len(baselines) - 1]["name"] if baselines else None,
+        "rows": rows,
+    }
     compare_with_baselines(report)
     winner = next((r for r in rows if r["name"] == report["winner"]), None)
     if winner is not None:
@@ -196,8 +230,12 @@ def pool_labels(ws: Workspace, pool: Sequence[str]) -> dict[str, set[str]]:
     return {s: {w for lab in gallery_labels(ws.items([s], None)) for w in lab} for s in pool}
 
 
-def cutoff_for(galleries: dict[str, HeldOut], labels: dict[str, set[str]], row: dict[str, Any],
-               kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, TextEncoder]]) -> dict[str, Any]:
+def cutoff_for(
+    galleries: dict[str, HeldOut],
+    labels: dict[str, set[str]],
+    row: dict[str, Any],
+    kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, TextEncoder]],
+) -> dict[str, Any]:
     """The score cut-off analysis (`evaluation.cutoff`) on the held-out galleries of one candidate row."""
     from jointspace.encoders.evaluation import cutoff
 
@@ -212,9 +250,19 @@ def cutoff_for(galleries: dict[str, HeldOut], labels: dict[str, set[str]], row: 
 
 
 def describe_options(o: RunOptions) -> dict[str, Any]:
-    return {"text": o.text, "targets": o.targets, "loss": o.train.loss, "epochs": o.train.epochs,
-            "augment": list(o.augment), "prior": o.prior.to_json(), "prior_target_weight": o.prior_target_weight,
-            "hidden": o.train.hidden, "dropout": o.train.dropout, "lr": o.train.lr, "seed": o.train.seed}
+    return {
+        "text": o.text,
+        "targets": o.targets,
+        "loss": o.train.loss,
+        "epochs": o.train.epochs,
+        "augment": list(o.augment),
+        "prior": o.prior.to_json(),
+        "prior_target_weight": o.prior_target_weight,
+        "hidden": o.train.hidden,
+        "dropout": o.train.dropout,
+        "lr": o.train.lr,
+        "seed": o.train.seed,
+    }
 
 
 def compare_with_baselines(report: dict[str, Any]) -> None:
@@ -234,8 +282,12 @@ def compare_with_baselines(report: dict[str, Any]) -> None:
                     a, b = res[per_query], base["results"][s][per_query]
                     if a:
                         mean, low, high = paired_bootstrap(a, b)
-                        entry["per_source"].setdefault(s, {})[metric] = {"diff": mean, "low": low, "high": high,
-                                                                          "n": len(a)}
+                        entry["per_source"].setdefault(s, {})[metric] = {
+                            "diff": mean,
+                            "low": low,
+                            "high": high,
+                            "n": len(a),
+                        }
                         groups.append((a, b))
                 mean, low, high = stratified_bootstrap(groups) if groups else (0.0, 0.0, 0.0)
                 entry[metric] = {"diff": mean, "low": low, "high": high}
@@ -249,8 +301,13 @@ def compare_with_baselines(report: dict[str, Any]) -> None:
     report["winner"] = max(cands, key=lambda r: r["mean"]["p10"])["name"] if cands else None
 
 
-def _candidate(name: str, weights: tuple[float, ...] = (0.0, 0.2, 0.3, 0.5), epochs: int = 30,
-               loss: str = "soft-contrastive", **options: Any) -> Candidate:
+def _candidate(
+    name: str,
+    weights: tuple[float, ...] = (0.0, 0.2, 0.3, 0.5),
+    epochs: int = 30,
+    loss: str = "soft-contrastive",
+    **options: Any,
+) -> Candidate:
     from jointspace.encoders.training import TrainConfig
 
     train = TrainConfig(loss=loss, epochs=epochs)  # type: ignore[arg-type]

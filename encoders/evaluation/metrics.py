@@ -1,4 +1,5 @@
 """Ranking metrics over a gallery of unit image vectors. Plain numpy: a few thousand images."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,6 +3,7 @@
 An image is relevant to a word when the word is among its label words (keywords, title and
 category words, see `targets.label_words`). A compound query `a+b` needs both.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -14,9 +15,31 @@ from jointspace.encoders.targets import Labelled, label_words
 
 # The seed method's 24 queries; `ice-cream` is one term (the words "ice" and "cream").
 SEED_QUERIES: tuple[str, ...] = (
-    "car", "skyline", "bike", "sunrise", "snow", "rain", "ice-cream", "cake", "pizza", "woman", "man", "kid",
-    "yellow+car", "skyline+night", "bike+park", "sunrise+beach", "snow+ski", "rain+umbrella",
-    "ice-cream+beach", "chocolate+cake", "pizza+wine", "woman+bag", "man+boat", "kid+dog")
+    "car",
+    "skyline",
+    "bike",
+    "sunrise",
+    "snow",
+    "rain",
+    "ice-cream",
+    "cake",
+    "pizza",
+    "woman",
+    "man",
+    "kid",
+    "yellow+car",
+    "skyline+night",
+    "bike+park",
+    "sunrise+beach",
+    "snow+ski",
+    "rain+umbrella",
+    "ice-cream+beach",
+    "chocolate+cake",
+    "pizza+wine",
+    "woman+bag",
+    "man+boat",
+    "kid+dog",
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +75,9 @@ def rare_queries(labels: Sequence[frozenset[str]], most: int = 4) -> list[Query]
     return [parse_query(w, "rare") for w, c in sorted(counts.items()) if 1 <= c <= most]
 
 
-def compound_queries(labels: Sequence[frozenset[str]], min_images: int = 5, min_together: int = 3,
-                     limit: int = 60) -> list[Query]:
+def compound_queries(
+    labels: Sequence[frozenset[str]], min_images: int = 5, min_together: int = 3, limit: int = 60
+) -> list[Query]:
     """Pairs of frequent words that occur together in at least `min_together` images, but not almost
     always together (then the pair says no more than one word), most frequent pairs first."""
     counts = Counter(w for lab in labels for w in lab)
@@ -61,8 +85,7 @@ def compound_queries(labels: Sequence[frozenset[str]], min_images: int = 5, min_
     pairs: Counter[tuple[str, str]] = Counter()
     for lab in labels:
         pairs.update(combinations(sorted(lab & frequent), 2))
-    chosen = [(p, c) for p, c in pairs.items()
-              if c >= min_together and c < 0.8 * min(counts[p[0]], counts[p[1]])]
+    chosen = [(p, c) for p, c in pairs.items() if c >= min_together and c < 0.8 * min(counts[p[0]], counts[p[1]])]
     chosen.sort(key=lambda pc: (-pc[1], pc[0]))
     return [parse_query(f"{a}+{b}", "compound") for (a, b), _ in chosen[:limit]]
 

@@ -1,4 +1,5 @@
 """The evaluation report as markdown tables and PNG figures (matplotlib, Agg: no display needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,13 +43,18 @@ def paired_section(report: dict[str, Any], galleries: list[str], headline: list[
         mark = "**" if round(low, 3) > 0 else ""
         return f"{mark}{mean:+.3f}{mark} [{low:+.3f}, {high:+.3f}] ({n})"
 
-    lines = ["", f"## Bundles against {base['name']}, paired by query", "",
-             "Single-keyword P@10 of the bundle minus the baseline's, on the same queries; in brackets the 95 % "
-             "interval of that mean when each gallery's queries are resampled (paired bootstrap, 10,000 draws), "
-             "then the number of queries. Bold: the interval lies above 0, so the gain does not hang on a lucky "
-             "few queries.", "",
-             "| bundle | " + " | ".join(galleries) + f" | mean ({', '.join(headline)}) |",
-             "| --- | " + " | ".join("---:" for _ in galleries) + " | ---: |"]
+    lines = [
+        "",
+        f"## Bundles against {base['name']}, paired by query",
+        "",
+        "Single-keyword P@10 of the bundle minus the baseline's, on the same queries; in brackets the 95 % "
+        "interval of that mean when each gallery's queries are resampled (paired bootstrap, 10,000 draws), "
+        "then the number of queries. Bold: the interval lies above 0, so the gain does not hang on a lucky "
+        "few queries.",
+        "",
+        "| bundle | " + " | ".join(galleries) + f" | mean ({', '.join(headline)}) |",
+        "| --- | " + " | ".join("---:" for _ in galleries) + " | ---: |",
+    ]
     for r in bundles:
         cells, pooled = [], []
         for g in galleries:
@@ -68,52 +74,100 @@ def markdown(report: dict[str, Any]) -> str:
     galleries = list(report["galleries"])
     rows = report["configurations"]
     headline = headline_galleries(report)
-    lines = [f"# Evaluation report ({report['created']})", "",
-             f"Heads trained on the train split of **{', '.join(report['train_sources'])}**; epochs and the "
-             f"ensemble weight chosen on validation: "
-             f"**{report.get('validation') or 'val split of ' + ', '.join(report['val_sources'])}**. "
-             "Photo sources are split 40/30/30 by id hash (train / val / test part): only the test part is "
-             "reported below. "
-             "Queries see image vectors only (no caption). Relevant = the query word is among the image's label "
-             "words (keywords, title, category); compound `a+b` needs both. Single-keyword queries: every label "
-             "word with ≥ 5 images in the gallery. A query the text encoder cannot embed scores 0 (coverage column).",
-             "", *([f"Grid heads: at most {report['grid']['epochs']} epochs, "
-                   f"{report['grid']['limit'] or 'all'} training items, augmentation "
-                   f"{', '.join(report['grid']['augment']) if report['grid']['augment'] else 'none'}"
-                   f" (cached variants); each head also with the zero-training vector blended in at the weight "
-                   f"chosen on validation (\"ensemble\").", ""] if report.get("grid") else []),
-             "## Galleries", "", "| gallery | images | split | keyword / compound / seed queries |",
-             "| --- | ---: | --- | --- |"]
+    lines = [
+        f"# Evaluation report ({report['created']})",
+        "",
+        f"Heads trained on the train split of **{', '.join(report['train_sources'])}**; epochs and the "
+        f"ensemble weight chosen on validation: "
+        f"**{report.get('validation') or 'val split of ' + ', '.join(report['val_sources'])}**. "
+        "Photo sources are split 40/30/30 by id hash (train / val / test part): only the test part is "
+        "reported below. "
+        "Queries see image vectors only (no caption). Relevant = the query word is among the image's label "
+        "words (keywords, title, category); compound `a+b` needs both. Single-keyword queries: every label "
+        "word with ≥ 5 images in the gallery. A query the text encoder cannot embed scores 0 (coverage column).",
+        "",
+        *(
+            [
+                f"Grid heads: at most {report['grid']['epochs']} epochs, "
+                f"{report['grid']['limit'] or 'all'} training items, augmentation "
+                f"{', '.join(report['grid']['augment']) if report['grid']['augment'] else 'none'}"
+                f" (cached variants); each head also with the zero-training vector blended in at the weight "
+                f"chosen on validation (\"ensemble\").",
+                "",
+            ]
+            if report.get("grid")
+            else []
+        ),
+        "## Galleries",
+        "",
+        "| gallery | images | split | keyword / compound / seed queries |",
+        "| --- | ---: | --- | --- |",
+    ]
     for g, info in report["galleries"].items():
         q = info["queries"]
         lines.append(f"| {g} | {info['images']} | {info['split']} | {q['keyword']} / {q['compound']} / {q['seed']} |")
-    lines += ["", "## Single-keyword P@10 per gallery", "",
-              f"The last column is the mean over {', '.join(headline) or 'no gallery'}: the test parts of the "
-              "validation sets' sources, weighted equally, as selection weighs them.", "",
-              "| configuration | " + " | ".join(galleries) + f" | mean ({', '.join(headline)}) |",
-              "| --- | " + " | ".join("---:" for _ in galleries) + " | ---: |"]
+    lines += [
+        "",
+        "## Single-keyword P@10 per gallery",
+        "",
+        f"The last column is the mean over {', '.join(headline) or 'no gallery'}: the test parts of the "
+        "validation sets' sources, weighted equally, as selection weighs them.",
+        "",
+        "| configuration | " + " | ".join(galleries) + f" | mean ({', '.join(headline)}) |",
+        "| --- | " + " | ".join("---:" for _ in galleries) + " | ---: |",
+    ]
     for r in rows:
         vals = [_get(r, g, "keyword", "p10") for g in galleries]
         un = [v for g, v in zip(galleries, vals) if g in headline and v is not None]
-        lines.append(f"| {r['name']} | " + " | ".join(_f(v) for v in vals) + f" | {_f(sum(un) / len(un) if un else None)} |")
+        lines.append(
+            f"| {r['name']} | " + " | ".join(_f(v) for v in vals) + f" | {_f(sum(un) / len(un) if un else None)} |"
+        )
     lines += paired_section(report, galleries, headline)
     for g in galleries:
-        lines += ["", f"## {g}: all metrics", "",
-                  "| configuration | kw P@5 | kw P@10 | kw mAP | kw coverage | 2-word P@10 | 2-word mAP | seed P@10 | seed mAP | image→image P@10 |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            f"## {g}: all metrics",
+            "",
+            "| configuration | kw P@5 | kw P@10 | kw mAP | kw coverage | 2-word P@10 | 2-word mAP | seed P@10 | seed mAP | image→image P@10 |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for r in rows:
-            lines.append(f"| {r['name']} | " + " | ".join(_f(_get(r, g, k, m)) for k, m in (
-                ("keyword", "p5"), ("keyword", "p10"), ("keyword", "ap"), ("keyword", "coverage"),
-                ("compound", "p10"), ("compound", "ap"), ("seed", "p10"), ("seed", "ap"), ("image", "p10"))) + " |")
+            lines.append(
+                f"| {r['name']} | "
+                + " | ".join(
+                    _f(_get(r, g, k, m))
+                    for k, m in (
+                        ("keyword", "p5"),
+                        ("keyword", "p10"),
+                        ("keyword", "ap"),
+                        ("keyword", "coverage"),
+                        ("compound", "p10"),
+                        ("compound", "ap"),
+                        ("seed", "p10"),
+                        ("seed", "ap"),
+                        ("image", "p10"),
+                    )
+                )
+                + " |"
+            )
     w = report.get("winner")
     if w:
-        lines += ["", "## Winner (chosen on validation, not on these test figures)", "",
-                  f"Text encoder **{w['text']}**, loss **{w['loss']}**, **{w['targets']}-level** targets, ensemble "
-                  f"weight of the zero-training vector {w['zeroshot_weight']:g} (validation keyword P@10 "
-                  f"{w['validation_keyword_p10']:.3f} on {w['validation']})."]
-    lines += ["", "Figures: `p10.png` (keyword P@10 per configuration and gallery), `curves.png` "
-              "(validation keyword P@10 per epoch of each trained head).", "",
-              f"Run time: {report['seconds']:.0f} s.", ""]
+        lines += [
+            "",
+            "## Winner (chosen on validation, not on these test figures)",
+            "",
+            f"Text encoder **{w['text']}**, loss **{w['loss']}**, **{w['targets']}-level** targets, ensemble "
+            f"weight of the zero-training vector {w['zeroshot_weight']:g} (validation keyword P@10 "
+            f"{w['validation_keyword_p10']:.3f} on {w['validation']}).",
+        ]
+    lines += [
+        "",
+        "Figures: `p10.png` (keyword P@10 per configuration and gallery), `curves.png` "
+        "(validation keyword P@10 per epoch of each trained head).",
+        "",
+        f"Run time: {report['seconds']:.0f} s.",
+        "",
+    ]
     return "\n".join(lines)
 
 

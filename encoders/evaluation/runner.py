@@ -8,6 +8,7 @@ bundle under test, any bundles to compare with and, with `--grid`, a head per te
 (× target kind), each alone and as an ensemble with the baseline. The grid's winner is chosen on
 validation (never on the test galleries), then its test figures are reported beside the rest.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,16 +20,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from jointspace.encoders.bundle import load_bundle
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.evaluation.report import write_report
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.imagenet import DEFAULT_PRIOR, ClassPrior
 from jointspace.encoders.losses import LOSSES
-from jointspace.encoders.pipeline import (PHOTO_SOURCES, PHOTOS, TEXT_ENCODERS, RunOptions, TrainedHead, Workspace,
-                                          expand_sources, part_of, train_one, validation_sets, with_loss)
+from jointspace.encoders.pipeline import (
+    PHOTO_SOURCES,
+    PHOTOS,
+    TEXT_ENCODERS,
+    RunOptions,
+    TrainedHead,
+    Workspace,
+    expand_sources,
+    part_of,
+    train_one,
+    validation_sets,
+    with_loss,
+)
 from jointspace.encoders.training import TrainConfig
+
 from jointspace.protocols import TextEncoder
 from jointspace.settings import Settings
 
@@ -41,8 +53,9 @@ def gallery_split(name: str, train_sources: Sequence[str], val_sources: Sequence
     members = PHOTO_SOURCES if name == PHOTOS else (name,)
     if name == PHOTOS or name in PHOTO_SOURCES:
         seen = [s for s in members if s in trained]
-        uses = ("train part trained on" if seen else "never trained on") + \
-            ("; val part validates" if any(s in validated for s in members) else "")
+        uses = ("train part trained on" if seen else "never trained on") + (
+            "; val part validates" if any(s in validated for s in members) else ""
+        )
         return f"test part, 30 % by id hash ({uses})"
     if name in trained:
         return "test (train split trained on)"
@@ -51,8 +64,9 @@ def gallery_split(name: str, train_sources: Sequence[str], val_sources: Sequence
     return "all (never trained on)"
 
 
-def build_galleries(ws: Workspace, train_sources: Sequence[str], val_sources: Sequence[str] = (),
-                    min_images: int = 50) -> list[Gallery]:
+def build_galleries(
+    ws: Workspace, train_sources: Sequence[str], val_sources: Sequence[str] = (), min_images: int = 50
+) -> list[Gallery]:
     """One gallery per source of at least `min_images` items in all (smaller ones only inside `photos`),
     holding its test part (`gallery_split`)."""
     seen = {*expand_sources(train_sources), *expand_sources(val_sources)}
@@ -84,8 +98,14 @@ class Evaluator:
             self._scorers[key] = GalleryScorer(gallery, text)
         return self._scorers[key]
 
-    def add(self, name: str, kind: str, text: TextEncoder | None, vectors: dict[str, np.ndarray] | None,
-            extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    def add(
+        self,
+        name: str,
+        kind: str,
+        text: TextEncoder | None,
+        vectors: dict[str, np.ndarray] | None,
+        extra: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         results = {}
         for g in self.galleries:
             if vectors is None:  # random ranking
@@ -94,8 +114,11 @@ class Evaluator:
                 results[g.name] = self.scorer(g, text).score(vectors[g.name])  # type: ignore[arg-type]
         row = {"name": name, "kind": kind, "text": getattr(text, "name", None), "results": results, **(extra or {})}
         self.rows.append(row)
-        log.info("%-45s keyword P@10 %s", name, "  ".join(f"{g}={r['keyword']['p10']:.3f}"
-                                                          for g, r in results.items() if "keyword" in r))
+        log.info(
+            "%-45s keyword P@10 %s",
+            name,
+            "  ".join(f"{g}={r['keyword']['p10']:.3f}" for g, r in results.items() if "keyword" in r),
+        )
         return row
 
     def zeroshot(self, text: TextEncoder, prior: ClassPrior | None = None) -> dict[str, np.ndarray]:
@@ -107,7 +130,9 @@ class Evaluator:
         out = {}
         for n, o in self.outputs.items():
             h = run_head(trained.result.head, o.features)
-            out[n] = ensemble(h, zeroshot_vectors(o.logits, trained.class_matrix, self.ws.settings.zeroshot_top_k), weight)
+            out[n] = ensemble(
+                h, zeroshot_vectors(o.logits, trained.class_matrix, self.ws.settings.zeroshot_top_k), weight
+            )
         return out
 
     def bundle(self, path: Path | None) -> None:
@@ -123,23 +148,43 @@ class Evaluator:
             else:
                 from PIL import Image
 
-                vectors[g.name] = np.concatenate([image.embed_images([Image.open(it.post.image).convert("RGB")])
-                                                  for it in g.items])
+                vectors[g.name] = np.concatenate(
+                    [image.embed_images([Image.open(it.post.image).convert("RGB")]) for it in g.items]
+                )
         training = b.manifest.get("training") or {}
         trained_on = ", ".join(training.get("sources") or []) or "?"
         # The folder names the bundle: several bundles of one configuration (seeds, sources) share `b.name`.
-        self.add(f"bundle {b.path.name} (trained on {trained_on})", "bundle", b.text, vectors,
-                 {"bundle": str(b.path), "loss": b.manifest.get("loss"), "targets": b.manifest.get("targets"),
-                  "history": training.get("history"),
-                  "zeroshot_weight": b.manifest["image"].get("config", {}).get("zeroshot_weight")})
+        self.add(
+            f"bundle {b.path.name} (trained on {trained_on})",
+            "bundle",
+            b.text,
+            vectors,
+            {
+                "bundle": str(b.path),
+                "loss": b.manifest.get("loss"),
+                "targets": b.manifest.get("targets"),
+                "history": training.get("history"),
+                "zeroshot_weight": b.manifest["image"].get("config", {}).get("zeroshot_weight"),
+            },
+        )
 
 
-def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None, grid: bool = False,
-                   train_sources: Sequence[str] = ("openclipart", PHOTOS), val_sources: Sequence[str] = ("tuxpaint", PHOTOS),
-                   grid_epochs: int = 40, workspace: Workspace | None = None,
-                   grid_texts: Sequence[str] = TEXT_ENCODERS, grid_losses: Sequence[str] = LOSSES,
-                   limit: int | None = None, augment: Sequence[str] | None = None,
-                   min_gallery_images: int = 50, compare: Sequence[Path] = ()) -> dict[str, Any]:
+def run_evaluation(
+    settings: Settings,
+    folder: Path,
+    bundle: Path | None = None,
+    grid: bool = False,
+    train_sources: Sequence[str] = ("openclipart", PHOTOS),
+    val_sources: Sequence[str] = ("tuxpaint", PHOTOS),
+    grid_epochs: int = 40,
+    workspace: Workspace | None = None,
+    grid_texts: Sequence[str] = TEXT_ENCODERS,
+    grid_losses: Sequence[str] = LOSSES,
+    limit: int | None = None,
+    augment: Sequence[str] | None = None,
+    min_gallery_images: int = 50,
+    compare: Sequence[Path] = (),
+) -> dict[str, Any]:
     """Evaluate, write the report folder (JSON, markdown, PNG) and return the report as a dict."""
     started = time.perf_counter()
     ws = workspace or Workspace(settings)
@@ -154,8 +199,12 @@ def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None,
         ev.bundle(other)
     winner = None
     if grid:
-        base = RunOptions(train=TrainConfig(epochs=grid_epochs), train_sources=tuple(train_sources),
-                          val_sources=tuple(val_sources), limit=limit)
+        base = RunOptions(
+            train=TrainConfig(epochs=grid_epochs),
+            train_sources=tuple(train_sources),
+            val_sources=tuple(val_sources),
+            limit=limit,
+        )
         if augment is not None:
             base = replace(base, augment=tuple(augment))
         combos = [(t, loss, "word") for t in grid_texts for loss in grid_losses]
@@ -167,29 +216,54 @@ def run_evaluation(settings: Settings, folder: Path, bundle: Path | None = None,
             if text_name != "minilm" and targets == "word" and loss == grid_losses[0]:
                 ev.add(f"zero-training ({text_name})", "zeroshot", trained.text, ev.zeroshot(trained.text))
             label = trained.label
-            common = {"loss": loss, "targets": targets, "history": trained.result.history,
-                      "val": trained.val_scores, "seconds": trained.result.seconds}
+            common = {
+                "loss": loss,
+                "targets": targets,
+                "history": trained.result.history,
+                "val": trained.val_scores,
+                "seconds": trained.result.seconds,
+            }
             ev.add(f"head {label}", "head", trained.text, ev.head(trained, 0.0), common)
             w = trained.zeroshot_weight
             val = trained.val_scores[f"{w:g}"]
-            ev.add(f"ensemble {label} (w={w:g})", "ensemble", trained.text, ev.head(trained, w),
-                   {**common, "zeroshot_weight": w})
+            ev.add(
+                f"ensemble {label} (w={w:g})",
+                "ensemble",
+                trained.text,
+                ev.head(trained, w),
+                {**common, "zeroshot_weight": w},
+            )
             if val > best_val:
-                best_val, winner = val, {"text": text_name, "loss": loss, "targets": targets,
-                                         "zeroshot_weight": w, "validation_keyword_p10": val,
-                                         "validation": trained.val_scores.get("validation")}
+                best_val, winner = (
+                    val,
+                    {
+                        "text": text_name,
+                        "loss": loss,
+                        "targets": targets,
+                        "zeroshot_weight": w,
+                        "validation_keyword_p10": val,
+                        "validation": trained.val_scores.get("validation"),
+                    },
+                )
     report = {
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         "seconds": round(time.perf_counter() - started, 1),
-        "train_sources": list(train_sources), "val_sources": list(val_sources),
-        "validation": validation_sets(ws, RunOptions(train_sources=tuple(train_sources),
-                                                     val_sources=tuple(val_sources)))[1],
+        "train_sources": list(train_sources),
+        "val_sources": list(val_sources),
+        "validation": validation_sets(
+            ws, RunOptions(train_sources=tuple(train_sources), val_sources=tuple(val_sources))
+        )[1],
         "grid": {"epochs": grid_epochs, "limit": limit, "augment": list(augment) if augment is not None else None}
-        if grid else None,
-        "galleries": {g.name: {"images": len(g.items), "queries": {k: sum(q.kind == k for q in g.queries)
-                                                                    for k in ("keyword", "compound", "seed")},
-                               "split": gallery_split(g.name, train_sources, val_sources)}
-                      for g in galleries},
+        if grid
+        else None,
+        "galleries": {
+            g.name: {
+                "images": len(g.items),
+                "queries": {k: sum(q.kind == k for q in g.queries) for k in ("keyword", "compound", "seed")},
+                "split": gallery_split(g.name, train_sources, val_sources),
+            }
+            for g in galleries
+        },
         "configurations": ev.rows,
         "winner": winner,
     }

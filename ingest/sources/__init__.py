@@ -1,13 +1,15 @@
 """Where posts come from. Each source is a plugin in the `jointspace.sources` entry-point group:
 a factory `(target: str, settings: Settings, **options) -> Source`."""
+
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from jointspace.ingest.sources.base import Source, SourceItem
+
 from jointspace import registry
 from jointspace.errors import ConfigurationError
-from jointspace.ingest.sources.base import Source, SourceItem
 from jointspace.settings import Settings
 
 __all__ = ["Source", "SourceItem", "guess_kind", "open_source"]

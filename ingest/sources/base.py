@@ -1,4 +1,5 @@
 """What every source yields, and how it learns that a post is safely settled."""
+
 from __future__ import annotations
 
 import json
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jointspace.ingest.validate import InvalidPost, ValidationLimits, validate_post
+
 from jointspace.records import Post
 
 
@@ -58,8 +60,14 @@ def json_line_reason(text: str) -> str | None:
     return None
 
 
-def items_from_lines(lines: Iterable[str], origin: str, base_dir: Path | None, limits: ValidationLimits,
-                     default_source: str | None, first_line: int = 1) -> Iterator[SourceItem]:
+def items_from_lines(
+    lines: Iterable[str],
+    origin: str,
+    base_dir: Path | None,
+    limits: ValidationLimits,
+    default_source: str | None,
+    first_line: int = 1,
+) -> Iterator[SourceItem]:
     """JSONL lines → items. Blank lines are skipped; a bad line becomes an item with its error."""
     base = str(base_dir) if base_dir else None
     for number, line in enumerate(lines, start=first_line):
@@ -69,8 +77,13 @@ def items_from_lines(lines: Iterable[str], origin: str, base_dir: Path | None, l
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield SourceItem(where, number, error=InvalidPost("json", json_error_reason(line, exc), number, origin),
-                             raw=line.rstrip("\n")[:10_000], base_dir=base)
+            yield SourceItem(
+                where,
+                number,
+                error=InvalidPost("json", json_error_reason(line, exc), number, origin),
+                raw=line.rstrip("\n")[:10_000],
+                base_dir=base,
+            )
             continue
         try:
             post = validate_post(raw, base_dir, limits, default_source=default_source)

@@ -1,14 +1,16 @@
 """Posts from an InstaCities1M-style folder: `img_resized/<city>/<id>.jpg` (or `img/...`) beside
 `captions/<city>/<id>.txt`. The city is the folder name; the id is the file name without suffix."""
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from jointspace.errors import ConfigurationError
 from jointspace.ingest.sources.base import SourceItem
 from jointspace.ingest.validate import InvalidPost, ValidationLimits, validate_post
+
+from jointspace.errors import ConfigurationError
 from jointspace.settings import Settings
 
 IMAGE_FOLDERS = ("img_resized", "img")
@@ -22,8 +24,9 @@ class InstaCitiesSource:
         self.root = Path(target).expanduser().resolve()
         images = next((self.root / f for f in IMAGE_FOLDERS if (self.root / f).is_dir()), None)
         if images is None:
-            raise ConfigurationError(f"{target} is not an InstaCities folder: it has neither "
-                                     f"{' nor '.join(f + '/' for f in IMAGE_FOLDERS)}")
+            raise ConfigurationError(
+                f"{target} is not an InstaCities folder: it has neither {' nor '.join(f + '/' for f in IMAGE_FOLDERS)}"
+            )
         self.images = images
         self.captions = self.root / "captions"
         self.cities = {c.lower() for c in cities}
@@ -36,10 +39,16 @@ class InstaCitiesSource:
             for image in sorted(p for p in city_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
                 origin = f"{city_dir.name}/{image.name}"
                 caption_file = self.captions / city_dir.name / f"{image.stem}.txt"
-                raw = {"id": image.stem, "image": str(image), "city": city_dir.name, "source": "instacities",
-                       # A photo without its caption file is still a post, with an empty caption.
-                       "caption": caption_file.read_text(encoding="utf-8", errors="replace")
-                       if caption_file.is_file() else ""}
+                raw = {
+                    "id": image.stem,
+                    "image": str(image),
+                    "city": city_dir.name,
+                    "source": "instacities",
+                    # A photo without its caption file is still a post, with an empty caption.
+                    "caption": caption_file.read_text(encoding="utf-8", errors="replace")
+                    if caption_file.is_file()
+                    else "",
+                }
                 try:
                     yield SourceItem(origin, origin, post=validate_post(raw, None, self.limits), raw=raw)
                 except InvalidPost as exc:

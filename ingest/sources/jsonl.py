@@ -1,4 +1,5 @@
 """Posts from a JSONL file, or from stdin when the target is `-`."""
+
 from __future__ import annotations
 
 import sys
@@ -6,9 +7,10 @@ from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from jointspace.errors import ConfigurationError
 from jointspace.ingest.sources.base import SourceItem, items_from_lines
 from jointspace.ingest.validate import ValidationLimits
+
+from jointspace.errors import ConfigurationError
 from jointspace.settings import Settings
 
 

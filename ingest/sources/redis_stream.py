@@ -5,6 +5,7 @@ a consumer that dies leaves its entries pending; this consumer's own pending ent
 again at start, and any consumer's entries idle for `stream_claim_idle_ms` are taken over with
 XAUTOCLAIM. An entry holds the post as JSON in the field `post`, or the post's fields directly.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,10 @@ import time
 from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
-from jointspace.errors import ConfigurationError
 from jointspace.ingest.sources.base import SourceItem
 from jointspace.ingest.validate import InvalidPost, ValidationLimits, validate_post
+
+from jointspace.errors import ConfigurationError
 from jointspace.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,20 +31,31 @@ def _connect(url: str) -> Any:
     from redis.retry import Retry
 
     # redis-py's own retry rides out a Redis restart (about a minute of backoff) before giving up.
-    return redis.Redis.from_url(url, decode_responses=True, socket_timeout=10,
-                                retry=Retry(ExponentialBackoff(cap=4.0, base=0.1), 20),
-                                retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError])
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=10,
+        retry=Retry(ExponentialBackoff(cap=4.0, base=0.1), 20),
+        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+    )
 
 
 class RedisStreamSource:
     name = "redis-stream"
 
-    def __init__(self, target: str, settings: Settings, consumer: str | None = None,
-                 idle_exit_s: float | None = None, block_ms: int = 1000) -> None:
+    def __init__(
+        self,
+        target: str,
+        settings: Settings,
+        consumer: str | None = None,
+        idle_exit_s: float | None = None,
+        block_ms: int = 1000,
+    ) -> None:
         url = settings.stream_redis_url or settings.broker_url
         if not url:
-            raise ConfigurationError("the redis-stream source needs JOINTSPACE_STREAM_REDIS_URL or "
-                                     "JOINTSPACE_BROKER_URL")
+            raise ConfigurationError(
+                "the redis-stream source needs JOINTSPACE_STREAM_REDIS_URL or JOINTSPACE_BROKER_URL"
+            )
         self.key = target if target not in ("", "-") else settings.stream_key
         self.group = settings.stream_group
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
@@ -70,8 +83,9 @@ class RedisStreamSource:
             if isinstance(raw, dict) and isinstance(raw.get("hashtags"), str):
                 raw["hashtags"] = json.loads(raw["hashtags"])  # flat entries carry lists as JSON
         except json.JSONDecodeError as exc:
-            return SourceItem(origin, entry_id, error=InvalidPost("post", f"not valid JSON: {exc.msg}", source=origin),
-                              raw=fields)
+            return SourceItem(
+                origin, entry_id, error=InvalidPost("post", f"not valid JSON: {exc.msg}", source=origin), raw=fields
+            )
         try:
             return SourceItem(origin, entry_id, post=validate_post(raw, None, self.limits, "redis-stream"), raw=raw)
         except InvalidPost as exc:
@@ -81,8 +95,13 @@ class RedisStreamSource:
         import redis
 
         try:
-            reply = self.redis.xreadgroup(self.group, self.consumer, {self.key: start},
-                                          count=self.batch, block=self.block_ms if start == ">" else None)
+            reply = self.redis.xreadgroup(
+                self.group,
+                self.consumer,
+                {self.key: start},
+                count=self.batch,
+                block=self.block_ms if start == ">" else None,
+            )
         except redis.exceptions.ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -94,8 +113,9 @@ class RedisStreamSource:
         claimed: list[tuple[str, dict[str, str]]] = []
         cursor = "0-0"
         while True:
-            cursor, entries, *_ = self.redis.xautoclaim(self.key, self.group, self.consumer,
-                                                        self.claim_idle_ms, start_id=cursor, count=self.batch)
+            cursor, entries, *_ = self.redis.xautoclaim(
+                self.key, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.batch
+            )
             claimed += [(entry_id, fields) for entry_id, fields in entries if fields]
             if cursor == "0-0":
                 return claimed
@@ -133,5 +153,4 @@ class RedisStreamSource:
 
 
 def redis_stream_source(target: str, settings: Settings, **options: Any) -> RedisStreamSource:
-    return RedisStreamSource(target, settings, consumer=options.get("consumer"),
-                             idle_exit_s=options.get("idle_exit_s"))
+    return RedisStreamSource(target, settings, consumer=options.get("consumer"), idle_exit_s=options.get("idle_exit_s"))

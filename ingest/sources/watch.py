@@ -2,6 +2,7 @@
 JOINTSPACE_HOME (per file: bytes and lines done), so a restart does not read a file twice and a
 file that grows is read from where it stopped. A file is read once its size has stayed the same
 for one poll, so a half-written file is not taken."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jointspace.atomic_write import write_text_atomic
-from jointspace.errors import ConfigurationError
 from jointspace.ingest.sources.base import SourceItem, items_from_lines
 from jointspace.ingest.validate import ValidationLimits
+
+from jointspace.atomic_write import write_text_atomic
+from jointspace.errors import ConfigurationError
 from jointspace.settings import Settings
 
 
@@ -30,8 +32,9 @@ class _FileProgress:
 class WatchSource:
     name = "watch"
 
-    def __init__(self, target: str, settings: Settings, poll_s: float | None = None,
-                 idle_exit_s: float | None = None) -> None:
+    def __init__(
+        self, target: str, settings: Settings, poll_s: float | None = None, idle_exit_s: float | None = None
+    ) -> None:
         self.folder = Path(target).expanduser().resolve()
         if not self.folder.is_dir():
             raise ConfigurationError(f"no such folder to watch: {target}")
@@ -40,8 +43,9 @@ class WatchSource:
         self.limits = ValidationLimits.from_settings(settings)
         digest = hashlib.sha256(str(self.folder).encode()).hexdigest()[:16]
         self.state_path = settings.home / "ingest" / f"watch-{digest}.json"
-        self.state: dict[str, dict[str, int]] = (json.loads(self.state_path.read_text())
-                                                 if self.state_path.is_file() else {})
+        self.state: dict[str, dict[str, int]] = (
+            json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+        )
         self.progress: dict[str, _FileProgress] = {}
         self._sizes: dict[str, int] = {}
         self._read_at: dict[str, int] = {}

@@ -6,6 +6,7 @@ once per (search, post) in the store (`store`: Redis with a broker, else SQLite 
 delivered to the search's Redis stream, its webhook (`webhooks`) and the page (SSE, `api/routes/alerts.py`).
 `service.AlertService` is what the CLI and the API call.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from .checker import AlertChecker
 
 
-def open_alert_checker(settings: Settings, bundle: "ModelBundle", backend: "SearchBackend") -> "AlertChecker":
+def open_alert_checker(settings: Settings, bundle: ModelBundle, backend: SearchBackend) -> AlertChecker:
     """The checker a pipeline process attaches to its BatchRunner: the shared store, webhooks through
     Celery with a broker (else a thread pool here), query vectors from this process's bundle."""
     from .checker import AlertChecker

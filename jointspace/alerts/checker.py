@@ -11,6 +11,7 @@ after a worker died between the write and the check finds its posts already inde
 skips them as unchanged) but still owed, and checks them then; the store's once-per-pair record
 makes a check that did run before harmless.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,7 +44,7 @@ class CompiledSearch:
 
     search: SavedSearch
     filters: Filters
-    keywords: "KeywordQuery | None"  # the keyword side of keyword and hybrid searches
+    keywords: KeywordQuery | None  # the keyword side of keyword and hybrid searches
     threshold: float | None
 
 
@@ -78,8 +79,15 @@ def compile_search(search: SavedSearch, settings: Settings) -> CompiledSearch:
 class AlertChecker:
     """Checks batches against the saved searches. Thread-safe; one per process is enough."""
 
-    def __init__(self, store: AlertStore, backend: SearchBackend, model: str,
-                 vectorize: Callable[[str], np.ndarray], webhooks: WebhookDispatcher, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: AlertStore,
+        backend: SearchBackend,
+        model: str,
+        vectorize: Callable[[str], np.ndarray],
+        webhooks: WebhookDispatcher,
+        settings: Settings,
+    ) -> None:
         self.store = store
         self.backend = backend
         self.model = model
@@ -128,14 +136,16 @@ class AlertChecker:
         filters = [compiled.searches[i].filters for i in compiled.vector_rows]
         for pair in semantic_pairs(compiled.queries, compiled.thresholds, filters, vectors, posts):
             search = compiled.searches[compiled.vector_rows[pair.search]].search
-            found[(search.id, posts[pair.post].id)] = Match(search.id, posts[pair.post], pair.score, ("semantic",),
-                                                            pair.score)
+            found[(search.id, posts[pair.post].id)] = Match(
+                search.id, posts[pair.post], pair.score, ("semantic",), pair.score
+            )
         wordy = [(i, c) for i, c in enumerate(compiled.searches) if c.keywords is not None]
         if wordy:
             row_of = {search_index: row for row, search_index in enumerate(compiled.vector_rows)}
             index_of = {d.id: j for j, d in enumerate(docs)}
-            answers = self.backend.keyword_among([(c.keywords.text, c.filters) for _, c in wordy if c.keywords],
-                                                 [d.id for d in docs])
+            answers = self.backend.keyword_among(
+                [(c.keywords.text, c.filters) for _, c in wordy if c.keywords], [d.id for d in docs]
+            )
             for (search_index, entry), hits in zip(wordy, answers):
                 search = entry.search
                 for hit in hits:
@@ -149,8 +159,9 @@ class AlertChecker:
                     row = row_of.get(search_index)
                     similarity = float(compiled.queries[row] @ vectors[j]) if row is not None else None
                     score = hit.score if search.mode == "keyword" else similarity
-                    found[key] = Match(search.id, posts[j], float(score if score is not None else hit.score),
-                                       ("keyword",), similarity)
+                    found[key] = Match(
+                        search.id, posts[j], float(score if score is not None else hit.score), ("keyword",), similarity
+                    )
         return found
 
     # --- compiled saved searches ------------------------------------------------------------
@@ -181,8 +192,13 @@ class AlertChecker:
                         # Saved under another bundle (the index was reindexed since): embed it with ours.
                         vector = made[search.id] = np.asarray(self.vectorize(search.expression), dtype=np.float32)
             except (JointspaceError, KeyError) as exc:
-                log.warning("saved search %s (%r) cannot be checked with model %s: %s", search.id,
-                            search.expression, self.model, exc)
+                log.warning(
+                    "saved search %s (%r) cannot be checked with model %s: %s",
+                    search.id,
+                    search.expression,
+                    self.model,
+                    exc,
+                )
                 continue
             index = len(compiled.searches)
             compiled.searches.append(entry)
@@ -198,4 +214,3 @@ class AlertChecker:
             compiled.queries = np.stack(rows).astype(np.float32)
             compiled.thresholds = np.asarray(thresholds, dtype=np.float32)
         return compiled
-

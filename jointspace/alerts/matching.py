@@ -4,11 +4,12 @@ The semantic side is one matrix product (searches × posts) and a threshold per 
 evaluated only for the (search, post) pairs that pass it, once per distinct `Filters`, so 1,000
 saved searches over a batch of 64 posts cost about a millisecond when few pairs pass.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from jointspace.records import Filters, Post
 
 def _epoch(moment: datetime) -> float:
     """As the backends read times: a naive time counts as UTC."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def post_passes(filters: Filters, post: Post) -> bool:
@@ -44,12 +45,13 @@ def post_passes(filters: Filters, post: Post) -> bool:
 @dataclass(frozen=True, slots=True)
 class SemanticPair:
     search: int  # row of the query matrix
-    post: int    # index into the batch
+    post: int  # index into the batch
     score: float
 
 
-def semantic_pairs(queries: np.ndarray, thresholds: np.ndarray, filters: Sequence[Filters],
-                   vectors: np.ndarray, posts: Sequence[Post]) -> list[SemanticPair]:
+def semantic_pairs(
+    queries: np.ndarray, thresholds: np.ndarray, filters: Sequence[Filters], vectors: np.ndarray, posts: Sequence[Post]
+) -> list[SemanticPair]:
     """(search, post, dot product) for every pair at or above the search's threshold that passes its
     filters. `queries` (m, d) and `vectors` (n, d) hold unit rows; `filters[i]` belongs to row i."""
     if not len(queries) or not len(vectors):

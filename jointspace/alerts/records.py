@@ -1,8 +1,9 @@
 """Typed records of the alerts part: a saved search, one of its matches, a webhook delivery's state."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from jointspace.records import Post
@@ -11,7 +12,7 @@ MODES = ("semantic", "keyword", "hybrid")
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -38,17 +39,29 @@ class SavedSearch:
     created_at: datetime = field(default_factory=utc_now)
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "expression": self.expression, "mode": self.mode,
-                "min_score": self.min_score, "filters": self.filters, "webhook": self.webhook,
-                "created_at": self.created_at.isoformat()}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "expression": self.expression,
+            "mode": self.mode,
+            "min_score": self.min_score,
+            "filters": self.filters,
+            "webhook": self.webhook,
+            "created_at": self.created_at.isoformat(),
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SavedSearch":
-        return cls(id=str(data["id"]), name=str(data.get("name") or data["expression"]),
-                   expression=str(data["expression"]), mode=str(data.get("mode") or "semantic"),
-                   min_score=None if data.get("min_score") is None else float(data["min_score"]),
-                   filters=str(data.get("filters") or ""), webhook=data.get("webhook") or None,
-                   created_at=_time(data.get("created_at")) or utc_now())
+    def from_json(cls, data: dict[str, Any]) -> SavedSearch:
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name") or data["expression"]),
+            expression=str(data["expression"]),
+            mode=str(data.get("mode") or "semantic"),
+            min_score=None if data.get("min_score") is None else float(data["min_score"]),
+            filters=str(data.get("filters") or ""),
+            webhook=data.get("webhook") or None,
+            created_at=_time(data.get("created_at")) or utc_now(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +74,21 @@ class Delivery:
     updated_at: datetime = field(default_factory=utc_now)
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "attempts": self.attempts, "error": self.error,
-                "updated_at": self.updated_at.isoformat()}
+        return {
+            "status": self.status,
+            "attempts": self.attempts,
+            "error": self.error,
+            "updated_at": self.updated_at.isoformat(),
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Delivery":
-        return cls(status=str(data.get("status") or "pending"), attempts=int(data.get("attempts") or 0),
-                   error=data.get("error"), updated_at=_time(data.get("updated_at")) or utc_now())
+    def from_json(cls, data: dict[str, Any]) -> Delivery:
+        return cls(
+            status=str(data.get("status") or "pending"),
+            attempts=int(data.get("attempts") or 0),
+            error=data.get("error"),
+            updated_at=_time(data.get("updated_at")) or utc_now(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,26 +113,42 @@ class Match:
     def post_id(self) -> str:
         return self.post.id
 
-    def with_(self, **changes: Any) -> "Match":
+    def with_(self, **changes: Any) -> Match:
         return replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
         """The post's fields (as `search --json` prints a hit) and the match's own."""
         post = self.post
-        return {"id": post.id, "score": round(float(self.score), 6), "caption": post.caption, "city": post.city,
-                "hashtags": list(post.hashtags), "created_at": post.created_at.isoformat() if post.created_at else None,
-                "author": post.author, "source": post.source, "image": post.image,
-                "search_id": self.search_id, "matched_by": list(self.matched_by),
-                "similarity": None if self.similarity is None else round(float(self.similarity), 6),
-                "matched_at": self.matched_at.isoformat(), "cursor": self.cursor,
-                "webhook": self.delivery.to_json() if self.delivery else None}
+        return {
+            "id": post.id,
+            "score": round(float(self.score), 6),
+            "caption": post.caption,
+            "city": post.city,
+            "hashtags": list(post.hashtags),
+            "created_at": post.created_at.isoformat() if post.created_at else None,
+            "author": post.author,
+            "source": post.source,
+            "image": post.image,
+            "search_id": self.search_id,
+            "matched_by": list(self.matched_by),
+            "similarity": None if self.similarity is None else round(float(self.similarity), 6),
+            "matched_at": self.matched_at.isoformat(),
+            "cursor": self.cursor,
+            "webhook": self.delivery.to_json() if self.delivery else None,
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Match":
-        post = Post.from_json({k: data.get(k) for k in ("id", "image", "caption", "hashtags", "city", "created_at",
-                                                        "author", "source")})
-        return cls(search_id=str(data["search_id"]), post=post, score=float(data["score"]),
-                   matched_by=tuple(data.get("matched_by") or ("semantic",)),
-                   similarity=None if data.get("similarity") is None else float(data["similarity"]),
-                   matched_at=_time(data.get("matched_at")) or utc_now(), cursor=data.get("cursor"),
-                   delivery=Delivery.from_json(data["webhook"]) if data.get("webhook") else None)
+    def from_json(cls, data: dict[str, Any]) -> Match:
+        post = Post.from_json(
+            {k: data.get(k) for k in ("id", "image", "caption", "hashtags", "city", "created_at", "author", "source")}
+        )
+        return cls(
+            search_id=str(data["search_id"]),
+            post=post,
+            score=float(data["score"]),
+            matched_by=tuple(data.get("matched_by") or ("semantic",)),
+            similarity=None if data.get("similarity") is None else float(data["similarity"]),
+            matched_at=_time(data.get("matched_at")) or utc_now(),
+            cursor=data.get("cursor"),
+            delivery=Delivery.from_json(data["webhook"]) if data.get("webhook") else None,
+        )

@@ -1,11 +1,12 @@
 """Saving, listing and removing searches, and reading their matches: what the CLI and the API call."""
+
 from __future__ import annotations
 
 import math
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,8 +28,10 @@ def parse_min_score(value: float | str | None) -> float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, str) and value.strip().lower() == "auto":
-        raise QueryError("min_score 'auto' is not available in this version: give a similarity between -1 and 1 "
-                         "(e.g. 0.3; `jointspace search EXPR --json` shows the scores of good hits)")
+        raise QueryError(
+            "min_score 'auto' is not available in this version: give a similarity between -1 and 1 "
+            "(e.g. 0.3; `jointspace search EXPR --json` shows the scores of good hits)"
+        )
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -53,7 +56,7 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
         moment = datetime.fromisoformat(str(text).strip())
     except ValueError:
         raise QueryError(f"since: {text!r} is neither a time (2026-12-01T09:00) nor a duration (15m, 2h, 7d)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def check_webhook(url: str | None) -> str | None:
@@ -75,8 +78,15 @@ class AlertService:
     model: str
     settings: Settings
 
-    def add(self, expression: str, mode: str = "semantic", min_score: float | str | None = None,
-            webhook: str | None = None, name: str | None = None, filters: Filters | None = None) -> SavedSearch:
+    def add(
+        self,
+        expression: str,
+        mode: str = "semantic",
+        min_score: float | str | None = None,
+        webhook: str | None = None,
+        name: str | None = None,
+        filters: Filters | None = None,
+    ) -> SavedSearch:
         """Validates and saves; raises QueryError (with the position in the expression where there is one)."""
         from jointspace.query.filters import filters_to_text
 
@@ -84,28 +94,42 @@ class AlertService:
             raise QueryError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         threshold = parse_min_score(min_score)
         if mode == "keyword" and threshold is not None:
-            raise QueryError("min_score applies to the semantic side (similarity); a keyword alert matches "
-                             "every new post that mentions its words: leave min_score out")
+            raise QueryError(
+                "min_score applies to the semantic side (similarity); a keyword alert matches "
+                "every new post that mentions its words: leave min_score out"
+            )
         if mode != "keyword" and threshold is None:
-            raise QueryError(f"a {mode} alert needs min_score: the similarity (-1..1) a new post must reach "
-                             f"(e.g. 0.3; `jointspace search` shows the scores of hits you would want)")
+            raise QueryError(
+                f"a {mode} alert needs min_score: the similarity (-1..1) a new post must reach "
+                f"(e.g. 0.3; `jointspace search` shows the scores of hits you would want)"
+            )
         self.search.parse(expression)  # syntax errors first, with their position
-        saved = SavedSearch(id=uuid.uuid4().hex[:12], name=(name or "").strip() or expression.strip(),
-                            expression=expression.strip(), mode=mode, min_score=threshold,
-                            filters=filters_to_text(filters) if filters is not None else "",
-                            webhook=check_webhook(webhook))
+        saved = SavedSearch(
+            id=uuid.uuid4().hex[:12],
+            name=(name or "").strip() or expression.strip(),
+            expression=expression.strip(),
+            mode=mode,
+            min_score=threshold,
+            filters=filters_to_text(filters) if filters is not None else "",
+            webhook=check_webhook(webhook),
+        )
         compiled = compile_search(saved, self.settings)
         if compiled.keywords is not None and compiled.keywords.is_empty():
-            raise QueryError(f"a {mode} alert needs at least one word or phrase with a positive weight",
-                             0 if expression else None, expression or None)
+            raise QueryError(
+                f"a {mode} alert needs at least one word or phrase with a positive weight",
+                0 if expression else None,
+                expression or None,
+            )
         vectors = {}
         if mode != "keyword":
             if self.search.parse(expression).expression is None:
                 raise QueryError(f"a {mode} alert needs at least one term besides its filters", None, expression)
             vectors[self.model] = self.search.query_vector(expression)
         if len(self.store.searches()) >= self.settings.alerts_max_searches:
-            raise QueryError(f"{self.settings.alerts_max_searches} searches are saved already "
-                             "(JOINTSPACE_ALERTS_MAX_SEARCHES): remove some first")
+            raise QueryError(
+                f"{self.settings.alerts_max_searches} searches are saved already "
+                "(JOINTSPACE_ALERTS_MAX_SEARCHES): remove some first"
+            )
         self.store.add(saved, vectors)
         return saved
 

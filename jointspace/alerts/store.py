@@ -8,6 +8,7 @@ a SQLite file under JOINTSPACE_HOME (WAL: `serve` reads what an `ingest` process
 give the same guarantee: a match is recorded once per (search, post), atomically with its event
 and its webhook delivery state, so a redelivered batch never alerts twice.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence

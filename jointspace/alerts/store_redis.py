@@ -14,6 +14,7 @@ time index and the pending delivery happen atomically, so a redelivered batch ad
 Give this Redis an append-only file in production (as for the stream source), or a restart loses
 the saved searches.
 """
+
 from __future__ import annotations
 
 import json
@@ -92,8 +93,10 @@ class RedisAlertStore:
         return str(self._redis.get(self._key("version")) or "0")
 
     def vectors(self, model: str) -> dict[str, np.ndarray]:
-        return {key.decode(): np.frombuffer(value, dtype=np.float32)
-                for key, value in self._raw.hgetall(self._key("vectors", model)).items()}
+        return {
+            key.decode(): np.frombuffer(value, dtype=np.float32)
+            for key, value in self._raw.hgetall(self._key("vectors", model)).items()
+        }
 
     def set_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         live = set(self._redis.hkeys(self._key("searches")))
@@ -129,11 +132,19 @@ class RedisAlertStore:
         for match in matches:
             keys += [self._key(kind, match.search_id) for kind in ("m", "t", "stream", "w")]
             delivery = Delivery() if match.search_id in webhooks else None
-            args += [match.search_id, match.post_id, json.dumps(match.with_(delivery=None).to_json()),
-                     int(match.matched_at.timestamp() * 1000), json.dumps(delivery.to_json()) if delivery else ""]
+            args += [
+                match.search_id,
+                match.post_id,
+                json.dumps(match.with_(delivery=None).to_json()),
+                int(match.matched_at.timestamp() * 1000),
+                json.dumps(delivery.to_json()) if delivery else "",
+            ]
         ids = self._record(keys=keys, args=args)
-        return [m.with_(cursor=i, delivery=Delivery() if m.search_id in webhooks else None)
-                for m, i in zip(matches, ids) if i]
+        return [
+            m.with_(cursor=i, delivery=Delivery() if m.search_id in webhooks else None)
+            for m, i in zip(matches, ids)
+            if i
+        ]
 
     def _matches(self, search_id: str, post_ids: list[str]) -> list[Match]:
         if not post_ids:
@@ -144,14 +155,18 @@ class RedisAlertStore:
         for value, delivery in zip(values, deliveries):
             if value:
                 cursor, _, data = value.partition("|")
-                found.append(Match.from_json(json.loads(data)).with_(
-                    cursor=cursor, delivery=Delivery.from_json(json.loads(delivery)) if delivery else None))
+                found.append(
+                    Match.from_json(json.loads(data)).with_(
+                        cursor=cursor, delivery=Delivery.from_json(json.loads(delivery)) if delivery else None
+                    )
+                )
         return found
 
     def matches(self, search_id: str, since: datetime | None = None, limit: int | None = None) -> list[Match]:
         low = int(since.timestamp() * 1000) if since else "-inf"
-        ids = self._redis.zrevrangebyscore(self._key("t", search_id), "+inf", low,
-                                           start=0 if limit is not None else None, num=limit)
+        ids = self._redis.zrevrangebyscore(
+            self._key("t", search_id), "+inf", low, start=0 if limit is not None else None, num=limit
+        )
         return self._matches(search_id, list(ids))
 
     def count_matches(self, search_id: str) -> int:

@@ -3,6 +3,7 @@
 WAL mode, so `serve` streams matches that an `ingest` process records. `matches.seq` orders the
 events (the SSE cursor); UNIQUE(search_id, post_id) makes "once per (search, post)" the database's job.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,16 +69,32 @@ class SqliteAlertStore:
 
     # --- saved searches -----------------------------------------------------------------------
     def add(self, search: SavedSearch, vectors: dict[str, np.ndarray]) -> None:
-        self._write([("INSERT OR REPLACE INTO searches VALUES (?, ?, ?)",
-                      (search.id, search.created_at.isoformat(), json.dumps(search.to_json()))),
-                     *[("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
-                        (search.id, model, np.asarray(v, dtype=np.float32).tobytes())) for model, v in vectors.items()],
-                     _bump_version()])
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO searches VALUES (?, ?, ?)",
+                    (search.id, search.created_at.isoformat(), json.dumps(search.to_json())),
+                ),
+                *[
+                    (
+                        "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                        (search.id, model, np.asarray(v, dtype=np.float32).tobytes()),
+                    )
+                    for model, v in vectors.items()
+                ],
+                _bump_version(),
+            ]
+        )
 
     def remove(self, search_id: str) -> bool:
-        cursors = self._write([("DELETE FROM searches WHERE id = ?", (search_id,)),
-                               ("DELETE FROM vectors WHERE search_id = ?", (search_id,)),
-                               ("DELETE FROM matches WHERE search_id = ?", (search_id,)), _bump_version()])
+        cursors = self._write(
+            [
+                ("DELETE FROM searches WHERE id = ?", (search_id,)),
+                ("DELETE FROM vectors WHERE search_id = ?", (search_id,)),
+                ("DELETE FROM matches WHERE search_id = ?", (search_id,)),
+                _bump_version(),
+            ]
+        )
         return cursors[0].rowcount > 0
 
     def get(self, search_id: str) -> SavedSearch | None:
@@ -85,22 +102,32 @@ class SqliteAlertStore:
         return SavedSearch.from_json(json.loads(rows[0][0])) if rows else None
 
     def searches(self) -> list[SavedSearch]:
-        return [SavedSearch.from_json(json.loads(r[0]))
-                for r in self._read("SELECT data FROM searches ORDER BY created_at, id")]
+        return [
+            SavedSearch.from_json(json.loads(r[0]))
+            for r in self._read("SELECT data FROM searches ORDER BY created_at, id")
+        ]
 
     def version(self) -> str:
         rows = self._read("SELECT value FROM meta WHERE key = 'version'")
         return rows[0][0] if rows else "0"
 
     def vectors(self, model: str) -> dict[str, np.ndarray]:
-        return {search_id: np.frombuffer(blob, dtype=np.float32)
-                for search_id, blob in self._read("SELECT search_id, vector FROM vectors WHERE model = ?", (model,))}
+        return {
+            search_id: np.frombuffer(blob, dtype=np.float32)
+            for search_id, blob in self._read("SELECT search_id, vector FROM vectors WHERE model = ?", (model,))
+        }
 
     def set_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         # Only for searches that still exist: a search removed meanwhile stays removed.
-        self._write([("INSERT OR REPLACE INTO vectors SELECT id, ?, ? FROM searches WHERE id = ?",
-                      (model, np.asarray(v, dtype=np.float32).tobytes(), search_id))
-                     for search_id, v in vectors.items()])
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO vectors SELECT id, ?, ? FROM searches WHERE id = ?",
+                    (model, np.asarray(v, dtype=np.float32).tobytes(), search_id),
+                )
+                for search_id, v in vectors.items()
+            ]
+        )
 
     # --- journal --------------------------------------------------------------------------------
     def owe(self, post_ids: Sequence[str]) -> None:
@@ -112,9 +139,11 @@ class SqliteAlertStore:
         found: set[str] = set()
         ids = list(post_ids)
         for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            found |= {r[0] for r in self._read(f"SELECT post_id FROM owed WHERE post_id IN "
-                                               f"({','.join('?' * len(chunk))})", chunk)}
+            chunk = ids[start : start + 500]
+            found |= {
+                r[0]
+                for r in self._read(f"SELECT post_id FROM owed WHERE post_id IN ({','.join('?' * len(chunk))})", chunk)
+            }
         return found
 
     def settle(self, post_ids: Sequence[str]) -> None:
@@ -138,9 +167,15 @@ class SqliteAlertStore:
                     cursor = self._db.execute(
                         "INSERT OR IGNORE INTO matches(search_id, post_id, matched_at, data, delivery, "
                         "delivery_status) VALUES (?, ?, ?, ?, ?, ?)",
-                        (match.search_id, match.post_id, match.matched_at.timestamp(),
-                         json.dumps(match.to_json()), json.dumps(delivery.to_json()) if delivery else None,
-                         delivery.status if delivery else None))
+                        (
+                            match.search_id,
+                            match.post_id,
+                            match.matched_at.timestamp(),
+                            json.dumps(match.to_json()),
+                            json.dumps(delivery.to_json()) if delivery else None,
+                            delivery.status if delivery else None,
+                        ),
+                    )
                     if cursor.rowcount:
                         new.append(match.with_(cursor=str(cursor.lastrowid), delivery=delivery))
             except BaseException:
@@ -155,9 +190,11 @@ class SqliteAlertStore:
         return match.with_(cursor=str(seq), delivery=Delivery.from_json(json.loads(delivery)) if delivery else None)
 
     def matches(self, search_id: str, since: datetime | None = None, limit: int | None = None) -> list[Match]:
-        rows = self._read("SELECT seq, data, delivery FROM matches WHERE search_id = ? AND matched_at >= ? "
-                          "ORDER BY matched_at DESC, seq DESC LIMIT ?",
-                          (search_id, since.timestamp() if since else float("-inf"), -1 if limit is None else limit))
+        rows = self._read(
+            "SELECT seq, data, delivery FROM matches WHERE search_id = ? AND matched_at >= ? "
+            "ORDER BY matched_at DESC, seq DESC LIMIT ?",
+            (search_id, since.timestamp() if since else float("-inf"), -1 if limit is None else limit),
+        )
         return [self._match(*row) for row in rows]
 
     def count_matches(self, search_id: str) -> int:
@@ -168,8 +205,10 @@ class SqliteAlertStore:
             cursor = str(self._read("SELECT coalesce(max(seq), 0) FROM matches")[0][0])
         deadline = time.monotonic() + block_s
         while True:
-            rows = self._read("SELECT seq, data, delivery FROM matches WHERE search_id = ? AND seq > ? ORDER BY seq",
-                              (search_id, int(cursor)))
+            rows = self._read(
+                "SELECT seq, data, delivery FROM matches WHERE search_id = ? AND seq > ? ORDER BY seq",
+                (search_id, int(cursor)),
+            )
             if rows or time.monotonic() >= deadline:
                 break
             time.sleep(min(self.poll_s, max(0.0, deadline - time.monotonic())))
@@ -182,8 +221,14 @@ class SqliteAlertStore:
         return Delivery.from_json(json.loads(rows[0][0])) if rows and rows[0][0] else None
 
     def set_delivery(self, search_id: str, post_id: str, delivery: Delivery) -> None:
-        self._write([("UPDATE matches SET delivery = ?, delivery_status = ? WHERE search_id = ? AND post_id = ?",
-                      (json.dumps(delivery.to_json()), delivery.status, search_id, post_id))])
+        self._write(
+            [
+                (
+                    "UPDATE matches SET delivery = ?, delivery_status = ? WHERE search_id = ? AND post_id = ?",
+                    (json.dumps(delivery.to_json()), delivery.status, search_id, post_id),
+                )
+            ]
+        )
 
     def pending(self, post_ids: Iterable[str] | None = None) -> list[tuple[str, str]]:
         rows = self._read("SELECT search_id, post_id FROM matches WHERE delivery_status = 'pending' ORDER BY seq")
@@ -191,8 +236,9 @@ class SqliteAlertStore:
         return [(s, p) for s, p in rows if wanted is None or p in wanted]
 
     def match(self, search_id: str, post_id: str) -> Match | None:
-        rows = self._read("SELECT seq, data, delivery FROM matches WHERE search_id = ? AND post_id = ?",
-                          (search_id, post_id))
+        rows = self._read(
+            "SELECT seq, data, delivery FROM matches WHERE search_id = ? AND post_id = ?", (search_id, post_id)
+        )
         return self._match(*rows[0]) if rows else None
 
     def close(self) -> None:
@@ -201,5 +247,7 @@ class SqliteAlertStore:
 
 
 def _bump_version() -> tuple[str, Sequence[object]]:
-    return ("INSERT INTO meta VALUES ('version', '1') "
-            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1", ())
+    return (
+        "INSERT INTO meta VALUES ('version', '1') ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        (),
+    )

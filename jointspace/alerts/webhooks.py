@@ -6,6 +6,7 @@ Celery task (`jointspace.deliver_alert`, retry policy declared on the task, late
 worker's delivery runs again); without one, a small thread pool of the indexing process retries.
 Receivers get `X-Jointspace-Delivery: <search id>:<post id>` to drop the rare repeat (at-least-once).
 """
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,10 @@ def alerts_queue(settings: Settings) -> str:
 
 
 def payload(search: SavedSearch, match: Match) -> dict[str, Any]:
-    return {"alert": {k: v for k, v in search.to_json().items() if k != "webhook"},
-            "match": {k: v for k, v in match.to_json().items() if k not in ("webhook", "cursor")}}
+    return {
+        "alert": {k: v for k, v in search.to_json().items() if k != "webhook"},
+        "match": {k: v for k, v in match.to_json().items() if k not in ("webhook", "cursor")},
+    }
 
 
 def post_once(url: str, body: dict[str, Any], delivery_key: str, timeout_s: float) -> str | None:
@@ -49,8 +52,14 @@ def post_once(url: str, body: dict[str, Any], delivery_key: str, timeout_s: floa
     try:
         # Streamed, and only the first bytes read: a receiver answering with a huge body must not
         # fill the worker's memory (its reason is cut to 200 characters anyway).
-        with httpx.stream("POST", url, json=body, timeout=timeout_s, follow_redirects=False,
-                          headers={"X-Jointspace-Delivery": delivery_key, "User-Agent": "jointspace-alerts"}) as answer:
+        with httpx.stream(
+            "POST",
+            url,
+            json=body,
+            timeout=timeout_s,
+            follow_redirects=False,
+            headers={"X-Jointspace-Delivery": delivery_key, "User-Agent": "jointspace-alerts"},
+        ) as answer:
             status = answer.status_code
             head = b""
             if not 200 <= status < 300:
@@ -81,12 +90,14 @@ def attempt(store: AlertStore, search_id: str, post_id: str, settings: Settings)
         return True
     attempts = current.attempts + 1
     try:
-        refused = post_once(search.webhook, payload(search, match), f"{search_id}:{post_id}",
-                            settings.alerts_webhook_timeout_s)
+        refused = post_once(
+            search.webhook, payload(search, match), f"{search_id}:{post_id}", settings.alerts_webhook_timeout_s
+        )
     except WebhookRetry as exc:
         if attempts > settings.alerts_webhook_max_retries:
-            store.set_delivery(search_id, post_id, Delivery("failed", attempts, f"gave up after {attempts} "
-                                                                                f"attempts: {exc}"))
+            store.set_delivery(
+                search_id, post_id, Delivery("failed", attempts, f"gave up after {attempts} attempts: {exc}")
+            )
             log.warning("webhook of alert %s for post %s failed for good: %s", search_id, post_id, exc)
             return True
         store.set_delivery(search_id, post_id, Delivery("pending", attempts, str(exc)))
@@ -124,8 +135,9 @@ class CeleryWebhooks:
 
     def dispatch(self, pairs: Sequence[tuple[str, str]]) -> None:
         for search_id, post_id in pairs:
-            self._app.send_task("jointspace.deliver_alert", args=[{"search_id": search_id, "post_id": post_id}],
-                                queue=self._queue)
+            self._app.send_task(
+                "jointspace.deliver_alert", args=[{"search_id": search_id, "post_id": post_id}], queue=self._queue
+            )
 
     def close(self) -> None:
         self._app.close()

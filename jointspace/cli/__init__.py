@@ -3,6 +3,7 @@
 Command modules import heavy libraries (torch, elasticsearch) inside the commands, so that
 `jointspace --help` and `jointspace es status` start fast.
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,9 +16,13 @@ import typer
 from jointspace.cli.failures import USAGE_ERRORS, report, wants_json
 from jointspace.errors import JointspaceError
 
-app = typer.Typer(help="Semantic image search over social-media posts, with word and image arithmetic.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
-                  context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(
+    help="Semantic image search over social-media posts, with word and image arithmetic.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 
 
 def _print_version(wanted: bool) -> None:
@@ -30,9 +35,13 @@ def _print_version(wanted: bool) -> None:
 
 
 @app.callback()
-def _root(version_: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                                 help="Print the version and exit.")] = False) -> None:
+def _root(
+    version_: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Semantic image search over social-media posts, with word and image arithmetic."""
+
 
 from jointspace.cli import alerts, backup, data, es, ingest, media, model, search, serve, train  # noqa: E402
 

@@ -1,4 +1,5 @@
 """`jointspace alerts add|list|remove|matches`: saved searches that alert on new posts."""
+
 from __future__ import annotations
 
 import json
@@ -7,13 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-alerts_app = typer.Typer(help="Saved searches: every new batch of posts is checked against them; matches go to "
-                              "`alerts matches`, a Redis stream per search (with a broker), an optional webhook "
-                              "and the page.", no_args_is_help=True)
+alerts_app = typer.Typer(
+    help="Saved searches: every new batch of posts is checked against them; matches go to "
+    "`alerts matches`, a Redis stream per search (with a broker), an optional webhook "
+    "and the page.",
+    no_args_is_help=True,
+)
 
 
 class AlertMode(str, Enum):
@@ -49,17 +53,19 @@ def _describe(search: dict[str, Any]) -> str:
 @alerts_app.command("add")
 def add(
     expression: Annotated[str, typer.Argument(help="The query, as for `jointspace search` (inline filters too).")],
-    mode: Annotated[AlertMode, typer.Option(help="semantic (similarity), keyword (mentions the words) or "
-                                                 "hybrid (either).")] = AlertMode.semantic,
-    min_score: Annotated[Optional[str], typer.Option(help="Similarity (-1..1) a new post must reach; needed for "
-                                                          "semantic and hybrid.")] = None,
-    webhook: Annotated[Optional[str], typer.Option(help="POST each match as JSON to this http(s) URL.")] = None,
-    name: Annotated[Optional[str], typer.Option(help="A name to show (default: the expression).")] = None,
-    city: Annotated[Optional[list[str]], typer.Option("--city", help="Only this city (repeatable).")] = None,
-    tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Only this hashtag (repeatable).")] = None,
-    source: Annotated[Optional[list[str]], typer.Option("--source", help="Only this source (repeatable).")] = None,
-    after: Annotated[Optional[datetime], typer.Option(help="Only posts created at or after this time.")] = None,
-    before: Annotated[Optional[datetime], typer.Option(help="Only posts created before this time.")] = None,
+    mode: Annotated[
+        AlertMode, typer.Option(help="semantic (similarity), keyword (mentions the words) or hybrid (either).")
+    ] = AlertMode.semantic,
+    min_score: Annotated[
+        str | None, typer.Option(help="Similarity (-1..1) a new post must reach; needed for semantic and hybrid.")
+    ] = None,
+    webhook: Annotated[str | None, typer.Option(help="POST each match as JSON to this http(s) URL.")] = None,
+    name: Annotated[str | None, typer.Option(help="A name to show (default: the expression).")] = None,
+    city: Annotated[list[str] | None, typer.Option("--city", help="Only this city (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only this hashtag (repeatable).")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help="Only this source (repeatable).")] = None,
+    after: Annotated[datetime | None, typer.Option(help="Only posts created at or after this time.")] = None,
+    before: Annotated[datetime | None, typer.Option(help="Only posts created before this time.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the saved search as JSON.")] = False,
 ) -> None:
     """Save a search; posts indexed from now on that match it are recorded and delivered."""
@@ -72,8 +78,9 @@ def add(
 
     settings = get_settings()
     parse(expression, QueryLimits.from_settings(settings))  # syntax errors before the model loads
-    filters = Filters(cities=tuple(city or ()), hashtags=tuple(tag or ()), sources=tuple(source or ()),
-                      after=after, before=before)
+    filters = Filters(
+        cities=tuple(city or ()), hashtags=tuple(tag or ()), sources=tuple(source or ()), after=after, before=before
+    )
     bundle = load_model_bundle(settings)
     backend = open_search_backend(settings, bundle)
     try:
@@ -105,9 +112,10 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print {\"alerts\
 
 
 @alerts_app.command("remove")
-def remove(search_id: Annotated[str, typer.Argument(metavar="ID", help="The saved search's id.")],
-           as_json: Annotated[bool, typer.Option("--json", help="Print {\"id\": ..., \"removed\": true}.")] = False,
-           ) -> None:
+def remove(
+    search_id: Annotated[str, typer.Argument(metavar="ID", help="The saved search's id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print {\"id\": ..., \"removed\": true}.")] = False,
+) -> None:
     """Delete a saved search with its matches, stream and deliveries."""
     from jointspace.alerts.service import AlertNotFound
 
@@ -123,9 +131,11 @@ def remove(search_id: Annotated[str, typer.Argument(metavar="ID", help="The save
 @alerts_app.command("matches")
 def matches(
     search_id: Annotated[str, typer.Argument(metavar="ID", help="The saved search's id.")],
-    since: Annotated[Optional[str], typer.Option(help="Only matches recorded since this time (ISO 8601) or this "
-                                                      "long ago (15m, 2h, 7d).")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=1, help="At most this many.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only matches recorded since this time (ISO 8601) or this long ago (15m, 2h, 7d)."),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"alert\": {...}, \"matches\": [...]}.")] = False,
 ) -> None:
     """The posts that matched, newest first, each with its score."""
@@ -142,8 +152,10 @@ def matches(
     for match in found:
         post = match.post
         hook = f"  webhook {match.delivery.status}" if match.delivery else ""
-        print(f"{_when(match.matched_at)}  {match.score:8.4f}  {post.id:<16} {(post.city or '-'):<12} "
-              f"{' '.join(post.caption.split())[:60]}{hook}")
+        print(
+            f"{_when(match.matched_at)}  {match.score:8.4f}  {post.id:<16} {(post.city or '-'):<12} "
+            f"{' '.join(post.caption.split())[:60]}{hook}"
+        )
     print(f"{len(found)} matches of {search_id} ({search.expression})", file=sys.stderr)
 
 

@@ -1,15 +1,19 @@
 """`jointspace backup DIR` and `jointspace restore DIR` (see jointspace.backends.backup)."""
+
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
-ES_LOCATION = typer.Option("--es-location", help="Elasticsearch: the snapshot folder as the node sees it "
-                                                 "(default: DIR/elasticsearch; below the node's path.repo).")
+ES_LOCATION = typer.Option(
+    "--es-location",
+    help="Elasticsearch: the snapshot folder as the node sees it "
+    "(default: DIR/elasticsearch; below the node's path.repo).",
+)
 
 
 def _print(report: dict[str, Any], as_json: bool, lines: list[str]) -> None:
@@ -22,7 +26,7 @@ def _print(report: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 
 def backup(
     folder: Annotated[Path, typer.Argument(help="A new (or empty) folder for the backup.")],
-    es_location: Annotated[Optional[str], ES_LOCATION] = None,
+    es_location: Annotated[str | None, ES_LOCATION] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -31,13 +35,19 @@ def backup(
     from jointspace.settings import get_settings
 
     manifest = run_backup(get_settings(), folder, es_location, progress=not quiet)
-    _print(manifest, as_json, [f"backed up {manifest['posts']} posts of model {manifest['model']} "
-                               f"({manifest['backend']}) and {manifest['uploads']} uploaded pictures into {folder}"])
+    _print(
+        manifest,
+        as_json,
+        [
+            f"backed up {manifest['posts']} posts of model {manifest['model']} "
+            f"({manifest['backend']}) and {manifest['uploads']} uploaded pictures into {folder}"
+        ],
+    )
 
 
 def restore(
     folder: Annotated[Path, typer.Argument(help="A folder written by `jointspace backup`.")],
-    es_location: Annotated[Optional[str], ES_LOCATION] = None,
+    es_location: Annotated[str | None, ES_LOCATION] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:

@@ -3,10 +3,11 @@
 Also registers `jointspace redis ...` (jointspace/cli/services.py). Only the standard library is
 imported here, so these commands start fast.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,15 +19,24 @@ def _progress(message: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    es = typer.Typer(help="Run a real Elasticsearch 8.19.21 node or cluster on this machine, without Docker.",
-                     no_args_is_help=True)
+    es = typer.Typer(
+        help="Run a real Elasticsearch 8.19.21 node or cluster on this machine, without Docker.", no_args_is_help=True
+    )
 
     @es.command("start")
     def start(
         nodes: Annotated[int, typer.Option("--nodes", "-n", min=1, help="Nodes in the cluster, each its own JVM.")] = 1,
-        http_port: Annotated[Optional[int], typer.Option(help="HTTP port of the first node (the next ones: +1, +2...). Default: free ports.")] = None,
-        heap: Annotated[Optional[str], typer.Option(help="JVM heap per node, e.g. 512m or 1g. Default: JOINTSPACE_ES_LOCAL_HEAP.")] = None,
-        timeout: Annotated[Optional[float], typer.Option(help="Seconds to wait for yellow/green. Default: JOINTSPACE_ES_LOCAL_START_TIMEOUT_S.")] = None,
+        http_port: Annotated[
+            int | None,
+            typer.Option(help="HTTP port of the first node (the next ones: +1, +2...). Default: free ports."),
+        ] = None,
+        heap: Annotated[
+            str | None, typer.Option(help="JVM heap per node, e.g. 512m or 1g. Default: JOINTSPACE_ES_LOCAL_HEAP.")
+        ] = None,
+        timeout: Annotated[
+            float | None,
+            typer.Option(help="Seconds to wait for yellow/green. Default: JOINTSPACE_ES_LOCAL_START_TIMEOUT_S."),
+        ] = None,
     ) -> None:
         """Build the launcher if needed (Maven, once), start the node(s), wait until healthy, print the URL."""
         from jointspace.services.elasticsearch_local import LocalElasticsearch
@@ -47,8 +57,10 @@ def register(app: typer.Typer) -> None:
         elif info["url"] is None:
             typer.echo("Elasticsearch: stopped")
         else:
-            typer.echo(f"Elasticsearch {info['version'] or '?'} at {info['url']}: {info['status']}, "
-                       f"{info['nodes']} of {info['expected_nodes']} node(s), pids {info['pids']}")
+            typer.echo(
+                f"Elasticsearch {info['version'] or '?'} at {info['url']}: {info['status']}, "
+                f"{info['nodes']} of {info['expected_nodes']} node(s), pids {info['pids']}"
+            )
         if info["status"] not in ("green", "yellow"):
             raise typer.Exit(1)
 

@@ -1,6 +1,7 @@
 """How a failed `jointspace` command reports: text with a caret on stderr, or, when the command
 was given `--json`, one JSON object on stdout (`error`, `message`, `position`, `suggestions`);
 the exit code is the same either way."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,14 @@ from typing import Any
 import click
 import typer
 
-from jointspace.errors import (BackendUnavailableError, ConfigurationError, DimensionError, JointspaceError,
-                               ModelMismatchError, QueryError)
+from jointspace.errors import (
+    BackendUnavailableError,
+    ConfigurationError,
+    DimensionError,
+    JointspaceError,
+    ModelMismatchError,
+    QueryError,
+)
 
 # Typer 0.29 parses with its own copy of click, whose exceptions derive from typer.TyperException;
 # older typers raise click's own.
@@ -20,14 +27,18 @@ USAGE_ERRORS: tuple[type[Exception], ...] = (typer.TyperException, click.ClickEx
 
 # The same kinds the API answers with (api/app.py), so a script reads one vocabulary.
 _KINDS: tuple[tuple[type[JointspaceError], str], ...] = (
-    (QueryError, "query"), (DimensionError, "dimension"), (ModelMismatchError, "model_mismatch"),
-    (BackendUnavailableError, "backend_unavailable"), (ConfigurationError, "configuration"))
+    (QueryError, "query"),
+    (DimensionError, "dimension"),
+    (ModelMismatchError, "model_mismatch"),
+    (BackendUnavailableError, "backend_unavailable"),
+    (ConfigurationError, "configuration"),
+)
 ERROR_EXIT = 2  # a problem the person must fix, as click's usage errors
 
 
 def wants_json(args: Sequence[str]) -> bool:
     """True when `--json` is among the options (not after `--`, where it would be an argument)."""
-    options = list(args[:list(args).index("--")]) if "--" in args else list(args)
+    options = list(args[: list(args).index("--")]) if "--" in args else list(args)
     return "--json" in options
 
 

@@ -1,10 +1,11 @@
 """`jointspace ingest`, `worker`, `dead-letters` and `reindex`: getting posts into the index."""
+
 from __future__ import annotations
 
 import json
 import sys
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -24,9 +25,12 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         print(json.dumps(summary.to_json(), indent=1))
         return
     rate = f" ({summary.read / summary.seconds:.1f} posts/s)" if summary.seconds else ""
-    print(f"read {summary.read} posts in {summary.seconds:.1f} s{rate}: {summary.indexed} indexed, "
-          f"{summary.unchanged} already indexed, {summary.duplicates} duplicates in the input "
-          f"(the last copy of an id wins), {len(summary.dead)} dead-lettered", file=sys.stderr)
+    print(
+        f"read {summary.read} posts in {summary.seconds:.1f} s{rate}: {summary.indexed} indexed, "
+        f"{summary.unchanged} already indexed, {summary.duplicates} duplicates in the input "
+        f"(the last copy of an id wins), {len(summary.dead)} dead-lettered",
+        file=sys.stderr,
+    )
     for reason, n in summary.reasons().most_common():
         print(f"  {n:6d} × {reason}", file=sys.stderr)
     if summary.dead:
@@ -57,24 +61,38 @@ def _record_media_roots(src: Any, kind: str, settings: Any, backend: Any) -> tup
 
 def _print_media_roots(recorder: Any) -> None:
     for folder in recorder.recorded:
-        print(f"media root recorded: {folder} (its pictures are served; `jointspace media roots` lists them)",
-              file=sys.stderr)
+        print(
+            f"media root recorded: {folder} (its pictures are served; `jointspace media roots` lists them)",
+            file=sys.stderr,
+        )
     for folder, why in recorder.refused.items():
-        print(f"warning: pictures in {folder} are not served: {why}; move them into a folder of their own "
-              f"or run `jointspace media roots add DIR`", file=sys.stderr)
+        print(
+            f"warning: pictures in {folder} are not served: {why}; move them into a folder of their own "
+            f"or run `jointspace media roots add DIR`",
+            file=sys.stderr,
+        )
 
 
 def ingest(
-    target: Annotated[str, typer.Argument(help="A JSONL file, `-` for stdin, an InstaCities folder, a folder "
-                                               "to watch, or a stream key (with --source redis-stream).")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A JSONL file, `-` for stdin, an InstaCities folder, a folder "
+            "to watch, or a stream key (with --source redis-stream)."
+        ),
+    ],
     source: Annotated[SourceKind, typer.Option(help="How to read TARGET; auto guesses from it.")] = SourceKind.auto,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the posts are queued.")] = False,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Posts per batch (default: "
-                                                                  "JOINTSPACE_BATCH_SIZE).")] = None,
-    idle_exit: Annotated[Optional[float], typer.Option(help="watch/redis-stream: stop after this many "
-                                                            "seconds without new posts (default: never).")] = None,
-    consumer: Annotated[Optional[str], typer.Option(help="redis-stream: this consumer's name in the group "
-                                                         "(keep it across restarts).")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Posts per batch (default: JOINTSPACE_BATCH_SIZE).")
+    ] = None,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option(help="watch/redis-stream: stop after this many seconds without new posts (default: never)."),
+    ] = None,
+    consumer: Annotated[
+        str | None, typer.Option(help="redis-stream: this consumer's name in the group (keep it across restarts).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -104,9 +122,17 @@ def ingest(
     recorder, roots_backend = _record_media_roots(src, kind, settings, backend)
     src = recorder or src
     try:
-        summary = IngestRun(src, distributor, dead_letters, batch_size=settings.batch_size, wait=not no_wait,
-                            backend=backend, max_in_flight=max(2, settings.queue_max_batches * 2),
-                            timeout_s=settings.ingest_wait_timeout_s, progress=not quiet).run()
+        summary = IngestRun(
+            src,
+            distributor,
+            dead_letters,
+            batch_size=settings.batch_size,
+            wait=not no_wait,
+            backend=backend,
+            max_in_flight=max(2, settings.queue_max_batches * 2),
+            timeout_s=settings.ingest_wait_timeout_s,
+            progress=not quiet,
+        ).run()
     except KeyboardInterrupt:
         print("interrupted: posts not yet settled stay unacknowledged and will be read again", file=sys.stderr)
         raise typer.Exit(130)
@@ -132,15 +158,17 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="Worker processes (one model each).")] = 1,
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
     pool: Annotated[str, typer.Option(help="prefork (processes) or solo (this process; one GPU).")] = "prefork",
-    hostname: Annotated[Optional[str], typer.Option(help="Celery node name (default: celery@host).")] = None,
+    hostname: Annotated[str | None, typer.Option(help="Celery node name (default: celery@host).")] = None,
 ) -> None:
     """Run a Celery worker that embeds and indexes batches from the queue (needs JOINTSPACE_BROKER_URL)."""
     from jointspace.settings import get_settings
 
     settings = get_settings()
     if not settings.broker_url:
-        raise ConfigurationError("jointspace worker needs a broker: set JOINTSPACE_BROKER_URL "
-                                 "(e.g. redis://localhost:6379/0); without one, `jointspace ingest` works alone")
+        raise ConfigurationError(
+            "jointspace worker needs a broker: set JOINTSPACE_BROKER_URL "
+            "(e.g. redis://localhost:6379/0); without one, `jointspace ingest` works alone"
+        )
     from jointspace.alerts.webhooks import alerts_queue
     from jointspace.workers.celery_app import app
 
@@ -148,9 +176,21 @@ def worker(
     # No gossip or mingle: workers need not learn about each other (batches are independent, and a
     # dead worker's batches are found by workers/liveness.py); with many workers the gossip is the
     # parent's main work between batches. Heartbeats stay (Flower shows workers by them).
-    argv = ["worker", "--concurrency", str(concurrency), "--loglevel", loglevel, "--pool", pool,
-            "-O", "fair", "-Q", f"{settings.celery_queue},{alerts_queue(settings)}",
-            "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        loglevel,
+        "--pool",
+        pool,
+        "-O",
+        "fair",
+        "-Q",
+        f"{settings.celery_queue},{alerts_queue(settings)}",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if hostname:
         argv += ["--hostname", hostname]
     app.worker_main(argv)
@@ -183,7 +223,7 @@ def dead_letters_list(
 
 @dead_letters_app.command("retry")
 def dead_letters_retry(
-    keys: Annotated[Optional[list[str]], typer.Argument(help="Letters to retry (default: all).")] = None,
+    keys: Annotated[list[str] | None, typer.Argument(help="Letters to retry (default: all).")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Send dead letters through the pipeline again; those that fail again stay, with the new reason."""
@@ -201,8 +241,10 @@ def dead_letters_retry(
     unknown = sorted(set(keys or ()) - {l.key for l in letters})
     if unknown:
         store.close()
-        raise JointspaceError(f"no dead letter has the key {', '.join(map(repr, unknown))}; "
-                              "`jointspace dead-letters list` shows the keys (nothing was retried)")
+        raise JointspaceError(
+            f"no dead letter has the key {', '.join(map(repr, unknown))}; "
+            "`jointspace dead-letters list` shows the keys (nothing was retried)"
+        )
     source = DeadLetterSource(letters, ValidationLimits.from_settings(settings))
     context = None
     if settings.broker_url:
@@ -212,8 +254,15 @@ def dead_letters_retry(
         context = open_context(settings)
         distributor, backend = InProcessDistributor(settings, context), context.backend
     try:
-        summary = IngestRun(source, distributor, store, batch_size=settings.batch_size, wait=True,
-                            backend=backend, timeout_s=settings.ingest_wait_timeout_s).run()
+        summary = IngestRun(
+            source,
+            distributor,
+            store,
+            batch_size=settings.batch_size,
+            wait=True,
+            backend=backend,
+            timeout_s=settings.ingest_wait_timeout_s,
+        ).run()
         store.remove(source.moved)  # now tracked under their post ids
     finally:
         distributor.close()
@@ -242,21 +291,22 @@ def dead_letters_purge(
 
 
 def reindex(
-    bundle: Annotated[str, typer.Option(help="The new model bundle: its folder, or its name as "
-                                             "`jointspace model list` shows it.")],
-    batch_size: Annotated[Optional[int], typer.Option(min=1)] = None,
-    keep_old: Annotated[bool, typer.Option(help="Keep the old index (embedded: the old store folder) after the "
-                                                "swap, for a rollback.")] = True,
+    bundle: Annotated[
+        str, typer.Option(help="The new model bundle: its folder, or its name as `jointspace model list` shows it.")
+    ],
+    batch_size: Annotated[int | None, typer.Option(min=1)] = None,
+    keep_old: Annotated[
+        bool, typer.Option(help="Keep the old index (embedded: the old store folder) after the swap, for a rollback.")
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Re-embed every stored post with another model bundle into a new index, then swap it in.
 
     Elasticsearch: the alias moves in one request. Embedded: the store folder is swapped; restart
     `serve` and stop `ingest` runs for the swap (they hold the old store open)."""
+    from jointspace.encoders.catalog import catalog
     from jointspace.settings import get_settings
     from jointspace.workers.reindex import reindex as run_reindex
-
-    from jointspace.encoders.catalog import catalog
 
     settings = get_settings()
     if batch_size:

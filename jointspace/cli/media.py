@@ -1,5 +1,6 @@
 """`jointspace media roots [--json]`, `media roots add DIR`, `media roots remove DIR`: the folders
 whose pictures the API serves (see jointspace.media_roots for the rule)."""
+
 from __future__ import annotations
 
 import json
@@ -9,23 +10,32 @@ from typing import Annotated, Any
 import typer
 
 media_app = typer.Typer(help="Where the pictures the API serves may live.", no_args_is_help=True)
-roots_app = typer.Typer(help="Allowed media roots: the configured one, uploads, and the folders "
-                             "`jointspace ingest` recorded with the index.", invoke_without_command=True)
+roots_app = typer.Typer(
+    help="Allowed media roots: the configured one, uploads, and the folders "
+    "`jointspace ingest` recorded with the index.",
+    invoke_without_command=True,
+)
 media_app.add_typer(roots_app, name="roots")
 
 
 def _roots_report(settings: Any, recorded: list[str]) -> list[dict[str, Any]]:
     from jointspace.media_roots import configured_root, uploads_dir
 
-    rows = [{"path": str(configured_root(settings)), "kind": "configured",
-             "why": "JOINTSPACE_MEDIA_ROOT" if settings.media_root else "the data folder (JOINTSPACE_MEDIA_ROOT unset)"},
-            {"path": str(uploads_dir(settings)), "kind": "uploads", "why": "pictures uploaded through POST /posts"}]
+    rows = [
+        {
+            "path": str(configured_root(settings)),
+            "kind": "configured",
+            "why": "JOINTSPACE_MEDIA_ROOT" if settings.media_root else "the data folder (JOINTSPACE_MEDIA_ROOT unset)",
+        },
+        {"path": str(uploads_dir(settings)), "kind": "uploads", "why": "pictures uploaded through POST /posts"},
+    ]
     return rows + [{"path": path, "kind": "recorded", "why": "recorded with the index"} for path in recorded]
 
 
 @roots_app.callback()
-def roots_list(ctx: typer.Context,
-               as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list on stdout.")] = False) -> None:
+def roots_list(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list on stdout.")] = False
+) -> None:
     """List the allowed media roots (with no subcommand)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -61,7 +71,9 @@ def _resolved(folder: Path) -> str:
 
 
 @roots_app.command("add")
-def roots_add(folder: Annotated[Path, typer.Argument(help="A folder whose pictures (and its subfolders') may be served.")]) -> None:
+def roots_add(
+    folder: Annotated[Path, typer.Argument(help="A folder whose pictures (and its subfolders') may be served.")],
+) -> None:
     """Record a folder with the index as an allowed media root."""
     from jointspace.backends import open_existing_backend
     from jointspace.errors import ConfigurationError
@@ -88,8 +100,9 @@ def roots_remove(folder: Annotated[Path, typer.Argument(help="A recorded media r
     backend = open_existing_backend(get_settings())
     try:
         # As recorded, else as resolved now (the folder itself may be gone).
-        removed = backend.remove_media_root(str(folder)) or \
-            backend.remove_media_root(str(folder.expanduser().resolve()))
+        removed = backend.remove_media_root(str(folder)) or backend.remove_media_root(
+            str(folder.expanduser().resolve())
+        )
     finally:
         backend.close()
     if not removed:

@@ -1,10 +1,11 @@
 """`jointspace model list`: the model bundles, their folders, the default and the one the index holds.
 `jointspace model import open-clip`: a bundle from a pretrained CLIP-style checkpoint."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -39,11 +40,14 @@ model_app.add_typer(import_app, name="import")
 @import_app.command("open-clip")
 def import_open_clip(
     arch: Annotated[str, typer.Option(help="open_clip architecture, e.g. ViT-B-32 (open_clip.list_models()).")],
-    checkpoint: Annotated[Path, typer.Option(help="Local checkpoint file of that arch (.pt/.bin/.safetensors); "
-                                                 "nothing is downloaded.")],
-    name: Annotated[Optional[str], typer.Option(help="Bundle name; default open-clip-<arch>-<sha256[:8]>.")] = None,
-    vocab_size: Annotated[Optional[int], typer.Option(min=1, help="Common words embedded for nearest words "
-                                                               "(default: JOINTSPACE_TEXT_VOCAB_SIZE).")] = None,
+    checkpoint: Annotated[
+        Path, typer.Option(help="Local checkpoint file of that arch (.pt/.bin/.safetensors); nothing is downloaded.")
+    ],
+    name: Annotated[str | None, typer.Option(help="Bundle name; default open-clip-<arch>-<sha256[:8]>.")] = None,
+    vocab_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Common words embedded for nearest words (default: JOINTSPACE_TEXT_VOCAB_SIZE)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -53,14 +57,17 @@ def import_open_clip(
     from jointspace.encoders.open_clip_import import import_open_clip as run_import
     from jointspace.settings import get_settings
 
-    made = run_import(get_settings(), arch, checkpoint, name=name, vocab_size=vocab_size,
-                      progress=not (quiet or as_json))
+    made = run_import(
+        get_settings(), arch, checkpoint, name=name, vocab_size=vocab_size, progress=not (quiet or as_json)
+    )
     if as_json:
         print(json.dumps(made.to_json(), indent=1))
         return
-    print(f"imported {arch} ({made.dim}-d, checkpoint sha256 {made.sha256[:12]}…) as {made.name}\n"
-          f"  folder: {made.folder}\n"
-          f"  next:   jointspace reindex --bundle {made.name}   (then JOINTSPACE_MODEL={made.folder})")
+    print(
+        f"imported {arch} ({made.dim}-d, checkpoint sha256 {made.sha256[:12]}…) as {made.name}\n"
+        f"  folder: {made.folder}\n"
+        f"  next:   jointspace reindex --bundle {made.name}   (then JOINTSPACE_MODEL={made.folder})"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,11 +1,12 @@
 """`jointspace search EXPR`: run a query against the configured backend and print hits + explanation."""
+
 from __future__ import annotations
 
 import json
 import sys
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,9 +30,17 @@ HIT_FIELDS = ("id", "score", "caption", "city", "hashtags", "created_at", "autho
 
 def hit_json(hit: Any) -> dict[str, Any]:
     post = hit.post
-    return {"id": post.id, "score": round(float(hit.score), 6), "caption": post.caption, "city": post.city,
-            "hashtags": list(post.hashtags), "created_at": post.created_at.isoformat() if post.created_at else None,
-            "author": post.author, "source": post.source, "image": post.image}
+    return {
+        "id": post.id,
+        "score": round(float(hit.score), 6),
+        "caption": post.caption,
+        "city": post.city,
+        "hashtags": list(post.hashtags),
+        "created_at": post.created_at.isoformat() if post.created_at else None,
+        "author": post.author,
+        "source": post.source,
+        "image": post.image,
+    }
 
 
 def _shorten(text: str, width: int) -> str:
@@ -39,7 +48,7 @@ def _shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_text(result: "SearchResult") -> str:
+def render_text(result: SearchResult) -> str:
     """A ranked table, then the explanation: terms, nearest words, filters, plan and timings."""
     explain = result.explain
     lines: list[str] = []
@@ -49,8 +58,10 @@ def render_text(result: "SearchResult") -> str:
     else:
         lines.append(f"{'#':>4}  {'score':>8}  {'id':<14} {'city':<12} caption")
         for rank, hit in enumerate(result.hits, start=start + 1):
-            lines.append(f"{rank:>4}  {hit.score:>8.4f}  {_shorten(hit.id, 14):<14} "
-                         f"{_shorten(hit.post.city or '-', 12):<12} {_shorten(hit.post.caption, 60)}")
+            lines.append(
+                f"{rank:>4}  {hit.score:>8.4f}  {_shorten(hit.id, 14):<14} "
+                f"{_shorten(hit.post.city or '-', 12):<12} {_shorten(hit.post.caption, 60)}"
+            )
     lines.append("")
     lines.append(f"query   {explain.get('parsed') or '(filters only)'}   [{explain['mode']}]")
     for term in explain.get("terms", []):
@@ -67,11 +78,13 @@ def render_text(result: "SearchResult") -> str:
         lines.append(f"note  {explain['keyword_note']}")
     active = {k: v for k, v in explain["filters"].items() if v}
     if active:
-        lines.append("filters  " + "  ".join(f"{k}={','.join(v) if isinstance(v, list) else v}"
-                                             for k, v in active.items()))
+        lines.append(
+            "filters  " + "  ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in active.items())
+        )
     if explain.get("collapsed"):
-        lines.append(f"collapsed {len(explain['collapsed'])} near-duplicate(s) "
-                     f"(similarity ≥ {explain['collapse_threshold']})")
+        lines.append(
+            f"collapsed {len(explain['collapsed'])} near-duplicate(s) (similarity ≥ {explain['collapse_threshold']})"
+        )
     if result.facets is not None:
         lines.append(f"facets over {result.facets.matching} matching posts")
         for name, buckets in result.facets.fields.items():
@@ -87,27 +100,44 @@ def render_text(result: "SearchResult") -> str:
 
 
 def search(
-    expression: Annotated[str, typer.Argument(help="E.g. 'beach+sunrise', 'bike-park', '\\[img:42]+park', "
-                                                   "'2*dog city:paris'. See docs/query.md for the grammar.")],
-    city: Annotated[Optional[list[str]], typer.Option("--city", help="Only this city (repeatable).")] = None,
-    tag: Annotated[Optional[list[str]], typer.Option("--tag", help="Only posts with this hashtag (repeatable).")] = None,
-    source: Annotated[Optional[list[str]], typer.Option("--source", help="Only this source (repeatable).")] = None,
-    after: Annotated[Optional[datetime], typer.Option(help="Posts created at or after this time.")] = None,
-    before: Annotated[Optional[datetime], typer.Option(help="Posts created before this time.")] = None,
-    mode: Annotated[SearchMode, typer.Option(help="semantic (kNN), keyword (BM25) or hybrid (fused).")]
-    = SearchMode.semantic,
-    k: Annotated[Optional[int], typer.Option("-k", "--k", help="Hits per page (default JOINTSPACE_DEFAULT_K).")] = None,
+    expression: Annotated[
+        str,
+        typer.Argument(
+            help="E.g. 'beach+sunrise', 'bike-park', '\\[img:42]+park', "
+            "'2*dog city:paris'. See docs/query.md for the grammar."
+        ),
+    ],
+    city: Annotated[list[str] | None, typer.Option("--city", help="Only this city (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only posts with this hashtag (repeatable).")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help="Only this source (repeatable).")] = None,
+    after: Annotated[datetime | None, typer.Option(help="Posts created at or after this time.")] = None,
+    before: Annotated[datetime | None, typer.Option(help="Posts created before this time.")] = None,
+    mode: Annotated[
+        SearchMode, typer.Option(help="semantic (kNN), keyword (BM25) or hybrid (fused).")
+    ] = SearchMode.semantic,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="Hits per page (default JOINTSPACE_DEFAULT_K).")] = None,
     page: Annotated[int, typer.Option(help="1-based page.")] = 1,
     # Text, read by the shared request model: whatever forms it accepts, this flag accepts.
-    min_score: Annotated[Optional[str], typer.Option(metavar="X", help="Drop kNN hits whose similarity is "
-                                                                     "below this; `auto`: a threshold per query "
-                                                                     "from its own top scores.")] = None,
+    min_score: Annotated[
+        str | None,
+        typer.Option(
+            metavar="X",
+            help="Drop kNN hits whose similarity is below this; `auto`: a threshold per query from its own top scores.",
+        ),
+    ] = None,
     no_collapse: Annotated[bool, typer.Option("--no-collapse", help="Keep near-duplicate images.")] = False,
-    facets: Annotated[Optional[str], typer.Option(metavar="FIELDS", help="Count these over the matching posts "
-                                                  "(above --min-score, else the JOINTSPACE_FACET_DEPTH nearest): "
-                                                  "any of city,hashtags,source,month.")] = None,
-    sort: Annotated[SearchSort, typer.Option(help="relevance, or newest first among the matching posts.")]
-    = SearchSort.relevance,
+    facets: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FIELDS",
+            help="Count these over the matching posts "
+            "(above --min-score, else the JOINTSPACE_FACET_DEPTH nearest): "
+            "any of city,hashtags,source,month.",
+        ),
+    ] = None,
+    sort: Annotated[
+        SearchSort, typer.Option(help="relevance, or newest first among the matching posts.")
+    ] = SearchSort.relevance,
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"hits\": [...], \"explain\": {...}}.")] = False,
 ) -> None:
     """Search the index with word and image arithmetic; errors point at the offending character."""
@@ -119,9 +149,21 @@ def search(
     from jointspace.settings import get_settings
 
     settings = get_settings()
-    given = {"q": expression, "city": city or [], "tag": tag or [], "source": source or [], "after": after,
-             "before": before, "mode": mode.value, "k": k, "page": page, "min_score": min_score,
-             "collapse": not no_collapse, "facets": [facets] if facets else [], "sort": sort.value}
+    given = {
+        "q": expression,
+        "city": city or [],
+        "tag": tag or [],
+        "source": source or [],
+        "after": after,
+        "before": before,
+        "mode": mode.value,
+        "k": k,
+        "page": page,
+        "min_score": min_score,
+        "collapse": not no_collapse,
+        "facets": [facets] if facets else [],
+        "sort": sort.value,
+    }
     request = SearchRequest.from_values({name: v for name, v in given.items() if v is not None}, settings)
     # A malformed expression is reported before the model and the index are opened (seconds saved,
     # and the syntax error shows even where there is no index yet).

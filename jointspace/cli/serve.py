@@ -1,10 +1,10 @@
 """`jointspace serve` (the API and the web page) and `jointspace demo` (a small corpus, then serve)."""
+
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-
 
 # On SIGTERM or Ctrl-C, requests still running after this long are abandoned: a server stops in
 # seconds, whatever its clients are doing.
@@ -21,8 +21,14 @@ def _run(app: object, host: str, port: int) -> None:
     typer.echo(f"jointspace is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
     # Open event streams (/alerts/{id}/events) must not hold a shutdown: 5 s, then they are cut;
     # so must requests still running.
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False,  # type: ignore[arg-type]
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=False,  # type: ignore[arg-type]
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
     _exit_despite_stuck_threads(GRACEFUL_SHUTDOWN_S)
 
 
@@ -38,8 +44,9 @@ def _exit_despite_stuck_threads(grace_s: float) -> None:
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
-    stuck = [t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon
-             and t.is_alive()]
+    stuck = [
+        t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon and t.is_alive()
+    ]
     if stuck:
         print(f"stopping with {len(stuck)} request thread(s) still busy", file=sys.stderr)
         sys.stdout.flush()
@@ -48,10 +55,16 @@ def _exit_despite_stuck_threads(grace_s: float) -> None:
 
 
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Address to listen on [default: JOINTSPACE_API_HOST or 127.0.0.1]")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port [default: JOINTSPACE_API_PORT or 8000]")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Server processes (uvicorn's workers); each loads the model "
-                                                      "once and opens the backend itself.")] = 1,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: JOINTSPACE_API_HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: JOINTSPACE_API_PORT or 8000]")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Server processes (uvicorn's workers); each loads the model once and opens the backend itself."
+        ),
+    ] = 1,
 ) -> None:
     """Serve the search API and the web page (loads the model bundle and opens the backend at start)."""
     from jointspace.api.app import create_app
@@ -65,17 +78,29 @@ def serve(
         # Each worker process imports the factory and builds its own services from the same
         # JOINTSPACE_* environment; this process only supervises them (and restarts a dead one).
         typer.echo(f"jointspace is serving on http://{host}:{port}/ with {workers} worker processes (Ctrl-C stops)")
-        uvicorn.run("jointspace.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                    log_level="info", proxy_headers=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+        uvicorn.run(
+            "jointspace.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            proxy_headers=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
         return
     _run(create_app(settings), host, port)
 
 
 def demo(
-    host: Annotated[Optional[str], typer.Option(help="Address to listen on [default: JOINTSPACE_API_HOST or 127.0.0.1]")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port [default: JOINTSPACE_API_PORT or 8000]")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: JOINTSPACE_API_HOST or 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: JOINTSPACE_API_PORT or 8000]")] = None,
     posts: Annotated[int, typer.Option(help="About how many sample posts to prepare")] = 200,
-    prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Prepare and index, then exit without serving")] = False,
+    prepare_only: Annotated[
+        bool, typer.Option("--prepare-only", help="Prepare and index, then exit without serving")
+    ] = False,
 ) -> None:
     """Prepare a small sample corpus (first run: fetch, rasterise, index), then serve the page.
 
@@ -95,8 +120,10 @@ def demo(
     services = build_services(settings)
     try:
         report = index_demo_posts(services, posts_file)
-        typer.echo(f"model {services.bundle.name}: {report.posts} sample posts, {report.added} newly indexed"
-                   + (f", {len(report.failed)} failed" if report.failed else ""))
+        typer.echo(
+            f"model {services.bundle.name}: {report.posts} sample posts, {report.added} newly indexed"
+            + (f", {len(report.failed)} failed" if report.failed else "")
+        )
         for post_id, reason in list(report.failed.items())[:5]:
             typer.echo(f"  {post_id}: {reason}", err=True)
         # The explanation's nearest words need the vocabulary embedded (minutes with the sentence

@@ -1,18 +1,20 @@
 """`jointspace redis start|status|stop`: a local redis-server for the Celery broker (registered by es.py)."""
+
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    redis = typer.Typer(help="Run Debian's redis-server on loopback, without persistence (the Celery broker).",
-                        no_args_is_help=True)
+    redis = typer.Typer(
+        help="Run Debian's redis-server on loopback, without persistence (the Celery broker).", no_args_is_help=True
+    )
 
     @redis.command("start")
-    def start(port: Annotated[Optional[int], typer.Option(help="Port to listen on. Default: a free one.")] = None) -> None:
+    def start(port: Annotated[int | None, typer.Option(help="Port to listen on. Default: a free one.")] = None) -> None:
         """Start redis-server (or report the one running) and print the broker export line."""
         from jointspace.services.redis_local import LocalRedis
 
@@ -26,7 +28,9 @@ def register(app: typer.Typer) -> None:
         from jointspace.services.redis_local import LocalRedis
 
         info = LocalRedis.from_settings().status()
-        typer.echo(json.dumps(info) if as_json else f"redis: {info['status']}" + (f" at {info['url']}" if info["url"] else ""))
+        typer.echo(
+            json.dumps(info) if as_json else f"redis: {info['status']}" + (f" at {info['url']}" if info["url"] else "")
+        )
         if info["status"] != "running":
             raise typer.Exit(1)
 

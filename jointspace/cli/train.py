@@ -1,8 +1,9 @@
 """`jointspace train` and `jointspace eval`: learn the joint space and measure it."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -36,29 +37,52 @@ def train_command(
     loss: Annotated[str, typer.Option(help=f"Loss: {', '.join(LOSSES)}.")] = "soft-contrastive",
     targets: Annotated[str, typer.Option(help="Targets: word (label words) or sentence (whole caption).")] = "word",
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on validation).")] = 60,
-    out: Annotated[Optional[Path], typer.Option(help="Bundle folder [<home>/models/<name>-<date>].")] = None,
-    sources: Annotated[str, typer.Option(help="Sources to train on (train split; `photos`: the 40 % train part of "
-                                              "the photo sources).")] = "openclipart,photos",
-    val_sources: Annotated[str, typer.Option(help="Validation sets (val split; `photos`: the 30 % val part of the "
-                                                   "photo sources); their mean keyword P@10 chooses the epoch and "
-                                                   "ensemble weight.")] = DEFAULT_VAL_SOURCES,
-    augment: Annotated[str, typer.Option(help="Augmentation variants cached per image: crop-colour, icon-blur "
-                                             "(default none: measured no gain, see docs/eval-report.md).")] = "",
+    out: Annotated[Path | None, typer.Option(help="Bundle folder [<home>/models/<name>-<date>].")] = None,
+    sources: Annotated[
+        str, typer.Option(help="Sources to train on (train split; `photos`: the 40 % train part of the photo sources).")
+    ] = "openclipart,photos",
+    val_sources: Annotated[
+        str,
+        typer.Option(
+            help="Validation sets (val split; `photos`: the 30 % val part of the "
+            "photo sources); their mean keyword P@10 chooses the epoch and "
+            "ensemble weight."
+        ),
+    ] = DEFAULT_VAL_SOURCES,
+    augment: Annotated[
+        str,
+        typer.Option(
+            help="Augmentation variants cached per image: crop-colour, icon-blur "
+            "(default none: measured no gain, see docs/eval-report.md)."
+        ),
+    ] = "",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    finetune_steps: Annotated[int, typer.Option(help="Then fine-tune the backbone's last blocks for N steps (GPU advised).")] = 0,
+    finetune_steps: Annotated[
+        int, typer.Option(help="Then fine-tune the backbone's last blocks for N steps (GPU advised).")
+    ] = 0,
     latest: Annotated[bool, typer.Option(help="Make this bundle the default (`latest`).")] = True,
-    limit: Annotated[Optional[int], typer.Option(min=2, help="At most N training items (a quick run).")] = None,
-    prior: Annotated[str, typer.Option(help="ImageNet classes as text for the zero-training vector: wordnet "
-                                            "(lemma + hypernyms) or prompt (\"a photo of a {class}\").")] = "",
-    prior_targets: Annotated[Optional[float], typer.Option(min=0, max=1, help="Share of each training target "
-                                                                              "taken from the picture's "
-                                                                              "zero-training vector.")] = None,
-    max_per_source: Annotated[Optional[int], typer.Option(min=10, help="At most N pictures of each source (a "
-                                                                       "fixed spread by id, as eval --loso "
-                                                                       "--max-per-source).")] = None,
-    zeroshot_weight: Annotated[Optional[float], typer.Option(min=0, max=1, help="Blend weight of the "
-                                                                                "zero-training vector when "
-                                                                                "there is no validation set.")] = None,
+    limit: Annotated[int | None, typer.Option(min=2, help="At most N training items (a quick run).")] = None,
+    prior: Annotated[
+        str,
+        typer.Option(
+            help="ImageNet classes as text for the zero-training vector: wordnet "
+            "(lemma + hypernyms) or prompt (\"a photo of a {class}\")."
+        ),
+    ] = "",
+    prior_targets: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="Share of each training target taken from the picture's zero-training vector."),
+    ] = None,
+    max_per_source: Annotated[
+        int | None,
+        typer.Option(
+            min=10, help="At most N pictures of each source (a fixed spread by id, as eval --loso --max-per-source)."
+        ),
+    ] = None,
+    zeroshot_weight: Annotated[
+        float | None,
+        typer.Option(min=0, max=1, help="Blend weight of the zero-training vector when there is no validation set."),
+    ] = None,
 ) -> None:
     """Train a head on cached image features, write a model bundle and make it the default."""
     import time
@@ -82,15 +106,22 @@ def train_command(
 
     defaults = RunOptions()
     val = () if val_sources.strip().lower() == "none" else _csv(val_sources)
-    options = RunOptions(text=text, targets=targets,  # type: ignore[arg-type]
-                         train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed),  # type: ignore[arg-type]
-                         train_sources=_csv(sources), val_sources=val, augment=_csv(augment),
-                         limit=limit, prior=ClassPrior(_check(prior, ("wordnet", "prompt"), "prior"))  # type: ignore[arg-type]
-                         if prior else defaults.prior,
-                         prior_target_weight=defaults.prior_target_weight if prior_targets is None else prior_targets,
-                         zeroshot_weight=defaults.zeroshot_weight if zeroshot_weight is None else zeroshot_weight,
-                         # Without validation sets nothing is held back: every part of every source trains.
-                         parts=defaults.parts if val else ("train", "val", "test"))
+    options = RunOptions(
+        text=text,
+        targets=targets,  # type: ignore[arg-type]
+        train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed),  # type: ignore[arg-type]
+        train_sources=_csv(sources),
+        val_sources=val,
+        augment=_csv(augment),
+        limit=limit,
+        prior=ClassPrior(_check(prior, ("wordnet", "prompt"), "prior"))  # type: ignore[arg-type]
+        if prior
+        else defaults.prior,
+        prior_target_weight=defaults.prior_target_weight if prior_targets is None else prior_targets,
+        zeroshot_weight=defaults.zeroshot_weight if zeroshot_weight is None else zeroshot_weight,
+        # Without validation sets nothing is held back: every part of every source trains.
+        parts=defaults.parts if val else ("train", "val", "test"),
+    )
     ws = Workspace(settings, max_per_source=max_per_source)
     # Too few validation pictures: refused when they are the defaults (missing data), said when chosen.
     # Without validation sets (`none`) there is nothing to check: epochs and weight are fixed.
@@ -110,15 +141,21 @@ def train_command(
         trained.text.vocab_matrix()  # type: ignore[attr-defined]  # cache now, not on the first query
     v = trained.val_scores
     if options.val_sources:
-        scored = (f"validation ({v['validation']}), keyword P@10: zero-training {v['zeroshot']:.3f}, head "
-                  f"{v['0']:.3f}, ensemble (weight {trained.zeroshot_weight:g}) {v[f'{trained.zeroshot_weight:g}']:.3f}"
-                  f"\n  best epoch {trained.result.best_epoch}")
+        scored = (
+            f"validation ({v['validation']}), keyword P@10: zero-training {v['zeroshot']:.3f}, head "
+            f"{v['0']:.3f}, ensemble (weight {trained.zeroshot_weight:g}) {v[f'{trained.zeroshot_weight:g}']:.3f}"
+            f"\n  best epoch {trained.result.best_epoch}"
+        )
     else:
-        scored = (f"no validation set: {trained.result.best_epoch} epochs and zero-training weight "
-                  f"{trained.zeroshot_weight:g} as chosen by leave-one-source-out (docs/eval-report.md), "
-                  f"{trained.n_train} pictures")
-    typer.echo(f"bundle {folder}\n  {scored}, {time.perf_counter() - started:.0f} s in all"
-               f"{'; now the default bundle' if latest else ''}")
+        scored = (
+            f"no validation set: {trained.result.best_epoch} epochs and zero-training weight "
+            f"{trained.zeroshot_weight:g} as chosen by leave-one-source-out (docs/eval-report.md), "
+            f"{trained.n_train} pictures"
+        )
+    typer.echo(
+        f"bundle {folder}\n  {scored}, {time.perf_counter() - started:.0f} s in all"
+        f"{'; now the default bundle' if latest else ''}"
+    )
     _hint_reindex(settings, folder)
 
 
@@ -129,34 +166,54 @@ def _hint_reindex(settings, folder: Path) -> None:  # noqa: ANN001 - Settings, i
 
     recorded = None if settings.es_url else EmbeddedBackend.recorded_model(settings.embedded_dir)
     if recorded and recorded[0] != read_manifest(folder)["name"]:
-        typer.echo(f"  the embedded index in {settings.embedded_dir} holds vectors of bundle {recorded[0]!r}: "
-                   f"`jointspace reindex --bundle {folder}` re-embeds its posts with this one")
+        typer.echo(
+            f"  the embedded index in {settings.embedded_dir} holds vectors of bundle {recorded[0]!r}: "
+            f"`jointspace reindex --bundle {folder}` re-embeds its posts with this one"
+        )
 
 
 def eval_command(
-    bundle: Annotated[Optional[Path], typer.Option(help="Bundle to evaluate [the default bundle].")] = None,
-    grid: Annotated[bool, typer.Option(help="Also train and compare every text encoder × loss (and target kind).")] = False,
-    compare: Annotated[Optional[list[Path]], typer.Option(help="Another bundle to measure in the same run "
-                                                               "(repeatable).")] = None,
+    bundle: Annotated[Path | None, typer.Option(help="Bundle to evaluate [the default bundle].")] = None,
+    grid: Annotated[
+        bool, typer.Option(help="Also train and compare every text encoder × loss (and target kind).")
+    ] = False,
+    compare: Annotated[
+        list[Path] | None, typer.Option(help="Another bundle to measure in the same run (repeatable).")
+    ] = None,
     sources: Annotated[str, typer.Option(help="Sources the grid trains on (as for train).")] = "openclipart,photos",
     val_sources: Annotated[str, typer.Option(help="Validation sets of the grid (as for train).")] = "tuxpaint,photos",
     grid_epochs: Annotated[int, typer.Option(min=1, help="Most epochs per grid head.")] = 40,
-    out: Annotated[Optional[Path], typer.Option(help="Report folder [<home>/reports/<date>].")] = None,
-    docs: Annotated[Optional[Path], typer.Option(help="Also copy the markdown report here (e.g. docs/eval-report.md).")] = None,
-    limit: Annotated[Optional[int], typer.Option(min=2, help="At most N training items per grid head.")] = None,
-    augment: Annotated[Optional[str], typer.Option(help="Augmentation variants for grid heads [as train].")] = None,
-    loso: Annotated[bool, typer.Option("--loso", help="Leave-one-source-out: for each prepared source, train the "
-                                                      "default configuration on all the others and score it there, "
-                                                      "beside zero-training.")] = False,
-    holdout_source: Annotated[Optional[list[str]], typer.Option(help="With --loso (implied): hold out only this "
-                                                                     "source (repeatable).")] = None,
-    loso_grid: Annotated[bool, typer.Option(help="With --loso: every candidate configuration of the selection "
-                                                 "grid, not only the default.")] = False,
-    loso_sources: Annotated[Optional[str], typer.Option(help="With --loso: the sources taking part "
-                                                             "[every prepared source].")] = None,
-    max_per_source: Annotated[Optional[int], typer.Option(min=10, help="With --loso: at most N pictures of each "
-                                                                       "source (a fixed spread by id), for a "
-                                                                       "quicker run.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report folder [<home>/reports/<date>].")] = None,
+    docs: Annotated[
+        Path | None, typer.Option(help="Also copy the markdown report here (e.g. docs/eval-report.md).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=2, help="At most N training items per grid head.")] = None,
+    augment: Annotated[str | None, typer.Option(help="Augmentation variants for grid heads [as train].")] = None,
+    loso: Annotated[
+        bool,
+        typer.Option(
+            "--loso",
+            help="Leave-one-source-out: for each prepared source, train the "
+            "default configuration on all the others and score it there, "
+            "beside zero-training.",
+        ),
+    ] = False,
+    holdout_source: Annotated[
+        list[str] | None, typer.Option(help="With --loso (implied): hold out only this source (repeatable).")
+    ] = None,
+    loso_grid: Annotated[
+        bool,
+        typer.Option(help="With --loso: every candidate configuration of the selection grid, not only the default."),
+    ] = False,
+    loso_sources: Annotated[
+        str | None, typer.Option(help="With --loso: the sources taking part [every prepared source].")
+    ] = None,
+    max_per_source: Annotated[
+        int | None,
+        typer.Option(
+            min=10, help="With --loso: at most N pictures of each source (a fixed spread by id), for a quicker run."
+        ),
+    ] = None,
 ) -> None:
     """Measure text → image and image → image retrieval on the test split of every prepared source."""
     from datetime import datetime
@@ -171,9 +228,18 @@ def eval_command(
         return
     from jointspace.encoders.evaluation.runner import run_evaluation
 
-    report = run_evaluation(settings, folder, bundle=bundle, grid=grid, train_sources=_csv(sources),
-                            val_sources=_csv(val_sources), grid_epochs=grid_epochs, limit=limit,
-                            augment=_csv(augment) if augment is not None else None, compare=compare or ())
+    report = run_evaluation(
+        settings,
+        folder,
+        bundle=bundle,
+        grid=grid,
+        train_sources=_csv(sources),
+        val_sources=_csv(val_sources),
+        grid_epochs=grid_epochs,
+        limit=limit,
+        augment=_csv(augment) if augment is not None else None,
+        compare=compare or (),
+    )
     md = (folder / "report.md").read_text(encoding="utf-8")
     if docs:
         docs.parent.mkdir(parents=True, exist_ok=True)
@@ -182,8 +248,16 @@ def eval_command(
     typer.echo(f"report in {folder} ({len(report['configurations'])} configurations)")
 
 
-def _loso(settings, folder: Path, docs: Optional[Path], holdout: Optional[list[str]], grid: bool,  # noqa: ANN001
-          sources: Optional[str], limit: Optional[int], max_per_source: Optional[int]) -> None:
+def _loso(
+    settings,
+    folder: Path,
+    docs: Path | None,
+    holdout: list[str] | None,
+    grid: bool,  # noqa: ANN001
+    sources: str | None,
+    limit: int | None,
+    max_per_source: int | None,
+) -> None:
     from dataclasses import replace
 
     from jointspace.encoders.evaluation.loso import DEFAULT_CANDIDATE, GRID, run_loso
@@ -193,8 +267,12 @@ def _loso(settings, folder: Path, docs: Optional[Path], holdout: Optional[list[s
     candidates = list(GRID) if grid else [DEFAULT_CANDIDATE]
     if limit:
         candidates = [replace(c, options=replace(c.options, limit=limit)) for c in candidates]
-    report = run_loso(Workspace(settings, max_per_source=max_per_source), candidates, holdout=holdout or None,
-                      sources=_csv(sources) if sources else None)
+    report = run_loso(
+        Workspace(settings, max_per_source=max_per_source),
+        candidates,
+        holdout=holdout or None,
+        sources=_csv(sources) if sources else None,
+    )
     write_loso_report(report, folder)
     md = markdown(report)
     if docs:

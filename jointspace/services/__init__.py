@@ -2,6 +2,7 @@
 
 For development and CI on machines without a container engine; production uses `docker/compose.yml`.
 """
+
 from jointspace.services.elasticsearch_local import LocalElasticsearch, NodeState
 from jointspace.services.redis_local import LocalRedis
 

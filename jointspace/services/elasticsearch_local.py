@@ -5,6 +5,7 @@ lives in `<services_dir>/es/state.json`, so `jointspace es status|stop` work fro
 Data persists across stop/start, in a folder per cluster size (a 1-node and a 3-node cluster are
 different clusters and cannot share data).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,17 @@ from typing import Any
 from jointspace.errors import BackendUnavailableError, ConfigurationError
 from jointspace.services import es_launcher
 from jointspace.services.es_launcher import Progress
-from jointspace.services.processes import (exclusive, free_ports, kill, log_tail, pid_alive, port_in_use, read_json,
-                                           terminate, write_json_atomic)
+from jointspace.services.processes import (
+    exclusive,
+    free_ports,
+    kill,
+    log_tail,
+    pid_alive,
+    port_in_use,
+    read_json,
+    terminate,
+    write_json_atomic,
+)
 from jointspace.settings import Settings, get_settings
 
 HOST = "127.0.0.1"
@@ -73,9 +83,13 @@ class ClusterState:
         return asdict(self) | {"url": self.url, "urls": self.urls}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "ClusterState":
-        return cls(cluster_name=data["cluster_name"], heap=data["heap"], started_at=data.get("started_at", 0.0),
-                   nodes=[NodeState(**n) for n in data["nodes"]])
+    def from_json(cls, data: dict[str, Any]) -> ClusterState:
+        return cls(
+            cluster_name=data["cluster_name"],
+            heap=data["heap"],
+            started_at=data.get("started_at", 0.0),
+            nodes=[NodeState(**n) for n in data["nodes"]],
+        )
 
 
 @dataclass(frozen=True)
@@ -100,13 +114,14 @@ class LocalElasticsearch:
         self.owner_pid = owner_pid
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, progress: Progress | None = None) -> "LocalElasticsearch":
+    def from_settings(cls, settings: Settings | None = None, progress: Progress | None = None) -> LocalElasticsearch:
         return cls((settings or get_settings()).services_dir / "es", progress)
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self, nodes: int = 1, http_port: int | None = None, heap: str | None = None,
-              timeout_s: float | None = None) -> StartResult:
+    def start(
+        self, nodes: int = 1, http_port: int | None = None, heap: str | None = None, timeout_s: float | None = None
+    ) -> StartResult:
         """Starts `nodes` nodes and waits until they form a cluster that is yellow or green.
 
         Idempotent: if the same cluster already runs, it is reported, not started twice. Ports are
@@ -129,7 +144,8 @@ class LocalElasticsearch:
             if len(existing.nodes) != nodes:
                 raise ConfigurationError(
                     f"a {len(existing.nodes)}-node Elasticsearch already runs at {existing.url}: "
-                    "run `jointspace es stop` before starting another size")
+                    "run `jointspace es stop` before starting another size"
+                )
             health = self._wait_healthy(existing, timeout_s)
             return StartResult(existing, already_running=True, seconds=time.monotonic() - began, health=health)
 
@@ -218,20 +234,33 @@ class LocalElasticsearch:
         if state is None:
             return {"url": None, "status": "stopped", "nodes": 0, "version": None}
         running = [n for n in state.nodes if n.alive()]
-        summary: dict[str, Any] = {"url": state.url, "urls": state.urls, "cluster_name": state.cluster_name,
-                                   "pids": [n.pid for n in running], "expected_nodes": len(state.nodes),
-                                   "heap": state.heap}
+        summary: dict[str, Any] = {
+            "url": state.url,
+            "urls": state.urls,
+            "cluster_name": state.cluster_name,
+            "pids": [n.pid for n in running],
+            "expected_nodes": len(state.nodes),
+            "heap": state.heap,
+        }
         if not running:
             return summary | {"status": "dead", "nodes": 0, "version": None}
         try:
             url = running[0].url
             health = http_json(url, "/_cluster/health", timeout_s)
-            versions = sorted({n["version"] for n in
-                               http_json(url, "/_nodes?filter_path=nodes.*.version", timeout_s)["nodes"].values()})
+            versions = sorted(
+                {
+                    n["version"]
+                    for n in http_json(url, "/_nodes?filter_path=nodes.*.version", timeout_s)["nodes"].values()
+                }
+            )
         except BackendUnavailableError:
             return summary | {"status": "unreachable", "nodes": len(running), "version": None}
-        return summary | {"url": url, "status": health["status"], "nodes": health["number_of_nodes"],
-                          "version": ", ".join(versions)}
+        return summary | {
+            "url": url,
+            "status": health["status"],
+            "nodes": health["number_of_nodes"],
+            "version": ", ".join(versions),
+        }
 
     # ---------------------------------------------------------------- internals
 
@@ -240,8 +269,9 @@ class LocalElasticsearch:
             http_ports = [http_port + i for i in range(nodes)]
             busy = [p for p in http_ports if port_in_use(p)]
             if busy:
-                raise ConfigurationError(f"port(s) {busy} in use: pick another --http-port, or leave it out "
-                                         "to use free ports")
+                raise ConfigurationError(
+                    f"port(s) {busy} in use: pick another --http-port, or leave it out to use free ports"
+                )
             transport_ports = [p for p in free_ports(nodes + len(http_ports)) if p not in http_ports][:nodes]
         else:
             ports = free_ports(2 * nodes)
@@ -249,10 +279,20 @@ class LocalElasticsearch:
         # One folder per cluster size: a single node's data cannot join a three-node cluster.
         topology = "single" if nodes == 1 else f"cluster{nodes}"
         name = f"jointspace-{topology}"
-        return ClusterState(cluster_name=name, heap=heap, started_at=time.time(), nodes=[
-            NodeState(name=f"es{i + 1:02d}", http_port=http_ports[i], transport_port=transport_ports[i],
-                      dir=str(self.root / topology / f"es{i + 1:02d}"))
-            for i in range(nodes)])
+        return ClusterState(
+            cluster_name=name,
+            heap=heap,
+            started_at=time.time(),
+            nodes=[
+                NodeState(
+                    name=f"es{i + 1:02d}",
+                    http_port=http_ports[i],
+                    transport_port=transport_ports[i],
+                    dir=str(self.root / topology / f"es{i + 1:02d}"),
+                )
+                for i in range(nodes)
+            ],
+        )
 
     def _node_settings(self, state: ClusterState, node: NodeState) -> dict[str, str]:
         settings = {
@@ -283,14 +323,21 @@ class LocalElasticsearch:
         node_dir = Path(node.dir)
         node_dir.mkdir(parents=True, exist_ok=True)
         node.ready_path.unlink(missing_ok=True)
-        command = es_launcher.java_command(java, build, state.heap, node_dir, node.ready_path,
-                                           self._node_settings(state, node), self.owner_pid)
+        command = es_launcher.java_command(
+            java, build, state.heap, node_dir, node.ready_path, self._node_settings(state, node), self.owner_pid
+        )
         with node.log_path.open("a") as log:
             log.write(f"\n==== jointspace: starting {node.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')} ====\n")
             log.flush()
             # Own session: the node outlives `jointspace es start` and ignores the terminal's Ctrl-C.
-            process = subprocess.Popen(command, cwd=node_dir, stdin=subprocess.DEVNULL, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                command,
+                cwd=node_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         node.pid = process.pid
 
     def _wait_healthy(self, state: ClusterState, timeout_s: float, wait_for: str = "yellow") -> str:
@@ -302,20 +349,28 @@ class LocalElasticsearch:
                 if not node.alive():
                     raise BackendUnavailableError(
                         f"Elasticsearch node {node.name} exited while starting; last lines of {node.log_path}:\n"
-                        f"{log_tail(node.log_path)}")
+                        f"{log_tail(node.log_path)}"
+                    )
             try:
-                health = http_json(state.url, f"/_cluster/health?wait_for_nodes={wanted}&wait_for_status={wait_for}"
-                                   "&timeout=1s&master_timeout=1s", timeout_s=5, accept_statuses=(408, 503))
+                health = http_json(
+                    state.url,
+                    f"/_cluster/health?wait_for_nodes={wanted}&wait_for_status={wait_for}&timeout=1s&master_timeout=1s",
+                    timeout_s=5,
+                    accept_statuses=(408, 503),
+                )
                 last = f"status {health.get('status')}, {health.get('number_of_nodes')} of {wanted} nodes"
-                if (health.get("number_of_nodes") == wanted
-                        and _HEALTH_RANK.get(health.get("status", ""), -1) >= _HEALTH_RANK[wait_for]):
+                if (
+                    health.get("number_of_nodes") == wanted
+                    and _HEALTH_RANK.get(health.get("status", ""), -1) >= _HEALTH_RANK[wait_for]
+                ):
                     return health["status"]
             except BackendUnavailableError as exc:
                 last = str(exc)
             if time.monotonic() >= deadline:
                 tails = "\n".join(f"--- {n.log_path}:\n{log_tail(n.log_path, 15)}" for n in state.nodes)
                 raise BackendUnavailableError(
-                    f"Elasticsearch at {state.url} was not {wait_for} within {timeout_s:.0f}s ({last}):\n{tails}")
+                    f"Elasticsearch at {state.url} was not {wait_for} within {timeout_s:.0f}s ({last}):\n{tails}"
+                )
             time.sleep(0.5)
 
     def _stop_nodes(self, nodes: list[NodeState], grace_s: float) -> None:
@@ -352,8 +407,9 @@ class LocalElasticsearch:
         return state
 
 
-def http_json(base_url: str, path: str, timeout_s: float = 5.0,
-              accept_statuses: tuple[int, ...] = ()) -> dict[str, Any]:
+def http_json(
+    base_url: str, path: str, timeout_s: float = 5.0, accept_statuses: tuple[int, ...] = ()
+) -> dict[str, Any]:
     """GET `base_url + path` as JSON with the standard library (keeps `jointspace es status` light).
 
     Raises BackendUnavailableError when the node does not answer or answers an error not in `accept_statuses`.

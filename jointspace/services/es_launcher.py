@@ -3,6 +3,7 @@
 Maven resolves Elasticsearch 8.19.21 from Maven Central once; the build is cached in
 `docker/es-launcher/target/` and redone only when the pom or a Java source changes.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,8 @@ def launcher_source_dir() -> Path:
     if not (source / "pom.xml").is_file():
         raise ConfigurationError(
             f"the Elasticsearch launcher sources are not at {source}: run jointspace from a checkout of the "
-            "repository (pip install -e .), or use the official image (docker/compose.yml)")
+            "repository (pip install -e .), or use the official image (docker/compose.yml)"
+        )
     return source
 
 
@@ -52,13 +54,15 @@ def find_java() -> str:
     if not java or not Path(java).exists():
         raise ConfigurationError(
             "Java is not installed: Elasticsearch 8.19 needs a JDK 17 or newer "
-            "(apt-get install openjdk-17-jdk-headless; scripts/setup.sh does it)")
+            "(apt-get install openjdk-17-jdk-headless; scripts/setup.sh does it)"
+        )
     probe = subprocess.run([java, "-version"], capture_output=True, text=True)
     match = re.search(r'version "(\d+)', probe.stderr + probe.stdout)
     if not match or int(match.group(1)) < MIN_JAVA:
         raise ConfigurationError(
             f"{java} is not Java {MIN_JAVA}+ ({(probe.stderr or probe.stdout).strip().splitlines()[:1]}): "
-            "install openjdk-17-jdk-headless or set JAVA_HOME")
+            "install openjdk-17-jdk-headless or set JAVA_HOME"
+        )
     return java
 
 
@@ -81,7 +85,8 @@ def ensure_built(log_path: Path, progress: Progress | None = None) -> LauncherBu
         if mvn is None:
             raise ConfigurationError(
                 f"Maven is needed once to fetch Elasticsearch {ES_VERSION} from Maven Central: "
-                "apt-get install maven (scripts/setup.sh does it)")
+                "apt-get install maven (scripts/setup.sh does it)"
+            )
         find_java()
         if progress:
             progress(f"Building the Elasticsearch {ES_VERSION} launcher with Maven (first time: about a minute)...")
@@ -89,18 +94,30 @@ def ensure_built(log_path: Path, progress: Progress | None = None) -> LauncherBu
         shutil.rmtree(build.lib_dir, ignore_errors=True)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("w") as log:
-            done = subprocess.run([mvn, "-B", "-q", "package", "dependency:copy-dependencies"],
-                                  cwd=source, stdout=log, stderr=subprocess.STDOUT)
+            done = subprocess.run(
+                [mvn, "-B", "-q", "package", "dependency:copy-dependencies"],
+                cwd=source,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         if done.returncode != 0 or not build.jar.is_file():
             raise ConfigurationError(
                 f"building the Elasticsearch launcher failed (mvn exit {done.returncode}); "
-                f"last lines of {log_path}:\n{log_tail(log_path, 30)}")
+                f"last lines of {log_path}:\n{log_tail(log_path, 30)}"
+            )
         stamp.write_text(digest)
     return build
 
 
-def java_command(java: str, build: LauncherBuild, heap: str, node_dir: Path, ready_file: Path,
-                 node_settings: dict[str, str], owner_pid: int | None = None) -> list[str]:
+def java_command(
+    java: str,
+    build: LauncherBuild,
+    heap: str,
+    node_dir: Path,
+    ready_file: Path,
+    node_settings: dict[str, str],
+    owner_pid: int | None = None,
+) -> list[str]:
     """The command line of one node's JVM. `heap` such as "512m" sets both -Xms and -Xmx; with
     `owner_pid` the node stops itself when that process exits."""
     if not _HEAP.match(heap):
@@ -108,11 +125,15 @@ def java_command(java: str, build: LauncherBuild, heap: str, node_dir: Path, rea
     tmp = node_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     jvm = [
-        f"-Xms{heap}", f"-Xmx{heap}",
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
         # The distribution's jvm.options settings that matter outside its bootstrap.
-        "-Dfile.encoding=UTF-8", f"-Djava.io.tmpdir={tmp}",
-        "-Dlog4j.shutdownHookEnabled=false", "-Dlog4j2.disable.jmx=true",
-        "-Dio.netty.noUnsafe=true", "-Dio.netty.noKeySetOptimization=true",
+        "-Dfile.encoding=UTF-8",
+        f"-Djava.io.tmpdir={tmp}",
+        "-Dlog4j.shutdownHookEnabled=false",
+        "-Dlog4j2.disable.jmx=true",
+        "-Dio.netty.noUnsafe=true",
+        "-Dio.netty.noKeySetOptimization=true",
         "-Dio.netty.recycler.maxCapacityPerThread=0",
         "-XX:+UseSerialGC",  # small heaps on few cores: fewer GC threads competing with the node
         "-XX:-OmitStackTraceInFastThrow",

@@ -4,6 +4,7 @@ Hand-written because the standard library has the pieces but no single call for 
 of ours and alive, not a zombie" or "stop with a grace period": psutil would do it, but it is not
 otherwise needed, and these few lines are all the services use.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from jointspace.atomic_write import write_text_atomic
-
 
 Marker = str | tuple[str, ...] | None
 

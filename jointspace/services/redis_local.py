@@ -4,6 +4,7 @@ A child in its own session with a pidfile; state (pid, port, URL) in `<services_
 Used as the Celery broker in development and by the tests, which also stop and restart it on the
 same port to check that workers survive a broker outage.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -15,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from jointspace.errors import BackendUnavailableError, ConfigurationError
-from jointspace.services.processes import (exclusive, free_ports, log_tail, pid_alive, port_in_use, read_json,
-                                           terminate, write_json_atomic)
+from jointspace.services.processes import (
+    exclusive,
+    free_ports,
+    log_tail,
+    pid_alive,
+    port_in_use,
+    read_json,
+    terminate,
+    write_json_atomic,
+)
 from jointspace.settings import Settings, get_settings
 
 HOST = "127.0.0.1"
@@ -48,7 +57,7 @@ class LocalRedis:
         self.log_path = self.root / "redis.log"
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> "LocalRedis":
+    def from_settings(cls, settings: Settings | None = None) -> LocalRedis:
         return cls((settings or get_settings()).services_dir / "redis")
 
     def start(self, port: int | None = None, timeout_s: float = 15.0) -> tuple[RedisState, bool]:
@@ -61,23 +70,49 @@ class LocalRedis:
             current = self._running()
             if current is not None:
                 if port is not None and port != current.port:
-                    raise ConfigurationError(f"redis already runs at {current.url}: stop it before moving it to port {port}")
+                    raise ConfigurationError(
+                        f"redis already runs at {current.url}: stop it before moving it to port {port}"
+                    )
                 return current, True
             executable = shutil.which("redis-server")
             if executable is None:
-                raise ConfigurationError("redis-server is not installed: apt-get install redis-server "
-                                         "(scripts/setup.sh does it)")
+                raise ConfigurationError(
+                    "redis-server is not installed: apt-get install redis-server (scripts/setup.sh does it)"
+                )
             if port is None:
                 port = free_ports(1)[0]
             elif port_in_use(port):
                 raise ConfigurationError(f"port {port} is in use: pick another, or leave it out to use a free one")
             self.root.mkdir(parents=True, exist_ok=True)
             pidfile = self.root / "redis.pid"
-            command = [executable, "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no",
-                       "--daemonize", "no", "--pidfile", str(pidfile), "--dir", str(self.root),
-                       "--logfile", str(self.log_path), "--protected-mode", "yes"]
-            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+            command = [
+                executable,
+                "--bind",
+                HOST,
+                "--port",
+                str(port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--pidfile",
+                str(pidfile),
+                "--dir",
+                str(self.root),
+                "--logfile",
+                str(self.log_path),
+                "--protected-mode",
+                "yes",
+            ]
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
             state = RedisState(pid=process.pid, port=port, dir=str(self.root))
             write_json_atomic(self.state_file, asdict(state))
             try:
@@ -133,11 +168,14 @@ class LocalRedis:
         deadline = time.monotonic() + timeout_s
         while not _ping(state.port, 1.0):
             if not pid_alive(state.pid):
-                raise BackendUnavailableError(f"redis-server exited while starting; last lines of {self.log_path}:\n"
-                                              f"{log_tail(self.log_path)}")
+                raise BackendUnavailableError(
+                    f"redis-server exited while starting; last lines of {self.log_path}:\n{log_tail(self.log_path)}"
+                )
             if time.monotonic() >= deadline:
-                raise BackendUnavailableError(f"redis-server on port {state.port} did not answer PING within "
-                                              f"{timeout_s:.0f}s; last lines of {self.log_path}:\n{log_tail(self.log_path)}")
+                raise BackendUnavailableError(
+                    f"redis-server on port {state.port} did not answer PING within "
+                    f"{timeout_s:.0f}s; last lines of {self.log_path}:\n{log_tail(self.log_path)}"
+                )
             time.sleep(0.1)
 
 

@@ -1,5 +1,6 @@
 """Helpers shared by the alert tests (imported by name: conftest modules are not importable):
 corpora of solid colours for the histogram bundle (known geometry)."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ from workers.corpus import Corpus, make_corpus  # noqa: E402
 
 from jointspace.records import Post  # noqa: E402
 from jointspace.settings import Settings  # noqa: E402
-
 
 CITIES = ("london", "paris", "tokyo")
 
@@ -36,14 +36,17 @@ def corpus_with_prefix(folder: Path, n: int, prefix: str) -> Corpus:
 
 def colour_ids(corpus: Corpus, colour: str, city: str | None = None) -> set[str]:
     """Ids of the corpus's posts of one colour (and city)."""
-    return {post_id for i, (post_id, c) in enumerate(corpus.good.items())
-            if c == colour and (city is None or CITIES[(i // 6) % 3] == city)}
+    return {
+        post_id
+        for i, (post_id, c) in enumerate(corpus.good.items())
+        if c == colour and (city is None or CITIES[(i // 6) % 3] == city)
+    }
 
 
 def read_posts(corpus: Corpus, settings: Settings) -> list[Post]:
     from jointspace.ingest.validate import ValidationLimits, validate_post
 
     limits = ValidationLimits.from_settings(settings)
-    return [validate_post(json.loads(line), corpus.jsonl.parent, limits)
-            for line in corpus.jsonl.read_text().splitlines()]
-
+    return [
+        validate_post(json.loads(line), corpus.jsonl.parent, limits) for line in corpus.jsonl.read_text().splitlines()
+    ]

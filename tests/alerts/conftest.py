@@ -1,5 +1,6 @@
 """Fixtures of the alert tests: a real local HTTP server receiving the webhooks, and the worker
 rig of tests/workers (real `jointspace worker` processes on the session's Redis)."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """The two alert stores keep the same contract: SQLite (no broker) and Redis (real redis-server)."""
+
 from __future__ import annotations
 
 import threading
@@ -31,8 +32,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore
 
 
 def _match(search_id: str, post_id: str, seconds_ago: float = 0.0) -> Match:
-    return Match(search_id, Post(id=post_id, image="/x.png", caption=f"post {post_id}", city="paris"), 0.8,
-                 ("semantic",), 0.8, matched_at=utc_now() - timedelta(seconds=seconds_ago))
+    return Match(
+        search_id,
+        Post(id=post_id, image="/x.png", caption=f"post {post_id}", city="paris"),
+        0.8,
+        ("semantic",),
+        0.8,
+        matched_at=utc_now() - timedelta(seconds=seconds_ago),
+    )
 
 
 def test_a_match_is_recorded_once_per_search_and_post(store: AlertStore) -> None:

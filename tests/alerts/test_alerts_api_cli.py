@@ -1,5 +1,6 @@
 """The contracts: HTTP /alerts (writes need X-API-Key) and `jointspace alerts` (with --json), on the
 embedded store, in-process, with the histogram bundle."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,9 @@ from pathlib import Path
 import pytest
 from alert_support import colour_ids, corpus_with_prefix
 from fastapi.testclient import TestClient
-
 from jointspace.api.app import create_app
 from jointspace.api.services import build_services
+
 from jointspace.settings import Settings
 
 KEY = "alerts-test-key"
@@ -26,9 +27,17 @@ JOINTSPACE = shutil.which("jointspace") or "jointspace"
 def _settings(home: Path, media: Path) -> Settings:
     from workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
 
-    return Settings(home=home, media_root=media, api_key=KEY, es_url=None, broker_url=None,
-                    bundle_factory="workers.histogram_bundle:make_bundle", image_max_pixels=TEST_MAX_PIXELS,
-                    image_max_bytes=TEST_MAX_BYTES, decode_threads=2)
+    return Settings(
+        home=home,
+        media_root=media,
+        api_key=KEY,
+        es_url=None,
+        broker_url=None,
+        bundle_factory="workers.histogram_bundle:make_bundle",
+        image_max_pixels=TEST_MAX_PIXELS,
+        image_max_bytes=TEST_MAX_BYTES,
+        decode_threads=2,
+    )
 
 
 @pytest.fixture
@@ -61,7 +70,10 @@ def test_http_alerts_save_list_match_and_remove(tmp_path: Path, client: TestClie
     assert bad.status_code == 400 and bad.json()["position"] == 4
     assert "min_score" in client.post("/alerts", json={"q": "red"}, headers=key).json()["message"]
     assert client.post("/alerts", json={"q": "red", "min_score": 3}, headers=key).status_code == 400
-    assert client.post("/alerts", json={"q": "red", "min_score": 0.9, "webhook": "ftp://x"}, headers=key).status_code == 400
+    assert (
+        client.post("/alerts", json={"q": "red", "min_score": 0.9, "webhook": "ftp://x"}, headers=key).status_code
+        == 400
+    )
     unknown = client.post("/alerts", json={"q": "purple", "min_score": 0.9}, headers=key)
     assert unknown.status_code == 400 and "purple" in unknown.json()["message"]
 
@@ -76,8 +88,10 @@ def test_http_alerts_save_list_match_and_remove(tmp_path: Path, client: TestClie
     matches = client.get(f"/alerts/{alert['id']}/matches").json()
     expected = colour_ids(new, "red", "london") | colour_ids(new, "red", "tokyo")
     assert expected and {m["id"] for m in matches["matches"]} == expected
-    assert all(m["score"] == pytest.approx(1.0, abs=1e-5) and m["thumbnail_url"].endswith("/thumbnail")
-               for m in matches["matches"])
+    assert all(
+        m["score"] == pytest.approx(1.0, abs=1e-5) and m["thumbnail_url"].endswith("/thumbnail")
+        for m in matches["matches"]
+    )
     assert matches["alert"]["matches"] == len(expected)
     assert client.get(f"/alerts/{alert['id']}/matches", params={"since": "2999-01-01"}).json()["matches"] == []
     assert client.get(f"/alerts/{alert['id']}/matches", params={"since": "soon"}).status_code == 400
@@ -99,9 +113,13 @@ def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
     from workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
-    env.update(JOINTSPACE_HOME=str(tmp_path / "home"), JOINTSPACE_BUNDLE_FACTORY="workers.histogram_bundle:make_bundle",
-               JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS), JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
-               PYTHONPATH=os.pathsep.join([str(TESTS), *sys.path]))
+    env.update(
+        JOINTSPACE_HOME=str(tmp_path / "home"),
+        JOINTSPACE_BUNDLE_FACTORY="workers.histogram_bundle:make_bundle",
+        JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS),
+        JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
+        PYTHONPATH=os.pathsep.join([str(TESTS), *sys.path]),
+    )
     old, new = corpus_with_prefix(tmp_path / "old", 6, "a"), corpus_with_prefix(tmp_path / "new", 12, "b")
     assert _run(env, "ingest", str(old.jsonl), "--quiet").returncode == 0
 

@@ -1,6 +1,7 @@
 """The page in Debian's chromium (Playwright) against `jointspace serve` in a subprocess: "watch this
 query" saves the current search, and a post indexed afterwards arrives live in the panel (SSE).
 The server indexes in-process (no broker) with the histogram bundle, so the geometry is known."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,15 @@ from alert_support import corpus_with_prefix
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 TESTS = Path(__file__).resolve().parents[1]
 KEY = "browser-alerts-key"
@@ -68,14 +76,23 @@ def server(media: Path) -> Iterator[str]:
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
-    env.update(JOINTSPACE_HOME=str(media / "home"), JOINTSPACE_MEDIA_ROOT=str(media), JOINTSPACE_API_KEY=KEY,
-               JOINTSPACE_BUNDLE_FACTORY="workers.histogram_bundle:make_bundle",
-               JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS), JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
-               PYTHONPATH=os.pathsep.join([str(TESTS), *sys.path]))
+    env.update(
+        JOINTSPACE_HOME=str(media / "home"),
+        JOINTSPACE_MEDIA_ROOT=str(media),
+        JOINTSPACE_API_KEY=KEY,
+        JOINTSPACE_BUNDLE_FACTORY="workers.histogram_bundle:make_bundle",
+        JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS),
+        JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
+        PYTHONPATH=os.pathsep.join([str(TESTS), *sys.path]),
+    )
     log = media / "server.log"
     with log.open("wb") as out:
-        process = subprocess.Popen([shutil.which("jointspace") or "jointspace", "serve", "--port", str(port)],
-                                   env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [shutil.which("jointspace") or "jointspace", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -104,8 +121,9 @@ def server(media: Path) -> Iterator[str]:
             pytest.fail("jointspace serve did not stop within 20 s of SIGTERM (open event streams?)")
 
 
-def test_the_page_watches_a_query_and_shows_a_new_match_live(server: str, media: Path,
-                                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_the_page_watches_a_query_and_shows_a_new_match_live(
+    server: str, media: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).is_file():
@@ -114,8 +132,12 @@ def test_the_page_watches_a_query_and_shows_a_new_match_live(server: str, media:
     new = corpus_with_prefix(media / "new", 6, "b")  # b00003 is the one red post
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
         context.set_default_timeout(60_000)
         page = context.new_page()
         errors: list[str] = []
@@ -144,8 +166,10 @@ def test_the_page_watches_a_query_and_shows_a_new_match_live(server: str, media:
         page.wait_for_selector('#watch-list .watch-match[data-id="b00003"]', timeout=30_000)
         assert page.locator("#watch-list .watch-match").count() == 1  # only the red one matched
         assert "New match" in page.inner_text("#watch-status")
-        page.wait_for_function("() => { const i = document.querySelector('#watch-list .watch-match img');"
-                               " return i.complete && i.naturalWidth > 0 }")
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#watch-list .watch-match img');"
+            " return i.complete && i.naturalWidth > 0 }"
+        )
         page.screenshot(path=str(ARTIFACTS / "alerts-01-live-match.png"))
         assert serious_violations(page) == []  # the panel with a live match, at desktop width...
         page.set_viewport_size({"width": 390, "height": 844})
@@ -185,8 +209,9 @@ def test_event_stream_sends_each_new_match_once(server: str, media: Path) -> Non
     assert [e["event"] for e in events] == ["match", "match"]
     assert sorted(json.loads(e["data"])["id"] for e in events) == ["c00001", "c00007"]
     # Resuming after the first event's id sends only the second.
-    with httpx.stream("GET", f"{server}/alerts/{alert['id']}/events", timeout=30,
-                      headers={"Last-Event-ID": events[0]["id"]}) as stream:
+    with httpx.stream(
+        "GET", f"{server}/alerts/{alert['id']}/events", timeout=30, headers={"Last-Event-ID": events[0]["id"]}
+    ) as stream:
         for line in stream.iter_lines():
             if line.startswith("data:"):
                 assert json.loads(line[5:])["id"] == json.loads(events[1]["data"])["id"]

@@ -5,6 +5,7 @@ The histogram bundle's geometry is known: the word `red` and a red picture have 
 and any other colour of the corpus at most 2/3, so `red` with min_score 0.9 matches exactly the
 red posts.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,16 +15,16 @@ from pathlib import Path
 
 import pytest
 from alert_support import colour_ids, corpus_with_prefix, read_posts
+from jointspace.query.service import SearchService
+from jointspace.workers.distributor import InProcessDistributor
+from jointspace.workers.pipeline import BatchRunner
+from jointspace.workers.runtime import WorkerContext, decode_limits, open_context
 from webhook_server import WebhookServer
 
 from jointspace.alerts import open_alert_store
 from jointspace.alerts.service import AlertService
-from jointspace.query.service import SearchService
 from jointspace.records import Filters
 from jointspace.settings import Settings
-from jointspace.workers.distributor import InProcessDistributor
-from jointspace.workers.pipeline import BatchRunner
-from jointspace.workers.runtime import WorkerContext, decode_limits, open_context
 
 BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
 BUNDLE_FACTORY = "workers.histogram_bundle:make_bundle"
@@ -34,9 +35,17 @@ def alert_settings(home: Path, es_url: str | None = None) -> Settings:
 
     # Batches of 4 (as the other ingest tests) so that a corpus spans several batches; test-sized
     # image limits to match the corpus; everything else is the default.
-    return Settings(home=home, es_url=es_url, es_index_alias=f"alerts-{uuid.uuid4().hex[:8]}", broker_url=None,
-                    bundle_factory=BUNDLE_FACTORY, batch_size=4, image_max_pixels=TEST_MAX_PIXELS,
-                    image_max_bytes=TEST_MAX_BYTES, decode_threads=2)
+    return Settings(
+        home=home,
+        es_url=es_url,
+        es_index_alias=f"alerts-{uuid.uuid4().hex[:8]}",
+        broker_url=None,
+        bundle_factory=BUNDLE_FACTORY,
+        batch_size=4,
+        image_max_pixels=TEST_MAX_PIXELS,
+        image_max_bytes=TEST_MAX_BYTES,
+        decode_threads=2,
+    )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -62,7 +71,7 @@ def ingest(context: WorkerContext, settings: Settings, posts: list) -> None:
     distributor = InProcessDistributor(settings, context)
     try:
         for start in range(0, len(posts), settings.batch_size):
-            outcome = distributor.submit_batch(posts[start:start + settings.batch_size]).outcome()
+            outcome = distributor.submit_batch(posts[start : start + settings.batch_size]).outcome()
             assert not outcome.dead, outcome.dead
     finally:
         distributor._prepare.shutdown(wait=True)  # the context is the test's: close only the threads
@@ -82,8 +91,9 @@ def wait_until(check, timeout_s: float, what: str) -> None:  # noqa: ANN001
         time.sleep(0.1)
 
 
-def test_new_matching_posts_are_recorded_once_and_delivered(tmp_path: Path, settings: Settings,
-                                                            context: WorkerContext, webhooks: WebhookServer) -> None:
+def test_new_matching_posts_are_recorded_once_and_delivered(
+    tmp_path: Path, settings: Settings, context: WorkerContext, webhooks: WebhookServer
+) -> None:
     old = corpus_with_prefix(tmp_path / "old", 12, "a")
     new = corpus_with_prefix(tmp_path / "new", 36, "b")
     ingest(context, settings, read_posts(old, settings))
@@ -114,19 +124,29 @@ def test_new_matching_posts_are_recorded_once_and_delivered(tmp_path: Path, sett
     assert all(m.matched_by == ("semantic", "keyword") for m in hybrid)
 
     # Webhooks: /flaky refuses each delivery twice (503) then accepts it; /gone refuses for good (404).
-    wait_until(lambda: {r.delivery for r in webhooks.accepted("/flaky")} == {f"{red.id}:{p}" for p in reds},
-               60, "the red matches to reach the flaky webhook")
-    wait_until(lambda: all(m.delivery and m.delivery.status != "pending" for m in service.matches(red_words.id)),
-               30, "the refused deliveries to be settled")
+    wait_until(
+        lambda: {r.delivery for r in webhooks.accepted("/flaky")} == {f"{red.id}:{p}" for p in reds},
+        60,
+        "the red matches to reach the flaky webhook",
+    )
+    wait_until(
+        lambda: all(m.delivery and m.delivery.status != "pending" for m in service.matches(red_words.id)),
+        30,
+        "the refused deliveries to be settled",
+    )
     assert len(webhooks.accepted("/flaky")) == len(reds)  # each match delivered once
     # The receiver's 200 comes before the delivery thread records it: wait for the record.
-    wait_until(lambda: all(m.delivery.status == "delivered" for m in service.matches(red.id)), 30,
-               "the deliveries to be recorded")
+    wait_until(
+        lambda: all(m.delivery.status == "delivered" for m in service.matches(red.id)),
+        30,
+        "the deliveries to be recorded",
+    )
     assert all(m.delivery.attempts == 3 for m in service.matches(red.id))
     body = webhooks.accepted("/flaky")[0].body
     assert body["alert"]["id"] == red.id and body["alert"]["name"] == "red things" and body["match"]["id"] in reds
     assert sorted(r.delivery for r in webhooks.accepted("/ok")) == sorted(
-        f"{blue_paris.id}:{p}" for p in colour_ids(new, "blue", "paris"))
+        f"{blue_paris.id}:{p}" for p in colour_ids(new, "blue", "paris")
+    )
     refused = service.matches(red_words.id)
     assert all(m.delivery.status == "failed" and m.delivery.error.startswith("HTTP 404") for m in refused)
     assert len(webhooks.all("/gone")) == len(reds)  # a 404 is not retried
@@ -157,13 +177,21 @@ class _DiesAfterWrite:
         raise SystemExit("killed between the write and the alert check")
 
 
-def test_a_batch_written_but_never_checked_is_checked_when_run_again(tmp_path: Path, settings: Settings,
-                                                                     context: WorkerContext) -> None:
+def test_a_batch_written_but_never_checked_is_checked_when_run_again(
+    tmp_path: Path, settings: Settings, context: WorkerContext
+) -> None:
     service = alert_service(context, settings)
     red = service.add("red", min_score=0.9)
     posts = read_posts(corpus_with_prefix(tmp_path / "new", 12, "b"), settings)
-    dying = BatchRunner(context.bundle.image, context.bundle.name, context.backend, context.dead_letters,
-                        decode_limits(settings), context.executor, listener=_DiesAfterWrite(context.alerts))
+    dying = BatchRunner(
+        context.bundle.image,
+        context.bundle.name,
+        context.backend,
+        context.dead_letters,
+        decode_limits(settings),
+        context.executor,
+        listener=_DiesAfterWrite(context.alerts),
+    )
     with pytest.raises(SystemExit):
         dying.run(posts)
     context.backend.refresh()
@@ -178,8 +206,9 @@ def test_a_batch_written_but_never_checked_is_checked_when_run_again(tmp_path: P
     service.store.close()
 
 
-def test_filters_of_saved_searches_agree_with_the_backend(tmp_path: Path, settings: Settings,
-                                                          context: WorkerContext) -> None:
+def test_filters_of_saved_searches_agree_with_the_backend(
+    tmp_path: Path, settings: Settings, context: WorkerContext
+) -> None:
     """The alert check filters new posts in Python (`post_passes`); the backend filters searches.
     Both must say the same for every filter the language has."""
     from datetime import datetime
@@ -187,14 +216,28 @@ def test_filters_of_saved_searches_agree_with_the_backend(tmp_path: Path, settin
     from jointspace.alerts.matching import post_passes
 
     posts = read_posts(corpus_with_prefix(tmp_path / "c", 18, "f"), settings)
-    posts = [p.__class__(**{**{f: getattr(p, f) for f in p.__slots__},  # type: ignore[attr-defined]
-                            "created_at": datetime(2024, 5, 1 + i % 3, 12), "source": ["api", "feed"][i % 2],
-                            "hashtags": (*p.hashtags, f"n{i % 4}")}) for i, p in enumerate(posts)]
+    posts = [
+        p.__class__(
+            **{
+                **{f: getattr(p, f) for f in p.__slots__},  # type: ignore[attr-defined]
+                "created_at": datetime(2024, 5, 1 + i % 3, 12),
+                "source": ["api", "feed"][i % 2],
+                "hashtags": (*p.hashtags, f"n{i % 4}"),
+            }
+        )
+        for i, p in enumerate(posts)
+    ]
     ingest(context, settings, posts)
     context.backend.refresh()
-    cases = [Filters(cities=("paris",)), Filters(cities=("London", "tokyo")), Filters(hashtags=("n1", "n2")),
-             Filters(sources=("api",)), Filters(after=datetime(2024, 5, 2)), Filters(before=datetime(2024, 5, 2, 12)),
-             Filters(cities=("paris",), hashtags=("red", "n0"), after=datetime(2024, 5, 1, 12))]
+    cases = [
+        Filters(cities=("paris",)),
+        Filters(cities=("London", "tokyo")),
+        Filters(hashtags=("n1", "n2")),
+        Filters(sources=("api",)),
+        Filters(after=datetime(2024, 5, 2)),
+        Filters(before=datetime(2024, 5, 2, 12)),
+        Filters(cities=("paris",), hashtags=("red", "n0"), after=datetime(2024, 5, 1, 12)),
+    ]
     probe = context.bundle.text.embed_words(["white"])[0]
     for rule in cases:
         by_backend = {h.id for h in context.backend.knn(probe, 100, filters=rule)}

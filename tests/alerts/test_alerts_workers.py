@@ -1,6 +1,7 @@
 """Saved searches with real Celery worker processes on real Redis and a real Elasticsearch node:
 exactly the new matching posts land in `alerts matches`, on the search's Redis stream and at the
 webhook (a real local HTTP server), with no duplicate after a worker is killed mid-batch."""
+
 from __future__ import annotations
 
 import json
@@ -35,13 +36,15 @@ def _es_count(url: str, alias: str) -> int:
         return 0
 
 
-def test_worker_killed_mid_batch_alerts_exactly_once(tmp_path: Path, rig_factory, redis_url: str, es_url: str,
-                                                     webhooks: WebhookServer) -> None:
+def test_worker_killed_mid_batch_alerts_exactly_once(
+    tmp_path: Path, rig_factory, redis_url: str, es_url: str, webhooks: WebhookServer
+) -> None:
     import redis
 
     prefix = f"test:alerts:{uuid.uuid4().hex[:8]}"  # this test's own keys on the session's Redis
-    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url,
-                           JOINTSPACE_ALERTS_KEY_PREFIX=prefix)
+    rig: Rig = rig_factory(
+        JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url, JOINTSPACE_ALERTS_KEY_PREFIX=prefix
+    )
     alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
     old = corpus_with_prefix(tmp_path / "old", 12, "a")
     new = corpus_with_prefix(tmp_path / "new", 48, "b")
@@ -49,8 +52,19 @@ def test_worker_killed_mid_batch_alerts_exactly_once(tmp_path: Path, rig_factory
     producer = rig.spawn(["ingest", str(old.jsonl), "--json", "--quiet"], "ingest-old")
     assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + first.tail()
 
-    red = _cli(rig, "alerts", "add", "red", "--min-score", "0.9", "--webhook", f"{webhooks.url}/flaky",
-               "--name", "red posts", "--json")
+    red = _cli(
+        rig,
+        "alerts",
+        "add",
+        "red",
+        "--min-score",
+        "0.9",
+        "--webhook",
+        f"{webhooks.url}/flaky",
+        "--name",
+        "red posts",
+        "--json",
+    )
     words = _cli(rig, "alerts", "add", "picture -red", "--mode", "keyword", "--json")
     assert _cli(rig, "alerts", "matches", red["id"], "--json")["matches"] == []
 
@@ -71,8 +85,9 @@ def test_worker_killed_mid_batch_alerts_exactly_once(tmp_path: Path, rig_factory
     ids = [m["id"] for m in matches["matches"]]
     assert sorted(ids) == sorted(reds)  # exactly the new red posts, each once
     assert all(m["score"] == pytest.approx(1.0, abs=1e-5) for m in matches["matches"])
-    assert [m["matched_at"] for m in matches["matches"]] == sorted((m["matched_at"] for m in matches["matches"]),
-                                                                    reverse=True)
+    assert [m["matched_at"] for m in matches["matches"]] == sorted(
+        (m["matched_at"] for m in matches["matches"]), reverse=True
+    )
     keyword = _cli(rig, "alerts", "matches", words["id"], "--json")["matches"]
     assert sorted(m["id"] for m in keyword) == sorted(set(new.good) - reds)
 
@@ -81,13 +96,17 @@ def test_worker_killed_mid_batch_alerts_exactly_once(tmp_path: Path, rig_factory
     assert sorted(stream) == sorted(reds)  # the per-search stream: one entry per match
     # Each match reaches the webhook once, after the two 503s the flaky receiver answers first
     # (Celery's retry with backoff on the alerts queue).
-    wait_until(lambda: len(webhooks.accepted("/flaky")) >= len(reds), 90,
-               "the webhook deliveries\n" + second.tail())
+    wait_until(lambda: len(webhooks.accepted("/flaky")) >= len(reds), 90, "the webhook deliveries\n" + second.tail())
     accepted = [r.delivery for r in webhooks.accepted("/flaky")]
     assert sorted(accepted) == sorted(f"{red['id']}:{p}" for p in reds)
-    wait_until(lambda: all(m["webhook"]["status"] == "delivered"
-                           for m in _cli(rig, "alerts", "matches", red["id"], "--json")["matches"]), 30,
-               "the deliveries to be recorded")
+    wait_until(
+        lambda: all(
+            m["webhook"]["status"] == "delivered"
+            for m in _cli(rig, "alerts", "matches", red["id"], "--json")["matches"]
+        ),
+        30,
+        "the deliveries to be recorded",
+    )
     listed = {a["id"]: a for a in _cli(rig, "alerts", "list", "--json")["alerts"]}
     assert listed[red["id"]]["matches"] == len(reds) and listed[words["id"]]["mode"] == "keyword"
     client.close()

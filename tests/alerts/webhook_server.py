@@ -3,6 +3,7 @@
 `/ok` accepts every POST; `/flaky` answers 503 to the first `flaky_failures` POSTs of each delivery
 key, then accepts; `/gone` always answers 404. Every POST is kept with its path, headers and body.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,7 @@ class WebhookServer:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
-    def start(self) -> "WebhookServer":
+    def start(self) -> WebhookServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):

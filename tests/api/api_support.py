@@ -1,4 +1,5 @@
 """Helpers shared by the API tests (imported by name: conftest modules are not importable)."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ from pathlib import Path
 
 from corpus import Corpus
 from fastapi.testclient import TestClient
-
 from jointspace.api.services import ApiServices
+
 from jointspace.records import Post
 from jointspace.settings import Settings
 
@@ -28,10 +29,18 @@ class Api:
         return {"X-API-Key": API_KEY}
 
 
-def api_settings(home: Path, corpus: Corpus, es_url: str | None = None, alias: str = "api-test-posts",
-                 **extra: object) -> Settings:
-    return Settings(home=home, media_root=corpus.root, api_key=API_KEY, es_url=es_url,
-                    es_index_alias=alias, broker_url=None, **extra)
+def api_settings(
+    home: Path, corpus: Corpus, es_url: str | None = None, alias: str = "api-test-posts", **extra: object
+) -> Settings:
+    return Settings(
+        home=home,
+        media_root=corpus.root,
+        api_key=API_KEY,
+        es_url=es_url,
+        es_index_alias=alias,
+        broker_url=None,
+        **extra,
+    )
 
 
 def corpus_posts(corpus: Corpus, settings: Settings) -> list[Post]:

@@ -4,6 +4,7 @@ One model bundle per session (the trained default, else the zero-training fallba
 real corpus, and per backend one indexed app shared by the read-only tests. Tests that write use
 posts of their own and remove what they add.
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from api_support import Api, api_settings, index_corpus  # noqa: E402
 from corpus import Corpus, build_api_corpus  # noqa: E402
-
 from jointspace.api.app import create_app  # noqa: E402
 from jointspace.api.services import build_services  # noqa: E402
+
 from jointspace.protocols import ModelBundle  # noqa: E402
 from jointspace.settings import get_settings  # noqa: E402
 
@@ -43,8 +44,9 @@ def bundle() -> ModelBundle:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus: Corpus,
-        bundle: ModelBundle) -> Iterator[Api]:
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: ModelBundle
+) -> Iterator[Api]:
     """The app over the indexed corpus, on the backend named by the parameter."""
     es_url = request.getfixturevalue("es_url") if request.param == "elasticsearch" else None
     # An index of its own per test module on the shared node: modules never see each other's writes.

@@ -4,6 +4,7 @@ and tuxpaint stamps of other things, from Debian's packages, dealt to three citi
 Built from the data stage's public helpers (unpack, scan, rasterise): seconds, and the .deb is
 cached under $JOINTSPACE_HOME/cache/debs after the first run.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,7 @@ def build_api_corpus(root: Path) -> Corpus:
     from jointspace.datasets.debian import unpack
     from jointspace.datasets.prepare import cache_dir_of, select
     from jointspace.datasets.sources import get_source
+
     from jointspace.settings import get_settings
 
     settings = get_settings()
@@ -62,10 +64,17 @@ def build_api_corpus(root: Path) -> Corpus:
             taken += 1
     posts = []
     for index, (item, target) in enumerate(chosen):
-        posts.append({"id": item.id, "image": f"images/{target.name}", "caption": item.caption,
-                      "hashtags": list(item.hashtags)[:6], "city": CITIES[index % len(CITIES)],
-                      "created_at": f"2024-0{1 + index % 9}-1{index % 10}T12:00:00+00:00",
-                      "source": item.source})
+        posts.append(
+            {
+                "id": item.id,
+                "image": f"images/{target.name}",
+                "caption": item.caption,
+                "hashtags": list(item.hashtags)[:6],
+                "city": CITIES[index % len(CITIES)],
+                "created_at": f"2024-0{1 + index % 9}-1{index % 10}T12:00:00+00:00",
+                "source": item.source,
+            }
+        )
     posts_file = root / "posts.jsonl"
     posts_file.write_text("".join(json.dumps(p) + "\n" for p in posts), encoding="utf-8")
     return Corpus(root=root, posts_file=posts_file, posts=posts)

@@ -1,4 +1,5 @@
 """The OpenAPI document as the fuzz test reads it: the served one, with seeded ids as examples."""
+
 from __future__ import annotations
 
 import copy

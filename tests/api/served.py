@@ -1,4 +1,5 @@
 """`jointspace serve` as a real process over an embedded home (for the browser and contract tests)."""
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,9 @@ def serve(home: Path, env_extra: dict[str, str]) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"jointspace serve did not answer /health in {START_TIMEOUT_S} s:\n"
-                                   f"{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"jointspace serve did not answer /health in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         yield url
     finally:

@@ -2,6 +2,7 @@
 
 Screenshots go to test-artifacts/ (gitignored) for people to look at.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -10,16 +11,23 @@ from pathlib import Path
 import pytest
 from api_support import api_settings, index_corpus
 from corpus import Corpus
+from jointspace.api.services import build_services
 from served import serve, share_text_cache
 
-from jointspace.api.services import build_services
 from jointspace.protocols import ModelBundle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 
 
@@ -34,8 +42,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: Mod
     finally:
         services.close()
     share_text_cache(home, bundle.settings.home)
-    with serve(home, {"JOINTSPACE_MEDIA_ROOT": str(corpus.root), "JOINTSPACE_MODEL": str(bundle.path),
-                      "JOINTSPACE_API_KEY": "browser-test-key"}) as url:
+    with serve(
+        home,
+        {
+            "JOINTSPACE_MEDIA_ROOT": str(corpus.root),
+            "JOINTSPACE_MODEL": str(bundle.path),
+            "JOINTSPACE_API_KEY": "browser-test-key",
+        },
+    ) as url:
         yield url
 
 
@@ -48,8 +62,12 @@ def page(server: str, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
         context.set_default_timeout(60_000)
         page = context.new_page()
         errors: list[str] = []
@@ -68,7 +86,8 @@ def wait_for_new_results(page, old: list[str]) -> list[str]:  # noqa: ANN001
     page.wait_for_function(
         "old => { const ids = [...document.querySelectorAll('#grid .card')].map(e => e.dataset.id);"
         " return ids.length > 0 && ids.join() !== old && document.querySelector('#status').textContent.includes('result') }",
-        arg=",".join(old))
+        arg=",".join(old),
+    )
     return card_ids(page)
 
 
@@ -83,8 +102,10 @@ def test_search_click_to_add_filter_by_city(page, corpus: Corpus) -> None:  # no
     assert len(first) >= 2
     assert "q=dog%2Bpark" in page.url
     # Thumbnails really load (served by the API from the media root).
-    page.wait_for_function("[...document.querySelectorAll('#grid .card img.thumb')].slice(0, 3)"
-                           ".every(img => img.complete && img.naturalWidth > 0)")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#grid .card img.thumb')].slice(0, 3)"
+        ".every(img => img.complete && img.naturalWidth > 0)"
+    )
     assert page.locator("#explain .word").count() > 0
     shot(page, "01-dog-park")
 
@@ -100,8 +121,10 @@ def test_search_click_to_add_filter_by_city(page, corpus: Corpus) -> None:  # no
 
     page.wait_for_selector('#city option[value="paris"]', state="attached")
     page.select_option("#city", "paris")
-    page.wait_for_function("() => { const c = [...document.querySelectorAll('#grid .card .city')];"
-                           " return c.length > 0 && c.every(e => e.textContent === 'paris') }")
+    page.wait_for_function(
+        "() => { const c = [...document.querySelectorAll('#grid .card .city')];"
+        " return c.length > 0 && c.every(e => e.textContent === 'paris') }"
+    )
     cities = page.eval_on_selector_all("#grid .card .city", "els => els.map(e => e.textContent)")
     assert set(cities) == {"paris"}
     # Every Paris post, bar near-duplicates the search collapses (the corpus has a few same drawings).
@@ -111,7 +134,9 @@ def test_search_click_to_add_filter_by_city(page, corpus: Corpus) -> None:  # no
 
     page.go_back()  # the city filter is undone, the query with the image stays
     page.wait_for_function("() => document.querySelector('#city').value === ''")
-    page.wait_for_function("() => new Set([...document.querySelectorAll('#grid .card .city')].map(e => e.textContent)).size > 1")
+    page.wait_for_function(
+        "() => new Set([...document.querySelectorAll('#grid .card .city')].map(e => e.textContent)).size > 1"
+    )
     assert page.input_value("#q") == f"dog+park+[img:{second}]"
 
 
@@ -138,7 +163,9 @@ def test_detail_view_shows_describing_words(page) -> None:  # noqa: ANN001
     page.locator("#grid .card").first.locator(".info").click()
     page.wait_for_selector("#detail[open]")
     page.wait_for_function("() => document.querySelectorAll('#detail-words .word').length > 0")
-    page.wait_for_function("() => { const i = document.querySelector('#detail-image'); return i.complete && i.naturalWidth > 0 }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#detail-image'); return i.complete && i.naturalWidth > 0 }"
+    )
     shot(page, "04-detail")
     page.keyboard.press("Escape")
     page.wait_for_selector("#detail[open]", state="detached")

@@ -4,6 +4,7 @@ accessibility: axe-core, injected from tests/api/node_modules (scripts/setup.sh 
 
 The server and page fixtures are test_browser.py's (a server of this module's own).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -41,7 +42,7 @@ def search(page, expression: str) -> None:  # noqa: ANN001
 
 
 def test_page_passes_axe_at_desktop_and_phone_widths(page) -> None:  # noqa: ANN001
-    assert serious_violations(page) == []          # the empty page, as a visitor first sees it
+    assert serious_violations(page) == []  # the empty page, as a visitor first sees it
     search(page, "dog")
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(viewport)
@@ -51,20 +52,23 @@ def test_page_passes_axe_at_desktop_and_phone_widths(page) -> None:  # noqa: ANN
     page.fill("#q", "dog+(park")
     page.press("#q", "Enter")
     page.wait_for_selector("#query-error:not([hidden])")
-    assert serious_violations(page) == []          # the error state
+    assert serious_violations(page) == []  # the error state
     search(page, "park")
     page.locator("#grid .card").first.locator(".info").click()
     page.wait_for_selector("#detail[open]")
     page.wait_for_function("() => document.querySelectorAll('#detail-words .word').length > 0")
-    assert serious_violations(page) == []          # the detail dialog
+    assert serious_violations(page) == []  # the detail dialog
     page.keyboard.press("Escape")
     page.wait_for_selector("#detail[open]", state="detached")
 
 
 def facet_counts(page, list_id: str) -> dict[str, int]:  # noqa: ANN001
-    return dict(page.eval_on_selector_all(
-        f"#{list_id} .facet-value",
-        "els => els.map(e => [e.dataset.value, parseInt(e.querySelector('.facet-count').textContent)])"))
+    return dict(
+        page.eval_on_selector_all(
+            f"#{list_id} .facet-value",
+            "els => els.map(e => [e.dataset.value, parseInt(e.querySelector('.facet-count').textContent)])",
+        )
+    )
 
 
 def test_city_facet_filters_and_hashtag_facet_adds_a_filter(page, corpus: Corpus) -> None:  # noqa: ANN001
@@ -80,10 +84,14 @@ def test_city_facet_filters_and_hashtag_facet_adds_a_filter(page, corpus: Corpus
     shot(page, "11-facets")
 
     page.locator('#facet-city .facet-value[data-value="tokyo"]').click()
-    page.wait_for_function("() => { const c = [...document.querySelectorAll('#grid .card .city')];"
-                           " return c.length > 0 && c.every(e => e.textContent === 'tokyo') }")
-    page.wait_for_function("() => document.querySelector('#facet-city .facet-value[data-value=\"tokyo\"]')"
-                           "?.getAttribute('aria-pressed') === 'true'")
+    page.wait_for_function(
+        "() => { const c = [...document.querySelectorAll('#grid .card .city')];"
+        " return c.length > 0 && c.every(e => e.textContent === 'tokyo') }"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('#facet-city .facet-value[data-value=\"tokyo\"]')"
+        "?.getAttribute('aria-pressed') === 'true'"
+    )
     assert page.input_value("#city") == "tokyo" and "city=tokyo" in page.url
     assert facet_counts(page, "facet-city") == {"tokyo": per_city["tokyo"]}
     page.locator('#facet-city .facet-value[data-value="tokyo"]').click()  # a second click clears it
@@ -96,8 +104,11 @@ def test_city_facet_filters_and_hashtag_facet_adds_a_filter(page, corpus: Corpus
     page.wait_for_selector(f'#chips .chip.filter[data-term="tag:{tag}"]')
     page.wait_for_function("n => document.querySelectorAll('#grid .card').length === n", arg=tagged)
     assert page.input_value("#q") == f"dog tag:{tag}"
-    page.wait_for_function("t => document.querySelector(`#facet-hashtags .facet-value[data-value=\"${t}\"]`)"
-                           "?.getAttribute('aria-pressed') === 'true'", arg=tag)
+    page.wait_for_function(
+        "t => document.querySelector(`#facet-hashtags .facet-value[data-value=\"${t}\"]`)"
+        "?.getAttribute('aria-pressed') === 'true'",
+        arg=tag,
+    )
     assert facet_counts(page, "facet-hashtags")[tag] == tagged
 
 
@@ -117,7 +128,9 @@ def test_trend_chart_draws_a_line_per_city(page, corpus: Corpus) -> None:  # noq
 def test_sort_newest_pages_through_every_post_once(page, corpus: Corpus) -> None:  # noqa: ANN001
     search(page, "dog")
     page.select_option("#sort", "newest")
-    page.wait_for_function("() => location.search.includes('sort=newest') && document.querySelector('#grid .card time')")
+    page.wait_for_function(
+        "() => location.search.includes('sort=newest') && document.querySelector('#grid .card time')"
+    )
     page.wait_for_selector("#more:not([hidden])")
     page.click("#more")
     page.wait_for_function("n => document.querySelectorAll('#grid .card').length === n", arg=len(corpus.posts))
@@ -145,8 +158,10 @@ def test_sort_newest_pages_through_every_post_once(page, corpus: Corpus) -> None
 def test_keyword_mode_counts_its_text_matches(page) -> None:  # noqa: ANN001
     search(page, "dog")
     page.check('input[name="mode"][value="keyword"]', force=True)
-    page.wait_for_function("() => location.search.includes('mode=keyword')"
-                           " && document.querySelector('#facets-summary').textContent.includes('best text matches')")
+    page.wait_for_function(
+        "() => location.search.includes('mode=keyword')"
+        " && document.querySelector('#facets-summary').textContent.includes('best text matches')"
+    )
     cards = page.locator("#grid .card").count()
     assert page.inner_text("#facets-summary") == f"Counted over the {cards} best text matches"
     assert sum(facet_counts(page, "facet-city").values()) == cards  # each post has one city

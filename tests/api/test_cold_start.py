@@ -4,6 +4,7 @@ background, reports it in /health, and stops promptly on SIGTERM with requests i
 
 Real processes with the default settings and the default model bundle: `jointspace ingest` then
 `jointspace serve` (embedded store), a fresh JOINTSPACE_HOME and nothing else set."""
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,13 @@ def _ingest_a_few_posts(tmp_path: Path, home: Path) -> list[str]:
         ids.append(f"c{i}")
         lines.append(json.dumps({"id": f"c{i}", "image": f"img/c{i}.png", "caption": f"post {i}", "city": "Oslo"}))
     (tmp_path / "posts.jsonl").write_text("\n".join(lines) + "\n")
-    done = subprocess.run([JOINTSPACE, "ingest", str(tmp_path / "posts.jsonl"), "--quiet"], env=_env(home),
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [JOINTSPACE, "ingest", str(tmp_path / "posts.jsonl"), "--quiet"],
+        env=_env(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return ids
 
@@ -57,8 +63,13 @@ class Server:
         self.port = free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.proc = subprocess.Popen([JOINTSPACE, "serve", "--port", str(self.port)], env=_env(home),
-                                     stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [JOINTSPACE, "serve", "--port", str(self.port)],
+            env=_env(home),
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_listening(self, timeout_s: float = 300) -> dict:
         deadline = time.monotonic() + timeout_s
@@ -85,8 +96,13 @@ def _timed_get(url: str) -> tuple[float, httpx.Response]:
 def _twenty_concurrent(server: Server, ids: list[str]) -> list[tuple[float, httpx.Response]]:
     urls = []
     for i in range(20):
-        urls.append([f"{server.url}/search?q=dog%2Bbeach&k=5", f"{server.url}/posts/{ids[i % len(ids)]}/describe",
-                     f"{server.url}/cities/oslo/describe"][i % 3])
+        urls.append(
+            [
+                f"{server.url}/search?q=dog%2Bbeach&k=5",
+                f"{server.url}/posts/{ids[i % len(ids)]}/describe",
+                f"{server.url}/cities/oslo/describe",
+            ][i % 3]
+        )
     with ThreadPoolExecutor(20) as pool:
         return list(pool.map(_timed_get, urls))
 

@@ -2,6 +2,7 @@
 process, embedded backend) over the indexed test corpus. Routes with a post id reach real posts:
 the test gives indexed ids as the path parameters' examples (and the document links searches to
 their posts). Zero failures. Bounded: 25 examples per operation and phase, about a minute here."""
+
 from __future__ import annotations
 
 import json
@@ -18,16 +19,22 @@ import pytest
 from api_support import API_KEY, api_settings, index_corpus
 from corpus import Corpus
 from fuzz_support import schema_with_examples, statuses_by_operation
+from jointspace.api.services import build_services
 from served import serve, share_text_cache
 
-from jointspace.api.services import build_services
 from jointspace.protocols import ModelBundle
 
 pytestmark = pytest.mark.slow
 SEED = 14
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-POST_ROUTES = ["GET /posts/{post_id}", "GET /posts/{post_id}/image", "GET /posts/{post_id}/thumbnail",
-               "GET /posts/{post_id}/describe", "DELETE /posts/{post_id}", "GET /cities/{city}/describe"]
+POST_ROUTES = [
+    "GET /posts/{post_id}",
+    "GET /posts/{post_id}/image",
+    "GET /posts/{post_id}/thumbnail",
+    "GET /posts/{post_id}/describe",
+    "DELETE /posts/{post_id}",
+    "GET /cities/{city}/describe",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +46,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: Mod
     finally:
         services.close()
     share_text_cache(home, bundle.settings.home)
-    with serve(home, {"JOINTSPACE_MEDIA_ROOT": str(corpus.root), "JOINTSPACE_MODEL": str(bundle.path),
-                      "JOINTSPACE_API_KEY": API_KEY}) as url:
+    with serve(
+        home,
+        {
+            "JOINTSPACE_MEDIA_ROOT": str(corpus.root),
+            "JOINTSPACE_MODEL": str(bundle.path),
+            "JOINTSPACE_API_KEY": API_KEY,
+        },
+    ) as url:
         yield url
 
 
@@ -56,11 +69,37 @@ def test_schemathesis_finds_no_failure(server: str, corpus: Corpus, tmp_path: Pa
     schema.write_text(json.dumps(schema_with_examples(document, kept, doomed, corpus.posts[0]["city"])))
     report = tmp_path / "report"
     done = subprocess.run(
-        [*schemathesis_command(), "--config-file", str(CONFIG), "--no-color", "run", str(schema), "--url", server,
-         "--checks", "all", "--header", f"X-API-Key: {API_KEY}", "--seed", str(SEED),
-         "--max-examples", os.environ.get("JOINTSPACE_TEST_FUZZ_EXAMPLES", "25"), "--workers", "2",
-         "--request-timeout", "60", "--report", "ndjson", "--report-dir", str(report)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        [
+            *schemathesis_command(),
+            "--config-file",
+            str(CONFIG),
+            "--no-color",
+            "run",
+            str(schema),
+            "--url",
+            server,
+            "--checks",
+            "all",
+            "--header",
+            f"X-API-Key: {API_KEY}",
+            "--seed",
+            str(SEED),
+            "--max-examples",
+            os.environ.get("JOINTSPACE_TEST_FUZZ_EXAMPLES", "25"),
+            "--workers",
+            "2",
+            "--request-timeout",
+            "60",
+            "--report",
+            "ndjson",
+            "--report-dir",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     (tmp_path / "schemathesis.log").write_text(done.stdout + done.stderr)  # kept for a look after a failure
     assert done.returncode == 0, done.stdout[-15000:] + done.stderr[-3000:]
     # Something ran: "1647 generated, 1647 passed" (a bare substring test would read "30 passed"
@@ -80,9 +119,27 @@ def test_load_right_after_the_fuzzer_on_the_same_server(server: str, tmp_path: P
     background. The timing verdict is the benchmark's (docs/api.md), not asserted here."""
     out = tmp_path / "load"
     bench = Path(__file__).resolve().parents[2] / "bench" / "load.py"
-    done = subprocess.run([sys.executable, str(bench), "--url", server, "--api-key", API_KEY, "--clients", "4",
-                           "--seconds", "10", "--ingest-batch", "2", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(bench),
+            "--url",
+            server,
+            "--api-key",
+            API_KEY,
+            "--clients",
+            "4",
+            "--seconds",
+            "10",
+            "--ingest-batch",
+            "2",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode in (0, 1), done.stderr[-3000:]
     [report] = json.loads((out / "load-embedded.json").read_text())
     assert report["unexpected"] == 0, report

@@ -1,4 +1,5 @@
 """`jointspace demo`: prepares and indexes on the first run, finds everything in place on the second."""
+
 from __future__ import annotations
 
 import os
@@ -50,6 +51,7 @@ def test_demo_prepares_once_and_is_idempotent(tmp_path: Path, bundle: ModelBundl
     assert f"{total} sample posts, 0 newly indexed" in second
 
     from jointspace.backends import open_backend
+
     from jointspace.settings import Settings
 
     backend = open_backend(Settings(home=tmp_path), bundle.name, bundle.dim)

@@ -1,5 +1,6 @@
 """GET /trends (and facets and sort on /search) on both backends, against brute-force counts over the
 indexed corpus's own vectors."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -39,8 +40,11 @@ def test_trends_by_city_and_month(api: Api) -> None:
     totals = Counter((p["city"], month(p)) for _, p in sims.values())
     for series in body["series"]:
         assert series["count"] == per_city[series["key"]]
-        want = [(m, counts.get((c, m), 0), n, counts.get((c, m), 0) / n)
-                for (c, m), n in sorted(totals.items()) if c == series["key"]]
+        want = [
+            (m, counts.get((c, m), 0), n, counts.get((c, m), 0) / n)
+            for (c, m), n in sorted(totals.items())
+            if c == series["key"]
+        ]
         got = [(p["period"], p["count"], p["total"], p["share"]) for p in series["points"]]
         assert [g[:3] for g in got] == [w[:3] for w in want]
         assert all(abs(g[3] - w[3]) < 1e-6 for g, w in zip(got, want))
@@ -64,15 +68,22 @@ def test_search_facets_count_the_matching_posts(api: Api) -> None:
     body = r.json()
     matched = [p for s, p in sims.values() if s >= cut]
     assert body["facets"]["matching"] == len(matched) and len(body["hits"]) == 3
-    top = lambda values: [{"value": v, "count": n} for v, n in  # noqa: E731
-                          sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0]))[:api.settings.facet_size]]
+    top = (
+        lambda values: [
+            {"value": v, "count": n}
+            for v, n in sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0]))[  # noqa: E731
+                : api.settings.facet_size
+            ]
+        ]
+    )
     assert body["facets"]["fields"]["city"] == top(p["city"] for p in matched)
     assert body["facets"]["fields"]["hashtags"] == top(t.lower() for p in matched for t in set(p["hashtags"]))
     months = Counter(datetime.fromisoformat(p["created_at"]).strftime("%Y-%m") for p in matched)
     assert body["facets"]["fields"]["month"] == [{"value": m, "count": n} for m, n in sorted(months.items())]
     # Repeated parameters work as well as a comma-separated list; no facets asked, none given.
-    repeated = api.client.get("/search", params=[("q", "dog"), ("min_score", cut), ("facets", "city"),
-                                                 ("facets", "month")]).json()
+    repeated = api.client.get(
+        "/search", params=[("q", "dog"), ("min_score", cut), ("facets", "city"), ("facets", "month")]
+    ).json()
     assert set(repeated["facets"]["fields"]) == {"city", "month"}
     assert api.client.get("/search", params={"q": "dog"}).json()["facets"] is None
     bad = api.client.get("/search", params={"q": "dog", "facets": "colour"})
@@ -83,13 +94,15 @@ def test_search_newest_first_pages_are_stable(api: Api) -> None:
     sims = similarities(api, "park")
     cut = middle_cut([s for s, _ in sims.values()])
     matched = [p for s, p in sims.values() if s >= cut]
-    expected = [p["id"] for p in sorted(matched, key=lambda p: (-datetime.fromisoformat(p["created_at"]).timestamp(),
-                                                                p["id"]))]
+    expected = [
+        p["id"] for p in sorted(matched, key=lambda p: (-datetime.fromisoformat(p["created_at"]).timestamp(), p["id"]))
+    ]
     seen: list[str] = []
     page = 1
     while True:
-        body = api.client.get("/search", params={"q": "park", "k": 4, "page": page, "min_score": cut,
-                                                 "sort": "newest"}).json()
+        body = api.client.get(
+            "/search", params={"q": "park", "k": 4, "page": page, "min_score": cut, "sort": "newest"}
+        ).json()
         assert body["sort"] == "newest" and body["total"] == len(expected)
         seen += [h["id"] for h in body["hits"]]
         if not body["has_more"]:
@@ -101,8 +114,9 @@ def test_search_newest_first_pages_are_stable(api: Api) -> None:
 def test_photo_search_takes_facets_and_sort(api: Api) -> None:
     photo = api.corpus.root / api.corpus.posts[0]["image"]
     with photo.open("rb") as f:
-        r = api.client.post("/search", files={"image": ("p.png", f, "image/png")},
-                            data={"facets": "city", "sort": "newest", "k": "30"})
+        r = api.client.post(
+            "/search", files={"image": ("p.png", f, "image/png")}, data={"facets": "city", "sort": "newest", "k": "30"}
+        )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["sort"] == "newest" and body["facets"]["matching"] == len(api.corpus.posts)
@@ -112,14 +126,16 @@ def test_photo_search_takes_facets_and_sort(api: Api) -> None:
 
 
 def test_keyword_search_counts_its_text_matches(api: Api) -> None:
-    body = api.client.get("/search", params={"q": "dog-park", "mode": "keyword", "k": 100,
-                                             "facets": "city", "sort": "newest"}).json()
+    body = api.client.get(
+        "/search", params={"q": "dog-park", "mode": "keyword", "k": 100, "facets": "city", "sort": "newest"}
+    ).json()
     # Fewer matches than k and than facet_depth: the page holds the whole match set.
     hits = body["hits"]
     assert hits and body["facets"]["matching"] == len(hits) == body["total"]
     assert all("park" not in h["caption"].lower().split() and "park" not in h["hashtags"] for h in hits)
     cities = Counter(h["city"] for h in hits)
-    assert body["facets"]["fields"]["city"] == [{"value": c, "count": n}
-                                                for c, n in sorted(cities.items(), key=lambda kv: (-kv[1], kv[0]))]
+    assert body["facets"]["fields"]["city"] == [
+        {"value": c, "count": n} for c, n in sorted(cities.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
     dates = [h["created_at"] for h in hits]
     assert dates == sorted(dates, reverse=True) and body["explain"]["match"]["kind"] == "keyword"

@@ -4,6 +4,7 @@ then `jointspace serve` runs and Debian's chromium sees the pictures. A folder r
 `jointspace media roots remove` shows placeholders that say why; traversal and unkeyed writes are
 still refused.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,8 +85,12 @@ def test_own_pictures_show_and_a_removed_folder_says_why(served: Served, tmp_pat
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 1400})
+            str(tmp_path / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 1400},
+        )
         context.set_default_timeout(60_000)
         page = context.new_page()
         errors: list[str] = []
@@ -93,8 +98,10 @@ def test_own_pictures_show_and_a_removed_folder_says_why(served: Served, tmp_pat
         page.goto(served.url)
         page.fill("#q", "dog")
         page.press("#q", "Enter")
-        page.wait_for_function("() => document.querySelector('#status').textContent.includes('result')"
-                               " && document.querySelectorAll('#grid .card').length > 0")
+        page.wait_for_function(
+            "() => document.querySelector('#status').textContent.includes('result')"
+            " && document.querySelectorAll('#grid .card').length > 0"
+        )
         ids = set(page.eval_on_selector_all("#grid .card", "els => els.map(e => e.dataset.id)"))
         # All ten posts match (k is 24), bar near-duplicates the search collapses.
         shown, hidden = sorted(ids & served.shown), sorted(ids & served.hidden)
@@ -103,10 +110,13 @@ def test_own_pictures_show_and_a_removed_folder_says_why(served: Served, tmp_pat
         # placeholder naming the reason.
         page.wait_for_function(
             "ids => ids.every(id => { const img = document.querySelector(`#grid .card[data-id='${id}'] img.thumb`);"
-            " return img && img.complete && img.naturalWidth > 0 })", arg=shown)
+            " return img && img.complete && img.naturalWidth > 0 })",
+            arg=shown,
+        )
         page.wait_for_function(
             "ids => ids.every(id => document.querySelector(`#grid .card[data-id='${id}'] .thumb.unavailable`))",
-            arg=hidden)
+            arg=hidden,
+        )
         reasons = page.eval_on_selector_all("#grid .thumb.unavailable .why", "els => els.map(e => e.textContent)")
         assert len(reasons) == len(hidden)
         assert all("outside the allowed media roots" in r for r in reasons), reasons
@@ -117,17 +127,22 @@ def test_own_pictures_show_and_a_removed_folder_says_why(served: Served, tmp_pat
         assert "outside the allowed media roots" in page.inner_text("#detail .unavailable .why")
         page.keyboard.press("Escape")
         page.locator(f"#grid .card[data-id='{shown[0]}'] .info").click()
-        page.wait_for_function("() => { const i = document.querySelector('#detail-image');"
-                               " return !i.hidden && i.complete && i.naturalWidth > 0"
-                               " && !document.querySelector('#detail .unavailable') }")
+        page.wait_for_function(
+            "() => { const i = document.querySelector('#detail-image');"
+            " return !i.hidden && i.complete && i.naturalWidth > 0"
+            " && !document.querySelector('#detail .unavailable') }"
+        )
         page.keyboard.press("Escape")
         context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def test_traversal_and_unkeyed_writes_are_still_refused(served: Served) -> None:
-    for path in ("/posts/..%2F..%2F..%2Fetc%2Fpasswd/image", "/posts/%2e%2e%2f%2e%2e%2fetc%2fpasswd/thumbnail",
-                 "/..%2F..%2Fetc%2Fpasswd"):
+    for path in (
+        "/posts/..%2F..%2F..%2Fetc%2Fpasswd/image",
+        "/posts/%2e%2e%2f%2e%2e%2fetc%2fpasswd/thumbnail",
+        "/..%2F..%2Fetc%2Fpasswd",
+    ):
         r = httpx.get(served.url + path)
         assert r.status_code in (400, 404) and b"root:" not in r.content, path
     post = [{"id": "sneaky", "image": "/etc/hostname", "caption": "x"}]

@@ -1,6 +1,7 @@
 """Allowed media roots on both backends: folders of ingested pictures recorded with the index and
 served; everything outside them still a 404 with a reason; POST /posts takes uploads or paths below
 a root. (The page in Chromium after a real `jointspace ingest`: test_media_browser.py.)"""
+
 from __future__ import annotations
 
 import io
@@ -14,14 +15,14 @@ import pytest
 from api_support import API_KEY, api_settings, write_jsonl
 from corpus import Corpus
 from fastapi.testclient import TestClient
-from PIL import Image
-
 from jointspace.api.app import create_app
 from jointspace.api.services import ApiServices, build_services
 from jointspace.backends import open_backend
 from jointspace.ingest.media_roots import RecordingSource
 from jointspace.ingest.run import IngestRun
 from jointspace.ingest.sources.jsonl import JsonlSource
+from PIL import Image
+
 from jointspace.media_roots import fixed_roots, too_broad
 from jointspace.protocols import ModelBundle
 from jointspace.settings import Settings
@@ -47,25 +48,43 @@ def _picture(path: Path, colour: str) -> Path:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus: Corpus,
-        bundle: ModelBundle) -> Iterator[Rig]:
+def rig(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: ModelBundle
+) -> Iterator[Rig]:
     es_url = request.getfixturevalue("es_url") if request.param == "elasticsearch" else None
     settings = api_settings(tmp_path_factory.mktemp("home"), corpus, es_url, alias="api-media-roots")
     pictures = tmp_path_factory.mktemp("my-pictures")
     outside = tmp_path_factory.mktemp("never-ingested")
     _picture(outside / "private.png", "black")
-    rows = [{"id": f"mine-{i}", "image": str(_picture(pictures / "holiday" / f"p{i}.png", colour)),
-             "caption": f"my {colour} picture", "city": "oslo"}
-            for i, colour in enumerate(["red", "green", "blue"])]
-    rows.append({"id": "mine-nested", "image": str(_picture(pictures / "holiday" / "day2" / "n.jpg", "orange")),
-                 "caption": "nested"})
+    rows = [
+        {
+            "id": f"mine-{i}",
+            "image": str(_picture(pictures / "holiday" / f"p{i}.png", colour)),
+            "caption": f"my {colour} picture",
+            "city": "oslo",
+        }
+        for i, colour in enumerate(["red", "green", "blue"])
+    ]
+    rows.append(
+        {
+            "id": "mine-nested",
+            "image": str(_picture(pictures / "holiday" / "day2" / "n.jpg", "orange")),
+            "caption": "nested",
+        }
+    )
     posts_file = write_jsonl(tmp_path_factory.mktemp("jsonl") / "posts.jsonl", rows)
     services = build_services(settings, bundle)
     try:
         # What `jointspace ingest posts.jsonl` does: the JSONL source wrapped by the recorder.
         source = RecordingSource(JsonlSource(str(posts_file), settings), services.backend, fixed_roots(settings))
-        summary = IngestRun(source, services.submitter, services.submitter.context.dead_letters,
-                            batch_size=8, backend=services.backend, progress=False).run()
+        summary = IngestRun(
+            source,
+            services.submitter,
+            services.submitter.context.dead_letters,
+            batch_size=8,
+            backend=services.backend,
+            progress=False,
+        ).run()
         assert summary.indexed == len(rows) and not summary.dead, summary
         with TestClient(create_app(settings, services)) as client:
             yield Rig(client, services, settings, pictures, outside, source.recorded)
@@ -121,16 +140,20 @@ def test_outside_symlink_svg_and_traversal_stay_404(rig: Rig) -> None:
         os.symlink(rig.outside / "private.png", link)
     svg = holiday / "drawing.svg"
     svg.write_text('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
-    refs = {"link": (str(link), "outside the allowed media roots"),
-            "dotdot": (str(holiday / ".." / ".." / rig.outside.name / "private.png"), "outside the allowed"),
-            "abs": (str(rig.outside / "private.png"), "outside the allowed"),
-            "svg": (str(svg), "not a picture that is served"),
-            "missing": (str(holiday / "gone.png"), "missing")}
+    refs = {
+        "link": (str(link), "outside the allowed media roots"),
+        "dotdot": (str(holiday / ".." / ".." / rig.outside.name / "private.png"), "outside the allowed"),
+        "abs": (str(rig.outside / "private.png"), "outside the allowed"),
+        "svg": (str(svg), "not a picture that is served"),
+        "missing": (str(holiday / "gone.png"), "missing"),
+    }
     from jointspace.records import Document, Post
 
     vector = rig.services.backend.get("mine-0").vector
-    docs = [Document(post=Post(id=f"evil-{name}", image=ref, caption="x"), model=rig.services.bundle.name,
-                     vector=vector) for name, (ref, _) in refs.items()]
+    docs = [
+        Document(post=Post(id=f"evil-{name}", image=ref, caption="x"), model=rig.services.bundle.name, vector=vector)
+        for name, (ref, _) in refs.items()
+    ]
     assert not rig.services.backend.upsert(docs).errors
     rig.services.backend.refresh()
     try:
@@ -147,8 +170,10 @@ def test_outside_symlink_svg_and_traversal_stay_404(rig: Rig) -> None:
 
 def test_post_takes_paths_below_a_recorded_root_and_nothing_else(rig: Rig) -> None:
     inside = _picture(rig.pictures / "holiday" / "later.png", "purple")
-    body = [{"id": "by-path", "image": str(inside), "caption": "sent by path"},
-            {"id": "not-allowed", "image": str(rig.outside / "private.png")}]
+    body = [
+        {"id": "by-path", "image": str(inside), "caption": "sent by path"},
+        {"id": "not-allowed", "image": str(rig.outside / "private.png")},
+    ]
     assert rig.client.post("/posts", json=body).status_code in (401, 403)  # no key: refused
     r = rig.client.post("/posts", json=body, headers=HEADERS)
     assert r.status_code == 200, r.text
@@ -162,8 +187,9 @@ def test_uploads_are_stored_by_content_under_the_home(rig: Rig) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (30, 30), "teal").save(buffer, "PNG")
     posts = json.dumps([{"id": "up-1", "image": "a.png"}, {"id": "up-2", "image": "a.png"}])
-    r = rig.client.post("/posts", headers=HEADERS, data={"posts": posts},
-                        files=[("images", ("a.png", buffer.getvalue(), "image/png"))])
+    r = rig.client.post(
+        "/posts", headers=HEADERS, data={"posts": posts}, files=[("images", ("a.png", buffer.getvalue(), "image/png"))]
+    )
     assert r.status_code == 200, r.text
     assert "up-1" in r.json()["accepted"]
     stored = list((rig.settings.home / "uploads").rglob("*.png"))

@@ -1,4 +1,5 @@
 """Health, metrics, the OpenAPI document and the page itself."""
+
 from __future__ import annotations
 
 import re
@@ -7,7 +8,6 @@ from dataclasses import replace
 
 from api_support import Api
 from fastapi.testclient import TestClient
-
 from jointspace.api.app import create_app
 
 
@@ -56,8 +56,18 @@ def test_metrics_count_requests_by_route(api: Api) -> None:
 
 def test_openapi_lists_the_routes(api: Api) -> None:
     paths = api.client.get("/openapi.json").json()["paths"]
-    for path in ("/search", "/posts", "/posts/{post_id}", "/posts/{post_id}/image", "/posts/{post_id}/thumbnail",
-                 "/posts/{post_id}/describe", "/cities", "/cities/{city}/describe", "/health", "/metrics"):
+    for path in (
+        "/search",
+        "/posts",
+        "/posts/{post_id}",
+        "/posts/{post_id}/image",
+        "/posts/{post_id}/thumbnail",
+        "/posts/{post_id}/describe",
+        "/cities",
+        "/cities/{city}/describe",
+        "/health",
+        "/metrics",
+    ):
         assert path in paths, path
     assert api.client.get("/docs").status_code == 200
 
@@ -73,8 +83,12 @@ def test_page_and_its_assets_are_served(api: Api) -> None:
 
 
 def test_options_and_405_list_the_methods_of_the_path(api: Api) -> None:
-    for path, allow in (("/posts", "POST, OPTIONS"), ("/posts/any-id", "GET, DELETE, OPTIONS"),
-                        ("/search", "GET, POST, OPTIONS"), ("/cities", "GET, OPTIONS")):
+    for path, allow in (
+        ("/posts", "POST, OPTIONS"),
+        ("/posts/any-id", "GET, DELETE, OPTIONS"),
+        ("/search", "GET, POST, OPTIONS"),
+        ("/cities", "GET, OPTIONS"),
+    ):
         options = api.client.options(path)
         assert options.status_code == 204 and options.headers["allow"] == allow, (path, options.headers)
     wrong = api.client.put("/search")

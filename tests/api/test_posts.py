@@ -1,4 +1,5 @@
 """Reading posts, their images and words; writing posts (JSON and multipart) and deleting them."""
+
 from __future__ import annotations
 
 import io
@@ -41,8 +42,10 @@ def test_thumbnail_is_a_small_cached_jpeg(api: Api) -> None:
     assert cached, "the thumbnail is written under JOINTSPACE_HOME"
     second = api.client.get(f"/posts/{post['id']}/thumbnail")
     assert second.content == r.content and second.headers["etag"] == r.headers["etag"]
-    assert api.client.get(f"/posts/{post['id']}/thumbnail",
-                          headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    assert (
+        api.client.get(f"/posts/{post['id']}/thumbnail", headers={"If-None-Match": r.headers["etag"]}).status_code
+        == 304
+    )
 
 
 def test_describe_post_and_city(api: Api) -> None:
@@ -73,8 +76,12 @@ def new_image(api: Api, name: str, colour: str) -> str:
 
 def test_post_json_batch_accepts_and_rejects_with_reasons(api: Api) -> None:
     before = api.services.backend.count()
-    good = {"id": f"new-{api.backend_name}-1", "image": new_image(api, "red.png", "red"),
-            "caption": "A red square #red", "city": "Lyon"}
+    good = {
+        "id": f"new-{api.backend_name}-1",
+        "image": new_image(api, "red.png", "red"),
+        "caption": "A red square #red",
+        "city": "Lyon",
+    }
     batch = [
         good,
         {"id": "missing-image", "image": "nowhere/none.png", "caption": "x"},
@@ -98,7 +105,10 @@ def test_post_json_batch_accepts_and_rejects_with_reasons(api: Api) -> None:
     assert again["accepted"] == [good["id"]]
     assert api.services.backend.count() == before + 1  # upserted by id, not duplicated
 
-    assert api.client.delete(f"/posts/{good['id']}", headers=api.write_headers).json() == {"id": good["id"], "deleted": True}
+    assert api.client.delete(f"/posts/{good['id']}", headers=api.write_headers).json() == {
+        "id": good["id"],
+        "deleted": True,
+    }
     assert api.client.get(f"/posts/{good['id']}").status_code == 404
     assert api.client.delete(f"/posts/{good['id']}", headers=api.write_headers).status_code == 404
     assert api.services.backend.count() == before
@@ -113,11 +123,19 @@ def test_post_with_nothing_acceptable_is_400(api: Api) -> None:
 def test_post_multipart_with_uploaded_images(api: Api) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (40, 40), "navy").save(buffer, "PNG")
-    posts = '[{"id": "upload-%s", "caption": "A navy tile", "city": "oslo", "image": "tile.png"},' \
-            ' {"id": "broken-%s", "image": "broken.png"}]' % (api.backend_name, api.backend_name)
-    r = api.client.post("/posts", headers=api.write_headers, data={"posts": posts},
-                        files=[("images", ("tile.png", buffer.getvalue(), "image/png")),
-                               ("images", ("broken.png", b"\x89PNG not really", "image/png"))])
+    posts = (
+        '[{"id": "upload-%s", "caption": "A navy tile", "city": "oslo", "image": "tile.png"},'
+        ' {"id": "broken-%s", "image": "broken.png"}]' % (api.backend_name, api.backend_name)
+    )
+    r = api.client.post(
+        "/posts",
+        headers=api.write_headers,
+        data={"posts": posts},
+        files=[
+            ("images", ("tile.png", buffer.getvalue(), "image/png")),
+            ("images", ("broken.png", b"\x89PNG not really", "image/png")),
+        ],
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     post_id = f"upload-{api.backend_name}"
@@ -159,10 +177,16 @@ def test_two_posts_naming_one_uploaded_file_both_work(api: Api) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (32, 32), "teal").save(buffer, "PNG")
     ids = [f"twin-{n}-{api.backend_name}" for n in (1, 2)]
-    posts = [{"id": ids[0], "caption": "teal", "image": "teal.png"}, {"id": ids[1], "caption": "teal again",
-                                                                     "image": "teal.png"}]
-    r = api.client.post("/posts", headers=api.write_headers, data={"posts": json.dumps(posts)},
-                        files=[("images", ("teal.png", buffer.getvalue(), "image/png"))])
+    posts = [
+        {"id": ids[0], "caption": "teal", "image": "teal.png"},
+        {"id": ids[1], "caption": "teal again", "image": "teal.png"},
+    ]
+    r = api.client.post(
+        "/posts",
+        headers=api.write_headers,
+        data={"posts": json.dumps(posts)},
+        files=[("images", ("teal.png", buffer.getvalue(), "image/png"))],
+    )
     assert r.status_code == 200, r.text
     assert sorted(r.json()["accepted"]) == sorted(ids) and not r.json()["rejected"]
     for post_id in ids:

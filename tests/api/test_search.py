@@ -1,4 +1,5 @@
 """GET /search and POST /search on both backends."""
+
 from __future__ import annotations
 
 import io
@@ -54,8 +55,7 @@ def test_keyword_mode_finds_caption_words(api: Api) -> None:
     r = api.client.get("/search", params={"q": "dog", "mode": "keyword", "k": 50})
     assert r.status_code == 200
     hits = r.json()["hits"]
-    mentioning = {p["id"] for p in api.corpus.posts
-                  if "dog" in p["caption"].lower() or "dog" in p["hashtags"]}
+    mentioning = {p["id"] for p in api.corpus.posts if "dog" in p["caption"].lower() or "dog" in p["hashtags"]}
     assert hits and {h["id"] for h in hits} <= mentioning
 
 
@@ -123,8 +123,9 @@ def test_search_by_uploaded_photo(api: Api) -> None:
     r = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")}, data={"k": "3"})
     assert r.status_code == 200, r.text
     assert r.json()["hits"][0]["id"] == post["id"]
-    with_terms = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")},
-                                 data={"k": "3", "q": "+park", "city": "london"}).json()
+    with_terms = api.client.post(
+        "/search", files={"image": ("mine.jpg", photo, "image/jpeg")}, data={"k": "3", "q": "+park", "city": "london"}
+    ).json()
     assert [t["term"] for t in with_terms["explain"]["terms"]] == ["(uploaded photo)", "park"]
     assert {h["city"] for h in with_terms["hits"]} == {"london"}
 
@@ -134,8 +135,11 @@ def test_uploaded_copy_of_an_indexed_picture_finds_it_at_similarity_one(api: Api
     # indexed, uploaded as a query photo, lands on its own vector: score = dot product of the two.
     for post in api.corpus.posts[:3]:
         data = (api.corpus.root / post["image"]).read_bytes()
-        r = api.client.post("/search", files={"image": ("copy.png", data, "image/png")},
-                            data={"k": "1", "collapse": "false", "include_vector": "true"})
+        r = api.client.post(
+            "/search",
+            files={"image": ("copy.png", data, "image/png")},
+            data={"k": "1", "collapse": "false", "include_vector": "true"},
+        )
         assert r.status_code == 200, r.text
         top = r.json()["hits"][0]
         assert top["id"] == post["id"]
@@ -167,15 +171,19 @@ def test_photo_search_honours_k_page_and_mode_from_the_query_string(api: Api) ->
 
 def test_photo_search_takes_time_and_source_filters(api: Api) -> None:
     photo = photo_of(api)
-    r = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")},
-                        data={"k": "50", "after": "2024-03-01", "before": "2024-05-01"})
+    r = api.client.post(
+        "/search",
+        files={"image": ("mine.jpg", photo, "image/jpeg")},
+        data={"k": "50", "after": "2024-03-01", "before": "2024-05-01"},
+    )
     assert r.status_code == 200, r.text
     hits = r.json()["hits"]
     assert hits and all("2024-03-01" <= h["created_at"][:10] < "2024-05-01" for h in hits)
     assert r.json()["explain"]["filters"]["after"].startswith("2024-03-01")
     source = api.corpus.posts[0]["source"]
-    by_source = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")},
-                                data={"k": "50", "source": source}).json()["hits"]
+    by_source = api.client.post(
+        "/search", files={"image": ("mine.jpg", photo, "image/jpeg")}, data={"k": "50", "source": source}
+    ).json()["hits"]
     assert by_source and {h["source"] for h in by_source} == {source}
 
 
@@ -191,8 +199,9 @@ def test_min_score_and_collapse_are_honoured_by_both_doors(api: Api) -> None:
     photo = photo_of(api)
     high = api.client.get("/search", params={"q": "dog", "min_score": 0.99, "k": 10}).json()
     assert all(h["score"] >= 0.99 for h in high["hits"]) and high["explain"]["min_score"] == 0.99
-    posted = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")},
-                             data={"min_score": "0.999", "k": "10"}).json()
+    posted = api.client.post(
+        "/search", files={"image": ("mine.jpg", photo, "image/jpeg")}, data={"min_score": "0.999", "k": "10"}
+    ).json()
     assert posted["explain"]["min_score"] == 0.999 and all(h["score"] >= 0.999 for h in posted["hits"])
     off = api.client.get("/search", params={"q": "dog", "collapse": "false"}).json()
     assert off["explain"]["collapse_threshold"] is None
@@ -200,17 +209,23 @@ def test_min_score_and_collapse_are_honoured_by_both_doors(api: Api) -> None:
     assert auto["explain"]["min_score"] == "auto"
     cut = auto["explain"]["min_score_auto"]
     assert cut is None or all(h["score"] >= cut for h in auto["hits"])
-    posted = api.client.post("/search", files={"image": ("mine.jpg", photo, "image/jpeg")},
-                             data={"min_score": "auto", "k": "10"}).json()
+    posted = api.client.post(
+        "/search", files={"image": ("mine.jpg", photo, "image/jpeg")}, data={"min_score": "auto", "k": "10"}
+    ).json()
     assert posted["explain"]["min_score"] == "auto" and "min_score_auto" in posted["explain"]
     bad = api.client.get("/search", params={"q": "dog", "min_score": "often"})
     # A value of the wrong kind is the request model's validation error (422, as for any parameter).
     assert bad.status_code == 422 and "min_score must be a number or 'auto'" in bad.text
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"k": "0"}, "k must be between 1 and"), ({"page": "0"}, "page must be 1 or more"),
-    ({"k": "100", "page": "6"}, "would need the top 600 results")])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"k": "0"}, "k must be between 1 and"),
+        ({"page": "0"}, "page must be 1 or more"),
+        ({"k": "100", "page": "6"}, "would need the top 600 results"),
+    ],
+)
 def test_bounds_are_the_same_400_on_both_doors(api: Api, params: dict[str, str], message: str) -> None:
     got = api.client.get("/search", params={"q": "dog", **params})
     posted = api.client.post("/search", files={"image": ("mine.jpg", photo_of(api), "image/jpeg")}, data=params)
@@ -229,7 +244,19 @@ def test_a_parameter_given_twice_with_different_values_is_refused(api: Api) -> N
 def test_search_routes_document_the_same_parameters(api: Api) -> None:
     paths = api.client.get("/openapi.json").json()["paths"]["/search"]
     get_names = {p["name"] for p in paths["get"]["parameters"]}
-    assert {"q", "mode", "city", "tag", "source", "after", "before", "k", "page", "min_score",
-            "include_vector", "collapse"} <= get_names
+    assert {
+        "q",
+        "mode",
+        "city",
+        "tag",
+        "source",
+        "after",
+        "before",
+        "k",
+        "page",
+        "min_score",
+        "include_vector",
+        "collapse",
+    } <= get_names
     post_names = {p["name"] for p in paths["post"]["parameters"]}
     assert get_names | {"weight"} == post_names

@@ -1,4 +1,5 @@
 """Path traversal, auth for writes, body and query limits."""
+
 from __future__ import annotations
 
 import os
@@ -9,9 +10,9 @@ import numpy as np
 import pytest
 from api_support import API_KEY, Api
 from fastapi.testclient import TestClient
+from jointspace.api.app import create_app
 from PIL import Image
 
-from jointspace.api.app import create_app
 from jointspace.records import Document, Post
 
 SECRET = "TOP-SECRET-CONTENT"
@@ -56,11 +57,17 @@ def test_post_whose_image_is_outside_the_media_root_is_not_served(api: Api, outs
         os.symlink(outside_file, link)  # inside the root by name, outside by target
     vector = np.zeros(api.services.bundle.dim, np.float32)
     vector[0] = 1.0
-    refs = {"abs": str(outside_file), "url": outside_file.as_uri(),
-            "dotdot": str(api.corpus.root / ".." / outside_file.parent.name / outside_file.name),
-            "symlink": str(link), "encoded": "file://" + str(outside_file).replace("/", "%2F")}
-    docs = [Document(Post(id=f"evil-{name}", image=ref, caption="evil"), vector, api.services.bundle.name)
-            for name, ref in refs.items()]
+    refs = {
+        "abs": str(outside_file),
+        "url": outside_file.as_uri(),
+        "dotdot": str(api.corpus.root / ".." / outside_file.parent.name / outside_file.name),
+        "symlink": str(link),
+        "encoded": "file://" + str(outside_file).replace("/", "%2F"),
+    }
+    docs = [
+        Document(Post(id=f"evil-{name}", image=ref, caption="evil"), vector, api.services.bundle.name)
+        for name, ref in refs.items()
+    ]
     assert not api.services.backend.upsert(docs).errors
     api.services.backend.refresh()
     thumbs = api.settings.home / "cache" / "thumbnails"
@@ -105,8 +112,9 @@ def test_writes_refused_when_no_key_is_configured(api: Api) -> None:
 
 def test_oversized_bodies_are_413(api: Api) -> None:
     limit = api.settings.api_max_request_bytes
-    r = api.client.post("/posts", content=b"[" + b" " * limit + b"]", headers={**api.write_headers,
-                                                                              "content-type": "application/json"})
+    r = api.client.post(
+        "/posts", content=b"[" + b" " * limit + b"]", headers={**api.write_headers, "content-type": "application/json"}
+    )
     assert r.status_code == 413 and "JOINTSPACE_API_MAX_REQUEST_BYTES" in r.json()["message"]
 
     def chunks():  # no Content-Length: the cap must hold while the body streams
@@ -129,4 +137,3 @@ def test_oversized_image_pixels_are_refused(api: Api) -> None:
     with client_with(api, image_max_pixels=100) as client:
         r = client.post("/search", files={"image": ("wide.png", image, "image/png")})
         assert r.status_code == 400 and "JOINTSPACE_IMAGE_MAX_PIXELS" in r.json()["message"]
-

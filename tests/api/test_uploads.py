@@ -1,4 +1,5 @@
 """A query photo is decoded exactly as an ingested picture: the one image path of `jointspace.images`."""
+
 from __future__ import annotations
 
 import io
@@ -7,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi import HTTPException, UploadFile
+from jointspace.api.uploads import read_upload_image
 from PIL import Image
 
-from jointspace.api.uploads import read_upload_image
 from jointspace.images import DecodeLimits, load_image
 from jointspace.settings import Settings
 
@@ -46,11 +47,13 @@ def test_upload_decodes_like_ingestion(tmp_path: Path, make) -> None:
 
 def test_upload_orientation_and_white_background(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path)
-    photo = read_upload_image(UploadFile(io.BytesIO(sideways_photo(tmp_path / "p").read_bytes()), filename="p"),
-                              settings)
+    photo = read_upload_image(
+        UploadFile(io.BytesIO(sideways_photo(tmp_path / "p").read_bytes()), filename="p"), settings
+    )
     assert photo.height > photo.width  # stood up by its EXIF orientation
-    drawing = read_upload_image(UploadFile(io.BytesIO(transparent_drawing(tmp_path / "d").read_bytes()),
-                                           filename="d"), settings)
+    drawing = read_upload_image(
+        UploadFile(io.BytesIO(transparent_drawing(tmp_path / "d").read_bytes()), filename="d"), settings
+    )
     assert drawing.getpixel((0, 0)) == (255, 255, 255)
 
 

@@ -1,4 +1,5 @@
 """Helpers shared by the backend tests and their conftest (a plain module, so both import the same objects)."""
+
 from __future__ import annotations
 
 import uuid
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from jointspace.backends.elasticsearch import ElasticsearchBackend
 from jointspace.es_mappings.manager import IndexManager
+
 from jointspace.settings import Settings
 
 # Recall figures measured by test_es_recall.py, printed by the conftest's terminal summary.

@@ -1,15 +1,16 @@
 """The SearchBackend contract, checked identically on the embedded store and on Elasticsearch."""
+
 from __future__ import annotations
 
 from datetime import timedelta
 
 import numpy as np
 import pytest
+from backend_corpus import BIG_CITIES, DIM, RARE_CITY, START, city_corpus, doc, unit_vectors
 
 from jointspace.errors import DimensionError, ModelMismatchError
 from jointspace.protocols import SearchBackend
 from jointspace.records import Filters
-from backend_corpus import BIG_CITIES, DIM, RARE_CITY, START, city_corpus, doc, unit_vectors
 
 CORPUS = city_corpus()
 VECTORS = np.stack([d.vector for d in CORPUS])
@@ -27,6 +28,7 @@ def mask(predicate) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 # --- writes on a fresh backend ------------------------------------------------------------------
+
 
 def test_satisfies_the_protocol(backend: SearchBackend) -> None:
     assert isinstance(backend, SearchBackend)
@@ -95,10 +97,14 @@ def test_bad_items_are_reported_and_the_rest_written(backend: SearchBackend) -> 
 
 def test_keyword_finds_stemmed_forms(backend: SearchBackend) -> None:
     vectors = unit_vectors(4, DIM, seed=8)
-    backend.upsert([doc("runner", vectors[0], caption="Running along the beach at dawn"),
-                    doc("dog", vectors[1], caption="A dog sleeping"),
-                    doc("tagged", vectors[2], caption="morning", hashtags=("Runs",)),
-                    doc("park", vectors[3], caption="the park", city="Paris")])
+    backend.upsert(
+        [
+            doc("runner", vectors[0], caption="Running along the beach at dawn"),
+            doc("dog", vectors[1], caption="A dog sleeping"),
+            doc("tagged", vectors[2], caption="morning", hashtags=("Runs",)),
+            doc("park", vectors[3], caption="the park", city="Paris"),
+        ]
+    )
     backend.refresh()
     assert {h.id for h in backend.keyword("runs", k=10)} == {"runner", "tagged"}
     assert {h.id for h in backend.keyword("run", k=10)} == {"runner", "tagged"}
@@ -115,12 +121,17 @@ def test_keyword_among_a_batch_sees_only_those_posts_right_after_the_write(backe
     vectors = unit_vectors(6, DIM, seed=9)
     backend.upsert([doc("old-run", vectors[0], caption="running by the river")])
     backend.refresh()
-    backend.upsert([doc("new-run", vectors[1], caption="Running along the beach at dawn", city="Paris"),
-                    doc("new-dog", vectors[2], caption="a dog running", city="Lima"),
-                    doc("new-cat", vectors[3], caption="a cat asleep", hashtags=("runs",))])
+    backend.upsert(
+        [
+            doc("new-run", vectors[1], caption="Running along the beach at dawn", city="Paris"),
+            doc("new-dog", vectors[2], caption="a dog running", city="Lima"),
+            doc("new-cat", vectors[3], caption="a cat asleep", hashtags=("runs",)),
+        ]
+    )
     new = ["new-run", "new-dog", "new-cat"]
-    answers = backend.keyword_among([("runs", None), ("running dawn", None), ("dog", Filters(cities=("paris",))),
-                                     ("   ", None), ("cat", None)], new)
+    answers = backend.keyword_among(
+        [("runs", None), ("running dawn", None), ("dog", Filters(cities=("paris",))), ("   ", None), ("cat", None)], new
+    )
     assert [{h.id for h in hits} for hits in answers] == [set(new), set(new), set(), set(), {"new-cat"}]
     scores = [h.score for h in answers[1]]
     assert answers[1][0].id == "new-run" and scores == sorted(scores, reverse=True)  # both words: best
@@ -128,6 +139,7 @@ def test_keyword_among_a_batch_sees_only_those_posts_right_after_the_write(backe
 
 
 # --- reads on the shared 2,000-post corpus -----------------------------------------------------
+
 
 def test_rare_city_still_gets_its_posts(city_backend: SearchBackend) -> None:
     query = VECTORS[1000]
@@ -149,15 +161,23 @@ def test_knn_scores_are_dot_products(city_backend: SearchBackend) -> None:
     assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
 
 
-@pytest.mark.parametrize("filters, predicate", [
-    (Filters(cities=("paris", "Berlin")), lambda p: p.city.lower() in {"paris", "berlin"}),
-    (Filters(hashtags=("#SUNSET",)), lambda p: "sunset" in p.hashtags),
-    (Filters(sources=("feed-b",)), lambda p: p.source == "feed-b"),
-    (Filters(after=START + timedelta(days=100), before=START + timedelta(days=300)),
-     lambda p: START + timedelta(days=100) <= p.created_at < START + timedelta(days=300)),
-    (Filters(cities=("rome",), hashtags=("even", "sunset"), sources=("feed-a",)),
-     lambda p: p.city.lower() == "rome" and {"even", "sunset"} & set(p.hashtags) and p.source == "feed-a"),
-], ids=["cities", "hashtag", "source", "time-range", "combined"])
+@pytest.mark.parametrize(
+    "filters, predicate",
+    [
+        (Filters(cities=("paris", "Berlin")), lambda p: p.city.lower() in {"paris", "berlin"}),
+        (Filters(hashtags=("#SUNSET",)), lambda p: "sunset" in p.hashtags),
+        (Filters(sources=("feed-b",)), lambda p: p.source == "feed-b"),
+        (
+            Filters(after=START + timedelta(days=100), before=START + timedelta(days=300)),
+            lambda p: START + timedelta(days=100) <= p.created_at < START + timedelta(days=300),
+        ),
+        (
+            Filters(cities=("rome",), hashtags=("even", "sunset"), sources=("feed-a",)),
+            lambda p: p.city.lower() == "rome" and {"even", "sunset"} & set(p.hashtags) and p.source == "feed-a",
+        ),
+    ],
+    ids=["cities", "hashtag", "source", "time-range", "combined"],
+)
 def test_filters_apply_inside_knn_and_count(city_backend: SearchBackend, filters: Filters, predicate) -> None:  # type: ignore[no-untyped-def]
     keep = mask(predicate)
     assert city_backend.count(filters) == int(keep.sum())

@@ -1,5 +1,6 @@
 """Facets, trends and newest-first (SearchBackend.facets / trends / newest), identical on the embedded
 store and on Elasticsearch, every count checked against a brute-force count over the corpus."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -8,11 +9,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
+from backend_corpus import DIM, START, city_corpus, doc, unit_vectors
 
 from jointspace.protocols import SearchBackend
 from jointspace.records import FACET_FIELDS, Filters, MatchSet, Post
 from jointspace.settings import Settings
-from backend_corpus import DIM, START, city_corpus, doc, unit_vectors
 
 CORPUS = city_corpus()
 VECTORS = np.stack([d.vector for d in CORPUS])
@@ -21,8 +22,9 @@ SIZE = Settings().facet_size
 PERIOD = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
 
 
-def brute_match(query: np.ndarray, depth: int, keep: Callable[[Post], bool] = lambda p: True,
-                min_score: float | None = None) -> list[int]:
+def brute_match(
+    query: np.ndarray, depth: int, keep: Callable[[Post], bool] = lambda p: True, min_score: float | None = None
+) -> list[int]:
     """Indices of the match set, best first: the `depth` nearest among those kept, ≥ min_score."""
     scores = VECTORS @ (query / np.linalg.norm(query))
     order = [i for i in np.argsort(-scores) if keep(CORPUS[i].post)][:depth]
@@ -118,8 +120,11 @@ def test_trends_count_and_share_per_value_and_period(city_backend: SearchBackend
     assert len(expected) > 50
 
     def key_periods(indices) -> Counter:  # type: ignore[no-untyped-def]
-        return Counter((v, CORPUS[i].post.created_at.strftime(PERIOD[interval]))
-                       for i in indices for v in values(CORPUS[i].post, by))
+        return Counter(
+            (v, CORPUS[i].post.created_at.strftime(PERIOD[interval]))
+            for i in indices
+            for v in values(CORPUS[i].post, by)
+        )
 
     top = [v for v, _ in brute_facets(expected, by, 4)]
     matched = key_periods(expected)
@@ -144,22 +149,33 @@ def test_newest_pages_are_stable_and_complete(city_backend: SearchBackend) -> No
         seen += [h.id for h in page.hits]
         for hit in page.hits:
             assert hit.score >= threshold
-            assert hit.score == pytest.approx(float(VECTORS[int(np.flatnonzero([d.id == hit.id for d in CORPUS])[0])]
-                                                    @ (query / np.linalg.norm(query))), abs=2e-3)
-    assert len(seen) == len(set(seen))                       # no post on two pages
-    assert seen == [CORPUS[i].id for i in expected]          # none missing, newest first
-    assert [h.id for h in city_backend.newest(MatchSet(query, 12), 12).hits] == \
-        [CORPUS[i].id for i in sorted(brute_match(query, 12),
-                                      key=lambda i: (-CORPUS[i].post.created_at.timestamp(), CORPUS[i].id))]
+            assert hit.score == pytest.approx(
+                float(
+                    VECTORS[int(np.flatnonzero([d.id == hit.id for d in CORPUS])[0])] @ (query / np.linalg.norm(query))
+                ),
+                abs=2e-3,
+            )
+    assert len(seen) == len(set(seen))  # no post on two pages
+    assert seen == [CORPUS[i].id for i in expected]  # none missing, newest first
+    assert [h.id for h in city_backend.newest(MatchSet(query, 12), 12).hits] == [
+        CORPUS[i].id
+        for i in sorted(brute_match(query, 12), key=lambda i: (-CORPUS[i].post.created_at.timestamp(), CORPUS[i].id))
+    ]
 
 
 def test_newest_puts_undated_posts_last_and_breaks_ties_by_id(backend: SearchBackend) -> None:
     vectors = unit_vectors(6, DIM, seed=11)
     same = datetime(2024, 5, 1, 12, 0, 0)
-    backend.upsert([doc("b", vectors[0], created_at=same), doc("a", vectors[1], created_at=same),
-                    doc("c", vectors[2], created_at=same + timedelta(seconds=1)),
-                    doc("undated-2", vectors[3]), doc("undated-1", vectors[4]),
-                    doc("old", vectors[5], created_at=datetime(1999, 1, 1))])
+    backend.upsert(
+        [
+            doc("b", vectors[0], created_at=same),
+            doc("a", vectors[1], created_at=same),
+            doc("c", vectors[2], created_at=same + timedelta(seconds=1)),
+            doc("undated-2", vectors[3]),
+            doc("undated-1", vectors[4]),
+            doc("old", vectors[5], created_at=datetime(1999, 1, 1)),
+        ]
+    )
     backend.refresh()
     match = MatchSet(vectors[0], 100)
     pages = [backend.newest(match, 2, offset) for offset in (0, 2, 4, 6)]
@@ -173,29 +189,42 @@ def test_newest_puts_undated_posts_last_and_breaks_ties_by_id(backend: SearchBac
 def test_keyword_match_sets_count_and_order_the_matching_posts(backend: SearchBackend) -> None:
     vectors = unit_vectors(40, DIM, seed=12)
     captions = ["a dog in the park", "dogs at the beach", "a cat and a dog", "the park at night", "snow"]
-    docs = [doc(f"k{i:02d}", vectors[i], caption=captions[i % 5], hashtags=("Beach",) if i % 4 == 0 else (),
-                city=("oslo", "rome", "lima")[i % 3], created_at=START + timedelta(days=i % 7, hours=i))
-            for i in range(40)]
+    docs = [
+        doc(
+            f"k{i:02d}",
+            vectors[i],
+            caption=captions[i % 5],
+            hashtags=("Beach",) if i % 4 == 0 else (),
+            city=("oslo", "rome", "lima")[i % 3],
+            created_at=START + timedelta(days=i % 7, hours=i),
+        )
+        for i in range(40)
+    ]
     backend.upsert(docs)
     backend.refresh()
 
     def brute(words: set[str], excluded: set[str]) -> list[Post]:
         def tokens(p: Post) -> set[str]:
             return set(p.caption.lower().split()) | {t.lower() for t in p.hashtags}
+
         # "dog" also finds "dogs" through stemming (both backends); exclusion is by whole word.
         stems = {w.rstrip("s") for w in words}
-        return [d.post for d in docs if {t.rstrip("s") for t in tokens(d.post)} & stems
-                and not tokens(d.post) & excluded]
+        return [
+            d.post for d in docs if {t.rstrip("s") for t in tokens(d.post)} & stems and not tokens(d.post) & excluded
+        ]
 
     match = MatchSet(None, DEPTH, Filters(cities=("oslo", "rome")), text="dog", exclude=("beach",))
     expected = [p for p in brute({"dog"}, {"beach"}) if p.city in ("oslo", "rome")]
     counts = backend.facets(match, ["city", "hashtags", "month"], 10)
     assert counts.matching == len(expected) > 5
-    assert as_pairs(counts.fields["city"]) == sorted(Counter(p.city for p in expected).items(),
-                                                     key=lambda kv: (-kv[1], kv[0]))
+    assert as_pairs(counts.fields["city"]) == sorted(
+        Counter(p.city for p in expected).items(), key=lambda kv: (-kv[1], kv[0])
+    )
     assert counts.fields["hashtags"] == []  # every #beach post was excluded
     page = backend.newest(match, 100)
-    assert [h.id for h in page.hits] == [p.id for p in sorted(expected, key=lambda p: (-p.created_at.timestamp(), p.id))]
+    assert [h.id for h in page.hits] == [
+        p.id for p in sorted(expected, key=lambda p: (-p.created_at.timestamp(), p.id))
+    ]
     assert all(h.score > 0 for h in page.hits)  # BM25
     # The depth bounds the set (which posts make the cut is each engine's BM25: only the count is common).
     assert backend.facets(MatchSet(None, 5, text="park dog"), ["city"], 10).matching == 5

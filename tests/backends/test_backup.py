@@ -2,6 +2,7 @@
 vector and media root comes back identical; a backup taken while a writer overwrites and adds posts
 (and, embedded, compacts) is one consistent snapshot; a home holding another bundle's index refuses
 the restore."""
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,10 @@ import numpy as np
 import pytest
 from backend_corpus import DIM, MODEL, city_corpus, doc
 from backend_support import drop_alias_indices
-
 from jointspace.backends import open_backend
 from jointspace.backends.backup import backup, restore
 from jointspace.backends.elasticsearch import ElasticsearchBackend
+
 from jointspace.errors import ModelMismatchError
 from jointspace.protocols import SearchBackend
 from jointspace.records import Document
@@ -87,8 +88,11 @@ def assert_identical(restored: SearchBackend, source: dict[str, tuple[dict, np.n
 def folder_digest(folder: Path) -> dict[str, str]:
     import hashlib
 
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def versioned(post_id: str, version: int) -> Document:
@@ -141,7 +145,7 @@ def test_backup_while_writing_is_one_consistent_snapshot(homes: Homes, tmp_path:
         version = 1
         while not stop.is_set():
             # Overwrite a slice of the old posts with a new version and add new ones.
-            batch = [versioned(i, version) for i in ids[(version * 37) % 250:][:50]]
+            batch = [versioned(i, version) for i in ids[(version * 37) % 250 :][:50]]
             batch += [versioned(f"new{version}-{j}", version) for j in range(5)]
             assert not source.upsert(batch).errors
             written["batches"] += 1
@@ -204,8 +208,13 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
 
     def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-c", "from jointspace.cli import main; main()", *args],
-                              env={**env, "JOINTSPACE_HOME": str(home)}, capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-c", "from jointspace.cli import main; main()", *args],
+            env={**env, "JOINTSPACE_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     source = open_backend(Settings(home=tmp_path / "a"), MODEL, DIM)
     assert not source.upsert(city_corpus(40, DIM)).errors
@@ -246,8 +255,10 @@ def test_damaged_manifest_is_a_clear_error_and_links_are_not_followed(tmp_path: 
     manifest = folder / "manifest.json"
     good = manifest.read_text()
     target = Settings(home=tmp_path / "b")
-    for damage, words in [("{not json", "cannot be read"), (json.dumps({k: v for k, v in json.loads(good).items() if k != "model"}),
-                                                              "lacks model")]:
+    for damage, words in [
+        ("{not json", "cannot be read"),
+        (json.dumps({k: v for k, v in json.loads(good).items() if k != "model"}), "lacks model"),
+    ]:
         manifest.write_text(damage)
         with pytest.raises(ConfigurationError, match=words):
             restore(target, folder, progress=False)
@@ -281,7 +292,9 @@ def test_restore_refuses_an_embedded_store_that_a_process_has_open(tmp_path: Pat
 
 @pytest.mark.es
 @pytest.mark.slow
-def test_elasticsearch_backup_outside_path_repo_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_elasticsearch_backup_outside_path_repo_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A node whose path.repo does not cover the folder: a clear error naming path.repo, nothing half-written."""
     from jointspace.errors import ConfigurationError, JointspaceError
     from jointspace.services.elasticsearch_local import LocalElasticsearch

@@ -4,6 +4,7 @@ SIGKILL in the middle of ingesting (and of saving the graph) that loses and corr
 
 Small corpora here, so `ann_min_rows` is lowered from its default (50,000) in these tests: the
 graph path is what they test."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -14,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from backend_corpus import MODEL, doc
 from jointspace.backends.embedded import EmbeddedBackend
+
 from jointspace.records import Filters
 
 DIM = 32
@@ -33,8 +34,12 @@ def clustered(n: int, seed: int, clusters: int = 40) -> np.ndarray:
 
 def fill(store: EmbeddedBackend, vectors: np.ndarray, first: int = 0, batch: int = 500) -> None:
     for start in range(0, len(vectors), batch):
-        result = store.upsert([doc(f"p{first + i}", v, city=CITIES[(first + i) % len(CITIES)])
-                               for i, v in enumerate(vectors[start:start + batch], start=start)])
+        result = store.upsert(
+            [
+                doc(f"p{first + i}", v, city=CITIES[(first + i) % len(CITIES)])
+                for i, v in enumerate(vectors[start : start + batch], start=start)
+            ]
+        )
         assert not result.errors
 
 
@@ -45,8 +50,13 @@ def exact_ids(vectors: np.ndarray, query: np.ndarray, k: int, mask: np.ndarray |
     return [f"p{i}" for i in np.argsort(-scores)[:k]]
 
 
-def recall(store: EmbeddedBackend, vectors: np.ndarray, queries: np.ndarray, filters: Filters | None = None,
-           mask: np.ndarray | None = None) -> float:
+def recall(
+    store: EmbeddedBackend,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    filters: Filters | None = None,
+    mask: np.ndarray | None = None,
+) -> float:
     found = []
     for q in queries:
         hits = store.knn(q, k=10, filters=filters)
@@ -138,7 +148,7 @@ def test_a_writer_killed_mid_ingest_loses_and_corrupts_nothing(tmp_path: Path) -
     # A writer after the kills extends the graph it finds (or rebuilds a damaged one) and carries on.
     store = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=500)
     n = store.count()
-    fill(store, vectors[n:n + 400], first=n)
+    fill(store, vectors[n : n + 400], first=n)
     assert store.count() == n + 400 and store.knn(vectors[n + 399], k=1)[0].id == f"p{n + 399}"
     store.close()
     # Half-written graphs of the killed writers were swept when the next writer opened the graph.

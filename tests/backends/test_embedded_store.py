@@ -1,4 +1,5 @@
 """What only the embedded store has to prove: reopening, compaction, and one writer beside reader processes."""
+
 from __future__ import annotations
 
 import multiprocessing
@@ -7,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from backend_corpus import DIM, MODEL, doc, unit_vectors
-from jointspace.backends.embedded import EmbeddedBackend
 from jointspace.backends import open_backend
+from jointspace.backends.embedded import EmbeddedBackend
+
 from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.settings import Settings
 
@@ -71,7 +72,7 @@ def _write(folder: str) -> None:
     store.close()
 
 
-def _read(folder: str, results: "multiprocessing.Queue[object]") -> None:
+def _read(folder: str, results: multiprocessing.Queue[object]) -> None:
     try:
         store = EmbeddedBackend(Path(folder), MODEL, DIM)
         counts = []

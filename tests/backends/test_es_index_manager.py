@@ -1,4 +1,5 @@
 """Index lifecycle on the real node: create from the template, alias, atomic swap under load, drop old."""
+
 from __future__ import annotations
 
 import http.server
@@ -10,15 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
+from backend_corpus import DIM, MODEL, doc, unit_vectors
+from backend_support import es_settings
 from jointspace.backends.elasticsearch import ElasticsearchBackend
-from jointspace.errors import BackendUnavailableError, ConfigurationError, ModelMismatchError
 from jointspace.es_mappings.client import connect
 from jointspace.es_mappings.manager import IndexManager
+
+from jointspace.errors import BackendUnavailableError, ConfigurationError, ModelMismatchError
 from jointspace.services.processes import free_ports
 from jointspace.settings import Settings
-from backend_support import es_settings
-from backend_corpus import DIM, MODEL, doc, unit_vectors
 
 pytestmark = pytest.mark.es
 
@@ -145,8 +146,11 @@ def http_port_not_elasticsearch() -> Iterator[int]:
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("kind", ["refused", "hung", "not-elasticsearch"])
 def test_unreachable_url_is_reported_with_the_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    port = {"refused": lambda: free_ports(1)[0], "hung": lambda: request.getfixturevalue("silent_port"),
-            "not-elasticsearch": lambda: request.getfixturevalue("http_port_not_elasticsearch")}[kind]()
+    port = {
+        "refused": lambda: free_ports(1)[0],
+        "hung": lambda: request.getfixturevalue("silent_port"),
+        "not-elasticsearch": lambda: request.getfixturevalue("http_port_not_elasticsearch"),
+    }[kind]()
     url = f"http://127.0.0.1:{port}"
     settings = Settings(home=tmp_path, es_url=url, es_connect_timeout_s=2.0, es_request_timeout_s=120.0)
     with pytest.raises(BackendUnavailableError, match=re.escape(url)):

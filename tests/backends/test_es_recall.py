@@ -2,6 +2,7 @@
 
 Figures go to the terminal summary and to test-artifacts/recall.json whether or not output is captured.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from backend_corpus import BIG_CITIES, MODEL, unit_vectors
+from backend_support import RECALL_FIGURES, drop_alias_indices, es_settings
 from jointspace.backends.elasticsearch import ElasticsearchBackend
 from jointspace.backends.embedded import EmbeddedBackend
+
 from jointspace.records import Document, Filters, Post
-from backend_support import RECALL_FIGURES, drop_alias_indices, es_settings
-from backend_corpus import BIG_CITIES, MODEL, unit_vectors
 
 pytestmark = pytest.mark.es
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -27,8 +28,10 @@ K = 10
 
 
 def random_posts(vectors: np.ndarray, cities: np.ndarray) -> list[Document]:
-    return [Document(post=Post(id=str(i), image=f"/m/{i}.jpg", city=str(cities[i])), vector=v, model=MODEL)
-            for i, v in enumerate(vectors)]
+    return [
+        Document(post=Post(id=str(i), image=f"/m/{i}.jpg", city=str(cities[i])), vector=v, model=MODEL)
+        for i, v in enumerate(vectors)
+    ]
 
 
 def test_top10_equals_exact_search_when_all_docs_are_candidates(es_url: str, tmp_path: Path) -> None:
@@ -71,8 +74,9 @@ def write_recall_artifact() -> Iterator[None]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("index_options", ["int8_hnsw", "hnsw"])
-def test_recall_at_default_num_candidates(index_options: str, es_url: str, tmp_path: Path,
-                                          recall_data: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+def test_recall_at_default_num_candidates(
+    index_options: str, es_url: str, tmp_path: Path, recall_data: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> None:
     vectors, cities, queries = recall_data
     settings = es_settings(es_url, tmp_path, es_shards=2, es_index_options=index_options)
     backend = ElasticsearchBackend.open(settings, MODEL, RECALL_DIM)
@@ -82,8 +86,10 @@ def test_recall_at_default_num_candidates(index_options: str, es_url: str, tmp_p
         backend.refresh()
         index_seconds = time.perf_counter() - started
         assert not result.errors and backend.count() == RECALL_DOCS
-        for label, filters, keep in (("none", None, np.ones(RECALL_DOCS, bool)),
-                                     ("one city in five", Filters(cities=("paris",)), cities == "paris")):
+        for label, filters, keep in (
+            ("none", None, np.ones(RECALL_DOCS, bool)),
+            ("one city in five", Filters(cities=("paris",)), cities == "paris"),
+        ):
             recalls, latencies = [], []
             for query in queries:
                 exact = set(np.flatnonzero(keep)[np.argsort(-(vectors[keep] @ query))[:K]].astype(str))
@@ -91,12 +97,18 @@ def test_recall_at_default_num_candidates(index_options: str, es_url: str, tmp_p
                 hits = backend.knn(query, K, filters=filters)
                 latencies.append(time.perf_counter() - started)
                 recalls.append(len(exact & {h.id for h in hits}) / K)
-            figures = {"docs": RECALL_DOCS, "dim": RECALL_DIM, "shards": 2, "index_options": index_options,
-                       "rescore_oversample": backend._rescore, "filter": label,
-                       "num_candidates": max(K * settings.num_candidates_factor, settings.min_num_candidates),
-                       "recall_at_10": round(float(np.mean(recalls)), 4),
-                       "p50_ms": round(1000 * float(np.median(latencies)), 1),
-                       "bulk_index_s": round(index_seconds, 1)}
+            figures = {
+                "docs": RECALL_DOCS,
+                "dim": RECALL_DIM,
+                "shards": 2,
+                "index_options": index_options,
+                "rescore_oversample": backend._rescore,
+                "filter": label,
+                "num_candidates": max(K * settings.num_candidates_factor, settings.min_num_candidates),
+                "recall_at_10": round(float(np.mean(recalls)), 4),
+                "p50_ms": round(1000 * float(np.median(latencies)), 1),
+                "bulk_index_s": round(index_seconds, 1),
+            }
             RECALL_FIGURES.append(figures)
             print(json.dumps(figures))
             assert figures["recall_at_10"] >= 0.95, figures

@@ -3,6 +3,7 @@
 answer every request of the mix with its expected status (bad expressions 400, the rest 200) also
 while POST /posts ingests, and write its report. The p99 ratio is reported, not asserted here:
 timing targets belong to the benchmark runs, not to a test on a shared machine."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,30 @@ def test_load_benchmark_with_two_workers(tmp_path: Path) -> None:
         os.symlink(shared / name, home / "cache" / name)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "load.py"), "--home", str(home), "--posts", "24",
-                          "--clients", "4", "--seconds", "5", "--workers", "2", "--ingest-batch", "2",
-                          "--out", str(out)], env=env, capture_output=True, text=True, timeout=1500)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "load.py"),
+            "--home",
+            str(home),
+            "--posts",
+            "24",
+            "--clients",
+            "4",
+            "--seconds",
+            "5",
+            "--workers",
+            "2",
+            "--ingest-batch",
+            "2",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert run.returncode in (0, 1), run.stderr[-3000:]
     [report] = json.loads((out / "load-embedded.json").read_text())
     assert report["workers"] == 2 and report["backend"] == "embedded"

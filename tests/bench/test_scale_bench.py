@@ -1,6 +1,7 @@
 """CI's run of bench/scale.py: 20,000 real-distribution vectors (the sentence model's embeddings of
 distinct texts, cached between runs) on both backends with the defaults a user gets; recall@10
 against exact search must be ≥ 0.95 unfiltered and with filters keeping 1/10, 1/100 and 1/1000."""
+
 from __future__ import annotations
 
 import json
@@ -21,16 +22,42 @@ def test_defaults_keep_recall_on_20k_real_vectors(tmp_path, es_url):
     out = tmp_path / "scale"
     env = {**os.environ, "JOINTSPACE_ES_URL": es_url}
     # The defaults only (no num_candidates sweep) and the default index type, to stay CI-sized.
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "scale.py"), "--n", "20000", "--vectors", "real",
-                          "--queries", "50", "--num-candidates", "--es-configs", "int8_hnsw+rescore",
-                          "--out", str(out)], env=env, capture_output=True, text=True, timeout=2300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "scale.py"),
+            "--n",
+            "20000",
+            "--vectors",
+            "real",
+            "--queries",
+            "50",
+            "--num-candidates",
+            "--es-configs",
+            "int8_hnsw+rescore",
+            "--out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=2300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     report = json.loads((out / "scale.json").read_text())
     table = (out / "scale.md").read_text()
     assert (out / "scale.png").stat().st_size > 10_000 and "| recall@10 |" in table
     rows = {(r["backend"], r["config"], r["num_candidates"], r["filter"]): r for r in report["rows"]}
-    wanted = {(backend, config, None, f) for f in FILTERS for backend, config in (
-        ("embedded", "default"), ("embedded", "graph"), ("embedded", "exact"), ("elasticsearch", "int8_hnsw+rescore"))}
+    wanted = {
+        (backend, config, None, f)
+        for f in FILTERS
+        for backend, config in (
+            ("embedded", "default"),
+            ("embedded", "graph"),
+            ("embedded", "exact"),
+            ("elasticsearch", "int8_hnsw+rescore"),
+        )
+    }
     assert set(rows) == wanted, sorted(set(rows) ^ wanted)
     recall = {key: rows[key]["recall_at_10"] for key in rows}
     # Exact search is exact; at 20,000 posts the embedded default is exact search (below 50,000 rows).

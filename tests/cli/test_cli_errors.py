@@ -1,5 +1,6 @@
 """`jointspace` as a user runs it (a subprocess): errors as one JSON object with `--json` and as
 text with a caret without it, the same exit code both ways; flags shown as flags; -h and --version."""
+
 from __future__ import annotations
 
 import json
@@ -25,16 +26,20 @@ def json_error(done: subprocess.CompletedProcess[str]) -> dict:
     return body
 
 
-@pytest.mark.parametrize("args, kind, words", [
-    (["search", "dog+"], "query", "found the end of the query"),           # syntax, before any index
-    (["search", "dog", "-k", "0"], "query", "k must be between 1 and"),     # a bound of the request model
-    (["search", "dog", "--bogus"], "usage", "No such option: --bogus"),     # click's own parsing
-    (["search", "dog"], "configuration", "no embedded index"),             # an empty home
-    (["ingest", "/no/such/posts.jsonl"], "configuration", "no such file or folder"),
-    (["dead-letters", "retry", "NO-SUCH-KEY"], "request", "no dead letter has the key 'NO-SUCH-KEY'"),
-])
-def test_errors_are_one_json_object_with_json_and_text_without(tmp_path: Path, args: list[str], kind: str,
-                                                               words: str) -> None:
+@pytest.mark.parametrize(
+    "args, kind, words",
+    [
+        (["search", "dog+"], "query", "found the end of the query"),  # syntax, before any index
+        (["search", "dog", "-k", "0"], "query", "k must be between 1 and"),  # a bound of the request model
+        (["search", "dog", "--bogus"], "usage", "No such option: --bogus"),  # click's own parsing
+        (["search", "dog"], "configuration", "no embedded index"),  # an empty home
+        (["ingest", "/no/such/posts.jsonl"], "configuration", "no such file or folder"),
+        (["dead-letters", "retry", "NO-SUCH-KEY"], "request", "no dead letter has the key 'NO-SUCH-KEY'"),
+    ],
+)
+def test_errors_are_one_json_object_with_json_and_text_without(
+    tmp_path: Path, args: list[str], kind: str, words: str
+) -> None:
     as_json = run(tmp_path, *args, "--json")
     as_text = run(tmp_path, *args)
     assert as_json.returncode == as_text.returncode != 0

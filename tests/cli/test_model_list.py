@@ -1,6 +1,7 @@
 """`jointspace model list` and `jointspace reindex` out of the box: a fresh home, the defaults, the
 real commands. The index starts on the shipped bundle; model list shows the zero-training bundle's
 folder, and reindex takes it by name."""
+
 from __future__ import annotations
 
 import json

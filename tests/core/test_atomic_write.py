@@ -1,4 +1,5 @@
 """The one atomic-write helper: the old file or the new one, never half, and no leftovers."""
+
 from __future__ import annotations
 
 import os

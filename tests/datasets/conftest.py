@@ -1,10 +1,10 @@
 """Shared, real data for the dataset tests: one small tuxpaint corpus built from the Debian package."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
 from jointspace.datasets.fixtures import build_small_corpus
 
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from jointspace.datasets.fixtures import build_instacities_fixture
+from PIL import Image
 
 
 def test_instacities_fixture_has_the_real_layout(tmp_path: Path) -> None:

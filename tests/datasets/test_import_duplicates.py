@@ -1,21 +1,26 @@
 """`jointspace data import` follows ingest's rule for an id given twice: the last copy wins, the
 earlier is reported, and imported + skipped = lines read."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from PIL import Image
-
 from jointspace.datasets.imported import import_posts
 from jointspace.ingest.sources import open_source
+from PIL import Image
+
 from jointspace.settings import Settings
 
 
 def test_the_last_copy_of_an_id_wins_and_is_counted(tmp_path: Path) -> None:
     Image.new("RGB", (16, 16), "red").save(tmp_path / "r.png")
-    rows = [{"id": "a", "image": "r.png", "caption": "first"}, {"id": "b", "image": "r.png", "caption": "b"},
-            {"id": "a", "image": "r.png", "caption": "second"}, {"id": "c", "image": "gone.png"}]
+    rows = [
+        {"id": "a", "image": "r.png", "caption": "first"},
+        {"id": "b", "image": "r.png", "caption": "b"},
+        {"id": "a", "image": "r.png", "caption": "second"},
+        {"id": "c", "image": "gone.png"},
+    ]
     lines = [json.dumps(r) for r in rows] + ["{not json"]
     (tmp_path / "mine.jsonl").write_text("\n".join(lines) + "\n")
     source = open_source("jsonl", str(tmp_path / "mine.jsonl"), Settings(home=tmp_path / "home"))

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from jointspace.datasets.items import created_at_of, photo_split_of, post_id, split_of
 
@@ -39,5 +39,4 @@ def test_created_at_is_plausible_and_fixed_by_the_id() -> None:
     assert first == created_at_of("tuxpaint-001ce2c561a49631")
     times = {created_at_of(f"x-{i}") for i in range(500)}
     assert len(times) > 490
-    assert all(datetime(2019, 1, 1, tzinfo=timezone.utc) <= t < datetime(2022, 1, 1, tzinfo=timezone.utc)
-               for t in times)
+    assert all(datetime(2019, 1, 1, tzinfo=UTC) <= t < datetime(2022, 1, 1, tzinfo=UTC) for t in times)

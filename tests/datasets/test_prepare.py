@@ -1,4 +1,5 @@
 """`jointspace data prepare` end to end on the real tuxpaint package, with a small limit."""
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,12 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from jointspace.datasets.debian import unpack
 from jointspace.datasets.items import split_of
 from jointspace.datasets.prepare import cache_dir_of
 from jointspace.datasets.prepared import load_items, read_posts_file
+from PIL import Image
+
 from jointspace.records import Post
 from jointspace.settings import get_settings
 
@@ -45,8 +46,13 @@ def check_post_line(line: dict, jsonl_dir: Path) -> None:
 def _jointspace(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # A small sentence-model vocabulary keeps `train`'s one-off vocabulary embedding to seconds.
     env = {**os.environ, "JOINTSPACE_HOME": str(home), "JOINTSPACE_TEXT_VOCAB_SIZE": "1500"}
-    return subprocess.run([sys.executable, "-c", "from jointspace.cli import main; main()", *args],
-                          env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-c", "from jointspace.cli import main; main()", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _prepare(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -102,8 +108,9 @@ def test_prepare_train_and_eval_from_the_command_line(home: Path) -> None:
     from jointspace.backends.embedded import EmbeddedBackend
 
     EmbeddedBackend(home / "embedded", "an-older-bundle", 384).close()
-    train = _jointspace(home, "train", "--sources", "tuxpaint", "--val-sources", "tuxpaint", "--epochs", "3",
-                        "--out", str(bundle))
+    train = _jointspace(
+        home, "train", "--sources", "tuxpaint", "--val-sources", "tuxpaint", "--epochs", "3", "--out", str(bundle)
+    )
     assert train.returncode == 0, train.stderr
     assert "now the default bundle" in train.stdout and "held-out val split of the training sources" in train.stdout
     assert f"holds vectors of bundle 'an-older-bundle': `jointspace reindex --bundle {bundle}`" in train.stdout
@@ -111,8 +118,9 @@ def test_prepare_train_and_eval_from_the_command_line(home: Path) -> None:
     assert manifest["loss"] == "soft-contrastive" and manifest["training"]["sources"] == ["tuxpaint"]
 
     report_dir = home / "report"
-    evaluated = _jointspace(home, "eval", "--sources", "tuxpaint", "--val-sources", "tuxpaint",
-                            "--out", str(report_dir))
+    evaluated = _jointspace(
+        home, "eval", "--sources", "tuxpaint", "--val-sources", "tuxpaint", "--out", str(report_dir)
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads((report_dir / "report.json").read_text())
     assert [r["kind"] for r in report["configurations"]] == ["random", "zeroshot", "zeroshot", "bundle"]
@@ -146,9 +154,14 @@ def test_import_own_posts_then_train_and_eval_on_them(home: Path, tmp_path: Path
         assert post.city in item.keywords and item.split == split_of(item.id)
 
     # JSONL with a malformed line, a duplicate and a missing picture: each refused with its reason.
-    good = [{"id": f"mine-{i}", "image": str(p.image), "caption": f"my post #{p.city}"} for i, p in enumerate(insta[:3])]
-    lines = [json.dumps(x) for x in good] + ["{not json", json.dumps(good[0]),
-                                             json.dumps({"id": "gone", "image": str(tmp_path / "nope.jpg")})]
+    good = [
+        {"id": f"mine-{i}", "image": str(p.image), "caption": f"my post #{p.city}"} for i, p in enumerate(insta[:3])
+    ]
+    lines = [json.dumps(x) for x in good] + [
+        "{not json",
+        json.dumps(good[0]),
+        json.dumps({"id": "gone", "image": str(tmp_path / "nope.jpg")}),
+    ]
     (tmp_path / "mine.jsonl").write_text("\n".join(lines) + "\n")
     mine = _jointspace(home, "data", "import", str(tmp_path / "mine.jsonl"), "--name", "mine", "--json", "-q")
     assert mine.returncode == 0, mine.stderr
@@ -160,8 +173,9 @@ def test_import_own_posts_then_train_and_eval_on_them(home: Path, tmp_path: Path
     assert taken.returncode != 0 and "taken" in taken.stderr
 
     bundle = home / "models" / "insta"
-    train = _jointspace(home, "train", "--sources", "insta", "--val-sources", "insta", "--epochs", "2",
-                        "--out", str(bundle))
+    train = _jointspace(
+        home, "train", "--sources", "insta", "--val-sources", "insta", "--epochs", "2", "--out", str(bundle)
+    )
     assert train.returncode == 0, train.stderr
     assert json.loads((bundle / "manifest.json").read_text())["training"]["sources"] == ["insta"]
     evaluated = _jointspace(home, "eval", "--sources", "insta", "--val-sources", "insta", "--out", str(home / "r"))

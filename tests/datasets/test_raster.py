@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from PIL import Image
-
 from jointspace.datasets import raster
 from jointspace.datasets.items import ImageSource
+from PIL import Image
 
 WIDE_SVG = b"""<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100" viewBox="0 0 200 100">
 <rect x="50" y="25" width="100" height="50" fill="#ff0000"/></svg>"""
-TALL_SVG = WIDE_SVG.replace(b'width="200" height="100" viewBox="0 0 200 100"',
-                            b'width="60" height="240" viewBox="0 0 60 240"')
+TALL_SVG = WIDE_SVG.replace(
+    b'width="200" height="100" viewBox="0 0 200 100"', b'width="60" height="240" viewBox="0 0 60 240"'
+)
 
 
 def test_wide_svg_keeps_its_aspect_ratio_on_white() -> None:

@@ -1,11 +1,11 @@
 """The Qt resource reader on archives built by hand, byte by byte, as Qt's rcc lays them out."""
+
 from __future__ import annotations
 
 import struct
 import zlib
 
 import pytest
-
 from jointspace.datasets.rcc import COMPRESSED_ZLIB, DIRECTORY, RccArchive, RccError
 
 

@@ -1,16 +1,17 @@
 """Scanners on the real Debian packages (fetched once per machine, unpacked once)."""
+
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from jointspace.datasets.debian import unpack
 from jointspace.datasets.prepare import cache_dir_of
 from jointspace.datasets.sources import gcompris, kphotoalbum, scratch
 from jointspace.datasets.sources.gcompris import source_title, words_of_name
 from jointspace.datasets.sources.gcompris_places import MONUMENT_PLACES
+
 from jointspace.settings import get_settings
 
 
@@ -55,5 +56,7 @@ def test_name_and_credit_words() -> None:
     assert words_of_name("measuringTape4") == "measuring tape"
     assert words_of_name("IndiaGate") == "india gate"
     assert source_title("https://commons.wikimedia.org/wiki/File:Eiffel_Tower_(26514311499).jpg") == "Eiffel Tower"
-    assert source_title("https://commons.wikimedia.org/wiki/File:Kaiser-Jubil%C3%A4ums-Kirche.jpg") == \
-        "Kaiser Jubiläums Kirche"
+    assert (
+        source_title("https://commons.wikimedia.org/wiki/File:Kaiser-Jubil%C3%A4ums-Kirche.jpg")
+        == "Kaiser Jubiläums Kirche"
+    )

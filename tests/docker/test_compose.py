@@ -2,6 +2,7 @@
 
 No container engine runs here or in CI: this checks the files, not the containers.
 """
+
 from __future__ import annotations
 
 import json

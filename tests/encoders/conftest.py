@@ -1,5 +1,6 @@
 """Fixtures for the encoder tests: a home folder, the real models loaded once, and a tiny corpus of
 pictures drawn here (coloured shapes with captions), so no test needs the prepared data."""
+
 from __future__ import annotations
 
 import os
@@ -7,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from jointspace.datasets.prepared import Item
 from PIL import Image, ImageDraw
 
-from jointspace.datasets.prepared import Item
 from jointspace.records import Post
 from jointspace.settings import Settings
 
@@ -44,8 +45,13 @@ def make_corpus(folder: Path, copies: int = 3) -> list[Item]:
                     if not path.exists():
                         draw(shape, colour, size, offset=4 * n).save(path)
                     split = "train" if source == "drawings" else ("val" if n == 0 else "test")
-                    post = Post(id=pid, image=str(path), caption=f"a {colour} {shape}",
-                                hashtags=(f"{colour}{shape.capitalize()}",), source=source)
+                    post = Post(
+                        id=pid,
+                        image=str(path),
+                        caption=f"a {colour} {shape}",
+                        hashtags=(f"{colour}{shape.capitalize()}",),
+                        source=source,
+                    )
                     items.append(Item(post=post, category=f"shapes/{shape}", keywords=(colour, shape), split=split))
     return items
 
@@ -72,6 +78,7 @@ def items_loader(corpus: list[Item]):
     def load(sources: Sequence[str] | None, split: str | Sequence[str] | None) -> list[Item]:
         splits = {split} if isinstance(split, str) else set(split or ("train", "val", "test"))
         return [it for it in corpus if (sources is None or it.post.source in sources) and it.split in splits]
+
     return load
 
 

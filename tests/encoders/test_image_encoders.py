@@ -1,16 +1,16 @@
 """Backbone, zero-training and head encoders on a batch of real pictures drawn here."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import draw
 from jointspace.encoders.backbone import BackboneSpec
 from jointspace.encoders.head import HeadConfig, ProjectionHead
-from jointspace.encoders.image_encoders import (HeadImageEncoder, ZeroShotImageEncoder, class_prompt_matrix,
-                                                ensemble)
+from jointspace.encoders.image_encoders import HeadImageEncoder, ZeroShotImageEncoder, class_prompt_matrix, ensemble
 from jointspace.encoders.imagenet import imagenet_classes
+
 from jointspace.errors import ConfigurationError
 from jointspace.protocols import ImageEncoder
 

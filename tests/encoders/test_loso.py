@@ -1,4 +1,5 @@
 """Leave-one-source-out at a tiny size: three sources of drawn shapes, each held out in turn."""
+
 from __future__ import annotations
 
 import json
@@ -7,17 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import draw, make_corpus
 from jointspace.datasets.prepared import Item
-from jointspace.encoders.evaluation.loso import (Candidate, QuerySet, fold_options, keyword_p10, rare_recall_rr,
-                                                  run_loso)
+from jointspace.encoders.evaluation.loso import Candidate, QuerySet, fold_options, keyword_p10, rare_recall_rr, run_loso
 from jointspace.encoders.evaluation.loso_report import markdown, write_loso_report
 from jointspace.encoders.evaluation.queries import parse_query
 from jointspace.encoders.image_encoders import class_prompt_matrix
 from jointspace.encoders.imagenet import ClassPrior, class_texts, imagenet_classes
 from jointspace.encoders.pipeline import RunOptions, Workspace, training_items
 from jointspace.encoders.training import TrainConfig
+
 from jointspace.errors import ConfigurationError
 
 TINY = RunOptions(train=TrainConfig(epochs=15, batch_size=12, hidden=128), prior=ClassPrior("wordnet"))
@@ -100,8 +100,12 @@ def test_a_head_trained_on_other_sources_beats_zero_training_there(report: dict)
 
 
 def test_holdout_one_source_and_refuse_unknown_ones(loso_ws: Workspace) -> None:
-    one = run_loso(loso_ws, [Candidate("tiny", replace(TINY, train=replace(TINY.train, epochs=2)))],
-                   holdout=["icons"], progress=False)
+    one = run_loso(
+        loso_ws,
+        [Candidate("tiny", replace(TINY, train=replace(TINY.train, epochs=2)))],
+        holdout=["icons"],
+        progress=False,
+    )
     assert list(one["sources"]) == ["icons"]
     with pytest.raises(ConfigurationError, match="nosuch"):
         run_loso(loso_ws, [Candidate("tiny", TINY)], holdout=["nosuch"], progress=False)
@@ -120,8 +124,9 @@ def test_keyword_and_rare_word_metrics_known_values() -> None:
     vectors = np.eye(12, 4, dtype=np.float32)  # 12 pictures; picture i < 4 points along axis i
     vectors[4:] = 0.5  # pictures 4-11 tie at 0.5 against axis 0: ranked 2nd to 9th in gallery order
     # Ranking for the query along axis 0: picture 0, then 4..11, then 1, 2, 3 (scores 0) at ranks 10-12.
-    qs = QuerySet([parse_query("a", "keyword")], np.array([[1, 0, 0, 0]], np.float32), np.array([True]),
-                  np.zeros((1, 12), bool))
+    qs = QuerySet(
+        [parse_query("a", "keyword")], np.array([[1, 0, 0, 0]], np.float32), np.array([True]), np.zeros((1, 12), bool)
+    )
     qs.relevant[0, [0, 5, 2]] = True  # ranked 1st, 3rd and 11th
     assert keyword_p10(vectors, qs)[0] == pytest.approx(0.2)
     r10, rr = rare_recall_rr(vectors, qs)

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-
 from jointspace.encoders.evaluation.core import paired_bootstrap, rank_metrics, stratified_bootstrap
 from jointspace.encoders.evaluation.metrics import category_base_rate, image_to_image_p10, score_ranking
 from jointspace.encoders.evaluation.queries import compound_queries, keyword_queries, parse_query, relevant_mask
@@ -36,7 +35,10 @@ def test_paired_bootstrap_separates_a_steady_gain_from_one_lucky_query() -> None
     assert paired_bootstrap([0.4, 0.2], [0.1, 0.1], seed=3) == paired_bootstrap([0.4, 0.2], [0.1, 0.1], seed=3)
     # Galleries weigh the same whatever their number of queries, as in the report's mean column.
     assert stratified_bootstrap([([0.5] * 20, [0.3] * 20), ([0.3] * 2, [0.3] * 2)]) == (
-        pytest.approx(0.1), pytest.approx(0.1), pytest.approx(0.1))
+        pytest.approx(0.1),
+        pytest.approx(0.1),
+        pytest.approx(0.1),
+    )
 
 
 def test_queries_and_relevance() -> None:

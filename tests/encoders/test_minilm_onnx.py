@@ -1,5 +1,6 @@
 """The sentence model through ONNX Runtime: the same vectors as sentence-transformers, and a word
 query from the command line that never imports torch."""
+
 from __future__ import annotations
 
 import json
@@ -9,15 +10,24 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
-
 from jointspace.backends import open_backend
 from jointspace.encoders.sentence import MiniLMTextEncoder
+
 from jointspace.records import Document, Post
 from jointspace.settings import Settings
 
-TEXTS = ["beach", "sunrise", "dog", "zorblaxian", "New York", "a red bike leaning on a park bench",
-         "#sunsetBeach #nofilter", "Ünïcode café naïve", "x", "the river at night, city lights reflected " * 30]
+TEXTS = [
+    "beach",
+    "sunrise",
+    "dog",
+    "zorblaxian",
+    "New York",
+    "a red bike leaning on a park bench",
+    "#sunsetBeach #nofilter",
+    "Ünïcode café naïve",
+    "x",
+    "the river at night, city lights reflected " * 30,
+]
 HEAVY = ("torch", "transformers", "sentence_transformers", "gensim", "scipy")
 
 
@@ -35,31 +45,51 @@ def test_onnx_runtime_gives_the_sentence_transformers_vectors(minilm: MiniLMText
     np.testing.assert_allclose(minilm.encode(TEXTS[:1]), onnx[:1], atol=1e-5)
 
 
-def test_a_word_query_from_the_command_line_never_imports_torch(minilm: MiniLMTextEncoder, home: Path,
-                                                                 settings: Settings) -> None:
+def test_a_word_query_from_the_command_line_never_imports_torch(
+    minilm: MiniLMTextEncoder, home: Path, settings: Settings
+) -> None:
     bundle = home / "onnx-cli-bundle"
     bundle.mkdir(exist_ok=True)
     name = "onnx-cli"
-    (bundle / "manifest.json").write_text(json.dumps({
-        "format": 1, "name": name, "dim": 384,
-        "text": {"name": "minilm", "config": {"vocab_size": settings.text_vocab_size}, "dim": 384},
-        "image": {"name": "zeroshot", "config": {}}}), encoding="utf-8")
+    (bundle / "manifest.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "name": name,
+                "dim": 384,
+                "text": {"name": "minilm", "config": {"vocab_size": settings.text_vocab_size}, "dim": 384},
+                "image": {"name": "zeroshot", "config": {}},
+            }
+        ),
+        encoding="utf-8",
+    )
     captions = ["sunrise over the beach", "a dog in the park", "city lights at night"]
     backend = open_backend(settings, name, 384)
-    result = backend.upsert([Document(post=Post(id=f"p{i}", image=f"/x/{i}.jpg", caption=c), vector=v, model=name)
-                             for i, (c, v) in enumerate(zip(captions, minilm.encode(captions)))])
+    result = backend.upsert(
+        [
+            Document(post=Post(id=f"p{i}", image=f"/x/{i}.jpg", caption=c), vector=v, model=name)
+            for i, (c, v) in enumerate(zip(captions, minilm.encode(captions)))
+        ]
+    )
     assert not result.errors
     backend.close()
     minilm.vocab_matrix()  # the explanation's vocabulary, embedded once into the shared cache
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     env |= {"JOINTSPACE_HOME": str(home), "JOINTSPACE_MODEL": str(bundle), "PYTHONPROFILEIMPORTTIME": "1"}
-    done = subprocess.run(["jointspace", "search", "beach+sunrise", "-k", "2", "--json"], capture_output=True,
-                          text=True, env=env, timeout=300)
+    done = subprocess.run(
+        ["jointspace", "search", "beach+sunrise", "-k", "2", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout)
     assert answer["hits"][0]["id"] == "p0"
     assert answer["explain"]["nearest_words"], answer["explain"]
     imported = {m.group(1) for m in re.finditer(r"\|\s+([\w.]+)\s*$", done.stderr, re.MULTILINE)}
     assert "onnxruntime" in imported and "tokenizers" in imported
-    assert not [m for m in imported if m.split(".")[0] in HEAVY], sorted(m for m in imported if m.split(".")[0] in HEAVY)
+    assert not [m for m in imported if m.split(".")[0] in HEAVY], sorted(
+        m for m in imported if m.split(".")[0] in HEAVY
+    )

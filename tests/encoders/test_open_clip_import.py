@@ -5,6 +5,7 @@ No real CLIP weights reach this machine, so the checkpoint is open_clip's smalle
 The index holds the CLIP towers' vectors: the scores the CLI prints for a word query and for
 [img:ID] arithmetic are recomputed here from the checkpoint with open_clip directly.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,8 +21,8 @@ from PIL import Image
 
 pytestmark = pytest.mark.slow
 
-ARCH = "ViT-S-32-alt"   # the smallest arch whose tokenizer ships inside open_clip
-VOCAB = 64              # --vocab-size: the CLIP text tower embeds 40,000 words in minutes on 2 busy cores
+ARCH = "ViT-S-32-alt"  # the smallest arch whose tokenizer ships inside open_clip
+VOCAB = 64  # --vocab-size: the CLIP text tower embeds 40,000 words in minutes on 2 busy cores
 COLOURS = ("red", "navy", "gold", "teal", "olive")
 
 
@@ -62,8 +63,9 @@ def posts(folder: Path, names: tuple[str, ...], start: int) -> Path:
     return file
 
 
-def reference(checkpoint: Path, folder: Path, words: list[str]
-              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+def reference(
+    checkpoint: Path, folder: Path, words: list[str]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
     """Unit image vectors per tile id, query vectors and the vocabulary's vectors, straight from
     open_clip (not jointspace)."""
     import open_clip
@@ -112,8 +114,9 @@ def env(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201
         from elasticsearch import Elasticsearch
 
         with Elasticsearch(env["JOINTSPACE_ES_URL"], request_timeout=30) as client:
-            client.indices.delete(index=f"{env['JOINTSPACE_ES_INDEX_ALIAS']}-*", allow_no_indices=True,
-                                  expand_wildcards="all")
+            client.indices.delete(
+                index=f"{env['JOINTSPACE_ES_INDEX_ALIAS']}-*", allow_no_indices=True, expand_wildcards="all"
+            )
 
 
 def test_clear_errors(checkpoint: Path, tmp_path: Path) -> None:
@@ -122,8 +125,9 @@ def test_clear_errors(checkpoint: Path, tmp_path: Path) -> None:
     missing = run(env, "model", "import", "open-clip", "--arch", ARCH, "--checkpoint", str(tmp_path / "nope.pt"))
     assert missing.returncode != 0 and "nope.pt does not exist" in missing.stderr
 
-    unknown = run(env, "model", "import", "open-clip", "--arch", "ViT-S-32-alts", "--checkpoint", str(checkpoint),
-                  "--json")
+    unknown = run(
+        env, "model", "import", "open-clip", "--arch", "ViT-S-32-alts", "--checkpoint", str(checkpoint), "--json"
+    )
     assert unknown.returncode != 0
     error = json.loads(unknown.stdout or unknown.stderr)
     assert "no architecture 'ViT-S-32-alts'" in json.dumps(error) and ARCH in json.dumps(error)
@@ -136,17 +140,33 @@ def test_clear_errors(checkpoint: Path, tmp_path: Path) -> None:
     bad = run(env, "model", "import", "open-clip", "--arch", ARCH, "--checkpoint", str(garbage))
     assert bad.returncode != 0 and "is not a readable" in bad.stderr
     models = tmp_path / "home" / "models"
-    assert not models.exists() or not any(p.name.startswith("open-clip") or ".importing" in p.name
-                                          for p in models.iterdir())
+    assert not models.exists() or not any(
+        p.name.startswith("open-clip") or ".importing" in p.name for p in models.iterdir()
+    )
 
 
 def test_import_ingest_search_reindex_and_back(checkpoint: Path, env: dict[str, str], tmp_path: Path) -> None:
     first = posts(tmp_path / "pictures", COLOURS[:3], 0)
-    ok(run(env, "ingest", str(first), "-q"))           # the index starts on the default (shipped) bundle
+    ok(run(env, "ingest", str(first), "-q"))  # the index starts on the default (shipped) bundle
     shipped = json.loads(ok(run(env, "model", "list", "--json")).stdout)["index"]["model"]
 
-    made = json.loads(ok(run(env, "model", "import", "open-clip", "--arch", ARCH, "--checkpoint", str(checkpoint),
-                             "--vocab-size", str(VOCAB), "--json")).stdout)
+    made = json.loads(
+        ok(
+            run(
+                env,
+                "model",
+                "import",
+                "open-clip",
+                "--arch",
+                ARCH,
+                "--checkpoint",
+                str(checkpoint),
+                "--vocab-size",
+                str(VOCAB),
+                "--json",
+            )
+        ).stdout
+    )
     folder = Path(made["folder"])
     manifest = json.loads((folder / "manifest.json").read_text())
     assert made["dim"] == manifest["dim"] == 256 and made["name"].startswith("open-clip-vit-s-32-alt-")
@@ -159,17 +179,18 @@ def test_import_ingest_search_reindex_and_back(checkpoint: Path, env: dict[str, 
     assert listed[made["name"]]["dim"] == 256 and listed[made["name"]]["kind"] == "imported"
     assert not listed[made["name"]]["index"] and Path(listed[made["name"]]["folder"]) == folder
 
-    again = run(env, "model", "import", "open-clip", "--arch", ARCH, "--checkpoint", str(checkpoint),
-                "--vocab-size", str(VOCAB))
+    again = run(
+        env, "model", "import", "open-clip", "--arch", ARCH, "--checkpoint", str(checkpoint), "--vocab-size", str(VOCAB)
+    )
     assert again.returncode != 0 and "already exists" in again.stderr
 
     moved = json.loads(ok(run(env, "reindex", "--bundle", made["name"], "-q")).stdout)
     assert moved["model"] == made["name"] and moved["indexed"] == 3 and not moved["dead_lettered"]
-    refused = run(env, "search", "red", "--json")      # the default bundle no longer fits the index
+    refused = run(env, "search", "red", "--json")  # the default bundle no longer fits the index
     assert refused.returncode != 0 and made["name"] in (refused.stdout + refused.stderr)
 
     second = posts(tmp_path / "pictures", COLOURS[3:], 3)
-    ok(run(env, "ingest", str(second), "-q", model=folder))   # new posts embedded by the CLIP towers
+    ok(run(env, "ingest", str(second), "-q", model=folder))  # new posts embedded by the CLIP towers
     images, texts, vocab = reference(checkpoint, tmp_path / "pictures", words)
     ids = sorted(images)
 

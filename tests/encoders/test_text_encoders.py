@@ -1,12 +1,13 @@
 """Each text encoder's contract: unit float32 rows, unknown words, nearest words, captions."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from jointspace.encoders.word_vectors import WordVectorEncoder, train_word_model, vectors_from_file
+
 from jointspace.protocols import TextEncoder
 
 
@@ -59,7 +60,7 @@ def test_user_word_vector_files_with_and_without_header(tmp_path: Path) -> None:
     glove_style = tmp_path / "vectors.txt"
     glove_style.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in rows.items()))
     w2v_style = tmp_path / "vectors.vec"
-    w2v_style.write_text(f"3 3\n" + glove_style.read_text())
+    w2v_style.write_text("3 3\n" + glove_style.read_text())
     for path in (glove_style, w2v_style):
         enc = WordVectorEncoder("mine", vectors_from_file(path))
         assert enc.dim == 3 and list(enc.vocabulary()) == ["cat", "dog", "car"]
@@ -79,8 +80,13 @@ def test_user_file_through_the_registered_glove_factory(tmp_path: Path, settings
 
 @pytest.mark.parametrize("kind", ["word2vec", "fasttext"])
 def test_word_models_trained_on_captions(kind: str) -> None:
-    sentences = [["red", "car", "street"], ["blue", "car", "road"], ["red", "apple", "fruit"],
-                 ["green", "apple", "tree"], ["blue", "sky", "cloud"]] * 20
+    sentences = [
+        ["red", "car", "street"],
+        ["blue", "car", "road"],
+        ["red", "apple", "fruit"],
+        ["green", "apple", "tree"],
+        ["blue", "sky", "cloud"],
+    ] * 20
     model = train_word_model(kind, sentences, dim=16, epochs=5, seed=1)
     enc = WordVectorEncoder(kind, model.wv, embeds_unseen_words=kind == "fasttext")
     _assert_unit_rows(enc.embed_words(["car", "apple"]), 16)
@@ -98,13 +104,17 @@ def test_vocabulary_is_embedded_by_one_process_when_several_start_cold(tmp_path)
     import subprocess
     import sys
 
-    script = ("import logging; logging.basicConfig(level=logging.WARNING)\n"
-              "from pathlib import Path\n"
-              "from jointspace.encoders.sentence import MiniLMTextEncoder\n"
-              f"m = MiniLMTextEncoder(vocab_size=300, cache_dir=Path({str(tmp_path)!r}))\n"
-              "print(m.vocab_matrix().shape)\n")
-    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(3)]
+    script = (
+        "import logging; logging.basicConfig(level=logging.WARNING)\n"
+        "from pathlib import Path\n"
+        "from jointspace.encoders.sentence import MiniLMTextEncoder\n"
+        f"m = MiniLMTextEncoder(vocab_size=300, cache_dir=Path({str(tmp_path)!r}))\n"
+        "print(m.vocab_matrix().shape)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=600) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outputs]
     assert all(out.strip() == "(300, 384)" for out, _ in outputs)

@@ -1,4 +1,5 @@
 """Train a tiny head on drawn shapes in seconds, save it as a bundle, load it back, refuse mismatches."""
+
 from __future__ import annotations
 
 import json
@@ -10,18 +11,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import draw
-from jointspace.encoders.bundle import (ZEROSHOT_NAME, forget_loaded, latest_bundle_dir, load_bundle,
-                                        resolve_bundle_dir, shipped_bundle_dir)
+from jointspace.encoders.bundle import (
+    ZEROSHOT_NAME,
+    forget_loaded,
+    latest_bundle_dir,
+    load_bundle,
+    resolve_bundle_dir,
+    shipped_bundle_dir,
+)
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.pipeline import RunOptions, save_trained, train_one
 from jointspace.encoders.training import TrainConfig
+
 from jointspace.errors import ConfigurationError, ModelMismatchError
 
-OPTIONS = RunOptions(train=TrainConfig(epochs=25, batch_size=12, patience=25, hidden=128),
-                     train_sources=("drawings",), val_sources=("icons",), augment=("icon-blur",))
+OPTIONS = RunOptions(
+    train=TrainConfig(epochs=25, batch_size=12, patience=25, hidden=128),
+    train_sources=("drawings",),
+    val_sources=("icons",),
+    augment=("icon-blur",),
+)
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +130,7 @@ def test_dimension_mismatch_is_refused(bundle_dir: Path, settings, tmp_path: Pat
 def test_other_text_encoder_is_refused(bundle_dir: Path, settings, tmp_path: Path) -> None:  # noqa: ANN001
     def swap(m: dict) -> None:
         m["text"]["probe"] = [list(np.roll(np.asarray(r), 7)) for r in m["text"]["probe"]]
+
     with pytest.raises(ModelMismatchError, match="different"):
         load_bundle(_copy(bundle_dir, tmp_path, swap), settings).text
 
@@ -168,8 +180,9 @@ def test_finetune_step_runs_on_cpu(workspace, trained) -> None:  # noqa: ANN001
     items = workspace.items(["drawings"], "train")[:4]
     targets = torch.nn.functional.normalize(torch.randn(4, 384), dim=-1)
     before = [p.clone() for p in workspace.cache.backbone.model.conv_head.parameters()]
-    tuned, head, losses = finetune(workspace.cache.backbone, trained.result.head, items, targets,
-                                   "regression", steps=1, batch_size=4)
+    tuned, head, losses = finetune(
+        workspace.cache.backbone, trained.result.head, items, targets, "regression", steps=1, batch_size=4
+    )
     assert len(losses) == 1 and np.isfinite(losses[0])
     assert not torch.equal(before[0], next(tuned.model.conv_head.parameters()))
     assert torch.equal(before[0], next(workspace.cache.backbone.model.conv_head.parameters()))  # a copy changed
@@ -178,10 +191,20 @@ def test_finetune_step_runs_on_cpu(workspace, trained) -> None:  # noqa: ANN001
 def test_evaluation_writes_a_report(workspace, settings, bundle_dir, tmp_path: Path) -> None:  # noqa: ANN001
     from jointspace.encoders.evaluation.runner import run_evaluation
 
-    report = run_evaluation(settings, tmp_path / "report", bundle=bundle_dir, grid=True, workspace=workspace,
-                            train_sources=("drawings",), val_sources=("icons",), grid_epochs=2,
-                            grid_texts=("minilm",), grid_losses=("regression",), min_gallery_images=10,
-                            compare=[bundle_dir])
+    report = run_evaluation(
+        settings,
+        tmp_path / "report",
+        bundle=bundle_dir,
+        grid=True,
+        workspace=workspace,
+        train_sources=("drawings",),
+        val_sources=("icons",),
+        grid_epochs=2,
+        grid_texts=("minilm",),
+        grid_losses=("regression",),
+        min_gallery_images=10,
+        compare=[bundle_dir],
+    )
     names = [r["name"] for r in report["configurations"]]
     assert names[:2] == ["random ranking", "zero-training (minilm)"]
     assert sum(n.startswith("bundle") for n in names) == 2  # the bundle under test and the one compared
@@ -204,14 +227,22 @@ def test_photo_train_val_and_test_parts_are_disjoint_and_stable(settings, corpus
     from jointspace.encoders.pipeline import PHOTOS, Workspace, training_items, validation_sets
 
     # The drawn shapes again, as two photo sources, each item keeping its prepared 80/10/10 split.
-    photos = [Item(post=replace(it.post, id=f"{src}-{it.post.id}", source=src), category=it.category,
-                   keywords=it.keywords, split=it.split)
-              for src in ("gcompris", "scratch") for it in corpus]
+    photos = [
+        Item(
+            post=replace(it.post, id=f"{src}-{it.post.id}", source=src),
+            category=it.category,
+            keywords=it.keywords,
+            split=it.split,
+        )
+        for src in ("gcompris", "scratch")
+        for it in corpus
+    ]
 
     def load(sources, split):  # noqa: ANN001, ANN202
         splits = {split} if isinstance(split, str) else set(split or ("train", "val", "test"))
-        return [it for it in [*corpus, *photos]
-                if (sources is None or it.post.source in sources) and it.split in splits]
+        return [
+            it for it in [*corpus, *photos] if (sources is None or it.post.source in sources) and it.split in splits
+        ]
 
     def parts() -> tuple[set[str], set[str], set[str]]:
         ws = Workspace(settings, items_loader=load)

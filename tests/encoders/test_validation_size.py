@@ -1,6 +1,7 @@
 """`jointspace train --sources mine` where the default validation sets are not prepared: validation
 would fall back to a handful of pictures, so train refuses and says what to do; with the sets
 named by the user it says how few they are and goes on."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from jointspace.encoders.pipeline import MIN_VALIDATION_IMAGES, RunOptions, Workspace, check_validation
 from PIL import Image
 
-from jointspace.encoders.pipeline import MIN_VALIDATION_IMAGES, RunOptions, Workspace, check_validation
 from jointspace.errors import ConfigurationError
 from jointspace.settings import Settings
 

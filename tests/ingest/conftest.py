@@ -19,6 +19,13 @@ BUNDLE_FACTORY = "workers.histogram_bundle:make_bundle"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Broker-less, embedded backend under a fresh home, the histogram bundle, small batches."""
-    return Settings(home=tmp_path / "home", es_url=None, broker_url=None, bundle_factory=BUNDLE_FACTORY,
-                    batch_size=4, image_max_pixels=TEST_MAX_PIXELS, image_max_bytes=TEST_MAX_BYTES,
-                    decode_threads=2)
+    return Settings(
+        home=tmp_path / "home",
+        es_url=None,
+        broker_url=None,
+        bundle_factory=BUNDLE_FACTORY,
+        batch_size=4,
+        image_max_pixels=TEST_MAX_PIXELS,
+        image_max_bytes=TEST_MAX_BYTES,
+        decode_threads=2,
+    )

@@ -1,4 +1,5 @@
 """End to end without a broker: JSONL → validate → decode → embed → the embedded backend, in-process."""
+
 from __future__ import annotations
 
 import json
@@ -9,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from jointspace.ingest.run import IngestRun
 from jointspace.ingest.sources import open_source
-from jointspace.settings import Settings
 from jointspace.workers.distributor import InProcessDistributor
 from jointspace.workers.runtime import open_context
 from workers.corpus import make_corpus
 from workers.histogram_bundle import COLOURS, make_bundle, solid_image
+
+from jointspace.settings import Settings
 
 from .conftest import BUNDLE_FACTORY, TESTS
 
@@ -24,9 +25,14 @@ from .conftest import BUNDLE_FACTORY, TESTS
 def _run(settings: Settings, target: Path, kind: str = "jsonl"):
     context = open_context(settings)
     try:
-        run = IngestRun(open_source(kind, str(target), settings), InProcessDistributor(settings, context),
-                        context.dead_letters, batch_size=settings.batch_size, backend=context.backend,
-                        progress=False)
+        run = IngestRun(
+            open_source(kind, str(target), settings),
+            InProcessDistributor(settings, context),
+            context.dead_letters,
+            batch_size=settings.batch_size,
+            backend=context.backend,
+            progress=False,
+        )
         summary = run.run()
         ids = {d.id: d for d in context.backend.iter_documents()}
         letters = {l.key: l for l in context.dead_letters.list()}
@@ -72,8 +78,9 @@ def test_same_post_twice_in_one_input_is_one_document(tmp_path: Path, settings: 
     solid_image(tmp_path / "r.png", "red")
     line = json.dumps({"image": "r.png", "caption": "no id: the image hash is the id"})
     changed = json.dumps({"id": "k", "image": "r.png", "caption": "v1"})
-    (tmp_path / "dup.jsonl").write_text("\n".join([line, line, changed, json.dumps(
-        {"id": "k", "image": "r.png", "caption": "v2"}), line]) + "\n")
+    (tmp_path / "dup.jsonl").write_text(
+        "\n".join([line, line, changed, json.dumps({"id": "k", "image": "r.png", "caption": "v2"}), line]) + "\n"
+    )
     summary, docs, _, _ = _run(settings, tmp_path / "dup.jsonl")
     # Two exact repeats, and v1 replaced by v2 before its batch was sent: three duplicates.
     assert summary.duplicates == 3 and summary.dead == {} and summary.indexed == 2
@@ -81,8 +88,7 @@ def test_same_post_twice_in_one_input_is_one_document(tmp_path: Path, settings: 
     assert len(docs) == 2 and docs["k"].post.caption == "v2"  # the last copy wins
 
 
-def test_a_changed_copy_after_its_batch_left_is_an_update_and_counts_add_up(tmp_path: Path,
-                                                                            settings: Settings) -> None:
+def test_a_changed_copy_after_its_batch_left_is_an_update_and_counts_add_up(tmp_path: Path, settings: Settings) -> None:
     solid_image(tmp_path / "r.png", "red")
     rows = [{"id": "k", "image": "r.png", "caption": "v1"}]
     rows += [{"id": f"p{n}", "image": "r.png", "caption": f"filler {n}"} for n in range(settings.batch_size)]
@@ -95,11 +101,18 @@ def test_a_changed_copy_after_its_batch_left_is_an_update_and_counts_add_up(tmp_
 
 def _cli(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
-    full_env.update(JOINTSPACE_HOME=str(home), JOINTSPACE_BUNDLE_FACTORY=BUNDLE_FACTORY,
-                    JOINTSPACE_BATCH_SIZE="4", JOINTSPACE_IMAGE_MAX_PIXELS="1000000",
-                    JOINTSPACE_IMAGE_MAX_BYTES="300000", PYTHONPATH=str(TESTS), **env)
-    return subprocess.run([shutil.which("jointspace") or "jointspace", *args],
-                          capture_output=True, text=True, env=full_env, timeout=120)
+    full_env.update(
+        JOINTSPACE_HOME=str(home),
+        JOINTSPACE_BUNDLE_FACTORY=BUNDLE_FACTORY,
+        JOINTSPACE_BATCH_SIZE="4",
+        JOINTSPACE_IMAGE_MAX_PIXELS="1000000",
+        JOINTSPACE_IMAGE_MAX_BYTES="300000",
+        PYTHONPATH=str(TESTS),
+        **env,
+    )
+    return subprocess.run(
+        [shutil.which("jointspace") or "jointspace", *args], capture_output=True, text=True, env=full_env, timeout=120
+    )
 
 
 @pytest.mark.slow
@@ -180,12 +193,17 @@ def test_a_changed_copy_waits_for_its_earlier_copys_batch(tmp_path: Path, settin
     context = open_context(settings)
     try:
         distributor = _SlowTickets(InProcessDistributor(settings, context))
-        run = IngestRun(open_source("jsonl", str(tmp_path / "late.jsonl"), settings), distributor,
-                        context.dead_letters, batch_size=settings.batch_size, backend=context.backend,
-                        progress=False)
+        run = IngestRun(
+            open_source("jsonl", str(tmp_path / "late.jsonl"), settings),
+            distributor,
+            context.dead_letters,
+            batch_size=settings.batch_size,
+            backend=context.backend,
+            progress=False,
+        )
         run.run()
         first = next(i for i, (ids, _) in enumerate(distributor.sent) if "k" in ids)
-        later = [settled for ids, settled in distributor.sent[first + 1:] if "k" in ids]
+        later = [settled for ids, settled in distributor.sent[first + 1 :] if "k" in ids]
         assert later and first in later[0]  # v1's batch was settled before v2's was sent
         assert distributor.sent[first + 1][1] == set()  # batches without k were not held back
         assert context.backend.get("k").post.caption == "v2"

@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from jointspace.ingest.sources import open_source
+from workers.histogram_bundle import solid_image
 
 from jointspace.errors import ConfigurationError
-from jointspace.ingest.sources import open_source
 from jointspace.settings import Settings
-from workers.histogram_bundle import solid_image
 
 
 def _write(path: Path, lines: list[str]) -> Path:
@@ -20,14 +20,17 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 def test_jsonl_reader_reports_bad_lines_with_numbers(tmp_path: Path, settings: Settings) -> None:
     solid_image(tmp_path / "ok.png", "red")
-    jsonl = _write(tmp_path / "feed.jsonl", [
-        json.dumps({"id": "a", "image": "ok.png", "caption": "fine #Red"}),
-        "",
-        "{not json",
-        json.dumps({"id": "b"}),
-        json.dumps({"id": "c", "image": "ok.png", "created_at": "soon"}),
-        json.dumps({"image": "ok.png", "caption": "no id: hashed"}),
-    ])
+    jsonl = _write(
+        tmp_path / "feed.jsonl",
+        [
+            json.dumps({"id": "a", "image": "ok.png", "caption": "fine #Red"}),
+            "",
+            "{not json",
+            json.dumps({"id": "b"}),
+            json.dumps({"id": "c", "image": "ok.png", "created_at": "soon"}),
+            json.dumps({"image": "ok.png", "caption": "no id: hashed"}),
+        ],
+    )
     items = list(open_source("jsonl", str(jsonl), settings))
     assert [i.origin for i in items] == ["feed.jsonl:1", "feed.jsonl:3", "feed.jsonl:4", "feed.jsonl:5", "feed.jsonl:6"]
     good, bad_json, no_image, bad_time, hashed = items
@@ -39,8 +42,9 @@ def test_jsonl_reader_reports_bad_lines_with_numbers(tmp_path: Path, settings: S
     assert hashed.post is not None and len(hashed.post.id) == 16
 
 
-def test_jsonl_from_stdin_resolves_relative_to_working_dir(tmp_path: Path, settings: Settings,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jsonl_from_stdin_resolves_relative_to_working_dir(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     solid_image(tmp_path / "ok.png", "blue")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({"id": "s", "image": "ok.png"}) + "\n"))
@@ -91,7 +95,9 @@ def test_watch_source_reads_new_files_once_and_remembers(tmp_path: Path, setting
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     solid_image(inbox / "r.png", "red")
-    _write(inbox / "one.jsonl", [json.dumps({"id": "w1", "image": "r.png"}), json.dumps({"id": "w2", "image": "r.png"})])
+    _write(
+        inbox / "one.jsonl", [json.dumps({"id": "w1", "image": "r.png"}), json.dumps({"id": "w2", "image": "r.png"})]
+    )
     source = open_source("watch", str(inbox), settings, poll_s=0.01, idle_exit_s=0.2)
     seen = []
     for item in source:
@@ -125,13 +131,15 @@ def test_watch_source_forgets_nothing_unacked(tmp_path: Path, settings: Settings
     assert [i.post.id for i in second if i is not None] == ["u1"]
 
 
-@pytest.mark.parametrize("line, where", [
-    ('{"id": "p2", "image": "a.png", "caption": "a caption here" "city": "paris"}', "column 60"),
-    ('{"id": "p3", "image": "a.png", "caption": "a caption cut short", "city": "paris"', "the end of the line"),
-    ('{"id": "p4"}}', "column 13"),
-])
-def test_a_malformed_line_names_its_column_and_a_retry_keeps_the_reason(tmp_path: Path, line: str,
-                                                                        where: str) -> None:
+@pytest.mark.parametrize(
+    "line, where",
+    [
+        ('{"id": "p2", "image": "a.png", "caption": "a caption here" "city": "paris"}', "column 60"),
+        ('{"id": "p3", "image": "a.png", "caption": "a caption cut short", "city": "paris"', "the end of the line"),
+        ('{"id": "p4"}}', "column 13"),
+    ],
+)
+def test_a_malformed_line_names_its_column_and_a_retry_keeps_the_reason(tmp_path: Path, line: str, where: str) -> None:
     from jointspace.ingest.retry import DeadLetterSource
     from jointspace.ingest.validate import ValidationLimits
     from jointspace.workers.dead_letters import DeadLetter
@@ -143,7 +151,8 @@ def test_a_malformed_line_names_its_column_and_a_retry_keeps_the_reason(tmp_path
     assert item.error is not None and item.error.reason.endswith(f"at {where})"), item.error.reason
     if where.startswith("column"):  # the character json stopped at: `"city` without a comma, the extra `}`
         assert line[int(where.split()[-1]) - 1] in '"}'
-    letter = DeadLetter(key=item.origin, stage="validate", reason=item.error.reason, post={"text": item.raw},
-                        origin=item.origin)
+    letter = DeadLetter(
+        key=item.origin, stage="validate", reason=item.error.reason, post={"text": item.raw}, origin=item.origin
+    )
     (again,) = list(DeadLetterSource([letter], ValidationLimits(100, 1000)))
     assert again.error is not None and again.error.reason == item.error.reason

@@ -1,14 +1,21 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
-
-from jointspace.ingest.validate import (InvalidPost, ValidationLimits, normalise_city, parse_hashtags,
-                                        parse_time, validate_post)
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from jointspace.ingest.validate import (
+    InvalidPost,
+    ValidationLimits,
+    normalise_city,
+    parse_hashtags,
+    parse_time,
+    validate_post,
+)
 
 LIMITS = ValidationLimits(max_caption_chars=50, max_image_bytes=1_000_000)
 
@@ -21,14 +28,24 @@ def image(tmp_path: Path) -> Path:
 
 
 def test_full_post_is_normalised(image: Path) -> None:
-    post = validate_post({"id": "x1", "image": "a.jpg", "caption": "Sunrise at the #Beach with #café #beach",
-                          "city": "  New   York ", "created_at": "2024-05-01T14:00:00+02:00",
-                          "author": "ann", "extra": "ignored"}, image.parent, LIMITS)
+    post = validate_post(
+        {
+            "id": "x1",
+            "image": "a.jpg",
+            "caption": "Sunrise at the #Beach with #café #beach",
+            "city": "  New   York ",
+            "created_at": "2024-05-01T14:00:00+02:00",
+            "author": "ann",
+            "extra": "ignored",
+        },
+        image.parent,
+        LIMITS,
+    )
     assert post.id == "x1"
     assert post.image == str(image)
     assert post.hashtags == ("beach", "café")
     assert post.city == "new york"
-    assert post.created_at == datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+    assert post.created_at == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     assert post.author == "ann" and post.source is None
 
 
@@ -43,27 +60,31 @@ def test_id_defaults_to_hash_of_image_bytes(image: Path) -> None:
 
 
 def test_explicit_hashtags_win_over_caption(image: Path) -> None:
-    post = validate_post({"id": "a", "image": str(image), "caption": "#one", "hashtags": ["#Two", "two", "three"]},
-                         None, LIMITS)
+    post = validate_post(
+        {"id": "a", "image": str(image), "caption": "#one", "hashtags": ["#Two", "two", "three"]}, None, LIMITS
+    )
     assert post.hashtags == ("two", "three")
 
 
-@pytest.mark.parametrize("raw, field", [
-    ({"id": "a"}, "image"),
-    ({"id": "a", "image": "http://example.com/x.jpg"}, "image"),
-    ({"id": "a", "image": "a\x00.jpg"}, "image"),  # found by the OpenAPI fuzzer: was a ValueError (500)
-    ({"id": "a", "image": "file:///tmp/a%00.jpg"}, "image"),
-    ({"id": "a", "image": "~no-such-user-here/a.jpg"}, "image"),  # also the fuzzer's: a RuntimeError (500)
-    ({"image": "x" * 5000 + ".jpg"}, "image"),  # hashing a name too long to open: was an OSError
-    ({"id": "a", "image": "missing.jpg"}, "id_or_image"),
-    ({"id": "a b", "image": "a.jpg"}, "id"),
-    ({"id": "a", "image": "a.jpg", "caption": "x" * 51}, "caption"),
-    ({"id": "a", "image": "a.jpg", "caption": 3}, "caption"),
-    ({"id": "a", "image": "a.jpg", "created_at": "yesterday"}, "created_at"),
-    ({"id": "a", "image": "a.jpg", "city": ["x"]}, "city"),
-    ({"id": "a", "image": "a.jpg", "hashtags": [1]}, "hashtags"),
-    (["not", "an", "object"], "post"),
-])
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ({"id": "a"}, "image"),
+        ({"id": "a", "image": "http://example.com/x.jpg"}, "image"),
+        ({"id": "a", "image": "a\x00.jpg"}, "image"),  # found by the OpenAPI fuzzer: was a ValueError (500)
+        ({"id": "a", "image": "file:///tmp/a%00.jpg"}, "image"),
+        ({"id": "a", "image": "~no-such-user-here/a.jpg"}, "image"),  # also the fuzzer's: a RuntimeError (500)
+        ({"image": "x" * 5000 + ".jpg"}, "image"),  # hashing a name too long to open: was an OSError
+        ({"id": "a", "image": "missing.jpg"}, "id_or_image"),
+        ({"id": "a b", "image": "a.jpg"}, "id"),
+        ({"id": "a", "image": "a.jpg", "caption": "x" * 51}, "caption"),
+        ({"id": "a", "image": "a.jpg", "caption": 3}, "caption"),
+        ({"id": "a", "image": "a.jpg", "created_at": "yesterday"}, "created_at"),
+        ({"id": "a", "image": "a.jpg", "city": ["x"]}, "city"),
+        ({"id": "a", "image": "a.jpg", "hashtags": [1]}, "hashtags"),
+        (["not", "an", "object"], "post"),
+    ],
+)
 def test_bad_posts_name_their_field(image: Path, raw: object, field: str) -> None:
     if field == "id_or_image":  # a given id is trusted; the missing file surfaces at decode time
         assert validate_post(raw, image.parent, LIMITS).id == "a"
@@ -86,8 +107,8 @@ def test_hashtags_are_unicode_aware() -> None:
 
 
 def test_naive_time_is_utc_and_z_is_accepted() -> None:
-    assert parse_time("2024-01-02T03:04:05") == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    assert parse_time("2024-01-02T03:04:05Z") == datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert parse_time("2024-01-02T03:04:05") == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert parse_time("2024-01-02T03:04:05Z") == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert parse_time("") is None
 
 
@@ -107,11 +128,16 @@ def test_every_written_hashtag_is_parsed(tags: list[str]) -> None:
     assert len(parsed) == len(set(parsed))
 
 
-@given(st.dictionaries(st.sampled_from(["id", "caption", "city", "created_at", "hashtags", "author"]),
-                       st.one_of(st.none(), st.text(max_size=60), st.integers(), st.lists(st.text(max_size=5)))))
+@given(
+    st.dictionaries(
+        st.sampled_from(["id", "caption", "city", "created_at", "hashtags", "author"]),
+        st.one_of(st.none(), st.text(max_size=60), st.integers(), st.lists(st.text(max_size=5))),
+    )
+)
 @hsettings(max_examples=300, deadline=None)
-def test_any_object_either_validates_or_raises_invalid_post(tmp_path_factory: pytest.TempPathFactory,
-                                                           raw: dict) -> None:
+def test_any_object_either_validates_or_raises_invalid_post(
+    tmp_path_factory: pytest.TempPathFactory, raw: dict
+) -> None:
     folder = tmp_path_factory.getbasetemp()
     (folder / "h.jpg").write_bytes(b"bytes")
     raw = {**raw, "image": "h.jpg"}

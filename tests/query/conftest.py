@@ -1,4 +1,5 @@
 """Query tests run on every backend: the embedded store and the real Elasticsearch node."""
+
 from __future__ import annotations
 
 import sys
@@ -10,10 +11,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from jointspace.query.service import SearchService  # noqa: E402
 from query_geometry import DIM, MODEL, GeometryEncoder, documents  # noqa: E402
 
 from jointspace.protocols import SearchBackend  # noqa: E402
-from jointspace.query.service import SearchService  # noqa: E402
 from jointspace.settings import Settings  # noqa: E402
 
 BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]

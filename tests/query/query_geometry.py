@@ -4,6 +4,7 @@ and rankings can be checked with pencil and paper.
 Each vocabulary word is its own axis (word i ↦ e_i), so `2*beach-0.5*sunset` is exactly
 (2·e_beach - 0.5·e_sunset) / |…| and a post's score is a dot product anyone can compute.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,11 +15,34 @@ import numpy as np
 
 from jointspace.records import Document, Post
 
-WORDS = ("america", "people", "park", "bike", "car", "yellow", "cold", "snow", "travel", "paint",
-         "dog", "beach", "sunset", "sun", "sunrise", "river", "mountain", "city", "food", "night",
-         "street", "art", "boat", "train")
+WORDS = (
+    "america",
+    "people",
+    "park",
+    "bike",
+    "car",
+    "yellow",
+    "cold",
+    "snow",
+    "travel",
+    "paint",
+    "dog",
+    "beach",
+    "sunset",
+    "sun",
+    "sunrise",
+    "river",
+    "mountain",
+    "city",
+    "food",
+    "night",
+    "street",
+    "art",
+    "boat",
+    "train",
+)
 SPARE = 48
-DIM = len(WORDS) + SPARE   # spare axes s0…s47 are never words: they set posts apart from each other
+DIM = len(WORDS) + SPARE  # spare axes s0…s47 are never words: they set posts apart from each other
 MODEL = "geometry"
 
 
@@ -82,10 +106,19 @@ def ladder(i: int) -> np.ndarray:
     return (cos * axis("food") + np.sqrt(1 - cos * cos) * axis(len(WORDS) + 15 + i)).astype(np.float32)
 
 
-def post(post_id: str, caption: str, city: str = "london", tags: Sequence[str] = (),
-         created: str = "2018-06-01") -> Post:
-    return Post(id=post_id, image=f"/media/{post_id}.png", caption=caption, hashtags=tuple(tags),
-                city=city, created_at=datetime.fromisoformat(created), author="tester", source="fixture")
+def post(
+    post_id: str, caption: str, city: str = "london", tags: Sequence[str] = (), created: str = "2018-06-01"
+) -> Post:
+    return Post(
+        id=post_id,
+        image=f"/media/{post_id}.png",
+        caption=caption,
+        hashtags=tuple(tags),
+        city=city,
+        created_at=datetime.fromisoformat(created),
+        author="tester",
+        source="fixture",
+    )
 
 
 def documents() -> list[Document]:

@@ -1,13 +1,14 @@
 """Weights, repetition, parentheses and signs, checked against vectors computed by hand."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from query_geometry import GeometryEncoder, axis
-from jointspace.errors import QueryError
 from jointspace.query.algebra import combine, contributions, weighted_terms
 from jointspace.query.parser import parse
+from query_geometry import GeometryEncoder, axis
+
+from jointspace.errors import QueryError
 
 
 def query_vector(expression: str) -> np.ndarray:
@@ -21,17 +22,20 @@ def unit(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-@pytest.mark.parametrize(("expression", "expected"), [
-    ("park", axis("park")),
-    ("people+park", unit(axis("people") + axis("park"))),
-    ("bike-park", unit(axis("bike") - axis("park"))),
-    ("park+park+park-bike", unit(3 * axis("park") - axis("bike"))),
-    ("2*beach-0.5*sunset", unit(2 * axis("beach") - 0.5 * axis("sunset"))),
-    ("2*(beach+sun)-car", unit(2 * axis("beach") + 2 * axis("sun") - axis("car"))),
-    ("-(beach-sun)", unit(axis("sun") - axis("beach"))),
-    ("0.5*(2*(park - 3*dog))", unit(axis("park") - 3 * axis("dog"))),
-    ("beach sun", unit(axis("beach") + axis("sun"))),
-])
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("park", axis("park")),
+        ("people+park", unit(axis("people") + axis("park"))),
+        ("bike-park", unit(axis("bike") - axis("park"))),
+        ("park+park+park-bike", unit(3 * axis("park") - axis("bike"))),
+        ("2*beach-0.5*sunset", unit(2 * axis("beach") - 0.5 * axis("sunset"))),
+        ("2*(beach+sun)-car", unit(2 * axis("beach") + 2 * axis("sun") - axis("car"))),
+        ("-(beach-sun)", unit(axis("sun") - axis("beach"))),
+        ("0.5*(2*(park - 3*dog))", unit(axis("park") - 3 * axis("dog"))),
+        ("beach sun", unit(axis("beach") + axis("sun"))),
+    ],
+)
 def test_query_vector_matches_hand_computation(expression: str, expected: np.ndarray) -> None:
     np.testing.assert_allclose(query_vector(expression), expected, atol=1e-6)
 

@@ -1,5 +1,6 @@
 """`jointspace search` end to end: a real bundle folder (GloVe-format word vectors with the
 hand-set geometry), the embedded backend in a temporary JOINTSPACE_HOME, the command as a subprocess."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from query_geometry import DIM, WORDS, axis, documents
 from jointspace.backends import open_backend
+from query_geometry import DIM, WORDS, axis, documents
+
 from jointspace.cli.search import HIT_FIELDS
 from jointspace.settings import Settings
 
@@ -26,11 +27,20 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bundle = home / "bundle"
     bundle.mkdir()
     (bundle / "vectors.txt").write_text(
-        "".join(f"{w} {' '.join(f'{x:g}' for x in axis(w))}\n" for w in WORDS), encoding="utf-8")
-    (bundle / "manifest.json").write_text(json.dumps({
-        "format": 1, "name": BUNDLE, "dim": DIM,
-        "text": {"name": "glove", "config": {"path": "vectors.txt", "name": "geometry"}, "dim": DIM},
-        "image": {"name": "zeroshot", "config": {}}}), encoding="utf-8")
+        "".join(f"{w} {' '.join(f'{x:g}' for x in axis(w))}\n" for w in WORDS), encoding="utf-8"
+    )
+    (bundle / "manifest.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "name": BUNDLE,
+                "dim": DIM,
+                "text": {"name": "glove", "config": {"path": "vectors.txt", "name": "geometry"}, "dim": DIM},
+                "image": {"name": "zeroshot", "config": {}},
+            }
+        ),
+        encoding="utf-8",
+    )
     backend = open_backend(Settings(home=home), BUNDLE, DIM)
     result = backend.upsert([dataclasses.replace(d, model=BUNDLE) for d in documents()])
     assert not result.errors
@@ -81,8 +91,7 @@ def test_query_error_exits_2_with_a_caret(home: Path) -> None:
 def test_a_syntax_error_is_reported_before_any_index_is_needed(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     env["JOINTSPACE_HOME"] = str(tmp_path / "empty-home")  # no index, no bundle
-    run = subprocess.run(["jointspace", "search", "(beach+sun"], env=env, capture_output=True, text=True,
-                         timeout=120)
+    run = subprocess.run(["jointspace", "search", "(beach+sun"], env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and run.stdout == ""
     assert "expected ')'" in run.stderr and "no embedded index" not in run.stderr
     lines = run.stderr.splitlines()

@@ -1,5 +1,6 @@
 """`jointspace search --facets ... --sort ...` end to end (the command as a subprocess on the embedded
 backend of test_cli.py's home), counts and order checked against brute force over the geometry."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from query_geometry import axis, documents
 from test_cli import home, run  # noqa: F401 - the fixture is used by name
 

@@ -1,9 +1,9 @@
 """`min_score=auto`: the per-query threshold read from the query's own scores (pure functions)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from jointspace.query.cutoff import AUTO, AUTO_POOL, auto_min_score, parse_min_score
 
 

@@ -1,4 +1,5 @@
 """docs/query.md's table of limits states the defaults the code has."""
+
 from __future__ import annotations
 
 import re

@@ -1,28 +1,30 @@
 """Facets, trends and newest-first through SearchService, on every backend, against brute-force counts
 over the hand-set geometry (query_geometry.py)."""
+
 from __future__ import annotations
 
 from collections import Counter
 
-import numpy as np
 import pytest
-
-from query_geometry import documents
-from jointspace.errors import QueryError
 from jointspace.query.service import SearchService
+from query_geometry import documents
+
+from jointspace.errors import QueryError
 from jointspace.records import Filters, Post
 
 DOCS = {d.id: d for d in documents()}
 
 
-def matching(service: SearchService, expression: str, min_score: float | None = None,
-             keep=lambda p: True) -> list[Post]:  # type: ignore[no-untyped-def]
+def matching(
+    service: SearchService, expression: str, min_score: float | None = None, keep=lambda p: True
+) -> list[Post]:  # type: ignore[no-untyped-def]
     """The match set by brute force: every post kept (the default facet_depth exceeds the
     collection) whose similarity passes min_score."""
     query = service.query_vector(expression)
     assert service.settings.facet_depth >= len(DOCS)
-    return [d.post for d in DOCS.values()
-            if keep(d.post) and (min_score is None or float(d.vector @ query) >= min_score)]
+    return [
+        d.post for d in DOCS.values() if keep(d.post) and (min_score is None or float(d.vector @ query) >= min_score)
+    ]
 
 
 def top_counts(values: list[str], size: int) -> list[dict[str, object]]:
@@ -31,8 +33,9 @@ def top_counts(values: list[str], size: int) -> list[dict[str, object]]:
 
 
 def facet_json(result) -> dict[str, list[dict[str, object]]]:  # type: ignore[no-untyped-def]
-    return {name: [{"value": b.value, "count": b.count} for b in buckets]
-            for name, buckets in result.facets.fields.items()}
+    return {
+        name: [{"value": b.value, "count": b.count} for b in buckets] for name, buckets in result.facets.fields.items()
+    }
 
 
 def test_facets_count_the_posts_above_min_score(service: SearchService) -> None:
@@ -45,12 +48,17 @@ def test_facets_count_the_posts_above_min_score(service: SearchService) -> None:
         "city": top_counts([p.city for p in posts], size),
         "hashtags": top_counts([t for p in posts for t in p.hashtags], size),
         "source": top_counts([p.source for p in posts], size),
-        "month": sorted(({"value": m, "count": n} for m, n in Counter(p.created_at.strftime("%Y-%m")
-                                                                      for p in posts).items()),
-                        key=lambda b: b["value"]),
+        "month": sorted(
+            ({"value": m, "count": n} for m, n in Counter(p.created_at.strftime("%Y-%m") for p in posts).items()),
+            key=lambda b: b["value"],
+        ),
     }
-    assert result.explain["match"] == {"kind": "semantic", "depth": service.settings.max_num_candidates, "min_score": 0.45,
-                                       "matching": len(posts)}
+    assert result.explain["match"] == {
+        "kind": "semantic",
+        "depth": service.settings.max_num_candidates,
+        "min_score": 0.45,
+        "matching": len(posts),
+    }
     assert len(result.hits) == 3  # the page itself is unchanged by facets
 
 
@@ -128,8 +136,11 @@ def test_trends_count_and_share_against_brute_force(service: SearchService, by: 
     body = trend.to_json()
     assert body["matching"] == len(posts) and [s["key"] for s in body["series"]] == top
     for series in body["series"]:
-        want = [(period, matched.get((series["key"], period), 0), n)
-                for (key, period), n in sorted(totals.items()) if key == series["key"]]
+        want = [
+            (period, matched.get((series["key"], period), 0), n)
+            for (key, period), n in sorted(totals.items())
+            if key == series["key"]
+        ]
         assert [(p["period"], p["count"], p["total"]) for p in series["points"]] == want
         for point in series["points"]:
             assert point["share"] == pytest.approx(point["count"] / point["total"], abs=1e-6)

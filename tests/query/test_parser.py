@@ -1,18 +1,32 @@
 """The query language: what parses, what each error says and where, and the round trip."""
+
 from __future__ import annotations
 
 from datetime import datetime
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
-
-from jointspace.errors import QueryError
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from jointspace.query.parser import ParsedQuery, QueryLimits, parse
 from jointspace.query.syntax import Scaled, Sum, Term
+
+from jointspace.errors import QueryError
 from jointspace.records import Filters
 
-EXAMPLES = ["america", "people+park", "bike-park", "car-yellow", "cold-snow", "travel+paint", "[IMG_1]+park",
-            "[IMG_3]-dog", "[IMG_1]+[IMG_10]", "[IMG_1]+park+park+park", "2*beach-0.5*sunset city:london"]
+EXAMPLES = [
+    "america",
+    "people+park",
+    "bike-park",
+    "car-yellow",
+    "cold-snow",
+    "travel+paint",
+    "[IMG_1]+park",
+    "[IMG_3]-dog",
+    "[IMG_1]+[IMG_10]",
+    "[IMG_1]+park+park+park",
+    "2*beach-0.5*sunset city:london",
+]
 
 
 def word(text: str) -> Term:
@@ -28,8 +42,14 @@ def test_examples_parse_and_round_trip(expression: str) -> None:
 
 def test_structure_of_a_mixed_expression() -> None:
     parsed = parse("2*(beach + #Sun) - car [img:7] \"red  bike\" city:London,Sydney tag:#beach")
-    assert parsed.expression == Sum(((1, Scaled(2.0, Sum(((1, word("beach")), (1, word("sun")))))),
-                                     (-1, word("car")), (1, Term("image", "7")), (1, Term("phrase", "red  bike"))))
+    assert parsed.expression == Sum(
+        (
+            (1, Scaled(2.0, Sum(((1, word("beach")), (1, word("sun")))))),
+            (-1, word("car")),
+            (1, Term("image", "7")),
+            (1, Term("phrase", "red  bike")),
+        )
+    )
     assert parsed.filters == Filters(cities=("london", "sydney"), hashtags=("beach",))
 
 
@@ -45,8 +65,9 @@ def test_positions_point_at_terms() -> None:
 def test_filters_only_and_dates() -> None:
     parsed = parse("after:2018-01-01 before:2019-06-30T12:00 source:insta,\"my feed\"")
     assert parsed.expression is None
-    assert parsed.filters == Filters(after=datetime(2018, 1, 1), before=datetime(2019, 6, 30, 12),
-                                     sources=("insta", "my feed"))
+    assert parsed.filters == Filters(
+        after=datetime(2018, 1, 1), before=datetime(2019, 6, 30, 12), sources=("insta", "my feed")
+    )
     assert parse(parsed.to_text()) == parsed
 
 
@@ -55,27 +76,30 @@ def test_a_bare_number_is_a_word_and_a_weight_before_star() -> None:
     assert parse("3*1984") == ParsedQuery(Scaled(3.0, word("1984")))
 
 
-@pytest.mark.parametrize(("expression", "position", "fragment"), [
-    ("beach+", 6, "expected a word"),
-    ("beach++sun", 6, "expected a word"),
-    ("(beach+sun", 10, "')'"),
-    ("beach)", 5, "without a matching '('"),
-    ("()", 1, "empty parentheses"),
-    ('beach "at sunset', 6, "unterminated"),
-    ('""', 0, "empty quoted phrase"),
-    ("[img:]+park", 0, "no id"),
-    ("[picture:3]", 0, "[img:42]"),
-    ("colour:red", 0, "unknown filter 'colour:'"),
-    ("beach after:yesterday", 12, "not a date"),
-    ("beach after:2018-01-01,2019-01-01", 23, "one date"),
-    ("city: beach", 5, "needs a value"),
-    ("2*", 2, "a term after '2*'"),
-    ("2*+beach", 2, "a term after '2*'"),
-    ("beach $", 6, "unexpected character '$'"),
-    ("# beach", 0, "hashtag"),
-    ("(beach city:london)", 7, "outside parentheses"),
-    ("500*beach", 0, "above the limit"),
-])
+@pytest.mark.parametrize(
+    ("expression", "position", "fragment"),
+    [
+        ("beach+", 6, "expected a word"),
+        ("beach++sun", 6, "expected a word"),
+        ("(beach+sun", 10, "')'"),
+        ("beach)", 5, "without a matching '('"),
+        ("()", 1, "empty parentheses"),
+        ('beach "at sunset', 6, "unterminated"),
+        ('""', 0, "empty quoted phrase"),
+        ("[img:]+park", 0, "no id"),
+        ("[picture:3]", 0, "[img:42]"),
+        ("colour:red", 0, "unknown filter 'colour:'"),
+        ("beach after:yesterday", 12, "not a date"),
+        ("beach after:2018-01-01,2019-01-01", 23, "one date"),
+        ("city: beach", 5, "needs a value"),
+        ("2*", 2, "a term after '2*'"),
+        ("2*+beach", 2, "a term after '2*'"),
+        ("beach $", 6, "unexpected character '$'"),
+        ("# beach", 0, "hashtag"),
+        ("(beach city:london)", 7, "outside parentheses"),
+        ("500*beach", 0, "above the limit"),
+    ],
+)
 def test_syntax_errors_say_what_and_where(expression: str, position: int, fragment: str) -> None:
     with pytest.raises(QueryError) as caught:
         parse(expression)
@@ -111,8 +135,12 @@ _phrases = st.text(min_size=1, max_size=12).filter(lambda s: s.strip() != "")
 _ids = st.text(st.characters(blacklist_categories=("Z", "C"), blacklist_characters="[]"), min_size=1, max_size=8)
 _weights = st.decimals(min_value=0, max_value=100, places=3, allow_nan=False).map(float)
 
-_terms = st.one_of(_words.map(word), _numbers_as_words.map(word), _phrases.map(lambda s: Term("phrase", s)),
-                   _ids.map(lambda s: Term("image", s)))
+_terms = st.one_of(
+    _words.map(word),
+    _numbers_as_words.map(word),
+    _phrases.map(lambda s: Term("phrase", s)),
+    _ids.map(lambda s: Term("image", s)),
+)
 
 
 def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
@@ -124,11 +152,17 @@ def _extend(children: st.SearchStrategy) -> st.SearchStrategy:
 
 _nodes = st.recursive(_terms, _extend, max_leaves=12)
 _values = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=8).filter(
-    lambda s: s.strip() != "")
+    lambda s: s.strip() != ""
+)
 _times = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1))
-_filters = st.builds(Filters, cities=st.lists(_values, max_size=3).map(tuple),
-                     hashtags=st.lists(_values, max_size=2).map(tuple), sources=st.lists(_values, max_size=2).map(tuple),
-                     after=st.none() | _times, before=st.none() | _times)
+_filters = st.builds(
+    Filters,
+    cities=st.lists(_values, max_size=3).map(tuple),
+    hashtags=st.lists(_values, max_size=2).map(tuple),
+    sources=st.lists(_values, max_size=2).map(tuple),
+    after=st.none() | _times,
+    before=st.none() | _times,
+)
 
 
 @hsettings(max_examples=200, deadline=None)
@@ -141,8 +175,9 @@ def test_printing_then_parsing_round_trips(node, filters: Filters) -> None:
     assert again.to_text() == text
 
 
-_query_alphabet = st.sampled_from(list("ab +-*().,:[]_#\"\\0123456789") + ["img", "IMG_", "city:", "after:",
-                                                                            "2018-01-01", "tag:", "\n", "é"])
+_query_alphabet = st.sampled_from(
+    list("ab +-*().,:[]_#\"\\0123456789") + ["img", "IMG_", "city:", "after:", "2018-01-01", "tag:", "\n", "é"]
+)
 
 
 @hsettings(max_examples=300, deadline=None)

@@ -1,17 +1,18 @@
 """The pure parts of planning: page depth and candidates, rank fusion, near-duplicate collapse."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from query_geometry import mix, post
-from jointspace.errors import QueryError
+from jointspace.query.algebra import weighted_terms
 from jointspace.query.collapse import collapse
 from jointspace.query.fusion import reciprocal_rank_fusion
 from jointspace.query.keyword import keyword_query, mentions_any
-from jointspace.query.algebra import weighted_terms
 from jointspace.query.parser import parse
 from jointspace.query.planner import plan_page
+from query_geometry import mix, post
+
+from jointspace.errors import QueryError
 from jointspace.records import Hit
 from jointspace.settings import Settings
 
@@ -21,8 +22,8 @@ def test_num_candidates_do_not_depend_on_the_page() -> None:
     plans = [plan_page(20, page, settings) for page in range(1, 11)]
     assert {p.num_candidates for p in plans} == {200}
     assert [(p.start, p.depth) for p in plans[:3]] == [(0, 20), (20, 40), (40, 60)]
-    assert plan_page(3, 1, settings).num_candidates == 100          # the floor
-    assert plan_page(150, 3, settings).num_candidates == 1000       # the ceiling, still ≥ depth 450
+    assert plan_page(3, 1, settings).num_candidates == 100  # the floor
+    assert plan_page(150, 3, settings).num_candidates == 1000  # the ceiling, still ≥ depth 450
 
 
 def test_pages_beyond_max_k_are_refused() -> None:
@@ -53,8 +54,13 @@ def _hit(post_id: str, vector: np.ndarray | None, score: float = 1.0) -> Hit:
 
 
 def test_collapse_keeps_the_best_ranked_of_near_duplicates() -> None:
-    hits = [_hit("a", mix(boat=1, river=1)), _hit("b", mix(park=1)), _hit("c", mix(boat=1, river=0.95)),
-            _hit("d", None), _hit("e", mix(park=1, dog=0.1))]
+    hits = [
+        _hit("a", mix(boat=1, river=1)),
+        _hit("b", mix(park=1)),
+        _hit("c", mix(boat=1, river=0.95)),
+        _hit("d", None),
+        _hit("e", mix(park=1, dog=0.1)),
+    ]
     kept, dropped = collapse(hits, 0.95)
     assert [h.id for h in kept] == ["a", "b", "d"]
     assert [(c.id, c.duplicate_of) for c in dropped] == [("c", "a"), ("e", "b")]

@@ -1,34 +1,55 @@
 """The one search request model (`jointspace.query.request`) that every search door parses with."""
+
 from __future__ import annotations
 
 from datetime import datetime
 
 import pytest
+from jointspace.query.request import PhotoSearchRequest, SearchRequest, merge_sources
 
 from jointspace.errors import QueryError
-from jointspace.query.request import PhotoSearchRequest, SearchRequest, merge_sources
 from jointspace.records import Filters
 from jointspace.settings import Settings
 
 
 def test_raw_strings_become_typed_values_and_filters() -> None:
-    request = SearchRequest.from_values({"q": "dog", "city": ["Paris", "london"], "tag": ["#Park"],
-                                         "source": ["openclipart"], "after": "2024-01-01", "k": "5",
-                                         "page": "2", "min_score": "0.25", "collapse": "false"}, Settings())
+    request = SearchRequest.from_values(
+        {
+            "q": "dog",
+            "city": ["Paris", "london"],
+            "tag": ["#Park"],
+            "source": ["openclipart"],
+            "after": "2024-01-01",
+            "k": "5",
+            "page": "2",
+            "min_score": "0.25",
+            "collapse": "false",
+        },
+        Settings(),
+    )
     assert request.k == 5 and request.page == 2 and request.min_score == 0.25 and request.collapse is False
-    assert request.to_filters() == Filters(cities=("london", "paris"), hashtags=("park",),
-                                           sources=("openclipart",), after=datetime(2024, 1, 1))
+    assert request.to_filters() == Filters(
+        cities=("london", "paris"), hashtags=("park",), sources=("openclipart",), after=datetime(2024, 1, 1)
+    )
     arguments = request.search_arguments()
     assert arguments["collapse"] is False and arguments["k"] == 5 and arguments["min_score"] == 0.25
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"k": 0}, "k must be between 1 and 500"), ({"k": 501}, "k must be between 1 and 500"),
-    ({"page": 0}, "page must be 1 or more"), ({"k": 50, "page": 11}, "would need the top 550"),
-    ({"min_score": "nan"}, "min_score must be a finite number"),
-    ({"min_score": "sometimes"}, "min_score must be a number or 'auto'"), ({"k": "many"}, "k: Input should be"),
-    ({"mode": "fuzzy"}, "mode: Input should be"), ({"after": "yesterday"}, "after: Input should be"),
-    ({"q": "a" * 1001}, "query longer than 1000 characters")])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"k": 0}, "k must be between 1 and 500"),
+        ({"k": 501}, "k must be between 1 and 500"),
+        ({"page": 0}, "page must be 1 or more"),
+        ({"k": 50, "page": 11}, "would need the top 550"),
+        ({"min_score": "nan"}, "min_score must be a finite number"),
+        ({"min_score": "sometimes"}, "min_score must be a number or 'auto'"),
+        ({"k": "many"}, "k: Input should be"),
+        ({"mode": "fuzzy"}, "mode: Input should be"),
+        ({"after": "yesterday"}, "after: Input should be"),
+        ({"q": "a" * 1001}, "query longer than 1000 characters"),
+    ],
+)
 def test_every_bound_is_a_query_error(values: dict, message: str) -> None:
     with pytest.raises(QueryError, match=message):
         SearchRequest.from_values(values, Settings())

@@ -1,15 +1,18 @@
 """SearchService on every backend, against the hand-set geometry of `geometry.py`."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
-
-from query_geometry import LADDER, GeometryEncoder, axis, documents, ladder_similarity, mix
-from jointspace.errors import QueryError
-from jointspace.protocols import SearchBackend
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from jointspace.query.cutoff import auto_min_score
 from jointspace.query.service import SearchService
+from query_geometry import LADDER, axis, documents, ladder_similarity
+
+from jointspace.errors import QueryError
+from jointspace.protocols import SearchBackend
 from jointspace.records import Filters
 from jointspace.settings import Settings
 
@@ -30,10 +33,22 @@ def exact_ranking(query: np.ndarray, ids: list[str] | None = None) -> list[str]:
 CITIES = {d.id: d.post.city for d in documents()}
 
 
-@pytest.mark.parametrize("expression", [
-    "america", "people+park", "bike-park", "car-yellow", "cold-snow", "travel+paint", "[IMG_1]+park",
-    "[IMG_3]-dog", "[IMG_1]+[IMG_10]", "[IMG_1]+park+park+park", "2*beach-0.5*sunset city:london",
-])
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "america",
+        "people+park",
+        "bike-park",
+        "car-yellow",
+        "cold-snow",
+        "travel+paint",
+        "[IMG_1]+park",
+        "[IMG_3]-dog",
+        "[IMG_1]+[IMG_10]",
+        "[IMG_1]+park+park+park",
+        "2*beach-0.5*sunset city:london",
+    ],
+)
 def test_the_example_queries_run(service: SearchService, expression: str) -> None:
     result = service.search(expression, k=5, collapse=False)
     assert len(result.hits) == 5
@@ -51,14 +66,21 @@ def test_the_example_queries_run(service: SearchService, expression: str) -> Non
         assert {h.post.city for h in result.hits} == {"london"}
 
 
-@pytest.mark.parametrize(("expression", "expected"), [
-    ("2*beach-0.5*sunset", unit(2 * axis("beach") - 0.5 * axis("sunset"))),
-    ("[IMG_1]+park+park+park", unit(VECTORS["1"] + 3 * axis("park"))),
-    ("[IMG_3]-dog", unit(VECTORS["3"] - axis("dog"))),
-    ('2*(beach+"sun and sunrise")-car', unit(2 * axis("beach") + 2 * unit(axis("sun") + axis("sunrise")) - axis("car"))),
-])
-def test_scores_are_dot_products_with_the_hand_computed_query(service: SearchService, expression: str,
-                                                              expected: np.ndarray) -> None:
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("2*beach-0.5*sunset", unit(2 * axis("beach") - 0.5 * axis("sunset"))),
+        ("[IMG_1]+park+park+park", unit(VECTORS["1"] + 3 * axis("park"))),
+        ("[IMG_3]-dog", unit(VECTORS["3"] - axis("dog"))),
+        (
+            '2*(beach+"sun and sunrise")-car',
+            unit(2 * axis("beach") + 2 * unit(axis("sun") + axis("sunrise")) - axis("car")),
+        ),
+    ],
+)
+def test_scores_are_dot_products_with_the_hand_computed_query(
+    service: SearchService, expression: str, expected: np.ndarray
+) -> None:
     np.testing.assert_allclose(service.query_vector(expression), expected, atol=1e-6)
     result = service.search(expression, k=8, collapse=False)
     best = sorted((float(v @ expected) for v in VECTORS.values()), reverse=True)[:8]
@@ -96,7 +118,7 @@ def test_filters_go_inside_the_knn_so_a_rare_city_still_fills_k(service: SearchS
 
 def test_inline_and_parameter_filters_combine(service: SearchService) -> None:
     result = service.search("beach after:2018-01-01", filters=Filters(cities=("sydney",)), k=5, collapse=False)
-    assert "26" not in [h.id for h in result.hits]     # 2017: before the `after` bound
+    assert "26" not in [h.id for h in result.hits]  # 2017: before the `after` bound
     assert result.hits[0].id == "10"
     assert {h.post.city for h in result.hits} == {"sydney"}
     assert result.explain["filters"]["cities"] == ["sydney"]
@@ -131,7 +153,7 @@ def test_min_score_auto_keeps_what_stands_out_of_the_query_s_own_scores(service:
 def test_near_duplicates_collapse_to_the_best_ranked(service: SearchService) -> None:
     collapsed = service.search("boat", k=3)
     ids = [h.id for h in collapsed.hits]
-    assert ids[0] == "31" and "30" not in ids and len(ids) == 3     # refilled from deeper results
+    assert ids[0] == "31" and "30" not in ids and len(ids) == 3  # refilled from deeper results
     assert collapsed.explain["collapsed"][0]["id"] == "30"
     assert collapsed.explain["collapsed"][0]["duplicate_of"] == "31"
     assert [h.id for h in service.search("boat", k=3, collapse=False).hits][:2] == ["31", "30"]
@@ -146,8 +168,9 @@ def test_pages_continue_each_other(service: SearchService) -> None:
     assert all(p.has_more for p in pages) and [p.page for p in pages] == [1, 2, 3, 4]
 
 
-def test_hybrid_is_reciprocal_rank_fusion_of_both_lists(service: SearchService, backend: SearchBackend,
-                                                        settings: Settings) -> None:
+def test_hybrid_is_reciprocal_rank_fusion_of_both_lists(
+    service: SearchService, backend: SearchBackend, settings: Settings
+) -> None:
     result = service.search("dog+park", mode="hybrid", k=6, collapse=False)
     window = result.explain["plan"]["window"]
     query = unit(axis("dog") + axis("park"))
@@ -167,7 +190,7 @@ def test_hybrid_is_reciprocal_rank_fusion_of_both_lists(service: SearchService, 
 
 def test_keyword_mode_excludes_minus_terms(service: SearchService) -> None:
     ids = [h.id for h in service.search("bike-park", mode="keyword", k=10).hits]
-    assert ids == ["22"]                                  # "bike in the park" (21) is excluded
+    assert ids == ["22"]  # "bike in the park" (21) is excluded
     assert "21" in [h.id for h in service.search("bike", mode="keyword", k=10).hits]
     phrase = service.search('"street food" city:tokyo', mode="keyword", k=5)
     assert len(phrase.hits) == 5 and {h.post.city for h in phrase.hits} == {"tokyo"}
@@ -175,7 +198,7 @@ def test_keyword_mode_excludes_minus_terms(service: SearchService) -> None:
 
 
 def test_keyword_mode_needs_no_vectors_but_words(service: SearchService) -> None:
-    assert service.search("zebra", mode="keyword", k=5).hits == []   # unknown to the encoder: fine here
+    assert service.search("zebra", mode="keyword", k=5).hits == []  # unknown to the encoder: fine here
     with pytest.raises(QueryError, match="at least one word"):
         service.search("[img:1]", mode="keyword")
 
@@ -224,10 +247,11 @@ def test_limits(service: SearchService, settings: Settings) -> None:
 
 
 def test_describe_post_and_city(service: SearchService) -> None:
-    assert [w for w, _ in service.describe_post("1", k=2)] == sorted(["people", "park"])[::-1] or \
-        {w for w, _ in service.describe_post("1", k=2)} == {"people", "park"}
+    assert [w for w, _ in service.describe_post("1", k=2)] == sorted(["people", "park"])[::-1] or {
+        w for w, _ in service.describe_post("1", k=2)
+    } == {"people", "park"}
     words = service.describe_city("Sydney", k=3)
-    assert words[0][0] == "beach"      # two of sydney's three posts are beaches
+    assert words[0][0] == "beach"  # two of sydney's three posts are beaches
     with pytest.raises(QueryError, match="atlantis"):
         service.describe_city("atlantis")
     with pytest.raises(QueryError, match="nope"):
@@ -244,18 +268,40 @@ def test_search_with_a_photo_vector_and_terms(service: SearchService) -> None:
 
 
 # Garbage made of query pieces (most of it refused), and well-formed expressions (all of them run).
-PIECES = ["park", "dog", "zebra", "[img:1]", "[img:x]", "+", "-", "*", "2", "(", ")", " ", '"', "city:", "oslo",
-          "0.5", "#"]
-WELL_FORMED = st.lists(st.sampled_from(["park", "dog", "beach", "[img:1]", "2*beach", '"sun and sunrise"', "(sun+sunrise)"]),
-                       min_size=1, max_size=4).map("+".join)
+PIECES = [
+    "park",
+    "dog",
+    "zebra",
+    "[img:1]",
+    "[img:x]",
+    "+",
+    "-",
+    "*",
+    "2",
+    "(",
+    ")",
+    " ",
+    '"',
+    "city:",
+    "oslo",
+    "0.5",
+    "#",
+]
+WELL_FORMED = st.lists(
+    st.sampled_from(["park", "dog", "beach", "[img:1]", "2*beach", '"sun and sunrise"', "(sun+sunrise)"]),
+    min_size=1,
+    max_size=4,
+).map("+".join)
 
 
 def test_random_queries_raise_only_query_errors(service: SearchService) -> None:
     outcomes: dict[str, list[str]] = {"ok": [], "refused": []}
 
     @hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(st.one_of(st.lists(st.sampled_from(PIECES), max_size=14).map("".join), WELL_FORMED),
-           st.sampled_from(["semantic", "keyword", "hybrid"]))
+    @given(
+        st.one_of(st.lists(st.sampled_from(PIECES), max_size=14).map("".join), WELL_FORMED),
+        st.sampled_from(["semantic", "keyword", "hybrid"]),
+    )
     def run(text: str, mode: str) -> None:
         try:
             result = service.search(text, mode=mode, k=3)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
 """NearestWords: the one-time preparation runs once, in the background, and nobody waits for it."""
+
 from __future__ import annotations
 
 import threading
@@ -8,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-
 from jointspace.query.vocabulary import NearestWords, VocabularyNotReady
 
 

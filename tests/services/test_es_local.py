@@ -1,4 +1,5 @@
 """The project's own Elasticsearch 8.19.21 node and cluster: real JVMs, real HTTP, elasticsearch-py."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ def index_name(es: Elasticsearch) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def cli_home(_es_single: tuple[str, LocalElasticsearch | None],
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def cli_home(
+    _es_single: tuple[str, LocalElasticsearch | None], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
     """A JOINTSPACE_HOME whose services/es holds a running single node, for driving the real CLI."""
     _, service = _es_single
     if service is not None:
@@ -66,17 +68,21 @@ def test_node_is_healthy_and_reports_8_19_21(es: Elasticsearch, es_url: str) -> 
 def test_english_analyzer_stems_built_in_configured_and_in_a_mapping(es: Elasticsearch, index_name: str) -> None:
     tokens = [t["token"] for t in es.indices.analyze(analyzer="english", text="The runners were running")["tokens"]]
     assert tokens == ["runner", "were", "run"]  # "the" is an English stopword; Porter stems "running"
-    es.indices.create(index=index_name, settings={
-        "number_of_replicas": 0,
-        "analysis": {
-            "analyzer": {
-                "en_no_bikes": {"type": "english", "stopwords": ["bikes"]},
-                "porter": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "porter_stem"]},
-                "light": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "en_light"]},
+    es.indices.create(
+        index=index_name,
+        settings={
+            "number_of_replicas": 0,
+            "analysis": {
+                "analyzer": {
+                    "en_no_bikes": {"type": "english", "stopwords": ["bikes"]},
+                    "porter": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "porter_stem"]},
+                    "light": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase", "en_light"]},
+                },
+                "filter": {"en_light": {"type": "stemmer", "language": "light_english"}},
             },
-            "filter": {"en_light": {"type": "stemmer", "language": "light_english"}},
         },
-    }, mappings={"properties": {"caption": {"type": "text", "analyzer": "english"}}})
+        mappings={"properties": {"caption": {"type": "text", "analyzer": "english"}}},
+    )
 
     def analyze(**kwargs: str) -> list[str]:
         return [t["token"] for t in es.indices.analyze(index=index_name, **kwargs)["tokens"]]
@@ -93,17 +99,28 @@ def test_a_stemmer_language_the_node_lacks_is_refused_by_name(es: Elasticsearch,
     from elasticsearch import BadRequestError
 
     with pytest.raises(BadRequestError, match="german"):
-        es.indices.create(index=index_name, settings={
-            "analysis": {"filter": {"de": {"type": "stemmer", "language": "german"}}}})
+        es.indices.create(
+            index=index_name, settings={"analysis": {"filter": {"de": {"type": "stemmer", "language": "german"}}}}
+        )
 
 
 def test_dense_vector_knn_with_filter_inside(es: Elasticsearch, index_name: str) -> None:
-    es.indices.create(index=index_name, settings={"number_of_shards": 1, "number_of_replicas": 0}, mappings={
-        "properties": {
-            "city": {"type": "keyword"},
-            "vector": {"type": "dense_vector", "dims": 3, "index": True, "similarity": "dot_product",
-                       "index_options": {"type": "int8_hnsw"}},
-        }})
+    es.indices.create(
+        index=index_name,
+        settings={"number_of_shards": 1, "number_of_replicas": 0},
+        mappings={
+            "properties": {
+                "city": {"type": "keyword"},
+                "vector": {
+                    "type": "dense_vector",
+                    "dims": 3,
+                    "index": True,
+                    "similarity": "dot_product",
+                    "index_options": {"type": "int8_hnsw"},
+                },
+            }
+        },
+    )
     # Unit vectors at known angles from the query (1, 0, 0): the order by dot product is known.
     docs = {
         "p-near": ("paris", [1.0, 0.0, 0.0]),
@@ -112,11 +129,17 @@ def test_dense_vector_knn_with_filter_inside(es: Elasticsearch, index_name: str)
         "l-nearest": ("london", [1.0, 0.0, 0.0]),
         "l-mid": ("london", [0.8, 0.6, 0.0]),
     }
-    ok, errors = helpers.bulk(es, ({"_index": index_name, "_id": i, "city": c, "vector": v}
-                                   for i, (c, v) in docs.items()), refresh=True)
+    ok, errors = helpers.bulk(
+        es, ({"_index": index_name, "_id": i, "city": c, "vector": v} for i, (c, v) in docs.items()), refresh=True
+    )
     assert ok == len(docs) and not errors
-    knn = {"field": "vector", "query_vector": [1.0, 0.0, 0.0], "k": 3, "num_candidates": 10,
-           "filter": {"term": {"city": "paris"}}}
+    knn = {
+        "field": "vector",
+        "query_vector": [1.0, 0.0, 0.0],
+        "k": 3,
+        "num_candidates": 10,
+        "filter": {"term": {"city": "paris"}},
+    }
     hits = es.search(index=index_name, knn=knn, source=False)["hits"]["hits"]
     assert [h["_id"] for h in hits] == ["p-near", "p-mid", "p-far"]
     # dot_product similarity is reported as (1 + dot) / 2.
@@ -169,8 +192,9 @@ def test_missing_java_names_the_package_to_install(monkeypatch: pytest.MonkeyPat
         es_launcher.find_java()
 
 
-def test_cached_build_needs_no_maven_but_a_changed_one_does(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                            es_url: str) -> None:
+def test_cached_build_needs_no_maven_but_a_changed_one_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, es_url: str
+) -> None:
     # es_url first: the launcher is built and stamped, so no Maven is needed to use it.
     java = shutil.which("java")
     assert java is not None
@@ -192,7 +216,9 @@ def test_a_failed_build_shows_the_maven_log(monkeypatch: pytest.MonkeyPatch, tmp
     copy = tmp_path / "launcher"
     shutil.copytree(es_launcher.launcher_source_dir() / "src", copy / "src")
     (copy / "pom.xml").write_text(es_launcher.launcher_source_dir().joinpath("pom.xml").read_text())
-    (copy / "src/main/java/org/elasticsearch/node/Broken.java").write_text("package org.elasticsearch.node; class Broken {")
+    (copy / "src/main/java/org/elasticsearch/node/Broken.java").write_text(
+        "package org.elasticsearch.node; class Broken {"
+    )
     monkeypatch.setattr(es_launcher, "launcher_source_dir", lambda: copy)
     with pytest.raises(ConfigurationError, match="(?s)launcher failed.*Broken.java"):
         es_launcher.ensure_built(tmp_path / "build.log")

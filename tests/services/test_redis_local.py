@@ -1,4 +1,5 @@
 """The project's own redis-server: real process, real RESP, stopped and restarted on the same port."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """Real worker processes for the fault tests: `jointspace worker` subprocesses on the session's Redis,
 against real Elasticsearch, each test with its own queue, dead-letter key and index alias."""
+
 from __future__ import annotations
 
 import json
@@ -71,21 +72,43 @@ class Rig:
         log = self.home / f"{name}-{len(self.procs)}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         handle = log.open("w")
-        popen = subprocess.Popen([JOINTSPACE, *args], env={**self.env, **extra_env}, stdout=handle,
-                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        popen = subprocess.Popen(
+            [JOINTSPACE, *args],
+            env={**self.env, **extra_env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         proc = Proc(popen, log)
         self.procs.append(proc)
         return proc
 
     def worker(self, concurrency: int = 1, **extra_env: str) -> Proc:
-        return self.spawn(["worker", "--concurrency", str(concurrency), "--loglevel", "info",
-                           "--hostname", f"w{len(self.procs)}-{uuid.uuid4().hex[:6]}@%h"], "worker", **extra_env)
+        return self.spawn(
+            [
+                "worker",
+                "--concurrency",
+                str(concurrency),
+                "--loglevel",
+                "info",
+                "--hostname",
+                f"w{len(self.procs)}-{uuid.uuid4().hex[:6]}@%h",
+            ],
+            "worker",
+            **extra_env,
+        )
 
     def settings(self):  # noqa: ANN201 - Settings, imported late so the env is the rig's
         from jointspace.settings import Settings
 
-        return Settings(**{k[len("JOINTSPACE_"):].lower(): v for k, v in self.env.items()
-                           if k.startswith("JOINTSPACE_") and not k.startswith("JOINTSPACE_TEST_")})
+        return Settings(
+            **{
+                k[len("JOINTSPACE_") :].lower(): v
+                for k, v in self.env.items()
+                if k.startswith("JOINTSPACE_") and not k.startswith("JOINTSPACE_TEST_")
+            }
+        )
 
     def stop_all(self) -> None:
         for proc in self.procs:
@@ -95,7 +118,7 @@ class Rig:
 def ingest_summary(proc: Proc) -> dict:
     """The JSON summary `ingest --json` printed last on stdout (the log holds stderr too)."""
     text = proc.log.read_text()
-    return json.loads(text[text.index("{\n"):text.rindex("}") + 1])
+    return json.loads(text[text.index("{\n") : text.rindex("}") + 1])
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str, poll_s: float = 0.2) -> None:
@@ -123,15 +146,17 @@ def base_env(home: Path, defaults: bool = False, **values: str) -> dict[str, str
     the histogram encoder, and unless `defaults`, SMALL_CORPUS_SETTINGS."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     tag = uuid.uuid4().hex[:8]
-    env.update({
-        "JOINTSPACE_HOME": str(home),
-        "JOINTSPACE_BUNDLE_FACTORY": BUNDLE_FACTORY,
-        "JOINTSPACE_CELERY_QUEUE": f"test-ingest-{tag}",
-        "JOINTSPACE_DEAD_LETTER_KEY": f"test:dead-letters:{tag}",
-        "JOINTSPACE_STREAM_KEY": f"test:posts:{tag}",
-        "JOINTSPACE_ES_INDEX_ALIAS": f"posts-t{tag}",
-        "PYTHONPATH": str(TESTS),
-    })
+    env.update(
+        {
+            "JOINTSPACE_HOME": str(home),
+            "JOINTSPACE_BUNDLE_FACTORY": BUNDLE_FACTORY,
+            "JOINTSPACE_CELERY_QUEUE": f"test-ingest-{tag}",
+            "JOINTSPACE_DEAD_LETTER_KEY": f"test:dead-letters:{tag}",
+            "JOINTSPACE_STREAM_KEY": f"test:posts:{tag}",
+            "JOINTSPACE_ES_INDEX_ALIAS": f"posts-t{tag}",
+            "PYTHONPATH": str(TESTS),
+        }
+    )
     if not defaults:
         env.update(SMALL_CORPUS_SETTINGS)
     env.update(values)
@@ -185,10 +210,30 @@ class PersistentRedis:
 
         self.folder.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
-             "--logfile", str(self.folder / "redis.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.folder),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.folder / "redis.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         client = redis.Redis(port=self.port)
         wait_until(lambda: _pings(client), 15, f"redis on port {self.port}")
         client.close()

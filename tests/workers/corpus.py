@@ -1,4 +1,5 @@
 """Small on-disk corpora of posts: good solid-colour images and every kind of broken one."""
+
 from __future__ import annotations
 
 import io
@@ -30,10 +31,10 @@ def _unsupported_mode_tiff() -> bytes:
     Image.new("RGB", (10, 10), (200, 10, 10)).save(buffer, "TIFF")
     data = bytearray(buffer.getvalue())
     ifd = struct.unpack("<I", data[4:8])[0]
-    for i in range(struct.unpack("<H", data[ifd:ifd + 2])[0]):
+    for i in range(struct.unpack("<H", data[ifd : ifd + 2])[0]):
         entry = ifd + 2 + 12 * i
-        if struct.unpack("<H", data[entry:entry + 2])[0] == 262:
-            data[entry + 8:entry + 10] = struct.pack("<H", 32844)
+        if struct.unpack("<H", data[entry : entry + 2])[0] == 262:
+            data[entry + 8 : entry + 10] = struct.pack("<H", 32844)
     return bytes(data)
 
 
@@ -63,8 +64,9 @@ def write_broken_images(folder: Path, default_limits: bool = False) -> dict[str,
     return files
 
 
-def make_corpus(folder: Path, n_good: int, with_broken: bool = False, name: str = "posts.jsonl",
-                default_limits: bool = False) -> Corpus:
+def make_corpus(
+    folder: Path, n_good: int, with_broken: bool = False, name: str = "posts.jsonl", default_limits: bool = False
+) -> Corpus:
     """`n_good` posts with solid colours (cycling through COLOURS, sizes varied so ids differ)."""
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -76,8 +78,15 @@ def make_corpus(folder: Path, n_good: int, with_broken: bool = False, name: str 
         post_id = f"p{i:05d}"
         solid_image(images / f"{post_id}.png", colour, size=(40 + i % 17, 30 + i % 13))
         corpus.good[post_id] = colour
-        lines.append({"id": post_id, "image": f"images/{post_id}.png", "caption": f"a {colour} picture #{colour}",
-                      "city": ["London", " Paris ", "tokyo"][i % 3], "created_at": "2024-05-01T12:00:00"})
+        lines.append(
+            {
+                "id": post_id,
+                "image": f"images/{post_id}.png",
+                "caption": f"a {colour} picture #{colour}",
+                "city": ["London", " Paris ", "tokyo"][i % 3],
+                "created_at": "2024-05-01T12:00:00",
+            }
+        )
     if with_broken:
         for kind, (path, stage) in write_broken_images(folder / "broken", default_limits).items():
             corpus.broken[f"bad-{kind}"] = stage

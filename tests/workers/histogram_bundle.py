@@ -7,6 +7,7 @@ their empty bins' positions (dot 1/3). Loaded by workers through JOINTSPACE_BUND
 holding `histogram.json` ({"name": ..., "bins": ...}) selects another variant (for reindex).
 `JOINTSPACE_TEST_EMBED_DELAY_S` slows each batch, so a test can kill a worker in the middle of one.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-COLOURS = {"red": (220, 20, 20), "green": (20, 200, 40), "blue": (20, 40, 220), "yellow": (240, 220, 30),
-           "black": (5, 5, 5), "white": (250, 250, 250)}
+COLOURS = {
+    "red": (220, 20, 20),
+    "green": (20, 200, 40),
+    "blue": (20, 40, 220),
+    "yellow": (240, 220, 30),
+    "black": (5, 5, 5),
+    "white": (250, 250, 250),
+}
 
 
 class HistogramImageEncoder:

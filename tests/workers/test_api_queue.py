@@ -1,5 +1,6 @@
 """POST /posts with a broker: the API answers 202 once the posts are queued, and real worker
 processes index them (or dead-letter them with the reason); nothing accepted is lost."""
+
 from __future__ import annotations
 
 import io
@@ -28,14 +29,19 @@ def test_post_posts_queues_to_workers_which_index_or_dead_letter(tmp_path, rig_f
     from jointspace.api.services import build_services
     from jointspace.backends import open_backend
     from jointspace.workers.dead_letters import open_dead_letters
+
     from workers.histogram_bundle import make_bundle
 
     media = tmp_path / "media"
     media.mkdir()
     truncated = _png(99)[:60]  # a valid PNG header, then nothing: the API's checks pass, decoding fails
     (media / "cut.png").write_bytes(truncated)
-    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url,
-                           JOINTSPACE_MEDIA_ROOT=str(media), JOINTSPACE_API_KEY=API_KEY)
+    rig: Rig = rig_factory(
+        JOINTSPACE_BROKER_URL=redis_url,
+        JOINTSPACE_ES_URL=es_url,
+        JOINTSPACE_MEDIA_ROOT=str(media),
+        JOINTSPACE_API_KEY=API_KEY,
+    )
     worker = rig.worker()
     settings = rig.settings()
     bundle = make_bundle()
@@ -45,19 +51,24 @@ def test_post_posts_queues_to_workers_which_index_or_dead_letter(tmp_path, rig_f
         with TestClient(create_app(settings, services)) as client:
             posts = [{"id": f"q{i}", "caption": f"queued {i} #queue", "city": "Oslo"} for i in range(6)]
             files = [("images", (f"q{i}.png", _png(i), "image/png")) for i in range(6)]
-            answer = client.post("/posts", headers={"X-API-Key": API_KEY}, files=files,
-                                 data={"posts": json.dumps(posts)})
+            answer = client.post(
+                "/posts", headers={"X-API-Key": API_KEY}, files=files, data={"posts": json.dumps(posts)}
+            )
             assert answer.status_code == 202, answer.text
             body = answer.json()
             assert body["queued"] is True and sorted(body["accepted"]) == [f"q{i}" for i in range(6)]
 
-            answer = client.post("/posts", headers={"X-API-Key": API_KEY},
-                                 json=[{"id": "cut", "image": "cut.png", "caption": "a cut file"}])
+            answer = client.post(
+                "/posts",
+                headers={"X-API-Key": API_KEY},
+                json=[{"id": "cut", "image": "cut.png", "caption": "a cut file"}],
+            )
             assert answer.status_code == 202 and answer.json()["accepted"] == ["cut"], answer.text
 
         backend = open_backend(settings, bundle.name, bundle.dim)
         store = open_dead_letters(settings)
         try:
+
             def settled() -> bool:
                 backend.refresh()
                 return backend.count() == 6 and any(l.key == "cut" for l in store.list())

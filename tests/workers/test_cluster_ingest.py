@@ -1,6 +1,7 @@
 """Scale-out on the project's own 3-node cluster: ingestion through real Celery workers into an index
 of 3 shards and 1 replica; the same top-10 as a single node holding the same posts; and a node
 killed with SIGKILL in the middle of a second run loses no acknowledged post while search answers."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,17 @@ def _noise_corpus(folder: Path, start: int, n: int, name: str) -> tuple[Path, li
         weights = rng.dirichlet(np.ones(len(palette)))
         pixels = palette[rng.choice(len(palette), size=24 * 24, p=weights)].reshape(24, 24, 3).astype(np.uint8)
         Image.fromarray(pixels).save(images / f"{post_id}.png")
-        lines.append(json.dumps({"id": post_id, "image": f"images/{post_id}.png", "caption": f"mixture {i}",
-                                 "city": CITIES[i % len(CITIES)], "created_at": "2024-05-01T12:00:00"}))
+        lines.append(
+            json.dumps(
+                {
+                    "id": post_id,
+                    "image": f"images/{post_id}.png",
+                    "caption": f"mixture {i}",
+                    "city": CITIES[i % len(CITIES)],
+                    "created_at": "2024-05-01T12:00:00",
+                }
+            )
+        )
         ids.append(post_id)
     jsonl = folder / name
     jsonl.write_text("\n".join(lines) + "\n")
@@ -40,6 +50,7 @@ def _noise_corpus(folder: Path, start: int, n: int, name: str) -> tuple[Path, li
 
 def _backend(rig: Rig):  # noqa: ANN202
     from jointspace.backends import open_backend
+
     from workers.histogram_bundle import make_bundle
 
     bundle = make_bundle()
@@ -57,19 +68,27 @@ def _index_layout(url: str, alias: str) -> tuple[int, int, set[str]]:
     with Elasticsearch(url, request_timeout=30) as client:
         shards = client.cat.shards(index=alias, format="json", h="shard,prirep,state,node")
     started = [s for s in shards if s["state"] == "STARTED"]
-    return (sum(s["prirep"] == "p" for s in started), sum(s["prirep"] == "r" for s in started),
-            {s["node"] for s in started})
+    return (
+        sum(s["prirep"] == "p" for s in started),
+        sum(s["prirep"] == "r" for s in started),
+        {s["node"] for s in started},
+    )
 
 
-def test_three_node_cluster_matches_one_node_and_survives_a_kill_9(tmp_path, rig_factory, redis_url, es_url,
-                                                                   es_cluster):
+def test_three_node_cluster_matches_one_node_and_survives_a_kill_9(
+    tmp_path, rig_factory, redis_url, es_url, es_cluster
+):
     cluster_url = ",".join(es_cluster.urls)
     first_jsonl, first_ids = _noise_corpus(tmp_path / "corpus", 0, 120, "first.jsonl")
     second_jsonl, second_ids = _noise_corpus(tmp_path / "corpus", 1000, 120, "second.jsonl")
 
     # The cluster: 3 shards, 1 replica, fed by two worker processes through Redis.
-    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=cluster_url,
-                           JOINTSPACE_ES_SHARDS="3", JOINTSPACE_ES_REPLICAS="1")
+    rig: Rig = rig_factory(
+        JOINTSPACE_BROKER_URL=redis_url,
+        JOINTSPACE_ES_URL=cluster_url,
+        JOINTSPACE_ES_SHARDS="3",
+        JOINTSPACE_ES_REPLICAS="1",
+    )
     alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
     rig.worker()
     rig.worker()

@@ -1,5 +1,6 @@
 """The dead-worker sweep on a real Redis: a delivery received while the sweep reads is never taken
 for acked (its owner record kept), so no later sweep requeues a batch that a live worker runs."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ import uuid
 from typing import Any
 
 import redis
-
 from jointspace.workers.liveness import DELIVERIES_KEY, DeliveryRegistry
 
 

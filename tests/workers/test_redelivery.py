@@ -4,6 +4,7 @@ SIGKILL, and the producer killed and run again. Nothing lost, nothing duplicated
 The only settings these tests give are isolation (home, queue, keys, index alias) and the test
 encoder (JOINTSPACE_BUNDLE_FACTORY, with JOINTSPACE_TEST_EMBED_DELAY_S slowing the first worker
 so that it dies with batches in hand)."""
+
 from __future__ import annotations
 
 import os
@@ -79,8 +80,9 @@ def _run_with_a_death(tmp_path: Path, rig: Rig, es_url: str, kill: str) -> None:
         log = first.log.read_text()
         assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
         rig.worker()
-    assert producer.popen.wait(timeout=REDELIVERY_BOUND_S) == 0, producer.tail() + "\n--- worker:\n" + \
-        rig.procs[-1].tail()
+    assert producer.popen.wait(timeout=REDELIVERY_BOUND_S) == 0, (
+        producer.tail() + "\n--- worker:\n" + rig.procs[-1].tail()
+    )
     took = time.monotonic() - started
     ids = _es_ids(es_url, alias)
     assert len(ids) == 400 and set(ids) == set(corpus.good), "lost or duplicated posts"
@@ -91,8 +93,7 @@ def _run_with_a_death(tmp_path: Path, rig: Rig, es_url: str, kill: str) -> None:
     print(f"\nkilled ({kill}) with {killed_at} of 400 indexed; all settled {took:.0f} s later")
 
 
-def test_worker_process_group_killed_new_worker_settles_every_post_in_minutes(tmp_path, rig_factory, redis_url,
-                                                                              es_url):
+def test_worker_process_group_killed_new_worker_settles_every_post_in_minutes(tmp_path, rig_factory, redis_url, es_url):
     """Issue 14 item 1, with the defaults: 400 posts and 6 broken ones, the worker's whole process
     group SIGKILLed mid-run, a new worker started: 400 indexed exactly once, 6 dead letters, < 5 min."""
     rig: Rig = rig_factory(defaults=True, JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url)
@@ -142,8 +143,9 @@ def test_ingest_killed_and_run_again_loses_and_duplicates_nothing(tmp_path, rig_
 
     if where.endswith("celery"):
         rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="1")
-    first = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest-first",
-                      JOINTSPACE_TEST_EMBED_DELAY_S="1")
+    first = rig.spawn(
+        ["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest-first", JOINTSPACE_TEST_EMBED_DELAY_S="1"
+    )
     wait_until(lambda: count() >= 64, 180, "the first batch to be indexed\n" + first.tail())
     first.kill9()  # the producer and everything it started
     assert count() < 300, "the first run finished before it could be killed"

@@ -1,4 +1,5 @@
 """Fault tests with real worker processes, real Redis and real Elasticsearch."""
+
 from __future__ import annotations
 
 import json
@@ -122,8 +123,8 @@ def test_elasticsearch_down_for_half_a_minute_loses_nothing(tmp_path, rig_factor
 
 def test_redis_restart_under_the_stream_source_acks_only_what_is_indexed(tmp_path, rig_factory, persistent_redis):
     import redis
-
     from jointspace.backends import open_backend
+
     from workers.histogram_bundle import make_bundle
 
     # No broker: the stream consumer embeds in-process into the embedded backend; Redis holds the stream.
@@ -137,8 +138,11 @@ def test_redis_restart_under_the_stream_source_acks_only_what_is_indexed(tmp_pat
     entry_of = {}
     for post in posts[:40]:
         entry_of[client.xadd(key, {"post": json.dumps(post)})] = post["id"]
-    consumer = rig.spawn(["ingest", key, "--source", "redis-stream", "--consumer", "c1", "--idle-exit", "6",
-                          "--json", "--quiet"], "stream", JOINTSPACE_TEST_EMBED_DELAY_S="0.3")
+    consumer = rig.spawn(
+        ["ingest", key, "--source", "redis-stream", "--consumer", "c1", "--idle-exit", "6", "--json", "--quiet"],
+        "stream",
+        JOINTSPACE_TEST_EMBED_DELAY_S="0.3",
+    )
 
     def acked() -> set[str]:
         """Entries delivered to the group and no longer pending: what the consumer acknowledged."""
@@ -183,8 +187,7 @@ def test_producer_holds_back_while_the_queue_is_full(tmp_path, rig_factory, redi
 
     import redis
 
-    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url,
-                           JOINTSPACE_QUEUE_MAX_BATCHES="3")
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url, JOINTSPACE_QUEUE_MAX_BATCHES="3")
     corpus = make_corpus(tmp_path / "corpus", n_good=40)  # 10 batches of 4
     producer = rig.spawn(["ingest", str(corpus.jsonl), "--no-wait", "--json", "--quiet"], "ingest")
     client = redis.Redis.from_url(redis_url)
@@ -216,7 +219,7 @@ def test_reindex_with_a_new_bundle_swaps_the_alias(tmp_path, rig_factory, es_url
         old_index = next(iter(client.indices.get_alias(name=alias)))
     reindex = rig.spawn(["reindex", "--bundle", str(bundle), "--quiet"], "reindex")
     assert reindex.popen.wait(timeout=120) == 0, reindex.tail()
-    report = json.loads(reindex.log.read_text()[reindex.log.read_text().index("{"):])
+    report = json.loads(reindex.log.read_text()[reindex.log.read_text().index("{") :])
     assert report["old_index"] == old_index and report["indexed"] == 10 and not report["dead_lettered"]
     with Elasticsearch(es_url) as client:
         assert list(client.indices.get_alias(name=alias)) == [report["new_index"]]
@@ -241,7 +244,7 @@ def test_reindex_of_the_embedded_store_swaps_folders(tmp_path, rig_factory):
     (bundle / "histogram.json").write_text(json.dumps({"name": "histogram-b", "bins": 4}))
     reindex = rig.spawn(["reindex", "--bundle", str(bundle), "--quiet"], "reindex")
     assert reindex.popen.wait(timeout=120) == 0, reindex.tail()
-    report = json.loads(reindex.log.read_text()[reindex.log.read_text().index("{"):])
+    report = json.loads(reindex.log.read_text()[reindex.log.read_text().index("{") :])
     assert report["new_index"] == str(store) and report["indexed"] == 10 and not report["dead_lettered"]
     assert EmbeddedBackend.recorded_model(store) == ("histogram-b", 12)
     retired = Path(report["old_index"])
