@@ -3,7 +3,8 @@
 The corpus comes from the data stage's `build_small_corpus`: drawings (Debian's tuxpaint stamps
 and openclipart) and photos (kphotoalbum's demo album, scratch's backdrops). Posts that carry no
 city are dealt to a few cities by a hash of their id, as the InstaCities fixture does, so that
-the city filter has something to show; photos keep the place they have. Every step is cached: a second run only checks that the posts are indexed.
+the city filter has something to show; photos keep the place they have. Every step is cached: a
+second run only checks that the posts are indexed.
 """
 
 from __future__ import annotations

@@ -231,7 +231,7 @@ class ElasticsearchBackend:
                 ]
             with unavailable_as_error(self._url):
                 answers = self.client.msearch(searches=searches)["responses"]
-            for (index, _, _), answer in zip(chunk, answers):
+            for (index, _, _), answer in zip(chunk, answers, strict=True):
                 if "error" in answer:
                     failure = BackendUnavailableError if answer.get("status") in (429, 502, 503, 504) else RuntimeError
                     raise failure(f"keyword check on {self._url} failed: {answer['error']}")

@@ -453,7 +453,7 @@ class EmbeddedBackend:
             )
         return [
             Hit(post=Post.from_json(json.loads(posts[int(key)])), score=float(score))
-            for key, score in zip(best_keys, best_scores)
+            for key, score in zip(best_keys, best_scores, strict=True)
         ]
 
     def _top(
@@ -708,7 +708,7 @@ class EmbeddedBackend:
             keys, scores = self._match_keys(match)
             if k <= 0 or not len(keys):
                 return RankedPage(hits=[], total=len(keys))
-            score_of = dict(zip(keys.tolist(), scores.tolist()))
+            score_of = dict(zip(keys.tolist(), scores.tolist(), strict=True))
             rows = db.execute(newest_sql(), (json.dumps(keys.tolist()), k, max(0, offset))).fetchall()
         hits = [Hit(post=Post.from_json(json.loads(post)), score=float(score_of[key])) for key, post in rows]
         return RankedPage(hits=hits, total=len(keys))

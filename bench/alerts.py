@@ -99,7 +99,7 @@ def save_searches(
     for search in store.searches():
         store.remove(search.id)
     every = round(1 / hybrid_share) if hybrid_share else 0
-    for i, (expr, vector) in enumerate(zip(exprs, vectors)):
+    for i, (expr, vector) in enumerate(zip(exprs, vectors, strict=True)):
         mode = "hybrid" if every and i % every == 0 else "semantic"
         filters = "city:paris" if i % 7 == 0 else ""
         store.add(
@@ -144,7 +144,7 @@ def main() -> None:
     )
     exprs = expressions(args.searches)
     # "a+b" is normalise(unit(a) + unit(b)) (query/algebra.py); the words are embedded once.
-    words = dict(zip(WORDS, context.bundle.text.embed_words(list(WORDS))))
+    words = dict(zip(WORDS, context.bundle.text.embed_words(list(WORDS)), strict=True))
     sums = np.stack([words[e.split("+")[0]] + words[e.split("+")[1]] for e in exprs]).astype(np.float32)
     vectors = sums / np.linalg.norm(sums, axis=1, keepdims=True)
 
@@ -170,7 +170,7 @@ def main() -> None:
                     check_ms.append(stages.get("alerts", 0.0) * 1000)
         matches = sum(context.alerts.store.count_matches(s.id) for s in context.alerts.store.searches())
         base, checked = statistics.median(without), statistics.median(with_)
-        paired = statistics.median(w / wo for w, wo in zip(with_, without))  # each round's own pair
+        paired = statistics.median(w / wo for w, wo in zip(with_, without, strict=True))  # each round's own pair
         rows.append(
             {
                 "variant": name,

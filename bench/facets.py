@@ -91,7 +91,7 @@ def measure(backend: SearchBackend, settings: Settings, queries: np.ndarray) -> 
         ),
     }
     times: dict[str, list[float]] = {name: [] for name in calls}
-    for name, call in calls.items():  # warm-up: caches, JIT of the node's first aggregations
+    for call in calls.values():  # warm-up: caches, JIT of the node's first aggregations
         call(queries[0])
     for q in tqdm(queries, desc="queries"):
         for name, call in calls.items():  # interleaved, so load on the machine hits every row alike

@@ -48,7 +48,7 @@ def build_corpus(folder: Path, n: int, data: Path) -> Path:
     """n posts as 640-px JPEGs (photos first, then drawings), and their JSONL. When the prepared data
     holds fewer than n pictures, the rest are distinct variants of them (a random crop of 80-95 %,
     mirrored every other round), so that every post is a different picture to decode and embed."""
-    rows = [json.loads(l) for l in (data / "all.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (data / "all.jsonl").read_text().splitlines()]
     rows.sort(key=lambda r: (r.get("source") not in PHOTO_SOURCES, r["id"]))
     pictures = []
     for row in rows:
@@ -138,7 +138,7 @@ def fresh(settings: Settings, tag: str) -> Settings:
 
 def ceiling(settings: Settings, jsonl: Path, batch_size: int) -> dict[str, Any]:
     bundle = load_model_bundle(settings)
-    paths = [str(jsonl.parent / json.loads(l)["image"]) for l in jsonl.read_text().splitlines()]
+    paths = [str(jsonl.parent / json.loads(line)["image"]) for line in jsonl.read_text().splitlines()]
     images = [load_image(p, decode_limits(settings)) for p in paths]  # decoded beforehand: not timed
     bundle.image.embed_images(images[:4])  # warm-up
     meter = CpuMeter(EXTRA_PIDS)

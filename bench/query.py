@@ -29,6 +29,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator, Sequence  # noqa: E402
 from datetime import datetime, timedelta  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -157,7 +158,7 @@ def bench_backend(
             search(expr)
         bare_ms, total_ms, own_ms, core_ms = [], [], [], []
         for expr, vector, filters, text in tqdm(prepared, desc=f"{name} {label}", leave=False):
-            bare_ms.append(timed(lambda: bare(vector, filters, text)))
+            bare_ms.append(timed(partial(bare, vector, filters, text)))
             result = search(expr)
             timings = result.explain["timings_ms"]  # type: ignore[attr-defined]
             total_ms.append(timings["total"])
@@ -185,11 +186,12 @@ def bench_backend(
             }
         )
 
-    knn = lambda v, f, t: backend.knn(v, k, plan.num_candidates, f)  # noqa: E731
-    hybrid_bare = lambda v, f, t: (
-        backend.knn(v, plan.window, plan.num_candidates, f),  # noqa: E731
-        backend.keyword(t, plan.window, f),
-    )
+    def knn(v: np.ndarray, f: Filters, t: str) -> object:
+        return backend.knn(v, k, plan.num_candidates, f)
+
+    def hybrid_bare(v: np.ndarray, f: Filters, t: str) -> object:
+        return backend.knn(v, plan.window, plan.num_candidates, f), backend.keyword(t, plan.window, f)
+
     run("semantic, no collapse", knn, lambda e: service.search(e, k=k, collapse=False))
     run("semantic + collapse", knn, lambda e: service.search(e, k=k))
     run("hybrid, no collapse", hybrid_bare, lambda e: service.search(e, k=k, mode="hybrid", collapse=False))
@@ -202,8 +204,8 @@ def bench_parse_encode(
 ) -> dict[str, float]:
     service = SearchService(backend, encoder, settings)
     words_only = [e for e in exprs if "[img:" not in e]
-    parse_ms = [timed(lambda: service.parse(e)) for e in exprs]
-    encode_ms = [timed(lambda: service.query_vector(e)) for e in words_only]
+    parse_ms = [timed(partial(service.parse, e)) for e in exprs]
+    encode_ms = [timed(partial(service.query_vector, e)) for e in words_only]
     return {
         "parse_p50_ms": percentiles(parse_ms)[0],
         "parse_p99_ms": percentiles(parse_ms)[1],

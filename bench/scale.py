@@ -158,7 +158,7 @@ def measure(
 ) -> tuple[float, float, float]:
     latencies, recalls = [], []
     backend.knn(queries[0], 10, num_candidates, filters)  # warm caches once
-    for q, expected in zip(queries, truth):
+    for q, expected in zip(queries, truth, strict=True):
         t = time.perf_counter()
         hits = backend.knn(q, 10, num_candidates, filters)
         latencies.append((time.perf_counter() - t) * 1000)
@@ -415,7 +415,7 @@ def plot(path: Path, rows: list[Row], meta: dict[str, object]) -> None:
     fig, axes = plt.subplots(1, len(filters), figsize=(4.2 * len(filters), 4.2), sharey=True, squeeze=False)
     exact = float(meta["numpy_exact_ms_per_query"])
     colours = {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(f"{r.backend} {r.config}" for r in rows))}
-    for ax, name in zip(axes[0], filters):
+    for ax, name in zip(axes[0], filters, strict=True):
         configs = dict.fromkeys(f"{r.backend} {r.config}" for r in rows if r.filter == name)
         for label in configs:
             points = sorted(

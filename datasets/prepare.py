@@ -41,7 +41,8 @@ from jointspace.atomic_write import atomic_open
 from jointspace.errors import ConfigurationError
 
 # Bump when the output for the same package changes (captions, ids, image treatment): forces a redo.
-PIPELINE_VERSION = 6  # 4: `photo`, signatures, cross-source de-duplication; 5: signatures of the drawn box; 6: label words without codes
+# 4: `photo`, signatures, cross-source de-duplication; 5: signatures of the drawn box; 6: label words without codes
+PIPELINE_VERSION = 6
 MARKER = ".prepared.json"
 POSTS = "posts.jsonl"
 ALL_POSTS = "all.jsonl"

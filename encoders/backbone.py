@@ -62,10 +62,10 @@ def _load_in_order(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> No
     target = model.state_dict()
     if len(state) != len(target):
         raise ConfigurationError(f"weights have {len(state)} tensors, the model {len(target)}")
-    for (k_src, v), (k_dst, ref) in zip(state.items(), target.items()):
+    for (k_src, v), (k_dst, ref) in zip(state.items(), target.items(), strict=True):
         if tuple(v.shape) != tuple(ref.shape):
             raise ConfigurationError(f"weights tensor {k_src} {tuple(v.shape)} does not fit {k_dst} {tuple(ref.shape)}")
-    model.load_state_dict(dict(zip(target.keys(), state.values())))
+    model.load_state_dict(dict(zip(target.keys(), state.values(), strict=True)))
 
 
 @dataclass(frozen=True)
@@ -179,9 +179,9 @@ class Backbone:
         feats, logits = [], []
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
-            f, l = self.run_tensors(torch.stack([self.transform(im.convert("RGB")) for im in chunk]))
+            f, lg = self.run_tensors(torch.stack([self.transform(im.convert("RGB")) for im in chunk]))
             feats.append(f)
-            logits.append(l)
+            logits.append(lg)
         if not feats:
             return np.zeros((0, self.feature_dim), np.float32), np.zeros((0, 1000), np.float32)
         return np.concatenate(feats), np.concatenate(logits)

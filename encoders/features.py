@@ -117,27 +117,27 @@ class FeatureCache:
         loader = DataLoader(data, batch_size=self.batch_size, num_workers=workers)
         feats, logits = [], []
         for batch in tqdm(loader, desc=desc, unit="batch", disable=len(paths) < 2 * self.batch_size):
-            f, l = self.backbone.run_tensors(batch)
+            f, lg = self.backbone.run_tensors(batch)
             feats.append(f)
-            logits.append(l)
+            logits.append(lg)
         return np.concatenate(feats), np.concatenate(logits)
 
     def get(self, paths: Sequence[str], variant: str = "clean", chunk: int = 512) -> CachedOutputs:
         keys = [image_key(p) for p in paths]
-        key_to_path = dict(zip(keys, paths))
+        key_to_path = dict(zip(keys, paths, strict=True))
         cached_keys, _, _ = self._load(variant)
         known = set(cached_keys)
         todo = [k for k in dict.fromkeys(keys) if k not in known]
         # Extract in chunks and save after each, so an interrupted run keeps what it did.
         for start in range(0, len(todo), chunk):
             part = todo[start : start + chunk]
-            f, l = self._extract(
+            f, lg = self._extract(
                 [str(key_to_path[k]) for k in part],
                 part,
                 variant,
                 f"features {variant} {start + len(part)}/{len(todo)}",
             )
-            self._append(variant, part, f, l)
+            self._append(variant, part, f, lg)
         if not keys:
             return CachedOutputs(np.zeros((0, 0), np.float32), np.zeros((0, 1000), np.float32))
         cached_keys, feats, logits = self._load(variant)

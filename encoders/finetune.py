@@ -100,7 +100,7 @@ def finetune_last_blocks(ws: Any, trained: Any, steps: int, out: Path, blocks: i
     """Fine-tune after `train_one`; writes `backbone.pt` into the bundle folder `out`."""
     items = training_items(ws, trained.options)
     targets, usable = build_targets(trained.text, items, trained.options.targets)
-    items = [it for it, ok in zip(items, usable) if ok]
+    items = [it for it, ok in zip(items, usable, strict=True) if ok]
     tuned, head, losses = finetune(
         ws.cache.backbone,
         trained.result.head,

@@ -76,7 +76,7 @@ def class_texts(prior: ClassPrior) -> list[list[tuple[str, float]]]:
     if prior.name == "prompt":
         return [[(class_prompt(n), 1.0)] for n in names]
     out = []
-    for name, wn in zip(names, wordnet_classes()):
+    for name, wn in zip(names, wordnet_classes(), strict=True):
         texts = [(class_prompt(name), 1.0)]
         texts += [(class_prompt(h[0]), prior.hypernym_weight) for h in wn["hypernyms"][: prior.levels]]
         out.append(texts)

@@ -201,12 +201,12 @@ class OpenClipTextEncoder:
 
     def embed_words(self, words: Sequence[str]) -> np.ndarray:
         keys = [w.strip().lower() for w in words]
-        for w, key in zip(words, keys):
+        for w, key in zip(words, keys, strict=True):
             if not key:
                 raise KeyError(w)
         missing = [k for k in dict.fromkeys(keys) if k not in self._cache]
         if missing:
-            for k, row in zip(missing, self.encode(missing)):
+            for k, row in zip(missing, self.encode(missing), strict=True):
                 self._cache[k] = row
         if not keys:
             return np.zeros((0, self.dim), np.float32)

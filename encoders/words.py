@@ -90,6 +90,9 @@ class WordSegmenter:
     def __init__(self, rank: Callable[[str], int | None], max_word_len: int = 20) -> None:
         self._rank = rank
         self._max = max_word_len
+        # A cache per segmenter (not `lru_cache` on the method, whose one class-wide cache would
+        # keep every segmenter, and its vocabulary, alive).
+        self.segment: Callable[[str], tuple[str, ...]] = lru_cache(maxsize=20_000)(self._segment)
 
     def _cost(self, word: str) -> float:
         r = self._rank(word)
@@ -97,8 +100,7 @@ class WordSegmenter:
             return 10.0 + 3.0 * len(word)  # unknown pieces are expensive, longer ones more so
         return math.log(r + 2.0) + (4.0 if len(word) == 1 else 0.0)
 
-    @lru_cache(maxsize=20_000)
-    def segment(self, text: str) -> tuple[str, ...]:
+    def _segment(self, text: str) -> tuple[str, ...]:
         n = len(text)
         best: list[tuple[float, int]] = [(0.0, 0)] + [(math.inf, 0)] * n
         for end in range(1, n + 1):

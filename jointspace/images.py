@@ -3,9 +3,9 @@
 Ingestion (workers) and photo uploads (`POST /search`) both `decode()` here, so a query photo
 reaches the encoder exactly as the same picture did when it was indexed; thumbnails
 (`api/media.py`) and data preparation (`datasets/raster.py`) use the same pieces (data preparation
-turns pictures by its source's `rotate_cw`, not by EXIF, as the prepared data always has). Every way a file can be bad becomes an
-`ImageRejected` with a reason. The encoder's own final resize and normalisation stay with the
-encoder (`encoders/backbone.py`): they belong to the model, not to the file.
+turns pictures by its source's `rotate_cw`, not by EXIF, as the prepared data always has). Every
+way a file can be bad becomes an `ImageRejected` with a reason. The encoder's own final resize and
+normalisation stay with the encoder (`encoders/backbone.py`): they belong to the model, not to the file.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def resolve(
         except KeyError as exc:  # the encoder knows better than has_word(): still a person's error
             bad = next((t for t in words if repr(t.text) in str(exc) or t.text in str(exc)), words[0])
             raise QueryError(f"unknown word '{bad.text}'", bad.position, expression) from None
-        for term, row in zip(words, rows):
+        for term, row in zip(words, rows, strict=True):
             vectors[term.key] = np.asarray(row, dtype=np.float32)
     for term in terms:
         if term.kind == "phrase":

@@ -609,7 +609,7 @@ class SearchService:
             shares = contributions(list(terms), vectors, query)
             explain["terms"] = [
                 {"term": _term_text(t.term), "kind": t.term.kind, "weight": t.weight, "contribution": round(c, 6)}
-                for t, c in zip(terms, shares)
+                for t, c in zip(terms, shares, strict=True)
             ]
             count = self.settings.explain_nearest_words
             try:

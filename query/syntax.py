@@ -7,7 +7,7 @@ Nodes compare by meaning only (positions are ignored), so `parse(to_text(parse(s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -45,7 +45,7 @@ class Sum:
     position: int = field(default=0, compare=False)
 
 
-Node = Union[Term, Scaled, Sum]
+Node = Term | Scaled | Sum
 
 
 def format_number(value: float) -> str:

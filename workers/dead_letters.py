@@ -69,11 +69,11 @@ class RedisDeadLetters:
 
     def put(self, letters: Sequence[DeadLetter]) -> None:
         if letters:
-            self._redis.hset(self._key, mapping={l.key: json.dumps(l.to_json()) for l in letters})
+            self._redis.hset(self._key, mapping={letter.key: json.dumps(letter.to_json()) for letter in letters})
 
     def list(self) -> list[DeadLetter]:
         entries = self._redis.hgetall(self._key)
-        return sorted((DeadLetter.from_json(json.loads(v)) for v in entries.values()), key=lambda l: l.time)
+        return sorted((DeadLetter.from_json(json.loads(v)) for v in entries.values()), key=lambda letter: letter.time)
 
     def remove(self, keys: Iterable[str]) -> int:
         keys = list(keys)
@@ -106,7 +106,7 @@ class SqliteDeadLetters:
         with self._lock, self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?)",
-                [(l.key, l.time, json.dumps(l.to_json())) for l in letters],
+                [(letter.key, letter.time, json.dumps(letter.to_json())) for letter in letters],
             )
 
     def list(self) -> list[DeadLetter]:

@@ -100,7 +100,7 @@ class DeliveryRegistry:
             for instance in ordered:
                 pipe.exists(ALIVE_PREFIX + instance)
             flags = pipe.execute()
-        return {i for i, flag in zip(ordered, flags) if flag}
+        return {i for i, flag in zip(ordered, flags, strict=True) if flag}
 
     def _ours(self, raw: bytes | str) -> bool:
         """kombu stores [message, exchange, routing key]; the queue's own tasks go by its name."""

@@ -196,7 +196,7 @@ class BatchRunner:
                 return exc
 
         keep, images = [], []
-        for post, result in zip(batch.posts, self.executor.map(attempt, batch.posts)):
+        for post, result in zip(batch.posts, self.executor.map(attempt, batch.posts), strict=True):
             if isinstance(result, ImageRejected):
                 batch.reject(post, result.stage, result.reason)
             else:
@@ -218,7 +218,7 @@ class BatchRunner:
         norms = np.linalg.norm(vectors, axis=1)
         good = np.isfinite(vectors).all(axis=1) & (norms > 0)
         keep = []
-        for post, ok in zip(batch.posts, good):
+        for post, ok in zip(batch.posts, good, strict=True):
             if ok:
                 keep.append(post)
             else:
@@ -230,7 +230,9 @@ class BatchRunner:
     def _write(self, batch: _Batch) -> None:
         if batch.posts:
             assert batch.vectors is not None
-            docs = [Document(post=p, vector=v, model=self.model) for p, v in zip(batch.posts, batch.vectors)]
+            docs = [
+                Document(post=p, vector=v, model=self.model) for p, v in zip(batch.posts, batch.vectors, strict=True)
+            ]
             if self.listener is not None:
                 self.listener.will_write([d.id for d in docs])
             with _transient_as_unavailable():

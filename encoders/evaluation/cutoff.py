@@ -60,7 +60,7 @@ def build_gallery(
 ) -> CutoffGallery:
     all_queries = [*queries, *(parse_query(w, "absent") for w in absent)]
     qvecs, ok = query_matrix(text, all_queries)
-    qvecs, all_queries = qvecs[ok], [q for q, good in zip(all_queries, ok) if good]
+    qvecs, all_queries = qvecs[ok], [q for q, good in zip(all_queries, ok, strict=True) if good]
     scores = qvecs @ vectors.T
     order = np.argsort(-scores, axis=1, kind="stable")
     sorted_scores = np.take_along_axis(scores, order, axis=1)

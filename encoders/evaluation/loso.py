@@ -196,7 +196,7 @@ def run_loso(
             ]
             rows.extend(per_candidate[cand.name])
         kept[(cand.name, source)] = (head.astype(np.float16), prior.astype(np.float16), trained.text)
-        for row, w in zip(per_candidate[cand.name], cand.weights):
+        for row, w in zip(per_candidate[cand.name], cand.weights, strict=True):
             row["results"][source] = g.score(ensemble(head, prior, w), trained.text)
             row["seconds"][source] = round(time.perf_counter() - fold_started, 1)
         log.info(
@@ -205,7 +205,7 @@ def run_loso(
             source,
             "  ".join(
                 f"w={w:g}:{r['results'][source]['p10'] or 0:.3f}"
-                for r, w in zip(per_candidate[cand.name], cand.weights)
+                for r, w in zip(per_candidate[cand.name], cand.weights, strict=True)
             ),
         )
     for row in rows:

@@ -118,7 +118,7 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for r in rows:
         vals = [_get(r, g, "keyword", "p10") for g in galleries]
-        un = [v for g, v in zip(galleries, vals) if g in headline and v is not None]
+        un = [v for g, v in zip(galleries, vals, strict=True) if g in headline and v is not None]
         lines.append(
             f"| {r['name']} | " + " | ".join(_f(v) for v in vals) + f" | {_f(sum(un) / len(un) if un else None)} |"
         )
@@ -128,7 +128,8 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"## {g}: all metrics",
             "",
-            "| configuration | kw P@5 | kw P@10 | kw mAP | kw coverage | 2-word P@10 | 2-word mAP | seed P@10 | seed mAP | image→image P@10 |",
+            "| configuration | kw P@5 | kw P@10 | kw mAP | kw coverage | 2-word P@10 | 2-word mAP "
+            "| seed P@10 | seed mAP | image→image P@10 |",
             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in rows:

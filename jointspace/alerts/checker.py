@@ -146,7 +146,7 @@ class AlertChecker:
             answers = self.backend.keyword_among(
                 [(c.keywords.text, c.filters) for _, c in wordy if c.keywords], [d.id for d in docs]
             )
-            for (search_index, entry), hits in zip(wordy, answers):
+            for (search_index, entry), hits in zip(wordy, answers, strict=True):
                 search = entry.search
                 for hit in hits:
                     j = index_of.get(hit.id)

@@ -60,7 +60,7 @@ def semantic_pairs(
     rows, cols = np.nonzero(scores >= thresholds[:, None])
     verdicts: dict[tuple[Filters, int], bool] = {}
     pairs = []
-    for row, col in zip(rows.tolist(), cols.tolist()):
+    for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
         rule = filters[row]
         if not rule.is_empty():
             key = (rule, col)

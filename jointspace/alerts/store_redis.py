@@ -117,7 +117,7 @@ class RedisAlertStore:
         if not ids:
             return set()
         flags = self._redis.smismember(self._key("owed"), ids)
-        return {p for p, flag in zip(ids, flags) if flag}
+        return {p for p, flag in zip(ids, flags, strict=True) if flag}
 
     def settle(self, post_ids: Sequence[str]) -> None:
         if post_ids:
@@ -142,7 +142,7 @@ class RedisAlertStore:
         ids = self._record(keys=keys, args=args)
         return [
             m.with_(cursor=i, delivery=Delivery() if m.search_id in webhooks else None)
-            for m, i in zip(matches, ids)
+            for m, i in zip(matches, ids, strict=True)
             if i
         ]
 
@@ -152,7 +152,7 @@ class RedisAlertStore:
         values = self._redis.hmget(self._key("m", search_id), post_ids)
         deliveries = self._redis.hmget(self._key("w", search_id), post_ids)
         found = []
-        for value, delivery in zip(values, deliveries):
+        for value, delivery in zip(values, deliveries, strict=True):
             if value:
                 cursor, _, data = value.partition("|")
                 found.append(

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -20,7 +20,7 @@ alerts_app = typer.Typer(
 )
 
 
-class AlertMode(str, Enum):
+class AlertMode(StrEnum):
     semantic = "semantic"
     keyword = "keyword"
     hybrid = "hybrid"

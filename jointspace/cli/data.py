@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -65,7 +65,7 @@ def prepare_command(
     typer.echo(f"data in {settings.data_dir} (all.jsonl combines every prepared source)")
 
 
-class ImportKind(str, Enum):
+class ImportKind(StrEnum):
     auto = "auto"
     jsonl = "jsonl"
     instacities = "instacities"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -12,7 +12,7 @@ import typer
 from jointspace.errors import ConfigurationError, JointspaceError
 
 
-class SourceKind(str, Enum):
+class SourceKind(StrEnum):
     auto = "auto"
     jsonl = "jsonl"
     instacities = "instacities"
@@ -135,7 +135,7 @@ def ingest(
         ).run()
     except KeyboardInterrupt:
         print("interrupted: posts not yet settled stay unacknowledged and will be read again", file=sys.stderr)
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     finally:
         src.close()
         distributor.close()
@@ -213,7 +213,7 @@ def dead_letters_list(
     store.close()
     shown = letters[:limit] if limit else letters
     if as_json:
-        print(json.dumps([l.to_json() for l in shown], indent=1, ensure_ascii=False))
+        print(json.dumps([letter.to_json() for letter in shown], indent=1, ensure_ascii=False))
         return
     for letter in shown:
         where = f" ({letter.origin})" if letter.origin and letter.origin != letter.key else ""
@@ -237,8 +237,8 @@ def dead_letters_retry(
 
     settings = get_settings()
     store = open_dead_letters(settings)
-    letters = [l for l in store.list() if not keys or l.key in keys]
-    unknown = sorted(set(keys or ()) - {l.key for l in letters})
+    letters = [letter for letter in store.list() if not keys or letter.key in keys]
+    unknown = sorted(set(keys or ()) - {letter.key for letter in letters})
     if unknown:
         store.close()
         raise JointspaceError(

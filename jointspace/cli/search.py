@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,13 +14,13 @@ if TYPE_CHECKING:
     from jointspace.query.service import SearchResult
 
 
-class SearchMode(str, Enum):
+class SearchMode(StrEnum):
     semantic = "semantic"
     keyword = "keyword"
     hybrid = "hybrid"
 
 
-class SearchSort(str, Enum):
+class SearchSort(StrEnum):
     relevance = "relevance"
     newest = "newest"
 

@@ -14,7 +14,7 @@ def schema_with_examples(document: dict[str, Any], post_id: str, doomed_id: str,
     (its other phases fuzz the parameters as usual). DELETE gets `doomed_id`, a post of its own,
     so that the other routes still find `post_id`."""
     document = copy.deepcopy(document)
-    for path, operations in document.get("paths", {}).items():
+    for operations in document.get("paths", {}).values():
         for method, operation in operations.items():
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") != "path":

@@ -85,7 +85,8 @@ def card_ids(page) -> list[str]:  # noqa: ANN001
 def wait_for_new_results(page, old: list[str]) -> list[str]:  # noqa: ANN001
     page.wait_for_function(
         "old => { const ids = [...document.querySelectorAll('#grid .card')].map(e => e.dataset.id);"
-        " return ids.length > 0 && ids.join() !== old && document.querySelector('#status').textContent.includes('result') }",
+        " return ids.length > 0 && ids.join() !== old"
+        " && document.querySelector('#status').textContent.includes('result') }",
         arg=",".join(old),
     )
     return card_ids(page)

@@ -4,7 +4,9 @@ indexed corpus's own vectors."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from api_support import Api
@@ -33,7 +35,10 @@ def test_trends_by_city_and_month(api: Api) -> None:
     matched = [p for s, p in sims.values() if s >= cut]
     assert body["matching"] == len(matched) and 0 < len(matched) < len(sims)
     assert (body["by"], body["interval"], body["min_score"]) == ("city", "month", cut)
-    month = lambda p: datetime.fromisoformat(p["created_at"]).strftime("%Y-%m")  # noqa: E731
+
+    def month(p: dict[str, Any]) -> str:
+        return datetime.fromisoformat(p["created_at"]).strftime("%Y-%m")
+
     per_city = Counter(p["city"] for p in matched)
     assert [s["key"] for s in body["series"]] == sorted(per_city, key=lambda c: (-per_city[c], c))
     counts = Counter((p["city"], month(p)) for p in matched)
@@ -47,7 +52,7 @@ def test_trends_by_city_and_month(api: Api) -> None:
         ]
         got = [(p["period"], p["count"], p["total"], p["share"]) for p in series["points"]]
         assert [g[:3] for g in got] == [w[:3] for w in want]
-        assert all(abs(g[3] - w[3]) < 1e-6 for g, w in zip(got, want))
+        assert all(abs(g[3] - w[3]) < 1e-6 for g, w in zip(got, want, strict=True))
 
 
 def test_trends_refuse_bad_input(api: Api) -> None:
@@ -68,14 +73,11 @@ def test_search_facets_count_the_matching_posts(api: Api) -> None:
     body = r.json()
     matched = [p for s, p in sims.values() if s >= cut]
     assert body["facets"]["matching"] == len(matched) and len(body["hits"]) == 3
-    top = (
-        lambda values: [
-            {"value": v, "count": n}
-            for v, n in sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0]))[  # noqa: E731
-                : api.settings.facet_size
-            ]
-        ]
-    )
+
+    def top(values: Iterable[str]) -> list[dict[str, object]]:
+        ranked = sorted(Counter(values).items(), key=lambda kv: (-kv[1], kv[0]))
+        return [{"value": v, "count": n} for v, n in ranked[: api.settings.facet_size]]
+
     assert body["facets"]["fields"]["city"] == top(p["city"] for p in matched)
     assert body["facets"]["fields"]["hashtags"] == top(t.lower() for p in matched for t in set(p["hashtags"]))
     months = Counter(datetime.fromisoformat(p["created_at"]).strftime("%Y-%m") for p in matched)

@@ -124,8 +124,8 @@ def test_post_multipart_with_uploaded_images(api: Api) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (40, 40), "navy").save(buffer, "PNG")
     posts = (
-        '[{"id": "upload-%s", "caption": "A navy tile", "city": "oslo", "image": "tile.png"},'
-        ' {"id": "broken-%s", "image": "broken.png"}]' % (api.backend_name, api.backend_name)
+        f'[{{"id": "upload-{api.backend_name}", "caption": "A navy tile", "city": "oslo", "image": "tile.png"}},'
+        f' {{"id": "broken-{api.backend_name}", "image": "broken.png"}}]'
     )
     r = api.client.post(
         "/posts",

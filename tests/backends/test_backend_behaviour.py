@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -112,7 +113,7 @@ def test_keyword_finds_stemmed_forms(backend: SearchBackend) -> None:
     assert backend.keyword("running", k=10, filters=Filters(cities=("paris",))) == []
     assert backend.keyword("   ", k=10) == []
     hits = backend.keyword("running dawn", k=10)
-    assert hits[0].id == "runner" and all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert hits[0].id == "runner" and all(a.score >= b.score for a, b in pairwise(hits))
 
 
 def test_keyword_among_a_batch_sees_only_those_posts_right_after_the_write(backend: SearchBackend) -> None:
@@ -158,7 +159,7 @@ def test_knn_scores_are_dot_products(city_backend: SearchBackend) -> None:
     for hit in hits:
         expected = float(VECTORS[[d.id for d in CORPUS].index(hit.id)] @ query)
         assert hit.score == pytest.approx(expected, abs=1e-5)
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert all(a.score >= b.score for a, b in pairwise(hits))
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ def test_photo_split_is_40_30_30_and_fixed_by_the_id() -> None:
     assert parts == [photo_split_of(i) for i in ids]  # stable across calls
     # Independent of the 80/10/10 split: each prepared split is cut in the same shares.
     for prepared in ("train", "val", "test"):
-        cut = [p for i, p in zip(ids, parts) if split_of(i) == prepared]
+        cut = [p for i, p in zip(ids, parts, strict=True) if split_of(i) == prepared]
         assert abs(cut.count("test") / len(cut) - 0.3) < 0.05
     # Pinned values: changing the split would leak trained or validated photos into the test figures.
     assert [photo_split_of(f"gcompris-{i:016x}") for i in range(6)] == ["test", "val", "train", "train", "val", "test"]

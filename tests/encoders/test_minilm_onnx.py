@@ -39,7 +39,7 @@ def test_onnx_runtime_gives_the_sentence_transformers_vectors(minilm: MiniLMText
     assert onnx.shape == torch_side.shape == (len(TEXTS), 384)
     np.testing.assert_allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
     cosines = np.sum(onnx * torch_side, axis=1)
-    assert cosines.min() >= 0.999, dict(zip(TEXTS, cosines.round(5)))
+    assert cosines.min() >= 0.999, dict(zip(TEXTS, cosines.round(5), strict=True))
     # Batching (and so padding and length sorting) changes nothing.
     np.testing.assert_allclose(minilm.onnx.encode(TEXTS, batch_size=3), onnx, atol=1e-5)
     np.testing.assert_allclose(minilm.encode(TEXTS[:1]), onnx[:1], atol=1e-5)
@@ -68,7 +68,7 @@ def test_a_word_query_from_the_command_line_never_imports_torch(
     result = backend.upsert(
         [
             Document(post=Post(id=f"p{i}", image=f"/x/{i}.jpg", caption=c), vector=v, model=name)
-            for i, (c, v) in enumerate(zip(captions, minilm.encode(captions)))
+            for i, (c, v) in enumerate(zip(captions, minilm.encode(captions), strict=True))
         ]
     )
     assert not result.errors

@@ -59,7 +59,7 @@ def test_head_learns_shapes_and_colours_on_another_source(trained, workspace) ->
 def test_training_is_reproducible_for_a_seed(workspace, trained) -> None:  # noqa: ANN001
     again = train_one(workspace, replace(OPTIONS, train=replace(OPTIONS.train, epochs=2)), progress=False)
     first = train_one(workspace, replace(OPTIONS, train=replace(OPTIONS.train, epochs=2)), progress=False)
-    for a, b in zip(again.result.head.parameters(), first.result.head.parameters()):
+    for a, b in zip(again.result.head.parameters(), first.result.head.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
@@ -124,7 +124,7 @@ def _copy(bundle_dir: Path, tmp_path: Path, edit) -> Path:  # noqa: ANN001
 def test_dimension_mismatch_is_refused(bundle_dir: Path, settings, tmp_path: Path) -> None:  # noqa: ANN001
     path = _copy(bundle_dir, tmp_path, lambda m: m.update(dim=50))
     with pytest.raises(ConfigurationError, match="50"):
-        load_bundle(path, settings).text
+        _ = load_bundle(path, settings).text  # the text side is loaded, and checked, on first use
 
 
 def test_other_text_encoder_is_refused(bundle_dir: Path, settings, tmp_path: Path) -> None:  # noqa: ANN001
@@ -132,7 +132,7 @@ def test_other_text_encoder_is_refused(bundle_dir: Path, settings, tmp_path: Pat
         m["text"]["probe"] = [list(np.roll(np.asarray(r), 7)) for r in m["text"]["probe"]]
 
     with pytest.raises(ModelMismatchError, match="different"):
-        load_bundle(_copy(bundle_dir, tmp_path, swap), settings).text
+        _ = load_bundle(_copy(bundle_dir, tmp_path, swap), settings).text
 
 
 def test_folder_without_manifest_is_refused(tmp_path: Path, settings) -> None:  # noqa: ANN001

@@ -35,7 +35,7 @@ def _run(settings: Settings, target: Path, kind: str = "jsonl"):
         )
         summary = run.run()
         ids = {d.id: d for d in context.backend.iter_documents()}
-        letters = {l.key: l for l in context.dead_letters.list()}
+        letters = {letter.key: letter for letter in context.dead_letters.list()}
         return summary, ids, letters, context
     finally:
         context.close()
@@ -126,7 +126,7 @@ def test_cli_ingest_then_dead_letters_list_retry_purge(tmp_path: Path) -> None:
     assert summary["searchable"] is True
 
     listed = _cli(["dead-letters", "list", "--json"], home)
-    letters = {l["key"]: l for l in json.loads(listed.stdout)}
+    letters = {letter["key"]: letter for letter in json.loads(listed.stdout)}
     assert set(letters) == set(corpus.broken)
 
     # Repair one broken image in place; a retry indexes it and keeps the others with their reasons.
@@ -136,7 +136,7 @@ def test_cli_ingest_then_dead_letters_list_retry_purge(tmp_path: Path) -> None:
     retried = _cli(["dead-letters", "retry", "--json"], home)
     assert retried.returncode == 0, retried.stderr
     assert json.loads(retried.stdout)["indexed"] == 1
-    left = {l["key"] for l in json.loads(_cli(["dead-letters", "list", "--json"], home).stdout)}
+    left = {letter["key"] for letter in json.loads(_cli(["dead-letters", "list", "--json"], home).stdout)}
     assert left == set(corpus.broken) - {"bad-empty"}
 
     purged = _cli(["dead-letters", "purge", "--json"], home)

@@ -17,7 +17,7 @@ def test_the_limits_table_states_the_settings_defaults() -> None:
     for names, values in rows:
         names = re.findall(r"`(\w+)`", names)
         values = [v.strip().replace(",", "") for v in values.split(", ")] if len(names) > 1 else [values.strip()]
-        for name, value in zip(names, values):
+        for name, value in zip(names, values, strict=True):
             if name in defaults:
                 assert float(value.replace(",", "")) == float(defaults[name]), (name, value, defaults[name])
                 checked += 1

@@ -100,7 +100,7 @@ def test_explain_terms_words_and_similarities(service: SearchService) -> None:
     assert terms["park"]["contribution"] == pytest.approx(3 * float(query @ axis("park")), abs=1e-5)
     assert terms["[img:1]"]["contribution"] == pytest.approx(float(query @ VECTORS["1"]), abs=1e-5)
     assert [w["word"] for w in explain["nearest_words"][:2]] == ["park", "people"]
-    for row, hit in zip(explain["hits"], result.hits):
+    for row, hit in zip(explain["hits"], result.hits, strict=True):
         assert row["id"] == hit.id and row["semantic"] >= 1
         assert row["similarity"] == pytest.approx(float(VECTORS[hit.id] @ query), abs=1e-5)
     assert explain["parsed"] == "[img:1] + park + park + park" and explain["mode"] == "semantic"

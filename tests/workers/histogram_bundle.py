@@ -77,7 +77,7 @@ class ColourWordEncoder:
     def nearest_words(self, vector: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
         words = self.vocabulary()
         scores = self.embed_words(words) @ vector
-        return sorted(zip(words, scores.tolist()), key=lambda p: -p[1])[:k]
+        return sorted(zip(words, scores.tolist(), strict=True), key=lambda p: -p[1])[:k]
 
 
 @dataclass

@@ -71,12 +71,12 @@ def test_post_posts_queues_to_workers_which_index_or_dead_letter(tmp_path, rig_f
 
             def settled() -> bool:
                 backend.refresh()
-                return backend.count() == 6 and any(l.key == "cut" for l in store.list())
+                return backend.count() == 6 and any(letter.key == "cut" for letter in store.list())
 
             wait_until(settled, 120, "the workers to index the queued posts\n" + worker.tail())
             assert {d.post.id for d in backend.iter_documents()} == {f"q{i}" for i in range(6)}
             assert all(backend.get(f"q{i}").post.city == "oslo" for i in range(6))
-            letter = next(l for l in store.list() if l.key == "cut")
+            letter = next(letter for letter in store.list() if letter.key == "cut")
             assert letter.stage == "decode" and letter.reason and letter.post["id"] == "cut"
         finally:
             store.close()

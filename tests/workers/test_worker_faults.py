@@ -66,10 +66,10 @@ def test_broken_images_go_to_dead_letters_good_ones_all_indexed(tmp_path, rig_fa
     from jointspace.workers.dead_letters import open_dead_letters
 
     store = open_dead_letters(rig.settings())
-    letters = {l.key: l for l in store.list()}
+    letters = {letter.key: letter for letter in store.list()}
     store.close()
-    assert {k: l.stage for k, l in letters.items()} == corpus.broken
-    assert all(l.reason and l.post and l.post["id"] == k for k, l in letters.items())
+    assert {k: letter.stage for k, letter in letters.items()} == corpus.broken
+    assert all(letter.reason and letter.post and letter.post["id"] == k for k, letter in letters.items())
     assert set(ingest_summary(producer)["dead"]) == set(corpus.broken)
     # The producer (not the workers) recorded the pictures' folder with the index, so the API serves them.
     from elasticsearch import Elasticsearch
