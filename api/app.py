@@ -12,12 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from jointspace.api import openapi
+from jointspace.api.container import ApiContainer, build_container, warm_up
 from jointspace.api.docs_page import add_docs_page
 from jointspace.api.limits import MaxBodySizeMiddleware
 from jointspace.api.methods import MethodAnswersMiddleware
 from jointspace.api.metrics import ApiMetrics, MetricsMiddleware
 from jointspace.api.routes import alerts, cities, health, posts, search, trends
-from jointspace.api.services import ApiServices, build_services, warm_up
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,18 +35,18 @@ STATIC_DIR = Path(__file__).parent / "static"
 log = logging.getLogger("jointspace.api")
 
 
-def create_app(settings: Settings | None = None, services: ApiServices | None = None) -> FastAPI:
-    """The app. Given `services`, it uses them and leaves closing them to the caller; otherwise it
-    builds its own at startup (model load, backend open) and closes them at shutdown."""
-    settings = settings or (services.settings if services else get_settings())
+def create_app(settings: Settings | None = None, container: ApiContainer | None = None) -> FastAPI:
+    """The app. Given `container`, it uses that and leaves closing it to the caller; otherwise it
+    builds its own at startup (model load, backend open) and closes it at shutdown."""
+    settings = settings or (container.settings if container else get_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = None
-        if services is None:
-            built = await run_in_threadpool(build_services, settings)
-        await run_in_threadpool(warm_up, services or built)
-        app.state.services = services or built
+        if container is None:
+            built = await run_in_threadpool(build_container, settings)
+        await run_in_threadpool(warm_up, container or built)
+        app.state.container = container or built
         try:
             yield
         finally:

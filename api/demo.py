@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from jointspace.api.services import ApiServices
+from jointspace.api.container import ApiContainer
 from tqdm import tqdm
 
 from jointspace.atomic_write import write_text_atomic
@@ -63,11 +63,11 @@ def prepare_demo_posts(settings: Settings, n: int = 200, sources: Sequence[str] 
     return target
 
 
-def index_demo_posts(services: ApiServices, posts_file: Path) -> DemoIndexReport:
+def index_demo_posts(container: ApiContainer, posts_file: Path) -> DemoIndexReport:
     """Indexes the posts of `posts_file` that the backend lacks, in-process, with a progress bar."""
     from jointspace.ingest.validate import ValidationLimits, validate_post
 
-    settings = services.settings
+    settings = container.settings
     limits = ValidationLimits.from_settings(settings)
     with posts_file.open(encoding="utf-8") as handle:
         posts = [
@@ -75,7 +75,7 @@ def index_demo_posts(services: ApiServices, posts_file: Path) -> DemoIndexReport
             for line in handle
             if line.strip()
         ]
-    present = services.backend.get_many([p.id for p in posts], with_vector=False)
+    present = container.backend.get_many([p.id for p in posts], with_vector=False)
     missing = [p for p in posts if p.id not in present]
     failed: dict[str, str] = {}
     added = 0
@@ -83,11 +83,11 @@ def index_demo_posts(services: ApiServices, posts_file: Path) -> DemoIndexReport
         tickets = []
         for start in range(0, len(missing), settings.batch_size):
             # Blocks while the pipeline already holds two batches, so this paces itself.
-            tickets.append(services.submitter.submit_batch(missing[start : start + settings.batch_size]))
+            tickets.append(container.submitter.submit_batch(missing[start : start + settings.batch_size]))
         for ticket in tickets:
             outcome = ticket.outcome()
             added += len(outcome.indexed) + len(outcome.unchanged)
             failed.update(outcome.dead)
             bar.update(len(ticket.posts))
-    services.backend.refresh()
+    container.backend.refresh()
     return DemoIndexReport(posts=len(posts), added=added, failed=failed)

@@ -7,42 +7,42 @@ import secrets
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Request
+from jointspace.api.container import ApiContainer
 from jointspace.api.media import MediaStore
 from jointspace.api.metrics import ApiMetrics
-from jointspace.api.services import ApiServices
 
 from jointspace.protocols import ModelBundle, SearchBackend
 from jointspace.settings import Settings
 
 
-def get_services(request: Request) -> ApiServices:
-    services = getattr(request.app.state, "services", None)
-    if services is None:
+def get_container(request: Request) -> ApiContainer:
+    container = getattr(request.app.state, "container", None)
+    if container is None:
         raise HTTPException(503, "the service is still starting")
-    return services
+    return container
 
 
-ServicesDep = Annotated[ApiServices, Depends(get_services)]
+ContainerDep = Annotated[ApiContainer, Depends(get_container)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
-    return services.settings
+def get_settings(container: ContainerDep) -> Settings:
+    return container.settings
 
 
-def get_backend(services: ServicesDep) -> SearchBackend:
-    return services.backend
+def get_backend(container: ContainerDep) -> SearchBackend:
+    return container.backend
 
 
-def get_bundle(services: ServicesDep) -> ModelBundle:
-    return services.bundle
+def get_bundle(container: ContainerDep) -> ModelBundle:
+    return container.bundle
 
 
-def get_search(services: ServicesDep) -> Any:
-    return services.search
+def get_search(container: ContainerDep) -> Any:
+    return container.search
 
 
-def get_media(services: ServicesDep) -> MediaStore:
-    return services.media
+def get_media(container: ContainerDep) -> MediaStore:
+    return container.media
 
 
 def get_metrics(request: Request) -> ApiMetrics:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, Request
+from jointspace.api.container import ApiContainer
 from jointspace.api.media import MediaStore, media_root
 from jointspace.api.schemas import Rejected, SubmitOut
-from jointspace.api.services import ApiServices
 from jointspace.api.uploads import BadImage, check_image, store_upload
 from jointspace.ingest.validate import InvalidPost, ValidationLimits, validate_post
 from starlette.concurrency import run_in_threadpool
@@ -177,23 +177,24 @@ def _store_one(upload: UploadFile, settings: Settings) -> Path | str:
     return store_upload(data, fmt, settings)
 
 
-async def submit(batch: Batch, services: ApiServices) -> SubmitOut:
+async def submit(batch: Batch, container: ApiContainer) -> SubmitOut:
     """Hands the accepted posts to the distributor in batches of `batch_size`. With a broker this
     returns once they are queued; without one, once they are indexed (per-post failures of the
     pipeline, such as an undecodable image, come back as rejections)."""
     if not batch.posts:
         return SubmitOut(accepted=[], rejected=batch.rejected, queued=False)
-    return await run_in_threadpool(_hand_over, batch, services)
+    return await run_in_threadpool(_hand_over, batch, container)
 
 
-def _hand_over(batch: Batch, services: ApiServices) -> SubmitOut:
-    size = services.settings.batch_size
+def _hand_over(batch: Batch, container: ApiContainer) -> SubmitOut:
+    size = container.settings.batch_size
     # All batches are handed over first (the in-process pipeline overlaps decoding one with
     # embedding the next), then, in-process only, their outcomes are awaited.
     tickets = [
-        services.submitter.submit_batch(batch.posts[start : start + size]) for start in range(0, len(batch.posts), size)
+        container.submitter.submit_batch(batch.posts[start : start + size])
+        for start in range(0, len(batch.posts), size)
     ]
-    if not services.in_process:
+    if not container.in_process:
         return SubmitOut(accepted=[p.id for t in tickets for p in t.posts], rejected=batch.rejected, queued=True)
     accepted: list[str] = []
     duplicates: list[str] = []
@@ -204,7 +205,7 @@ def _hand_over(batch: Batch, services: ApiServices) -> SubmitOut:
         duplicates += outcome.unchanged
         rejected += [Rejected(index=batch.origin.get(pid, -1), id=pid, reason=why) for pid, why in outcome.dead.items()]
     if accepted:
-        services.backend.refresh()  # searchable when the answer arrives
+        container.backend.refresh()  # searchable when the answer arrives
     return SubmitOut(
         accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index), queued=False, duplicates=duplicates
     )

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jointspace.workers.pipeline import BatchRunner
+from jointspace.workers.batch_indexing import BatchRunner
 from jointspace.workers.runtime import open_context
 from PIL import Image
 from tqdm import tqdm

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jointspace.datasets.items import split_of
 from jointspace.datasets.prepare import POSTS, write_jsonl
-from jointspace.datasets.sources import SOURCE_NAMES
+from jointspace.datasets.scanners import SOURCE_NAMES
 from jointspace.datasets.text import content_words, unique
 from jointspace.ingest.sources.base import SourceItem
 from jointspace.ingest.validate import InvalidPost, resolve_image

@@ -33,7 +33,7 @@ from jointspace.datasets.dedup import (
     write_signatures,
 )
 from jointspace.datasets.items import ImageSource, RawItem, created_at_of, split_of
-from jointspace.datasets.sources import SOURCE_NAMES, get_source
+from jointspace.datasets.scanners import SOURCE_NAMES, get_source
 from PIL import Image
 from tqdm import tqdm
 

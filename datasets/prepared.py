@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from jointspace.datasets.items import photo_split_of, split_of
-from jointspace.datasets.sources import SOURCE_NAMES
+from jointspace.datasets.scanners import SOURCE_NAMES
 
 from jointspace.errors import ConfigurationError
 from jointspace.records import Post

@@ -17,8 +17,8 @@ from jointspace.encoders.augment import apply_variant
 from jointspace.encoders.backbone import Backbone
 from jointspace.encoders.head import ProjectionHead
 from jointspace.encoders.losses import LossName, compute_loss
-from jointspace.encoders.pipeline import training_items
 from jointspace.encoders.targets import build_targets
+from jointspace.encoders.training_runs import training_items
 from PIL import Image
 from tqdm import tqdm
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from jointspace.workers.batch_indexing import BatchOutcome
 from jointspace.workers.dead_letters import DeadLetter
-from jointspace.workers.pipeline import BatchOutcome
 
 from jointspace.records import Post
 from jointspace.settings import Settings, get_settings

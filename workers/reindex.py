@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from jointspace.workers.pipeline import BatchOutcome, BatchRunner
+from jointspace.workers.batch_indexing import BatchOutcome, BatchRunner
 from tqdm import tqdm
 
 from jointspace.errors import ConfigurationError

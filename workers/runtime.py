@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from jointspace.workers.batch_indexing import BatchRunner
 from jointspace.workers.dead_letters import DeadLetterStore, open_dead_letters
-from jointspace.workers.pipeline import BatchRunner
 
 from jointspace.errors import ConfigurationError
 from jointspace.images import DecodeLimits

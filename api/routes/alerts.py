@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from jointspace.api.deps import ServicesDep, WriteAccess
+from jointspace.api.deps import ContainerDep, WriteAccess
 from jointspace.api.render import post_out
 from jointspace.api.schemas import AlertIn, AlertOut, AlertsOut, DeleteOut, ErrorOut, MatchesOut, MatchOut
 from starlette.concurrency import run_in_threadpool
@@ -28,10 +28,10 @@ STREAM_MAX_S = 60.0
 KEEP_ALIVE_S = 15.0
 
 
-def _service(services: Any) -> AlertService:
-    if services.alerts is None:
+def _service(container: Any) -> AlertService:
+    if container.alerts is None:
         raise HTTPException(503, "saved searches are not available in this server")
-    return services.alerts
+    return container.alerts
 
 
 def _alert(service: AlertService, search_id: str) -> Any:
@@ -61,23 +61,23 @@ def match_out(match: Match) -> MatchOut:
     status_code=201,
     responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
 )
-def create_alert(body: AlertIn, _: WriteAccess, services: ServicesDep) -> AlertOut:
+def create_alert(body: AlertIn, _: WriteAccess, container: ContainerDep) -> AlertOut:
     """Save a search: posts indexed from now on that match it are recorded (once each) and delivered."""
-    limit = services.settings.api_max_query_chars
+    limit = container.settings.api_max_query_chars
     if len(body.q) > limit:
         raise QueryError(f"query longer than {limit} characters ({len(body.q)}); shorten it", position=limit)
-    saved = _service(services).add(body.q, body.mode, body.min_score, body.webhook, body.name, body.to_filters())
+    saved = _service(container).add(body.q, body.mode, body.min_score, body.webhook, body.name, body.to_filters())
     return AlertOut(**saved.to_json())
 
 
 @router.get("", response_model=AlertsOut)
-def list_alerts(services: ServicesDep) -> AlertsOut:
-    return AlertsOut(alerts=[AlertOut(**a) for a in _service(services).list()])
+def list_alerts(container: ContainerDep) -> AlertsOut:
+    return AlertsOut(alerts=[AlertOut(**a) for a in _service(container).list()])
 
 
 @router.delete("/{search_id}", response_model=DeleteOut, responses={**NOT_FOUND, 401: {"model": ErrorOut}})
-def delete_alert(search_id: str, _: WriteAccess, services: ServicesDep) -> DeleteOut:
-    if not _service(services).remove(search_id):
+def delete_alert(search_id: str, _: WriteAccess, container: ContainerDep) -> DeleteOut:
+    if not _service(container).remove(search_id):
         raise HTTPException(404, f"no saved search with id {search_id!r}")
     return DeleteOut(id=search_id, deleted=True)
 
@@ -85,12 +85,12 @@ def delete_alert(search_id: str, _: WriteAccess, services: ServicesDep) -> Delet
 @router.get("/{search_id}/matches", response_model=MatchesOut, responses=NOT_FOUND)
 def alert_matches(
     search_id: str,
-    services: ServicesDep,
+    container: ContainerDep,
     since: Annotated[str | None, Query(description="ISO 8601 time, or a duration back from now: 15m, 2h, 7d")] = None,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> MatchesOut:
     """The posts that matched, newest first, each with its score."""
-    service = _service(services)
+    service = _service(container)
     search = _alert(service, search_id)
     found = service.matches(search_id, parse_since(since), limit)
     return MatchesOut(
@@ -112,13 +112,13 @@ def _event(match: Match) -> str:
 async def alert_events(
     search_id: str,
     request: Request,
-    services: ServicesDep,
+    container: ContainerDep,
     after: Annotated[str | None, Query(description="Resume after this cursor (default: from now on)")] = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: one `match` event per new match (`id` = its cursor, `data` = the match as
     in /matches). Reconnecting with Last-Event-ID resumes without a gap."""
-    service = _service(services)
+    service = _service(container)
     await run_in_threadpool(_alert, service, search_id)
     store = service.store
     # Fix the starting point before answering, so that a match recorded right after the client
@@ -130,7 +130,7 @@ async def alert_events(
         first, cursor = await run_in_threadpool(store.events_after, search_id, cursor, 0.0)
     except ValueError:
         raise HTTPException(400, f"not an event cursor of this search: {cursor!r}") from None
-    poll_s = services.settings.alerts_events_poll_s
+    poll_s = container.settings.alerts_events_poll_s
 
     async def stream() -> AsyncIterator[str]:
         nonlocal cursor

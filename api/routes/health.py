@@ -4,25 +4,25 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from jointspace.api.deps import MetricsDep, ServicesDep
+from jointspace.api.container import ApiContainer
+from jointspace.api.deps import ContainerDep, MetricsDep
 from jointspace.api.schemas import ComponentHealth, HealthOut
-from jointspace.api.services import ApiServices
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 router = APIRouter(tags=["operations"])
 
 
-def _backend(services: ApiServices) -> ComponentHealth:
+def _backend(container: ApiContainer) -> ComponentHealth:
     try:
-        n = services.backend.count()
+        n = container.backend.count()
     except Exception as exc:  # any failure means "down"; the detail says which
         return ComponentHealth(ok=False, detail=f"{type(exc).__name__}: {exc}")
-    kind = "elasticsearch" if services.settings.es_url else "embedded"
-    return ComponentHealth(ok=True, detail=f"{kind}, {n} documents, model {services.backend.model}")
+    kind = "elasticsearch" if container.settings.es_url else "embedded"
+    return ComponentHealth(ok=True, detail=f"{kind}, {n} documents, model {container.backend.model}")
 
 
-def _broker(services: ApiServices) -> ComponentHealth:
-    url = services.settings.broker_url
+def _broker(container: ApiContainer) -> ComponentHealth:
+    url = container.settings.broker_url
     if not url:
         return ComponentHealth(ok=True, detail="none: posts are indexed in-process")
     import redis
@@ -38,19 +38,21 @@ def _broker(services: ApiServices) -> ComponentHealth:
     return ComponentHealth(ok=True, detail="redis reachable")
 
 
-def _model(services: ApiServices) -> ComponentHealth:
-    bundle = services.bundle
+def _model(container: ApiContainer) -> ComponentHealth:
+    bundle = container.bundle
     return ComponentHealth(ok=True, detail=f"{bundle.name}, {bundle.dim} dims")
 
 
 @router.get("/health", response_model=HealthOut, responses={503: {"model": HealthOut}})
-def health(services: ServicesDep) -> JSONResponse:
-    parts = HealthOut(status="ok", backend=_backend(services), broker=_broker(services), model=_model(services))
+def health(container: ContainerDep) -> JSONResponse:
+    parts = HealthOut(status="ok", backend=_backend(container), broker=_broker(container), model=_model(container))
     ok = parts.backend.ok and parts.broker.ok and parts.model.ok
     parts.status = "ok" if ok else "degraded"
-    if services.nearest is not None:  # reported, never waited on; not-ready is not "degraded"
-        parts.ready = services.nearest.ready
-        parts.nearest_words = ComponentHealth(ok=services.nearest.state != "failed", detail=services.nearest.describe())
+    if container.nearest is not None:  # reported, never waited on; not-ready is not "degraded"
+        parts.ready = container.nearest.ready
+        parts.nearest_words = ComponentHealth(
+            ok=container.nearest.state != "failed", detail=container.nearest.describe()
+        )
     return JSONResponse(parts.model_dump(), status_code=200 if ok else 503)
 
 
@@ -61,9 +63,9 @@ def health(services: ServicesDep) -> JSONResponse:
         200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
     },
 )
-def metrics(services: ServicesDep, api_metrics: MetricsDep) -> Response:
+def metrics(container: ContainerDep, api_metrics: MetricsDep) -> Response:
     try:
-        api_metrics.documents.set(services.backend.count())
+        api_metrics.documents.set(container.backend.count())
     except Exception:  # a scrape must not fail because the backend is down; /health says so
         pass
     return Response(generate_latest(api_metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
-from jointspace.api.deps import BackendDep, MediaDep, MetricsDep, SearchDep, ServicesDep, WriteAccess
+from jointspace.api.deps import BackendDep, ContainerDep, MediaDep, MetricsDep, SearchDep, WriteAccess
 from jointspace.api.media import MediaFile, MediaNotFound
 from jointspace.api.render import post_out, word_scores
 from jointspace.api.schemas import DeleteOut, DescribeOut, ErrorOut, PostOut, SubmitOut, SubmitRefusedOut
@@ -138,14 +138,14 @@ def describe_post(
     },
     openapi_extra={"requestBody": _submission_body()},
 )
-async def create_posts(request: Request, _: WriteAccess, services: ServicesDep, metrics: MetricsDep) -> JSONResponse:
+async def create_posts(request: Request, _: WriteAccess, container: ContainerDep, metrics: MetricsDep) -> JSONResponse:
     """One post or a batch. JSON: a post object, a list of them, or `{"posts": [...]}`; image refs
     are paths below the media root (relative ones are taken from it). Multipart: a `posts` field
     holding that JSON, and image files in `images`; a post's `image` names a file by its file name
     (or, if absent, the files are paired with the posts in order). Without posts, each file is a
     post of its own."""
-    batch = await parse_submission(request, services.settings, services.media)
-    outcome = await submit(batch, services)
+    batch = await parse_submission(request, container.settings, container.media)
+    outcome = await submit(batch, container)
     metrics.posts_submitted.labels("accepted").inc(len(outcome.accepted))
     metrics.posts_submitted.labels("rejected").inc(len(outcome.rejected))
     if not outcome.accepted:

@@ -26,7 +26,7 @@ from jointspace.encoders.evaluation.core import paired_bootstrap, query_matrix, 
 from jointspace.encoders.evaluation.queries import Query, gallery_labels, keyword_queries, rare_queries, relevant_mask
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.imagenet import ClassPrior
-from jointspace.encoders.pipeline import RunOptions, Workspace, train_one
+from jointspace.encoders.training_runs import RunOptions, Workspace, train_one
 from tqdm import tqdm
 
 from jointspace.errors import ConfigurationError

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from jointspace.encoders.evaluation.core import stratified_bootstrap
-from jointspace.encoders.pipeline import PHOTO_SOURCES, PHOTOS
+from jointspace.encoders.training_runs import PHOTO_SOURCES, PHOTOS
 
 
 def _f(x: float | None) -> str:

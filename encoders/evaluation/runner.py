@@ -26,7 +26,8 @@ from jointspace.encoders.evaluation.report import write_report
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.imagenet import DEFAULT_PRIOR, ClassPrior
 from jointspace.encoders.losses import LOSSES
-from jointspace.encoders.pipeline import (
+from jointspace.encoders.training import TrainConfig
+from jointspace.encoders.training_runs import (
     PHOTO_SOURCES,
     PHOTOS,
     TEXT_ENCODERS,
@@ -39,7 +40,6 @@ from jointspace.encoders.pipeline import (
     validation_sets,
     with_loss,
 )
-from jointspace.encoders.training import TrainConfig
 
 from jointspace.protocols import TextEncoder
 from jointspace.settings import Settings

@@ -1,7 +1,7 @@
 """Saved searches that alert on new posts.
 
 A saved search (an expression, its filters, mode and min_score) is checked against every batch the
-pipeline writes (`checker.AlertChecker`, a `workers.pipeline.BatchListener`); a match is recorded
+pipeline writes (`checker.AlertChecker`, a `workers.batch_indexing.BatchListener`); a match is recorded
 once per (search, post) in the store (`store`: Redis with a broker, else SQLite under home) and
 delivered to the search's Redis stream, its webhook (`webhooks`) and the page (SSE, `api/routes/alerts.py`).
 `service.AlertService` is what the CLI and the API call.

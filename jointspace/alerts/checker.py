@@ -1,4 +1,4 @@
-"""The alert check of each written batch (a `workers.pipeline.BatchListener`).
+"""The alert check of each written batch (a `workers.batch_indexing.BatchListener`).
 
 Per batch: the semantic side of every saved search in one matrix product with the batch's vectors
 (`matching.semantic_pairs`), the keyword side of keyword and hybrid searches by the backend on the

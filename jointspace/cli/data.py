@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from jointspace.datasets.sources import SOURCE_NAMES
+from jointspace.datasets.scanners import SOURCE_NAMES
 from jointspace.errors import ConfigurationError
 
 DEFAULT_SOURCES = ",".join(SOURCE_NAMES)  # every source

@@ -1,6 +1,6 @@
 """`jointspace es start|status|stop`: the real Elasticsearch node (or cluster) the project starts itself.
 
-Also registers `jointspace redis ...` (jointspace/cli/services.py). Only the standard library is
+Also registers `jointspace redis ...` (jointspace/cli/redis_commands.py). Only the standard library is
 imported here, so these commands start fast.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from jointspace.cli import services
+from jointspace.cli import redis_commands
 
 
 def _progress(message: str) -> None:
@@ -73,4 +73,4 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"stopped {', '.join(stopped)}" if stopped else "Elasticsearch was not running")
 
     app.add_typer(es, name="es")
-    services.register(app)
+    redis_commands.register(app)

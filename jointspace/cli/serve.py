@@ -75,7 +75,7 @@ def serve(
     if workers > 1:
         import uvicorn
 
-        # Each worker process imports the factory and builds its own services from the same
+        # Each worker process imports the factory and builds its own container from the same
         # JOINTSPACE_* environment; this process only supervises them (and restarts a dead one).
         typer.echo(f"jointspace is serving on http://{host}:{port}/ with {workers} worker processes (Ctrl-C stops)")
         uvicorn.run(
@@ -108,8 +108,8 @@ def demo(
     this process (no broker needed). A second run finds everything in place and starts at once.
     """
     from jointspace.api.app import create_app
+    from jointspace.api.container import build_container
     from jointspace.api.demo import index_demo_posts, prepare_demo_posts
-    from jointspace.api.services import build_services
     from jointspace.settings import get_settings
 
     # In-process indexing: the demo must not wait on a Celery worker that may not be running.
@@ -117,11 +117,11 @@ def demo(
     typer.echo("preparing the sample posts (cached after the first run)…")
     posts_file = prepare_demo_posts(settings, n=posts)
     typer.echo("loading the model bundle and opening the backend…")
-    services = build_services(settings)
+    container = build_container(settings)
     try:
-        report = index_demo_posts(services, posts_file)
+        report = index_demo_posts(container, posts_file)
         typer.echo(
-            f"model {services.bundle.name}: {report.posts} sample posts, {report.added} newly indexed"
+            f"model {container.bundle.name}: {report.posts} sample posts, {report.added} newly indexed"
             + (f", {len(report.failed)} failed" if report.failed else "")
         )
         for post_id, reason in list(report.failed.items())[:5]:
@@ -129,12 +129,12 @@ def demo(
         # The explanation's nearest words need the vocabulary embedded (minutes with the sentence
         # model, once per JOINTSPACE_HOME, then cached): pay it here, not in the first search.
         typer.echo("preparing the nearest-word lookup (first run only: a few minutes on a laptop CPU)…")
-        text = services.bundle.text
+        text = container.bundle.text
         text.nearest_words(text.embed_words([text.vocabulary()[0]])[0], 1)
         if not prepare_only:
-            _run(create_app(settings, services), host or settings.api_host, port or settings.api_port)
+            _run(create_app(settings, container), host or settings.api_host, port or settings.api_port)
     finally:
-        services.close()
+        container.close()
 
 
 def register(app: typer.Typer) -> None:

@@ -90,8 +90,9 @@ def train_command(
     from datetime import datetime
 
     from jointspace.encoders.augment import VARIANTS
-    from jointspace.encoders.pipeline import RunOptions, Workspace, check_validation, save_trained, train_one
+    from jointspace.encoders.bundle_writer import save_trained
     from jointspace.encoders.training import TrainConfig
+    from jointspace.encoders.training_runs import RunOptions, Workspace, check_validation, train_one
     from jointspace.settings import get_settings
 
     _logging()
@@ -262,7 +263,7 @@ def _loso(
 
     from jointspace.encoders.evaluation.loso import DEFAULT_CANDIDATE, GRID, run_loso
     from jointspace.encoders.evaluation.loso_report import markdown, write_loso_report
-    from jointspace.encoders.pipeline import Workspace
+    from jointspace.encoders.training_runs import Workspace
 
     candidates = list(GRID) if grid else [DEFAULT_CANDIDATE]
     if limit:

@@ -15,7 +15,7 @@ import pytest
 from alert_support import colour_ids, corpus_with_prefix
 from fastapi.testclient import TestClient
 from jointspace.api.app import create_app
-from jointspace.api.services import build_services
+from jointspace.api.container import build_container
 
 from jointspace.settings import Settings
 
@@ -43,12 +43,12 @@ def _settings(home: Path, media: Path) -> Settings:
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = _settings(tmp_path / "home", tmp_path)
-    services = build_services(settings)
+    container = build_container(settings)
     try:
-        with TestClient(create_app(settings, services)) as client:
+        with TestClient(create_app(settings, container)) as client:
             yield client
     finally:
-        services.close()
+        container.close()
 
 
 def _posts(corpus) -> list[dict]:  # noqa: ANN001

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from alert_support import colour_ids, corpus_with_prefix, read_posts
 from jointspace.query.service import SearchService
+from jointspace.workers.batch_indexing import BatchRunner
 from jointspace.workers.distributor import InProcessDistributor
-from jointspace.workers.pipeline import BatchRunner
 from jointspace.workers.runtime import WorkerContext, decode_limits, open_context
 from webhook_server import WebhookServer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from corpus import Corpus
 from fastapi.testclient import TestClient
-from jointspace.api.services import ApiServices
+from jointspace.api.container import ApiContainer
 
 from jointspace.records import Post
 from jointspace.settings import Settings
@@ -19,7 +19,7 @@ API_KEY = "test-key-0123456789"
 @dataclass
 class Api:
     client: TestClient
-    services: ApiServices
+    container: ApiContainer
     settings: Settings
     corpus: Corpus
     backend_name: str
@@ -50,12 +50,12 @@ def corpus_posts(corpus: Corpus, settings: Settings) -> list[Post]:
     return [validate_post(raw, corpus.root, limits) for raw in corpus.posts]
 
 
-def index_corpus(services: ApiServices, corpus: Corpus) -> None:
-    posts = corpus_posts(corpus, services.settings)
-    outcome = services.submitter.submit_batch(posts).outcome()
+def index_corpus(container: ApiContainer, corpus: Corpus) -> None:
+    posts = corpus_posts(corpus, container.settings)
+    outcome = container.submitter.submit_batch(posts).outcome()
     assert not outcome.dead, outcome.dead
-    services.backend.refresh()
-    assert services.backend.count() == len(posts)
+    container.backend.refresh()
+    assert container.backend.count() == len(posts)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from api_support import Api, api_settings, index_corpus  # noqa: E402
 from corpus import Corpus, build_api_corpus  # noqa: E402
 from jointspace.api.app import create_app  # noqa: E402
-from jointspace.api.services import build_services  # noqa: E402
+from jointspace.api.container import build_container  # noqa: E402
 
 from jointspace.protocols import ModelBundle  # noqa: E402
 from jointspace.settings import get_settings  # noqa: E402
@@ -52,10 +52,10 @@ def api(
     # An index of its own per test module on the shared node: modules never see each other's writes.
     alias = "api-" + request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
     settings = api_settings(tmp_path_factory.mktemp("home"), corpus, es_url, alias)
-    services = build_services(settings, bundle)
+    container = build_container(settings, bundle)
     try:
-        index_corpus(services, corpus)
-        with TestClient(create_app(settings, services)) as client:
-            yield Api(client, services, settings, corpus, request.param)
+        index_corpus(container, corpus)
+        with TestClient(create_app(settings, container)) as client:
+            yield Api(client, container, settings, corpus, request.param)
     finally:
-        services.close()
+        container.close()

@@ -29,7 +29,7 @@ def build_api_corpus(root: Path) -> Corpus:
     from jointspace.datasets import raster
     from jointspace.datasets.debian import unpack
     from jointspace.datasets.prepare import cache_dir_of, select
-    from jointspace.datasets.sources import get_source
+    from jointspace.datasets.scanners import get_source
 
     from jointspace.settings import get_settings
 

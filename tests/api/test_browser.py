@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from api_support import api_settings, index_corpus
 from corpus import Corpus
-from jointspace.api.services import build_services
+from jointspace.api.container import build_container
 from served import serve, share_text_cache
 
 from jointspace.protocols import ModelBundle
@@ -36,11 +36,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: Mod
     """`jointspace serve` over the corpus indexed in an embedded store; yields its base URL."""
     home = tmp_path_factory.mktemp("browser-home")
     settings = api_settings(home, corpus)
-    services = build_services(settings, bundle)
+    container = build_container(settings, bundle)
     try:
-        index_corpus(services, corpus)
+        index_corpus(container, corpus)
     finally:
-        services.close()
+        container.close()
     share_text_cache(home, bundle.settings.home)
     with serve(
         home,

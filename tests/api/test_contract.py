@@ -19,7 +19,7 @@ import pytest
 from api_support import API_KEY, api_settings, index_corpus
 from corpus import Corpus
 from fuzz_support import schema_with_examples, statuses_by_operation
-from jointspace.api.services import build_services
+from jointspace.api.container import build_container
 from served import serve, share_text_cache
 
 from jointspace.protocols import ModelBundle
@@ -40,11 +40,11 @@ POST_ROUTES = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: ModelBundle) -> Iterator[str]:
     home = tmp_path_factory.mktemp("contract-home")
-    services = build_services(api_settings(home, corpus), bundle)
+    container = build_container(api_settings(home, corpus), bundle)
     try:
-        index_corpus(services, corpus)
+        index_corpus(container, corpus)
     finally:
-        services.close()
+        container.close()
     share_text_cache(home, bundle.settings.home)
     with serve(
         home,

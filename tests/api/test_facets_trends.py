@@ -14,9 +14,9 @@ from api_support import Api
 
 def similarities(api: Api, expression: str) -> dict[str, tuple[float, dict]]:
     """id → (similarity to the query, the corpus post), from the vectors the backend holds."""
-    query = api.services.search.query_vector(expression)
+    query = api.container.search.query_vector(expression)
     posts = {p["id"]: p for p in api.corpus.posts}
-    return {d.id: (float(np.dot(d.vector, query)), posts[d.id]) for d in api.services.backend.iter_documents()}
+    return {d.id: (float(np.dot(d.vector, query)), posts[d.id]) for d in api.container.backend.iter_documents()}
 
 
 def middle_cut(scores: list[float]) -> float:

@@ -16,7 +16,7 @@ from api_support import API_KEY, api_settings, write_jsonl
 from corpus import Corpus
 from fastapi.testclient import TestClient
 from jointspace.api.app import create_app
-from jointspace.api.services import ApiServices, build_services
+from jointspace.api.container import ApiContainer, build_container
 from jointspace.backends import open_backend
 from jointspace.ingest.media_roots import RecordingSource
 from jointspace.ingest.run import IngestRun
@@ -34,7 +34,7 @@ HEADERS = {"X-API-Key": API_KEY}
 @dataclass
 class Rig:
     client: TestClient
-    services: ApiServices
+    container: ApiContainer
     settings: Settings
     pictures: Path  # a folder outside the home and the configured media root
     outside: Path  # pictures that no post's ingest ever recorded
@@ -73,31 +73,31 @@ def rig(
         }
     )
     posts_file = write_jsonl(tmp_path_factory.mktemp("jsonl") / "posts.jsonl", rows)
-    services = build_services(settings, bundle)
+    container = build_container(settings, bundle)
     try:
         # What `jointspace ingest posts.jsonl` does: the JSONL source wrapped by the recorder.
-        source = RecordingSource(JsonlSource(str(posts_file), settings), services.backend, fixed_roots(settings))
+        source = RecordingSource(JsonlSource(str(posts_file), settings), container.backend, fixed_roots(settings))
         summary = IngestRun(
             source,
-            services.submitter,
-            services.submitter.context.dead_letters,
+            container.submitter,
+            container.submitter.context.dead_letters,
             batch_size=8,
-            backend=services.backend,
+            backend=container.backend,
             progress=False,
         ).run()
         assert summary.indexed == len(rows) and not summary.dead, summary
-        with TestClient(create_app(settings, services)) as client:
-            yield Rig(client, services, settings, pictures, outside, source.recorded)
+        with TestClient(create_app(settings, container)) as client:
+            yield Rig(client, container, settings, pictures, outside, source.recorded)
     finally:
         for post_id in [r["id"] for r in rows]:
-            services.backend.delete(post_id)
-        services.close()
+            container.backend.delete(post_id)
+        container.close()
 
 
 def test_ingest_records_the_picture_folder_once(rig: Rig) -> None:
     holiday = str((rig.pictures / "holiday").resolve())
     assert rig.recorded == [holiday]  # the nested folder is covered by its parent
-    assert rig.services.backend.media_roots() == [holiday]
+    assert rig.container.backend.media_roots() == [holiday]
 
 
 def test_recorded_pictures_are_served(rig: Rig) -> None:
@@ -110,26 +110,26 @@ def test_recorded_pictures_are_served(rig: Rig) -> None:
 
 def test_roots_are_recorded_with_the_index(rig: Rig) -> None:
     """Another process opening the same index sees them (the CLI, a restarted server)."""
-    other = open_backend(rig.settings, rig.services.bundle.name, rig.services.bundle.dim, read_only=True)
+    other = open_backend(rig.settings, rig.container.bundle.name, rig.container.bundle.dim, read_only=True)
     try:
-        assert other.media_roots() == rig.services.backend.media_roots()
-        assert other.add_media_roots(rig.services.backend.media_roots()) == []  # idempotent
+        assert other.media_roots() == rig.container.backend.media_roots()
+        assert other.add_media_roots(rig.container.backend.media_roots()) == []  # idempotent
     finally:
         other.close()
 
 
 def test_removing_a_root_stops_serving_with_the_reason(rig: Rig) -> None:
-    holiday = rig.services.backend.media_roots()[0]
-    assert rig.services.backend.remove_media_root(holiday)
-    rig.services.media._recorded_at = float("-inf")  # the server re-reads within 2 s; do not wait here
+    holiday = rig.container.backend.media_roots()[0]
+    assert rig.container.backend.remove_media_root(holiday)
+    rig.container.media._recorded_at = float("-inf")  # the server re-reads within 2 s; do not wait here
     try:
         r = rig.client.get("/posts/mine-1/thumbnail")
         assert r.status_code == 404
         assert "outside the allowed media roots" in r.json()["message"]
         assert not r.headers.get("content-type", "").startswith("image/")
     finally:
-        assert rig.services.backend.add_media_roots([holiday]) == [holiday]
-        rig.services.media._recorded_at = float("-inf")
+        assert rig.container.backend.add_media_roots([holiday]) == [holiday]
+        rig.container.media._recorded_at = float("-inf")
     assert rig.client.get("/posts/mine-1/thumbnail").status_code == 200
 
 
@@ -149,13 +149,13 @@ def test_outside_symlink_svg_and_traversal_stay_404(rig: Rig) -> None:
     }
     from jointspace.records import Document, Post
 
-    vector = rig.services.backend.get("mine-0").vector
+    vector = rig.container.backend.get("mine-0").vector
     docs = [
-        Document(post=Post(id=f"evil-{name}", image=ref, caption="x"), model=rig.services.bundle.name, vector=vector)
+        Document(post=Post(id=f"evil-{name}", image=ref, caption="x"), model=rig.container.bundle.name, vector=vector)
         for name, (ref, _) in refs.items()
     ]
-    assert not rig.services.backend.upsert(docs).errors
-    rig.services.backend.refresh()
+    assert not rig.container.backend.upsert(docs).errors
+    rig.container.backend.refresh()
     try:
         for name, (_, reason) in refs.items():
             for kind in ("image", "thumbnail"):
@@ -165,7 +165,7 @@ def test_outside_symlink_svg_and_traversal_stay_404(rig: Rig) -> None:
                 assert not r.headers.get("content-type", "").startswith("image/")
     finally:
         for name in refs:
-            rig.services.backend.delete(f"evil-{name}")
+            rig.container.backend.delete(f"evil-{name}")
 
 
 def test_post_takes_paths_below_a_recorded_root_and_nothing_else(rig: Rig) -> None:

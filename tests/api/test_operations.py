@@ -18,7 +18,7 @@ def test_health_reports_each_part(api: Api) -> None:
     assert body["status"] == "ok"
     assert f"{len(api.corpus.posts)} documents" in body["backend"]["detail"]
     assert ("elasticsearch" if api.backend_name == "elasticsearch" else "embedded") in body["backend"]["detail"]
-    assert body["model"]["detail"].startswith(api.services.bundle.name)
+    assert body["model"]["detail"].startswith(api.container.bundle.name)
     assert "in-process" in body["broker"]["detail"]
 
 
@@ -27,7 +27,7 @@ def test_health_is_503_when_the_broker_is_down(api: Api) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings = api.settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{port}/0"})
-    with TestClient(create_app(settings, replace(api.services, settings=settings))) as client:
+    with TestClient(create_app(settings, replace(api.container, settings=settings))) as client:
         r = client.get("/health")
     assert r.status_code == 503
     assert r.json()["status"] == "degraded" and r.json()["broker"]["ok"] is False
@@ -35,7 +35,7 @@ def test_health_is_503_when_the_broker_is_down(api: Api) -> None:
 
 def test_health_with_a_real_broker(api: Api, redis_url: str) -> None:
     settings = api.settings.model_copy(update={"broker_url": redis_url})
-    with TestClient(create_app(settings, replace(api.services, settings=settings))) as client:
+    with TestClient(create_app(settings, replace(api.container, settings=settings))) as client:
         body = client.get("/health").json()
     assert body["status"] == "ok" and body["broker"] == {"ok": True, "detail": "redis reachable"}
 

@@ -75,7 +75,7 @@ def new_image(api: Api, name: str, colour: str) -> str:
 
 
 def test_post_json_batch_accepts_and_rejects_with_reasons(api: Api) -> None:
-    before = api.services.backend.count()
+    before = api.container.backend.count()
     good = {
         "id": f"new-{api.backend_name}-1",
         "image": new_image(api, "red.png", "red"),
@@ -97,13 +97,13 @@ def test_post_json_batch_accepts_and_rejects_with_reasons(api: Api) -> None:
     assert set(reasons) == {1, 2, 3, 4}
     assert "not found" in reasons[1] and "outside the allowed media roots" in reasons[2]
     assert "created_at" in reasons[3] and "duplicate" in reasons[4]
-    assert api.services.backend.count() == before + 1
+    assert api.container.backend.count() == before + 1
     found = api.client.get("/search", params={"q": f"[img:{good['id']}]", "k": 1}).json()["hits"][0]
     assert found["id"] == good["id"] and found["city"] == "lyon" and found["hashtags"] == ["red"]
 
     again = api.client.post("/posts", json={"posts": [good]}, headers=api.write_headers).json()
     assert again["accepted"] == [good["id"]]
-    assert api.services.backend.count() == before + 1  # upserted by id, not duplicated
+    assert api.container.backend.count() == before + 1  # upserted by id, not duplicated
 
     assert api.client.delete(f"/posts/{good['id']}", headers=api.write_headers).json() == {
         "id": good["id"],
@@ -111,7 +111,7 @@ def test_post_json_batch_accepts_and_rejects_with_reasons(api: Api) -> None:
     }
     assert api.client.get(f"/posts/{good['id']}").status_code == 404
     assert api.client.delete(f"/posts/{good['id']}", headers=api.write_headers).status_code == 404
-    assert api.services.backend.count() == before
+    assert api.container.backend.count() == before
 
 
 def test_post_with_nothing_acceptable_is_400(api: Api) -> None:

@@ -79,7 +79,7 @@ def test_include_vector_returns_unit_vectors(api: Api) -> None:
     body = api.client.get("/search", params={"q": "park", "k": 3, "include_vector": "true"}).json()
     for hit in body["hits"]:
         vector = np.asarray(hit["vector"], dtype=np.float32)
-        assert vector.shape == (api.services.bundle.dim,)
+        assert vector.shape == (api.container.bundle.dim,)
         assert float(np.linalg.norm(vector)) == pytest.approx(1.0, abs=1e-3)
 
 

@@ -55,7 +55,7 @@ def test_post_whose_image_is_outside_the_media_root_is_not_served(api: Api, outs
     link = api.corpus.root / f"link-{api.backend_name}.png"
     if not link.is_symlink():
         os.symlink(outside_file, link)  # inside the root by name, outside by target
-    vector = np.zeros(api.services.bundle.dim, np.float32)
+    vector = np.zeros(api.container.bundle.dim, np.float32)
     vector[0] = 1.0
     refs = {
         "abs": str(outside_file),
@@ -65,11 +65,11 @@ def test_post_whose_image_is_outside_the_media_root_is_not_served(api: Api, outs
         "encoded": "file://" + str(outside_file).replace("/", "%2F"),
     }
     docs = [
-        Document(Post(id=f"evil-{name}", image=ref, caption="evil"), vector, api.services.bundle.name)
+        Document(Post(id=f"evil-{name}", image=ref, caption="evil"), vector, api.container.bundle.name)
         for name, ref in refs.items()
     ]
-    assert not api.services.backend.upsert(docs).errors
-    api.services.backend.refresh()
+    assert not api.container.backend.upsert(docs).errors
+    api.container.backend.refresh()
     thumbs = api.settings.home / "cache" / "thumbnails"
     made_before = sorted(thumbs.rglob("*.jpg")) if thumbs.exists() else []
     try:
@@ -81,8 +81,8 @@ def test_post_whose_image_is_outside_the_media_root_is_not_served(api: Api, outs
         assert (sorted(thumbs.rglob("*.jpg")) if thumbs.exists() else []) == made_before  # no thumbnail of them
     finally:
         for name in refs:
-            api.services.backend.delete(f"evil-{name}")
-        api.services.backend.refresh()
+            api.container.backend.delete(f"evil-{name}")
+        api.container.backend.refresh()
         link.unlink()
 
 
@@ -100,7 +100,7 @@ def test_writes_need_the_key(api: Api) -> None:
 def client_with(api: Api, **changes: object) -> TestClient:
     """A second app over the same backend and model, with some settings changed."""
     settings = api.settings.model_copy(update=changes)
-    return TestClient(create_app(settings, replace(api.services, settings=settings)))
+    return TestClient(create_app(settings, replace(api.container, settings=settings)))
 
 
 def test_writes_refused_when_no_key_is_configured(api: Api) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from jointspace.datasets.sources.openclipart import parse_metadata
-from jointspace.datasets.sources.tuxpaint import english_description
+from jointspace.datasets.scanners.openclipart import parse_metadata
+from jointspace.datasets.scanners.tuxpaint import english_description
 from jointspace.datasets.text import category_words, content_words, hashtag
 
 SVG = """<svg xmlns="http://www.w3.org/2000/svg"><metadata><rdf:RDF><cc:Work rdf:about="">

@@ -105,7 +105,7 @@ def backbone(settings: Settings):
 
 @pytest.fixture(scope="session")
 def workspace(settings: Settings, items_loader, backbone, minilm):
-    from jointspace.encoders.pipeline import Workspace
+    from jointspace.encoders.training_runs import Workspace
 
     ws = Workspace(settings, items_loader=items_loader)
     ws.cache._backbone = backbone  # share the session's network instead of loading a second copy

@@ -15,8 +15,8 @@ from jointspace.encoders.evaluation.loso_report import markdown, write_loso_repo
 from jointspace.encoders.evaluation.queries import parse_query
 from jointspace.encoders.image_encoders import class_prompt_matrix
 from jointspace.encoders.imagenet import ClassPrior, class_texts, imagenet_classes
-from jointspace.encoders.pipeline import RunOptions, Workspace, training_items
 from jointspace.encoders.training import TrainConfig
+from jointspace.encoders.training_runs import RunOptions, Workspace, training_items
 
 from jointspace.errors import ConfigurationError
 

@@ -20,10 +20,11 @@ from jointspace.encoders.bundle import (
     resolve_bundle_dir,
     shipped_bundle_dir,
 )
+from jointspace.encoders.bundle_writer import save_trained
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
-from jointspace.encoders.pipeline import RunOptions, save_trained, train_one
 from jointspace.encoders.training import TrainConfig
+from jointspace.encoders.training_runs import RunOptions, train_one
 
 from jointspace.errors import ConfigurationError, ModelMismatchError
 
@@ -224,7 +225,7 @@ def test_photo_train_val_and_test_parts_are_disjoint_and_stable(settings, corpus
     only the test part, whatever 80/10/10 split each photo was prepared with."""
     from jointspace.datasets.prepared import Item
     from jointspace.encoders.evaluation.runner import build_galleries, gallery_split
-    from jointspace.encoders.pipeline import PHOTOS, Workspace, training_items, validation_sets
+    from jointspace.encoders.training_runs import PHOTOS, Workspace, training_items, validation_sets
 
     # The drawn shapes again, as two photo sources, each item keeping its prepared 80/10/10 split.
     photos = [

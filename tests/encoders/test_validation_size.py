@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from jointspace.encoders.pipeline import MIN_VALIDATION_IMAGES, RunOptions, Workspace, check_validation
+from jointspace.encoders.training_runs import MIN_VALIDATION_IMAGES, RunOptions, Workspace, check_validation
 from PIL import Image
 
 from jointspace.errors import ConfigurationError

@@ -26,7 +26,7 @@ def _png(seed: int) -> bytes:
 
 def test_post_posts_queues_to_workers_which_index_or_dead_letter(tmp_path, rig_factory, redis_url, es_url):
     from jointspace.api.app import create_app
-    from jointspace.api.services import build_services
+    from jointspace.api.container import build_container
     from jointspace.backends import open_backend
     from jointspace.workers.dead_letters import open_dead_letters
 
@@ -45,10 +45,10 @@ def test_post_posts_queues_to_workers_which_index_or_dead_letter(tmp_path, rig_f
     worker = rig.worker()
     settings = rig.settings()
     bundle = make_bundle()
-    services = build_services(settings, bundle)
-    assert not services.in_process
+    container = build_container(settings, bundle)
+    assert not container.in_process
     try:
-        with TestClient(create_app(settings, services)) as client:
+        with TestClient(create_app(settings, container)) as client:
             posts = [{"id": f"q{i}", "caption": f"queued {i} #queue", "city": "Oslo"} for i in range(6)]
             files = [("images", (f"q{i}.png", _png(i), "image/png")) for i in range(6)]
             answer = client.post(
@@ -82,4 +82,4 @@ def test_post_posts_queues_to_workers_which_index_or_dead_letter(tmp_path, rig_f
             store.close()
             backend.close()
     finally:
-        services.close()
+        container.close()

@@ -12,7 +12,7 @@ from jointspace.settings import Settings
 
 
 @dataclass
-class ApiServices:
+class ApiContainer:
     """Everything a request may need. `search` is the query engineer's SearchService; `submit`
     hands validated posts to the workers (or indexes them in-process without a broker)."""
 
@@ -37,7 +37,7 @@ class ApiServices:
                 close()
 
 
-def build_services(settings: Settings, bundle: ModelBundle | None = None) -> ApiServices:
+def build_container(settings: Settings, bundle: ModelBundle | None = None) -> ApiContainer:
     """Loads the model bundle (unless given), opens the backend and wires the search service and the distributor.
     Blocks for the model load (seconds); raises ConfigurationError / BackendUnavailableError /
     ModelMismatchError with what to do."""
@@ -64,7 +64,7 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
         context = open_context(settings, bundle=bundle, backend=backend)
         submitter = InProcessDistributor(settings, context)
         owned += [context, submitter]
-    return ApiServices(
+    return ApiContainer(
         settings=settings,
         backend=backend,
         bundle=bundle,
@@ -78,14 +78,14 @@ def build_services(settings: Settings, bundle: ModelBundle | None = None) -> Api
     )
 
 
-def warm_up(services: ApiServices) -> None:
+def warm_up(container: ApiContainer) -> None:
     """One-time work before the first request, once: load both encoders' networks (they load on
     first use; seconds) now, at start-up, and start preparing the nearest-word vocabulary in the
     background (a minute or more on a cold home), so that no request ever waits for it."""
     from PIL import Image
 
-    text = services.bundle.text
+    text = container.bundle.text
     text.embed_words([text.vocabulary()[0]])
-    services.bundle.image.embed_images([Image.new("RGB", (224, 224), (128, 128, 128))])
-    if services.nearest is not None:
-        services.nearest.start()
+    container.bundle.image.embed_images([Image.new("RGB", (224, 224), (128, 128, 128))])
+    if container.nearest is not None:
+        container.nearest.start()

@@ -53,5 +53,5 @@ def get_source(name: str) -> SourceSpec:
     if name not in _TABLE:
         raise KeyError(f"unknown source {name!r}; choose from {', '.join(SOURCE_NAMES)}")
     packages, module, suffix = _TABLE[name]
-    scanner = importlib.import_module(f"jointspace.datasets.sources.{module}")
+    scanner = importlib.import_module(f"jointspace.datasets.scanners.{module}")
     return SourceSpec(name, packages, scanner.scan, suffix)

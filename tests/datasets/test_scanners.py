@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from jointspace.datasets.debian import unpack
 from jointspace.datasets.prepare import cache_dir_of
-from jointspace.datasets.sources import gcompris, kphotoalbum, scratch
-from jointspace.datasets.sources.gcompris import source_title, words_of_name
-from jointspace.datasets.sources.gcompris_places import MONUMENT_PLACES
+from jointspace.datasets.scanners import gcompris, kphotoalbum, scratch
+from jointspace.datasets.scanners.gcompris import source_title, words_of_name
+from jointspace.datasets.scanners.gcompris_places import MONUMENT_PLACES
 
 from jointspace.settings import get_settings
 

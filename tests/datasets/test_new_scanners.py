@@ -1,5 +1,5 @@
 """The scanners of the sources added for breadth (issue 13), each on its real package (fetched once
-per machine and unpacked once, like tests/datasets/test_sources.py), and the cross-source
+per machine and unpacked once, like tests/datasets/test_scanners.py), and the cross-source
 de-duplication through `jointspace data prepare` on small limits."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from jointspace.datasets.dedup import BlankPicture, Signature, find_duplicates, 
 from jointspace.datasets.items import RawItem
 from jointspace.datasets.prepare import cache_dir_of, unpack
 from jointspace.datasets.prepared import load_items
-from jointspace.datasets.sources import get_source
+from jointspace.datasets.scanners import get_source
 from jointspace.datasets.text import ENGLISH_STOP_WORDS, NOISE_WORDS
 from PIL import Image, ImageDraw
 

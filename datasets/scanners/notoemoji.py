@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jointspace.datasets.items import RawItem
-from jointspace.datasets.sources.twemoji import scan_set
+from jointspace.datasets.scanners.twemoji import scan_set
 
 SOURCE = "notoemoji"
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jointspace.datasets.items import ImageSource, RawItem
-from jointspace.datasets.sources.emoji_words import label_words, sentence, tags_of
+from jointspace.datasets.scanners.emoji_words import label_words, sentence, tags_of
 
 SOURCE = "twemoji"
 PACKAGE = Path("package")

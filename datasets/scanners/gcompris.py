@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from jointspace.datasets.items import ImageSource, RawItem
 from jointspace.datasets.rcc import RccArchive
-from jointspace.datasets.sources.gcompris_places import CATEGORIZATION_MONUMENT_PLACES, MONUMENT_PLACES
+from jointspace.datasets.scanners.gcompris_places import CATEGORIZATION_MONUMENT_PLACES, MONUMENT_PLACES
 from jointspace.datasets.text import content_words, hashtag, one_line, unique
 
 SOURCE = "gcompris"
