@@ -4,18 +4,11 @@ corpora of solid colours for the histogram bundle (known geometry)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parents[1]
-for path in (TESTS, Path(__file__).parent):
-    if str(path) not in sys.path:  # the histogram bundle is loaded by name, as a worker would
-        sys.path.insert(0, str(path))
-
-from workers.corpus import Corpus, make_corpus  # noqa: E402
-
-from jointspace.records import Post  # noqa: E402
-from jointspace.settings import Settings  # noqa: E402
+from jointspace.records import Post
+from jointspace.settings import Settings
+from tests.workers.corpus import Corpus, make_corpus
 
 CITIES = ("london", "paris", "tokyo")
 

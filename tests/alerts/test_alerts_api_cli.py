@@ -12,20 +12,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alert_support import colour_ids, corpus_with_prefix
 from fastapi.testclient import TestClient
 from jointspace.api.app import create_app
 from jointspace.api.container import build_container
 
 from jointspace.settings import Settings
+from tests.alerts.alert_support import colour_ids, corpus_with_prefix
+from tests.workers.histogram_bundle import FACTORY, IMPORT_ROOT
 
 KEY = "alerts-test-key"
-TESTS = Path(__file__).resolve().parents[1]
 JOINTSPACE = shutil.which("jointspace") or "jointspace"
 
 
 def _settings(home: Path, media: Path) -> Settings:
-    from workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
+    from tests.workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
 
     return Settings(
         home=home,
@@ -33,7 +33,7 @@ def _settings(home: Path, media: Path) -> Settings:
         api_key=KEY,
         es_url=None,
         broker_url=None,
-        bundle_factory="workers.histogram_bundle:make_bundle",
+        bundle_factory=FACTORY,
         image_max_pixels=TEST_MAX_PIXELS,
         image_max_bytes=TEST_MAX_BYTES,
         decode_threads=2,
@@ -110,15 +110,15 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
-    from workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
+    from tests.workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     env.update(
         JOINTSPACE_HOME=str(tmp_path / "home"),
-        JOINTSPACE_BUNDLE_FACTORY="workers.histogram_bundle:make_bundle",
+        JOINTSPACE_BUNDLE_FACTORY=FACTORY,
         JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS),
         JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
-        PYTHONPATH=os.pathsep.join([str(TESTS), *sys.path]),
+        PYTHONPATH=os.pathsep.join([IMPORT_ROOT, *sys.path]),
     )
     old, new = corpus_with_prefix(tmp_path / "old", 6, "a"), corpus_with_prefix(tmp_path / "new", 12, "b")
     assert _run(env, "ingest", str(old.jsonl), "--quiet").returncode == 0

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from alert_support import corpus_with_prefix
+
+from tests.alerts.alert_support import corpus_with_prefix
+from tests.workers.histogram_bundle import FACTORY, IMPORT_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -72,7 +74,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(media: Path) -> Iterator[str]:
-    from workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
+    from tests.workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
 
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
@@ -80,10 +82,10 @@ def server(media: Path) -> Iterator[str]:
         JOINTSPACE_HOME=str(media / "home"),
         JOINTSPACE_MEDIA_ROOT=str(media),
         JOINTSPACE_API_KEY=KEY,
-        JOINTSPACE_BUNDLE_FACTORY="workers.histogram_bundle:make_bundle",
+        JOINTSPACE_BUNDLE_FACTORY=FACTORY,
         JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS),
         JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
-        PYTHONPATH=os.pathsep.join([str(TESTS), *sys.path]),
+        PYTHONPATH=os.pathsep.join([IMPORT_ROOT, *sys.path]),
     )
     log = media / "server.log"
     with log.open("wb") as out:

@@ -14,24 +14,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alert_support import colour_ids, corpus_with_prefix, read_posts
 from jointspace.query.service import SearchService
 from jointspace.workers.batch_indexing import BatchRunner
 from jointspace.workers.distributor import InProcessDistributor
 from jointspace.workers.runtime import WorkerContext, decode_limits, open_context
-from webhook_server import WebhookServer
 
 from jointspace.alerts import open_alert_store
 from jointspace.alerts.service import AlertService
 from jointspace.records import Filters
 from jointspace.settings import Settings
+from tests.alerts.alert_support import colour_ids, corpus_with_prefix, read_posts
+from tests.alerts.webhook_server import WebhookServer
+from tests.workers.histogram_bundle import FACTORY
 
 BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
-BUNDLE_FACTORY = "workers.histogram_bundle:make_bundle"
+BUNDLE_FACTORY = FACTORY
 
 
 def alert_settings(home: Path, es_url: str | None = None) -> Settings:
-    from workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
+    from tests.workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
 
     # Batches of 4 (as the other ingest tests) so that a corpus spans several batches; test-sized
     # image limits to match the corpus; everything else is the default.

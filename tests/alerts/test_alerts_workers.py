@@ -10,15 +10,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-from alert_support import colour_ids, corpus_with_prefix
-from webhook_server import WebhookServer
-from workers.conftest import Rig, ingest_summary, wait_until
+
+from tests.alerts.alert_support import colour_ids, corpus_with_prefix
+from tests.alerts.webhook_server import WebhookServer
+from tests.workers.conftest import Rig, ingest_summary, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 def _cli(rig: Rig, *args: str) -> dict:
-    from workers.conftest import JOINTSPACE
+    from tests.workers.conftest import JOINTSPACE
 
     done = subprocess.run([JOINTSPACE, *args], env=rig.env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -6,12 +6,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpus import Corpus
 from fastapi.testclient import TestClient
 from jointspace.api.container import ApiContainer
 
 from jointspace.records import Post
 from jointspace.settings import Settings
+from tests.api.corpus import Corpus
 
 API_KEY = "test-key-0123456789"
 

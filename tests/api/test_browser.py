@@ -5,95 +5,12 @@ Screenshots go to test-artifacts/ (gitignored) for people to look at.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from api_support import api_settings, index_corpus
-from corpus import Corpus
-from jointspace.api.container import build_container
-from served import serve, share_text_cache
 
-from jointspace.protocols import ModelBundle
+from tests.api.browser_support import card_ids, shot, wait_for_new_results
+from tests.api.corpus import Corpus
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: ModelBundle) -> Iterator[str]:
-    """`jointspace serve` over the corpus indexed in an embedded store; yields its base URL."""
-    home = tmp_path_factory.mktemp("browser-home")
-    settings = api_settings(home, corpus)
-    container = build_container(settings, bundle)
-    try:
-        index_corpus(container, corpus)
-    finally:
-        container.close()
-    share_text_cache(home, bundle.settings.home)
-    with serve(
-        home,
-        {
-            "JOINTSPACE_MEDIA_ROOT": str(corpus.root),
-            "JOINTSPACE_MODEL": str(bundle.path),
-            "JOINTSPACE_API_KEY": "browser-test-key",
-        },
-    ) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def page(server: str, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - playwright's Page
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/setup.sh)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        context.set_default_timeout(60_000)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(server)
-        yield page
-        context.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
-
-
-def card_ids(page) -> list[str]:  # noqa: ANN001
-    return page.eval_on_selector_all("#grid .card", "els => els.map(e => e.dataset.id)")
-
-
-def wait_for_new_results(page, old: list[str]) -> list[str]:  # noqa: ANN001
-    page.wait_for_function(
-        "old => { const ids = [...document.querySelectorAll('#grid .card')].map(e => e.dataset.id);"
-        " return ids.length > 0 && ids.join() !== old"
-        " && document.querySelector('#status').textContent.includes('result') }",
-        arg=",".join(old),
-    )
-    return card_ids(page)
-
-
-def shot(page, name: str) -> None:  # noqa: ANN001
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
 
 
 def test_search_click_to_add_filter_by_city(page, corpus: Corpus) -> None:  # noqa: ANN001

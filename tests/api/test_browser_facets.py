@@ -11,8 +11,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from corpus import Corpus
-from test_browser import page, server, shot, wait_for_new_results  # noqa: F401 - fixtures used by name
+
+from tests.api.browser_support import shot
+from tests.api.corpus import Corpus
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import API_KEY, api_settings, index_corpus
-from corpus import Corpus
-from fuzz_support import schema_with_examples, statuses_by_operation
 from jointspace.api.container import build_container
-from served import serve, share_text_cache
 
 from jointspace.protocols import ModelBundle
+from tests.api.api_support import API_KEY, api_settings, index_corpus
+from tests.api.corpus import Corpus
+from tests.api.fuzz_support import schema_with_examples, statuses_by_operation
+from tests.api.served import serve, share_text_cache
 
 pytestmark = pytest.mark.slow
 SEED = 14

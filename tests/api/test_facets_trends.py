@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from api_support import Api
+
+from tests.api.api_support import Api
 
 
 def similarities(api: Api, expression: str) -> dict[str, tuple[float, dict]]:

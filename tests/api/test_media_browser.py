@@ -18,12 +18,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import write_jsonl
-from corpus import Corpus
-from served import serve, share_text_cache
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 from jointspace.protocols import ModelBundle
+from tests.api.api_support import write_jsonl
+from tests.api.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.api.corpus import Corpus
+from tests.api.served import serve, share_text_cache
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 API_KEY = "media-browser-key"

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from api_support import API_KEY, api_settings, write_jsonl
-from corpus import Corpus
 from fastapi.testclient import TestClient
 from jointspace.api.app import create_app
 from jointspace.api.container import ApiContainer, build_container
@@ -26,6 +24,8 @@ from PIL import Image
 from jointspace.media_roots import fixed_roots, too_broad
 from jointspace.protocols import ModelBundle
 from jointspace.settings import Settings
+from tests.api.api_support import API_KEY, api_settings, write_jsonl
+from tests.api.corpus import Corpus
 
 BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
 HEADERS = {"X-API-Key": API_KEY}

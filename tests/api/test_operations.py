@@ -6,9 +6,10 @@ import re
 import socket
 from dataclasses import replace
 
-from api_support import Api
 from fastapi.testclient import TestClient
 from jointspace.api.app import create_app
+
+from tests.api.api_support import Api
 
 
 def test_health_reports_each_part(api: Api) -> None:

@@ -8,8 +8,9 @@ import re
 import shutil
 from pathlib import Path
 
-from api_support import Api
 from PIL import Image
+
+from tests.api.api_support import Api
 
 
 def test_get_post(api: Api) -> None:

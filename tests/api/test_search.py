@@ -6,8 +6,9 @@ import io
 
 import numpy as np
 import pytest
-from api_support import Api
 from PIL import Image
+
+from tests.api.api_support import Api
 
 
 def ids(body: dict) -> list[str]:

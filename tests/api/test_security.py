@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from api_support import API_KEY, Api
 from fastapi.testclient import TestClient
 from jointspace.api.app import create_app
 from PIL import Image
 
 from jointspace.records import Document, Post
+from tests.api.api_support import API_KEY, Api
 
 SECRET = "TOP-SECRET-CONTENT"
 

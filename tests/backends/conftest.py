@@ -11,12 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_corpus import DIM, MODEL, city_corpus
-from backend_support import RECALL_FIGURES, drop_alias_indices, es_settings
 from jointspace.backends.elasticsearch import ElasticsearchBackend
 from jointspace.backends.embedded import EmbeddedBackend
 
 from jointspace.protocols import SearchBackend
+from tests.backends.backend_corpus import DIM, MODEL, city_corpus
+from tests.backends.backend_support import RECALL_FIGURES, drop_alias_indices, es_settings
 
 # "embedded-hnsw": the embedded store walking its HNSW graph for every kNN (ann_min_rows=1 instead of
 # the default 50,000, so that the suite's small corpora exercise the graph path).

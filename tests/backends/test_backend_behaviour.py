@@ -7,11 +7,11 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from backend_corpus import BIG_CITIES, DIM, RARE_CITY, START, city_corpus, doc, unit_vectors
 
 from jointspace.errors import DimensionError, ModelMismatchError
 from jointspace.protocols import SearchBackend
 from jointspace.records import Filters
+from tests.backends.backend_corpus import BIG_CITIES, DIM, RARE_CITY, START, city_corpus, doc, unit_vectors
 
 CORPUS = city_corpus()
 VECTORS = np.stack([d.vector for d in CORPUS])

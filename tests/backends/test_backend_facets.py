@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
-from backend_corpus import DIM, START, city_corpus, doc, unit_vectors
 
 from jointspace.protocols import SearchBackend
 from jointspace.records import FACET_FIELDS, Filters, MatchSet, Post
 from jointspace.settings import Settings
+from tests.backends.backend_corpus import DIM, START, city_corpus, doc, unit_vectors
 
 CORPUS = city_corpus()
 VECTORS = np.stack([d.vector for d in CORPUS])

@@ -17,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_corpus import DIM, MODEL, city_corpus, doc
-from backend_support import drop_alias_indices
 from jointspace.backends import open_backend
 from jointspace.backends.backup import backup, restore
 from jointspace.backends.elasticsearch import ElasticsearchBackend
@@ -27,6 +25,8 @@ from jointspace.errors import ModelMismatchError
 from jointspace.protocols import SearchBackend
 from jointspace.records import Document
 from jointspace.settings import Settings
+from tests.backends.backend_corpus import DIM, MODEL, city_corpus, doc
+from tests.backends.backend_support import drop_alias_indices
 
 BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
 N_POSTS = 600

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_corpus import MODEL, doc
 from jointspace.backends.embedded import EmbeddedBackend
 
 from jointspace.records import Filters
+from tests.backends.backend_corpus import MODEL, doc
 
 DIM = 32
 CITIES = ("london", "paris", "rome", "oslo")

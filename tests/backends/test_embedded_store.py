@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_corpus import DIM, MODEL, doc, unit_vectors
 from jointspace.backends import open_backend
 from jointspace.backends.embedded import EmbeddedBackend
 
 from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.settings import Settings
+from tests.backends.backend_corpus import DIM, MODEL, doc, unit_vectors
 
 BATCH = 40
 BATCHES = 8

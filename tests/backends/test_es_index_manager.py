@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend_corpus import DIM, MODEL, doc, unit_vectors
-from backend_support import es_settings
 from jointspace.backends.elasticsearch import ElasticsearchBackend
 from jointspace.es_mappings.client import connect
 from jointspace.es_mappings.manager import IndexManager
@@ -20,6 +18,8 @@ from jointspace.es_mappings.manager import IndexManager
 from jointspace.errors import BackendUnavailableError, ConfigurationError, ModelMismatchError
 from jointspace.services.processes import free_ports
 from jointspace.settings import Settings
+from tests.backends.backend_corpus import DIM, MODEL, doc, unit_vectors
+from tests.backends.backend_support import es_settings
 
 pytestmark = pytest.mark.es
 

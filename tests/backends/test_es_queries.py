@@ -6,7 +6,6 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-from backend_corpus import doc
 from jointspace.backends import es_queries
 from jointspace.backends.es_documents import document_from_hit, to_source
 from jointspace.es_mappings.template import index_body
@@ -14,6 +13,7 @@ from jointspace.es_mappings.template import index_body
 from jointspace.errors import ConfigurationError
 from jointspace.records import Filters
 from jointspace.settings import Settings
+from tests.backends.backend_corpus import doc
 
 FILTERS = Filters(
     cities=("Paris", "london"),

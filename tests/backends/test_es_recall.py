@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from backend_corpus import BIG_CITIES, MODEL, unit_vectors
-from backend_support import RECALL_FIGURES, drop_alias_indices, es_settings
 from jointspace.backends.elasticsearch import ElasticsearchBackend
 from jointspace.backends.embedded import EmbeddedBackend
 
 from jointspace.records import Document, Filters, Post
+from tests.backends.backend_corpus import BIG_CITIES, MODEL, unit_vectors
+from tests.backends.backend_support import RECALL_FIGURES, drop_alias_indices, es_settings
 
 pytestmark = pytest.mark.es
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import draw
 from jointspace.encoders.backbone import BackboneSpec
 from jointspace.encoders.head import HeadConfig, ProjectionHead
 from jointspace.encoders.image_encoders import HeadImageEncoder, ZeroShotImageEncoder, class_prompt_matrix, ensemble
@@ -13,6 +12,7 @@ from jointspace.encoders.imagenet import imagenet_classes
 
 from jointspace.errors import ConfigurationError
 from jointspace.protocols import ImageEncoder
+from tests.encoders.conftest import draw
 
 BATCH = [draw("circle", "red"), draw("square", "blue", 64), draw("triangle", "green", 120)]
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import draw, make_corpus
 from jointspace.datasets.prepared import Item
 from jointspace.encoders.evaluation.loso import Candidate, QuerySet, fold_options, keyword_p10, rare_recall_rr, run_loso
 from jointspace.encoders.evaluation.loso_report import markdown, write_loso_report
@@ -19,6 +18,7 @@ from jointspace.encoders.training import TrainConfig
 from jointspace.encoders.training_runs import RunOptions, Workspace, training_items
 
 from jointspace.errors import ConfigurationError
+from tests.encoders.conftest import draw, make_corpus
 
 TINY = RunOptions(train=TrainConfig(epochs=15, batch_size=12, hidden=128), prior=ClassPrior("wordnet"))
 RARE = {("red", "circle"): "tomato", ("yellow", "circle"): "sun", ("green", "triangle"): "tree"}

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import draw
 from jointspace.encoders.bundle import (
     ZEROSHOT_NAME,
     forget_loaded,
@@ -27,6 +26,7 @@ from jointspace.encoders.training import TrainConfig
 from jointspace.encoders.training_runs import RunOptions, train_one
 
 from jointspace.errors import ConfigurationError, ModelMismatchError
+from tests.encoders.conftest import draw
 
 OPTIONS = RunOptions(
     train=TrainConfig(epochs=25, batch_size=12, patience=25, hidden=128),

@@ -1,19 +1,14 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from jointspace.settings import Settings
+from tests.workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
+from tests.workers.histogram_bundle import FACTORY
 
-TESTS = Path(__file__).resolve().parents[1]
-if str(TESTS) not in sys.path:  # the histogram bundle is loaded by name, as a worker would
-    sys.path.insert(0, str(TESTS))
-
-from workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS  # noqa: E402
-
-BUNDLE_FACTORY = "workers.histogram_bundle:make_bundle"
+BUNDLE_FACTORY = FACTORY
 
 
 @pytest.fixture

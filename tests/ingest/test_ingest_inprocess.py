@@ -14,12 +14,11 @@ from jointspace.ingest.run import IngestRun
 from jointspace.ingest.sources import open_source
 from jointspace.workers.distributor import InProcessDistributor
 from jointspace.workers.runtime import open_context
-from workers.corpus import make_corpus
-from workers.histogram_bundle import COLOURS, make_bundle, solid_image
 
 from jointspace.settings import Settings
-
-from .conftest import BUNDLE_FACTORY, TESTS
+from tests.ingest.conftest import BUNDLE_FACTORY
+from tests.workers.corpus import make_corpus
+from tests.workers.histogram_bundle import COLOURS, IMPORT_ROOT, make_bundle, solid_image
 
 
 def _run(settings: Settings, target: Path, kind: str = "jsonl"):
@@ -107,7 +106,7 @@ def _cli(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess
         JOINTSPACE_BATCH_SIZE="4",
         JOINTSPACE_IMAGE_MAX_PIXELS="1000000",
         JOINTSPACE_IMAGE_MAX_BYTES="300000",
-        PYTHONPATH=str(TESTS),
+        PYTHONPATH=IMPORT_ROOT,
         **env,
     )
     return subprocess.run(

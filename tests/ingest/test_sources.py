@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from jointspace.ingest.sources import open_source
-from workers.histogram_bundle import solid_image
 
 from jointspace.errors import ConfigurationError
 from jointspace.settings import Settings
+from tests.workers.histogram_bundle import solid_image
 
 
 def _write(path: Path, lines: list[str]) -> Path:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from jointspace.query.service import SearchService
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from jointspace.query.service import SearchService  # noqa: E402
-from query_geometry import DIM, MODEL, GeometryEncoder, documents  # noqa: E402
-
-from jointspace.protocols import SearchBackend  # noqa: E402
-from jointspace.settings import Settings  # noqa: E402
+from jointspace.protocols import SearchBackend
+from jointspace.settings import Settings
+from tests.query.cli_support import make_home
+from tests.query.query_geometry import DIM, MODEL, GeometryEncoder, documents
 
 BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
 
@@ -66,3 +63,9 @@ def encoder() -> GeometryEncoder:
 @pytest.fixture(scope="module")
 def service(backend: SearchBackend, encoder: GeometryEncoder, settings: Settings) -> SearchService:
     return SearchService(backend, encoder, settings)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The home of the `jointspace search` subprocess tests (test_cli*.py): a bundle and an index."""
+    return make_home(tmp_path_factory.mktemp("cli-home"))

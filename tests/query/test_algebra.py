@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from jointspace.query.algebra import combine, contributions, weighted_terms
 from jointspace.query.parser import parse
-from query_geometry import GeometryEncoder, axis
 
 from jointspace.errors import QueryError
+from tests.query.query_geometry import GeometryEncoder, axis
 
 
 def query_vector(expression: str) -> np.ndarray:

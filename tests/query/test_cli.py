@@ -3,7 +3,6 @@ hand-set geometry), the embedded backend in a temporary JOINTSPACE_HOME, the com
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -11,47 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from jointspace.backends import open_backend
-from query_geometry import DIM, WORDS, axis, documents
 
 from jointspace.cli.search import HIT_FIELDS
-from jointspace.settings import Settings
+from tests.query.cli_support import run
+from tests.query.query_geometry import axis, documents
 
-BUNDLE = "geometry-cli"
 pytestmark = pytest.mark.slow  # each test starts the command (a few seconds of imports)
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("cli-home")
-    bundle = home / "bundle"
-    bundle.mkdir()
-    (bundle / "vectors.txt").write_text(
-        "".join(f"{w} {' '.join(f'{x:g}' for x in axis(w))}\n" for w in WORDS), encoding="utf-8"
-    )
-    (bundle / "manifest.json").write_text(
-        json.dumps(
-            {
-                "format": 1,
-                "name": BUNDLE,
-                "dim": DIM,
-                "text": {"name": "glove", "config": {"path": "vectors.txt", "name": "geometry"}, "dim": DIM},
-                "image": {"name": "zeroshot", "config": {}},
-            }
-        ),
-        encoding="utf-8",
-    )
-    backend = open_backend(Settings(home=home), BUNDLE, DIM)
-    result = backend.upsert([dataclasses.replace(d, model=BUNDLE) for d in documents()])
-    assert not result.errors
-    backend.close()
-    return home
-
-
-def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
-    env |= {"JOINTSPACE_HOME": str(home), "JOINTSPACE_MODEL": str(home / "bundle")}
-    return subprocess.run(["jointspace", "search", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_json_output(home: Path) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from query_geometry import axis, documents
-from test_cli import home, run  # noqa: F401 - the fixture is used by name
+
+from tests.query.cli_support import run
+from tests.query.query_geometry import axis, documents
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ def above(query: np.ndarray, min_score: float) -> list:  # type: ignore[type-arg
     return [d.post for d in documents() if float(d.vector @ query) >= min_score]
 
 
-def test_facets_json(home: Path) -> None:  # noqa: F811
+def test_facets_json(home: Path) -> None:
     done = run(home, "train+snow", "--min-score", "0.45", "--facets", "city,hashtags", "-k", "2", "--json")
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
@@ -34,7 +35,7 @@ def test_facets_json(home: Path) -> None:  # noqa: F811
     assert answer["explain"]["match"]["matching"] == len(posts)
 
 
-def test_sort_newest_pages_and_text_output(home: Path) -> None:  # noqa: F811
+def test_sort_newest_pages_and_text_output(home: Path) -> None:
     expected = [p.id for p in sorted(above(axis("food"), 0.55), key=lambda p: (-p.created_at.timestamp(), p.id))]
     seen: list[str] = []
     for page in range(1, 4):
@@ -48,7 +49,7 @@ def test_sort_newest_pages_and_text_output(home: Path) -> None:  # noqa: F811
     assert "sorted newest first" in text.stdout
 
 
-def test_bad_facet_and_sort_are_refused(home: Path) -> None:  # noqa: F811
+def test_bad_facet_and_sort_are_refused(home: Path) -> None:
     done = run(home, "food", "--facets", "city,colour")
     assert done.returncode == 2 and "unknown facet 'colour'" in done.stderr
     done = run(home, "food", "--sort", "oldest")

@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 from jointspace.query.service import SearchService
-from query_geometry import documents
 
 from jointspace.errors import QueryError
 from jointspace.records import Filters, Post
+from tests.query.query_geometry import documents
 
 DOCS = {d.id: d for d in documents()}
 

@@ -10,11 +10,11 @@ from jointspace.query.fusion import reciprocal_rank_fusion
 from jointspace.query.keyword import keyword_query, mentions_any
 from jointspace.query.parser import parse
 from jointspace.query.planner import plan_page
-from query_geometry import mix, post
 
 from jointspace.errors import QueryError
 from jointspace.records import Hit
 from jointspace.settings import Settings
+from tests.query.query_geometry import mix, post
 
 
 def test_num_candidates_do_not_depend_on_the_page() -> None:

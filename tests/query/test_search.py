@@ -9,12 +9,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from jointspace.query.cutoff import auto_min_score
 from jointspace.query.service import SearchService
-from query_geometry import LADDER, axis, documents, ladder_similarity
 
 from jointspace.errors import QueryError
 from jointspace.protocols import SearchBackend
 from jointspace.records import Filters
 from jointspace.settings import Settings
+from tests.query.query_geometry import LADDER, axis, documents, ladder_similarity
 
 VECTORS = {d.id: d.vector for d in documents()}
 # int8_hnsw quantises the stored vectors; rescoring restores them, up to float rounding in the node.

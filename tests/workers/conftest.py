@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,13 +16,10 @@ from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
-if str(TESTS) not in sys.path:
-    sys.path.insert(0, str(TESTS))
+from tests.workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
+from tests.workers.histogram_bundle import FACTORY, IMPORT_ROOT
 
-from workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS  # noqa: E402
-
-BUNDLE_FACTORY = "workers.histogram_bundle:make_bundle"
+BUNDLE_FACTORY = FACTORY
 JOINTSPACE = shutil.which("jointspace") or "jointspace"
 
 
@@ -154,7 +150,7 @@ def base_env(home: Path, defaults: bool = False, **values: str) -> dict[str, str
             "JOINTSPACE_DEAD_LETTER_KEY": f"test:dead-letters:{tag}",
             "JOINTSPACE_STREAM_KEY": f"test:posts:{tag}",
             "JOINTSPACE_ES_INDEX_ALIAS": f"posts-t{tag}",
-            "PYTHONPATH": str(TESTS),
+            "PYTHONPATH": IMPORT_ROOT,
         }
     )
     if not defaults:

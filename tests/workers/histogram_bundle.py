@@ -3,7 +3,7 @@
 An image's vector is its per-channel colour histogram (`bins` bins a channel), L2-normalised: a
 pure red picture and another pure red picture are identical (dot 1), red and blue share only
 their empty bins' positions (dot 1/3). Loaded by workers through JOINTSPACE_BUNDLE_FACTORY=
-"workers.histogram_bundle:make_bundle" (with tests/ on PYTHONPATH). A folder in JOINTSPACE_MODEL
+`FACTORY` (with `IMPORT_ROOT`, the repository, on PYTHONPATH). A folder in JOINTSPACE_MODEL
 holding `histogram.json` ({"name": ..., "bins": ...}) selects another variant (for reindex).
 `JOINTSPACE_TEST_EMBED_DELAY_S` slows each batch, so a test can kill a worker in the middle of one.
 """
@@ -15,9 +15,15 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+# A user's own bundle factory, found by name as a worker process finds it: the folder that holds
+# `tests` goes on the child's PYTHONPATH (the test process itself imports `tests` from there).
+FACTORY = "tests.workers.histogram_bundle:make_bundle"
+IMPORT_ROOT = str(Path(__file__).resolve().parents[2])
 
 COLOURS = {
     "red": (220, 20, 20),

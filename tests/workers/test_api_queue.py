@@ -30,7 +30,7 @@ def test_post_posts_queues_to_workers_which_index_or_dead_letter(tmp_path, rig_f
     from jointspace.backends import open_backend
     from jointspace.workers.dead_letters import open_dead_letters
 
-    from workers.histogram_bundle import make_bundle
+    from tests.workers.histogram_bundle import make_bundle
 
     media = tmp_path / "media"
     media.mkdir()

@@ -51,7 +51,7 @@ def _noise_corpus(folder: Path, start: int, n: int, name: str) -> tuple[Path, li
 def _backend(rig: Rig):  # noqa: ANN202
     from jointspace.backends import open_backend
 
-    from workers.histogram_bundle import make_bundle
+    from tests.workers.histogram_bundle import make_bundle
 
     bundle = make_bundle()
     return open_backend(rig.settings(), bundle.name, bundle.dim, read_only=True)

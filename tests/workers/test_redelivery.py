@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.corpus import make_corpus
+from tests.workers.corpus import make_corpus
 
 from .conftest import Proc, Rig, ingest_summary, wait_until
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.corpus import make_corpus
+from tests.workers.corpus import make_corpus
 
 from .conftest import Rig, ingest_summary, wait_until
 
@@ -125,7 +125,7 @@ def test_redis_restart_under_the_stream_source_acks_only_what_is_indexed(tmp_pat
     import redis
     from jointspace.backends import open_backend
 
-    from workers.histogram_bundle import make_bundle
+    from tests.workers.histogram_bundle import make_bundle
 
     # No broker: the stream consumer embeds in-process into the embedded backend; Redis holds the stream.
     rig: Rig = rig_factory(JOINTSPACE_STREAM_REDIS_URL=persistent_redis.url)
