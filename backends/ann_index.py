@@ -21,10 +21,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from jointspace.atomic_write import atomic_path
+
+if TYPE_CHECKING:
+    import faiss
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class AnnIndex:
         self.path = path
         self.dim = dim
         self.params = params
-        self._index = None  # faiss.IndexHNSWFlat, imported lazily (faiss loads in ~0.2 s)
+        self._index: faiss.Index | None = None  # an HNSW graph, imported lazily (faiss loads in ~0.2 s)
         self._saved_rows = 0
         self._mapped = False  # a read-only memory map of the saved file: must be copied before adding
         self._loaded_mtime = 0
@@ -124,7 +128,8 @@ class AnnIndex:
 
         n = self.rows
         ef = int(min(max(ef_search or self.params.ef_search, k) / max(share, 1e-6), self.params.ef_search_max))
-        params = faiss.SearchParametersHNSW(efSearch=max(ef, k))
+        assert self._index is not None, "the backend searches the graph only once it holds rows"
+        params = faiss.SearchParametersHNSW(efSearch=max(ef, k))  # type: ignore[attr-defined]  # missing from faiss's stubs
         bitmap = None
         if allowed is not None:
             mask = np.zeros(n, dtype=bool)

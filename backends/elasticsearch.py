@@ -268,8 +268,8 @@ class ElasticsearchBackend:
 
     # --- facets, trends and newest-first: one search over the match set ------------------------------
 
-    def _match_body(self, match: MatchSet) -> dict[str, Any]:
-        query = query_vector(match.vector, self.dim)
+    def _match_body(self, match: MatchSet, vector: np.ndarray) -> dict[str, Any]:
+        query = query_vector(vector, self.dim)
         s = self.settings
         candidates = es_queries.num_candidates_for(
             match.depth, None, s.num_candidates_factor, s.min_num_candidates, s.max_num_candidates
@@ -284,7 +284,7 @@ class ElasticsearchBackend:
         whose per-shard cut is not the global top `depth` on several shards.
         """
         if match.vector is not None:
-            return self._match_body(match), None
+            return self._match_body(match, match.vector), None
         scores: dict[str, float] = {}
         if (match.text or "").strip() and match.depth > 0:
             query = es_queries.keyword_match_query(match.text or "", match.filters, match.exclude)
@@ -378,7 +378,7 @@ class ElasticsearchBackend:
                         query=query,
                         size=batch_size,
                         sort=["_shard_doc"],
-                        docvalue_fields=[VECTOR_FIELD],
+                        docvalue_fields=[{"field": VECTOR_FIELD}],  # the object form of the field's name: typed
                         source=with_source,
                         track_total_hits=False,
                         **extra,

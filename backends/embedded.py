@@ -519,16 +519,18 @@ class EmbeddedBackend:
         stored = self._vector_file().rows(int(rows[-1]) + 1)
         span = int(rows[-1]) + 1
         if len(rows) * 4 >= span:
-            scores = np.concatenate(
+            scores: np.ndarray = np.concatenate(
                 [
                     stored[start : min(start + SCORE_CHUNK_ROWS, span)] @ query
                     for start in range(0, span, SCORE_CHUNK_ROWS)
                 ]
             )
-            return scores[rows]
-        return np.concatenate(
+            picked: np.ndarray = scores[rows]  # fancy indexing: numpy's stubs say Any
+            return picked
+        gathered: np.ndarray = np.concatenate(
             [stored[rows[start : start + SCORE_CHUNK_ROWS]] @ query for start in range(0, len(rows), SCORE_CHUNK_ROWS)]
         )
+        return gathered
 
     def keyword(self, text: str, k: int, filters: Filters | None = None) -> list[Hit]:
         """BM25 over caption and hashtags (Porter-stemmed). Scores are SQLite's, higher is better:

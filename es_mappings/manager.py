@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from jointspace.es_mappings.client import unavailable_as_error
 from jointspace.es_mappings.template import check_model_name, index_body
@@ -90,14 +90,12 @@ class IndexManager:
         """This alias's indices (those whose `_meta.alias` is it), oldest first."""
         with unavailable_as_error(self._url):
             found = self.client.indices.get(index=f"{self.alias}-*", allow_no_indices=True, expand_wildcards="open")
-            counts = (
-                {
-                    row["index"]: int(row.get("docs.count") or 0)
-                    for row in self.client.cat.indices(index=f"{self.alias}-*", format="json", h="index,docs.count")
-                }
-                if found
-                else {}
+            # format=json: a list of rows, which the client's annotations (text or object) do not say
+            rows = cast(
+                list[dict[str, str]],
+                self.client.cat.indices(index=f"{self.alias}-*", format="json", h="index,docs.count") if found else [],
             )
+            counts = {row["index"]: int(row.get("docs.count") or 0) for row in rows}
         infos = []
         for name, body in found.items():
             meta = body.get("mappings", {}).get("_meta") or {}

@@ -31,7 +31,9 @@ MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 @lru_cache(maxsize=1)
 def load_template() -> dict[str, Any]:
     """The template file as shipped in the package (a composable index template body)."""
-    return json.loads(resources.files("jointspace.es_mappings").joinpath(TEMPLATE_FILE).read_text())
+    text = resources.files("jointspace.es_mappings").joinpath(TEMPLATE_FILE).read_text()
+    template: dict[str, Any] = json.loads(text)
+    return template
 
 
 def template_version() -> int:
@@ -54,7 +56,7 @@ def index_body(settings: Settings, model: str, dim: int, alias: str | None = Non
     check_model_name(model)
     if dim <= 0:
         raise ConfigurationError(f"vector dimension must be positive, got {dim}")
-    body = copy.deepcopy(load_template()["template"])
+    body: dict[str, Any] = copy.deepcopy(load_template()["template"])
     body["settings"]["number_of_shards"] = settings.es_shards
     body["settings"]["number_of_replicas"] = settings.es_replicas
     vector = body["mappings"]["properties"][VECTOR_FIELD]

@@ -114,7 +114,7 @@ def decode(data: bytes, limits: DecodeLimits) -> Image.Image:
         with warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; a bomb is a bomb.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(BytesIO(data))
+            image: Image.Image = Image.open(BytesIO(data))
             width, height = image.size
             if width * height > limits.max_pixels:
                 raise ImageRejected(

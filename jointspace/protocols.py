@@ -47,8 +47,26 @@ class ImageEncoder(Protocol):
 
 
 @runtime_checkable
-class SearchBackend(Protocol):
+class MediaRootRegistry(Protocol):
+    """Folders whose pictures the API may serve, recorded with the index (both backends implement it).
+
+    Paths are absolute, resolved folder names; adding is idempotent.
+    """
+
+    def media_roots(self) -> list[str]: ...
+
+    def add_media_roots(self, paths: Sequence[str]) -> list[str]:
+        """Returns the paths that were not recorded before."""
+        ...
+
+    def remove_media_root(self, path: str) -> bool: ...
+
+
+@runtime_checkable
+class SearchBackend(MediaRootRegistry, Protocol):
     """Where documents live and are searched. Elasticsearch and the embedded store behave the same.
+
+    Each records the media roots of what it indexed (MediaRootRegistry).
 
     All writes are idempotent by post id. Filters always apply inside the search, so a filtered
     kNN still returns k hits when k documents match.
@@ -107,22 +125,6 @@ class SearchBackend(Protocol):
 
 
 @runtime_checkable
-class MediaRootRegistry(Protocol):
-    """Folders whose pictures the API may serve, recorded with the index (both backends implement it).
-
-    Paths are absolute, resolved folder names; adding is idempotent.
-    """
-
-    def media_roots(self) -> list[str]: ...
-
-    def add_media_roots(self, paths: Sequence[str]) -> list[str]:
-        """Returns the paths that were not recorded before."""
-        ...
-
-    def remove_media_root(self, path: str) -> bool: ...
-
-
-@runtime_checkable
 class ModelBundle(Protocol):
     """A text encoder and an image encoder that share one space, plus the id an index records.
 
@@ -132,5 +134,10 @@ class ModelBundle(Protocol):
 
     name: str
     dim: int
-    text: TextEncoder
-    image: ImageEncoder
+
+    # Read-only: a bundle may load its encoders on first use (encoders/bundle.py's properties).
+    @property
+    def text(self) -> TextEncoder: ...
+
+    @property
+    def image(self) -> ImageEncoder: ...

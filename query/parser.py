@@ -166,7 +166,8 @@ class _Parser:
             if self.token.kind == ")":
                 raise self.error("empty parentheses: put a term inside")
             node = self.sum(depth + 1)
-            if self.token.kind != ")":
+            closing = self.token  # a fresh name: mypy would keep the narrowing above across the call
+            if closing.kind != ")":
                 raise self.error(self._expected(f"')' to close the '(' at character {token.position}"))
             self.advance()
             return node

@@ -265,8 +265,13 @@ class SearchService:
         keywords = keyword_query(terms)
         asked_min_score = min_score
         auto_threshold: float | None = None
-        if min_score == AUTO:  # from here on a number (or no cut-off), the same for every page
-            min_score, auto_threshold = self._auto_min_score(query, merged, plan.num_candidates, clock)
+        # From here on a number (or no cut-off), the same for every page; "auto" is the only text
+        # that parse_min_score lets through.
+        cut: float | None
+        if isinstance(min_score, str):
+            cut, auto_threshold = self._auto_min_score(query, merged, plan.num_candidates, clock)
+        else:
+            cut = min_score
         keyword_note = None
         if mode == "keyword" and keywords.is_empty():
             raise QueryError(
@@ -285,7 +290,7 @@ class SearchService:
 
         # Hybrid counts and orders its semantic side; keyword search its own best matches.
         match = (
-            match_set(query, merged, min_score, self.settings)
+            match_set(query, merged, cut, self.settings)
             if query is not None
             else keyword_match_set(keywords, merged, self.settings)
         )
@@ -307,9 +312,7 @@ class SearchService:
             )
         if mode == "semantic" or keyword_note is not None:
             assert query is not None
-            ranked = self._fill(
-                plan, threshold, clock, lambda n: self._semantic(query, n, plan, merged, min_score, clock)
-            )
+            ranked = self._fill(plan, threshold, clock, lambda n: self._semantic(query, n, plan, merged, cut, clock))
         elif mode == "keyword":
             ranked = self._fill(plan, threshold, clock, lambda n: self._keyword(keywords, n, merged, clock))
         else:
@@ -318,7 +321,7 @@ class SearchService:
                 plan,
                 threshold,
                 clock,
-                lambda n: self._hybrid(query, keywords, max(n, plan.window), plan, merged, min_score, clock),
+                lambda n: self._hybrid(query, keywords, max(n, plan.window), plan, merged, cut, clock),
             )
         kept, dropped = ranked
         page_hits = kept.hits[plan.start : plan.depth]
@@ -335,7 +338,7 @@ class SearchService:
             page_hits,
             kept,
             dropped,
-            min_score,
+            cut,
             threshold,
             clock,
         )
@@ -420,7 +423,8 @@ class SearchService:
     def _facets(self, match: MatchSet | None, fields: tuple[str, ...], clock: _Clock) -> FacetCounts | None:
         if not fields or match is None:
             return None
-        return clock.backend(lambda: self.backend.facets(match, fields, self.settings.facet_size))
+        counts: FacetCounts = clock.backend(lambda: self.backend.facets(match, fields, self.settings.facet_size))
+        return counts
 
     def _vectors_if_asked(self, hits: list[Hit], include_vectors: bool, clock: _Clock) -> list[Hit]:
         if include_vectors:

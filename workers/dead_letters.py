@@ -41,7 +41,10 @@ class DeadLetter:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DeadLetter:
-        return cls(**{k: data.get(k) for k in ("key", "stage", "reason", "post", "origin", "base_dir", "time")})
+        fields: dict[str, Any] = {
+            k: data.get(k) for k in ("key", "stage", "reason", "post", "origin", "base_dir", "time")
+        }
+        return cls(**fields)
 
 
 class DeadLetterStore(Protocol):

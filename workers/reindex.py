@@ -75,7 +75,7 @@ def _fill(
         filled = _copy(old, new, context.runner, settings.batch_size, False, progress, "reindex")
         new.refresh()
         # Recorded media roots travel with the index: the pictures stay servable after the swap.
-        new.add_media_roots(old.media_roots())  # type: ignore[attr-defined]
+        new.add_media_roots(old.media_roots())
         swap()
         caught = _copy(old, new, context.runner, settings.batch_size, True, progress, "catch-up")
         new.refresh()

@@ -25,7 +25,8 @@ def load_model_bundle(settings: Settings) -> ModelBundle:
             factory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigurationError(f"JOINTSPACE_BUNDLE_FACTORY={settings.bundle_factory!r}: {exc}") from exc
-        return factory(settings)
+        bundle: ModelBundle = factory(settings)  # a user's function, found by name: untyped
+        return bundle
     from jointspace.encoders.bundle import load_bundle
 
     return load_bundle(settings.model, settings)

@@ -34,7 +34,9 @@ def transient_errors() -> tuple[type[BaseException], ...]:
 
 
 class IngestTask(Task):
-    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
+    ) -> None:
         """Retries exhausted or a permanent error: the batch goes to the dead letters, never nowhere."""
         payload = args[0] if args else kwargs.get("payload", {})
         stage = "write" if isinstance(exc, transient_errors()) else "embed"
@@ -88,7 +90,9 @@ def _store() -> Any:
 
 
 class DeliverTask(Task):
-    def on_failure(self, exc: BaseException, task_id: str, args: tuple, kwargs: dict, einfo: Any) -> None:
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
+    ) -> None:
         """Anything but a webhook answer (the store away past the retries, a bug): keep the reason."""
         from jointspace.alerts.records import Delivery
 

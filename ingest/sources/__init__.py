@@ -30,4 +30,5 @@ def guess_kind(target: str) -> str:
 
 def open_source(kind: str, target: str, settings: Settings, **options: Any) -> Source:
     """The source plugin named `kind` reading `target` (a path, `-`, or a stream key)."""
-    return registry.load(registry.SOURCES, kind)(target, settings, **options)
+    source: Source = registry.load(registry.SOURCES, kind)(target, settings, **options)  # an entry point: untyped
+    return source

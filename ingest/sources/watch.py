@@ -11,7 +11,7 @@ import time
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jointspace.ingest.sources.base import SourceItem, items_from_lines
 from jointspace.ingest.validate import ValidationLimits
@@ -77,7 +77,7 @@ class WatchSource:
         text = complete.decode("utf-8", errors="replace").split("\n")[:-1] if complete else []
         first = progress.lines + 1
         for item in items_from_lines(text, path.name, self.folder, self.limits, None, first_line=first):
-            progress.pending.add(item.token)  # type: ignore[arg-type]
+            progress.pending.add(cast(int, item.token))  # items_from_lines' token: the line number
             yield SourceItem(item.origin, (path.name, item.token), item.post, item.error, item.raw, item.base_dir)
         progress.read_to = (progress.offset + len(complete), progress.lines + len(text))
         self._maybe_settle(path.name)
@@ -96,7 +96,8 @@ class WatchSource:
 
     def ack(self, tokens: Sequence[Hashable]) -> None:
         touched = set()
-        for name, line in tokens:  # type: ignore[misc]
+        for token in tokens:
+            name, line = cast(tuple[str, int], token)  # as __iter__ hands them out: (file name, line)
             self.progress[name].pending.discard(line)
             touched.add(name)
         for name in touched:

@@ -17,7 +17,10 @@ from .records import Delivery, Match, SavedSearch
 from .store import AlertStore, open_alert_store
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from jointspace.protocols import ModelBundle, SearchBackend
+    from jointspace.query.service import SearchService
 
     from .checker import AlertChecker
 
@@ -30,9 +33,9 @@ def open_alert_checker(settings: Settings, bundle: ModelBundle, backend: SearchB
 
     store = open_alert_store(settings)
     webhooks: WebhookDispatcher = CeleryWebhooks(settings) if settings.broker_url else ThreadWebhooks(store, settings)
-    service = None
+    service: SearchService | None = None
 
-    def vectorize(expression: str):  # noqa: ANN202 - np.ndarray
+    def vectorize(expression: str) -> np.ndarray:
         nonlocal service
         if service is None:
             from jointspace.query.service import SearchService

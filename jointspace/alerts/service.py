@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 import re
 import uuid
@@ -146,7 +147,8 @@ class AlertService:
     def remove(self, search_id: str) -> bool:
         return self.store.remove(search_id)
 
-    def matches(self, search_id: str, since: datetime | None = None, limit: int | None = None) -> list[Match]:
+    # builtins.list: inside the class, `list` is the method above
+    def matches(self, search_id: str, since: datetime | None = None, limit: int | None = None) -> builtins.list[Match]:
         """Newest first; raises AlertNotFound for an unknown id."""
         self.get(search_id)
         return self.store.matches(search_id, since, limit)

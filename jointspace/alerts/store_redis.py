@@ -20,9 +20,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import cast
 
 import numpy as np
 import redis
+from redis.typing import EncodableT, FieldT
 
 from .records import Delivery, Match, SavedSearch
 
@@ -47,7 +49,11 @@ return out
 
 
 class RedisAlertStore:
-    """Thread-safe (redis-py's connection pool)."""
+    """Thread-safe (redis-py's connection pool).
+
+    `_redis` decodes replies (`decode_responses=True`), `_raw` does not; redis-py annotates every
+    reply as `bytes | str` whichever the client, so the casts below say which one it is.
+    """
 
     def __init__(self, url: str, prefix: str, stream_maxlen: int = 10_000) -> None:
         import redis
@@ -72,7 +78,7 @@ class RedisAlertStore:
             pipe.execute()
 
     def remove(self, search_id: str) -> bool:
-        models = self._redis.smembers(self._key("models"))
+        models = cast(set[str], self._redis.smembers(self._key("models")))
         with self._redis.pipeline() as pipe:
             pipe.hdel(self._key("searches"), search_id)
             for model in models:
@@ -95,12 +101,14 @@ class RedisAlertStore:
     def vectors(self, model: str) -> dict[str, np.ndarray]:
         return {
             key.decode(): np.frombuffer(value, dtype=np.float32)
-            for key, value in self._raw.hgetall(self._key("vectors", model)).items()
+            for key, value in cast(dict[bytes, bytes], self._raw.hgetall(self._key("vectors", model))).items()
         }
 
     def set_vectors(self, model: str, vectors: dict[str, np.ndarray]) -> None:
         live = set(self._redis.hkeys(self._key("searches")))
-        keep = {k: np.asarray(v, dtype=np.float32).tobytes() for k, v in vectors.items() if k in live}
+        keep: dict[FieldT, EncodableT] = {
+            k: np.asarray(v, dtype=np.float32).tobytes() for k, v in vectors.items() if k in live
+        }
         if keep:
             with self._raw.pipeline() as pipe:
                 pipe.sadd(self._key("models"), model)
@@ -128,7 +136,7 @@ class RedisAlertStore:
         if not matches:
             return []
         keys = [self._key("searches")]
-        args: list[object] = [self.stream_maxlen]
+        args: list[EncodableT] = [self.stream_maxlen]
         for match in matches:
             keys += [self._key(kind, match.search_id) for kind in ("m", "t", "stream", "w")]
             delivery = Delivery() if match.search_id in webhooks else None
@@ -149,8 +157,8 @@ class RedisAlertStore:
     def _matches(self, search_id: str, post_ids: list[str]) -> list[Match]:
         if not post_ids:
             return []
-        values = self._redis.hmget(self._key("m", search_id), post_ids)
-        deliveries = self._redis.hmget(self._key("w", search_id), post_ids)
+        values = cast(list[str | None], self._redis.hmget(self._key("m", search_id), post_ids))
+        deliveries = cast(list[str | None], self._redis.hmget(self._key("w", search_id), post_ids))
         found = []
         for value, delivery in zip(values, deliveries, strict=True):
             if value:
@@ -167,7 +175,7 @@ class RedisAlertStore:
         ids = self._redis.zrevrangebyscore(
             self._key("t", search_id), "+inf", low, start=0 if limit is not None else None, num=limit
         )
-        return self._matches(search_id, list(ids))
+        return self._matches(search_id, cast(list[str], ids))
 
     def count_matches(self, search_id: str) -> int:
         return int(self._redis.zcard(self._key("t", search_id)))
@@ -179,10 +187,13 @@ class RedisAlertStore:
     def events_after(self, search_id: str, cursor: str | None, block_s: float) -> tuple[list[Match], str]:
         stream = self._key("stream", search_id)
         if cursor is None:
-            last = self._redis.xrevrange(stream, count=1)
+            last = cast(list[tuple[str, dict[str, str]]], self._redis.xrevrange(stream, count=1))
             cursor = last[0][0] if last else "0-0"
         try:
-            answer = self._redis.xread({stream: cursor}, block=max(1, int(block_s * 1000)), count=500)
+            answer = cast(
+                list[tuple[str, list[tuple[str, dict[str, str]]]]] | None,
+                self._redis.xread({stream: cursor}, block=max(1, int(block_s * 1000)), count=500),
+            )
         except redis.exceptions.ResponseError as exc:  # not a stream id: the protocol's ValueError
             raise ValueError(f"not a stream cursor: {cursor!r}") from exc
         found: list[Match] = []
@@ -205,8 +216,8 @@ class RedisAlertStore:
     def pending(self, post_ids: Iterable[str] | None = None) -> list[tuple[str, str]]:
         wanted = None if post_ids is None else set(post_ids)
         found = []
-        for search_id in self._redis.hkeys(self._key("searches")):
-            for post_id, data in self._redis.hgetall(self._key("w", search_id)).items():
+        for search_id in cast(list[str], self._redis.hkeys(self._key("searches"))):
+            for post_id, data in cast(dict[str, str], self._redis.hgetall(self._key("w", search_id))).items():
                 if (wanted is None or post_id in wanted) and json.loads(data).get("status") == "pending":
                     found.append((search_id, post_id))
         return found

@@ -23,7 +23,7 @@ from jointspace.errors import (
 
 # Typer 0.29 parses with its own copy of click, whose exceptions derive from typer.TyperException;
 # older typers raise click's own.
-USAGE_ERRORS: tuple[type[Exception], ...] = (typer.TyperException, click.ClickException)
+USAGE_ERRORS = (typer.TyperException, click.ClickException)
 
 # The same kinds the API answers with (api/app.py), so a script reads one vocabulary.
 _KINDS: tuple[tuple[type[JointspaceError], str], ...] = (
@@ -62,9 +62,9 @@ def report(exc: BaseException, as_json: bool) -> int:
         try:
             from typer import rich_utils
 
-            rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
+            rich_utils.rich_format_error(exc)  # type: ignore[arg-type]  # annotated for typer's click copy only
         except ImportError:  # typer without rich: click's plain text
-            exc.show()  # type: ignore[union-attr]
+            exc.show()  # type: ignore[union-attr]  # old typers raise click's exceptions, which have it
     else:
         message = exc.pretty() if isinstance(exc, QueryError) else str(exc)
         print(f"error: {message}", file=sys.stderr)

@@ -80,7 +80,7 @@ def roots_add(
     from jointspace.settings import get_settings
 
     path = _resolved(folder)
-    if Path(path) == Path(path).anchor:
+    if Path(path) == Path(Path(path).anchor):
         raise ConfigurationError("refusing / as a media root: every picture on the machine would be served")
     backend = open_existing_backend(get_settings())
     try:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 # On SIGTERM or Ctrl-C, requests still running after this long are abandoned: a server stops in
 # seconds, whatever its clients are doing.
-GRACEFUL_SHUTDOWN_S = 5.0
+GRACEFUL_SHUTDOWN_S = 5  # seconds (uvicorn takes a whole number)
 
 
-def _run(app: object, host: str, port: int) -> None:
+def _run(app: FastAPI, host: str, port: int) -> None:
     import logging
 
     import uvicorn
@@ -26,7 +29,7 @@ def _run(app: object, host: str, port: int) -> None:
         host=host,
         port=port,
         log_level="info",
-        proxy_headers=False,  # type: ignore[arg-type]
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     _exit_despite_stuck_threads(GRACEFUL_SHUTDOWN_S)

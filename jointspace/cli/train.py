@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from jointspace.settings import Settings
 
 TEXTS = ("minilm", "glove", "word2vec", "fasttext")
 LOSSES = ("soft-contrastive", "infonce", "regression")
@@ -99,8 +102,8 @@ def train_command(
     _check(text, TEXTS, "text encoder")
     _check(loss, LOSSES, "loss")
     _check(targets, ("word", "sentence"), "targets")
-    for v in _csv(augment):
-        _check(v, tuple(VARIANTS), "augmentation")
+    for variant in _csv(augment):
+        _check(variant, tuple(VARIANTS), "augmentation")
     settings = get_settings()
     started = time.perf_counter()
     from jointspace.encoders.imagenet import ClassPrior
@@ -109,13 +112,13 @@ def train_command(
     val = () if val_sources.strip().lower() == "none" else _csv(val_sources)
     options = RunOptions(
         text=text,
-        targets=targets,  # type: ignore[arg-type]
-        train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed),  # type: ignore[arg-type]
+        targets=targets,  # type: ignore[arg-type]  # a Literal, checked by _check above
+        train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed),  # type: ignore[arg-type]  # as targets
         train_sources=_csv(sources),
         val_sources=val,
         augment=_csv(augment),
         limit=limit,
-        prior=ClassPrior(_check(prior, ("wordnet", "prompt"), "prior"))  # type: ignore[arg-type]
+        prior=ClassPrior(_check(prior, ("wordnet", "prompt"), "prior"))  # type: ignore[arg-type]  # as targets
         if prior
         else defaults.prior,
         prior_target_weight=defaults.prior_target_weight if prior_targets is None else prior_targets,
@@ -160,7 +163,7 @@ def train_command(
     _hint_reindex(settings, folder)
 
 
-def _hint_reindex(settings, folder: Path) -> None:  # noqa: ANN001 - Settings, imported late
+def _hint_reindex(settings: Settings, folder: Path) -> None:
     """An existing embedded index was built by another bundle and will refuse this one's queries: say so."""
     from jointspace.backends.embedded import EmbeddedBackend
     from jointspace.encoders.bundle import read_manifest
@@ -250,11 +253,11 @@ def eval_command(
 
 
 def _loso(
-    settings,
+    settings: Settings,
     folder: Path,
     docs: Path | None,
     holdout: list[str] | None,
-    grid: bool,  # noqa: ANN001
+    grid: bool,
     sources: str | None,
     limit: int | None,
     max_per_source: int | None,

@@ -195,7 +195,7 @@ class LocalElasticsearch:
         timeout_s = timeout_s if timeout_s is not None else get_settings().es_local_start_timeout_s
         state = self._require_state()
         node = state.nodes[index]
-        if node.alive():
+        if node.pid is not None and node.alive():
             terminate(node.pid, get_settings().es_local_stop_timeout_s, marker=f"-Epath.home={node.dir}")
         self._spawn(es_launcher.find_java(), es_launcher.ensure_built(self.root / "launcher-build.log"), state, node)
         write_json_atomic(self.state_file, state.to_json())
@@ -363,7 +363,7 @@ class LocalElasticsearch:
                     health.get("number_of_nodes") == wanted
                     and _HEALTH_RANK.get(health.get("status", ""), -1) >= _HEALTH_RANK[wait_for]
                 ):
-                    return health["status"]
+                    return str(health["status"])
             except BackendUnavailableError as exc:
                 last = str(exc)
             if time.monotonic() >= deadline:
@@ -376,7 +376,7 @@ class LocalElasticsearch:
     def _stop_nodes(self, nodes: list[NodeState], grace_s: float) -> None:
         # SIGTERM all first, so that the nodes shut down in parallel rather than one after another.
         for node in nodes:
-            if node.alive():
+            if node.pid is not None and node.alive():
                 try:
                     os.kill(node.pid, signal.SIGTERM)
                 except ProcessLookupError:
@@ -416,10 +416,12 @@ def http_json(
     """
     try:
         with urllib.request.urlopen(base_url + path, timeout=timeout_s) as response:
-            return json.loads(response.read())
+            answer: dict[str, Any] = json.loads(response.read())
+        return answer
     except urllib.error.HTTPError as exc:
         if exc.code in accept_statuses:
-            return json.loads(exc.read() or b"{}")
+            refused: dict[str, Any] = json.loads(exc.read() or b"{}")
+            return refused
         raise BackendUnavailableError(f"{base_url}{path} answered HTTP {exc.code}") from exc
     except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
         raise BackendUnavailableError(f"{base_url} does not answer: {exc}") from exc

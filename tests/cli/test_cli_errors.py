@@ -69,3 +69,9 @@ def test_flags_show_as_flags_and_help_and_version_work(tmp_path: Path) -> None:
         assert short.stdout == run(tmp_path, *command, "--help").stdout
     version = run(tmp_path, "--version")
     assert version.returncode == 0 and version.stdout.startswith("jointspace 0.")
+
+
+def test_the_filesystem_root_is_refused_as_a_media_root(tmp_path: Path) -> None:
+    """Refused before any index is opened (the check once compared a Path with a str: never true)."""
+    done = run(tmp_path, "media", "roots", "add", "/")
+    assert done.returncode != 0 and "refusing / as a media root" in done.stderr, done.stderr
