@@ -235,6 +235,7 @@ def celery(
         time.sleep(2.0 * (workers or 1))
         backend = open_search_backend(settings, load_model_bundle(settings))
         meter = CpuMeter([proc.pid, *EXTRA_PIDS])
+        started_wall = time.time()
         started = time.perf_counter()
         summary = IngestRun(
             open_source("jsonl", str(jsonl), settings),
@@ -245,6 +246,7 @@ def celery(
             progress=False,
         ).run()
         seconds = time.perf_counter() - started
+        ended_wall = time.time()
         cpu = meter.seconds()
         backend.close()
     finally:
@@ -259,6 +261,8 @@ def celery(
         else f"Celery, {workers or 1} worker process{'es' if (workers or 1) > 1 else ''}, {pool or 'prefork'} pool"
     )
     staged = sum(summary.stage_seconds.values())
+    spans = task_spans(log.read_text())
+    between = sum(max(0.0, b[0] - a[1]) for a, b in zip(spans, spans[1:], strict=False)) if spans else 0.0
     return {
         "variant": name,
         "posts": summary.read,
@@ -268,8 +272,39 @@ def celery(
             **summary.stage_seconds,
             "in tasks beyond the stages": in_tasks - staged,
             "outside tasks": seconds - in_tasks / (workers or 1),
+            # ... of which: publish of the first batch until its task starts in the pool child,
+            # the child idle between one task's end and the next one's start (ack, fetch, hand-off),
+            # and the last task's end until the run returns (result fetch, refresh, searchable check)
+            **(
+                {
+                    "to first task": spans[0][0] - started_wall,
+                    "between tasks": between,
+                    "after last task": ended_wall - max(end for _, end in spans),
+                }
+                if spans and (workers or 1) == 1
+                else {}
+            ),
         },
     }
+
+
+_SUCCEEDED = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}): INFO/[^\]]+\] Task jointspace\.ingest_batch\[[^\]]+\] "
+    r"succeeded in ([0-9.]+)s",
+    re.MULTILINE,
+)
+
+
+def task_spans(log_text: str) -> list[tuple[float, float]]:
+    """(start, end) wall-clock times of every batch task, from the worker log: Celery logs the end
+    (with milliseconds) and the runtime of each task; the start is their difference."""
+    from datetime import datetime
+
+    spans = []
+    for stamp, millis, runtime in _SUCCEEDED.findall(log_text):
+        end = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").timestamp() + int(millis) / 1000
+        spans.append((end - float(runtime), end))
+    return sorted(spans)
 
 
 EXTRA_PIDS: list[int] = []  # Elasticsearch's JVMs, when the bench started them

@@ -16,6 +16,7 @@ loads the text and image models lazily, on first use.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -127,6 +128,15 @@ class Bundle:
                 f"bundle {self.path} is {self.dim}-d but text encoder {spec['name']!r} gives {text.dim}-d vectors"
             )
         stored = spec.get("probe") or []
+        # A passed check is remembered per bundle and encoder identity (weights, runtime), so a
+        # one-off search does not start the sentence model only to re-check the same fingerprint.
+        identity = getattr(text, "identity", None)
+        passed = None
+        if stored and identity is not None:
+            key = hashlib.sha1(json.dumps([identity(), stored]).encode()).hexdigest()[:16]
+            passed = self.settings.home / "cache" / "probe-checks" / f"{self.name}-{key}.ok"
+            if passed.is_file():
+                return
         if stored:
             now = np.asarray(probe_vectors(text), np.float32)
             ref = np.asarray(stored, np.float32)
@@ -136,6 +146,8 @@ class Bundle:
                     f"installed now (its word vectors differ); retrain with `jointspace train` or install "
                     f"the encoder it was made with"
                 )
+            if passed is not None:
+                write_text_atomic(passed, "")
 
 
 def read_manifest(path: Path) -> dict[str, Any]:

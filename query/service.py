@@ -55,12 +55,48 @@ class SearchResult:
     sort: str = "relevance"
 
 
+class _Ranks:
+    """Each hit's 1-based rank in each list it came from ({"semantic": 3, "keyword": 1}). Built from
+    whole id lists at C speed; the per-hit dicts are made only for the page the explanation shows
+    (a hybrid search ranks hundreds of ids a list, a page shows tens)."""
+
+    __slots__ = ("lists",)
+
+    def __init__(self, lists: dict[str, dict[str, int]] | None = None) -> None:
+        self.lists = lists or {}
+
+    @classmethod
+    def of(cls, name: str, ids: Sequence[str], first: int = 1) -> _Ranks:
+        return cls({name: dict(zip(ids, range(first, first + len(ids)), strict=True))})
+
+    def merged(self, other: _Ranks) -> _Ranks:
+        return _Ranks({**self.lists, **other.lists})
+
+    def get(self, post_id: str, default: dict[str, int] | None = None) -> dict[str, int] | None:
+        found = {name: ranks[post_id] for name, ranks in self.lists.items() if post_id in ranks}
+        return found or default
+
+
 @dataclass(slots=True)
 class _Ranked:
     hits: list[Hit]
     exhausted: bool
-    ranks: dict[str, dict[str, int]] = field(default_factory=dict)
+    ranks: _Ranks = field(default_factory=_Ranks)
     similarity: dict[str, float] = field(default_factory=dict)  # kNN scores: dot products with the query
+
+
+@dataclass(slots=True)
+class _Fused:
+    """One hybrid search's two lists fused, kept while `_fill` asks for longer prefixes of it: the
+    backend is asked once per window, and hits are made (with the vectors collapsing attached to
+    them) only for the prefix asked for, not for every fused id."""
+
+    ids: list[tuple[str, float]]  # fused (id, score), best first
+    by_id: dict[str, Hit]
+    exhausted: bool  # both lists hold everything that matched
+    ranks: _Ranks
+    similarity: dict[str, float]
+    hits: list[Hit] = field(default_factory=list)  # the prefix made so far (shared, grown in place)
 
 
 class _Clock:
@@ -317,11 +353,12 @@ class SearchService:
             ranked = self._fill(plan, threshold, clock, lambda n: self._keyword(keywords, n, merged, clock))
         else:
             assert query is not None
+            fusions: dict[int, _Fused] = {}
             ranked = self._fill(
                 plan,
                 threshold,
                 clock,
-                lambda n: self._hybrid(query, keywords, max(n, plan.window), plan, merged, cut, clock),
+                lambda n: self._hybrid(query, keywords, n, plan, merged, cut, clock, fusions),
             )
         kept, dropped = ranked
         page_hits = kept.hits[plan.start : plan.depth]
@@ -375,7 +412,7 @@ class SearchService:
         ranked = _Ranked(
             page.hits,
             True,
-            {h.id: {"newest": r} for r, h in enumerate(page.hits, plan.start + 1)},
+            _Ranks.of("newest", [h.id for h in page.hits], plan.start + 1),
             {h.id: h.score for h in page.hits},
         )
         explain = self._explain(
@@ -526,15 +563,17 @@ class SearchService:
             passing = [h for h in hits if h.score >= min_score]
             exhausted = exhausted or len(passing) < len(hits)
             hits = passing
+        ids = [h.post.id for h in hits]
         return _Ranked(
-            hits, exhausted, {h.id: {"semantic": r} for r, h in enumerate(hits, 1)}, {h.id: h.score for h in hits}
+            hits, exhausted, _Ranks.of("semantic", ids), dict(zip(ids, [h.score for h in hits], strict=True))
         )
 
     def _keyword(self, keywords: KeywordQuery, n: int, filters: Filters, clock: _Clock) -> _Ranked:
         hits = clock.backend(lambda: self.backend.keyword(keywords.text, n, filters))
         exhausted = len(hits) < n
-        hits = [h for h in hits if not mentions_any(h, keywords.excluded)]
-        return _Ranked(hits, exhausted, {h.id: {"keyword": r} for r, h in enumerate(hits, 1)})
+        if keywords.excluded:
+            hits = [h for h in hits if not mentions_any(h, keywords.excluded)]
+        return _Ranked(hits, exhausted, _Ranks.of("keyword", [h.post.id for h in hits]))
 
     def _hybrid(
         self,
@@ -545,28 +584,41 @@ class SearchService:
         filters: Filters,
         min_score: float | None,
         clock: _Clock,
+        fusions: dict[int, _Fused],
     ) -> _Ranked:
-        # Both lists are ranked to the same page-independent window, so every page fuses the same lists.
-        semantic = self._semantic(query, n, plan, filters, min_score, clock)
-        keyword = self._keyword(keywords, n, filters, clock)
+        """The first `n` fused hits. Both lists are ranked to the same page-independent window, so
+        every page fuses the same lists; `fusions` keeps the fusion of each window across the
+        calls `_fill` makes for one query."""
+        window = max(n, plan.window)
+        fused = fusions.get(window)
+        if fused is None:
+            semantic = self._semantic(query, window, plan, filters, min_score, clock)
+            keyword = self._keyword(keywords, window, filters, clock)
+            started = time.perf_counter()
+            fused = _Fused(
+                reciprocal_rank_fusion(
+                    [
+                        (self.settings.hybrid_semantic_weight, [h.post.id for h in semantic.hits]),
+                        (self.settings.hybrid_keyword_weight, [h.post.id for h in keyword.hits]),
+                    ],
+                    self.settings.rrf_k,
+                ),
+                {h.post.id: h for h in keyword.hits} | {h.post.id: h for h in semantic.hits},
+                semantic.exhausted and keyword.exhausted,
+                semantic.ranks.merged(keyword.ranks),
+                semantic.similarity,
+            )
+            fusions[window] = fused
+            clock.add("fuse", started)
         started = time.perf_counter()
-        fused = reciprocal_rank_fusion(
-            [
-                (self.settings.hybrid_semantic_weight, [h.id for h in semantic.hits]),
-                (self.settings.hybrid_keyword_weight, [h.id for h in keyword.hits]),
-            ],
-            self.settings.rrf_k,
+        # Hit(...) rather than dataclasses.replace: several times cheaper. Grown in place, so the
+        # vectors `_collapse_prefix` attached to the first hits stay for a longer prefix.
+        hits, by_id = fused.hits, fused.by_id
+        hits.extend(
+            Hit(by_id[post_id].post, score, by_id[post_id].vector) for post_id, score in fused.ids[len(hits) : n]
         )
-        by_id = {h.id: h for h in keyword.hits} | {h.id: h for h in semantic.hits}
-        ranks: dict[str, dict[str, int]] = {}
-        for source in (semantic.ranks, keyword.ranks):
-            for post_id, rank in source.items():
-                ranks.setdefault(post_id, {}).update(rank)
-        # Hit(...) rather than dataclasses.replace: several times cheaper, and this runs for
-        # every fused hit (hundreds a query).
-        hits = [Hit(by_id[post_id].post, score, by_id[post_id].vector) for post_id, score in fused]
         clock.add("fuse", started)
-        return _Ranked(hits, semantic.exhausted and keyword.exhausted, ranks, semantic.similarity)
+        return _Ranked(hits, fused.exhausted and n >= len(fused.ids), fused.ranks, fused.similarity)
 
     def _attach_vectors(self, hits: list[Hit], clock: _Clock, stop: int | None = None) -> None:
         """Fills in, in place, the vectors the backend did not return with `hits[:stop]` (one get_many)."""

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from jointspace.encoders.word_vectors import WordVectorEncoder, train_word_model, vectors_from_file
 
+from jointspace.errors import ModelMismatchError
 from jointspace.protocols import TextEncoder
 
 
@@ -38,8 +39,29 @@ def test_minilm_repeated_words_come_from_the_cache(minilm) -> None:  # noqa: ANN
 
 def test_minilm_vocabulary_matrix_is_cached_on_disk(minilm, settings) -> None:  # noqa: ANN001
     minilm.vocab_matrix()
-    cached = list((settings.home / "cache" / "text").glob("minilm-vocab-1500-*.npy"))
-    assert len(cached) == 1 and np.load(cached[0]).shape == (1500, 384)
+    folder = settings.home / "cache" / "text"
+    halves = [p for p in folder.glob("minilm-vocab-1500-*.npy") if not p.stem.endswith("-unit-f32")]
+    units = list(folder.glob("minilm-vocab-1500-*-unit-f32.npy"))
+    assert len(halves) == 1 and np.load(halves[0]).dtype == np.float16 and np.load(halves[0]).shape == (1500, 384)
+    # ... and its unit float32 copy, which later processes map instead of converting the halves
+    assert len(units) == 1 and units[0].name.startswith(halves[0].stem)
+    unit = np.load(units[0])
+    assert unit.dtype == np.float32 and np.allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+
+
+def test_minilm_fresh_process_takes_vocabulary_words_from_the_cache(minilm, settings) -> None:  # noqa: ANN001
+    """A one-off word query maps the cached vocabulary instead of starting the sentence model."""
+    from jointspace.encoders.sentence import MiniLMTextEncoder
+
+    minilm.vocab_matrix()
+    fresh = MiniLMTextEncoder(vocab_size=1500, cache_dir=settings.home / "cache" / "text")
+    words = fresh.vocabulary()[:3]
+    got = fresh.embed_words(words)
+    assert fresh._onnx is None and fresh._model is None  # no model was loaded for vocabulary words
+    want = minilm.encode(list(words))
+    assert np.min(np.sum(got * want, axis=1)) > 0.999
+    _assert_unit_rows(got, 384)
+    assert fresh.embed_words(["zzyzxqvocabularyless"]).shape == (1, 384)  # others still go to the model
 
 
 def test_glove_contract(glove: TextEncoder) -> None:
@@ -120,3 +142,35 @@ def test_vocabulary_is_embedded_by_one_process_when_several_start_cold(tmp_path)
     assert all(out.strip() == "(300, 384)" for out, _ in outputs)
     embedded = sum(err.count("embedding the nearest-word vocabulary") for _, err in outputs)
     assert embedded == 1, [err for _, err in outputs]
+
+
+def test_bundle_probe_check_is_remembered_per_encoder_identity(settings, monkeypatch) -> None:  # noqa: ANN001
+    """The bundle's text fingerprint is checked with the model once per home and encoder identity;
+    a one-off search on the same home then does not start the model only to check it again."""
+    from jointspace.encoders.bundle import forget_loaded, load_bundle
+    from jointspace.encoders.sentence import MiniLMTextEncoder
+
+    forget_loaded()
+    first = load_bundle(None, settings).text
+    assert first._onnx is not None or first._model is not None  # checked with the model itself
+    marks = list((settings.home / "cache" / "probe-checks").glob("*.ok"))
+    assert len(marks) == 1
+    # A new process (a one-off search) on the same home: the check passes without the model.
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from jointspace.encoders.bundle import load_bundle; from jointspace.settings import Settings; "
+        f"load_bundle(None, Settings(home={str(settings.home)!r})).text; "
+        "print(sorted(m for m in ('onnxruntime', 'torch', 'sentence_transformers') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+    # Other weights (another identity): checked again, and a mismatch is still refused.
+    monkeypatch.setattr(MiniLMTextEncoder, "identity", lambda self: "minilm:onnx:other-weights")
+    monkeypatch.setattr(MiniLMTextEncoder, "embed_words", lambda self, words: np.eye(len(words), 384, dtype=np.float32))
+    forget_loaded()
+    with pytest.raises(ModelMismatchError):
+        _ = load_bundle(None, settings).text
+    forget_loaded()
