@@ -72,9 +72,9 @@ class _Ranks:
     def merged(self, other: _Ranks) -> _Ranks:
         return _Ranks({**self.lists, **other.lists})
 
-    def get(self, post_id: str, default: dict[str, int] | None = None) -> dict[str, int] | None:
-        found = {name: ranks[post_id] for name, ranks in self.lists.items() if post_id in ranks}
-        return found or default
+    def get(self, post_id: str) -> dict[str, int]:
+        """{list name: rank} for the lists holding `post_id` (empty when none does)."""
+        return {name: ranks[post_id] for name, ranks in self.lists.items() if post_id in ranks}
 
 
 @dataclass(slots=True)
@@ -695,7 +695,7 @@ class SearchService:
             {
                 "id": h.id,
                 "score": round(h.score, 6),
-                **ranked.ranks.get(h.id, {}),
+                **ranked.ranks.get(h.id),
                 **({"similarity": round(similarity[h.id], 6)} if h.id in similarity else {}),
             }
             for h in hits
