@@ -174,6 +174,12 @@ class Backbone:
             logits = self.classify(pooled)
         return pooled.float().cpu().numpy(), logits.float().cpu().numpy()
 
+    def logits_of(self, pooled: np.ndarray) -> np.ndarray:
+        """The class logits of pooled features (kept float16 features included), as float32 numpy."""
+        x = torch.from_numpy(np.asarray(pooled, np.float32)).to(self.device)
+        with torch.inference_mode():
+            return self.classify(x).float().cpu().numpy()
+
     def run_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """RGB PIL images → (features, logits), in batches of `batch_size`."""
         feats, logits = [], []

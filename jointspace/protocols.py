@@ -47,6 +47,28 @@ class ImageEncoder(Protocol):
 
 
 @runtime_checkable
+class FeatureImageEncoder(ImageEncoder, Protocol):
+    """An image encoder in two steps, a backbone then a head, so that the backbone's output can be
+    kept beside the index and a head run on it later without decoding the picture again."""
+
+    @property
+    def backbone_spec(self) -> dict[str, object]:
+        """The backbone's identity (name, weights, input size): equal specs give the same features."""
+        ...
+
+    @property
+    def feature_dim(self) -> int: ...
+
+    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """(len(images), feature_dim) float32: the backbone's pooled output. Blocks while it runs."""
+        ...
+
+    def embed_pooled(self, features: np.ndarray) -> np.ndarray:
+        """(N, dim) unit rows from `image_features`' output (float16 accepted): no image needed."""
+        ...
+
+
+@runtime_checkable
 class MediaRootRegistry(Protocol):
     """Folders whose pictures the API may serve, recorded with the index (both backends implement it).
 

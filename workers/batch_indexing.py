@@ -24,7 +24,7 @@ from PIL import Image
 
 from jointspace.errors import BackendUnavailableError
 from jointspace.images import DecodeLimits, ImageRejected, load_image
-from jointspace.protocols import ImageEncoder, SearchBackend
+from jointspace.protocols import FeatureImageEncoder, ImageEncoder, SearchBackend
 from jointspace.records import Document, Post
 
 # Per-item bulk failures that mean "not now" rather than "never": the whole batch is retried.
@@ -73,6 +73,12 @@ class BatchListener(Protocol):
         ...
 
 
+class FeatureKeeper(Protocol):
+    """Where a batch's image features are kept beside the index (backends/kept_features.py)."""
+
+    def put(self, post_ids: Sequence[str], features: np.ndarray) -> int: ...
+
+
 @dataclass(slots=True)
 class BatchOutcome:
     """What became of each post of a batch: every id lands in exactly one of the three."""
@@ -105,6 +111,7 @@ class _Batch:
     posts: list[Post]
     images: list[Image.Image] = field(default_factory=list)
     vectors: np.ndarray | None = None
+    features: np.ndarray | None = None  # the backbone's pooled output per post, when kept
     outcome: BatchOutcome = field(default_factory=BatchOutcome)
     letters: list[DeadLetter] = field(default_factory=list)
     started: float = 0.0
@@ -129,8 +136,12 @@ class BatchRunner:
         decode_limits: DecodeLimits,
         executor: Executor,
         listener: BatchListener | None = None,
+        kept: FeatureKeeper | None = None,
     ) -> None:
+        """`kept`: where each written post's image features go (only for an encoder that splits
+        into backbone and head, a `FeatureImageEncoder`)."""
         self.encoder = encoder
+        self.kept = kept if kept is not None and isinstance(encoder, FeatureImageEncoder) else None
         self.model = model
         self.backend = backend
         self.dead_letters = dead_letters
@@ -141,6 +152,20 @@ class BatchRunner:
     def run(self, posts: Sequence[Post], skip_unchanged: bool = True) -> BatchOutcome:
         """Blocks until the batch is indexed or dead-lettered. Raises on transient backend errors."""
         return self.finish(self.prepare(posts, skip_unchanged))
+
+    def run_from_features(self, posts: Sequence[Post], features: np.ndarray) -> BatchOutcome:
+        """Embeds posts from their kept backbone features (the head alone: no picture is read or
+        decoded) and writes them; the encoder must be a `FeatureImageEncoder` of the backbone that
+        made the features. Raises on transient backend errors, as `run`."""
+        if not isinstance(self.encoder, FeatureImageEncoder):
+            raise TypeError(f"image encoder {self.encoder.name!r} cannot embed kept features")
+        batch = _Batch(posts=list(posts), started=time.perf_counter())
+        with self._stage(batch, "embed"):
+            vectors = np.asarray(self.encoder.embed_pooled(features), dtype=np.float32)
+            self._accept(batch, vectors, None)  # already kept: nothing to keep again
+        with self._stage(batch, "write"):
+            self._write(batch)
+        return batch.outcome
 
     def prepare(self, posts: Sequence[Post], skip_unchanged: bool = True) -> _Batch:
         """Read and decode stages (I/O and PIL: overlaps well with another batch's `finish`)."""
@@ -208,8 +233,19 @@ class BatchRunner:
         if not batch.posts:
             batch.vectors = np.zeros((0, self.encoder.dim), dtype=np.float32)
             return
-        vectors = np.asarray(self.encoder.embed_images(batch.images), dtype=np.float32)
+        features = None
+        if self.kept is not None:
+            # Backbone and head as two calls: the same vectors, and the features to keep.
+            encoder: FeatureImageEncoder = self.encoder  # type: ignore[assignment]
+            features = np.asarray(encoder.image_features(batch.images), dtype=np.float32)
+            vectors = np.asarray(encoder.embed_pooled(features), dtype=np.float32)
+        else:
+            vectors = np.asarray(self.encoder.embed_images(batch.images), dtype=np.float32)
         batch.images = []  # free the pixels before the write
+        self._accept(batch, vectors, features)
+
+    def _accept(self, batch: _Batch, vectors: np.ndarray, features: np.ndarray | None) -> None:
+        """Checks the encoder's output and keeps the posts whose vector is usable."""
         if vectors.shape != (len(batch.posts), self.encoder.dim):
             raise ValueError(
                 f"image encoder returned shape {vectors.shape} for {len(batch.posts)} images "
@@ -224,6 +260,8 @@ class BatchRunner:
             else:
                 batch.reject(post, "embed", "the encoder returned a zero or non-finite vector")
         batch.posts = keep
+        if features is not None:
+            batch.features = features[good]
         # Unit rows are the contract; normalising again costs nothing and absorbs float16 drift (AMP).
         batch.vectors = vectors[good] / norms[good, None]
 
@@ -233,6 +271,7 @@ class BatchRunner:
             docs = [
                 Document(post=p, vector=v, model=self.model) for p, v in zip(batch.posts, batch.vectors, strict=True)
             ]
+            self._keep(batch)
             if self.listener is not None:
                 self.listener.will_write([d.id for d in docs])
             with _transient_as_unavailable():
@@ -251,6 +290,18 @@ class BatchRunner:
         self.dead_letters.put(batch.letters)
         # A post indexed now may have been dead-lettered by an earlier attempt: one place per post.
         self.dead_letters.remove(batch.outcome.indexed)
+
+    def _keep(self, batch: _Batch) -> None:
+        """Before the index write: a batch run again after a kill (its posts not yet indexed, so not
+        skipped as unchanged) replaces these rows by post id. A post the write then refuses keeps
+        orphan features, which training and reindex ignore (they start from the index)."""
+        if self.kept is None or batch.features is None or not batch.posts:
+            return
+        try:
+            self.kept.put([p.id for p in batch.posts], batch.features)
+        except Exception:
+            # Keeping serves later training; indexing goes on without it (a reindex decodes these again).
+            log.exception("keeping the image features of %d posts failed; they are indexed without", len(batch.posts))
 
     def _tell_listener(self, batch: _Batch) -> None:
         """Transient failures (Redis or the backend away) propagate, so the batch is retried and the

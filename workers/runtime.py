@@ -50,9 +50,12 @@ class WorkerContext:
     runner: BatchRunner
     executor: ThreadPoolExecutor
     alerts: Any = None  # jointspace.alerts.checker.AlertChecker, when this context checks saved searches
+    kept: Any = None  # jointspace.backends.kept_features.KeptFeatureStore, when features are kept
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
+        if self.kept is not None:
+            self.kept.close()
         if self.alerts is not None:
             self.alerts.close()
         self.backend.close()
@@ -82,10 +85,24 @@ def open_context(
         from jointspace.alerts import open_alert_checker
 
         checker = open_alert_checker(settings, bundle, backend)
+    kept = open_feature_keeper(settings, bundle)
     runner = BatchRunner(
-        bundle.image, bundle.name, backend, dead_letters, decode_limits(settings), executor, listener=checker
+        bundle.image, bundle.name, backend, dead_letters, decode_limits(settings), executor, checker, kept
     )
-    return WorkerContext(bundle, backend, dead_letters, runner, executor, checker)
+    return WorkerContext(bundle, backend, dead_letters, runner, executor, checker, kept)
+
+
+def open_feature_keeper(settings: Settings, bundle: ModelBundle) -> Any:
+    """The kept-features store of the bundle's backbone (backends/kept_features.py), or None when
+    keeping is off or the image encoder does not split into backbone and head (open-clip)."""
+    from jointspace.backends.kept_features import open_kept_features
+
+    from jointspace.protocols import FeatureImageEncoder
+
+    image = bundle.image
+    if not isinstance(image, FeatureImageEncoder):
+        return None
+    return open_kept_features(settings.home, image.backbone_spec, image.feature_dim, settings.kept_features_max)
 
 
 _process_context: WorkerContext | None = None

@@ -86,8 +86,33 @@ def train_command(
         float | None,
         typer.Option(min=0, max=1, help="Blend weight of the zero-training vector when there is no validation set."),
     ] = None,
+    from_index: Annotated[
+        bool,
+        typer.Option(
+            "--from-index",
+            help="Train on the captioned posts already indexed, from the image features the workers kept "
+            "(no prepared data, no picture decoded); prints zero-training, the current bundle and the new head.",
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="With --from-index: only posts ingested since this time (ISO 8601) or this long ago (7d)."),
+    ] = None,
+    holdout: Annotated[
+        str,
+        typer.Option(help="With --from-index: validate on the newest posts (`time`) or on one source (its name)."),
+    ] = "time",
+    holdout_share: Annotated[
+        float, typer.Option(min=0.05, max=0.5, help="With --from-index --holdout time: the newest share held out.")
+    ] = 0.2,
+    as_json: Annotated[bool, typer.Option("--json", help="With --from-index: print the report as JSON.")] = False,
 ) -> None:
     """Train a head on cached image features, write a model bundle and make it the default."""
+    if from_index:
+        from jointspace.cli.train_from_index import run_from_index
+
+        run_from_index(loss, epochs, seed, out, latest, since, holdout, holdout_share, as_json)
+        return
     import time
     from dataclasses import replace
     from datetime import datetime

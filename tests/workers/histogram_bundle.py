@@ -6,6 +6,8 @@ their empty bins' positions (dot 1/3). Loaded by workers through JOINTSPACE_BUND
 `FACTORY` (with `IMPORT_ROOT`, the repository, on PYTHONPATH). A folder in JOINTSPACE_MODEL
 holding `histogram.json` ({"name": ..., "bins": ...}) selects another variant (for reindex).
 `JOINTSPACE_TEST_EMBED_DELAY_S` slows each batch, so a test can kill a worker in the middle of one.
+`JOINTSPACE_TEST_SPLIT_ENCODER=1` makes the encoder a `FeatureImageEncoder` (the histogram is the
+"backbone" output, the head normalises it), so workers keep its features beside the index.
 """
 
 from __future__ import annotations
@@ -86,6 +88,26 @@ class ColourWordEncoder:
         return sorted(zip(words, scores.tolist(), strict=True), key=lambda p: -p[1])[:k]
 
 
+class SplitHistogramImageEncoder(HistogramImageEncoder):
+    """The histogram in two steps: raw bin counts (the features workers keep), then unit length."""
+
+    @property
+    def backbone_spec(self) -> dict[str, object]:
+        return {"name": "histogram", "bins": self.bins}
+
+    @property
+    def feature_dim(self) -> int:
+        return self.dim
+
+    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        vectors = self.embed_images(images)  # the delay included
+        return vectors * 100.0  # not unit length: the head's normalisation is visible
+
+    def embed_pooled(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, np.float32).reshape(-1, self.dim)
+        return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
 @dataclass
 class HistogramBundle:
     name: str
@@ -100,7 +122,8 @@ def make_bundle(settings: object = None) -> HistogramBundle:
     if folder is not None and (folder / "histogram.json").is_file():
         spec = json.loads((folder / "histogram.json").read_text())
         name, bins = spec["name"], int(spec["bins"])
-    image = HistogramImageEncoder(name, bins)
+    split = os.environ.get("JOINTSPACE_TEST_SPLIT_ENCODER") == "1"
+    image = (SplitHistogramImageEncoder if split else HistogramImageEncoder)(name, bins)
     return HistogramBundle(name=name, dim=image.dim, text=ColourWordEncoder(image), image=image)
 
 

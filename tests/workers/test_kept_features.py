@@ -1,0 +1,59 @@
+"""Kept image features (issue 17, "the space learns from the stream") under a worker killed with
+kill -9 in the middle of a batch: real Celery worker processes, real Redis, real Elasticsearch.
+
+The encoder is the histogram test bundle split into "backbone" (raw bin counts) and "head" (unit
+length), so every kept row can be checked against the picture it came from."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workers.corpus import make_corpus
+
+from .conftest import Rig, ingest_summary, wait_until
+from .histogram_bundle import COLOURS, SplitHistogramImageEncoder
+from .test_worker_faults import _es_count, _es_ids
+
+pytestmark = pytest.mark.slow
+
+
+def _kept_rows(rig: Rig) -> list[tuple[str, bytes]]:
+    files = list((rig.home / "features").glob("*.sqlite"))
+    assert len(files) == 1, files  # one store, for the one backbone
+    db = sqlite3.connect(files[0])
+    try:
+        return db.execute("SELECT id, data FROM features").fetchall()
+    finally:
+        db.close()
+
+
+def test_kill_9_mid_batch_keeps_every_posts_features_once(tmp_path, rig_factory, redis_url, es_url):
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url, JOINTSPACE_TEST_SPLIT_ENCODER="1")
+    corpus = make_corpus(tmp_path / "corpus", n_good=48)
+    alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
+    first = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.6")
+    producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
+    wait_until(lambda: _es_count(es_url, alias) >= 8, 90, "the first batches to be indexed\n" + first.tail())
+    first.kill9()
+    assert _es_count(es_url, alias) < 48, "the worker finished before it could be killed; slow it down further"
+    log = first.log.read_text()
+    assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
+    second = rig.worker()
+    assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + second.tail()
+    assert ingest_summary(producer)["dead_lettered"] == 0
+    indexed = set(_es_ids(es_url, alias))
+    assert indexed == set(corpus.good)
+
+    rows = _kept_rows(rig)
+    ids = [pid for pid, _ in rows]
+    assert len(ids) == len(set(ids)) == 48  # nothing duplicated
+    assert set(ids) == indexed  # nothing lost: every indexed post has its features
+    encoder = SplitHistogramImageEncoder("check", 8)
+    for pid, data in rows:  # each row whole, and the features of its own picture
+        kept = np.frombuffer(data, dtype=np.float16).astype(np.float32)
+        want = encoder.image_features([Image.new("RGB", (64, 48), COLOURS[corpus.good[pid]])])[0]
+        assert np.allclose(kept, want, rtol=1e-2, atol=1e-2), pid
