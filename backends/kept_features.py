@@ -100,7 +100,7 @@ class KeptFeatureStore:
                     "INSERT OR REPLACE INTO features(id, kept_at, data) VALUES (?, ?, ?)",
                     [(pid, now, row.tobytes()) for pid, row in zip(post_ids, rows, strict=True)],
                 )
-                over = self._db.execute("SELECT count(*) FROM features").fetchone()[0] - self.max_posts
+                over = int(self._db.execute("SELECT count(*) FROM features").fetchone()[0]) - self.max_posts
                 if over > 0:
                     self._db.execute(
                         "DELETE FROM features WHERE rowid IN (SELECT rowid FROM features ORDER BY rowid LIMIT ?)",

@@ -126,15 +126,15 @@ def main() -> None:
     from jointspace.encoders.bundle import load_bundle, shipped_bundle_dir
     from jointspace.encoders.from_index import FromIndexOptions, train_from_index
 
+    from jointspace.protocols import FeatureImageEncoder
+
     shipped = shipped_bundle_dir()
     assert shipped is not None, "no shipped bundle"
     current = load_bundle(shipped, settings)
-    spec = current.image.backbone_spec  # type: ignore[attr-defined]
+    image = current.image
+    assert isinstance(image, FeatureImageEncoder), "the shipped bundle splits into backbone and head"
     kept = KeptFeatureStore(
-        features_dir(home),
-        backbone_key(spec),
-        current.image.feature_dim,
-        settings.kept_features_max,  # type: ignore[attr-defined]
+        features_dir(home), backbone_key(image.backbone_spec), image.feature_dim, settings.kept_features_max
     )
     backend = open_backend(settings, current.name, current.dim, read_only=True)
     started = time.perf_counter()

@@ -215,12 +215,14 @@ def train_from_index(
         val_sources=(held_out,),
         prior=DEFAULT_PRIOR,
     )
+    # The manifest's `training.validation` is read from here (a description beside the scores).
+    scores: dict[str, Any] = {"validation": f"{held_out}, half of them by id hash", **p10}
     trained = TrainedHead(
         run,
         text,
         result,
         weight,
-        {"validation": f"{held_out}, half of them by id hash", **p10},
+        scores,
         classes,
         None,
         hashlib.sha1("\n".join(sorted(it.post.id for it in train)).encode()).hexdigest()[:16],

@@ -22,8 +22,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import COLOURS, SHAPES, draw
 from PIL import Image
+
+from tests.encoders.conftest import COLOURS, SHAPES, draw
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workers.corpus import make_corpus
+from tests.workers.corpus import make_corpus
 
 from .conftest import Rig, ingest_summary, wait_until
 from .histogram_bundle import COLOURS, SplitHistogramImageEncoder
