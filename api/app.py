@@ -42,11 +42,13 @@ def create_app(settings: Settings | None = None, container: ApiContainer | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        built = None
-        if container is None:
-            built = await run_in_threadpool(build_container, settings)
-        await run_in_threadpool(warm_up, container or built)
-        app.state.container = container or built
+        built: ApiContainer | None = None
+        if container is not None:
+            active = container
+        else:
+            active = built = await run_in_threadpool(build_container, settings)
+        await run_in_threadpool(warm_up, active)
+        app.state.container = active
         try:
             yield
         finally:

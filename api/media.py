@@ -97,7 +97,7 @@ class MediaStore:
                 if time.monotonic() - self._recorded_at > RECORDED_ROOTS_TTL_S:
                     try:
                         self._recorded_roots = [Path(p) for p in self._recorded()]
-                    except Exception:  # noqa: BLE001 - a backend hiccup must not stop serving known roots
+                    except Exception:  # a backend hiccup must not stop serving known roots
                         log.warning("could not read the recorded media roots; using the last known ones", exc_info=True)
                     self._recorded_at = time.monotonic()
         return self.fixed + self._recorded_roots

@@ -50,7 +50,7 @@ class DescribeOut(BaseModel):
     subject: str
     words: list[WordScore]
     ready: bool = Field(
-        True,
+        default=True,
         description="False while the server still prepares its nearest-word "
         "vocabulary (after a cold start): `words` is empty, `note` says why",
     )

@@ -150,7 +150,8 @@ def _attach_uploads(raws: list[Any], files: list[UploadFile], settings: Settings
     for index, raw in enumerate(raws):
         if not isinstance(raw, dict):
             continue  # validate_post names the problem
-        upload = files[index] if pair_in_order else by_name.get(raw.get("image"))
+        name = raw.get("image")
+        upload = files[index] if pair_in_order else by_name.get(name) if isinstance(name, str) else None
         if upload is None:
             if raw.get("image") and files:
                 rejected[index] = f"image: no uploaded file named {raw.get('image')!r}"

@@ -392,5 +392,5 @@ class ElasticsearchBackend:
         finally:
             try:
                 self.client.close_point_in_time(id=pit)
-            except Exception:  # noqa: BLE001 - the PIT expires by itself; closing early only frees memory
+            except Exception:  # the PIT expires by itself; closing early only frees memory
                 pass

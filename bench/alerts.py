@@ -160,7 +160,10 @@ def main() -> None:
     for name, share in variants:
         save_searches(context, settings, exprs, vectors, threshold, share)
         assert context.alerts.compiled().queries.shape == (args.searches, context.bundle.dim)
-        without, with_, check_ms, matches = [], [], [], 0
+        without: list[float] = []
+        with_: list[float] = []
+        check_ms: list[float] = []
+        matches = 0
         for round_ in tqdm(range(args.rounds), desc=name, unit="round"):
             order = [("without", plain), ("with", context.runner)]
             for label, runner in order if round_ % 2 == 0 else order[::-1]:

@@ -24,8 +24,10 @@ import statistics
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -127,7 +129,7 @@ def serve_first_search(home: Path, runtime: str, repeats: int) -> dict[str, floa
             except OSError:
                 time.sleep(0.1)
         ready_s = time.perf_counter() - start
-        url = f"http://127.0.0.1:{port}/search?q={urllib.request.quote(QUERY)}"
+        url = f"http://127.0.0.1:{port}/search?q={urllib.parse.quote(QUERY)}"
         first = get_ms(url)
         later = [get_ms(url) for _ in range(repeats)]
         return {"ready_s": ready_s, "first_search_ms": first, "later_search_ms_p50": statistics.median(later)}
@@ -154,7 +156,7 @@ def main() -> None:
     args = ap.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="jointspace-cli-latency-"))
-    report: dict[str, object] = {"query": QUERY, "posts": args.posts, "runs": args.runs, "load_before": load()}
+    report: dict[str, Any] = {"query": QUERY, "posts": args.posts, "runs": args.runs, "load_before": load()}
     try:
         make_home(home, args.posts, args.seed_cache)
         for runtime in args.runtimes:  # untimed: exports the ONNX graph / embeds the vocabulary if missing

@@ -19,21 +19,22 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # small matrix-vector products: one thread (as bench/query.py)
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
-from datetime import datetime, timedelta  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import numpy as np
+from tqdm import tqdm
 
-from jointspace.protocols import SearchBackend  # noqa: E402
-from jointspace.records import FACET_FIELDS, Document, MatchSet, Post  # noqa: E402
-from jointspace.settings import Settings  # noqa: E402
+from jointspace.protocols import SearchBackend
+from jointspace.records import FACET_FIELDS, Document, MatchSet, Post
+from jointspace.settings import Settings
 
 DIM = 384
 MODEL = "bench-facets"
@@ -133,7 +134,7 @@ def main() -> None:
     rng = np.random.default_rng(99)
     queries = rng.standard_normal((args.queries, DIM)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    report: dict[str, object] = {"n": args.n, "queries": args.queries, "backends": {}}
+    report: dict[str, Any] = {"n": args.n, "queries": args.queries, "backends": {}}
     for kind in kinds:
         with tempfile.TemporaryDirectory(prefix="bench-facets-") as tmp:
             backend, settings = open_backend_for(kind, Path(tmp), es_url)
@@ -142,9 +143,9 @@ def main() -> None:
                 rows = measure(backend, settings, queries)
             finally:
                 if kind == "elasticsearch":
-                    backend.client.indices.delete(index=f"{backend.alias}-*")  # type: ignore[attr-defined]
+                    backend.client.indices.delete(index=f"{backend.alias}-*")  # type: ignore[attr-defined]  # ES only
                 backend.close()
-        report["backends"][kind] = {"index_s": round(seconds, 1), "rows": rows}  # type: ignore[index]
+        report["backends"][kind] = {"index_s": round(seconds, 1), "rows": rows}
         print(f"\n{kind}: {args.n} posts (indexed in {seconds:.1f} s), {args.queries} queries")
         print("| call | p50 ms | p95 ms | p50 / baseline p50 |\n| --- | --- | --- | --- |")
         for name, row in rows.items():

@@ -50,11 +50,11 @@ def build_corpus(folder: Path, n: int, data: Path) -> Path:
     mirrored every other round), so that every post is a different picture to decode and embed."""
     rows = [json.loads(line) for line in (data / "all.jsonl").read_text().splitlines()]
     rows.sort(key=lambda r: (r.get("source") not in PHOTO_SOURCES, r["id"]))
-    pictures = []
+    pictures: list[tuple[dict[str, Any], Image.Image]] = []
     for row in rows:
         try:
-            with Image.open(data / row["image"]) as image:
-                pictures.append((row, image.convert("RGB")))
+            with Image.open(data / row["image"]) as opened:
+                pictures.append((row, opened.convert("RGB")))
         except OSError:
             continue
         if len(pictures) == n:
@@ -316,6 +316,18 @@ class _NoDeadLetters:
     def put(self, letters: Any) -> None:
         raise AssertionError(f"unexpected invalid posts in the bench corpus: {letters}")
 
+    def list(self) -> list[Any]:
+        return []
+
+    def remove(self, keys: Any) -> int:
+        return 0
+
+    def purge(self) -> int:
+        return 0
+
+    def count(self) -> int:
+        return 0
+
     def close(self) -> None:
         pass
 
@@ -455,4 +467,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -22,28 +22,29 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable, Iterator, Sequence  # noqa: E402
-from datetime import datetime, timedelta  # noqa: E402
-from functools import partial  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
-from jointspace.backends import open_backend  # noqa: E402
-from jointspace.query.algebra import combine, weighted_terms  # noqa: E402
-from jointspace.query.keyword import keyword_query  # noqa: E402
-from jointspace.query.planner import plan_page  # noqa: E402
-from jointspace.query.resolve import resolve  # noqa: E402
-from jointspace.query.service import SearchService  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import numpy as np
+from jointspace.backends import open_backend
+from jointspace.query.algebra import combine, weighted_terms
+from jointspace.query.keyword import keyword_query
+from jointspace.query.planner import plan_page
+from jointspace.query.resolve import resolve
+from jointspace.query.service import SearchResult, SearchService
+from tqdm import tqdm
 
-from jointspace.protocols import SearchBackend  # noqa: E402
-from jointspace.records import Document, Filters, Post  # noqa: E402
-from jointspace.settings import Settings  # noqa: E402
+from jointspace.protocols import SearchBackend
+from jointspace.records import Document, Filters, Post
+from jointspace.settings import Settings
 
 CITIES = ("london", "paris", "newyork", "sydney", "toronto", "chicago", "miami", "losangeles", "melbourne", "singapore")
 VOCABULARY = 2_000
@@ -141,7 +142,7 @@ def timed(call: Callable[[], object]) -> float:
 
 def bench_backend(
     name: str, backend: SearchBackend, encoder: SyntheticEncoder, settings: Settings, exprs: list[str], k: int
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     service = SearchService(backend, encoder, settings)
     plan = plan_page(k, 1, settings)
     prepared = []
@@ -150,9 +151,11 @@ def bench_backend(
         terms = weighted_terms(parsed.expression)
         vector = combine(terms, resolve([t.term for t in terms], encoder, backend, expr), expr)
         prepared.append((expr, vector, parsed.filters, keyword_query(terms).text))
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
 
-    def run(label: str, bare: Callable[[np.ndarray, Filters, str], object], search: Callable[[str], object]) -> None:
+    def run(
+        label: str, bare: Callable[[np.ndarray, Filters, str], object], search: Callable[[str], SearchResult]
+    ) -> None:
         for expr, vector, filters, text in prepared[:10]:  # warm caches and connections
             bare(vector, filters, text)
             search(expr)
@@ -160,7 +163,7 @@ def bench_backend(
         for expr, vector, filters, text in tqdm(prepared, desc=f"{name} {label}", leave=False):
             bare_ms.append(timed(partial(bare, vector, filters, text)))
             result = search(expr)
-            timings = result.explain["timings_ms"]  # type: ignore[attr-defined]
+            timings = result.explain["timings_ms"]
             total_ms.append(timings["total"])
             own_ms.append(timings["total"] - timings.get("backend", 0.0))
             # parse, encode, plan, fuse, collapse: the module's core, without the explanation
@@ -246,8 +249,8 @@ def main() -> None:
     encoder = SyntheticEncoder(pseudo_words(VOCABULARY, rng), args.dim, rng)
     exprs = expressions(args.queries, encoder.words, args.n, rng)
     home = Path(tempfile.mkdtemp(prefix="jointspace-bench-query-"))
-    rows: list[dict[str, object]] = []
-    meta: dict[str, object] = {
+    rows: list[dict[str, Any]] = []
+    meta: dict[str, Any] = {
         "n": args.n,
         "dim": args.dim,
         "queries": args.queries,
@@ -276,7 +279,7 @@ def main() -> None:
             alias = getattr(es, "alias", "posts")
             meta["es_index_s"] = index(es, posts(args.n, encoder, np.random.default_rng(1)), args.n)
             rows += bench_backend("elasticsearch", es, encoder, es_settings, exprs, args.k)
-            es.client.indices.delete(index=f"{alias}-{MODEL}-*")  # type: ignore[attr-defined]
+            es.client.indices.delete(index=f"{alias}-{MODEL}-*")  # type: ignore[attr-defined]  # ES only
             es.close()
     finally:
         if local_es is not None:
@@ -285,7 +288,7 @@ def main() -> None:
     report(args.out, rows, meta)
 
 
-def report(out: Path, rows: list[dict[str, object]], meta: dict[str, object]) -> None:
+def report(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     lines = [
         f"# Query benchmark: {meta['n']:,} posts, {meta['dim']} dims, {meta['queries']} queries, k={meta['k']}",
         "",

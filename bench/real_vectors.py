@@ -74,7 +74,7 @@ def corpus(seed: int = 16) -> list[str]:
     return texts
 
 
-def encoder():  # noqa: ANN201 - the sentence model through the runtime a user gets (ONNX on CPU)
+def encoder():  # the sentence model through the runtime a user gets (ONNX on CPU)
     from jointspace.encoders.factories import minilm
 
     from jointspace.settings import Settings

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from jointspace.backends import open_backend
@@ -45,7 +46,7 @@ from jointspace.records import Document, Filters, Post
 from jointspace.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_vectors import real_vectors  # noqa: E402
+from real_vectors import real_vectors
 
 CITIES = ("london", "paris", "newyork", "sydney", "toronto", "chicago", "miami", "losangeles", "melbourne", "singapore")
 WORDS = (
@@ -59,7 +60,8 @@ FILTERS: dict[str, tuple[Filters | None, int]] = {
     "1/100": (Filters(sources=("s0",)), 100),
     "1/1000": (Filters(hashtags=("t0",)), 1000),
 }
-ES_CONFIGS = {  # name → (index_options, rescore oversample)
+IndexOptions = Literal["int8_hnsw", "hnsw", "bbq_hnsw"]  # Settings.es_index_options
+ES_CONFIGS: dict[str, tuple[IndexOptions, float]] = {  # name → (index_options, rescore oversample)
     "int8_hnsw+rescore": ("int8_hnsw", 3.0),
     "int8_hnsw": ("int8_hnsw", 0.0),
     "hnsw": ("hnsw", 0.0),
@@ -207,7 +209,7 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    meta: dict[str, object] = {
+    meta: dict[str, Any] = {
         "n": args.n,
         "vectors": args.vectors,
         "queries": args.queries,
@@ -244,7 +246,7 @@ def bench_embedded(
     queries: np.ndarray,
     truth: dict[str, list[set[str]]],
     args: argparse.Namespace,
-    meta: dict[str, object],
+    meta: dict[str, Any],
     rows: list[Row],
     exact_ms: float,
 ) -> None:
@@ -308,14 +310,14 @@ def bench_elasticsearch(
     queries: np.ndarray,
     truth: dict[str, list[set[str]]],
     args: argparse.Namespace,
-    meta: dict[str, object],
+    meta: dict[str, Any],
     rows: list[Row],
     exact_ms: float,
 ) -> None:
     from elasticsearch import Elasticsearch
 
     client = Elasticsearch(es_url, request_timeout=600)
-    by_index: dict[str, list[str]] = {}
+    by_index: dict[IndexOptions, list[str]] = {}
     for config in args.es_configs:  # configs that differ only at query time share one index
         by_index.setdefault(ES_CONFIGS[config][0], []).append(config)
     for options, configs in by_index.items():
@@ -343,7 +345,7 @@ def bench_elasticsearch(
         for merged in (False, True) if args.forcemerge else (False,):
             if merged:
                 t = time.perf_counter()
-                client.indices.forcemerge(index=alias, max_num_segments=1, request_timeout=7200)
+                client.options(request_timeout=7200).indices.forcemerge(index=alias, max_num_segments=1)
                 client.indices.refresh(index=alias)
                 meta[f"es_{options}_forcemerge_s"] = time.perf_counter() - t
             stats = client.indices.stats(index=alias)["_all"]["primaries"]
@@ -368,7 +370,7 @@ def bench_elasticsearch(
     client.close()
 
 
-def write_report(out: Path, rows: list[Row], meta: dict[str, object]) -> None:
+def write_report(out: Path, rows: list[Row], meta: dict[str, Any]) -> None:
     exact = float(meta["numpy_exact_ms_per_query"])
     lines = [
         f"# Scale benchmark: {meta['n']:,} {meta['vectors']} vectors, {meta['dim']} dims, "
@@ -402,7 +404,7 @@ def write_report(out: Path, rows: list[Row], meta: dict[str, object]) -> None:
     print(f"wrote {out / 'scale.md'}, {out / 'scale.png'}", flush=True)
 
 
-def plot(path: Path, rows: list[Row], meta: dict[str, object]) -> None:
+def plot(path: Path, rows: list[Row], meta: dict[str, Any]) -> None:
     """recall@10 against p50 (log), one panel per filter, one line per configuration."""
     import matplotlib
 

@@ -123,8 +123,8 @@ def _render_one(job: tuple[str, ImageSource, str, int]) -> RenderResult:
     try:
         path = Path(out_path)
         if path.is_file():
-            with Image.open(path) as image:
-                return post_id, None, signature_of(image)
+            with Image.open(path) as done:
+                return post_id, None, signature_of(done)
         image = raster.load(source, size)
         raster.save(image, path)
         return post_id, None, signature_of(image)

@@ -32,7 +32,9 @@ def load(source: ImageSource, size: int) -> Image.Image:
     if source.kind == "svg":
         image = render_svg(source.read(), size)
     else:
-        image = Image.open(io.BytesIO(source.read()) if source.data is not None else source.path)
+        image = Image.open(
+            source.path if source.data is None and source.path is not None else io.BytesIO(source.read())
+        )
         image.load()
     if source.rotate_cw % 360:
         image = image.rotate(-source.rotate_cw, expand=True)  # PIL turns counter-clockwise

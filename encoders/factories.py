@@ -70,7 +70,7 @@ def fasttext(config: dict[str, Any], settings: Settings) -> TextEncoder:
 
 
 # image encoders
-def _backbone(config: dict[str, Any], settings: Settings):  # noqa: ANN202
+def _backbone(config: dict[str, Any], settings: Settings):
     from jointspace.encoders.backbone import Backbone, BackboneSpec
 
     spec = config.get("backbone") or {}
@@ -136,7 +136,7 @@ def head(config: dict[str, Any], text: TextEncoder, settings: Settings) -> Image
 
 
 # a pretrained CLIP-style model (`jointspace model import open-clip`): both sides share one model
-def _open_clip(config: dict[str, Any], settings: Settings):  # noqa: ANN202
+def _open_clip(config: dict[str, Any], settings: Settings):
     from jointspace.encoders.open_clip_encoders import shared_model
 
     if not config.get("arch") or not config.get("weights"):

@@ -39,7 +39,7 @@ class CachedOutputs:
 
 
 class _Images(Dataset):
-    def __init__(self, paths: Sequence[str], keys: Sequence[str], variant: str, transform) -> None:  # noqa: ANN001
+    def __init__(self, paths: Sequence[str], keys: Sequence[str], variant: str, transform) -> None:
         self.paths, self.keys, self.variant, self.transform = paths, keys, variant, transform
 
     def __len__(self) -> int:
@@ -59,7 +59,7 @@ class FeatureCache:
         root: Path,
         spec: BackboneSpec,
         backbone_factory=None,
-        batch_size: int = 64,  # noqa: ANN001
+        batch_size: int = 64,
         loader_workers: int = 1,
     ) -> None:
         ident = json.dumps(spec.to_json(), sort_keys=True)

@@ -27,8 +27,9 @@ def trainable_tail(model: torch.nn.Module, blocks: int) -> list[torch.nn.Paramet
     """Unfreeze the last `blocks` stages (timm EfficientNet: `blocks`, then `conv_head`/`bn2`)."""
     model.requires_grad_(False)
     parts: list[torch.nn.Module] = []
-    if hasattr(model, "blocks"):
-        parts += list(model.blocks)[-blocks:]
+    stages = getattr(model, "blocks", None)  # timm's stages: a Sequential, reached by name
+    if stages is not None:
+        parts += list(stages)[-blocks:]
     parts += [getattr(model, n) for n in ("conv_head", "bn2") if hasattr(model, n)]
     for p in parts:
         p.requires_grad_(True)

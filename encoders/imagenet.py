@@ -60,7 +60,8 @@ class ClassPrior:
             return cls()
         if data.get("name") not in ("prompt", "wordnet"):
             raise ConfigurationError(f"unknown class prior {data.get('name')!r}; choose from prompt, wordnet")
-        return cls(str(data["name"]), int(data.get("levels", 6)), float(data.get("hypernym_weight", 0.5)))  # type: ignore[arg-type]
+        name = str(data["name"])  # "prompt" or "wordnet", as tested above
+        return cls(name, int(data.get("levels", 6)), float(data.get("hypernym_weight", 0.5)))  # type: ignore[arg-type]
 
     @property
     def label(self) -> str:

@@ -101,7 +101,7 @@ def load_clip(arch: str, checkpoint: Path, device: str = "cpu", threads: int | N
         ) from exc
     try:
         open_clip.load_checkpoint(model, str(checkpoint), strict=True)
-    except Exception as exc:  # noqa: BLE001 - classified below: unreadable file, or tensors that do not fit
+    except Exception as exc:  # classified below: unreadable file, or tensors that do not fit
         raise _checkpoint_error(arch, checkpoint, exc) from exc
     model = model.to(device).eval()
     with torch.inference_mode():
@@ -117,7 +117,7 @@ def _checkpoint_error(arch: str, checkpoint: Path, exc: Exception) -> Configurat
     try:
         tensors = load_state_dict(str(checkpoint))
         readable = isinstance(tensors, dict) and bool(tensors)
-    except Exception:  # noqa: BLE001
+    except Exception:
         readable = False
     if not readable:
         return ConfigurationError(

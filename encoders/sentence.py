@@ -78,7 +78,7 @@ class MiniLMTextEncoder:
         self.segmenter = WordSegmenter(lambda w: self._ranks().get(w))
 
     @property
-    def model(self):  # noqa: ANN201 - sentence_transformers is imported lazily
+    def model(self):  # sentence_transformers is imported lazily
         if self._model is None:
             with self._lock:
                 if self._model is None:

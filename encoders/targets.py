@@ -25,13 +25,13 @@ class Labelled(Protocol):
     """What targets need from a training item (the prepared `Item` has these)."""
 
     @property
-    def post(self): ...  # noqa: ANN201,D102
+    def post(self): ...
 
     @property
-    def keywords(self) -> Sequence[str]: ...  # noqa: D102
+    def keywords(self) -> Sequence[str]: ...
 
     @property
-    def category(self) -> str: ...  # noqa: D102
+    def category(self) -> str: ...
 
 
 def label_words(item: Labelled) -> list[str]:

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from jointspace.datasets.prepared import photo_part
 from jointspace.encoders.backbone import BackboneSpec
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.features import CachedOutputs, FeatureCache
+from jointspace.encoders.head import ProjectionHead
 from jointspace.encoders.image_encoders import class_prompt_matrix, ensemble, run_head, unit_rows, zeroshot_vectors
 from jointspace.encoders.imagenet import ClassPrior
 from jointspace.encoders.targets import TargetKind, build_targets, label_words
@@ -80,7 +80,7 @@ class TrainedHead:
     text: TextEncoder
     result: TrainResult
     zeroshot_weight: float
-    val_scores: dict[str, float]
+    val_scores: dict[str, Any]  # P@10 per weight and "zeroshot", plus "sets" and "validation"
     class_matrix: np.ndarray
     word_model: Any = None  # the gensim model for word2vec / fasttext
     data_hash: str = ""
@@ -100,7 +100,7 @@ def data_hash(items: Sequence[Any]) -> str:
 class Workspace:
     """What one process reuses across runs: the feature cache, text encoders, class-prompt matrices."""
 
-    def __init__(self, settings: Settings, items_loader=None, max_per_source: int | None = None) -> None:  # noqa: ANN001
+    def __init__(self, settings: Settings, items_loader=None, max_per_source: int | None = None) -> None:
         self.settings = settings
         # At most this many pictures of each source (a fixed spread by id hash): quicker runs.
         self.max_per_source = max_per_source
@@ -119,7 +119,7 @@ class Workspace:
         self._load_items = items_loader
         self._spread: dict[str, set[str]] = {}
 
-    def _backbone(self):  # noqa: ANN202
+    def _backbone(self):
         from jointspace.encoders.backbone import Backbone
 
         return Backbone(self.spec, device=self.settings.device, threads=self.settings.torch_threads)
@@ -174,7 +174,7 @@ class Workspace:
                 from jointspace.encoders.word_vectors import WordVectorEncoder, train_word_model
 
                 sentences = [caption_words(it.post.caption, it.post.hashtags) + label_words(it) for it in corpus_items]
-                model = train_word_model(name, sentences, dim=dim, seed=seed)  # type: ignore[arg-type]
+                model = train_word_model(name, sentences, dim=dim, seed=seed)  # type: ignore[arg-type]  # tested above
                 self._texts[key] = (WordVectorEncoder(name, model.wv, embeds_unseen_words=name == "fasttext"), model)
             else:
                 self._texts[key] = (load(GROUP, name)({}, self.settings), None)
@@ -329,7 +329,7 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
         val_sets, scorers = [val_sets[i] for i in keep], [scorers[i] for i in keep]
     val_outs = [ws.outputs(items) for _, items in val_sets]
 
-    def validate(head: torch.nn.Module) -> float:
+    def validate(head: ProjectionHead) -> float:
         """Mean single-keyword P@10 over the validation sets (drawings and photos weigh the same)."""
         return float(
             np.mean([sc.keyword_p10(run_head(head, o.features)) for sc, o in zip(scorers, val_outs, strict=True)])
@@ -362,5 +362,6 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
 
 
 def with_loss(options: RunOptions, loss: str, text: str, targets: str, epochs: int | None = None) -> RunOptions:
+    # loss and targets: strs the callers (CLI, LOSO grid) take from the Literals' own lists
     train = replace(options.train, loss=loss, epochs=epochs or options.train.epochs)  # type: ignore[arg-type]
-    return replace(options, text=text, targets=targets, train=train)  # type: ignore[arg-type]
+    return replace(options, text=text, targets=targets, train=train)  # type: ignore[arg-type]  # as loss

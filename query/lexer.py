@@ -101,7 +101,7 @@ def tokenize(expression: str) -> list[Token]:
             index = space.end()
             continue
         if char in "+-*()":
-            tokens.append(Token(char, char, index))  # type: ignore[arg-type]
+            tokens.append(Token(char, char, index))  # type: ignore[arg-type]  # one of the Literal's, as tested above
             index += 1
             continue
         if char == '"':

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from jointspace.query.cutoff import parse_min_score
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
@@ -119,7 +119,7 @@ class SearchRequest(SearchFilters):
     )
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any], settings: Settings) -> SearchRequest:
+    def from_values(cls, values: Mapping[str, Any], settings: Settings) -> Self:
         """The request from raw values (strings are converted), checked; raises QueryError."""
         try:
             request = cls.model_validate(dict(values))
@@ -127,7 +127,7 @@ class SearchRequest(SearchFilters):
             raise QueryError(validation_message(exc)) from None
         return request.checked(settings)
 
-    def checked(self, settings: Settings) -> SearchRequest:
+    def checked(self, settings: Settings) -> Self:
         """Self, once the bounds that depend on Settings hold; raises QueryError naming the limit."""
         if len(self.q) > settings.api_max_query_chars:
             raise QueryError(

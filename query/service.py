@@ -494,9 +494,12 @@ class SearchService:
         query = combine(terms, resolve([t.term for t in terms], self.text, self.backend, parsed.text), parsed.text)
         clock.add("encode", started)
         merged = parsed.filters.merge(filters) if filters is not None else parsed.filters
-        if min_score == AUTO:
-            min_score, _ = self._auto_min_score(query, merged, self.settings.min_num_candidates, clock)
-        match = match_set(query, merged, min_score, self.settings)  # type: ignore[arg-type]
+        cut: float | None
+        if isinstance(min_score, str):  # "auto", the only text parse_min_score lets through
+            cut, _ = self._auto_min_score(query, merged, self.settings.min_num_candidates, clock)
+        else:
+            cut = min_score
+        match = match_set(query, merged, cut, self.settings)
         buckets = clock.backend(lambda: self.backend.trends(match, by, interval, self.settings.trend_max_series))
         matching = clock.backend(lambda: self.backend.facets(match, (), 1)).matching
         explain = {
@@ -710,7 +713,7 @@ class SearchService:
 
 
 def _photo_term() -> Term:
-    return Term(PHOTO_KEY[0], PHOTO_KEY[1])  # type: ignore[arg-type]
+    return Term(PHOTO_KEY[0], PHOTO_KEY[1])  # type: ignore[arg-type]  # "photo": a kind outside the language
 
 
 def _term_text(term: Term) -> str:

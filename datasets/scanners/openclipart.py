@@ -6,6 +6,7 @@ import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from jointspace.datasets.items import ImageSource, RawItem
 from jointspace.datasets.text import category_words, content_words, hashtag, one_line, unique
@@ -69,7 +70,7 @@ def scan(root: Path) -> Iterator[RawItem]:
         title = str(meta["title"]) or path.stem.replace("_", " ")
         description = str(meta["description"])
         creator = str(meta["creator"])
-        hashtags = _hashtags(list(meta["keywords"]), creator)  # type: ignore[arg-type]
+        hashtags = _hashtags(list(cast(list[str], meta["keywords"])), creator)  # parse_metadata's keywords: a list
         caption = title if not description or description.lower() == title.lower() else f"{title}. {description}"
         keywords = unique(
             [*content_words(title), *(w for t in hashtags for w in content_words(t)), *category_words(category)]

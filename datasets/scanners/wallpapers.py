@@ -88,8 +88,8 @@ def _plasma_picture(folder: Path) -> Path | None:
 def scan(mate_root: Path, plasma_root: Path) -> Iterator[RawItem]:
     for path in sorted((mate_root / MATE).rglob("*")):
         if path.suffix.lower() in (".jpg", ".png") and not re.search(r"_\d+x\d+$", path.stem):
-            folder = path.parent.name
-            yield _item(f"mate/{folder}/{path.name}", path, path.stem, folder)
+            album = path.parent.name
+            yield _item(f"mate/{album}/{path.name}", path, path.stem, album)
     for folder in sorted(p for p in (plasma_root / PLASMA).iterdir() if p.is_dir()):
         picture = _plasma_picture(folder)
         if picture is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from jointspace.encoders.evaluation.metrics import category_base_rate, image_to_image_p10
@@ -70,9 +71,9 @@ def query_matrix(text: TextEncoder, queries: Sequence[Query]) -> tuple[np.ndarra
     out = np.zeros((len(queries), text.dim), np.float32)
     ok = np.zeros(len(queries), bool)
     for i, q in enumerate(queries):
-        terms = [term_vector(text, t) for t in q.terms]
-        if all(t is not None for t in terms):
-            out[i], ok[i] = unit_rows(np.sum(terms, axis=0)), True
+        vectors = [v for v in (term_vector(text, t) for t in q.terms) if v is not None]
+        if len(vectors) == len(q.terms):
+            out[i], ok[i] = unit_rows(np.sum(vectors, axis=0)), True
     return out, ok
 
 
@@ -106,9 +107,9 @@ class GalleryScorer:
         m = rank_metrics(vectors, self.qvecs[sel], self.relevant[sel])
         return float(np.where(self.embeddable[sel], m["p10"], 0.0).mean()) if sel.any() else 0.0
 
-    def score(self, vectors: np.ndarray) -> dict[str, dict[str, float]]:
+    def score(self, vectors: np.ndarray) -> dict[str, dict[str, Any]]:
         m = rank_metrics(vectors, self.qvecs, self.relevant)
-        out: dict[str, dict[str, float]] = {}
+        out: dict[str, dict[str, Any]] = {}
         for kind in KINDS:
             sel = self.kinds == kind
             if not sel.any():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -98,18 +99,20 @@ def mean_over(galleries: Sequence[CutoffGallery], rule: Callable[[CutoffGallery]
     return out
 
 
+def _fixed(g: CutoffGallery, threshold: float) -> np.ndarray:
+    return np.full(len(g.page_scores), threshold)
+
+
+def _auto(g: CutoffGallery, pool: int, z: float) -> np.ndarray:
+    return np.array([auto_min_score(s[:pool], z) for s in g.sorted_scores])
+
+
 def analyse(galleries: Sequence[CutoffGallery]) -> dict[str, Any]:
     """No cut-off, the best fixed threshold and the best `z` for `auto` (each by F-score), plus every z."""
-    none = mean_over(galleries, lambda g: np.full(len(g.page_scores), -np.inf))
-    fixed = {t: mean_over(galleries, lambda g, t=t: np.full(len(g.page_scores), t)) for t in FIXED_GRID}
+    none = mean_over(galleries, partial(_fixed, threshold=-np.inf))
+    fixed = {t: mean_over(galleries, partial(_fixed, threshold=t)) for t in FIXED_GRID}
     best_t = max(fixed, key=lambda t: fixed[t]["f1"])
-    auto = {
-        (pool, z): mean_over(
-            galleries, lambda g, z=z, pool=pool: np.array([auto_min_score(s[:pool], z) for s in g.sorted_scores])
-        )
-        for pool in POOL_GRID
-        for z in Z_GRID
-    }
+    auto = {(pool, z): mean_over(galleries, partial(_auto, pool=pool, z=z)) for pool in POOL_GRID for z in Z_GRID}
     best = max(auto, key=lambda pz: auto[pz]["f1"])
     return {
         "page": PAGE,

@@ -180,7 +180,7 @@ def run_loso(
         trained = train_one(ws, fold_options(cand.options, others), progress=False)
         g = galleries[source]
         head = run_head(trained.result.head, g.outputs.features)
-        prior = zeroshot_vectors(g.outputs.logits, trained.class_matrix, k)
+        zs = zeroshot_vectors(g.outputs.logits, trained.class_matrix, k)
         if cand.name not in per_candidate:
             per_candidate[cand.name] = [
                 {
@@ -195,9 +195,9 @@ def run_loso(
                 for w in cand.weights
             ]
             rows.extend(per_candidate[cand.name])
-        kept[(cand.name, source)] = (head.astype(np.float16), prior.astype(np.float16), trained.text)
+        kept[(cand.name, source)] = (head.astype(np.float16), zs.astype(np.float16), trained.text)
         for row, w in zip(per_candidate[cand.name], cand.weights, strict=True):
-            row["results"][source] = g.score(ensemble(head, prior, w), trained.text)
+            row["results"][source] = g.score(ensemble(head, zs, w), trained.text)
             row["seconds"][source] = round(time.perf_counter() - fold_started, 1)
         log.info(
             "LOSO %s, held out %s: P@10 %s",
@@ -310,7 +310,7 @@ def _candidate(
 ) -> Candidate:
     from jointspace.encoders.training import TrainConfig
 
-    train = TrainConfig(loss=loss, epochs=epochs)  # type: ignore[arg-type]
+    train = TrainConfig(loss=loss, epochs=epochs)  # type: ignore[arg-type]  # a str here, one of the losses
     return Candidate(name, RunOptions(train=train, **options), weights)
 
 

@@ -102,16 +102,16 @@ class Evaluator:
         self,
         name: str,
         kind: str,
-        text: TextEncoder | None,
+        text: TextEncoder,
         vectors: dict[str, np.ndarray] | None,
         extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         results = {}
         for g in self.galleries:
             if vectors is None:  # random ranking
-                results[g.name] = self.scorer(g, text).random()  # type: ignore[arg-type]
+                results[g.name] = self.scorer(g, text).random()
             else:
-                results[g.name] = self.scorer(g, text).score(vectors[g.name])  # type: ignore[arg-type]
+                results[g.name] = self.scorer(g, text).score(vectors[g.name])
         row = {"name": name, "kind": kind, "text": getattr(text, "name", None), "results": results, **(extra or {})}
         self.rows.append(row)
         log.info(
@@ -144,7 +144,7 @@ class Evaluator:
             spec = getattr(getattr(image, "backbone", None), "spec", None)
             same_backbone = spec is not None and spec.to_json() == self.ws.spec.to_json()
             if same_backbone and hasattr(image, "embed_features"):
-                vectors[g.name] = image.embed_features(o.features, o.logits)  # type: ignore[attr-defined]
+                vectors[g.name] = image.embed_features(o.features, o.logits)
             else:
                 from PIL import Image
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from jointspace.cli import alerts, backup, data, es, ingest, media, model, search, serve, train
 from jointspace.cli.failures import USAGE_ERRORS, report, wants_json
 from jointspace.errors import JointspaceError
 
@@ -42,8 +43,6 @@ def _root(
 ) -> None:
     """Semantic image search over social-media posts, with word and image arithmetic."""
 
-
-from jointspace.cli import alerts, backup, data, es, ingest, media, model, search, serve, train  # noqa: E402
 
 for module in (es, data, train, ingest, search, serve, media, backup, alerts, model):
     module.register(app)

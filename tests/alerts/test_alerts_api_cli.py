@@ -51,7 +51,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         container.close()
 
 
-def _posts(corpus) -> list[dict]:  # noqa: ANN001
+def _posts(corpus) -> list[dict]:
     rows = [json.loads(line) for line in corpus.jsonl.read_text().splitlines()]
     for row in rows:
         row["image"] = str(corpus.jsonl.parent / row["image"])

@@ -40,7 +40,7 @@ KEY = "browser-alerts-key"
 AXE = TESTS / "api" / "node_modules" / "axe-core" / "axe.min.js"
 
 
-def serious_violations(page) -> list[dict]:  # noqa: ANN001
+def serious_violations(page) -> list[dict]:
     """axe-core's serious and critical violations on the page as it is now (as test_browser_facets.py)."""
     if not AXE.is_file():
         pytest.fail(f"{AXE} is missing: run scripts/setup.sh (npm ci in tests/api installs axe-core)")
@@ -60,7 +60,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _posts(corpus) -> list[dict]:  # noqa: ANN001
+def _posts(corpus) -> list[dict]:
     rows = [json.loads(line) for line in corpus.jsonl.read_text().splitlines()]
     for row in rows:
         row["image"] = str(corpus.jsonl.parent / row["image"])

@@ -84,7 +84,7 @@ def alert_service(context: WorkerContext, settings: Settings) -> AlertService:
     return AlertService(open_alert_store(settings), search, context.bundle.name, settings)
 
 
-def wait_until(check, timeout_s: float, what: str) -> None:  # noqa: ANN001
+def wait_until(check, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
@@ -165,16 +165,16 @@ def test_new_matching_posts_are_recorded_once_and_delivered(
 class _DiesAfterWrite:
     """The real checker, but the process "dies" (SystemExit escapes the pipeline) right after the write."""
 
-    def __init__(self, checker) -> None:  # noqa: ANN001
+    def __init__(self, checker) -> None:
         self.checker = checker
 
-    def will_write(self, post_ids):  # noqa: ANN001, ANN201
+    def will_write(self, post_ids):
         return self.checker.will_write(post_ids)
 
-    def owed(self, post_ids):  # noqa: ANN001, ANN201
+    def owed(self, post_ids):
         return self.checker.owed(post_ids)
 
-    def written(self, docs, redelivered=False):  # noqa: ANN001, ANN201
+    def written(self, docs, redelivered=False):
         raise SystemExit("killed between the write and the alert check")
 
 
@@ -220,7 +220,7 @@ def test_filters_of_saved_searches_agree_with_the_backend(
     posts = [
         p.__class__(
             **{
-                **{f: getattr(p, f) for f in p.__slots__},  # type: ignore[attr-defined]
+                **{f: getattr(p, f) for f in p.__slots__},  # type: ignore[attr-defined]  # a slots dataclass
                 "created_at": datetime(2024, 5, 1 + i % 3, 12),
                 "source": ["api", "feed"][i % 2],
                 "hashtags": (*p.hashtags, f"n{i % 4}"),

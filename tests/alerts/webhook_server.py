@@ -34,7 +34,7 @@ class WebhookServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 key = self.headers.get("X-Jointspace-Delivery", "")
                 with owner._lock:

@@ -13,7 +13,7 @@ from tests.api.corpus import Corpus
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def test_search_click_to_add_filter_by_city(page, corpus: Corpus) -> None:  # noqa: ANN001
+def test_search_click_to_add_filter_by_city(page, corpus: Corpus) -> None:
     page.fill("#q", "dog+park")
     page.press("#q", "Enter")
     first = wait_for_new_results(page, [])
@@ -58,7 +58,7 @@ def test_search_click_to_add_filter_by_city(page, corpus: Corpus) -> None:  # no
     assert page.input_value("#q") == f"dog+park+[img:{second}]"
 
 
-def test_chip_removal_and_keyboard(page) -> None:  # noqa: ANN001
+def test_chip_removal_and_keyboard(page) -> None:
     page.fill("#q", "dog+park")
     page.press("#q", "Enter")
     page.wait_for_function("() => document.querySelectorAll('#chips .chip').length === 2")
@@ -74,7 +74,7 @@ def test_chip_removal_and_keyboard(page) -> None:  # noqa: ANN001
     page.wait_for_function("id => document.querySelector('#q').value === `dog+[img:${id}]`", arg=first)
 
 
-def test_detail_view_shows_describing_words(page) -> None:  # noqa: ANN001
+def test_detail_view_shows_describing_words(page) -> None:
     page.fill("#q", "park")
     page.press("#q", "Enter")
     page.wait_for_function("() => document.querySelector('#status').textContent.includes('result')")
@@ -89,7 +89,7 @@ def test_detail_view_shows_describing_words(page) -> None:  # noqa: ANN001
     page.wait_for_selector("#detail[open]", state="detached")
 
 
-def test_query_error_is_shown_at_its_position(page) -> None:  # noqa: ANN001
+def test_query_error_is_shown_at_its_position(page) -> None:
     page.fill("#q", "dog+(park")
     page.press("#q", "Enter")
     page.wait_for_selector("#query-error:not([hidden])")
@@ -99,7 +99,7 @@ def test_query_error_is_shown_at_its_position(page) -> None:  # noqa: ANN001
     shot(page, "05-query-error")
 
 
-def test_search_with_a_picked_photo(page, corpus: Corpus) -> None:  # noqa: ANN001
+def test_search_with_a_picked_photo(page, corpus: Corpus) -> None:
     page.fill("#q", "")
     page.press("#q", "Enter")
     photo = corpus.root / corpus.posts[0]["image"]
@@ -111,7 +111,7 @@ def test_search_with_a_picked_photo(page, corpus: Corpus) -> None:  # noqa: ANN0
     page.wait_for_selector("#photo-chip", state="hidden")
 
 
-def test_phone_width(page) -> None:  # noqa: ANN001
+def test_phone_width(page) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     page.fill("#q", "dog")
     page.press("#q", "Enter")

@@ -22,7 +22,7 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 
 
-def serious_violations(page) -> list[dict]:  # noqa: ANN001
+def serious_violations(page) -> list[dict]:
     """axe-core's serious and critical violations on the page as it is now (WCAG 2 A/AA and best practice)."""
     if not AXE.is_file():
         pytest.fail(f"{AXE} is missing: run scripts/setup.sh (npm ci in tests/api installs axe-core)")
@@ -36,13 +36,13 @@ def serious_violations(page) -> list[dict]:  # noqa: ANN001
     return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
-def search(page, expression: str) -> None:  # noqa: ANN001
+def search(page, expression: str) -> None:
     page.fill("#q", expression)
     page.press("#q", "Enter")
     page.wait_for_function("() => document.querySelector('#status').textContent.includes('result')")
 
 
-def test_page_passes_axe_at_desktop_and_phone_widths(page) -> None:  # noqa: ANN001
+def test_page_passes_axe_at_desktop_and_phone_widths(page) -> None:
     assert serious_violations(page) == []  # the empty page, as a visitor first sees it
     search(page, "dog")
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
@@ -63,7 +63,7 @@ def test_page_passes_axe_at_desktop_and_phone_widths(page) -> None:  # noqa: ANN
     page.wait_for_selector("#detail[open]", state="detached")
 
 
-def facet_counts(page, list_id: str) -> dict[str, int]:  # noqa: ANN001
+def facet_counts(page, list_id: str) -> dict[str, int]:
     return dict(
         page.eval_on_selector_all(
             f"#{list_id} .facet-value",
@@ -72,7 +72,7 @@ def facet_counts(page, list_id: str) -> dict[str, int]:  # noqa: ANN001
     )
 
 
-def test_city_facet_filters_and_hashtag_facet_adds_a_filter(page, corpus: Corpus) -> None:  # noqa: ANN001
+def test_city_facet_filters_and_hashtag_facet_adds_a_filter(page, corpus: Corpus) -> None:
     page.set_viewport_size(DESKTOP)
     search(page, "dog")
     page.wait_for_selector("#facets:not([hidden]) #facet-city .facet-value")
@@ -113,7 +113,7 @@ def test_city_facet_filters_and_hashtag_facet_adds_a_filter(page, corpus: Corpus
     assert facet_counts(page, "facet-hashtags")[tag] == tagged
 
 
-def test_trend_chart_draws_a_line_per_city(page, corpus: Corpus) -> None:  # noqa: ANN001
+def test_trend_chart_draws_a_line_per_city(page, corpus: Corpus) -> None:
     search(page, "park")
     page.wait_for_selector("#trend-chart svg polyline")
     cities = page.eval_on_selector_all("#trend-chart polyline", "els => els.map(e => e.dataset.city)")
@@ -126,7 +126,7 @@ def test_trend_chart_draws_a_line_per_city(page, corpus: Corpus) -> None:  # noq
     assert label.startswith("Matching posts per month by city.")
 
 
-def test_sort_newest_pages_through_every_post_once(page, corpus: Corpus) -> None:  # noqa: ANN001
+def test_sort_newest_pages_through_every_post_once(page, corpus: Corpus) -> None:
     search(page, "dog")
     page.select_option("#sort", "newest")
     page.wait_for_function(
@@ -156,7 +156,7 @@ def test_sort_newest_pages_through_every_post_once(page, corpus: Corpus) -> None
     page.wait_for_function("() => !location.search.includes('sort=') && !location.search.includes('min_score')")
 
 
-def test_keyword_mode_counts_its_text_matches(page) -> None:  # noqa: ANN001
+def test_keyword_mode_counts_its_text_matches(page) -> None:
     search(page, "dog")
     page.check('input[name="mode"][value="keyword"]', force=True)
     page.wait_for_function(

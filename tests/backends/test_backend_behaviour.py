@@ -24,7 +24,7 @@ def exact_top(query: np.ndarray, k: int, keep: np.ndarray | None = None) -> list
     return [CORPUS[i].id for i in np.argsort(-scores)[:k] if np.isfinite(scores[i])]
 
 
-def mask(predicate) -> np.ndarray:  # type: ignore[no-untyped-def]
+def mask(predicate) -> np.ndarray:  # type: ignore[no-untyped-def]  # any row predicate
     return np.array([bool(predicate(d.post)) for d in CORPUS])
 
 
@@ -179,7 +179,7 @@ def test_knn_scores_are_dot_products(city_backend: SearchBackend) -> None:
     ],
     ids=["cities", "hashtag", "source", "time-range", "combined"],
 )
-def test_filters_apply_inside_knn_and_count(city_backend: SearchBackend, filters: Filters, predicate) -> None:  # type: ignore[no-untyped-def]
+def test_filters_apply_inside_knn_and_count(city_backend: SearchBackend, filters: Filters, predicate) -> None:  # type: ignore[no-untyped-def]  # as mask
     keep = mask(predicate)
     assert city_backend.count(filters) == int(keep.sum())
     query = VECTORS[42]

@@ -69,7 +69,7 @@ def assert_depth_cut_is_clear(query: np.ndarray, depth: int, keep: np.ndarray | 
         assert ordered[depth - 1] - ordered[depth] > 1e-6
 
 
-def as_pairs(buckets) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+def as_pairs(buckets) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]  # either backend's buckets
     return [(b.value, b.count) for b in buckets]
 
 
@@ -119,7 +119,7 @@ def test_trends_count_and_share_per_value_and_period(city_backend: SearchBackend
     expected = brute_match(query, 10_000, keep, threshold)
     assert len(expected) > 50
 
-    def key_periods(indices) -> Counter:  # type: ignore[no-untyped-def]
+    def key_periods(indices) -> Counter:  # type: ignore[no-untyped-def]  # as as_pairs
         return Counter(
             (v, CORPUS[i].post.created_at.strftime(PERIOD[interval]))
             for i in indices

@@ -53,7 +53,7 @@ class Homes:
         else:
             from jointspace.backends.embedded import EmbeddedBackend
 
-            backend = EmbeddedBackend(settings.embedded_dir, model, DIM, **kwargs)  # type: ignore[arg-type]
+            backend = EmbeddedBackend(settings.embedded_dir, model, DIM, **kwargs)  # type: ignore[arg-type]  # mixed kwargs
         self.opened.append(backend)
         return backend
 

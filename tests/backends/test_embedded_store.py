@@ -86,7 +86,7 @@ def _read(folder: str, results: multiprocessing.Queue[object]) -> None:
             if count == BATCH * BATCHES:
                 break
         results.put(counts)
-    except BaseException as exc:  # noqa: BLE001 - reported to the test process
+    except BaseException as exc:  # reported to the test process
         results.put(repr(exc))
 
 

@@ -88,7 +88,7 @@ def test_swap_keeps_search_answering_and_drop_old(settings: Settings, manager: I
         while not stop.is_set():
             try:
                 answers.append({h.post.caption for h in old_backend.knn(vectors[0], k=3)})
-            except BaseException as exc:  # noqa: BLE001 - any failure during the swap is the finding
+            except BaseException as exc:  # any failure during the swap is the finding
                 failures.append(exc)
 
     searcher = threading.Thread(target=search_forever)

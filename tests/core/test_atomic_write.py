@@ -49,7 +49,7 @@ def test_threads_racing_for_one_target_never_share_a_temporary(tmp_path: Path) -
         try:
             for _ in range(20):
                 write_bytes_atomic(target, bytes([i]) * 10_000)
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]

@@ -22,7 +22,7 @@ def test_imagenet_class_names_offline() -> None:
     assert len(names) == 1000 and names[0] == "tench" and names[817] == "sports car"
 
 
-def test_backbone_features_and_logits(backbone) -> None:  # noqa: ANN001
+def test_backbone_features_and_logits(backbone) -> None:
     feats, logits = backbone.run_images(BATCH, batch_size=2)
     assert feats.shape == (3, 1280) and logits.shape == (3, 1000)
     assert np.isfinite(feats).all() and not np.allclose(feats[0], feats[1])
@@ -35,7 +35,7 @@ def test_unknown_backbone_without_weights_is_refused() -> None:
         Backbone(BackboneSpec("resnet18"), device="cpu")
 
 
-def test_zeroshot_encoder_gives_unit_vectors_in_text_space(backbone, minilm) -> None:  # noqa: ANN001
+def test_zeroshot_encoder_gives_unit_vectors_in_text_space(backbone, minilm) -> None:
     classes = class_prompt_matrix(minilm)
     enc = ZeroShotImageEncoder(backbone, classes, top_k=10)
     assert isinstance(enc, ImageEncoder)
@@ -45,7 +45,7 @@ def test_zeroshot_encoder_gives_unit_vectors_in_text_space(backbone, minilm) -> 
     assert enc.embed_images([]).shape == (0, 384)
 
 
-def test_head_encoder_and_ensemble(backbone, minilm) -> None:  # noqa: ANN001
+def test_head_encoder_and_ensemble(backbone, minilm) -> None:
     torch.manual_seed(0)
     head = ProjectionHead(HeadConfig(in_dim=1280, out_dim=384, hidden=64))
     zs = ZeroShotImageEncoder(backbone, class_prompt_matrix(minilm))

@@ -48,10 +48,10 @@ def three_sources(folder: Path) -> list[Item]:
 
 
 @pytest.fixture(scope="module")
-def loso_ws(settings, home: Path, backbone, minilm) -> Workspace:  # noqa: ANN001
+def loso_ws(settings, home: Path, backbone, minilm) -> Workspace:
     corpus = three_sources(home / "corpus")
 
-    def load(sources, split):  # noqa: ANN001, ANN202
+    def load(sources, split):
         splits = {split} if isinstance(split, str) else set(split or ("train", "val", "test"))
         return [it for it in corpus if (sources is None or it.post.source in sources) and it.split in splits]
 
@@ -135,7 +135,7 @@ def test_keyword_and_rare_word_metrics_known_values() -> None:
     assert keyword_p10(vectors, qs)[0] == 0.0
 
 
-def test_wordnet_prior_brings_a_class_nearer_its_hypernyms(minilm) -> None:  # noqa: ANN001
+def test_wordnet_prior_brings_a_class_nearer_its_hypernyms(minilm) -> None:
     tabby = imagenet_classes().index("tabby")
     texts = dict(class_texts(ClassPrior("wordnet"))[tabby])
     assert texts["a photo of a tabby"] == 1.0 and texts["a photo of a cat"] == 0.5 and len(texts) == 7

@@ -101,7 +101,7 @@ def close(got: dict[str, float], want: dict[str, float], ids: list[str]) -> None
 
 
 @pytest.fixture(params=["embedded", "elasticsearch"])
-def env(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201
+def env(request: pytest.FixtureRequest, tmp_path: Path):
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     env["JOINTSPACE_HOME"] = str(home)

@@ -31,13 +31,13 @@ def test_minilm_contract(minilm: TextEncoder) -> None:
         minilm.embed_words(["  "])
 
 
-def test_minilm_repeated_words_come_from_the_cache(minilm) -> None:  # noqa: ANN001
+def test_minilm_repeated_words_come_from_the_cache(minilm) -> None:
     first = minilm.embed_words(["lighthouse"])
     assert "lighthouse" in minilm._word_cache
     np.testing.assert_array_equal(minilm.embed_words(["lighthouse"]), first)
 
 
-def test_minilm_vocabulary_matrix_is_cached_on_disk(minilm, settings) -> None:  # noqa: ANN001
+def test_minilm_vocabulary_matrix_is_cached_on_disk(minilm, settings) -> None:
     minilm.vocab_matrix()
     folder = settings.home / "cache" / "text"
     halves = [p for p in folder.glob("minilm-vocab-1500-*.npy") if not p.stem.endswith("-unit-f32")]
@@ -91,7 +91,7 @@ def test_user_word_vector_files_with_and_without_header(tmp_path: Path) -> None:
             enc.embed_words(["horse"])
 
 
-def test_user_file_through_the_registered_glove_factory(tmp_path: Path, settings) -> None:  # noqa: ANN001
+def test_user_file_through_the_registered_glove_factory(tmp_path: Path, settings) -> None:
     from jointspace.registry import TEXT_ENCODERS, load
 
     path = tmp_path / "v.txt"

@@ -37,16 +37,16 @@ OPTIONS = RunOptions(
 
 
 @pytest.fixture(scope="module")
-def trained(workspace):  # noqa: ANN001
+def trained(workspace):
     return train_one(workspace, OPTIONS, progress=False)
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(trained, settings, tmp_path_factory) -> Path:  # noqa: ANN001
+def bundle_dir(trained, settings, tmp_path_factory) -> Path:
     return save_trained(trained, tmp_path_factory.mktemp("bundles") / "tiny", settings)
 
 
-def test_head_learns_shapes_and_colours_on_another_source(trained, workspace) -> None:  # noqa: ANN001
+def test_head_learns_shapes_and_colours_on_another_source(trained, workspace) -> None:
     losses = [h["loss"] for h in trained.result.history]
     assert losses[-1] < losses[0]
     test = workspace.items(["icons"], "test")
@@ -57,14 +57,14 @@ def test_head_learns_shapes_and_colours_on_another_source(trained, workspace) ->
     assert head_p10 > random_p10 + 0.1
 
 
-def test_training_is_reproducible_for_a_seed(workspace, trained) -> None:  # noqa: ANN001
+def test_training_is_reproducible_for_a_seed(workspace, trained) -> None:
     again = train_one(workspace, replace(OPTIONS, train=replace(OPTIONS.train, epochs=2)), progress=False)
     first = train_one(workspace, replace(OPTIONS, train=replace(OPTIONS.train, epochs=2)), progress=False)
     for a, b in zip(again.result.head.parameters(), first.result.head.parameters(), strict=True):
         assert torch.equal(a, b)
 
 
-def test_bundle_round_trip(bundle_dir: Path, trained, settings) -> None:  # noqa: ANN001
+def test_bundle_round_trip(bundle_dir: Path, trained, settings) -> None:
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     assert manifest["dim"] == 384 and manifest["text"]["name"] == "minilm" and manifest["loss"] == OPTIONS.train.loss
     assert manifest["training"]["data_hash"] and manifest["created"] and manifest["code_version"]
@@ -84,7 +84,7 @@ def shipped_blend_weight() -> float:
     return float(json.loads((shipped / "manifest.json").read_text())["image"]["config"]["zeroshot_weight"])
 
 
-def assert_reloaded_vectors_match(b, trained, weight: float, settings) -> None:  # noqa: ANN001
+def assert_reloaded_vectors_match(b, trained, weight: float, settings) -> None:
     """The reloaded bundle's image vectors are the trained head's, blended with the zero-training
     vector at `weight`, exactly as training scored them."""
     images = [draw("circle", "red"), draw("square", "blue"), draw("triangle", "green")]
@@ -96,7 +96,7 @@ def assert_reloaded_vectors_match(b, trained, weight: float, settings) -> None: 
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
 
 
-def test_bundle_round_trip_at_the_default_blend_weight(trained, settings, tmp_path: Path) -> None:  # noqa: ANN001
+def test_bundle_round_trip_at_the_default_blend_weight(trained, settings, tmp_path: Path) -> None:
     """Whatever weight the tiny head chose, the reloaded bundle is also checked at the shipped
     bundle's blend weight (not 0), so the zero-training half of the blend is reloaded right."""
     weight = shipped_blend_weight()
@@ -113,7 +113,7 @@ def test_bundle_round_trip_at_the_default_blend_weight(trained, settings, tmp_pa
     assert not np.allclose(b.image.embed_images(images), head_only / np.linalg.norm(head_only), atol=1e-3)
 
 
-def _copy(bundle_dir: Path, tmp_path: Path, edit) -> Path:  # noqa: ANN001
+def _copy(bundle_dir: Path, tmp_path: Path, edit) -> Path:
     dest = tmp_path / "edited"
     shutil.copytree(bundle_dir, dest)
     manifest = json.loads((dest / "manifest.json").read_text())
@@ -122,13 +122,13 @@ def _copy(bundle_dir: Path, tmp_path: Path, edit) -> Path:  # noqa: ANN001
     return dest
 
 
-def test_dimension_mismatch_is_refused(bundle_dir: Path, settings, tmp_path: Path) -> None:  # noqa: ANN001
+def test_dimension_mismatch_is_refused(bundle_dir: Path, settings, tmp_path: Path) -> None:
     path = _copy(bundle_dir, tmp_path, lambda m: m.update(dim=50))
     with pytest.raises(ConfigurationError, match="50"):
         _ = load_bundle(path, settings).text  # the text side is loaded, and checked, on first use
 
 
-def test_other_text_encoder_is_refused(bundle_dir: Path, settings, tmp_path: Path) -> None:  # noqa: ANN001
+def test_other_text_encoder_is_refused(bundle_dir: Path, settings, tmp_path: Path) -> None:
     def swap(m: dict) -> None:
         m["text"]["probe"] = [list(np.roll(np.asarray(r), 7)) for r in m["text"]["probe"]]
 
@@ -136,12 +136,12 @@ def test_other_text_encoder_is_refused(bundle_dir: Path, settings, tmp_path: Pat
         _ = load_bundle(_copy(bundle_dir, tmp_path, swap), settings).text
 
 
-def test_folder_without_manifest_is_refused(tmp_path: Path, settings) -> None:  # noqa: ANN001
+def test_folder_without_manifest_is_refused(tmp_path: Path, settings) -> None:
     with pytest.raises(ConfigurationError, match="not a model bundle"):
         load_bundle(tmp_path, settings)
 
 
-def test_retrained_heads_get_different_bundle_names(workspace, trained, settings, bundle_dir, tmp_path) -> None:  # noqa: ANN001
+def test_retrained_heads_get_different_bundle_names(workspace, trained, settings, bundle_dir, tmp_path) -> None:
     """Indexes are keyed by bundle name, so a retrained head must not reuse the name of the last one."""
     other = train_one(workspace, replace(OPTIONS, train=replace(OPTIONS.train, epochs=2, seed=1)), progress=False)
     again = save_trained(other, tmp_path / "again", settings, make_latest=False)
@@ -150,7 +150,7 @@ def test_retrained_heads_get_different_bundle_names(workspace, trained, settings
     assert first != second and first.rsplit("-", 1)[0] == second.rsplit("-", 1)[0]
 
 
-def test_shipped_bundle_is_the_default_until_something_is_trained(tmp_path: Path, settings) -> None:  # noqa: ANN001
+def test_shipped_bundle_is_the_default_until_something_is_trained(tmp_path: Path, settings) -> None:
     fresh = settings.model_copy(update={"home": tmp_path})
     folder = resolve_bundle_dir(None, fresh)
     assert folder == shipped_bundle_dir() and folder is not None
@@ -167,7 +167,7 @@ def test_shipped_bundle_is_the_default_until_something_is_trained(tmp_path: Path
     assert float(v[0] @ circle) > float(v[1] @ circle)
 
 
-def test_zero_training_bundle_when_nothing_is_trained(tmp_path: Path, settings) -> None:  # noqa: ANN001
+def test_zero_training_bundle_when_nothing_is_trained(tmp_path: Path, settings) -> None:
     fresh = settings.model_copy(update={"home": tmp_path, "shipped_model": False})
     folder = resolve_bundle_dir(None, fresh)
     assert folder.name == ZEROSHOT_NAME and (folder / "manifest.json").is_file()
@@ -175,7 +175,7 @@ def test_zero_training_bundle_when_nothing_is_trained(tmp_path: Path, settings) 
     assert b.name == ZEROSHOT_NAME and b.dim == 384
 
 
-def test_finetune_step_runs_on_cpu(workspace, trained) -> None:  # noqa: ANN001
+def test_finetune_step_runs_on_cpu(workspace, trained) -> None:
     from jointspace.encoders.finetune import finetune
 
     items = workspace.items(["drawings"], "train")[:4]
@@ -189,7 +189,7 @@ def test_finetune_step_runs_on_cpu(workspace, trained) -> None:  # noqa: ANN001
     assert torch.equal(before[0], next(workspace.cache.backbone.model.conv_head.parameters()))  # a copy changed
 
 
-def test_evaluation_writes_a_report(workspace, settings, bundle_dir, tmp_path: Path) -> None:  # noqa: ANN001
+def test_evaluation_writes_a_report(workspace, settings, bundle_dir, tmp_path: Path) -> None:
     from jointspace.encoders.evaluation.runner import run_evaluation
 
     report = run_evaluation(
@@ -220,7 +220,7 @@ def test_evaluation_writes_a_report(workspace, settings, bundle_dir, tmp_path: P
     assert np.mean(per_query["p10_per_query"]) == pytest.approx(per_query["p10"])
 
 
-def test_photo_train_val_and_test_parts_are_disjoint_and_stable(settings, corpus) -> None:  # noqa: ANN001
+def test_photo_train_val_and_test_parts_are_disjoint_and_stable(settings, corpus) -> None:
     """Photo sources: heads train on the train part only, validation sees only the val part, galleries
     only the test part, whatever 80/10/10 split each photo was prepared with."""
     from jointspace.datasets.prepared import Item
@@ -239,7 +239,7 @@ def test_photo_train_val_and_test_parts_are_disjoint_and_stable(settings, corpus
         for it in corpus
     ]
 
-    def load(sources, split):  # noqa: ANN001, ANN202
+    def load(sources, split):
         splits = {split} if isinstance(split, str) else set(split or ("train", "val", "test"))
         return [
             it for it in [*corpus, *photos] if (sources is None or it.post.source in sources) and it.split in splits

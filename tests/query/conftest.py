@@ -35,7 +35,7 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     store.refresh()
     yield store
     if request.param == "elasticsearch":
-        store.client.indices.delete(index=f"{store.alias}-*")  # type: ignore[attr-defined]
+        store.client.indices.delete(index=f"{store.alias}-*")  # type: ignore[attr-defined]  # ES only
     store.close()
 
 

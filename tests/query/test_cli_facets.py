@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jointspace.records import Post
 from tests.query.cli_support import run
 from tests.query.query_geometry import axis, documents
 
 pytestmark = pytest.mark.slow
 
 
-def above(query: np.ndarray, min_score: float) -> list:  # type: ignore[type-arg]
+def above(query: np.ndarray, min_score: float) -> list[Post]:
     query = query / np.linalg.norm(query)
     return [d.post for d in documents() if float(d.vector @ query) >= min_score]
 

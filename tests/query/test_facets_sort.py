@@ -17,7 +17,7 @@ DOCS = {d.id: d for d in documents()}
 
 def matching(
     service: SearchService, expression: str, min_score: float | None = None, keep=lambda p: True
-) -> list[Post]:  # type: ignore[no-untyped-def]
+) -> list[Post]:  # type: ignore[no-untyped-def]  # fixtures' types left to pytest
     """The match set by brute force: every post kept (the default facet_depth exceeds the
     collection) whose similarity passes min_score."""
     query = service.query_vector(expression)
@@ -32,7 +32,7 @@ def top_counts(values: list[str], size: int) -> list[dict[str, object]]:
     return [{"value": v, "count": n} for v, n in ordered]
 
 
-def facet_json(result) -> dict[str, list[dict[str, object]]]:  # type: ignore[no-untyped-def]
+def facet_json(result) -> dict[str, list[dict[str, object]]]:  # type: ignore[no-untyped-def]  # as above
     return {
         name: [{"value": b.value, "count": b.count} for b in buckets] for name, buckets in result.facets.fields.items()
     }

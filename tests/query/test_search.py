@@ -243,7 +243,7 @@ def test_limits(service: SearchService, settings: Settings) -> None:
     with pytest.raises(QueryError, match="characters long"):
         service.search("park+" * 400 + "park")
     with pytest.raises(QueryError, match="unknown mode"):
-        service.search("park", mode="fuzzy")  # type: ignore[arg-type]
+        service.search("park", mode="fuzzy")  # type: ignore[arg-type]  # an unknown mode, on purpose
 
 
 def test_describe_post_and_city(service: SearchService) -> None:
@@ -304,7 +304,7 @@ def test_random_queries_raise_only_query_errors(service: SearchService) -> None:
     )
     def run(text: str, mode: str) -> None:
         try:
-            result = service.search(text, mode=mode, k=3)  # type: ignore[arg-type]
+            result = service.search(text, mode=mode, k=3)  # type: ignore[arg-type]  # the modes as plain strs
         except QueryError:
             outcomes["refused"].append(f"{mode}:{text}")
             return

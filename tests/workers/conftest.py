@@ -95,7 +95,7 @@ class Rig:
             **extra_env,
         )
 
-    def settings(self):  # noqa: ANN201 - Settings, imported late so the env is the rig's
+    def settings(self):  # Settings, imported late so the env is the rig's
         from jointspace.settings import Settings
 
         return Settings(
@@ -244,7 +244,7 @@ class PersistentRedis:
                 self.proc.wait()
 
 
-def _pings(client) -> bool:  # noqa: ANN001
+def _pings(client) -> bool:
     import redis
 
     try:

@@ -48,7 +48,7 @@ def _noise_corpus(folder: Path, start: int, n: int, name: str) -> tuple[Path, li
     return jsonl, ids
 
 
-def _backend(rig: Rig):  # noqa: ANN202
+def _backend(rig: Rig):
     from jointspace.backends import open_backend
 
     from tests.workers.histogram_bundle import make_bundle
@@ -57,7 +57,7 @@ def _backend(rig: Rig):  # noqa: ANN202
     return open_backend(rig.settings(), bundle.name, bundle.dim, read_only=True)
 
 
-def _all_ids(backend) -> set[str]:  # noqa: ANN001
+def _all_ids(backend) -> set[str]:
     return {doc.post.id for doc in backend.iter_documents()}
 
 
