@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,7 +117,7 @@ def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
         JOINTSPACE_BUNDLE_FACTORY=FACTORY,
         JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS),
         JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
-        PYTHONPATH=os.pathsep.join([IMPORT_ROOT, *sys.path]),
+        PYTHONPATH=IMPORT_ROOT,
     )
     old, new = corpus_with_prefix(tmp_path / "old", 6, "a"), corpus_with_prefix(tmp_path / "new", 12, "b")
     assert _run(env, "ingest", str(old.jsonl), "--quiet").returncode == 0

@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +84,7 @@ def server(media: Path) -> Iterator[str]:
         JOINTSPACE_BUNDLE_FACTORY=FACTORY,
         JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS),
         JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
-        PYTHONPATH=os.pathsep.join([IMPORT_ROOT, *sys.path]),
+        PYTHONPATH=IMPORT_ROOT,
     )
     log = media / "server.log"
     with log.open("wb") as out:
