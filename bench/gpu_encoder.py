@@ -16,6 +16,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,7 +71,8 @@ def main() -> None:
         raise SystemExit("no CUDA device: this bench is for a GPU machine (bench/gpu.sh)")
     settings = get_settings().model_copy(update={"device": "cuda"})
     bundle = load_model_bundle(settings)
-    backbone = bundle.image.backbone  # the bundle's own network, as loaded for CUDA
+    image: Any = bundle.image  # a CNN-backed encoder (not every ImageEncoder has a backbone)
+    backbone = image.backbone  # the bundle's own network, as loaded for CUDA
     size = backbone.spec.resolved_size
     images = pictures(args.data, max(BATCHES))
     tensors = torch.stack([backbone.transform(im) for im in images]).to("cuda")

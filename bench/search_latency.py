@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_vectors import corpus, real_vectors  # noqa: E402
-from scale import elasticsearch_node, index_all  # noqa: E402
+from real_vectors import corpus, real_vectors
+from scale import elasticsearch_node, index_all
 
 
 def free_port() -> int:

@@ -49,7 +49,7 @@ def test_minilm_vocabulary_matrix_is_cached_on_disk(minilm, settings) -> None:
     assert unit.dtype == np.float32 and np.allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
 
 
-def test_minilm_fresh_process_takes_vocabulary_words_from_the_cache(minilm, settings) -> None:  # noqa: ANN001
+def test_minilm_fresh_process_takes_vocabulary_words_from_the_cache(minilm, settings) -> None:
     """A one-off word query maps the cached vocabulary instead of starting the sentence model."""
     from jointspace.encoders.sentence import MiniLMTextEncoder
 
@@ -144,7 +144,7 @@ def test_vocabulary_is_embedded_by_one_process_when_several_start_cold(tmp_path)
     assert embedded == 1, [err for _, err in outputs]
 
 
-def test_bundle_probe_check_is_remembered_per_encoder_identity(settings, monkeypatch) -> None:  # noqa: ANN001
+def test_bundle_probe_check_is_remembered_per_encoder_identity(settings, monkeypatch) -> None:
     """The bundle's text fingerprint is checked with the model once per home and encoder identity;
     a one-off search on the same home then does not start the model only to check it again."""
     from jointspace.encoders.bundle import forget_loaded, load_bundle

@@ -56,7 +56,7 @@ def write_posts(folder: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(params=["embedded", "elasticsearch"])
-def env(request: pytest.FixtureRequest, tmp_path: Path):  # noqa: ANN201
+def env(request: pytest.FixtureRequest, tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     env["JOINTSPACE_HOME"] = str(tmp_path / "home")
     env["JOINTSPACE_EXPLAIN_NEAREST_WORDS"] = "0"
