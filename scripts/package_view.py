@@ -23,6 +23,9 @@ VIEW = ROOT / ".cache" / "package-view"
 
 def installed_stages() -> dict[str, Path]:
     """Top-level folders of the repository installed as `jointspace.<name>`, by the import system."""
+    spec = importlib.util.find_spec("jointspace")
+    if spec is None or spec.origin is None or Path(spec.origin).resolve() != ROOT / "jointspace" / "__init__.py":
+        raise SystemExit(f"jointspace is not installed from {ROOT} (editable): pip install -e '.[test]' there first")
     stages = {}
     for folder in sorted(ROOT.iterdir()):
         if folder.name == "jointspace" or not (folder / "__init__.py").is_file():

@@ -11,4 +11,6 @@ python -m ruff format --check .
 python scripts/package_view.py >/dev/null
 python -m mypy
 # import-linter puts the working directory first on the import path: run it from the view.
-(cd .cache/package-view && lint-imports ../../pyproject.toml --no-cache)
+# (Through this python rather than the lint-imports script, which pyenv may not have on PATH yet.)
+(cd .cache/package-view && python -c "import sys; from importlinter.cli import lint_imports_command as c; sys.exit(c())" \
+  ../../pyproject.toml --no-cache)
