@@ -13,14 +13,10 @@ import torch
 from jointspace.encoders.backbone import Backbone
 from jointspace.encoders.head import ProjectionHead
 from jointspace.encoders.imagenet import ClassPrior, class_texts
+from jointspace.encoders.vectors import unit_rows
 from PIL import Image
 
 from jointspace.protocols import TextEncoder
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def class_prompt_matrix(text: TextEncoder, prior: ClassPrior | None = None) -> np.ndarray:

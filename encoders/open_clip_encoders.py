@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jointspace.encoders.vectors import embed_words_cached, nearest_rows, unit_rows
 from jointspace.encoders.words import WordSegmenter, caption_text
 from PIL import Image
 
@@ -145,11 +146,6 @@ def shared_model(arch: str, checkpoint: Path, device: str = "cpu", threads: int 
         return _SHARED[key]
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 class OpenClipTextEncoder:
     """A `TextEncoder` over the CLIP text tower. Embeds any word (byte-pair tokens); `vocabulary`
     and `nearest_words` use the bundle's word list, whose embeddings the import stored."""
@@ -165,7 +161,7 @@ class OpenClipTextEncoder:
         self.batch_size = batch_size
         self._vocab = list(words)
         self._index = {w: i for i, w in enumerate(self._vocab)}
-        self._matrix = None if vocab_matrix is None else _unit(vocab_matrix)
+        self._matrix = None if vocab_matrix is None else unit_rows(vocab_matrix)
         self._cache: dict[str, np.ndarray] = {}
         self.segmenter = WordSegmenter(self._index.get)
 
@@ -182,7 +178,7 @@ class OpenClipTextEncoder:
             for start in tqdm(starts, desc="embedding words", unit="batch", disable=not progress):
                 tokens = self.clip.tokenizer(list(texts[start : start + self.batch_size])).to(self.clip.device)
                 out.append(self.clip.model.encode_text(tokens).float().cpu().numpy())
-        return _unit(np.concatenate(out))
+        return unit_rows(np.concatenate(out))
 
     def has_word(self, word: str) -> bool:
         return word.lower() in self._index
@@ -200,17 +196,7 @@ class OpenClipTextEncoder:
         return self._matrix
 
     def embed_words(self, words: Sequence[str]) -> np.ndarray:
-        keys = [w.strip().lower() for w in words]
-        for w, key in zip(words, keys, strict=True):
-            if not key:
-                raise KeyError(w)
-        missing = [k for k in dict.fromkeys(keys) if k not in self._cache]
-        if missing:
-            for k, row in zip(missing, self.encode(missing), strict=True):
-                self._cache[k] = row
-        if not keys:
-            return np.zeros((0, self.dim), np.float32)
-        return np.stack([self._cache[k] for k in keys])
+        return embed_words_cached(words, self._cache, self.encode, self.dim)
 
     def embed_caption(self, caption: str, hashtags: Sequence[str] = ()) -> np.ndarray:
         text = caption_text(caption, hashtags, self.segmenter)
@@ -220,13 +206,7 @@ class OpenClipTextEncoder:
         return self.encode([caption_text(c, h, self.segmenter) for c, h in captions], progress=progress)
 
     def nearest_words(self, vector: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
-        matrix = self.vocab_matrix()
-        v = np.asarray(vector, np.float32).reshape(-1)
-        sims = matrix @ (v / max(float(np.linalg.norm(v)), 1e-12))
-        k = min(k, len(sims))
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[np.argsort(-sims[top])]
-        return [(self._vocab[i], float(sims[i])) for i in top]
+        return [(self._vocab[i], sim) for i, sim in nearest_rows(self.vocab_matrix(), vector, k)]
 
 
 class OpenClipImageEncoder:
@@ -252,7 +232,7 @@ class OpenClipImageEncoder:
                     [self.clip.preprocess(im.convert("RGB")) for im in images[start : start + self.batch_size]]
                 ).to(self.clip.device)
                 out.append(self.clip.model.encode_image(batch).float().cpu().numpy())
-        return _unit(np.concatenate(out))
+        return unit_rows(np.concatenate(out))
 
 
 def read_words(path: str | None) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from jointspace.encoders import minilm_onnx
+from jointspace.encoders.vectors import embed_words_cached, nearest_rows
 from jointspace.encoders.words import WordSegmenter, caption_text
 
 from jointspace.atomic_write import atomic_path, write_text_atomic
@@ -212,26 +213,18 @@ class MiniLMTextEncoder:
         return matrix  # embed_words reads vocabulary words from it (no per-word copy loop here)
 
     def embed_words(self, words: Sequence[str]) -> np.ndarray:
-        keys = [w.strip().lower() for w in words]
-        for w, key in zip(words, keys, strict=True):
-            if not key:
-                raise KeyError(w)
-        missing = [k for k in dict.fromkeys(keys) if k not in self._word_cache]
-        if missing and self._vocab_matrix is None and self.vocabulary_prepared():
+        return embed_words_cached(words, self._word_cache, self.encode, self.dim, self._vocabulary_rows)
+
+    def _vocabulary_rows(self, missing: list[str]) -> dict[str, np.ndarray]:
+        """Rows of the nearest-word matrix for those of `missing` in the vocabulary (no encode)."""
+        if self._vocab_matrix is None and self.vocabulary_prepared() and all(k in self._ranks() for k in missing):
             # Vocabulary words from the cached matrix (as a warm server does) rather than starting the
             # sentence model: a one-off word query then never loads it (~0.5 s of CPU).
-            if all(k in self._ranks() for k in missing):
-                self.vocab_matrix()
-        if missing and self._vocab_matrix is not None and self._vocab_index is not None:
-            for k in [k for k in missing if k in self._vocab_index]:
-                self._word_cache[k] = np.array(self._vocab_matrix[self._vocab_index[k]], np.float32)
-            missing = [k for k in missing if k not in self._word_cache]
-        if missing:
-            for k, row in zip(missing, self.encode(missing), strict=True):
-                self._word_cache[k] = row
-        if not keys:
-            return np.zeros((0, self.dim), np.float32)
-        return np.stack([self._word_cache[k] for k in keys])
+            self.vocab_matrix()
+        matrix, index = self._vocab_matrix, self._vocab_index
+        if matrix is None or index is None:
+            return {}
+        return {k: np.array(matrix[index[k]], np.float32) for k in missing if k in index}
 
     def embed_caption(self, caption: str, hashtags: Sequence[str] = ()) -> np.ndarray:
         text = caption_text(caption, hashtags, self.segmenter)
@@ -244,10 +237,5 @@ class MiniLMTextEncoder:
         return self.encode([caption_text(c, h, self.segmenter) for c, h in captions], progress=progress)
 
     def nearest_words(self, vector: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
-        matrix = self.vocab_matrix()
-        v = np.asarray(vector, np.float32).reshape(-1)
-        sims = matrix @ (v / max(float(np.linalg.norm(v)), 1e-12))
-        top = np.argpartition(-sims, min(k, len(sims) - 1))[:k]
-        top = top[np.argsort(-sims[top])]
         vocab = self.vocabulary()
-        return [(vocab[i], float(sims[i])) for i in top]
+        return [(vocab[i], sim) for i, sim in nearest_rows(self.vocab_matrix(), vector, k)]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import numpy as np
-from jointspace.encoders.image_encoders import unit_rows
+from jointspace.encoders.vectors import unit_rows
 from jointspace.encoders.words import STOP_WORDS, caption_words
 from tqdm import tqdm
 

@@ -16,13 +16,8 @@ from typing import Literal
 
 import numpy as np
 from gensim.models import FastText, KeyedVectors, Word2Vec
+from jointspace.encoders.vectors import nearest_rows, unit_rows
 from jointspace.encoders.words import WordSegmenter, caption_words
-
-
-def _unit(rows: np.ndarray) -> np.ndarray:
-    rows = np.asarray(rows, dtype=np.float32)
-    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
-    return rows / np.maximum(norms, 1e-12)
 
 
 class WordVectorEncoder:
@@ -36,7 +31,7 @@ class WordVectorEncoder:
         self.dim = int(vectors.vector_size)
         self.embeds_unseen_words = embeds_unseen_words
         self._idf = idf
-        self._unit = _unit(vectors.vectors)
+        self._unit = unit_rows(vectors.vectors)
         self._alpha = np.fromiter(
             (w.isalpha() for w in vectors.index_to_key), dtype=bool, count=len(vectors.index_to_key)
         )
@@ -54,7 +49,7 @@ class WordVectorEncoder:
         if i is not None:
             return self._unit[i]
         if self.embeds_unseen_words and w:
-            return _unit(self.kv.get_vector(w))  # FastText: sum of the word's n-gram vectors
+            return unit_rows(self.kv.get_vector(w))  # FastText: sum of the word's n-gram vectors
         raise KeyError(word)
 
     def embed_words(self, words: Sequence[str]) -> np.ndarray:
@@ -75,14 +70,11 @@ class WordVectorEncoder:
             return np.zeros(self.dim, np.float32)  # nothing known: the zero vector, which matches nothing
         ws = list(counts)
         weights = np.array([counts[w] * self.idf(w) for w in ws], np.float32)
-        return _unit(weights @ self.embed_words(ws))
+        return unit_rows(weights @ self.embed_words(ws))
 
     def nearest_words(self, vector: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
-        sims = self._unit @ _unit(vector).reshape(-1)
-        sims = np.where(self._alpha, sims, -np.inf)  # numbers and punctuation make poor explanations
-        top = np.argpartition(-sims, min(k, len(sims) - 1))[:k]
-        top = top[np.argsort(-sims[top])]
-        return [(self.kv.index_to_key[i], float(sims[i])) for i in top]
+        # Numbers and punctuation make poor explanations: only alphabetic words take part.
+        return [(self.kv.index_to_key[i], sim) for i, sim in nearest_rows(self._unit, vector, k, self._alpha)]
 
 
 def glove_6b_50d() -> KeyedVectors:

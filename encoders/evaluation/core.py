@@ -16,8 +16,8 @@ from jointspace.encoders.evaluation.queries import (
     relevant_mask,
     seed_queries,
 )
-from jointspace.encoders.image_encoders import unit_rows
 from jointspace.encoders.targets import Labelled
+from jointspace.encoders.vectors import unit_rows
 
 from jointspace.protocols import TextEncoder
 
