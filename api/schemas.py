@@ -8,6 +8,8 @@ from typing import Any, Literal
 from jointspace.query.request import Mode, SearchFilters
 from pydantic import BaseModel, Field
 
+from jointspace.choices import SortOrder
+
 
 class PostOut(BaseModel):
     id: str
@@ -37,7 +39,7 @@ class SearchOut(BaseModel):
         default_factory=dict, description="Nearest words to the query vector, each term's share, the plan"
     )
     has_more: bool = Field(description="True when the next page may hold more hits")
-    sort: Literal["relevance", "newest"] = "relevance"
+    sort: SortOrder = "relevance"
     facets: FacetsOut | None = Field(default=None, description="The counts asked for with `facets`")
 
 

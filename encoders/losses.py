@@ -11,13 +11,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch.nn import functional as F
 
-LossName = Literal["soft-contrastive", "infonce", "regression"]
-LOSSES: tuple[LossName, ...] = ("soft-contrastive", "infonce", "regression")
+from jointspace.choices import LOSSES, LossName
 
 
 def regression_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -30,10 +30,11 @@ from jointspace.encoders.backbone import BackboneSpec
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.features import CachedOutputs, FeatureCache
 from jointspace.encoders.head import ProjectionHead
-from jointspace.encoders.image_encoders import class_prompt_matrix, ensemble, run_head, unit_rows, zeroshot_vectors
+from jointspace.encoders.image_encoders import class_prompt_matrix, ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.imagenet import ClassPrior
 from jointspace.encoders.targets import TargetKind, build_targets, label_words
 from jointspace.encoders.training import TrainConfig, TrainResult, train_head
+from jointspace.encoders.vectors import unit_rows
 from jointspace.encoders.words import caption_words
 
 from jointspace.errors import ConfigurationError
@@ -42,7 +43,6 @@ from jointspace.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TEXT_ENCODERS = ("minilm", "glove", "word2vec", "fasttext")
 # Weight of the zero-training vector in the blend, chosen on validation (1.0: the zero-training vector alone).
 ENSEMBLE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
 PHOTO_SOURCES = ("gcompris", "scratch", "kphotoalbum")

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from jointspace.choices import SORT_ORDERS, SortOrder
 from jointspace.errors import QueryError
 from jointspace.records import FACET_FIELDS, TREND_INTERVALS, TREND_KEYS, FacetCounts, Filters, MatchSet, TrendBucket
 from jointspace.settings import Settings
 
 from .keyword import KeywordQuery
 
-Sort = Literal["relevance", "newest"]
-SORTS: tuple[str, ...] = ("relevance", "newest")
+Sort = SortOrder
+SORTS: tuple[str, ...] = SORT_ORDERS
 
 
 def match_set(query: np.ndarray, filters: Filters, min_score: float | None, settings: Settings) -> MatchSet:

@@ -16,13 +16,14 @@ from typing import Annotated, Any, Literal, Self
 from jointspace.query.cutoff import parse_min_score
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
+from jointspace.choices import SearchMode, SortOrder
 from jointspace.errors import QueryError
 from jointspace.records import Filters
 from jointspace.settings import Settings
 
 from .matching import facet_fields
 
-Mode = Literal["semantic", "keyword", "hybrid"]
+Mode = SearchMode
 
 
 # Parameters that may be left out are documented without `null`: a query string or a form field
@@ -114,7 +115,7 @@ class SearchRequest(SearchFilters):
         "city, hashtags, source, month (comma-separated "
         "or repeated)",
     )
-    sort: Literal["relevance", "newest"] = Field(
+    sort: SortOrder = Field(
         default="relevance", description="relevance, or newest first among the matching posts (stable pages)"
     )
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
+from jointspace.choices import SEARCH_MODES, SearchMode
 from jointspace.errors import DimensionError, QueryError
 from jointspace.protocols import SearchBackend, TextEncoder
 from jointspace.records import FacetCounts, Filters, Hit, MatchSet
@@ -30,8 +31,8 @@ from .resolve import resolve
 from .syntax import Term
 from .vocabulary import NearestWords, VocabularyNotReady
 
-Mode = Literal["semantic", "keyword", "hybrid"]
-MODES: tuple[str, ...] = ("semantic", "keyword", "hybrid")
+Mode = SearchMode
+MODES: tuple[str, ...] = SEARCH_MODES
 # The key an uploaded photo's vector takes among the terms of `search_vector`.
 PHOTO_KEY = ("photo", "uploaded photo")
 

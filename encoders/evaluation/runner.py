@@ -25,12 +25,10 @@ from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.evaluation.report import write_report
 from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.imagenet import DEFAULT_PRIOR, ClassPrior
-from jointspace.encoders.losses import LOSSES
 from jointspace.encoders.training import TrainConfig
 from jointspace.encoders.training_runs import (
     PHOTO_SOURCES,
     PHOTOS,
-    TEXT_ENCODERS,
     RunOptions,
     TrainedHead,
     Workspace,
@@ -41,6 +39,7 @@ from jointspace.encoders.training_runs import (
     with_loss,
 )
 
+from jointspace.choices import LOSSES, TRAINABLE_TEXT_ENCODERS
 from jointspace.protocols import TextEncoder
 from jointspace.settings import Settings
 
@@ -178,7 +177,7 @@ def run_evaluation(
     val_sources: Sequence[str] = ("tuxpaint", PHOTOS),
     grid_epochs: int = 40,
     workspace: Workspace | None = None,
-    grid_texts: Sequence[str] = TEXT_ENCODERS,
+    grid_texts: Sequence[str] = TRAINABLE_TEXT_ENCODERS,
     grid_losses: Sequence[str] = LOSSES,
     limit: int | None = None,
     augment: Sequence[str] | None = None,

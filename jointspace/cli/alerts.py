@@ -7,10 +7,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+
+from jointspace.choices import SearchMode
 
 alerts_app = typer.Typer(
     help="Saved searches: every new batch of posts is checked against them; matches go to "
@@ -18,12 +19,6 @@ alerts_app = typer.Typer(
     "and the page.",
     no_args_is_help=True,
 )
-
-
-class AlertMode(StrEnum):
-    semantic = "semantic"
-    keyword = "keyword"
-    hybrid = "hybrid"
 
 
 def _print(data: Any) -> None:
@@ -54,8 +49,8 @@ def _describe(search: dict[str, Any]) -> str:
 def add(
     expression: Annotated[str, typer.Argument(help="The query, as for `jointspace search` (inline filters too).")],
     mode: Annotated[
-        AlertMode, typer.Option(help="semantic (similarity), keyword (mentions the words) or hybrid (either).")
-    ] = AlertMode.semantic,
+        SearchMode, typer.Option(help="semantic (similarity), keyword (mentions the words) or hybrid (either).")
+    ] = "semantic",
     min_score: Annotated[
         str | None, typer.Option(help="Similarity (-1..1) a new post must reach; needed for semantic and hybrid.")
     ] = None,
@@ -71,22 +66,23 @@ def add(
     """Save a search; posts indexed from now on that match it are recorded and delivered."""
     from jointspace.alerts.service import AlertService
     from jointspace.query.parser import QueryLimits, parse
+    from jointspace.query.request import SearchFilters
     from jointspace.query.service import SearchService
-    from jointspace.records import Filters
     from jointspace.settings import get_settings
     from jointspace.workers.runtime import load_model_bundle, open_search_backend
 
     settings = get_settings()
     parse(expression, QueryLimits.from_settings(settings))  # syntax errors before the model loads
-    filters = Filters(
-        cities=tuple(city or ()), hashtags=tuple(tag or ()), sources=tuple(source or ()), after=after, before=before
-    )
+    # The filter parameters as GET /search, POST /alerts and `jointspace search` read them.
+    filters = SearchFilters(
+        city=city or [], tag=tag or [], source=source or [], after=after, before=before
+    ).to_filters()
     bundle = load_model_bundle(settings)
     backend = open_search_backend(settings, bundle)
     try:
         with _store() as store:
             service = AlertService(store, SearchService(backend, bundle.text, settings), bundle.name, settings)
-            saved = service.add(expression, mode.value, min_score, webhook, name, filters)
+            saved = service.add(expression, mode, min_score, webhook, name, filters)
     finally:
         backend.close()
     if as_json:

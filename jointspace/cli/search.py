@@ -5,42 +5,21 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from jointspace.choices import SearchMode, SortOrder
+
 if TYPE_CHECKING:
     from jointspace.query.service import SearchResult
+    from jointspace.records import Hit
 
 
-class SearchMode(StrEnum):
-    semantic = "semantic"
-    keyword = "keyword"
-    hybrid = "hybrid"
+def hit_json(hit: Hit) -> dict[str, Any]:
+    from jointspace.records import hit_json as post_and_score
 
-
-class SearchSort(StrEnum):
-    relevance = "relevance"
-    newest = "newest"
-
-
-HIT_FIELDS = ("id", "score", "caption", "city", "hashtags", "created_at", "author", "source", "image")
-
-
-def hit_json(hit: Any) -> dict[str, Any]:
-    post = hit.post
-    return {
-        "id": post.id,
-        "score": round(float(hit.score), 6),
-        "caption": post.caption,
-        "city": post.city,
-        "hashtags": list(post.hashtags),
-        "created_at": post.created_at.isoformat() if post.created_at else None,
-        "author": post.author,
-        "source": post.source,
-        "image": post.image,
-    }
+    return post_and_score(hit.post, hit.score)
 
 
 def _shorten(text: str, width: int) -> str:
@@ -112,9 +91,7 @@ def search(
     source: Annotated[list[str] | None, typer.Option("--source", help="Only this source (repeatable).")] = None,
     after: Annotated[datetime | None, typer.Option(help="Posts created at or after this time.")] = None,
     before: Annotated[datetime | None, typer.Option(help="Posts created before this time.")] = None,
-    mode: Annotated[
-        SearchMode, typer.Option(help="semantic (kNN), keyword (BM25) or hybrid (fused).")
-    ] = SearchMode.semantic,
+    mode: Annotated[SearchMode, typer.Option(help="semantic (kNN), keyword (BM25) or hybrid (fused).")] = "semantic",
     k: Annotated[int | None, typer.Option("-k", "--k", help="Hits per page (default JOINTSPACE_DEFAULT_K).")] = None,
     page: Annotated[int, typer.Option(help="1-based page.")] = 1,
     # Text, read by the shared request model: whatever forms it accepts, this flag accepts.
@@ -135,9 +112,7 @@ def search(
             "any of city,hashtags,source,month.",
         ),
     ] = None,
-    sort: Annotated[
-        SearchSort, typer.Option(help="relevance, or newest first among the matching posts.")
-    ] = SearchSort.relevance,
+    sort: Annotated[SortOrder, typer.Option(help="relevance, or newest first among the matching posts.")] = "relevance",
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"hits\": [...], \"explain\": {...}}.")] = False,
 ) -> None:
     """Search the index with word and image arithmetic; errors point at the offending character."""
@@ -156,13 +131,13 @@ def search(
         "source": source or [],
         "after": after,
         "before": before,
-        "mode": mode.value,
+        "mode": mode,
         "k": k,
         "page": page,
         "min_score": min_score,
         "collapse": not no_collapse,
         "facets": [facets] if facets else [],
-        "sort": sort.value,
+        "sort": sort,
     }
     request = SearchRequest.from_values({name: v for name, v in given.items() if v is not None}, settings)
     # A malformed expression is reported before the model and the index are opened (seconds saved,

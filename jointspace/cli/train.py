@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from jointspace.choices import LOSSES, TRAINABLE_TEXT_ENCODERS
+
 if TYPE_CHECKING:
     from jointspace.settings import Settings
 
-TEXTS = ("minilm", "glove", "word2vec", "fasttext")
-LOSSES = ("soft-contrastive", "infonce", "regression")
 DEFAULT_VAL_SOURCES = "tuxpaint,photos"
 
 
@@ -36,7 +36,7 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
 
 
 def train_command(
-    text: Annotated[str, typer.Option(help=f"Text encoder: {', '.join(TEXTS)}.")] = "minilm",
+    text: Annotated[str, typer.Option(help=f"Text encoder: {', '.join(TRAINABLE_TEXT_ENCODERS)}.")] = "minilm",
     loss: Annotated[str, typer.Option(help=f"Loss: {', '.join(LOSSES)}.")] = "soft-contrastive",
     targets: Annotated[str, typer.Option(help="Targets: word (label words) or sentence (whole caption).")] = "word",
     epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on validation).")] = 60,
@@ -124,7 +124,7 @@ def train_command(
     from jointspace.settings import get_settings
 
     _logging()
-    _check(text, TEXTS, "text encoder")
+    _check(text, TRAINABLE_TEXT_ENCODERS, "text encoder")
     _check(loss, LOSSES, "loss")
     _check(targets, ("word", "sentence"), "targets")
     for variant in _csv(augment):
