@@ -81,6 +81,39 @@ def content_words(text: str) -> list[str]:
     ]
 
 
+# Words in icon names that say how the icon is drawn or placed, not what it shows (icon sets add their own).
+ICON_NOISE = frozenset(
+    {
+        "outline",
+        "alt",
+        "plus",
+        "minus",
+        "check",
+        "off",
+        "left",
+        "right",
+        "top",
+        "bottom",
+        "horizontal",
+        "vertical",
+        "emoji",
+        "icon",
+        "icons",
+        "symbolic",
+    }
+)
+
+
+def icon_words(text: str, noise: frozenset[str] = ICON_NOISE) -> list[str]:
+    """The content words of an icon's name, alias or tag (hyphens split): not in `noise`, at least
+    three letters, and no codes (`mp3`, `4x4`, `a11y`: any word with a digit)."""
+    return [
+        w
+        for w in content_words(text.replace("-", " "))
+        if w not in noise and len(w) > 2 and not any(c.isdigit() for c in w)
+    ]
+
+
 def hashtag(text: str) -> str | None:
     """One Instagram-style tag (word characters and `_`, accents folded), or None when nothing meaningful is left."""
     tag = "_".join(words(text))

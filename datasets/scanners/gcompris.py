@@ -41,6 +41,13 @@ _BLOCK = re.compile(r"\{[^{}]*\}")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])")
 
 
+def _place(city: str | None, country: str | None, title: str) -> tuple[str, str | None]:
+    """The place ("Paris, France") and what a caption says after "`title` in": the country alone
+    when the title names the city already ("Rocamadour in Rocamadour, France" says it twice)."""
+    place = ", ".join(x for x in (city, country) if x)
+    return place, country if city and city.lower() in title.lower() else place
+
+
 def board_entries(qml: str) -> list[dict[str, str]]:
     """The `{...}` objects of a board that show a photo (`image2`), as key → unescaped string."""
     entries = []
@@ -99,22 +106,33 @@ def _explore_items(archive: RccArchive, category: str) -> Iterator[RawItem]:
             stem = path.rsplit("/", 1)[-1].removesuffix(".webp")
             title = entry.get("title") or words_of_name(stem)
             city, country = MONUMENT_PLACES.get(stem, (None, "")) if category == "monuments" else (None, "")
-            place = ", ".join(x for x in (city, country) if x)
-            # "Rocamadour in Rocamadour, France" says the city twice: then only the country follows.
-            shown = country if city and city.lower() in title.lower() else place
+            place, shown = _place(city, country, title)
             caption = f"{title}{f' in {shown}' if shown else ''}. {entry.get('text', '')}"
             group = background.group(1) if background and category == "monuments" else ""
-            yield RawItem(
-                source=SOURCE,
-                key=path,
-                image=ImageSource("raster", data=archive.read(path)),
-                caption=one_line(caption),
-                city=city,
+            yield _photo(
+                archive,
+                path,
+                caption,
+                city,
                 hashtags=_hashtags(title, place, category, "monument" if category == "monuments" else ""),
                 keywords=unique([*content_words(title), *content_words(category), *content_words(place)]),
                 category=f"{category}/{group}" if group else category,
-                photo=True,
             )
+
+
+def _photo(
+    archive: RccArchive,
+    path: str,
+    caption: str,
+    city: str | None,
+    hashtags: tuple[str, ...],
+    keywords: tuple[str, ...],
+    category: str,
+    author: str | None = None,
+) -> RawItem:
+    """One of the archive's photos as an item."""
+    image = ImageSource("raster", data=archive.read(path))
+    return RawItem(SOURCE, path, image, one_line(caption), hashtags, keywords, category, city, author, photo=True)
 
 
 def _categorization_items(archive: RccArchive) -> Iterator[RawItem]:
@@ -130,22 +148,19 @@ def _categorization_items(archive: RccArchive) -> Iterator[RawItem]:
             city = country = None
             if folder == "monuments" and stem in CATEGORIZATION_MONUMENT_PLACES:
                 name, city, country = CATEGORIZATION_MONUMENT_PLACES[stem]
-            place = ", ".join(x for x in (city, country) if x)
-            shown = country if city and city.lower() in name.lower() else place
+            place, shown = _place(city, country, name)
             caption = name[:1].upper() + name[1:] + (f" in {shown}" if shown else "")
             if credit_title and credit_title.lower() != name.lower():
                 caption += f" ({credit_title})"
-            yield RawItem(
-                source=SOURCE,
-                key=path,
-                image=ImageSource("raster", data=archive.read(path)),
-                caption=one_line(caption),
-                city=city,
+            yield _photo(
+                archive,
+                path,
+                caption,
+                city,
                 author=author or None,
                 hashtags=_hashtags(name, topic, place),
                 keywords=unique([*content_words(name), *content_words(topic), *content_words(place)]),
                 category=f"categorization/{folder}",
-                photo=True,
             )
 
 

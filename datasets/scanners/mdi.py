@@ -14,26 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jointspace.datasets.items import ImageSource, RawItem
-from jointspace.datasets.text import content_words, hashtag, unique
+from jointspace.datasets.text import ICON_NOISE, hashtag, icon_words, unique
 
 SOURCE = "mdi"
 PACKAGE = Path("package")
 SKIPPED_TAGS = {"Brand / Logo", "Alpha / Numeric"}
 # Name parts that describe the drawing's style or an action on the thing, not the thing.
-NOISE = frozenset(
+NOISE = ICON_NOISE | frozenset(
     {
-        "outline",
         "variant",
-        "alt",
         "multiple",
         "box",
         "circle",
         "square",
-        "plus",
-        "minus",
         "remove",
-        "check",
-        "off",
         "edit",
         "settings",
         "cog",
@@ -41,28 +35,14 @@ NOISE = frozenset(
         "sync",
         "alert",
         "arrow",
-        "left",
-        "right",
-        "top",
-        "bottom",
-        "vertical",
-        "horizontal",
         "thick",
         "bold",
-        "emoji",
-        "icon",
-        "icons",
-        "symbolic",
     }
 )
 
 
 def _words(text: str) -> list[str]:
-    return [
-        w
-        for w in content_words(text.replace("-", " "))
-        if w not in NOISE and len(w) > 2 and not any(c.isdigit() for c in w)
-    ]  # `mp3`, `4x4`: codes
+    return icon_words(text, NOISE)
 
 
 def scan(root: Path) -> Iterator[RawItem]:

@@ -172,13 +172,18 @@ _NAME = re.compile(r'^\s*(\S+)\s+(\d+)\s+_\("([^"]+)"\)')
 _ENG = re.compile(r'^\s*(\S+)\s+"([^"]*)"\s+_\("([^"]+)"\)')
 
 
+def _data_lines(path: Path, pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """`pattern`'s matches on the lines of one of Stellarium's data files, comment lines left out."""
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.lstrip().startswith("#") and (match := pattern.match(line)):
+            yield match
+
+
 def dso_names(names_dat: Path) -> dict[tuple[str, str], list[str]]:
     """(catalogue, number) → proper names, first the usual one."""
     out: dict[tuple[str, str], list[str]] = {}
-    for line in names_dat.read_text(encoding="utf-8", errors="replace").splitlines():
-        match = _NAME.match(line)
-        if match and not line.startswith("#"):
-            out.setdefault((match.group(1).upper(), match.group(2)), []).append(match.group(3))
+    for match in _data_lines(names_dat, _NAME):
+        out.setdefault((match.group(1).upper(), match.group(2)), []).append(match.group(3))
     return out
 
 
@@ -226,13 +231,7 @@ def _nebula_items(root: Path) -> Iterator[RawItem]:
 
 
 def _english_names(fab: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    if fab.is_file():
-        for line in fab.read_text(encoding="utf-8", errors="replace").splitlines():
-            match = _ENG.match(line)
-            if match and not line.lstrip().startswith("#"):
-                out[match.group(1)] = match.group(3)
-    return out
+    return {match.group(1): match.group(3) for match in _data_lines(fab, _ENG)} if fab.is_file() else {}
 
 
 def _constellation_items(root: Path) -> Iterator[RawItem]:

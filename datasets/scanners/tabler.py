@@ -13,43 +13,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from jointspace.datasets.items import ImageSource, RawItem
-from jointspace.datasets.text import content_words, hashtag, unique
+from jointspace.datasets.text import ICON_NOISE, hashtag, icon_words, unique
 
 SOURCE = "tabler"
 PACKAGE = Path("package")
 SKIPPED_CATEGORIES = {"Brand", "Letters", "Numbers"}
-NOISE = frozenset(
+NOISE = ICON_NOISE | frozenset(
     {
-        "outline",
         "filled",
-        "off",
-        "alt",
-        "plus",
-        "minus",
-        "check",
         "dots",
-        "left",
-        "right",
         "up",
         "down",
-        "top",
-        "bottom",
-        "horizontal",
-        "vertical",
-        "emoji",
-        "icon",
-        "icons",
-        "symbolic",
     }
 )
 
 
 def _words(text: str) -> list[str]:
-    return [
-        w
-        for w in content_words(text.replace("-", " "))
-        if w not in NOISE and len(w) > 2 and not any(c.isdigit() for c in w)
-    ]  # `a11y`, `i18n`: codes
+    return icon_words(text, NOISE)
 
 
 def scan(root: Path) -> Iterator[RawItem]:
