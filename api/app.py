@@ -21,14 +21,7 @@ from jointspace.api.routes import alerts, cities, health, posts, search, trends
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from jointspace.errors import (
-    BackendUnavailableError,
-    ConfigurationError,
-    DimensionError,
-    JointspaceError,
-    ModelMismatchError,
-    QueryError,
-)
+from jointspace.errors import JointspaceError, QueryError, error_kind
 from jointspace.settings import Settings, get_settings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -86,29 +79,12 @@ def _error(status: int, kind: str, message: str, **extra: object) -> JSONRespons
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(QueryError)
-    async def query_error(_: Request, exc: QueryError) -> JSONResponse:
-        return JSONResponse({**exc.to_json(), "expression": exc.expression}, status_code=400)
-
-    @app.exception_handler(DimensionError)
-    async def dimension_error(_: Request, exc: DimensionError) -> JSONResponse:
-        return _error(400, "dimension", str(exc))
-
-    @app.exception_handler(ModelMismatchError)
-    async def model_mismatch(_: Request, exc: ModelMismatchError) -> JSONResponse:
-        return _error(409, "model_mismatch", str(exc))
-
-    @app.exception_handler(BackendUnavailableError)
-    async def backend_down(_: Request, exc: BackendUnavailableError) -> JSONResponse:
-        return _error(503, "backend_unavailable", str(exc))
-
-    @app.exception_handler(ConfigurationError)
-    async def configuration(_: Request, exc: ConfigurationError) -> JSONResponse:
-        return _error(500, "configuration", str(exc))
-
     @app.exception_handler(JointspaceError)
-    async def other(_: Request, exc: JointspaceError) -> JSONResponse:
-        return _error(400, "request", str(exc))
+    async def known(_: Request, exc: JointspaceError) -> JSONResponse:
+        if isinstance(exc, QueryError):  # with where it went wrong and what was meant
+            return JSONResponse({**exc.to_json(), "expression": exc.expression}, status_code=400)
+        kind, status = error_kind(exc)
+        return _error(status, kind, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

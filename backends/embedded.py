@@ -28,7 +28,6 @@ from jointspace.backends.ann_index import AnnIndex, AnnParams, index_path, remov
 from jointspace.backends.embedded_sql import (
     SCHEMA,
     SCHEMA_VERSION,
-    epoch_seconds,
     filter_sql,
     fts_match_expression,
     mentions_any,
@@ -53,6 +52,7 @@ from jointspace.records import (
     RankedPage,
     TrendBucket,
     UpsertResult,
+    epoch_seconds,
 )
 
 P = ParamSpec("P")

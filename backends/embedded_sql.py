@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
 
-from jointspace.records import Filters
+from jointspace.records import Filters, epoch_seconds
 
 SCHEMA_VERSION = "1"
 
@@ -34,13 +33,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(caption, hashtags, tokenize='p
 -- Folders whose pictures may be served (recorded by `jointspace ingest`); travels with the index.
 CREATE TABLE IF NOT EXISTS media_roots(path TEXT PRIMARY KEY, added_at TEXT NOT NULL);
 """
-
-
-def epoch_seconds(moment: datetime) -> float:
-    """Seconds since the epoch; a naive time counts as UTC, as Elasticsearch reads it."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def filter_sql(filters: Filters | None, table: str = "docs") -> tuple[str, list[object]]:

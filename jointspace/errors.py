@@ -47,3 +47,19 @@ class QueryError(JointspaceError, ValueError):
 
     def to_json(self) -> dict[str, object]:
         return {"error": "query", "message": self.message, "position": self.position, "suggestions": self.suggestions}
+
+
+# What each error is called in JSON answers (the API's and the CLI's `--json`) and the HTTP status
+# the API answers it with: one table, so a script reads one vocabulary from both doors.
+ERROR_KINDS: tuple[tuple[type[JointspaceError], str, int], ...] = (
+    (QueryError, "query", 400),
+    (DimensionError, "dimension", 400),
+    (ModelMismatchError, "model_mismatch", 409),
+    (BackendUnavailableError, "backend_unavailable", 503),
+    (ConfigurationError, "configuration", 500),
+)
+
+
+def error_kind(exc: BaseException) -> tuple[str, int]:
+    """The error's kind and HTTP status from ERROR_KINDS; any other error is a bad request."""
+    return next(((kind, status) for cls, kind, status in ERROR_KINDS if isinstance(exc, cls)), ("request", 400))

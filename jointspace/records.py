@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,12 @@ class Document:
         return self.post.id
 
 
+def epoch_seconds(moment: datetime) -> float:
+    """Seconds since the epoch; a naive time counts as UTC, as Elasticsearch reads it (every
+    backend and the alert check compare `Filters` times this way)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 @dataclass(frozen=True, slots=True)
 class Filters:
     """Restrictions applied inside the search (pre-filter), never after it.
@@ -98,6 +104,16 @@ class Filters:
             after=after,
             before=before,
         )
+
+
+# A hit as `jointspace search --json` prints it and an alert match carries it, in this order.
+HIT_FIELDS = ("id", "score", "caption", "city", "hashtags", "created_at", "author", "source", "image")
+
+
+def hit_json(post: Post, score: float) -> dict[str, Any]:
+    """The post's fields and its score (rounded to 6 places), keyed and ordered as HIT_FIELDS."""
+    fields = post.to_json() | {"score": round(float(score), 6)}
+    return {name: fields[name] for name in HIT_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ write (submit, delete) with the API key."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
@@ -94,18 +95,18 @@ def get_post(post_id: str, backend: BackendDep) -> PostOut:
 
 @router.get("/{post_id}/image", responses=IMAGE_ANSWERS, response_class=FileResponse)
 def get_image(post_id: str, request: Request, backend: BackendDep, media: MediaDep) -> Response:
-    post = load_post(backend, post_id)
-    try:
-        return file_response(request, media.original(post.image))
-    except MediaNotFound as exc:
-        raise HTTPException(404, f"the image of post {post_id!r} is not available: {exc.reason}") from None
+    return _media_answer(request, post_id, load_post(backend, post_id), media.original)
 
 
 @router.get("/{post_id}/thumbnail", responses=THUMBNAIL_ANSWERS, response_class=FileResponse)
 def get_thumbnail(post_id: str, request: Request, backend: BackendDep, media: MediaDep) -> Response:
-    post = load_post(backend, post_id)
+    return _media_answer(request, post_id, load_post(backend, post_id), media.thumbnail)
+
+
+def _media_answer(request: Request, post_id: str, post: Post, fetch: Callable[[str], MediaFile]) -> Response:
+    """The post's picture as `fetch` gives it (original or thumbnail), or a 404 that says why not."""
     try:
-        return file_response(request, media.thumbnail(post.image))
+        return file_response(request, fetch(post.image))
     except MediaNotFound as exc:
         raise HTTPException(404, f"the image of post {post_id!r} is not available: {exc.reason}") from None
 

@@ -9,16 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 
-from jointspace.records import Filters, Post
-
-
-def _epoch(moment: datetime) -> float:
-    """As the backends read times: a naive time counts as UTC."""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+from jointspace.records import Filters, Post, epoch_seconds
 
 
 def post_passes(filters: Filters, post: Post) -> bool:
@@ -34,10 +28,10 @@ def post_passes(filters: Filters, post: Post) -> bool:
     if filters.after or filters.before:
         if post.created_at is None:
             return False
-        when = _epoch(post.created_at)
-        if filters.after and when < _epoch(filters.after):
+        when = epoch_seconds(post.created_at)
+        if filters.after and when < epoch_seconds(filters.after):
             return False
-        if filters.before and when >= _epoch(filters.before):
+        if filters.before and when >= epoch_seconds(filters.before):
             return False
     return True
 

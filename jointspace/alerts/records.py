@@ -6,9 +6,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from jointspace.records import Post
+from jointspace.choices import SEARCH_MODES
+from jointspace.records import Post, hit_json
 
-MODES = ("semantic", "keyword", "hybrid")
+MODES = SEARCH_MODES
 
 
 def utc_now() -> datetime:
@@ -118,17 +119,8 @@ class Match:
 
     def to_json(self) -> dict[str, Any]:
         """The post's fields (as `search --json` prints a hit) and the match's own."""
-        post = self.post
         return {
-            "id": post.id,
-            "score": round(float(self.score), 6),
-            "caption": post.caption,
-            "city": post.city,
-            "hashtags": list(post.hashtags),
-            "created_at": post.created_at.isoformat() if post.created_at else None,
-            "author": post.author,
-            "source": post.source,
-            "image": post.image,
+            **hit_json(self.post, self.score),
             "search_id": self.search_id,
             "matched_by": list(self.matched_by),
             "similarity": None if self.similarity is None else round(float(self.similarity), 6),

@@ -12,27 +12,12 @@ from typing import Any
 import click
 import typer
 
-from jointspace.errors import (
-    BackendUnavailableError,
-    ConfigurationError,
-    DimensionError,
-    JointspaceError,
-    ModelMismatchError,
-    QueryError,
-)
+from jointspace.errors import QueryError, error_kind
 
 # Typer 0.29 parses with its own copy of click, whose exceptions derive from typer.TyperException;
 # older typers raise click's own.
 USAGE_ERRORS = (typer.TyperException, click.ClickException)
 
-# The same kinds the API answers with (api/app.py), so a script reads one vocabulary.
-_KINDS: tuple[tuple[type[JointspaceError], str], ...] = (
-    (QueryError, "query"),
-    (DimensionError, "dimension"),
-    (ModelMismatchError, "model_mismatch"),
-    (BackendUnavailableError, "backend_unavailable"),
-    (ConfigurationError, "configuration"),
-)
 ERROR_EXIT = 2  # a problem the person must fix, as click's usage errors
 
 
@@ -49,7 +34,7 @@ def error_object(exc: BaseException) -> dict[str, Any]:
         return {**exc.to_json(), "expression": exc.expression}
     if isinstance(exc, USAGE_ERRORS):
         return {"error": "usage", "message": exc.format_message(), "position": None, "suggestions": []}
-    kind = next((name for cls, name in _KINDS if isinstance(exc, cls)), "request")
+    kind, _ = error_kind(exc)  # the kinds the API answers with
     return {"error": kind, "message": str(exc), "position": None, "suggestions": []}
 
 

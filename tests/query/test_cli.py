@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jointspace.cli.search import HIT_FIELDS
+from jointspace.records import HIT_FIELDS
 from tests.query.cli_support import run
 from tests.query.query_geometry import axis, documents
 
