@@ -15,6 +15,9 @@ from pathlib import Path
 import httpx
 
 START_TIMEOUT_S = 240.0
+# A server that needs longer than this after SIGTERM hangs on something (an open event stream, a
+# worker thread): the test that started it fails at teardown.
+STOP_TIMEOUT_S = 20.0
 
 
 def free_port() -> int:
@@ -33,7 +36,8 @@ def share_text_cache(home: Path, shared_home: Path) -> None:
 @contextmanager
 def serve(home: Path, env_extra: dict[str, str]) -> Iterator[str]:
     """Starts `jointspace serve` on a free port with JOINTSPACE_HOME=home (plus `env_extra`), waits
-    for /health, yields the base URL, and stops the process (SIGTERM, then SIGKILL)."""
+    for /health, yields the base URL, and stops the process: SIGTERM, and SIGKILL plus an
+    AssertionError when it has not exited STOP_TIMEOUT_S later (unless the body already failed)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     env.update(JOINTSPACE_HOME=str(home), OMP_NUM_THREADS="2", **env_extra)
@@ -63,7 +67,14 @@ def serve(home: Path, env_extra: dict[str, str]) -> Iterator[str]:
     finally:
         process.terminate()
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=STOP_TIMEOUT_S)
+            stopped = True
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+            stopped = False
+    # Reached only when the body did not raise: its own failure is the one to report.
+    if not stopped:
+        raise AssertionError(
+            f"jointspace serve did not stop within {STOP_TIMEOUT_S:g} s of SIGTERM:\n{log.read_text()[-3000:]}"
+        )
