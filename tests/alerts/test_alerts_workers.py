@@ -13,7 +13,7 @@ import pytest
 
 from tests.alerts.alert_support import colour_ids, corpus_with_prefix
 from tests.alerts.webhook_server import WebhookServer
-from tests.workers.conftest import Rig, ingest_summary, wait_until
+from tests.workers.conftest import Rig, es_count, ingest_summary, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -24,17 +24,6 @@ def _cli(rig: Rig, *args: str) -> dict:
     done = subprocess.run([JOINTSPACE, *args], env=rig.env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def _es_count(url: str, alias: str) -> int:
-    from elasticsearch import Elasticsearch
-
-    try:
-        with Elasticsearch(url, request_timeout=5) as client:
-            client.indices.refresh(index=alias)
-            return int(client.count(index=alias)["count"])
-    except Exception:  # not created yet
-        return 0
 
 
 def test_worker_killed_mid_batch_alerts_exactly_once(
@@ -71,9 +60,9 @@ def test_worker_killed_mid_batch_alerts_exactly_once(
 
     producer = rig.spawn(["ingest", str(new.jsonl), "--json", "--quiet"], "ingest-new")
     # Kill while batches are being embedded: some of the new posts written (and checked), most not.
-    wait_until(lambda: _es_count(es_url, alias) >= 12 + 8, 90, "the first new batches\n" + first.tail())
+    wait_until(lambda: es_count(es_url, alias) >= 12 + 8, 90, "the first new batches\n" + first.tail())
     first.kill9()
-    assert _es_count(es_url, alias) < 12 + 48, "the worker finished before it could be killed"
+    assert es_count(es_url, alias) < 12 + 48, "the worker finished before it could be killed"
     log = first.log.read_text()
     assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
     second = rig.worker()

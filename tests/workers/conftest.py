@@ -125,6 +125,28 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, poll_s: f
         time.sleep(poll_s)
 
 
+def es_ids(url: str, alias: str) -> list[str]:
+    """The ids indexed under `alias` on the real node, after a refresh."""
+    from elasticsearch import Elasticsearch
+
+    with Elasticsearch(url, request_timeout=30) as client:
+        client.indices.refresh(index=alias)
+        hits = client.search(index=alias, size=10_000, source=False, query={"match_all": {}})["hits"]["hits"]
+    return [h["_id"] for h in hits]
+
+
+def es_count(url: str, alias: str) -> int:
+    """How many posts `alias` holds after a refresh; 0 while it does not exist yet."""
+    from elasticsearch import Elasticsearch
+
+    try:  # a generous timeout: on a loaded machine a refresh can take seconds
+        with Elasticsearch(url, request_timeout=30) as client:
+            client.indices.refresh(index=alias)
+            return int(client.count(index=alias)["count"])
+    except Exception:  # not created yet
+        return 0
+
+
 # Small batches and small image limits, so that small corpora make many batches and the broken
 # files of corpus.py cross the limits. Tests of the defaults (`rig_factory(defaults=True)`) leave
 # them out. No test overrides a timeout: the defaults are the product.

@@ -14,9 +14,8 @@ from PIL import Image
 
 from tests.workers.corpus import make_corpus
 
-from .conftest import Rig, ingest_summary, wait_until
+from .conftest import Rig, es_count, es_ids, ingest_summary, wait_until
 from .histogram_bundle import COLOURS, SplitHistogramImageEncoder
-from .test_worker_faults import _es_count, _es_ids
 
 pytestmark = pytest.mark.slow
 
@@ -37,15 +36,15 @@ def test_kill_9_mid_batch_keeps_every_posts_features_once(tmp_path, rig_factory,
     alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
     first = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.6")
     producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
-    wait_until(lambda: _es_count(es_url, alias) >= 8, 90, "the first batches to be indexed\n" + first.tail())
+    wait_until(lambda: es_count(es_url, alias) >= 8, 90, "the first batches to be indexed\n" + first.tail())
     first.kill9()
-    assert _es_count(es_url, alias) < 48, "the worker finished before it could be killed; slow it down further"
+    assert es_count(es_url, alias) < 48, "the worker finished before it could be killed; slow it down further"
     log = first.log.read_text()
     assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
     second = rig.worker()
     assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + second.tail()
     assert ingest_summary(producer)["dead_lettered"] == 0
-    indexed = set(_es_ids(es_url, alias))
+    indexed = set(es_ids(es_url, alias))
     assert indexed == set(corpus.good)
 
     rows = _kept_rows(rig)

@@ -17,31 +17,11 @@ import pytest
 
 from tests.workers.corpus import make_corpus
 
-from .conftest import Proc, Rig, ingest_summary, wait_until
+from .conftest import Proc, Rig, es_count, es_ids, ingest_summary, wait_until
 
 pytestmark = pytest.mark.slow
 
 REDELIVERY_BOUND_S = 300  # issue 14: every post indexed or dead-lettered within 5 minutes
-
-
-def _es_ids(url: str, alias: str) -> list[str]:
-    from elasticsearch import Elasticsearch
-
-    with Elasticsearch(url, request_timeout=30) as client:
-        client.indices.refresh(index=alias)
-        hits = client.search(index=alias, size=10_000, source=False, query={"match_all": {}})["hits"]["hits"]
-    return [h["_id"] for h in hits]
-
-
-def _es_count(url: str, alias: str) -> int:
-    from elasticsearch import Elasticsearch
-
-    try:  # a generous timeout: on a loaded machine a refresh can take seconds
-        with Elasticsearch(url, request_timeout=30) as client:
-            client.indices.refresh(index=alias)
-            return int(client.count(index=alias)["count"])
-    except Exception:  # not created yet
-        return 0
 
 
 def _dead_letters(rig: Rig) -> dict[str, str]:
@@ -65,7 +45,7 @@ def _run_with_a_death(tmp_path: Path, rig: Rig, es_url: str, kill: str) -> None:
     alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
     first = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="3")
     producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
-    wait_until(lambda: _es_count(es_url, alias) >= 50, 180, "the first batch to be indexed\n" + first.tail())
+    wait_until(lambda: es_count(es_url, alias) >= 50, 180, "the first batch to be indexed\n" + first.tail())
     time.sleep(1.0)  # into the next batch's embedding
     if kill == "group":  # what an OOM kill of the worker or a lost machine does
         first.kill9()
@@ -73,7 +53,7 @@ def _run_with_a_death(tmp_path: Path, rig: Rig, es_url: str, kill: str) -> None:
         children = _pool_children(first)
         assert children, "no pool child to kill\n" + first.tail()
         os.kill(children[0], signal.SIGKILL)
-    killed_at = _es_count(es_url, alias)
+    killed_at = es_count(es_url, alias)
     assert killed_at < 400, "the worker finished before it could be killed"
     started = time.monotonic()
     if kill == "group":
@@ -84,7 +64,7 @@ def _run_with_a_death(tmp_path: Path, rig: Rig, es_url: str, kill: str) -> None:
         producer.tail() + "\n--- worker:\n" + rig.procs[-1].tail()
     )
     took = time.monotonic() - started
-    ids = _es_ids(es_url, alias)
+    ids = es_ids(es_url, alias)
     assert len(ids) == 400 and set(ids) == set(corpus.good), "lost or duplicated posts"
     assert _dead_letters(rig) == corpus.broken
     summary = ingest_summary(producer)
@@ -133,7 +113,7 @@ def test_ingest_killed_and_run_again_loses_and_duplicates_nothing(tmp_path, rig_
     corpus = make_corpus(tmp_path / "corpus", n_good=300)
 
     def ids() -> list[str]:
-        return _embedded_ids(rig) if where == "embedded" else _es_ids(values["JOINTSPACE_ES_URL"], alias)
+        return _embedded_ids(rig) if where == "embedded" else es_ids(values["JOINTSPACE_ES_URL"], alias)
 
     def count() -> int:
         try:

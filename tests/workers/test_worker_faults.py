@@ -9,29 +9,9 @@ import pytest
 
 from tests.workers.corpus import make_corpus
 
-from .conftest import Rig, ingest_summary, wait_until
+from .conftest import Rig, es_count, es_ids, ingest_summary, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def _es_ids(url: str, alias: str) -> list[str]:
-    from elasticsearch import Elasticsearch
-
-    with Elasticsearch(url, request_timeout=30) as client:
-        client.indices.refresh(index=alias)
-        hits = client.search(index=alias, size=10_000, source=False, query={"match_all": {}})["hits"]["hits"]
-    return [h["_id"] for h in hits]
-
-
-def _es_count(url: str, alias: str) -> int:
-    from elasticsearch import Elasticsearch
-
-    try:
-        with Elasticsearch(url, request_timeout=5) as client:
-            client.indices.refresh(index=alias)
-            return int(client.count(index=alias)["count"])
-    except Exception:  # not created yet
-        return 0
 
 
 def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(tmp_path, rig_factory, redis_url, es_url):
@@ -41,9 +21,9 @@ def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(tmp_path, rig
     first = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.6")
     producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
     # Kill while batches are in the middle of being embedded: some posts written, most not.
-    wait_until(lambda: _es_count(es_url, alias) >= 8, 90, "the first batches to be indexed\n" + first.tail())
+    wait_until(lambda: es_count(es_url, alias) >= 8, 90, "the first batches to be indexed\n" + first.tail())
     first.kill9()
-    killed_at = _es_count(es_url, alias)
+    killed_at = es_count(es_url, alias)
     assert killed_at < 48, "the worker finished before it could be killed; slow it down further"
     log = first.log.read_text()
     assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
@@ -52,7 +32,7 @@ def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(tmp_path, rig
     summary = ingest_summary(producer)
     assert summary["dead_lettered"] == 0
     assert summary["indexed"] + summary["unchanged"] == 48
-    ids = _es_ids(es_url, alias)
+    ids = es_ids(es_url, alias)
     assert len(ids) == 48 and set(ids) == set(corpus.good)  # every post, each exactly once
 
 
@@ -62,7 +42,7 @@ def test_broken_images_go_to_dead_letters_good_ones_all_indexed(tmp_path, rig_fa
     rig.worker(concurrency=2)
     producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
     assert producer.popen.wait(timeout=120) == 0, producer.tail()
-    assert set(_es_ids(es_url, rig.env["JOINTSPACE_ES_INDEX_ALIAS"])) == set(corpus.good)
+    assert set(es_ids(es_url, rig.env["JOINTSPACE_ES_INDEX_ALIAS"])) == set(corpus.good)
     from jointspace.workers.dead_letters import open_dead_letters
 
     store = open_dead_letters(rig.settings())
@@ -108,7 +88,7 @@ def test_elasticsearch_down_for_half_a_minute_loses_nothing(tmp_path, rig_factor
     corpus = make_corpus(tmp_path / "corpus", n_good=40)
     worker = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.4")
     producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
-    wait_until(lambda: _es_count(url, alias) >= 4, 90, "the first batch to be indexed\n" + worker.tail())
+    wait_until(lambda: es_count(url, alias) >= 4, 90, "the first batch to be indexed\n" + worker.tail())
     own_es_node.kill_node(0)
     time.sleep(25)
     assert producer.popen.poll() is None, "ingest ended while Elasticsearch was down:\n" + producer.tail()
@@ -116,7 +96,7 @@ def test_elasticsearch_down_for_half_a_minute_loses_nothing(tmp_path, rig_factor
     assert producer.popen.wait(timeout=120) == 0, producer.tail() + "\n--- worker:\n" + worker.tail()
     summary = ingest_summary(producer)
     assert summary["dead_lettered"] == 0 and summary["indexed"] + summary["unchanged"] == 40
-    ids = _es_ids(url, alias)
+    ids = es_ids(url, alias)
     assert len(ids) == 40 and set(ids) == set(corpus.good)
     assert "Retry in" in worker.log.read_text()  # the outage was met, and ridden out by retries
 
@@ -201,7 +181,7 @@ def test_producer_holds_back_while_the_queue_is_full(tmp_path, rig_factory, redi
     rig.worker()
     assert producer.popen.wait(timeout=90) == 0, producer.tail()
     assert ingest_summary(producer)["enqueued"] == 40
-    wait_until(lambda: _es_count(es_url, rig.env["JOINTSPACE_ES_INDEX_ALIAS"]) == 40, 60, "the queue to drain")
+    wait_until(lambda: es_count(es_url, rig.env["JOINTSPACE_ES_INDEX_ALIAS"]) == 40, 60, "the queue to drain")
     client.close()
 
 
@@ -226,7 +206,7 @@ def test_reindex_with_a_new_bundle_swaps_the_alias(tmp_path, rig_factory, es_url
         assert client.indices.exists(index=old_index)  # kept for a rollback
         meta = client.indices.get_mapping(index=report["new_index"])[report["new_index"]]["mappings"]["_meta"]
         assert (meta["model"], meta["dim"]) == ("histogram-b", 12)
-    assert set(_es_ids(es_url, alias)) == set(corpus.good)
+    assert set(es_ids(es_url, alias)) == set(corpus.good)
 
 
 def test_reindex_of_the_embedded_store_swaps_folders(tmp_path, rig_factory):
