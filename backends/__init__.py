@@ -6,6 +6,8 @@ Both implement `jointspace.protocols.SearchBackend` and pass the same behaviour 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from jointspace.errors import ConfigurationError
 from jointspace.protocols import SearchBackend
 from jointspace.settings import Settings
@@ -23,7 +25,6 @@ def open_backend(settings: Settings, model: str, dim: int, read_only: bool = Fal
         from jointspace.backends.elasticsearch import ElasticsearchBackend
 
         return ElasticsearchBackend.open(settings, model, dim, read_only=read_only)
-    from jointspace.backends.ann_index import AnnParams
     from jointspace.backends.embedded import EmbeddedBackend
 
     if read_only and not EmbeddedBackend.exists(settings.embedded_dir):
@@ -31,8 +32,16 @@ def open_backend(settings: Settings, model: str, dim: int, read_only: bool = Fal
             f"no embedded index in {settings.embedded_dir}: ingest posts first "
             f"(`jointspace ingest FILE`), or set JOINTSPACE_ES_URL to search Elasticsearch"
         )
+    return embedded_store(settings, settings.embedded_dir, model, dim)
+
+
+def embedded_store(settings: Settings, folder: Path, model: str, dim: int) -> SearchBackend:
+    """The embedded store in `folder` (the live one, or a staged or retired one) with the settings' ANN options."""
+    from jointspace.backends.ann_index import AnnParams
+    from jointspace.backends.embedded import EmbeddedBackend
+
     return EmbeddedBackend(
-        settings.embedded_dir,
+        folder,
         model,
         dim,
         ann_min_rows=settings.embedded_ann_min_rows,

@@ -8,7 +8,17 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
-from jointspace.records import Document, FacetCounts, Filters, Hit, MatchSet, RankedPage, TrendBucket, UpsertResult
+from jointspace.records import (
+    Document,
+    FacetCounts,
+    Filters,
+    Hit,
+    IndexRef,
+    MatchSet,
+    RankedPage,
+    TrendBucket,
+    UpsertResult,
+)
 
 
 @runtime_checkable
@@ -142,6 +152,46 @@ class SearchBackend(MediaRootRegistry, Protocol):
         ...
 
     def refresh(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class IndexLifecycle(Protocol):
+    """Staging, swapping, rolling back and dropping the index behind the configured name: the
+    backend's own way (Elasticsearch: versioned indices behind the alias; embedded: store folders).
+    `workers/reindex.py` speaks only this; backends/lifecycle.py implements it for both."""
+
+    where: str  # the configured name in words, for messages ("alias 'posts'", "the embedded store ...")
+    # True: writers follow a swap at once (an alias), so posts written meanwhile are caught up after
+    # it. False: writers holding the old index keep writing into it (a folder rename): catch up first.
+    catch_up_after_swap: bool
+
+    def live(self) -> IndexRef | None:
+        """The index searches and writers use now; None before the first ingest."""
+        ...
+
+    def open_index(self, ref: IndexRef) -> SearchBackend:
+        """A backend on that one index (live, staged or retired), by its own name. Close it."""
+        ...
+
+    def stage(self, model: str, dim: int) -> IndexRef:
+        """A new empty index for `model`'s vectors, not live (embedded: a staging folder a dead run
+        left is discarded; Elasticsearch: a new versioned index)."""
+        ...
+
+    def swap(self, staged: IndexRef) -> IndexRef | None:
+        """Makes `staged` (a staged or retired index) live; returns the index it retired (kept,
+        under the returned name), or None when nothing was live."""
+        ...
+
+    def retired(self) -> list[IndexRef]:
+        """Indices a swap (or a restore) retired and that are kept, oldest first."""
+        ...
+
+    def drop(self, ref: IndexRef) -> None:
+        """Deletes a retired index; refuses the live one."""
+        ...
 
     def close(self) -> None: ...
 

@@ -195,3 +195,13 @@ class RankedPage:
 
     hits: list[Hit]
     total: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRef:
+    """One index of the configured name (`IndexLifecycle`): Elasticsearch an index behind the alias
+    (`name` is the index), embedded a store folder (`name` is its path); the bundle that built it."""
+
+    name: str
+    model: str
+    dim: int

@@ -1,10 +1,11 @@
 """Re-embedding with a new model bundle: fill a new index from the stored posts, catch up on posts
 written to the old one meanwhile, and swap.
 
-Elasticsearch: a new versioned index, swapped by one atomic alias update; search keeps answering
-from the old index until then. Embedded: a staging folder beside the store, swapped by two renames;
-processes that hold the old store open (`serve`, a running `ingest`) keep using it until restarted
-with the new `JOINTSPACE_MODEL`, so stop writers for the swap.
+It speaks only the backend contract (`jointspace.protocols.IndexLifecycle`, backends/lifecycle.py):
+the backend stages the new index, swaps it in and keeps or drops the old one (Elasticsearch: a
+versioned index behind the alias, swapped by one atomic alias update; embedded: a staging folder
+swapped by two renames, whose writers must be stopped for the swap), and says whether the catch-up
+runs before or after the swap.
 
 When the workers kept the posts' image features (backends/kept_features.py) for the new bundle's
 backbone, only its head runs, on those features: no picture is read or decoded. Posts without kept
@@ -13,10 +14,8 @@ embedded in full, and the report says how many went each way."""
 
 from __future__ import annotations
 
-import shutil
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,8 @@ from jointspace.workers.batch_indexing import BatchOutcome, BatchRunner
 from tqdm import tqdm
 
 from jointspace.errors import ConfigurationError
-from jointspace.protocols import SearchBackend
-from jointspace.records import Post
+from jointspace.protocols import IndexLifecycle, SearchBackend
+from jointspace.records import IndexRef, Post
 from jointspace.settings import Settings
 
 
@@ -105,20 +104,47 @@ def _how(bundle: Any, had_features: bool, keeper: Any) -> tuple[Any, str]:
 
 def reindex(settings: Settings, bundle_dir: Path, keep_old: bool = True, progress: bool = True) -> dict[str, Any]:
     """Blocks until done; returns what it did (the same keys for both backends)."""
-    if settings.es_url:
-        return _reindex_elasticsearch(settings, bundle_dir, keep_old, progress)
-    return _reindex_embedded(settings, bundle_dir, keep_old, progress)
+    from jointspace.backends.lifecycle import open_lifecycle
+    from jointspace.workers.runtime import load_model_bundle
+
+    lifecycle = open_lifecycle(settings)
+    try:
+        live = lifecycle.live()
+        if live is None:
+            raise ConfigurationError(f"no index behind {lifecycle.where}: nothing to reindex")
+        new_settings = settings.model_copy(update={"model": bundle_dir})
+        bundle = load_model_bundle(new_settings)
+        if live.model == bundle.name:
+            raise ConfigurationError(
+                f"the index behind {lifecycle.where} ({live.name}) was already built by bundle {bundle.name!r}; "
+                "`jointspace model list` shows the other bundles to reindex into"
+            )
+        staged = lifecycle.stage(bundle.name, bundle.dim)
+        filled, caught, how, retired = _fill(new_settings, bundle, lifecycle, live, staged, progress)
+        now = lifecycle.live()
+        dropped: list[str] = []
+        if not keep_old and retired is not None:
+            lifecycle.drop(retired)
+            dropped = [retired.name]
+        return _report(
+            (retired or live).name, now.name if now else staged.name, bundle.name, filled, caught, dropped, how
+        )
+    finally:
+        lifecycle.close()
 
 
 def _fill(
-    settings: Settings, bundle: Any, old: SearchBackend, new: SearchBackend, progress: bool, swap: Callable[[], None]
-) -> tuple[BatchOutcome, BatchOutcome, dict[str, Any]]:
-    """Copy old → new with the new bundle's encoder, swap, then catch up on what arrived meanwhile."""
+    settings: Settings, bundle: Any, lifecycle: IndexLifecycle, live: IndexRef, staged: IndexRef, progress: bool
+) -> tuple[BatchOutcome, BatchOutcome, dict[str, Any], IndexRef | None]:
+    """Copy live → staged with the new bundle's encoder, swap and catch up on what arrived meanwhile
+    (in the order the backend asks for); returns what was done and the index the swap retired."""
     from jointspace.backends.kept_features import existing_kept_features
     from jointspace.workers.runtime import open_context
 
     from jointspace.protocols import FeatureImageEncoder
 
+    old = lifecycle.open_index(live)
+    new = lifecycle.open_index(staged)
     # Decided before the context opens its own store (which creates the file for this backbone).
     image = bundle.image
     had_features = isinstance(image, FeatureImageEncoder) and bool(
@@ -129,20 +155,37 @@ def _fill(
     if progress:
         print(f"reindex: {how}", file=sys.stderr)
     counts: dict[str, Any] = {"from_kept_features": 0, "decoded": 0}
+    retired: IndexRef | None = None
+    closed = False
+
+    def catch_up() -> BatchOutcome:
+        caught = _copy(old, new, context.runner, settings.batch_size, True, progress, "catch-up", kept, counts)
+        new.refresh()
+        return caught
+
     try:
         filled = _copy(old, new, context.runner, settings.batch_size, False, progress, "reindex", kept, counts)
         new.refresh()
         # Recorded media roots travel with the index: the pictures stay servable after the swap.
         new.add_media_roots(old.media_roots())
-        swap()
-        caught = _copy(old, new, context.runner, settings.batch_size, True, progress, "catch-up", kept, counts)
-        new.refresh()
+        if lifecycle.catch_up_after_swap:  # writers follow the swap at once: catch up after it
+            retired = lifecycle.swap(staged)
+            caught = catch_up()
+        else:  # writers holding the old index keep writing into it: catch up, then swap
+            caught = catch_up()
+            old.close()
+            new.close()
+            closed = True
+            retired = lifecycle.swap(staged)
     finally:
         context.executor.shutdown()
         context.dead_letters.close()
         if context.kept is not None:
             context.kept.close()
-    return filled, caught, {**counts, "kept_features": how}
+        if not closed:
+            old.close()
+            new.close()
+    return filled, caught, {**counts, "kept_features": how}, retired
 
 
 def _report(
@@ -168,76 +211,20 @@ def _report(
     }
 
 
-def _reindex_elasticsearch(settings: Settings, bundle_dir: Path, keep_old: bool, progress: bool) -> dict[str, Any]:
-    from jointspace.backends.elasticsearch import ElasticsearchBackend
-    from jointspace.es_mappings.client import connect
-    from jointspace.es_mappings.manager import IndexManager
-    from jointspace.workers.runtime import load_model_bundle
+def rollback(settings: Settings) -> dict[str, Any]:
+    """Makes the index the last reindex (or restore) retired live again; the live one is retired in
+    its turn, so a second rollback undoes the first. ConfigurationError when none was kept."""
+    from jointspace.backends.lifecycle import open_lifecycle
+    from jointspace.backends.lifecycle import rollback as roll
 
-    client = connect(settings)
-    manager = IndexManager(client, settings)
-    old_index = manager.current()
-    if old_index is None:
-        raise ConfigurationError(f"no index behind alias {manager.alias!r}: nothing to reindex")
-    meta = manager.meta(old_index)
-    new_settings = settings.model_copy(update={"model": bundle_dir})
-    bundle = load_model_bundle(new_settings)
-    if meta.get("model") == bundle.name:
-        raise ConfigurationError(
-            f"index {old_index!r} was already built by bundle {bundle.name!r}; "
-            "`jointspace model list` shows the other bundles to reindex into"
-        )
-    # By index name, not alias: after the swap the alias names the new index.
-    old = ElasticsearchBackend(
-        client,
-        settings,
-        str(meta["model"]),
-        int(meta["dim"]),
-        old_index,
-        str(meta.get("index_options", "")).startswith("int8"),
-    )
-    new_index = manager.create(bundle.name, bundle.dim)
-    quantized = str(manager.meta(new_index).get("index_options", "")).startswith("int8")
-    # The backend addresses an index by name exactly as by alias: write straight into the new one.
-    new = ElasticsearchBackend(client, settings, bundle.name, bundle.dim, new_index, quantized)
-    # Writers use the alias until the swap, so the catch-up runs after it.
-    filled, caught, how = _fill(new_settings, bundle, old, new, progress, lambda: manager.point_alias(new_index))
-    dropped = [] if keep_old else manager.drop_old()
-    return _report(old_index, new_index, bundle.name, filled, caught, dropped, how)
-
-
-def _reindex_embedded(settings: Settings, bundle_dir: Path, keep_old: bool, progress: bool) -> dict[str, Any]:
-    from jointspace.backends.embedded import EmbeddedBackend
-    from jointspace.workers.runtime import load_model_bundle
-
-    folder = settings.embedded_dir
-    recorded = EmbeddedBackend.recorded_model(folder)
-    if recorded is None:
-        raise ConfigurationError(f"no embedded index in {folder}: nothing to reindex")
-    old_model, old_dim = recorded
-    new_settings = settings.model_copy(update={"model": bundle_dir})
-    bundle = load_model_bundle(new_settings)
-    if old_model == bundle.name:
-        raise ConfigurationError(
-            f"the embedded index in {folder} was already built by bundle {bundle.name!r}; "
-            "`jointspace model list` shows the other bundles to reindex into"
-        )
-    staging = folder.with_name(f"{folder.name}.reindex")
-    shutil.rmtree(staging, ignore_errors=True)  # left by a run that died: its copy is incomplete
-    retired = folder.with_name(f"{folder.name}.{old_model}.{time.strftime('%Y%m%d-%H%M%S')}")
-    old = EmbeddedBackend(folder, old_model, old_dim)
-    new = EmbeddedBackend(staging, bundle.name, bundle.dim)
+    lifecycle = open_lifecycle(settings)
     try:
-        # The swap is a rename, so the catch-up runs before it (through the old store's open handle
-        # a late writer still lands in `retired`, kept by default).
-        filled, caught, how = _fill(new_settings, bundle, old, new, progress, lambda: None)
+        live, retired = roll(lifecycle)
     finally:
-        old.close()
-        new.close()
-    folder.rename(retired)
-    staging.rename(folder)
-    dropped = []
-    if not keep_old:
-        shutil.rmtree(retired)
-        dropped = [str(retired)]
-    return _report(str(retired), str(folder), bundle.name, filled, caught, dropped, how)
+        lifecycle.close()
+    return {
+        "live_index": live.name,
+        "model": live.model,
+        "retired_index": retired.name if retired else None,
+        "hint": f"search, serve and ingest with JOINTSPACE_MODEL set to the folder of bundle {live.model!r}",
+    }
