@@ -81,8 +81,13 @@ def test_stage_swap_rollback_and_drop(settings: Settings) -> None:
         back, retired_b = rollback(lifecycle)
         assert back.model == "model-a" and retired_b is not None and retired_b.model == "model-b"
         assert live_ids(settings, "model-a", 8) == {"a0", "a1", "a2"}
-        again, _ = rollback(lifecycle)  # and forth: the rollback retired model-b's index
-        assert again.model == "model-b" and live_ids(settings, "model-b", 4) == {f"b{i}" for i in range(5)}
+        # And forth, through the report `workers.reindex.rollback` gives: the rollback retired model-b's index.
+        from jointspace.workers.reindex import rollback as rollback_report
+
+        report = rollback_report(settings)
+        assert report["model"] == "model-b" and report["live_index"] == lifecycle.live().name  # type: ignore[union-attr]
+        assert [(r.name, r.model) for r in lifecycle.retired()] == [(report["retired_index"], "model-a")]
+        assert live_ids(settings, "model-b", 4) == {f"b{i}" for i in range(5)}
 
         (old,) = lifecycle.retired()
         current = lifecycle.live()
