@@ -228,11 +228,15 @@ def celery(
     )
     try:
         deadline = time.monotonic() + 300
-        while "ready." not in log.read_text():  # each child has loaded its model at worker_process_init
+        # "ready." is the parent's; a prefork child loads its model after that, at worker_process_init
+        # (its own log line): timing starts once every child has, as in-process timing starts after
+        # its model load. The solo pool loads its model on the first batch, which is timed.
+        children = 0 if pool == "solo" else (workers or 1)
+        while "ready." not in log.read_text() or log.read_text().count("worker process ready:") < children:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
-        time.sleep(2.0 * (workers or 1))
+        time.sleep(2.0)
         backend = open_search_backend(settings, load_model_bundle(settings))
         meter = CpuMeter([proc.pid, *EXTRA_PIDS])
         started_wall = time.time()

@@ -6,6 +6,7 @@ watch them with `celery -A jointspace.workers.celery_app flower`.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import Celery, bootsteps
@@ -101,3 +102,6 @@ def _load_model_once(**_: object) -> None:
     from PIL import Image
 
     context.bundle.image.embed_images([Image.new("RGB", (224, 224), (128, 128, 128))])
+    # Celery says "ready." when the parent consumes, which can be before this child has its model:
+    # this line says when batches stop waiting for a model load (bench/ingest.py waits for it).
+    logging.getLogger(__name__).info("worker process ready: model %s loaded", context.bundle.name)
