@@ -33,6 +33,10 @@ import numpy as np
 
 QUERY = "beach+sunrise"
 RUNTIMES = ("torch", "onnx")  # baseline first
+# `--before DIR`: also "before", the default runtime of an older checkout (DIR with its own .venv in
+# which that checkout is installed), run in the same home and run as this code: a same-run baseline
+# for changes that speed up both runtimes.
+BEFORE: Path | None = None
 
 
 def load() -> str:
@@ -73,7 +77,11 @@ def make_home(home: Path, posts: int, seed_cache: Path | None) -> None:
 
 def env_for(home: Path, runtime: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
-    return env | {"JOINTSPACE_HOME": str(home), "JOINTSPACE_TEXT_RUNTIME": runtime}
+    return env | {"JOINTSPACE_HOME": str(home), "JOINTSPACE_TEXT_RUNTIME": "onnx" if runtime == "before" else runtime}
+
+
+def command(runtime: str) -> str:
+    return str(BEFORE / ".venv" / "bin" / "jointspace") if runtime == "before" and BEFORE else "jointspace"
 
 
 CPU_SECONDS: dict[str, list[float]] = {}
@@ -85,7 +93,7 @@ def one_search(home: Path, runtime: str) -> float:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
-        ["jointspace", "search", QUERY], env=env_for(home, runtime), capture_output=True, text=True, timeout=600
+        [command(runtime), "search", QUERY], env=env_for(home, runtime), capture_output=True, text=True, timeout=600
     )
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -114,7 +122,7 @@ def serve_first_search(home: Path, runtime: str, repeats: int) -> dict[str, floa
     port = free_port()
     start = time.perf_counter()
     server = subprocess.Popen(
-        ["jointspace", "serve", "--port", str(port)],
+        [command(runtime), "serve", "--port", str(port)],
         env=env_for(home, runtime),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -152,8 +160,13 @@ def main() -> None:
     ap.add_argument(
         "--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES, help="torch is the baseline the ratio needs"
     )
+    ap.add_argument("--before", type=Path, default=None, help="an older checkout with its own .venv (see BEFORE)")
     ap.add_argument("--out", type=Path, default=Path("bench/out/cli_latency.json"))
     args = ap.parse_args()
+    global BEFORE
+    if args.before:
+        BEFORE = args.before.resolve()
+        args.runtimes = ["before", *args.runtimes]
 
     home = Path(tempfile.mkdtemp(prefix="jointspace-cli-latency-"))
     report: dict[str, Any] = {"query": QUERY, "posts": args.posts, "runs": args.runs, "load_before": load()}
@@ -186,7 +199,14 @@ def main() -> None:
     finally:
         shutil.rmtree(home, ignore_errors=True)
     report["load_after"] = load()
-    if set(args.runtimes) == set(RUNTIMES):
+    if BEFORE is not None and "onnx" in args.runtimes:
+        report["onnx_over_before"] = report["onnx_search_s_median"] / report["before_search_s_median"]
+        report["onnx_over_before_cpu"] = report["onnx_search_cpu_s_median"] / report["before_search_cpu_s_median"]
+        print(
+            f"onnx / before, median of a one-off search: wall {report['onnx_over_before']:.2f}, "
+            f"CPU {report['onnx_over_before_cpu']:.2f}"
+        )
+    if set(RUNTIMES) <= set(args.runtimes):
         ratio = report["onnx_search_s_median"] / report["torch_search_s_median"]
         cpu_ratio = report["onnx_search_cpu_s_median"] / report["torch_search_cpu_s_median"]
         report["onnx_over_torch"], report["onnx_over_torch_cpu"] = ratio, cpu_ratio
