@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jointspace.errors import JointspaceError, QueryError, error_kind
-from jointspace.settings import Settings, get_settings
+from jointspace.settings import Settings
 
 STATIC_DIR = Path(__file__).parent / "static"
 log = logging.getLogger("jointspace.api")
@@ -30,8 +30,12 @@ log = logging.getLogger("jointspace.api")
 
 def create_app(settings: Settings | None = None, container: ApiContainer | None = None) -> FastAPI:
     """The app. Given `container`, it uses that and leaves closing it to the caller; otherwise it
-    builds its own at startup (model load, backend open) and closes it at shutdown."""
-    settings = settings or (container.settings if container else get_settings())
+    builds its own at startup (model load, backend open) and closes it at shutdown. Without
+    settings (uvicorn's factory, one per server process: API start-up) they come from the environment."""
+    if settings is None:
+        from jointspace.app import settings_from_environment
+
+        settings = container.settings if container else settings_from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -7,13 +7,14 @@ from typing import Any
 
 from jointspace.api.media import MediaStore
 
+from jointspace.app import Ingestion
 from jointspace.protocols import ModelBundle, SearchBackend
 from jointspace.settings import Settings
 
 
 @dataclass
 class ApiContainer:
-    """Everything a request may need. `search` is the query engineer's SearchService; `submit`
+    """Everything a request may need. `search` is the query engineer's SearchService; `ingestion`
     hands validated posts to the workers (or indexes them in-process without a broker)."""
 
     settings: Settings
@@ -21,14 +22,22 @@ class ApiContainer:
     bundle: ModelBundle
     search: Any
     media: MediaStore
-    submitter: Any
+    ingestion: Ingestion
     owned: list[Any] = field(default_factory=list)
-    # True: the submitter indexes in this process, so POST /posts waits for the outcome;
-    # false: it enqueues to the Celery workers and answers once the posts are queued.
-    in_process: bool = True
     alerts: Any = None  # jointspace.alerts.service.AlertService: saved searches and their matches
     # The nearest-word vocabulary, prepared in the background (started by `warm_up`).
     nearest: Any = None
+
+    @property
+    def in_process(self) -> bool:
+        """True: POST /posts indexes in this process and waits for the outcome; false: it enqueues
+        to the Celery workers and answers once the posts are queued."""
+        return self.ingestion.in_process
+
+    @property
+    def submitter(self) -> Any:
+        """The ingestion's distributor (`submit_batch`)."""
+        return self.ingestion.distributor
 
     def close(self) -> None:
         for part in reversed(self.owned):
@@ -38,41 +47,38 @@ class ApiContainer:
 
 
 def build_container(settings: Settings, bundle: ModelBundle | None = None) -> ApiContainer:
-    """Loads the model bundle (unless given), opens the backend and wires the search service and the distributor.
-    Blocks for the model load (seconds); raises ConfigurationError / BackendUnavailableError /
-    ModelMismatchError with what to do."""
-    from jointspace.query.service import SearchService
+    """Loads the model bundle (unless given), opens the backend and wires the search service and
+    the ingestion, all through the composition root (`jointspace.app`). Blocks for the model load
+    (seconds); raises ConfigurationError / BackendUnavailableError / ModelMismatchError with what to do."""
     from jointspace.query.vocabulary import NearestWords
-    from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
-    from jointspace.workers.runtime import load_model_bundle, open_context, open_search_backend
 
+    from jointspace import app
     from jointspace.alerts import open_alert_store
     from jointspace.alerts.service import AlertService
 
-    bundle = bundle or load_model_bundle(settings)
-    backend = open_search_backend(settings, bundle)
-    nearest = NearestWords(bundle.text)
-    search = SearchService(backend, bundle.text, settings, nearest=nearest)
-    alert_store = open_alert_store(settings)
-    owned: list[Any] = [alert_store]
-    if settings.broker_url:
-        submitter: Any = CeleryDistributor(settings)
-        owned += [backend, submitter]
-    else:
-        # The in-process pipeline shares this process's model and backend rather than loading
-        # its own; closing the context closes the backend too.
-        context = open_context(settings, bundle=bundle, backend=backend)
-        submitter = InProcessDistributor(settings, context)
-        owned += [context, submitter]
+    bundle = bundle or app.open_bundle(settings)
+    backend = app.open_search_backend(settings, bundle)
+    owned: list[Any] = [backend]
+    try:
+        nearest = NearestWords(bundle.text)
+        search = app.open_search_service(settings, bundle, backend, nearest=nearest)
+        alert_store = open_alert_store(settings)
+        owned.append(alert_store)
+        # The in-process pipeline shares this process's model and backend rather than loading its own.
+        ingestion = app.open_ingestion(settings, bundle=bundle, backend=backend)
+        owned.append(ingestion)
+    except BaseException:
+        for part in reversed(owned):
+            part.close()
+        raise
     return ApiContainer(
         settings=settings,
         backend=backend,
         bundle=bundle,
         search=search,
         media=MediaStore(settings, getattr(backend, "media_roots", None)),
-        submitter=submitter,
+        ingestion=ingestion,
         owned=owned,
-        in_process=not settings.broker_url,
         nearest=nearest,
         alerts=AlertService(alert_store, search, bundle.name, settings),
     )

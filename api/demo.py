@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from jointspace.api.container import ApiContainer
-from tqdm import tqdm
+from jointspace.ingest.sources.posts import PostsSource
 
 from jointspace.atomic_write import write_text_atomic
 from jointspace.settings import Settings
@@ -46,7 +46,7 @@ def prepare_demo_posts(settings: Settings, n: int = 200, sources: Sequence[str] 
     from jointspace.datasets.prepared import read_posts_file
 
     folder = demo_dir(settings)
-    corpus = build_small_corpus(folder / "corpus", n=n, sources=sources, size=256, workers=1)
+    corpus = build_small_corpus(folder / "corpus", n=n, sources=sources, size=256, workers=1, settings=settings)
     target = folder / DEMO_POSTS  # rewritten each run: reading a few hundred lines is instant
     base = datetime(2024, 1, 1, tzinfo=UTC)
     lines = []
@@ -64,7 +64,7 @@ def prepare_demo_posts(settings: Settings, n: int = 200, sources: Sequence[str] 
 
 
 def index_demo_posts(container: ApiContainer, posts_file: Path) -> DemoIndexReport:
-    """Indexes the posts of `posts_file` that the backend lacks, in-process, with a progress bar."""
+    """Indexes the posts of `posts_file` that the backend lacks, with a progress bar."""
     from jointspace.ingest.validate import ValidationLimits, validate_post
 
     settings = container.settings
@@ -77,17 +77,7 @@ def index_demo_posts(container: ApiContainer, posts_file: Path) -> DemoIndexRepo
         ]
     present = container.backend.get_many([p.id for p in posts], with_vector=False)
     missing = [p for p in posts if p.id not in present]
-    failed: dict[str, str] = {}
-    added = 0
-    with tqdm(total=len(missing), desc="indexing demo posts", unit="post", disable=not missing) as bar:
-        tickets = []
-        for start in range(0, len(missing), settings.batch_size):
-            # Blocks while the pipeline already holds two batches, so this paces itself.
-            tickets.append(container.submitter.submit_batch(missing[start : start + settings.batch_size]))
-        for ticket in tickets:
-            outcome = ticket.outcome()
-            added += len(outcome.indexed) + len(outcome.unchanged)
-            failed.update(outcome.dead)
-            bar.update(len(ticket.posts))
+    # The same ingest run as `jointspace ingest`; in-process (the demo runs without a broker).
+    summary = container.ingestion.run(PostsSource(missing, "demo"), confirm_searchable=False, progress=bool(missing))
     container.backend.refresh()
-    return DemoIndexReport(posts=len(posts), added=added, failed=failed)
+    return DemoIndexReport(posts=len(posts), added=len(summary.settled_ids), failed=dict(summary.dead))

@@ -13,6 +13,7 @@ from jointspace.api.container import ApiContainer
 from jointspace.api.media import MediaStore, media_root
 from jointspace.api.schemas import Rejected, SubmitOut
 from jointspace.api.uploads import BadImage, check_image, store_upload
+from jointspace.ingest.sources.posts import PostsSource
 from jointspace.ingest.validate import InvalidPost, ValidationLimits, validate_post
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile  # what request.form() yields (FastAPI's is a subclass)
@@ -188,25 +189,22 @@ async def submit(batch: Batch, container: ApiContainer) -> SubmitOut:
 
 
 def _hand_over(batch: Batch, container: ApiContainer) -> SubmitOut:
-    size = container.settings.batch_size
-    # All batches are handed over first (the in-process pipeline overlaps decoding one with
-    # embedding the next), then, in-process only, their outcomes are awaited.
-    tickets = [
-        container.submitter.submit_batch(batch.posts[start : start + size])
-        for start in range(0, len(batch.posts), size)
-    ]
-    if not container.in_process:
-        return SubmitOut(accepted=[p.id for t in tickets for p in t.posts], rejected=batch.rejected, queued=True)
-    accepted: list[str] = []
-    duplicates: list[str] = []
+    # The same ingest run as `jointspace ingest` (batching, the distributor, settling). In-process
+    # it waits for every outcome; with Celery it answers once the batches are queued.
+    in_process = container.ingestion.in_process
+    summary = container.ingestion.run(
+        PostsSource(batch.posts, SOURCE), wait=in_process, confirm_searchable=False, progress=False
+    )
+    accepted = summary.queued_ids + summary.settled_ids
     rejected = list(batch.rejected)
-    for ticket in tickets:
-        outcome = ticket.outcome()
-        accepted += outcome.indexed + outcome.unchanged
-        duplicates += outcome.unchanged
-        rejected += [Rejected(index=batch.origin.get(pid, -1), id=pid, reason=why) for pid, why in outcome.dead.items()]
+    rejected += [Rejected(index=batch.origin.get(pid, -1), id=pid, reason=why) for pid, why in summary.dead.items()]
+    if not in_process:
+        return SubmitOut(accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index), queued=True)
     if accepted:
         container.backend.refresh()  # searchable when the answer arrives
     return SubmitOut(
-        accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index), queued=False, duplicates=duplicates
+        accepted=accepted,
+        rejected=sorted(rejected, key=lambda r: r.index),
+        queued=False,
+        duplicates=summary.unchanged_ids,
     )

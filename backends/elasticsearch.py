@@ -189,10 +189,7 @@ class ElasticsearchBackend:
         query = query_vector(vector, self.dim)
         if k <= 0:
             return []
-        s = self.settings
-        candidates = es_queries.num_candidates_for(
-            k, num_candidates, s.num_candidates_factor, s.min_num_candidates, s.max_num_candidates
-        )
+        candidates = self.settings.num_candidates(k, num_candidates)
         clause = es_queries.knn_clause(query, k, candidates, filters, self._rescore)
         with unavailable_as_error(self._url):
             answer = self.client.search(index=self.alias, knn=clause, size=k)
@@ -270,10 +267,7 @@ class ElasticsearchBackend:
 
     def _match_body(self, match: MatchSet, vector: np.ndarray) -> dict[str, Any]:
         query = query_vector(vector, self.dim)
-        s = self.settings
-        candidates = es_queries.num_candidates_for(
-            match.depth, None, s.num_candidates_factor, s.min_num_candidates, s.max_num_candidates
-        )
+        candidates = self.settings.num_candidates(match.depth)
         return es_queries.match_request(query, match.depth, candidates, match.filters, match.min_score, self._rescore)
 
     def _match_request(self, match: MatchSet) -> tuple[dict[str, Any], dict[str, float] | None]:

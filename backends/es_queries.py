@@ -33,12 +33,6 @@ def filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
     return clauses
 
 
-def num_candidates_for(k: int, requested: int | None, factor: int, minimum: int, maximum: int) -> int:
-    """Candidates per shard: the request's, else max(k × factor, minimum); never below k nor above maximum."""
-    wanted = requested if requested is not None else max(k * factor, minimum)
-    return max(k, min(wanted, maximum))
-
-
 def knn_clause(
     vector: np.ndarray, k: int, num_candidates: int, filters: Filters | None = None, rescore_oversample: float = 0.0
 ) -> dict[str, Any]:

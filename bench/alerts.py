@@ -32,8 +32,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from jointspace.alerts.records import SavedSearch
+from jointspace.app import settings_from_environment
 from jointspace.records import Post
-from jointspace.settings import get_settings
 
 # Words for the saved searches' expressions (pairs of them: 1,000 distinct queries from 60 words).
 WORDS = (
@@ -126,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
-    settings = get_settings().model_copy(
+    settings = settings_from_environment().model_copy(
         update={"home": tmp / "home", "es_url": None, "broker_url": None, "batch_size": args.batch}
     )
     variants = (("1,000 semantic", 0.0), ("1,000, a tenth hybrid", 0.1))

@@ -46,21 +46,19 @@ def load() -> str:
 def make_home(home: Path, posts: int, seed_cache: Path | None) -> None:
     """An embedded store of the default bundle with `posts` posts (random unit vectors: the query
     path's cost does not depend on them)."""
-    from jointspace.backends import open_backend
-    from jointspace.encoders.bundle import load_bundle
-
+    from jointspace.app import open_bundle, open_search_backend
     from jointspace.records import Document, Post
     from jointspace.settings import Settings
 
     if seed_cache and seed_cache.is_dir():
         shutil.copytree(seed_cache, home / "cache" / "text", dirs_exist_ok=True)
     settings = Settings(home=home)
-    bundle = load_bundle(settings=settings)  # reads the manifest only; no model is loaded here
+    bundle = open_bundle(settings)  # reads the manifest only; no model is loaded here
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((posts, bundle.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     words = "beach sunrise dog park city night snow river bridge coffee".split()
-    backend = open_backend(settings, bundle.name, bundle.dim)
+    backend = open_search_backend(settings, bundle)
     result = backend.upsert(
         [
             Document(

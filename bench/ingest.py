@@ -8,7 +8,7 @@ the naive loop (one image → one encoder call → one index request), all in on
 Every variant runs with the default settings (batch size, decode threads, torch threads, worker
 pool and concurrency) unless an option says otherwise.
 
-Uses the real model bundle (`load_bundle`: JOINTSPACE_MODEL, else the latest, else zero-shot).
+Uses the real model bundle (`open_bundle`: JOINTSPACE_MODEL, else the latest, else zero-shot).
 Celery variants need Elasticsearch (several writer processes): JOINTSPACE_ES_URL, else a node is
 started in a temporary home (about 25 s, not timed), and a temporary redis-server. The corpus is
 photo-like: pictures from the prepared data re-encoded as 640-px JPEGs, so decoding costs what a
@@ -31,15 +31,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from jointspace.ingest.run import IngestRun
 from jointspace.ingest.sources import open_source
-from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
-from jointspace.workers.runtime import decode_limits, load_model_bundle, open_context, open_search_backend
+from jointspace.workers.runtime import decode_limits
 from PIL import Image
 
+from jointspace.app import open_bundle, open_ingestion, open_search_backend, settings_from_environment
 from jointspace.images import load_image
 from jointspace.records import Document
-from jointspace.settings import Settings, get_settings
+from jointspace.settings import Settings
 
 PHOTO_SOURCES = ("scratch", "gcompris", "kphotoalbum")
 
@@ -137,7 +136,7 @@ def fresh(settings: Settings, tag: str) -> Settings:
 
 
 def ceiling(settings: Settings, jsonl: Path, batch_size: int) -> dict[str, Any]:
-    bundle = load_model_bundle(settings)
+    bundle = open_bundle(settings)
     paths = [str(jsonl.parent / json.loads(line)["image"]) for line in jsonl.read_text().splitlines()]
     images = [load_image(p, decode_limits(settings)) for p in paths]  # decoded beforehand: not timed
     bundle.image.embed_images(images[:4])  # warm-up
@@ -150,7 +149,7 @@ def ceiling(settings: Settings, jsonl: Path, batch_size: int) -> dict[str, Any]:
 
 
 def naive(settings: Settings, jsonl: Path) -> dict[str, Any]:
-    bundle = load_model_bundle(settings)
+    bundle = open_bundle(settings)
     backend = open_search_backend(settings, bundle)
     posts = [item.post for item in open_source("jsonl", str(jsonl), settings) if item.post]
     meter = CpuMeter(EXTRA_PIDS)
@@ -167,20 +166,16 @@ def naive(settings: Settings, jsonl: Path) -> dict[str, Any]:
 
 
 def in_process(settings: Settings, jsonl: Path) -> dict[str, Any]:
-    context = open_context(settings)
-    context.bundle.image.embed_images([Image.new("RGB", (224, 224))])  # warm-up, as a worker's would be
+    bundle = open_bundle(settings)
+    ingestion = open_ingestion(settings, bundle=bundle)  # as `jointspace ingest` runs it
+    bundle.image.embed_images([Image.new("RGB", (224, 224))])  # warm-up, as a worker's would be
     meter = CpuMeter(EXTRA_PIDS)
     started = time.perf_counter()
-    summary = IngestRun(
-        open_source("jsonl", str(jsonl), settings),
-        InProcessDistributor(settings, context),
-        context.dead_letters,
-        batch_size=settings.batch_size,
-        backend=context.backend,
-        progress=False,
-    ).run()
-    seconds = time.perf_counter() - started
-    context.close()
+    try:
+        summary = ingestion.run(open_source("jsonl", str(jsonl), settings), progress=False)
+        seconds = time.perf_counter() - started
+    finally:
+        ingestion.close()
     assert summary.searchable and summary.indexed == summary.read, summary.to_json()
     return {
         "variant": "in-process (defaults)",
@@ -237,22 +232,17 @@ def celery(
                 raise RuntimeError(f"worker did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.5)
         time.sleep(2.0)
-        backend = open_search_backend(settings, load_model_bundle(settings))
+        ingestion = open_ingestion(settings)  # as `jointspace ingest` runs it: Celery, with the broker set
         meter = CpuMeter([proc.pid, *EXTRA_PIDS])
         started_wall = time.time()
         started = time.perf_counter()
-        summary = IngestRun(
-            open_source("jsonl", str(jsonl), settings),
-            CeleryDistributor(settings),
-            _NoDeadLetters(),
-            batch_size=settings.batch_size,
-            backend=backend,
-            progress=False,
-        ).run()
-        seconds = time.perf_counter() - started
-        ended_wall = time.time()
-        cpu = meter.seconds()
-        backend.close()
+        try:
+            summary = ingestion.run(open_source("jsonl", str(jsonl), settings), progress=False)
+            seconds = time.perf_counter() - started
+            ended_wall = time.time()
+            cpu = meter.seconds()
+        finally:
+            ingestion.close()
     finally:
         os.killpg(proc.pid, 15)
         proc.wait(timeout=60)
@@ -314,28 +304,6 @@ def task_spans(log_text: str) -> list[tuple[float, float]]:
 EXTRA_PIDS: list[int] = []  # Elasticsearch's JVMs, when the bench started them
 
 
-class _NoDeadLetters:
-    """The producer writes validation failures only; this corpus has none (asserted above)."""
-
-    def put(self, letters: Any) -> None:
-        raise AssertionError(f"unexpected invalid posts in the bench corpus: {letters}")
-
-    def list(self) -> list[Any]:
-        return []
-
-    def remove(self, keys: Any) -> int:
-        return 0
-
-    def purge(self) -> int:
-        return 0
-
-    def count(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        pass
-
-
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -369,7 +337,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = parser.parse_args()
 
-    base = get_settings()
+    base = settings_from_environment()
     batch_size = args.batch_size or base.batch_size
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     services: list[Any] = []

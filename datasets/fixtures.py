@@ -18,6 +18,8 @@ from jointspace.datasets.prepare import ALL_POSTS, cache_dir_of, prepare_source,
 from jointspace.datasets.prepared import Item, read_posts_file
 from PIL import Image
 
+from jointspace.settings import Settings
+
 # The ten cities of InstaCities1M, in its folder spelling.
 INSTACITIES_CITIES = (
     "london",
@@ -36,20 +38,24 @@ _FILLER_TAGS = ("travel", "instagood", "photooftheday", "love", "picoftheday", "
 _EMOJI = ("", " ❤️", " 😍", "", " 🌞")
 
 
-def _shared_dirs() -> tuple[Path, Path]:
-    from jointspace.settings import get_settings
-
-    settings = get_settings()
+def _shared_dirs(settings: Settings) -> tuple[Path, Path]:
     return cache_dir_of(settings.home), settings.data_dir / "packages"
 
 
 def build_small_corpus(
-    out_dir: Path, n: int = 60, sources: Sequence[str] = ("tuxpaint",), size: int = 128, workers: int = 1
+    out_dir: Path,
+    n: int = 60,
+    sources: Sequence[str] = ("tuxpaint",),
+    size: int = 128,
+    workers: int = 1,
+    *,
+    settings: Settings,
 ) -> Path:
     """Prepare about `n` items (split evenly over `sources`, a fixed spread over their categories)
     under `out_dir` exactly as `jointspace data prepare` would, and return `out_dir/all.jsonl`.
-    Cached like `prepare`: a second call with the same arguments returns at once."""
-    cache_dir, packages_dir = _shared_dirs()
+    Cached like `prepare`: a second call with the same arguments returns at once. The packages and
+    their download cache are shared with the settings' home."""
+    cache_dir, packages_dir = _shared_dirs(settings)
     per_source = max(1, -(-n // len(sources)))
     for name in sources:
         prepare_source(
@@ -89,6 +95,8 @@ def build_instacities_fixture(
     sources: Sequence[str] = ("tuxpaint",),
     image_folder: str = "img_resized",
     work_dir: Path | None = None,
+    *,
+    settings: Settings,
 ) -> list[InstaCitiesPost]:
     """Write `out_dir/<image_folder>/<city>/<id>.jpg` and `out_dir/captions/<city>/<id>.txt` (UTF-8,
     one caption per file, as InstaCities1M has them) from prepared items, dealt round-robin to the
@@ -98,7 +106,10 @@ def build_instacities_fixture(
     if unknown:
         raise ValueError(f"city folder names are lower-case letters and digits, got {unknown}")
     corpus = build_small_corpus(
-        work_dir or out_dir.with_name(out_dir.name + "-corpus"), n=n_per_city * len(cities), sources=sources
+        work_dir or out_dir.with_name(out_dir.name + "-corpus"),
+        n=n_per_city * len(cities),
+        sources=sources,
+        settings=settings,
     )
     items = read_posts_file(corpus)[: n_per_city * len(cities)]
     written: list[InstaCitiesPost] = []

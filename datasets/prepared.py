@@ -1,7 +1,7 @@
 """Reading what `jointspace data prepare` wrote: the loader other stages (training, evaluation, demo) use.
 
     from jointspace.datasets.prepared import load_items, split_of
-    items = load_items(sources=["openclipart"], split="train")   # data_dir defaults to Settings.data_dir
+    items = load_items(settings.data_dir, sources=["openclipart"], split="train")
     items[0].post.image      # absolute path of the prepared picture (PNG for drawings, JPEG for photos)
     items[0].post.caption    # title / description / monument text
     items[0].post.hashtags   # cleaned, lower-cased tags
@@ -77,16 +77,9 @@ def read_posts_file(path: Path) -> list[Item]:
         return [_item(json.loads(line), base) for line in handle if line.strip()]
 
 
-def _default_data_dir() -> Path:
-    from jointspace.settings import get_settings
-
-    return get_settings().data_dir
-
-
-def prepared_sources(data_dir: Path | None = None) -> list[str]:
+def prepared_sources(data_dir: Path) -> list[str]:
     """Names of the sources that have a `posts.jsonl` under `data_dir`: the project's own first, in
     their fixed order, then the ones `jointspace data import` wrote, by name."""
-    data_dir = data_dir or _default_data_dir()
     own = [name for name in SOURCE_NAMES if (data_dir / name / POSTS).is_file()]
     imported = (
         sorted(p.name for p in data_dir.iterdir() if p.name not in SOURCE_NAMES and (p / POSTS).is_file())
@@ -97,11 +90,11 @@ def prepared_sources(data_dir: Path | None = None) -> list[str]:
 
 
 def load_items(
-    data_dir: Path | None = None, sources: Iterable[str] | None = None, split: str | Sequence[str] | None = None
+    data_dir: Path, sources: Iterable[str] | None = None, split: str | Sequence[str] | None = None
 ) -> list[Item]:
     """Prepared items of the given sources (default: every prepared source), optionally of one split
     or several. Raises ConfigurationError for an unknown split or a source that is not prepared."""
-    data_dir = Path(data_dir) if data_dir is not None else _default_data_dir()
+    data_dir = Path(data_dir)
     names = list(sources) if sources is not None else prepared_sources(data_dir)
     wanted = {split} if isinstance(split, str) else set(split) if split is not None else set(SPLITS)
     if not wanted <= set(SPLITS):

@@ -33,9 +33,9 @@ from jointspace.encoders.imagenet import DEFAULT_PRIOR
 from jointspace import __version__
 from jointspace.atomic_write import write_text_atomic
 from jointspace.errors import ConfigurationError, ModelMismatchError
-from jointspace.protocols import ImageEncoder, TextEncoder
-from jointspace.registry import IMAGE_ENCODERS, TEXT_ENCODERS, load
-from jointspace.settings import Settings, get_settings
+from jointspace.protocols import ImageEncoder, ModelBundle, TextEncoder
+from jointspace.registry import BUNDLES, IMAGE_ENCODERS, TEXT_ENCODERS, load, reference
+from jointspace.settings import Settings
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -182,9 +182,8 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     return folder
 
 
-def set_latest(folder: Path, settings: Settings | None = None) -> None:
+def set_latest(folder: Path, settings: Settings) -> None:
     """Point `<models_dir>/latest` at `folder` (a text file holding the path: works where symlinks do not)."""
-    settings = settings or get_settings()
     write_text_atomic(settings.models_dir / LATEST, str(Path(folder).resolve()))
 
 
@@ -244,23 +243,21 @@ def shipped_bundle_dir() -> Path | None:
     return folder if (folder / MANIFEST).is_file() else None
 
 
-def resolve_bundle_dir(path: Path | None = None, settings: Settings | None = None) -> Path:
+def resolve_bundle_dir(path: Path | None, settings: Settings) -> Path:
     """path → settings.model → the bundle `jointspace train` made last → the shipped bundle (unless
     `shipped_model` is off) → the zero-training bundle."""
-    settings = settings or get_settings()
     chosen = path or settings.model or latest_bundle_dir(settings)
     if not chosen and settings.shipped_model:
         chosen = shipped_bundle_dir()
     return Path(chosen) if chosen else ensure_zeroshot_bundle(settings)
 
 
-def load_bundle(path: Path | None = None, settings: Settings | None = None) -> Bundle:
+def load_bundle(path: Path | None, settings: Settings) -> Bundle:
     """The bundle at `path` (see `resolve_bundle_dir` for the default), loaded once per process.
 
     Reads and checks the manifest now; the models load on first use of `.text` / `.image`, where a
     text encoder that does not match the manifest raises ModelMismatchError.
     """
-    settings = settings or get_settings()
     folder = resolve_bundle_dir(path, settings).resolve()
     with _LOADED_LOCK:
         bundle = _LOADED.get(folder)
@@ -268,6 +265,19 @@ def load_bundle(path: Path | None = None, settings: Settings | None = None) -> B
             bundle = Bundle(folder, read_manifest(folder), settings)
             _LOADED[folder] = bundle
         return bundle
+
+
+def open_model_bundle(settings: Settings) -> ModelBundle:
+    """The model bundle these settings name: `bundle_factory` when set (a `jointspace.bundles` entry
+    point's name or `module:function`, called with the settings: a user's own model), else the
+    bundle folder `load_bundle` resolves. The one way every command, the API and the workers load it."""
+    if settings.bundle_factory:
+        try:
+            factory = reference(BUNDLES, settings.bundle_factory)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"JOINTSPACE_BUNDLE_FACTORY={settings.bundle_factory!r}: {exc}") from exc
+        return factory(settings)
+    return load_bundle(settings.model, settings)
 
 
 def forget_loaded() -> None:

@@ -34,6 +34,10 @@ class IngestSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     searchable: bool | None = None  # None: not waited for
+    # Which posts, for callers that answer per post (POST /posts); not in `to_json`.
+    settled_ids: list[str] = field(default_factory=list)  # indexed or unchanged, in settling order
+    unchanged_ids: list[str] = field(default_factory=list)
+    queued_ids: list[str] = field(default_factory=list)  # handed to the workers, not followed (no wait)
 
     def reasons(self) -> Counter[str]:
         """Dead letters grouped by kind: stage and reason without the details (paths, sizes)."""
@@ -199,6 +203,7 @@ class IngestRun:
         if not self.wait and not ticket.ready():
             # Queued durably (late acks): that is as far as a no-wait run follows a batch.
             self.source.ack(tokens + [t for ts in followers.values() for t in ts])
+            self.summary.queued_ids += [p.id for p in posts]
             self._bar.update(len(posts))
             return
         self._in_flight.append(_InFlight(ticket, tokens, followers))
@@ -218,6 +223,8 @@ class IngestRun:
         self.summary.unchanged += len(outcome.unchanged)
         self.summary.dead.update(outcome.dead)
         self._indexed_ids += outcome.indexed + outcome.unchanged
+        self.summary.settled_ids += outcome.indexed + outcome.unchanged
+        self.summary.unchanged_ids += outcome.unchanged
         for stage, seconds in outcome.seconds.items():
             self.summary.stage_seconds[stage] = self.summary.stage_seconds.get(stage, 0.0) + seconds
         # Only now, with every post of the batch indexed or dead-lettered, may the source forget them.

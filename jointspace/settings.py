@@ -6,12 +6,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="JOINTSPACE_", extra="ignore")
+    # populate_by_name: a field with an alias (query_max_chars) is also set by its own name.
+    model_config = SettingsConfigDict(env_prefix="JOINTSPACE_", extra="ignore", populate_by_name=True)
 
     # Where the embedded backend, prepared data, model bundles and local services live.
     home: Path = Field(default_factory=lambda: Path.home() / ".jointspace")
@@ -90,7 +91,14 @@ class Settings(BaseSettings):
     near_duplicate_threshold: float = 0.95
 
     # The query language (`query/`): what one expression may hold, and how hybrid search blends.
-    query_max_chars: int = 1_000
+    # One limit for the parser and the API's `q`; JOINTSPACE_API_MAX_QUERY_CHARS (docs/api.md) is
+    # the same knob under its older name.
+    query_max_chars: int = Field(
+        default=1_000,
+        validation_alias=AliasChoices(
+            "JOINTSPACE_QUERY_MAX_CHARS", "JOINTSPACE_API_MAX_QUERY_CHARS", "query_max_chars", "api_max_query_chars"
+        ),
+    )
     query_max_terms: int = 64
     query_max_weight: float = 100.0
     query_max_nesting: int = 16
@@ -111,7 +119,6 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_max_request_bytes: int = 64_000_000
     api_max_batch_posts: int = 256
-    api_max_query_chars: int = 1_000
     api_thumbnail_px: int = 320
 
     # Ingestion and workers (`jointspace ingest`, `jointspace worker`, `jointspace dead-letters`).
@@ -119,7 +126,8 @@ class Settings(BaseSettings):
     decode_threads: int = 4  # PIL releases the GIL while decoding, so threads overlap well
     decode_max_side: int = 320  # images are shrunk to this before the encoder's own preprocessing
     torch_threads: int | None = None  # per worker process; unset: torch's default
-    # "module:function" returning a ModelBundle, for a user's own model; unset: load_bundle(model).
+    # A user's own model: a `jointspace.bundles` entry point's name, or "module:function", called with
+    # the settings and returning a ModelBundle; unset: the bundle folder `model` names (or the default).
     bundle_factory: str | None = None
     celery_queue: str = "jointspace-ingest"
     # A batch of 64 takes seconds on CPU (bench/ingest.py); a batch held 3 minutes is hung: killed,
@@ -171,6 +179,18 @@ class Settings(BaseSettings):
         if self.environment == "production" and not self.api_key:
             raise ValueError("JOINTSPACE_API_KEY must be set when JOINTSPACE_ENVIRONMENT=production")
         return self
+
+    def num_candidates(self, k: int, requested: int | None = None, depth: int | None = None) -> int:
+        """kNN candidates per shard for `k` hits: `requested`, else max(k × num_candidates_factor,
+        min_num_candidates); at most max_num_candidates, yet never fewer than the `depth` (default k)
+        a page needs. The one formula: the query planner and the Elasticsearch backend use it."""
+        wanted = requested if requested is not None else max(k * self.num_candidates_factor, self.min_num_candidates)
+        return max(depth if depth is not None else k, min(wanted, self.max_num_candidates))
+
+    @property
+    def api_max_query_chars(self) -> int:
+        """The older name of `query_max_chars` (one limit, one knob)."""
+        return self.query_max_chars
 
     @property
     def data_dir(self) -> Path:

@@ -52,8 +52,6 @@ def plan_page(k: int, page: int, settings: Settings) -> PagePlan:
             f"page {page} of {k} would need the top {depth} results; the limit is "
             f"{settings.max_k} (JOINTSPACE_MAX_K): narrow the query instead"
         )
-    pool = max(settings.min_num_candidates, k * settings.num_candidates_factor, depth)
-    num_candidates = min(settings.max_num_candidates, pool)
-    num_candidates = max(num_candidates, depth)
+    num_candidates = settings.num_candidates(k, depth=depth)
     cap = max(settings.max_num_candidates, depth)
     return PagePlan(k=k, page=page, depth=depth, num_candidates=num_candidates, window=num_candidates, cap=cap)

@@ -130,10 +130,10 @@ class SearchRequest(SearchFilters):
 
     def checked(self, settings: Settings) -> Self:
         """Self, once the bounds that depend on Settings hold; raises QueryError naming the limit."""
-        if len(self.q) > settings.api_max_query_chars:
+        if len(self.q) > settings.query_max_chars:
             raise QueryError(
-                f"query longer than {settings.api_max_query_chars} characters ({len(self.q)}); shorten it",
-                position=settings.api_max_query_chars,
+                f"query longer than {settings.query_max_chars} characters ({len(self.q)}); shorten it",
+                position=settings.query_max_chars,
             )
         if self.k is not None and not 1 <= self.k <= settings.max_k:
             raise QueryError(f"k must be between 1 and {settings.max_k} (JOINTSPACE_MAX_K), not {self.k}")

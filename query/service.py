@@ -16,7 +16,7 @@ from jointspace.choices import SEARCH_MODES, SearchMode
 from jointspace.errors import DimensionError, QueryError
 from jointspace.protocols import SearchBackend, TextEncoder
 from jointspace.records import FacetCounts, Filters, Hit, MatchSet
-from jointspace.settings import Settings, get_settings
+from jointspace.settings import Settings
 
 from .algebra import WeightedTerm, combine, contributions, unit, weighted_terms
 from .collapse import Collapsed, collapse
@@ -133,7 +133,7 @@ class SearchService:
         self,
         backend: SearchBackend,
         text_encoder: TextEncoder,
-        settings: Settings | None = None,
+        settings: Settings,
         nearest: NearestWords | None = None,
     ) -> None:
         if text_encoder.dim != backend.dim:
@@ -143,7 +143,7 @@ class SearchService:
             )
         self.backend = backend
         self.text = text_encoder
-        self.settings = settings or get_settings()
+        self.settings = settings
         self.limits = QueryLimits.from_settings(self.settings)
         # Nearest words: a server passes one prepared in the background (answers go on without
         # them until ready, raising VocabularyNotReady); a one-off caller simply waits.

@@ -306,7 +306,7 @@ class BatchRunner:
     def _tell_listener(self, batch: _Batch) -> None:
         """Transient failures (Redis or the backend away) propagate, so the batch is retried and the
         check runs then; any other failure of the check is logged and leaves the posts indexed."""
-        from jointspace.workers.tasks import transient_errors
+        from jointspace.workers.transient import transient_errors
 
         assert self.listener is not None
         try:

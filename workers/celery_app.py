@@ -12,14 +12,39 @@ from typing import Any
 from celery import Celery, bootsteps
 from celery.signals import task_received, worker_process_init
 
-from jointspace.settings import Settings, get_settings
+from jointspace.settings import Settings
 
 
-def make_app(settings: Settings) -> Celery:
-    celery = Celery(
-        "jointspace", broker=settings.broker_url, backend=settings.broker_url, include=["jointspace.workers.tasks"]
-    )
-    celery.conf.update(
+def make_app(settings: Settings | None = None) -> Celery:
+    """An app configured from `settings`. None: configured on first use of its configuration from
+    the environment (`worker_settings`): the module-level `app` below, which `celery -A` and
+    `jointspace worker` start, so that importing this module reads nothing."""
+    celery = Celery("jointspace", include=["jointspace.workers.tasks"])
+    if settings is None:
+        celery.add_defaults(lambda: celery_config(worker_settings()))  # Celery calls it lazily
+    else:
+        celery.conf.update(celery_config(settings))
+    celery.steps["worker"].add(DeadWorkerSweep)
+    return celery
+
+
+def app_settings(celery: Celery) -> Settings:
+    """The settings an app was made from: what its tasks and worker start-up read."""
+    settings: Settings = celery.conf.jointspace_settings
+    return settings
+
+
+def worker_settings() -> Settings:
+    """Celery worker start-up, an entry point: the settings from the environment (`JOINTSPACE_*`)."""
+    from jointspace.app import settings_from_environment
+
+    return settings_from_environment()
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return dict(
+        broker_url=settings.broker_url,
+        result_backend=settings.broker_url,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],  # never pickle: a payload is data, not code
@@ -43,9 +68,9 @@ def make_app(settings: Settings) -> Celery:
         worker_send_task_events=True,  # Flower shows tasks live
         task_send_sent_event=True,
         jointspace_worker_heartbeat_s=settings.worker_heartbeat_s,  # read by DeadWorkerSweep
+        # The tasks' retry policy (read when a task is bound, see tasks.py) and the settings themselves.
+        jointspace_settings=settings,
     )
-    celery.steps["worker"].add(DeadWorkerSweep)
-    return celery
 
 
 class DeadWorkerSweep(bootsteps.StartStopStep):
@@ -83,7 +108,7 @@ def _record_delivery(request: Any, **_: object) -> None:
     liveness.record_delivery(request.message.delivery_tag)
 
 
-app = make_app(get_settings())
+app = make_app()
 
 
 @worker_process_init.connect
@@ -91,7 +116,7 @@ def _load_model_once(**_: object) -> None:
     """Each worker process loads its model and backend at start, not on its first batch."""
     from jointspace.workers.runtime import process_context
 
-    settings = get_settings()
+    settings = app_settings(app)
     if settings.worker_metrics_port:
         from billiard.process import current_process
         from jointspace.workers.metrics import serve_metrics

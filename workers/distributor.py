@@ -8,17 +8,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from jointspace.workers.batch_indexing import BatchOutcome
-from jointspace.workers.dead_letters import DeadLetter
+from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
+from jointspace.workers.transient import transient_errors
 
+from jointspace.protocols import ModelBundle, SearchBackend
 from jointspace.records import Post
-from jointspace.settings import Settings, get_settings
+from jointspace.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ class Ticket(Protocol):
 
 
 class Distributor(Protocol):
+    in_process: bool  # True: a ticket settles here (indexed or dead); False: queued for the workers
+
     def submit_batch(self, posts: Sequence[Post]) -> Ticket:
         """Hands over one batch. May block (backpressure, or the batch itself when in-process)."""
         ...
@@ -76,12 +79,16 @@ class InProcessDistributor:
     errors are retried with backoff (the policy the Celery task declares); a batch whose backend stays
     away is dead-lettered. `submit_batch` blocks while two batches are already in hand."""
 
-    def __init__(self, settings: Settings, context: Any | None = None) -> None:
+    in_process = True
+
+    def __init__(self, settings: Settings, context: Any | None = None, owns_context: bool | None = None) -> None:
+        """`context`: the worker context to run batches with (None: one opened here). `owns_context`
+        (default: whether it was opened here): close it with the distributor."""
         from jointspace.workers.runtime import open_context
 
         self.settings = settings
         self.context = context or open_context(settings)
-        self._owns_context = context is None
+        self._owns_context = context is None if owns_context is None else owns_context
         self._prepare = ThreadPoolExecutor(1, thread_name_prefix="prepare")
         self._finish = ThreadPoolExecutor(1, thread_name_prefix="embed")
         # Bounds decoded images held in memory: the batch being embedded and the one being decoded.
@@ -96,8 +103,6 @@ class InProcessDistributor:
         return FutureTicket(posts, done)
 
     def _finish_with_retries(self, posts: list[Post], prepared: Future[Any]) -> BatchOutcome:
-        from jointspace.workers.tasks import transient_errors
-
         runner = self.context.runner
         delay = 1.0
         for attempt in range(self.settings.task_max_retries + 1):
@@ -153,6 +158,8 @@ class CeleryDistributor:
     """Enqueues batches as Celery tasks, holding back while the queue holds `queue_max_batches`
     batches so that Redis memory stays bounded however fast the producer reads."""
 
+    in_process = False
+
     def __init__(self, settings: Settings, poll_s: float = 0.2) -> None:
         import redis
         from jointspace.workers.celery_app import make_app
@@ -187,58 +194,23 @@ class CeleryDistributor:
         self._app.close()
 
 
-def open_distributor(settings: Settings, context: Any | None = None) -> Distributor:
-    """Celery when `JOINTSPACE_BROKER_URL` is set, else in-process (loads the model here)."""
-    if settings.broker_url:
+def runs_in_process(settings: Settings) -> bool:
+    """The one rule: without a broker (`JOINTSPACE_BROKER_URL` unset) batches run in this process."""
+    return not settings.broker_url
+
+
+def open_distributor(
+    settings: Settings,
+    bundle: ModelBundle | None = None,
+    backend: SearchBackend | None = None,
+    dead_letters: DeadLetterStore | None = None,
+) -> Distributor:
+    """Celery when `JOINTSPACE_BROKER_URL` is set, else in-process. In-process, the pipeline shares
+    the bundle, backend and dead letters given (those not given it opens itself, and closes with the
+    distributor); the caller closes what it gave."""
+    if not runs_in_process(settings):
         return CeleryDistributor(settings)
-    return InProcessDistributor(settings, context)
+    from jointspace.workers.runtime import open_context
 
-
-@dataclass
-class SubmitResult:
-    """`accepted`: ids handed to the pipeline (in-process: indexed). `rejected`: id (or `#n`) → reason."""
-
-    accepted: list[str] = field(default_factory=list)
-    rejected: dict[str, str] = field(default_factory=dict)
-
-
-_shared: dict[int, Distributor] = {}
-_shared_lock = threading.Lock()
-
-
-def submit(
-    posts: Sequence[Mapping[str, Any] | Post], settings: Settings | None = None, base_dir: Path | None = None
-) -> SubmitResult:
-    """Validate posts (JSON objects as in the JSONL format, or `Post`s) and hand them to the pipeline.
-
-    For `POST /posts`. Relative image paths resolve against `base_dir`, else the media root.
-    Never raises for a bad post: it comes back in `rejected` with its reason. With a broker this
-    returns once the batches are queued; without one, once they are indexed.
-    """
-    from jointspace.ingest.validate import InvalidPost, ValidationLimits, validate_post
-
-    settings = settings or get_settings()
-    limits = ValidationLimits.from_settings(settings)
-    result = SubmitResult()
-    valid: list[Post] = []
-    for n, raw in enumerate(posts):
-        try:
-            valid.append(
-                raw
-                if isinstance(raw, Post)
-                else validate_post(raw, base_dir or settings.media_root, limits, default_source="api")
-            )
-        except InvalidPost as exc:
-            key = str(raw.get("id")) if isinstance(raw, Mapping) and raw.get("id") else f"#{n}"
-            result.rejected[key] = exc.describe()
-    with _shared_lock:
-        distributor = _shared.get(id(settings)) or _shared.setdefault(id(settings), open_distributor(settings))
-    for start in range(0, len(valid), settings.batch_size):
-        ticket = distributor.submit_batch(valid[start : start + settings.batch_size])
-        if isinstance(distributor, InProcessDistributor) or ticket.ready():
-            outcome = ticket.outcome()
-            result.accepted += outcome.indexed + outcome.unchanged
-            result.rejected.update(outcome.dead)
-        else:
-            result.accepted += [p.id for p in ticket.posts]
-    return result
+    context = open_context(settings, bundle=bundle, backend=backend, dead_letters=dead_letters)
+    return InProcessDistributor(settings, context, owns_context=True)

@@ -105,7 +105,7 @@ def _how(bundle: Any, had_features: bool, keeper: Any) -> tuple[Any, str]:
 def reindex(settings: Settings, bundle_dir: Path, keep_old: bool = True, progress: bool = True) -> dict[str, Any]:
     """Blocks until done; returns what it did (the same keys for both backends)."""
     from jointspace.backends.lifecycle import open_lifecycle
-    from jointspace.workers.runtime import load_model_bundle
+    from jointspace.encoders.bundle import open_model_bundle
 
     lifecycle = open_lifecycle(settings)
     try:
@@ -113,7 +113,7 @@ def reindex(settings: Settings, bundle_dir: Path, keep_old: bool = True, progres
         if live is None:
             raise ConfigurationError(f"no index behind {lifecycle.where}: nothing to reindex")
         new_settings = settings.model_copy(update={"model": bundle_dir})
-        bundle = load_model_bundle(new_settings)
+        bundle = open_model_bundle(new_settings)
         if live.model == bundle.name:
             raise ConfigurationError(
                 f"the index behind {lifecycle.where} ({live.name}) was already built by bundle {bundle.name!r}; "

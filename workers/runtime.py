@@ -1,41 +1,22 @@
-"""What one process needs to run batches: the model bundle, the backend, the dead letters, loaded once."""
+"""What one process needs to run batches: the model bundle, the backend, the dead letters, loaded once.
+
+The worker's own assembly (a Celery worker child, the in-process distributor, reindex); the
+application's parts are built by the composition root, `jointspace.app`.
+"""
 
 from __future__ import annotations
 
-import importlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jointspace.workers.batch_indexing import BatchRunner
 from jointspace.workers.dead_letters import DeadLetterStore, open_dead_letters
 
-from jointspace.errors import ConfigurationError
 from jointspace.images import DecodeLimits
 from jointspace.protocols import ModelBundle, SearchBackend
 from jointspace.settings import Settings
-
-
-def load_model_bundle(settings: Settings) -> ModelBundle:
-    """`settings.bundle_factory` ("module:function") when set, else the bundle at `settings.model`."""
-    if settings.bundle_factory:
-        module_name, _, attr = settings.bundle_factory.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigurationError(f"JOINTSPACE_BUNDLE_FACTORY={settings.bundle_factory!r}: {exc}") from exc
-        bundle: ModelBundle = factory(settings)  # a user's function, found by name: untyped
-        return bundle
-    from jointspace.encoders.bundle import load_bundle
-
-    return load_bundle(settings.model, settings)
-
-
-def open_search_backend(settings: Settings, bundle: ModelBundle) -> SearchBackend:
-    from jointspace.backends import open_backend
-
-    return open_backend(settings, bundle.name, bundle.dim)
 
 
 def decode_limits(settings: Settings) -> DecodeLimits:
@@ -51,6 +32,9 @@ class WorkerContext:
     executor: ThreadPoolExecutor
     alerts: Any = None  # jointspace.alerts.checker.AlertChecker, when this context checks saved searches
     kept: Any = None  # jointspace.backends.kept_features.KeptFeatureStore, when features are kept
+    # What open_context opened itself (the backend, the dead letters): closed with the context.
+    # Parts handed in stay open: whoever opened them closes them.
+    owned: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)
@@ -58,16 +42,20 @@ class WorkerContext:
             self.kept.close()
         if self.alerts is not None:
             self.alerts.close()
-        self.backend.close()
-        self.dead_letters.close()
+        for part in reversed(self.owned):
+            part.close()
 
 
 def open_context(
-    settings: Settings, bundle: ModelBundle | None = None, backend: SearchBackend | None = None, alerts: bool = True
+    settings: Settings,
+    bundle: ModelBundle | None = None,
+    backend: SearchBackend | None = None,
+    alerts: bool = True,
+    dead_letters: DeadLetterStore | None = None,
 ) -> WorkerContext:
-    """Loads the model (slow: seconds) and connects to the backend and the dead-letter store.
-    With `alerts`, every batch written is checked against the saved searches (reindex turns it off:
-    re-embedding old posts is not news)."""
+    """Loads the model (slow: seconds) and connects to the backend and the dead-letter store, unless
+    given them. With `alerts`, every batch written is checked against the saved searches (reindex
+    turns it off: re-embedding old posts is not news)."""
     from PIL import Image
 
     # PIL's own guard, for any image opened in this process outside `images.decode` too.
@@ -76,9 +64,19 @@ def open_context(
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    bundle = bundle or load_model_bundle(settings)
-    backend = backend or open_search_backend(settings, bundle)
-    dead_letters = open_dead_letters(settings)
+    owned: list[Any] = []
+    if bundle is None:
+        from jointspace.encoders.bundle import open_model_bundle
+
+        bundle = open_model_bundle(settings)
+    if backend is None:
+        from jointspace.backends import open_backend
+
+        backend = open_backend(settings, bundle.name, bundle.dim)
+        owned.append(backend)
+    if dead_letters is None:
+        dead_letters = open_dead_letters(settings)
+        owned.append(dead_letters)
     executor = ThreadPoolExecutor(max_workers=settings.decode_threads, thread_name_prefix="decode")
     checker = None
     if alerts:
@@ -89,7 +87,7 @@ def open_context(
     runner = BatchRunner(
         bundle.image, bundle.name, backend, dead_letters, decode_limits(settings), executor, checker, kept
     )
-    return WorkerContext(bundle, backend, dead_letters, runner, executor, checker, kept)
+    return WorkerContext(bundle, backend, dead_letters, runner, executor, checker, kept, owned)
 
 
 def open_feature_keeper(settings: Settings, bundle: ModelBundle) -> Any:

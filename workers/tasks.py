@@ -1,4 +1,7 @@
-"""Thin Celery tasks over the batch runner. Payloads are JSON: `{"posts": [Post.to_json(), ...]}`."""
+"""Thin Celery tasks over the batch runner. Payloads are JSON: `{"posts": [Post.to_json(), ...]}`.
+
+Nothing here reads the environment at import: a task takes its settings, and its retry policy,
+from the app it is bound to (`celery_app.app_settings`), configured at worker start-up."""
 
 from __future__ import annotations
 
@@ -6,34 +9,32 @@ import logging
 from typing import Any
 
 from celery import Task
-from jointspace.workers.celery_app import app
+from jointspace.workers.celery_app import app, app_settings
 from jointspace.workers.dead_letters import DeadLetter, open_dead_letters
 from jointspace.workers.runtime import process_context
+from jointspace.workers.transient import transient_errors
 
-from jointspace.errors import BackendUnavailableError
 from jointspace.records import Post
-from jointspace.settings import get_settings
+from jointspace.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def transient_errors() -> tuple[type[BaseException], ...]:
-    """Errors worth retrying the batch for: the backend, the broker or the network is away for a while."""
-    import elastic_transport
-    import redis
-
-    return (
-        BackendUnavailableError,
-        ConnectionError,
-        TimeoutError,
-        redis.exceptions.ConnectionError,
-        redis.exceptions.TimeoutError,
-        elastic_transport.ConnectionError,
-        elastic_transport.ConnectionTimeout,
-    )
-
-
 class IngestTask(Task):
+    # The retry policy, from the settings of the app the task is bound to (read when the worker
+    # binds the task, not at import; Celery reads these as attributes).
+    @property
+    def max_retries(self) -> int:  # type: ignore[override]  # Celery declares a plain attribute
+        return self.settings.task_max_retries
+
+    @property
+    def retry_backoff_max(self) -> int:
+        return self.settings.retry_backoff_max_s
+
+    @property
+    def settings(self) -> Settings:
+        return app_settings(self.app)
+
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
     ) -> None:
@@ -44,7 +45,7 @@ class IngestTask(Task):
         letters = [DeadLetter(key=p["id"], stage=stage, reason=reason, post=p) for p in payload.get("posts", [])]
         try:
             # Its own connection: after a hard time limit this runs in the parent, which has no model.
-            store = open_dead_letters(get_settings())
+            store = open_dead_letters(self.settings)
             try:
                 store.put(letters)
             finally:
@@ -53,25 +54,21 @@ class IngestTask(Task):
             log.exception("could not dead-letter %d posts of task %s", len(letters), task_id)
 
 
-_settings = get_settings()
-
-
 @app.task(
     bind=True,
     base=IngestTask,
     name="jointspace.ingest_batch",
     autoretry_for=transient_errors(),
     retry_backoff=True,
-    retry_backoff_max=_settings.retry_backoff_max_s,
     retry_jitter=True,
-    max_retries=_settings.task_max_retries,
     acks_late=True,
     reject_on_worker_lost=True,
 )
 def ingest_batch(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
     """Embed and index one batch; returns the BatchOutcome as JSON. Safe to run twice."""
     posts = [Post.from_json(p) for p in payload["posts"]]
-    outcome = process_context(get_settings()).runner.run(posts, skip_unchanged=payload.get("skip_unchanged", True))
+    context = process_context(app_settings(self.app))
+    outcome = context.runner.run(posts, skip_unchanged=payload.get("skip_unchanged", True))
     return outcome.to_json()
 
 
@@ -79,17 +76,29 @@ def ingest_batch(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
 _alert_store: Any = None
 
 
-def _store() -> Any:
+def _store(settings: Settings) -> Any:
     """One alert store per worker process, opened on first use."""
     global _alert_store
     if _alert_store is None:
         from jointspace.alerts import open_alert_store
 
-        _alert_store = open_alert_store(get_settings())
+        _alert_store = open_alert_store(settings)
     return _alert_store
 
 
 class DeliverTask(Task):
+    @property
+    def max_retries(self) -> int:  # type: ignore[override]  # Celery declares a plain attribute
+        return self.settings.alerts_webhook_max_retries + 1
+
+    @property
+    def retry_backoff_max(self) -> int:
+        return self.settings.alerts_webhook_backoff_max_s
+
+    @property
+    def settings(self) -> Settings:
+        return app_settings(self.app)
+
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
     ) -> None:
@@ -98,7 +107,7 @@ class DeliverTask(Task):
 
         payload = args[0] if args else kwargs.get("payload", {})
         try:
-            store = _store()
+            store = _store(self.settings)
             current = store.delivery(payload["search_id"], payload["post_id"])
             if current is not None and current.status == "pending":
                 store.set_delivery(
@@ -122,9 +131,7 @@ def _webhook_retry() -> tuple[type[BaseException], ...]:
     name="jointspace.deliver_alert",
     autoretry_for=_webhook_retry(),
     retry_backoff=True,
-    retry_backoff_max=_settings.alerts_webhook_backoff_max_s,
     retry_jitter=True,
-    max_retries=_settings.alerts_webhook_max_retries + 1,
     acks_late=True,
     reject_on_worker_lost=True,
 )
@@ -133,4 +140,5 @@ def deliver_alert(self: Task, payload: dict[str, Any]) -> bool:
     `attempt` itself gives up after alerts_webhook_max_retries retries (recording why)."""
     from jointspace.alerts.webhooks import attempt
 
-    return attempt(_store(), str(payload["search_id"]), str(payload["post_id"]), get_settings())
+    settings = app_settings(self.app)
+    return attempt(_store(settings), str(payload["search_id"]), str(payload["post_id"]), settings)

@@ -63,7 +63,7 @@ def match_out(match: Match) -> MatchOut:
 )
 def create_alert(body: AlertIn, _: WriteAccess, container: ContainerDep) -> AlertOut:
     """Save a search: posts indexed from now on that match it are recorded (once each) and delivered."""
-    limit = container.settings.api_max_query_chars
+    limit = container.settings.query_max_chars
     if len(body.q) > limit:
         raise QueryError(f"query longer than {limit} characters ({len(body.q)}); shorten it", position=limit)
     saved = _service(container).add(body.q, body.mode, body.min_score, body.webhook, body.name, body.to_filters())

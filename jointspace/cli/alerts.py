@@ -65,11 +65,10 @@ def add(
 ) -> None:
     """Save a search; posts indexed from now on that match it are recorded and delivered."""
     from jointspace.alerts.service import AlertService
+    from jointspace.app import open_bundle, open_search_backend, open_search_service
     from jointspace.query.parser import QueryLimits, parse
     from jointspace.query.request import SearchFilters
-    from jointspace.query.service import SearchService
     from jointspace.settings import get_settings
-    from jointspace.workers.runtime import load_model_bundle, open_search_backend
 
     settings = get_settings()
     parse(expression, QueryLimits.from_settings(settings))  # syntax errors before the model loads
@@ -77,11 +76,11 @@ def add(
     filters = SearchFilters(
         city=city or [], tag=tag or [], source=source or [], after=after, before=before
     ).to_filters()
-    bundle = load_model_bundle(settings)
+    bundle = open_bundle(settings)
     backend = open_search_backend(settings, bundle)
     try:
         with _store() as store:
-            service = AlertService(store, SearchService(backend, bundle.text, settings), bundle.name, settings)
+            service = AlertService(store, open_search_service(settings, bundle, backend), bundle.name, settings)
             saved = service.add(expression, mode, min_score, webhook, name, filters)
     finally:
         backend.close()

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from jointspace.cli import redis_commands
+from jointspace.settings import get_settings
 
 
 def _progress(message: str) -> None:
@@ -41,7 +42,9 @@ def register(app: typer.Typer) -> None:
         """Build the launcher if needed (Maven, once), start the node(s), wait until healthy, print the URL."""
         from jointspace.services.elasticsearch_local import LocalElasticsearch
 
-        result = LocalElasticsearch.from_settings(progress=_progress).start(nodes, http_port, heap, timeout)
+        result = LocalElasticsearch.from_settings(get_settings(), progress=_progress).start(
+            nodes, http_port, heap, timeout
+        )
         what = "already running" if result.already_running else f"{result.health} after {result.seconds:.1f}s"
         typer.echo(f"Elasticsearch ({len(result.state.nodes)} node(s)) {what} at {result.state.url}", err=True)
         typer.echo(f"export JOINTSPACE_ES_URL={result.state.url}")
@@ -51,7 +54,7 @@ def register(app: typer.Typer) -> None:
         """Health, node count and version of the local node/cluster (exit 1 when it is not running)."""
         from jointspace.services.elasticsearch_local import LocalElasticsearch
 
-        info = LocalElasticsearch.from_settings().status()
+        info = LocalElasticsearch.from_settings(get_settings()).status()
         if as_json:
             typer.echo(json.dumps(info))
         elif info["url"] is None:
@@ -69,7 +72,7 @@ def register(app: typer.Typer) -> None:
         """Stop every local node (SIGTERM, then SIGKILL after JOINTSPACE_ES_LOCAL_STOP_TIMEOUT_S). Data is kept."""
         from jointspace.services.elasticsearch_local import LocalElasticsearch
 
-        stopped = LocalElasticsearch.from_settings().stop()
+        stopped = LocalElasticsearch.from_settings(get_settings()).stop()
         typer.echo(f"stopped {', '.join(stopped)}" if stopped else "Elasticsearch was not running")
 
     app.add_typer(es, name="es")

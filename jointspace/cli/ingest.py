@@ -42,21 +42,16 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         print("  warning: some indexed posts were not yet searchable when the wait timed out", file=sys.stderr)
 
 
-def _record_media_roots(src: Any, kind: str, settings: Any, backend: Any) -> tuple[Any, Any]:
+def _record_media_roots(src: Any, kind: str, settings: Any, backend: Any) -> Any:
     """Wraps a file source so that its pictures' folders become allowed media roots (recorded with
     the index: the page then shows them, see jointspace.media_roots). A Redis stream's posts come
-    from other programs: their pictures must lie below a root already. Returns (the wrapper or
-    None, a backend opened here for the recording or None)."""
+    from other programs: their pictures must lie below a root already. Returns the wrapper or None."""
     if kind == "redis-stream":
-        return None, None
+        return None
     from jointspace.ingest.media_roots import RecordingSource
     from jointspace.media_roots import fixed_roots
-    from jointspace.workers.runtime import load_model_bundle, open_search_backend
 
-    opened = None
-    if backend is None:  # a broker and --no-wait: the index may not exist yet, so open it as the workers will
-        backend = opened = open_search_backend(settings, load_model_bundle(settings))
-    return RecordingSource(src, backend, fixed_roots(settings)), opened
+    return RecordingSource(src, backend, fixed_roots(settings))
 
 
 def _print_media_roots(recorder: Any) -> None:
@@ -97,56 +92,32 @@ def ingest(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Read posts, embed their images and index them; wait until they are searchable."""
-    from jointspace.ingest.run import IngestRun
+    from jointspace.app import open_ingestion
     from jointspace.ingest.sources import guess_kind, open_source
     from jointspace.settings import get_settings
-    from jointspace.workers.dead_letters import open_dead_letters
-    from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
-    from jointspace.workers.runtime import load_model_bundle, open_context, open_search_backend
 
     settings = get_settings()
     if batch_size:
         settings = settings.model_copy(update={"batch_size": batch_size})
     kind = guess_kind(target) if source is SourceKind.auto else source.value
     src = open_source(kind, target, settings, idle_exit_s=idle_exit, consumer=consumer)
-    context = None
-    if settings.broker_url:
-        distributor: Any = CeleryDistributor(settings)
-        dead_letters = open_dead_letters(settings)
-        # The producer needs the backend only to confirm the posts are searchable.
-        backend = None if no_wait else open_search_backend(settings, load_model_bundle(settings))
-    else:
-        context = open_context(settings)
-        distributor = InProcessDistributor(settings, context)
-        dead_letters, backend = context.dead_letters, context.backend
-    recorder, roots_backend = _record_media_roots(src, kind, settings, backend)
+    try:
+        # The backend confirms the posts are searchable, and records a file source's media roots
+        # (with a broker and --no-wait the index may not exist yet: opened as the workers will).
+        ingestion = open_ingestion(settings, with_backend=not no_wait or kind != "redis-stream")
+    except BaseException:
+        src.close()
+        raise
+    recorder = _record_media_roots(src, kind, settings, ingestion.backend)
     src = recorder or src
     try:
-        summary = IngestRun(
-            src,
-            distributor,
-            dead_letters,
-            batch_size=settings.batch_size,
-            wait=not no_wait,
-            backend=backend,
-            max_in_flight=max(2, settings.queue_max_batches * 2),
-            timeout_s=settings.ingest_wait_timeout_s,
-            progress=not quiet,
-        ).run()
+        summary = ingestion.run(src, wait=not no_wait, progress=not quiet)
     except KeyboardInterrupt:
         print("interrupted: posts not yet settled stay unacknowledged and will be read again", file=sys.stderr)
         raise typer.Exit(130) from None
     finally:
         src.close()
-        distributor.close()
-        if context is not None:
-            context.close()
-        else:
-            dead_letters.close()
-            if backend is not None:
-                backend.close()
-        if roots_backend is not None:
-            roots_backend.close()
+        ingestion.close()
     _print_summary(summary, as_json)
     if recorder is not None:
         _print_media_roots(recorder)
@@ -227,13 +198,11 @@ def dead_letters_retry(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Send dead letters through the pipeline again; those that fail again stay, with the new reason."""
+    from jointspace.app import open_ingestion
     from jointspace.ingest.retry import DeadLetterSource
-    from jointspace.ingest.run import IngestRun
     from jointspace.ingest.validate import ValidationLimits
     from jointspace.settings import get_settings
     from jointspace.workers.dead_letters import open_dead_letters
-    from jointspace.workers.distributor import CeleryDistributor, InProcessDistributor
-    from jointspace.workers.runtime import load_model_bundle, open_context, open_search_backend
 
     settings = get_settings()
     store = open_dead_letters(settings)
@@ -246,27 +215,14 @@ def dead_letters_retry(
             "`jointspace dead-letters list` shows the keys (nothing was retried)"
         )
     source = DeadLetterSource(letters, ValidationLimits.from_settings(settings))
-    context = None
-    if settings.broker_url:
-        distributor: Any = CeleryDistributor(settings)
-        backend = open_search_backend(settings, load_model_bundle(settings))
-    else:
-        context = open_context(settings)
-        distributor, backend = InProcessDistributor(settings, context), context.backend
     try:
-        summary = IngestRun(
-            source,
-            distributor,
-            store,
-            batch_size=settings.batch_size,
-            wait=True,
-            backend=backend,
-            timeout_s=settings.ingest_wait_timeout_s,
-        ).run()
-        store.remove(source.moved)  # now tracked under their post ids
+        ingestion = open_ingestion(settings, dead_letters=store)
+        try:
+            summary = ingestion.run(source)
+            store.remove(source.moved)  # now tracked under their post ids
+        finally:
+            ingestion.close()
     finally:
-        distributor.close()
-        (context.close() if context else backend.close())
         store.close()
     _print_summary(summary, as_json)
 

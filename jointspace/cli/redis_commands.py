@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from jointspace.settings import get_settings
+
 
 def register(app: typer.Typer) -> None:
     redis = typer.Typer(
@@ -18,7 +20,7 @@ def register(app: typer.Typer) -> None:
         """Start redis-server (or report the one running) and print the broker export line."""
         from jointspace.services.redis_local import LocalRedis
 
-        state, already = LocalRedis.from_settings().start(port)
+        state, already = LocalRedis.from_settings(get_settings()).start(port)
         typer.echo(f"redis {'already running' if already else 'started'} at {state.url}", err=True)
         typer.echo(f"export JOINTSPACE_BROKER_URL={state.url}")
 
@@ -27,7 +29,7 @@ def register(app: typer.Typer) -> None:
         """Whether the local redis-server runs and answers PING (exit 1 when it does not)."""
         from jointspace.services.redis_local import LocalRedis
 
-        info = LocalRedis.from_settings().status()
+        info = LocalRedis.from_settings(get_settings()).status()
         typer.echo(
             json.dumps(info) if as_json else f"redis: {info['status']}" + (f" at {info['url']}" if info["url"] else "")
         )
@@ -39,6 +41,6 @@ def register(app: typer.Typer) -> None:
         """Stop the local redis-server (its data is not kept: it runs without persistence)."""
         from jointspace.services.redis_local import LocalRedis
 
-        typer.echo("redis stopped" if LocalRedis.from_settings().stop() else "redis was not running")
+        typer.echo("redis stopped" if LocalRedis.from_settings(get_settings()).stop() else "redis was not running")
 
     app.add_typer(redis, name="redis")

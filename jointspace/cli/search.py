@@ -116,11 +116,9 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"hits\": [...], \"explain\": {...}}.")] = False,
 ) -> None:
     """Search the index with word and image arithmetic; errors point at the offending character."""
-    from jointspace.backends import open_backend
-    from jointspace.encoders.bundle import load_bundle
+    from jointspace.app import open_bundle, open_search_backend, open_search_service
     from jointspace.query.parser import QueryLimits, parse
     from jointspace.query.request import SearchRequest
-    from jointspace.query.service import SearchService
     from jointspace.settings import get_settings
 
     settings = get_settings()
@@ -143,10 +141,10 @@ def search(
     # A malformed expression is reported before the model and the index are opened (seconds saved,
     # and the syntax error shows even where there is no index yet).
     parse(expression, QueryLimits.from_settings(settings))
-    bundle = load_bundle(settings=settings)
-    backend = open_backend(settings, bundle.name, bundle.dim, read_only=True)
+    bundle = open_bundle(settings)  # JOINTSPACE_BUNDLE_FACTORY too, as serve, ingest and the workers
+    backend = open_search_backend(settings, bundle, read_only=True)
     try:
-        service = SearchService(backend, bundle.text, settings)
+        service = open_search_service(settings, bundle, backend)
         result = service.search(request.q, **request.search_arguments())
     finally:
         backend.close()

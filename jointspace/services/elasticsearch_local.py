@@ -33,7 +33,7 @@ from jointspace.services.processes import (
     terminate,
     write_json_atomic,
 )
-from jointspace.settings import Settings, get_settings
+from jointspace.settings import Settings
 
 HOST = "127.0.0.1"
 _HEALTH_RANK = {"red": 0, "yellow": 1, "green": 2}
@@ -106,16 +106,26 @@ class LocalElasticsearch:
     All methods block until done, within the timeouts given; none leaves a half-started JVM behind.
     """
 
-    def __init__(self, root: Path, progress: Progress | None = None, owner_pid: int | None = None) -> None:
-        """`owner_pid`: the nodes shut themselves down when that process exits (test sessions)."""
+    def __init__(
+        self,
+        root: Path,
+        progress: Progress | None = None,
+        owner_pid: int | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        """`owner_pid`: the nodes shut themselves down when that process exits (test sessions).
+        `settings`: heap, timeouts and path.repo (`es_local_*`); None: their defaults (tests and
+        benchmarks, which pass heap and timeouts to `start`)."""
         self.root = Path(root)
+        # model_construct: the declared defaults, without reading the environment.
+        self.settings = settings if settings is not None else Settings.model_construct()
         self.state_file = self.root / "state.json"
         self.progress = progress
         self.owner_pid = owner_pid
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, progress: Progress | None = None) -> LocalElasticsearch:
-        return cls((settings or get_settings()).services_dir / "es", progress)
+    def from_settings(cls, settings: Settings, progress: Progress | None = None) -> LocalElasticsearch:
+        return cls(settings.services_dir / "es", progress, settings=settings)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -129,7 +139,7 @@ class LocalElasticsearch:
         missing tool or a busy port, BackendUnavailableError when a node dies or the timeout passes
         (the nodes started are stopped again, and the message carries the tail of their logs).
         """
-        settings = get_settings()
+        settings = self.settings
         heap = heap or settings.es_local_heap
         timeout_s = timeout_s if timeout_s is not None else settings.es_local_start_timeout_s
         if nodes < 1:
@@ -169,7 +179,7 @@ class LocalElasticsearch:
 
     def stop(self, grace_s: float | None = None) -> list[str]:
         """Stops every node (SIGTERM, then SIGKILL after `grace_s`); returns the names of those that ran."""
-        grace_s = grace_s if grace_s is not None else get_settings().es_local_stop_timeout_s
+        grace_s = grace_s if grace_s is not None else self.settings.es_local_stop_timeout_s
         with exclusive(self.root / ".lock"):
             state = self._load()
             if state is None:
@@ -192,11 +202,11 @@ class LocalElasticsearch:
 
         Waits until all nodes are back in the cluster with at least `wait_for` health.
         """
-        timeout_s = timeout_s if timeout_s is not None else get_settings().es_local_start_timeout_s
+        timeout_s = timeout_s if timeout_s is not None else self.settings.es_local_start_timeout_s
         state = self._require_state()
         node = state.nodes[index]
         if node.pid is not None and node.alive():
-            terminate(node.pid, get_settings().es_local_stop_timeout_s, marker=f"-Epath.home={node.dir}")
+            terminate(node.pid, self.settings.es_local_stop_timeout_s, marker=f"-Epath.home={node.dir}")
         self._spawn(es_launcher.find_java(), es_launcher.ensure_built(self.root / "launcher-build.log"), state, node)
         write_json_atomic(self.state_file, state.to_json())
         self._wait_healthy(state, timeout_s, wait_for=wait_for)
@@ -310,7 +320,7 @@ class LocalElasticsearch:
             "action.destructive_requires_name": "false",
             "cluster.routing.allocation.disk.threshold_enabled": "false",
             # Where `jointspace backup` may put snapshot repositories (a static node setting).
-            "path.repo": get_settings().es_local_path_repo,
+            "path.repo": self.settings.es_local_path_repo,
         }
         if len(state.nodes) == 1:
             settings["discovery.type"] = "single-node"
@@ -396,7 +406,7 @@ class LocalElasticsearch:
             return None
         if all(n.alive() for n in state.nodes):
             return state
-        self._stop_nodes(state.nodes, grace_s=get_settings().es_local_stop_timeout_s)
+        self._stop_nodes(state.nodes, grace_s=self.settings.es_local_stop_timeout_s)
         self.state_file.unlink(missing_ok=True)
         return None
 

@@ -26,7 +26,7 @@ from jointspace.services.processes import (
     terminate,
     write_json_atomic,
 )
-from jointspace.settings import Settings, get_settings
+from jointspace.settings import Settings
 
 HOST = "127.0.0.1"
 
@@ -57,8 +57,8 @@ class LocalRedis:
         self.log_path = self.root / "redis.log"
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> LocalRedis:
-        return cls((settings or get_settings()).services_dir / "redis")
+    def from_settings(cls, settings: Settings) -> LocalRedis:
+        return cls(settings.services_dir / "redis")
 
     def start(self, port: int | None = None, timeout_s: float = 15.0) -> tuple[RedisState, bool]:
         """Starts redis-server (on `port`, else a free one) and waits for PING; returns (state, already_running).

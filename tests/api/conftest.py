@@ -35,9 +35,9 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 def bundle() -> ModelBundle:
     """The default bundle, loaded with the default settings so that its caches (the sentence
     model's vocabulary: minutes to embed on two cores) are shared with every other run."""
-    from jointspace.workers.runtime import load_model_bundle
+    from jointspace.app import open_bundle
 
-    loaded = load_model_bundle(get_settings())
+    loaded = open_bundle(get_settings())
     loaded.text.nearest_words(loaded.text.embed_words(["dog"])[0], 1)  # build the vocabulary now, once
     return loaded
 

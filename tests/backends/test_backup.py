@@ -292,19 +292,16 @@ def test_restore_refuses_an_embedded_store_that_a_process_has_open(tmp_path: Pat
 
 @pytest.mark.es
 @pytest.mark.slow
-def test_elasticsearch_backup_outside_path_repo_says_what_to_do(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_elasticsearch_backup_outside_path_repo_says_what_to_do(tmp_path: Path) -> None:
     """A node whose path.repo does not cover the folder: a clear error naming path.repo, nothing half-written."""
     from jointspace.errors import ConfigurationError, JointspaceError
     from jointspace.services.elasticsearch_local import LocalElasticsearch
-    from jointspace.settings import get_settings
 
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    monkeypatch.setenv("JOINTSPACE_ES_LOCAL_PATH_REPO", str(allowed))
-    get_settings.cache_clear()
-    node = LocalElasticsearch(tmp_path / "es", owner_pid=os.getpid())
+    node = LocalElasticsearch(
+        tmp_path / "es", owner_pid=os.getpid(), settings=Settings(es_local_path_repo=str(allowed))
+    )
     try:
         try:
             node.start(nodes=1, heap="384m", timeout_s=300)
@@ -324,4 +321,3 @@ def test_elasticsearch_backup_outside_path_repo_says_what_to_do(
             backend.close()
     finally:
         node.stop()
-        get_settings.cache_clear()

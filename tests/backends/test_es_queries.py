@@ -61,7 +61,8 @@ def test_knn_clause_keeps_filters_inside_and_rescores_quantised_vectors() -> Non
     [(10, None, 200), (50, None, 500), (10, 30, 30), (10, 3, 10), (2_000, None, 10_000), (10, 50_000, 10_000)],
 )
 def test_num_candidates(k: int, requested: int | None, expected: int) -> None:
-    assert es_queries.num_candidates_for(k, requested, factor=10, minimum=200, maximum=10_000) == expected
+    settings = Settings(num_candidates_factor=10, min_num_candidates=200, max_num_candidates=10_000)
+    assert settings.num_candidates(k, requested) == expected
 
 
 def test_keyword_query_is_bm25_over_caption_and_hashtags() -> None:

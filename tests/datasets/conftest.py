@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from jointspace.datasets.fixtures import build_small_corpus
 
+from jointspace.settings import Settings
+
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`all.jsonl` of 24 prepared tuxpaint stamps (the package is fetched once and cached)."""
-    return build_small_corpus(tmp_path_factory.mktemp("corpus"), n=24, sources=("tuxpaint",))
+    return build_small_corpus(tmp_path_factory.mktemp("corpus"), n=24, sources=("tuxpaint",), settings=Settings())

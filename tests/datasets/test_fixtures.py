@@ -6,10 +6,12 @@ import pytest
 from jointspace.datasets.fixtures import build_instacities_fixture
 from PIL import Image
 
+from jointspace.settings import Settings
+
 
 def test_instacities_fixture_has_the_real_layout(tmp_path: Path) -> None:
     root = tmp_path / "instacities"
-    posts = build_instacities_fixture(root, n_per_city=3, cities=("london", "sydney"))
+    posts = build_instacities_fixture(root, n_per_city=3, cities=("london", "sydney"), settings=Settings())
     assert len(posts) == 6
     assert sorted(p.name for p in root.iterdir()) == ["captions", "img_resized"]
     for city in ("london", "sydney"):
@@ -27,4 +29,4 @@ def test_instacities_fixture_has_the_real_layout(tmp_path: Path) -> None:
 
 def test_instacities_fixture_refuses_odd_city_names(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="lower-case"):
-        build_instacities_fixture(tmp_path / "x", cities=("New York",))
+        build_instacities_fixture(tmp_path / "x", cities=("New York",), settings=Settings())

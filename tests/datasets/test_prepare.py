@@ -140,7 +140,9 @@ def test_import_own_posts_then_train_and_eval_on_them(home: Path, tmp_path: Path
     """An InstaCities1M folder and a JSONL file become sources that train and eval read like the project's own."""
     from jointspace.datasets.fixtures import build_instacities_fixture
 
-    insta = build_instacities_fixture(tmp_path / "insta", n_per_city=40, cities=("london", "sydney", "tokyo"))
+    insta = build_instacities_fixture(
+        tmp_path / "insta", n_per_city=40, cities=("london", "sydney", "tokyo"), settings=get_settings()
+    )
     done = _jointspace(home, "data", "import", str(tmp_path / "insta"), "--name", "insta", "--json", "-q")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

@@ -208,3 +208,19 @@ def test_a_changed_copy_waits_for_its_earlier_copys_batch(tmp_path: Path, settin
         assert context.backend.get("k").post.caption == "v2"
     finally:
         context.close()
+
+
+@pytest.mark.slow
+def test_cli_search_loads_the_bundle_factory_as_ingest_does(tmp_path: Path) -> None:
+    """JOINTSPACE_BUNDLE_FACTORY is one setting for every command: `search` finds what `ingest`
+    indexed with the factory's model (the default bundle would not even open that index)."""
+    corpus = make_corpus(tmp_path, n_good=12, with_broken=False)
+    home = tmp_path / "home"
+    done = _cli(["ingest", str(corpus.jsonl), "--json", "--quiet"], home)
+    assert done.returncode == 0, done.stderr
+    found = _cli(["search", "red", "--json", "-k", "3", "--no-collapse"], home)  # two reds: identical
+    assert found.returncode == 0, found.stderr
+    hits = json.loads(found.stdout)["hits"]
+    reds = {post_id for post_id, colour in corpus.good.items() if colour == "red"}
+    assert len(reds) >= 2 and hits, (reds, hits)
+    assert {h["id"] for h in hits[: len(reds)]} <= reds

@@ -66,7 +66,9 @@ def test_unknown_source_lists_the_choices(settings: Settings) -> None:
 def test_instacities_reader_on_real_fixture(tmp_path: Path, settings: Settings) -> None:
     from jointspace.datasets.fixtures import build_instacities_fixture
 
-    written = build_instacities_fixture(tmp_path / "insta", n_per_city=2, cities=("london", "sydney", "miami"))
+    written = build_instacities_fixture(
+        tmp_path / "insta", n_per_city=2, cities=("london", "sydney", "miami"), settings=Settings()
+    )
     items = list(open_source("instacities", str(tmp_path / "insta"), settings))
     assert all(i.error is None for i in items)
     got = {i.post.id: i.post for i in items if i.post}

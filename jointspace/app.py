@@ -1,0 +1,152 @@
+"""The composition root: the one place that turns `Settings` into the application's parts.
+
+Entry points (the CLI commands, the API's start-up, the Celery worker's start-up, the demo, the
+benchmarks) read the settings once, with `settings_from_environment`, and build what they need
+here. Everything below is given its settings and its parts and never reads the environment itself
+(`tests/core/test_composition_root.py` fails on any other caller of `get_settings()`).
+
+    Settings ─┬─ open_bundle ─────────── the model bundle (resolved in encoders/bundle.py)
+              ├─ open_search_backend ─── backends.open_backend, for that bundle
+              ├─ open_search_service ─── query.service.SearchService over both
+              ├─ open_dead_letter_store ─ workers/dead_letters.py
+              └─ open_ingestion ──────── dead letters, backend and the distributor seam
+                                         (workers/distributor.py decides: in-process or Celery),
+                                         run as `IngestRun` over a source
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from jointspace.protocols import ModelBundle, SearchBackend
+from jointspace.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from jointspace.ingest.run import IngestSummary
+    from jointspace.ingest.sources.base import Source
+    from jointspace.query.service import SearchService
+    from jointspace.query.vocabulary import NearestWords
+    from jointspace.workers.dead_letters import DeadLetterStore
+    from jointspace.workers.distributor import Distributor
+
+
+def settings_from_environment() -> Settings:
+    """The process's settings from `JOINTSPACE_*` (read once). For entry points only."""
+    return get_settings()
+
+
+def open_bundle(settings: Settings) -> ModelBundle:
+    """`JOINTSPACE_BUNDLE_FACTORY` when set, else the bundle `JOINTSPACE_MODEL` (or the default) names.
+    Reads the manifest now; the networks load on first use."""
+    from jointspace.encoders.bundle import open_model_bundle
+
+    return open_model_bundle(settings)
+
+
+def open_search_backend(settings: Settings, bundle: ModelBundle, read_only: bool = False) -> SearchBackend:
+    """The configured backend (Elasticsearch or embedded) for the bundle's vectors."""
+    from jointspace.backends import open_backend
+
+    return open_backend(settings, bundle.name, bundle.dim, read_only=read_only)
+
+
+def open_search_service(
+    settings: Settings, bundle: ModelBundle, backend: SearchBackend, nearest: NearestWords | None = None
+) -> SearchService:
+    from jointspace.query.service import SearchService
+
+    return SearchService(backend, bundle.text, settings, nearest=nearest)
+
+
+def open_dead_letter_store(settings: Settings) -> DeadLetterStore:
+    from jointspace.workers.dead_letters import open_dead_letters
+
+    return open_dead_letters(settings)
+
+
+@dataclass
+class Ingestion:
+    """What ingesting takes, opened together: the distributor (in-process or Celery), the dead
+    letters and, when there is one here, the backend. `run` drives one `IngestRun` over a source;
+    `close` closes what `open_ingestion` opened (never what it was given)."""
+
+    settings: Settings
+    distributor: Distributor
+    dead_letters: DeadLetterStore
+    backend: SearchBackend | None
+    owned: list[Any] = field(default_factory=list)
+
+    @property
+    def in_process(self) -> bool:
+        """True: a run settles every post here (indexed or dead-lettered); False: Celery workers do."""
+        return self.distributor.in_process
+
+    def run(
+        self, source: Source, *, wait: bool = True, confirm_searchable: bool = True, progress: bool = True
+    ) -> IngestSummary:
+        """Blocks until the source is exhausted and (with `wait`) every batch is settled; with
+        `confirm_searchable` and a backend, until every indexed post can be fetched."""
+        from jointspace.ingest.run import IngestRun
+
+        return IngestRun(
+            source,
+            self.distributor,
+            self.dead_letters,
+            batch_size=self.settings.batch_size,
+            wait=wait,
+            backend=self.backend if confirm_searchable else None,
+            # In-process the distributor holds two batches at most; with Celery this bounds the
+            # tickets followed, above the queue's own bound so that backpressure comes from the queue.
+            max_in_flight=max(2, self.settings.queue_max_batches * 2),
+            timeout_s=self.settings.ingest_wait_timeout_s,
+            progress=progress,
+        ).run()
+
+    def close(self) -> None:
+        """Waits for the batches in hand, then closes what was opened here."""
+        self.distributor.close()
+        for part in reversed(self.owned):
+            part.close()
+
+
+def open_ingestion(
+    settings: Settings,
+    *,
+    bundle: ModelBundle | None = None,
+    backend: SearchBackend | None = None,
+    dead_letters: DeadLetterStore | None = None,
+    with_backend: bool = True,
+) -> Ingestion:
+    """The parts an ingest run needs. Parts given are shared (the API passes the ones it searches
+    with) and left open by `Ingestion.close`. `with_backend=False`: the caller does not need the
+    backend itself (a Celery producer that does not wait); in-process the pipeline opens it anyway.
+    Blocks for the model load in-process (seconds)."""
+    from jointspace.workers.distributor import open_distributor, runs_in_process
+
+    owned: list[Any] = []
+    try:
+        if dead_letters is None:
+            dead_letters = open_dead_letter_store(settings)
+            owned.append(dead_letters)
+        if backend is None and (with_backend or runs_in_process(settings)):
+            bundle = bundle or open_bundle(settings)
+            backend = open_search_backend(settings, bundle)
+            owned.append(backend)
+        distributor = open_distributor(settings, bundle=bundle, backend=backend, dead_letters=dead_letters)
+    except BaseException:
+        for part in reversed(owned):
+            part.close()
+        raise
+    return Ingestion(settings, distributor, dead_letters, backend, owned)
+
+
+__all__ = [
+    "Ingestion",
+    "open_bundle",
+    "open_dead_letter_store",
+    "open_ingestion",
+    "open_search_backend",
+    "open_search_service",
+    "settings_from_environment",
+]
