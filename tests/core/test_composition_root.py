@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TREE = ["jointspace", "api", "backends", "encoders", "ingest", "query", "workers", "datasets"]
 # The composition root, and the entry points: each CLI command reads the settings once. The API's
@@ -82,3 +84,21 @@ def test_a_task_takes_its_retry_policy_from_the_settings_of_its_app() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["4", "7", "3"]
+
+
+def test_a_bundle_factory_is_an_entry_point_name_or_its_written_out_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One plugin mechanism: JOINTSPACE_BUNDLE_FACTORY loads like every other entry point."""
+    from jointspace.app import open_bundle
+    from jointspace.errors import ConfigurationError
+    from jointspace.settings import Settings
+
+    with pytest.raises(ConfigurationError, match=r"JOINTSPACE_BUNDLE_FACTORY='nosuch': no bundle named 'nosuch'"):
+        open_bundle(Settings(home=tmp_path, bundle_factory="nosuch"))
+    with pytest.raises(ConfigurationError, match=r"No module named 'nosuch_module'"):
+        open_bundle(Settings(home=tmp_path, bundle_factory="nosuch_module:make"))
+    # A written-out value that resolves: called with the settings; what it makes comes back as is.
+    (tmp_path / "my_bundles.py").write_text("def make(settings):\n    return ('made for', settings.home)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert open_bundle(Settings(home=tmp_path, bundle_factory="my_bundles:make")) == ("made for", tmp_path)
