@@ -276,7 +276,8 @@ def open_model_bundle(settings: Settings) -> ModelBundle:
             factory = reference(BUNDLES, settings.bundle_factory)
         except ConfigurationError as exc:
             raise ConfigurationError(f"JOINTSPACE_BUNDLE_FACTORY={settings.bundle_factory!r}: {exc}") from exc
-        return factory(settings)
+        bundle: ModelBundle = factory(settings)  # a user's function, found by name: untyped
+        return bundle
     return load_bundle(settings.model, settings)
 
 
