@@ -24,7 +24,7 @@ class IngestTask(Task):
     # The retry policy, from the settings of the app the task is bound to (read when the worker
     # binds the task, not at import; Celery reads these as attributes).
     @property
-    def max_retries(self) -> int:  # type: ignore[override]  # Celery declares a plain attribute
+    def max_retries(self) -> int:  # Celery reads it as the plain attribute it declares
         return self.settings.task_max_retries
 
     @property
@@ -88,7 +88,7 @@ def _store(settings: Settings) -> Any:
 
 class DeliverTask(Task):
     @property
-    def max_retries(self) -> int:  # type: ignore[override]  # Celery declares a plain attribute
+    def max_retries(self) -> int:  # Celery reads it as the plain attribute it declares
         return self.settings.alerts_webhook_max_retries + 1
 
     @property
