@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from jointspace.settings import Settings, get_settings
+from jointspace.app import settings_from_environment
+from jointspace.settings import Settings
 
 
 def stream_posts(settings: Settings, source: str, n: int, folder: Path, chunks: int) -> list[Path]:
@@ -99,7 +100,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    base = get_settings()
+    base = settings_from_environment()
     home = base.home / "bench" / f"from-index-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     home.mkdir(parents=True)
     (base.home / "cache").mkdir(exist_ok=True)

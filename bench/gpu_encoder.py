@@ -20,10 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from jointspace.workers.runtime import load_model_bundle
 from PIL import Image
 
-from jointspace.settings import get_settings
+from jointspace.app import open_bundle, settings_from_environment
 
 BATCHES = (64, 128, 256, 512)
 PRECISIONS = {"float32": None, "float16 (autocast)": torch.float16, "bfloat16 (autocast)": torch.bfloat16}
@@ -69,8 +68,8 @@ def main() -> None:
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this bench is for a GPU machine (bench/gpu.sh)")
-    settings = get_settings().model_copy(update={"device": "cuda"})
-    bundle = load_model_bundle(settings)
+    settings = settings_from_environment().model_copy(update={"device": "cuda"})
+    bundle = open_bundle(settings)
     image: Any = bundle.image  # a CNN-backed encoder (not every ImageEncoder has a backbone)
     backbone = image.backbone  # the bundle's own network, as loaded for CUDA
     size = backbone.spec.resolved_size
