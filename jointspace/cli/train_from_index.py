@@ -24,6 +24,7 @@ def run_from_index(
 ) -> None:
     """Loads the current bundle and its index, trains, prints the three scores side by side."""
     from jointspace.alerts.service import parse_since
+    from jointspace.app import open_bundle
     from jointspace.backends import open_backend
     from jointspace.backends.kept_features import KeptFeatureStore, backbone_key, existing_kept_features, features_dir
     from jointspace.encoders.from_index import FromIndexOptions, train_from_index
@@ -31,11 +32,10 @@ def run_from_index(
     from jointspace.errors import ConfigurationError
     from jointspace.protocols import FeatureImageEncoder
     from jointspace.settings import get_settings
-    from jointspace.workers.runtime import load_model_bundle
 
     started = time.perf_counter()
     settings = get_settings()
-    bundle = load_model_bundle(settings)
+    bundle = open_bundle(settings)
     image = bundle.image
     if not isinstance(image, FeatureImageEncoder):
         raise ConfigurationError(
