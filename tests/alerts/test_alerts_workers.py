@@ -66,7 +66,9 @@ def test_worker_killed_mid_batch_alerts_exactly_once(
     log = first.log.read_text()
     assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
     second = rig.worker()
-    assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + second.tail()
+    # The promise after a worker's death is "settled within 5 minutes" (issue 14): a loaded machine
+    # needs more than 150 s for the new worker's start, the sweep and the redelivered batches.
+    assert producer.popen.wait(timeout=300) == 0, producer.tail() + "\n--- worker:\n" + second.tail()
     summary = ingest_summary(producer)
     assert summary["dead_lettered"] == 0 and summary["indexed"] + summary["unchanged"] == 48
 
