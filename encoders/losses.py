@@ -2,6 +2,7 @@
 
 - `regression`: 1 - cosine(prediction, target).
 - `infonce`: symmetric in-batch InfoNCE; every other caption in the batch is a negative.
+- `ridge` (no loss to descend): the closed-form least-squares fit of a linear head (`encoders/ridge.py`).
 - `soft-contrastive`: InfoNCE with soft targets. The target distribution for image i over the
   batch's captions is softmax(sim(caption_i, caption_j) / target_temperature): captions that say
   nearly the same as i's share the positive mass, so only *dissimilar* captions act as negatives.

@@ -14,7 +14,8 @@ SEARCH_MODES: tuple[SearchMode, ...] = get_args(SearchMode)
 SortOrder = Literal["relevance", "newest"]
 SORT_ORDERS: tuple[SortOrder, ...] = get_args(SortOrder)
 
-LossName = Literal["soft-contrastive", "infonce", "regression"]
+# `ridge`: a linear head solved in closed form (encoders/ridge.py), not a loss descended by epochs.
+LossName = Literal["soft-contrastive", "infonce", "regression", "ridge"]
 LOSSES: tuple[LossName, ...] = get_args(LossName)
 
 # The text encoders a head is trained with (`jointspace train --text`, `eval --grid`). The registry

@@ -268,3 +268,34 @@ def test_photo_train_val_and_test_parts_are_disjoint_and_stable(settings, corpus
     assert not photo_train & val and not photo_train & test and not val & test
     assert photo_train | val | test == photo_ids  # every photo is in one part, whatever its prepared split
     assert parts() == (train, val, test)  # the same parts from a fresh workspace
+
+
+def test_ridge_head_is_a_closed_form_linear_fit_that_round_trips(workspace, settings, tmp_path: Path) -> None:  # noqa: ANN001
+    """loss `ridge`: one linear layer solved in closed form (no epochs), scored, saved and reloaded
+    like any head; with λ near 0 it reproduces an exactly linear map from the features."""
+    from jointspace.encoders.ridge import fit_ridge
+
+    options = replace(OPTIONS, train=replace(OPTIONS.train, loss="ridge", ridge_lambda=30.0), augment=())
+    ridge = train_one(workspace, options, progress=False)
+    assert ridge.result.head.config.hidden == 0 and ridge.result.best_epoch == 1
+    test = workspace.items(["icons"], "test")
+    scorer = GalleryScorer(Gallery("icons", test).with_queries(), ridge.text)
+    p10 = scorer.keyword_p10(run_head(ridge.result.head, workspace.outputs(test).features))
+    assert p10 > scorer.random()["keyword"]["p10"] + 0.1
+    folder = save_trained(ridge, tmp_path / "ridge", settings, make_latest=False)
+    forget_loaded()
+    b = load_bundle(folder, settings)
+    assert json.loads((folder / "manifest.json").read_text())["image"]["config"]["head"]["hidden"] == 0
+    assert_reloaded_vectors_match(b, ridge, ridge.zeroshot_weight, settings)
+
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 12)).astype(np.float32) * 4
+    y = x @ rng.normal(size=(12, 3)) + 0.5
+    head = fit_ridge(x, y, lam=0.0)
+    with torch.no_grad():
+        np.testing.assert_allclose(head.net(torch.from_numpy(x)).numpy(), y, atol=1e-3)
+    shrunk = fit_ridge(x, y, lam=1e6)
+    with torch.no_grad():  # a huge penalty leaves only the bias: every prediction is the mean target
+        np.testing.assert_allclose(
+            shrunk.net(torch.from_numpy(x)).numpy(), np.broadcast_to(y.mean(0), y.shape), atol=0.05
+        )
