@@ -64,6 +64,7 @@ def save_trained(
         "targets": o.targets,
         "training": {
             "sources": list(o.train_sources),
+            "data_sources": list(trained.data_sources),
             "validation": trained.val_scores.get("validation"),
             "items": trained.n_train,
             "data_hash": trained.data_hash,

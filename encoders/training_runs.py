@@ -9,9 +9,9 @@ on a held-out mix (the val split of the training sources).
 
 Each entry of `val_sources` is one validation set and the selection score is the *mean* of their
 single-keyword P@10, so one kind of picture cannot dominate. The entry `photos` (in `train_sources`
-too) stands for the photo sources (gcompris, scratch, kphotoalbum). They are small, so they are split
-40/30/30 by id hash (`photo_split_of`) rather than 80/10/10: heads train on the train part, the
-val part takes part in selection, and `jointspace eval` reports only the test part.
+too) stands for the photo sources (`PHOTO_SOURCES`: those that carry real photographs). They are
+small, so they are split 40/30/30 by id hash (`photo_split_of`) rather than 80/10/10: heads train on
+the train part, the val part takes part in selection, and `jointspace eval` reports only the test part.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 from jointspace.datasets.prepared import photo_part
+from jointspace.datasets.scanners import SOURCE_NAMES, get_source
 from jointspace.encoders.backbone import BackboneSpec
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.features import CachedOutputs, FeatureCache
@@ -45,7 +46,9 @@ log = logging.getLogger(__name__)
 
 # Weight of the zero-training vector in the blend, chosen on validation (1.0: the zero-training vector alone).
 ENSEMBLE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
-PHOTO_SOURCES = ("gcompris", "scratch", "kphotoalbum")
+# The sources that carry real photographs (prepared as JPEG by their scanners: gcompris, scratch,
+# kphotoalbum, stellarium, wallpapers), read from the source table rather than listed again here.
+PHOTO_SOURCES = tuple(n for n in SOURCE_NAMES if get_source(n).image_suffix == ".jpg")
 PHOTOS = "photos"  # in train_sources / val_sources: that part of every prepared photo source
 ALL = "all"  # in train_sources: every prepared source
 
@@ -74,6 +77,19 @@ class RunOptions:
     zeroshot_weight: float = 0.2
 
 
+# What `jointspace train` and `jointspace eval --loso` use by default: the leave-one-source-out winner
+# over all prepared sources (docs/eval-report.md). Every picture of every source trains, nothing is
+# held back for validation, and the blend weight is the one LOSO chose.
+DEFAULT_RUN = RunOptions(
+    train=TrainConfig(loss="ridge", ridge_lambda=300.0),
+    train_sources=(ALL,),
+    val_sources=(),
+    parts=("train", "val", "test"),
+    prior=ClassPrior("wordnet"),
+    zeroshot_weight=0.5,
+)
+
+
 @dataclass
 class TrainedHead:
     options: RunOptions
@@ -87,6 +103,7 @@ class TrainedHead:
     n_train: int = 0
     backbone_weights: str | None = None  # set by fine-tuning: a file inside the bundle
     max_per_source: int | None = None  # the workspace's cap on pictures per source, if any
+    data_sources: tuple[str, ...] = ()  # the sources of the pictures it trained on
 
     @property
     def label(self) -> str:
@@ -319,6 +336,7 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
             data_hash(train_items),
             int(usable.sum()),
             max_per_source=ws.max_per_source,
+            data_sources=tuple(sorted({it.post.source or "?" for it in train_items})),
         )
     scorers = [
         GalleryScorer(Gallery(name, items).with_queries(min_images=3, compounds=False, seeds=False), text)
@@ -358,6 +376,7 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
         data_hash(train_items),
         int(usable.sum()),
         max_per_source=ws.max_per_source,
+        data_sources=tuple(sorted({it.post.source or "?" for it in train_items})),
     )
 
 

@@ -101,6 +101,22 @@ def markdown(report: dict[str, Any]) -> str:
                 + f" | {_interval(a['p10'])} | {a['sources_above_zero']}/{a['sources_scored']} | "
                 f"{_interval(a['r10'])} |"
             )
+    finished = [r for r in rows if r["kind"] == "bundle"]
+    if finished:
+        lines += [
+            "",
+            "## Finished bundles",
+            "",
+            "Scored as they are (no training in the run). A source a bundle trained on is not held out for it.",
+            "",
+            "| bundle | trained on (of these sources) |",
+            "| --- | --- |",
+        ]
+        for r in finished:
+            on = r.get("trained_on")
+            lines.append(
+                f"| {r['name']} | {'unknown (not in its manifest)' if on is None else ', '.join(on) or 'none'} |"
+            )
     cfgs = {r["candidate"]: r["config"] for r in rows if r["kind"] == "candidate"}
     if cfgs:
         lines += [
@@ -139,7 +155,7 @@ def figure(report: dict[str, Any], path: Path, top: int = 6) -> Path:
     cands = sorted(
         (r for r in rows if r["kind"] == "candidate" and r["mean"]["p10"] is not None), key=lambda r: -r["mean"]["p10"]
     )[:top]
-    shown = [r for r in rows if r["kind"] == "zeroshot"] + cands
+    shown = [r for r in rows if r["kind"] in ("zeroshot", "bundle")] + cands
     groups = [*report["sources"], "mean"]
     fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(groups)), 5))
     width = 0.8 / max(len(shown), 1)

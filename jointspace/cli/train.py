@@ -12,7 +12,9 @@ from jointspace.choices import LOSSES, TRAINABLE_TEXT_ENCODERS
 if TYPE_CHECKING:
     from jointspace.settings import Settings
 
-DEFAULT_VAL_SOURCES = "tuxpaint,photos"
+# `none`: the default trains on every part of every source with the schedule and blend weight that
+# leave-one-source-out chose (DEFAULT_RUN); naming validation sets brings back early stopping.
+DEFAULT_VAL_SOURCES = "none"
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -37,19 +39,30 @@ def _check(value: str, allowed: tuple[str, ...], what: str) -> str:
 
 def train_command(
     text: Annotated[str, typer.Option(help=f"Text encoder: {', '.join(TRAINABLE_TEXT_ENCODERS)}.")] = "minilm",
-    loss: Annotated[str, typer.Option(help=f"Loss: {', '.join(LOSSES)}.")] = "soft-contrastive",
+    loss: Annotated[
+        str, typer.Option(help=f"Loss: {', '.join(LOSSES)} (ridge: a linear head in closed form, no epochs).")
+    ] = "ridge",
     targets: Annotated[str, typer.Option(help="Targets: word (label words) or sentence (whole caption).")] = "word",
-    epochs: Annotated[int, typer.Option(min=1, help="Most epochs (early stopping on validation).")] = 60,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Epochs of a gradient-trained loss (most epochs with validation sets).")
+    ] = 30,
+    ridge_lambda: Annotated[
+        float | None, typer.Option(min=0, help="Loss ridge: the L2 penalty per 1,000 pictures [LOSO's choice].")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Bundle folder [<home>/models/<name>-<date>].")] = None,
     sources: Annotated[
-        str, typer.Option(help="Sources to train on (train split; `photos`: the 40 % train part of the photo sources).")
-    ] = "openclipart,photos",
+        str,
+        typer.Option(
+            help="Sources to train on (`all`: every prepared one; `photos`: the photo sources; with validation "
+            "sets only their train split / 40 % train part)."
+        ),
+    ] = "all",
     val_sources: Annotated[
         str,
         typer.Option(
             help="Validation sets (val split; `photos`: the 30 % val part of the "
             "photo sources); their mean keyword P@10 chooses the epoch and "
-            "ensemble weight."
+            "ensemble weight. `none` (default): no validation, LOSO's fixed schedule and weight."
         ),
     ] = DEFAULT_VAL_SOURCES,
     augment: Annotated[
@@ -120,7 +133,7 @@ def train_command(
     from jointspace.encoders.augment import VARIANTS
     from jointspace.encoders.bundle_writer import save_trained
     from jointspace.encoders.training import TrainConfig
-    from jointspace.encoders.training_runs import RunOptions, Workspace, check_validation, train_one
+    from jointspace.encoders.training_runs import DEFAULT_RUN, RunOptions, Workspace, check_validation, train_one
     from jointspace.settings import get_settings
 
     _logging()
@@ -133,12 +146,13 @@ def train_command(
     started = time.perf_counter()
     from jointspace.encoders.imagenet import ClassPrior
 
-    defaults = RunOptions()
+    defaults = DEFAULT_RUN
     val = () if val_sources.strip().lower() == "none" else _csv(val_sources)
+    lam = defaults.train.ridge_lambda if ridge_lambda is None else ridge_lambda
     options = RunOptions(
         text=text,
         targets=targets,  # type: ignore[arg-type]  # a Literal, checked by _check above
-        train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed),  # type: ignore[arg-type]  # as targets
+        train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed, ridge_lambda=lam),  # type: ignore[arg-type]
         train_sources=_csv(sources),
         val_sources=val,
         augment=_csv(augment),
@@ -149,7 +163,7 @@ def train_command(
         prior_target_weight=defaults.prior_target_weight if prior_targets is None else prior_targets,
         zeroshot_weight=defaults.zeroshot_weight if zeroshot_weight is None else zeroshot_weight,
         # Without validation sets nothing is held back: every part of every source trains.
-        parts=defaults.parts if val else ("train", "val", "test"),
+        parts=("train",) if val else ("train", "val", "test"),
     )
     ws = Workspace(settings, max_per_source=max_per_source)
     # Too few validation pictures: refused when they are the defaults (missing data), said when chosen.
@@ -176,8 +190,13 @@ def train_command(
             f"\n  best epoch {trained.result.best_epoch}"
         )
     else:
+        schedule = (
+            f"closed-form ridge (λ {options.train.ridge_lambda:g})"
+            if options.train.loss == "ridge"
+            else f"{trained.result.best_epoch} epochs"
+        )
         scored = (
-            f"no validation set: {trained.result.best_epoch} epochs and zero-training weight "
+            f"no validation set: {schedule} and zero-training weight "
             f"{trained.zeroshot_weight:g} as chosen by leave-one-source-out (docs/eval-report.md), "
             f"{trained.n_train} pictures"
         )
@@ -253,7 +272,7 @@ def eval_command(
     settings = get_settings()
     folder = out or settings.home / "reports" / datetime.now().strftime("%Y-%m-%d-%H%M%S")
     if loso or holdout_source or loso_grid:
-        _loso(settings, folder, docs, holdout_source, loso_grid, loso_sources, limit, max_per_source)
+        _loso(settings, folder, docs, holdout_source, loso_grid, loso_sources, limit, max_per_source, compare or ())
         return
     from jointspace.encoders.evaluation.runner import run_evaluation
 
@@ -286,12 +305,14 @@ def _loso(
     sources: str | None,
     limit: int | None,
     max_per_source: int | None,
+    compare: tuple[Path, ...] | list[Path] = (),
 ) -> None:
     from dataclasses import replace
 
+    from jointspace.encoders.bundle import load_bundle
     from jointspace.encoders.evaluation.loso import DEFAULT_CANDIDATE, GRID, run_loso
     from jointspace.encoders.evaluation.loso_report import markdown, write_loso_report
-    from jointspace.encoders.training_runs import Workspace
+    from jointspace.encoders.training_runs import Workspace, expand_sources
 
     candidates = list(GRID) if grid else [DEFAULT_CANDIDATE]
     if limit:
@@ -301,6 +322,7 @@ def _loso(
         candidates,
         holdout=holdout or None,
         sources=_csv(sources) if sources else None,
+        bundles=[_with_sources(load_bundle(path, settings), expand_sources) for path in compare],
     )
     write_loso_report(report, folder)
     md = markdown(report)
@@ -309,6 +331,16 @@ def _loso(
         docs.write_text(md, encoding="utf-8")
     typer.echo(md)
     typer.echo(f"report in {folder} (winner: {report['winner']})")
+
+
+def _with_sources(bundle, expand):  # noqa: ANN001, ANN202 - Bundle, imported late
+    """(bundle, the sources it trained on): its manifest's `data_sources`, else its named training
+    sources when they are not `all` (then unknown: None)."""
+    training = bundle.manifest.get("training") or {}
+    if training.get("data_sources"):
+        return bundle, list(training["data_sources"])
+    named = list(training.get("sources") or ())
+    return bundle, None if not named or "all" in named else expand(named)
 
 
 def register(app: typer.Typer) -> None:

@@ -115,7 +115,7 @@ def test_prepare_train_and_eval_from_the_command_line(home: Path) -> None:
     assert "now the default bundle" in train.stdout and "held-out val split of the training sources" in train.stdout
     assert f"holds vectors of bundle 'an-older-bundle': `jointspace reindex --bundle {bundle}`" in train.stdout
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["loss"] == "soft-contrastive" and manifest["training"]["sources"] == ["tuxpaint"]
+    assert manifest["loss"] == "ridge" and manifest["training"]["sources"] == ["tuxpaint"]
 
     report_dir = home / "report"
     evaluated = _jointspace(

@@ -157,3 +157,34 @@ def test_the_winner_is_measured_with_score_cut_offs(report: dict) -> None:
     for r in (fixed, auto):
         assert 0 <= r["precision"] <= 1 and 0 <= r["lost"] <= 1 and r["kept_per_query"] <= 20
     assert fixed["f1"] >= none["f1"] - 1e-9  # no cut-off (threshold 0 on cosine) is in the grid's reach
+
+
+def test_a_finished_bundle_is_scored_as_it_is_beside_the_folds(loso_ws: Workspace, settings, tmp_path: Path) -> None:  # noqa: ANN001
+    """A bundle trained on drawings and icons (here a closed-form ridge head, the default loss) scored
+    on tiles as it is: a row of its own, paired against zero-training, its training sources named,
+    and the same figures as its image encoder gives."""
+    from jointspace.encoders.bundle import forget_loaded, load_bundle
+    from jointspace.encoders.bundle_writer import save_trained
+    from jointspace.encoders.training_runs import DEFAULT_RUN, train_one
+
+    assert DEFAULT_RUN.train.loss == "ridge" and DEFAULT_RUN.val_sources == () and DEFAULT_RUN.train_sources == ("all",)
+    trained = train_one(loso_ws, fold_options(DEFAULT_RUN, ["drawings", "icons"]), progress=False)
+    assert trained.data_sources == ("drawings", "icons")
+    folder = save_trained(trained, tmp_path / "ridge", settings, make_latest=False)
+    assert json.loads((folder / "manifest.json").read_text())["training"]["data_sources"] == ["drawings", "icons"]
+    forget_loaded()
+    bundle = load_bundle(folder, settings)
+    out = run_loso(loso_ws, [], holdout=["tiles"], bundles=[(bundle, ["drawings", "icons"])], progress=False)
+    row = out["rows"][-1]
+    assert row["kind"] == "bundle" and row["name"] == f"bundle {bundle.name}" and row["trained_on"] == []
+    zero = out["rows"][0]["results"]["tiles"]["p10"]
+    assert row["results"]["tiles"]["p10"] > zero + 0.15  # colours and shapes are no ImageNet classes
+    assert row["against"]["zero-training (prompt)"]["p10"]["low"] > 0
+    tiles = loso_ws.items(["tiles"], None)
+    outputs = loso_ws.outputs(tiles)
+    vectors = bundle.image.embed_features(outputs.features, outputs.logits)
+    from jointspace.encoders.evaluation.loso import HeldOut
+
+    assert HeldOut(loso_ws, "tiles").score(vectors, bundle.text)["p10"] == row["results"]["tiles"]["p10"]
+    md = markdown(out)
+    assert "## Finished bundles" in md and f"| bundle {bundle.name} | none |" in md
