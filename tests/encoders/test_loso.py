@@ -159,7 +159,7 @@ def test_the_winner_is_measured_with_score_cut_offs(report: dict) -> None:
     assert fixed["f1"] >= none["f1"] - 1e-9  # no cut-off (threshold 0 on cosine) is in the grid's reach
 
 
-def test_a_finished_bundle_is_scored_as_it_is_beside_the_folds(loso_ws: Workspace, settings, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_finished_bundle_is_scored_as_it_is_beside_the_folds(loso_ws: Workspace, settings, tmp_path: Path) -> None:
     """A bundle trained on drawings and icons (here a closed-form ridge head, the default loss) scored
     on tiles as it is: a row of its own, paired against zero-training, its training sources named,
     and the same figures as its image encoder gives."""
