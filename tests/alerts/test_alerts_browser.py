@@ -5,10 +5,6 @@ The server indexes in-process (no broker) with the histogram bundle, so the geom
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,46 +13,13 @@ import httpx
 import pytest
 
 from tests.alerts.alert_support import corpus_with_prefix
+from tests.api.browser_support import ARTIFACTS, chromium_page, serious_violations
+from tests.api.served import serve
 from tests.workers.histogram_bundle import FACTORY, IMPORT_ROOT
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--disable-quic",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
-TESTS = Path(__file__).resolve().parents[1]
 KEY = "browser-alerts-key"
-
-
-AXE = TESTS / "api" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def serious_violations(page) -> list[dict]:
-    """axe-core's serious and critical violations on the page as it is now (as test_browser_facets.py)."""
-    if not AXE.is_file():
-        pytest.fail(f"{AXE} is missing: run scripts/setup.sh (npm ci in tests/api installs axe-core)")
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(AXE))
-    found = page.evaluate("""async () => {
-        const result = await axe.run(document, { resultTypes: ['violations'] });
-        return result.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help,
-                                            nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 12) }));
-    }""")
-    return [v for v in found if v["impact"] in ("serious", "critical")]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _posts(corpus) -> list[dict]:
@@ -73,77 +36,33 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(media: Path) -> Iterator[str]:
+    """`jointspace serve` on the histogram bundle (no broker: it indexes in-process), holding 12 posts."""
     from tests.workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
 
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
-    env.update(
-        JOINTSPACE_HOME=str(media / "home"),
-        JOINTSPACE_MEDIA_ROOT=str(media),
-        JOINTSPACE_API_KEY=KEY,
-        JOINTSPACE_BUNDLE_FACTORY=FACTORY,
-        JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS),
-        JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
-        PYTHONPATH=IMPORT_ROOT,
-    )
-    log = media / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [shutil.which("jointspace") or "jointspace", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"jointspace serve exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jointspace serve did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    home = media / "home"
+    home.mkdir()
+    extra = {
+        "JOINTSPACE_MEDIA_ROOT": str(media),
+        "JOINTSPACE_API_KEY": KEY,
+        "JOINTSPACE_BUNDLE_FACTORY": FACTORY,
+        "JOINTSPACE_IMAGE_MAX_PIXELS": str(TEST_MAX_PIXELS),
+        "JOINTSPACE_IMAGE_MAX_BYTES": str(TEST_MAX_BYTES),
+        "PYTHONPATH": IMPORT_ROOT,
+    }
+    # served.serve also fails the module when the server does not stop within 20 s of SIGTERM
+    # (an event stream left open would hold it).
+    with serve(home, extra) as url:
         old = corpus_with_prefix(media / "old", 12, "a")
         answer = httpx.post(f"{url}/posts", json=_posts(old), headers={"X-API-Key": KEY}, timeout=60)
         assert answer.status_code == 200, answer.text
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            pytest.fail("jointspace serve did not stop within 20 s of SIGTERM (open event streams?)")
 
 
 def test_the_page_watches_a_query_and_shows_a_new_match_live(
     server: str, media: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/setup.sh)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     new = corpus_with_prefix(media / "new", 6, "b")  # b00003 is the one red post
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        context.set_default_timeout(60_000)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(server)
+    with chromium_page(tmp_path_factory.mktemp("chromium-profile"), server) as page:
         page.fill("#q", "red")
         page.press("#q", "Enter")
         page.wait_for_function("() => document.querySelector('#status').textContent.includes('result')")
@@ -182,8 +101,6 @@ def test_the_page_watches_a_query_and_shows_a_new_match_live(
 
         page.reload()  # the watched search is followed again after a reload
         page.wait_for_selector(f'#watch-list .watch-item[data-alert="{alert_id}"]')
-        context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 def test_event_stream_sends_each_new_match_once(server: str, media: Path) -> None:

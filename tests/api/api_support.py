@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from jointspace.api.container import ApiContainer
+from jointspace.api.container import ApiContainer, build_container
 
+from jointspace.protocols import ModelBundle
 from jointspace.records import Post
 from jointspace.settings import Settings
 from tests.api.corpus import Corpus
+from tests.api.served import serve, share_text_cache
 
 API_KEY = "test-key-0123456789"
 
@@ -61,3 +65,22 @@ def index_corpus(container: ApiContainer, corpus: Corpus) -> None:
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+@contextmanager
+def serve_corpus(home: Path, corpus: Corpus, bundle: ModelBundle, api_key: str) -> Iterator[str]:
+    """`jointspace serve` (served.serve) over `corpus` indexed into an embedded store under `home`,
+    with `bundle` and `api_key`; yields its base URL."""
+    container = build_container(api_settings(home, corpus), bundle)
+    try:
+        index_corpus(container, corpus)
+    finally:
+        container.close()
+    share_text_cache(home, bundle.settings.home)
+    extra = {
+        "JOINTSPACE_MEDIA_ROOT": str(corpus.root),
+        "JOINTSPACE_MODEL": str(bundle.path),
+        "JOINTSPACE_API_KEY": api_key,
+    }
+    with serve(home, extra) as url:
+        yield url

@@ -8,7 +8,6 @@ posts of their own and remove what they add.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,10 +17,9 @@ from jointspace.api.container import build_container
 
 from jointspace.protocols import ModelBundle
 from jointspace.settings import get_settings
-from tests.api.api_support import Api, api_settings, index_corpus
-from tests.api.browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.api.api_support import Api, api_settings, index_corpus, serve_corpus
+from tests.api.browser_support import chromium_page
 from tests.api.corpus import Corpus, build_api_corpus
-from tests.api.served import serve, share_text_cache
 
 BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
 
@@ -64,45 +62,11 @@ def api(
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: ModelBundle) -> Iterator[str]:
     """`jointspace serve` over the corpus indexed in an embedded store; yields its base URL."""
-    home = tmp_path_factory.mktemp("browser-home")
-    settings = api_settings(home, corpus)
-    container = build_container(settings, bundle)
-    try:
-        index_corpus(container, corpus)
-    finally:
-        container.close()
-    share_text_cache(home, bundle.settings.home)
-    with serve(
-        home,
-        {
-            "JOINTSPACE_MEDIA_ROOT": str(corpus.root),
-            "JOINTSPACE_MODEL": str(bundle.path),
-            "JOINTSPACE_API_KEY": "browser-test-key",
-        },
-    ) as url:
+    with serve_corpus(tmp_path_factory.mktemp("browser-home"), corpus, bundle, "browser-test-key") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def page(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:  # playwright's Page
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (scripts/setup.sh)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        context.set_default_timeout(60_000)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(server)
-        yield page
-        context.close()
-        assert not errors, f"JavaScript errors on the page: {errors}"
+    with chromium_page(tmp_path_factory.mktemp("chromium-profile"), server) as opened:
+        yield opened

@@ -2,38 +2,19 @@
 accessibility: axe-core, injected from tests/api/node_modules (scripts/setup.sh installs it with
 `npm ci`), must find no serious or critical violation at desktop and phone widths.
 
-The server and page fixtures are test_browser.py's (a server of this module's own).
+The server and page fixtures are tests/api/conftest.py's (a server of this module's own).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from tests.api.browser_support import shot
+from tests.api.browser_support import DESKTOP, PHONE, serious_violations, shot
 from tests.api.corpus import Corpus
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
-
-def serious_violations(page) -> list[dict]:
-    """axe-core's serious and critical violations on the page as it is now (WCAG 2 A/AA and best practice)."""
-    if not AXE.is_file():
-        pytest.fail(f"{AXE} is missing: run scripts/setup.sh (npm ci in tests/api installs axe-core)")
-    if not page.evaluate("() => typeof window.axe === 'object'"):
-        page.add_script_tag(path=str(AXE))
-    found = page.evaluate("""async () => {
-        const result = await axe.run(document, { resultTypes: ['violations'] });
-        return result.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help,
-                                            nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 12) }));
-    }""")
-    return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
 def search(page, expression: str) -> None:

@@ -16,13 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from jointspace.api.container import build_container
 
 from jointspace.protocols import ModelBundle
-from tests.api.api_support import API_KEY, api_settings, index_corpus
+from tests.api.api_support import API_KEY, serve_corpus
 from tests.api.corpus import Corpus
 from tests.api.fuzz_support import schema_with_examples, statuses_by_operation
-from tests.api.served import serve, share_text_cache
 
 pytestmark = pytest.mark.slow
 SEED = 14
@@ -39,21 +37,7 @@ POST_ROUTES = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: ModelBundle) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("contract-home")
-    container = build_container(api_settings(home, corpus), bundle)
-    try:
-        index_corpus(container, corpus)
-    finally:
-        container.close()
-    share_text_cache(home, bundle.settings.home)
-    with serve(
-        home,
-        {
-            "JOINTSPACE_MEDIA_ROOT": str(corpus.root),
-            "JOINTSPACE_MODEL": str(bundle.path),
-            "JOINTSPACE_API_KEY": API_KEY,
-        },
-    ) as url:
+    with serve_corpus(tmp_path_factory.mktemp("contract-home"), corpus, bundle, API_KEY) as url:
         yield url
 
 
