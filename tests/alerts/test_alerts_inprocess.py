@@ -25,28 +25,16 @@ from jointspace.records import Filters
 from jointspace.settings import Settings
 from tests.alerts.alert_support import colour_ids, corpus_with_prefix, read_posts
 from tests.alerts.webhook_server import WebhookServer
-from tests.workers.histogram_bundle import FACTORY
 
 BACKENDS = ["embedded", pytest.param("elasticsearch", marks=pytest.mark.es)]
-BUNDLE_FACTORY = FACTORY
 
 
 def alert_settings(home: Path, es_url: str | None = None) -> Settings:
-    from tests.workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
+    from tests.workers.corpus import in_process_settings
 
     # Batches of 4 (as the other ingest tests) so that a corpus spans several batches; test-sized
     # image limits to match the corpus; everything else is the default.
-    return Settings(
-        home=home,
-        es_url=es_url,
-        es_index_alias=f"alerts-{uuid.uuid4().hex[:8]}",
-        broker_url=None,
-        bundle_factory=BUNDLE_FACTORY,
-        batch_size=4,
-        image_max_pixels=TEST_MAX_PIXELS,
-        image_max_bytes=TEST_MAX_BYTES,
-        decode_threads=2,
-    )
+    return in_process_settings(home, es_url=es_url, es_index_alias=f"alerts-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture(params=BACKENDS)

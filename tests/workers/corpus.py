@@ -11,11 +11,29 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .histogram_bundle import COLOURS, solid_image
+from jointspace.settings import Settings
+
+from .histogram_bundle import COLOURS, FACTORY, solid_image
 
 # Pair these limits with the broken files below (Settings.image_max_pixels / image_max_bytes).
 TEST_MAX_PIXELS = 1_000_000
 TEST_MAX_BYTES = 300_000
+
+
+def in_process_settings(home: Path, **values: object) -> Settings:
+    """Broker-less settings over the histogram bundle: batches of 4 (so a small corpus spans
+    several), these image limits and two decode threads; everything else is the default. `values`
+    add what isolates a test (es_url, es_index_alias)."""
+    return Settings(
+        home=home,
+        broker_url=None,
+        bundle_factory=FACTORY,
+        batch_size=4,
+        image_max_pixels=TEST_MAX_PIXELS,
+        image_max_bytes=TEST_MAX_BYTES,
+        decode_threads=2,
+        **values,  # pydantic validates each by its field
+    )
 
 
 @dataclass
