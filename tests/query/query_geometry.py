@@ -146,3 +146,19 @@ def documents() -> list[Document]:
         *[(post(f"f{i:02d}", "street food", city="tokyo"), ladder(i)) for i in range(LADDER)],
     ]
     return [Document(post=p, vector=v.astype(np.float32), model=MODEL) for p, v in rows]
+
+
+# The README's example queries, over this geometry's words and posts (the parser and search tests).
+EXAMPLES = [
+    "america",
+    "people+park",
+    "bike-park",
+    "car-yellow",
+    "cold-snow",
+    "travel+paint",
+    "[IMG_1]+park",
+    "[IMG_3]-dog",
+    "[IMG_1]+[IMG_10]",
+    "[IMG_1]+park+park+park",
+    "2*beach-0.5*sunset city:london",
+]

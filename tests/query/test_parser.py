@@ -13,20 +13,7 @@ from jointspace.query.syntax import Scaled, Sum, Term
 
 from jointspace.errors import QueryError
 from jointspace.records import Filters
-
-EXAMPLES = [
-    "america",
-    "people+park",
-    "bike-park",
-    "car-yellow",
-    "cold-snow",
-    "travel+paint",
-    "[IMG_1]+park",
-    "[IMG_3]-dog",
-    "[IMG_1]+[IMG_10]",
-    "[IMG_1]+park+park+park",
-    "2*beach-0.5*sunset city:london",
-]
+from tests.query.query_geometry import EXAMPLES
 
 
 def word(text: str) -> Term:

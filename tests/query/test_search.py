@@ -16,7 +16,7 @@ from jointspace.errors import QueryError
 from jointspace.protocols import SearchBackend
 from jointspace.records import Filters
 from jointspace.settings import Settings
-from tests.query.query_geometry import LADDER, axis, documents, ladder_similarity
+from tests.query.query_geometry import EXAMPLES, LADDER, axis, documents, ladder_similarity
 
 VECTORS = {d.id: d.vector for d in documents()}
 # int8_hnsw quantises the stored vectors; rescoring restores them, up to float rounding in the node.
@@ -44,22 +44,7 @@ def first_ids(query: np.ndarray, ids: list[str] | None = None) -> set[str]:
     return {i for i in ids if float(VECTORS[i] @ query) >= best - SCORE_TOLERANCE}
 
 
-@pytest.mark.parametrize(
-    "expression",
-    [
-        "america",
-        "people+park",
-        "bike-park",
-        "car-yellow",
-        "cold-snow",
-        "travel+paint",
-        "[IMG_1]+park",
-        "[IMG_3]-dog",
-        "[IMG_1]+[IMG_10]",
-        "[IMG_1]+park+park+park",
-        "2*beach-0.5*sunset city:london",
-    ],
-)
+@pytest.mark.parametrize("expression", EXAMPLES)
 def test_the_example_queries_run(service: SearchService, expression: str) -> None:
     result = service.search(expression, k=5, collapse=False)
     assert len(result.hits) == 5
