@@ -147,6 +147,22 @@ def es_count(url: str, alias: str) -> int:
         return 0
 
 
+def kill_worker_mid_ingest(rig: Rig, corpus_jsonl: Path, n_posts: int, es_url: str) -> tuple[Proc, int]:
+    """Starts a slowed worker and `ingest` of the corpus, SIGKILLs the worker while batches are being
+    embedded (some posts written, most not) and checks it held a batch then. Returns the producer
+    (still running, waiting for a worker) and how many posts were indexed at the kill."""
+    alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
+    first = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.6")
+    producer = rig.spawn(["ingest", str(corpus_jsonl), "--json", "--quiet"], "ingest")
+    wait_until(lambda: es_count(es_url, alias) >= 8, 90, "the first batches to be indexed\n" + first.tail())
+    first.kill9()
+    killed_at = es_count(es_url, alias)
+    assert killed_at < n_posts, "the worker finished before it could be killed; slow it down further"
+    log = first.log.read_text()
+    assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
+    return producer, killed_at
+
+
 # Small batches and small image limits, so that small corpora make many batches and the broken
 # files of corpus.py cross the limits. Tests of the defaults (`rig_factory(defaults=True)`) leave
 # them out. No test overrides a timeout: the defaults are the product.

@@ -14,7 +14,7 @@ from PIL import Image
 
 from tests.workers.corpus import make_corpus
 
-from .conftest import Rig, es_count, es_ids, ingest_summary, wait_until
+from .conftest import Rig, es_ids, ingest_summary, kill_worker_mid_ingest
 from .histogram_bundle import COLOURS, SplitHistogramImageEncoder
 
 pytestmark = pytest.mark.slow
@@ -34,13 +34,7 @@ def test_kill_9_mid_batch_keeps_every_posts_features_once(tmp_path, rig_factory,
     rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url, JOINTSPACE_TEST_SPLIT_ENCODER="1")
     corpus = make_corpus(tmp_path / "corpus", n_good=48)
     alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
-    first = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.6")
-    producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
-    wait_until(lambda: es_count(es_url, alias) >= 8, 90, "the first batches to be indexed\n" + first.tail())
-    first.kill9()
-    assert es_count(es_url, alias) < 48, "the worker finished before it could be killed; slow it down further"
-    log = first.log.read_text()
-    assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
+    producer, _ = kill_worker_mid_ingest(rig, corpus.jsonl, 48, es_url)
     second = rig.worker()
     assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + second.tail()
     assert ingest_summary(producer)["dead_lettered"] == 0

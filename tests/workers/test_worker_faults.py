@@ -9,7 +9,7 @@ import pytest
 
 from tests.workers.corpus import make_corpus
 
-from .conftest import Rig, es_count, es_ids, ingest_summary, wait_until
+from .conftest import Rig, es_count, es_ids, ingest_summary, kill_worker_mid_ingest, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -18,15 +18,7 @@ def test_kill_9_of_a_worker_mid_batch_loses_and_duplicates_nothing(tmp_path, rig
     rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url)
     corpus = make_corpus(tmp_path / "corpus", n_good=48)
     alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
-    first = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.6")
-    producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
-    # Kill while batches are in the middle of being embedded: some posts written, most not.
-    wait_until(lambda: es_count(es_url, alias) >= 8, 90, "the first batches to be indexed\n" + first.tail())
-    first.kill9()
-    killed_at = es_count(es_url, alias)
-    assert killed_at < 48, "the worker finished before it could be killed; slow it down further"
-    log = first.log.read_text()
-    assert log.count("] received") > log.count("] succeeded in"), "no batch was in hand at the kill"
+    producer, _ = kill_worker_mid_ingest(rig, corpus.jsonl, 48, es_url)
     second = rig.worker()
     assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + second.tail()
     summary = ingest_summary(producer)
