@@ -322,15 +322,14 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
         a = options.prior_target_weight
         targets = np.where(usable[:, None], unit_rows((1 - a) * targets + a * prior), targets)
     variants = [ws.outputs(train_items, v).features[usable] for v in ("clean", *options.augment)]
-    if not val_sets:
-        result = train_head(variants, targets[usable], options.train, None, checkpoint, progress, keep_last=True)
-        w = options.zeroshot_weight
+
+    def trained(result: TrainResult, weight: float, val_scores: dict[str, Any]) -> TrainedHead:
         return TrainedHead(
             options,
             text,
             result,
-            w,
-            {f"{w:g}": float("nan"), "zeroshot": float("nan"), "validation": val_desc},
+            weight,
+            val_scores,
             classes,
             word_model,
             data_hash(train_items),
@@ -338,6 +337,11 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
             max_per_source=ws.max_per_source,
             data_sources=tuple(sorted({it.post.source or "?" for it in train_items})),
         )
+
+    if not val_sets:
+        result = train_head(variants, targets[usable], options.train, None, checkpoint, progress, keep_last=True)
+        w = options.zeroshot_weight
+        return trained(result, w, {f"{w:g}": float("nan"), "zeroshot": float("nan"), "validation": val_desc})
     scorers = [
         GalleryScorer(Gallery(name, items).with_queries(min_images=3, compounds=False, seeds=False), text)
         for name, items in val_sets
@@ -365,19 +369,7 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
     # Ties (common: P@10 moves in steps of 0.1 per query) go to the smaller weight, closer to the trained head.
     best_w = max(ENSEMBLE_WEIGHTS, key=lambda w: (round(scores[f"{w:g}"], 6), -w))
     log.info("validation on %s: %s", val_desc, json.dumps(per_set))
-    return TrainedHead(
-        options,
-        text,
-        result,
-        best_w,
-        {**scores, "sets": per_set, "validation": val_desc},
-        classes,
-        word_model,
-        data_hash(train_items),
-        int(usable.sum()),
-        max_per_source=ws.max_per_source,
-        data_sources=tuple(sorted({it.post.source or "?" for it in train_items})),
-    )
+    return trained(result, best_w, {**scores, "sets": per_set, "validation": val_desc})
 
 
 def with_loss(options: RunOptions, loss: str, text: str, targets: str, epochs: int | None = None) -> RunOptions:
