@@ -8,6 +8,8 @@ same `solve` (the standardisation is folded into the layer so that the bundle st
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 from jointspace.encoders.head import HeadConfig, ProjectionHead
@@ -38,7 +40,7 @@ def fit_ridge(
     weight = coef[:-1] / sigma[:, None]  # back to raw features: x·W' + b'
     bias = coef[-1] - mu @ weight
     head = ProjectionHead(HeadConfig(in_dim=f, out_dim=y.shape[1], hidden=0, dropout=0.0))
-    layer = head.net[-1]
+    layer = cast(torch.nn.Linear, head.net[-1])  # hidden=0: the head is one linear layer
     with torch.no_grad():
         layer.weight.copy_(torch.from_numpy(weight.T.astype(np.float32)))
         layer.bias.copy_(torch.from_numpy(bias.astype(np.float32)))

@@ -10,6 +10,9 @@ import typer
 from jointspace.choices import LOSSES, TRAINABLE_TEXT_ENCODERS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from jointspace.encoders.bundle import Bundle
     from jointspace.settings import Settings
 
 # `none`: the default trains on every part of every source with the schedule and blend weight that
@@ -333,7 +336,7 @@ def _loso(
     typer.echo(f"report in {folder} (winner: {report['winner']})")
 
 
-def _with_sources(bundle, expand):  # noqa: ANN001, ANN202 - Bundle, imported late
+def _with_sources(bundle: Bundle, expand: Callable[[Sequence[str]], list[str]]) -> tuple[Bundle, list[str] | None]:
     """(bundle, the sources it trained on): its manifest's `data_sources`, else its named training
     sources when they are not `all` (then unknown: None)."""
     training = bundle.manifest.get("training") or {}

@@ -270,7 +270,7 @@ def test_photo_train_val_and_test_parts_are_disjoint_and_stable(settings, corpus
     assert parts() == (train, val, test)  # the same parts from a fresh workspace
 
 
-def test_ridge_head_is_a_closed_form_linear_fit_that_round_trips(workspace, settings, tmp_path: Path) -> None:  # noqa: ANN001
+def test_ridge_head_is_a_closed_form_linear_fit_that_round_trips(workspace, settings, tmp_path: Path) -> None:
     """loss `ridge`: one linear layer solved in closed form (no epochs), scored, saved and reloaded
     like any head; with λ near 0 it reproduces an exactly linear map from the features."""
     from jointspace.encoders.ridge import fit_ridge
