@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 mkdir -p test-artifacts
 # Tests run with a throwaway home so they never touch the user's ~/.jointspace.
 export JOINTSPACE_TEST_HOME="${JOINTSPACE_TEST_HOME:-$(mktemp -d /tmp/jointspace-test.XXXXXX)}"
+# The gates first, each failing the run: ruff (lint, format), mypy, the import layers.
+bash scripts/static_checks.sh
 python -m pytest -p no:cacheprovider --durations=25 "$@"
