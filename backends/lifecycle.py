@@ -139,7 +139,7 @@ class EmbeddedLifecycle:
             if p.is_dir() and not p.name.endswith((".reindex", ".restore"))
         ]
         refs = [(p.stat().st_ctime, self._ref(p)) for p in found]
-        return [ref for _, ref in sorted((r for r in refs if r[1] is not None), key=lambda r: r[0])]  # type: ignore[misc]
+        return [ref for _, ref in sorted((r for r in refs if r[1] is not None), key=lambda r: r[0])]  # type: ignore[misc]  # None refs filtered
 
     def drop(self, ref: IndexRef) -> None:
         if Path(ref.name).resolve() == self.folder.resolve():

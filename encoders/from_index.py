@@ -180,7 +180,7 @@ def train_from_index(
     targets, usable = build_targets(text, train, "word")
     if usable.sum() < 10:
         raise ConfigurationError(f"only {int(usable.sum())} posts have caption words the text encoder knows")
-    backbone = image.backbone  # type: ignore[attr-defined]
+    backbone = image.backbone  # type: ignore[attr-defined]  # a CNN-backed bundle's encoder
     val_x, test_x = matrix(val), matrix(test)
     val_zs = zeroshot_vectors(backbone.logits_of(val_x), classes, settings.zeroshot_top_k)
     test_zs = zeroshot_vectors(backbone.logits_of(test_x), classes, settings.zeroshot_top_k)

@@ -61,7 +61,7 @@ class ClassPrior:
         if data.get("name") not in ("prompt", "wordnet"):
             raise ConfigurationError(f"unknown class prior {data.get('name')!r}; choose from prompt, wordnet")
         name = str(data["name"])  # "prompt" or "wordnet", as tested above
-        return cls(name, int(data.get("levels", 6)), float(data.get("hypernym_weight", 0.5)))  # type: ignore[arg-type]
+        return cls(name, int(data.get("levels", 6)), float(data.get("hypernym_weight", 0.5)))  # type: ignore[arg-type]  # name: tested
 
     @property
     def label(self) -> str:

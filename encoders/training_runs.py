@@ -374,5 +374,5 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
 
 def with_loss(options: RunOptions, loss: str, text: str, targets: str, epochs: int | None = None) -> RunOptions:
     # loss and targets: strs the callers (CLI, LOSO grid) take from the Literals' own lists
-    train = replace(options.train, loss=loss, epochs=epochs or options.train.epochs)  # type: ignore[arg-type]
+    train = replace(options.train, loss=loss, epochs=epochs or options.train.epochs)  # type: ignore[arg-type]  # see above
     return replace(options, text=text, targets=targets, train=train)  # type: ignore[arg-type]  # as loss

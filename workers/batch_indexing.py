@@ -236,7 +236,7 @@ class BatchRunner:
         features = None
         if self.kept is not None:
             # Backbone and head as two calls: the same vectors, and the features to keep.
-            encoder: FeatureImageEncoder = self.encoder  # type: ignore[assignment]
+            encoder: FeatureImageEncoder = self.encoder  # type: ignore[assignment]  # kept implies one
             features = np.asarray(encoder.image_features(batch.images), dtype=np.float32)
             vectors = np.asarray(encoder.embed_pooled(features), dtype=np.float32)
         else:

@@ -155,7 +155,7 @@ def train_command(
     options = RunOptions(
         text=text,
         targets=targets,  # type: ignore[arg-type]  # a Literal, checked by _check above
-        train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed, ridge_lambda=lam),  # type: ignore[arg-type]
+        train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed, ridge_lambda=lam),  # type: ignore[arg-type]  # as targets
         train_sources=_csv(sources),
         val_sources=val,
         augment=_csv(augment),

@@ -58,7 +58,7 @@ def run_from_index(
         since=parse_since(since),
         holdout=holdout,
         holdout_share=holdout_share,
-        train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed),  # type: ignore[arg-type]
+        train=replace(TrainConfig(), loss=loss, epochs=epochs, seed=seed),  # type: ignore[arg-type]  # loss: checked str
     )
     folder = out or settings.models_dir / f"from-index-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     try:

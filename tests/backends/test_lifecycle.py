@@ -85,7 +85,7 @@ def test_stage_swap_rollback_and_drop(settings: Settings) -> None:
         from jointspace.workers.reindex import rollback as rollback_report
 
         report = rollback_report(settings)
-        assert report["model"] == "model-b" and report["live_index"] == lifecycle.live().name  # type: ignore[union-attr]
+        assert report["model"] == "model-b" and report["live_index"] == lifecycle.live().name  # type: ignore[union-attr]  # live here
         assert [(r.name, r.model) for r in lifecycle.retired()] == [(report["retired_index"], "model-a")]
         assert live_ids(settings, "model-b", 4) == {f"b{i}" for i in range(5)}
 
