@@ -130,8 +130,10 @@ class CpuMeter:
 
 def fresh(settings: Settings, tag: str) -> Settings:
     """Settings writing into an index (or embedded store) of their own."""
+    # A home of its own each time: with --rounds, a variant's second run would find its posts indexed.
+    suffix = uuid.uuid4().hex[:6]
     return settings.model_copy(
-        update={"es_index_alias": f"bench-{tag}-{uuid.uuid4().hex[:6]}", "home": settings.home / tag}
+        update={"es_index_alias": f"bench-{tag}-{suffix}", "home": settings.home / f"{tag}-{suffix}"}
     )
 
 
