@@ -215,4 +215,5 @@ def test_import_ingest_search_reindex_and_back(checkpoint: Path, env: dict[str, 
     assert back["model"] == shipped and back["indexed"] == len(COLOURS) and not back["dead_lettered"]
     final = json.loads(ok(run(env, "model", "list", "--json")).stdout)
     assert final["index"]["model"] == shipped and final["index"]["dim"] == 384
-    assert len(scores(run(env, "search", "red", "-k", "10", "--json"))) == len(COLOURS)
+    # Every post is back (near-duplicates kept: the shipped bundle puts plain tiles close together).
+    assert len(scores(run(env, "search", "red", "-k", "10", "--no-collapse", "--json"))) == len(COLOURS)
