@@ -147,9 +147,13 @@ def test_vocabulary_is_embedded_by_one_process_when_several_start_cold(tmp_path)
 def test_bundle_probe_check_is_remembered_per_encoder_identity(settings, monkeypatch) -> None:
     """The bundle's text fingerprint is checked with the model once per home and encoder identity;
     a one-off search on the same home then does not start the model only to check it again."""
+    import shutil
+
     from jointspace.encoders.bundle import forget_loaded, load_bundle
     from jointspace.encoders.sentence import MiniLMTextEncoder
 
+    # The home is the session's: tests before this one may have left their marks already.
+    shutil.rmtree(settings.home / "cache" / "probe-checks", ignore_errors=True)
     forget_loaded()
     first = load_bundle(None, settings).text
     assert first._onnx is not None or first._model is not None  # checked with the model itself
