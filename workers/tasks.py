@@ -20,7 +20,16 @@ from jointspace.settings import Settings
 log = logging.getLogger(__name__)
 
 
-class IngestTask(Task):
+class BoundTask(Task):
+    """A task that reads its settings from the app it is bound to (when the worker binds it, not at
+    import); the ingest and webhook tasks take their retry policies from them."""
+
+    @property
+    def settings(self) -> Settings:
+        return app_settings(self.app)
+
+
+class IngestTask(BoundTask):
     # The retry policy, from the settings of the app the task is bound to (read when the worker
     # binds the task, not at import; Celery reads these as attributes).
     @property
@@ -30,10 +39,6 @@ class IngestTask(Task):
     @property
     def retry_backoff_max(self) -> int:
         return self.settings.retry_backoff_max_s
-
-    @property
-    def settings(self) -> Settings:
-        return app_settings(self.app)
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
@@ -86,7 +91,7 @@ def _store(settings: Settings) -> Any:
     return _alert_store
 
 
-class DeliverTask(Task):
+class DeliverTask(BoundTask):
     @property
     def max_retries(self) -> int:  # Celery reads it as the plain attribute it declares
         return self.settings.alerts_webhook_max_retries + 1
@@ -94,10 +99,6 @@ class DeliverTask(Task):
     @property
     def retry_backoff_max(self) -> int:
         return self.settings.alerts_webhook_backoff_max_s
-
-    @property
-    def settings(self) -> Settings:
-        return app_settings(self.app)
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
