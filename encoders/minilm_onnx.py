@@ -103,7 +103,7 @@ def ensure_exported(cache_dir: Path) -> Path:
 class MiniLMOnnx:
     """Embeds texts with the exported graph. Thread-safe (ONNX Runtime sessions are)."""
 
-    def __init__(self, path: Path, threads: int = 0) -> None:
+    def __init__(self, path: Path, threads: int = 0, spinning: bool = True) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -117,6 +117,8 @@ class MiniLMOnnx:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        if not spinning:  # idle threads sleep instead of spinning: far faster on a shared, loaded machine
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def encode(self, texts: Sequence[str], batch_size: int = 256, progress: bool = False) -> np.ndarray:
