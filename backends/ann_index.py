@@ -119,7 +119,8 @@ class AnnIndex:
     def search(
         self, query: np.ndarray, k: int, allowed: np.ndarray | None, share: float, ef_search: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, scores) of the best k graph rows among `allowed` (sorted rows, or None for all).
+        """(rows, scores) of the best k graph rows among `allowed` (a bitmap from `allowed_bitmap`
+        over this graph's rows, or None for all).
 
         The breadth is ef_search (or the default) divided by the share of rows the filter keeps,
         so a filter keeping one row in ten walks ten times as far to find k of them.
@@ -130,18 +131,21 @@ class AnnIndex:
         ef = int(min(max(ef_search or self.params.ef_search, k) / max(share, 1e-6), self.params.ef_search_max))
         assert self._index is not None, "the backend searches the graph only once it holds rows"
         params = faiss.SearchParametersHNSW(efSearch=max(ef, k))  # type: ignore[attr-defined]  # missing from faiss's stubs
-        bitmap = None
         if allowed is not None:
-            mask = np.zeros(n, dtype=bool)
-            mask[allowed[allowed < n]] = True
-            bitmap = np.packbits(mask, bitorder="little")
-            params.sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
+            assert len(allowed) * 8 >= n, "a bitmap over fewer rows than the graph holds"
+            params.sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(allowed))
         scores, rows = self._index.search(
             np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k, params=params
         )
-        del bitmap  # kept alive until the search has returned
         keep = rows[0] >= 0
         return rows[0][keep].astype(np.int64), scores[0][keep]
+
+
+def allowed_bitmap(rows: np.ndarray, n: int) -> np.ndarray:
+    """faiss's IDSelectorBitmap layout (bit i of byte i // 8, little-endian) of `rows` among [0, n)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[rows[rows < n]] = True
+    return np.packbits(mask, bitorder="little")
 
 
 def remove_stale(folder: Path, generation: int) -> None:

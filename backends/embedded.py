@@ -16,6 +16,7 @@ import functools
 import json
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import numpy as np
-from jointspace.backends.ann_index import AnnIndex, AnnParams, index_path, remove_stale
+from jointspace.backends.ann_index import AnnIndex, AnnParams, allowed_bitmap, index_path, remove_stale
 from jointspace.backends.embedded_sql import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -112,10 +113,10 @@ class EmbeddedBackend:
         self._vectors: VectorFile | None = None
         self._vectors_generation = -1
         self._own_writes = 0
-        self._live_cache: tuple[tuple[int, int, int], np.ndarray, np.ndarray] | None = None
-        self._filter_cache: OrderedDict[tuple[Filters, tuple[int, int, int]], tuple[np.ndarray, np.ndarray]] = (
-            OrderedDict()
-        )
+        self._live_cache: tuple[tuple[int, int, int], np.ndarray] | None = None
+        self._filter_cache: OrderedDict[tuple[Filters, tuple[int, int, int]], np.ndarray] = OrderedDict()
+        self._bitmap_cache: tuple[np.ndarray, int, np.ndarray] | None = None  # (rows, graph rows, their bitmap)
+        self.graph_seconds = 0.0  # spent adding rows to the HNSW graph by this process (bench/scale.py reports it)
         # executescript commits by itself; every statement is IF NOT EXISTS, so racing openers are fine.
         self._db.executescript(SCHEMA)
         with self._write():
@@ -204,20 +205,25 @@ class EmbeddedBackend:
         """Changes whenever any process commits a write (or a compaction starts a generation)."""
         return (self._db.execute("PRAGMA data_version").fetchone()[0], self._own_writes, self._vectors_generation)
 
-    def _live_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, doc_keys) of every live document, cached until any process commits a write."""
+    def _live_rows(self) -> np.ndarray:
+        """The rows of every live document, sorted; cached until any process commits a write.
+
+        Without dead rows (nothing overwritten or deleted since the last compaction) that is every
+        row below next_row, and SQLite is not asked for them: at 1,000,000 posts fetching them took
+        0.5-0.7 s as Python tuples (80 ms as one group_concat string, the path when some are dead)."""
         version = self._data_version()
         if self._live_cache is None or self._live_cache[0] != version:
-            pairs = np.array(
-                self._db.execute("SELECT row, doc_key FROM docs ORDER BY row").fetchall(), dtype=np.int64
-            ).reshape(-1, 2)
-            self._live_cache = (version, pairs[:, 0], pairs[:, 1])
-        return self._live_cache[1], self._live_cache[2]
+            next_row = int(self._meta("next_row") or 0)
+            live = int(self._db.execute("SELECT count(*) FROM docs").fetchone()[0])
+            rows = np.arange(next_row, dtype=np.int64) if live == next_row else _int_list(self._db, "1", [])
+            self._live_cache = (version, rows)
+        return self._live_cache[1]
 
-    def _filtered_rows(self, filters: Filters | None) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, doc_keys) matching `filters`, sorted by row. The last FILTER_CACHE filters' answers are
-        kept until a write: fetching 6,000 matching rows from SQLite took 124 ms at 60,000 posts under
-        load (docs/scale.md), far more than scoring them, and a page of results asks the same filter again."""
+    def _filtered_rows(self, filters: Filters | None) -> np.ndarray:
+        """Rows matching `filters`, sorted. The last FILTER_CACHE filters' answers are kept until a
+        write (a page of results asks the same filter again). Rows only, as one group_concat string
+        parsed by numpy: 10 ms for 100,000 matching rows of 1,000,000 where fetching (row, doc_key)
+        tuples took 73 ms; doc keys are looked up for the best rows only (`_keys_of`)."""
         if filters is None or filters.is_empty():
             return self._live_rows()
         key = (filters, self._data_version())
@@ -225,20 +231,24 @@ class EmbeddedBackend:
         if cached is not None:
             self._filter_cache.move_to_end(key)
             return cached
-        rows, keys = self._query_filtered_rows(filters)
-        self._filter_cache[key] = (rows, keys)
+        where, params = filter_sql(filters)
+        rows = _int_list(self._db, where, params)
+        self._filter_cache[key] = rows
         while len(self._filter_cache) > FILTER_CACHE:
             self._filter_cache.popitem(last=False)
-        return rows, keys
+        return rows
 
-    def _query_filtered_rows(self, filters: Filters) -> tuple[np.ndarray, np.ndarray]:
-        where, params = filter_sql(filters)
-        # Sorted here, not by ORDER BY: that would make SQLite walk the row index instead of the filter's.
-        pairs = np.array(
-            self._db.execute(f"SELECT row, doc_key FROM docs WHERE {where}", params).fetchall(), dtype=np.int64
-        ).reshape(-1, 2)
-        pairs = pairs[np.argsort(pairs[:, 0])]
-        return pairs[:, 0], pairs[:, 1]
+    def _keys_of(self, rows: np.ndarray) -> np.ndarray:
+        """The doc keys of live `rows` (in their order); call inside the read snapshot that found them."""
+        if not len(rows):
+            return np.empty(0, dtype=np.int64)
+        key_of = dict(
+            self._db.execute(
+                "SELECT row, doc_key FROM docs WHERE row IN (SELECT value FROM json_each(?))",
+                (json.dumps(rows.tolist()),),
+            ).fetchall()
+        )
+        return np.array([key_of[int(row)] for row in rows], dtype=np.int64)
 
     # --- writes --------------------------------------------------------------------------------
 
@@ -256,10 +266,13 @@ class EmbeddedBackend:
             first_row = int(self._meta("next_row") or 0)
             vectors.write_rows(first_row, np.stack([np.asarray(d.vector, dtype=np.float32) for d in valid]))
             dead = int(self._meta("dead_rows") or 0)
+            existing = self._existing_ids(db, [d.id for d in valid])
+            self._insert_new(db, [(d, first_row + i) for i, d in enumerate(valid) if d.id not in existing])
             for offset, doc in enumerate(valid):
-                dead += self._write_document(db, doc, first_row + offset)
+                if doc.id in existing:
+                    dead += self._write_document(db, doc, first_row + offset)
             self._set_meta(next_row=first_row + len(valid), dead_rows=dead)
-        if dead >= max(self._compact_min_dead, self.count()):
+        if dead >= self._compact_min_dead and dead >= self.count():  # count() scans an index: only when needed
             self.compact()
         self.update_graph()
         return UpsertResult(indexed=[d.id for d in valid], errors=errors)
@@ -295,26 +308,52 @@ class EmbeddedBackend:
                 with tqdm(
                     total=next_row - graph.rows, desc="hnsw graph", unit="row", disable=next_row - graph.rows < 100_000
                 ) as bar:
+                    began = time.perf_counter()
                     while graph.rows < next_row:
                         start = graph.rows
                         end = min(start + SCORE_CHUNK_ROWS, next_row)
                         graph.extend(stored[start:end], start)
                         bar.update(end - start)
+                    self.graph_seconds += time.perf_counter() - began
             if graph.unsaved_rows >= max(self._ann_save_rows, graph.rows // 20) or graph.rows == graph.unsaved_rows:
                 graph.save()
                 remove_stale(self.folder, generation)
+
+    @staticmethod
+    def _existing_ids(db: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+        """Those of `ids` already stored (one query for the batch)."""
+        return {
+            row[0]
+            for row in db.execute(
+                "SELECT id FROM docs WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(ids),)
+            )
+        }
+
+    @staticmethod
+    def _insert_new(db: sqlite3.Connection, docs: Sequence[tuple[Document, int]]) -> None:
+        """Inserts posts not stored yet, each pointing at its row, with one executemany a table
+        (their doc keys follow the largest one, as SQLite would number them one by one).
+        Loading 1M posts row by row spent most of its SQL time in per-statement Python calls."""
+        if not docs:
+            return
+        first_key = int(db.execute("SELECT coalesce(max(doc_key), 0) FROM docs").fetchone()[0]) + 1
+        posts = [(first_key + i, doc.post, row) for i, (doc, row) in enumerate(docs)]
+        tags = [(key, sorted({tag.lower() for tag in post.hashtags})) for key, post, _ in posts]
+        db.executemany(
+            "INSERT INTO docs(doc_key, id, row, city, source, created_ts, post) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(key, post.id, *_columns(post, row)) for key, post, row in posts],
+        )
+        db.executemany("INSERT INTO tags(tag, doc_key) VALUES (?, ?)", [(t, key) for key, ts in tags for t in ts])
+        db.executemany(
+            "INSERT INTO fts(rowid, caption, hashtags) VALUES (?, ?, ?)",
+            [(key, post.caption, " ".join(ts)) for (key, post, _), (_, ts) in zip(posts, tags, strict=True)],
+        )
 
     def _write_document(self, db: sqlite3.Connection, doc: Document, row: int) -> int:
         """Inserts or replaces one post pointing at `row`; returns 1 when an older row became dead."""
         post = doc.post
         tags = sorted({tag.lower() for tag in post.hashtags})
-        columns = (
-            row,
-            (post.city or "").strip().lower() or None,
-            post.source,
-            epoch_seconds(post.created_at) if post.created_at else None,
-            json.dumps(post.to_json()),
-        )
+        columns = _columns(post, row)
         existing = db.execute("SELECT doc_key FROM docs WHERE id = ?", (post.id,)).fetchone()
         if existing:
             doc_key = existing[0]
@@ -442,49 +481,49 @@ class EmbeddedBackend:
         if k <= 0:
             return []
         with self._read() as db:
-            best_keys, best_scores = self._top(query, k, filters, num_candidates)
-            if not len(best_keys):
+            best_rows, best_scores = self._top(query, k, filters, num_candidates)
+            if not len(best_rows):
                 return []
             posts = dict(
                 db.execute(
-                    f"SELECT doc_key, post FROM docs WHERE doc_key IN ({','.join('?' * len(best_keys))})",
-                    best_keys.tolist(),
+                    "SELECT row, post FROM docs WHERE row IN (SELECT value FROM json_each(?))",
+                    (json.dumps(best_rows.tolist()),),
                 ).fetchall()
             )
         return [
-            Hit(post=Post.from_json(json.loads(posts[int(key)])), score=float(score))
-            for key, score in zip(best_keys, best_scores, strict=True)
+            Hit(post=Post.from_json(json.loads(posts[int(row)])), score=float(score))
+            for row, score in zip(best_rows, best_scores, strict=True)
         ]
 
     def _top(
         self, query: np.ndarray, k: int, filters: Filters | None, num_candidates: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(doc_keys, scores) of the k best matches, best first; call inside a read snapshot.
+        """(rows, scores) of the k best matches, best first; call inside a read snapshot.
 
         Exact below `ann_min_rows` matching rows, else the HNSW graph walked `num_candidates` wide."""
-        rows, keys = self._filtered_rows(filters)
+        rows = self._filtered_rows(filters)
         if not len(rows):
-            return keys, np.empty(0, dtype=np.float32)
+            return rows, np.empty(0, dtype=np.float32)
         graph = self._searchable_graph(len(rows))
         if graph is not None:
-            keys, scores = self._graph_candidates(graph, query, rows, keys, k, num_candidates)
+            rows, scores = self._graph_candidates(graph, query, rows, k, num_candidates)
         else:
             scores = self._scores(query, rows)
         if len(scores) > k:
             keep = np.argpartition(-scores, k)[:k]
-            scores, keys = scores[keep], keys[keep]
+            scores, rows = scores[keep], rows[keep]
         order = np.argsort(-scores, kind="stable")
-        return keys[order], scores[order]
+        return rows[order], scores[order]
 
     def _match_keys(self, match: MatchSet) -> tuple[np.ndarray, np.ndarray]:
         """(doc_keys, scores) of the match set, best first; call inside a read snapshot."""
         if match.vector is None:
             return self._keyword_keys(match)
-        keys, scores = self._top(query_vector(match.vector, self.dim), match.depth, match.filters)
+        rows, scores = self._top(query_vector(match.vector, self.dim), match.depth, match.filters)
         if match.min_score is not None:
             passing = scores >= match.min_score
-            keys, scores = keys[passing], scores[passing]
-        return keys, scores
+            rows, scores = rows[passing], scores[passing]
+        return self._keys_of(rows), scores
 
     def _searchable_graph(self, candidates: int) -> AnnIndex | None:
         """The saved (or this writer's) graph when `candidates` rows are enough to walk one; else None."""
@@ -494,21 +533,33 @@ class EmbeddedBackend:
         return graph if graph.load(int(self._meta("next_row") or 0)) and graph.rows else None
 
     def _graph_candidates(
-        self, graph: AnnIndex, query: np.ndarray, rows: np.ndarray, keys: np.ndarray, k: int, num_candidates: int | None
+        self, graph: AnnIndex, query: np.ndarray, rows: np.ndarray, k: int, num_candidates: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(doc keys, scores) of the graph's best k among `rows` plus every row written since the
+        """(rows, scores) of the graph's best k among `rows` plus every row written since the
         graph was saved (scored exactly). `num_candidates` is the walk's breadth (efSearch)."""
         in_graph = int(np.searchsorted(rows, graph.rows))
-        allowed = None if in_graph == graph.rows else rows[:in_graph]  # no dead or filtered-out row: no selector
         found, graph_scores = (
-            graph.search(query, k, allowed, in_graph / graph.rows, num_candidates)
+            graph.search(
+                query, k, self._allowed_bitmap(rows, in_graph, graph.rows), in_graph / graph.rows, num_candidates
+            )
             if in_graph
             else (np.empty(0, np.int64), np.empty(0, np.float32))
         )
         tail = rows[in_graph:]
-        found = np.concatenate([found, tail])
         scores = np.concatenate([graph_scores, self._scores(query, tail) if len(tail) else np.empty(0, np.float32)])
-        return keys[np.searchsorted(rows, found)], scores
+        return np.concatenate([found, tail]), scores
+
+    def _allowed_bitmap(self, rows: np.ndarray, in_graph: int, graph_rows: int) -> np.ndarray | None:
+        """The graph's selector for `rows` (None when they are all of its rows: no selector), kept
+        while `rows` is the cached answer of the last filter asked (1.5-3 ms to build at 1M rows)."""
+        if in_graph == graph_rows:  # no dead or filtered-out row
+            return None
+        cached = self._bitmap_cache
+        if cached is not None and cached[0] is rows and cached[1] == graph_rows:
+            return cached[2]
+        bitmap = allowed_bitmap(rows[:in_graph], graph_rows)
+        self._bitmap_cache = (rows, graph_rows, bitmap)
+        return bitmap
 
     def _scores(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """query · vector for each of `rows` (sorted ascending).
@@ -605,7 +656,7 @@ class EmbeddedBackend:
     def mean_vector(self, filters: Filters | None = None) -> np.ndarray | None:
         """The arithmetic mean (not re-normalised) of the matching vectors; None when nothing matches."""
         with self._read():
-            rows, _ = self._filtered_rows(filters)
+            rows = self._filtered_rows(filters)
             if not len(rows):
                 return None
             stored = self._vector_file().rows(int(rows[-1]) + 1)
@@ -726,3 +777,22 @@ def _key_spans(keys: Sequence[int], gap: int = 256) -> list[tuple[int, int]]:
         else:
             spans.append((key, key))
     return spans
+
+
+def _int_list(db: sqlite3.Connection, where: str, params: Sequence[object]) -> np.ndarray:
+    """The rows of the docs matching `where`, sorted: one group_concat string that numpy parses
+    (fetching them as Python tuples costs 7-10 times as much)."""
+    text = db.execute(f"SELECT group_concat(row) FROM docs WHERE {where}", list(params)).fetchone()[0]
+    rows = np.fromstring(text, dtype=np.int64, sep=",") if text else np.empty(0, dtype=np.int64)
+    return np.sort(rows)
+
+
+def _columns(post: Post, row: int) -> tuple[int, str | None, str | None, float | None, str]:
+    """(row, city, source, created_ts, post JSON): the docs columns of a post besides its id and key."""
+    return (
+        row,
+        (post.city or "").strip().lower() or None,
+        post.source,
+        epoch_seconds(post.created_at) if post.created_at else None,
+        json.dumps(post.to_json()),
+    )
