@@ -100,8 +100,17 @@ class AnnIndex:
         if self._index is None:
             self._index = faiss.IndexHNSWFlat(self.dim, self.params.m, faiss.METRIC_INNER_PRODUCT)
             self._index.hnsw.efConstruction = self.params.ef_construction
-        elif self._mapped:  # a mapped file is read-only: take a private copy before adding
-            self._index = faiss.deserialize_index(faiss.serialize_index(self._index))
+        elif self._mapped:  # a mapped file is read-only: read a private copy before adding
+            # Read from the file, not serialize+deserialize of the map: one copy in memory, not two
+            # (1.7 GB each at 1M rows). Another writer may have saved a newer file meanwhile: then
+            # the map (its inode still open) is copied as before.
+            try:
+                copy = faiss.read_index(str(self.path))
+            except RuntimeError:  # gone or unreadable since it was mapped
+                copy = None
+            if copy is None or copy.ntotal != self._index.ntotal:
+                copy = faiss.deserialize_index(faiss.serialize_index(self._index))
+            self._index = copy
             self._mapped = False
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 

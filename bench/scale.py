@@ -273,6 +273,7 @@ def bench_embedded(
     model = "bench-embedded"
     rss_before = rss_bytes()[0]
     emb = open_backend(settings, model, vectors.shape[1])
+    assert isinstance(emb, EmbeddedBackend)
     meta["embedded_index_s"] = index_all(emb, vectors, model, args.chunk)
     meta["embedded_docs_per_s"] = args.n / meta["embedded_index_s"]
     # Of the loading, the seconds spent inserting rows into the HNSW graph (faiss, both cores).
