@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from jointspace.encoders import minilm_onnx
 from jointspace.encoders.vectors import embed_words_cached, nearest_rows
+from jointspace.encoders.word_graph import WordGraph
 from jointspace.encoders.words import WordSegmenter, caption_text
 
 from jointspace.atomic_write import atomic_path, write_text_atomic
@@ -76,6 +77,7 @@ class MiniLMTextEncoder:
         self._vocab: list[str] | None = None
         self._vocab_index: dict[str, int] | None = None
         self._vocab_matrix: np.ndarray | None = None
+        self._graph: WordGraph | None = None  # over the vocabulary, once its cache file exists
         self.segmenter = WordSegmenter(lambda w: self._ranks().get(w))
 
     @property
@@ -238,4 +240,25 @@ class MiniLMTextEncoder:
 
     def nearest_words(self, vector: np.ndarray, k: int = 10) -> list[tuple[str, float]]:
         vocab = self.vocabulary()
-        return [(vocab[i], sim) for i, sim in nearest_rows(self.vocab_matrix(), vector, k)]
+        matrix = self.vocab_matrix()
+        graph = self._word_graph(matrix)
+        found = graph.nearest(matrix, vector, k) if graph is not None else nearest_rows(matrix, vector, k)
+        return [(vocab[i], sim) for i, sim in found]
+
+    def _word_graph(self, matrix: np.ndarray) -> WordGraph | None:
+        """The vocabulary's graph, mapped when a process built it before (else the exact product)."""
+        if self._graph is None:
+            path = self._vocab_cache_path(list(self.vocabulary()))
+            if path is None:
+                return None
+            self._graph = WordGraph(path.with_name(path.stem + "-hnsw.faiss"))
+        if not self._graph.ready:
+            self._graph.load(*matrix.shape)
+        return self._graph
+
+    def index_vocabulary(self) -> None:
+        """Builds the nearest-word graph once per home (seconds); a server runs it in the background."""
+        matrix = self.vocab_matrix()
+        graph = self._word_graph(matrix)
+        if graph is not None:
+            graph.build(matrix)

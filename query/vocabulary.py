@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -78,6 +79,9 @@ class NearestWords:
             probe = self.text.embed_words([self.text.vocabulary()[0]])[0]
             self.text.nearest_words(probe, 1)  # loads the model and embeds (or reads) the vocabulary
             self._state = "ready"
+            index = getattr(self.text, "index_vocabulary", None)  # optional: a graph for fast lookups
+            if index is not None:
+                threading.Thread(target=self._index, args=(index,), name="nearest-words-graph", daemon=True).start()
         except Exception as exc:  # a broken cache or model: searches go on without nearest words
             log.exception("could not prepare the nearest-word vocabulary")
             self._error = f"{type(exc).__name__}: {exc}"
@@ -86,6 +90,14 @@ class NearestWords:
             self._seconds = time.monotonic() - (self._started_at or time.monotonic())
             self._done.set()
             log.info("nearest-word vocabulary %s after %.1f s", self._state, self._seconds)
+
+    @staticmethod
+    def _index(index: Callable[[], None]) -> None:
+        # Exact answers go on meanwhile; a failure here only leaves them exact.
+        try:
+            index()
+        except Exception:
+            log.exception("could not index the nearest-word vocabulary; nearest words stay exact")
 
     def nearest(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k nearest vocabulary words; raises VocabularyNotReady rather than wait (unless blocking)."""

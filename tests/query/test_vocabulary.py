@@ -103,3 +103,30 @@ def test_a_failed_preparation_is_reported_not_retried_per_request() -> None:
         with pytest.raises(VocabularyNotReady, match="cache unreadable"):
             nearest.nearest(np.ones(3, np.float32), 1)
     assert encoder.preparations == 1 and nearest.state == "failed"
+
+
+class IndexedVocabularyEncoder(SlowVocabularyEncoder):
+    """Also has the optional `index_vocabulary` (the sentence model's graph): slow, and may fail."""
+
+    def __init__(self, index_s: float, fail: bool = False) -> None:
+        super().__init__(prepare_s=0.0, cached=True)
+        self.index_s, self.fail = index_s, fail
+        self.indexed = threading.Event()
+
+    def index_vocabulary(self) -> None:
+        time.sleep(self.index_s)
+        if self.fail:
+            raise RuntimeError("disk full")
+        self.indexed.set()
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_graph_is_built_after_ready_in_the_background_and_never_blocks(fail: bool) -> None:
+    encoder = IndexedVocabularyEncoder(index_s=1.5, fail=fail)
+    nearest = NearestWords(encoder)
+    started = time.monotonic()
+    nearest.start()  # a cached vocabulary: ready here, the graph still being built
+    assert nearest.ready and time.monotonic() - started < 1.0
+    assert nearest.nearest(np.array([0, 0, 1], np.float32), 1)[0][0] == "blue"  # exact meanwhile
+    assert encoder.indexed.wait(3 if fail else 30) is not fail
+    assert nearest.ready  # a failed graph leaves the answers exact, not the vocabulary unavailable
