@@ -1,0 +1,81 @@
+"""The image encoder's own speed on the CPU: the eager torch network in batches of 64 (how jointspace
+ran it before) against the path it runs now (the network exported to ONNX Runtime, a few pictures a
+call; encoders/backbone_onnx.py), on the same pictures in one run, with the largest difference
+between their features.
+
+    python bench/encoder_speed.py                 # 256 pictures of the prepared data, 3 rounds
+    python bench/encoder_speed.py --n 128 --rounds 2
+
+Prints images/s and CPU ms per image for each path and round, and the ratios of the best rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from jointspace.workers.runtime import decode_limits
+from PIL import Image
+
+from jointspace.app import open_bundle, settings_from_environment
+from jointspace.images import load_image
+from jointspace.settings import Settings
+
+
+def pictures(data: Path, n: int, settings: Settings) -> list[Image.Image]:
+    rows = [json.loads(line) for line in (data / "all.jsonl").read_text().splitlines()]
+    step = max(1, len(rows) // n)
+    return [load_image(data / row["image"], decode_limits(settings)) for row in rows[::step][:n]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--data", type=Path, default=None, help="prepared data (default: the home's)")
+    args = ap.parse_args()
+    settings = settings_from_environment()
+    backbone = getattr(open_bundle(settings).image, "backbone", None)
+    if backbone is None:
+        raise SystemExit("the bundle's image encoder has no backbone network to time")
+    images = pictures(args.data or settings.data_dir, args.n, settings)
+    x = torch.stack([backbone.transform(im.convert("RGB")) for im in images])
+
+    def eager() -> torch.Tensor:
+        with torch.inference_mode():
+            return torch.cat([backbone._pooled(x[i : i + 64]) for i in range(0, len(x), 64)])
+
+    def onnx() -> torch.Tensor:
+        with torch.inference_mode():
+            return backbone._cpu_pooled(x)
+
+    paths = {"eager, batches of 64": eager, "ONNX Runtime (default)": onnx}
+    outputs = {name: run() for name, run in paths.items()}  # warm-up (and the trace itself)
+    diff = float((outputs[next(iter(paths))] - outputs["ONNX Runtime (default)"]).abs().max())
+    best: dict[str, tuple[float, float]] = {}
+    for round_ in range(args.rounds):
+        for name, run in paths.items():
+            cpu, wall = time.process_time(), time.perf_counter()
+            run()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            print(
+                f"round {round_ + 1}: {name}: {len(x) / wall:.1f} images/s, {cpu * 1e3 / len(x):.1f} CPU ms/image "
+                f"(load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+            if name not in best or wall < best[name][0]:
+                best[name] = (wall, cpu)
+    (eager_wall, eager_cpu), (fast_wall, fast_cpu) = best.values()
+    print(
+        f"\n{len(x)} pictures, {torch.get_num_threads()} torch threads, best of {args.rounds}: ONNX Runtime path "
+        f"{eager_wall / fast_wall:.2f} × the eager images/s, {fast_cpu / eager_cpu:.2f} × its CPU per image; "
+        f"largest feature difference {diff:.1e}"
+    )
+
+
+if __name__ == "__main__":
+    main()
