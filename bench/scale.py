@@ -118,33 +118,47 @@ def documents(vectors: np.ndarray, model: str) -> Iterator[Document]:
         )
 
 
-def index_all(backend, vectors: np.ndarray, model: str, chunk: int, threads: int = 1) -> float:
-    """Seconds to upsert every document and make it searchable, `threads` batches in flight at once
-    (Elasticsearch builds a batch's HNSW graph inserts on the write thread that takes the request:
-    one stream of bulk requests keeps one core busy, two keep two)."""
+def index_all(
+    backend,
+    vectors: np.ndarray,
+    model: str,
+    chunk: int,
+    threads: int = 1,
+    start_at: int = 0,
+    deadline: float | None = None,
+) -> tuple[float, int]:
+    """(seconds, rows loaded): upserts documents start_at.. and makes them searchable, `threads`
+    batches in flight at once (Elasticsearch builds a batch's HNSW graph inserts on the write thread
+    that takes the request: one stream of bulk requests keeps one core busy, two keep two). Past
+    `deadline` (time.monotonic()) no new batch starts: the rows loaded are then a prefix of `vectors`."""
 
     def upsert(batch: list[Document]) -> int:
         result = backend.upsert(batch)
         assert not result.errors, list(result.errors.items())[:3]
         return len(batch)
 
-    docs = documents(vectors, model)
+    docs = itertools.islice(documents(vectors, model), start_at, None)
     batches = iter(lambda: list(itertools.islice(docs, chunk)), [])
     start = time.perf_counter()
+    loaded = start_at
     with (
-        tqdm(total=len(vectors), desc=f"index {model}", unit="doc", mininterval=10) as bar,
+        tqdm(total=len(vectors), initial=start_at, desc=f"index {model}", unit="doc", mininterval=10) as bar,
         ThreadPoolExecutor(threads) as pool,
     ):
         pending: set[Future[int]] = set()
         for batch in batches:
+            if deadline is not None and time.monotonic() > deadline:
+                print(f"\nloading stopped at the deadline (--load-minutes) after {loaded:,} rows", flush=True)
+                break
             if len(pending) >= 2 * threads:  # bounded: never more than a few batches in memory
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 bar.update(sum(f.result() for f in finished))
             pending.add(pool.submit(upsert, batch))
+            loaded += len(batch)
         for f in pending:
             bar.update(f.result())
     backend.refresh()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, loaded
 
 
 def exact_top10(vectors: np.ndarray, queries: np.ndarray, mask: np.ndarray) -> list[set[str]]:
@@ -249,6 +263,12 @@ def main() -> None:
         "(with JOINTSPACE_ES_URL: load 1M once, then measure in several runs)",
     )
     ap.add_argument(
+        "--load-minutes",
+        type=float,
+        default=None,
+        help="stop loading each ES index after this long and measure the prefix loaded (meta es_n)",
+    )
+    ap.add_argument(
         "--baseline-queries", type=int, default=10, help="numpy exact queries timed before each ES row (its baseline)"
     )
     args = ap.parse_args()
@@ -305,7 +325,7 @@ def bench_embedded(
     rss_before = rss_bytes()[0]
     emb = open_backend(settings, model, vectors.shape[1])
     assert isinstance(emb, EmbeddedBackend)
-    meta["embedded_index_s"] = index_all(emb, vectors, model, args.chunk)
+    meta["embedded_index_s"] = index_all(emb, vectors, model, args.chunk)[0]
     meta["embedded_docs_per_s"] = args.n / meta["embedded_index_s"]
     # Of the loading, the seconds spent inserting rows into the HNSW graph (faiss, both cores).
     meta["embedded_graph_build_s"] = emb.graph_seconds
@@ -386,23 +406,42 @@ def bench_elasticsearch(
             es_replicas=0,
             es_request_timeout_s=600,
         )
-        reuse = args.keep_indices and client.indices.exists_alias(name=alias)
-        if reuse and int(client.count(index=alias)["count"]) == args.n:
-            print(f"reusing the {args.n:,} documents of {alias} (--keep-indices)", flush=True)
+        n = len(vectors)
+        have = 0
+        if client.indices.exists_alias(name=alias):
+            client.indices.refresh(index=alias)  # an interrupted load left refreshes off
+            have = int(client.count(index=alias)["count"])
+        if args.keep_indices and have == n and loaded_prefix(client, alias, n) == n:
+            print(f"reusing the {n:,} documents of {alias} (--keep-indices)", flush=True)
         else:
-            client.indices.delete(index=f"{alias}-*", ignore_unavailable=True, allow_no_indices=True)
+            # --keep-indices resumes an interrupted load after the longest prefix of posts it holds
+            # (batches in flight when it stopped may have left gaps; posts beyond are dropped below).
+            start_at = min(n, loaded_prefix(client, alias, have) // args.chunk * args.chunk) if args.keep_indices else 0
+            if not start_at:
+                client.indices.delete(index=f"{alias}-*", ignore_unavailable=True, allow_no_indices=True)
             es = open_backend(settings, model, vectors.shape[1])
             # Bulk-load practice: no refreshes while loading, so segments (and HNSW graphs) are built
             # fewer times; searchable again at the refresh below.
             client.indices.put_settings(index=alias, settings={"index": {"refresh_interval": "-1"}})
-            seconds = index_all(es, vectors, model, args.chunk, args.load_threads)
+            deadline = time.monotonic() + 60 * args.load_minutes if args.load_minutes is not None else None
+            seconds, loaded = index_all(es, vectors, model, args.chunk, args.load_threads, start_at, deadline)
             client.indices.put_settings(index=alias, settings={"index": {"refresh_interval": None}})
-            client.indices.refresh(index=alias)
+            # An exact prefix: drop what an earlier, interrupted load left beyond it.
+            beyond = datetime(2017, 1, 1, tzinfo=UTC) + timedelta(minutes=loaded)
+            drop_beyond(client, alias, beyond)
+            count = int(client.count(index=alias)["count"])
+            assert count == loaded, f"{alias} holds {count:,} documents, not the {loaded:,} loaded"
             meta[f"es_{options}_index_s"] = seconds
-            meta[f"es_{options}_docs_per_s"] = args.n / seconds
+            meta[f"es_{options}_docs_per_s"] = (loaded - start_at) / seconds
             meta[f"es_{options}_load_threads"] = args.load_threads
             meta[f"es_{options}_load_average_after_loading"] = load_average()
+            if start_at:
+                meta[f"es_{options}_load_resumed_at"] = start_at
             es.close()
+            if loaded < n:  # stopped at --load-minutes: measure the prefix that was loaded
+                meta["es_n"] = loaded
+                vectors = vectors[:loaded]
+                truth = {name: exact_top10(vectors, queries, keeps(name, loaded)) for name in args.filters}
         merges = {"no": (False,), "yes": (True,), "both": (False, True)}[args.merged]
         for merged in merges:
             segments = client.indices.stats(index=alias)["_all"]["primaries"]["segments"]["count"]
@@ -449,10 +488,42 @@ def bench_elasticsearch(
     client.close()
 
 
+def drop_beyond(client, alias: str, when: datetime) -> None:
+    """Deletes the posts created at or after `when` (the local node has no _delete_by_query)."""
+    from elasticsearch.helpers import bulk
+
+    while True:
+        client.indices.refresh(index=alias)
+        hits = client.search(
+            index=alias, query={"range": {"created_at": {"gte": when.isoformat()}}}, size=5000, source=False
+        )["hits"]["hits"]
+        if not hits:
+            return
+        bulk(client, ({"_op_type": "delete", "_index": h["_index"], "_id": h["_id"]} for h in hits))
+
+
+def loaded_prefix(client, alias: str, at_most: int) -> int:
+    """The largest m ≤ at_most such that posts p0..p(m-1) are all in the index (post i was created
+    i minutes after the base date, so a range count tells whether a prefix is complete)."""
+    base = datetime(2017, 1, 1, tzinfo=UTC)
+
+    def complete(m: int) -> bool:
+        below = (base + timedelta(minutes=m)).isoformat()
+        return int(client.count(index=alias, query={"range": {"created_at": {"lt": below}}})["count"]) == m
+
+    low, high = 0, at_most
+    while low < high:  # complete() is true up to the first gap, false after it
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if complete(mid) else (low, mid - 1)
+    return low
+
+
 def write_report(out: Path, rows: list[Row], meta: dict[str, Any]) -> None:
     exact = float(meta["numpy_exact_ms_per_query"])
     lines = [
-        f"# Scale benchmark: {meta['n']:,} {meta['vectors']} vectors, {meta['dim']} dims, "
+        f"# Scale benchmark: {meta['n']:,} {meta['vectors']} vectors"
+        + (f" (Elasticsearch: the first {meta['es_n']:,}, loading cut by --load-minutes)" if "es_n" in meta else "")
+        + f", {meta['dim']} dims, "
         f"{meta['queries']} queries, k=10",
         "",
         f"Baseline: exact top-10 by one numpy dot product over all vectors in RAM, {exact:.2f} ms a query "
@@ -525,7 +596,8 @@ def plot(path: Path, rows: list[Row], meta: dict[str, Any]) -> None:
         ax.set_xlabel("p50 / numpy exact (log); dotted: 0.2")
     axes[0][0].set_ylabel("recall@10 vs exact")
     axes[0][-1].legend(fontsize=6, loc="lower right")
-    fig.suptitle(f"{meta['n']:,} {meta['vectors']} vectors; stars: defaults")
+    n = meta.get("es_n", meta["n"])
+    fig.suptitle(f"{n:,} {meta['vectors']} vectors; stars: defaults; x: p50 / numpy exact in the same run")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
