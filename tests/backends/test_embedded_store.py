@@ -12,6 +12,7 @@ from jointspace.backends import open_backend
 from jointspace.backends.embedded import EmbeddedBackend
 
 from jointspace.errors import ConfigurationError, ModelMismatchError
+from jointspace.records import Filters
 from jointspace.settings import Settings
 from tests.backends.backend_corpus import DIM, MODEL, doc, unit_vectors
 
@@ -122,3 +123,31 @@ def test_open_backend_picks_the_embedded_store_without_an_es_url(tmp_path: Path)
     assert isinstance(backend, EmbeddedBackend) and backend.folder == settings.embedded_dir
     backend.close()
     open_backend(settings, MODEL, DIM, read_only=True).close()
+
+
+def test_a_batch_of_new_and_overwritten_posts_then_filters_and_live_rows(tmp_path: Path) -> None:
+    """The batched insert of new posts beside overwrites in the same batch (doc keys follow on, FTS
+    and tags written), and the live rows read both without dead rows (no SQL) and with them."""
+    vectors = unit_vectors(40, DIM, seed=5)
+    store = EmbeddedBackend(tmp_path, MODEL, DIM)
+    store.upsert(
+        [doc(f"p{i}", vectors[i], caption=f"word{i}", hashtags=(f"t{i % 2}",), city="oslo") for i in range(10)]
+    )
+    assert list(store._live_rows()) == list(range(10))  # nothing dead: every row below next_row
+    batch = [doc(f"p{i}", vectors[i], caption=f"word{i}", hashtags=(f"t{i % 2}",), city="rome") for i in range(5, 20)]
+    store.upsert(batch)  # p5..p9 overwritten (rows 10..14), p10..p19 new (rows 15..24)
+    assert store.count() == 20
+    assert list(store._live_rows()) == [*range(5), *range(10, 25)]  # rows 5..9 are dead
+    for i in (0, 7, 19):
+        hit = store.knn(vectors[i], k=1)[0]
+        assert hit.id == f"p{i}" and hit.score == pytest.approx(1.0, abs=1e-5)
+        assert [h.id for h in store.keyword(f"word{i}", 5)] == [f"p{i}"]
+    assert {h.id for h in store.knn(vectors[0], 20, filters=Filters(cities=("rome",)))} == {
+        f"p{i}" for i in range(5, 20)
+    }
+    assert {h.id for h in store.knn(vectors[0], 20, filters=Filters(hashtags=("t1",)))} == {
+        f"p{i}" for i in range(1, 20, 2)
+    }
+    keys = [row[0] for row in store._db.execute("SELECT doc_key FROM docs ORDER BY doc_key")]
+    assert len(set(keys)) == 20 and keys == sorted(keys)
+    store.close()
