@@ -52,7 +52,17 @@ def _icon_blur(image: Image.Image, rng: random.Random) -> Image.Image:
     return image
 
 
-VARIANTS: dict[str, Variant] = {"clean": _clean, "crop-colour": _crop_colour, "icon-blur": _icon_blur}
+def _flip(image: Image.Image, rng: random.Random) -> Image.Image:
+    """The mirror image: with `clean`, the two views of flip test-time augmentation (`TTA_VARIANTS`)."""
+    return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+
+
+VARIANTS: dict[str, Variant] = {
+    "clean": _clean,
+    "crop-colour": _crop_colour,
+    "icon-blur": _icon_blur,
+    "flip": _flip,
+}
 AUGMENTED = ("crop-colour", "icon-blur")
 
 

@@ -117,13 +117,24 @@ def data_hash(items: Sequence[Any]) -> str:
 class Workspace:
     """What one process reuses across runs: the feature cache, text encoders, class-prompt matrices."""
 
-    def __init__(self, settings: Settings, items_loader=None, max_per_source: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        items_loader=None,
+        max_per_source: int | None = None,
+        backbone: str | None = None,
+        tta: tuple[str, ...] = (),
+    ) -> None:
         self.settings = settings
         # At most this many pictures of each source (a fixed spread by id hash): quicker runs.
         self.max_per_source = max_per_source
-        self.spec = BackboneSpec(
-            settings.backbone, str(settings.backbone_weights) if settings.backbone_weights else None
-        )
+        # `backbone`: another network than the settings' (each at its own resolution, the packaged
+        # weights); `tta`: feature variants averaged with the clean picture's (test-time augmentation,
+        # e.g. ("flip",): the mean of the picture's and its mirror's features and logits).
+        name = backbone or settings.backbone
+        weights = settings.backbone_weights if name == settings.backbone else None
+        self.spec = BackboneSpec(name, str(weights) if weights else None)
+        self.tta = tuple(tta)
         self.cache = FeatureCache(
             settings.home / "cache" / "features",
             self.spec,
@@ -135,6 +146,29 @@ class Workspace:
         self._targets: dict[tuple[int, str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._load_items = items_loader
         self._spread: dict[str, set[str]] = {}
+
+    def with_backbone(self, backbone: str | None, tta: tuple[str, ...] = ()) -> Workspace:
+        """This workspace on another backbone and/or test-time augmentation, sharing its items, text
+        encoders, targets and class matrices (none of them depends on the image side)."""
+        if (backbone or self.spec.name) == self.spec.name and tuple(tta) == self.tta:
+            return self
+        other = Workspace(
+            self.settings, self._load_items, self.max_per_source, backbone=backbone or self.spec.name, tta=tta
+        )
+        other._texts, other._classes, other._targets, other._spread = (
+            self._texts,
+            self._classes,
+            self._targets,
+            self._spread,
+        )
+        if other.spec == self.spec:  # only the test-time views differ: one network, one cache
+            other.cache = self.cache
+        return other
+
+    @property
+    def label(self) -> str:
+        """The backbone and test-time augmentation, for report rows: `efficientnet_lite1+flip`."""
+        return "+".join((self.spec.name, *self.tta))
 
     def _backbone(self):
         from jointspace.encoders.backbone import Backbone
@@ -176,7 +210,15 @@ class Workspace:
         return prepared_sources(self.settings.data_dir)
 
     def outputs(self, items: Sequence[Any], variant: str = "clean") -> CachedOutputs:
-        return self.cache.get([it.post.image for it in items], variant)
+        paths = [it.post.image for it in items]
+        if variant != "clean" or not self.tta:
+            return self.cache.get(paths, variant)
+        # Test-time augmentation: the mean of the views' pooled features; the classifier is linear,
+        # so the mean of their logits is the logits of that mean.
+        views = [self.cache.get(paths, v) for v in ("clean", *self.tta)]
+        features = np.stack([v.features for v in views]).mean(axis=0, dtype=np.float32)
+        logits = np.stack([v.logits for v in views]).mean(axis=0, dtype=np.float32)
+        return CachedOutputs(np.asarray(features), np.asarray(logits))
 
     def text(
         self, name: str, corpus_items: Sequence[Any] = (), dim: int = 100, seed: int = 0

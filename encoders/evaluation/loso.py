@@ -46,6 +46,10 @@ class Candidate:
     name: str
     options: RunOptions = field(default_factory=RunOptions)
     weights: tuple[float, ...] = (0.2,)
+    # The image side: a backbone other than the settings' (None: the settings'), and the feature
+    # variants averaged with the clean picture's (test-time augmentation, e.g. ("flip",)).
+    backbone: str | None = None
+    tta: tuple[str, ...] = ()
 
 
 @dataclass
@@ -93,14 +97,24 @@ def rare_recall_rr(vectors: np.ndarray, qs: QuerySet) -> tuple[np.ndarray, np.nd
 class HeldOut:
     """One source's gallery: its items, cached backbone outputs and query sets per text encoder."""
 
-    def __init__(self, ws: Workspace, source: str) -> None:
+    def __init__(self, ws: Workspace, source: str, like: HeldOut | None = None) -> None:
+        """`like`: the same source's gallery on another image side, whose items and queries are shared."""
         self.source = source
-        self.items = ws.items([source], None)
-        self.labels = gallery_labels(self.items)
+        self.items: list[Any]
+        self.labels: list[frozenset[str]]
+        self._keyword: list[Query]
+        self._rare: list[Query]
+        self._sets: dict[int, tuple[QuerySet, QuerySet]]
+        if like is not None:
+            self.items, self.labels = like.items, like.labels
+            self._keyword, self._rare, self._sets = like._keyword, like._rare, like._sets
+        else:
+            self.items = ws.items([source], None)
+            self.labels = gallery_labels(self.items)
+            self._keyword = keyword_queries(self.labels, KEYWORD_MIN_IMAGES)
+            self._rare = rare_queries(self.labels, RARE_MAX_IMAGES)
+            self._sets = {}
         self.outputs = ws.outputs(self.items)
-        self._keyword = keyword_queries(self.labels, KEYWORD_MIN_IMAGES)
-        self._rare = rare_queries(self.labels, RARE_MAX_IMAGES)
-        self._sets: dict[int, tuple[QuerySet, QuerySet]] = {}
 
     def query_sets(self, text: TextEncoder) -> tuple[QuerySet, QuerySet]:
         if id(text) not in self._sets:
@@ -152,7 +166,11 @@ def run_loso(
     `sources`: the sources taking part (default: every prepared one); `holdout`: the ones held out in
     turn (default: all of them). `bundles`: (finished bundle (`encoders.bundle.Bundle`), the sources it
     trained on or None if unknown), each scored as it is on every held-out gallery beside the candidates,
-    e.g. the shipped one; a source a bundle trained on is not held out for it, and the report says so."""
+    e.g. the shipped one; a source a bundle trained on is not held out for it, and the report says so.
+
+    A candidate with its own `backbone` or `tta` trains and is scored on that image side's features;
+    the zero-training baselines are then measured on every image side taking part, each row named
+    after it, beside those of the settings' backbone (the reference: `baseline` and the ratios)."""
     started = time.perf_counter()
     prepared = ws.prepared_sources()
     pool = list(sources) if sources else prepared
@@ -163,15 +181,32 @@ def run_loso(
     if len(pool) < 2:
         raise ConfigurationError("leave-one-source-out needs at least two prepared sources")
     galleries = {s: HeldOut(ws, s) for s in held}
+    spaces = {ws.label: ws}
+    for cand in candidates:
+        space = ws.with_backbone(cand.backbone, cand.tta)
+        spaces.setdefault(space.label, space)
+    by_space = {
+        label: galleries if space is ws else {s: HeldOut(space, s, like=galleries[s]) for s in held}
+        for label, space in spaces.items()
+    }
     minilm, _ = ws.text("minilm")
     k = ws.settings.zeroshot_top_k
     rows: list[dict[str, Any]] = []
-    for prior in baselines:
-        classes = ws.class_matrix(minilm, prior)
-        results = {s: g.score(zeroshot_vectors(g.outputs.logits, classes, k), minilm) for s, g in galleries.items()}
-        rows.append(
-            {"name": f"zero-training ({prior.label})", "kind": "zeroshot", "prior": prior.to_json(), "results": results}
-        )
+    for label, space_galleries in by_space.items():
+        for prior in baselines:
+            classes = ws.class_matrix(minilm, prior)
+            results = {
+                s: g.score(zeroshot_vectors(g.outputs.logits, classes, k), minilm) for s, g in space_galleries.items()
+            }
+            rows.append(
+                {
+                    "name": f"zero-training ({prior.label}{'' if label == ws.label else f', {label}'})",
+                    "kind": "zeroshot",
+                    "prior": prior.to_json(),
+                    "backbone": label,
+                    "results": results,
+                }
+            )
     for bundle, trained_on in bundles:
         image, text = bundle.image, bundle.text
         results = {
@@ -193,8 +228,9 @@ def run_loso(
     for cand, source in tqdm(folds, desc="leave-one-source-out", unit="fold", disable=not progress):
         others = [s for s in pool if s != source]
         fold_started = time.perf_counter()
-        trained = train_one(ws, fold_options(cand.options, others), progress=False)
-        g = galleries[source]
+        space = ws.with_backbone(cand.backbone, cand.tta)
+        trained = train_one(space, fold_options(cand.options, others), progress=False)
+        g = by_space[space.label][source]
         head = run_head(trained.result.head, g.outputs.features)
         zs = zeroshot_vectors(g.outputs.logits, trained.class_matrix, k)
         if cand.name not in per_candidate:
@@ -204,7 +240,7 @@ def run_loso(
                     "kind": "candidate",
                     "candidate": cand.name,
                     "zeroshot_weight": w,
-                    "config": describe_options(cand.options),
+                    "config": {**describe_options(cand.options), "backbone": space.label},
                     "results": {},
                     "seconds": {},
                 }
@@ -233,12 +269,15 @@ def run_loso(
         "pool": pool,
         "max_per_source": ws.max_per_source,
         "baseline": rows[len(baselines) - 1]["name"] if baselines else None,
+        "backbone": ws.label,
         "rows": rows,
     }
     compare_with_baselines(report)
     winner = next((r for r in rows if r["name"] == report["winner"]), None)
     if winner is not None:
-        report["cutoff"] = cutoff_for(galleries, pool_labels(ws, pool), winner, kept)
+        won = next(c for c in candidates if c.name == winner["candidate"])
+        space_galleries = by_space[ws.with_backbone(won.backbone, won.tta).label]
+        report["cutoff"] = cutoff_for(space_galleries, pool_labels(ws, pool), winner, kept)
     return report
 
 

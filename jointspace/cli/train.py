@@ -265,6 +265,21 @@ def eval_command(
             min=10, help="With --loso: at most N pictures of each source (a fixed spread by id), for a quicker run."
         ),
     ] = None,
+    backbone: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --loso: also run the candidates on this backbone's features (repeatable; e.g. "
+            "efficientnet_lite1, each at its own resolution), beside the zero-training baselines of every "
+            "backbone taking part; the settings' backbone stays the reference."
+        ),
+    ] = None,
+    tta: Annotated[
+        str | None,
+        typer.Option(
+            help="With --loso: also run the candidates on features averaged with these variants' "
+            "(test-time augmentation, e.g. `flip`: the picture and its mirror), on every backbone taking part."
+        ),
+    ] = None,
 ) -> None:
     """Measure text → image and image → image retrieval on the test split of every prepared source."""
     from datetime import datetime
@@ -274,8 +289,19 @@ def eval_command(
     _logging()
     settings = get_settings()
     folder = out or settings.home / "reports" / datetime.now().strftime("%Y-%m-%d-%H%M%S")
-    if loso or holdout_source or loso_grid:
-        _loso(settings, folder, docs, holdout_source, loso_grid, loso_sources, limit, max_per_source, compare or ())
+    if loso or holdout_source or loso_grid or backbone or tta:
+        _loso(
+            settings,
+            folder,
+            docs,
+            holdout_source,
+            loso_grid,
+            loso_sources,
+            limit,
+            max_per_source,
+            compare or (),
+            image_sides(settings.backbone, backbone or (), _csv(tta) if tta else ()),
+        )
         return
     from jointspace.encoders.evaluation.runner import run_evaluation
 
@@ -309,6 +335,7 @@ def _loso(
     limit: int | None,
     max_per_source: int | None,
     compare: tuple[Path, ...] | list[Path] = (),
+    sides: Sequence[tuple[str | None, tuple[str, ...]]] = ((None, ()),),
 ) -> None:
     from dataclasses import replace
 
@@ -320,6 +347,12 @@ def _loso(
     candidates = list(GRID) if grid else [DEFAULT_CANDIDATE]
     if limit:
         candidates = [replace(c, options=replace(c.options, limit=limit)) for c in candidates]
+    if list(sides) != [(None, ())]:  # each candidate once per image side, named after it
+        candidates = [
+            replace(c, name=f"{c.name} {'+'.join((name or settings.backbone, *views))}", backbone=name, tta=views)
+            for name, views in sides
+            for c in candidates
+        ]
     report = run_loso(
         Workspace(settings, max_per_source=max_per_source),
         candidates,
@@ -334,6 +367,15 @@ def _loso(
         docs.write_text(md, encoding="utf-8")
     typer.echo(md)
     typer.echo(f"report in {folder} (winner: {report['winner']})")
+
+
+def image_sides(
+    reference: str, backbones: Sequence[str], tta: Sequence[str]
+) -> list[tuple[str | None, tuple[str, ...]]]:
+    """(backbone, test-time variants) pairs for `eval --loso --backbone ... --tta ...`: the reference
+    backbone (None) and each other one, each plain and, with `tta`, with it."""
+    names: list[str | None] = [None, *(b for b in dict.fromkeys(backbones) if b != reference)]
+    return [(name, views) for name in names for views in ((), *((tuple(tta),) if tta else ()))]
 
 
 def _with_sources(bundle: Bundle, expand: Callable[[Sequence[str]], list[str]]) -> tuple[Bundle, list[str] | None]:

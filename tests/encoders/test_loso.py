@@ -188,3 +188,38 @@ def test_a_finished_bundle_is_scored_as_it_is_beside_the_folds(loso_ws: Workspac
     assert HeldOut(loso_ws, "tiles").score(vectors, bundle.text)["p10"] == row["results"]["tiles"]["p10"]
     md = markdown(out)
     assert "## Finished bundles" in md and f"| bundle {bundle.name} | none |" in md
+
+
+def test_flip_test_time_augmentation_is_a_candidate_of_its_own_beside_its_baselines(loso_ws: Workspace) -> None:
+    flipped = loso_ws.with_backbone(None, ("flip",))
+    assert flipped.cache is loso_ws.cache and flipped.label == "efficientnet_lite0+flip"
+    items = loso_ws.items(["tiles"], None)
+    clean, mirror, mean = loso_ws.outputs(items), loso_ws.outputs(items, "flip"), flipped.outputs(items)
+    assert np.allclose(mean.features, (clean.features + mirror.features) / 2, atol=1e-3)
+    assert np.allclose(mean.logits, (clean.logits + mirror.logits) / 2, atol=1e-2)
+    assert not np.allclose(mirror.features, clean.features, atol=1e-3)
+    out = run_loso(
+        loso_ws,
+        [Candidate("tiny", TINY, (0.2,)), Candidate("tiny flip", TINY, (0.2,), tta=("flip",))],
+        holdout=["tiles"],
+        progress=False,
+    )
+    names = [r["name"] for r in out["rows"]]
+    assert "zero-training (wordnet-6x0.5, efficientnet_lite0+flip)" in names
+    assert out["baseline"] == "zero-training (wordnet-6x0.5)" and out["backbone"] == "efficientnet_lite0"
+    row = next(r for r in out["rows"] if r["name"] == "tiny flip (w=0.2)")
+    assert row["config"]["backbone"] == "efficientnet_lite0+flip"
+    assert "zero-training (wordnet-6x0.5, efficientnet_lite0+flip)" in row["against"]
+    assert "### " not in markdown(out) and "efficientnet_lite0+flip" in markdown(out)
+
+
+def test_eval_loso_image_sides_put_the_reference_backbone_first() -> None:
+    from jointspace.cli.train import image_sides
+
+    assert image_sides("efficientnet_lite0", [], []) == [(None, ())]
+    assert image_sides("efficientnet_lite0", ["efficientnet_lite1", "efficientnet_lite0"], ["flip"]) == [
+        (None, ()),
+        (None, ("flip",)),
+        ("efficientnet_lite1", ()),
+        ("efficientnet_lite1", ("flip",)),
+    ]
