@@ -47,7 +47,7 @@ PROBE_WORDS = ("photo", "beach", "dog", "red", "city")
 ZEROSHOT_NAME = "zeroshot-minilm-lite0-wordnet"
 SHIPPED_DIR = "bundled/default"  # inside this package: the bundle shipped with jointspace
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_PATH_KEYS = ("path", "weights", "class_matrix", "vocabulary", "vocab_matrix")
+_PATH_KEYS = ("path", "weights", "class_matrix", "vocabulary", "vocab_matrix", "neighbours")
 
 
 def code_version() -> str:

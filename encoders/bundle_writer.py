@@ -26,6 +26,9 @@ def save_trained(
     o = trained.options
     torch.save(trained.result.head.state_dict(), out / "head.pt")
     np.save(out / "classes.npy", trained.class_matrix)
+    neighbours = trained.neighbours if o.neighbour_weight > 0 else None
+    if neighbours is not None:
+        neighbours.save(out / "neighbours.npz")
     text_config: dict[str, Any] = {}
     if trained.word_model is not None:
         (out / "text").mkdir(exist_ok=True)
@@ -41,6 +44,8 @@ def save_trained(
     # Indexes record the bundle name and refuse queries from another: a retrained head must get a new
     # one, so the name ends in a digest of what makes the image vectors (weights and blend weight).
     digest = hashlib.sha256((out / "head.pt").read_bytes() + f"|{trained.zeroshot_weight}".encode())
+    if neighbours is not None:
+        digest.update((out / "neighbours.npz").read_bytes() + f"|{o.neighbour_weight}".encode())
     if trained.backbone_weights:
         digest.update((out / trained.backbone_weights).read_bytes())
     name += f"-{digest.hexdigest()[:8]}"
@@ -58,6 +63,11 @@ def save_trained(
                 "top_k": settings.zeroshot_top_k,
                 "class_matrix": "classes.npy",
                 "class_prior": o.prior.to_json(),
+                **(
+                    {"neighbours": "neighbours.npz", "neighbour_weight": o.neighbour_weight}
+                    if neighbours is not None
+                    else {}
+                ),
             },
         },
         "loss": o.train.loss,
@@ -71,6 +81,17 @@ def save_trained(
             "augment": list(o.augment),
             "parts": list(o.parts),
             "prior_target_weight": o.prior_target_weight,
+            **(
+                {
+                    "neighbours": {
+                        "pictures": len(neighbours.keys),
+                        "k": neighbours.k,
+                        "temperature": neighbours.temperature,
+                    }
+                }
+                if neighbours is not None
+                else {}
+            ),
             "max_per_source": trained.max_per_source,
             "config": o.train.to_json(),
             "best_epoch": trained.result.best_epoch,

@@ -132,7 +132,20 @@ def head(config: dict[str, Any], text: TextEncoder, settings: Settings) -> Image
         zs = ZeroShotImageEncoder(
             backbone, _class_matrix(config, text), top_k=int(config.get("top_k", settings.zeroshot_top_k))
         )
-    return HeadImageEncoder(backbone, module, zs, weight, batch_size=settings.batch_size)
+    neighbours, neighbour_weight = None, float(config.get("neighbour_weight", 0.0))
+    if config.get("neighbours") and neighbour_weight > 0:
+        from jointspace.encoders.knn import NeighbourBank
+
+        neighbours = NeighbourBank.load(Path(config["neighbours"]))
+    return HeadImageEncoder(
+        backbone,
+        module,
+        zs,
+        weight,
+        batch_size=settings.batch_size,
+        neighbours=neighbours,
+        neighbour_weight=neighbour_weight,
+    )
 
 
 # a pretrained CLIP-style model (`jointspace model import open-clip`): both sides share one model

@@ -13,6 +13,7 @@ import torch
 from jointspace.encoders.backbone import Backbone
 from jointspace.encoders.head import ProjectionHead
 from jointspace.encoders.imagenet import ClassPrior, class_texts
+from jointspace.encoders.knn import NeighbourBank, blend
 from jointspace.encoders.vectors import unit_rows
 from PIL import Image
 
@@ -124,7 +125,8 @@ def run_head(head: ProjectionHead, features: np.ndarray, batch_size: int = 4096)
 
 
 class HeadImageEncoder(BackboneImageEncoder):
-    """The trained head on backbone features, optionally blended with the zero-training vector."""
+    """The trained head on backbone features, optionally blended with the zero-training vector and the
+    nearest training pictures' targets (`knn.NeighbourBank`)."""
 
     def __init__(
         self,
@@ -134,16 +136,23 @@ class HeadImageEncoder(BackboneImageEncoder):
         zeroshot_weight: float = 0.0,
         name: str = "head",
         batch_size: int = 64,
+        neighbours: NeighbourBank | None = None,
+        neighbour_weight: float = 0.0,
     ) -> None:
         super().__init__(backbone, batch_size)
         self.head = head.eval()
         self.zeroshot = zeroshot
         self.zeroshot_weight = zeroshot_weight if zeroshot is not None else 0.0
+        self.neighbours = neighbours
+        self.neighbour_weight = neighbour_weight if neighbours is not None else 0.0
         self.dim = head.config.out_dim
         self.name = name
 
     def embed_features(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
         vectors = run_head(self.head, features)
+        zs = None
         if self.zeroshot is not None and self.zeroshot_weight > 0:
-            vectors = ensemble(vectors, self.zeroshot.embed_features(features, logits), self.zeroshot_weight)
-        return vectors
+            zs = self.zeroshot.embed_features(features, logits)
+        if self.neighbours is None or self.neighbour_weight <= 0:
+            return vectors if zs is None else ensemble(vectors, zs, self.zeroshot_weight)
+        return blend(vectors, zs, self.zeroshot_weight, self.neighbours.vectors(features), self.neighbour_weight)

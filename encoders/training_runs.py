@@ -33,6 +33,7 @@ from jointspace.encoders.features import CachedOutputs, FeatureCache
 from jointspace.encoders.head import ProjectionHead
 from jointspace.encoders.image_encoders import class_prompt_matrix, ensemble, run_head, zeroshot_vectors
 from jointspace.encoders.imagenet import ClassPrior
+from jointspace.encoders.knn import NeighbourBank, blend
 from jointspace.encoders.targets import TargetKind, build_targets, label_words
 from jointspace.encoders.training import TrainConfig, TrainResult, train_head
 from jointspace.encoders.vectors import unit_rows
@@ -75,6 +76,12 @@ class RunOptions:
     # Without validation sets (`val_sources` empty) the head trains all `train.epochs` and is blended
     # with the zero-training vector at this weight (chosen by leave-one-source-out, not in the run).
     zeroshot_weight: float = 0.2
+    # Share of the blend taken by the nearest training pictures' targets (`knn.NeighbourBank`: the
+    # similarity-weighted mean of the targets of `neighbour_k` neighbours at `neighbour_temperature`);
+    # the head gets 1 − zeroshot_weight − neighbour_weight. 0: no neighbours (none kept in the bundle).
+    neighbour_weight: float = 0.0
+    neighbour_k: int = 30
+    neighbour_temperature: float = 0.1
 
 
 # What `jointspace train` and `jointspace eval --loso` use by default: the leave-one-source-out winner
@@ -104,6 +111,17 @@ class TrainedHead:
     backbone_weights: str | None = None  # set by fine-tuning: a file inside the bundle
     max_per_source: int | None = None  # the workspace's cap on pictures per source, if any
     data_sources: tuple[str, ...] = ()  # the sources of the pictures it trained on
+    neighbours: NeighbourBank | None = None  # with options.neighbour_weight > 0: the training pictures' bank
+
+    def vectors(self, features: np.ndarray, logits: np.ndarray, top_k: int, zeroshot_weight: float | None = None):
+        """The image vectors this head's bundle makes from backbone outputs (head, zero-training vector
+        and neighbours blended), at `zeroshot_weight` (default: its own)."""
+        w = self.zeroshot_weight if zeroshot_weight is None else zeroshot_weight
+        head = run_head(self.result.head, features)
+        zs = zeroshot_vectors(logits, self.class_matrix, top_k)
+        if self.neighbours is None or self.options.neighbour_weight <= 0:
+            return ensemble(head, zs, w)
+        return blend(head, zs, w, self.neighbours.vectors(features), self.options.neighbour_weight)
 
     @property
     def label(self) -> str:
@@ -365,6 +383,10 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
         targets = np.where(usable[:, None], unit_rows((1 - a) * targets + a * prior), targets)
     variants = [ws.outputs(train_items, v).features[usable] for v in ("clean", *options.augment)]
 
+    neighbours = None
+    if options.neighbour_weight > 0:
+        neighbours = NeighbourBank.fit(variants[0], targets[usable], options.neighbour_k, options.neighbour_temperature)
+
     def trained(result: TrainResult, weight: float, val_scores: dict[str, Any]) -> TrainedHead:
         return TrainedHead(
             options,
@@ -378,6 +400,7 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
             int(usable.sum()),
             max_per_source=ws.max_per_source,
             data_sources=tuple(sorted({it.post.source or "?" for it in train_items})),
+            neighbours=neighbours,
         )
 
     if not val_sets:

@@ -34,6 +34,11 @@ def ship(source: Path, dest: Path) -> Path:
     state = torch.load(source / config["weights"], map_location="cpu", weights_only=True)
     torch.save({k: v.half() for k, v in state.items()}, dest / "head.pt")
     np.save(dest / "classes.npy", np.load(source / config["class_matrix"]).astype(np.float16))
+    if config.get("neighbours"):
+        from jointspace.encoders.knn import NeighbourBank
+
+        NeighbourBank.load(source / config["neighbours"]).save(dest / "neighbours.npz", dtype=np.float16)
+        config["neighbours"] = "neighbours.npz"
     manifest["name"] = f"{manifest['name']}-shipped"
     manifest["shipped"] = {
         "from": source.name,

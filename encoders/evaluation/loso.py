@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 from jointspace.encoders.evaluation.core import paired_bootstrap, query_matrix, stratified_bootstrap
 from jointspace.encoders.evaluation.queries import Query, gallery_labels, keyword_queries, rare_queries, relevant_mask
-from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
+from jointspace.encoders.image_encoders import run_head, zeroshot_vectors
 from jointspace.encoders.imagenet import ClassPrior
+from jointspace.encoders.knn import blend
 from jointspace.encoders.training_runs import DEFAULT_RUN, RunOptions, Workspace, train_one
 from tqdm import tqdm
 
@@ -224,7 +225,7 @@ def run_loso(
     per_candidate: dict[str, list[dict[str, Any]]] = {}
     # Per candidate and source: the head's and the zero-training vectors, so any row can be rebuilt
     # (for the cut-off analysis of the winner) without keeping one matrix per blend weight.
-    kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, TextEncoder]] = {}
+    kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray | None, TextEncoder]] = {}
     for cand, source in tqdm(folds, desc="leave-one-source-out", unit="fold", disable=not progress):
         others = [s for s in pool if s != source]
         fold_started = time.perf_counter()
@@ -233,6 +234,8 @@ def run_loso(
         g = by_space[space.label][source]
         head = run_head(trained.result.head, g.outputs.features)
         zs = zeroshot_vectors(g.outputs.logits, trained.class_matrix, k)
+        nw = cand.options.neighbour_weight
+        nb = trained.neighbours.vectors(g.outputs.features) if trained.neighbours is not None and nw > 0 else None
         if cand.name not in per_candidate:
             per_candidate[cand.name] = [
                 {
@@ -247,9 +250,14 @@ def run_loso(
                 for w in cand.weights
             ]
             rows.extend(per_candidate[cand.name])
-        kept[(cand.name, source)] = (head.astype(np.float16), zs.astype(np.float16), trained.text)
+        kept[(cand.name, source)] = (
+            head.astype(np.float16),
+            zs.astype(np.float16),
+            None if nb is None else nb.astype(np.float16),
+            trained.text,
+        )
         for row, w in zip(per_candidate[cand.name], cand.weights, strict=True):
-            row["results"][source] = g.score(ensemble(head, zs, w), trained.text)
+            row["results"][source] = g.score(blend(head, zs, w, nb, nw), trained.text)
             row["seconds"][source] = round(time.perf_counter() - fold_started, 1)
         log.info(
             "LOSO %s, held out %s: P@10 %s",
@@ -289,15 +297,21 @@ def cutoff_for(
     galleries: dict[str, HeldOut],
     labels: dict[str, set[str]],
     row: dict[str, Any],
-    kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, TextEncoder]],
+    kept: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray | None, TextEncoder]],
 ) -> dict[str, Any]:
     """The score cut-off analysis (`evaluation.cutoff`) on the held-out galleries of one candidate row."""
     from jointspace.encoders.evaluation import cutoff
 
     out = []
     for source, g in galleries.items():
-        head, prior, text = kept[(row["candidate"], source)]
-        vectors = ensemble(head.astype(np.float32), prior.astype(np.float32), row["zeroshot_weight"])
+        head, prior, nb, text = kept[(row["candidate"], source)]
+        vectors = blend(
+            head.astype(np.float32),
+            prior.astype(np.float32),
+            row["zeroshot_weight"],
+            None if nb is None else nb.astype(np.float32),
+            row["config"].get("neighbour_weight", 0.0),
+        )
         queries = [*keyword_queries(g.labels, KEYWORD_MIN_IMAGES), *rare_queries(g.labels, RARE_MAX_IMAGES)]
         absent = cutoff.absent_words(labels[source], [v for s, v in labels.items() if s != source])
         out.append(cutoff.build_gallery(source, vectors, g.labels, queries, absent, text))
@@ -318,6 +332,15 @@ def describe_options(o: RunOptions) -> dict[str, Any]:
         "lr": o.train.lr,
         "seed": o.train.seed,
         **({"ridge_lambda": o.train.ridge_lambda} if o.train.loss == "ridge" else {}),
+        **(
+            {
+                "neighbour_weight": o.neighbour_weight,
+                "neighbour_k": o.neighbour_k,
+                "neighbour_temperature": o.neighbour_temperature,
+            }
+            if o.neighbour_weight > 0
+            else {}
+        ),
     }
 
 

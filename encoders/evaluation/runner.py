@@ -23,7 +23,7 @@ import numpy as np
 from jointspace.encoders.bundle import load_bundle
 from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
 from jointspace.encoders.evaluation.report import write_report
-from jointspace.encoders.image_encoders import ensemble, run_head, zeroshot_vectors
+from jointspace.encoders.image_encoders import zeroshot_vectors
 from jointspace.encoders.imagenet import DEFAULT_PRIOR, ClassPrior
 from jointspace.encoders.training import TrainConfig
 from jointspace.encoders.training_runs import (
@@ -128,10 +128,7 @@ class Evaluator:
     def head(self, trained: TrainedHead, weight: float) -> dict[str, np.ndarray]:
         out = {}
         for n, o in self.outputs.items():
-            h = run_head(trained.result.head, o.features)
-            out[n] = ensemble(
-                h, zeroshot_vectors(o.logits, trained.class_matrix, self.ws.settings.zeroshot_top_k), weight
-            )
+            out[n] = trained.vectors(o.features, o.logits, self.ws.settings.zeroshot_top_k, weight)
         return out
 
     def bundle(self, path: Path | None) -> None:

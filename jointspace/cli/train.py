@@ -102,6 +102,14 @@ def train_command(
         float | None,
         typer.Option(min=0, max=1, help="Blend weight of the zero-training vector when there is no validation set."),
     ] = None,
+    neighbour_weight: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Blend weight of the nearest training pictures' targets (0: none) [LOSO's choice].",
+        ),
+    ] = None,
     from_index: Annotated[
         bool,
         typer.Option(
@@ -165,6 +173,9 @@ def train_command(
         else defaults.prior,
         prior_target_weight=defaults.prior_target_weight if prior_targets is None else prior_targets,
         zeroshot_weight=defaults.zeroshot_weight if zeroshot_weight is None else zeroshot_weight,
+        neighbour_weight=defaults.neighbour_weight if neighbour_weight is None else neighbour_weight,
+        neighbour_k=defaults.neighbour_k,
+        neighbour_temperature=defaults.neighbour_temperature,
         # Without validation sets nothing is held back: every part of every source trains.
         parts=("train",) if val else ("train", "val", "test"),
     )
@@ -198,9 +209,14 @@ def train_command(
             if options.train.loss == "ridge"
             else f"{trained.result.best_epoch} epochs"
         )
+        neighbours = (
+            f", {options.neighbour_k} nearest pictures' targets weight {options.neighbour_weight:g}"
+            if trained.neighbours is not None
+            else ""
+        )
         scored = (
             f"no validation set: {schedule} and zero-training weight "
-            f"{trained.zeroshot_weight:g} as chosen by leave-one-source-out (docs/eval-report.md), "
+            f"{trained.zeroshot_weight:g}{neighbours} as chosen by leave-one-source-out (docs/eval-report.md), "
             f"{trained.n_train} pictures"
         )
     typer.echo(

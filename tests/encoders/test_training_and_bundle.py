@@ -305,3 +305,32 @@ def test_ridge_head_is_a_closed_form_linear_fit_that_round_trips(workspace, sett
         np.testing.assert_allclose(
             shrunk.net(torch.from_numpy(x)).numpy(), np.broadcast_to(y.mean(0), y.shape), atol=0.05
         )
+
+
+def test_neighbour_blend_round_trip(workspace, settings, tmp_path: Path) -> None:
+    """A head trained with the nearest-pictures blend keeps its bank in the bundle, and the reloaded
+    bundle makes the vectors training scored (head, zero-training vector and neighbours blended)."""
+    options = replace(
+        OPTIONS,
+        train=TrainConfig(loss="ridge", ridge_lambda=300.0),
+        val_sources=(),
+        augment=(),
+        zeroshot_weight=0.4,
+        neighbour_weight=0.3,
+        neighbour_k=5,
+    )
+    trained = train_one(workspace, options, progress=False)
+    assert trained.neighbours is not None and trained.neighbours.k == 5
+    folder = save_trained(trained, tmp_path / "neighbours", settings, make_latest=False)
+    config = json.loads((folder / "manifest.json").read_text())["image"]["config"]
+    assert config["neighbours"] == "neighbours.npz" and config["neighbour_weight"] == 0.3
+    forget_loaded()
+    b = load_bundle(folder, settings)
+    images = [draw("circle", "red"), draw("square", "blue"), draw("triangle", "green")]
+    feats, logits = b.image.backbone.run_images(images)
+    expected = trained.vectors(feats, logits, settings.zeroshot_top_k)
+    np.testing.assert_allclose(b.image.embed_images(images), expected, atol=1e-4)
+    # The reloaded encoder carries the bank and its weight (on these toy pictures the ridge head and
+    # the neighbours agree closely, so the blend alone would not tell them apart).
+    assert b.image.neighbours is not None and b.image.neighbour_weight == 0.3
+    np.testing.assert_allclose(b.image.neighbours.vectors(feats), trained.neighbours.vectors(feats), atol=1e-5)

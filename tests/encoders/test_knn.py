@@ -1,0 +1,44 @@
+"""The nearest-pictures label transfer (`encoders.knn`): arithmetic on tiny hand-made banks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from jointspace.encoders.knn import NeighbourBank, blend
+
+
+def _bank(k: int = 2, temperature: float = 0.1) -> NeighbourBank:
+    features = np.array([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    targets = np.eye(3)[[0, 0, 2, 1]]
+    return NeighbourBank.fit(features, targets, k=k, temperature=temperature)
+
+
+def test_a_picture_takes_its_neighbours_targets() -> None:
+    bank = _bank(k=2)
+    v = bank.vectors(np.array([[1.0, 0.05, 0.0], [0.0, 0.0, 1.0]]))
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-6)
+    assert np.argmax(v[0]) == 0  # both near pictures are labelled with the first word
+    assert np.argmax(v[1]) == 2
+
+
+def test_low_temperature_is_the_nearest_picture_alone() -> None:
+    bank = _bank(k=4, temperature=0.001)
+    v = bank.vectors(np.array([[0.0, 0.0, 1.0]]))
+    np.testing.assert_allclose(v[0], [0.0, 0.0, 1.0], atol=1e-4)
+
+
+def test_save_and_load_float16(tmp_path: Path) -> None:
+    bank = _bank()
+    bank.save(tmp_path / "n.npz", dtype=np.float16)
+    again = NeighbourBank.load(tmp_path / "n.npz")
+    assert (again.k, again.temperature) == (bank.k, bank.temperature)
+    q = np.array([[1.0, 0.05, 0.0], [0.1, 0.9, 0.2]])
+    np.testing.assert_allclose(again.vectors(q), bank.vectors(q), atol=2e-3)
+
+
+def test_blend_weights() -> None:
+    head, zs, nb = np.eye(3)[[0]], np.eye(3)[[1]], np.eye(3)[[2]]
+    v = blend(head, zs, 0.5, nb, 0.25)
+    np.testing.assert_allclose(v[0] / v[0].max(), [0.5, 1.0, 0.5], atol=1e-6)
+    np.testing.assert_allclose(blend(head, zs, 0.5), (head + zs) / np.sqrt(2), atol=1e-6)
