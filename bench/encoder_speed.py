@@ -12,24 +12,17 @@ Prints images/s and CPU ms per image for each path and round, and the ratios of 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import torch
-from jointspace.workers.runtime import decode_limits
-from PIL import Image
 
 from jointspace.app import open_bundle, settings_from_environment
-from jointspace.images import load_image
-from jointspace.settings import Settings
 
-
-def pictures(data: Path, n: int, settings: Settings) -> list[Image.Image]:
-    rows = [json.loads(line) for line in (data / "all.jsonl").read_text().splitlines()]
-    step = max(1, len(rows) // n)
-    return [load_image(data / row["image"], decode_limits(settings)) for row in rows[::step][:n]]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backbone_speed import pictures  # the same spread of prepared pictures
 
 
 def main() -> None:
