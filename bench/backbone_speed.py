@@ -16,6 +16,8 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -35,6 +37,27 @@ def pictures(data: Path, n: int, settings: Settings) -> list[Image.Image]:
     rows = [json.loads(line) for line in (data / "all.jsonl").read_text().splitlines()]
     step = max(1, len(rows) // n)
     return [load_image(data / row["image"], decode_limits(settings)) for row in rows[::step][:n]]
+
+
+def best_of_rounds(
+    runs: Mapping[str, Callable[[], object]], rounds: int, images: int
+) -> dict[str, tuple[float, float]]:
+    """Each run once a round, in turn, so the machine's load weighs on all of them alike; prints
+    every round and returns each run's fastest (wall, CPU) seconds."""
+    best: dict[str, tuple[float, float]] = {}
+    for round_ in range(rounds):
+        for label, run in runs.items():
+            cpu, wall = time.process_time(), time.perf_counter()
+            run()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            print(
+                f"round {round_ + 1}: {label}: {images / wall:.1f} images/s, {cpu * 1e3 / images:.1f} CPU ms/image "
+                f"(load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+            if label not in best or wall < best[label][0]:
+                best[label] = (wall, cpu)
+    return best
 
 
 def main() -> None:
@@ -63,19 +86,11 @@ def main() -> None:
     }
     for net, views in paths.values():  # warm-up: the export happens on first use
         run(net, views)
-    best: dict[str, tuple[float, float]] = {}
-    for round_ in range(args.rounds):
-        for label, (net, views) in paths.items():
-            cpu, wall = time.process_time(), time.perf_counter()
-            run(net, views)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            print(
-                f"round {round_ + 1}: {label} ({net.spec.resolved_size} px): {len(images) / wall:.1f} images/s, "
-                f"{cpu * 1e3 / len(images):.1f} CPU ms/image (load {os.getloadavg()[0]:.1f})",
-                flush=True,
-            )
-            if label not in best or wall < best[label][0]:
-                best[label] = (wall, cpu)
+    best = best_of_rounds(
+        {f"{label} ({net.spec.resolved_size} px)": partial(run, net, views) for label, (net, views) in paths.items()},
+        args.rounds,
+        len(images),
+    )
     first_wall, first_cpu = next(iter(best.values()))
     print(f"\n{len(images)} pictures, {torch.get_num_threads()} threads, best of {args.rounds} rounds:")
     for label, (wall, cpu) in best.items():

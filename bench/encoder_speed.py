@@ -12,9 +12,7 @@ Prints images/s and CPU ms per image for each path and round, and the ratios of 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -22,7 +20,7 @@ import torch
 from jointspace.app import open_bundle, settings_from_environment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from backbone_speed import pictures  # the same spread of prepared pictures
+from backbone_speed import best_of_rounds, pictures  # the same pictures, the same rounds
 
 
 def main() -> None:
@@ -47,21 +45,9 @@ def main() -> None:
             return backbone._cpu_pooled(x)
 
     paths = {"eager, batches of 64": eager, "ONNX Runtime (default)": onnx}
-    outputs = {name: run() for name, run in paths.items()}  # warm-up (and the trace itself)
+    outputs = {name: run() for name, run in paths.items()}  # warm-up (and the ONNX export itself)
     diff = float((outputs[next(iter(paths))] - outputs["ONNX Runtime (default)"]).abs().max())
-    best: dict[str, tuple[float, float]] = {}
-    for round_ in range(args.rounds):
-        for name, run in paths.items():
-            cpu, wall = time.process_time(), time.perf_counter()
-            run()
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-            print(
-                f"round {round_ + 1}: {name}: {len(x) / wall:.1f} images/s, {cpu * 1e3 / len(x):.1f} CPU ms/image "
-                f"(load {os.getloadavg()[0]:.1f})",
-                flush=True,
-            )
-            if name not in best or wall < best[name][0]:
-                best[name] = (wall, cpu)
+    best = best_of_rounds(paths, args.rounds, len(x))
     (eager_wall, eager_cpu), (fast_wall, fast_cpu) = best.values()
     print(
         f"\n{len(x)} pictures, {torch.get_num_threads()} torch threads, best of {args.rounds}: ONNX Runtime path "
