@@ -135,9 +135,10 @@ def documents() -> list[Document]:
         (post("24", "travel paint art", city="paris"), mix(travel=1, paint=1, art=0.5)),
         (post("25", "america road trip", city="new york"), mix(america=1, travel=0.5, car=0.2)),
         (post("26", "sunrise over the beach", city="sydney", created="2017-01-05"), mix(beach=1, sunrise=1)),
-        # Near-duplicates: the same photo posted twice (dot product 0.9988).
+        # Near-duplicates: the same picture posted twice (dot product 0.99999, what two posts of
+        # one file give; a re-encoded copy falls to ~0.995 with the shipped bundle).
         (post("30", "boat on the river", tags=("boat",)), mix(boat=1, river=1)),
-        (post("31", "boat on the river again", tags=("boat",)), mix(boat=1, river=0.95)),
+        (post("31", "boat on the river again", tags=("boat",)), mix(boat=1, river=0.99)),
         # Rare city: three posts in oslo about trains, and twelve london trains all scoring higher.
         *[(post(f"o{i}", "train in the snow", city="oslo"), mix(train=1, **{f"s{i}": 1.5})) for i in range(3)],
         *[(post(f"t{i:02d}", "train at the station"), mix(train=1, **{f"s{3 + i}": 0.5})) for i in range(12)],

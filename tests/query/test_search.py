@@ -152,7 +152,7 @@ def test_near_duplicates_collapse_to_the_best_ranked(service: SearchService) -> 
     assert collapsed.explain["collapsed"][0]["id"] == "30"
     assert collapsed.explain["collapsed"][0]["duplicate_of"] == "31"
     assert [h.id for h in service.search("boat", k=3, collapse=False).hits][:2] == ["31", "30"]
-    assert [h.id for h in service.search("boat", k=3, collapse=0.9999).hits][:2] == ["31", "30"]
+    assert [h.id for h in service.search("boat", k=3, collapse=0.99999).hits][:2] == ["31", "30"]
 
 
 def test_pages_continue_each_other(service: SearchService) -> None:
