@@ -93,7 +93,7 @@ def main() -> None:
             bundle = load_bundle(None, settings)  # the manifest only: name and dimension
             backend = open_backend(settings, bundle.name, bundle.dim)
             print(f"indexing {args.n:,} posts", file=sys.stderr)
-            load_s = index_all(backend, vectors, bundle.name, 2000)
+            load_s, _ = index_all(backend, vectors, bundle.name, 2000, threads=2)  # two bulk requests: the node's cores
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
             env |= {"JOINTSPACE_HOME": str(home), "JOINTSPACE_ES_URL": url}
