@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     # The local Elasticsearch the project starts itself (`jointspace es start`, the test fixtures):
     # JVM heap per node, and how long start/stop may take before giving up (SIGKILL on stop).
     es_local_heap: str = "512m"
-    es_local_start_timeout_s: float = 180.0
+    # A cold JVM on a busy 2-core machine took up to ~4 min to go green (the test suite's nodes).
+    es_local_start_timeout_s: float = 300.0
     es_local_stop_timeout_s: float = 30.0
     # The local node's `path.repo` (comma-separated folders): where `jointspace backup` may write
     # snapshots. "/" allows any folder: the node listens on loopback only and has no auth, so

@@ -20,11 +20,14 @@ import pytest
 from jointspace.errors import JointspaceError
 from jointspace.services.elasticsearch_local import LocalElasticsearch, http_json
 from jointspace.services.redis_local import LocalRedis
+from jointspace.settings import Settings
 
 SINGLE_NODE_HEAP = os.environ.get("JOINTSPACE_TEST_ES_HEAP", "512m")
 # Three JVMs on a 2-core CI machine: keep each small.
 CLUSTER_NODE_HEAP = os.environ.get("JOINTSPACE_TEST_ES_CLUSTER_HEAP", "384m")
-START_TIMEOUT_S = float(os.environ.get("JOINTSPACE_TEST_ES_START_TIMEOUT_S", "300"))
+START_TIMEOUT_S = float(
+    os.environ.get("JOINTSPACE_TEST_ES_START_TIMEOUT_S", Settings.model_fields["es_local_start_timeout_s"].default)
+)
 
 # What the session talked to, for the terminal summary.
 _SERVICES_SEEN: dict[str, str] = {}

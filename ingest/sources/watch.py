@@ -1,7 +1,8 @@
 """Posts from `.jsonl` files dropped into a folder, polled. What was consumed is remembered under
 JOINTSPACE_HOME (per file: bytes and lines done), so a restart does not read a file twice and a
 file that grows is read from where it stopped. A file is read once its size has stayed the same
-for one poll, so a half-written file is not taken."""
+for one poll, so a half-written file is not taken; while one is settling, the source is not idle
+(`--idle-exit` shorter than a poll must not quit before a file written during the run is read)."""
 
 from __future__ import annotations
 
@@ -50,9 +51,11 @@ class WatchSource:
         self._sizes: dict[str, int] = {}
         self._read_at: dict[str, int] = {}
 
-    def _ready_files(self) -> list[Path]:
-        """Files grown past what was consumed and of the same size as at the last poll."""
+    def _ready_files(self) -> tuple[list[Path], bool]:
+        """Files grown past what was consumed and of the same size as at the last poll, and whether
+        any other file has grown and is still settling (new data on its way: not idle)."""
         ready = []
+        settling = False
         for path in sorted(self.folder.glob("*.jsonl"), key=lambda p: (p.stat().st_mtime_ns, p.name)):
             size = path.stat().st_size
             done = self.state.get(path.name, {}).get("offset", 0)
@@ -60,9 +63,12 @@ class WatchSource:
             self._sizes[path.name] = size
             # A file read at this size that left only a half-written line has nothing new yet.
             fresh = self._read_at.get(path.name) != size
-            if size > done and stable and fresh and path.name not in self.progress:
-                ready.append(path)
-        return ready
+            if size > done and fresh and path.name not in self.progress:
+                if stable:
+                    ready.append(path)
+                else:
+                    settling = True
+        return ready, settling
 
     def _read(self, path: Path) -> Iterator[SourceItem]:
         done = self.state.get(path.name, {"offset": 0, "lines": 0})
@@ -85,7 +91,10 @@ class WatchSource:
     def __iter__(self) -> Iterator[SourceItem | None]:
         idle_since = time.monotonic()
         while True:
-            for path in self._ready_files():
+            ready, settling = self._ready_files()
+            if settling:  # a file seen growing is not idleness, however short --idle-exit is
+                idle_since = time.monotonic()
+            for path in ready:
                 for item in self._read(path):
                     idle_since = time.monotonic()
                     yield item

@@ -100,7 +100,10 @@ def test_watch_source_reads_new_files_once_and_remembers(tmp_path: Path, setting
     _write(
         inbox / "one.jsonl", [json.dumps({"id": "w1", "image": "r.png"}), json.dumps({"id": "w2", "image": "r.png"})]
     )
-    source = open_source("watch", str(inbox), settings, poll_s=0.01, idle_exit_s=0.2)
+    # The default poll (2 s), and an idle exit shorter than it: files written during the run are
+    # still read (they are settling, not idle). The runs after it poll fast: they test memory, not timing.
+    assert settings.watch_poll_s == Settings.model_fields["watch_poll_s"].default
+    source = open_source("watch", str(inbox), settings, idle_exit_s=1.0)
     seen = []
     for item in source:
         if item is None:
