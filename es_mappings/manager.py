@@ -46,11 +46,17 @@ class IndexManager:
         version = version or datetime.now(UTC).strftime("%Y%m%dt%H%M%S%f")
         return f"{self.alias}-{check_model_name(model)}-{version.lower()}"
 
-    def create(self, model: str, dim: int, version: str | None = None) -> str:
-        """Creates an empty index for `model` from the template (alias untouched); returns its name."""
+    def create(self, model: str, dim: int, version: str | None = None, aliased: bool = False) -> str:
+        """Creates an empty index for `model` from the template; returns its name. The alias is
+        untouched unless `aliased`: then the new index is the alias's write index in the same request,
+        which Elasticsearch refuses when another index already is (of processes racing to create
+        the first index, one wins and the others fail, rather than each moving the alias)."""
         name = self.index_name(model, version)
+        body = index_body(self.settings, model, dim, self.alias)
+        if aliased:
+            body["aliases"] = {self.alias: {"is_write_index": True}}
         with unavailable_as_error(self._url):
-            self.client.indices.create(index=name, **index_body(self.settings, model, dim, self.alias))
+            self.client.indices.create(index=name, **body)
         return name
 
     def current(self) -> str | None:
@@ -137,6 +143,8 @@ class IndexManager:
         ModelMismatchError when another bundle (or dimension) built it; ConfigurationError when it is
         missing and `read_only`.
         """
+        from elasticsearch import ApiError  # here: the embedded store's commands never load the client
+
         index = self.current()
         if index is None:
             if read_only:
@@ -144,14 +152,15 @@ class IndexManager:
                     f"no index behind alias {self.alias!r} at {self._url}: ingest "
                     f"posts first (`jointspace ingest FILE`)"
                 )
-            index = self.create(model, dim)
             try:
-                self.point_alias(index)
-            except Exception:
-                # Leave no orphan behind: the next open would otherwise create yet another index.
-                self.client.indices.delete(index=index, ignore_unavailable=True)
-                raise
-            return index
+                return self.create(model, dim, aliased=True)
+            except ApiError:
+                # Workers and the producer open a fresh alias at once: the first index created wins
+                # (creating then pointing the alias raced: two write indices, or posts written to
+                # an index the alias then left). The others take the winner's, checked below.
+                index = self.current()
+                if index is None:
+                    raise
         meta = self.meta(index)
         if meta.get("model") != model or meta.get("dim") != dim:
             raise ModelMismatchError(

@@ -65,6 +65,46 @@ def test_open_creates_a_missing_index_unless_read_only(settings: Settings, manag
     assert len(manager.indices()) == 1
 
 
+def test_processes_opening_a_fresh_alias_at_once_share_one_index(settings: Settings, manager: IndexManager) -> None:
+    # Workers and the producer of a first ingest open the backend together (tests/workers'
+    # cluster test met it: two write indices behind the alias). Each round, eight openers are
+    # released at once onto a fresh alias; all must end on the same, single index.
+    for round_ in range(3):
+        alias = f"{settings.es_index_alias}-race{round_}"
+        racing = settings.model_copy(update={"es_index_alias": alias})
+        start = threading.Barrier(8)
+        opened: list[str] = []
+        failures: list[BaseException] = []
+
+        def open_it(
+            racing: Settings = racing,
+            start: threading.Barrier = start,
+            opened: list[str] = opened,
+            failures: list[BaseException] = failures,
+        ) -> None:
+            start.wait()
+            try:
+                backend = ElasticsearchBackend.open(racing, MODEL, DIM)
+                opened.append(IndexManager(backend.client, racing).current() or "")
+                backend.close()
+            except BaseException as exc:  # collected: a thread's exception would be lost
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        race = IndexManager(manager.client, racing)
+        try:
+            assert failures == []
+            assert len(set(opened)) == 1 and len(opened) == 8
+            assert [i.name for i in race.indices()] == opened[:1] and race.current() == opened[0]
+        finally:
+            for info in race.indices():
+                manager.client.indices.delete(index=info.name, ignore_unavailable=True)
+
+
 def test_another_model_is_refused_with_what_to_do(settings: Settings, manager: IndexManager) -> None:
     ElasticsearchBackend.open(settings, MODEL, DIM)
     with pytest.raises(ModelMismatchError, match=rf"built by model bundle '{MODEL}'.*JOINTSPACE_MODEL"):
