@@ -14,7 +14,7 @@ from jointspace.backends import es_queries
 from jointspace.backends.es_documents import bulk_action, document_from_hit, post_from_source, vector_from_fields
 from jointspace.backends.validation import query_vector, split_valid
 from jointspace.es_mappings.client import connect, unavailable_as_error
-from jointspace.es_mappings.manager import IndexManager
+from jointspace.es_mappings.manager import IndexManager, MergeReport
 from jointspace.es_mappings.template import VECTOR_FIELD
 
 from jointspace.errors import BackendUnavailableError
@@ -158,6 +158,21 @@ class ElasticsearchBackend:
 
     def close(self) -> None:
         self.client.close()
+
+    # --- segments --------------------------------------------------------------------------------
+
+    def segments(self) -> int:
+        """Lucene segments of the index behind the alias (each a graph every kNN request walks)."""
+        return IndexManager(self.client, self.settings, self.alias).segments()
+
+    def merge_segments(
+        self, max_segments: int = 1, wait: bool = True, progress: Callable[[str], None] | None = None
+    ) -> MergeReport:
+        """Force-merges the index behind the alias down to `max_segments` (a task on the node; see
+        IndexManager.force_merge). Without `wait` the node finishes the merge alone."""
+        manager = IndexManager(self.client, self.settings, self.alias)
+        with unavailable_as_error(self._url):
+            return manager.force_merge(max_segments=max_segments, wait=wait, progress=progress)
 
     # --- reads -----------------------------------------------------------------------------------
 

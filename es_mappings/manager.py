@@ -6,6 +6,9 @@ the alias moves in one atomic `_aliases` call, so searches never see a missing o
 
 from __future__ import annotations
 
+import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -30,6 +33,23 @@ class IndexInfo:
     docs: int
     aliased: bool
     created_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MergeReport:
+    """A force merge of one index: its segments before and after, and how long it took (0 when the
+    index already had few enough segments; `task` is None then, and while `wait` is off `after` is
+    the count when the merge was started)."""
+
+    index: str
+    before: int
+    after: int
+    seconds: float
+    task: str | None
+    done: bool
+
+
+FORCE_MERGE_ACTION = "indices:admin/forcemerge"
 
 
 class IndexManager:
@@ -170,3 +190,73 @@ class IndexManager:
                 f"with the new one: `jointspace reindex --bundle DIR` (DIR: the folder of bundle {model!r})"
             )
         return index
+
+    # --- segments: each is a separate HNSW graph that every kNN request walks --------------------------
+
+    def segments(self, index: str | None = None) -> int:
+        """Lucene segments of the index's primaries (default: the one behind the alias)."""
+        index = index or self.current()
+        if index is None:
+            return 0
+        with unavailable_as_error(self._url):
+            stats = self.client.indices.stats(index=index, metric="segments")
+        return int(stats["_all"]["primaries"]["segments"]["count"])
+
+    def merging(self, index: str | None = None) -> list[str]:
+        """Ids of the force merges now running on the cluster (on `index` when given)."""
+        from elasticsearch.exceptions import GeneralAvailabilityWarning
+
+        # The task list's API is marked "technical preview" by the client; it has been stable since 5.x.
+        with unavailable_as_error(self._url), warnings.catch_warnings():
+            warnings.simplefilter("ignore", GeneralAvailabilityWarning)
+            answer = self.client.tasks.list(actions=FORCE_MERGE_ACTION, detailed=True)
+        running = []
+        for node_id, node in answer.get("nodes", {}).items():
+            for task_id, task in node.get("tasks", {}).items():
+                # "Force-merge indices [a, b], maxSegments[1], ..."
+                named = str(task.get("description", "")).partition("[")[2].partition("]")[0].split(", ")
+                if index is None or index in named:
+                    running.append(task_id if ":" in task_id else f"{node_id}:{task_id}")
+        return running
+
+    def force_merge(
+        self,
+        index: str | None = None,
+        max_segments: int = 1,
+        wait: bool = True,
+        poll_s: float = 5.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> MergeReport:
+        """Merges the index (default: the one behind the alias) down to `max_segments` segments.
+
+        The merge runs as a task on the node (`wait_for_completion=false`), so no request has to
+        outlive it (a 1M-vector index takes tens of minutes): with `wait` this polls the task until
+        it ends, else it returns at once and the node finishes alone. A merge already running on the
+        index is waited for (or reported) rather than started twice. Searches keep answering on the
+        old segments meanwhile; a write during the merge lands in new segments beside the merged one.
+        """
+        index = index or self.current()
+        if index is None:
+            raise ConfigurationError(f"no index behind alias {self.alias!r} at {self._url}: nothing to merge")
+        before = self.segments(index)
+        started = time.perf_counter()
+        running = self.merging(index)
+        if before <= max_segments and not running:
+            return MergeReport(index, before, before, 0.0, None, True)
+        if running:
+            task = running[0]
+        else:
+            with unavailable_as_error(self._url):
+                answer = self.client.indices.forcemerge(
+                    index=index, max_num_segments=max_segments, wait_for_completion=False
+                )
+            task = str(answer["task"])
+        if not wait:
+            return MergeReport(index, before, before, 0.0, task, False)
+        while self.merging(index):
+            if progress:
+                progress(f"merging {index}: {self.segments(index)} segments, {time.perf_counter() - started:.0f} s")
+            time.sleep(poll_s)
+        with unavailable_as_error(self._url):
+            self.client.indices.refresh(index=index)
+        return MergeReport(index, before, self.segments(index), time.perf_counter() - started, task, True)

@@ -208,3 +208,41 @@ def test_node_refusals_are_reported_per_item_with_the_reason(settings: Settings,
     assert result.errors["bad"].startswith("document_parsing_exception: ") and "[city]" in result.errors["bad"]
     backend.refresh()
     assert backend.count() == 1
+
+
+def test_force_merge_leaves_one_segment_and_search_unchanged(settings: Settings, manager: IndexManager) -> None:
+    """Each refresh after a write makes a segment (a graph of its own); force_merge runs the merge as
+    a task on the node, polls it to the end and leaves one segment with the same answers."""
+    vectors = unit_vectors(300, DIM, seed=5)
+    backend = ElasticsearchBackend.open(settings, MODEL, DIM)
+    for start in range(0, 300, 100):
+        assert not backend.upsert([doc(f"p{i}", vectors[i]) for i in range(start, start + 100)]).errors
+        backend.refresh()
+    index = manager.current()
+    assert index is not None
+    assert manager.segments() >= 3
+    before = [h.post.id for h in backend.knn(vectors[7], k=10, num_candidates=300)]
+    report = manager.force_merge(poll_s=0.2)
+    assert (report.index, report.after, report.done) == (index, 1, True)
+    assert report.before >= 3 and report.task is not None and report.seconds > 0
+    assert manager.segments(index) == 1 and manager.merging(index) == []
+    assert [h.post.id for h in backend.knn(vectors[7], k=10, num_candidates=300)] == before
+    again = manager.force_merge()  # nothing to do: no task started
+    assert (again.before, again.after, again.task, again.seconds) == (1, 1, None, 0.0)
+    backend.close()
+
+
+def test_force_merge_without_waiting_returns_the_task(settings: Settings, manager: IndexManager) -> None:
+    vectors = unit_vectors(200, DIM, seed=6)
+    backend = ElasticsearchBackend.open(settings, MODEL, DIM)
+    for start in (0, 100):
+        assert not backend.upsert([doc(f"p{i}", vectors[i]) for i in range(start, start + 100)]).errors
+        backend.refresh()
+    report = manager.force_merge(wait=False)
+    assert report.task is not None and not report.done and report.before >= 2
+    deadline = time.monotonic() + 60
+    while manager.merging() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    backend.refresh()
+    assert manager.segments() == 1
+    backend.close()
