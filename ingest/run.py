@@ -34,6 +34,9 @@ class IngestSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     searchable: bool | None = None  # None: not waited for
+    # Elasticsearch after a large run (es_merge_after_posts): the merge started on the node, as
+    # {"index", "segments" (before), "task"}; None when none was started.
+    merge: dict[str, Any] | None = None
     # Which posts, for callers that answer per post (POST /posts); not in `to_json`.
     settled_ids: list[str] = field(default_factory=list)  # indexed or unchanged, in settling order
     unchanged_ids: list[str] = field(default_factory=list)
@@ -61,6 +64,7 @@ class IngestSummary:
             "seconds": round(self.seconds, 3),
             "posts_per_second": round(self.read / self.seconds, 2) if self.seconds else None,
             "searchable": self.searchable,
+            "merge": self.merge,
         }
 
 

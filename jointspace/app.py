@@ -89,7 +89,7 @@ class Ingestion:
         `confirm_searchable` and a backend, until every indexed post can be fetched."""
         from jointspace.ingest.run import IngestRun
 
-        return IngestRun(
+        summary = IngestRun(
             source,
             self.distributor,
             self.dead_letters,
@@ -102,12 +102,31 @@ class Ingestion:
             timeout_s=self.settings.ingest_wait_timeout_s,
             progress=progress,
         ).run()
+        if wait:
+            summary.merge = merge_after_bulk(self.settings, self.backend, summary.indexed)
+        return summary
 
     def close(self) -> None:
         """Waits for the batches in hand, then closes what was opened here."""
         self.distributor.close()
         for part in reversed(self.owned):
             part.close()
+
+
+def merge_after_bulk(settings: Settings, backend: SearchBackend | None, indexed: int) -> dict[str, Any] | None:
+    """After `indexed` posts went into an Elasticsearch index in one run: when that is at least
+    `es_merge_after_posts`, starts merging the index into one segment on the node (not waited for:
+    the posts are searchable already, searches get faster when the merge ends) and says so. None
+    when no merge was started (the embedded store has one graph and nothing to merge)."""
+    from jointspace.backends.elasticsearch import ElasticsearchBackend
+
+    threshold = settings.es_merge_after_posts
+    if not isinstance(backend, ElasticsearchBackend) or threshold <= 0 or indexed < threshold:
+        return None
+    report = backend.merge_segments(max_segments=1, wait=False)
+    if report.task is None:  # one segment already
+        return None
+    return {"index": report.index, "segments": report.before, "task": report.task}
 
 
 def open_ingestion(
@@ -145,6 +164,7 @@ __all__ = [
     "Ingestion",
     "open_bundle",
     "open_dead_letter_store",
+    "merge_after_bulk",
     "open_ingestion",
     "open_search_backend",
     "open_search_service",

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # kNN on int8_hnsw re-ranks oversample × k candidates with the float vectors (0: off); without
     # it recall stops near 0.92 (docs/backends.md).
     es_rescore_oversample: float = 3.0
+    # Set: after an ingest run that indexed at least this many posts into Elasticsearch (a bulk load,
+    # a backlog), the node merges the index into one segment in the background (`jointspace
+    # optimize` by hand). Off by default: at 1M real vectors one segment halved unfiltered kNN
+    # latency but made filtered kNN 2-4 × slower on the local node (docs/scale.md).
+    es_merge_after_posts: int = Field(default=0, ge=0)
     # Bulk writes: chunk by count and by bytes; 429s are retried with exponential backoff.
     es_bulk_chunk_docs: int = 1000
     es_bulk_chunk_bytes: int = 20_000_000
