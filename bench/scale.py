@@ -270,6 +270,13 @@ def main() -> None:
         help="stop loading each ES index after this long and measure the prefix loaded (meta es_n)",
     )
     ap.add_argument(
+        "--embedded-home",
+        type=Path,
+        default=None,
+        help="keep the embedded store in this home (not a temporary one) and reuse it when it already "
+        "holds --n posts: load 1M once, then measure in several runs (loading figures from the run that loaded)",
+    )
+    ap.add_argument(
         "--baseline-queries", type=int, default=10, help="numpy exact queries timed before each ES row (its baseline)"
     )
     args = ap.parse_args()
@@ -321,26 +328,41 @@ def bench_embedded(
     above), then the graph forced on at every size (ann_min_rows=1) across efSearch, and exact."""
     from jointspace.backends.embedded import EmbeddedBackend
 
-    settings = Settings(home=home, es_url=None)
+    settings = Settings(home=args.embedded_home or home, es_url=None)
     model = "bench-embedded"
-    rss_before = rss_bytes()[0]
-    emb = open_backend(settings, model, vectors.shape[1])
-    assert isinstance(emb, EmbeddedBackend)
-    meta["embedded_index_s"] = index_all(emb, vectors, model, args.chunk)[0]
-    meta["embedded_docs_per_s"] = args.n / meta["embedded_index_s"]
-    # Of the loading, the seconds spent inserting rows into the HNSW graph (faiss, both cores).
-    meta["embedded_graph_build_s"] = emb.graph_seconds
-    # The writer's memory: the graph it holds (faiss keeps a float copy of every vector in it) and
-    # whatever SQLite and the vector file's map made resident.
-    meta["embedded_writer_rss_growth_bytes"] = rss_bytes()[0] - rss_before
-    emb.close()
+    loading_file = settings.embedded_dir / "bench-loading.json"  # the loading run's figures, for reruns
     graph_file = settings.embedded_dir / "ann-0.faiss"
-    if not graph_file.exists():  # below the threshold no graph was built while loading: build one to sweep
-        t = time.perf_counter()
-        forced = EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=1)
-        forced.update_graph()
-        forced.close()
-        meta["embedded_graph_build_s"] = time.perf_counter() - t
+    kept = args.embedded_home is not None and EmbeddedBackend.exists(settings.embedded_dir)
+    if kept:
+        emb = open_backend(settings, model, vectors.shape[1])
+        held = emb.count()
+        emb.close()
+        if held != args.n or not loading_file.exists():
+            raise SystemExit(
+                f"{settings.embedded_dir} holds {held:,} posts, not a finished load of {args.n:,}: remove it"
+            )
+        meta |= json.loads(loading_file.read_text()) | {"embedded_store_reused": str(settings.embedded_dir)}
+    else:
+        rss_before = rss_bytes()[0]
+        emb = open_backend(settings, model, vectors.shape[1])
+        assert isinstance(emb, EmbeddedBackend)
+        loading: dict[str, Any] = {"embedded_index_s": index_all(emb, vectors, model, args.chunk)[0]}
+        loading["embedded_docs_per_s"] = args.n / loading["embedded_index_s"]
+        # Of the loading, the seconds spent inserting rows into the HNSW graph (faiss, both cores).
+        loading["embedded_graph_build_s"] = emb.graph_seconds
+        # The writer's memory: the graph it holds (faiss keeps a float copy of every vector in it) and
+        # whatever SQLite and the vector file's map made resident.
+        loading["embedded_writer_rss_growth_bytes"] = rss_bytes()[0] - rss_before
+        emb.close()
+        if not graph_file.exists():  # below the threshold no graph was built while loading: build one to sweep
+            t = time.perf_counter()
+            forced = EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=1)
+            forced.update_graph()
+            forced.close()
+            loading["embedded_graph_build_s"] = time.perf_counter() - t
+        loading["embedded_loading_peak_rss_bytes"] = rss_bytes()[1]
+        loading_file.write_text(json.dumps(loading))
+        meta |= loading
     meta["embedded_graph_bytes"] = graph_file.stat().st_size
     meta["embedded_vector_file_bytes"] = sum(f.stat().st_size for f in settings.embedded_dir.glob("vectors-*.f32"))
     meta["embedded_disk_bytes"] = dir_size(settings.embedded_dir)
