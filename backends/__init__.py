@@ -49,6 +49,7 @@ def embedded_store(settings: Settings, folder: Path, model: str, dim: int) -> Se
             m=settings.embedded_ann_m,
             ef_construction=settings.embedded_ann_ef_construction,
             ef_search=settings.embedded_ann_ef_search,
+            filter_walk_factor=settings.embedded_ann_filter_walk_factor,
         ),
     )
 

@@ -37,11 +37,28 @@ class AnnParams:
 
     m: int = 16
     ef_construction: int = 100
-    # 1M real vectors (docs/scale.md): unfiltered recall@10 0.949 at 200, 0.980 at 400 (2.1 ms);
-    # a 1/10 filter walked 2,000 wide 0.973 in 20.7 ms, 4,000 wide 0.984 in 63 ms. The cap stays
-    # 4,000: at 2,000 a 1/1000 filter forced onto the graph of 20,000 real vectors fell to 0.914.
+    # 1M real vectors (docs/scale.md): unfiltered recall@10 0.949 at 200, 0.980 at 400 (2.1 ms).
     ef_search: int = 400
+    # A filtered walk is `filter_walk_factor` × k ÷ share wide (at least ef_search, at most
+    # ef_search_max): wide enough to pass about factor × k matching rows, whatever the index size.
+    filter_walk_factor: float = 10.0
+    # The cap binds only for filters keeping under factor × k ÷ 4,000 of the rows (1/40 at k = 10),
+    # which at 1M rows have fewer matching rows than ann_min_rows and are scored exactly; forced onto
+    # the graph of 20,000 real vectors, a 1/1000 filter needs the full 4,000 (0.914 at 2,000).
     ef_search_max: int = 4_000
+
+    def walk_width(self, k: int, share: float, ef_search: int | None = None) -> int:
+        """efSearch for a top-k among `share` of the graph's rows (1: no filter).
+
+        The walk's candidate list holds every row it meets, matching or not, and keeps only
+        matching ones as results: the k best of a filter keeping one row in ten lie among the
+        best ~10k of all, so the walk must reach that far, not ef_search ÷ share (whose cost grows
+        as the square of the width in faiss's candidate heap)."""
+        base = max(ef_search or self.ef_search, k)
+        if share >= 1.0:
+            return base
+        wanted = self.filter_walk_factor * k / max(share, 1e-9)
+        return int(min(max(base, wanted), max(self.ef_search_max, base)))
 
 
 def index_path(folder: Path, generation: int) -> Path:
@@ -132,17 +149,17 @@ class AnnIndex:
         self, query: np.ndarray, k: int, allowed: np.ndarray | None, share: float, ef_search: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the best k graph rows among `allowed` (a bitmap from `allowed_bitmap`
-        over this graph's rows, or None for all).
+        over this graph's rows, or None for all), `share` of the graph's rows.
 
-        The breadth is ef_search (or the default) divided by the share of rows the filter keeps,
-        so a filter keeping one row in ten walks ten times as far to find k of them.
+        The breadth is `AnnParams.walk_width`: ef_search (or the default) unfiltered; with a
+        filter, wide enough to pass filter_walk_factor × k matching rows (bounded).
         """
         import faiss
 
         n = self.rows
-        ef = int(min(max(ef_search or self.params.ef_search, k) / max(share, 1e-6), self.params.ef_search_max))
+        ef = self.params.walk_width(k, share, ef_search)
         assert self._index is not None, "the backend searches the graph only once it holds rows"
-        params = faiss.SearchParametersHNSW(efSearch=max(ef, k))  # type: ignore[attr-defined]  # missing from faiss's stubs
+        params = faiss.SearchParametersHNSW(efSearch=ef)  # type: ignore[attr-defined]  # missing from faiss's stubs
         if allowed is not None:
             assert len(allowed) * 8 >= n, "a bitmap over fewer rows than the graph holds"
             params.sel = faiss.IDSelectorBitmap(n, faiss.swig_ptr(allowed))

@@ -90,8 +90,11 @@ class Settings(BaseSettings):
     # Embedded store: kNN over at least this many candidate rows (after filters) walks an HNSW graph
     # (faiss, saved beside the vectors); fewer are scored exactly, so selective filters stay exact.
     embedded_ann_min_rows: int = 50_000
-    # Walk breadth (÷ the share a filter keeps, at most 4,000); docs/scale.md: recall@10 0.980 at 1M real vectors.
+    # Walk breadth unfiltered; docs/scale.md: recall@10 0.980 at 1M real vectors.
     embedded_ann_ef_search: int = 400
+    # A filtered walk is this × k ÷ the share of rows the filter keeps wide (at least ef_search, at
+    # most 4,000): it passes about this many times k matching rows (docs/scale.md).
+    embedded_ann_filter_walk_factor: float = 10.0
     embedded_ann_m: int = 16
     embedded_ann_ef_construction: int = 100
     rrf_k: int = 60

@@ -189,3 +189,17 @@ def test_a_dead_writer_s_half_written_graph_goes_when_the_graph_is_next_opened(t
     fill(store, vectors[1_000:], first=1_000)
     store.close()
     assert not leftover.exists() and live.exists()
+
+
+def test_a_filtered_walk_is_as_wide_as_the_filter_is_selective_within_bounds() -> None:
+    from jointspace.backends.ann_index import AnnParams
+
+    params = AnnParams(ef_search=400, filter_walk_factor=10.0, ef_search_max=4_000)
+    assert params.walk_width(10, 1.0) == 400  # unfiltered: ef_search
+    assert params.walk_width(10, 1.0, 500) == 500  # or the caller's num_candidates
+    assert params.walk_width(10, 0.1) == 1_000  # passes ~10 × k matching rows: 10 × 10 ÷ 0.1
+    assert params.walk_width(10, 0.5) == 400  # never narrower than unfiltered
+    assert params.walk_width(10, 0.05) == 2_000
+    assert params.walk_width(10, 0.001) == 4_000  # bounded
+    assert params.walk_width(10, 0.1, 2_000) == 2_000  # a wider num_candidates is kept
+    assert params.walk_width(600, 1.0) == 600 and params.walk_width(10, 0.1, 5_000) == 5_000  # never under k or asked
