@@ -16,6 +16,10 @@ defaults a user gets (`default` rows). Elasticsearch: `--index-options` (int8_hn
 rescoring by the float vectors, hnsw, bbq_hnsw with rescoring), one shard, bulk-loaded with
 refresh off, `--forcemerge` to also measure after merging to one segment.
 
+The embedded store at 1M takes ~20 min to load: `--embedded-home DIR` keeps it and later runs
+measure it again (`--walk-factors` for the filtered walk's width, `--filters ... 1/20 1/50` around
+the exact/graph switch, `--warm-rounds 1 --rounds 3` to interleave the rows on a shared machine).
+
 Uses JOINTSPACE_ES_URL (e.g. from `jointspace es start --heap 2g`), else starts a node of its own
 in a temporary home (`--es-heap`, not timed) and stops it at the end; `--skip-es` for the embedded
 only. Writes a markdown table, a JSON file and a PNG plot to --out (after each part, so an
@@ -35,7 +39,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -56,13 +60,18 @@ WORDS = (
     "beach sunset city night street food coffee dog park bike car snow rain river "
     "bridge tower museum skyline friends summer winter travel art music"
 ).split()
-# name → (filter, which post indices it keeps)
-FILTERS: dict[str, tuple[Filters | None, int]] = {
-    "none": (None, 1),
-    "1/10": (Filters(cities=(CITIES[0],)), 10),
-    "1/100": (Filters(sources=("s0",)), 100),
-    "1/1000": (Filters(hashtags=("t0",)), 1000),
+# name → (filter, modulus, residues): it keeps the posts i with i % modulus < residues
+FILTERS: dict[str, tuple[Filters | None, int, int]] = {
+    "none": (None, 1, 1),
+    "1/10": (Filters(cities=(CITIES[0],)), 10, 1),
+    "1/100": (Filters(sources=("s0",)), 100, 1),
+    "1/1000": (Filters(hashtags=("t0",)), 1000, 1),
+    # Not measured by default: between 1/10 and 1/100, where the embedded store switches from its
+    # graph to exact search at 1M rows (EMBEDDED_ANN_MIN_ROWS, 50,000 matching rows).
+    "1/20": (Filters(sources=tuple(f"s{j}" for j in range(5))), 100, 5),
+    "1/50": (Filters(sources=("s0", "s1")), 100, 2),
 }
+DEFAULT_FILTERS = ["none", "1/10", "1/100", "1/1000"]
 IndexOptions = Literal["int8_hnsw", "hnsw", "bbq_hnsw"]  # Settings.es_index_options
 ES_CONFIGS: dict[str, tuple[IndexOptions, float]] = {  # name → (index_options, rescore oversample)
     "int8_hnsw+rescore": ("int8_hnsw", 3.0),
@@ -95,8 +104,8 @@ def unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
 
 def keeps(name: str, n: int) -> np.ndarray:
     """Mask of the posts FILTERS[name] keeps (as `documents` deals cities, sources and tags)."""
-    every = FILTERS[name][1]
-    return np.arange(n) % every == 0
+    _, modulus, residues = FILTERS[name]
+    return np.arange(n) % modulus < residues
 
 
 def documents(vectors: np.ndarray, model: str) -> Iterator[Document]:
@@ -186,6 +195,20 @@ def measure(
     backend, queries: np.ndarray, truth: list[set[str]], num_candidates: int | None, filters: Filters | None
 ) -> tuple[float, float, float, float]:
     """(recall@10, p50 ms, p99 ms, the first query's ms): one query warms the caches first, timed apart."""
+    recalls, latencies, first_ms = timed_queries(backend, queries, truth, num_candidates, filters)
+    return (
+        float(np.mean(recalls)),
+        float(np.percentile(latencies, 50)),
+        float(np.percentile(latencies, 99)),
+        first_ms,
+    )
+
+
+def timed_queries(
+    backend, queries: np.ndarray, truth: list[set[str]], num_candidates: int | None, filters: Filters | None
+) -> tuple[list[float], list[float], float]:
+    """(recall@10 of each query, ms of each query, the first query's ms): one query warms the caches
+    first, timed apart."""
     latencies, recalls = [], []
     t = time.perf_counter()
     backend.knn(queries[0], 10, num_candidates, filters)  # warm caches once
@@ -195,12 +218,7 @@ def measure(
         hits = backend.knn(q, 10, num_candidates, filters)
         latencies.append((time.perf_counter() - t) * 1000)
         recalls.append(len({h.id for h in hits} & expected) / len(expected))
-    return (
-        float(np.mean(recalls)),
-        float(np.percentile(latencies, 50)),
-        float(np.percentile(latencies, 99)),
-        first_ms,
-    )
+    return recalls, latencies, first_ms
 
 
 def dir_size(path: Path) -> int:
@@ -230,7 +248,7 @@ def main() -> None:
         default=[50, 100, 200, 500, 1000, 2000],
         help="swept besides the defaults (empty: the defaults only)",
     )
-    ap.add_argument("--filters", nargs="+", default=list(FILTERS), choices=list(FILTERS))
+    ap.add_argument("--filters", nargs="+", default=DEFAULT_FILTERS, choices=list(FILTERS))
     ap.add_argument("--chunk", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=Path("bench/out/scale"))
     ap.add_argument("--cache", type=Path, default=None, help="real vectors' cache (bench/real_vectors.py)")
@@ -277,7 +295,25 @@ def main() -> None:
         "holds --n posts: load 1M once, then measure in several runs (loading figures from the run that loaded)",
     )
     ap.add_argument(
-        "--baseline-queries", type=int, default=10, help="numpy exact queries timed before each ES row (its baseline)"
+        "--walk-factors",
+        type=float,
+        nargs="*",
+        default=[],
+        help="embedded: also measure the store as a user gets it with these AnnParams.filter_walk_factor "
+        "values (config 'default wf=F'; the filtered walk's width, F × k ÷ share)",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="embedded: measure every configuration and filter this many times, interleaved, pooling the "
+        "queries' times (a shared machine's drift falls on all rows alike)",
+    )
+    ap.add_argument(
+        "--warm-rounds", type=int, default=0, help="embedded: untimed rounds first (page cache: graph, vector file)"
+    )
+    ap.add_argument(
+        "--baseline-queries", type=int, default=10, help="numpy exact queries timed before each row (its baseline)"
     )
     args = ap.parse_args()
     args.merged = args.merged or ("both" if args.forcemerge else "no")
@@ -304,7 +340,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="jointspace-scale-"))
     try:
         if not args.skip_embedded:
-            bench_embedded(home, vectors, queries, truth, args, meta, rows, exact_ms)
+            bench_embedded(home, vectors, queries, truth, args, meta, rows)
         if not args.skip_es:
             with elasticsearch_node(home, args.es_heap) as es_url:
                 bench_elasticsearch(es_url, home, vectors, queries, truth, args, meta, rows, exact_ms)
@@ -322,10 +358,10 @@ def bench_embedded(
     args: argparse.Namespace,
     meta: dict[str, Any],
     rows: list[Row],
-    exact_ms: float,
 ) -> None:
     """The store as a user gets it (default settings: exact below 50,000 candidate rows, the graph
     above), then the graph forced on at every size (ann_min_rows=1) across efSearch, and exact."""
+    from jointspace.backends.ann_index import AnnParams
     from jointspace.backends.embedded import EmbeddedBackend
 
     settings = Settings(home=args.embedded_home or home, es_url=None)
@@ -375,14 +411,63 @@ def bench_embedded(
         ),
         ("exact", EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=10**12), [None]),
     ]
-    for config, backend, candidates in variants:
-        for name in args.filters:
-            for nc in candidates:
-                r, p50, p99, first = measure(backend, queries, truth[name], nc, FILTERS[name][0])
-                rows.append(Row("embedded", config, nc, name, r, p50, p99, exact_ms, first))
+    for factor in args.walk_factors:
+        params = replace(AnnParams(ef_search=DEFAULT.embedded_ann_ef_search), filter_walk_factor=factor)
+        store = EmbeddedBackend(
+            settings.embedded_dir, model, vectors.shape[1], ann_min_rows=DEFAULT.embedded_ann_min_rows, ann=params
+        )
+        variants.insert(-1, (f"default wf={factor:g}", store, [None]))
+    if args.rounds == 1 and not args.warm_rounds:  # one configuration after the other, as before
+        for config, backend, candidates in variants:
+            for name in args.filters:
+                for nc in candidates:
+                    # Each row has its own numpy baseline, timed just before it (the shared machine's load drifts).
+                    baseline = exact_single_query_ms(vectors, queries, args.baseline_queries)
+                    r, p50, p99, first = measure(backend, queries, truth[name], nc, FILTERS[name][0])
+                    rows.append(Row("embedded", config, nc, name, r, p50, p99, baseline, first))
+            backend.close()
+            meta["embedded_peak_rss_bytes"] = rss_bytes()[1]  # the bench's own arrays included
+            write_report(args.out, rows, meta)
+        return
+    # Rounds: every configuration and filter once a round, so the machine's drift (other jobs, the
+    # page cache) falls on all of them alike; the untimed warm rounds first fault in the graph and
+    # the vector file. A row pools its queries' times over the timed rounds; its baseline is the
+    # median of the numpy baselines timed just before it in each round.
+    pooled: dict[tuple[str, int | None, str], tuple[list[float], list[float], list[float], float]] = {}
+    for round_no in range(args.warm_rounds + args.rounds):
+        timed = round_no >= args.warm_rounds
+        for config, backend, candidates in variants:
+            for name in args.filters:
+                for nc in candidates:
+                    baseline = exact_single_query_ms(vectors, queries, args.baseline_queries) if timed else 0.0
+                    recalls, latencies, first = timed_queries(backend, queries, truth[name], nc, FILTERS[name][0])
+                    if timed:
+                        entry = pooled.setdefault((config, nc, name), ([], [], [], first))
+                        entry[0].extend(recalls)
+                        entry[1].extend(latencies)
+                        entry[2].append(baseline)
+        print(
+            f"embedded round {round_no + 1} of {args.warm_rounds + args.rounds} done ({'timed' if timed else 'warm'})"
+        )
+    for (config, nc, name), (recalls, latencies, baselines, first) in pooled.items():
+        rows.append(
+            Row(
+                "embedded",
+                config,
+                nc,
+                name,
+                float(np.mean(recalls)),
+                float(np.percentile(latencies, 50)),
+                float(np.percentile(latencies, 99)),
+                float(np.median(baselines)),
+                first,
+            )
+        )
+    meta["embedded_rounds"] = f"{args.warm_rounds} warm + {args.rounds} timed"
+    for _, backend, _ in variants:
         backend.close()
-        meta["embedded_peak_rss_bytes"] = rss_bytes()[1]  # the bench's own arrays included
-        write_report(args.out, rows, meta)
+    meta["embedded_peak_rss_bytes"] = rss_bytes()[1]  # the bench's own arrays included
+    write_report(args.out, rows, meta)
 
 
 @contextmanager
@@ -551,7 +636,7 @@ def write_report(out: Path, rows: list[Row], meta: dict[str, Any]) -> None:
         f"{meta['queries']} queries, k=10",
         "",
         f"Baseline: exact top-10 by one numpy dot product over all vectors in RAM, {exact:.2f} ms a query "
-        f"(p50, at the start of the run; each Elasticsearch row has its own, timed just before it). "
+        f"(p50, at the start of the run; each row has its own, timed just before it). "
         f"Load average at the start {meta['load_average_start']}.",
         "",
         "| backend | config | num_candidates | filter | recall@10 | p50 ms | p99 ms | numpy exact ms "
