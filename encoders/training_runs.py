@@ -146,10 +146,15 @@ class Workspace:
         max_per_source: int | None = None,
         backbone: str | None = None,
         tta: tuple[str, ...] = (),
+        train_max_per_source: int | None = None,
     ) -> None:
         self.settings = settings
         # At most this many pictures of each source (a fixed spread by id hash): quicker runs.
         self.max_per_source = max_per_source
+        # What training (the head and the neighbour bank) may take of each source, when it differs from
+        # what is evaluated: None as `max_per_source`, 0 every picture, N the first N of the same spread
+        # (so a held-out gallery capped at 500 is a subset of a training side capped at 2,000).
+        self.train_max_per_source = max_per_source if train_max_per_source is None else train_max_per_source
         # `backbone`: another network than the settings' (each at its own resolution, the packaged
         # weights); `tta`: feature variants averaged with the clean picture's (test-time augmentation,
         # e.g. ("flip",): the mean of the picture's and its mirror's features and logits).
@@ -167,7 +172,7 @@ class Workspace:
         self._classes: dict[tuple[int, ClassPrior], np.ndarray] = {}
         self._targets: dict[tuple[int, str, str], tuple[np.ndarray, np.ndarray]] = {}
         self._load_items = items_loader
-        self._spread: dict[str, set[str]] = {}
+        self._spread: dict[str, list[str]] = {}
 
     def with_backbone(self, backbone: str | None, tta: tuple[str, ...] = ()) -> Workspace:
         """This workspace on another backbone and/or test-time augmentation, sharing its items, text
@@ -175,7 +180,12 @@ class Workspace:
         if (backbone or self.spec.name) == self.spec.name and tuple(tta) == self.tta:
             return self
         other = Workspace(
-            self.settings, self._load_items, self.max_per_source, backbone=backbone or self.spec.name, tta=tta
+            self.settings,
+            self._load_items,
+            self.max_per_source,
+            backbone=backbone or self.spec.name,
+            tta=tta,
+            train_max_per_source=self.train_max_per_source,
         )
         other._texts, other._classes, other._targets, other._spread = (
             self._texts,
@@ -197,15 +207,24 @@ class Workspace:
 
         return Backbone(self.spec, device=self.settings.device, threads=self.settings.torch_threads)
 
-    def items(self, sources: Sequence[str] | None, split: str | Sequence[str] | None) -> list[Any]:
-        if self.max_per_source:
+    def items(
+        self, sources: Sequence[str] | None, split: str | Sequence[str] | None, cap: int | None | bool = True
+    ) -> list[Any]:
+        """The items of `sources` (None: every prepared one) in `split`, at most `cap` of each source
+        (True: `max_per_source`; None or 0: every one)."""
+        limit = self.max_per_source if cap is True else cap
+        if limit:
             return [
                 it
                 for s in (sources or self.prepared_sources())
                 for it in self._items([s], split)
-                if it.post.id in self._kept(s)
+                if it.post.id in self._kept(s, limit)
             ]
         return self._items(sources, split)
+
+    def training_items(self, source: str) -> list[Any]:
+        """Every split of one source as training may take it (`train_max_per_source`)."""
+        return self.items([source], None, cap=self.train_max_per_source)
 
     def _items(self, sources: Sequence[str] | None, split: str | Sequence[str] | None) -> list[Any]:
         if self._load_items is not None:
@@ -214,15 +233,15 @@ class Workspace:
 
         return load_items(self.settings.data_dir, sources=sources, split=split)
 
-    def _kept(self, source: str) -> set[str]:
-        """The ids of `max_per_source` pictures of a source, chosen by a hash of the id (any split)."""
+    def _kept(self, source: str, limit: int) -> set[str]:
+        """The ids of `limit` pictures of a source, chosen by a hash of the id (any split): the first
+        `limit` of one fixed order, so a smaller spread is part of a larger one."""
         if source not in self._spread:
-            ids = sorted(
+            self._spread[source] = sorted(
                 (it.post.id for it in self._items([source], None)),
                 key=lambda i: hashlib.sha1(f"spread:{i}".encode()).hexdigest(),
             )
-            self._spread[source] = set(ids[: self.max_per_source])
-        return self._spread[source]
+        return set(self._spread[source][:limit])
 
     def prepared_sources(self) -> list[str]:
         if self._load_items is not None:
@@ -304,7 +323,7 @@ def training_items(ws: Workspace, options: RunOptions) -> list[Any]:
     sources = [s for s in expand_sources(names) if s in prepared or s not in PHOTO_SOURCES]
 
     def parts(s: str) -> list[Any]:
-        everything = ws.items([s], None)
+        everything = ws.training_items(s)
         return [it for part in options.parts for it in part_of(s, everything, part)]
 
     drawings = [it for s in sources if s not in PHOTO_SOURCES for it in parts(s)]
@@ -402,7 +421,7 @@ def train_one(ws: Workspace, options: RunOptions, progress: bool = True, checkpo
             word_model,
             data_hash(train_items),
             int(usable.sum()),
-            max_per_source=ws.max_per_source,
+            max_per_source=ws.train_max_per_source or None,
             data_sources=tuple(sorted({it.post.source or "?" for it in train_items})),
             neighbours=neighbours,
         )

@@ -276,6 +276,7 @@ def run_loso(
         "sources": {s: g.describe() for s, g in galleries.items()},
         "pool": pool,
         "max_per_source": ws.max_per_source,
+        "train_max_per_source": ws.train_max_per_source,
         "baseline": rows[len(baselines) - 1]["name"] if baselines else None,
         "backbone": ws.label,
         "rows": rows,

@@ -38,7 +38,8 @@ def markdown(report: dict[str, Any]) -> str:
             f" At most {report['max_per_source']} pictures of each source took part (a fixed spread by id hash)."
             if report.get("max_per_source")
             else ""
-        ),
+        )
+        + _training_cap(report),
         "",
         "## Held-out sources",
         "",
@@ -178,3 +179,13 @@ def write_loso_report(report: dict[str, Any], folder: Path) -> None:
     (folder / "report.json").write_text(json.dumps(report, indent=1, default=float), encoding="utf-8")
     (folder / "report.md").write_text(markdown(report), encoding="utf-8")
     figure(report, folder / "loso.png")
+
+
+def _training_cap(report: dict[str, Any]) -> str:
+    """What the training side took of each source, where it differs from the held-out galleries."""
+    cap = report.get("train_max_per_source", report.get("max_per_source"))
+    if cap == report.get("max_per_source") or (not cap and not report.get("max_per_source")):
+        return ""
+    if not cap:
+        return " Training (head and neighbour bank) took every picture of the other sources."
+    return f" Training (head and neighbour bank) took at most {cap} pictures of each other source (the same spread)."

@@ -281,6 +281,15 @@ def eval_command(
             min=10, help="With --loso: at most N pictures of each source (a fixed spread by id), for a quicker run."
         ),
     ] = None,
+    train_max_per_source: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="With --loso: what training (head and neighbour bank) takes of each other source, where it "
+            "differs from --max-per-source: at most N pictures of the same spread, 0 every picture "
+            "[as --max-per-source]. The held-out galleries stay as --max-per-source makes them.",
+        ),
+    ] = None,
     backbone: Annotated[
         list[str] | None,
         typer.Option(
@@ -317,6 +326,7 @@ def eval_command(
             max_per_source,
             compare or (),
             image_sides(settings.backbone, backbone or (), _csv(tta) if tta else ()),
+            train_max_per_source,
         )
         return
     from jointspace.encoders.evaluation.runner import run_evaluation
@@ -352,6 +362,7 @@ def _loso(
     max_per_source: int | None,
     compare: tuple[Path, ...] | list[Path] = (),
     sides: Sequence[tuple[str | None, tuple[str, ...]]] = ((None, ()),),
+    train_max_per_source: int | None = None,
 ) -> None:
     from dataclasses import replace
 
@@ -370,7 +381,7 @@ def _loso(
             for c in candidates
         ]
     report = run_loso(
-        Workspace(settings, max_per_source=max_per_source),
+        Workspace(settings, max_per_source=max_per_source, train_max_per_source=train_max_per_source),
         candidates,
         holdout=holdout or None,
         sources=_csv(sources) if sources else None,

@@ -73,6 +73,23 @@ def test_a_fold_trains_on_every_part_of_the_other_sources_only(loso_ws: Workspac
     assert fold_options(TINY, ["drawings"]).val_sources == ()
 
 
+def test_training_may_take_more_of_each_source_than_the_galleries_hold(loso_ws: Workspace) -> None:
+    """`train_max_per_source`: the held-out gallery keeps its cap, the folds train on a larger spread
+    of which the gallery's pictures are a part (0: every picture)."""
+    per_source = len(loso_ws.items(["drawings"], None))
+    capped = Workspace(loso_ws.settings, loso_ws._load_items, max_per_source=3, train_max_per_source=0)
+    assert len(capped.items(["drawings"], None)) == 3
+    assert len(capped.training_items("drawings")) == per_source
+    larger = Workspace(loso_ws.settings, loso_ws._load_items, max_per_source=3, train_max_per_source=5)
+    gallery = {it.post.id for it in larger.items(["drawings"], None)}
+    training = {it.post.id for it in larger.training_items("drawings")}
+    assert len(training) == 5 and gallery < training
+    fold = training_items(larger, fold_options(TINY, ["drawings", "tiles"]))
+    assert len(fold) == 10
+    same = Workspace(loso_ws.settings, loso_ws._load_items, max_per_source=3)
+    assert {it.post.id for it in same.training_items("drawings")} == gallery
+
+
 def test_every_source_is_held_out_beside_both_zero_training_baselines(report: dict) -> None:
     assert set(report["sources"]) == {"drawings", "icons", "tiles"}
     names = [r["name"] for r in report["rows"]]
