@@ -42,3 +42,24 @@ def test_blend_weights() -> None:
     v = blend(head, zs, 0.5, nb, 0.25)
     np.testing.assert_allclose(v[0] / v[0].max(), [0.5, 1.0, 0.5], atol=1e-6)
     np.testing.assert_allclose(blend(head, zs, 0.5), (head + zs) / np.sqrt(2), atol=1e-6)
+
+
+def test_compressed_bank_projects_keys_and_queries_and_stores_int8(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    # 200 pictures whose features vary mostly in 4 of 32 directions, labelled by the strongest of them
+    basis = rng.normal(size=(4, 32))
+    codes = rng.normal(size=(200, 4)) * 3
+    features = codes @ basis + 0.05 * rng.normal(size=(200, 32))
+    targets = np.eye(4)[np.argmax(codes, axis=1)]
+    bank = NeighbourBank.fit(features, targets, k=5)
+    small = bank.compressed(dims=8)
+    assert small.keys.shape == (200, 8) and small.projection is not None and small.projection.shape == (32, 8)
+    small.save(tmp_path / "n.npz", dtype=np.int8)
+    with np.load(tmp_path / "n.npz") as data:
+        assert data["keys"].dtype == np.int8 and data["targets"].dtype == np.int8
+    again = NeighbourBank.load(tmp_path / "n.npz")
+    q = codes[:20] @ basis
+    full, packed = bank.vectors(q), again.vectors(q)
+    assert (np.argmax(full, 1) == np.argmax(packed, 1)).all()
+    assert float((full * packed).sum(1).min()) > 0.98
+    assert bank.compressed(dims=64) is bank  # no fewer dimensions: nothing to do
