@@ -171,6 +171,11 @@ def test_shipped_bundle_is_the_default_until_something_is_trained(tmp_path: Path
     assert b.manifest["loss"] == DEFAULT_RUN.train.loss and image["zeroshot_weight"] == DEFAULT_RUN.zeroshot_weight
     assert b.manifest["training"]["config"]["ridge_lambda"] == DEFAULT_RUN.train.ridge_lambda
     assert len(b.manifest["training"]["data_sources"]) == 14
+    # Every prepared picture in the neighbour bank (LOSO: more than 500 per source won), stored compressed.
+    assert b.manifest["training"]["max_per_source"] is None
+    bank = b.image.neighbours
+    assert bank is not None and bank.projection is not None
+    assert len(bank.keys) == b.manifest["training"]["neighbours"]["pictures"] > 20_000
 
 
 def test_zero_training_bundle_when_nothing_is_trained(tmp_path: Path, settings) -> None:
