@@ -99,8 +99,8 @@ class Settings(BaseSettings):
     embedded_ann_ef_construction: int = 100
     rrf_k: int = 60
     # Collapse only what is the same picture: the shipped bundle's vectors are semantic, not visual,
-    # and at 0.95 91 % of 1,500 prepared pictures had a visibly different one above the threshold
-    # (clippy and a factory, 0.982); at 0.9999 0.7 %, all of them the same drawing
+    # and at 0.95 82 % of 1,500 prepared pictures had a different one above the threshold (a
+    # paper-clip character and a factory); at 0.9999 1.2 %, the same drawings shipped twice
     # (bench/near_duplicates.py, docs/query.md).
     near_duplicate_threshold: float = 0.9999
 
