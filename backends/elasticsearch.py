@@ -161,10 +161,6 @@ class ElasticsearchBackend:
 
     # --- segments --------------------------------------------------------------------------------
 
-    def segments(self) -> int:
-        """Lucene segments of the index behind the alias (each a graph every kNN request walks)."""
-        return IndexManager(self.client, self.settings, self.alias).segments()
-
     def merge_segments(
         self, max_segments: int = 1, wait: bool = True, progress: Callable[[str], None] | None = None
     ) -> MergeReport:

@@ -153,6 +153,7 @@ class HeadImageEncoder(BackboneImageEncoder):
         zs = None
         if self.zeroshot is not None and self.zeroshot_weight > 0:
             zs = self.zeroshot.embed_features(features, logits)
-        if self.neighbours is None or self.neighbour_weight <= 0:
-            return vectors if zs is None else ensemble(vectors, zs, self.zeroshot_weight)
-        return blend(vectors, zs, self.zeroshot_weight, self.neighbours.vectors(features), self.neighbour_weight)
+        near = None
+        if self.neighbours is not None and self.neighbour_weight > 0:
+            near = self.neighbours.vectors(features)
+        return blend(vectors, zs, self.zeroshot_weight, near, self.neighbour_weight if near is not None else 0.0)

@@ -123,9 +123,9 @@ class TrainedHead:
         w = self.zeroshot_weight if zeroshot_weight is None else zeroshot_weight
         head = run_head(self.result.head, features)
         zs = zeroshot_vectors(logits, self.class_matrix, top_k)
-        if self.neighbours is None or self.options.neighbour_weight <= 0:
-            return ensemble(head, zs, w)
-        return blend(head, zs, w, self.neighbours.vectors(features), self.options.neighbour_weight)
+        nw = self.options.neighbour_weight
+        near = self.neighbours.vectors(features) if self.neighbours is not None and nw > 0 else None
+        return blend(head, zs, w, near, nw if near is not None else 0.0)
 
     @property
     def label(self) -> str:
