@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from jointspace.encoders.evaluation.core import paired_bootstrap, query_matrix, stratified_bootstrap
+from jointspace.encoders.evaluation.expansion import Expansion, expanded_scores
 from jointspace.encoders.evaluation.queries import Query, gallery_labels, keyword_queries, rare_queries, relevant_mask
 from jointspace.encoders.image_encoders import run_head, zeroshot_vectors
 from jointspace.encoders.imagenet import ClassPrior
@@ -76,20 +77,27 @@ def ranks_of_relevant(scores: np.ndarray, relevant: np.ndarray) -> list[np.ndarr
     return [np.flatnonzero(row) + 1 for row in hits]
 
 
-def keyword_p10(vectors: np.ndarray, qs: QuerySet) -> np.ndarray:
+def query_scores(vectors: np.ndarray, qs: QuerySet, expansion: Expansion | None = None) -> np.ndarray:
+    """(Q, N) scores of the gallery for the query set (after query expansion from the gallery when given)."""
+    return expanded_scores(qs.vectors, vectors, expansion or Expansion())
+
+
+def keyword_p10(vectors: np.ndarray, qs: QuerySet, expansion: Expansion | None = None) -> np.ndarray:
     """Per-query P@10 (0 for a query the encoder cannot embed)."""
     if not qs.queries:
         return np.zeros(0)
-    ranks = ranks_of_relevant(qs.vectors @ vectors.T, qs.relevant)
+    ranks = ranks_of_relevant(query_scores(vectors, qs, expansion), qs.relevant)
     p10 = np.array([(r <= 10).sum() / 10 for r in ranks])
     return np.where(qs.embeddable, p10, 0.0)
 
 
-def rare_recall_rr(vectors: np.ndarray, qs: QuerySet) -> tuple[np.ndarray, np.ndarray]:
+def rare_recall_rr(
+    vectors: np.ndarray, qs: QuerySet, expansion: Expansion | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-query recall@10 and reciprocal rank of the first relevant picture."""
     if not qs.queries:
         return np.zeros(0), np.zeros(0)
-    ranks = ranks_of_relevant(qs.vectors @ vectors.T, qs.relevant)
+    ranks = ranks_of_relevant(query_scores(vectors, qs, expansion), qs.relevant)
     r10 = np.array([(r <= 10).mean() if len(r) else 0.0 for r in ranks])
     rr = np.array([1.0 / r[0] if len(r) else 0.0 for r in ranks])
     return np.where(qs.embeddable, r10, 0.0), np.where(qs.embeddable, rr, 0.0)
@@ -125,10 +133,11 @@ class HeldOut:
             )
         return self._sets[id(text)]
 
-    def score(self, vectors: np.ndarray, text: TextEncoder) -> dict[str, Any]:
+    def score(self, vectors: np.ndarray, text: TextEncoder, expansion: Expansion | None = None) -> dict[str, Any]:
+        """Every figure on this gallery; `expansion`: the queries expanded from the gallery first."""
         kw, rare = self.query_sets(text)
-        p10 = keyword_p10(vectors, kw)
-        r10, rr = rare_recall_rr(vectors, rare)
+        p10 = keyword_p10(vectors, kw, expansion)
+        r10, rr = rare_recall_rr(vectors, rare, expansion)
         return {
             "p10": float(p10.mean()) if p10.size else None,
             "r10": float(r10.mean()) if r10.size else None,
