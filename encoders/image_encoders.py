@@ -17,7 +17,7 @@ from jointspace.encoders.knn import NeighbourBank, blend
 from jointspace.encoders.vectors import unit_rows
 from PIL import Image
 
-from jointspace.protocols import TextEncoder
+from jointspace.protocols import PreparedImage, TextEncoder
 
 
 def class_prompt_matrix(text: TextEncoder, prior: ClassPrior | None = None) -> np.ndarray:
@@ -58,7 +58,10 @@ class BackboneImageEncoder:
     def embed_features(self, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def prepare(self, image: Image.Image) -> PreparedImage:
+        return self.backbone.prepare(image)
+
+    def embed_images(self, images: Sequence[Image.Image | PreparedImage]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.dim), np.float32)
         feats, logits = self.backbone.run_images(images, self.batch_size)
@@ -74,7 +77,7 @@ class BackboneImageEncoder:
     def feature_dim(self) -> int:
         return self.backbone.feature_dim
 
-    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def image_features(self, images: Sequence[Image.Image | PreparedImage]) -> np.ndarray:
         if not images:
             return np.zeros((0, self.feature_dim), np.float32)
         return self.backbone.run_images(images, self.batch_size)[0]

@@ -27,6 +27,7 @@ from jointspace.encoders.words import WordSegmenter, caption_text
 from PIL import Image
 
 from jointspace.errors import ConfigurationError
+from jointspace.protocols import PreparedImage
 
 NAME = "open-clip"
 log = logging.getLogger(__name__)
@@ -219,7 +220,10 @@ class OpenClipImageEncoder:
         self.dim = clip.dim
         self.batch_size = batch_size
 
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def prepare(self, image: Image.Image) -> PreparedImage:
+        return self.clip.preprocess(image.convert("RGB")).numpy()
+
+    def embed_images(self, images: Sequence[Image.Image | PreparedImage]) -> np.ndarray:
         import torch
 
         if not images:
@@ -228,9 +232,9 @@ class OpenClipImageEncoder:
         cuda = self.clip.device.startswith("cuda")
         with self.clip.lock, torch.inference_mode(), torch.autocast("cuda", enabled=cuda):
             for start in range(0, len(images), self.batch_size):
-                batch = torch.stack(
-                    [self.clip.preprocess(im.convert("RGB")) for im in images[start : start + self.batch_size]]
-                ).to(self.clip.device)
+                chunk = images[start : start + self.batch_size]
+                prepared = [im if isinstance(im, np.ndarray) else self.prepare(im) for im in chunk]
+                batch = torch.from_numpy(np.stack(prepared)).to(self.clip.device)
                 out.append(self.clip.model.encode_image(batch).float().cpu().numpy())
         return unit_rows(np.concatenate(out))
 

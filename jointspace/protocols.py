@@ -20,6 +20,9 @@ from jointspace.records import (
     UpsertResult,
 )
 
+# A picture as an image encoder's model takes it (`ImageEncoder.prepare`); opaque to everyone else.
+PreparedImage = np.ndarray
+
 
 @runtime_checkable
 class TextEncoder(Protocol):
@@ -51,8 +54,14 @@ class ImageEncoder(Protocol):
     name: str
     dim: int
 
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """(len(images), dim) float32, rows unit length. Images are RGB."""
+    def prepare(self, image: Image.Image) -> PreparedImage:
+        """One picture → the model's input (its own resize, crop, normalisation), on the CPU.
+        Thread-safe: the batch runner calls it in its decode threads, so that this per-picture work
+        overlaps with the model running on another batch instead of adding to it."""
+        ...
+
+    def embed_images(self, images: Sequence[Image.Image | PreparedImage]) -> np.ndarray:
+        """(len(images), dim) float32, rows unit length. RGB pictures, or `prepare`'s output."""
         ...
 
 
@@ -69,7 +78,7 @@ class FeatureImageEncoder(ImageEncoder, Protocol):
     @property
     def feature_dim(self) -> int: ...
 
-    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def image_features(self, images: Sequence[Image.Image | PreparedImage]) -> np.ndarray:
         """(len(images), feature_dim) float32: the backbone's pooled output. Blocks while it runs."""
         ...
 

@@ -74,8 +74,9 @@ class FutureTicket:
 
 
 class InProcessDistributor:
-    """Runs batches in this process, two at a time: one thread reads and decodes the next batch while
-    another embeds and writes the current one, so the encoder rarely waits for PIL. Transient backend
+    """Runs batches in this process, two at a time: one thread reads the next batch and queues its
+    pictures on the decode threads while another embeds and writes the current one, so the encoder
+    rarely waits for PIL. Transient backend
     errors are retried with backoff (the policy the Celery task declares); a batch whose backend stays
     away is dead-lettered. `submit_batch` blocks while two batches are already in hand."""
 

@@ -58,8 +58,11 @@ def open_context(
     turns it off: re-embedding old posts is not news)."""
     from PIL import Image
 
-    # PIL's own guard, for any image opened in this process outside `images.decode` too.
-    Image.MAX_IMAGE_PIXELS = settings.image_max_pixels
+    # PIL's own guard stays for images opened outside `images.decode` (which checks each settings'
+    # `image_max_pixels` itself), raised only when a limit is above it: lowering this process-wide
+    # value would refuse pictures that another settings object in the process (an API, a test) allows.
+    if Image.MAX_IMAGE_PIXELS is not None and settings.image_max_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = settings.image_max_pixels
     if settings.torch_threads:
         import torch
 
@@ -85,7 +88,15 @@ def open_context(
         checker = open_alert_checker(settings, bundle, backend)
     kept = open_feature_keeper(settings, bundle)
     runner = BatchRunner(
-        bundle.image, bundle.name, backend, dead_letters, decode_limits(settings), executor, checker, kept
+        bundle.image,
+        bundle.name,
+        backend,
+        dead_letters,
+        decode_limits(settings),
+        executor,
+        checker,
+        kept,
+        embed_chunk=settings.embed_chunk,
     )
     return WorkerContext(bundle, backend, dead_letters, runner, executor, checker, kept, owned)
 

@@ -44,14 +44,17 @@ class HistogramImageEncoder:
         self.dim = 3 * bins
         self.delay_s = float(os.environ.get("JOINTSPACE_TEST_EMBED_DELAY_S", "0"))
 
-    def embed_one(self, image: Image.Image) -> np.ndarray:
-        pixels = np.asarray(image.convert("RGB").resize((32, 32)), dtype=np.int64)
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        return np.asarray(image.convert("RGB").resize((32, 32)), dtype=np.int64)
+
+    def embed_one(self, image: Image.Image | np.ndarray) -> np.ndarray:
+        pixels = image if isinstance(image, np.ndarray) else self.prepare(image)
         index = pixels * self.bins // 256
         counts = np.concatenate([np.bincount(index[..., c].ravel(), minlength=self.bins) for c in range(3)])
         vector = counts.astype(np.float32)
         return vector / np.linalg.norm(vector)
 
-    def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def embed_images(self, images: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
         if self.delay_s:
             time.sleep(self.delay_s)
         return np.stack([self.embed_one(i) for i in images]) if images else np.zeros((0, self.dim), np.float32)
@@ -99,7 +102,7 @@ class SplitHistogramImageEncoder(HistogramImageEncoder):
     def feature_dim(self) -> int:
         return self.dim
 
-    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def image_features(self, images: Sequence[Image.Image | np.ndarray]) -> np.ndarray:
         vectors = self.embed_images(images)  # the delay included
         return vectors * 100.0  # not unit length: the head's normalisation is visible
 
