@@ -193,7 +193,12 @@ class ElasticsearchBackend:
         return found
 
     def knn(
-        self, vector: np.ndarray, k: int, num_candidates: int | None = None, filters: Filters | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        num_candidates: int | None = None,
+        filters: Filters | None = None,
+        with_vectors: bool = False,
     ) -> list[Hit]:
         """Approximate top-k by dot product among documents matching `filters` (filtered inside the
         HNSW search). `num_candidates` defaults to max(k × num_candidates_factor, min_num_candidates)."""
@@ -202,10 +207,15 @@ class ElasticsearchBackend:
             return []
         candidates = self.settings.num_candidates(k, num_candidates)
         clause = es_queries.knn_clause(query, k, candidates, filters, self._rescore)
+        extra: dict[str, Any] = {"docvalue_fields": [VECTOR_FIELD]} if with_vectors else {}
         with unavailable_as_error(self._url):
-            answer = self.client.search(index=self.alias, knn=clause, size=k)
+            answer = self.client.search(index=self.alias, knn=clause, size=k, **extra)
         return [
-            Hit(post=post_from_source(hit["_source"]), score=es_queries.dot_from_score(hit["_score"]))
+            Hit(
+                post=post_from_source(hit["_source"]),
+                score=es_queries.dot_from_score(hit["_score"]),
+                vector=vector_from_fields(hit.get("fields")) if with_vectors else None,
+            )
             for hit in answer["hits"]["hits"]
         ]
 

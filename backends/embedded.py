@@ -469,7 +469,12 @@ class EmbeddedBackend:
 
     @_retry_after_compaction
     def knn(
-        self, vector: np.ndarray, k: int, num_candidates: int | None = None, filters: Filters | None = None
+        self,
+        vector: np.ndarray,
+        k: int,
+        num_candidates: int | None = None,
+        filters: Filters | None = None,
+        with_vectors: bool = False,
     ) -> list[Hit]:
         """Top-k by dot product among the documents matching `filters`.
 
@@ -490,8 +495,13 @@ class EmbeddedBackend:
                     (json.dumps(best_rows.tolist()),),
                 ).fetchall()
             )
+            vectors = self._vector_file().rows(int(best_rows.max()) + 1) if with_vectors else None
         return [
-            Hit(post=Post.from_json(json.loads(posts[int(row)])), score=float(score))
+            Hit(
+                post=Post.from_json(json.loads(posts[int(row)])),
+                score=float(score),
+                vector=np.array(vectors[int(row)]) if vectors is not None else None,
+            )
             for row, score in zip(best_rows, best_scores, strict=True)
         ]
 

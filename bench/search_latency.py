@@ -33,6 +33,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,21 @@ def held_out_words(count: int, queries: int) -> list[str]:
     return list(dict.fromkeys(words))[:count]
 
 
+def settle(
+    client: Any, index: str, quiet_polls: int = 3, poll_s: float = 2.0, limit_s: float = 900.0
+) -> tuple[float, int]:
+    """Waits until no merge has run on `index` for `quiet_polls` polls in a row; returns the seconds
+    waited and the segment count then."""
+    started = time.monotonic()
+    quiet = 0
+    while quiet < quiet_polls and time.monotonic() - started < limit_s:
+        time.sleep(poll_s)
+        merges = client.indices.stats(index=index, metric="merge")["_all"]["primaries"]["merges"]["current"]
+        quiet = quiet + 1 if merges == 0 else 0
+    segments = client.indices.stats(index=index, metric="segments")["_all"]["primaries"]["segments"]["count"]
+    return time.monotonic() - started, int(segments)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000)
@@ -94,6 +110,10 @@ def main() -> None:
             backend = open_backend(settings, bundle.name, bundle.dim)
             print(f"indexing {args.n:,} posts", file=sys.stderr)
             load_s, _ = index_all(backend, vectors, bundle.name, 2000, threads=2)  # two bulk requests: the node's cores
+            # Right after a bulk load the node merges segments for minutes; measured then, the
+            # first mode pays for them and the second does not.
+            facts["settle_s"], facts["segments"] = settle(backend.client, backend.alias)
+            print(f"merges settled after {facts['settle_s']:.0f} s: {facts['segments']} segments", file=sys.stderr)
             port = free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
             env |= {"JOINTSPACE_HOME": str(home), "JOINTSPACE_ES_URL": url}
@@ -155,7 +175,8 @@ def main() -> None:
     meta = {"n": args.n, "queries": len(words), "k": args.k, "load_s": load_s, "load": os.getloadavg(), **facts}
     lines = [
         f"{args.n:,} posts (real vectors), Elasticsearch, {len(words)} held-out word queries, k = {args.k}; "
-        f"loaded in {load_s:.0f} s; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
+        f"loaded in {load_s:.0f} s, {facts.get('segments')} segments once merges settled "
+        f"({facts.get('settle_s', 0):.0f} s later); load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
         "",
         "| mode | GET /search p50 / p99 ms | service total p50 | inside backend calls p50 | service's own p50 "
         "| bare backend calls p50 / p99 ms | GET p50 ÷ bare p50 |",

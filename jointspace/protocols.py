@@ -125,8 +125,15 @@ class SearchBackend(MediaRootRegistry, Protocol):
     def delete(self, post_id: str) -> bool: ...
 
     def knn(
-        self, vector: np.ndarray, k: int, num_candidates: int | None = None, filters: Filters | None = None
-    ) -> list[Hit]: ...
+        self,
+        vector: np.ndarray,
+        k: int,
+        num_candidates: int | None = None,
+        filters: Filters | None = None,
+        with_vectors: bool = False,
+    ) -> list[Hit]:
+        """With `with_vectors`, each hit carries its stored vector (no second request for them)."""
+        ...
 
     def keyword(self, text: str, k: int, filters: Filters | None = None) -> list[Hit]: ...
 

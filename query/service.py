@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -148,6 +149,8 @@ class SearchService:
         # Nearest words: a server passes one prepared in the background (answers go on without
         # them until ready, raising VocabularyNotReady); a one-off caller simply waits.
         self.nearest = nearest or NearestWords(text_encoder, blocking=True)
+        # Hybrid search's keyword list runs here beside the kNN (threads start on first use).
+        self._side = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-list")
 
     # -- public contract ---------------------------------------------------------------------------
     def parse(self, expression: str) -> ParsedQuery:
@@ -349,7 +352,11 @@ class SearchService:
             )
         if mode == "semantic" or keyword_note is not None:
             assert query is not None
-            ranked = self._fill(plan, threshold, clock, lambda n: self._semantic(query, n, plan, merged, cut, clock))
+            # The vectors come with the hits when collapsing or the caller needs them: one request.
+            vectors_too = threshold is not None or include_vectors
+            ranked = self._fill(
+                plan, threshold, clock, lambda n: self._semantic(query, n, plan, merged, cut, clock, vectors_too)
+            )
         elif mode == "keyword":
             ranked = self._fill(plan, threshold, clock, lambda n: self._keyword(keywords, n, merged, clock))
         else:
@@ -558,10 +565,17 @@ class SearchService:
             used = min(len(hits), used + 2 * (depth - len(kept)))
 
     def _semantic(
-        self, query: np.ndarray, n: int, plan: PagePlan, filters: Filters, min_score: float | None, clock: _Clock
+        self,
+        query: np.ndarray,
+        n: int,
+        plan: PagePlan,
+        filters: Filters,
+        min_score: float | None,
+        clock: _Clock,
+        with_vectors: bool = False,
     ) -> _Ranked:
         candidates = max(plan.num_candidates, n)
-        hits = clock.backend(lambda: self.backend.knn(query, n, candidates, filters))
+        hits = clock.backend(lambda: self.backend.knn(query, n, candidates, filters, with_vectors))
         exhausted = len(hits) < n
         if min_score is not None:
             passing = [h for h in hits if h.score >= min_score]
@@ -596,8 +610,15 @@ class SearchService:
         window = max(n, plan.window)
         fused = fusions.get(window)
         if fused is None:
+            # The two lists are independent: the keyword one is asked for on another thread while
+            # this one waits for the kNN (two requests in flight instead of one after the other).
+            # The backend stage counts the wall time of the pair.
+            started = time.perf_counter()
+            before = clock.ms.get("backend", 0.0)
+            keyword_list = self._side.submit(self._keyword, keywords, window, filters, _Clock())
             semantic = self._semantic(query, window, plan, filters, min_score, clock)
-            keyword = self._keyword(keywords, window, filters, clock)
+            keyword = keyword_list.result()
+            clock.ms["backend"] = before + (time.perf_counter() - started) * 1000.0
             started = time.perf_counter()
             fused = _Fused(
                 reciprocal_rank_fusion(
