@@ -162,6 +162,18 @@ def test_knn_scores_are_dot_products(city_backend: SearchBackend) -> None:
     assert all(a.score >= b.score for a, b in pairwise(hits))
 
 
+def test_knn_with_vectors_returns_each_hits_stored_vector(city_backend: SearchBackend) -> None:
+    query = VECTORS[7]
+    plain = city_backend.knn(query, k=5, filters=Filters(cities=("paris",)))
+    with_vectors = city_backend.knn(query, k=5, filters=Filters(cities=("paris",)), with_vectors=True)
+    assert [h.id for h in with_vectors] == [h.id for h in plain]
+    assert all(h.vector is None for h in plain)
+    ids = [d.id for d in CORPUS]
+    for hit in with_vectors:
+        assert hit.vector is not None
+        np.testing.assert_allclose(hit.vector, VECTORS[ids.index(hit.id)], atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "filters, predicate",
     [
