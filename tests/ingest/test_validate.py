@@ -14,6 +14,7 @@ from jointspace.ingest.validate import (
     normalise_city,
     parse_hashtags,
     parse_time,
+    real_path,
     validate_post,
 )
 
@@ -147,3 +148,21 @@ def test_any_object_either_validates_or_raises_invalid_post(
         assert exc.field in {"id", "caption", "city", "created_at", "hashtags", "author"}
     else:
         assert post.id and Path(post.image).is_absolute()
+
+
+def test_real_path_is_resolve_with_folders_remembered(tmp_path: Path) -> None:
+    """The same answer as Path.resolve() through folder links, file links, missing files and '..'."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "b.jpg").symlink_to(tmp_path / "real" / "a.jpg")
+    cases = [
+        tmp_path / "link" / "a.jpg",
+        tmp_path / "link" / "b.jpg",
+        tmp_path / "link" / "missing.jpg",
+        tmp_path / "link" / ".." / "real" / "a.jpg",
+        tmp_path / "real" / "..",
+    ]
+    for path in cases:
+        assert real_path(path) == path.resolve()
+    assert real_path(tmp_path / "link" / "b.jpg") == tmp_path.resolve() / "real" / "a.jpg"
