@@ -206,10 +206,14 @@ class ElasticsearchBackend:
         if k <= 0:
             return []
         candidates = self.settings.num_candidates(k, num_candidates)
-        clause = es_queries.knn_clause(query, k, candidates, filters, self._rescore)
         extra: dict[str, Any] = {"docvalue_fields": [VECTOR_FIELD]} if with_vectors else {}
         with unavailable_as_error(self._url):
-            answer = self.client.search(index=self.alias, knn=clause, size=k, **extra)
+            answer = self.client.search(
+                index=self.alias,
+                query=es_queries.knn_query(query, k, candidates, filters, self._rescore),
+                size=k,
+                **extra,
+            )
         return [
             Hit(
                 post=post_from_source(hit["_source"]),
