@@ -92,6 +92,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from jointspace.backends import open_backend
+    from jointspace.backends.elasticsearch import ElasticsearchBackend
     from jointspace.encoders.bundle import load_bundle
 
     from jointspace.settings import Settings
@@ -112,6 +113,7 @@ def main() -> None:
             load_s, _ = index_all(backend, vectors, bundle.name, 2000, threads=2)  # two bulk requests: the node's cores
             # Right after a bulk load the node merges segments for minutes; measured then, the
             # first mode pays for them and the second does not.
+            assert isinstance(backend, ElasticsearchBackend)
             facts["settle_s"], facts["segments"] = settle(backend.client, backend.alias)
             print(f"merges settled after {facts['settle_s']:.0f} s: {facts['segments']} segments", file=sys.stderr)
             port = free_port()
