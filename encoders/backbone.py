@@ -92,6 +92,35 @@ class BackboneSpec:
         return self.image_size or LITE_SIZES.get(self.name, 224)
 
 
+class Preprocess:
+    """One picture → the network's input, (3, size, size) float32: the standard ImageNet evaluation
+    crop (resize to size/0.875, centre crop), then ToTensor + Normalize folded into one numpy pass
+    (the same values to 1e-7; torch's versions cost twice the CPU a picture, spread over its
+    thread pool, which a batch runner's decode threads then fight with). CPU only, thread-safe,
+    picklable (data loader workers)."""
+
+    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.resize_crop = T.Compose(
+            [T.Resize(int(round(size / 0.875)), interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
+        )
+        self.scale = (1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 1, 3)
+        self.shift = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(1, 1, 3)
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        pixels = np.asarray(self.resize_crop(image if image.mode == "RGB" else image.convert("RGB")), np.float32)
+        return np.ascontiguousarray((pixels * self.scale - self.shift).transpose(2, 0, 1))
+
+
+class TensorPreprocess:
+    """`Preprocess` giving a torch tensor (data loaders, fine-tuning)."""
+
+    def __init__(self, preprocess: Preprocess) -> None:
+        self.preprocess = preprocess
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return torch.from_numpy(self.preprocess(image))
+
+
 class Backbone:
     """A frozen classifier network: images → (pooled features, class logits). Batched; blocks while it runs.
 
@@ -143,25 +172,9 @@ class Backbone:
         self.feature_dim = int(getattr(model, "num_features", 0) or self._probe_dim())
         mean, std = (LITE_MEAN, LITE_STD) if lite else (IMAGENET_MEAN, IMAGENET_STD)
         size = spec.resolved_size
-        # Standard ImageNet evaluation crop (resize to size/0.875, centre crop).
-        self._resize_crop = T.Compose(
-            [T.Resize(int(round(size / 0.875)), interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
-        )
-        # ToTensor + Normalize folded into one numpy pass (same values to 1e-7): torch's versions
-        # cost twice the CPU per picture, spread over its thread pool, which a batch runner's decode
-        # threads then fight with.
-        self._scale = (1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 1, 3)
-        self._shift = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(1, 1, 3)
+        self.prepare = Preprocess(size, mean, std)
+        self.transform = TensorPreprocess(self.prepare)
         self.normalize = T.Normalize(mean, std)
-
-    def prepare(self, image: Image.Image) -> np.ndarray:
-        """One picture → the network's input, (3, size, size) float32. CPU only, thread-safe."""
-        pixels = np.asarray(self._resize_crop(image if image.mode == "RGB" else image.convert("RGB")), np.float32)
-        return np.ascontiguousarray((pixels * self._scale - self._shift).transpose(2, 0, 1))
-
-    def transform(self, image: Image.Image) -> torch.Tensor:
-        """`prepare` as a tensor (data loaders, fine-tuning)."""
-        return torch.from_numpy(self.prepare(image))
 
     @property
     def model(self) -> Any:

@@ -54,14 +54,21 @@ class ImageEncoder(Protocol):
     name: str
     dim: int
 
+    def embed_images(self, images: Sequence[Image.Image | PreparedImage]) -> np.ndarray:
+        """(len(images), dim) float32, rows unit length. RGB pictures, or (from an encoder that is
+        also a `PreparingImageEncoder`) its own `prepare`'s output."""
+        ...
+
+
+@runtime_checkable
+class PreparingImageEncoder(ImageEncoder, Protocol):
+    """An image encoder whose per-picture work can run apart from the model (optional: a user's
+    encoder without `prepare` gets PIL pictures, as before)."""
+
     def prepare(self, image: Image.Image) -> PreparedImage:
         """One picture → the model's input (its own resize, crop, normalisation), on the CPU.
         Thread-safe: the batch runner calls it in its decode threads, so that this per-picture work
-        overlaps with the model running on another batch instead of adding to it."""
-        ...
-
-    def embed_images(self, images: Sequence[Image.Image | PreparedImage]) -> np.ndarray:
-        """(len(images), dim) float32, rows unit length. RGB pictures, or `prepare`'s output."""
+        overlaps with the model running on other pictures instead of adding to it."""
         ...
 
 

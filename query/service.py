@@ -149,8 +149,9 @@ class SearchService:
         # Nearest words: a server passes one prepared in the background (answers go on without
         # them until ready, raising VocabularyNotReady); a one-off caller simply waits.
         self.nearest = nearest or NearestWords(text_encoder, blocking=True)
-        # Hybrid search's keyword list runs here beside the kNN (threads start on first use).
-        self._side = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keyword-list")
+        # Hybrid search's keyword list runs here beside the kNN. Threads start on first use, as
+        # many as hybrid searches at once, up to the API's own worker threads (40).
+        self._side = ThreadPoolExecutor(max_workers=40, thread_name_prefix="keyword-list")
 
     # -- public contract ---------------------------------------------------------------------------
     def parse(self, expression: str) -> ParsedQuery:

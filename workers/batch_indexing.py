@@ -20,10 +20,17 @@ from typing import Any, Protocol
 import numpy as np
 from jointspace.workers import metrics
 from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
+from PIL import Image
 
 from jointspace.errors import BackendUnavailableError
 from jointspace.images import DecodeLimits, ImageRejected, load_image
-from jointspace.protocols import FeatureImageEncoder, ImageEncoder, PreparedImage, SearchBackend
+from jointspace.protocols import (
+    FeatureImageEncoder,
+    ImageEncoder,
+    PreparedImage,
+    PreparingImageEncoder,
+    SearchBackend,
+)
 from jointspace.records import Document, Post
 
 # Per-item bulk failures that mean "not now" rather than "never": the whole batch is retried.
@@ -108,7 +115,7 @@ class _Batch:
     """The batch as it moves through the stages; posts drop out into `dead` as they fail."""
 
     posts: list[Post]
-    pending: list[Future[PreparedImage | ImageRejected]] = field(default_factory=list)  # one per post
+    pending: list[Future[PreparedImage | Image.Image | ImageRejected]] = field(default_factory=list)  # one a post
     vectors: np.ndarray | None = None
     features: np.ndarray | None = None  # the backbone's pooled output per post, when kept
     outcome: BatchOutcome = field(default_factory=BatchOutcome)
@@ -150,6 +157,7 @@ class BatchRunner:
         self.executor = executor
         self.listener = listener
         self.embed_chunk = max(1, embed_chunk)
+        self._prepare = encoder.prepare if isinstance(encoder, PreparingImageEncoder) else None
 
     def run(self, posts: Sequence[Post], skip_unchanged: bool = True) -> BatchOutcome:
         """Blocks until the batch is indexed or dead-lettered. Raises on transient backend errors."""
@@ -167,6 +175,7 @@ class BatchRunner:
             self._accept(batch, vectors, None)  # already kept: nothing to keep again
         with self._stage(batch, "write"):
             self._write(batch)
+        self._observe(batch)
         return batch.outcome
 
     def prepare(self, posts: Sequence[Post], skip_unchanged: bool = True) -> _Batch:
@@ -186,16 +195,21 @@ class BatchRunner:
         if self.listener is not None and (batch.written or batch.owed):
             with self._stage(batch, "alerts"):
                 self._tell_listener(batch)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+        self._observe(batch)
         return batch.outcome
 
     @contextmanager
     def _stage(self, batch: _Batch, name: str) -> Iterator[None]:
+        """Adds the time inside to the batch's `name` stage (a stage may be entered once a chunk)."""
         started = time.perf_counter()
         yield
-        elapsed = time.perf_counter() - started
-        batch.outcome.seconds[name] = batch.outcome.seconds.get(name, 0.0) + elapsed
-        metrics.STAGE_SECONDS.labels(name).observe(elapsed)
+        batch.outcome.seconds[name] = batch.outcome.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    @staticmethod
+    def _observe(batch: _Batch) -> None:
+        for name, seconds in batch.outcome.seconds.items():
+            metrics.STAGE_SECONDS.labels(name).observe(seconds)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
 
     def _drop_unchanged(self, batch: _Batch) -> None:
         # Re-delivered batches and re-sent posts cost one lookup instead of a forward pass.
@@ -213,20 +227,40 @@ class BatchRunner:
         if self.listener is not None and batch.outcome.unchanged:
             batch.owed = sorted(self.listener.owed(batch.outcome.unchanged))
 
-    def _decoded(self, post: Post) -> PreparedImage | ImageRejected:
+    def _decoded(self, post: Post) -> PreparedImage | Image.Image | ImageRejected:
         try:
             image = load_image(post.image, self.decode_limits)
         except ImageRejected as exc:
             return exc
         # The encoder's own resize and normalisation here, in the decode threads: in the embed
         # stage it would run on one core between network runs (a third of the bare encoder's
-        # time on EfficientNet-Lite0, bench/ingest.py).
-        return self.encoder.prepare(image)
+        # time on EfficientNet-Lite0, bench/ingest.py). An encoder without it gets the picture.
+        return self._prepare(image) if self._prepare is not None else image
 
     def _embed(self, batch: _Batch) -> None:
         """The network on `embed_chunk` pictures at a time, as they come out of the decode threads:
         they prepare the next chunk while it runs, so decoding overlaps with embedding within one
         batch too (a Celery task is one batch, with nothing to overlap with otherwise)."""
+        try:
+            keep, parts = self._embed_chunks(batch)
+        except BaseException:
+            for future in batch.pending:  # nobody will use the pictures still queued
+                future.cancel()
+            raise
+        kept = self.kept is not None
+        batch.posts, batch.pending = keep, []  # the pixels are freed before the write
+        with self._stage(batch, "embed"):
+            if not keep:
+                self._accept(batch, np.zeros((0, self.encoder.dim), np.float32), None)
+            elif kept:
+                encoder: FeatureImageEncoder = self.encoder  # type: ignore[assignment]  # kept implies one
+                features = np.concatenate(parts)
+                self._accept(batch, np.asarray(encoder.embed_pooled(features), dtype=np.float32), features)
+            else:
+                self._accept(batch, np.concatenate(parts), None)
+
+    def _embed_chunks(self, batch: _Batch) -> tuple[list[Post], list[np.ndarray]]:
+        """The posts whose pictures decoded, and the network's output for them, chunk by chunk."""
         kept = self.kept is not None
         keep: list[Post] = []
         parts: list[np.ndarray] = []
@@ -249,16 +283,7 @@ class BatchRunner:
                     # Backbone and head as two calls when features are kept: the same vectors.
                     run = self.encoder.image_features if kept else self.encoder.embed_images  # type: ignore[attr-defined]
                     parts.append(np.asarray(run(chunk), dtype=np.float32))
-        batch.posts, batch.pending = keep, []  # the pixels are freed before the write
-        with self._stage(batch, "embed"):
-            if not keep:
-                self._accept(batch, np.zeros((0, self.encoder.dim), np.float32), None)
-            elif kept:
-                encoder: FeatureImageEncoder = self.encoder  # type: ignore[assignment]  # kept implies one
-                features = np.concatenate(parts)
-                self._accept(batch, np.asarray(encoder.embed_pooled(features), dtype=np.float32), features)
-            else:
-                self._accept(batch, np.concatenate(parts), None)
+        return keep, parts
 
     def _accept(self, batch: _Batch, vectors: np.ndarray, features: np.ndarray | None) -> None:
         """Checks the encoder's output and keeps the posts whose vector is usable."""

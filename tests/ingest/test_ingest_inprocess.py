@@ -40,7 +40,20 @@ def _run(settings: Settings, target: Path, kind: str = "jsonl"):
         context.close()
 
 
-def test_good_posts_indexed_broken_ones_dead_lettered(tmp_path: Path, settings: Settings) -> None:
+@pytest.mark.parametrize(
+    "embed_chunk, split",
+    [(None, False), (1, False), (3, False), (3, True)],
+    ids=["default-chunk", "chunk-1", "chunk-3", "chunk-3-kept-features"],
+)
+def test_good_posts_indexed_broken_ones_dead_lettered(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, embed_chunk: int | None, split: bool
+) -> None:
+    """Also with the network taking 1 or 3 pictures at a time (several chunks a batch, broken
+    pictures among them), with and without kept features (backbone, then the head once)."""
+    if embed_chunk is not None:
+        settings = settings.model_copy(update={"embed_chunk": embed_chunk})
+    if split:
+        monkeypatch.setenv("JOINTSPACE_TEST_SPLIT_ENCODER", "1")
     corpus = make_corpus(tmp_path, n_good=14, with_broken=True)
     summary, docs, letters, _ = _run(settings, corpus.jsonl)
     assert summary.searchable is True

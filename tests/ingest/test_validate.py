@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -166,3 +167,15 @@ def test_real_path_is_resolve_with_folders_remembered(tmp_path: Path) -> None:
     for path in cases:
         assert real_path(path) == path.resolve()
     assert real_path(tmp_path / "link" / "b.jpg") == tmp_path.resolve() / "real" / "a.jpg"
+
+
+def test_real_path_follows_a_folder_link_re_pointed_a_second_later(tmp_path: Path) -> None:
+    for day in ("monday", "tuesday"):
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "x.jpg").write_bytes(day.encode())
+    (tmp_path / "current").symlink_to(tmp_path / "monday")
+    assert real_path(tmp_path / "current" / "x.jpg") == (tmp_path / "monday" / "x.jpg").resolve()
+    (tmp_path / "current").unlink()
+    (tmp_path / "current").symlink_to(tmp_path / "tuesday")
+    time.sleep(1.1)  # the folder's resolution is reused for a second at most
+    assert real_path(tmp_path / "current" / "x.jpg") == (tmp_path / "tuesday" / "x.jpg").resolve()
