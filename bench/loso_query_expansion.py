@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jointspace.encoders.evaluation.core import paired_bootstrap, stratified_bootstrap
+from jointspace.encoders.evaluation.core import paired_by_source
 from jointspace.encoders.evaluation.expansion import Expansion, augment_gallery, feedback_scores
 from jointspace.encoders.evaluation.loso import HeldOut, fold_options, ranks_of_relevant, source_mean
 from jointspace.encoders.image_encoders import run_head, zeroshot_vectors
@@ -55,27 +55,6 @@ FAMILIES = ("zero-training", "default float32 bank", "default int8 bank 256")
 
 def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
-
-
-def paired(results: dict[str, Any], ref: dict[str, Any], metric: str) -> dict[str, Any]:
-    """Per source and stratified mean: results − ref, paired by query."""
-    key = f"{metric}_per_query"
-    per_source, groups = {}, []
-    for s, res in results.items():
-        a, b = res[key], ref[s][key]
-        if len(a):
-            mean, low, high = paired_bootstrap(a, b)
-            per_source[s] = {"diff": mean, "low": low, "high": high, "n": len(a)}
-            groups.append((a, b))
-    mean, low, high = stratified_bootstrap(groups)
-    return {
-        "per_source": per_source,
-        "diff": mean,
-        "low": low,
-        "high": high,
-        "above": sum(v["low"] > 0 for v in per_source.values()),
-        "below": sum(v["high"] < 0 for v in per_source.values()),
-    }
 
 
 def score_with(g: HeldOut, text: Any, scores_of: Any) -> dict[str, Any]:
@@ -227,9 +206,9 @@ def main() -> None:
     for row in rows:
         res = row["results"]
         row["mean"] = {m: source_mean(res, m) for m in ("p10", "r10", "mrr")}
-        row["vs_zero"] = {m: paired(res, base, m) for m in ("p10", "r10")}
+        row["vs_zero"] = {m: paired_by_source(res, base, m) for m in ("p10", "r10")}
         if row["expansion"] != {"top": 0, "weight": 1.0, "alpha": 0.0}:
-            row["vs_plain"] = {m: paired(res, results[row["family"]][Expansion()], m) for m in ("p10", "r10")}
+            row["vs_plain"] = {m: paired_by_source(res, results[row["family"]][Expansion()], m) for m in ("p10", "r10")}
     base_mean = source_mean(base, "p10") or 1.0
     print()
     print("| row | " + " | ".join(sources) + " | mean | × zero-training | sources > 0 | R@10 | vs no QE (P@10) |")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from jointspace.encoders.evaluation.core import paired_bootstrap, stratified_bootstrap
+from jointspace.encoders.evaluation.core import paired_by_source
 from jointspace.encoders.evaluation.loso import DEFAULT_CANDIDATE, HeldOut, fold_options, run_loso, source_mean
 from jointspace.encoders.image_encoders import run_head, zeroshot_vectors
 from jointspace.encoders.knn import NeighbourBank, blend
@@ -43,27 +43,6 @@ BASELINE = "zero-training (wordnet-6x0.5)"
 
 def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
-
-
-def paired(row: dict[str, Any], ref: dict[str, Any], metric: str = "p10") -> dict[str, Any]:
-    """Per source and stratified mean: row − ref, paired by query."""
-    key = f"{metric}_per_query"
-    per_source, groups = {}, []
-    for s, res in row["results"].items():
-        a, b = res[key], ref["results"][s][key]
-        if a:
-            mean, low, high = paired_bootstrap(a, b)
-            per_source[s] = {"diff": mean, "low": low, "high": high, "n": len(a)}
-            groups.append((a, b))
-    mean, low, high = stratified_bootstrap(groups)
-    return {
-        "per_source": per_source,
-        "diff": mean,
-        "low": low,
-        "high": high,
-        "above": sum(v["low"] > 0 for v in per_source.values()),
-        "below": sum(v["high"] < 0 for v in per_source.values()),
-    }
 
 
 def compressed_rows(ws: Workspace, cap: int, dims: list[int], sources: list[str]) -> list[dict[str, Any]]:
@@ -151,8 +130,14 @@ def main() -> None:
     assert base is not None
     first = rows[1]
     for row in rows[1:]:
-        row["vs_zero"] = {"p10": paired(row, base, "p10"), "r10": paired(row, base, "r10")}
-        row["vs_first"] = {"p10": paired(row, first, "p10"), "r10": paired(row, first, "r10")}
+        row["vs_zero"] = {
+            "p10": paired_by_source(row["results"], base["results"], "p10"),
+            "r10": paired_by_source(row["results"], base["results"], "r10"),
+        }
+        row["vs_first"] = {
+            "p10": paired_by_source(row["results"], first["results"], "p10"),
+            "r10": paired_by_source(row["results"], first["results"], "r10"),
+        }
     sources = list(base["results"])
     print()
     print("| row | " + " | ".join(sources) + " | mean | × zero-training | sources > 0 | R@10 |")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,3 +161,28 @@ def stratified_bootstrap(
     means = np.mean([d[rng.integers(0, d.size, (resamples, d.size))].mean(axis=1) for d in diffs], axis=0)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(np.mean([d.mean() for d in diffs])), float(low), float(high)
+
+
+def paired_by_source(
+    results: Mapping[str, Mapping[str, Any]], reference: Mapping[str, Mapping[str, Any]], metric: str
+) -> dict[str, Any]:
+    """`results` − `reference` per held-out source, paired by query (`{metric}_per_query` of each),
+    and their stratified mean: intervals, and how many sources lie wholly above or below 0."""
+    key = f"{metric}_per_query"
+    per_source: dict[str, dict[str, float]] = {}
+    groups = []
+    for source, result in results.items():
+        a, b = result[key], reference[source][key]
+        if len(a):
+            mean, low, high = paired_bootstrap(a, b)
+            per_source[source] = {"diff": mean, "low": low, "high": high, "n": len(a)}
+            groups.append((a, b))
+    mean, low, high = stratified_bootstrap(groups)
+    return {
+        "per_source": per_source,
+        "diff": mean,
+        "low": low,
+        "high": high,
+        "above": sum(v["low"] > 0 for v in per_source.values()),
+        "below": sum(v["high"] < 0 for v in per_source.values()),
+    }

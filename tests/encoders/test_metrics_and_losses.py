@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from jointspace.encoders.evaluation.core import paired_bootstrap, rank_metrics, stratified_bootstrap
+from jointspace.encoders.evaluation.core import paired_bootstrap, paired_by_source, rank_metrics, stratified_bootstrap
 from jointspace.encoders.evaluation.metrics import category_base_rate, image_to_image_p10, score_ranking
 from jointspace.encoders.evaluation.queries import compound_queries, keyword_queries, parse_query, relevant_mask
 from jointspace.encoders.losses import compute_loss, soft_contrastive_loss
@@ -60,3 +60,20 @@ def test_soft_targets_do_not_push_apart_near_duplicate_captions() -> None:
     assert grads["soft-contrastive"] < 1e-3 < grads["infonce"]
     assert float(compute_loss("regression", target, target)) < 1e-6
     assert float(soft_contrastive_loss(target, target)) < float(soft_contrastive_loss(target[[2, 0, 1]], target))
+
+
+def test_paired_by_source_counts_sources_wholly_above_or_below_zero() -> None:
+    results = {
+        "up": {"p10_per_query": [0.6] * 10},
+        "down": {"p10_per_query": [0.1] * 10},
+        "none": {"p10_per_query": []},
+    }
+    reference = {
+        "up": {"p10_per_query": [0.2] * 10},
+        "down": {"p10_per_query": [0.4] * 10},
+        "none": {"p10_per_query": []},
+    }
+    paired = paired_by_source(results, reference, "p10")
+    assert set(paired["per_source"]) == {"up", "down"}  # a source without queries is left out
+    assert paired["above"] == 1 and paired["below"] == 1
+    assert paired["diff"] == pytest.approx((0.4 - 0.3) / 2)
