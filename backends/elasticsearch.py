@@ -210,7 +210,7 @@ class ElasticsearchBackend:
         with unavailable_as_error(self._url):
             answer = self.client.search(
                 index=self.alias,
-                query=es_queries.knn_query(query, k, candidates, filters, self._rescore),
+                knn=es_queries.knn_clause(query, k, candidates, filters, self._rescore),
                 size=k,
                 **extra,
             )

@@ -53,15 +53,6 @@ def knn_clause(
     return clause
 
 
-def knn_query(
-    vector: np.ndarray, k: int, num_candidates: int, filters: Filters | None = None, rescore_oversample: float = 0.0
-) -> dict[str, Any]:
-    """`knn_clause` as a `knn` query: the same hits, searched in the query phase instead of a DFS
-    phase of its own before it (0.62 × the time at 100k posts, the same recall: docs/backends.md).
-    The top-level section stays where aggregations run over the k nearest (`match_request`)."""
-    return {"knn": knn_clause(vector, k, num_candidates, filters, rescore_oversample)}
-
-
 def keyword_query(text: str, filters: Filters | None = None) -> dict[str, Any]:
     """BM25 over the caption (english and standard analyzers) and the hashtags, filters in `bool.filter`."""
     query: dict[str, Any] = {"bool": {"must": [{"multi_match": {"query": text, "fields": list(KEYWORD_FIELDS)}}]}}

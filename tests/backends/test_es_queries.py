@@ -56,12 +56,6 @@ def test_knn_clause_keeps_filters_inside_and_rescores_quantised_vectors() -> Non
     assert "filter" not in plain and "rescore_vector" not in plain
 
 
-def test_knn_query_wraps_the_same_clause() -> None:
-    vector = np.array([0.6, 0.8], dtype=np.float32)
-    query = es_queries.knn_query(vector, k=5, num_candidates=200, filters=FILTERS, rescore_oversample=3.0)
-    assert query == {"knn": es_queries.knn_clause(vector, 5, 200, FILTERS, 3.0)}
-
-
 @pytest.mark.parametrize(
     "k, requested, expected",
     [(10, None, 200), (50, None, 500), (10, 30, 30), (10, 3, 10), (2_000, None, 10_000), (10, 50_000, 10_000)],
