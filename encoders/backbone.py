@@ -174,7 +174,6 @@ class Backbone:
         size = spec.resolved_size
         self.prepare = Preprocess(size, mean, std)
         self.transform = TensorPreprocess(self.prepare)
-        self.normalize = T.Normalize(mean, std)
 
     @property
     def model(self) -> Any:
