@@ -14,6 +14,7 @@ never delays an answer.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import logging
 import threading
@@ -36,6 +37,22 @@ M = 16
 EF_CONSTRUCTION = 100
 EF_SEARCH = 256
 MIN_CANDIDATES = 100
+# Rows added per step of a build: a process that exits mid-build waits for one step only.
+BUILD_CHUNK = 2048
+
+# A thread still inside faiss while the interpreter tears down crashes the process (SIGABRT
+# "terminate called without an active exception", or SIGSEGV), after its work is done: a server
+# stopped, or any process exiting, while a build runs in the background. Builds therefore add rows
+# in steps under this lock, and at exit the stop flag ends them between two steps.
+_STOPPING = threading.Event()
+_STEP = threading.Lock()
+
+
+@atexit.register
+def _stop_builds() -> None:
+    _STOPPING.set()
+    if _STEP.acquire(timeout=60):  # the step under way finishes; none starts after it
+        _STEP.release()
 
 
 class WordGraph:
@@ -84,7 +101,13 @@ class WordGraph:
                 log.info("indexing the %d-word vocabulary for nearest words (once; %s)", rows, self.path.name)
                 index = faiss.IndexHNSWFlat(dim, M, faiss.METRIC_INNER_PRODUCT)
                 index.hnsw.efConstruction = EF_CONSTRUCTION
-                index.add(np.ascontiguousarray(unit_rows(matrix)))
+                unit = np.ascontiguousarray(unit_rows(matrix))
+                for start in range(0, rows, BUILD_CHUNK):
+                    with _STEP:
+                        if _STOPPING.is_set():
+                            log.info("process exiting: vocabulary graph left unbuilt (the next process builds it)")
+                            return
+                        index.add(unit[start : start + BUILD_CHUNK])
                 with atomic_path(self.path) as tmp:
                     faiss.write_index(index, str(tmp))
             finally:

@@ -5,7 +5,7 @@ whole vocabulary (the sentence model: 40,000 words, half a minute to minutes on 
 under the home). A server must not do that inside a request, and never once per request:
 `NearestWords` does it once, in a background thread started with the server, and until it is done
 answers `None` ("not ready yet") at once instead of waiting. The CLI, which answers one query,
-uses `blocking=True` and simply waits.
+uses `blocking=True` and simply waits (and builds no nearest-word graph: one answer does not need one).
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ class NearestWords:
             probe = self.text.embed_words([self.text.vocabulary()[0]])[0]
             self.text.nearest_words(probe, 1)  # loads the model and embeds (or reads) the vocabulary
             self._state = "ready"
-            index = getattr(self.text, "index_vocabulary", None)  # optional: a graph for fast lookups
+            # Optional: a graph for fast lookups. Not for a one-shot caller (the CLI): its one
+            # answer is exact already, and the graph would only hold its exit back.
+            index = None if self.blocking else getattr(self.text, "index_vocabulary", None)
             if index is not None:
                 threading.Thread(target=self._index, args=(index,), name="nearest-words-graph", daemon=True).start()
         except Exception as exc:  # a broken cache or model: searches go on without nearest words

@@ -130,3 +130,11 @@ def test_the_graph_is_built_after_ready_in_the_background_and_never_blocks(fail:
     assert nearest.nearest(np.array([0, 0, 1], np.float32), 1)[0][0] == "blue"  # exact meanwhile
     assert encoder.indexed.wait(3 if fail else 30) is not fail
     assert nearest.ready  # a failed graph leaves the answers exact, not the vocabulary unavailable
+
+
+def test_a_one_shot_caller_builds_no_graph() -> None:
+    """The CLI answers one query: a graph would only delay its exit (and its answer is exact)."""
+    encoder = IndexedVocabularyEncoder(index_s=0.0)
+    nearest = NearestWords(encoder, blocking=True)
+    assert nearest.nearest(np.array([0, 0, 1], np.float32), 1)[0][0] == "blue"
+    assert not encoder.indexed.wait(1.0)
