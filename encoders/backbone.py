@@ -21,7 +21,6 @@ import numpy as np
 import torch
 from jointspace.encoders.backbone_onnx import OnnxBackbone, PooledNetwork
 from PIL import Image
-from torchvision import transforms as T
 
 from jointspace.errors import ConfigurationError
 
@@ -94,20 +93,39 @@ class BackboneSpec:
 
 class Preprocess:
     """One picture → the network's input, (3, size, size) float32: the standard ImageNet evaluation
-    crop (resize to size/0.875, centre crop), then ToTensor + Normalize folded into one numpy pass
-    (the same values to 1e-7; torch's versions cost twice the CPU a picture, spread over its
-    thread pool, which a batch runner's decode threads then fight with). CPU only, thread-safe,
-    picklable (data loader workers)."""
+    crop (bicubic resize of the shorter side to size/0.875, centre crop), then ToTensor + Normalize
+    folded into one numpy pass. CPU only, thread-safe, picklable (data loader workers).
+
+    Written out rather than torchvision's Resize + CenterCrop + ToTensor + Normalize (whose values
+    it gives, to 1e-6; tests/encoders): the resize computes only the pixels the crop keeps (PIL's
+    `box`), which is what a picture larger than the crop costs, and torch's versions spend twice the
+    CPU on their thread pool, which a batch runner's decode threads then fight with.
+    """
 
     def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.resize_crop = T.Compose(
-            [T.Resize(int(round(size / 0.875)), interpolation=T.InterpolationMode.BICUBIC), T.CenterCrop(size)]
-        )
+        self.size = size
+        self.resize = int(round(size / 0.875))
         self.scale = (1.0 / (255.0 * np.asarray(std, np.float32))).reshape(1, 1, 3)
         self.shift = (np.asarray(mean, np.float32) / np.asarray(std, np.float32)).reshape(1, 1, 3)
 
+    def crop_box(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """The region of a width × height picture that becomes the crop, in its own pixels:
+        torchvision's arithmetic (shorter side to `resize`, the longer one truncated; the crop's
+        offset rounded), mapped back through the resize's scale."""
+        if width <= height:
+            new_w, new_h = self.resize, int(self.resize * height / width)
+        else:
+            new_w, new_h = int(self.resize * width / height), self.resize
+        left, top = int(round((new_w - self.size) / 2.0)), int(round((new_h - self.size) / 2.0))
+        sx, sy = width / new_w, height / new_h
+        return (left * sx, top * sy, (left + self.size) * sx, (top + self.size) * sy)
+
     def __call__(self, image: Image.Image) -> np.ndarray:
-        pixels = np.asarray(self.resize_crop(image if image.mode == "RGB" else image.convert("RGB")), np.float32)
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        # PIL's resampling reaches past `box` to the picture's edges, so the crop's pixels are the
+        # ones a resize of the whole picture would give.
+        crop = rgb.resize((self.size, self.size), Image.Resampling.BICUBIC, box=self.crop_box(*rgb.size))
+        pixels = np.asarray(crop, np.float32)
         return np.ascontiguousarray((pixels * self.scale - self.shift).transpose(2, 0, 1))
 
 

@@ -36,12 +36,16 @@ class ImageRejected(Exception):
 class DecodeLimits:
     max_bytes: int
     max_pixels: int
-    max_side: int  # the shorter side is shrunk to this; the encoder does its own final resize
+    max_side: int  # a larger shorter side is shrunk to this; the encoder does its own final resize
+    min_side: int = 1  # JPEG DCT scaling keeps the shorter side at least this
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DecodeLimits:
         return cls(
-            max_bytes=settings.image_max_bytes, max_pixels=settings.image_max_pixels, max_side=settings.decode_max_side
+            max_bytes=settings.image_max_bytes,
+            max_pixels=settings.image_max_pixels,
+            max_side=settings.decode_max_side,
+            min_side=settings.decode_min_side,
         )
 
 
@@ -81,7 +85,7 @@ def upright(image: Image.Image) -> Image.Image:
 
 
 def shrink_shorter_side(image: Image.Image, max_side: int) -> Image.Image:
-    """The encoder's input: the shorter side at most `max_side` (never enlarged)."""
+    """The shorter side at most `max_side` (never enlarged)."""
     shorter = min(image.size)
     if shorter <= max_side:
         return image
@@ -109,7 +113,8 @@ def fit_longer_side(image: Image.Image, size: int) -> Image.Image:
 
 
 def decode(data: bytes, limits: DecodeLimits) -> Image.Image:
-    """Bytes → an RGB image whose shorter side is at most `max_side`. Raises ImageRejected."""
+    """Bytes → an upright RGB image whose shorter side is at most `max_side` and, for a JPEG that
+    was at least that large, at least `min_side`. Raises ImageRejected."""
     try:
         with warnings.catch_warnings():
             # PIL only warns between MAX_IMAGE_PIXELS and twice that; a bomb is a bomb.
@@ -122,8 +127,10 @@ def decode(data: bytes, limits: DecodeLimits) -> Image.Image:
                     f"{width}x{height} pixels is over image_max_pixels "
                     f"({limits.max_pixels}): refused as a decompression bomb",
                 )
-            # JPEG can decode straight at a fraction of the size: much faster for big photos.
-            image.draft("RGB", (limits.max_side, limits.max_side))
+            # JPEG decodes straight at 1/2, 1/4 or 1/8 of its size in the DCT domain: much cheaper
+            # than a full decode and a resample, and a good low-pass filter. PIL picks the largest
+            # factor that keeps both sides at least the size asked for.
+            image.draft("RGB", (limits.min_side, limits.min_side))
             image.load()
             image = on_white(upright(image))
     except ImageRejected:

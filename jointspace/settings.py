@@ -138,10 +138,14 @@ class Settings(BaseSettings):
     # Ingestion and workers (`jointspace ingest`, `jointspace worker`, `jointspace dead-letters`).
     caption_max_chars: int = 2200  # Instagram's own limit
     decode_threads: int = 4  # PIL releases the GIL while decoding, so threads overlap well
-    # Pictures are shrunk to this (shorter side) as they are decoded: 256 is the default encoder's own
-    # resize (EfficientNet-Lite0: 224 / 0.875), so its bicubic resize then has nothing to do (-0.5 CPU
-    # ms a picture; vectors at cosine 0.9995 median, 0.993 min, to a 320 px decode, bench/ingest.py pictures).
-    decode_max_side: int = 256
+    # JPEGs are decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps their shorter side at
+    # least decode_min_side, the default encoder's input (EfficientNet-Lite0: 224), and the encoder
+    # then resizes once from there; anything still larger than decode_max_side (other formats, huge
+    # JPEGs) is shrunk to it first, which bounds a decoded picture's memory. On bench/ingest.py's
+    # 640-px JPEGs: 2.5 → 2.1 CPU ms a picture (decode + prepare) than a shrink to 256 at decode, and
+    # vectors closer to a full-size decode (cosine p5 0.9995 against 0.998; docs/ingest.md).
+    decode_min_side: int = Field(default=224, ge=1)
+    decode_max_side: int = Field(default=512, ge=1)
     # Pictures the network takes at once within a batch, while the decode threads prepare the next
     # ones (32: Lite0 on 2 cores runs as fast per picture as at 64; 8 costs ~10 % more CPU).
     embed_chunk: int = Field(default=32, ge=1)
@@ -198,6 +202,10 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment == "production" and not self.api_key:
             raise ValueError("JOINTSPACE_API_KEY must be set when JOINTSPACE_ENVIRONMENT=production")
+        if self.decode_min_side > self.decode_max_side:
+            raise ValueError(
+                f"decode_min_side ({self.decode_min_side}) is larger than decode_max_side ({self.decode_max_side})"
+            )
         return self
 
     def num_candidates(self, k: int, requested: int | None = None, depth: int | None = None) -> int:
