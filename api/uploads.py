@@ -53,7 +53,7 @@ def check_image(data: bytes, settings: Settings, name: str | None) -> str:
 
 def read_upload_image(upload: UploadFile, settings: Settings) -> Image.Image:
     """The upload decoded exactly as an ingested picture is (`jointspace.images.decode`: upright,
-    transparent parts on white, shrunk to `decode_max_side`), so a copy of an indexed picture finds
+    transparent parts on white, at the same decoded size), so a copy of an indexed picture finds
     it. 413 / 400 with the reason."""
     data = read_bounded(upload, settings.image_max_bytes)
     try:
