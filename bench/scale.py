@@ -402,13 +402,22 @@ def bench_embedded(
     meta["embedded_graph_bytes"] = graph_file.stat().st_size
     meta["embedded_vector_file_bytes"] = sum(f.stat().st_size for f in settings.embedded_dir.glob("vectors-*.f32"))
     meta["embedded_disk_bytes"] = dir_size(settings.embedded_dir)
-    variants = [
-        ("default", open_backend(settings, model, vectors.shape[1]), [None]),
+    # A num_candidates only widens the graph's walk beyond the store's ef_search: each swept breadth
+    # is a store whose own ef_search it is.
+    swept = [
         (
             "graph",
-            EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=1),
-            [None, *args.num_candidates],
-        ),
+            EmbeddedBackend(
+                settings.embedded_dir, model, vectors.shape[1], ann_min_rows=1, ann=AnnParams(ef_search=nc)
+            ),
+            [nc],
+        )
+        for nc in args.num_candidates
+    ]
+    variants = [
+        ("default", open_backend(settings, model, vectors.shape[1]), [None]),
+        ("graph", EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=1), [None]),
+        *swept,
         ("exact", EmbeddedBackend(settings.embedded_dir, model, vectors.shape[1], ann_min_rows=10**12), [None]),
     ]
     for factor in args.walk_factors:

@@ -83,9 +83,12 @@ class Settings(BaseSettings):
     default_k: int = 20
     max_k: int = 500
     num_candidates_factor: int = 10
-    # kNN candidates per shard: max(k × factor, min). 500, not 200: on 20,000 random 384-d vectors
-    # `hnsw` recall@10 measured 0.956-0.972 at 200 and 0.998 at 500 (docs/backends.md).
-    min_num_candidates: int = 500
+    # kNN candidates per shard: max(k × factor, min), from the 1M real-vector frontier of the default
+    # index (int8_hnsw + rescoring; docs/scale.md): 100 candidates for k = 10 found recall@10 0.973
+    # merged / 0.984 not (0.981-1.000 with filters) at 0.14-0.27 × a numpy scan, where 500 took
+    # 0.50-0.81 ×. Float `hnsw` without rescoring needs 500 (0.884 at 100 on random vectors).
+    # The embedded graph walks at least its own embedded_ann_ef_search.
+    min_num_candidates: int = 100
     max_num_candidates: int = 10_000
     # Embedded store: kNN over at least this many candidate rows (after filters) walks an HNSW graph
     # (faiss, saved beside the vectors); fewer are scored exactly, so selective filters stay exact.

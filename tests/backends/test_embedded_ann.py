@@ -196,7 +196,8 @@ def test_a_filtered_walk_is_as_wide_as_the_filter_is_selective_within_bounds() -
 
     params = AnnParams(ef_search=400, filter_walk_factor=10.0, ef_search_max=4_000)
     assert params.walk_width(10, 1.0) == 400  # unfiltered: ef_search
-    assert params.walk_width(10, 1.0, 500) == 500  # or the caller's num_candidates
+    assert params.walk_width(10, 1.0, 500) == 500  # or the caller's num_candidates when wider
+    assert params.walk_width(10, 1.0, 100) == 400  # never narrower than the store's own
     assert params.walk_width(10, 0.1) == 1_000  # passes ~10 × k matching rows: 10 × 10 ÷ 0.1
     assert params.walk_width(10, 0.5) == 400  # never narrower than unfiltered
     assert params.walk_width(10, 0.05) == 2_000
