@@ -479,8 +479,9 @@ class EmbeddedBackend:
         """Top-k by dot product among the documents matching `filters`.
 
         Filtering happens first, so k hits come back whenever k documents match. Exact when fewer
-        than `ann_min_rows` documents match; otherwise the HNSW graph, walked `num_candidates` wide
-        (default `AnnParams.ef_search`) within the matching rows.
+        than `ann_min_rows` documents match; otherwise the HNSW graph within the matching rows,
+        walked as wide as `AnnParams.walk_width` says (at least its ef_search; `num_candidates`
+        only widens it).
         """
         query = query_vector(vector, self.dim)
         if k <= 0:
@@ -510,7 +511,7 @@ class EmbeddedBackend:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the k best matches, best first; call inside a read snapshot.
 
-        Exact below `ann_min_rows` matching rows, else the HNSW graph walked `num_candidates` wide."""
+        Exact below `ann_min_rows` matching rows, else the HNSW graph (`AnnParams.walk_width`)."""
         rows = self._filtered_rows(filters)
         if not len(rows):
             return rows, np.empty(0, dtype=np.float32)
@@ -546,7 +547,7 @@ class EmbeddedBackend:
         self, graph: AnnIndex, query: np.ndarray, rows: np.ndarray, k: int, num_candidates: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the graph's best k among `rows` plus every row written since the
-        graph was saved (scored exactly). `num_candidates` is the walk's breadth (efSearch)."""
+        graph was saved (scored exactly). `num_candidates` can widen the walk (`AnnParams.walk_width`)."""
         in_graph = int(np.searchsorted(rows, graph.rows))
         found, graph_scores = (
             graph.search(

@@ -18,6 +18,8 @@ import atexit
 import fcntl
 import logging
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,17 +44,45 @@ BUILD_CHUNK = 2048
 
 # A thread still inside faiss while the interpreter tears down crashes the process (SIGABRT
 # "terminate called without an active exception", or SIGSEGV), after its work is done: a server
-# stopped, or any process exiting, while a build runs in the background. Builds therefore add rows
-# in steps under this lock, and at exit the stop flag ends them between two steps.
+# stopped, or any process exiting, while a build runs in the background. Builds therefore run in
+# steps, and at exit the stop flag ends them between two steps; the exit waits for that.
 _STOPPING = threading.Event()
-_STEP = threading.Lock()
+_BUILDS = threading.Condition()
+_running = 0  # builds between their first and last step
+
+
+def _run_steps(steps: list[Callable[[], object]]) -> bool:
+    """Runs the steps unless the process starts exiting before one of them; True when all ran."""
+    global _running
+    with _BUILDS:
+        if _STOPPING.is_set():
+            return False
+        _running += 1
+    try:
+        for step in steps:
+            if _STOPPING.is_set():
+                log.info("process exiting: vocabulary graph left unbuilt (the next process builds it)")
+                return False
+            step()
+        return True
+    finally:
+        with _BUILDS:
+            _running -= 1
+            _BUILDS.notify_all()
 
 
 @atexit.register
 def _stop_builds() -> None:
     _STOPPING.set()
-    if _STEP.acquire(timeout=60):  # the step under way finishes; none starts after it
-        _STEP.release()
+    with _BUILDS:  # the step under way finishes (a second or so); none starts after it
+        _BUILDS.wait_for(lambda: _running == 0, timeout=60)
+
+
+def _write(index: faiss.Index, path: Path) -> None:
+    import faiss
+
+    with atomic_path(path) as tmp:
+        faiss.write_index(index, str(tmp))
 
 
 class WordGraph:
@@ -102,17 +132,13 @@ class WordGraph:
                 index = faiss.IndexHNSWFlat(dim, M, faiss.METRIC_INNER_PRODUCT)
                 index.hnsw.efConstruction = EF_CONSTRUCTION
                 unit = np.ascontiguousarray(unit_rows(matrix))
-                for start in range(0, rows, BUILD_CHUNK):
-                    with _STEP:
-                        if _STOPPING.is_set():
-                            log.info("process exiting: vocabulary graph left unbuilt (the next process builds it)")
-                            return
-                        index.add(unit[start : start + BUILD_CHUNK])
-                with atomic_path(self.path) as tmp:
-                    faiss.write_index(index, str(tmp))
+                steps: list[Callable[[], object]] = [
+                    partial(index.add, unit[start : start + BUILD_CHUNK]) for start in range(0, rows, BUILD_CHUNK)
+                ]
+                steps += [partial(_write, index, self.path), partial(self.load, rows, dim)]
+                _run_steps(steps)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-            self.load(rows, dim)
 
     def nearest(
         self, matrix: np.ndarray, vector: np.ndarray, k: int, allowed: np.ndarray | None = None

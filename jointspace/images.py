@@ -37,7 +37,7 @@ class DecodeLimits:
     max_bytes: int
     max_pixels: int
     max_side: int  # a larger shorter side is shrunk to this; the encoder does its own final resize
-    min_side: int = 1  # JPEG DCT scaling keeps the shorter side at least this
+    min_side: int  # JPEG DCT scaling keeps the shorter side at least this
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DecodeLimits:

@@ -2,9 +2,10 @@
 
 Pages stay consistent because `num_candidates` does not depend on the page while the depth
 (k × page) fits in it: an approximate kNN then ranks the same candidates for every page and
-the top k×page is a prefix of the top k×(page+1). With the defaults (factor 10, at least 500)
-that covers the first 10 pages; beyond, an approximate backend may reorder (the embedded
-backend is exact and always consistent).
+the top k×page is a prefix of the top k×(page+1). With the defaults (factor 10, at least 100)
+that covers the first 10 pages; beyond, an approximate backend may reorder (Elasticsearch's
+HNSW, and the embedded store once it walks its graph: above `embedded_ann_min_rows` matching
+rows, where a filtered walk widens with the depth).
 """
 
 from __future__ import annotations
