@@ -102,8 +102,13 @@ def _how(bundle: Any, had_features: bool, keeper: Any) -> tuple[Any, str]:
     )
 
 
-def reindex(settings: Settings, bundle_dir: Path, keep_old: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Blocks until done; returns what it did (the same keys for both backends)."""
+def reindex(
+    settings: Settings, bundle_dir: Path, keep_old: bool = True, progress: bool = True, decode_again: bool = False
+) -> dict[str, Any]:
+    """Blocks until done; returns what it did (the same keys for both backends).
+
+    `decode_again`: embed from the pictures, never from kept features; this also allows the bundle
+    the index already holds (its vectors redone in place, e.g. after an upgrade changed decoding)."""
     from jointspace.backends.lifecycle import open_lifecycle
     from jointspace.encoders.bundle import open_model_bundle
 
@@ -114,13 +119,14 @@ def reindex(settings: Settings, bundle_dir: Path, keep_old: bool = True, progres
             raise ConfigurationError(f"no index behind {lifecycle.where}: nothing to reindex")
         new_settings = settings.model_copy(update={"model": bundle_dir})
         bundle = open_model_bundle(new_settings)
-        if live.model == bundle.name:
+        if live.model == bundle.name and not decode_again:
             raise ConfigurationError(
                 f"the index behind {lifecycle.where} ({live.name}) was already built by bundle {bundle.name!r}; "
-                "`jointspace model list` shows the other bundles to reindex into"
+                "`jointspace model list` shows the other bundles to reindex into (or pass --decode-again "
+                "to embed every picture again with this one)"
             )
         staged = lifecycle.stage(bundle.name, bundle.dim)
-        filled, caught, how, retired = _fill(new_settings, bundle, lifecycle, live, staged, progress)
+        filled, caught, how, retired = _fill(new_settings, bundle, lifecycle, live, staged, progress, decode_again)
         now = lifecycle.live()
         dropped: list[str] = []
         if not keep_old and retired is not None:
@@ -134,7 +140,13 @@ def reindex(settings: Settings, bundle_dir: Path, keep_old: bool = True, progres
 
 
 def _fill(
-    settings: Settings, bundle: Any, lifecycle: IndexLifecycle, live: IndexRef, staged: IndexRef, progress: bool
+    settings: Settings,
+    bundle: Any,
+    lifecycle: IndexLifecycle,
+    live: IndexRef,
+    staged: IndexRef,
+    progress: bool,
+    decode_again: bool = False,
 ) -> tuple[BatchOutcome, BatchOutcome, dict[str, Any], IndexRef | None]:
     """Copy live → staged with the new bundle's encoder, swap and catch up on what arrived meanwhile
     (in the order the backend asks for); returns what was done and the index the swap retired."""
@@ -152,6 +164,8 @@ def _fill(
     )
     context = open_context(settings, bundle=bundle, backend=new, alerts=False)  # old posts are not news
     kept, how = _how(bundle, had_features, context.kept)
+    if decode_again:
+        kept, how = None, "--decode-again: every picture is decoded and embedded again"
     if progress:
         print(f"reindex: {how}", file=sys.stderr)
     counts: dict[str, Any] = {"from_kept_features": 0, "decoded": 0}

@@ -263,6 +263,14 @@ def reindex(
         bool, typer.Option(help="Keep the old index (embedded: the old store folder) after the swap, for a rollback.")
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    decode_again: Annotated[
+        bool,
+        typer.Option(
+            "--decode-again",
+            help="Embed from the pictures, never from kept features; also allows the bundle the index "
+            "already holds (to redo its vectors after an upgrade that changed decoding).",
+        ),
+    ] = False,
 ) -> None:
     """Re-embed every stored post with another model bundle into a new index, then swap it in.
 
@@ -275,7 +283,9 @@ def reindex(
     settings = get_settings()
     if batch_size:
         settings = settings.model_copy(update={"batch_size": batch_size})
-    report = run_reindex(settings, catalog(settings).find(bundle), keep_old=keep_old, progress=not quiet)
+    report = run_reindex(
+        settings, catalog(settings).find(bundle), keep_old=keep_old, progress=not quiet, decode_again=decode_again
+    )
     print(json.dumps(report, indent=1))
 
 

@@ -138,3 +138,14 @@ def test_ingest_train_from_index_reindex_from_kept_features_and_search(env: dict
     back = json.loads(run(env, "reindex", "--bundle", str(shipped), "--quiet").stdout)
     assert (back["from_kept_features"], back["decoded"]) == (60, 0)
     assert json.loads(run({**env, "JOINTSPACE_MODEL": str(shipped)}, "search", "red", "--json").stdout)["hits"]
+
+    # The same bundle again: refused unless every picture is to be decoded and embedded anew (after
+    # an upgrade that changed decoding, kept features and vectors are the old decode's).
+    refused = subprocess.run(
+        ["jointspace", "reindex", "--bundle", str(shipped), "--quiet"], capture_output=True, text=True, env=env
+    )
+    assert refused.returncode != 0 and "--decode-again" in refused.stderr, refused.stderr[-2000:]
+    again = json.loads(run(env, "reindex", "--bundle", str(shipped), "--decode-again", "--quiet").stdout)
+    assert again["model"] == read_manifest(shipped)["name"]
+    assert (again["from_kept_features"], again["decoded"], again["indexed"]) == (0, 60, 60)
+    assert again["dead_lettered"] == {} and "--decode-again" in again["kept_features"]
