@@ -7,8 +7,8 @@ alias land in the new index right after: the catch-up runs after the swap.
 
 Embedded: store folders beside `<home>/embedded`; the staging folder is `embedded.reindex`, the swap
 is two renames and the retired store becomes `embedded.<model>.<time>`. Processes that hold the old
-store open (`serve`, a running `ingest`) keep writing into it until restarted, so the catch-up runs
-before the swap, and writers should be stopped for it.
+store open (`serve`, a running `ingest`) would keep writing into it, so staging and the swap are
+refused while one does, and the catch-up runs before the swap.
 """
 
 from __future__ import annotations
@@ -112,7 +112,20 @@ class EmbeddedLifecycle:
 
         return embedded_store(self.settings, Path(ref.name), ref.model, ref.dim)
 
+    def _refuse_if_open_elsewhere(self) -> None:
+        """A process holding the live store (serve, an ingest, a worker) would go on reading and
+        writing it under its retired name after the swap: its new posts would never reach the live
+        store. Refused before any work, and again at the swap."""
+        from jointspace.backends.store_lock import in_use
+
+        if in_use(self.folder):
+            raise ConfigurationError(
+                f"{self.where} is open in another process (`jointspace serve`, an ingest or a worker): "
+                "stop them, then run this again; the live store was not changed"
+            )
+
     def stage(self, model: str, dim: int) -> IndexRef:
+        self._refuse_if_open_elsewhere()
         staging = self.folder.with_name(f"{self.folder.name}.reindex")
         shutil.rmtree(staging, ignore_errors=True)  # left by a run that died: its copy is incomplete
         return IndexRef(str(staging), model, dim)
@@ -120,6 +133,7 @@ class EmbeddedLifecycle:
     def swap(self, staged: IndexRef) -> IndexRef | None:
         """Two renames; the store that was live is kept as `embedded.<model>.<time>`. Close the
         backends opened on either folder first."""
+        self._refuse_if_open_elsewhere()
         old = self.live()
         retired = None
         if old is not None:

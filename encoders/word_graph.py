@@ -18,10 +18,11 @@ import atexit
 import fcntl
 import logging
 import threading
-from collections.abc import Callable
-from functools import partial
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 from jointspace.encoders.vectors import nearest_rows, unit_rows
@@ -48,23 +49,28 @@ BUILD_CHUNK = 2048
 # steps, and at exit the stop flag ends them between two steps; the exit waits for that.
 _STOPPING = threading.Event()
 _BUILDS = threading.Condition()
-_running = 0  # builds between their first and last step
+_running = 0  # builds under way: from before their first faiss call to their return
 
 
-def _run_steps(steps: list[Callable[[], object]]) -> bool:
-    """Runs the steps unless the process starts exiting before one of them; True when all ran."""
+class _Stopped(Exception):
+    """The process is exiting: the build stops where it is (the next process builds the graph)."""
+
+
+def _go_on() -> None:
+    """Called before each step of a build, and while it waits for another process's build."""
+    if _STOPPING.is_set():
+        raise _Stopped
+
+
+@contextmanager
+def _registered() -> Iterator[None]:
+    """Counts a build for the exit hook, which waits until none is under way."""
     global _running
     with _BUILDS:
-        if _STOPPING.is_set():
-            return False
+        _go_on()
         _running += 1
     try:
-        for step in steps:
-            if _STOPPING.is_set():
-                log.info("process exiting: vocabulary graph left unbuilt (the next process builds it)")
-                return False
-            step()
-        return True
+        yield
     finally:
         with _BUILDS:
             _running -= 1
@@ -78,11 +84,15 @@ def _stop_builds() -> None:
         _BUILDS.wait_for(lambda: _running == 0, timeout=60)
 
 
-def _write(index: faiss.Index, path: Path) -> None:
-    import faiss
-
-    with atomic_path(path) as tmp:
-        faiss.write_index(index, str(tmp))
+def _lock(handle: IO[str]) -> None:
+    """The build lock between processes, waited for without blocking the exit hook."""
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            _go_on()
+            time.sleep(0.1)
 
 
 class WordGraph:
@@ -116,7 +126,18 @@ class WordGraph:
         return True
 
     def build(self, matrix: np.ndarray) -> None:
-        """Builds and saves the graph unless another process has (file lock), then maps it."""
+        """Builds and saves the graph unless another process has (file lock), then maps it. In
+        steps: a process that starts exiting stops it between two (nothing is written)."""
+        try:
+            with _registered():
+                try:
+                    self._build(matrix)
+                except _Stopped:  # logged while still counted: the exit hook waits for the line
+                    log.info("process exiting: vocabulary graph left unbuilt (the next process builds it)")
+        except _Stopped:  # exiting before it began
+            pass
+
+    def _build(self, matrix: np.ndarray) -> None:
         import faiss
 
         rows, dim = matrix.shape
@@ -124,21 +145,25 @@ class WordGraph:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, open(self.path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            _lock(lock)
             try:
+                _go_on()
                 if self.load(rows, dim):
                     return
                 log.info("indexing the %d-word vocabulary for nearest words (once; %s)", rows, self.path.name)
                 index = faiss.IndexHNSWFlat(dim, M, faiss.METRIC_INNER_PRODUCT)
                 index.hnsw.efConstruction = EF_CONSTRUCTION
                 unit = np.ascontiguousarray(unit_rows(matrix))
-                steps: list[Callable[[], object]] = [
-                    partial(index.add, unit[start : start + BUILD_CHUNK]) for start in range(0, rows, BUILD_CHUNK)
-                ]
-                steps += [partial(_write, index, self.path), partial(self.load, rows, dim)]
-                _run_steps(steps)
+                for start in range(0, rows, BUILD_CHUNK):
+                    _go_on()
+                    index.add(unit[start : start + BUILD_CHUNK])
+                _go_on()
+                with atomic_path(self.path) as tmp:
+                    faiss.write_index(index, str(tmp))
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+            _go_on()
+            self.load(rows, dim)
 
     def nearest(
         self, matrix: np.ndarray, vector: np.ndarray, k: int, allowed: np.ndarray | None = None

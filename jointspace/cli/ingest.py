@@ -274,8 +274,9 @@ def reindex(
 ) -> None:
     """Re-embed every stored post with another model bundle into a new index, then swap it in.
 
-    Elasticsearch: the alias moves in one request. Embedded: the store folder is swapped; restart
-    `serve` and stop `ingest` runs for the swap (they hold the old store open)."""
+    Elasticsearch: the alias moves in one request. Embedded: the store folder is swapped; stop
+    `serve`, ingest runs and workers first (refused while one holds the store open: it would go on
+    writing into the retired folder)."""
     from jointspace.encoders.catalog import catalog
     from jointspace.settings import get_settings
     from jointspace.workers.reindex import reindex as run_reindex

@@ -113,3 +113,27 @@ def test_a_staged_index_left_by_a_dead_run_is_no_rollback_target(settings: Setti
             rollback(lifecycle)
     finally:
         lifecycle.close()
+
+
+def test_the_embedded_store_is_not_swapped_under_a_process_that_holds_it(tmp_path: Path) -> None:
+    """Such a process would go on writing into the retired folder: refused before any work and at
+    the swap, with the live store untouched."""
+    settings = Settings(home=tmp_path)
+    writer = open_backend(settings, "model-a", 4)
+    writer.upsert([doc("p1", unit(1, 4), model="model-a")])
+    lifecycle = open_lifecycle(settings)
+    try:
+        with pytest.raises(ConfigurationError, match="open in another process"):
+            lifecycle.stage("model-a", 4)
+        writer.close()
+        staged = lifecycle.stage("model-a", 4)  # nobody holds it now
+        filled = lifecycle.open_index(staged)
+        filled.upsert([doc("p1", unit(2, 4), model="model-a")])
+        filled.close()
+        holder = open_backend(settings, "model-a", 4, read_only=True)
+        with pytest.raises(ConfigurationError, match="open in another process"):
+            lifecycle.swap(staged)
+        holder.close()
+        assert lifecycle.swap(staged) is not None and live_ids(settings, "model-a", 4) == {"p1"}
+    finally:
+        lifecycle.close()

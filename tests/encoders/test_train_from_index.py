@@ -149,3 +149,5 @@ def test_ingest_train_from_index_reindex_from_kept_features_and_search(env: dict
     assert again["model"] == read_manifest(shipped)["name"]
     assert (again["from_kept_features"], again["decoded"], again["indexed"]) == (0, 60, 60)
     assert again["dead_lettered"] == {} and "--decode-again" in again["kept_features"]
+    assert again["old_index"] != again["new_index"]  # a new index, swapped in
+    assert json.loads(run({**env, "JOINTSPACE_MODEL": str(shipped)}, "search", "red", "--json").stdout)["hits"]
