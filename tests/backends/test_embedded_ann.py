@@ -137,12 +137,25 @@ def test_a_writer_killed_mid_ingest_loses_and_corrupts_nothing(tmp_path: Path) -
         writer.join()
         kills += 1
         store = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=500)
+        exact = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=10**12)  # the same files, no graph
         n = store.count()
         assert n % 200 == 0 and n >= 600  # whole batches only
-        for i in rng.choice(n, 25, replace=False):  # every committed post is found by its own vector
-            hit = store.knn(vectors[i], k=1)[0]
+        missed = []
+        for i in rng.choice(n, 25, replace=False):
+            # Nothing lost or corrupted: every committed post is there with its vector, and exact
+            # search finds it by that vector.
+            stored = store.get(f"p{i}", with_vector=True)
+            assert stored is not None and np.allclose(stored.vector, vectors[i], atol=1e-6)
+            hit = exact.knn(vectors[i], k=1)[0]
             assert hit.id == f"p{i}" and hit.score == pytest.approx(1.0, abs=1e-5)
+            # The graph the killed writers left (extended, or rebuilt) finds it too; it is an
+            # approximate index, so one rare miss in 25 is allowed (seen once in CI under load).
+            hit = store.knn(vectors[i], k=1)[0]
+            if hit.id != f"p{i}":
+                missed.append((int(i), hit.id, round(hit.score, 4)))
+        assert len(missed) <= 1, missed
         assert store.get(f"p{n}") is None
+        exact.close()
         store.close()
     assert kills == 4
     # A writer after the kills extends the graph it finds (or rebuilds a damaged one) and carries on.
