@@ -121,14 +121,9 @@ def _embedded_roots(store: Path) -> list[str]:
 def _restore_embedded(settings: Settings, folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     from jointspace.backends.embedded import EmbeddedBackend
     from jointspace.backends.embedded_backup import stage_store, swap_in
-    from jointspace.backends.store_lock import in_use
+    from jointspace.backends.store_lock import refuse_if_in_use
 
-    if in_use(settings.embedded_dir):
-        raise ConfigurationError(
-            f"the embedded store in {settings.embedded_dir} is open in another process "
-            "(`jointspace serve`, an ingest or a worker): stop them, then restore; "
-            "nothing was changed"
-        )
+    refuse_if_in_use(settings.embedded_dir, "restore")
     staging = stage_store(folder / "embedded", settings.embedded_dir)
     # The staged copy must open as the manifest says before the store here is touched.
     check = EmbeddedBackend(staging, manifest["model"], int(manifest["dim"]))

@@ -112,20 +112,11 @@ class EmbeddedLifecycle:
 
         return embedded_store(self.settings, Path(ref.name), ref.model, ref.dim)
 
-    def _refuse_if_open_elsewhere(self) -> None:
-        """A process holding the live store (serve, an ingest, a worker) would go on reading and
-        writing it under its retired name after the swap: its new posts would never reach the live
-        store. Refused before any work, and again at the swap."""
-        from jointspace.backends.store_lock import in_use
-
-        if in_use(self.folder):
-            raise ConfigurationError(
-                f"{self.where} is open in another process (`jointspace serve`, an ingest or a worker): "
-                "stop them, then run this again; the live store was not changed"
-            )
-
     def stage(self, model: str, dim: int) -> IndexRef:
-        self._refuse_if_open_elsewhere()
+        from jointspace.backends.store_lock import refuse_if_in_use
+
+        # Before any work, and again at the swap: a writer swapped under would strand its posts.
+        refuse_if_in_use(self.folder, "run this again")
         staging = self.folder.with_name(f"{self.folder.name}.reindex")
         shutil.rmtree(staging, ignore_errors=True)  # left by a run that died: its copy is incomplete
         return IndexRef(str(staging), model, dim)
@@ -133,7 +124,9 @@ class EmbeddedLifecycle:
     def swap(self, staged: IndexRef) -> IndexRef | None:
         """Two renames; the store that was live is kept as `embedded.<model>.<time>`. Close the
         backends opened on either folder first."""
-        self._refuse_if_open_elsewhere()
+        from jointspace.backends.store_lock import refuse_if_in_use
+
+        refuse_if_in_use(self.folder, "run this again")
         old = self.live()
         retired = None
         if old is not None:

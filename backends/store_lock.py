@@ -1,4 +1,5 @@
-"""Which processes have an embedded store open, so that a restore never swaps it under them.
+"""Which processes have an embedded store open, so that a restore or a reindex never swaps it
+under them.
 
 Each open store holds a shared `flock` on `<store>/.open.lock` for its lifetime; the kernel drops it
 when the process dies (kill -9 included), so a stale lock cannot refuse a restore forever. A
@@ -10,6 +11,8 @@ from __future__ import annotations
 import fcntl
 import os
 from pathlib import Path
+
+from jointspace.errors import ConfigurationError
 
 LOCK_NAME = ".open.lock"
 
@@ -40,3 +43,13 @@ def in_use(folder: Path) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+def refuse_if_in_use(folder: Path, then: str) -> None:
+    """ConfigurationError when another process holds the store: swapped under it, that process
+    would go on reading and writing the folder under its retired name."""
+    if in_use(folder):
+        raise ConfigurationError(
+            f"the embedded store in {folder} is open in another process "
+            f"(`jointspace serve`, an ingest or a worker): stop them, then {then}; nothing was changed"
+        )

@@ -67,7 +67,6 @@ def _registered() -> Iterator[None]:
     """Counts a build for the exit hook, which waits until none is under way."""
     global _running
     with _BUILDS:
-        _go_on()
         _running += 1
     try:
         yield
@@ -128,16 +127,14 @@ class WordGraph:
     def build(self, matrix: np.ndarray) -> None:
         """Builds and saves the graph unless another process has (file lock), then maps it. In
         steps: a process that starts exiting stops it between two (nothing is written)."""
-        try:
-            with _registered():
-                try:
-                    self._build(matrix)
-                except _Stopped:  # logged while still counted: the exit hook waits for the line
-                    log.info("process exiting: vocabulary graph left unbuilt (the next process builds it)")
-        except _Stopped:  # exiting before it began
-            pass
+        with _registered():
+            try:
+                self._build(matrix)
+            except _Stopped:  # logged while still counted: the exit hook waits for the line
+                log.info("process exiting: vocabulary graph left unbuilt (the next process builds it)")
 
     def _build(self, matrix: np.ndarray) -> None:
+        _go_on()
         import faiss
 
         rows, dim = matrix.shape
