@@ -148,8 +148,11 @@ def test_a_writer_killed_mid_ingest_loses_and_corrupts_nothing(tmp_path: Path) -
             assert stored is not None and np.allclose(stored.vector, vectors[i], atol=1e-6)
             hit = exact.knn(vectors[i], k=1)[0]
             assert hit.id == f"p{i}" and hit.score == pytest.approx(1.0, abs=1e-5)
-            # The graph the killed writers left (extended, or rebuilt) finds it too; it is an
-            # approximate index, so one rare miss in 25 is allowed (seen once in CI under load).
+            # The graph the killed writers left (extended, or rebuilt) finds it too. One miss in 25
+            # is allowed: an HNSW graph leaves a few rows that no walk reaches (pruned out of every
+            # neighbour list). Built in 200-row batches like this, 16,000 of these vectors leave
+            # exactly one such row (11,047: its own vector finds another row at 0.816, at ef 400,
+            # in three builds of three), with no kill at all; a killed writer's damage would miss far more.
             hit = store.knn(vectors[i], k=1)[0]
             if hit.id != f"p{i}":
                 missed.append((int(i), hit.id, round(hit.score, 4)))
