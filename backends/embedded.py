@@ -475,8 +475,10 @@ class EmbeddedBackend:
         num_candidates: int | None = None,
         filters: Filters | None = None,
         with_vectors: bool = False,
+        ranked_top: int | None = None,
     ) -> list[Hit]:
-        """Top-k by dot product among the documents matching `filters`.
+        """Top-k by dot product among the documents matching `filters` (`ranked_top` changes
+        nothing: the vectors are float, every score exact).
 
         Filtering happens first, so k hits come back whenever k documents match. Exact when fewer
         than `ann_min_rows` documents match; otherwise the HNSW graph within the matching rows,

@@ -53,6 +53,15 @@ def knn_clause(
     return clause
 
 
+def rescore_oversample(oversample: float, k: int, ranked_top: int | None) -> float:
+    """The `rescore_vector.oversample` for k hits of which the caller ranks `ranked_top` (None: all):
+    oversample × ranked_top candidates re-scored, never fewer than k, so that every hit's score is
+    exact. 0 (no re-scoring) stays 0."""
+    if oversample <= 0 or ranked_top is None or ranked_top >= k:
+        return oversample
+    return max(1.0, round(oversample * max(ranked_top, 1) / k, 3))
+
+
 def keyword_query(text: str, filters: Filters | None = None) -> dict[str, Any]:
     """BM25 over the caption (english and standard analyzers) and the hashtags, filters in `bool.filter`."""
     query: dict[str, Any] = {"bool": {"must": [{"multi_match": {"query": text, "fields": list(KEYWORD_FIELDS)}}]}}

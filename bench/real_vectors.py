@@ -210,7 +210,7 @@ def encoder(batch_size: int = 32):
     from jointspace.settings import Settings
 
     path = minilm_onnx.ensure_exported(text_cache_dir(Settings()))
-    return minilm_onnx.MiniLMOnnx(path, spinning=False), batch_size
+    return minilm_onnx.MiniLMOnnx(path), batch_size
 
 
 def cache_folder(texts: list[str], cache: Path | None = None) -> Path:

@@ -138,8 +138,11 @@ class SearchBackend(MediaRootRegistry, Protocol):
         num_candidates: int | None = None,
         filters: Filters | None = None,
         with_vectors: bool = False,
+        ranked_top: int | None = None,
     ) -> list[Hit]:
-        """With `with_vectors`, each hit carries its stored vector (no second request for them)."""
+        """With `with_vectors`, each hit carries its stored vector (no second request for them).
+        `ranked_top`: the caller reads only the order of about this many best hits, and the rest as
+        a pool (hybrid's fusion window); a quantised index may then re-score fewer candidates."""
         ...
 
     def keyword(self, text: str, k: int, filters: Filters | None = None) -> list[Hit]: ...

@@ -574,9 +574,10 @@ class SearchService:
         min_score: float | None,
         clock: _Clock,
         with_vectors: bool = False,
+        ranked_top: int | None = None,
     ) -> _Ranked:
         candidates = max(plan.num_candidates, n)
-        hits = clock.backend(lambda: self.backend.knn(query, n, candidates, filters, with_vectors))
+        hits = clock.backend(lambda: self.backend.knn(query, n, candidates, filters, with_vectors, ranked_top))
         exhausted = len(hits) < n
         if min_score is not None:
             passing = [h for h in hits if h.score >= min_score]
@@ -617,7 +618,9 @@ class SearchService:
             started = time.perf_counter()
             before = clock.ms.get("backend", 0.0)
             keyword_list = self._side.submit(self._keyword, keywords, window, filters, _Clock())
-            semantic = self._semantic(query, window, plan, filters, min_score, clock)
+            # Fusion reads the list's ranks: exact order matters for about a page of it, the
+            # rest is a pool. The page size, not the page, so every page fuses the same list.
+            semantic = self._semantic(query, window, plan, filters, min_score, clock, ranked_top=plan.k)
             keyword = keyword_list.result()
             clock.ms["backend"] = before + (time.perf_counter() - started) * 1000.0
             started = time.perf_counter()

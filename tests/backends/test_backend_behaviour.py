@@ -162,6 +162,20 @@ def test_knn_scores_are_dot_products(city_backend: SearchBackend) -> None:
     assert all(a.score >= b.score for a, b in pairwise(hits))
 
 
+def test_knn_ranked_top_keeps_exact_scores_and_the_top_in_order(city_backend: SearchBackend) -> None:
+    # Hybrid search asks for a fusion window of which it ranks about a page: on Elasticsearch's int8
+    # index fewer candidates are re-scored, yet every score stays exact and the top is exact.
+    query = VECTORS[11]
+    pool = city_backend.knn(query, k=60, num_candidates=600, ranked_top=6)
+    assert len(pool) == 60
+    assert [h.id for h in pool[:6]] == exact_top(query, 6)
+    assert len({h.id for h in pool} & set(exact_top(query, 60))) >= 57
+    ids = [d.id for d in CORPUS]
+    for hit in pool:
+        assert hit.score == pytest.approx(float(VECTORS[ids.index(hit.id)] @ query), abs=1e-5)
+    assert all(a.score >= b.score for a, b in pairwise(pool))
+
+
 def test_knn_with_vectors_returns_each_hits_stored_vector(city_backend: SearchBackend) -> None:
     query = VECTORS[7]
     plain = city_backend.knn(query, k=5, filters=Filters(cities=("paris",)))

@@ -193,3 +193,11 @@ def test_keyword_match_query_excludes_whole_words_and_hashtags() -> None:
         }
     }
     assert "must_not" not in es_queries.keyword_match_query("dog", None)["bool"]
+
+
+def test_rescore_oversample_covers_the_ranked_top_and_every_hit() -> None:
+    assert es_queries.rescore_oversample(3.0, 20, None) == 3.0  # the whole page is ranked
+    assert es_queries.rescore_oversample(3.0, 20, 20) == 3.0
+    assert es_queries.rescore_oversample(3.0, 200, 20) == 1.0  # 60 would be fewer than the 200 hits
+    assert es_queries.rescore_oversample(3.0, 200, 100) == 1.5  # 300 candidates re-scored
+    assert es_queries.rescore_oversample(0.0, 200, 20) == 0.0  # a float index re-scores nothing
