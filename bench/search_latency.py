@@ -157,7 +157,7 @@ def main() -> None:
                         plan = body["explain"]["plan"]
                         started = time.perf_counter()
                         if mode == "hybrid":  # both lists, as the service asks for them
-                            backend.knn(vector, plan["window"], plan["num_candidates"])
+                            backend.knn(vector, plan["window"], plan["num_candidates"], ranked_top=args.k)
                             backend.keyword(word, plan["window"])
                         else:
                             backend.knn(vector, args.k, plan["num_candidates"])
