@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -81,6 +81,7 @@ class AnnIndex:
         self._saved_rows = 0
         self._mapped = False  # a read-only memory map of the saved file: must be copied before adding
         self._loaded_mtime = 0
+        self._unreachable: tuple[object, int, np.ndarray] | None = None  # (graph, rows, unreachable rows)
 
     @property
     def rows(self) -> int:
@@ -139,6 +140,25 @@ class AnnIndex:
             self._mapped = False
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
+    def unreachable(self) -> np.ndarray:
+        """Rows (sorted) that no walk reaches: no row links to them in the bottom layer.
+
+        HNSW prunes neighbour lists as rows arrive, and now and then a row drops out of every
+        list it was in; its own vector then finds other posts (1 row in 100,000 real vectors here,
+        1 in 16,000 clustered 32-d ones). Search scores these rows exactly beside the walk.
+        Counted from faiss's link arrays without copying them (26 ms at 100k rows); recounted for a
+        new graph and after 5 % more rows, so a writer adding batch after batch does not pay it
+        each time (rows cut off between two counts are missed until the next)."""
+        index = self._index
+        if index is None or index.ntotal == 0:
+            return np.empty(0, np.int64)
+        cached = self._unreachable
+        if cached is not None and cached[0] is index and index.ntotal < cached[1] * 1.05:
+            return cached[2]
+        rows = _unlinked_rows(index)
+        self._unreachable = (index, int(index.ntotal), rows)
+        return rows
+
     def save(self) -> None:
         """Writes the graph to a temporary file and renames it over the saved one (atomic)."""
         import faiss
@@ -173,6 +193,24 @@ class AnnIndex:
         )
         keep = rows[0] >= 0
         return rows[0][keep].astype(np.int64), scores[0][keep]
+
+
+def _unlinked_rows(index: faiss.Index) -> np.ndarray:
+    """Rows of an HNSW `index` (but its entry point) that no bottom-layer neighbour list holds."""
+    import faiss
+
+    hnsw: Any = index.hnsw  # type: ignore[attr-defined]  # faiss's stubs know neither the field nor its arrays
+    n = int(index.ntotal)
+    # Views of faiss's own arrays (also of a memory-mapped graph): no copy of the links.
+    links = faiss.rev_swig_ptr(hnsw.neighbors.data(), hnsw.neighbors.size())
+    offsets = faiss.rev_swig_ptr(hnsw.offsets.data(), hnsw.offsets.size())
+    width = np.arange(hnsw.cum_nb_neighbors(1))  # a row's bottom-layer links come first in its block
+    linked = np.zeros(n, dtype=bool)
+    for start in range(0, n, 1 << 16):
+        block = links[offsets[start : min(n, start + (1 << 16))].astype(np.int64)[:, None] + width]
+        linked[block[block >= 0]] = True
+    linked[hnsw.entry_point] = True
+    return np.flatnonzero(~linked)
 
 
 def allowed_bitmap(rows: np.ndarray, n: int) -> np.ndarray:
