@@ -81,7 +81,7 @@ class AnnIndex:
         self._saved_rows = 0
         self._mapped = False  # a read-only memory map of the saved file: must be copied before adding
         self._loaded_mtime = 0
-        self._unreachable: tuple[object, int, np.ndarray] | None = None  # (graph, rows, unreachable rows)
+        self._unreachable: tuple[int, np.ndarray] | None = None  # (graph rows then, unreachable rows); None: count anew
 
     @property
     def rows(self) -> int:
@@ -115,6 +115,7 @@ class AnnIndex:
         self._loaded_mtime = mtime
         if index.ntotal > self.rows:
             self._index, self._saved_rows, self._mapped = index, int(index.ntotal), True
+            self._unreachable = None
         return True
 
     def extend(self, vectors: np.ndarray, first_row: int) -> None:
@@ -125,6 +126,7 @@ class AnnIndex:
             raise ValueError(f"graph holds rows [0, {self.rows}), cannot add from row {first_row}")
         if self._index is None:
             self._index = faiss.IndexHNSWFlat(self.dim, self.params.m, faiss.METRIC_INNER_PRODUCT)
+            self._unreachable = None
             self._index.hnsw.efConstruction = self.params.ef_construction
         elif self._mapped:  # a mapped file is read-only: read a private copy before adding
             # Read from the file, not serialize+deserialize of the map: one copy in memory, not two
@@ -137,26 +139,29 @@ class AnnIndex:
             if copy is None or copy.ntotal != self._index.ntotal:
                 copy = faiss.deserialize_index(faiss.serialize_index(self._index))
             self._index = copy
+            self._unreachable = None  # the count stays valid for the copy, but never holds the old graph
             self._mapped = False
         self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
     def unreachable(self) -> np.ndarray:
-        """Rows (sorted) that no walk reaches: no row links to them in the bottom layer.
+        """Rows (sorted) that no row links to in the bottom layer, so that no walk reaches them
+        (a small group of rows linked only among themselves is not found this way).
 
         HNSW prunes neighbour lists as rows arrive, and now and then a row drops out of every
         list it was in; its own vector then finds other posts (1 row in 100,000 real vectors here,
         1 in 16,000 clustered 32-d ones). Search scores these rows exactly beside the walk.
-        Counted from faiss's link arrays without copying them (26 ms at 100k rows); recounted for a
-        new graph and after 5 % more rows, so a writer adding batch after batch does not pay it
-        each time (rows cut off between two counts are missed until the next)."""
+        Counted from faiss's link arrays without copying them (26 ms at 100k rows, on the first
+        search of a new graph); recounted for a new graph and after 5 % more rows, so a writer
+        adding batch after batch does not pay it each time (rows cut off between two counts are
+        missed until the next)."""
         index = self._index
         if index is None or index.ntotal == 0:
             return np.empty(0, np.int64)
         cached = self._unreachable
-        if cached is not None and cached[0] is index and index.ntotal < cached[1] * 1.05:
-            return cached[2]
+        if cached is not None and index.ntotal < cached[0] * 1.05:
+            return cached[1]
         rows = _unlinked_rows(index)
-        self._unreachable = (index, int(index.ntotal), rows)
+        self._unreachable = (int(index.ntotal), rows)
         return rows
 
     def save(self) -> None:

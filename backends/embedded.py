@@ -559,11 +559,12 @@ class EmbeddedBackend:
             else (np.empty(0, np.int64), np.empty(0, np.float32))
         )
         # Rows no walk reaches are scored exactly, like those written since the graph was saved.
-        lost = graph.unreachable()
-        if len(lost) and in_graph:
+        # Only those among `rows`: live and passing the filter (a dead row has no post to return).
+        lost = graph.unreachable() if in_graph else np.empty(0, np.int64)
+        if len(lost):
             at = np.minimum(np.searchsorted(rows[:in_graph], lost), in_graph - 1)  # rows are sorted
             lost = np.setdiff1d(lost[rows[at] == lost], found)
-        tail = np.concatenate([lost, rows[in_graph:]]) if len(lost) and in_graph else rows[in_graph:]
+        tail = np.concatenate([lost, rows[in_graph:]]) if len(lost) else rows[in_graph:]
         scores = np.concatenate([graph_scores, self._scores(query, tail) if len(tail) else np.empty(0, np.float32)])
         return np.concatenate([found, tail]), scores
 

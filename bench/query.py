@@ -193,7 +193,7 @@ def bench_backend(
         return backend.knn(v, k, plan.num_candidates, f)
 
     def hybrid_bare(v: np.ndarray, f: Filters, t: str) -> object:
-        return backend.knn(v, plan.window, plan.num_candidates, f), backend.keyword(t, plan.window, f)
+        return backend.knn(v, plan.window, plan.num_candidates, f, ranked_top=k), backend.keyword(t, plan.window, f)
 
     run("semantic, no collapse", knn, lambda e: service.search(e, k=k, collapse=False))
     run("semantic + collapse", knn, lambda e: service.search(e, k=k))

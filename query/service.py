@@ -619,7 +619,8 @@ class SearchService:
             before = clock.ms.get("backend", 0.0)
             keyword_list = self._side.submit(self._keyword, keywords, window, filters, _Clock())
             # Fusion reads the list's ranks: exact order matters for about a page of it, the
-            # rest is a pool. The page size, not the page, so every page fuses the same list.
+            # rest is a pool, so an int8 index re-scores no more than the window (not 3 × it).
+            # The page size, not the page, so every page fuses the same list.
             semantic = self._semantic(query, window, plan, filters, min_score, clock, ranked_top=plan.k)
             keyword = keyword_list.result()
             clock.ms["backend"] = before + (time.perf_counter() - started) * 1000.0

@@ -125,13 +125,23 @@ def test_a_row_no_walk_reaches_is_still_found(tmp_path: Path) -> None:
     walked = faiss.SearchParametersHNSW(efSearch=400)  # type: ignore[attr-defined]  # missing from faiss's stubs
     assert graph.search(vectors[row : row + 1], 1, params=walked)[1][0][0] != row  # the walk misses it now
     faiss.write_index(graph, str(tmp_path / "ann-0.faiss"))
-    reader = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=1_000)  # maps the cut graph
+    # Maps the cut graph; 500, so that a one-city filter (750 rows) walks the graph too.
+    reader = EmbeddedBackend(tmp_path, MODEL, DIM, ann_min_rows=500)
     hit = reader.knn(vectors[row], k=1)[0]
+    assert hit.id == f"p{row}" and hit.score == pytest.approx(1.0, abs=1e-5)
+    own = Filters(cities=(CITIES[row % len(CITIES)],))
+    hit = reader.knn(vectors[row], k=1, filters=own)[0]
     assert hit.id == f"p{row}" and hit.score == pytest.approx(1.0, abs=1e-5)
     # Scored beside the walk only when the filter lets the row through; other rows still come from the walk.
     other = Filters(cities=(CITIES[(row + 1) % len(CITIES)],))
     assert all(h.id != f"p{row}" for h in reader.knn(vectors[row], k=10, filters=other))
     assert recall(reader, vectors, clustered(30, seed=8)) >= 0.95
+    # Overwritten, the post moves to a new row; its old row, dead but still unreachable in the
+    # graph, never comes back (it has no post to return).
+    reader.upsert([doc(f"p{row}", vectors[row + 1], city=CITIES[row % len(CITIES)])])
+    for filters in (None, own):
+        hits = reader.knn(vectors[row], k=5, filters=filters)
+        assert len(hits) == 5 and all(h.id != f"p{row}" or h.score < 0.999 for h in hits)
     reader.close()
 
 
@@ -175,11 +185,12 @@ def test_a_writer_killed_mid_ingest_loses_and_corrupts_nothing(tmp_path: Path) -
             assert stored is not None and np.allclose(stored.vector, vectors[i], atol=1e-6)
             hit = exact.knn(vectors[i], k=1)[0]
             assert hit.id == f"p{i}" and hit.score == pytest.approx(1.0, abs=1e-5)
-            # The graph the killed writers left (extended, or rebuilt) finds it too. One miss in 25
-            # is allowed: an HNSW graph leaves a few rows that no walk reaches (pruned out of every
-            # neighbour list). Built in 200-row batches like this, 16,000 of these vectors leave
-            # exactly one such row (11,047: its own vector finds another row at 0.816, at ef 400,
-            # in three builds of three), with no kill at all; a killed writer's damage would miss far more.
+            # The graph the killed writers left (extended, or rebuilt) finds it too. The one miss
+            # seen in CI was a row pruned out of every neighbour list (16,000 of these vectors,
+            # built in 200-row batches, leave one, with no kill at all); such rows are now scored
+            # exactly (AnnIndex.unreachable). One miss in 25 is still allowed for what that count
+            # cannot see (a few rows linked only among themselves); a killed writer's damage
+            # would miss far more.
             hit = store.knn(vectors[i], k=1)[0]
             if hit.id != f"p{i}":
                 missed.append((int(i), hit.id, round(hit.score, 4)))
