@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jointspace.backends.store_lock import refuse_if_in_use
+
 from jointspace.errors import ConfigurationError
 from jointspace.protocols import IndexLifecycle, SearchBackend
 from jointspace.records import IndexRef
@@ -113,8 +115,6 @@ class EmbeddedLifecycle:
         return embedded_store(self.settings, Path(ref.name), ref.model, ref.dim)
 
     def stage(self, model: str, dim: int) -> IndexRef:
-        from jointspace.backends.store_lock import refuse_if_in_use
-
         # Before any work, and again at the swap: a writer swapped under would strand its posts.
         refuse_if_in_use(self.folder, "run this again")
         staging = self.folder.with_name(f"{self.folder.name}.reindex")
@@ -124,8 +124,6 @@ class EmbeddedLifecycle:
     def swap(self, staged: IndexRef) -> IndexRef | None:
         """Two renames; the store that was live is kept as `embedded.<model>.<time>`. Close the
         backends opened on either folder first."""
-        from jointspace.backends.store_lock import refuse_if_in_use
-
         refuse_if_in_use(self.folder, "run this again")
         old = self.live()
         retired = None
