@@ -52,6 +52,23 @@ def _icon_blur(image: Image.Image, rng: random.Random) -> Image.Image:
     return image
 
 
+def _line_art(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Dark outlines on white, a stroke 1-3 px wide: a drawing as a line icon (tabler-like) draws it."""
+    edges = image.convert("L").filter(ImageFilter.FIND_EDGES)
+    edges = edges.point(lambda v: 255 if v > 24 else 0)
+    width = rng.choice((1, 3, 3, 5))
+    if width > 1:
+        edges = edges.filter(ImageFilter.MaxFilter(width))
+    return Image.eval(edges, lambda v: 255 - v).convert("RGB")
+
+
+def _silhouette(image: Image.Image, rng: random.Random) -> Image.Image:
+    """Every non-background pixel black on white: a drawing as a glyph icon (mdi-like) fills it."""
+    grey = image.convert("L")
+    cut = rng.randint(200, 245)
+    return grey.point(lambda v: 255 if v > cut else 0).convert("RGB")
+
+
 def _flip(image: Image.Image, rng: random.Random) -> Image.Image:
     """The mirror image: with `clean`, the two views of flip test-time augmentation (`TTA_VARIANTS`)."""
     return image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -62,6 +79,8 @@ VARIANTS: dict[str, Variant] = {
     "crop-colour": _crop_colour,
     "icon-blur": _icon_blur,
     "flip": _flip,
+    "line-art": _line_art,
+    "silhouette": _silhouette,
 }
 AUGMENTED = ("crop-colour", "icon-blur")
 

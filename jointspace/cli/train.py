@@ -71,8 +71,8 @@ def train_command(
     augment: Annotated[
         str,
         typer.Option(
-            help="Augmentation variants cached per image: crop-colour, icon-blur "
-            "(default none: measured no gain, see docs/eval-report.md)."
+            help="Augmentation variants cached per image, as extra rows for the head: crop-colour, "
+            "icon-blur, line-art, silhouette (default none: measured no clear gain, see docs/eval-report.md)."
         ),
     ] = "",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
