@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -53,6 +54,23 @@ def get(url: str) -> tuple[float, dict]:
     with urllib.request.urlopen(url, timeout=120) as answer:
         body = json.loads(answer.read())
     return (time.perf_counter() - started) * 1000.0, body
+
+
+def wait_until_ready(url: str, server: subprocess.Popen, deadline: float) -> float:
+    """Seconds until `GET /health` says ready (the nearest-word vocabulary prepared)."""
+    started = time.monotonic()
+    while True:
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("serve did not get ready (GET /health never said ready)")
+        try:
+            _, health = get(url + "/health")
+        except urllib.error.HTTPError as degraded:  # 503 still says whether the vocabulary is ready
+            health = json.loads(degraded.read())
+        except OSError:
+            health = {"ready": False}
+        if health.get("ready", True):  # no `ready` field: nothing is prepared in the background
+            return time.monotonic() - started
+        time.sleep(0.5)
 
 
 def p(samples: list[float], q: float) -> float:
@@ -141,6 +159,11 @@ def main() -> None:
                             break
                     except OSError:
                         time.sleep(0.2)
+                # Timed only once serve is ready: on a home without a cached vocabulary it embeds
+                # the nearest-word vocabulary in the background (a minute or more on 2 cores), and
+                # every figure taken meanwhile shares the cores with it (twice as slow, seen here).
+                facts["serve_ready_s"] = wait_until_ready(f"http://127.0.0.1:{port}", server, deadline)
+                print(f"serve ready after {facts['serve_ready_s']:.0f} s", file=sys.stderr)
                 base = f"http://127.0.0.1:{port}/search?k={args.k}&q="
                 # Encoded before the loop: an encode here, just before each bare call, left this
                 # process's encoder threads busy while the engine ran and slowed the bare figure.
