@@ -15,25 +15,17 @@ and, for reference, the same pairs with the true photo/drawing split of the held
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-import time
-from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jointspace.encoders.evaluation.loso import HeldOut, fold_options
-from jointspace.encoders.image_encoders import run_head, zeroshot_vectors
+from jointspace.encoders.image_encoders import run_head
 from jointspace.encoders.ridge import fit_ridge
-from jointspace.encoders.training_runs import DEFAULT_RUN, PHOTO_SOURCES, Workspace, train_one, training_items
+from jointspace.encoders.training_runs import PHOTO_SOURCES
 from jointspace.encoders.vectors import unit_rows
-from loso_class_refit import BASELINE, DEFAULT, log, print_table, record
-
-from jointspace.settings import get_settings
+from loso_folds import finish, folds, log, parser, workspace
 
 # (head, neighbours, zero-training)
 WEIGHTINGS = {
@@ -47,61 +39,37 @@ WEIGHTINGS = {
 PAIRS = [("z0.4", "z0.7"), ("default", "z0.7"), ("default", "z0.8"), ("z0.3", "z0.7"), ("z0.4", "z0.6")]
 
 
-def weighted(head: np.ndarray, near: np.ndarray, zs: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Each picture's blend at its own (head, neighbours, zero-training) weights, a row of `weights`."""
-    return unit_rows(weights[:, 0:1] * head + weights[:, 1:2] * near + weights[:, 2:3] * zs)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--max-per-source", type=int, default=500, help="the held-out galleries' cap")
-    ap.add_argument("--train-max-per-source", type=int, default=0, help="training cap per source (0: all)")
-    ap.add_argument("--probe-lambda", type=float, default=300.0)
-    ap.add_argument("--out", type=Path, default=None)
+    ap = parser(__doc__)
+    ap.add_argument("--probe-lambda", type=float, default=1.0)
     args = ap.parse_args()
-    settings = get_settings()
-    ws = Workspace(settings, max_per_source=args.max_per_source, train_max_per_source=args.train_max_per_source)
-    names = ws.prepared_sources()
-    rows: dict[str, dict[str, Any]] = {}
-    started = time.perf_counter()
-    for s in names:
-        others = [o for o in names if o != s]
-        opts = fold_options(DEFAULT_RUN, others)
-        trained = train_one(ws, opts, progress=False)
-        items = training_items(ws, opts)
-        is_photo = np.array([[float(it.post.source in PHOTO_SOURCES)] for it in items], np.float32)
-        x_train = ws.outputs(items).features
+    settings, ws, names = workspace(args)
+    rows: dict = {}
+    for fold in folds(ws, names, settings, rows):
+        is_photo = np.array([[float(it.post.source in PHOTO_SOURCES)] for it in fold.items], np.float32)
+        share = float(is_photo.mean())
         # Photos are ~4 % of the training side: weigh the two kinds the same.
-        w = np.where(is_photo[:, 0] > 0, 0.5 / max(is_photo.mean(), 1e-6), 0.5 / max(1 - is_photo.mean(), 1e-6))
-        probe = fit_ridge(x_train, is_photo, args.probe_lambda, sample_weight=w)
-        g = HeldOut(ws, s)
-        feats, logits = g.outputs.features, g.outputs.logits
+        w = np.where(is_photo[:, 0] > 0, 0.5 / max(share, 1e-6), 0.5 / max(1 - share, 1e-6))
+        probe = fit_ridge(ws.outputs(fold.items).features, is_photo, args.probe_lambda, sample_weight=w)
+        feats = fold.gallery.outputs.features
         p = np.clip(run_head(probe, feats)[:, 0], 0.0, 1.0)[:, None]
-        head = unit_rows(run_head(trained.result.head, feats))
-        zs = zeroshot_vectors(logits, trained.class_matrix, settings.zeroshot_top_k)
-        assert trained.neighbours is not None
-        near = trained.neighbours.vectors(feats)
-        truth = np.full((len(feats), 1), float(s in PHOTO_SOURCES), np.float32)
-        add = partial(record, rows, s, g, trained.text)
-        mix = partial(weighted, head, near, zs)
+        head = fold.head  # raw, as the product blends it
+        truth = np.full((len(feats), 1), float(fold.source in PHOTO_SOURCES), np.float32)
 
-        add(BASELINE, zs)
-        add(DEFAULT, mix(np.tile(WEIGHTINGS["default"], (len(feats), 1))))
+        def mix(weights: np.ndarray, head: np.ndarray = head, near: np.ndarray = fold.near, zs: np.ndarray = fold.zs):
+            """Each picture's blend at its own (head, neighbours, zero-training) weights."""
+            return unit_rows(weights[:, 0:1] * head + weights[:, 1:2] * near + weights[:, 2:3] * zs)
+
         for name, wt in WEIGHTINGS.items():
-            if name != "default":
-                add(f"fixed {name} {wt}", mix(np.tile(wt, (len(feats), 1))))
+            if name != "default":  # the default's row comes with the fold
+                fold.add(f"fixed {name} {wt}", mix(np.tile(wt, (len(feats), 1))))
         for lo, hi in PAIRS:
             a, b = np.array(WEIGHTINGS[lo]), np.array(WEIGHTINGS[hi])
-            add(f"photo probe: {lo} → {hi}", mix((1 - p) * a + p * b))
-            add(f"oracle split: {lo} → {hi}", mix((1 - truth) * a + truth * b))
-        log(
-            f"{s}: fold done ({time.perf_counter() - started:.0f} s), probe's photo score: mean {float(p.mean()):.2f},"
-            f" > 0.5 for {float((p > 0.5).mean()):.0%} of the pictures"
-        )
-    print_table(rows, names)
-    if args.out:
-        args.out.write_text(json.dumps(rows), encoding="utf-8")
-        log(f"wrote {args.out}")
+            fold.add(f"photo probe: {lo} → {hi}", mix((1 - p) * a + p * b))
+            fold.add(f"oracle split: {lo} → {hi}", mix((1 - truth) * a + truth * b))
+        above = float((p > 0.5).mean())
+        log(f"{fold.source}: the probe's photo score: mean {float(p.mean()):.2f}, > 0.5 for {above:.0%}")
+    finish(rows, names, args.out)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,8 @@ def wait_until_ready(url: str, server: subprocess.Popen, deadline: float) -> flo
             health = {"ready": False}
         if health.get("ready", True):  # no `ready` field: nothing is prepared in the background
             return time.monotonic() - started
+        if not health.get("nearest_words", {}).get("ok", True):  # failed: it will never be ready
+            raise RuntimeError(f"serve's nearest words failed: {health['nearest_words'].get('detail')}")
         time.sleep(0.5)
 
 
@@ -160,9 +162,12 @@ def main() -> None:
                     except OSError:
                         time.sleep(0.2)
                 # Timed only once serve is ready: on a home without a cached vocabulary it embeds
-                # the nearest-word vocabulary in the background (a minute or more on 2 cores), and
-                # every figure taken meanwhile shares the cores with it (twice as slow, seen here).
-                facts["serve_ready_s"] = wait_until_ready(f"http://127.0.0.1:{port}", server, deadline)
+                # the nearest-word vocabulary in the background (23 s on an idle 2-core host), and
+                # every figure taken meanwhile shares the cores with it.
+                try:
+                    facts["serve_ready_s"] = wait_until_ready(f"http://127.0.0.1:{port}", server, deadline)
+                except RuntimeError as exc:
+                    raise RuntimeError(f"{exc}\n{(tmp / 'serve.log').read_text()[-3000:]}") from None
                 print(f"serve ready after {facts['serve_ready_s']:.0f} s", file=sys.stderr)
                 base = f"http://127.0.0.1:{port}/search?k={args.k}&q="
                 # Encoded before the loop: an encode here, just before each bare call, left this

@@ -53,7 +53,7 @@ def _icon_blur(image: Image.Image, rng: random.Random) -> Image.Image:
 
 
 def _line_art(image: Image.Image, rng: random.Random) -> Image.Image:
-    """Dark outlines on white, a stroke 1-3 px wide: a drawing as a line icon (tabler-like) draws it."""
+    """Dark outlines on white, a stroke 1-5 px wide: a drawing as a line icon (tabler-like) draws it."""
     edges = image.convert("L").filter(ImageFilter.FIND_EDGES)
     edges = edges.point(lambda v: 255 if v > 24 else 0)
     width = rng.choice((1, 3, 3, 5))
@@ -63,7 +63,8 @@ def _line_art(image: Image.Image, rng: random.Random) -> Image.Image:
 
 
 def _silhouette(image: Image.Image, rng: random.Random) -> Image.Image:
-    """Every non-background pixel black on white: a drawing as a glyph icon (mdi-like) fills it."""
+    """Every pixel darker than a cut-off (200-245 of 255) black, the rest white: a drawing as a glyph
+    icon (mdi-like) fills it. Light colours (an emoji's yellow face) fall on the white side."""
     grey = image.convert("L")
     cut = rng.randint(200, 245)
     return grey.point(lambda v: 255 if v > cut else 0).convert("RGB")
