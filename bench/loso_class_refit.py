@@ -28,21 +28,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from jointspace.encoders.image_encoders import zeroshot_vectors
+from jointspace.encoders.image_encoders import top_classes, zeroshot_vectors
 from jointspace.encoders.vectors import unit_rows
 from loso_folds import HW, NW, ZW, finish, folds, parser, workspace
 
 
-def class_weights(logits: np.ndarray, n_classes: int, top_k: int) -> np.ndarray:
+def class_weights(logits: np.ndarray, top_k: int) -> np.ndarray:
     """(N, classes) top-k softmax weights renormalised to sum to 1 (the zero-training vector's mix)."""
-    lg = np.asarray(logits, np.float64)
-    p = np.exp(lg - lg.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    k = min(top_k, n_classes)
-    top = np.argpartition(-p, k - 1, axis=1)[:, :k]
-    out = np.zeros_like(p)
-    w = np.take_along_axis(p, top, axis=1)
-    np.put_along_axis(out, top, w / w.sum(1, keepdims=True), axis=1)
+    top, w = top_classes(logits, top_k)
+    out = np.zeros(np.shape(logits), np.float64)
+    np.put_along_axis(out, top, w / w.sum(axis=1, keepdims=True), axis=1)
     return out
 
 
@@ -76,7 +71,7 @@ def main() -> None:
     for fold in folds(ws, names, settings, rows):
         targets, usable = ws.targets(fold.trained.text, fold.items, fold.options.targets)
         c0 = fold.trained.class_matrix.astype(np.float64)
-        p_train = class_weights(ws.outputs(fold.items).logits, len(c0), top_k)[usable]
+        p_train = class_weights(ws.outputs(fold.items).logits, top_k)[usable]
         y = targets[usable].astype(np.float64)
         item_sources = [it.post.source or "?" for it, ok in zip(fold.items, usable, strict=True) if ok]
         logits = fold.gallery.outputs.logits

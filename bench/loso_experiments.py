@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from jointspace.encoders.evaluation.core import stratified_bootstrap
 from jointspace.encoders.evaluation.loso import HeldOut, keyword_p10, rare_recall_rr
-from jointspace.encoders.image_encoders import ensemble
+from jointspace.encoders.image_encoders import ensemble, zeroshot_vectors
 from jointspace.encoders.imagenet import ClassPrior
 from jointspace.encoders.ridge import fit_ridge
 from jointspace.encoders.targets import label_words
@@ -203,13 +203,8 @@ class Stats:
 
 # ---------------------------------------------------------------- zero-training vectors
 def zeroshot(logits: np.ndarray, classes: np.ndarray, top_k: int = 10, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    p = np.exp(z - z.max(1, keepdims=True))
-    p /= p.sum(1, keepdims=True)
-    k = min(top_k, p.shape[1])
-    top = np.argpartition(-p, k - 1, axis=1)[:, :k]
-    w = np.take_along_axis(p, top, axis=1)
-    return unit_rows(np.einsum("nk,nkd->nd", w, classes[top]))
+    """`zeroshot_vectors` with the softmax at a temperature."""
+    return zeroshot_vectors(np.asarray(logits) / temperature, classes, top_k)
 
 
 def confidence_blend(h: np.ndarray, z: np.ndarray, p: np.ndarray, lo: float, hi: float) -> np.ndarray:

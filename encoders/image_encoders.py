@@ -34,14 +34,19 @@ def class_prompt_matrix(text: TextEncoder, prior: ClassPrior | None = None) -> n
     return unit_rows(np.stack([sum(w * emb[row[t]] for t, w in texts) for texts in per_class]))
 
 
-def zeroshot_vectors(logits: np.ndarray, class_matrix: np.ndarray, top_k: int = 10) -> np.ndarray:
-    """Probability-weighted mean of the top-k classes' prompt embeddings, normalised."""
+def top_classes(logits: np.ndarray, top_k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """(classes (N, k), their softmax probabilities (N, k)): each picture's top-k ImageNet classes."""
     logits = np.asarray(logits, np.float32)
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     k = min(top_k, probs.shape[1])
     top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
-    weights = np.take_along_axis(probs, top, axis=1)
+    return top, np.take_along_axis(probs, top, axis=1)
+
+
+def zeroshot_vectors(logits: np.ndarray, class_matrix: np.ndarray, top_k: int = 10) -> np.ndarray:
+    """Probability-weighted mean of the top-k classes' prompt embeddings, normalised."""
+    top, weights = top_classes(logits, top_k)
     return unit_rows(np.einsum("nk,nkd->nd", weights, class_matrix[top]))
 
 
