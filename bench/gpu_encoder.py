@@ -83,7 +83,7 @@ def main() -> None:
 
             def forward(x: torch.Tensor = x, dtype: torch.dtype | None = dtype) -> None:
                 with torch.inference_mode(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=bool(dtype)):
-                    backbone.classify(backbone.model.forward_head(backbone.model.forward_features(x), pre_logits=True))
+                    backbone.classify(backbone.pooled_eager(x))
 
             rate = batch / timed(forward, args.repeats, args.warmup)
             base = base or rate

@@ -16,16 +16,19 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from jointspace.encoders.backbone_onnx import OnnxBackbone, PooledNetwork
+from jointspace.encoders.pooling import gem_power, pooled
 from PIL import Image
 
 from jointspace.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
+
+TensorOrArray = TypeVar("TensorOrArray", torch.Tensor, np.ndarray)
 
 # Image size each EfficientNet-Lite was trained at (its paper's resolution).
 LITE_SIZES = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
@@ -83,9 +86,14 @@ class BackboneSpec:
     name: str = "efficientnet_lite0"
     weights: str | None = None
     image_size: int | None = None
+    # How the final feature map becomes one vector (encoders/pooling.py): "avg" or "gem<p>".
+    pool: str = "avg"
 
     def to_json(self) -> dict[str, object]:
-        return {"name": self.name, "weights": self.weights, "image_size": self.resolved_size}
+        out: dict[str, object] = {"name": self.name, "weights": self.weights, "image_size": self.resolved_size}
+        if self.pool != "avg":  # an average-pooled spec keeps the key its caches and kept features have
+            out["pool"] = self.pool
+        return out
 
     @property
     def resolved_size(self) -> int:
@@ -172,6 +180,9 @@ class Backbone:
         if spec.weights is None and not lite:
             raise ConfigurationError(f"backbone {spec.name!r} needs a local weights file (backbone weights path)")
         self._timm = spec.name in timm.list_models()
+        self._gem_p = gem_power(spec.pool)
+        if self._gem_p is not None and not self._timm:
+            raise ConfigurationError(f"backbone pool {spec.pool!r} needs a timm network, not {spec.name!r}")
         # Any: timm's and torchvision's heads are reached by name (forward_head, fc, ...), which
         # torch's annotations (an attribute of a Module is a Tensor or a Module) cannot say.
         model: Any
@@ -201,7 +212,11 @@ class Backbone:
             model = model.to(self.device, memory_format=torch.channels_last)
         self._classifier = self._classifier.to(self.device)
         self.model = model
-        self.feature_dim = int(getattr(model, "num_features", 0) or self._probe_dim())
+        # The network's own pooled width, which its classifier reads; `feature_dim`: what the head and
+        # the neighbour bank read; `pooled_dim`: the whole pooled output (what workers keep).
+        self._width = int(getattr(model, "num_features", 0) or self._probe_dim())
+        self.feature_dim = self._width
+        self.pooled_dim = self._width * (1 if self._gem_p is None else 2)
         mean, std = (LITE_MEAN, LITE_STD) if lite else (IMAGENET_MEAN, IMAGENET_STD)
         size = spec.resolved_size
         self.prepare = Preprocess(size, mean, std)
@@ -232,7 +247,7 @@ class Backbone:
 
     def _export_for_cpu(self) -> OnnxBackbone | bool:
         try:
-            network = PooledNetwork(self.model, self._timm)
+            network = PooledNetwork(self.model, self._timm, self._gem_p)
             return OnnxBackbone(network, self.spec.resolved_size, torch.get_num_threads())
         except Exception as exc:  # an architecture the exporter cannot take: correct, only slower
             log.warning("backbone %s runs in eager torch on the CPU (ONNX export failed: %s)", self.spec.name, exc)
@@ -244,12 +259,25 @@ class Backbone:
             return int(self._pooled(torch.zeros(1, 3, size, size, device=self.device)).shape[1])
 
     def _pooled(self, x: torch.Tensor) -> torch.Tensor:
-        if self._timm:
-            return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
-        return self.model(x)
+        return self.pooled_eager(x)
+
+    def pooled_eager(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features through the torch network (autograd follows when enabled: fine-tuning)."""
+        return pooled(self.model, self._timm, self._gem_p, x)
 
     def classify(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self._classifier(pooled)
+        """Class logits of the pooled output: the classifier reads its average-pooled part."""
+        return self._classifier(pooled[:, : self._width])
+
+    def head_part(self, pooled: TensorOrArray) -> TensorOrArray:
+        """The columns of the pooled output that the head and the neighbour bank read (the GeM half
+        for a `gem<p>` pool, else all of it)."""
+        return pooled if self._gem_p is None else pooled[:, self._width :]
+
+    def split(self, pooled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pooled output (kept float16 features included) → (features, logits) as float32 numpy."""
+        pooled = np.asarray(pooled, np.float32)
+        return np.ascontiguousarray(self.head_part(pooled)), self.logits_of(pooled)
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
@@ -259,18 +287,34 @@ class Backbone:
         else:
             yield
 
-    def run_tensors(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 3, H, W) normalised tensors → (features (N, F), logits (N, 1000)) as float32 numpy."""
+    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """The pooled output on the device; call under inference mode and `_autocast`."""
         x = batch.to(self.device, non_blocking=True)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
+        return self._cpu_pooled(x) if self.device.type == "cpu" else self._pooled(x)
+
+    def run_tensors(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3, H, W) normalised tensors → (features (N, F), logits (N, 1000)) as float32 numpy."""
         with torch.inference_mode(), self._autocast():
-            pooled = self._cpu_pooled(x) if self.device.type == "cpu" else self._pooled(x)
+            pooled = self._forward(batch)
             logits = self.classify(pooled)
-        return pooled.float().cpu().numpy(), logits.float().cpu().numpy()
+        return self.head_part(pooled).float().cpu().numpy(), logits.float().cpu().numpy()
+
+    def pooled_images(self, images: Sequence[Image.Image | np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """PIL images, or `prepare`'s output → the whole pooled output (N, pooled_dim), float32 numpy:
+        what workers keep beside the index (`split` turns it into features and logits)."""
+        out = []
+        for start in range(0, len(images), batch_size):
+            chunk = [
+                im if isinstance(im, np.ndarray) else self.prepare(im) for im in images[start : start + batch_size]
+            ]
+            with torch.inference_mode(), self._autocast():
+                out.append(self._forward(torch.from_numpy(np.stack(chunk))).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.pooled_dim), np.float32)
 
     def logits_of(self, pooled: np.ndarray) -> np.ndarray:
-        """The class logits of pooled features (kept float16 features included), as float32 numpy."""
+        """The class logits of the pooled output (kept float16 features included), as float32 numpy."""
         x = torch.from_numpy(np.asarray(pooled, np.float32)).to(self.device)
         with torch.inference_mode():
             return self.classify(x).float().cpu().numpy()

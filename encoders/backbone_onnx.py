@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from jointspace.encoders.pooling import pooled
 
 # Pictures per intra-op thread in one call: small calls keep activations in cache (2 per thread, i.e.
 # 4 on 2 cores, cost the least CPU per picture here), and every thread still has a picture.
@@ -28,15 +29,14 @@ IMAGES_PER_THREAD = 2
 class PooledNetwork(torch.nn.Module):
     """A backbone's pooled-feature pass as one module: the shape the ONNX exporter takes."""
 
-    def __init__(self, network: Any, timm: bool) -> None:
+    def __init__(self, network: Any, timm: bool, gem_p: float | None = None) -> None:
         super().__init__()
         self.network = network
         self.timm = timm
+        self.gem_p = gem_p
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.timm:
-            return self.network.forward_head(self.network.forward_features(x), pre_logits=True)
-        return self.network(x)
+        return pooled(self.network, self.timm, self.gem_p, x)
 
 
 class OnnxBackbone:

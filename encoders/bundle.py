@@ -228,6 +228,7 @@ def ensure_zeroshot_bundle(settings: Settings) -> Path:
         backbone = {
             "name": settings.backbone,
             "weights": str(settings.backbone_weights) if settings.backbone_weights else None,
+            "pool": settings.backbone_pool,
         }
         write_manifest(folder, zeroshot_manifest(backbone=backbone))
     return folder

@@ -37,7 +37,7 @@ def save_trained(
     elif o.text == "minilm":
         text_config["vocab_size"] = settings.text_vocab_size
     weights = trained.backbone_weights or (str(settings.backbone_weights) if settings.backbone_weights else None)
-    spec = BackboneSpec(settings.backbone, weights)
+    spec = BackboneSpec(settings.backbone, weights, pool=settings.backbone_pool)
     name = f"{o.text}-{spec.name.replace('efficientnet_', '').replace('_', '-')}-{o.train.loss}-{o.targets}"
     if trained.backbone_weights:
         name += "-finetuned"

@@ -51,7 +51,7 @@ def finetune_step(
     if device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-        feats = backbone.model.forward_head(backbone.model.forward_features(x), pre_logits=True)
+        feats = backbone.head_part(backbone.pooled_eager(x))
     pred = head(feats.float())
     loss = compute_loss(loss_name, pred, targets.to(device))
     optimizer.zero_grad(set_to_none=True)

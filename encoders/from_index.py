@@ -181,9 +181,9 @@ def train_from_index(
     if usable.sum() < 10:
         raise ConfigurationError(f"only {int(usable.sum())} posts have caption words the text encoder knows")
     backbone = image.backbone  # type: ignore[attr-defined]  # a CNN-backed bundle's encoder
-    val_x, test_x = matrix(val), matrix(test)
-    val_zs = zeroshot_vectors(backbone.logits_of(val_x), classes, settings.zeroshot_top_k)
-    test_zs = zeroshot_vectors(backbone.logits_of(test_x), classes, settings.zeroshot_top_k)
+    (val_x, val_logits), (test_x, test_logits) = backbone.split(matrix(val)), backbone.split(matrix(test))
+    val_zs = zeroshot_vectors(val_logits, classes, settings.zeroshot_top_k)
+    test_zs = zeroshot_vectors(test_logits, classes, settings.zeroshot_top_k)
     val_scorer = GalleryScorer(Gallery("val", val).with_queries(MIN_QUERY_IMAGES, False, False), text)
     test_scorer = GalleryScorer(Gallery("test", test).with_queries(MIN_QUERY_IMAGES, False, False), text)
     if not (val_scorer.kinds == "keyword").any() or not (test_scorer.kinds == "keyword").any():
@@ -195,7 +195,8 @@ def train_from_index(
     def validate(head: Any) -> float:
         return val_scorer.keyword_p10(run_head(head, val_x))
 
-    result = train_head([matrix(train)[usable]], targets[usable], options.train, validate, None, progress)
+    train_x = backbone.head_part(matrix(train))
+    result = train_head([train_x[usable]], targets[usable], options.train, validate, None, progress)
     val_head = run_head(result.head, val_x)
     # Ties go to the smaller weight, closer to the trained head (as `jointspace train`).
     weight = max(ENSEMBLE_WEIGHTS, key=lambda w: (round(val_scorer.keyword_p10(ensemble(val_head, val_zs, w)), 6), -w))
@@ -254,5 +255,9 @@ def train_from_index(
 def replace_backbone(settings: Settings, spec: dict[str, object]) -> Settings:
     weights = spec.get("weights")
     return settings.model_copy(
-        update={"backbone": str(spec.get("name") or settings.backbone), "backbone_weights": weights or None}
+        update={
+            "backbone": str(spec.get("name") or settings.backbone),
+            "backbone_weights": weights or None,
+            "backbone_pool": str(spec.get("pool") or "avg"),  # a spec without one is average-pooled
+        }
     )

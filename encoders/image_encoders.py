@@ -72,26 +72,24 @@ class BackboneImageEncoder:
         feats, logits = self.backbone.run_images(images, self.batch_size)
         return self.embed_features(feats, logits)
 
-    # The `FeatureImageEncoder` steps: workers keep `image_features`' output beside the index, and
-    # `embed_pooled` turns kept features into vectors (the logits are the classifier's, recomputed).
+    # The `FeatureImageEncoder` steps: workers keep `image_features`' output (the backbone's whole
+    # pooled output) beside the index, and `embed_pooled` turns it into vectors (the logits are the
+    # classifier's, recomputed).
     @property
     def backbone_spec(self) -> dict[str, object]:
         return self.backbone.spec.to_json()
 
     @property
     def feature_dim(self) -> int:
-        return self.backbone.feature_dim
+        return self.backbone.pooled_dim
 
     def image_features(self, images: Sequence[Image.Image | PreparedImage]) -> np.ndarray:
-        if not images:
-            return np.zeros((0, self.feature_dim), np.float32)
-        return self.backbone.run_images(images, self.batch_size)[0]
+        return self.backbone.pooled_images(images, self.batch_size)
 
     def embed_pooled(self, features: np.ndarray) -> np.ndarray:
         if not len(features):
             return np.zeros((0, self.dim), np.float32)
-        features = np.asarray(features, np.float32)
-        return self.embed_features(features, self.backbone.logits_of(features))
+        return self.embed_features(*self.backbone.split(features))
 
 
 class ZeroShotImageEncoder(BackboneImageEncoder):

@@ -160,7 +160,7 @@ class Workspace:
         # e.g. ("flip",): the mean of the picture's and its mirror's features and logits).
         name = backbone or settings.backbone
         weights = settings.backbone_weights if name == settings.backbone else None
-        self.spec = BackboneSpec(name, str(weights) if weights else None)
+        self.spec = BackboneSpec(name, str(weights) if weights else None, pool=settings.backbone_pool)
         self.tta = tuple(tta)
         self.cache = FeatureCache(
             settings.home / "cache" / "features",

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # suggestions and explanations. CPU threads: `torch_threads` below.
     backbone: str = "efficientnet_lite0"
     backbone_weights: Path | None = None
+    # How the backbone's final map is pooled for the head and the neighbour bank (encoders/pooling.py):
+    # GeM at p 4 (leave-one-source-out P@10 0.364 against 0.343 for the average; docs/eval-report.md),
+    # beside the average that the classifier reads. "avg": the network's own pooling (a bundle records
+    # its pool; one trained before this setting existed is average-pooled).
+    backbone_pool: str = "gem4"
     zeroshot_top_k: int = 10
     text_vocab_size: int = 40_000
     # The sentence model on CPU runs through ONNX Runtime (exported once from the installed weights,

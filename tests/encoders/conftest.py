@@ -100,7 +100,8 @@ def glove(settings: Settings):
 def backbone(settings: Settings):
     from jointspace.encoders.backbone import Backbone, BackboneSpec
 
-    return Backbone(BackboneSpec(), device="cpu", threads=2)
+    # The product's pool (GeM beside the average), as the workspace below keys its cache by it.
+    return Backbone(BackboneSpec(pool=settings.backbone_pool), device="cpu", threads=2)
 
 
 @pytest.fixture(scope="session")

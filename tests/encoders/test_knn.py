@@ -63,3 +63,4 @@ def test_compressed_bank_projects_keys_and_queries_and_stores_int8(tmp_path: Pat
     assert (np.argmax(full, 1) == np.argmax(packed, 1)).all()
     assert float((full * packed).sum(1).min()) > 0.98
     assert bank.compressed(dims=64) is bank  # no fewer dimensions: nothing to do
+    assert bank.compressed(dims=0) is bank  # 0: unprojected (the shipped form of GeM keys)
