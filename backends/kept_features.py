@@ -42,7 +42,7 @@ CREATE INDEX IF NOT EXISTS features_kept_at ON features(kept_at);
 
 
 def backbone_key(spec: dict[str, object]) -> str:
-    """A short stable name for a backbone (name, weights file, input size): features from two
+    """A short stable name for a backbone (name, weights file, input size, pool): features from two
     backbones with the same key are interchangeable."""
     ident = json.dumps(spec, sort_keys=True)
     return f"{spec.get('name', 'backbone')}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"

@@ -182,7 +182,9 @@ class Backbone:
         self._timm = spec.name in timm.list_models()
         self._gem_p = gem_power(spec.pool)
         if self._gem_p is not None and not self._timm:
-            raise ConfigurationError(f"backbone pool {spec.pool!r} needs a timm network, not {spec.name!r}")
+            raise ConfigurationError(
+                f"backbone pool {spec.pool!r} needs a timm network, not {spec.name!r}: set JOINTSPACE_BACKBONE_POOL=avg"
+            )
         # Any: timm's and torchvision's heads are reached by name (forward_head, fc, ...), which
         # torch's annotations (an attribute of a Module is a Tensor or a Module) cannot say.
         model: Any
@@ -212,10 +214,12 @@ class Backbone:
             model = model.to(self.device, memory_format=torch.channels_last)
         self._classifier = self._classifier.to(self.device)
         self.model = model
-        # The network's own pooled width, which its classifier reads; `feature_dim`: what the head and
+        # The network's own pooled width, which its classifier reads; `head_dim`: what the head and
         # the neighbour bank read; `pooled_dim`: the whole pooled output (what workers keep).
         self._width = int(getattr(model, "num_features", 0) or self._probe_dim())
-        self.feature_dim = self._width
+        if self._gem_p is not None:
+            self._check_feature_map()
+        self.head_dim = self._width
         self.pooled_dim = self._width * (1 if self._gem_p is None else 2)
         mean, std = (LITE_MEAN, LITE_STD) if lite else (IMAGENET_MEAN, IMAGENET_STD)
         size = spec.resolved_size
@@ -252,6 +256,18 @@ class Backbone:
         except Exception as exc:  # an architecture the exporter cannot take: correct, only slower
             log.warning("backbone %s runs in eager torch on the CPU (ONNX export failed: %s)", self.spec.name, exc)
             return False
+
+    def _check_feature_map(self) -> None:
+        """GeM pools a (N, C, H, W) map: a network whose final features are tokens (ViT) or
+        channels-last (Swin) would be pooled over the wrong axes without an error."""
+        size = self.spec.resolved_size
+        with torch.no_grad():
+            shape = tuple(self.model.forward_features(torch.zeros(1, 3, size, size, device=self.device)).shape)
+        if len(shape) != 4 or shape[1] != self._width:
+            raise ConfigurationError(
+                f"backbone {self.spec.name!r} gives final features of shape {shape}, not (N, {self._width}, H, W): "
+                f"pool {self.spec.pool!r} cannot pool them; set JOINTSPACE_BACKBONE_POOL=avg"
+            )
 
     def _probe_dim(self) -> int:
         size = self.spec.resolved_size
@@ -332,5 +348,5 @@ class Backbone:
             feats.append(f)
             logits.append(lg)
         if not feats:
-            return np.zeros((0, self.feature_dim), np.float32), np.zeros((0, 1000), np.float32)
+            return np.zeros((0, self.head_dim), np.float32), np.zeros((0, 1000), np.float32)
         return np.concatenate(feats), np.concatenate(logits)

@@ -6,6 +6,7 @@ Apart from `training_runs` (which trains the head) so that what a bundle holds i
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,10 @@ def save_trained(
     if trained.backbone_weights:
         name += "-finetuned"
     # Indexes record the bundle name and refuse queries from another: a retrained head must get a new
-    # one, so the name ends in a digest of what makes the image vectors (weights and blend weight).
+    # one, so the name ends in a digest of what makes the image vectors (backbone spec with its pool,
+    # weights and blend weight).
     digest = hashlib.sha256((out / "head.pt").read_bytes() + f"|{trained.zeroshot_weight}".encode())
+    digest.update(json.dumps(spec.to_json(), sort_keys=True).encode())
     if neighbours is not None:
         digest.update((out / "neighbours.npz").read_bytes() + f"|{o.neighbour_weight}".encode())
     if trained.backbone_weights:

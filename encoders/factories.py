@@ -79,7 +79,7 @@ def _backbone(config: dict[str, Any], settings: Settings):
             name=spec.get("name", settings.backbone),
             weights=spec.get("weights") or (str(settings.backbone_weights) if settings.backbone_weights else None),
             image_size=spec.get("image_size"),
-            pool=spec.get("pool", "avg"),  # bundles from before the pool was recorded are average-pooled
+            pool=spec.get("pool") or "avg",  # bundles from before the pool was recorded are average-pooled
         ),
         device=settings.device,
         threads=settings.torch_threads,

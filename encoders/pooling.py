@@ -38,7 +38,7 @@ def gem(x: torch.Tensor, p: float) -> torch.Tensor:
 def _power(x: torch.Tensor, p: float) -> torch.Tensor:
     # A whole p as products: ONNX Runtime's Pow goes through exp and log (GeM at p 4 cost the whole
     # picture 7 % more CPU that way; bench/backbone_speed.py --pool avg --pool gem4).
-    if not p.is_integer() or not 1 <= p <= 8:
+    if not float(p).is_integer() or not 1 <= p <= 8:
         return x.pow(p)
     out, base, n = None, x, int(p)
     while n:

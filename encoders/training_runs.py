@@ -16,6 +16,7 @@ the train part, the val part takes part in selection, and `jointspace eval` repo
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -195,6 +196,21 @@ class Workspace:
         )
         if other.spec == self.spec:  # only the test-time views differ: one network, one cache
             other.cache = self.cache
+        return other
+
+    def with_spec(self, spec: BackboneSpec) -> Workspace:
+        """This workspace on another backbone spec (a finished bundle's: its network, weights and
+        pool), without test-time views, sharing items, text encoders, targets and class matrices."""
+        if spec.to_json() == self.spec.to_json() and not self.tta:  # 224 px stated or implied: the same
+            return self
+        other = copy.copy(self)  # shallow: the shared caches stay shared
+        other.spec, other.tta = spec, ()
+        other.cache = FeatureCache(
+            self.settings.home / "cache" / "features",
+            spec,
+            batch_size=self.settings.batch_size,
+            backbone_factory=other._backbone,
+        )
         return other
 
     @property

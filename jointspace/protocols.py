@@ -79,7 +79,7 @@ class FeatureImageEncoder(ImageEncoder, Protocol):
 
     @property
     def backbone_spec(self) -> dict[str, object]:
-        """The backbone's identity (name, weights, input size): equal specs give the same features."""
+        """The backbone's identity (name, weights, input size, pool): equal specs give the same features."""
         ...
 
     @property

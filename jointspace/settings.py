@@ -196,10 +196,10 @@ class Settings(BaseSettings):
     alerts_events_poll_s: float = 0.5  # how often an SSE stream looks for new matches (SQLite store)
 
     # The space learns from the stream (`jointspace train --from-index`, issue 17): every batch a
-    # worker embeds keeps each post's image features (the backbone's pooled output, float16, 5 KB
-    # a post for EfficientNet-Lite0's average and GeM pools) in home/features/, at most this many posts; past the bound the
-    # posts kept longest ago are dropped first (the stream's newest are what a head should learn
-    # from), and a reindex decodes those posts' pictures again. 0: keep none.
+    # worker embeds keeps each post's image features (the backbone's pooled output, float16: 5 KB a
+    # post for EfficientNet-Lite0's average and GeM pools) in home/features/, at most this many
+    # posts; past the bound the posts kept longest ago are dropped first (the stream's newest are
+    # what a head should learn from), and a reindex decodes those posts' pictures again. 0: keep none.
     kept_features_max: int = Field(default=200_000, ge=0)
 
     # Prepared data (`jointspace data prepare`): picture size and rendering processes.

@@ -88,7 +88,10 @@ def _how(bundle: Any, had_features: bool, keeper: Any) -> tuple[Any, str]:
             f"bundle {bundle.name!r} has no separate backbone and head ({image.name!r}): "
             "every picture is decoded and embedded again"
         )
-    backbone = image.backbone_spec.get("name")
+    spec = image.backbone_spec
+    # The pool is part of the identity: features kept average-pooled (bundles before GeM) do not serve a
+    # GeM-pooled bundle of the same network.
+    backbone = f"{spec.get('name')}, {spec.get('pool') or 'avg'} pool"
     if not had_features:
         return None, (
             f"no image features are kept for the backbone of bundle {bundle.name!r} ({backbone}: another "

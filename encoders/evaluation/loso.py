@@ -157,6 +157,25 @@ def source_mean(results: dict[str, dict[str, Any]], metric: str) -> float | None
     return float(np.mean(vals)) if vals else None
 
 
+def bundle_vectors(ws: Workspace, image: Any, galleries: dict[str, HeldOut]) -> dict[str, np.ndarray]:
+    """A finished bundle's vectors of each gallery's pictures, from its own backbone's outputs: a
+    bundle trained on average-pooled features must not be fed GeM ones, nor the reverse."""
+    spec = getattr(getattr(image, "backbone", None), "spec", None)
+    if spec is None or not hasattr(image, "embed_features"):  # no separate backbone: embed the pictures
+        from PIL import Image
+
+        return {
+            s: np.concatenate([image.embed_images([Image.open(it.post.image).convert("RGB")]) for it in g.items])
+            for s, g in galleries.items()
+        }
+    own = ws.with_spec(spec)
+    out = {}
+    for s, g in galleries.items():
+        o = g.outputs if own is ws else HeldOut(own, s, like=g).outputs
+        out[s] = image.embed_features(o.features, o.logits)
+    return out
+
+
 def fold_options(options: RunOptions, training_sources: Sequence[str]) -> RunOptions:
     """A candidate's options for one fold: every part of every other source, no validation sets."""
     return replace(options, train_sources=tuple(training_sources), val_sources=(), parts=ALL_PARTS)
@@ -219,9 +238,8 @@ def run_loso(
             )
     for bundle, trained_on in bundles:
         image, text = bundle.image, bundle.text
-        results = {
-            s: g.score(image.embed_features(g.outputs.features, g.outputs.logits), text) for s, g in galleries.items()
-        }
+        vectors = bundle_vectors(ws, image, galleries)
+        results = {s: g.score(vectors[s], text) for s, g in galleries.items()}
         rows.append(
             {
                 "name": f"bundle {bundle.name}",

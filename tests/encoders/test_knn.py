@@ -64,3 +64,28 @@ def test_compressed_bank_projects_keys_and_queries_and_stores_int8(tmp_path: Pat
     assert float((full * packed).sum(1).min()) > 0.98
     assert bank.compressed(dims=64) is bank  # no fewer dimensions: nothing to do
     assert bank.compressed(dims=0) is bank  # 0: unprojected (the shipped form of GeM keys)
+
+
+def test_an_int8_bank_stays_int8_in_memory_and_scores_as_its_float_rows(tmp_path: Path, monkeypatch) -> None:
+    """The shipped form (int8 rows, keys unprojected) is searched without widening every key at once,
+    and gives what the same rows widened to float32 give, across the slices it widens in turn."""
+    import jointspace.encoders.knn as knn
+
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(300, 24))
+    targets = rng.normal(size=(300, 6))
+    NeighbourBank.fit(features, targets, k=7).save(tmp_path / "n.npz", dtype=np.int8)
+    packed = NeighbourBank.load(tmp_path / "n.npz")
+    assert packed.keys.dtype == np.int8 and packed.targets.dtype == np.int8
+    assert packed.key_scale is not None and packed.target_scale is not None
+    widened = NeighbourBank(
+        packed.mean, packed.scale, packed.key_rows(), packed.target_rows(), packed.k, packed.temperature
+    )
+    q = rng.normal(size=(40, 24))
+    monkeypatch.setattr(knn, "KEY_SLICE", 64)  # 300 keys: five slices, the last one short
+    np.testing.assert_allclose(packed.vectors(q, batch_size=16), widened.vectors(q), atol=1e-5)
+    # Saved again (int8 rows of int8 rows) it is the same bank; projected, it widens first.
+    packed.save(tmp_path / "again.npz", dtype=np.int8)
+    np.testing.assert_array_equal(NeighbourBank.load(tmp_path / "again.npz").keys, packed.keys)
+    small = packed.compressed(dims=8)
+    assert small.keys.dtype == np.float32 and small.keys.shape == (300, 8)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from jointspace.encoders.backbone import Backbone, BackboneSpec
+from jointspace.encoders.backbone_onnx import OnnxBackbone
 from jointspace.encoders.head import HeadConfig, ProjectionHead
 from jointspace.encoders.image_encoders import HeadImageEncoder
 from jointspace.encoders.pooling import gem, gem_power
@@ -68,6 +69,24 @@ def test_eager_and_onnx_paths_agree(backbone) -> None:
     with torch.inference_mode():
         eager = backbone.pooled_eager(torch.from_numpy(np.stack(prepared))).numpy()
     np.testing.assert_allclose(backbone.pooled_images(prepared), eager, atol=1e-3)
+    assert isinstance(backbone._cpu_runtime, OnnxBackbone), "the CPU path fell back to eager torch"
+
+
+def test_a_network_without_a_channel_map_is_refused_for_gem(tmp_path) -> None:
+    """A vision transformer's final features are tokens: GeM over them would pool the wrong axes."""
+    import timm
+
+    weights = tmp_path / "vit.pt"
+    torch.save(timm.create_model("vit_tiny_patch16_224", pretrained=False).state_dict(), weights)
+    with pytest.raises(ConfigurationError, match="BACKBONE_POOL=avg"):
+        Backbone(BackboneSpec("vit_tiny_patch16_224", weights=str(weights), pool="gem4"), device="cpu")
+    assert Backbone(BackboneSpec("vit_tiny_patch16_224", weights=str(weights)), device="cpu").pooled_dim == 192
+
+
+def test_gem_takes_a_whole_power_as_an_int_too() -> None:
+    x = torch.rand(1, 2, 3, 3) + 0.1
+    torch.testing.assert_close(gem(x, 4), gem(x, 4.0))
+    torch.testing.assert_close(gem(x, 2.5), x.pow(2.5).mean((2, 3)).pow(0.4))
 
 
 def test_spec_keys_and_refusals(tmp_path) -> None:
@@ -86,5 +105,7 @@ def test_a_bundle_without_a_recorded_pool_is_average_pooled(settings) -> None:
 
     old = _backbone({"backbone": {"name": "efficientnet_lite0", "weights": None, "image_size": 224}}, settings)
     new = _backbone({"backbone": {"name": "efficientnet_lite0", "pool": "gem4"}}, settings)
+    null = _backbone({"backbone": {"name": "efficientnet_lite0", "pool": None}}, settings)
+    assert null.spec.pool == "avg"
     assert old.spec.pool == "avg" and old.pooled_dim == 1280
     assert new.spec.pool == "gem4" and new.pooled_dim == 2560
