@@ -26,6 +26,7 @@ from jointspace.encoders.training import TrainConfig
 from jointspace.encoders.training_runs import RunOptions, train_one
 
 from jointspace.errors import ConfigurationError, ModelMismatchError
+from jointspace.settings import Settings
 from tests.encoders.conftest import draw
 
 OPTIONS = RunOptions(
@@ -171,11 +172,15 @@ def test_shipped_bundle_is_the_default_until_something_is_trained(tmp_path: Path
     assert b.manifest["loss"] == DEFAULT_RUN.train.loss and image["zeroshot_weight"] == DEFAULT_RUN.zeroshot_weight
     assert b.manifest["training"]["config"]["ridge_lambda"] == DEFAULT_RUN.train.ridge_lambda
     assert len(b.manifest["training"]["data_sources"]) == 14
-    # Every prepared picture in the neighbour bank (LOSO: more than 500 per source won), stored compressed.
+    # Every prepared picture in the neighbour bank (LOSO: more than 500 per source won), as int8 rows
+    # kept int8 in memory; unprojected, since a projection cost GeM keys P@10 on unseen sources.
     assert b.manifest["training"]["max_per_source"] is None
     bank = b.image.neighbours
-    assert bank is not None and bank.projection is not None
+    assert bank is not None and bank.projection is None and bank.keys.dtype == np.int8
     assert len(bank.keys) == b.manifest["training"]["neighbours"]["pictures"] > 20_000
+    # Trained on the pool a user's backbone gets by default (GeM p 4 beside the average).
+    assert image["backbone"]["pool"] == Settings().backbone_pool == "gem4"
+    assert bank.keys.shape[1] == b.image.backbone.head_dim == 1280
 
 
 def test_zero_training_bundle_when_nothing_is_trained(tmp_path: Path, settings) -> None:
