@@ -38,7 +38,7 @@ def main() -> None:
 
     def eager() -> torch.Tensor:
         with torch.inference_mode():
-            return torch.cat([backbone._pooled(x[i : i + 64]) for i in range(0, len(x), 64)])
+            return torch.cat([backbone.pooled_eager(x[i : i + 64]) for i in range(0, len(x), 64)])
 
     def onnx() -> torch.Tensor:
         with torch.inference_mode():

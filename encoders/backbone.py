@@ -246,7 +246,7 @@ class Backbone:
                     self._cpu_runtime = self._export_for_cpu()
         runtime = self._cpu_runtime
         if not isinstance(runtime, OnnxBackbone):
-            return self._pooled(x)
+            return self.pooled_eager(x)
         return torch.from_numpy(runtime.pooled(x.numpy()))
 
     def _export_for_cpu(self) -> OnnxBackbone | bool:
@@ -272,10 +272,7 @@ class Backbone:
     def _probe_dim(self) -> int:
         size = self.spec.resolved_size
         with torch.no_grad():
-            return int(self._pooled(torch.zeros(1, 3, size, size, device=self.device)).shape[1])
-
-    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pooled_eager(x)
+            return int(self.pooled_eager(torch.zeros(1, 3, size, size, device=self.device)).shape[1])
 
     def pooled_eager(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features through the torch network (autograd follows when enabled: fine-tuning)."""
@@ -308,7 +305,7 @@ class Backbone:
         x = batch.to(self.device, non_blocking=True)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        return self._cpu_pooled(x) if self.device.type == "cpu" else self._pooled(x)
+        return self._cpu_pooled(x) if self.device.type == "cpu" else self.pooled_eager(x)
 
     def run_tensors(self, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(N, 3, H, W) normalised tensors → (features (N, F), logits (N, 1000)) as float32 numpy."""
@@ -321,13 +318,16 @@ class Backbone:
         """PIL images, or `prepare`'s output → the whole pooled output (N, pooled_dim), float32 numpy:
         what workers keep beside the index (`split` turns it into features and logits)."""
         out = []
-        for start in range(0, len(images), batch_size):
-            chunk = [
-                im if isinstance(im, np.ndarray) else self.prepare(im) for im in images[start : start + batch_size]
-            ]
+        for batch in self._batches(images, batch_size):
             with torch.inference_mode(), self._autocast():
-                out.append(self._forward(torch.from_numpy(np.stack(chunk))).float().cpu().numpy())
+                out.append(self._forward(batch).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.pooled_dim), np.float32)
+
+    def _batches(self, images: Sequence[Image.Image | np.ndarray], batch_size: int) -> Iterator[torch.Tensor]:
+        """Normalised (N, 3, H, W) tensors of PIL images or `prepare`'s output, `batch_size` at a time."""
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            yield torch.from_numpy(np.stack([im if isinstance(im, np.ndarray) else self.prepare(im) for im in chunk]))
 
     def logits_of(self, pooled: np.ndarray) -> np.ndarray:
         """The class logits of the pooled output (kept float16 features included), as float32 numpy."""
@@ -340,11 +340,8 @@ class Backbone:
     ) -> tuple[np.ndarray, np.ndarray]:
         """PIL images, or `prepare`'s output → (features, logits), in batches of `batch_size`."""
         feats, logits = [], []
-        for start in range(0, len(images), batch_size):
-            chunk = [
-                im if isinstance(im, np.ndarray) else self.prepare(im) for im in images[start : start + batch_size]
-            ]
-            f, lg = self.run_tensors(torch.from_numpy(np.stack(chunk)))
+        for batch in self._batches(images, batch_size):
+            f, lg = self.run_tensors(batch)
             feats.append(f)
             logits.append(lg)
         if not feats:

@@ -163,12 +163,7 @@ class Workspace:
         weights = settings.backbone_weights if name == settings.backbone else None
         self.spec = BackboneSpec(name, str(weights) if weights else None, pool=settings.backbone_pool)
         self.tta = tuple(tta)
-        self.cache = FeatureCache(
-            settings.home / "cache" / "features",
-            self.spec,
-            batch_size=settings.batch_size,
-            backbone_factory=self._backbone,
-        )
+        self.cache = self._feature_cache()
         self._texts: dict[tuple[str, str], tuple[TextEncoder, Any]] = {}
         self._classes: dict[tuple[int, ClassPrior], np.ndarray] = {}
         self._targets: dict[tuple[int, str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -205,13 +200,17 @@ class Workspace:
             return self
         other = copy.copy(self)  # shallow: the shared caches stay shared
         other.spec, other.tta = spec, ()
-        other.cache = FeatureCache(
-            self.settings.home / "cache" / "features",
-            spec,
-            batch_size=self.settings.batch_size,
-            backbone_factory=other._backbone,
-        )
+        other.cache = other._feature_cache()
         return other
+
+    def _feature_cache(self) -> FeatureCache:
+        """The on-disk feature cache of this workspace's backbone spec (shared by every process)."""
+        return FeatureCache(
+            self.settings.home / "cache" / "features",
+            self.spec,
+            batch_size=self.settings.batch_size,
+            backbone_factory=self._backbone,
+        )
 
     @property
     def label(self) -> str:

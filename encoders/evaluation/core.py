@@ -186,3 +186,11 @@ def paired_by_source(
         "above": sum(v["low"] > 0 for v in per_source.values()),
         "below": sum(v["high"] < 0 for v in per_source.values()),
     }
+
+
+def embed_pictures(image: Any, items: Sequence[Any]) -> np.ndarray:
+    """An image encoder's vectors of items' pictures, decoded one by one: for a bundle whose backbone
+    outputs the evaluation has not cached (one without a separate backbone, or another one)."""
+    from PIL import Image
+
+    return np.concatenate([image.embed_images([Image.open(it.post.image).convert("RGB")]) for it in items])

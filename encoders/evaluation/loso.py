@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from jointspace.encoders.evaluation.core import paired_bootstrap, query_matrix, stratified_bootstrap
+from jointspace.encoders.evaluation.core import embed_pictures, paired_bootstrap, query_matrix, stratified_bootstrap
 from jointspace.encoders.evaluation.expansion import Expansion, expanded_scores
 from jointspace.encoders.evaluation.queries import Query, gallery_labels, keyword_queries, rare_queries, relevant_mask
 from jointspace.encoders.image_encoders import run_head, zeroshot_vectors
@@ -162,12 +162,7 @@ def bundle_vectors(ws: Workspace, image: Any, galleries: dict[str, HeldOut]) -> 
     bundle trained on average-pooled features must not be fed GeM ones, nor the reverse."""
     spec = getattr(getattr(image, "backbone", None), "spec", None)
     if spec is None or not hasattr(image, "embed_features"):  # no separate backbone: embed the pictures
-        from PIL import Image
-
-        return {
-            s: np.concatenate([image.embed_images([Image.open(it.post.image).convert("RGB")]) for it in g.items])
-            for s, g in galleries.items()
-        }
+        return {s: embed_pictures(image, g.items) for s, g in galleries.items()}
     own = ws.with_spec(spec)
     out = {}
     for s, g in galleries.items():

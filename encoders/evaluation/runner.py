@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from jointspace.encoders.bundle import load_bundle
-from jointspace.encoders.evaluation.core import Gallery, GalleryScorer
+from jointspace.encoders.evaluation.core import Gallery, GalleryScorer, embed_pictures
 from jointspace.encoders.evaluation.report import write_report
 from jointspace.encoders.image_encoders import zeroshot_vectors
 from jointspace.encoders.imagenet import DEFAULT_PRIOR, ClassPrior
@@ -142,11 +142,7 @@ class Evaluator:
             if same_backbone and hasattr(image, "embed_features"):
                 vectors[g.name] = image.embed_features(o.features, o.logits)
             else:
-                from PIL import Image
-
-                vectors[g.name] = np.concatenate(
-                    [image.embed_images([Image.open(it.post.image).convert("RGB")]) for it in g.items]
-                )
+                vectors[g.name] = embed_pictures(image, g.items)
         training = b.manifest.get("training") or {}
         trained_on = ", ".join(training.get("sources") or []) or "?"
         # The folder names the bundle: several bundles of one configuration (seeds, sources) share `b.name`.
