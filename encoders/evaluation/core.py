@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from jointspace.encoders.evaluation.metrics import category_base_rate, image_to_image_p10
@@ -20,6 +20,9 @@ from jointspace.encoders.targets import Labelled
 from jointspace.encoders.vectors import unit_rows
 
 from jointspace.protocols import TextEncoder
+
+if TYPE_CHECKING:  # training_runs imports this module's scorers
+    from jointspace.encoders.training_runs import Workspace
 
 KINDS = ("keyword", "compound", "seed")
 
@@ -186,6 +189,30 @@ def paired_by_source(
         "above": sum(v["low"] > 0 for v in per_source.values()),
         "below": sum(v["high"] < 0 for v in per_source.values()),
     }
+
+
+def own_backbone_spec(image: Any) -> Any:
+    """The backbone spec an image encoder embeds features of (`embed_features`), or None when it has
+    no separate backbone: its vectors then come from decoding the pictures (`embed_pictures`)."""
+    spec = getattr(getattr(image, "backbone", None), "spec", None)
+    return spec if spec is not None and hasattr(image, "embed_features") else None
+
+
+def bundle_vectors(
+    ws: Workspace, image: Any, items: Mapping[str, Sequence[Any]], outputs: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """A finished bundle's vectors of each gallery's pictures (`items`, with `ws`'s cached `outputs`),
+    from its own backbone's outputs: a bundle trained on average-pooled features must not be fed GeM
+    ones, nor the reverse. Another spec's outputs come from that spec's feature cache."""
+    spec = own_backbone_spec(image)
+    if spec is None:
+        return {name: embed_pictures(image, its) for name, its in items.items()}
+    own = ws.with_spec(spec)
+    vectors = {}
+    for name, its in items.items():
+        o = outputs[name] if own is ws else own.outputs(its)
+        vectors[name] = image.embed_features(o.features, o.logits)
+    return vectors
 
 
 def embed_pictures(image: Any, items: Sequence[Any]) -> np.ndarray:

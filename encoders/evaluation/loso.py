@@ -22,7 +22,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from jointspace.encoders.evaluation.core import embed_pictures, paired_bootstrap, query_matrix, stratified_bootstrap
+from jointspace.encoders.evaluation.core import (
+    bundle_vectors,
+    paired_bootstrap,
+    query_matrix,
+    stratified_bootstrap,
+)
 from jointspace.encoders.evaluation.expansion import Expansion, expanded_scores
 from jointspace.encoders.evaluation.queries import Query, gallery_labels, keyword_queries, rare_queries, relevant_mask
 from jointspace.encoders.image_encoders import run_head, zeroshot_vectors
@@ -157,20 +162,6 @@ def source_mean(results: dict[str, dict[str, Any]], metric: str) -> float | None
     return float(np.mean(vals)) if vals else None
 
 
-def bundle_vectors(ws: Workspace, image: Any, galleries: dict[str, HeldOut]) -> dict[str, np.ndarray]:
-    """A finished bundle's vectors of each gallery's pictures, from its own backbone's outputs: a
-    bundle trained on average-pooled features must not be fed GeM ones, nor the reverse."""
-    spec = getattr(getattr(image, "backbone", None), "spec", None)
-    if spec is None or not hasattr(image, "embed_features"):  # no separate backbone: embed the pictures
-        return {s: embed_pictures(image, g.items) for s, g in galleries.items()}
-    own = ws.with_spec(spec)
-    out = {}
-    for s, g in galleries.items():
-        o = g.outputs if own is ws else HeldOut(own, s, like=g).outputs
-        out[s] = image.embed_features(o.features, o.logits)
-    return out
-
-
 def fold_options(options: RunOptions, training_sources: Sequence[str]) -> RunOptions:
     """A candidate's options for one fold: every part of every other source, no validation sets."""
     return replace(options, train_sources=tuple(training_sources), val_sources=(), parts=ALL_PARTS)
@@ -233,7 +224,9 @@ def run_loso(
             )
     for bundle, trained_on in bundles:
         image, text = bundle.image, bundle.text
-        vectors = bundle_vectors(ws, image, galleries)
+        vectors = bundle_vectors(
+            ws, image, {s: g.items for s, g in galleries.items()}, {s: g.outputs for s, g in galleries.items()}
+        )
         results = {s: g.score(vectors[s], text) for s, g in galleries.items()}
         rows.append(
             {

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 from jointspace.encoders.bundle import load_bundle
-from jointspace.encoders.evaluation.core import Gallery, GalleryScorer, embed_pictures
+from jointspace.encoders.evaluation.core import Gallery, GalleryScorer, bundle_vectors
 from jointspace.encoders.evaluation.report import write_report
 from jointspace.encoders.image_encoders import zeroshot_vectors
 from jointspace.encoders.imagenet import DEFAULT_PRIOR, ClassPrior
@@ -134,15 +134,7 @@ class Evaluator:
     def bundle(self, path: Path | None) -> None:
         b = load_bundle(path, self.ws.settings)
         image = b.image
-        vectors: dict[str, np.ndarray] = {}
-        for g in self.galleries:
-            o = self.outputs[g.name]
-            spec = getattr(getattr(image, "backbone", None), "spec", None)
-            same_backbone = spec is not None and spec.to_json() == self.ws.spec.to_json()
-            if same_backbone and hasattr(image, "embed_features"):
-                vectors[g.name] = image.embed_features(o.features, o.logits)
-            else:
-                vectors[g.name] = embed_pictures(image, g.items)
+        vectors = bundle_vectors(self.ws, image, {g.name: g.items for g in self.galleries}, self.outputs)
         training = b.manifest.get("training") or {}
         trained_on = ", ".join(training.get("sources") or []) or "?"
         # The folder names the bundle: several bundles of one configuration (seeds, sources) share `b.name`.

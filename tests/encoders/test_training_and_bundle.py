@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -234,6 +235,26 @@ def test_evaluation_writes_a_report(workspace, settings, bundle_dir, tmp_path: P
     per_query = bundle_row["results"]["icons"]["keyword"]
     assert len(per_query["p10_per_query"]) == per_query["n"]
     assert np.mean(per_query["p10_per_query"]) == pytest.approx(per_query["p10"])
+
+
+def test_a_bundle_on_another_pool_is_scored_on_its_own_features(workspace, settings, bundle_dir) -> None:
+    """`eval --bundle/--compare` and LOSO's bundle rows feed a bundle its own backbone's outputs: an
+    average-pooled bundle beside the GeM workspace gets the vectors that decoding its pictures gives."""
+    from jointspace.encoders.backbone import Backbone, BackboneSpec
+    from jointspace.encoders.evaluation.core import bundle_vectors, embed_pictures, own_backbone_spec
+    from jointspace.encoders.evaluation.loso import HeldOut
+
+    image = copy.copy(load_bundle(bundle_dir, settings).image)  # the shared loaded bundle stays GeM
+    image.backbone = Backbone(BackboneSpec(pool="avg"), device="cpu", threads=2)
+    spec = own_backbone_spec(image)
+    assert spec.pool == "avg" and workspace.spec.pool == "gem4"
+    gallery = HeldOut(workspace, "icons")
+    decoded = embed_pictures(image, gallery.items)
+    from_features = bundle_vectors(workspace, image, {"i": gallery.items}, {"i": gallery.outputs})["i"]
+    np.testing.assert_allclose(from_features, decoded, atol=1e-4)
+    # The workspace's own GeM features would have given other vectors: the check can fail.
+    gem = image.embed_features(gallery.outputs.features, gallery.outputs.logits)
+    assert not np.allclose(gem, decoded, atol=1e-3)
 
 
 def test_photo_train_val_and_test_parts_are_disjoint_and_stable(settings, corpus) -> None:
