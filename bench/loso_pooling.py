@@ -29,13 +29,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from jointspace.encoders.backbone import Backbone
-from jointspace.encoders.features import image_key
+from jointspace.encoders.features import PictureDataset, image_key
 from jointspace.encoders.image_encoders import run_head, zeroshot_vectors
 from jointspace.encoders.knn import NeighbourBank, blend
 from jointspace.encoders.training import train_head
 from loso_folds import NW, ZW, finish, folds, log, parser, workspace
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 GEM_P = (2, 3, 4, 6)
@@ -73,18 +72,6 @@ def gem(x: torch.Tensor, p: float) -> torch.Tensor:
     return x.clamp(min=1e-6).pow(p).mean((2, 3)).pow(1.0 / p)
 
 
-class _Pictures(Dataset):
-    def __init__(self, paths: list[str], transform: Any) -> None:
-        self.paths, self.transform = paths, transform
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        with Image.open(self.paths[i].removeprefix("file://")) as im:
-            return self.transform(im.convert("RGB"))
-
-
 def extract(paths: list[str], spec: Any, file: Path) -> dict[str, np.ndarray]:
     """Every pool of every picture, cached in `file` (keyed by the product's image key)."""
     keys = [image_key(p) for p in paths]
@@ -112,7 +99,7 @@ def extract(paths: list[str], spec: Any, file: Path) -> dict[str, np.ndarray]:
         options.intra_op_num_threads = torch.get_num_threads()
         session = ort.InferenceSession(onnx.read_bytes(), options, providers=["CPUExecutionProvider"])
     out: dict[str, list[np.ndarray]] = {p: [] for p in POOLS}
-    loader = DataLoader(_Pictures(paths, backbone.transform), batch_size=4, num_workers=1)
+    loader = DataLoader(PictureDataset(paths, keys, "clean", backbone.transform), batch_size=4, num_workers=1)
     for batch in tqdm(loader, desc="pools", unit="batch", mininterval=10):
         for p, a in zip(POOLS, session.run(None, {"images": batch.numpy()}), strict=True):
             out[p].append(a)

@@ -38,7 +38,9 @@ class CachedOutputs:
     logits: np.ndarray  # (N, 1000) float32
 
 
-class _Images(Dataset):
+class PictureDataset(Dataset):
+    """Pictures decoded (and redrawn as `variant`) for a DataLoader's workers, one tensor each."""
+
     def __init__(self, paths: Sequence[str], keys: Sequence[str], variant: str, transform) -> None:
         self.paths, self.keys, self.variant, self.transform = paths, keys, variant, transform
 
@@ -112,7 +114,7 @@ class FeatureCache:
                 np.savez(tmp, keys=np.array(all_keys), features=all_f, logits=all_l)
 
     def _extract(self, paths: list[str], keys: list[str], variant: str, desc: str) -> tuple[np.ndarray, np.ndarray]:
-        data = _Images(paths, keys, variant, self.backbone.transform)
+        data = PictureDataset(paths, keys, variant, self.backbone.transform)
         workers = self.loader_workers if len(paths) > 4 * self.batch_size else 0
         loader = DataLoader(data, batch_size=self.batch_size, num_workers=workers)
         feats, logits = [], []
