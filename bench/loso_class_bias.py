@@ -13,6 +13,8 @@ taken (logit adjustment), the bias being the mean log-probability of each class 
   mean of what it holds; here as the upper bound of the idea).
 Rows: zero-training alone and the default's blend with the de-biased prior, beside zero-training
 and the default in the same run. Nothing else changes (head, bank and weights are the default's).
+`--temperatures T ...` adds rows with the classifier's softmax flattened instead (logits / T): on
+average-pooled features T 2 had been +0.007 with the interval touching 0.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def log_probs(logits: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     ap = parser(__doc__)
+    ap.add_argument("--temperatures", nargs="*", type=float, default=[])
     args = ap.parse_args()
     settings, ws, names = workspace(args)
     rows: dict = {}
@@ -55,6 +58,9 @@ def main() -> None:
                 zs = zeroshot_vectors(logits - beta * bias, fold.trained.class_matrix, k)
                 fold.add(f"zero-training, {where} bias β {beta}", zs)
                 fold.add(f"default, {where} bias β {beta}", blend(fold.head, zs, ZW, fold.near, NW))
+        for t in args.temperatures:
+            zs = zeroshot_vectors(logits / t, fold.trained.class_matrix, k)
+            fold.add(f"default, softmax temperature {t:g}", blend(fold.head, zs, ZW, fold.near, NW))
         log(f"{fold.source}: top biased classes {np.argsort(-biases['train'])[:5].tolist()}")
     finish(rows, names, args.out)
 
