@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
 
@@ -30,10 +31,13 @@ class DeadLetterSource:
             origin = letter.origin or letter.key
             base = Path(letter.base_dir) if letter.base_dir else None
             raw = letter.post if letter.post is not None else {}
-            if "text" in raw and len(raw) == 1:  # a line that was not JSON: nothing to retry with
-                reason = json_line_reason(str(raw["text"])) or "not valid JSON"
-                yield SourceItem(origin, letter.key, error=InvalidPost("json", reason, source=origin), raw=raw)
-                continue
+            if "text" in raw and len(raw) == 1:  # the line itself, as read: it was not a JSON object
+                text = raw["text"] if isinstance(raw["text"], str) else json.dumps(raw["text"])
+                reason = json_line_reason(text)
+                if reason is not None:  # not JSON: nothing to retry with
+                    yield SourceItem(origin, letter.key, error=InvalidPost("json", reason, source=origin), raw=raw)
+                    continue
+                raw = json.loads(text)  # JSON but no object (`[1, 2]`): validation says so again
             try:
                 post = validate_post(raw, base, self.limits)
             except InvalidPost as exc:

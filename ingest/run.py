@@ -3,6 +3,7 @@ acknowledge the source, and say what happened. The same loop serves files, folde
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter, OrderedDict, deque
@@ -175,7 +176,14 @@ class IngestRun:
         raw_id = item.raw.get("id") if isinstance(item.raw, dict) else None
         key = str(raw_id) if isinstance(raw_id, (str, int)) and str(raw_id).strip() else item.origin
         reason = f"{error.field}: {error.reason}" if error else "invalid post"
-        post = item.raw if isinstance(item.raw, dict) else {"text": item.raw}
+        # A line that was not JSON keeps its text; JSON that was no object keeps its JSON text, so
+        # that a retry finds the same reason.
+        if isinstance(item.raw, dict):
+            post = item.raw
+        elif error is not None and error.field == "json":
+            post = {"text": item.raw}
+        else:
+            post = {"text": json.dumps(item.raw)}
         self.dead_letters.put(
             [
                 DeadLetter(

@@ -25,6 +25,7 @@ from jointspace.settings import Settings
 _HASHTAG = re.compile(r"(?<![\w&])#(\w+)", re.UNICODE)
 _ID_BYTES = 8  # 16 hex characters: collisions need ~4e9 posts before they become likely.
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a str holds pairs as one code point: any left is lone
 
 
 class InvalidPost(JointspaceError, ValueError):
@@ -102,7 +103,9 @@ def parse_time(value: Any) -> datetime | None:
 
 def resolve_image(ref: Any, base_dir: Path | None) -> Path:
     """An image reference (relative to `base_dir`, absolute, or `file://`) → an absolute path."""
-    if not isinstance(ref, str) or not ref.strip():
+    if ref is not None and not isinstance(ref, str):
+        raise InvalidPost("image", f"must be a string (a path or file:// URL), not {type(ref).__name__}")
+    if ref is None or not ref.strip():
         raise InvalidPost("image", "missing (a path or file:// URL is required)")
     ref = ref.strip()
     if "://" in ref:
@@ -186,6 +189,16 @@ def _optional_text(raw: Mapping[str, Any], name: str) -> str | None:
     return str(value).strip() or None
 
 
+def _without_lone_surrogates(value: Any) -> Any:
+    """JSON's `\\ud800` escapes decode to lone surrogates, which no UTF-8 store can write: each
+    becomes U+FFFD, as a stray byte in a file does, instead of failing the batch at write time."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    return value
+
+
 def validate_post(raw: Any, base_dir: Path | None, limits: ValidationLimits, default_source: str | None = None) -> Post:
     """One raw JSON object → a `Post`. Raises `InvalidPost`. Extra fields are ignored.
 
@@ -193,6 +206,7 @@ def validate_post(raw: Any, base_dir: Path | None, limits: ValidationLimits, def
     """
     if not isinstance(raw, Mapping):
         raise InvalidPost("post", f"must be a JSON object, not {type(raw).__name__}")
+    raw = {key: _without_lone_surrogates(value) for key, value in raw.items()}
     caption = raw.get("caption") or ""
     if not isinstance(caption, str):
         raise InvalidPost("caption", "must be a string")

@@ -22,7 +22,7 @@ from jointspace.workers import metrics
 from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
 from PIL import Image
 
-from jointspace.errors import BackendUnavailableError
+from jointspace.errors import BackendUnavailableError, ConfigurationError, DimensionError, ModelMismatchError
 from jointspace.images import DecodeLimits, ImageRejected, load_image
 from jointspace.protocols import (
     FeatureImageEncoder,
@@ -109,6 +109,17 @@ class BatchOutcome:
     def settled_ids(self) -> list[str]:
         return [*self.indexed, *self.unchanged, *self.dead]
 
+    @classmethod
+    def merged(cls, parts: Sequence[BatchOutcome]) -> BatchOutcome:
+        whole = cls()
+        for part in parts:
+            whole.indexed += part.indexed
+            whole.unchanged += part.unchanged
+            whole.dead.update(part.dead)
+            for stage, seconds in part.seconds.items():
+                whole.seconds[stage] = whole.seconds.get(stage, 0.0) + seconds
+        return whole
+
 
 @dataclass(slots=True)
 class _Batch:
@@ -123,6 +134,7 @@ class _Batch:
     started: float = 0.0
     written: list[Document] = field(default_factory=list)  # for the listener
     owed: list[str] = field(default_factory=list)  # unchanged posts whose listener check is still owed
+    stage: str = "read"  # the stage running now: the one to blame when the batch fails
 
     def reject(self, post: Post, stage: str, reason: str) -> None:
         self.outcome.dead[post.id] = f"{stage}: {reason}"
@@ -161,7 +173,36 @@ class BatchRunner:
 
     def run(self, posts: Sequence[Post], skip_unchanged: bool = True) -> BatchOutcome:
         """Blocks until the batch is indexed or dead-lettered. Raises on transient backend errors."""
-        return self.finish(self.prepare(posts, skip_unchanged))
+        return self.finish_or_split(posts, self.prepare(posts, skip_unchanged), skip_unchanged)
+
+    def finish_or_split(self, posts: Sequence[Post], batch: _Batch, skip_unchanged: bool = True) -> BatchOutcome:
+        """`finish(batch)` (`batch` prepared from `posts`). When it fails for a reason that is not
+        transient (a bug, a post the model or the backend cannot take), its halves run again on
+        their own, down to single posts, so that one bad post goes to the dead letters instead of
+        its whole batch. Transient errors, and a Celery time limit, still propagate to the caller."""
+        from celery.exceptions import SoftTimeLimitExceeded
+        from jointspace.workers.transient import transient_errors
+
+        try:
+            return self.finish(batch)
+        # The index's own state (another model, another dimension, a misconfiguration) fails every
+        # post alike: splitting would only embed each batch six times over before failing it.
+        except (*transient_errors(), SoftTimeLimitExceeded, ConfigurationError, ModelMismatchError, DimensionError):
+            raise
+        except Exception as exc:
+            if len(posts) == 1:
+                log.exception("post %s failed in the %s stage", posts[0].id, batch.stage)
+                alone = _Batch(posts=list(posts))
+                alone.reject(posts[0], batch.stage, f"failed: {type(exc).__name__}: {exc}")
+                self.dead_letters.put(alone.letters)
+                return alone.outcome
+            log.warning(
+                "a batch of %d posts failed (%s: %s); running its halves apart", len(posts), type(exc).__name__, exc
+            )
+        halves = (posts[: len(posts) // 2], posts[len(posts) // 2 :])
+        return BatchOutcome.merged(
+            [self.finish_or_split(h, self.prepare(h, skip_unchanged), skip_unchanged) for h in halves]
+        )
 
     def run_from_features(self, posts: Sequence[Post], features: np.ndarray) -> BatchOutcome:
         """Embeds posts from their kept backbone features (the head alone: no picture is read or
@@ -202,6 +243,7 @@ class BatchRunner:
     def _stage(self, batch: _Batch, name: str) -> Iterator[None]:
         """Adds the time inside to the batch's `name` stage (a stage may be entered once a chunk)."""
         started = time.perf_counter()
+        batch.stage = name
         yield
         batch.outcome.seconds[name] = batch.outcome.seconds.get(name, 0.0) + time.perf_counter() - started
 

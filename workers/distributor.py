@@ -108,7 +108,7 @@ class InProcessDistributor:
         delay = 1.0
         for attempt in range(self.settings.task_max_retries + 1):
             try:
-                return runner.finish(prepared.result() if attempt == 0 else runner.prepare(posts))
+                return runner.finish_or_split(posts, prepared.result() if attempt == 0 else runner.prepare(posts))
             except transient_errors() as exc:
                 if attempt == self.settings.task_max_retries:
                     outcome, letters = _dead_batch(

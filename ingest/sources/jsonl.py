@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Hashable, Iterator, Sequence
 from pathlib import Path
@@ -28,11 +29,22 @@ class JsonlSource:
         self.default_source = default_source
 
     def __iter__(self) -> Iterator[SourceItem]:
+        # UTF-8 whatever the locale, a leading byte-order mark dropped (editors on Windows write
+        # one), and errors="replace": a stray byte spoils one line's text, not the run. stdin is
+        # read as bytes because its text layer follows the locale (strict, or surrogate escapes
+        # under C/POSIX that no store can encode).
         if self.path is None:
-            yield from items_from_lines(sys.stdin, "<stdin>", Path.cwd(), self.limits, self.default_source)
+            raw = getattr(sys.stdin, "buffer", None)
+            if raw is None:  # already text (an embedding program's own stdin)
+                yield from items_from_lines(sys.stdin, "<stdin>", Path.cwd(), self.limits, self.default_source)
+                return
+            wrapper = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace")
+            try:
+                yield from items_from_lines(wrapper, "<stdin>", Path.cwd(), self.limits, self.default_source)
+            finally:
+                wrapper.detach()  # closing the wrapper would close the process's stdin
             return
-        # errors="replace": a stray byte spoils one line's text, not the whole file.
-        with self.path.open(encoding="utf-8", errors="replace") as lines:
+        with self.path.open(encoding="utf-8-sig", errors="replace") as lines:
             yield from items_from_lines(lines, self.path.name, self.path.parent, self.limits, self.default_source)
 
     def ack(self, tokens: Sequence[Hashable]) -> None:

@@ -237,3 +237,44 @@ def test_cli_search_loads_the_bundle_factory_as_ingest_does(tmp_path: Path) -> N
     reds = {post_id for post_id, colour in corpus.good.items() if colour == "red"}
     assert len(reds) >= 2 and hits, (reds, hits)
     assert {h["id"] for h in hits[: len(reds)]} <= reds
+
+
+def test_a_post_the_store_cannot_write_takes_only_itself_to_dead_letters(tmp_path: Path, settings: Settings) -> None:
+    """A batch that fails for a reason that is not transient runs again in halves, down to the one
+    post that fails alone: its batch-mates are indexed, not dead-lettered with it."""
+    from dataclasses import replace
+
+    corpus = make_corpus(tmp_path, n_good=2 * settings.batch_size)
+    posts = [item.post for item in open_source("jsonl", str(corpus.jsonl), settings)]
+    # A lone surrogate, as only a caller that skips validation can send: SQLite cannot encode it.
+    poisoned = replace(posts[5], caption="a \ud800 b")
+    posts[5] = poisoned
+    context = open_context(settings)
+    try:
+        outcome = InProcessDistributor(settings, context).submit_batch(posts).outcome()
+        assert sorted(outcome.indexed) == sorted(p.id for p in posts if p is not poisoned)
+        assert list(outcome.dead) == [poisoned.id]
+        assert outcome.dead[poisoned.id].startswith("write: failed: UnicodeEncodeError"), outcome.dead
+        assert [letter.key for letter in context.dead_letters.list()] == [poisoned.id]
+        context.backend.refresh()
+        assert context.backend.count() == len(posts) - 1
+    finally:
+        context.close()
+
+
+def test_json_that_is_no_object_keeps_its_reason_through_a_retry(tmp_path: Path, settings: Settings) -> None:
+    from jointspace.ingest.retry import DeadLetterSource
+    from jointspace.ingest.validate import ValidationLimits
+
+    (tmp_path / "odd.jsonl").write_text('[1, 2, 3]\n"a string"\n{"id": "x"\n')
+    summary, _, letters, _ = _run(settings, tmp_path / "odd.jsonl")
+    reasons = {letter.origin: letter.reason for letter in letters.values()}
+    assert reasons["odd.jsonl:1"] == "post: must be a JSON object, not list"
+    assert reasons["odd.jsonl:2"] == "post: must be a JSON object, not str"
+    assert reasons["odd.jsonl:3"].startswith("json: not valid JSON")
+    again = {item.origin: item.error for item in DeadLetterSource(list(letters.values()), ValidationLimits(100, 1000))}
+    assert {origin: f"{error.field}: {error.reason}" for origin, error in again.items()} == {
+        "odd.jsonl:1": "post: must be a JSON object, not list",
+        "odd.jsonl:2": "post: must be a JSON object, not str",
+        "odd.jsonl:3": reasons["odd.jsonl:3"],
+    }

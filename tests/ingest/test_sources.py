@@ -52,6 +52,36 @@ def test_jsonl_from_stdin_resolves_relative_to_working_dir(
     assert item.post is not None and item.post.image == str(tmp_path / "ok.png")
 
 
+def _bytes_feed() -> bytes:
+    """A byte-order mark, then a line with a byte that is not UTF-8, then a clean line."""
+    first = json.dumps({"id": "s1", "image": "ok.png", "caption": "caf_ au lait"}).encode().replace(b"_", b"\xe9")
+    return b"\xef\xbb\xbf" + first + b"\n" + json.dumps({"id": "s2", "image": "ok.png"}).encode() + b"\n"
+
+
+def _check_bytes_feed(items: list) -> None:
+    assert [i.error for i in items] == [None, None]  # the mark is not part of line 1's JSON
+    assert items[0].post.caption == "caf\ufffd au lait" and items[1].post.id == "s2"  # one stray byte, one U+FFFD
+
+
+def test_a_byte_order_mark_and_a_stray_byte_spoil_nothing_in_a_file(tmp_path: Path, settings: Settings) -> None:
+    solid_image(tmp_path / "ok.png", "blue")
+    (tmp_path / "feed.jsonl").write_bytes(_bytes_feed())
+    _check_bytes_feed(list(open_source("jsonl", str(tmp_path / "feed.jsonl"), settings)))
+
+
+@pytest.mark.parametrize("errors", ["strict", "surrogateescape"])  # a UTF-8 locale, and C/POSIX
+def test_stdin_is_read_as_utf8_bytes_whatever_the_locale(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch, errors: str
+) -> None:
+    """stdin's own text layer would die on the stray byte (strict) or hand on a lone surrogate
+    that the store cannot write (surrogateescape): the source reads the bytes underneath."""
+    solid_image(tmp_path / "ok.png", "blue")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(_bytes_feed()), encoding="utf-8", errors=errors))
+    _check_bytes_feed(list(open_source("jsonl", "-", settings)))
+    assert not sys.stdin.closed  # the source's wrapper let go of the stream
+
+
 def test_missing_file_is_a_clear_error(tmp_path: Path, settings: Settings) -> None:
     with pytest.raises(ConfigurationError, match="no such JSONL file"):
         open_source("jsonl", str(tmp_path / "nope.jsonl"), settings)

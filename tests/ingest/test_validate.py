@@ -99,6 +99,25 @@ def test_bad_posts_name_their_field(image: Path, raw: object, field: str) -> Non
     assert info.value.field == field
 
 
+def test_a_non_string_image_is_named_as_such(image: Path) -> None:
+    with pytest.raises(InvalidPost, match="image: must be a string .* not int"):
+        validate_post({"id": "a", "image": 123}, image.parent, LIMITS)
+
+
+def test_lone_surrogates_become_replacement_characters(image: Path) -> None:
+    """`\\ud800` in JSON decodes to a lone surrogate, which SQLite and Elasticsearch cannot encode."""
+    post = validate_post(
+        {"id": "a", "image": "a.jpg", "caption": "x\ud800y #t\udcff", "city": "z\udfff", "hashtags": ["h\ud83d"]},
+        image.parent,
+        LIMITS,
+    )
+    assert (post.caption, post.city, post.hashtags) == ("x\ufffdy #t\ufffd", "z\ufffd", ("h\ufffd",))
+    for text in (post.caption, post.city, *post.hashtags):
+        text.encode("utf-8")  # strict: raises on any surrogate left
+    emoji = validate_post({"id": "b", "image": "a.jpg", "caption": "\U0001f600"}, image.parent, LIMITS)
+    assert emoji.caption == "\U0001f600"  # a pair is one code point in a str: left alone
+
+
 def test_relative_image_without_base_folder_is_refused() -> None:
     with pytest.raises(InvalidPost, match="relative path"):
         validate_post({"id": "a", "image": "a.jpg"}, None, LIMITS)
