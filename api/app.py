@@ -18,6 +18,7 @@ from jointspace.api.limits import MaxBodySizeMiddleware
 from jointspace.api.methods import MethodAnswersMiddleware
 from jointspace.api.metrics import ApiMetrics, MetricsMiddleware
 from jointspace.api.routes import alerts, cities, health, posts, search, trends
+from jointspace.query.request import error_line
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -101,10 +102,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = [
-            f"{'.'.join(str(p) for p in e['loc'] if p not in ('query', 'body'))}: {e['msg']}" for e in exc.errors()
-        ]
-        return _error(422, "validation", "; ".join(parts) or "invalid request")
+        return _error(422, "validation", error_line(exc.errors(), skip=("query", "body")) or "invalid request")
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

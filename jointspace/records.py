@@ -84,9 +84,9 @@ class Filters:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cities", tuple(sorted({c.strip().lower() for c in self.cities if c.strip()})))
-        object.__setattr__(
-            self, "hashtags", tuple(sorted({h.strip().lower().lstrip("#") for h in self.hashtags if h.strip()}))
-        )
+        # Emptiness is judged after the `#` goes: a lone "#" would otherwise be a tag no post has.
+        tags = {h.strip().lower().lstrip("#").strip() for h in self.hashtags}
+        object.__setattr__(self, "hashtags", tuple(sorted(t for t in tags if t)))
         object.__setattr__(self, "sources", tuple(sorted({s.strip() for s in self.sources if s.strip()})))
 
     def is_empty(self) -> bool:

@@ -43,6 +43,17 @@ def auto_min_score(scores: Sequence[float] | np.ndarray, z: float = AUTO_Z) -> f
     return centre + z * spread
 
 
+def no_cutoff_note(scores: Sequence[float] | np.ndarray) -> str:
+    """Why `auto_min_score` kept everything for these scores, in words for the explanation."""
+    finite = int(np.isfinite(np.asarray(scores, dtype=np.float64)).sum())
+    if finite < MIN_POOL:
+        return (
+            f"no cut-off: {finite} candidate{'s' if finite != 1 else ''} are too few to tell hits "
+            f"from chance (auto needs {MIN_POOL})"
+        )
+    return "no cut-off: the candidates score alike, so none stands out"
+
+
 def parse_min_score(value: float | str | None) -> float | str | None:
     """A request's `min_score`: None, a finite number, or "auto" (any case); anything else is a ValueError."""
     if value is None:

@@ -15,14 +15,20 @@ from .syntax import quote
 _BARE_SAFE = re.compile(r"[^\s,()\"\[\]\\]+\Z")
 
 
-def parse_time(value: FilterValue, expression: str) -> datetime:
-    """An ISO 8601 date or date-time; a date means its midnight."""
+def date_from_text(text: str) -> datetime:
+    """An ISO 8601 date or date-time; a date means its midnight. Raises ValueError saying how to
+    write one (the same words for an inline `after:` and an `after` parameter)."""
     try:
-        return datetime.fromisoformat(value.text)
+        return datetime.fromisoformat(text.strip().upper())  # RFC 3339 allows a lower-case `t` and `z`
     except ValueError:
-        raise QueryError(
-            f"'{value.text}' is not a date: write it as 2018-01-31 or 2018-01-31T12:00", value.position, expression
-        ) from None
+        raise ValueError(f"'{text}' is not a date: write it as 2018-01-31 or 2018-01-31T12:00") from None
+
+
+def parse_time(value: FilterValue, expression: str) -> datetime:
+    try:
+        return date_from_text(value.text)
+    except ValueError as exc:
+        raise QueryError(str(exc), value.position, expression) from None
 
 
 def filters_from_tokens(tokens: Sequence[Token], expression: str) -> Filters:

@@ -68,7 +68,7 @@ def _read_filter_values(expression: str, start: int, name: str) -> tuple[tuple[F
         else:
             match = _BARE_VALUE.match(expression, index)
             if not match:
-                raise QueryError(f"'{name}:' needs a value, e.g. {name}:{_EXAMPLES[name]}", index, expression)
+                raise QueryError(f"'{name}:' needs a value, e.g. {name}:{FILTER_EXAMPLES[name]}", index, expression)
             text, end = match.group(), match.end()
         if not text.strip():
             raise QueryError(f"'{name}:' needs a non-empty value", index, expression)
@@ -80,7 +80,7 @@ def _read_filter_values(expression: str, start: int, name: str) -> tuple[tuple[F
         return tuple(values), index
 
 
-_EXAMPLES = {
+FILTER_EXAMPLES = {  # shown when a filter is given without a value (here and as a parameter)
     "city": "london,sydney",
     "tag": "beach",
     "source": "instagram",

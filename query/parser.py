@@ -87,6 +87,9 @@ class ParsedQuery:
 _ATOM_START = {"word", "number", "phrase", "image", "("}
 
 
+_TERM_END = {"word", "phrase", "image", ")"}  # kinds of token that can end a term
+
+
 class _Parser:
     def __init__(self, expression: str, limits: QueryLimits) -> None:
         self.expression = expression
@@ -138,6 +141,11 @@ class _Parser:
         sign = 1
         if self.token.kind in ("+", "-"):
             sign = 1 if self.advance().kind == "+" else -1
+        if self.token.kind == "*" and self.index > 0 and self.tokens[self.index - 1].kind in _TERM_END:
+            # `dog*2`, `1e3*dog`: the grammar's own words ("expected a word") would not say what is wrong.
+            before = self.tokens[self.index - 1]
+            what = f"'{before.text}' is not a weight" if before.kind == "word" else "'*' must follow a weight"
+            raise self.error(f"{what}: a weight is a plain number before its term, as in 2*dog or 0.5*(sun+sea)")
         if self.token.kind not in _ATOM_START:
             raise self.error(self._expected("a word, \"phrase\", [img:ID], number or '('"))
         return sign, self.product(depth)

@@ -9,11 +9,13 @@ search routes (FastAPI reads them as query-parameter and form models).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from jointspace.query.cutoff import parse_min_score
+from jointspace.query.filters import date_from_text
+from jointspace.query.lexer import FILTER_EXAMPLES
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from jointspace.choices import SearchMode, SortOrder
@@ -63,20 +65,61 @@ MinScore = Annotated[
 ]
 
 
+_CITY = "Only these cities (repeatable)"
+_TAG = "Only posts with these hashtags (repeatable)"
+_SOURCE = "Only posts from these sources (repeatable)"
+
+
+def _blank_refused(name: str) -> BeforeValidator:
+    """A blank value is refused, as an inline `city:` without one is: ignoring it would search
+    everything while the user meant a filter (a `#` alone is no tag)."""
+    ignored = "#" if name == "tag" else ""
+
+    def check(values: Any) -> Any:
+        for value in values if isinstance(values, list) else [values]:
+            if isinstance(value, str) and not value.strip().lstrip(ignored).strip():
+                raise ValueError(f"needs a value, e.g. {FILTER_EXAMPLES[name].split(',')[0]}")
+        return values
+
+    return BeforeValidator(check)
+
+
+def _values(description: str, pattern: str = r"\S") -> WithJsonSchema:
+    """The schema of a repeatable filter: strings with something in them (`_blank_refused`)."""
+    return _documented({"type": "array", "items": {"type": "string", "pattern": pattern}}, description)
+
+
+def _date(name: str) -> BeforeValidator:
+    """Text is read as an inline `after:` is (ISO 8601, with the same message when it is not)."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            raise ValueError(f"needs a value, e.g. {FILTER_EXAMPLES[name]}")
+        return date_from_text(value)
+
+    return BeforeValidator(check)
+
+
 class SearchFilters(BaseModel):
     """Filters given as parameters; they add to the ones written inside the expression."""
 
     model_config = ConfigDict(extra="ignore")
 
-    city: list[str] = Field(default_factory=list, description="Only these cities (repeatable)")
-    tag: list[str] = Field(default_factory=list, description="Only posts with these hashtags (repeatable)")
-    source: list[str] = Field(default_factory=list, description="Only posts from these sources (repeatable)")
-    after: Annotated[datetime | None, _documented({"type": "string", "format": "date-time"}, _AFTER)] = Field(
-        default=None, description=_AFTER, json_schema_extra=_no_default
+    city: Annotated[list[str], _blank_refused("city"), _values(_CITY)] = Field(default_factory=list, description=_CITY)
+    tag: Annotated[list[str], _blank_refused("tag"), _values(_TAG, r"[^\s#]")] = Field(
+        default_factory=list, description=_TAG
     )
-    before: Annotated[datetime | None, _documented({"type": "string", "format": "date-time"}, _BEFORE)] = Field(
-        default=None, description=_BEFORE, json_schema_extra=_no_default
+    source: Annotated[list[str], _blank_refused("source"), _values(_SOURCE)] = Field(
+        default_factory=list, description=_SOURCE
     )
+    after: Annotated[
+        datetime | None, _date("after"), _documented({"type": "string", "format": "date-time"}, _AFTER)
+    ] = Field(default=None, description=_AFTER, json_schema_extra=_no_default)
+    before: Annotated[
+        datetime | None, _date("before"), _documented({"type": "string", "format": "date-time"}, _BEFORE)
+    ] = Field(default=None, description=_BEFORE, json_schema_extra=_no_default)
 
     def to_filters(self) -> Filters:
         return Filters(
@@ -86,6 +129,14 @@ class SearchFilters(BaseModel):
             after=self.after,
             before=self.before,
         )
+
+
+def filters_from_values(values: Mapping[str, Any]) -> Filters:
+    """Filter parameters alone (`jointspace alerts add`) read as a search reads them; raises QueryError."""
+    try:
+        return SearchFilters.model_validate(dict(values)).to_filters()
+    except ValidationError as exc:
+        raise QueryError(validation_message(exc)) from None
 
 
 class SearchRequest(SearchFilters):
@@ -201,4 +252,18 @@ def merge_sources(first: BaseModel, second: BaseModel, door: str) -> dict[str, A
 
 def validation_message(exc: ValidationError) -> str:
     """pydantic's errors as one line: `k: Input should be a valid integer; page: ...`."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors())
+    return error_line(exc.errors())
+
+
+def error_line(errors: Sequence[Mapping[str, Any]], skip: tuple[str, ...] = ()) -> str:
+    """Validation errors as one line, each named by its parameter: `city: needs a value, e.g.
+    london`. A repeated parameter's index (`city.0`) and pydantic's "Value error, " prefix are
+    left out (our validators' messages say all); an item's index in a request body stays
+    (`posts.3.image`). `skip` drops location parts such as FastAPI's `query`."""
+    parts = []
+    for error in errors:
+        loc = error["loc"]
+        in_body = bool(loc) and loc[0] == "body"
+        where = ".".join(str(p) for p in loc if (in_body or not isinstance(p, int)) and p not in skip)
+        parts.append(f"{where or 'request'}: {str(error['msg']).removeprefix('Value error, ')}")
+    return "; ".join(dict.fromkeys(parts))

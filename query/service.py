@@ -21,7 +21,7 @@ from jointspace.settings import Settings
 
 from .algebra import WeightedTerm, combine, contributions, unit, weighted_terms
 from .collapse import Collapsed, collapse
-from .cutoff import AUTO, AUTO_POOL, auto_min_score, parse_min_score
+from .cutoff import AUTO, AUTO_POOL, auto_min_score, no_cutoff_note, parse_min_score
 from .filters import filters_to_json
 from .fusion import reciprocal_rank_fusion
 from .keyword import KeywordQuery, keyword_query, mentions_any
@@ -258,7 +258,8 @@ class SearchService:
 
     def describe_city(self, city: str, k: int = 10) -> list[tuple[str, float]]:
         """The `k` words nearest to the mean image vector of a city's posts, with similarities."""
-        mean = self.backend.mean_vector(Filters(cities=(city,)))
+        # A blank name would be no filter at all, and the mean of every post.
+        mean = self.backend.mean_vector(Filters(cities=(city,))) if city.strip() else None
         if mean is None or not np.any(mean):
             raise QueryError(f"no indexed posts in the city '{city.strip().lower()}'")
         return [(w, float(s)) for w, s in self.nearest.nearest(unit(mean), k)]
@@ -306,11 +307,12 @@ class SearchService:
         keywords = keyword_query(terms)
         asked_min_score = min_score
         auto_threshold: float | None = None
+        auto_note: str | None = None
         # From here on a number (or no cut-off), the same for every page; "auto" is the only text
         # that parse_min_score lets through.
         cut: float | None
         if isinstance(min_score, str):
-            cut, auto_threshold = self._auto_min_score(query, merged, plan.num_candidates, clock)
+            cut, auto_threshold, auto_note = self._auto_min_score(query, merged, plan.num_candidates, clock)
         else:
             cut = min_score
         keyword_note = None
@@ -350,6 +352,7 @@ class SearchService:
                 clock,
                 asked_min_score,
                 auto_threshold,
+                auto_note,
             )
         if mode == "semantic" or keyword_note is not None:
             assert query is not None
@@ -389,7 +392,7 @@ class SearchService:
             clock,
         )
         explain["sort"] = "relevance"
-        self._explain_min_score(explain, asked_min_score, auto_threshold)
+        self._explain_min_score(explain, asked_min_score, auto_threshold, auto_note)
         if keyword_note is not None:
             explain["keyword_note"] = keyword_note
         if counts is not None and match is not None:
@@ -413,6 +416,7 @@ class SearchService:
         clock: _Clock,
         asked_min_score: float | str | None = None,
         auto_threshold: float | None = None,
+        auto_note: str | None = None,
     ) -> SearchResult:
         """A page of the match set, newest first: the backend sorts the whole set and pages it,
         so every post of the set is on exactly one page."""
@@ -442,7 +446,7 @@ class SearchService:
         )
         explain["sort"] = "newest"
         explain["match"] = match_json(match, page.total)
-        self._explain_min_score(explain, asked_min_score, auto_threshold)
+        self._explain_min_score(explain, asked_min_score, auto_threshold, auto_note)
         hits = self._vectors_if_asked(page.hits, include_vectors, clock)
         return SearchResult(
             hits, explain, plan.page, plan.k, page.total, plan.start + len(hits) < page.total, counts, "newest"
@@ -450,21 +454,29 @@ class SearchService:
 
     def _auto_min_score(
         self, query: np.ndarray | None, filters: Filters, candidates: int, clock: _Clock
-    ) -> tuple[float | None, float | None]:
+    ) -> tuple[float | None, float | None, str | None]:
         """`min_score=auto` as a number: the threshold (query.cutoff) read from the scores of the
         query's top AUTO_POOL kNN hits with the search's filters. Returns (min_score to apply, the
-        threshold computed); no cut-off without a query vector or when the pool cannot tell."""
+        threshold computed, why there is none); no cut-off without a query vector or when the pool
+        cannot tell."""
         if query is None:
-            return None, None
+            return None, None, "no cut-off: the query has no vector to score pictures by"
         pool = clock.backend(lambda: self.backend.knn(query, AUTO_POOL, max(candidates, AUTO_POOL), filters))
-        threshold = auto_min_score([h.score for h in pool])
-        return (threshold if np.isfinite(threshold) else None), threshold
+        scores = [h.score for h in pool]
+        threshold = auto_min_score(scores)
+        if np.isfinite(threshold):
+            return threshold, threshold, None
+        return None, threshold, no_cutoff_note(scores)
 
     @staticmethod
-    def _explain_min_score(explain: dict[str, Any], asked: float | str | None, threshold: float | None) -> None:
-        if asked == AUTO:  # what was asked, and the threshold it became (null: no cut-off)
+    def _explain_min_score(
+        explain: dict[str, Any], asked: float | str | None, threshold: float | None, note: str | None
+    ) -> None:
+        if asked == AUTO:  # what was asked, and the threshold it became (null: no cut-off, and why)
             explain["min_score"] = AUTO
             explain["min_score_auto"] = threshold if threshold is not None and np.isfinite(threshold) else None
+            if explain["min_score_auto"] is None and note:
+                explain["min_score_note"] = note
 
     def _facets(self, match: MatchSet | None, fields: tuple[str, ...], clock: _Clock) -> FacetCounts | None:
         if not fields or match is None:
@@ -505,7 +517,7 @@ class SearchService:
         merged = parsed.filters.merge(filters) if filters is not None else parsed.filters
         cut: float | None
         if isinstance(min_score, str):  # "auto", the only text parse_min_score lets through
-            cut, _ = self._auto_min_score(query, merged, self.settings.min_num_candidates, clock)
+            cut, _, _ = self._auto_min_score(query, merged, self.settings.min_num_candidates, clock)
         else:
             cut = min_score
         match = match_set(query, merged, cut, self.settings)

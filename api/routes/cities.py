@@ -24,9 +24,10 @@ def list_cities(backend: BackendDep) -> CitiesOut:
 def describe_city(
     city: str, backend: BackendDep, service: SearchDep, k: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> DescribeOut:
-    if backend.count(Filters(cities=(city,))) == 0:
-        raise HTTPException(404, f"no posts from {city!r}")
     subject = city.strip().lower()
+    # A blank name is no filter at all to Filters: without this check it would describe every post.
+    if not subject or backend.count(Filters(cities=(city,))) == 0:
+        raise HTTPException(404, f"no posts from {city!r}")
     try:
         return DescribeOut(subject=subject, words=word_scores(service.describe_city(city, k=k)))
     except VocabularyNotReady as exc:  # a cold start: answer now, without the words

@@ -9,6 +9,8 @@ from jointspace.api.deps import ContainerDep, MetricsDep
 from jointspace.api.schemas import ComponentHealth, HealthOut
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from jointspace.app import broker_health
+
 router = APIRouter(tags=["operations"])
 
 
@@ -22,20 +24,8 @@ def _backend(container: ApiContainer) -> ComponentHealth:
 
 
 def _broker(container: ApiContainer) -> ComponentHealth:
-    url = container.settings.broker_url
-    if not url:
-        return ComponentHealth(ok=True, detail="none: posts are indexed in-process")
-    import redis
-
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:
-        return ComponentHealth(ok=False, detail=f"{type(exc).__name__}: {exc}")
-    return ComponentHealth(ok=True, detail="redis reachable")
+    ok, detail = broker_health(container.settings)
+    return ComponentHealth(ok=ok, detail=detail)
 
 
 def _model(container: ApiContainer) -> ComponentHealth:

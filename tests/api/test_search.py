@@ -237,6 +237,34 @@ def test_bounds_are_the_same_400_on_both_doors(api: Api, params: dict[str, str],
         assert r.status_code == 400 and r.json()["error"] == "query" and message in r.json()["message"], r.text
 
 
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"city": ""}, "city: needs a value, e.g. london"),
+        ({"city": " "}, "city: needs a value, e.g. london"),
+        ({"tag": ""}, "tag: needs a value, e.g. beach"),
+        ({"after": "notadate"}, "after: 'notadate' is not a date: write it as 2018-01-31 or 2018-01-31T12:00"),
+        ({"before": "2019-13-01"}, "before: '2019-13-01' is not a date: write it as 2018-01-31"),
+    ],
+)
+def test_a_blank_or_unreadable_filter_parameter_is_refused_in_the_inline_words(
+    api: Api, params: dict[str, str], message: str
+) -> None:
+    """Ignoring a blank `city=` would search every city while the user meant one."""
+    got = api.client.get("/search", params={"q": "dog", **params})
+    posted = api.client.post("/search", files={"image": ("mine.jpg", photo_of(api), "image/jpeg")}, data=params)
+    for r in (got, posted):
+        assert r.status_code in (400, 422) and message in r.json()["message"], r.text
+        assert "Value error" not in r.json()["message"] and "city.0" not in r.json()["message"]
+
+
+def test_describing_a_blank_city_is_not_describing_every_post(api: Api) -> None:
+    assert api.client.get("/cities/%20/describe").status_code == 404
+    assert api.client.get("/cities/atlantis/describe").status_code == 404
+    city = api.corpus.posts[0]["city"]
+    assert api.client.get(f"/cities/{city}/describe").status_code == 200
+
+
 def test_a_parameter_given_twice_with_different_values_is_refused(api: Api) -> None:
     r = api.client.post("/search?k=3", files={"image": ("mine.jpg", photo_of(api), "image/jpeg")}, data={"k": "4"})
     assert r.status_code == 400 and "'k' is given twice" in r.json()["message"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from jointspace.query.cutoff import AUTO, AUTO_POOL, auto_min_score, parse_min_score
+from jointspace.query.cutoff import AUTO, AUTO_POOL, auto_min_score, no_cutoff_note, parse_min_score
 
 
 def test_hits_that_stand_out_are_kept_and_the_bulk_is_not() -> None:
@@ -32,6 +32,9 @@ def test_too_few_or_flat_scores_keep_everything_and_nan_is_ignored() -> None:
     scores = np.concatenate([[np.nan, np.inf], np.linspace(0.1, 0.3, 40)])
     assert np.isfinite(auto_min_score(scores))
     assert auto_min_score(np.linspace(0.1, 0.3, 40), z=1.0) < auto_min_score(np.linspace(0.1, 0.3, 40), z=3.0)
+    # ...and the explanation says which of the two it was.
+    assert no_cutoff_note([0.9, 0.1, 0.5]).startswith("no cut-off: 3 candidates are too few")
+    assert no_cutoff_note(np.full(50, 0.3)) == "no cut-off: the candidates score alike, so none stands out"
 
 
 def test_min_score_accepts_a_number_or_auto() -> None:

@@ -85,6 +85,9 @@ def test_a_bare_number_is_a_word_and_a_weight_before_star() -> None:
         ("# beach", 0, "hashtag"),
         ("(beach city:london)", 7, "outside parentheses"),
         ("500*beach", 0, "above the limit"),
+        ("1e3*beach", 3, "'1e3' is not a weight: a weight is a plain number before its term"),
+        ("beach*2", 5, "'beach' is not a weight"),
+        ("(sun+sea)*2", 9, "'*' must follow a weight"),
     ],
 )
 def test_syntax_errors_say_what_and_where(expression: str, position: int, fragment: str) -> None:

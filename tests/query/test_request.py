@@ -46,7 +46,9 @@ def test_raw_strings_become_typed_values_and_filters() -> None:
         ({"min_score": "sometimes"}, "min_score must be a number or 'auto'"),
         ({"k": "many"}, "k: Input should be"),
         ({"mode": "fuzzy"}, "mode: Input should be"),
-        ({"after": "yesterday"}, "after: Input should be"),
+        ({"after": "yesterday"}, "after: 'yesterday' is not a date: write it as 2018-01-31"),  # as inline
+        ({"city": [" "]}, "city: needs a value, e.g. london"),
+        ({"tag": ["#"]}, "tag: needs a value, e.g. beach"),
         ({"q": "a" * 1001}, "query longer than 1000 characters"),
     ],
 )

@@ -143,6 +143,11 @@ def test_min_score_auto_keeps_what_stands_out_of_the_query_s_own_scores(service:
     assert first.explain["min_score_auto"] == second.explain["min_score_auto"]
     with pytest.raises(QueryError, match="min_score must be a number or 'auto'"):
         service.search("dog", min_score="sometimes")
+    # A pool too small to judge by cuts nothing, and the explanation says why.
+    few = service.search("dog city:sydney", min_score="auto", collapse=False)
+    assert few.explain["min_score_auto"] is None and len(few.hits) == 3
+    assert few.explain["min_score_note"].startswith("no cut-off: 3 candidates are too few"), few.explain
+    assert "min_score_note" not in auto.explain
 
 
 def test_near_duplicates_collapse_to_the_best_ranked(service: SearchService) -> None:
@@ -249,6 +254,8 @@ def test_describe_post_and_city(service: SearchService) -> None:
     assert words[0][0] == "beach"  # two of sydney's three posts are beaches
     with pytest.raises(QueryError, match="atlantis"):
         service.describe_city("atlantis")
+    with pytest.raises(QueryError, match="no indexed posts"):  # not the mean of every post
+        service.describe_city("  ")
     with pytest.raises(QueryError, match="nope"):
         service.describe_post("nope")
 
