@@ -170,3 +170,75 @@ __all__ = [
     "open_search_service",
     "settings_from_environment",
 ]
+
+
+def broker_health(settings: Settings) -> tuple[bool, str]:
+    """(reachable, detail) of the Celery broker; no broker is healthy (posts go in-process)."""
+    url = settings.broker_url
+    if not url:
+        return True, "none: posts are indexed in-process"
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # any failure means "down"; the detail says which
+        return False, f"{type(exc).__name__}: {exc}"
+    return True, "redis reachable"
+
+
+def _index_contents(settings: Settings, built_by: str, loaded: str) -> dict[str, Any]:
+    from jointspace.backends import open_existing_backend
+
+    backend = open_existing_backend(settings)
+    try:
+        cities = backend.cities()
+        found: dict[str, Any] = {"ok": True, "posts": backend.count(), "cities": len(cities), "model": built_by}
+        found["top_cities"] = [{"city": c, "count": n} for c, n in cities[:5]]
+    finally:
+        backend.close()
+    if built_by != loaded:  # search and ingest refuse it
+        found |= {"ok": False, "detail": f"built by another bundle than {loaded}: `jointspace reindex`"}
+    return found
+
+
+def home_status(settings: Settings) -> dict[str, Any]:
+    """What `jointspace status` reports: the index (posts, cities, the model it was built by),
+    the bundle search and ingest load, the dead letters and the broker, each with `ok`. Only the
+    bundle's manifest is read: no network is loaded."""
+    from jointspace.backends import recorded_model
+    from jointspace.errors import JointspaceError
+
+    bundle = open_bundle(settings)
+    where = f"{settings.es_url} alias {settings.es_index_alias}" if settings.es_url else str(settings.embedded_dir)
+    index: dict[str, Any] = {"kind": "elasticsearch" if settings.es_url else "embedded", "where": where}
+    try:
+        recorded = recorded_model(settings)
+    except JointspaceError as exc:  # Elasticsearch down or refusing
+        index |= {"ok": False, "detail": str(exc)}
+    else:
+        if recorded is None:
+            index |= {"ok": True, "posts": 0, "detail": "no index yet: `jointspace ingest FILE` builds one"}
+        else:
+            index |= _index_contents(settings, recorded[0], bundle.name)
+    dead: int | None = None
+    try:
+        letters = open_dead_letter_store(settings)
+        try:
+            dead = letters.count()
+        finally:
+            letters.close()
+    except Exception:  # kept in Redis when there is a broker: the broker's line says why
+        pass
+    broker_ok, broker_detail = broker_health(settings)
+    return {
+        "home": str(settings.home),
+        "index": index,
+        "model": {"name": bundle.name, "dim": bundle.dim},
+        "dead_letters": dead,
+        "broker": {"ok": broker_ok, "detail": broker_detail},
+        "ok": bool(index["ok"]) and broker_ok,
+    }

@@ -138,7 +138,7 @@ class Settings(BaseSettings):
 
     # The HTTP API (`jointspace serve`): where it listens and what one request may carry.
     api_host: str = "127.0.0.1"
-    api_port: int = 8000
+    api_port: int = Field(default=8000, ge=1, le=65535)
     api_max_request_bytes: int = 64_000_000
     api_max_batch_posts: int = 256
     api_thumbnail_px: int = 320

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from jointspace.choices import SearchMode
+from jointspace.cli import filter_options
 
 alerts_app = typer.Typer(
     help="Saved searches: every new batch of posts is checked against them; matches go to "
@@ -56,26 +57,25 @@ def add(
     ] = None,
     webhook: Annotated[str | None, typer.Option(help="POST each match as JSON to this http(s) URL.")] = None,
     name: Annotated[str | None, typer.Option(help="A name to show (default: the expression).")] = None,
-    city: Annotated[list[str] | None, typer.Option("--city", help="Only this city (repeatable).")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only this hashtag (repeatable).")] = None,
-    source: Annotated[list[str] | None, typer.Option("--source", help="Only this source (repeatable).")] = None,
-    after: Annotated[datetime | None, typer.Option(help="Only posts created at or after this time.")] = None,
-    before: Annotated[datetime | None, typer.Option(help="Only posts created before this time.")] = None,
+    city: filter_options.City = None,
+    tag: filter_options.Tag = None,
+    source: filter_options.Source = None,
+    after: filter_options.After = None,
+    before: filter_options.Before = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the saved search as JSON.")] = False,
 ) -> None:
     """Save a search; posts indexed from now on that match it are recorded and delivered."""
     from jointspace.alerts.service import AlertService
     from jointspace.app import open_bundle, open_search_backend, open_search_service
     from jointspace.query.parser import QueryLimits, parse
-    from jointspace.query.request import SearchFilters
+    from jointspace.query.request import filters_from_values
     from jointspace.settings import get_settings
 
     settings = get_settings()
     parse(expression, QueryLimits.from_settings(settings))  # syntax errors before the model loads
     # The filter parameters as GET /search, POST /alerts and `jointspace search` read them.
-    filters = SearchFilters(
-        city=city or [], tag=tag or [], source=source or [], after=after, before=before
-    ).to_filters()
+    given = {"city": city or [], "tag": tag or [], "source": source or [], "after": after, "before": before}
+    filters = filters_from_values({name: v for name, v in given.items() if v is not None})
     bundle = open_bundle(settings)
     backend = open_search_backend(settings, bundle)
     try:

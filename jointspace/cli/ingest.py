@@ -181,7 +181,7 @@ dead_letters_app = typer.Typer(help="Posts that could not be indexed, with their
 @dead_letters_app.command("list")
 def dead_letters_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per letter, as a JSON list.")] = False,
-    limit: Annotated[int, typer.Option(help="Show at most this many (0: all).")] = 0,
+    limit: Annotated[int, typer.Option(min=0, help="Show at most this many (0: all).")] = 0,
 ) -> None:
     """List dead letters, oldest first."""
     from jointspace.settings import get_settings

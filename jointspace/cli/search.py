@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from jointspace.choices import SearchMode, SortOrder
+from jointspace.cli import filter_options
 
 if TYPE_CHECKING:
     from jointspace.query.service import SearchResult
@@ -86,11 +86,11 @@ def search(
             "'2*dog city:paris'. See docs/query.md for the grammar."
         ),
     ],
-    city: Annotated[list[str] | None, typer.Option("--city", help="Only this city (repeatable).")] = None,
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only posts with this hashtag (repeatable).")] = None,
-    source: Annotated[list[str] | None, typer.Option("--source", help="Only this source (repeatable).")] = None,
-    after: Annotated[datetime | None, typer.Option(help="Posts created at or after this time.")] = None,
-    before: Annotated[datetime | None, typer.Option(help="Posts created before this time.")] = None,
+    city: filter_options.City = None,
+    tag: filter_options.Tag = None,
+    source: filter_options.Source = None,
+    after: filter_options.After = None,
+    before: filter_options.Before = None,
     mode: Annotated[SearchMode, typer.Option(help="semantic (kNN), keyword (BM25) or hybrid (fused).")] = "semantic",
     k: Annotated[int | None, typer.Option("-k", "--k", help="Hits per page (default JOINTSPACE_DEFAULT_K).")] = None,
     page: Annotated[int, typer.Option(help="1-based page.")] = 1,

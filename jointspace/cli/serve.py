@@ -61,7 +61,9 @@ def serve(
     host: Annotated[
         str | None, typer.Option(help="Address to listen on [default: JOINTSPACE_API_HOST or 127.0.0.1]")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: JOINTSPACE_API_PORT or 8000]")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port [default: JOINTSPACE_API_PORT or 8000]")
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -99,7 +101,9 @@ def demo(
     host: Annotated[
         str | None, typer.Option(help="Address to listen on [default: JOINTSPACE_API_HOST or 127.0.0.1]")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: JOINTSPACE_API_PORT or 8000]")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port [default: JOINTSPACE_API_PORT or 8000]")
+    ] = None,
     posts: Annotated[int, typer.Option(help="About how many sample posts to prepare")] = 200,
     prepare_only: Annotated[
         bool, typer.Option("--prepare-only", help="Prepare and index, then exit without serving")

@@ -35,6 +35,11 @@ def json_error(done: subprocess.CompletedProcess[str]) -> dict:
         (["search", "dog"], "configuration", "no embedded index"),  # an empty home
         (["ingest", "/no/such/posts.jsonl"], "configuration", "no such file or folder"),
         (["dead-letters", "retry", "NO-SUCH-KEY"], "request", "no dead letter has the key 'NO-SUCH-KEY'"),
+        # Filters given as flags fail with the words an inline `after:` / `city:` fails with.
+        (["search", "dog", "--after", "notadate"], "query", "'notadate' is not a date: write it as 2018-01-31"),
+        (["search", "dog", "--city", " "], "query", "city: needs a value, e.g. london"),
+        (["alerts", "add", "dog", "--tag", ""], "query", "tag: needs a value, e.g. beach"),
+        (["dead-letters", "list", "--limit", "-1"], "usage", "--limit': Input should be greater than or equal to 0"),
     ],
 )
 def test_errors_are_one_json_object_with_json_and_text_without(
@@ -75,3 +80,9 @@ def test_the_filesystem_root_is_refused_as_a_media_root(tmp_path: Path) -> None:
     """Refused before any index is opened (the check once compared a Path with a str: never true)."""
     done = run(tmp_path, "media", "roots", "add", "/")
     assert done.returncode != 0 and "refusing / as a media root" in done.stderr, done.stderr
+
+
+def test_a_port_out_of_range_is_refused_before_anything_listens(tmp_path: Path) -> None:
+    for port in ("99999", "0"):
+        done = run(tmp_path, "serve", "--port", port)
+        assert done.returncode == 2 and "Invalid value for '--port'" in done.stderr, done.stderr
