@@ -48,7 +48,7 @@ def no_cutoff_note(scores: Sequence[float] | np.ndarray) -> str:
     finite = int(np.isfinite(np.asarray(scores, dtype=np.float64)).sum())
     if finite < MIN_POOL:
         return (
-            f"no cut-off: {finite} candidate{'s' if finite != 1 else ''} are too few to tell hits "
+            f"no cut-off: only {finite} candidate{'s' if finite != 1 else ''}, too few to tell hits "
             f"from chance (auto needs {MIN_POOL})"
         )
     return "no cut-off: the candidates score alike, so none stands out"

@@ -5,7 +5,10 @@ whole vocabulary (the sentence model: 40,000 words, half a minute to minutes on 
 under the home). A server must not do that inside a request, and never once per request:
 `NearestWords` does it once, in a background thread started with the server, and until it is done
 answers `None` ("not ready yet") at once instead of waiting. The CLI, which answers one query,
-uses `blocking=True` and simply waits (and builds no nearest-word graph: one answer does not need one).
+uses `blocking=True` and waits only when the vocabulary is already cached (`only_if_cached`):
+a first search on a fresh home would otherwise spend 40 s here on 2 cores embedding words for
+its explanation; it answers without them and says how to get them. It builds no nearest-word
+graph: one answer does not need one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ log = logging.getLogger(__name__)
 State = Literal["cold", "preparing", "ready", "failed"]
 
 
+NOT_CACHED = (
+    "nearest words skipped: this home has not embedded the nearest-word vocabulary yet (once, about "
+    "a minute): `jointspace search --nearest-words` waits for it, `jointspace serve` prepares it"
+)
+
+
 class VocabularyNotReady(JointspaceError):
     """The nearest-word vocabulary is still being prepared (or failed); answer without it."""
 
@@ -33,9 +42,10 @@ class VocabularyNotReady(JointspaceError):
 class NearestWords:
     """`nearest(vector, k)` over a text encoder, with its one-time preparation done once."""
 
-    def __init__(self, text: TextEncoder, blocking: bool = False) -> None:
+    def __init__(self, text: TextEncoder, blocking: bool = False, only_if_cached: bool = False) -> None:
         self.text = text
         self.blocking = blocking
+        self.only_if_cached = only_if_cached
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._state: State = "cold"
@@ -60,12 +70,16 @@ class NearestWords:
             if self._state != "cold":
                 return
             self._state, self._started_at = "preparing", time.monotonic()
-            prepared = getattr(self.text, "vocabulary_prepared", None)  # optional: encoders with costly prep
-            if prepared is None or prepared():
+            if self._cheap():
                 self._prepare()
                 return
             self._thread = threading.Thread(target=self._prepare, name="nearest-words", daemon=True)
             self._thread.start()
+
+    def _cheap(self) -> bool:
+        """The encoder says its vocabulary is in memory or cached on disk (or has no costly preparation)."""
+        prepared = getattr(self.text, "vocabulary_prepared", None)  # optional: encoders with costly prep
+        return prepared is None or bool(prepared())
 
     def wait(self, timeout: float | None = None) -> bool:
         """Blocks until prepared (or failed); True when ready."""
@@ -103,6 +117,8 @@ class NearestWords:
 
     def nearest(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k nearest vocabulary words; raises VocabularyNotReady rather than wait (unless blocking)."""
+        if self.only_if_cached and self._state == "cold" and not self._cheap():
+            raise VocabularyNotReady(NOT_CACHED)
         if self.blocking:
             self.wait()
         elif not self.ready:

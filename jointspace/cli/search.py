@@ -49,6 +49,10 @@ def render_text(result: SearchResult) -> str:
     if explain.get("nearest_words"):
         words = ", ".join(f"{w['word']} {w['score']:.2f}" for w in explain["nearest_words"])
         lines.append(f"nearest words  {words}")
+    elif explain.get("nearest_words_note"):
+        lines.append(explain["nearest_words_note"])
+    if explain.get("min_score_note"):
+        lines.append(explain["min_score_note"])
     if "keyword" in explain:
         kw = explain["keyword"]
         excluded = f"  (excluding {', '.join(kw['excluded'])})" if kw["excluded"] else ""
@@ -113,12 +117,21 @@ def search(
         ),
     ] = None,
     sort: Annotated[SortOrder, typer.Option(help="relevance, or newest first among the matching posts.")] = "relevance",
+    nearest_words: Annotated[
+        bool,
+        typer.Option(
+            "--nearest-words",
+            help="Wait for the nearest-word vocabulary when this home has not embedded it yet (once, "
+            "about a minute); without it the first search answers at once, without nearest words.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"hits\": [...], \"explain\": {...}}.")] = False,
 ) -> None:
     """Search the index with word and image arithmetic; errors point at the offending character."""
     from jointspace.app import open_bundle, open_search_backend, open_search_service
     from jointspace.query.parser import QueryLimits, parse
     from jointspace.query.request import SearchRequest
+    from jointspace.query.vocabulary import NearestWords
     from jointspace.settings import get_settings
 
     settings = get_settings()
@@ -144,7 +157,8 @@ def search(
     bundle = open_bundle(settings)  # JOINTSPACE_BUNDLE_FACTORY too, as serve, ingest and the workers
     backend = open_search_backend(settings, bundle, read_only=True)
     try:
-        service = open_search_service(settings, bundle, backend)
+        words = NearestWords(bundle.text, blocking=True, only_if_cached=not nearest_words)
+        service = open_search_service(settings, bundle, backend, nearest=words)
         result = service.search(request.q, **request.search_arguments())
     finally:
         backend.close()

@@ -33,7 +33,7 @@ def test_too_few_or_flat_scores_keep_everything_and_nan_is_ignored() -> None:
     assert np.isfinite(auto_min_score(scores))
     assert auto_min_score(np.linspace(0.1, 0.3, 40), z=1.0) < auto_min_score(np.linspace(0.1, 0.3, 40), z=3.0)
     # ...and the explanation says which of the two it was.
-    assert no_cutoff_note([0.9, 0.1, 0.5]).startswith("no cut-off: 3 candidates are too few")
+    assert no_cutoff_note([0.9, 0.1, 0.5]).startswith("no cut-off: only 3 candidates, too few")
     assert no_cutoff_note(np.full(50, 0.3)) == "no cut-off: the candidates score alike, so none stands out"
 
 

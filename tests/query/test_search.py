@@ -146,7 +146,7 @@ def test_min_score_auto_keeps_what_stands_out_of_the_query_s_own_scores(service:
     # A pool too small to judge by cuts nothing, and the explanation says why.
     few = service.search("dog city:sydney", min_score="auto", collapse=False)
     assert few.explain["min_score_auto"] is None and len(few.hits) == 3
-    assert few.explain["min_score_note"].startswith("no cut-off: 3 candidates are too few"), few.explain
+    assert few.explain["min_score_note"].startswith("no cut-off: only 3 candidates, too few"), few.explain
     assert "min_score_note" not in auto.explain
 
 

@@ -138,3 +138,16 @@ def test_a_one_shot_caller_builds_no_graph() -> None:
     nearest = NearestWords(encoder, blocking=True)
     assert nearest.nearest(np.array([0, 0, 1], np.float32), 1)[0][0] == "blue"
     assert not encoder.indexed.wait(1.0)
+
+
+def test_a_one_shot_caller_waits_only_for_a_cached_vocabulary() -> None:
+    """The CLI's default: on a home that has not embedded the vocabulary it answers at once without
+    nearest words (no minute-long first search) and says how to get them; once cached, it has them."""
+    cold = SlowVocabularyEncoder(prepare_s=60.0)
+    nearest = NearestWords(cold, blocking=True, only_if_cached=True)
+    started = time.monotonic()
+    with pytest.raises(VocabularyNotReady, match="jointspace search --nearest-words"):
+        nearest.nearest(np.array([1.0, 0, 0], np.float32), 1)
+    assert time.monotonic() - started < 1.0 and cold.preparations == 0 and nearest.state == "cold"
+    cached = NearestWords(SlowVocabularyEncoder(prepare_s=60.0, cached=True), blocking=True, only_if_cached=True)
+    assert cached.nearest(np.array([0, 1.0, 0], np.float32), 1)[0][0] == "green"
