@@ -71,7 +71,7 @@ def normalise_hashtags(tags: Any) -> tuple[str, ...]:
         raise InvalidPost("hashtags", "must be a list of strings")
     seen: dict[str, None] = {}
     for tag in tags:
-        clean = tag.strip().lstrip("#").casefold()
+        clean = tag.strip().lstrip("#").strip().casefold()  # as Filters reads a tag filter
         if clean:
             seen.setdefault(clean, None)
     return tuple(seen)

@@ -85,7 +85,8 @@ class Filters:
     def __post_init__(self) -> None:
         object.__setattr__(self, "cities", tuple(sorted({c.strip().lower() for c in self.cities if c.strip()})))
         # Emptiness is judged after the `#` goes: a lone "#" would otherwise be a tag no post has.
-        tags = {h.strip().lower().lstrip("#").strip() for h in self.hashtags}
+        # casefold, as ingest stores hashtags (validate.py): `tag:Straße` finds `#STRASSE`.
+        tags = {h.strip().casefold().lstrip("#").strip() for h in self.hashtags}
         object.__setattr__(self, "hashtags", tuple(sorted(t for t in tags if t)))
         object.__setattr__(self, "sources", tuple(sorted({s.strip() for s in self.sources if s.strip()})))
 

@@ -13,6 +13,7 @@ from jointspace.ingest.validate import (
     InvalidPost,
     ValidationLimits,
     normalise_city,
+    normalise_hashtags,
     parse_hashtags,
     parse_time,
     real_path,
@@ -121,6 +122,13 @@ def test_lone_surrogates_become_replacement_characters(image: Path) -> None:
 def test_relative_image_without_base_folder_is_refused() -> None:
     with pytest.raises(InvalidPost, match="relative path"):
         validate_post({"id": "a", "image": "a.jpg"}, None, LIMITS)
+
+
+def test_a_tag_filter_is_normalised_as_stored_hashtags_are() -> None:
+    from jointspace.records import Filters
+
+    assert Filters(hashtags=("#Straße", "# Café ")).hashtags == ("café", "strasse")
+    assert set(parse_hashtags("#STRASSE #café")) == set(normalise_hashtags(["Straße", "#Café"])) == {"strasse", "café"}
 
 
 def test_hashtags_are_unicode_aware() -> None:
