@@ -32,7 +32,9 @@ class Batch:
 
 
 def _as_list(payload: Any) -> list[Any]:
-    if isinstance(payload, dict) and isinstance(payload.get("posts"), list):
+    if isinstance(payload, dict) and "posts" in payload:
+        if not isinstance(payload["posts"], list):  # read as one post it would be "image: missing"
+            raise HTTPException(400, f"posts: must be a list of posts, not {type(payload['posts']).__name__}")
         return payload["posts"]
     if isinstance(payload, list):
         return payload

@@ -26,6 +26,9 @@ _HASHTAG = re.compile(r"(?<![\w&])#(\w+)", re.UNICODE)
 _ID_BYTES = 8  # 16 hex characters: collisions need ~4e9 posts before they become likely.
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # a str holds pairs as one code point: any left is lone
+# C0 and C1 controls but tab, newline and carriage return, and DEL: nothing a caption means, and
+# on a terminal an escape sequence (retitle the window, clear the screen).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class InvalidPost(JointspaceError, ValueError):
@@ -189,13 +192,15 @@ def _optional_text(raw: Mapping[str, Any], name: str) -> str | None:
     return str(value).strip() or None
 
 
-def _without_lone_surrogates(value: Any) -> Any:
+def _clean_text(value: Any, controls: bool = True) -> Any:
     """JSON's `\\ud800` escapes decode to lone surrogates, which no UTF-8 store can write: each
-    becomes U+FFFD, as a stray byte in a file does, instead of failing the batch at write time."""
+    becomes U+FFFD, as a stray byte in a file does, instead of failing the batch at write time.
+    Control characters are dropped (`_CONTROL`) unless `controls` is False."""
     if isinstance(value, str):
-        return _LONE_SURROGATE.sub("\ufffd", value)
+        value = _LONE_SURROGATE.sub("\ufffd", value)
+        return _CONTROL.sub("", value) if controls else value
     if isinstance(value, list):
-        return [_without_lone_surrogates(item) for item in value]
+        return [_clean_text(item, controls) for item in value]
     return value
 
 
@@ -206,7 +211,8 @@ def validate_post(raw: Any, base_dir: Path | None, limits: ValidationLimits, def
     """
     if not isinstance(raw, Mapping):
         raise InvalidPost("post", f"must be a JSON object, not {type(raw).__name__}")
-    raw = {key: _without_lone_surrogates(value) for key, value in raw.items()}
+    # A file name is the file's own: its controls stay (a NUL is refused below).
+    raw = {key: _clean_text(value, controls=key != "image") for key, value in raw.items()}
     caption = raw.get("caption") or ""
     if not isinstance(caption, str):
         raise InvalidPost("caption", "must be a string")

@@ -70,4 +70,6 @@ def parse_min_score(value: float | str | None) -> float | str | None:
         number = float(value)
     if not np.isfinite(number):
         raise ValueError("min_score must be a finite number or 'auto'")
+    if not -1.0 <= number <= 1.0:  # a dot product of unit vectors: beyond, nothing or everything passes
+        raise ValueError(f"min_score must be a similarity between -1 and 1, or 'auto', not {number:g}")
     return number

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from jointspace.errors import QueryError
 from jointspace.records import Filters
@@ -29,6 +29,25 @@ def parse_time(value: FilterValue, expression: str) -> datetime:
         return date_from_text(value.text)
     except ValueError as exc:
         raise QueryError(str(exc), value.position, expression) from None
+
+
+def time_range_checked(filters: Filters) -> Filters:
+    """The filters, once their time bounds leave room for a post: `after` at or past `before` (from
+    the expression, the parameters or both) matches nothing, which is a mistake, not a query."""
+    if filters.after is not None and filters.before is not None:
+        try:
+            empty = filters.after >= filters.before
+        except TypeError:  # one bound with a time zone, one without: compared as UTC
+            empty = _utc(filters.after) >= _utc(filters.before)
+        if empty:
+            raise QueryError(
+                f"after {_time(filters.after)} is not before before {_time(filters.before)}: no post can match"
+            )
+    return filters
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def filters_from_tokens(tokens: Sequence[Token], expression: str) -> Filters:

@@ -60,7 +60,9 @@ _MIN_SCORE = (
 MinScore = Annotated[
     float | Literal["auto"] | None,
     BeforeValidator(_min_score),
-    _documented({"anyOf": [{"type": "number"}, {"type": "string", "enum": ["auto"]}]}, _MIN_SCORE),
+    _documented(
+        {"anyOf": [{"type": "number", "minimum": -1, "maximum": 1}, {"type": "string", "enum": ["auto"]}]}, _MIN_SCORE
+    ),
     Field(description=_MIN_SCORE, json_schema_extra=_no_default),
 ]
 

@@ -22,7 +22,7 @@ from jointspace.settings import Settings
 from .algebra import WeightedTerm, combine, contributions, unit, weighted_terms
 from .collapse import Collapsed, collapse
 from .cutoff import AUTO, AUTO_POOL, auto_min_score, no_cutoff_note, parse_min_score
-from .filters import filters_to_json
+from .filters import filters_to_json, time_range_checked
 from .fusion import reciprocal_rank_fusion
 from .keyword import KeywordQuery, keyword_query, mentions_any
 from .matching import Sort, TrendResult, check_sort, check_trend, facet_fields, keyword_match_set, match_json, match_set
@@ -291,7 +291,7 @@ class SearchService:
         except ValueError as exc:
             raise QueryError(str(exc)) from None
         threshold = self._threshold(collapse_to)
-        merged = parsed.filters.merge(filters) if filters is not None else parsed.filters
+        merged = time_range_checked(parsed.filters.merge(filters) if filters is not None else parsed.filters)
         terms = weighted_terms(parsed.expression)
         text = parsed.text
 
@@ -514,7 +514,7 @@ class SearchService:
         terms = weighted_terms(parsed.expression)
         query = combine(terms, resolve([t.term for t in terms], self.text, self.backend, parsed.text), parsed.text)
         clock.add("encode", started)
-        merged = parsed.filters.merge(filters) if filters is not None else parsed.filters
+        merged = time_range_checked(parsed.filters.merge(filters) if filters is not None else parsed.filters)
         cut: float | None
         if isinstance(min_score, str):  # "auto", the only text parse_min_score lets through
             cut, _, _ = self._auto_min_score(query, merged, self.settings.min_num_candidates, clock)

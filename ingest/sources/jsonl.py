@@ -26,6 +26,8 @@ class JsonlSource:
         self.path = None if self.stdin else Path(target).expanduser().resolve()
         if self.path is not None and not self.path.is_file():
             raise ConfigurationError(f"no such JSONL file: {target}")
+        if self.path is not None:
+            _refuse_binary(self.path, target)
         self.default_source = default_source
 
     def __iter__(self) -> Iterator[SourceItem]:
@@ -52,6 +54,19 @@ class JsonlSource:
 
     def close(self) -> None:
         pass
+
+
+def _refuse_binary(path: Path, target: str) -> None:
+    """A picture (or any binary file) given by mistake would otherwise become a dead letter per
+    "line" of its bytes. JSONL text in UTF-8 never holds a NUL byte; pictures and UTF-16 text do."""
+    with path.open("rb") as handle:
+        head = handle.read(8192)
+    if b"\x00" in head:
+        raise ConfigurationError(
+            f"{target} is not a JSONL file of posts (it holds binary data: a picture? UTF-16 text?): "
+            "give a UTF-8 file with one JSON post a line, e.g. "
+            '{"image": "img/p1.jpg", "caption": "..."}, or a folder to watch for such files'
+        )
 
 
 def jsonl_source(target: str, settings: Settings, **options: Any) -> JsonlSource:

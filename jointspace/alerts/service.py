@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jointspace.errors import JointspaceError, QueryError
+from jointspace.query.cutoff import parse_min_score as parse_search_min_score
 from jointspace.records import Filters
 from jointspace.settings import Settings
 
@@ -25,20 +25,19 @@ class AlertNotFound(JointspaceError):
 
 
 def parse_min_score(value: float | str | None) -> float | None:
-    """A similarity in [-1, 1] (the dot product of unit vectors), given as a number or its text."""
+    """A similarity in [-1, 1], read as a search reads it (query.cutoff), but not `auto`: a saved
+    search judges one new post at a time, with no ranking of its own to set a threshold from."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
-    if isinstance(value, str) and value.strip().lower() == "auto":
+    try:
+        number = parse_search_min_score(value)
+    except (TypeError, ValueError) as exc:
+        raise QueryError(str(exc)) from None
+    if not isinstance(number, float):
         raise QueryError(
-            "min_score 'auto' is not available in this version: give a similarity between -1 and 1 "
+            "min_score 'auto' is not available for saved searches: give a similarity between -1 and 1 "
             "(e.g. 0.3; `jointspace search EXPR --json` shows the scores of good hits)"
         )
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise QueryError(f"min_score must be a number between -1 and 1, not {value!r}") from None
-    if not math.isfinite(number) or not -1.0 <= number <= 1.0:
-        raise QueryError(f"min_score must be a number between -1 and 1 (a similarity), not {value!r}")
     return number
 
 

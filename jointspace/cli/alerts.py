@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from jointspace.choices import SearchMode
-from jointspace.cli import filter_options
+from jointspace.cli import filter_options, terminal
 
 alerts_app = typer.Typer(
     help="Saved searches: every new batch of posts is checked against them; matches go to "
@@ -148,8 +148,10 @@ def matches(
         post = match.post
         hook = f"  webhook {match.delivery.status}" if match.delivery else ""
         print(
-            f"{_when(match.matched_at)}  {match.score:8.4f}  {post.id:<16} {(post.city or '-'):<12} "
-            f"{' '.join(post.caption.split())[:60]}{hook}"
+            terminal.safe(
+                f"{_when(match.matched_at)}  {match.score:8.4f}  {post.id:<16} {(post.city or '-'):<12} "
+                f"{' '.join(post.caption.split())[:60]}{hook}"
+            )
         )
     print(f"{len(found)} matches of {search_id} ({search.expression})", file=sys.stderr)
 

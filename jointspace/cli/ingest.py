@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
+from itertools import islice
+from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 
+from jointspace.cli import terminal
 from jointspace.errors import ConfigurationError, JointspaceError
 
 
@@ -76,6 +80,22 @@ def _print_media_roots(recorder: Any) -> None:
         )
 
 
+_PICTURES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def _hint_if_only_pictures(folder: Path) -> None:
+    """A folder of pictures with no posts: jointspace reads posts (JSONL lines naming pictures)."""
+    if any(folder.glob("*.jsonl")):
+        return
+    # Looked for no further than needed to say it (a photo library may hold millions of files).
+    if any(p.suffix.lower() in _PICTURES for p in islice(folder.rglob("*"), 10_000)):
+        print(
+            f"  {folder} holds pictures but no .jsonl file: posts are JSONL lines that name their "
+            'pictures, e.g. {"image": "img/p1.jpg", "caption": "..."} (README: the post format)',
+            file=sys.stderr,
+        )
+
+
 def ingest(
     target: Annotated[
         str,
@@ -118,6 +138,10 @@ def ingest(
         raise
     recorder = _record_media_roots(src, kind, settings, ingestion.backend)
     src = recorder or src
+    if kind == "watch":  # runs until stopped: say so, or a folder of pictures looks like a hang
+        until = f"stops after {idle_exit:g} s without new posts" if idle_exit is not None else "Ctrl-C stops"
+        print(f"watching {target} for new *.jsonl files of posts ({until})", file=sys.stderr)
+        _hint_if_only_pictures(Path(target))
     try:
         summary = ingestion.run(src, wait=not no_wait, progress=not quiet)
     except KeyboardInterrupt:
@@ -127,6 +151,10 @@ def ingest(
         src.close()
         ingestion.close()
     _print_summary(summary, as_json)
+    if summary.read == 0 and kind != "redis-stream":
+        print(f"  no posts were read from {target}", file=sys.stderr)
+        if kind != "jsonl":
+            _hint_if_only_pictures(Path(target))
     if recorder is not None:
         _print_media_roots(recorder)
     if summary.searchable is False:
@@ -196,7 +224,7 @@ def dead_letters_list(
         return
     for letter in shown:
         where = f" ({letter.origin})" if letter.origin and letter.origin != letter.key else ""
-        print(f"{letter.time[:19]}  {letter.key}{where}  [{letter.stage}] {letter.reason}")
+        print(terminal.safe(f"{letter.time[:19]}  {letter.key}{where}  [{letter.stage}] {letter.reason}"))
     print(f"{len(letters)} dead letters", file=sys.stderr)
 
 
@@ -246,7 +274,9 @@ def dead_letters_purge(
 
     store = open_dead_letters(get_settings())
     try:
-        if not yes and not as_json and not typer.confirm(f"delete {store.count()} dead letters?"):
+        if not yes and as_json:  # a script: never ask, and never delete without being told to
+            raise click.UsageError(f"purge would delete {store.count()} dead letters: add --yes (--json never asks)")
+        if not yes and not typer.confirm(f"delete {store.count()} dead letters?"):
             raise typer.Exit(1)
         removed = store.purge()
     finally:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from jointspace.choices import SearchMode, SortOrder
-from jointspace.cli import filter_options
+from jointspace.cli import filter_options, terminal
 
 if TYPE_CHECKING:
     from jointspace.query.service import SearchResult
@@ -163,7 +163,18 @@ def search(
     finally:
         backend.close()
     if as_json:
-        printed: dict[str, Any] = {"hits": [hit_json(h) for h in result.hits], "explain": result.explain}
+        # The fields of GET /search's answer, in its order (the hits as `hit_json` writes them).
+        printed: dict[str, Any] = {
+            "query": request.q,
+            "mode": request.mode,
+            "k": result.k,
+            "page": result.page,
+            "total": result.total,
+            "has_more": result.has_more,
+            "sort": result.sort,
+            "hits": [hit_json(h) for h in result.hits],
+            "explain": result.explain,
+        }
         if result.facets is not None:
             from jointspace.query.matching import facets_json
 
@@ -171,7 +182,7 @@ def search(
         json.dump(printed, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
     else:
-        print(render_text(result))
+        print(terminal.safe(render_text(result)))
 
 
 def register(app: typer.Typer) -> None:

@@ -162,6 +162,8 @@ def test_refusals_of_post_posts_are_the_error_model(api: Api) -> None:
     for body, headers in ((b"{not json", {"content-type": "application/json"}), (b"", {})):
         r = api.client.post("/posts", content=body, headers={**api.write_headers, **headers})
         assert r.status_code == 400 and {"error", "message"} <= set(r.json()), r.text
+    not_a_list = api.client.post("/posts", json={"posts": {"image": "a.png"}}, headers=api.write_headers)
+    assert not_a_list.status_code == 400 and not_a_list.json()["message"] == "posts: must be a list of posts, not dict"
     wrong_type = api.client.post("/posts", content=b"x", headers={**api.write_headers, "content-type": "text/plain"})
     assert wrong_type.status_code == 415 and wrong_type.json()["error"] == "request"
 

@@ -86,3 +86,11 @@ def test_a_port_out_of_range_is_refused_before_anything_listens(tmp_path: Path) 
     for port in ("99999", "0"):
         done = run(tmp_path, "serve", "--port", port)
         assert done.returncode == 2 and "Invalid value for '--port'" in done.stderr, done.stderr
+
+
+def test_control_characters_never_reach_the_terminal() -> None:
+    from jointspace.cli.terminal import safe
+
+    assert safe("evil \x1b]0;PWNED\x07 \x1b[2J\x9b1m ok\nnext\ttab") == (
+        "evil \ufffd]0;PWNED\ufffd \ufffd[2J\ufffd1m ok\nnext\ttab"
+    )

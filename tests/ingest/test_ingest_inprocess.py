@@ -151,7 +151,10 @@ def test_cli_ingest_then_dead_letters_list_retry_purge(tmp_path: Path) -> None:
     left = {letter["key"] for letter in json.loads(_cli(["dead-letters", "list", "--json"], home).stdout)}
     assert left == set(corpus.broken) - {"bad-empty"}
 
-    purged = _cli(["dead-letters", "purge", "--json"], home)
+    refused = _cli(["dead-letters", "purge", "--json"], home)  # a script must say --yes
+    assert refused.returncode == 2 and "add --yes" in json.loads(refused.stdout)["message"]
+    assert len(json.loads(_cli(["dead-letters", "list", "--json"], home).stdout)) == len(left)
+    purged = _cli(["dead-letters", "purge", "--json", "--yes"], home)
     assert json.loads(purged.stdout) == {"purged": len(left)}
     assert json.loads(_cli(["dead-letters", "list", "--json"], home).stdout) == []
 
@@ -278,3 +281,21 @@ def test_json_that_is_no_object_keeps_its_reason_through_a_retry(tmp_path: Path,
         "odd.jsonl:2": "post: must be a JSON object, not str",
         "odd.jsonl:3": reasons["odd.jsonl:3"],
     }
+
+
+def test_a_picture_given_as_the_posts_file_is_refused_not_dead_lettered_line_by_line(tmp_path: Path) -> None:
+    solid_image(tmp_path / "red.png", "red")
+    done = _cli(["ingest", str(tmp_path / "red.png")], tmp_path / "home")
+    assert done.returncode != 0 and "is not a JSONL file of posts" in done.stderr, done.stderr
+    listed = _cli(["dead-letters", "list", "--json"], tmp_path / "home")
+    assert json.loads(listed.stdout) == []
+
+
+def test_a_folder_of_pictures_says_it_is_watched_and_what_posts_are(tmp_path: Path) -> None:
+    for colour in ("red", "blue"):
+        (tmp_path / "pictures").mkdir(exist_ok=True)
+        solid_image(tmp_path / "pictures" / f"{colour}.png", colour)
+    done = _cli(["ingest", str(tmp_path / "pictures"), "--idle-exit", "0.5", "--quiet"], tmp_path / "home")
+    assert done.returncode == 0, done.stderr
+    assert "watching" in done.stderr and "stops after 0.5 s without new posts" in done.stderr
+    assert "no posts were read" in done.stderr and "holds pictures but no .jsonl file" in done.stderr

@@ -22,7 +22,15 @@ def test_json_output(home: Path) -> None:
     done = run(home, "[IMG_1]+park+park+park", "-k", "3", "--city", "london", "--json")
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
-    assert set(answer) == {"hits", "explain"}
+    # GET /search's fields (tests/api checks that answer), so a script can page as the API does.
+    assert list(answer) == ["query", "mode", "k", "page", "total", "has_more", "sort", "hits", "explain"]
+    assert (answer["query"], answer["mode"], answer["k"], answer["page"]) == (
+        "[IMG_1]+park+park+park",
+        "semantic",
+        3,
+        1,
+    )
+    assert isinstance(answer["has_more"], bool) and answer["total"] >= 3 and answer["sort"] == "relevance"
     assert [tuple(h) for h in answer["hits"]] == [HIT_FIELDS] * 3
     first = answer["hits"][0]
     assert first["id"] == "1" and first["city"] == "london" and first["hashtags"] == ["park"]

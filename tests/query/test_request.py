@@ -44,6 +44,7 @@ def test_raw_strings_become_typed_values_and_filters() -> None:
         ({"k": 50, "page": 11}, "would need the top 550"),
         ({"min_score": "nan"}, "min_score must be a finite number"),
         ({"min_score": "sometimes"}, "min_score must be a number or 'auto'"),
+        ({"min_score": 2}, "min_score must be a similarity between -1 and 1, or 'auto', not 2"),  # as for alerts
         ({"k": "many"}, "k: Input should be"),
         ({"mode": "fuzzy"}, "mode: Input should be"),
         ({"after": "yesterday"}, "after: 'yesterday' is not a date: write it as 2018-01-31"),  # as inline

@@ -246,6 +246,14 @@ def test_limits(service: SearchService, settings: Settings) -> None:
         service.search("park", mode="fuzzy")  # type: ignore[arg-type]  # an unknown mode, on purpose
 
 
+def test_a_time_range_that_no_post_can_match_is_refused(service: SearchService) -> None:
+    with pytest.raises(QueryError, match="after 2015-01-01 is not before before 2014-01-01: no post can match"):
+        service.search("dog after:2015-01-01 before:2014-01-01")
+    with pytest.raises(QueryError, match="no post can match"):  # one bound inline, one a parameter
+        service.search("dog after:2015-01-01", filters=Filters(before=datetime(2015, 1, 1)))
+    service.search("dog after:2014-01-01", filters=Filters(before=datetime(2015, 1, 1)))  # a real range
+
+
 def test_describe_post_and_city(service: SearchService) -> None:
     assert [w for w, _ in service.describe_post("1", k=2)] == sorted(["people", "park"])[::-1] or {
         w for w, _ in service.describe_post("1", k=2)
