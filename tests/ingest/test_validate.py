@@ -121,18 +121,9 @@ def test_lone_surrogates_become_replacement_characters(image: Path) -> None:
 
 def test_control_characters_are_dropped_from_every_text_field(image: Path) -> None:
     """An escape sequence in a caption would retitle or clear the terminal of whoever lists it."""
-    post = validate_post(
-        {
-            "id": "a",
-            "image": "a.jpg",
-            "caption": "evil \x1b]0;PWNED\x07 \x1b[2J\x1b[31mred\tline\nnext\x00\x7f\x9b",
-            "city": "paris\x1b[5m",
-            "author": "\x07ann",
-            "hashtags": ["t\x1b"],
-        },
-        image.parent,
-        LIMITS,
-    )
+    caption = "evil \x1b]0;PWNED\x07 \x1b[2J\x1b[31mred\tline\nnext\x00\x7f\x9b"
+    raw = dict(id="a", image="a.jpg", caption=caption, city="paris\x1b[5m", author="\x07ann", hashtags=["t\x1b"])
+    post = validate_post(raw, image.parent, LIMITS)
     assert post.caption == "evil ]0;PWNED [2J[31mred\tline\nnext"  # tab and newline are text
     assert (post.city, post.author, post.hashtags) == ("paris[5m", "ann", ("t",))
 
