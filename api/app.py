@@ -18,6 +18,7 @@ from jointspace.api.limits import MaxBodySizeMiddleware
 from jointspace.api.methods import MethodAnswersMiddleware
 from jointspace.api.metrics import ApiMetrics, MetricsMiddleware
 from jointspace.api.routes import alerts, cities, health, posts, search, trends
+from jointspace.api.schemas import error_body
 from jointspace.query.request import error_line
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -80,7 +81,7 @@ def create_app(settings: Settings | None = None, container: ApiContainer | None 
 
 
 def _error(status: int, kind: str, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"error": kind, "message": message, **extra}, status_code=status)
+    return JSONResponse(error_body(kind, message, **extra), status_code=status)
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -95,9 +96,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {401: "auth", 403: "auth", 404: "not_found", 413: "too_large"}.get(exc.status_code, "request")
         return JSONResponse(
-            {"error": kind, "message": str(exc.detail)},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            error_body(kind, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
     @app.exception_handler(RequestValidationError)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+from jointspace.api.schemas import error_body
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -69,7 +70,7 @@ class MaxBodySizeMiddleware:
 
     @staticmethod
     async def _reply(send: Send, status: int, message: str) -> None:
-        body = json.dumps({"error": "request", "message": message}).encode()
+        body = json.dumps(error_body("request", message)).encode()
         await send(
             {
                 "type": "http.response.start",

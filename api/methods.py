@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 
+from jointspace.api.schemas import error_body
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -62,7 +63,7 @@ class MethodAnswersMiddleware:
         else:
             status = 405
             body = json.dumps(
-                {"error": "method_not_allowed", "message": f"{scope['method']} is not allowed here; allowed: {allow}"}
+                error_body("method_not_allowed", f"{scope['method']} is not allowed here; allowed: {allow}")
             ).encode()
             headers = [
                 (b"allow", allow.encode()),

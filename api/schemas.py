@@ -145,6 +145,12 @@ class ErrorOut(BaseModel):
     suggestions: list[str] = []
 
 
+def error_body(kind: str, message: str, **extra: Any) -> dict[str, Any]:
+    """Every error answer's body (docs/api.md: one model for all 4xx and 5xx), from any layer:
+    the handlers and the ASGI middlewares that answer before a route runs."""
+    return {**ErrorOut(error=kind, message=message).model_dump(), **extra}
+
+
 # --- facets and trends (issue 17) ---------------------------------------------------------------
 
 

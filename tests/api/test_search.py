@@ -291,3 +291,16 @@ def test_search_routes_document_the_same_parameters(api: Api) -> None:
     } <= get_names
     post_names = {p["name"] for p in paths["post"]["parameters"]}
     assert get_names | {"weight"} == post_names
+
+
+def test_every_error_body_is_the_one_error_model(api: Api) -> None:
+    """docs/api.md: every 4xx body holds error, message, position and suggestions, whichever layer answers."""
+    answers = {
+        400: api.client.get("/search", params={"q": "dog+"}),  # the query's own error
+        404: api.client.get("/posts/no-such-post"),  # a route's HTTPException
+        405: api.client.delete("/cities"),  # the methods middleware, before any route
+        422: api.client.get("/search", params={"q": "dog", "k": "many"}),  # parameter validation
+    }
+    for status, r in answers.items():
+        assert r.status_code == status, r.text
+        assert {"error", "message", "position", "suggestions"} <= set(r.json()), (status, r.json())
