@@ -36,15 +36,15 @@ class JsonlSource:
         # read as bytes because its text layer follows the locale (strict, or surrogate escapes
         # under C/POSIX that no store can encode).
         if self.path is None:
-            raw = getattr(sys.stdin, "buffer", None)
-            if raw is None:  # already text (an embedding program's own stdin)
-                yield from items_from_lines(sys.stdin, "<stdin>", Path.cwd(), self.limits, self.default_source)
-                return
-            wrapper = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace")
+            raw = getattr(sys.stdin, "buffer", None)  # None: already text (an embedding program's stdin)
+            wrapper = None if raw is None else io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace")
             try:
-                yield from items_from_lines(wrapper, "<stdin>", Path.cwd(), self.limits, self.default_source)
+                yield from items_from_lines(
+                    wrapper or sys.stdin, "<stdin>", Path.cwd(), self.limits, self.default_source
+                )
             finally:
-                wrapper.detach()  # closing the wrapper would close the process's stdin
+                if wrapper is not None:
+                    wrapper.detach()  # closing the wrapper would close the process's stdin
             return
         with self.path.open(encoding="utf-8-sig", errors="replace") as lines:
             yield from items_from_lines(lines, self.path.name, self.path.parent, self.limits, self.default_source)
