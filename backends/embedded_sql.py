@@ -48,7 +48,9 @@ def filter_sql(filters: Filters | None, table: str = "docs") -> tuple[str, list[
         clauses.append(f"{table}.city IN ({','.join('?' * len(filters.cities))})")
         params += filters.cities
     if filters.sources:
-        clauses.append(f"{table}.source IN ({','.join('?' * len(filters.sources))})")
+        # Stored as ingested; compared ignoring the case of ASCII letters, as Elasticsearch's
+        # `case_insensitive` term does (NOCASE folds A-Z only, whatever SQLite was built with).
+        clauses.append(f"{table}.source COLLATE NOCASE IN ({','.join('?' * len(filters.sources))})")
         params += filters.sources
     if filters.hashtags:
         clauses.append(

@@ -22,7 +22,7 @@ def filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
     if filters.hashtags:
         clauses.append({"terms": {"hashtags": list(filters.hashtags)}})
     if filters.sources:
-        clauses.append({"terms": {"source": list(filters.sources)}})
+        clauses.append(source_clause(filters.sources))
     if filters.after or filters.before:
         bounds: dict[str, str] = {}
         if filters.after:
@@ -31,6 +31,20 @@ def filter_clauses(filters: Filters | None) -> list[dict[str, Any]]:
             bounds["lt"] = filters.before.isoformat()
         clauses.append({"range": {"created_at": bounds}})
     return clauses
+
+
+def source_clause(sources: tuple[str, ...]) -> dict[str, Any]:
+    """Any of the sources, ignoring the case of ASCII letters (Filters.sources): `source` is a plain
+    keyword holding the value as ingested, so indexes written before need no re-ingest; a `terms`
+    query has no `case_insensitive` (a `term` has)."""
+    if len(sources) == 1:
+        return {"term": {"source": {"value": sources[0], "case_insensitive": True}}}
+    return {
+        "bool": {
+            "should": [{"term": {"source": {"value": s, "case_insensitive": True}}} for s in sources],
+            "minimum_should_match": 1,
+        }
+    }
 
 
 def knn_clause(

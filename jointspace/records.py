@@ -68,12 +68,23 @@ def epoch_seconds(moment: datetime) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(text: str) -> str:
+    """`text` with A-Z lower-cased and nothing else changed: how a source filter ignores case, the
+    same on every backend (Elasticsearch's `case_insensitive` term and SQLite's NOCASE fold ASCII
+    letters only; a fuller folding in one place would make the backends disagree)."""
+    return text.translate(_ASCII_LOWER)
+
+
 @dataclass(frozen=True, slots=True)
 class Filters:
     """Restrictions applied inside the search (pre-filter), never after it.
 
-    Empty tuples mean "no restriction". Cities are compared lower-cased; `after` is inclusive,
-    `before` exclusive.
+    Empty tuples mean "no restriction". Cities are compared lower-cased; hashtags case-folded;
+    sources ignoring the case of ASCII letters (`ascii_lower`: stored as ingested, they are folded
+    at query time, so an existing index needs no re-ingest); `after` is inclusive, `before` exclusive.
     """
 
     cities: tuple[str, ...] = ()
@@ -88,7 +99,7 @@ class Filters:
         # casefold, as ingest stores hashtags (validate.py): `tag:Straße` finds `#STRASSE`.
         tags = {h.strip().casefold().lstrip("#").strip() for h in self.hashtags}
         object.__setattr__(self, "hashtags", tuple(sorted(t for t in tags if t)))
-        object.__setattr__(self, "sources", tuple(sorted({s.strip() for s in self.sources if s.strip()})))
+        object.__setattr__(self, "sources", tuple(sorted({ascii_lower(s.strip()) for s in self.sources if s.strip()})))
 
     def is_empty(self) -> bool:
         return not (self.cities or self.hashtags or self.sources or self.after or self.before)

@@ -12,16 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from jointspace.records import Filters, Post, epoch_seconds
+from jointspace.records import Filters, Post, ascii_lower, epoch_seconds
 
 
 def post_passes(filters: Filters, post: Post) -> bool:
     """Whether `post` passes `filters`, with the backends' semantics (tests/alerts checks both agree):
-    any of a field's values, all fields together; cities and hashtags compared lower-cased; `after`
-    inclusive, `before` exclusive; a post without a time fails any time bound."""
+    any of a field's values, all fields together; cities and hashtags compared lower-cased, sources
+    ignoring the case of ASCII letters; `after` inclusive, `before` exclusive; a post without a time
+    fails any time bound."""
     if filters.cities and (post.city or "").strip().lower() not in filters.cities:
         return False
-    if filters.sources and (post.source or "") not in filters.sources:
+    if filters.sources and ascii_lower((post.source or "").strip()) not in filters.sources:
         return False
     if filters.hashtags and not any(t.strip().lower().lstrip("#") in filters.hashtags for t in post.hashtags):
         return False

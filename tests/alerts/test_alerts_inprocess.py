@@ -210,7 +210,7 @@ def test_filters_of_saved_searches_agree_with_the_backend(
             **{
                 **{f: getattr(p, f) for f in p.__slots__},  # type: ignore[attr-defined]  # a slots dataclass
                 "created_at": datetime(2024, 5, 1 + i % 3, 12),
-                "source": ["api", "feed"][i % 2],
+                "source": ["API", "feed"][i % 2],  # stored as given: a source filter ignores case
                 "hashtags": (*p.hashtags, f"n{i % 4}"),
             }
         )
@@ -223,6 +223,7 @@ def test_filters_of_saved_searches_agree_with_the_backend(
         Filters(cities=("London", "tokyo")),
         Filters(hashtags=("n1", "n2")),
         Filters(sources=("api",)),
+        Filters(sources=("Feed",)),
         Filters(after=datetime(2024, 5, 2)),
         Filters(before=datetime(2024, 5, 2, 12)),
         Filters(cities=("paris",), hashtags=("red", "n0"), after=datetime(2024, 5, 1, 12)),

@@ -213,6 +213,29 @@ def test_filters_apply_inside_knn_and_count(city_backend: SearchBackend, filters
     assert [h.id for h in hits] == exact_top(query, 10, keep)
 
 
+def test_a_source_filter_ignores_case_as_a_city_filter_does(backend: SearchBackend) -> None:
+    """Sources are stored as ingested ("Instagram", "instagram"); `source:` matches them whatever
+    the case of their ASCII letters, on an index written as before (no re-ingest). Other letters
+    compare exactly, alike on both backends (Elasticsearch's case_insensitive folds A-Z only)."""
+    sources = ["Instagram", "instagram", "INSTAGRAM", "Flickr", "Ärzte-Feed", None]
+    vectors = unit_vectors(len(sources), DIM, seed=21)
+    posts = [doc(f"s{i}", v, caption="a bike", source=s) for i, (v, s) in enumerate(zip(vectors, sources, strict=True))]
+    backend.upsert(posts)
+    backend.refresh()
+    for wanted, expected in [
+        (("iNsTaGrAm",), {"s0", "s1", "s2"}),
+        (("instagram",), {"s0", "s1", "s2"}),
+        (("FLICKR", "ÄRZTE-FEED"), {"s3", "s4"}),
+        (("Ärzte-feed",), {"s4"}),
+        (("ärzte-feed",), set()),  # Ä is not an ASCII letter
+        (("flick",), set()),  # whole values, as before
+    ]:
+        filters = Filters(sources=wanted)
+        assert backend.count(filters) == len(expected), wanted
+        assert {h.id for h in backend.knn(vectors[0], k=10, filters=filters)} == expected, wanted
+        assert {h.id for h in backend.keyword("bike", k=10, filters=filters)} == expected, wanted
+
+
 def test_count_cities_and_mean_vector(city_backend: SearchBackend) -> None:
     assert city_backend.count() == len(CORPUS)
     cities = city_backend.cities()

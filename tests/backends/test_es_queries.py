@@ -18,14 +18,14 @@ from tests.backends.backend_corpus import doc
 FILTERS = Filters(
     cities=("Paris", "london"),
     hashtags=("#Beach",),
-    sources=("feed",),
+    sources=("Feed",),
     after=datetime(2024, 1, 1),
     before=datetime(2024, 2, 1),
 )
 FILTER_CLAUSES = [
     {"terms": {"city": ["london", "paris"]}},
     {"terms": {"hashtags": ["beach"]}},
-    {"terms": {"source": ["feed"]}},
+    {"term": {"source": {"value": "feed", "case_insensitive": True}}},  # stored as ingested: any case
     {"range": {"created_at": {"gte": "2024-01-01T00:00:00", "lt": "2024-02-01T00:00:00"}}},
 ]
 
@@ -38,6 +38,17 @@ def test_filters_become_term_and_range_clauses() -> None:
     ]
     assert es_queries.filter_query(None) == {"match_all": {}}
     assert es_queries.filter_query(FILTERS) == {"bool": {"filter": FILTER_CLAUSES}}
+    assert es_queries.filter_clauses(Filters(sources=("b", "A"))) == [
+        {
+            "bool": {
+                "should": [
+                    {"term": {"source": {"value": "a", "case_insensitive": True}}},
+                    {"term": {"source": {"value": "b", "case_insensitive": True}}},
+                ],
+                "minimum_should_match": 1,
+            }
+        }
+    ]
 
 
 def test_knn_clause_keeps_filters_inside_and_rescores_quantised_vectors() -> None:
