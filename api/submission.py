@@ -82,7 +82,7 @@ def _validate_all(
     root = media_root(settings)
     limits = ValidationLimits.from_settings(settings)
     batch = Batch()
-    seen: dict[str, int] = {}
+    kept: dict[str, tuple[int, Post]] = {}  # id → its last valid copy, in the order of those copies
     for index, raw in enumerate(raws):
         if pre_rejected and index in pre_rejected:
             batch.rejected.append(Rejected(index=index, id=_raw_id(raw), reason=pre_rejected[index]))
@@ -109,14 +109,20 @@ def _validate_all(
         except InvalidPost as exc:
             batch.rejected.append(Rejected(index=index, id=_raw_id(raw), reason=f"{exc.field}: {exc.reason}"))
             continue
-        if post.id in seen:
+        # An id given twice: the last copy wins, as in `jointspace ingest` (and as a later request
+        # would upsert it); the earlier copy is answered as replaced.
+        if post.id in kept:
+            earlier, _ = kept.pop(post.id)
             batch.rejected.append(
-                Rejected(index=index, id=post.id, reason=f"duplicate of post {seen[post.id]} in this request")
+                Rejected(
+                    index=earlier,
+                    id=post.id,
+                    reason=f"duplicate: replaced by post {index} of this request (the last copy wins)",
+                )
             )
-            continue
-        seen[post.id] = index
-        batch.origin[post.id] = index
-        batch.posts.append(post)
+        kept[post.id] = (index, post)
+    batch.posts = [post for _, post in kept.values()]
+    batch.origin = {post_id: index for post_id, (index, _) in kept.items()}
     return batch
 
 

@@ -95,9 +95,9 @@ def test_post_json_batch_accepts_and_rejects_with_reasons(api: Api) -> None:
     body = r.json()
     assert body["accepted"] == [good["id"]] and body["queued"] is False
     reasons = {item["index"]: item["reason"] for item in body["rejected"]}
-    assert set(reasons) == {1, 2, 3, 4}
+    assert set(reasons) == {0, 1, 2, 3}  # the first copy of the post given twice is the one replaced
     assert "not found" in reasons[1] and "outside the allowed media roots" in reasons[2]
-    assert "created_at" in reasons[3] and "duplicate" in reasons[4]
+    assert "created_at" in reasons[3] and "replaced by post 4" in reasons[0]
     assert api.container.backend.count() == before + 1
     found = api.client.get("/search", params={"q": f"[img:{good['id']}]", "k": 1}).json()["hits"][0]
     assert found["id"] == good["id"] and found["city"] == "lyon" and found["hashtags"] == ["red"]
@@ -113,6 +113,26 @@ def test_post_json_batch_accepts_and_rejects_with_reasons(api: Api) -> None:
     assert api.client.get(f"/posts/{good['id']}").status_code == 404
     assert api.client.delete(f"/posts/{good['id']}", headers=api.write_headers).status_code == 404
     assert api.container.backend.count() == before
+
+
+def test_an_id_given_twice_in_one_request_keeps_the_last_copy_as_ingest_does(api: Api) -> None:
+    post_id = f"twice-{api.backend_name}"
+    image = new_image(api, "twice.png", "green")
+    first = {"id": post_id, "image": image, "caption": "the first copy", "city": "Oslo"}
+    last = {"id": post_id, "image": image, "caption": "the last copy", "city": "Bergen"}
+    broken = {"id": post_id, "image": image, "created_at": "not a time"}  # invalid: replaces nothing
+    r = api.client.post(
+        "/posts", json=[first, {**last, "caption": "a middle copy"}, last, broken], headers=api.write_headers
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["accepted"] == [post_id]
+    reasons = {item["index"]: item["reason"] for item in body["rejected"]}
+    assert set(reasons) == {0, 1, 3}
+    assert "replaced by post 1" in reasons[0] and "replaced by post 2" in reasons[1] and "created_at" in reasons[3]
+    stored = api.client.get(f"/posts/{post_id}").json()
+    assert (stored["caption"], stored["city"]) == ("the last copy", "bergen")
+    assert api.client.delete(f"/posts/{post_id}", headers=api.write_headers).status_code == 200
 
 
 def test_post_with_nothing_acceptable_is_400(api: Api) -> None:
