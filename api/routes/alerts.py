@@ -14,10 +14,11 @@ from fastapi.responses import StreamingResponse
 from jointspace.api.deps import ContainerDep, WriteAccess
 from jointspace.api.render import post_out
 from jointspace.api.schemas import AlertIn, AlertOut, AlertsOut, DeleteOut, ErrorOut, MatchesOut, MatchOut
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
 from jointspace.alerts.records import Match
-from jointspace.alerts.service import AlertNotFound, AlertService, parse_since
+from jointspace.alerts.service import AlertNotFound, AlertService, parse_since, since_from_text
 from jointspace.errors import QueryError
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -39,6 +40,15 @@ def _alert(service: AlertService, search_id: str) -> Any:
         return service.get(search_id)
     except AlertNotFound as exc:
         raise HTTPException(404, str(exc)) from None
+
+
+def _since_checked(text: str | None) -> str | None:
+    """A `since` that cannot be read is a 422 of the error model, as any other bad parameter:
+    `since: 'soon' is neither a date nor a duration: write it as ...` (the route reads it again,
+    so that a duration counts back from when the matches are read)."""
+    if text is not None and text.strip():
+        since_from_text(text)  # its ValueError becomes the validation error
+    return text
 
 
 def match_out(match: Match) -> MatchOut:
@@ -86,7 +96,11 @@ def delete_alert(search_id: str, _: WriteAccess, container: ContainerDep) -> Del
 def alert_matches(
     search_id: str,
     container: ContainerDep,
-    since: Annotated[str | None, Query(description="ISO 8601 time, or a duration back from now: 15m, 2h, 7d")] = None,
+    since: Annotated[
+        str | None,
+        AfterValidator(_since_checked),
+        Query(description="ISO 8601 date or time, or a duration back from now: 15m, 2h, 7d"),
+    ] = None,
     limit: Annotated[int | None, Query(ge=1, le=10_000)] = None,
 ) -> MatchesOut:
     """The posts that matched, newest first, each with its score."""

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from jointspace.errors import JointspaceError, QueryError
 from jointspace.query.cutoff import parse_min_score as parse_search_min_score
+from jointspace.query.filters import date_from_text
 from jointspace.records import Filters
 from jointspace.settings import Settings
 
@@ -45,18 +46,30 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:
-    """An ISO 8601 time (naive: UTC) or a duration back from now: `90s`, `15m`, `2h`, `7d`, `1w`."""
-    if text is None or not str(text).strip():
-        return None
-    found = _DURATION.match(str(text))
+def since_from_text(text: str, now: datetime | None = None) -> datetime:
+    """An ISO 8601 date or time (naive: UTC), read as `after` is (query.filters.date_from_text), or a
+    duration back from now: `90s`, `15m`, `2h`, `7d`, `1w`. Raises ValueError saying how to write one."""
+    found = _DURATION.match(text)
     if found:
         return (now or utc_now()) - timedelta(seconds=float(found[1]) * _UNITS[found[2].lower()])
     try:
-        moment = datetime.fromisoformat(str(text).strip())
+        moment = date_from_text(text)
     except ValueError:
-        raise QueryError(f"since: {text!r} is neither a time (2026-12-01T09:00) nor a duration (15m, 2h, 7d)") from None
+        raise ValueError(
+            f"'{text}' is neither a date nor a duration: write it as 2018-01-31 or 2018-01-31T12:00, "
+            "or as a time back from now: 15m, 2h, 7d"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:
+    """`since_from_text`, None for nothing given; raises QueryError (the CLI's exit 2)."""
+    if text is None or not str(text).strip():
+        return None
+    try:
+        return since_from_text(str(text), now)
+    except ValueError as exc:
+        raise QueryError(f"since: {exc}") from None
 
 
 def check_webhook(url: str | None) -> str | None:

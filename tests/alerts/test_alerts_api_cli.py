@@ -93,7 +93,14 @@ def test_http_alerts_save_list_match_and_remove(tmp_path: Path, client: TestClie
     )
     assert matches["alert"]["matches"] == len(expected)
     assert client.get(f"/alerts/{alert['id']}/matches", params={"since": "2999-01-01"}).json()["matches"] == []
-    assert client.get(f"/alerts/{alert['id']}/matches", params={"since": "soon"}).status_code == 400
+    # An unreadable `since` is a 422 of the error model, as every other bad parameter, in the words
+    # of the other date errors.
+    soon = client.get(f"/alerts/{alert['id']}/matches", params={"since": "soon"})
+    assert soon.status_code == 422 and set(soon.json()) == {"error", "message", "position", "suggestions"}
+    assert soon.json()["error"] == "validation"
+    assert soon.json()["message"].startswith("since: 'soon' is neither a date nor a duration: write it as 2018-01-31")
+    assert client.get(f"/alerts/{alert['id']}/matches", params={"since": "15m"}).status_code == 200
+    assert client.get(f"/alerts/{alert['id']}/matches", params={"since": "2018-01-31t12:00z"}).status_code == 200
     bad_cursor = client.get(f"/alerts/{alert['id']}/events", params={"after": "not-a-cursor"})
     assert bad_cursor.status_code == 400 and "cursor" in bad_cursor.json()["message"]
 
