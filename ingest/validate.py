@@ -68,15 +68,20 @@ def parse_hashtags(caption: str) -> tuple[str, ...]:
 
 
 def normalise_hashtags(tags: Any) -> tuple[str, ...]:
+    """A post's `hashtags` list → tags as a caption's `#words` give them: case-folded, without the
+    `#`, in order of first appearance, no empty one. A hashtag holds no space (a caption's `#new
+    york` is the tag `new`), so an entry with whitespace inside is read as several tags: `"beach
+    sunset"` and `"#beach #sunset"` are `beach` and `sunset`; the post is kept either way."""
     if isinstance(tags, str):
         tags = [tags]
     if not isinstance(tags, (list, tuple)) or not all(isinstance(t, str) for t in tags):
         raise InvalidPost("hashtags", "must be a list of strings")
     seen: dict[str, None] = {}
     for tag in tags:
-        clean = tag.strip().lstrip("#").strip().casefold()  # as Filters reads a tag filter
-        if clean:
-            seen.setdefault(clean, None)
+        for word in tag.split():
+            clean = word.lstrip("#").strip().casefold()  # as Filters reads a tag filter
+            if clean:
+                seen.setdefault(clean, None)
     return tuple(seen)
 
 

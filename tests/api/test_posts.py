@@ -135,6 +135,23 @@ def test_an_id_given_twice_in_one_request_keeps_the_last_copy_as_ingest_does(api
     assert api.client.delete(f"/posts/{post_id}", headers=api.write_headers).status_code == 200
 
 
+def test_listed_hashtags_with_spaces_are_split_into_tags_and_the_post_kept(api: Api) -> None:
+    post_id = f"spaced-tags-{api.backend_name}"
+    post = {
+        "id": post_id,
+        "image": new_image(api, "spaced.png", "orange"),
+        "caption": "An orange square",
+        "hashtags": ["New York", "#Orange  #SQUARE", " ", "#"],
+    }
+    r = api.client.post("/posts", json=[post], headers=api.write_headers)
+    assert r.status_code == 200 and r.json()["accepted"] == [post_id] and r.json()["rejected"] == [], r.text
+    assert api.client.get(f"/posts/{post_id}").json()["hashtags"] == ["new", "york", "orange", "square"]
+    for tag in ("york", "SQUARE"):  # each word is a tag a filter finds
+        found = api.client.get("/search", params={"q": f"[img:{post_id}]", "tag": tag, "k": 3}).json()["hits"]
+        assert [h["id"] for h in found] == [post_id], tag
+    assert api.client.delete(f"/posts/{post_id}", headers=api.write_headers).status_code == 200
+
+
 def test_post_with_nothing_acceptable_is_400(api: Api) -> None:
     r = api.client.post("/posts", json=[{"id": "x", "image": "missing.png"}], headers=api.write_headers)
     assert r.status_code == 400

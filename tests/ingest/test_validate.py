@@ -140,6 +140,17 @@ def test_a_tag_filter_is_normalised_as_stored_hashtags_are() -> None:
     assert set(parse_hashtags("#STRASSE #café")) == set(normalise_hashtags(["Straße", "#Café"])) == {"strasse", "café"}
 
 
+def test_listed_hashtags_are_normalised_as_caption_hashtags_and_never_drop_the_post(image: Path) -> None:
+    """A hashtag holds no whitespace: a listed entry with some inside is read as several tags (as
+    the same words written `#beach #sunset` in a caption would be); blank entries go; the post stays."""
+    raw = {"id": "a", "image": str(image), "hashtags": ["New York", "#Beach \t #SUNSET", "  ", "#", "# x", "beach"]}
+    post = validate_post(raw, None, LIMITS)
+    assert post.hashtags == ("new", "york", "beach", "sunset", "x")
+    assert all(tag == tag.strip() and not any(c.isspace() for c in tag) for tag in post.hashtags)
+    assert set(normalise_hashtags("#Beach #Sunset")) == set(parse_hashtags("#Beach #Sunset")) == {"beach", "sunset"}
+    assert validate_post({**raw, "hashtags": [" ", "#"]}, None, LIMITS).hashtags == ()
+
+
 def test_hashtags_are_unicode_aware() -> None:
     assert parse_hashtags("#東京 tower, #ÉTÉ and #summer_2024! not#this &#38; #") == ("東京", "été", "summer_2024")
 
