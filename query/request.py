@@ -20,7 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from jointspace.choices import SearchMode, SortOrder
 from jointspace.errors import QueryError
-from jointspace.records import Filters
+from jointspace.records import FACET_FIELDS, Filters
 from jointspace.settings import Settings
 
 from .matching import facet_fields
@@ -104,6 +104,18 @@ def _date(name: str) -> BeforeValidator:
     return BeforeValidator(check)
 
 
+_FACETS = "Count these over the matching posts: any of city, hashtags, source, month (comma-separated or repeated)"
+
+
+def _facets_named(values: Any) -> Any:
+    """A `facets` value naming none (`--facets ''`, `facets=`, `facets=,`) is refused, as a blank
+    filter is: ignoring it would answer without the counts asked for."""
+    for value in values if isinstance(values, list) else [values]:
+        if isinstance(value, str) and not value.replace(",", " ").strip():
+            raise ValueError(f"needs a facet name: any of {', '.join(FACET_FIELDS)}")
+    return values
+
+
 class SearchFilters(BaseModel):
     """Filters given as parameters; they add to the ones written inside the expression."""
 
@@ -162,11 +174,8 @@ class SearchRequest(SearchFilters):
     include_vector: bool = Field(default=False, description="Return each hit's image vector")
     # Issue 17: counts and order over the match set (query/matching.py): the kNN hits above
     # min_score, or the facet_depth nearest.
-    facets: list[str] = Field(
-        default_factory=list,
-        description="Count these over the matching posts: any of "
-        "city, hashtags, source, month (comma-separated "
-        "or repeated)",
+    facets: Annotated[list[str], BeforeValidator(_facets_named), _values(_FACETS, r"[^\s,]")] = Field(
+        default_factory=list, description=_FACETS
     )
     sort: SortOrder = Field(
         default="relevance", description="relevance, or newest first among the matching posts (stable pages)"

@@ -147,7 +147,7 @@ def search(
         "page": page,
         "min_score": min_score,
         "collapse": not no_collapse,
-        "facets": [facets] if facets else [],
+        "facets": [] if facets is None else [facets],  # `--facets ''` is refused, not ignored
         "sort": sort,
     }
     request = SearchRequest.from_values({name: v for name, v in given.items() if v is not None}, settings)

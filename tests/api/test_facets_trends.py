@@ -91,6 +91,11 @@ def test_search_facets_count_the_matching_posts(api: Api) -> None:
     assert api.client.get("/search", params={"q": "dog"}).json()["facets"] is None
     bad = api.client.get("/search", params={"q": "dog", "facets": "colour"})
     assert bad.status_code == 400 and "unknown facet 'colour'" in bad.json()["message"]
+    # Facets asked for but none named: refused (was answered without facets), naming the valid ones.
+    for blank in ("", " ", ","):
+        empty = api.client.get("/search", params={"q": "dog", "facets": blank})
+        assert empty.status_code == 422 and set(empty.json()) == {"error", "message", "position", "suggestions"}
+        assert empty.json()["message"] == "facets: needs a facet name: any of city, hashtags, source, month"
 
 
 def test_search_newest_first_pages_are_stable(api: Api) -> None:

@@ -53,6 +53,16 @@ def test_errors_are_one_json_object_with_json_and_text_without(
     assert words in as_text.stderr and as_text.stdout == ""
 
 
+@pytest.mark.parametrize("blank", ["", " ", ","])
+def test_facets_naming_none_exit_2_listing_the_facets(tmp_path: Path, blank: str) -> None:
+    """`--facets ''` was taken as no facets at all; refused before any index is opened."""
+    words = "facets: needs a facet name: any of city, hashtags, source, month"
+    as_json = run(tmp_path, "search", "dog", "--facets", blank, "--json")
+    assert as_json.returncode == 2 and json_error(as_json)["message"] == words
+    as_text = run(tmp_path, "search", "dog", "--facets", blank)
+    assert as_text.returncode == 2 and words in as_text.stderr and as_text.stdout == ""
+
+
 def test_a_query_error_in_json_keeps_its_position_and_suggestions(tmp_path: Path) -> None:
     done = run(tmp_path, "search", "beach+(sun", "--json")
     body = json_error(done)
