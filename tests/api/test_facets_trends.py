@@ -131,6 +131,9 @@ def test_photo_search_takes_facets_and_sort(api: Api) -> None:
     dates = [h["created_at"] for h in body["hits"]]
     assert len(dates) == len(api.corpus.posts) and dates == sorted(dates, reverse=True)
     assert sum(b["count"] for b in body["facets"]["fields"]["city"]) == len(api.corpus.posts)
+    with photo.open("rb") as f:  # facets naming none: refused in the form as in the query string
+        empty = api.client.post("/search", files={"image": ("p.png", f, "image/png")}, data={"facets": ","})
+    assert empty.status_code == 422 and "facets: needs a facet name: any of city" in empty.json()["message"]
 
 
 def test_keyword_search_counts_its_text_matches(api: Api) -> None:
