@@ -29,7 +29,9 @@ def register(app: typer.Typer) -> None:
         nodes: Annotated[int, typer.Option("--nodes", "-n", min=1, help="Nodes in the cluster, each its own JVM.")] = 1,
         http_port: Annotated[
             int | None,
-            typer.Option(help="HTTP port of the first node (the next ones: +1, +2...). Default: free ports."),
+            typer.Option(
+                help="HTTP port of the first node (the next ones: +1, +2...). Default: the last start's, if free."
+            ),
         ] = None,
         heap: Annotated[
             str | None, typer.Option(help="JVM heap per node, e.g. 512m or 1g. Default: JOINTSPACE_ES_LOCAL_HEAP.")
@@ -42,11 +44,17 @@ def register(app: typer.Typer) -> None:
         """Build the launcher if needed (Maven, once), start the node(s), wait until healthy, print the URL."""
         from jointspace.services.elasticsearch_local import LocalElasticsearch
 
-        result = LocalElasticsearch.from_settings(get_settings(), progress=_progress).start(
-            nodes, http_port, heap, timeout
-        )
+        service = LocalElasticsearch.from_settings(get_settings(), progress=_progress)
+        last = service.last_url()
+        result = service.start(nodes, http_port, heap, timeout)
         what = "already running" if result.already_running else f"{result.health} after {result.seconds:.1f}s"
         typer.echo(f"Elasticsearch ({len(result.state.nodes)} node(s)) {what} at {result.state.url}", err=True)
+        if http_port is None and last is not None and last != result.state.url:
+            typer.echo(
+                f"note: Elasticsearch moved from {last} (busy, or another cluster size) to {result.state.url}:"
+                " restart workers and `serve` with the new JOINTSPACE_ES_URL",
+                err=True,
+            )
         typer.echo(f"export JOINTSPACE_ES_URL={result.state.url}")
 
     @es.command("status")

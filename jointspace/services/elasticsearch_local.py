@@ -26,10 +26,13 @@ from jointspace.services.processes import (
     exclusive,
     free_ports,
     kill,
+    last_ports,
     log_tail,
     pid_alive,
     port_in_use,
     read_json,
+    remember_ports,
+    remembered_ports,
     terminate,
     write_json_atomic,
 )
@@ -135,9 +138,10 @@ class LocalElasticsearch:
         """Starts `nodes` nodes and waits until they form a cluster that is yellow or green.
 
         Idempotent: if the same cluster already runs, it is reported, not started twice. Ports are
-        `http_port`, `http_port+1`, ... when given, else free ones. Raises ConfigurationError for a
-        missing tool or a busy port, BackendUnavailableError when a node dies or the timeout passes
-        (the nodes started are stopped again, and the message carries the tail of their logs).
+        `http_port`, `http_port+1`, ... when given, else the last start's if they are free, else free
+        ones. Raises ConfigurationError for a missing tool or a busy port, BackendUnavailableError
+        when a node dies or the timeout passes (the nodes started are stopped again, and the message
+        carries the tail of their logs).
         """
         settings = self.settings
         heap = heap or settings.es_local_heap
@@ -175,7 +179,13 @@ class LocalElasticsearch:
             self._stop_nodes(state.nodes, grace_s=10)
             self.state_file.unlink(missing_ok=True)
             raise
+        remember_ports(self.root, [n.http_port for n in state.nodes])
         return StartResult(state, already_running=False, seconds=time.monotonic() - began, health=health)
+
+    def last_url(self) -> str | None:
+        """The URL of the last start, running or not."""
+        ports = last_ports(self.root)
+        return f"http://{HOST}:{ports[0]}" if ports else None
 
     def stop(self, grace_s: float | None = None) -> list[str]:
         """Stops every node (SIGTERM, then SIGKILL after `grace_s`); returns the names of those that ran."""
@@ -275,8 +285,10 @@ class LocalElasticsearch:
     # ---------------------------------------------------------------- internals
 
     def _plan(self, nodes: int, http_port: int | None, heap: str) -> ClusterState:
-        if http_port is not None:
-            http_ports = [http_port + i for i in range(nodes)]
+        # Without a port, the last start's ports when they are free: workers and `serve` keep their URL.
+        chosen = [http_port + i for i in range(nodes)] if http_port is not None else remembered_ports(self.root, nodes)
+        if chosen is not None:
+            http_ports = chosen
             busy = [p for p in http_ports if port_in_use(p)]
             if busy:
                 raise ConfigurationError(

@@ -94,6 +94,9 @@ def kill(pid: int, marker: Marker = None, timeout_s: float = 10.0) -> None:
     wait_gone(pid, timeout_s, marker)
 
 
+LAST_PORTS = "last-ports.json"  # kept across stops, unlike state.json
+
+
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """`count` distinct ports free right now on `host` (all sockets held open together so they differ)."""
     with ExitStack() as stack:
@@ -103,6 +106,30 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             sock.bind((host, 0))
             ports.append(sock.getsockname()[1])
         return ports
+
+
+def remembered_ports(root: Path, count: int) -> list[int] | None:
+    """The ports a service under `root` last started on, when there were `count` and all are free.
+
+    A restart without an explicit port comes back on them: workers, a running `serve` and the
+    exported URL in the user's shell keep pointing at the service (a new random port made workers
+    dead-letter every batch against a URL that no longer answered)."""
+    data = read_json(root / LAST_PORTS)
+    ports = data.get("ports") if data else None
+    if not isinstance(ports, list) or len(ports) != count or not all(isinstance(p, int) for p in ports):
+        return None
+    return ports if not any(port_in_use(p) for p in ports) else None
+
+
+def remember_ports(root: Path, ports: list[int]) -> None:
+    write_json_atomic(root / LAST_PORTS, {"ports": ports})
+
+
+def last_ports(root: Path) -> list[int] | None:
+    """The ports last started on, free or not (to say that a restart moved the service)."""
+    data = read_json(root / LAST_PORTS)
+    ports = data.get("ports") if data else None
+    return ports if isinstance(ports, list) else None
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,8 +1,13 @@
-"""Starts and stops Debian's `redis-server` on a loopback port, without persistence.
+"""Starts and stops Debian's `redis-server` on a loopback port, with an append-only file.
 
 A child in its own session with a pidfile; state (pid, port, URL) in `<services_dir>/redis/state.json`.
 Used as the Celery broker in development and by the tests, which also stop and restart it on the
 same port to check that workers survive a broker outage.
+
+Redis holds more than queued batches here: the dead letters, the saved searches and their matches.
+A stop without persistence silently threw them away, so the server keeps an append-only file
+(fsync every second) in its folder, and a start without `port` comes back on the last one (workers
+and `serve` keep their URL).
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from jointspace.errors import BackendUnavailableError, ConfigurationError
 from jointspace.services.processes import (
     exclusive,
     free_ports,
+    last_ports,
     log_tail,
     pid_alive,
     port_in_use,
     read_json,
+    remember_ports,
+    remembered_ports,
     terminate,
     write_json_atomic,
 )
@@ -61,7 +69,8 @@ class LocalRedis:
         return cls(settings.services_dir / "redis")
 
     def start(self, port: int | None = None, timeout_s: float = 15.0) -> tuple[RedisState, bool]:
-        """Starts redis-server (on `port`, else a free one) and waits for PING; returns (state, already_running).
+        """Starts redis-server (on `port`, else the last one if free, else a free one) and waits for
+        PING; returns (state, already_running).
 
         Idempotent: a running server is reported, not started twice. Raises ConfigurationError when
         redis-server is missing or the port is busy, BackendUnavailableError when it does not come up.
@@ -80,7 +89,7 @@ class LocalRedis:
                     "redis-server is not installed: apt-get install redis-server (scripts/setup.sh does it)"
                 )
             if port is None:
-                port = free_ports(1)[0]
+                port = (remembered_ports(self.root, 1) or free_ports(1))[0]
             elif port_in_use(port):
                 raise ConfigurationError(f"port {port} is in use: pick another, or leave it out to use a free one")
             self.root.mkdir(parents=True, exist_ok=True)
@@ -94,7 +103,9 @@ class LocalRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "everysec",
                 "--daemonize",
                 "no",
                 "--pidfile",
@@ -121,7 +132,13 @@ class LocalRedis:
                 terminate(state.pid, 5)
                 self.state_file.unlink(missing_ok=True)
                 raise
+            remember_ports(self.root, [port])
             return state, False
+
+    def last_port(self) -> int | None:
+        """The port of the last start, running or not."""
+        ports = last_ports(self.root)
+        return ports[0] if ports else None
 
     def stop(self, grace_s: float = 10.0) -> bool:
         """Stops the server (SIGTERM, SIGKILL after `grace_s`); True if one was running."""

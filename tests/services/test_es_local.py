@@ -264,3 +264,19 @@ def test_cluster_survives_a_killed_node_and_takes_it_back(es_cluster: LocalElast
     finally:
         es.indices.delete(index=name, ignore_unavailable=True)
         es.close()
+
+
+def test_a_start_without_port_comes_back_on_the_last_one(tmp_path: Path) -> None:
+    """Workers and `serve` keep JOINTSPACE_ES_URL across `es stop` / `es start` (a new random port
+    made workers dead-letter every batch against the old URL while the node ran elsewhere)."""
+    home = tmp_path / "home"
+    first = run_cli(home, "es", "start", "--heap", "256m")
+    assert first.returncode == 0, first.stderr
+    try:
+        assert run_cli(home, "es", "stop").returncode == 0
+        again = run_cli(home, "es", "start", "--heap", "256m")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == first.stdout  # the same export line
+        assert "moved" not in again.stderr
+    finally:
+        run_cli(home, "es", "stop")

@@ -17,13 +17,13 @@ from jointspace.services.redis_local import LocalRedis
 CLI = [sys.executable, "-c", "from jointspace.cli import main; main()"]
 
 
-def test_redis_answers_and_keeps_nothing_on_disk(redis_url: str, redis_server: LocalRedis) -> None:
+def test_redis_answers_and_keeps_an_append_only_file(redis_url: str, redis_server: LocalRedis) -> None:
     client = redis.Redis.from_url(redis_url)
     assert client.ping() is True
     client.set("jointspace:test", "1")
     assert client.get("jointspace:test") == b"1"
-    config = client.config_get("save") | client.config_get("appendonly")
-    assert config == {"save": "", "appendonly": "no"}
+    config = client.config_get("save") | client.config_get("appendonly") | client.config_get("appendfsync")
+    assert config == {"save": "", "appendonly": "yes", "appendfsync": "everysec"}
     client.close()
 
 
@@ -36,7 +36,7 @@ def test_start_is_idempotent(redis_server: LocalRedis) -> None:
 
 def test_stop_then_restart_on_the_same_port(redis_url: str, redis_server: LocalRedis) -> None:
     client = redis.Redis.from_url(redis_url)
-    client.set("jointspace:survives", "no")
+    client.set("jointspace:survives", "yes")
     port = redis_server.status()["port"]
 
     assert redis_server.stop() is True
@@ -47,10 +47,23 @@ def test_stop_then_restart_on_the_same_port(redis_url: str, redis_server: LocalR
     state, already = redis_server.start(port=port)
     assert already is False
     assert state.port == port
-    # The same client reconnects to the same URL; without persistence the old key is gone.
+    # The same client reconnects to the same URL, and the append-only file brought the key back
+    # (dead letters, saved searches and queued batches live in this Redis).
     assert client.ping() is True
-    assert client.get("jointspace:survives") is None
+    assert client.get("jointspace:survives") == b"yes"
     client.close()
+
+
+def test_a_start_without_port_comes_back_on_the_last_one(tmp_path: Path) -> None:
+    service = LocalRedis(tmp_path / "redis")
+    first, _ = service.start()
+    try:
+        assert service.stop() is True
+        again, already = service.start()
+        assert already is False
+        assert again.port == first.port == service.last_port()
+    finally:
+        service.stop()
 
 
 def test_restart_keeps_the_port_while_running(redis_url: str, redis_server: LocalRedis) -> None:
