@@ -173,6 +173,10 @@ class Settings(BaseSettings):
     # worker_heartbeat_s and requeue the batches of workers silent for 3 beats (workers/liveness.py).
     broker_visibility_timeout_s: int = 600
     worker_heartbeat_s: float = 10.0
+    # How long a new pool child may take to load its model before Celery gives up on it. Celery's own
+    # 4 s is less than a model load on a busy host: a child that replaced a dead one was killed and
+    # replaced in a loop (a minute of model loads, no batch run, in a user's test).
+    worker_start_timeout_s: float = 120.0
     worker_metrics_port: int | None = None  # each worker process serves /metrics on port + its index
     dead_letter_key: str = "jointspace:dead-letters"
     stream_key: str = "jointspace:posts"

@@ -52,6 +52,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         task_acks_late=True,  # ack after the batch is indexed, not when it is received
         task_reject_on_worker_lost=True,  # a child killed mid-batch puts its batch back
         worker_prefetch_multiplier=1,  # a batch is big: don't hoard them while others idle
+        worker_proc_alive_timeout=settings.worker_start_timeout_s,  # a child loads its model before "up"
         task_time_limit=settings.task_time_limit_s,
         task_soft_time_limit=max(1, settings.task_time_limit_s - 30),
         task_track_started=True,

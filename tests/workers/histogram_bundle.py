@@ -126,6 +126,7 @@ def make_bundle(settings: object = None) -> HistogramBundle:
         spec = json.loads((folder / "histogram.json").read_text())
         name, bins = spec["name"], int(spec["bins"])
     split = os.environ.get("JOINTSPACE_TEST_SPLIT_ENCODER") == "1"
+    time.sleep(float(os.environ.get("JOINTSPACE_TEST_LOAD_DELAY_S", "0")))  # a model that loads slowly
     image = (SplitHistogramImageEncoder if split else HistogramImageEncoder)(name, bins)
     return HistogramBundle(name=name, dim=image.dim, text=ColourWordEncoder(image), image=image)
 

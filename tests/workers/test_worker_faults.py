@@ -231,3 +231,30 @@ def test_reindex_of_the_embedded_store_swaps_folders(tmp_path, rig_factory):
         new.close()
     again = rig.spawn(["reindex", "--bundle", str(bundle), "--quiet"], "reindex-again")
     assert again.popen.wait(timeout=120) != 0 and "already built by bundle 'histogram-b'" in again.tail()
+
+
+def test_a_pool_child_whose_model_loads_slowly_is_not_killed_while_it_loads(tmp_path, rig_factory, redis_url, es_url):
+    """Celery gives a replacement pool child 4 s to report that it is up; loading the model takes
+    longer on a busy host, and each replacement was killed and replaced in a loop (seen after a
+    kill -9 of one child: a minute of model loads and no batch run)."""
+    import os
+    import signal
+    import subprocess
+
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url)
+    alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
+    corpus = make_corpus(tmp_path / "corpus", n_good=8)
+    lines = corpus.jsonl.read_text().splitlines(keepends=True)
+    halves = [tmp_path / "corpus" / "a.jsonl", tmp_path / "corpus" / "b.jsonl"]
+    halves[0].write_text("".join(lines[:4]))
+    halves[1].write_text("".join(lines[4:]))
+    worker = rig.worker(JOINTSPACE_TEST_LOAD_DELAY_S="6")
+    producer = rig.spawn(["ingest", str(halves[0]), "--json", "--quiet"], "ingest")
+    assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + worker.tail()
+    children = subprocess.run(["pgrep", "-P", str(worker.popen.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 1, children  # the one pool child (concurrency 1)
+    os.kill(int(children[0]), signal.SIGKILL)
+    producer = rig.spawn(["ingest", str(halves[1]), "--json", "--quiet"], "ingest")
+    assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + worker.tail()
+    assert sorted(es_ids(es_url, alias)) == sorted(corpus.good)
+    assert "Timed out waiting for UP message" not in worker.log.read_text()
