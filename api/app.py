@@ -23,6 +23,7 @@ from jointspace.query.request import error_line
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from jointspace.broker import broker_down_types, broker_unavailable, is_broker_down
 from jointspace.errors import JointspaceError, QueryError, error_kind
 from jointspace.settings import Settings
 
@@ -92,6 +93,16 @@ def _add_error_handlers(app: FastAPI) -> None:
         kind, status = error_kind(exc)
         return _error(status, kind, str(exc))
 
+    async def broker_down(request: Request, exc: Exception) -> JSONResponse:
+        # Redis down under the alerts, the dead letters or the queue: a 503 naming it, as for Elasticsearch.
+        known_error = broker_unavailable(request.app.state.settings.broker_url, exc)
+        log.warning("%s", known_error)
+        kind, status = error_kind(known_error)
+        return _error(status, kind, str(known_error))
+
+    for down in broker_down_types():
+        app.add_exception_handler(down, broker_down)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {401: "auth", 403: "auth", 404: "not_found", 413: "too_large"}.get(exc.status_code, "request")
@@ -104,7 +115,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(422, "validation", error_line(exc.errors(), skip=("query", "body")) or "invalid request")
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_broker_down(exc):  # raised from another error (Celery's result backend giving up)
+            return await broker_down(request, exc)
         # Logged with its traceback for the operator; the client gets no internals.
         log.exception("unhandled error", exc_info=exc)
         return _error(500, "internal", "internal error; see the server log")

@@ -3,7 +3,7 @@
 - Every error body is the one error model (`ErrorOut`): FastAPI documents its 422 as
   `HTTPValidationError`, but our handler answers `{"error": "validation", "message": ...}`.
 - Every operation documents the 500 (an unexpected error, logged) and, where it uses the backend,
-  the 503 (backend unavailable, or the service still starting) it may answer.
+  the 503 (backend or broker unavailable, or the service still starting) it may answer.
 - Links from the answers that carry post ids and cities to the operations that take them, so a
   client (and an OpenAPI fuzzer) can follow a search to its posts.
 """
@@ -80,7 +80,9 @@ def contract_openapi(app: FastAPI) -> dict[str, Any]:
                 responses["422"] = _error("A parameter of the wrong type, or a required one missing")
             responses.setdefault("500", _error("An unexpected error (logged with its traceback on the server)"))
             if (path, method) not in NO_BACKEND:
-                responses.setdefault("503", _error("The backend is unavailable, or the service is still starting"))
+                responses.setdefault(
+                    "503", _error("The backend or the broker is unavailable, or the service is still starting")
+                )
             for status, links in LINKS.items():
                 if status[:2] == (path, method) and status[2] in responses:
                     responses[status[2]]["links"] = links

@@ -16,6 +16,7 @@ from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
 from jointspace.workers.distributor import Distributor, Ticket
 from tqdm import tqdm
 
+from jointspace.errors import ServiceUnavailableError
 from jointspace.protocols import SearchBackend
 from jointspace.records import Post
 
@@ -121,6 +122,10 @@ class IngestRun:
             self._settle(block=self.wait, final=True)
             if self.wait and self.backend is not None:
                 self.summary.searchable = self._wait_searchable()
+        except ServiceUnavailableError as exc:  # the broker or the backend went away: say what was done
+            if exc.done is None:
+                exc.done = self.summary
+            raise
         finally:
             self.summary.seconds = time.perf_counter() - started
             self._bar.close()

@@ -177,15 +177,14 @@ def broker_health(settings: Settings) -> tuple[bool, str]:
     url = settings.broker_url
     if not url:
         return True, "none: posts are indexed in-process"
-    import redis
+    from jointspace.broker import check_broker
+    from jointspace.errors import BrokerUnavailableError
 
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:  # any failure means "down"; the detail says which
+        check_broker(url)
+    except BrokerUnavailableError as exc:  # where, why and how to start it, as the index's line says
+        return False, str(exc)
+    except Exception as exc:  # any other failure means "down" too; the detail says which
         return False, f"{type(exc).__name__}: {exc}"
     return True, "redis reachable"
 

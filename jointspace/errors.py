@@ -15,8 +15,23 @@ class ModelMismatchError(JointspaceError):
     """An index was built by another model bundle than the one asked to query it."""
 
 
-class BackendUnavailableError(JointspaceError):
+class ServiceUnavailableError(JointspaceError):
+    """A service the command needs cannot be reached (names its URL and how to start it).
+
+    `done`: what the interrupted work had finished before the service went away, when there was
+    some (an ingest run's summary so far), for the caller to report."""
+
+    def __init__(self, message: str, done: object | None = None) -> None:
+        super().__init__(message)
+        self.done = done
+
+
+class BackendUnavailableError(ServiceUnavailableError):
     """The search backend cannot be reached (names the URL)."""
+
+
+class BrokerUnavailableError(ServiceUnavailableError):
+    """The Celery broker (Redis) cannot be reached (names the URL): `jointspace/broker.py` says it."""
 
 
 class DimensionError(JointspaceError, ValueError):
@@ -56,6 +71,7 @@ ERROR_KINDS: tuple[tuple[type[JointspaceError], str, int], ...] = (
     (DimensionError, "dimension", 400),
     (ModelMismatchError, "model_mismatch", 409),
     (BackendUnavailableError, "backend_unavailable", 503),
+    (BrokerUnavailableError, "broker_unavailable", 503),
     (ConfigurationError, "configuration", 500),
 )
 

@@ -17,6 +17,7 @@ from jointspace.workers.batch_indexing import BatchOutcome
 from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
 from jointspace.workers.transient import transient_errors
 
+from jointspace.broker import broker_errors
 from jointspace.protocols import ModelBundle, SearchBackend
 from jointspace.records import Post
 from jointspace.settings import Settings
@@ -138,15 +139,18 @@ class InProcessDistributor:
 class CeleryTicket:
     posts: list[Post]
     result: Any  # celery.result.AsyncResult
+    broker_url: str | None = None  # named when Redis goes away while the ticket is followed
 
     def ready(self) -> bool:
-        return bool(self.result.ready())
+        with broker_errors(self.broker_url):
+            return bool(self.result.ready())
 
     def outcome(self, timeout: float | None = None) -> BatchOutcome:
         from celery.exceptions import TimeoutError as CeleryTimeout
 
         try:
-            value = self.result.get(timeout=timeout, propagate=False, interval=0.2)
+            with broker_errors(self.broker_url):
+                value = self.result.get(timeout=timeout, propagate=False, interval=0.2)
         except CeleryTimeout:
             raise TimeoutError(f"batch {self.result.id} not settled after {timeout} s") from None
         if self.result.successful():
@@ -157,7 +161,10 @@ class CeleryTicket:
 
 class CeleryDistributor:
     """Enqueues batches as Celery tasks, holding back while the queue holds `queue_max_batches`
-    batches so that Redis memory stays bounded however fast the producer reads."""
+    batches so that Redis memory stays bounded however fast the producer reads. Redis down while
+    batches are handed over or followed raises BrokerUnavailableError naming the URL (opening one
+    checks nothing: the API opens it at start-up and answers 503 while Redis is away;
+    `jointspace ingest` checks the broker itself before reading anything)."""
 
     in_process = False
 
@@ -182,13 +189,14 @@ class CeleryDistributor:
             return sum(pipe.execute())
 
     def submit_batch(self, posts: Sequence[Post]) -> Ticket:
-        started = time.monotonic()
-        while self.queue_length() >= self.settings.queue_max_batches:
-            time.sleep(self.poll_s)
-        self.waited_s += time.monotonic() - started
-        payload = {"posts": [p.to_json() for p in posts]}
-        result = self._app.send_task("jointspace.ingest_batch", args=[payload], queue=self.settings.celery_queue)
-        return CeleryTicket(list(posts), result)
+        with broker_errors(self.settings.broker_url):
+            started = time.monotonic()
+            while self.queue_length() >= self.settings.queue_max_batches:
+                time.sleep(self.poll_s)
+            self.waited_s += time.monotonic() - started
+            payload = {"posts": [p.to_json() for p in posts]}
+            result = self._app.send_task("jointspace.ingest_batch", args=[payload], queue=self.settings.celery_queue)
+        return CeleryTicket(list(posts), result, self.settings.broker_url)
 
     def close(self) -> None:
         self._redis.close()

@@ -76,6 +76,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         outcome = command.main(args=args, prog_name="jointspace", standalone_mode=False)
     except (JointspaceError, *USAGE_ERRORS) as exc:
         sys.exit(report(exc, wants_json(args)))
+    except Exception as exc:
+        # Redis down under a command that reads it (dead letters, alerts, a stream): reported as
+        # Elasticsearch down is, in one line with what to do, never as a traceback.
+        from jointspace.broker import broker_unavailable, is_broker_down
+
+        if not is_broker_down(exc):
+            raise
+        from jointspace.app import settings_from_environment
+
+        sys.exit(report(broker_unavailable(settings_from_environment().broker_url, exc), wants_json(args)))
     except typer.Abort:
         print("Aborted!", file=sys.stderr)
         sys.exit(1)

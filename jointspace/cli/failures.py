@@ -12,7 +12,7 @@ from typing import Any
 import click
 import typer
 
-from jointspace.errors import QueryError, error_kind
+from jointspace.errors import QueryError, ServiceUnavailableError, error_kind
 
 # Typer 0.29 parses with its own copy of click, whose exceptions derive from typer.TyperException;
 # older typers raise click's own.
@@ -35,7 +35,11 @@ def error_object(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, USAGE_ERRORS):
         return {"error": "usage", "message": exc.format_message(), "position": None, "suggestions": []}
     kind, _ = error_kind(exc)  # the kinds the API answers with
-    return {"error": kind, "message": str(exc), "position": None, "suggestions": []}
+    found: dict[str, Any] = {"error": kind, "message": str(exc), "position": None, "suggestions": []}
+    done = exc.done if isinstance(exc, ServiceUnavailableError) else None
+    if hasattr(done, "to_json"):  # what an interrupted ingest run had done (its summary so far)
+        found["done"] = done.to_json()
+    return found
 
 
 def report(exc: BaseException, as_json: bool) -> int:

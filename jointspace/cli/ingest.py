@@ -13,7 +13,7 @@ import click
 import typer
 
 from jointspace.cli import terminal
-from jointspace.errors import ConfigurationError, JointspaceError
+from jointspace.errors import ConfigurationError, JointspaceError, ServiceUnavailableError
 
 
 class SourceKind(StrEnum):
@@ -128,6 +128,10 @@ def ingest(
     if batch_size:
         settings = settings.model_copy(update={"batch_size": batch_size})
     kind = guess_kind(target) if source is SourceKind.auto else source.value
+    if settings.broker_url:  # exit 2 with what to do before anything is read, not at the first batch
+        from jointspace.broker import check_broker
+
+        check_broker(settings.broker_url)
     src = open_source(kind, target, settings, idle_exit_s=idle_exit, consumer=consumer)
     try:
         # The backend confirms the posts are searchable, and records a file source's media roots
@@ -147,6 +151,13 @@ def ingest(
     except KeyboardInterrupt:
         print("interrupted: posts not yet settled stay unacknowledged and will be read again", file=sys.stderr)
         raise typer.Exit(130) from None
+    except ServiceUnavailableError as exc:  # the broker or the backend went away during the run
+        done = exc.done
+        if not as_json and int(getattr(done, "read", 0)) > 0:  # --json: in the error object
+            _print_summary(done, as_json=False)
+        raise type(exc)(
+            f"{exc}; then run the same `jointspace ingest` again: posts already indexed are skipped", done=done
+        ) from exc
     finally:
         src.close()
         ingestion.close()
@@ -177,6 +188,7 @@ def worker(
             "(e.g. redis://localhost:6379/0); without one, `jointspace ingest` works alone"
         )
     from jointspace.alerts.webhooks import alerts_queue
+    from jointspace.broker import check_broker
     from jointspace.workers.celery_app import app
 
     # The ingest queue, and the alerts' webhook deliveries (a queue of their own: never behind the backlog).
@@ -200,7 +212,14 @@ def worker(
     ]
     if hostname:
         argv += ["--hostname", hostname]
-    app.worker_main(argv)
+    # Refused at once, in one line, when Redis is down (Celery would log an "Unrecoverable error"
+    # with tracebacks); a worker that stops for a failure exits non-zero, so supervisors restart it.
+    check_broker(settings.broker_url)
+    # `worker_main` drops the worker's exit code (Celery runs its CLI without standalone mode); `start` returns it.
+    code = app.start(argv)
+    if code:
+        print(f"error: the worker stopped with exit code {code} (its log above says why)", file=sys.stderr)
+        raise typer.Exit(code)
 
 
 dead_letters_app = typer.Typer(help="Posts that could not be indexed, with their reasons.", no_args_is_help=True)
