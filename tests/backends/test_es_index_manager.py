@@ -246,3 +246,22 @@ def test_force_merge_without_waiting_returns_the_task(settings: Settings, manage
     backend.refresh()
     assert manager.segments() == 1
     backend.close()
+
+
+def test_transport_failures_are_logged_one_line_each(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A retried request to a node that went away is a warning of one line naming the failure, not
+    the whole urllib3 traceback (an outage of minutes put thousands of them in a worker's log)."""
+    import logging
+
+    from elastic_transport import ConnectionError as TransportConnectionError
+    from elasticsearch import Elasticsearch
+
+    connect(settings).close()  # a client of the product's: the filter is installed with it
+    dead = f"http://127.0.0.1:{free_ports(1)[0]}"
+    with caplog.at_level(logging.WARNING, logger="elastic_transport"), Elasticsearch(dead, max_retries=1) as client:
+        with pytest.raises(TransportConnectionError):
+            client.cluster.health()
+    retried = [r for r in caplog.records if r.name == "elastic_transport.transport" and "Retrying" in r.getMessage()]
+    assert retried, [r.getMessage() for r in caplog.records]
+    assert all(r.exc_info is None and "ConnectionError" in r.getMessage() for r in retried)
+    assert "Traceback" not in caplog.text
