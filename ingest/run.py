@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Hashable, Iterable
@@ -80,6 +81,8 @@ class _InFlight:
 class IngestRun:
     """Drives one run. `wait=False` with a broker returns once everything is queued."""
 
+    STALL_CHECK_S = 10.0  # how often a run waiting on a batch looks at why
+
     def __init__(
         self,
         source: Source,
@@ -101,6 +104,7 @@ class IngestRun:
         self.backend = backend
         self.max_in_flight = max_in_flight
         self.timeout_s = timeout_s
+        self._stall_said: str | None = None  # the stall last seen (said once; again after it ended)
         self.summary = IngestSummary()
         self._batch: list[tuple[Post, Hashable]] = []
         self._recent: OrderedDict[str, Post] = OrderedDict()
@@ -235,7 +239,7 @@ class IngestRun:
             self._settle_one(head, timeout=max(1.0, deadline - time.monotonic()))
 
     def _settle_one(self, flight: _InFlight, timeout: float | None = None) -> None:
-        outcome = flight.ticket.outcome(timeout=timeout or self.timeout_s)
+        outcome = self._wait_for(flight.ticket, timeout or self.timeout_s)
         self.summary.indexed += len(outcome.indexed)
         self.summary.unchanged += len(outcome.unchanged)
         self.summary.dead.update(outcome.dead)
@@ -249,6 +253,21 @@ class IngestRun:
         self._bar.update(len(flight.tokens))
         if self.summary.dead:
             self._bar.set_postfix(failed=len(self.summary.dead))
+
+    def _wait_for(self, ticket: Ticket, timeout_s: float) -> Any:
+        """The ticket's outcome, looking every STALL_CHECK_S at why it may not come: with no live
+        worker a run sat silent at 0 posts for up to an hour (INGEST_WAIT_TIMEOUT_S)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return ticket.outcome(timeout=max(0.1, min(self.STALL_CHECK_S, deadline - time.monotonic())))
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+            reason = self.distributor.stall_reason()
+            if reason and self._stall_said is None:  # once a stall, not at every look
+                tqdm.write(f"ingest: {reason}", file=sys.stderr)
+            self._stall_said = reason
 
     def _wait_searchable(self, poll_s: float = 0.5) -> bool:
         """Refresh, then check every indexed id can be fetched (ES: a refreshed index is searchable)."""

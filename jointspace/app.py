@@ -189,6 +189,25 @@ def broker_health(settings: Settings) -> tuple[bool, str]:
     return True, "redis reachable"
 
 
+def worker_health(settings: Settings) -> dict[str, Any] | None:
+    """Live workers and waiting batches on the broker (None without one, or when it is down): a
+    run waiting on a queue nobody takes from looked like a hang, and status said all was well."""
+    if not settings.broker_url:
+        return None
+    import redis
+
+    from jointspace.workers.liveness import live_workers, queued_batches
+
+    client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        live, queued = live_workers(client), queued_batches(client, settings.celery_queue)
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return {"ok": bool(live or not queued), "live": live, "queued": queued}
+
+
 def _index_contents(settings: Settings, built_by: str, loaded: str) -> dict[str, Any]:
     from jointspace.backends import open_existing_backend
 
@@ -233,11 +252,13 @@ def home_status(settings: Settings) -> dict[str, Any]:
     except Exception:  # kept in Redis when there is a broker: the broker's line says why
         pass
     broker_ok, broker_detail = broker_health(settings)
+    workers = worker_health(settings) if broker_ok else None
     return {
         "home": str(settings.home),
         "index": index,
         "model": {"name": bundle.name, "dim": bundle.dim},
         "dead_letters": dead,
         "broker": {"ok": broker_ok, "detail": broker_detail},
-        "ok": bool(index["ok"]) and broker_ok,
+        "workers": workers,
+        "ok": bool(index["ok"]) and broker_ok and (workers is None or workers["ok"]),
     }

@@ -42,6 +42,10 @@ class Distributor(Protocol):
         """Hands over one batch. May block (backpressure, or the batch itself when in-process)."""
         ...
 
+    def stall_reason(self) -> str | None:
+        """Why handed-over batches cannot move, when that is known (no live worker); else None."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -127,6 +131,9 @@ class InProcessDistributor:
                 return outcome
         raise AssertionError("unreachable")
 
+    def stall_reason(self) -> str | None:
+        return None  # the batch runs in this process: nothing to wait for but itself
+
     def close(self) -> None:
         """Waits for the batches in hand."""
         self._prepare.shutdown(wait=True)
@@ -180,13 +187,23 @@ class CeleryDistributor:
         self.waited_s = 0.0  # time spent held back, for the summary
 
     def queue_length(self) -> int:
-        """Batches waiting in Redis (kombu keeps one list per priority step beside the plain name)."""
-        name = self.settings.celery_queue
-        keys = [name] + [f"{name}\x06\x16{p}" for p in range(1, 10)]
-        with self._redis.pipeline() as pipe:
-            for key in keys:
-                pipe.llen(key)
-            return sum(pipe.execute())
+        """Batches waiting in Redis."""
+        from jointspace.workers.liveness import queued_batches
+
+        return queued_batches(self._redis, self.settings.celery_queue)
+
+    def stall_reason(self) -> str | None:
+        """A run waiting on a queue nobody takes from looked like a hang (a bar at 0 posts for an hour)."""
+        from jointspace.workers.liveness import live_workers
+
+        with broker_errors(self.settings.broker_url):
+            if live_workers(self._redis):
+                return None
+            queued = self.queue_length()
+        return (
+            f"no live worker takes batches from queue {self.settings.celery_queue!r} ({queued} waiting):"
+            " start one with `jointspace worker` (same JOINTSPACE_ settings); this run keeps waiting"
+        )
 
     def submit_batch(self, posts: Sequence[Post]) -> Ticket:
         with broker_errors(self.settings.broker_url):

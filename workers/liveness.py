@@ -41,6 +41,21 @@ class SweepReport:
     forgotten: int = 0  # owner records of deliveries acked since
 
 
+def live_workers(client: Any) -> int:
+    """Worker processes beating now (a key lives 3 beats after its last: a killed worker counts for
+    up to half a minute)."""
+    return sum(1 for _ in client.scan_iter(match=ALIVE_PREFIX + "*", count=500))
+
+
+def queued_batches(client: Any, queue: str) -> int:
+    """Batches waiting in Redis (kombu keeps one list per priority step beside the plain name)."""
+    keys = [queue] + [f"{queue}\x06\x16{p}" for p in range(1, 10)]
+    with client.pipeline() as pipe:
+        for key in keys:
+            pipe.llen(key)
+        return int(sum(pipe.execute()))
+
+
 def new_instance_id(hostname: str) -> str:
     """Unique per start: a worker restarted under the same hostname must not vouch for its dead self."""
     return f"{hostname}/{os.getpid()}/{uuid.uuid4().hex[:8]}"

@@ -41,6 +41,13 @@ def _text(report: dict[str, Any]) -> str:
         else f"dead letters  {dead:,}" + (" (jointspace dead-letters list)" if dead else "")
     )
     lines.append(f"broker        {'' if broker['ok'] else 'PROBLEM: '}{broker['detail']}")
+    workers = report.get("workers")
+    if workers is not None:
+        live, queued = workers["live"], workers["queued"]
+        line = f"workers       {live or 'none'} live, {queued:,} batch{'' if queued == 1 else 'es'} queued"
+        if not workers["ok"]:
+            line = f"workers       PROBLEM: none live and {queued:,} queued: start one with `jointspace worker`"
+        lines.append(line)
     return "\n".join(lines)
 
 

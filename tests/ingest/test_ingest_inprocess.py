@@ -173,6 +173,9 @@ class _SlowTickets:
         self.sent: list[tuple[list[str], set[int]]] = []  # (ids, indexes of batches settled before)
         self._settled: set[int] = set()
 
+    def stall_reason(self):
+        return self.inner.stall_reason()
+
     def submit_batch(self, posts):
         self.sent.append(([p.id for p in posts], set(self._settled)))
         ticket = self.inner.submit_batch(posts)

@@ -258,3 +258,24 @@ def test_a_pool_child_whose_model_loads_slowly_is_not_killed_while_it_loads(tmp_
     assert producer.popen.wait(timeout=150) == 0, producer.tail() + "\n--- worker:\n" + worker.tail()
     assert sorted(es_ids(es_url, alias)) == sorted(corpus.good)
     assert "Timed out waiting for UP message" not in worker.log.read_text()
+
+
+def test_an_ingest_with_no_live_worker_says_so_and_goes_on_when_one_starts(tmp_path, rig_factory, redis_url, es_url):
+    """With no worker, a run sat at "0 post" without a word for up to INGEST_WAIT_TIMEOUT_S (an hour)."""
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url)
+    corpus = make_corpus(tmp_path / "corpus", n_good=4)
+    producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
+    wait_until(lambda: "no live worker" in producer.log.read_text(), 60, "the run to say that no worker is alive")
+    assert producer.popen.poll() is None  # still waiting, not given up
+    assert "jointspace worker" in producer.log.read_text()
+    status = rig.spawn(["status", "--json"], "status")
+    assert status.popen.wait(timeout=60) == 1, status.tail()  # `status` says it too
+    workers = json.loads(status.log.read_text())["workers"]
+    assert workers["ok"] is False and workers["live"] == 0 and workers["queued"] >= 1
+    rig.worker()
+    assert producer.popen.wait(timeout=120) == 0, producer.tail()
+    assert sorted(es_ids(es_url, rig.env["JOINTSPACE_ES_INDEX_ALIAS"])) == sorted(corpus.good)
+    assert producer.log.read_text().count("no live worker") == 1
+    status = rig.spawn(["status"], "status")
+    assert status.popen.wait(timeout=60) == 0, status.tail()
+    assert "workers       1 live, 0 batches queued" in status.log.read_text()
