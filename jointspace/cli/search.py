@@ -32,13 +32,23 @@ def render_text(result: SearchResult) -> str:
     explain = result.explain
     lines: list[str] = []
     start = (result.page - 1) * result.k
+    cutoff = explain.get("min_score_auto") if explain.get("min_score") == "auto" else None
     if not result.hits:
         lines.append("no results")
-    else:
-        lines.append(f"{'#':>4}  {'score':>8}  {'id':<14} {'city':<12} caption")
-        for rank, hit in enumerate(result.hits, start=start + 1):
+        if cutoff is not None:  # a bare "no results" read as an empty index
             lines.append(
-                f"{rank:>4}  {hit.score:>8.4f}  {_shorten(hit.id, 14):<14} "
+                f"  none scored above {cutoff:.3f}, the cut-off --min-score auto read from the nearest"
+                " posts' scores: nothing stood out from the rest (leave --min-score out to see the nearest)"
+            )
+    else:
+        dated = result.sort == "newest"  # the order is by time: show it
+        lines.append(
+            f"{'#':>4}  {'score':>8}  {'id':<14} " + ("posted           " if dated else "") + "city         caption"
+        )
+        for rank, hit in enumerate(result.hits, start=start + 1):
+            when = f"{hit.post.created_at:%Y-%m-%d %H:%M} " if dated and hit.post.created_at else "-" + " " * 16
+            lines.append(
+                f"{rank:>4}  {hit.score:>8.4f}  {_shorten(hit.id, 14):<14} {when if dated else ''}"
                 f"{_shorten(hit.post.city or '-', 12):<12} {_shorten(hit.post.caption, 60)}"
             )
     lines.append("")
@@ -53,6 +63,8 @@ def render_text(result: SearchResult) -> str:
         lines.append(explain["nearest_words_note"])
     if explain.get("min_score_note"):
         lines.append(explain["min_score_note"])
+    elif cutoff is not None and result.hits:
+        lines.append(f"min score  auto: {cutoff:.3f}")
     if "keyword" in explain:
         kw = explain["keyword"]
         excluded = f"  (excluding {', '.join(kw['excluded'])})" if kw["excluded"] else ""
