@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from jointspace.encoders.knn import NeighbourBank, blend
 from jointspace.encoders.losses import compute_loss
 from jointspace.encoders.pooling import gem
 from jointspace.encoders.training import train_head
-from loso_folds import NW, ZW, finish, folds, log, parser, workspace
+from loso_folds import NW, ZW, finish, folds, log, onnx_session, parser, workspace
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -78,25 +77,8 @@ def trunk_maps(paths: list[str], spec: Any, file: Path) -> np.ndarray:
     keys_file = file.with_suffix(".keys.txt")
     if file.exists() and keys_file.exists() and keys_file.read_text(encoding="utf-8").split("\n") == keys:
         return np.load(file, mmap_mode="r")
-    import onnxruntime as ort
-
     backbone = Backbone(spec, device="cpu")
-    with tempfile.TemporaryDirectory() as folder, torch.no_grad():
-        onnx = Path(folder) / "trunk.onnx"
-        size = spec.resolved_size
-        torch.onnx.export(
-            Trunk(backbone.model).eval(),
-            (torch.zeros(2, 3, size, size),),
-            onnx,
-            input_names=["images"],
-            output_names=["maps"],
-            dynamic_axes={"images": {0: "n"}, "maps": {0: "n"}},
-            opset_version=17,
-            dynamo=False,
-        )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(onnx.read_bytes(), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(Trunk(backbone.model), spec.resolved_size, ["maps"])
     out: list[np.ndarray] = []
     loader = DataLoader(PictureDataset(paths, keys, "clean", backbone.transform), batch_size=8, num_workers=1)
     for batch in tqdm(loader, desc="trunk", unit="batch", mininterval=10):

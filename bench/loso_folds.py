@@ -28,6 +28,31 @@ NW, ZW = DEFAULT_RUN.neighbour_weight, DEFAULT_RUN.zeroshot_weight
 HW = 1 - NW - ZW
 
 
+def onnx_session(network: Any, size: int, outputs: list[str]) -> Any:
+    """An ONNX Runtime session of `network` (images (n, 3, size, size) → `outputs`), for the bench
+    scripts that read other parts of the backbone than the product's pooled output."""
+    import tempfile
+
+    import onnxruntime as ort
+    import torch
+
+    with tempfile.TemporaryDirectory() as folder, torch.no_grad():
+        path = Path(folder) / "network.onnx"
+        torch.onnx.export(
+            network.eval(),
+            (torch.zeros(2, 3, size, size),),
+            path,
+            input_names=["images"],
+            output_names=outputs,
+            dynamic_axes={"images": {0: "n"}, **{o: {0: "n"} for o in outputs}},
+            opset_version=17,
+            dynamo=False,
+        )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        return ort.InferenceSession(path.read_bytes(), options, providers=["CPUExecutionProvider"])
+
+
 def log(msg: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {msg}", flush=True)
 

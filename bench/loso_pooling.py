@@ -18,7 +18,6 @@ pools live in one bench file under ~/.cache/jointspace/bench.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -33,7 +32,7 @@ from jointspace.encoders.features import PictureDataset, image_key
 from jointspace.encoders.image_encoders import run_head, zeroshot_vectors
 from jointspace.encoders.knn import NeighbourBank, blend
 from jointspace.encoders.training import train_head
-from loso_folds import NW, ZW, finish, folds, log, parser, workspace
+from loso_folds import NW, ZW, finish, folds, log, onnx_session, parser, workspace
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -79,25 +78,8 @@ def extract(paths: list[str], spec: Any, file: Path) -> dict[str, np.ndarray]:
         with np.load(file) as data:
             if [str(k) for k in data["keys"]] == keys:
                 return {p: data[p].astype(np.float32) for p in POOLS}
-    import onnxruntime as ort
-
     backbone = Backbone(spec, device="cpu")
-    with tempfile.TemporaryDirectory() as folder, torch.no_grad():
-        onnx = Path(folder) / "pools.onnx"
-        size = spec.resolved_size
-        torch.onnx.export(
-            Pools(backbone.model).eval(),
-            (torch.zeros(2, 3, size, size),),
-            onnx,
-            input_names=["images"],
-            output_names=list(POOLS),
-            dynamic_axes={"images": {0: "n"}, **{p: {0: "n"} for p in POOLS}},
-            opset_version=17,
-            dynamo=False,
-        )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(onnx.read_bytes(), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(Pools(backbone.model), spec.resolved_size, list(POOLS))
     out: dict[str, list[np.ndarray]] = {p: [] for p in POOLS}
     loader = DataLoader(PictureDataset(paths, keys, "clean", backbone.transform), batch_size=4, num_workers=1)
     for batch in tqdm(loader, desc="pools", unit="batch", mininterval=10):
