@@ -14,7 +14,7 @@ from typing import Any
 
 from jointspace.ingest.sources.base import Source, SourceItem
 from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
-from jointspace.workers.distributor import Distributor, Ticket
+from jointspace.workers.distributor import STALL_CHECK_S, Distributor, Ticket
 from tqdm import tqdm
 
 from jointspace.errors import ServiceUnavailableError
@@ -80,8 +80,6 @@ class _InFlight:
 
 class IngestRun:
     """Drives one run. `wait=False` with a broker returns once everything is queued."""
-
-    STALL_CHECK_S = 10.0  # how often a run waiting on a batch looks at why
 
     def __init__(
         self,
@@ -219,7 +217,7 @@ class IngestRun:
             self._settle_one(self._in_flight.popleft())
         while len(self._in_flight) >= self.max_in_flight:
             self._settle_one(self._in_flight.popleft())
-        ticket = self.distributor.submit_batch(posts)
+        ticket = self.distributor.submit_batch(posts, on_stall=self._say_stall)
         self.summary.enqueued += len(posts)
         if not self.wait and not ticket.ready():
             # Queued durably (late acks): that is as far as a no-wait run follows a batch.
@@ -260,14 +258,17 @@ class IngestRun:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                return ticket.outcome(timeout=max(0.1, min(self.STALL_CHECK_S, deadline - time.monotonic())))
+                return ticket.outcome(timeout=max(0.1, min(STALL_CHECK_S, deadline - time.monotonic())))
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     raise
-            reason = self.distributor.stall_reason()
-            if reason and self._stall_said is None:  # once a stall, not at every look
-                tqdm.write(f"ingest: {reason}", file=sys.stderr)
-            self._stall_said = reason
+            self._say_stall(self.distributor.stall_reason())
+
+    def _say_stall(self, reason: str | None) -> None:
+        """Says a stall once, when it starts (again only after it ended), not at every look."""
+        if reason and self._stall_said is None:
+            tqdm.write(f"ingest: {reason}", file=sys.stderr)
+        self._stall_said = reason
 
     def _wait_searchable(self, poll_s: float = 0.5) -> bool:
         """Refresh, then check every indexed id can be fetched (ES: a refreshed index is searchable)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +24,9 @@ from jointspace.settings import Settings
 
 log = logging.getLogger(__name__)
 
+STALL_CHECK_S = 10.0  # how often a wait on the workers looks at why it lasts (`stall_reason`)
+StallNotice = Callable[[str | None], None]  # told the stall seen at each look (None: none)
+
 
 class Ticket(Protocol):
     posts: list[Post]
@@ -38,8 +41,9 @@ class Ticket(Protocol):
 class Distributor(Protocol):
     in_process: bool  # True: a ticket settles here (indexed or dead); False: queued for the workers
 
-    def submit_batch(self, posts: Sequence[Post]) -> Ticket:
-        """Hands over one batch. May block (backpressure, or the batch itself when in-process)."""
+    def submit_batch(self, posts: Sequence[Post], on_stall: StallNotice | None = None) -> Ticket:
+        """Hands over one batch. May block (backpressure, or the batch itself when in-process);
+        while it waits on the workers, `on_stall` hears `stall_reason()` every STALL_CHECK_S."""
         ...
 
     def stall_reason(self) -> str | None:
@@ -100,7 +104,7 @@ class InProcessDistributor:
         # Bounds decoded images held in memory: the batch being embedded and the one being decoded.
         self._slots = threading.BoundedSemaphore(2)
 
-    def submit_batch(self, posts: Sequence[Post]) -> Ticket:
+    def submit_batch(self, posts: Sequence[Post], on_stall: StallNotice | None = None) -> Ticket:
         posts = list(posts)
         self._slots.acquire()
         prepared = self._prepare.submit(self.context.runner.prepare, posts)
@@ -205,11 +209,15 @@ class CeleryDistributor:
             " start one with `jointspace worker` (same JOINTSPACE_ settings); this run keeps waiting"
         )
 
-    def submit_batch(self, posts: Sequence[Post]) -> Ticket:
+    def submit_batch(self, posts: Sequence[Post], on_stall: StallNotice | None = None) -> Ticket:
         with broker_errors(self.settings.broker_url):
-            started = time.monotonic()
+            started = looked = time.monotonic()
             while self.queue_length() >= self.settings.queue_max_batches:
                 time.sleep(self.poll_s)
+                # A full queue and no worker held a long run here without a word.
+                if on_stall is not None and time.monotonic() - looked >= STALL_CHECK_S:
+                    on_stall(self.stall_reason())
+                    looked = time.monotonic()
             self.waited_s += time.monotonic() - started
             payload = {"posts": [p.to_json() for p in posts]}
             result = self._app.send_task("jointspace.ingest_batch", args=[payload], queue=self.settings.celery_queue)

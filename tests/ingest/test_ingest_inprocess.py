@@ -176,9 +176,9 @@ class _SlowTickets:
     def stall_reason(self):
         return self.inner.stall_reason()
 
-    def submit_batch(self, posts):
+    def submit_batch(self, posts, on_stall=None):
         self.sent.append(([p.id for p in posts], set(self._settled)))
-        ticket = self.inner.submit_batch(posts)
+        ticket = self.inner.submit_batch(posts, on_stall)
         index = len(self.sent) - 1
         distributor = self
 

@@ -279,3 +279,16 @@ def test_an_ingest_with_no_live_worker_says_so_and_goes_on_when_one_starts(tmp_p
     status = rig.spawn(["status"], "status")
     assert status.popen.wait(timeout=60) == 0, status.tail()
     assert "workers       1 live, 0 batches queued" in status.log.read_text()
+
+
+def test_an_ingest_held_back_by_a_full_queue_with_no_worker_says_so(tmp_path, rig_factory, redis_url, es_url):
+    """The same notice where a long run waits first: handing a batch to a full queue (backpressure).
+    The queue's bound is 1 and batches hold one post, so four posts reach it (by default 50 batches)."""
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=es_url, JOINTSPACE_QUEUE_MAX_BATCHES="1")
+    corpus = make_corpus(tmp_path / "corpus", n_good=4)
+    producer = rig.spawn(["ingest", str(corpus.jsonl), "--batch-size", "1", "--quiet"], "ingest")
+    wait_until(lambda: "no live worker" in producer.log.read_text(), 60, "the held-back run to say no worker is alive")
+    rig.worker()
+    assert producer.popen.wait(timeout=120) == 0, producer.tail()
+    assert sorted(es_ids(es_url, rig.env["JOINTSPACE_ES_INDEX_ALIAS"])) == sorted(corpus.good)
+    assert producer.log.read_text().count("no live worker") == 1
