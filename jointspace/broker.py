@@ -38,30 +38,28 @@ def broker_down_types() -> tuple[type[Exception], ...]:
     return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OperationalError)
 
 
-def is_broker_down(exc: BaseException) -> bool:
-    """True when `exc`, or an error it was raised from, is Redis not answering."""
+def _down_cause(exc: BaseException) -> BaseException | None:
+    """`exc`, or the error it was raised from, that is Redis not answering; None if none is."""
     down = broker_down_types()
     seen: BaseException | None = exc
     for _ in range(5):  # the chain is short: a wrapper or two around the socket error
-        if seen is None:
-            return False
-        if isinstance(seen, down):
-            return True
+        if seen is None or isinstance(seen, down):
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
-def broker_unavailable(url: str | None, exc: BaseException, then: str = "") -> BrokerUnavailableError:
-    """The one message: where, why (the first line of the underlying error) and what to do; `then`
-    adds what to do once it is back."""
-    cause = exc
-    down = broker_down_types()
-    while not isinstance(cause, down) and (cause.__cause__ or cause.__context__) is not None:
-        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]  # checked just above
+def is_broker_down(exc: BaseException) -> bool:
+    """True when `exc`, or an error it was raised from, is Redis not answering."""
+    return _down_cause(exc) is not None
+
+
+def broker_unavailable(url: str | None, exc: BaseException) -> BrokerUnavailableError:
+    """The one message: where, why (the first line of the underlying error) and what to do."""
+    cause = _down_cause(exc) or exc
     detail = (str(cause).strip().splitlines() or [""])[0]
     where = f"the broker (Redis) at {shown_url(url)}" if url else "Redis"
-    message = f"{where} cannot be reached ({type(cause).__name__}: {detail}); {START_HINT}"
-    return BrokerUnavailableError(message + (f"; then {then}" if then else ""))
+    return BrokerUnavailableError(f"{where} cannot be reached ({type(cause).__name__}: {detail}); {START_HINT}")
 
 
 @contextmanager
