@@ -76,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         outcome = command.main(args=args, prog_name="jointspace", standalone_mode=False)
     except (JointspaceError, *USAGE_ERRORS) as exc:
         sys.exit(report(exc, wants_json(args)))
+    except typer.Abort:  # before the catch-all below: an Abort is an Exception too
+        print("Aborted!", file=sys.stderr)
+        sys.exit(1)
     except Exception as exc:
         # Redis down under a command that reads it (dead letters, alerts, a stream): reported as
         # Elasticsearch down is, in one line with what to do, never as a traceback.
@@ -86,8 +89,5 @@ def main(argv: Sequence[str] | None = None) -> None:
         from jointspace.app import settings_from_environment
 
         sys.exit(report(broker_unavailable(settings_from_environment().broker_url, exc), wants_json(args)))
-    except typer.Abort:
-        print("Aborted!", file=sys.stderr)
-        sys.exit(1)
     # Without standalone mode click returns the code of a typer.Exit instead of exiting.
     sys.exit(outcome if isinstance(outcome, int) else 0)

@@ -104,3 +104,14 @@ def test_control_characters_never_reach_the_terminal() -> None:
     assert safe("evil \x1b]0;PWNED\x07 \x1b[2J\x9b1m ok\nnext\ttab") == (
         "evil \ufffd]0;PWNED\ufffd \ufffd[2J\ufffd1m ok\nnext\ttab"
     )
+
+
+def test_a_confirmation_left_unanswered_aborts_without_a_traceback(tmp_path: Path) -> None:
+    """stdin at its end under a [y/N] prompt: "Aborted!", exit 1 (the broker's catch-all handler,
+    placed before it, had let typer's Abort through as a traceback)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")} | {"JOINTSPACE_HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["jointspace", "dead-letters", "purge"], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Aborted!" in done.stderr and "Traceback" not in done.stderr
