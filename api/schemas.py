@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from jointspace.query.request import Mode, SearchFilters
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
 from jointspace.choices import SortOrder
+from jointspace.records import utc_text
+
+# A time in an answer: UTC with a `Z`, by the formatter the CLI's --json writes times with.
+UtcTime = Annotated[
+    datetime,
+    PlainSerializer(utc_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
 
 
 class PostOut(BaseModel):
@@ -16,7 +24,7 @@ class PostOut(BaseModel):
     caption: str = ""
     hashtags: list[str] = []
     city: str | None = None
-    created_at: datetime | None = None
+    created_at: UtcTime | None = None
     author: str | None = None
     source: str | None = None
     image_url: str
@@ -215,7 +223,7 @@ class AlertOut(BaseModel):
     min_score: float | None = None
     filters: str = Field("", description="Extra filters in the query language's inline syntax")
     webhook: str | None = None
-    created_at: datetime
+    created_at: UtcTime
     matches: int = 0
 
 
@@ -225,7 +233,7 @@ class AlertsOut(BaseModel):
 
 class MatchOut(HitOut):
     search_id: str
-    matched_at: datetime
+    matched_at: UtcTime
     matched_by: list[str]
     similarity: float | None = None
     cursor: str | None = Field(default=None, description="Position in the alert's event stream (SSE id)")

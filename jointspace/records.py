@@ -62,6 +62,14 @@ class Document:
         return self.post.id
 
 
+def utc_text(moment: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, as every JSON answer writes a time (`2024-05-01T12:00:00Z`): the
+    API's response models and the CLI's `--json` share this one formatter. A naive time counts as
+    UTC (as `epoch_seconds` reads it); fractions of a second are kept."""
+    utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc.replace(tzinfo=None).isoformat() + "Z"
+
+
 def epoch_seconds(moment: datetime) -> float:
     """Seconds since the epoch; a naive time counts as UTC, as Elasticsearch reads it (every
     backend and the alert check compare `Filters` times this way)."""
@@ -123,8 +131,10 @@ HIT_FIELDS = ("id", "score", "caption", "city", "hashtags", "created_at", "autho
 
 
 def hit_json(post: Post, score: float) -> dict[str, Any]:
-    """The post's fields and its score (rounded to 6 places), keyed and ordered as HIT_FIELDS."""
-    fields = post.to_json() | {"score": round(float(score), 6)}
+    """The post's fields and its score (rounded to 6 places), keyed and ordered as HIT_FIELDS; the
+    time as `utc_text` writes it, as the API does."""
+    created = utc_text(post.created_at) if post.created_at else None
+    fields = post.to_json() | {"score": round(float(score), 6), "created_at": created}
     return {name: fields[name] for name in HIT_FIELDS}
 
 

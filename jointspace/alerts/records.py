@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jointspace.choices import SEARCH_MODES
-from jointspace.records import Post, hit_json
+from jointspace.records import Post, hit_json, utc_text
 
 MODES = SEARCH_MODES
 
@@ -48,7 +48,7 @@ class SavedSearch:
             "min_score": self.min_score,
             "filters": self.filters,
             "webhook": self.webhook,
-            "created_at": self.created_at.isoformat(),
+            "created_at": utc_text(self.created_at),
         }
 
     @classmethod
@@ -79,7 +79,7 @@ class Delivery:
             "status": self.status,
             "attempts": self.attempts,
             "error": self.error,
-            "updated_at": self.updated_at.isoformat(),
+            "updated_at": utc_text(self.updated_at),
         }
 
     @classmethod
@@ -124,7 +124,7 @@ class Match:
             "search_id": self.search_id,
             "matched_by": list(self.matched_by),
             "similarity": None if self.similarity is None else round(float(self.similarity), 6),
-            "matched_at": self.matched_at.isoformat(),
+            "matched_at": utc_text(self.matched_at),
             "cursor": self.cursor,
             "webhook": self.delivery.to_json() if self.delivery else None,
         }

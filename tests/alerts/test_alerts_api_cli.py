@@ -148,6 +148,20 @@ def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
     assert found["alert"]["id"] == alert["id"]
     assert {m["id"] for m in found["matches"]} == colour_ids(new, "red")
     assert all(set(m) >= {"id", "score", "caption", "city", "matched_at"} for m in found["matches"])
+    # GET /alerts/{id}/matches over the same home writes every time as the CLI does: UTC with a `Z`.
+    settings = _settings(tmp_path / "home", tmp_path)
+    container = build_container(settings)
+    try:
+        with TestClient(create_app(settings, container)) as client:
+            served = client.get(f"/alerts/{alert['id']}/matches").json()
+    finally:
+        container.close()
+    times = [found["alert"]["created_at"]] + [m[f] for m in found["matches"] for f in ("created_at", "matched_at")]
+    assert all(t.endswith("Z") and "+" not in t for t in times), times
+    assert found["alert"]["created_at"] == served["alert"]["created_at"] == alert["created_at"]
+    assert {m["id"]: (m["created_at"], m["matched_at"]) for m in found["matches"]} == {
+        m["id"]: (m["created_at"], m["matched_at"]) for m in served["matches"]
+    }
     later = json.loads(_run(env, "alerts", "matches", alert["id"], "--since", "2999-01-01", "--json").stdout)
     assert later["matches"] == []
     shown = _run(env, "alerts", "matches", alert["id"])

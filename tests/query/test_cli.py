@@ -92,3 +92,52 @@ def test_the_readme_hybrid_example_with_an_image_and_a_minus_word(home: Path) ->
     assert answer["hits"] and "semantic side only" in answer["explain"]["keyword_note"]
     text = run(home, "[img:3]-dog", "--mode", "hybrid")
     assert text.returncode == 0 and "note  hybrid search ran its semantic side only" in text.stdout
+
+
+def test_json_hits_carry_the_api_time_format(tmp_path: Path) -> None:
+    """`search --json` and GET /search write a post's time alike: UTC with a `Z` (the CLI wrote
+    `+00:00`), whatever offset or none the post came with."""
+    import dataclasses
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from fastapi.testclient import TestClient
+    from jointspace.api.app import create_app
+    from jointspace.api.container import build_container
+    from jointspace.backends import open_backend
+
+    from jointspace.settings import Settings
+    from tests.query.cli_support import BUNDLE, make_home
+    from tests.query.query_geometry import DIM
+
+    home = make_home(tmp_path)
+    times = {
+        "1": datetime(2024, 5, 1, 14, 30, 15, 250000, tzinfo=timezone(timedelta(hours=2))),  # an offset
+        "3": datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
+    }  # "10" keeps the geometry's naive 2018-06-01: UTC, as every backend reads it
+    backend = open_backend(Settings(home=home), BUNDLE, DIM)
+    retimed = [
+        dataclasses.replace(d, post=dataclasses.replace(d.post, created_at=times[d.id]), model=BUNDLE)
+        for d in documents()
+        if d.id in times
+    ]
+    assert not backend.upsert(retimed).errors
+    backend.close()
+
+    done = run(home, "park+beach", "-k", "20", "--json")
+    assert done.returncode == 0, done.stderr
+    printed = {h["id"]: h["created_at"] for h in json.loads(done.stdout)["hits"]}
+    settings = Settings(home=home, model=home / "bundle", broker_url=None, es_url=None)
+    container = build_container(settings)
+    try:
+        with TestClient(create_app(settings, container)) as client:
+            answer = client.get("/search", params={"q": "park+beach", "k": 20})
+    finally:
+        container.close()
+    assert answer.status_code == 200, answer.text
+    served = {h["id"]: h["created_at"] for h in answer.json()["hits"]}
+    assert printed == served
+    assert (printed["1"], printed["3"], printed["10"]) == (
+        "2024-05-01T12:30:15.250000Z",
+        "2024-05-01T12:00:00Z",
+        "2018-06-01T00:00:00Z",
+    )
