@@ -626,10 +626,27 @@ async function loadCities() {
   } catch { /* the filter stays usable through the query: city:paris */ }
 }
 
+// The help's `[img:ID]+park` example names a post of this index (the best match for "beach"): a
+// fixed id would be refused on most indexes. It stays hidden while none is known (an empty index).
+async function loadImageExample() {
+  try {
+    const response = await fetch("/search?q=beach&k=1&collapse=false");
+    const body = await response.json();
+    const id = response.ok && body.hits && body.hits.length ? body.hits[0].id : null;
+    if (!id) return;
+    const q = `[img:${id}]+park`;
+    const link = $("#image-example a");
+    link.textContent = q;
+    link.href = `?${new URLSearchParams({ q })}`;
+    $("#image-example").hidden = false;
+  } catch { /* no example: the others stay */ }
+}
+
 function init() {
   readUrl();
   syncControls();
   loadCities();
+  loadImageExample();
 
   $("#search-form").addEventListener("submit", (ev) => { ev.preventDefault(); setQuery($("#q").value, true); });
   for (const radio of document.querySelectorAll('input[name="mode"]')) {

@@ -120,3 +120,21 @@ def test_phone_width(page) -> None:
     assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
     shot(page, "07-phone")
     page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def test_the_image_example_names_a_post_of_this_index(page) -> None:
+    """The help's `[img:ID]+park` example is a post this index holds, so a first click on it shows
+    results (a fixed `[img:42]` was refused with "no indexed image has the id '42'" on the demo)."""
+    page.goto(page.url.split("?")[0])
+    example = page.locator("#query-help a", has_text="[img:")
+    example.wait_for(state="visible")
+    term = example.inner_text().split("+")[0]
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Type')")
+    example.click()
+    page.wait_for_function(
+        "() => !document.querySelector('#query-error').hidden"
+        " || document.querySelector('#status').textContent.includes('result')"
+    )
+    assert page.is_hidden("#query-error"), page.inner_text("#query-error")
+    assert page.input_value("#q") == f"{term}+park"
+    assert len(card_ids(page)) > 0
