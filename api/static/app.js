@@ -244,12 +244,20 @@ async function runSearch(push, append = false) {
       for (const [name, value] of facetParams(append)) params.set(name, value);
       response = await fetch(`/search?${params}`);
     }
-  } catch (err) {
-    if (requestId === state.requestId) $("#status").textContent = `The server cannot be reached (${err.message}).`;
+  } catch {
+    if (requestId === state.requestId) {
+      serverFailed("The server cannot be reached (is jointspace serve running?). Search again when it is back.");
+    }
     return;
   }
   if (requestId !== state.requestId) return; // a newer search started meanwhile
   const body = await response.json().catch(() => ({ message: response.statusText }));
+  if (response.status >= 500) {
+    // The server failed, not the query: say so where the result count goes, and leave the query alone.
+    const why = [response.status, body.message || response.statusText].filter(Boolean).join(": ");
+    serverFailed(`The server could not answer (${why}). Try again in a moment.`);
+    return;
+  }
   if (!response.ok) {
     showError(body);
     $("#explain").replaceChildren(el("p", { class: "muted", text: "Fix the query to see why results match." }));
@@ -266,6 +274,11 @@ async function runSearch(push, append = false) {
   $("#status").textContent = hits.length
     ? `${hits.length} result${hits.length === 1 ? "" : "s"}${state.city ? ` in ${state.city}` : ""}`
     : "No results.";
+}
+
+function serverFailed(text) {
+  clearError();
+  $("#status").textContent = text;
 }
 
 function showError(body) {

@@ -138,3 +138,40 @@ def test_the_image_example_names_a_post_of_this_index(page) -> None:
     assert page.is_hidden("#query-error"), page.inner_text("#query-error")
     assert page.input_value("#q") == f"{term}+park"
     assert len(card_ids(page)) > 0
+
+
+def test_a_server_failure_is_not_shown_as_a_query_error(page) -> None:
+    """A 5xx (a proxy's HTML 502, the backend down) says the server failed, in the status line; the
+    query is not marked invalid nor told to be fixed (it was: "Bad Gateway" under the box)."""
+    page.fill("#q", "dog")
+    page.press("#q", "Enter")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('result')")
+    page.route(
+        "**/search?*", lambda route: route.fulfill(status=502, body="<h1>Bad gateway</h1>", content_type="text/html")
+    )
+    try:
+        page.fill("#q", "dog+cat")
+        page.press("#q", "Enter")
+        page.wait_for_function("() => document.querySelector('#status').textContent.includes('server')")
+        status = page.inner_text("#status")
+        assert "502" in status and "try again" in status.lower(), status
+        assert page.is_hidden("#query-error")
+        assert page.get_attribute("#q", "aria-invalid") is None
+        assert "Fix the query" not in page.inner_text("#explain")
+    finally:
+        page.unroute("**/search?*")
+
+
+def test_keyboard_focus_stays_on_the_results_after_adding_one(page) -> None:
+    """Enter on a focused result adds it and runs the search again; the focus then stays in the
+    results (on the same post), not thrown back to the top of the page forty Tabs away."""
+    page.fill("#q", "park")
+    page.press("#q", "Enter")
+    before = wait_for_new_results(page, [])
+    page.locator("#grid .card").nth(1).focus()
+    page.keyboard.press("Enter")
+    page.wait_for_function("id => document.querySelector('#q').value === `park+[img:${id}]`", arg=before[1])
+    wait_for_new_results(page, before)
+    page.wait_for_function("id => document.activeElement?.closest?.('#grid .card')?.dataset.id === id", arg=before[1])
+    page.keyboard.press("ArrowRight")  # and the arrows go on from there
+    assert page.evaluate("() => document.activeElement.closest('#grid .card') !== null")
