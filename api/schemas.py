@@ -163,7 +163,9 @@ def error_body(kind: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 class FacetValueOut(BaseModel):
-    value: str = Field(description="A lower-cased city or hashtag, a source, or a month (YYYY-MM)")
+    value: str = Field(
+        description="A city, hashtag or source, lower-cased (a source: its ASCII letters), or a month (YYYY-MM)"
+    )
     count: int
 
 

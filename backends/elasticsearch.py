@@ -329,13 +329,13 @@ class ElasticsearchBackend:
         with unavailable_as_error(self._url):
             answer = self.client.search(index=self.alias, size=0, aggs=aggs, **body)
         found = answer.get("aggregations", {})
-        counts = {
-            name: [
-                FacetBucket(str(b.get("key_as_string", b["key"])), int(b["doc_count"]))
-                for b in found.get(name, {}).get("buckets", [])
-            ]
-            for name in fields
-        }
+        counts: dict[str, list[FacetBucket]] = {}
+        for name in fields:
+            buckets = found.get(name, {}).get("buckets", [])
+            if name == "month":
+                counts[name] = [FacetBucket(str(b["key_as_string"]), int(b["doc_count"])) for b in buckets]
+            else:  # terms: sources folded (es_queries.FOLDED_FIELDS)
+                counts[name] = [FacetBucket(key, n) for key, n in es_queries.folded_counts(name, buckets, size)]
         return FacetCounts(matching=int(answer["hits"]["total"]["value"]), fields=counts)
 
     def trends(self, match: MatchSet, by: str, interval: str, size: int) -> list[TrendBucket]:
@@ -345,13 +345,10 @@ class ElasticsearchBackend:
         body, _ = self._match_request(match)
         with unavailable_as_error(self._url):
             answer = self.client.search(index=self.alias, size=0, aggs=aggs, **body)
-        matched = {
-            b["key"]: {p["key_as_string"]: int(p["doc_count"]) for p in b["periods"]["buckets"]}
-            for b in answer["aggregations"]["values"]["buckets"]
-        }
-        if not matched:
+        values = [key for key, _ in es_queries.folded_counts(by, answer["aggregations"]["values"]["buckets"], size)]
+        if not values:
             return []
-        values = list(matched)
+        matched = es_queries.folded_periods(by, answer["aggregations"]["values"])
         totals_aggs = es_queries.trend_aggregations(by, interval, size, match.depth, include=values)
         with unavailable_as_error(self._url):
             totals = self.client.search(
@@ -361,10 +358,7 @@ class ElasticsearchBackend:
                 aggs=totals_aggs,
                 query=es_queries.values_query(match.filters, by, values),
             )
-        total_of = {
-            b["key"]: {p["key_as_string"]: int(p["doc_count"]) for p in b["periods"]["buckets"]}
-            for b in totals["aggregations"]["values"]["buckets"]
-        }
+        total_of = es_queries.folded_periods(by, totals["aggregations"]["values"])
         return [
             TrendBucket(str(value), period, matched[value].get(period, 0), total)
             for value in values

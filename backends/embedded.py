@@ -54,6 +54,7 @@ from jointspace.records import (
     TrendBucket,
     UpsertResult,
     epoch_seconds,
+    facet_key,
 )
 
 P = ParamSpec("P")
@@ -747,7 +748,7 @@ class EmbeddedBackend:
                     if name == "month"
                     else db.execute(term_counts_sql(name), (encoded, size))
                 )
-                counts[name] = [FacetBucket(str(value), int(n)) for value, n in rows]
+                counts[name] = [FacetBucket(facet_key(name, str(value)), int(n)) for value, n in rows]
         return FacetCounts(matching=len(keys), fields=counts)
 
     @_retry_after_compaction
@@ -755,11 +756,11 @@ class EmbeddedBackend:
         with self._read() as db:
             keys, _ = self._match_keys(match)
             encoded = json.dumps(keys.tolist())
-            values = [str(v) for v, _ in db.execute(term_counts_sql(by), (encoded, size))]
+            values = [facet_key(by, str(v)) for v, _ in db.execute(term_counts_sql(by), (encoded, size))]
             if not values:
                 return []
             matched = {
-                (v, p): int(n)
+                (facet_key(by, v), p): int(n)
                 for v, p, n in db.execute(
                     trend_counts_sql(by, interval, "docs.doc_key IN (SELECT value FROM json_each(?))", len(values)),
                     [encoded, *values],
@@ -767,7 +768,7 @@ class EmbeddedBackend:
             }
             where, params = filter_sql(match.filters)
             totals = {
-                (v, p): int(n)
+                (facet_key(by, v), p): int(n)
                 for v, p, n in db.execute(trend_counts_sql(by, interval, where, len(values)), [*params, *values])
             }
         return [

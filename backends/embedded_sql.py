@@ -97,11 +97,15 @@ def period_sql(interval: str, table: str = "docs") -> str:
 
 
 def _value_source(field: str) -> tuple[str, str]:
-    """(column expression, FROM clause) of a term field: hashtags come from the tags table."""
+    """(column expression, FROM clause) of a term field: hashtags come from the tags table. Sources
+    group, compare and sort ignoring the case of ASCII letters (NOCASE, as the source filter): a
+    row holds one of the group's spellings, which the caller folds with `facet_key`."""
     if field == "hashtags":
         return "tags.tag", "docs JOIN tags ON tags.doc_key = docs.doc_key"
-    if field in ("city", "source"):
-        return f"docs.{field}", "docs"
+    if field == "source":
+        return "docs.source COLLATE NOCASE", "docs"
+    if field == "city":
+        return "docs.city", "docs"
     raise ValueError(f"not a term field: {field!r}")
 
 

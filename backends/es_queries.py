@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from jointspace.es_mappings.template import VECTOR_FIELD
 
-from jointspace.records import Filters
+from jointspace.records import Filters, facet_key
 
 KEYWORD_FIELDS = ("caption", "caption.std", "hashtags.text")
 
@@ -113,6 +113,11 @@ def dot_from_score(score: float) -> float:
 # (1 + dot) / 2) drops hits and their counts alike, after int8 rescoring.
 DATE_FORMATS = {"day": "yyyy-MM-dd", "month": "yyyy-MM", "year": "yyyy"}
 TERM_FIELDS = {"city": "city", "hashtags": "hashtags", "source": "source"}
+# Sources are stored as ingested; their buckets are folded to `facet_key` after the search, as the
+# source filter ignores the case of ASCII letters (an index written before holds no folded copy to
+# aggregate, and the local node runs no scripts). A match set holds at most `depth` posts, so
+# `depth` buckets bring every spelling in it and the folded counts are exact.
+FOLDED_FIELDS = frozenset({"source"})
 NEWEST_SORT: list[dict[str, Any]] = [{"created_at": {"order": "desc", "missing": "_last"}}, {"id": "asc"}]
 
 
@@ -146,11 +151,34 @@ def terms_aggregation(field: str, size: int, depth: int) -> dict[str, Any]:
     return {
         "terms": {
             "field": TERM_FIELDS[field],
-            "size": size,
+            "size": max(size, depth) if field in FOLDED_FIELDS else size,
             "shard_size": max(size, depth),
             "order": [{"_count": "desc"}, {"_key": "asc"}],
         }
     }
+
+
+def folded_counts(field: str, buckets: list[dict[str, Any]], size: int) -> list[tuple[str, int]]:
+    """A terms aggregation's buckets as (facet_key, posts), spellings of one key summed, most first
+    (ties by key, as the aggregation orders them), at most `size`."""
+    counts: dict[str, int] = {}
+    for bucket in buckets:
+        key = facet_key(field, str(bucket["key"]))
+        counts[key] = counts.get(key, 0) + int(bucket["doc_count"])
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:size]
+
+
+def folded_periods(field: str, aggregation: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """facet_key → period → posts, from a trend aggregation (terms buckets, or the keyed `filters`
+    buckets of the folded fields' totals)."""
+    buckets = aggregation["buckets"]
+    named = buckets.items() if isinstance(buckets, dict) else ((b["key"], b) for b in buckets)
+    found: dict[str, dict[str, int]] = {}
+    for value, bucket in named:
+        periods = found.setdefault(facet_key(field, str(value)), {})
+        for period in bucket["periods"]["buckets"]:
+            periods[period["key_as_string"]] = periods.get(period["key_as_string"], 0) + int(period["doc_count"])
+    return found
 
 
 def period_aggregation(interval: str) -> dict[str, Any]:
@@ -175,7 +203,11 @@ def facet_aggregations(fields: list[str], size: int, depth: int) -> dict[str, An
 def trend_aggregations(
     by: str, interval: str, size: int, depth: int, include: list[str] | None = None
 ) -> dict[str, Any]:
-    """Values of `by` (the `size` most frequent, or exactly `include`), each split by period."""
+    """Values of `by` (the `size` most frequent, or exactly `include`), each split by period. A
+    folded field's `include` (keys) is one filter a key, matching its every spelling."""
+    if include and by in FOLDED_FIELDS:
+        keyed = {key: source_clause((key,)) for key in include}
+        return {"values": {"filters": {"filters": keyed}, "aggs": {"periods": period_aggregation(interval)}}}
     values = terms_aggregation(by, len(include) if include else size, depth)
     if include:
         values["terms"]["include"] = include
@@ -193,5 +225,6 @@ def keyword_match_query(text: str, filters: Filters | None, exclude: tuple[str, 
 
 
 def values_query(filters: Filters | None, by: str, values: list[str]) -> dict[str, Any]:
-    """The filtered posts that hold one of `values` in the field `by`."""
-    return {"bool": {"filter": [*filter_clauses(filters), {"terms": {TERM_FIELDS[by]: values}}]}}
+    """The filtered posts that hold one of `values` in the field `by` (a source in any case)."""
+    held = source_clause(tuple(values)) if by in FOLDED_FIELDS else {"terms": {TERM_FIELDS[by]: values}}
+    return {"bool": {"filter": [*filter_clauses(filters), held]}}

@@ -185,9 +185,17 @@ class MatchSet:
     exclude: tuple[str, ...] = ()
 
 
+def facet_key(field: str, value: str) -> str:
+    """The facet (and trend) key of a stored value of a term field: a source with its ASCII letters
+    lower-cased (`Instagram` and `instagram` are one bucket, `instagram`, as the source filter takes
+    them as one: filtering by a bucket's key finds its posts); cities and hashtags are stored
+    lower-cased already. Sources are stored as ingested, so each backend folds them as it counts."""
+    return ascii_lower(value) if field == "source" else value
+
+
 @dataclass(frozen=True, slots=True)
 class FacetBucket:
-    value: str  # lower-cased city or hashtag, the source as stored, or the month as YYYY-MM
+    value: str  # a facet_key: lower-cased city, hashtag or source (ASCII letters), or the month as YYYY-MM
     count: int
 
 

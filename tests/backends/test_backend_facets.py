@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jointspace.protocols import SearchBackend
-from jointspace.records import FACET_FIELDS, Filters, MatchSet, Post
+from jointspace.records import FACET_FIELDS, Filters, MatchSet, Post, facet_key
 from jointspace.settings import Settings
 from tests.backends.backend_corpus import DIM, START, city_corpus, doc, unit_vectors
 
@@ -37,7 +37,7 @@ def values(post: Post, field: str) -> list[str]:
     if field == "hashtags":
         return sorted({t.lower() for t in post.hashtags})
     if field == "source":
-        return [post.source] if post.source else []
+        return [facet_key("source", post.source)] if post.source else []
     return [post.created_at.strftime("%Y-%m")] if post.created_at else []
 
 
@@ -233,3 +233,40 @@ def test_keyword_match_sets_count_and_order_the_matching_posts(backend: SearchBa
     parks = brute({"park"}, set())
     assert sum(b.count for b in trend) == len(parks)
     assert backend.facets(MatchSet(None, DEPTH, text="   "), ["city"], 10).matching == 0
+
+
+def test_source_buckets_fold_ascii_case_as_the_source_filter_does(backend: SearchBackend) -> None:
+    """Sources are stored as ingested; a facet or trend takes `Instagram`, `instagram` and
+    `INSTAGRAM` as one bucket keyed `instagram` (the source filter ignores the case of ASCII letters),
+    on an index written as before, and filtering by a bucket's key finds exactly its posts. Other
+    letters stay apart, as in the filter (Ä is not an ASCII letter)."""
+    sources = ["Instagram", "instagram", "INSTAGRAM", "Flickr", "flickr", "FLICKR", "Ärzte-Feed", "ärzte-feed", None]
+    years = [2023, 2023, 2024, 2023, 2024, 2024, 2023, 2023, 2023]
+    # Post i lies ever further from the query, so the 5 nearest are s0..s4.
+    query = np.eye(DIM, dtype=np.float32)[0]
+    docs = []
+    for i, (source, year) in enumerate(zip(sources, years, strict=True)):
+        cos = 0.95 - 0.05 * i
+        vector = cos * query + np.sqrt(1 - cos * cos) * np.eye(DIM, dtype=np.float32)[i + 1]
+        docs.append(doc(f"s{i}", vector, source=source, created_at=datetime(year, 3, 1 + i)))
+    backend.upsert(docs)
+    backend.refresh()
+
+    every = MatchSet(query, 100)
+    facets = backend.facets(every, ["source"], 10)
+    buckets = [("flickr", 3), ("instagram", 3), ("Ärzte-feed", 1), ("ärzte-feed", 1)]  # ties by key
+    assert as_pairs(facets.fields["source"]) == buckets
+    assert as_pairs(backend.facets(every, ["source"], 2).fields["source"]) == buckets[:2]
+    for key, n in buckets:  # a click on a bucket: the filter by its key
+        assert backend.count(Filters(sources=(key,))) == n, key
+        clicked = backend.facets(MatchSet(query, 100, Filters(sources=(key,))), ["source"], 10)
+        assert as_pairs(clicked.fields["source"]) == [(key, n)], key
+
+    nearest = MatchSet(query, 5)  # Instagram x3, Flickr, flickr; FLICKR counts in the totals only
+    trend = backend.trends(nearest, "source", "year", 2)
+    assert [(b.key, b.period, b.count, b.total) for b in trend] == [
+        ("instagram", "2023", 2, 2),
+        ("instagram", "2024", 1, 1),
+        ("flickr", "2023", 1, 1),
+        ("flickr", "2024", 1, 2),
+    ]

@@ -191,6 +191,17 @@ def test_match_set_request_aggregations_and_newest_sort() -> None:
         }
     }
     assert es_queries.values_query(None, "city", ["paris"]) == {"bool": {"filter": [{"terms": {"city": ["paris"]}}]}}
+    # Sources: every spelling in the match set (at most `depth`), folded after the search; the
+    # totals of chosen keys by one case-insensitive filter a key.
+    assert es_queries.facet_aggregations(["source"], size=5, depth=1_000)["source"]["terms"]["size"] == 1_000
+    totals = es_queries.trend_aggregations("source", "year", size=3, depth=50, include=["instagram"])["values"]
+    assert totals["filters"] == {"filters": {"instagram": es_queries.source_clause(("instagram",))}}
+    assert es_queries.values_query(None, "source", ["instagram"]) == {
+        "bool": {"filter": [{"term": {"source": {"value": "instagram", "case_insensitive": True}}}]}
+    }
+    buckets = [{"key": k, "doc_count": n} for k, n in (("Flickr", 2), ("instagram", 2), ("FLICKR", 1))]
+    assert es_queries.folded_counts("source", buckets, 5) == [("flickr", 3), ("instagram", 2)]
+    assert es_queries.folded_counts("city", [{"key": "paris", "doc_count": 4}], 5) == [("paris", 4)]
     assert es_queries.NEWEST_SORT == [{"created_at": {"order": "desc", "missing": "_last"}}, {"id": "asc"}]
 
 
