@@ -28,6 +28,7 @@ const state = {
   lastHits: [],
   busy: false,
   requestId: 0,
+  refocusId: null,    // the post whose card takes the focus once the grid is drawn again
 };
 
 // ---- the query's terms, for the chips ------------------------------------------------------
@@ -259,6 +260,7 @@ async function runSearch(push, append = false) {
     return;
   }
   if (!response.ok) {
+    state.refocusId = null;
     showError(body);
     $("#explain").replaceChildren(el("p", { class: "muted", text: "Fix the query to see why results match." }));
     if (!append) { renderHits([], false, false); clearFacets(); }
@@ -271,12 +273,14 @@ async function runSearch(push, append = false) {
   renderHits(hits, body.has_more, append);
   renderExplain(body.explain || {});
   if (!append) renderFacets(body);
+  refocusResults();
   $("#status").textContent = hits.length
     ? `${hits.length} result${hits.length === 1 ? "" : "s"}${state.city ? ` in ${state.city}` : ""}`
     : "No results.";
 }
 
 function serverFailed(text) {
+  state.refocusId = null;
   clearError();
   $("#status").textContent = text;
 }
@@ -334,6 +338,17 @@ function renderHits(hits, hasMore, append) {
   $("#more").hidden = !hasMore;
 }
 
+// A result added from the keyboard (Enter on it, or a button of its detail view) re-runs the search
+// and re-draws the grid: the focus goes back to that post (else the first result), not to <body>.
+function refocusResults() {
+  const id = state.refocusId;
+  state.refocusId = null;
+  if (id == null) return;
+  const cards = [...$("#grid").children];
+  const target = cards.find((c) => c.dataset.id === id) || cards[0];
+  if (target) target.focus();
+}
+
 function card(hit, added) {
   const caption = hit.caption || (hit.hashtags || []).map((t) => `#${t}`).join(" ") || "(no caption)";
   const add = () => addTerm(`[img:${hit.id}]`, clickSign(), clickWeight());
@@ -343,7 +358,7 @@ function card(hit, added) {
     onclick: (ev) => { if (!ev.target.closest(".info")) add(); },
     onkeydown: (ev) => {
       if (ev.target !== item) return;
-      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); add(); }
+      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); state.refocusId = hit.id; add(); }
       else if (ev.key === "i") { ev.preventDefault(); openDetail(hit); }
       else if (ev.key === "ArrowRight" || ev.key === "ArrowLeft") {
         const next = ev.key === "ArrowRight" ? item.nextElementSibling : item.previousElementSibling;
@@ -686,9 +701,9 @@ function init() {
       setQuery(new URL(link.href).searchParams.get("q") || "", true);
     });
   }
-  $("#detail-add").addEventListener("click", () => { $("#detail").close(); addTerm(`[img:${detailHit.id}]`, 1, clickWeight()); });
-  $("#detail-sub").addEventListener("click", () => { $("#detail").close(); addTerm(`[img:${detailHit.id}]`, -1, clickWeight()); });
-  $("#detail-only").addEventListener("click", () => { $("#detail").close(); setQuery(`[img:${detailHit.id}]`, true); });
+  $("#detail-add").addEventListener("click", () => { $("#detail").close(); state.refocusId = detailHit.id; addTerm(`[img:${detailHit.id}]`, 1, clickWeight()); });
+  $("#detail-sub").addEventListener("click", () => { $("#detail").close(); state.refocusId = detailHit.id; addTerm(`[img:${detailHit.id}]`, -1, clickWeight()); });
+  $("#detail-only").addEventListener("click", () => { $("#detail").close(); state.refocusId = detailHit.id; setQuery(`[img:${detailHit.id}]`, true); });
 
   $("#photo-button").addEventListener("click", () => $("#photo-input").click());
   $("#photo-input").addEventListener("change", (ev) => { if (ev.target.files[0]) setPhoto(ev.target.files[0]); ev.target.value = ""; });
