@@ -42,13 +42,14 @@ def render_text(result: SearchResult) -> str:
             )
     else:
         dated = result.sort == "newest"  # the order is by time: show it
-        lines.append(
-            f"{'#':>4}  {'score':>8}  {'id':<14} " + ("posted           " if dated else "") + "city         caption"
-        )
+        # Ids in full, never shortened: they are what `[img:ID]` takes in the next query.
+        id_width = max(14, *(len(hit.id) for hit in result.hits))
+        posted = "posted           " if dated else ""
+        lines.append(f"{'#':>4}  {'score':>8}  {'id':<{id_width}} {posted}city         caption")
         for rank, hit in enumerate(result.hits, start=start + 1):
             when = f"{hit.post.created_at:%Y-%m-%d %H:%M} " if dated and hit.post.created_at else "-" + " " * 16
             lines.append(
-                f"{rank:>4}  {hit.score:>8.4f}  {_shorten(hit.id, 14):<14} {when if dated else ''}"
+                f"{rank:>4}  {hit.score:>8.4f}  {hit.id:<{id_width}} {when if dated else ''}"
                 f"{_shorten(hit.post.city or '-', 12):<12} {_shorten(hit.post.caption, 60)}"
             )
     lines.append("")

@@ -35,3 +35,12 @@ def test_an_empty_page_under_an_automatic_cut_off_says_why() -> None:
     shown = render_text(_result([_hit("p1", None)], min_score="auto", min_score_auto=0.4))
     assert "min score  auto: 0.400" in shown
     assert "stood out" not in render_text(_result([]))  # no cut-off asked: nothing to explain
+
+
+def test_ids_are_printed_in_full_to_be_used_as_img_terms() -> None:
+    """The id column is what `[img:ID]` takes in the next query: never shortened (the demo's
+    `scratch-62aed3a26f1564da` printed as `scratch-62aed…`), and the columns after it stay aligned."""
+    long_id, short_id = "scratch-62aed3a26f1564da", "p1"
+    header, first, second = render_text(_result([_hit(long_id, None), _hit(short_id, None)])).splitlines()[:3]
+    assert f" {long_id} " in first and "…" not in first
+    assert header.index("city") == first.index("nice") == second.index("nice")
