@@ -6,9 +6,9 @@ baseline) against ONNX Runtime (the default), in one run.
     python bench/cli_latency.py --runs 5 --posts 2000 --skip-serve
 
 Each run is a new `jointspace` process (imports, model load, index open, query, explanation,
-print), timed by wall clock from spawn to exit. The home is made fresh; its text cache (the
-exported ONNX graph and the embedded vocabulary) is copied from --seed-cache when that exists,
-else made by an untimed first run (minutes). Prints the load average beside the figures: the
+print), timed by wall clock from spawn to exit. The home is made fresh; the text cache (the
+exported ONNX graph and the embedded vocabulary) is the user's (`JOINTSPACE_CACHE_DIR`, shared by
+every home), made by an untimed first run when it is missing (minutes). Prints the load average beside the figures: the
 machine is shared.
 """
 
@@ -43,15 +43,13 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def make_home(home: Path, posts: int, seed_cache: Path | None) -> None:
+def make_home(home: Path, posts: int) -> None:
     """An embedded store of the default bundle with `posts` posts (random unit vectors: the query
     path's cost does not depend on them)."""
     from jointspace.app import open_bundle, open_search_backend
     from jointspace.records import Document, Post
     from jointspace.settings import Settings
 
-    if seed_cache and seed_cache.is_dir():
-        shutil.copytree(seed_cache, home / "cache" / "text", dirs_exist_ok=True)
     settings = Settings(home=home)
     bundle = open_bundle(settings)  # reads the manifest only; no model is loaded here
     rng = np.random.default_rng(0)
@@ -148,12 +146,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--posts", type=int, default=2000)
-    ap.add_argument(
-        "--seed-cache",
-        type=Path,
-        default=Path(os.environ.get("JOINTSPACE_HOME", Path.home() / ".jointspace")) / "cache" / "text",
-        help="a text cache to copy into the fresh home (ONNX graph, vocabulary)",
-    )
     ap.add_argument("--skip-serve", action="store_true")
     ap.add_argument(
         "--runtimes", nargs="+", default=list(RUNTIMES), choices=RUNTIMES, help="torch is the baseline the ratio needs"
@@ -169,7 +161,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="jointspace-cli-latency-"))
     report: dict[str, Any] = {"query": QUERY, "posts": args.posts, "runs": args.runs, "load_before": load()}
     try:
-        make_home(home, args.posts, args.seed_cache)
+        make_home(home, args.posts)
         for runtime in args.runtimes:  # untimed: exports the ONNX graph / embeds the vocabulary if missing
             report[f"{runtime}_first_ever_s"] = one_search(home, runtime)
         for runtime in args.runtimes:

@@ -6,8 +6,8 @@ the engine's own time measured in the same run.
 
 The posts are `bench/scale.py`'s (real vectors from `bench/real_vectors.py`'s cache: the sentence
 model's embeddings of distinct texts; a city, a source and a hashtag each) under the default
-bundle's name, so a real `jointspace serve` (defaults; the text cache copied from --seed-cache so
-the nearest-word vocabulary is not embedded again) searches them with its real text encoder.
+bundle's name, so a real `jointspace serve` (defaults; the user's text cache, so the nearest-word
+vocabulary is not embedded again) searches them with its real text encoder.
 Queries: 100 held-out words of the corpus (never indexed texts), k = 20, semantic and hybrid.
 
 For each query, in the same run: `GET /search` wall time from this process (HTTP, parsing, encoding
@@ -111,7 +111,6 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("-k", type=int, default=20)
     ap.add_argument("--es-heap", default="2g")
-    ap.add_argument("--seed-cache", type=Path, default=Path.home() / ".jointspace" / "cache" / "text")
     ap.add_argument("--out", type=Path, default=Path("bench/out/search_latency"))
     args = ap.parse_args()
 
@@ -125,8 +124,6 @@ def main() -> None:
     words = held_out_words(args.queries, 100)
     tmp = Path(tempfile.mkdtemp(prefix="bench-search-latency-"))
     home = tmp / "home"
-    if args.seed_cache.is_dir():
-        shutil.copytree(args.seed_cache, home / "cache" / "text")
     rows: dict[str, dict[str, float]] = {}
     try:
         with elasticsearch_node(tmp, args.es_heap) as url:

@@ -8,7 +8,7 @@
     <bundle>/text/           a text model trained with the bundle (word2vec / FastText), if any
 
 Paths inside the manifest's configs are relative to the bundle folder. The sentence model's
-vocabulary embeddings are shared by all bundles under `$JOINTSPACE_HOME/cache/text`.
+vocabulary embeddings are shared by all bundles and homes under `$JOINTSPACE_CACHE_DIR/text`.
 
 `load_bundle()` returns the same object for the same folder for the life of the process, and
 loads the text and image models lazily, on first use.

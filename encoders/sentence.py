@@ -154,11 +154,11 @@ class MiniLMTextEncoder:
     def identity(self) -> str:
         """What the vectors depend on: the runtime and the installed weights (their size and date).
         A bundle caches its probe check under it (`Bundle.text`)."""
-        weights = minilm_onnx.model_dir() / "model.safetensors"
-        return f"{NAME}:{self.runtime}:{weights.stat().st_size}-{int(weights.stat().st_mtime)}"
+        return f"{NAME}:{self.runtime}:{minilm_onnx.weights_stamp()}"
 
     def _vocab_cache_path(self, words: Sequence[str]) -> Path | None:
-        digest = hashlib.sha1("\n".join(words).encode()).hexdigest()[:12]
+        # Keyed by the weights too: the vectors are the model's, and the cache is shared by every home.
+        digest = hashlib.sha1("\n".join([minilm_onnx.weights_stamp(), *words]).encode()).hexdigest()[:12]
         return self.cache_dir / f"minilm-vocab-{len(words)}-{digest}.npy" if self.cache_dir else None
 
     @staticmethod

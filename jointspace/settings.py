@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -10,12 +11,21 @@ from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def _user_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/jointspace`, else `~/.cache/jointspace` (the XDG base-directory default)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "jointspace"
+
+
 class Settings(BaseSettings):
     # populate_by_name: a field with an alias (query_max_chars) is also set by its own name.
     model_config = SettingsConfigDict(env_prefix="JOINTSPACE_", extra="ignore", populate_by_name=True)
 
     # Where the embedded backend, prepared data, model bundles and local services live.
     home: Path = Field(default_factory=lambda: Path.home() / ".jointspace")
+    # What is derived from installed packages alone (the sentence model's ONNX export, its 40,000
+    # words' embeddings): shared by every home of this user, so a new home's first search neither
+    # exports the model again (~8 s) nor embeds the vocabulary again (a minute or more).
+    cache_dir: Path = Field(default_factory=_user_cache_dir)
     # Set: use Elasticsearch at this URL (several nodes of one cluster: comma-separated).
     # Unset: the embedded backend under `home`.
     es_url: str | None = None
@@ -81,7 +91,7 @@ class Settings(BaseSettings):
     zeroshot_top_k: int = 10
     text_vocab_size: int = 40_000
     # The sentence model on CPU runs through ONNX Runtime (exported once from the installed weights,
-    # cached under home/cache/text): a one-off search then never imports torch. "torch": through
+    # cached under cache_dir/text): a one-off search then never imports torch. "torch": through
     # sentence-transformers (also what a CUDA device uses). Vectors agree to cosine ≥ 0.999.
     text_runtime: Literal["onnx", "torch"] = "onnx"
 

@@ -15,7 +15,7 @@ from jointspace.protocols import ModelBundle
 from jointspace.records import Post
 from jointspace.settings import Settings
 from tests.api.corpus import Corpus
-from tests.api.served import serve, share_text_cache
+from tests.api.served import serve
 
 API_KEY = "test-key-0123456789"
 
@@ -76,7 +76,6 @@ def serve_corpus(home: Path, corpus: Corpus, bundle: ModelBundle, api_key: str) 
         index_corpus(container, corpus)
     finally:
         container.close()
-    share_text_cache(home, bundle.settings.home)
     extra = {
         "JOINTSPACE_MEDIA_ROOT": str(corpus.root),
         "JOINTSPACE_MODEL": str(bundle.path),

@@ -26,13 +26,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def share_text_cache(home: Path, shared_home: Path) -> None:
-    """The sentence model's vocabulary cache takes minutes to build on two cores: share the one
-    the session's bundle already has instead of rebuilding it under a throwaway home."""
-    (home / "cache").mkdir(exist_ok=True)
-    os.symlink(shared_home / "cache" / "text", home / "cache" / "text")
-
-
 @contextmanager
 def serve(home: Path, env_extra: dict[str, str]) -> Iterator[str]:
     """Starts `jointspace serve` on a free port with JOINTSPACE_HOME=home (plus `env_extra`), waits

@@ -1,9 +1,12 @@
-"""Issue 14 item 7: no cold-start stall. `jointspace serve` on a home whose nearest-word vocabulary
-has never been embedded (every fresh home) answers at once, embeds the vocabulary once in the
-background, reports it in /health, and stops promptly on SIGTERM with requests in flight.
+"""Issue 14 item 7: no cold-start stall. `jointspace serve` for a user whose nearest-word vocabulary
+has never been embedded (every new machine) answers at once, embeds the vocabulary once in the
+background, reports it in /health, and stops promptly on SIGTERM with requests in flight; another
+home of the same user then finds it ready at once (the cache is per user, not per home).
 
 Real processes with the default settings and the default model bundle: `jointspace ingest` then
-`jointspace serve` (embedded store), a fresh JOINTSPACE_HOME and nothing else set."""
+`jointspace serve` (embedded store), a fresh JOINTSPACE_HOME and nothing else set but
+JOINTSPACE_CACHE_DIR: a fresh folder, so that the user cache is cold (the default, ~/.cache/jointspace,
+is shared with the rest of the suite and warm)."""
 
 from __future__ import annotations
 
@@ -34,7 +37,13 @@ VOCABULARY_LOG = "embedding the nearest-word vocabulary"
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     env["JOINTSPACE_HOME"] = str(home)
+    env["JOINTSPACE_CACHE_DIR"] = str(_user_cache(home))
     return env
+
+
+def _user_cache(home: Path) -> Path:
+    """One cold user cache for every home of a test (beside them)."""
+    return home.parent / "user-cache"
 
 
 def _ingest_a_few_posts(tmp_path: Path, home: Path) -> list[str]:
@@ -107,10 +116,10 @@ def _twenty_concurrent(server: Server, ids: list[str]) -> list[tuple[float, http
         return list(pool.map(_timed_get, urls))
 
 
-def test_cold_home_answers_at_once_embeds_the_vocabulary_once_and_stops_on_sigterm(tmp_path):
+def test_cold_cache_answers_at_once_embeds_the_vocabulary_once_and_stops_on_sigterm(tmp_path):
     home = tmp_path / "home"
     ids = _ingest_a_few_posts(tmp_path, home)
-    assert not list((home / "cache").rglob("minilm-vocab-*.npy")), "the home is not cold"
+    assert not list(_user_cache(home).rglob("minilm-vocab-*.npy")), "the user cache is not cold"
 
     # First server: cold, answers within 5 s while the vocabulary is prepared, and SIGTERM stops it.
     first = Server(home, tmp_path / "serve-1.log")
@@ -178,5 +187,23 @@ def test_cold_home_answers_at_once_embeds_the_vocabulary_once_and_stops_on_sigte
         second.proc.wait(timeout=30)
     assert second.log.read_text().count(VOCABULARY_LOG) == 1
     # One embedded vocabulary (its unit float32 copy and a killed server's temporary file aside).
-    embedded = [p for p in (home / "cache").rglob("minilm-vocab-*.npy") if ".tmp" not in p.name]
+    embedded = [p for p in _user_cache(home).rglob("minilm-vocab-*.npy") if ".tmp" not in p.name]
     assert len([p for p in embedded if not p.stem.endswith("-unit-f32")]) == 1, embedded
+    assert not [*home.rglob("minilm-vocab-*"), *home.rglob("*.onnx")], "the home keeps no copy of the user's cache"
+
+    # A new home of the same user: ready at once, nothing exported or embedded again.
+    before = sorted(p.name for p in _user_cache(home).rglob("*"))
+    other = Server(tmp_path / "other-home", tmp_path / "serve-3.log")
+    try:
+        other.wait_listening()
+        deadline = time.monotonic() + 15  # mapping the cached files, not minutes of embedding
+        while not httpx.get(other.url + "/health", timeout=5).json()["ready"]:
+            assert time.monotonic() < deadline, other.log.read_text()[-3000:]
+            time.sleep(0.2)
+        explained = httpx.get(f"{other.url}/search?q=dog&k=5", timeout=30).json()["explain"]
+        assert len(explained["nearest_words"]) == 10 and "nearest_words_note" not in explained
+    finally:
+        other.proc.send_signal(signal.SIGTERM)
+        other.proc.wait(timeout=30)
+    assert VOCABULARY_LOG not in other.log.read_text()
+    assert sorted(p.name for p in _user_cache(home).rglob("*")) == before

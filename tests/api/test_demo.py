@@ -17,10 +17,10 @@ pytestmark = pytest.mark.slow
 
 
 def shared_home_parts(home: Path, bundle: ModelBundle) -> None:
-    """Share the slow, read-mostly caches of the session's home (the sentence model's vocabulary,
-    the downloaded and unpacked Debian packages) with this throwaway home."""
+    """Share the slow, read-mostly caches of the session's home (the downloaded and unpacked Debian
+    packages) with this throwaway home; the sentence model's vocabulary is the user's cache anyway."""
     shared = bundle.settings.home
-    for part in ("cache/text", "cache/debs", "data/packages"):
+    for part in ("cache/debs", "data/packages"):
         (home / part).parent.mkdir(parents=True, exist_ok=True)
         if (shared / part).exists():
             os.symlink(shared / part, home / part)

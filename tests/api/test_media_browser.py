@@ -23,7 +23,7 @@ from jointspace.protocols import ModelBundle
 from tests.api.api_support import write_jsonl
 from tests.api.browser_support import ARTIFACTS, chromium_page
 from tests.api.corpus import Corpus
-from tests.api.served import serve, share_text_cache
+from tests.api.served import serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 API_KEY = "media-browser-key"
@@ -59,7 +59,6 @@ def served(tmp_path_factory: pytest.TempPathFactory, corpus: Corpus, bundle: Mod
         (shown if index < 7 else hidden).add(f"own-{index}")
     posts_file = write_jsonl(tmp_path_factory.mktemp("elsewhere") / "posts.jsonl", rows)
 
-    share_text_cache(home, bundle.settings.home)
     extra = {"JOINTSPACE_MODEL": str(bundle.path), "JOINTSPACE_API_KEY": API_KEY}
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     env.update(JOINTSPACE_HOME=str(home), OMP_NUM_THREADS="2", **extra)

@@ -44,8 +44,7 @@ def check_post_line(line: dict, jsonl_dir: Path) -> None:
 
 
 def _jointspace(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    # A small sentence-model vocabulary keeps `train`'s one-off vocabulary embedding to seconds.
-    env = {**os.environ, "JOINTSPACE_HOME": str(home), "JOINTSPACE_TEXT_VOCAB_SIZE": "1500"}
+    env = {**os.environ, "JOINTSPACE_HOME": str(home)}
     return subprocess.run(
         [sys.executable, "-c", "from jointspace.cli import main; main()", *args],
         env=env,

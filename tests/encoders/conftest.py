@@ -64,8 +64,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def settings(home: Path) -> Settings:
     os.environ.setdefault("OMP_NUM_THREADS", "2")
-    # A small sentence-model vocabulary keeps the one-off vocabulary embedding to seconds.
-    return Settings(home=home, text_vocab_size=1500, torch_threads=2, device="cpu", batch_size=16)
+    return Settings(home=home, torch_threads=2, device="cpu", batch_size=16)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from jointspace.encoders import minilm_onnx
+from jointspace.encoders.factories import text_cache_dir
 from jointspace.encoders.word_vectors import WordVectorEncoder, train_word_model, vectors_from_file
 
 from jointspace.errors import ModelMismatchError
@@ -37,16 +39,19 @@ def test_minilm_repeated_words_come_from_the_cache(minilm) -> None:
     np.testing.assert_array_equal(minilm.embed_words(["lighthouse"]), first)
 
 
-def test_minilm_vocabulary_matrix_is_cached_on_disk(minilm, settings) -> None:
+def test_minilm_vocabulary_matrix_is_cached_on_disk(minilm, settings, monkeypatch) -> None:
     minilm.vocab_matrix()
-    folder = settings.home / "cache" / "text"
-    halves = [p for p in folder.glob("minilm-vocab-1500-*.npy") if not p.stem.endswith("-unit-f32")]
-    units = list(folder.glob("minilm-vocab-1500-*-unit-f32.npy"))
-    assert len(halves) == 1 and np.load(halves[0]).dtype == np.float16 and np.load(halves[0]).shape == (1500, 384)
+    # In the user's cache, shared by every home; named by the words and the installed weights (other
+    # versions' files may sit beside it).
+    half = minilm._vocab_cache_path(list(minilm.vocabulary()))
+    assert half.parent == text_cache_dir(settings)
+    assert np.load(half).dtype == np.float16 and np.load(half).shape == (settings.text_vocab_size, 384)
     # ... and its unit float32 copy, which later processes map instead of converting the halves
-    assert len(units) == 1 and units[0].name.startswith(halves[0].stem)
-    unit = np.load(units[0])
+    unit = np.load(minilm._unit_cache_path(half))
     assert unit.dtype == np.float32 and np.allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    # Other installed weights: another file (the cache may serve several environments).
+    monkeypatch.setattr(minilm_onnx, "weights_stamp", lambda: "other-weights")
+    assert minilm._vocab_cache_path(list(minilm.vocabulary())) != half
 
 
 def test_minilm_fresh_process_takes_vocabulary_words_from_the_cache(minilm, settings) -> None:
@@ -54,7 +59,7 @@ def test_minilm_fresh_process_takes_vocabulary_words_from_the_cache(minilm, sett
     from jointspace.encoders.sentence import MiniLMTextEncoder
 
     minilm.vocab_matrix()
-    fresh = MiniLMTextEncoder(vocab_size=1500, cache_dir=settings.home / "cache" / "text")
+    fresh = MiniLMTextEncoder(vocab_size=settings.text_vocab_size, cache_dir=text_cache_dir(settings))
     words = fresh.vocabulary()[:3]
     got = fresh.embed_words(words)
     assert fresh._onnx is None and fresh._model is None  # no model was loaded for vocabulary words
@@ -155,8 +160,7 @@ def test_bundle_probe_check_is_remembered_per_encoder_identity(settings, monkeyp
     # The home is the session's: tests before this one may have left their marks already.
     shutil.rmtree(settings.home / "cache" / "probe-checks", ignore_errors=True)
     forget_loaded()
-    first = load_bundle(None, settings).text
-    assert first._onnx is not None or first._model is not None  # checked with the model itself
+    _ = load_bundle(None, settings).text  # checked with the model, or the vocabulary cached from these weights
     marks = list((settings.home / "cache" / "probe-checks").glob("*.ok"))
     assert len(marks) == 1
     # A new process (a one-off search) on the same home: the check passes without the model.

@@ -6,9 +6,7 @@ source out). Before the reindex the pictures are moved away: a reindex that deco
 would dead-letter it. The reindexed vectors are checked against the new bundle run on the
 pictures directly (float16 features: cosine ≥ 0.99).
 
-Settings overridden: JOINTSPACE_HOME (and the alias on Elasticsearch) for isolation;
-JOINTSPACE_EXPLAIN_NEAREST_WORDS=0 so that `search` does not embed the 40,000-word vocabulary of
-the nearest-word explanation (minutes on two shared cores, once per home, beside the point here).
+Settings overridden: JOINTSPACE_HOME (and the alias on Elasticsearch) for isolation.
 """
 
 from __future__ import annotations
@@ -59,7 +57,6 @@ def write_posts(folder: Path) -> dict[str, Path]:
 def env(request: pytest.FixtureRequest, tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("JOINTSPACE_")}
     env["JOINTSPACE_HOME"] = str(tmp_path / "home")
-    env["JOINTSPACE_EXPLAIN_NEAREST_WORDS"] = "0"
     if request.param == "elasticsearch":
         env |= {
             "JOINTSPACE_ES_URL": request.getfixturevalue("es_url"),
@@ -126,7 +123,7 @@ def test_ingest_train_from_index_reindex_from_kept_features_and_search(env: dict
 
     from jointspace.settings import Settings
 
-    bundle = load_bundle(out, Settings(home=home, explain_nearest_words=0))
+    bundle = load_bundle(out, Settings(home=home))
     order = sorted(pictures)
     direct = bundle.image.embed_images([Image.open(pictures[i]).convert("RGB") for i in order])
     query = bundle.text.embed_words(["red"])[0]
