@@ -20,7 +20,7 @@ const state = {
   mode: "semantic",
   city: "",
   sort: "relevance",  // or "newest": newest first among the matching posts (facets17)
-  minScore: "",       // the similarity cut-off of the match set; "" = none (facets17)
+  minScore: "",       // the similarity cut-off of the match set: a number, "auto", or "" = none (facets17)
   page: 1,
   k: 24,
   photo: null,        // a File: searches go through POST /search while it is set
@@ -126,7 +126,7 @@ function readUrl() {
   state.mode = ["semantic", "keyword", "hybrid"].includes(params.get("mode")) ? params.get("mode") : "semantic";
   state.city = params.get("city") || "";
   state.sort = params.get("sort") === "newest" ? "newest" : "relevance";
-  state.minScore = Number.isFinite(parseFloat(params.get("min_score"))) ? params.get("min_score") : "";
+  state.minScore = minScoreOf(params.get("min_score") || "");
 }
 
 function writeUrl(push) {
@@ -511,11 +511,21 @@ function facetParams(append) {
   return out;
 }
 
+// The cut-off as typed or in the URL: a similarity (kept within -1..1), "auto" (the server picks one
+// from the query's own best scores, as `--min-score auto`), or "" (none) for anything else.
+function minScoreOf(text) {
+  const typed = String(text).trim().toLowerCase();
+  if (typed === "auto") return "auto";
+  const value = parseFloat(typed);
+  return Number.isFinite(value) ? String(Math.max(-1, Math.min(1, value))) : "";
+}
+
 function syncSort() {
   $("#sort").value = state.sort;
   const cut = $("#min-score");
   cut.disabled = !semantic();
-  cut.title = semantic() ? "Only posts at least this similar to the query (0 to 1); empty: the nearest ones"
+  cut.title = semantic() ? "Only posts at least this similar to the query (0 to 1), or auto: a cut-off from the"
+      + " query's own best scores; empty: the nearest ones"
     : "Keyword scores are not similarities: no cut-off in keyword mode";
   cut.value = state.minScore;
 }
@@ -561,6 +571,7 @@ function renderFacets(body) {
   const match = (body.explain && body.explain.match) || {};
   $("#facets-summary").textContent = match.kind === "keyword" ? `Counted over the ${facets.matching} best text matches`
     : match.min_score != null ? `${facets.matching} posts at least ${Number(match.min_score).toFixed(2)} similar`
+      + (state.minScore === "auto" ? " (auto)" : "")
     : `Counted over the ${facets.matching} nearest posts`;
   facetList($("#facet-city"), facets.fields.city || [], (v) => v === state.city,
     (v) => { state.city = state.city === v ? "" : v; state.page = 1; syncControls(); runSearch(true); }, "City");
@@ -683,8 +694,7 @@ function init() {
   $("#city").addEventListener("change", (ev) => { state.city = ev.target.value; state.page = 1; runSearch(true); });
   $("#sort").addEventListener("change", (ev) => { state.sort = ev.target.value; state.page = 1; runSearch(true); });
   $("#min-score").addEventListener("change", (ev) => {
-    const value = parseFloat(ev.target.value);
-    state.minScore = Number.isFinite(value) ? String(Math.max(-1, Math.min(1, value))) : "";
+    state.minScore = minScoreOf(ev.target.value);
     ev.target.value = state.minScore;
     state.page = 1;
     runSearch(true);

@@ -173,3 +173,27 @@ def test_keyword_mode_counts_its_text_matches(page) -> None:
     page.wait_for_function("() => !location.search.includes('mode=')")
     page.wait_for_selector("#trend-chart svg")
     assert not page.is_disabled("#min-score")
+
+
+def test_the_cut_off_can_be_auto(page) -> None:
+    """`At least` takes `auto` (a cut-off from the query's own top scores), as `--min-score auto` and
+    the API do, typed or from a shared URL (min_score=auto was dropped from the URL, and the number
+    box could not hold it)."""
+    base = page.url.split("?")[0]
+    page.goto(f"{base}?q=dog&min_score=auto")
+    page.wait_for_function("() => document.querySelector('#facets-summary').textContent.includes('(auto)')")
+    assert page.input_value("#min-score") == "auto" and "min_score=auto" in page.url
+    answer = page.request.get(f"{base.rstrip('/')}/search", params={"q": "dog", "min_score": "auto", "k": "24"}).json()
+    cut = answer["explain"]["min_score_auto"]
+    assert page.inner_text("#facets-summary").startswith(f"{len(answer['hits'])} posts at least {cut:.2f} similar")
+    page.wait_for_function("n => document.querySelectorAll('#grid .card').length === n", arg=len(answer["hits"]))
+    page.fill("#min-score", "")
+    page.press("#min-score", "Enter")
+    page.wait_for_function("() => !location.search.includes('min_score')")
+    page.fill("#min-score", "Auto ")
+    page.press("#min-score", "Enter")
+    page.wait_for_function("() => location.search.includes('min_score=auto')")
+    assert page.input_value("#min-score") == "auto"
+    page.fill("#min-score", "")
+    page.press("#min-score", "Enter")
+    page.wait_for_function("() => !location.search.includes('min_score')")
