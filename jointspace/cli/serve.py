@@ -14,13 +14,20 @@ if TYPE_CHECKING:
 GRACEFUL_SHUTDOWN_S = 5  # seconds (uvicorn takes a whole number)
 
 
-def _run(app: FastAPI, host: str, port: int) -> None:
+def configure_logging() -> None:
+    """jointspace's own messages (the vocabulary prepared in the background, ...) beside uvicorn's;
+    faiss's loader only from WARNING: at INFO it logs each CPU build it could not load, with a
+    ModuleNotFoundError, before the one it loads (six alarming lines at the first search)."""
     import logging
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
+
+def _run(app: FastAPI, host: str, port: int) -> None:
     import uvicorn
 
-    # jointspace's own messages (the vocabulary prepared in the background, ...) beside uvicorn's.
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    configure_logging()
     typer.echo(f"jointspace is serving on http://{host}:{port}/  (API docs: http://{host}:{port}/docs; Ctrl-C stops)")
     # Open event streams (/alerts/{id}/events) must not hold a shutdown: 5 s, then they are cut;
     # so must requests still running.
