@@ -53,7 +53,7 @@ def make_home(home: Path, posts: int) -> None:
     from jointspace.records import Document, Post
     from jointspace.settings import Settings
 
-    settings = Settings(home=home, **({"cache_dir": CACHE_DIR} if CACHE_DIR else {}))
+    settings = Settings(home=home) if CACHE_DIR is None else Settings(home=home, cache_dir=CACHE_DIR)
     bundle = open_bundle(settings)  # reads the manifest only; no model is loaded here
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((posts, bundle.dim)).astype(np.float32)
