@@ -24,6 +24,33 @@ def date_from_text(text: str) -> datetime:
         raise ValueError(f"'{text}' is not a date: write it as 2018-01-31 or 2018-01-31T12:00") from None
 
 
+# A hashtag to filter by, as the `tag` parameter's schema states it: `#`s and spaces around, then
+# one run without whitespace. A hashtag holds no space: ingest reads a caption's `#new york` as the
+# tag `new` and a hashtags list's "New York" as the tags `new` and `york` (ingest/validate.py), so a
+# value with a space inside would be one tag that no post has. Whitespace is what Python's split()
+# splits on, spelt out: JSON Schema's `\s` (ECMA-262) is another set (no \x1c-\x1f or \x85).
+SPACES = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+TAG_PATTERN = rf"^[{SPACES}]*#*[{SPACES}]*[^{SPACES}#][^{SPACES}]*[{SPACES}]*$"
+
+
+def tag_problem(text: str) -> tuple[str, str] | None:
+    """None when `text` names one hashtag (`TAG_PATTERN`); else (why not, the one-word tag to write
+    instead, or "" when it names none: blank, or `#`s alone). Refused rather than split, since
+    `tag:` takes any of its values and `new` or `york` is not what `new york` asks for."""
+    if re.search(TAG_PATTERN, text):
+        return None
+    words = [w.lstrip("#").casefold() for w in text.split()]
+    words = [w for w in words if w]
+    if not words:
+        return "needs a value", ""
+    given = " ".join(text.split())
+    return (
+        f"'{given}' is not one hashtag: hashtags hold no space (ingest reads \"{given}\" as the "
+        f"tag{'s' if len(words) > 1 else ''} {' and '.join(words)}); write tag:{''.join(words)}",
+        "".join(words),
+    )
+
+
 def parse_time(value: FilterValue, expression: str) -> datetime:
     try:
         return date_from_text(value.text)
@@ -58,6 +85,12 @@ def filters_from_tokens(tokens: Sequence[Token], expression: str) -> Filters:
         if token.text == "city":
             part = Filters(cities=texts)
         elif token.text == "tag":
+            for value in token.values:
+                problem = tag_problem(value.text)
+                if problem and not problem[1]:  # `tag:#`: Filters would drop it, leaving no filter
+                    raise QueryError("'tag:' needs a value, e.g. tag:beach", value.position, expression)
+                if problem:
+                    raise QueryError(problem[0], value.position, expression, [f"tag:{problem[1]}"])
             part = Filters(hashtags=texts)
         elif token.text == "source":
             part = Filters(sources=texts)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal, Self
 
 from jointspace.query.cutoff import parse_min_score
-from jointspace.query.filters import date_from_text
+from jointspace.query.filters import TAG_PATTERN, date_from_text, tag_problem
 from jointspace.query.lexer import FILTER_EXAMPLES
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
@@ -74,16 +74,25 @@ _SOURCE = "Only posts from these sources (repeatable)"
 
 def _blank_refused(name: str) -> BeforeValidator:
     """A blank value is refused, as an inline `city:` without one is: ignoring it would search
-    everything while the user meant a filter (a `#` alone is no tag)."""
-    ignored = "#" if name == "tag" else ""
+    everything while the user meant a filter."""
 
     def check(values: Any) -> Any:
         for value in values if isinstance(values, list) else [values]:
-            if isinstance(value, str) and not value.strip().lstrip(ignored).strip():
+            if isinstance(value, str) and not value.strip():
                 raise ValueError(f"needs a value, e.g. {FILTER_EXAMPLES[name].split(',')[0]}")
         return values
 
     return BeforeValidator(check)
+
+
+def _tags_checked(values: Any) -> Any:
+    """Each value one hashtag, as an inline `tag:` reads it (`tag_problem`): a `#` alone is no tag,
+    and `new york` is refused with `tag:newyork` suggested."""
+    for value in values if isinstance(values, list) else [values]:
+        problem = tag_problem(value) if isinstance(value, str) else None
+        if problem:
+            raise ValueError(problem[0] if problem[1] else f"needs a value, e.g. {FILTER_EXAMPLES['tag']}")
+    return values
 
 
 def _values(description: str, pattern: str = r"\S") -> WithJsonSchema:
@@ -122,7 +131,7 @@ class SearchFilters(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     city: Annotated[list[str], _blank_refused("city"), _values(_CITY)] = Field(default_factory=list, description=_CITY)
-    tag: Annotated[list[str], _blank_refused("tag"), _values(_TAG, r"[^\s#]")] = Field(
+    tag: Annotated[list[str], BeforeValidator(_tags_checked), _values(_TAG, TAG_PATTERN)] = Field(
         default_factory=list, description=_TAG
     )
     source: Annotated[list[str], _blank_refused("source"), _values(_SOURCE)] = Field(

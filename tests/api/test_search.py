@@ -93,7 +93,9 @@ def test_pages_do_not_overlap(api: Api) -> None:
     assert len(ids(second)) == 4 and not set(ids(first)) & set(ids(second))
 
 
-@pytest.mark.parametrize("q, position", [("dog+", 4), ("dog + (park", 11), ("dog wher:paris", 4)])
+@pytest.mark.parametrize(
+    "q, position", [("dog+", 4), ("dog + (park", 11), ("dog wher:paris", 4), ('dog tag:"new york"', 8)]
+)
 def test_query_errors_are_400_with_position(api: Api, q: str, position: int) -> None:
     r = api.client.get("/search", params={"q": q})
     assert r.status_code == 400
@@ -243,6 +245,8 @@ def test_bounds_are_the_same_400_on_both_doors(api: Api, params: dict[str, str],
         ({"city": ""}, "city: needs a value, e.g. london"),
         ({"city": " "}, "city: needs a value, e.g. london"),
         ({"tag": ""}, "tag: needs a value, e.g. beach"),
+        ({"tag": "#"}, "tag: needs a value, e.g. beach"),
+        ({"tag": "new york"}, "tag: 'new york' is not one hashtag: hashtags hold no space"),
         ({"after": "notadate"}, "after: 'notadate' is not a date: write it as 2018-01-31 or 2018-01-31T12:00"),
         ({"before": "2019-13-01"}, "before: '2019-13-01' is not a date: write it as 2018-01-31"),
     ],

@@ -39,6 +39,8 @@ def json_error(done: subprocess.CompletedProcess[str]) -> dict:
         (["search", "dog", "--after", "notadate"], "query", "'notadate' is not a date: write it as 2018-01-31"),
         (["search", "dog", "--city", " "], "query", "city: needs a value, e.g. london"),
         (["alerts", "add", "dog", "--tag", ""], "query", "tag: needs a value, e.g. beach"),
+        (["search", "dog", "--tag", "new york"], "query", "tag: 'new york' is not one hashtag"),
+        (["search", 'dog tag:"new york"'], "query", "hashtags hold no space (ingest reads"),
         (["dead-letters", "list", "--limit", "-1"], "usage", "--limit': Input should be greater than or equal to 0"),
     ],
 )

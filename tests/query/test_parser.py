@@ -88,6 +88,10 @@ def test_a_bare_number_is_a_word_and_a_weight_before_star() -> None:
         ("1e3*beach", 3, "'1e3' is not a weight: a weight is a plain number before its term"),
         ("beach*2", 5, "'beach' is not a weight"),
         ("(sun+sea)*2", 9, "'*' must follow a weight"),
+        # A hashtag holds no space (ingest reads "New York" as new and york): refused, not one tag no post has.
+        ('beach tag:"new york"', 10, "'new york' is not one hashtag: hashtags hold no space"),
+        ('beach tag:sun,"#New  York"', 14, "as the tags new and york); write tag:newyork"),
+        ("beach tag:#", 10, "'tag:' needs a value, e.g. tag:beach"),  # was no filter at all
     ],
 )
 def test_syntax_errors_say_what_and_where(expression: str, position: int, fragment: str) -> None:
@@ -96,6 +100,13 @@ def test_syntax_errors_say_what_and_where(expression: str, position: int, fragme
     assert caught.value.position == position
     assert fragment in caught.value.message
     assert caught.value.pretty().splitlines()[-1] == "  " + " " * position + "^"
+
+
+def test_a_tag_with_a_space_suggests_the_one_word_tag() -> None:
+    with pytest.raises(QueryError) as caught:
+        parse('dog tag:"New York"')
+    assert caught.value.suggestions == ["tag:newyork"]
+    assert parse("dog tag:newyork,#Beach").filters == Filters(hashtags=("newyork", "beach"))
 
 
 def test_limits_from_settings() -> None:
@@ -148,7 +159,7 @@ _times = st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1
 _filters = st.builds(
     Filters,
     cities=st.lists(_values, max_size=3).map(tuple),
-    hashtags=st.lists(_values, max_size=2).map(tuple),
+    hashtags=st.lists(_values.filter(lambda s: len(s.split()) == 1), max_size=2).map(tuple),  # no space inside
     sources=st.lists(_values, max_size=2).map(tuple),
     after=st.none() | _times,
     before=st.none() | _times,

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import sys
 from datetime import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from jointspace.query.filters import SPACES, TAG_PATTERN
 from jointspace.query.request import PhotoSearchRequest, SearchRequest, merge_sources
 
 from jointspace.errors import QueryError
@@ -50,6 +56,8 @@ def test_raw_strings_become_typed_values_and_filters() -> None:
         ({"after": "yesterday"}, "after: 'yesterday' is not a date: write it as 2018-01-31"),  # as inline
         ({"city": [" "]}, "city: needs a value, e.g. london"),
         ({"tag": ["#"]}, "tag: needs a value, e.g. beach"),
+        ({"tag": ["# #"]}, "tag: needs a value, e.g. beach"),
+        ({"tag": ["beach", "New York"]}, "tag: 'New York' is not one hashtag: .* write tag:newyork"),  # as inline
         ({"q": "a" * 1001}, "query longer than 1000 characters"),
     ],
 )
@@ -71,3 +79,24 @@ def test_a_parameter_in_two_places_must_agree() -> None:
     assert merge_sources(first, second, "here") == {"k": 3, "city": ["paris"]}
     with pytest.raises(QueryError, match="'k' is given twice"):
         merge_sources(PhotoSearchRequest(k=3), PhotoSearchRequest(k=4), "here")
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from(list("ab #\t\n\u00a0\x1c\x85\ufeffé")), max_size=8))
+def test_a_tag_parameter_is_accepted_exactly_when_the_schema_pattern_matches(text: str) -> None:
+    """The OpenAPI schema states what the request model accepts (the fuzz tests send both sides)."""
+    schema = SearchRequest.model_json_schema()["properties"]["tag"]["items"]
+    assert schema["pattern"] == TAG_PATTERN
+    try:
+        SearchRequest.from_values({"q": "dog", "tag": [text]}, Settings())
+        accepted = True
+    except QueryError:
+        accepted = False
+    assert accepted == (re.search(TAG_PATTERN, text) is not None), text
+
+
+def test_the_tag_pattern_spells_out_the_whitespace_ingest_splits_hashtags_on() -> None:
+    """JSON Schema's `\\s` is ECMA-262's (no \\x1c-\\x1f, \\x85; \\ufeff): the fuzzer took `a\\x1cb`
+    for one tag by it, where ingest's split() reads two. The pattern lists str.isspace's set."""
+    spaces = re.compile(f"[{SPACES}]")
+    assert [hex(c) for c in range(sys.maxunicode + 1) if chr(c).isspace() != bool(spaces.fullmatch(chr(c)))] == []
