@@ -59,10 +59,11 @@ def open_search_service(
     return SearchService(backend, bundle.text, settings, nearest=nearest)
 
 
-def open_dead_letter_store(settings: Settings) -> DeadLetterStore:
+def open_dead_letter_store(settings: Settings, client: Any = None) -> DeadLetterStore:
+    """`client`: with a broker, a redis.Redis answering text to read them on (left open)."""
     from jointspace.workers.dead_letters import open_dead_letters
 
-    return open_dead_letters(settings)
+    return open_dead_letters(settings, client)
 
 
 @dataclass
@@ -172,8 +173,9 @@ __all__ = [
 ]
 
 
-def broker_health(settings: Settings) -> tuple[bool, str]:
-    """(reachable, detail) of the Celery broker; no broker is healthy (posts go in-process)."""
+def broker_health(settings: Settings, client: Any = None) -> tuple[bool, str]:
+    """(reachable, detail) of the Celery broker; no broker is healthy (posts go in-process).
+    `client`: ask on this redis.Redis (left open) rather than on a connection of its own."""
     url = settings.broker_url
     if not url:
         return True, "none: posts are indexed in-process"
@@ -181,7 +183,7 @@ def broker_health(settings: Settings) -> tuple[bool, str]:
     from jointspace.errors import BrokerUnavailableError
 
     try:
-        check_broker(url)
+        check_broker(url, client=client)
     except BrokerUnavailableError as exc:  # where, why and how to start it, as the index's line says
         return False, str(exc)
     except Exception as exc:  # any other failure means "down" too; the detail says which
@@ -189,22 +191,18 @@ def broker_health(settings: Settings) -> tuple[bool, str]:
     return True, "redis reachable"
 
 
-def worker_health(settings: Settings) -> dict[str, Any] | None:
-    """Live workers and waiting batches on the broker (None without one, or when it is down): a
-    run waiting on a queue nobody takes from looked like a hang, and status said all was well."""
-    if not settings.broker_url:
-        return None
+def worker_health(settings: Settings, client: Any) -> dict[str, Any] | None:
+    """Live workers of this home's queue and its waiting batches, read on `client` (a redis.Redis on
+    the broker; None when it fails): a run waiting on a queue nobody takes from looked like a hang,
+    and status said all was well. Workers of other queues on the same database do not count."""
     import redis
 
     from jointspace.workers.liveness import live_workers, queued_batches
 
-    client = redis.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=2)
     try:
-        live, queued = live_workers(client), queued_batches(client, settings.celery_queue)
+        live, queued = live_workers(client, settings.celery_queue), queued_batches(client, settings.celery_queue)
     except redis.RedisError:
         return None
-    finally:
-        client.close()
     return {"ok": bool(live or not queued), "live": live, "queued": queued}
 
 
@@ -221,6 +219,17 @@ def _index_contents(settings: Settings, built_by: str, loaded: str) -> dict[str,
     if built_by != loaded:  # search and ingest refuse it
         found |= {"ok": False, "detail": f"built by another bundle than {loaded}: `jointspace reindex`"}
     return found
+
+
+def _dead_letter_count(settings: Settings, client: Any) -> int | None:
+    try:
+        letters = open_dead_letter_store(settings, client)
+        try:
+            return letters.count()
+        finally:
+            letters.close()
+    except Exception:  # unreadable: shown as unknown
+        return None
 
 
 def home_status(settings: Settings) -> dict[str, Any]:
@@ -242,17 +251,17 @@ def home_status(settings: Settings) -> dict[str, Any]:
             index |= {"ok": True, "posts": 0, "detail": "no index yet: `jointspace ingest FILE` builds one"}
         else:
             index |= _index_contents(settings, recorded[0], bundle.name)
-    dead: int | None = None
+    # With a broker, one connection: its PING, then the dead letters and the workers kept there.
+    from jointspace.broker import open_broker_client
+
+    client = open_broker_client(settings.broker_url) if settings.broker_url else None
     try:
-        letters = open_dead_letter_store(settings)
-        try:
-            dead = letters.count()
-        finally:
-            letters.close()
-    except Exception:  # kept in Redis when there is a broker: the broker's line says why
-        pass
-    broker_ok, broker_detail = broker_health(settings)
-    workers = worker_health(settings) if broker_ok else None
+        broker_ok, broker_detail = broker_health(settings, client)
+        dead = _dead_letter_count(settings, client) if broker_ok else None  # else the broker's line says why
+        workers = worker_health(settings, client) if client is not None and broker_ok else None
+    finally:
+        if client is not None:
+            client.close()
     return {
         "home": str(settings.home),
         "index": index,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from jointspace.errors import BrokerUnavailableError
@@ -75,13 +76,20 @@ def broker_errors(url: str | None) -> Iterator[None]:
         raise
 
 
-def check_broker(url: str, timeout_s: float = 2.0) -> None:
-    """Raises BrokerUnavailableError unless Redis at `url` answers a PING within `timeout_s`."""
+def open_broker_client(url: str, timeout_s: float = 2.0) -> Any:
+    """A redis.Redis on the broker that gives up after `timeout_s` and answers text (str)."""
     import redis
 
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True)
+
+
+def check_broker(url: str, timeout_s: float = 2.0, client: Any = None) -> None:
+    """Raises BrokerUnavailableError unless Redis at `url` answers a PING within `timeout_s`.
+    `client`: ask on this one (left open), so that a caller reading on goes on on the same connection."""
     with broker_errors(url):
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+        asked = client if client is not None else open_broker_client(url, timeout_s)
         try:
-            client.ping()
+            asked.ping()
         finally:
-            client.close()
+            if client is None:
+                asked.close()

@@ -64,10 +64,12 @@ class DeadLetterStore(Protocol):
 class RedisDeadLetters:
     """A Redis hash: field = key, value = the letter's JSON. Survives workers; shared by all of them."""
 
-    def __init__(self, url: str, hash_key: str) -> None:
+    def __init__(self, url: str, hash_key: str, client: Any = None) -> None:
+        """`client`: a redis.Redis answering text to share (left open by `close`), else one of its own."""
         import redis
 
-        self._redis = redis.Redis.from_url(url, decode_responses=True)
+        self._owned = client is None
+        self._redis = redis.Redis.from_url(url, decode_responses=True) if client is None else client
         self._key = hash_key
 
     def put(self, letters: Sequence[DeadLetter]) -> None:
@@ -91,7 +93,8 @@ class RedisDeadLetters:
         return int(self._redis.hlen(self._key))
 
     def close(self) -> None:
-        self._redis.close()
+        if self._owned:
+            self._redis.close()
 
 
 class SqliteDeadLetters:
@@ -134,8 +137,9 @@ class SqliteDeadLetters:
         self._db.close()
 
 
-def open_dead_letters(settings: Settings) -> DeadLetterStore:
-    """Redis at the broker when there is one (all workers share it), else a SQLite file under home."""
+def open_dead_letters(settings: Settings, client: Any = None) -> DeadLetterStore:
+    """Redis at the broker when there is one (all workers share it; on `client` when given: a
+    redis.Redis answering text), else a SQLite file under home."""
     if settings.broker_url:
-        return RedisDeadLetters(settings.broker_url, settings.dead_letter_key)
+        return RedisDeadLetters(settings.broker_url, settings.dead_letter_key, client)
     return SqliteDeadLetters(settings.home / "dead_letters.sqlite3")

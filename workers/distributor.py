@@ -201,7 +201,7 @@ class CeleryDistributor:
         from jointspace.workers.liveness import live_workers
 
         with broker_errors(self.settings.broker_url):
-            if live_workers(self._redis):
+            if live_workers(self._redis, self.settings.celery_queue):
                 return None
             queued = self.queue_length()
         return (

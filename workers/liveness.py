@@ -9,7 +9,8 @@ above the longest a live worker may hold a batch (time limit plus retry countdow
 
 kombu does not record which consumer holds a delivery, so each worker records it here:
 - every worker process that consumes (the main process, in both pools) beats a key
-  `jointspace:worker:<instance>` with a TTL of 3 heartbeats;
+  `jointspace:worker:<instance>` with a TTL of 3 heartbeats, holding the queue it takes batches
+  from (so a home counts only the workers of its own queue on a shared Redis database);
 - on receiving a task it records `delivery tag → instance` in the hash `jointspace:deliveries`;
 - every worker sweeps at start and then every 3 heartbeats: a delivery whose owner no longer beats,
   or that nobody owns a minute after its delivery (the owner died between fetching it and
@@ -41,10 +42,20 @@ class SweepReport:
     forgotten: int = 0  # owner records of deliveries acked since
 
 
-def live_workers(client: Any) -> int:
-    """Worker processes beating now (a key lives 3 beats after its last: a killed worker counts for
-    up to half a minute)."""
-    return sum(1 for _ in client.scan_iter(match=ALIVE_PREFIX + "*", count=500))
+# What a worker's beat held before beats named the queue: such a worker (started before the
+# upgrade, gone at its restart) counts for every queue, as every worker did then.
+UNNAMED_QUEUE = "1"
+
+
+def live_workers(client: Any, queue: str) -> int:
+    """Worker processes beating now that take batches from `queue` (a key lives 3 beats after its
+    last: a killed worker counts for up to half a minute). Workers of other queues beat on the
+    same database: another home's, another test's."""
+    keys = list(client.scan_iter(match=ALIVE_PREFIX + "*", count=500))
+    if not keys:
+        return 0
+    queues = client.mget(keys)  # None where a key expired since the scan
+    return sum(1 for q in queues if q is not None and _text(q) in (queue, UNNAMED_QUEUE))
 
 
 def queued_batches(client: Any, queue: str) -> int:
@@ -77,7 +88,7 @@ class DeliveryRegistry:
         self.unowned_grace_s = max(60.0, 2 * self.ttl_s)
 
     def beat(self, instance: str) -> None:
-        self.client.set(ALIVE_PREFIX + instance, "1", ex=self.ttl_s)
+        self.client.set(ALIVE_PREFIX + instance, self.queue, ex=self.ttl_s)
 
     def forget_instance(self, instance: str) -> None:
         self.client.delete(ALIVE_PREFIX + instance)

@@ -292,3 +292,34 @@ def test_an_ingest_held_back_by_a_full_queue_with_no_worker_says_so(tmp_path, ri
     assert producer.popen.wait(timeout=120) == 0, producer.tail()
     assert sorted(es_ids(es_url, rig.env["JOINTSPACE_ES_INDEX_ALIAS"])) == sorted(corpus.good)
     assert producer.log.read_text().count("no live worker") == 1
+
+
+def test_status_counts_the_workers_of_its_own_queue_on_one_connection(tmp_path, rig_factory, persistent_redis):
+    """Two homes on one Redis database, each with its own queue. `status` asked Redis on three
+    connections (PING, dead letters, workers) where one does, and counted every worker beating on
+    the database: the other home's worker passed for one of its own."""
+    import redis
+
+    url = persistent_redis.url
+    ours: Rig = rig_factory(JOINTSPACE_BROKER_URL=url)
+    theirs: Rig = rig_factory(JOINTSPACE_BROKER_URL=url)
+
+    def status(rig: Rig) -> dict:
+        done = rig.spawn(["status", "--json"], "status")
+        assert done.popen.wait(timeout=60) == 0, done.tail()
+        return json.loads(done.log.read_text())
+
+    watcher = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        before = watcher.info("stats")["total_connections_received"]
+        report = status(ours)  # nothing else talks to this Redis yet
+        assert watcher.info("stats")["total_connections_received"] - before == 1
+        assert report["broker"]["ok"] and report["dead_letters"] == 0
+        assert report["workers"] == {"ok": True, "live": 0, "queued": 0}
+
+        worker = theirs.worker()
+        wait_until(lambda: any(watcher.scan_iter(match="jointspace:worker:*")), 90, "a heartbeat\n" + worker.tail())
+        assert status(theirs)["workers"]["live"] == 1
+        assert status(ours)["workers"] == {"ok": True, "live": 0, "queued": 0}  # theirs takes no batch of ours
+    finally:
+        watcher.close()
