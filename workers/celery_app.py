@@ -75,7 +75,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 class DeadWorkerSweep(bootsteps.StartStopStep):
-    """Beats a heartbeat and requeues the batches of workers that stopped beating (`liveness.py`)."""
+    """Beats a heartbeat and requeues the batches of workers that stopped beating (`liveness.py`),
+    and the posts dead-lettered while the backend was away once it answers (`outage.py`)."""
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
@@ -83,6 +84,7 @@ class DeadWorkerSweep(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         from jointspace.workers import liveness
+        from jointspace.workers.outage import OutageRecovery
 
         conf = worker.app.conf
         self.connection = worker.app.connection_for_write()
@@ -90,7 +92,13 @@ class DeadWorkerSweep(bootsteps.StartStopStep):
         registry = liveness.DeliveryRegistry(
             channel.client, channel.qos, conf.task_default_queue, conf.jointspace_worker_heartbeat_s
         )
-        liveness.start_heart(registry, liveness.new_instance_id(worker.hostname))
+        settings = app_settings(worker.app)
+
+        def send_batch(posts: list[dict[str, Any]]) -> None:
+            worker.app.send_task("jointspace.ingest_batch", args=[{"posts": posts}], queue=settings.celery_queue)
+
+        recovery = OutageRecovery(settings, channel.client, send_batch)
+        liveness.start_heart(registry, liveness.new_instance_id(worker.hostname), recovery.run)
 
     def stop(self, worker: Any) -> None:
         from jointspace.workers import liveness

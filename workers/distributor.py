@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from jointspace.workers.batch_indexing import BatchOutcome
 from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
+from jointspace.workers.outage import outage_reason
 from jointspace.workers.transient import transient_errors
 
 from jointspace.broker import broker_errors
@@ -120,9 +121,7 @@ class InProcessDistributor:
                 return runner.finish_or_split(posts, prepared.result() if attempt == 0 else runner.prepare(posts))
             except transient_errors() as exc:
                 if attempt == self.settings.task_max_retries:
-                    outcome, letters = _dead_batch(
-                        posts, "write", f"backend unavailable after {attempt} retries: {exc}"
-                    )
+                    outcome, letters = _dead_batch(posts, "write", outage_reason(attempt, exc))
                     self.context.dead_letters.put(letters)
                     return outcome
                 log.warning("backend unavailable (%s); retrying the batch in %.0f s", exc, delay)
@@ -166,7 +165,10 @@ class CeleryTicket:
             raise TimeoutError(f"batch {self.result.id} not settled after {timeout} s") from None
         if self.result.successful():
             return BatchOutcome.from_json(value)
-        # The task's on_failure has dead-lettered the batch; report it the same way.
+        # The task's on_failure has dead-lettered the batch; report it the same way. Celery rebuilds
+        # the task's exception from its type's name, so the name says whether the backend was away.
+        if isinstance(value, BaseException) and type(value).__name__ in {t.__name__ for t in transient_errors()}:
+            return _dead_batch(self.posts, "write", outage_reason(None, value))[0]
         return _dead_batch(self.posts, "embed", f"task failed: {value!r}")[0]
 
 

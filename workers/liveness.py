@@ -27,6 +27,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,9 +141,10 @@ class DeliveryRegistry:
 class Heart:
     """A daemon thread in the worker's consuming process: beat, and sweep every 3 beats."""
 
-    def __init__(self, registry: DeliveryRegistry, instance: str) -> None:
+    def __init__(self, registry: DeliveryRegistry, instance: str, on_sweep: Callable[[], object] | None = None) -> None:
         self.registry = registry
         self.instance = instance
+        self.on_sweep = on_sweep  # more housekeeping at the same pace (outage.OutageRecovery)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="jointspace-heartbeat", daemon=True)
 
@@ -172,6 +174,11 @@ class Heart:
                 self._sweep()
 
     def _sweep(self) -> None:
+        if self.on_sweep is not None:
+            try:
+                self.on_sweep()
+            except Exception as exc:  # Redis or the backend away: the next sweep tries again
+                log.warning("requeueing the posts of a backend outage failed: %s", exc)
         try:
             report = self.registry.sweep()
         except Exception as exc:
@@ -188,10 +195,10 @@ class Heart:
 _heart: Heart | None = None
 
 
-def start_heart(registry: DeliveryRegistry, instance: str) -> None:
+def start_heart(registry: DeliveryRegistry, instance: str, on_sweep: Callable[[], object] | None = None) -> None:
     """In the worker's consuming process, once (a Celery bootstep calls it)."""
     global _heart
-    _heart = Heart(registry, instance)
+    _heart = Heart(registry, instance, on_sweep)
     _heart.start()
 
 

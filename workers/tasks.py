@@ -11,6 +11,7 @@ from typing import Any
 from celery import Task
 from jointspace.workers.celery_app import app, app_settings
 from jointspace.workers.dead_letters import DeadLetter, open_dead_letters
+from jointspace.workers.outage import outage_reason
 from jointspace.workers.runtime import process_context
 from jointspace.workers.transient import transient_errors
 
@@ -45,8 +46,10 @@ class IngestTask(BoundTask):
     ) -> None:
         """Retries exhausted or a permanent error: the batch goes to the dead letters, never nowhere."""
         payload = args[0] if args else kwargs.get("payload", {})
-        stage = "write" if isinstance(exc, transient_errors()) else "embed"
-        reason = f"batch failed after {self.request.retries} retries: {type(exc).__name__}: {exc}"
+        if isinstance(exc, transient_errors()):  # workers send these back when the backend answers (outage.py)
+            stage, reason = "write", outage_reason(self.request.retries, exc)
+        else:
+            stage, reason = "embed", f"batch failed after {self.request.retries} retries: {type(exc).__name__}: {exc}"
         letters = [DeadLetter(key=p["id"], stage=stage, reason=reason, post=p) for p in payload.get("posts", [])]
         try:
             # Its own connection: after a hard time limit this runs in the parent, which has no model.

@@ -294,6 +294,55 @@ def test_an_ingest_held_back_by_a_full_queue_with_no_worker_says_so(tmp_path, ri
     assert producer.log.read_text().count("no live worker") == 1
 
 
+def test_posts_dead_lettered_by_a_long_outage_go_back_by_themselves_once_it_answers(
+    tmp_path, rig_factory, redis_url, own_es_node
+):
+    """An outage longer than a batch's retries dead-letters its posts; once the node answers, a
+    worker sends them back to the queue by itself (workers/outage.py), and only them: the broken
+    pictures stay dead letters at their own stage.
+
+    Overridden: JOINTSPACE_TASK_MAX_RETRIES=1, so that the outage outlasts a batch's retries within
+    seconds rather than the default's ~150 s; the recovery itself runs at its default pace."""
+    from jointspace.workers.dead_letters import open_dead_letters
+
+    url = own_es_node.urls[0]
+    rig: Rig = rig_factory(JOINTSPACE_BROKER_URL=redis_url, JOINTSPACE_ES_URL=url, JOINTSPACE_TASK_MAX_RETRIES="1")
+    alias = rig.env["JOINTSPACE_ES_INDEX_ALIAS"]
+    corpus = make_corpus(tmp_path / "corpus", n_good=40, with_broken=True)
+    worker = rig.worker(JOINTSPACE_TEST_EMBED_DELAY_S="0.4")
+    producer = rig.spawn(["ingest", str(corpus.jsonl), "--json", "--quiet"], "ingest")
+    wait_until(lambda: es_count(url, alias) >= 4, 90, "the first batch to be indexed\n" + worker.tail())
+    own_es_node.kill_node(0)
+    # The run goes on and ends with the node still down: what it could not write is dead-lettered.
+    # It says the node is away (exit 2) after its summary, which names the stage of each dead letter.
+    assert producer.popen.wait(timeout=300) == 2, producer.tail()
+    answer = json.loads(producer.log.read_text().strip().splitlines()[-1])
+    assert answer["error"] == "backend_unavailable", answer
+    summary = answer["done"]
+    outage = {key for key, why in summary["dead"].items() if why.startswith("write: backend unavailable")}
+    assert outage and outage <= set(corpus.good) | set(corpus.broken), summary["dead"]
+
+    def letters() -> dict[str, str]:
+        store = open_dead_letters(rig.settings())
+        try:
+            return {letter.key: letter.stage for letter in store.list()}
+        finally:
+            store.close()
+
+    assert any(key in corpus.good for key in letters()), letters()
+
+    own_es_node.restart_node(0, timeout_s=240)
+    wait_until(
+        lambda: es_count(url, alias) == 40 and letters() == corpus.broken,
+        180,
+        f"the outage's posts to be indexed (dead letters now: {letters()})\n" + worker.tail(),
+        poll_s=2,
+    )
+    ids = es_ids(url, alias)
+    assert len(ids) == 40 and set(ids) == set(corpus.good)  # each exactly once
+    assert "dead-lettered while it was unavailable back to the queue" in worker.log.read_text()
+
+
 def test_status_counts_the_workers_of_its_own_queue_on_one_connection(tmp_path, rig_factory, persistent_redis):
     """Two homes on one Redis database, each with its own queue. `status` asked Redis on three
     connections (PING, dead letters, workers) where one does, and counted every worker beating on
