@@ -11,7 +11,7 @@ from typing import Any
 from celery import Task
 from jointspace.workers.celery_app import app, app_settings
 from jointspace.workers.dead_letters import DeadLetter, open_dead_letters
-from jointspace.workers.outage import outage_reason
+from jointspace.workers.outage import mark_pending, outage_reason
 from jointspace.workers.runtime import process_context
 from jointspace.workers.transient import transient_errors
 
@@ -58,6 +58,8 @@ class IngestTask(BoundTask):
                 store.put(letters)
             finally:
                 store.close()
+            if stage == "write":
+                mark_pending(self.settings)
         except Exception:  # the store itself is down: the error is logged, Celery records the failure
             log.exception("could not dead-letter %d posts of task %s", len(letters), task_id)
 
