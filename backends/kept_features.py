@@ -140,6 +140,21 @@ class KeptFeatureStore:
             self._db.close()
 
 
+def forget_kept(home: Path, post_ids: Sequence[str]) -> int:
+    """Removes the posts' features from every backbone's file (a takedown); returns rows removed."""
+    removed = 0
+    for path in sorted(features_dir(home).glob("*.sqlite")) if post_ids else []:
+        db = sqlite3.connect(path, isolation_level=None, timeout=60.0)  # waits out a worker's write
+        try:
+            for start in range(0, len(post_ids), 500):  # under SQLite's limit on bound parameters
+                chunk = list(post_ids[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                removed += db.execute(f"DELETE FROM features WHERE id IN ({marks})", chunk).rowcount
+        finally:
+            db.close()
+    return removed
+
+
 def open_kept_features(home: Path, spec: dict[str, object], dim: int, max_posts: int) -> KeptFeatureStore | None:
     """The store for a backbone; None when keeping is off (`max_posts` 0)."""
     if max_posts <= 0:

@@ -13,6 +13,7 @@ from jointspace.api.media import MediaFile, MediaNotFound
 from jointspace.api.render import post_out, word_scores
 from jointspace.api.schemas import DeleteOut, DescribeOut, ErrorOut, PostOut, SubmitOut, SubmitRefusedOut
 from jointspace.api.submission import parse_submission, submit
+from jointspace.ingest.takedown import take_down
 from jointspace.query.vocabulary import VocabularyNotReady
 
 from jointspace.protocols import SearchBackend
@@ -167,8 +168,9 @@ async def create_posts(request: Request, _: WriteAccess, container: ContainerDep
         403: {"model": ErrorOut, "description": "Writes are off: no API key is configured"},
     },
 )
-def delete_post(post_id: str, _: WriteAccess, backend: BackendDep) -> DeleteOut:
-    if not backend.delete(post_id):
+def delete_post(post_id: str, _: WriteAccess, container: ContainerDep) -> DeleteOut:
+    """Takes the post down: out of the index, with its kept image features and its dead letter."""
+    report = take_down(container.settings, container.backend, container.ingestion.dead_letters, [post_id])
+    if report.missing:
         raise HTTPException(404, f"no post with id {post_id!r}")
-    backend.refresh()
     return DeleteOut(id=post_id, deleted=True)

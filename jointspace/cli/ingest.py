@@ -1,4 +1,4 @@
-"""`jointspace ingest`, `worker`, `dead-letters` and `reindex`: getting posts into the index."""
+"""`jointspace ingest`, `worker`, `dead-letters`, `reindex` and `delete`: posts into the index, and out."""
 
 from __future__ import annotations
 
@@ -339,8 +339,49 @@ def reindex(
     print(json.dumps(report, indent=1))
 
 
+def delete(
+    post_ids: Annotated[
+        list[str], typer.Argument(help="Ids of the posts to take down; `-` reads them from stdin, one a line.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON on stdout.")] = False,
+) -> None:
+    """Take posts down: out of the index, with their kept image features and dead letters.
+
+    Searchable at once. Exits 1 when an id was not in the index (the others are taken down)."""
+    from jointspace.app import open_bundle, open_dead_letter_store, open_search_backend
+    from jointspace.ingest.takedown import take_down
+    from jointspace.settings import get_settings
+
+    ids = [line.strip() for line in sys.stdin if line.strip()] if post_ids == ["-"] else post_ids
+    if not ids:
+        raise click.UsageError("no post ids given (stdin was empty)")
+    settings = get_settings()
+    backend = open_search_backend(settings, open_bundle(settings))
+    try:
+        letters = open_dead_letter_store(settings)
+        try:
+            report = take_down(settings, backend, letters, ids)
+        finally:
+            letters.close()
+    finally:
+        backend.close()
+    if as_json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print(
+            f"{len(report.deleted)} post(s) taken down; {report.features_removed} kept feature row(s) and "
+            f"{report.dead_letters_removed} dead letter(s) removed",
+            file=sys.stderr,
+        )
+        for post_id in report.missing:
+            print(terminal.safe(f"  not in the index: {post_id}"), file=sys.stderr)
+    if report.missing:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest)
+    app.command("delete")(delete)
     app.command("worker")(worker)
     app.add_typer(dead_letters_app, name="dead-letters")
     app.command("reindex")(reindex)

@@ -148,3 +148,44 @@ def test_ingest_train_from_index_reindex_from_kept_features_and_search(env: dict
     assert again["dead_lettered"] == {} and "--decode-again" in again["kept_features"]
     assert again["old_index"] != again["new_index"]  # a new index, swapped in
     assert json.loads(run({**env, "JOINTSPACE_MODEL": str(shipped)}, "search", "red", "--json").stdout)["hits"]
+
+
+def test_delete_takes_posts_out_of_the_index_their_kept_features_and_dead_letters(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`jointspace delete` (the API's DELETE goes through the same `take_down`) on both backends."""
+    home = Path(env["JOINTSPACE_HOME"])
+    corpus = tmp_path / "corpus"
+    pictures = {pid: path for pid, path in write_posts(corpus).items() if pid.startswith("icons-")}
+    with (corpus / "icons.jsonl").open("a") as posts:
+        posts.write(json.dumps({"id": "gone", "image": "no-such-file.png", "caption": "lost"}) + "\n")
+    run(env, "ingest", str(corpus / "icons.jsonl"), "--quiet")
+    first, second = sorted(pictures)[:2]
+    assert {first, second} <= set(kept_ids(home))
+
+    done = subprocess.run(
+        ["jointspace", "delete", first, "gone", "never-was", first, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr[-3000:]  # an id was not in the index; the others are down
+    report = json.loads(done.stdout)
+    assert report == {
+        "deleted": [first],
+        "missing": ["gone", "never-was"],
+        "features_removed": 1,
+        "dead_letters_removed": 1,
+    }
+    # stdin, one id a line: the whole list taken down, exit 0
+    done = subprocess.run(
+        ["jointspace", "delete", "-"], input=f"{second}\n\n", capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0 and "1 post(s) taken down" in done.stderr, done.stderr[-3000:]
+
+    hits = json.loads(run(env, "search", "shape", "-k", "100", "--json").stdout)["hits"]
+    assert {h["id"] for h in hits} == set(pictures) - {first, second}  # searchable at once
+    assert set(kept_ids(home)) == set(pictures) - {first, second}
+    letters = json.loads(run(env, "dead-letters", "list", "--json").stdout)
+    assert [letter["key"] for letter in letters] == []

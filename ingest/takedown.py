@@ -1,0 +1,53 @@
+"""Taking posts down: out of the index and out of everything jointspace derived from them.
+
+A team that ingests a stream must honour deletions (a user removed the post, a legal request). The
+index is not the only copy: workers keep each post's image features for `train --from-index` and
+`reindex` (backends/kept_features.py), and a post may wait in the dead letters. `jointspace delete`
+and `DELETE /posts/{id}` both go through `take_down`, so neither forgets one of them. The pictures
+themselves are the user's files, not jointspace's, and are left where they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from jointspace.backends.kept_features import forget_kept
+from jointspace.workers.dead_letters import DeadLetterStore
+
+from jointspace.protocols import SearchBackend
+from jointspace.settings import Settings
+
+
+@dataclass
+class TakedownReport:
+    deleted: list[str] = field(default_factory=list)  # were in the index, are not now
+    missing: list[str] = field(default_factory=list)  # were not in the index
+    features_removed: int = 0
+    dead_letters_removed: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "deleted": self.deleted,
+            "missing": self.missing,
+            "features_removed": self.features_removed,
+            "dead_letters_removed": self.dead_letters_removed,
+        }
+
+
+def take_down(
+    settings: Settings, backend: SearchBackend, dead_letters: DeadLetterStore | None, post_ids: Sequence[str]
+) -> TakedownReport:
+    """Deletes each post from the index, its kept features and its dead letter; searchable at once
+    (the backend is refreshed). An id given twice counts once."""
+    ids = list(dict.fromkeys(post_ids))
+    report = TakedownReport()
+    for post_id in ids:
+        (report.deleted if backend.delete(post_id) else report.missing).append(post_id)
+    if report.deleted:
+        backend.refresh()
+    # Also for ids the index lacks: features or a dead letter may outlive a post deleted before this.
+    report.features_removed = forget_kept(settings.home, ids)
+    if dead_letters is not None:
+        report.dead_letters_removed = dead_letters.remove(ids)
+    return report
