@@ -247,7 +247,7 @@ async function runSearch(push, append = false) {
     }
   } catch {
     if (requestId === state.requestId) {
-      serverFailed("The server cannot be reached (is jointspace serve running?). Search again when it is back.");
+      serverFailed("The server cannot be reached (is jointspace serve running?). Search again when it is back.", append);
     }
     return;
   }
@@ -256,7 +256,7 @@ async function runSearch(push, append = false) {
   if (response.status >= 500) {
     // The server failed, not the query: say so where the result count goes, and leave the query alone.
     const why = [response.status, body.message || response.statusText].filter(Boolean).join(": ");
-    serverFailed(`The server could not answer (${why}). Try again in a moment.`);
+    serverFailed(`The server could not answer (${why}). Try again in a moment.`, append);
     return;
   }
   if (!response.ok) {
@@ -279,9 +279,19 @@ async function runSearch(push, append = false) {
     : "No results.";
 }
 
-function serverFailed(text) {
+// The search did not run: the previous query's results, counts and words go, so that nothing on the
+// page answers a query the server never saw (they stayed, clickable, under the new query). A failed
+// "Load more" keeps the results of the same query that are already shown, and its button.
+function serverFailed(text, append = false) {
   state.refocusId = null;
   clearError();
+  if (append) state.page -= 1;  // "Load more" again asks for the same page
+  else {
+    state.lastHits = [];
+    renderHits([], false, false);
+    clearFacets();
+    $("#explain").replaceChildren(el("p", { class: "muted", text: "No results: the search did not run." }));
+  }
   $("#status").textContent = text;
 }
 
