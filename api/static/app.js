@@ -124,9 +124,15 @@ function readUrl() {
   const params = new URLSearchParams(location.search);
   state.q = params.get("q") || "";
   state.mode = ["semantic", "keyword", "hybrid"].includes(params.get("mode")) ? params.get("mode") : "semantic";
-  state.city = params.get("city") || "";
+  state.city = cityOf(params.get("city") || "");
   state.sort = params.get("sort") === "newest" ? "newest" : "relevance";
   state.minScore = minScoreOf(params.get("min_score") || "");
+}
+
+// A city as ingest stores it (ingest/validate.py normalise_city): runs of white space made one
+// space, trimmed, lower-cased. `?city=Tokyo` is the indexed `tokyo`, not a city of its own.
+function cityOf(text) {
+  return String(text).split(/\s+/).filter(Boolean).join(" ").toLowerCase();
 }
 
 function writeUrl(push) {
@@ -668,8 +674,11 @@ async function loadCities() {
     const body = await response.json();
     const select = $("#city");
     for (const { city, count } of body.cities || []) {
-      if ([...select.options].some((o) => o.value === city)) continue;
-      select.append(el("option", { value: city, text: `${city} (${count})` }));
+      const text = `${city} (${count})`;
+      // The URL's city may already have its option (added before the list came): give it the count.
+      const known = [...select.options].find((o) => o.value === city);
+      if (known) known.textContent = text;
+      else select.append(el("option", { value: city, text }));
     }
     select.value = state.city;
   } catch { /* the filter stays usable through the query: city:paris */ }

@@ -34,3 +34,18 @@ def test_results_of_an_unreachable_server_are_not_left_under_the_new_query(page)
         assert page.locator("#explain h3").count() == 0  # no "Nearest words" of the previous query
     finally:
         page.unroute("**/search?*")
+
+
+def test_a_city_in_the_url_is_read_as_the_server_reads_it(page) -> None:
+    """`?city=Tokyo` is the indexed city `tokyo` (cities are trimmed and lower-cased at ingest): the
+    picker shows it once, with its count, not a second "Tokyo" option beside "tokyo (N)"."""
+    page.goto(f"{base_url(page)}?q=dog&city=%20Tokyo%20")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('result')")
+    page.wait_for_function("() => [...document.querySelectorAll('#city option')].some(o => o.text.includes('('))")
+    options = page.eval_on_selector_all("#city option", "els => els.map(o => [o.value, o.text])")
+    tokyo = [(value, text) for value, text in options if value.strip().lower() == "tokyo"]
+    assert len(tokyo) == 1 and tokyo[0][0] == "tokyo" and tokyo[0][1].startswith("tokyo ("), options
+    assert page.input_value("#city") == "tokyo"
+    assert "city=tokyo" in page.url
+    cities = page.eval_on_selector_all("#grid .card .city", "els => els.map(e => e.textContent)")
+    assert cities and set(cities) == {"tokyo"}
