@@ -2,7 +2,8 @@
 
 A team that ingests a stream must honour deletions (a user removed the post, a legal request). The
 index is not the only copy: workers keep each post's image features for `train --from-index` and
-`reindex` (backends/kept_features.py), and a post may wait in the dead letters. `jointspace delete`
+`reindex` (backends/kept_features.py), saved searches record their matches with a copy of the post
+(and may owe it a webhook), and a post may wait in the dead letters. `jointspace delete`
 and `DELETE /posts/{id}` both go through `take_down`, so neither forgets one of them. The pictures
 themselves are the user's files, not jointspace's, and are left where they are.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from jointspace.backends.kept_features import forget_kept
 from jointspace.workers.dead_letters import DeadLetterStore
 
+from jointspace.alerts.store import AlertStore
 from jointspace.protocols import SearchBackend
 from jointspace.settings import Settings
 
@@ -25,6 +27,7 @@ class TakedownReport:
     missing: list[str] = field(default_factory=list)  # were not in the index
     features_removed: int = 0
     dead_letters_removed: int = 0
+    alert_matches_removed: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -32,14 +35,19 @@ class TakedownReport:
             "missing": self.missing,
             "features_removed": self.features_removed,
             "dead_letters_removed": self.dead_letters_removed,
+            "alert_matches_removed": self.alert_matches_removed,
         }
 
 
 def take_down(
-    settings: Settings, backend: SearchBackend, dead_letters: DeadLetterStore | None, post_ids: Sequence[str]
+    settings: Settings,
+    backend: SearchBackend,
+    dead_letters: DeadLetterStore | None,
+    alerts: AlertStore | None,
+    post_ids: Sequence[str],
 ) -> TakedownReport:
-    """Deletes each post from the index, its kept features and its dead letter; searchable at once
-    (the backend is refreshed). An id given twice counts once."""
+    """Deletes each post from the index, its kept features, its alert matches and its dead letter;
+    searchable at once (the backend is refreshed). An id given twice counts once."""
     ids = list(dict.fromkeys(post_ids))
     report = TakedownReport()
     for post_id in ids:
@@ -50,4 +58,6 @@ def take_down(
     report.features_removed = forget_kept(settings.home, ids)
     if dead_letters is not None:
         report.dead_letters_removed = dead_letters.remove(ids)
+    if alerts is not None:
+        report.alert_matches_removed = alerts.forget_posts(ids)
     return report

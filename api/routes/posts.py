@@ -169,8 +169,9 @@ async def create_posts(request: Request, _: WriteAccess, container: ContainerDep
     },
 )
 def delete_post(post_id: str, _: WriteAccess, container: ContainerDep) -> DeleteOut:
-    """Takes the post down: out of the index, with its kept image features and its dead letter."""
-    report = take_down(container.settings, container.backend, container.ingestion.dead_letters, [post_id])
+    """Takes the post down: out of the index, with its kept image features, alert matches and dead letter."""
+    alerts = container.alerts.store if container.alerts is not None else None
+    report = take_down(container.settings, container.backend, container.ingestion.dead_letters, alerts, [post_id])
     if report.missing:
         raise HTTPException(404, f"no post with id {post_id!r}")
     return DeleteOut(id=post_id, deleted=True)

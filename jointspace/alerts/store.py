@@ -55,6 +55,11 @@ class AlertStore(Protocol):
 
     def settle(self, post_ids: Sequence[str]) -> None: ...
 
+    def forget_posts(self, post_ids: Sequence[str]) -> int:
+        """A takedown: the posts' matches (and their pending webhook deliveries) in every saved
+        search, and their owed checks, go; returns the matches removed."""
+        ...
+
     # --- matches ----------------------------------------------------------------------------
     def record(self, matches: Sequence[Match], webhooks: dict[str, str]) -> list[Match]:
         """Records the matches not recorded before (once per search and post) and returns those,

@@ -131,6 +131,27 @@ class RedisAlertStore:
         if post_ids:
             self._redis.srem(self._key("owed"), *post_ids)
 
+    def forget_posts(self, post_ids: Sequence[str]) -> int:
+        ids = list(post_ids)
+        if not ids:
+            return 0
+        removed = 0
+        for search_id in cast(list[str], self._redis.hkeys(self._key("searches"))):
+            held = cast(list[str | None], self._redis.hmget(self._key("m", search_id), ids))
+            found = [(post, value) for post, value in zip(ids, held, strict=True) if value is not None]
+            if not found:
+                continue
+            with self._redis.pipeline() as pipe:
+                # The stream entry's id is the value's prefix (see _RECORD): the event goes too.
+                pipe.xdel(self._key("stream", search_id), *(value.split("|", 1)[0] for _, value in found))
+                for kind in ("m", "w"):
+                    pipe.hdel(self._key(kind, search_id), *(post for post, _ in found))
+                pipe.zrem(self._key("t", search_id), *(post for post, _ in found))
+                pipe.execute()
+            removed += len(found)
+        self._redis.srem(self._key("owed"), *ids)
+        return removed
+
     # --- matches ----------------------------------------------------------------------------
     def record(self, matches: Sequence[Match], webhooks: dict[str, str]) -> list[Match]:
         if not matches:

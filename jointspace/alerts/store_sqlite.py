@@ -152,6 +152,21 @@ class SqliteAlertStore:
             with self._lock:
                 self._db.executemany("DELETE FROM owed WHERE post_id = ?", [(p,) for p in post_ids])
 
+    def forget_posts(self, post_ids: Sequence[str]) -> int:
+        ids = list(post_ids)
+        removed = 0
+        for start in range(0, len(ids), 500):  # under SQLite's limit on bound parameters
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            cursors = self._write(
+                [
+                    (f"DELETE FROM matches WHERE post_id IN ({marks})", chunk),
+                    (f"DELETE FROM owed WHERE post_id IN ({marks})", chunk),
+                ]
+            )
+            removed += cursors[0].rowcount
+        return removed
+
     # --- matches ----------------------------------------------------------------------------
     def record(self, matches: Sequence[Match], webhooks: dict[str, str]) -> list[Match]:
         if not matches:

@@ -345,9 +345,10 @@ def delete(
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON on stdout.")] = False,
 ) -> None:
-    """Take posts down: out of the index, with their kept image features and dead letters.
+    """Take posts down: out of the index, with their kept image features, alert matches and dead letters.
 
     Searchable at once. Exits 1 when an id was not in the index (the others are taken down)."""
+    from jointspace.alerts import open_alert_store
     from jointspace.app import open_bundle, open_dead_letter_store, open_search_backend
     from jointspace.ingest.takedown import take_down
     from jointspace.settings import get_settings
@@ -359,9 +360,11 @@ def delete(
     backend = open_search_backend(settings, open_bundle(settings))
     try:
         letters = open_dead_letter_store(settings)
+        alerts = open_alert_store(settings)
         try:
-            report = take_down(settings, backend, letters, ids)
+            report = take_down(settings, backend, letters, alerts, ids)
         finally:
+            alerts.close()
             letters.close()
     finally:
         backend.close()
@@ -369,8 +372,9 @@ def delete(
         print(json.dumps(report.to_json(), indent=1))
     else:
         print(
-            f"{len(report.deleted)} post(s) taken down; {report.features_removed} kept feature row(s) and "
-            f"{report.dead_letters_removed} dead letter(s) removed",
+            f"{len(report.deleted)} post(s) taken down; {report.features_removed} kept feature row(s), "
+            f"{report.alert_matches_removed} alert match(es) and {report.dead_letters_removed} dead letter(s) "
+            "removed",
             file=sys.stderr,
         )
         for post_id in report.missing:

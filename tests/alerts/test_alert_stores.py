@@ -94,3 +94,19 @@ def test_events_follow_new_matches_from_a_cursor(store: AlertStore) -> None:
     assert store.events_after("s1", store.events_after("s1", cursor, 0.0)[1], 0.2)[0] == []
     with pytest.raises(ValueError):  # a cursor the store never gave out: the API answers 400
         store.events_after("s1", "not-a-cursor", 0.0)
+
+
+def test_a_taken_down_post_leaves_every_search_its_match_event_delivery_and_owed_check(store: AlertStore) -> None:
+    store.add(SavedSearch("s1", "one", "red", min_score=0.5), {})
+    store.add(SavedSearch("s2", "two", "blue", min_score=0.5), {})
+    (first,) = store.record([_match("s1", "p0", 30)], {})
+    store.record([_match("s1", "p1", 20), _match("s1", "p2", 10), _match("s2", "p1", 5)], {"s1": "http://h/"})
+    store.owe(["p1", "p2"])
+    assert store.forget_posts(["p1", "never-matched"]) == 2
+    assert [m.post_id for m in store.matches("s1")] == ["p2", "p0"] and store.matches("s2") == []
+    assert store.count_matches("s1") == 2 and store.match("s1", "p1") is None
+    assert store.pending() == [("s1", "p2")]  # no webhook is owed for it any more
+    assert store.owed(["p1", "p2"]) == {"p2"}
+    events, _ = store.events_after("s1", first.cursor, 0)
+    assert [m.post_id for m in events] == ["p2"]  # the event stream forgets it too
+    assert store.forget_posts([]) == 0

@@ -177,6 +177,7 @@ def test_delete_takes_posts_out_of_the_index_their_kept_features_and_dead_letter
         "missing": ["gone", "never-was"],
         "features_removed": 1,
         "dead_letters_removed": 1,
+        "alert_matches_removed": 0,  # no saved search here (tests/alerts/test_alert_stores.py has them)
     }
     # stdin, one id a line: the whole list taken down, exit 0
     done = subprocess.run(
