@@ -280,9 +280,24 @@ async function runSearch(push, append = false) {
   renderExplain(body.explain || {});
   if (!append) renderFacets(body);
   refocusResults();
+  if (!hits.length && state.minScore !== "" && semantic()) { hiddenByCutOff(body.explain || {}); return; }
   $("#status").textContent = hits.length
     ? `${hits.length} result${hits.length === 1 ? "" : "s"}${state.city ? ` in ${state.city}` : ""}`
     : "No results.";
+}
+
+// Nothing passed the similarity cut-off: say that it hid the results (a bare "No results." read as
+// an empty index) and offer to clear "At least". The wording follows `jointspace search`'s.
+function hiddenByCutOff(explain) {
+  const auto = explain.min_score_auto;
+  const why = state.minScore !== "auto"
+    ? `No results at least ${state.minScore} similar: the cut-off ("At least") hid them.`
+    : Number.isFinite(auto)
+      ? `No results: none scored above ${Number(auto).toFixed(3)}, the cut-off "At least" auto read from the`
+        + " nearest posts' scores (nothing stood out from the rest)."
+      : `No results with the cut-off "At least" auto.${explain.min_score_note ? ` ${explain.min_score_note}` : ""}`;
+  $("#status").replaceChildren(why, " ", el("button", { type: "button", class: "ghost clear-cut-off",
+    text: "Clear \u201cAt least\u201d", onclick: () => { state.minScore = ""; state.page = 1; syncSort(); runSearch(true); } }));
 }
 
 // The search did not run: the previous query's results, counts and words go, so that nothing on the

@@ -49,3 +49,15 @@ def test_a_city_in_the_url_is_read_as_the_server_reads_it(page) -> None:
     assert "city=tokyo" in page.url
     cities = page.eval_on_selector_all("#grid .card .city", "els => els.map(e => e.textContent)")
     assert cities and set(cities) == {"tokyo"}
+
+
+def test_a_cut_off_that_hides_every_result_says_so_and_offers_to_clear_it(page) -> None:
+    page.goto(f"{base_url(page)}?q=dog&min_score=0.99")
+    page.wait_for_function("() => document.querySelector('#status').textContent.includes('cut-off')")
+    status = page.inner_text("#status")
+    assert "0.99" in status and "At least" in status, status
+    assert card_ids(page) == []
+    page.locator("#status button", has_text="Clear").click()
+    assert wait_for_new_results(page, [])
+    assert page.input_value("#min-score") == ""
+    assert "min_score" not in page.url
