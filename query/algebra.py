@@ -59,7 +59,12 @@ def combine(
 ) -> np.ndarray:
     """The unit query vector. Raises QueryError when the weighted terms cancel out."""
     if not terms:
-        raise QueryError("the query has no terms to search with", 0, expression)
+        # Filters alone (`city:tokyo`) narrow a search but give it no direction: say what to add,
+        # with the query's own filters in the example.
+        example = " ".join(["beach", *(expression or "").split()])
+        raise QueryError(
+            f"the query has no terms to search with: add a word or an image, e.g. {example}", 0, expression
+        )
     total = np.zeros_like(unit(vectors[terms[0].term.key]), dtype=np.float64)
     scale = 0.0
     for item in terms:

@@ -58,3 +58,17 @@ def test_contributions_are_weight_times_cosine() -> None:
 def test_terms_that_cancel_are_an_error(expression: str) -> None:
     with pytest.raises(QueryError, match="cancel out"):
         query_vector(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "example"),
+    [("city:tokyo", "beach city:tokyo"), (" tag:dog  after:2020-01-01", "beach tag:dog after:2020-01-01")],
+)
+def test_a_query_of_filters_only_is_told_to_add_a_word_or_an_image(expression: str, example: str) -> None:
+    """`city:tokyo` alone has nothing to search with: the message says what to add, with the
+    query's own filters in the example (it said only "the query has no terms to search with")."""
+    with pytest.raises(QueryError) as refused:
+        query_vector(expression)
+    message = refused.value.message
+    assert "no terms to search with" in message and "add a word or an image" in message, message
+    assert f"e.g. {example}" in message, message
