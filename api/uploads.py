@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from pathlib import Path
 
 from fastapi import HTTPException, UploadFile
@@ -14,6 +15,8 @@ from jointspace.atomic_write import write_bytes_atomic
 from jointspace.images import DecodeLimits, ImageRejected, decode
 from jointspace.media_roots import uploads_dir
 from jointspace.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
 
@@ -45,7 +48,9 @@ def check_image(data: bytes, settings: Settings, name: str | None) -> str:
     except BadImage:
         raise
     except Exception as exc:  # PIL raises many types for broken files
-        raise BadImage(f"{name!r} is not a readable image ({exc.__class__.__name__})") from None
+        # Pillow's class (UnidentifiedImageError...) is for the log; the person gets what to send.
+        log.info("upload %r refused: %s: %s", name, exc.__class__.__name__, exc)
+        raise BadImage(f"{name!r} is not a readable image: send a JPEG, PNG, WebP, GIF or BMP picture") from None
     if fmt not in SAFE_MIME:
         raise BadImage(f"{name!r}: {fmt} images are not accepted; use JPEG, PNG, WebP, GIF or BMP")
     return fmt
