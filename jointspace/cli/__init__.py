@@ -6,6 +6,7 @@ Command modules import heavy libraries (torch, elasticsearch) inside the command
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -48,9 +49,24 @@ for module in (es, data, train, ingest, optimize, search, serve, media, backup, 
     module.register(app)
 
 
+def _reflow(text: str) -> str:
+    """Docstrings are wrapped at the source's width and rich keeps their line breaks, so at another
+    terminal width help broke mid-sentence. Each paragraph of prose becomes one line (rich wraps it
+    to the terminal); a paragraph with indented or listed lines is left as written."""
+    paragraphs = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        lines = paragraph.splitlines()
+        if not any(line[:1].isspace() or line.lstrip().startswith(("-", "*", "•")) for line in lines[1:]):
+            paragraph = " ".join(line.strip() for line in lines)
+        paragraphs.append(paragraph)
+    return "\n\n".join(paragraphs)
+
+
 def _flags_without_types(command: Any) -> None:
     """Typer labels every option with its type, flags too (`--json <bool>`), which reads as if the
-    flag took a value; an empty metavar shows flags as flags."""
+    flag took a value; an empty metavar shows flags as flags. Help texts are reflowed (`_reflow`)."""
+    if command.help:
+        command.help = _reflow(command.help)
     for param in command.params:
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
