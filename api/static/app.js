@@ -721,6 +721,14 @@ function init() {
   loadCities();
   loadImageExample();
 
+  // "Skip to results" (the first Tab stop): to the first result, past the ~40 stops of the header
+  // and the controls; without results, to the (empty) list itself.
+  $("#skip-link").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    const first = $("#grid .card");
+    (first || $("#grid")).focus();
+    (first || $("#grid")).scrollIntoView({ block: "nearest" });
+  });
   $("#search-form").addEventListener("submit", (ev) => { ev.preventDefault(); setQuery($("#q").value, true); });
   for (const radio of document.querySelectorAll('input[name="mode"]')) {
     radio.addEventListener("change", () => { state.mode = radio.value; state.page = 1; syncSort(); runSearch(true); });

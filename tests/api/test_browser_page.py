@@ -61,3 +61,13 @@ def test_a_cut_off_that_hides_every_result_says_so_and_offers_to_clear_it(page) 
     assert wait_for_new_results(page, [])
     assert page.input_value("#min-score") == ""
     assert "min_score" not in page.url
+
+
+def test_a_skip_link_takes_the_keyboard_to_the_first_result(page) -> None:
+    page.goto(f"{base_url(page)}?q=dog")
+    first = wait_for_new_results(page, [])
+    page.keyboard.press("Tab")  # the first stop on the page
+    assert page.evaluate("() => document.activeElement.textContent.trim()") == "Skip to results"
+    assert page.evaluate("() => document.activeElement.getBoundingClientRect().height > 0")  # shown when focused
+    page.keyboard.press("Enter")
+    page.wait_for_function("id => document.activeElement?.closest?.('#grid .card')?.dataset.id === id", arg=first[0])
