@@ -11,7 +11,7 @@ themselves are the user's files, not jointspace's, and are left where they are.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from jointspace.backends.kept_features import forget_kept
 from jointspace.workers.dead_letters import DeadLetterStore
@@ -30,13 +30,7 @@ class TakedownReport:
     alert_matches_removed: int = 0
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "deleted": self.deleted,
-            "missing": self.missing,
-            "features_removed": self.features_removed,
-            "dead_letters_removed": self.dead_letters_removed,
-            "alert_matches_removed": self.alert_matches_removed,
-        }
+        return asdict(self)
 
 
 def take_down(
