@@ -7,6 +7,7 @@ watch them with `celery -A jointspace.workers.celery_app flower`.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 from celery import Celery, bootsteps
@@ -26,6 +27,15 @@ def make_app(settings: Settings | None = None) -> Celery:
         celery.conf.update(celery_config(settings))
     celery.steps["worker"].add(DeadWorkerSweep)
     return celery
+
+
+INGEST_TASK = "jointspace.ingest_batch"
+
+
+def send_ingest_batch(celery: Celery, settings: Settings, posts: list[dict[str, Any]]) -> Any:
+    """Queues one batch (posts as JSON) for the ingest task by name: the producer need not import
+    the tasks (and their model code). Returns the AsyncResult."""
+    return celery.send_task(INGEST_TASK, args=[{"posts": posts}], queue=settings.celery_queue)
 
 
 def app_settings(celery: Celery) -> Settings:
@@ -93,11 +103,7 @@ class DeadWorkerSweep(bootsteps.StartStopStep):
             channel.client, channel.qos, conf.task_default_queue, conf.jointspace_worker_heartbeat_s
         )
         settings = app_settings(worker.app)
-
-        def send_batch(posts: list[dict[str, Any]]) -> None:
-            worker.app.send_task("jointspace.ingest_batch", args=[{"posts": posts}], queue=settings.celery_queue)
-
-        recovery = OutageRecovery(settings, channel.client, send_batch)
+        recovery = OutageRecovery(settings, channel.client, partial(send_ingest_batch, worker.app, settings))
         liveness.start_heart(registry, liveness.new_instance_id(worker.hostname), recovery.run)
 
     def stop(self, worker: Any) -> None:

@@ -212,6 +212,8 @@ class CeleryDistributor:
         )
 
     def submit_batch(self, posts: Sequence[Post], on_stall: StallNotice | None = None) -> Ticket:
+        from jointspace.workers.celery_app import send_ingest_batch
+
         with broker_errors(self.settings.broker_url):
             started = looked = time.monotonic()
             while self.queue_length() >= self.settings.queue_max_batches:
@@ -221,8 +223,7 @@ class CeleryDistributor:
                     on_stall(self.stall_reason())
                     looked = time.monotonic()
             self.waited_s += time.monotonic() - started
-            payload = {"posts": [p.to_json() for p in posts]}
-            result = self._app.send_task("jointspace.ingest_batch", args=[payload], queue=self.settings.celery_queue)
+            result = send_ingest_batch(self._app, self.settings, [p.to_json() for p in posts])
         return CeleryTicket(list(posts), result, self.settings.broker_url)
 
     def close(self) -> None:

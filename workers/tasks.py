@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from celery import Task
-from jointspace.workers.celery_app import app, app_settings
+from jointspace.workers.celery_app import INGEST_TASK, app, app_settings
 from jointspace.workers.dead_letters import DeadLetter, open_dead_letters
 from jointspace.workers.outage import mark_pending, outage_reason
 from jointspace.workers.runtime import process_context
@@ -67,7 +67,7 @@ class IngestTask(BoundTask):
 @app.task(
     bind=True,
     base=IngestTask,
-    name="jointspace.ingest_batch",
+    name=INGEST_TASK,
     autoretry_for=transient_errors(),
     retry_backoff=True,
     retry_jitter=True,
