@@ -34,6 +34,10 @@ class BrokerUnavailableError(ServiceUnavailableError):
     """The Celery broker (Redis) cannot be reached (names the URL): `jointspace/broker.py` says it."""
 
 
+class NotFoundError(JointspaceError):
+    """An id that names nothing (a saved search, ...): the API's 404, `not_found` from both doors."""
+
+
 class DimensionError(JointspaceError, ValueError):
     """A vector of the wrong size."""
 
@@ -69,6 +73,7 @@ class QueryError(JointspaceError, ValueError):
 ERROR_KINDS: tuple[tuple[type[JointspaceError], str, int], ...] = (
     (QueryError, "query", 400),
     (DimensionError, "dimension", 400),
+    (NotFoundError, "not_found", 404),
     (ModelMismatchError, "model_mismatch", 409),
     (BackendUnavailableError, "backend_unavailable", 503),
     (BrokerUnavailableError, "broker_unavailable", 503),

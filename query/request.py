@@ -283,6 +283,11 @@ def error_line(errors: Sequence[Mapping[str, Any]], skip: tuple[str, ...] = ()) 
     parts = []
     for error in errors:
         loc = error["loc"]
+        if error.get("type") == "json_invalid":  # FastAPI's loc is ("body", offset), its msg "JSON decode error"
+            at = f" at character {loc[1]}" if len(loc) > 1 else ""
+            reason = (error.get("ctx") or {}).get("error")
+            parts.append(f"body: not valid JSON{at}" + (f": {reason}" if reason else ""))
+            continue
         in_body = bool(loc) and loc[0] == "body"
         where = ".".join(str(p) for p in loc if (in_body or not isinstance(p, int)) and p not in skip)
         parts.append(f"{where or 'request'}: {str(error['msg']).removeprefix('Value error, ')}")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from jointspace.errors import JointspaceError, QueryError
+from jointspace.errors import NotFoundError, QueryError
 from jointspace.query.cutoff import parse_min_score as parse_search_min_score
 from jointspace.query.filters import date_from_text
 from jointspace.records import Filters
@@ -21,7 +21,7 @@ from .records import MODES, Match, SavedSearch, utc_now
 from .store import AlertStore
 
 
-class AlertNotFound(JointspaceError):
+class AlertNotFound(NotFoundError):
     """No saved search has this id."""
 
 
@@ -32,8 +32,9 @@ def parse_min_score(value: float | str | None) -> float | None:
         return None
     try:
         number = parse_search_min_score(value)
-    except (TypeError, ValueError) as exc:
-        raise QueryError(str(exc)) from None
+    except (TypeError, ValueError):
+        # The search's message offers 'auto', which a saved search refuses (below): not offered here.
+        raise QueryError(f"min_score must be a similarity between -1 and 1 (e.g. 0.3), not {value!r}") from None
     if not isinstance(number, float):
         raise QueryError(
             "min_score 'auto' is not available for saved searches: give a similarity between -1 and 1 "
@@ -51,7 +52,10 @@ def since_from_text(text: str, now: datetime | None = None) -> datetime:
     duration back from now: `90s`, `15m`, `2h`, `7d`, `1w`. Raises ValueError saying how to write one."""
     found = _DURATION.match(text)
     if found:
-        return (now or utc_now()) - timedelta(seconds=float(found[1]) * _UNITS[found[2].lower()])
+        try:
+            return (now or utc_now()) - timedelta(seconds=float(found[1]) * _UNITS[found[2].lower()])
+        except OverflowError:  # back before the year 1 (`99999999d`): every match there is
+            return datetime.min.replace(tzinfo=UTC)
     try:
         moment = date_from_text(text)
     except ValueError:

@@ -219,11 +219,14 @@ class SqliteAlertStore:
     def events_after(self, search_id: str, cursor: str | None, block_s: float) -> tuple[list[Match], str]:
         if cursor is None:
             cursor = str(self._read("SELECT coalesce(max(seq), 0) FROM matches")[0][0])
+        seq = int(cursor)  # not a number: the protocol's ValueError (the API's 400)
+        if not -(2**63) <= seq < 2**63:  # past SQLite's integers: no cursor it ever gave out
+            raise ValueError(f"not an event cursor: {cursor!r}")
         deadline = time.monotonic() + block_s
         while True:
             rows = self._read(
                 "SELECT seq, data, delivery FROM matches WHERE search_id = ? AND seq > ? ORDER BY seq",
-                (search_id, int(cursor)),
+                (search_id, seq),
             )
             if rows or time.monotonic() >= deadline:
                 break

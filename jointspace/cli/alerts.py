@@ -84,8 +84,8 @@ def add(
             saved = service.add(expression, mode, min_score, webhook, name, filters)
     finally:
         backend.close()
-    if as_json:
-        _print(saved.to_json())
+    if as_json:  # as POST /alerts answers: the saved search with its number of matches (none yet)
+        _print({**saved.to_json(), "matches": 0})
     else:
         print(_describe(saved.to_json()))
 
@@ -109,7 +109,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print {\"alerts\
 @alerts_app.command("remove")
 def remove(
     search_id: Annotated[str, typer.Argument(metavar="ID", help="The saved search's id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print {\"id\": ..., \"removed\": true}.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {\"id\": ..., \"deleted\": true}.")] = False,
 ) -> None:
     """Delete a saved search with its matches, stream and deliveries."""
     from jointspace.alerts.service import AlertNotFound
@@ -117,8 +117,8 @@ def remove(
     with _store() as store:
         if not store.remove(search_id):
             raise AlertNotFound(f"no saved search with id {search_id!r} (see `jointspace alerts list`)")
-    if as_json:
-        _print({"id": search_id, "removed": True})
+    if as_json:  # as DELETE /alerts/{id} answers
+        _print({"id": search_id, "deleted": True})
     else:
         print(f"removed {search_id}")
 
@@ -141,8 +141,9 @@ def matches(
         service = AlertService(store, None, "", get_settings())
         search = service.get(search_id)
         found = service.matches(search_id, parse_since(since), limit)
-    if as_json:
-        _print({"alert": search.to_json(), "matches": [m.to_json() for m in found]})
+        count = store.count_matches(search_id)
+    if as_json:  # the alert as GET /alerts/{id}/matches gives it: with its number of matches
+        _print({"alert": {**search.to_json(), "matches": count}, "matches": [m.to_json() for m in found]})
         return
     for match in found:
         post = match.post

@@ -34,6 +34,7 @@ def backup(
     from jointspace.backends.backup import backup as run_backup
     from jointspace.settings import get_settings
 
+    _usable_folder(folder)
     manifest = run_backup(get_settings(), folder, es_location, progress=not quiet)
     _print(
         manifest,
@@ -43,6 +44,20 @@ def backup(
             f"({manifest['backend']}) and {manifest['uploads']} uploaded pictures into {folder}"
         ],
     )
+
+
+def _usable_folder(folder: Path) -> None:
+    """A file where the folder should be, or a folder that cannot be made, in one line (not a
+    traceback): the backup itself makes the folder and writes into it."""
+    from jointspace.errors import ConfigurationError
+
+    folder = folder.expanduser()  # as the backup reads it
+    if folder.exists() and not folder.is_dir():
+        raise ConfigurationError(f"{folder} is a file, not a folder: back up into a new folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot make the backup folder {folder}: {exc.strerror or exc}") from None
 
 
 def restore(

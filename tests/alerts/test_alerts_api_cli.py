@@ -124,7 +124,7 @@ def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
         JOINTSPACE_BUNDLE_FACTORY=FACTORY,
         JOINTSPACE_IMAGE_MAX_PIXELS=str(TEST_MAX_PIXELS),
         JOINTSPACE_IMAGE_MAX_BYTES=str(TEST_MAX_BYTES),
-        PYTHONPATH=IMPORT_ROOT,
+        PYTHONPATH=os.pathsep.join(filter(None, [IMPORT_ROOT, os.environ.get("PYTHONPATH")])),
     )
     old, new = corpus_with_prefix(tmp_path / "old", 6, "a"), corpus_with_prefix(tmp_path / "new", 12, "b")
     assert _run(env, "ingest", str(old.jsonl), "--quiet").returncode == 0
@@ -168,7 +168,7 @@ def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
     assert shown.returncode == 0 and shown.stdout.count("a red picture") == 2
 
     removed = _run(env, "alerts", "remove", alert["id"], "--json")
-    assert removed.returncode == 0 and json.loads(removed.stdout) == {"id": alert["id"], "removed": True}
+    assert removed.returncode == 0 and json.loads(removed.stdout) == {"id": alert["id"], "deleted": True}  # as DELETE
     assert _run(env, "alerts", "remove", alert["id"]).returncode == 2
     gone = _run(env, "alerts", "matches", alert["id"], "--json")
     assert gone.returncode == 2 and alert["id"] in json.loads(gone.stdout)["message"]
