@@ -80,6 +80,9 @@ def check_webhook(url: str | None) -> str | None:
     if url is None or not url.strip():
         return None
     parts = urlsplit(url.strip())
+    # A space or a control character inside is no URL a receiver answers (the POST would fail every time).
+    if any(ch.isspace() or not ch.isprintable() for ch in url.strip()):
+        raise QueryError(f"webhook must be one URL, without spaces or control characters: {url!r}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise QueryError(f"webhook must be an http:// or https:// URL with a host, not {url!r}")
     return url.strip()

@@ -43,7 +43,10 @@ def _describe(search: dict[str, Any]) -> str:
     cut = f" min_score {search['min_score']:g}" if search.get("min_score") is not None else ""
     extra = f"  {search['filters']}" if search.get("filters") else ""
     hook = f"  → {search['webhook']}" if search.get("webhook") else ""
-    return f"{search['id']}  [{search['mode']}{cut}]  {search['expression']}{extra}{hook}  ({search['name']})"
+    # Names, expressions and webhooks come from whoever holds the API key: shown, never obeyed by the terminal.
+    return terminal.safe(
+        f"{search['id']}  [{search['mode']}{cut}]  {search['expression']}{extra}{hook}  ({search['name']})"
+    )
 
 
 @alerts_app.command("add")

@@ -60,6 +60,11 @@ def test_http_alerts_answer_odd_input_with_4xx_errors_that_say_what(client: Test
         assert answer.status_code == 400 and "auto" not in answer.json()["message"], answer.text
         assert "between -1 and 1" in answer.json()["message"]
 
+    # A webhook with a control character or a space in it is no URL: refused, not failed at every match.
+    for url in ("http://127.0.0.1:9/hook\x1b[31m", "http://127.0.0.1:9/a hook"):
+        answer = client.post("/alerts", json={"q": "red", "min_score": 0.9, "webhook": url}, headers=key)
+        assert answer.status_code == 400 and "webhook" in answer.json()["message"], answer.text
+
     # A body that is not JSON says so, and where (it read `29: JSON decode error`).
     broken = client.post(
         "/alerts", content=b'{"q": "red", "min_score": 0.9', headers={**key, "Content-Type": "application/json"}
@@ -105,6 +110,13 @@ def test_cli_alerts_json_is_the_apis_json(tmp_path: Path) -> None:
     assert json.loads(found.stdout)["alert"] == alert  # with its number of matches, as /matches
     far = _run(env, "alerts", "matches", alert["id"], "--since", FAR_BACK, "--json")
     assert far.returncode == 0 and json.loads(far.stdout)["matches"] == [], far.stderr
+
+    # A name is somebody's text: the terminal shows its escape sequences, never obeys them.
+    named = _run(env, "alerts", "add", "red", "--min-score", "0.9", "--name", "a\x1b]0;title\x07\x1b[2Jb")
+    assert named.returncode == 0 and "\x1b" not in named.stdout and "\x07" not in named.stdout, named.stdout
+    listed = _run(env, "alerts", "list")
+    assert listed.returncode == 0 and "a\ufffd]0;title\ufffd\ufffd[2Jb" in listed.stdout, listed.stdout
+    assert "\x1b" not in listed.stdout
 
     unknown = _run(env, "alerts", "matches", "nope", "--json")
     assert unknown.returncode == 2 and json.loads(unknown.stdout)["error"] == "not_found"  # the API's 404 kind
