@@ -162,15 +162,6 @@ def open_lifecycle(settings: Settings) -> IndexLifecycle:
     return EmbeddedLifecycle(settings)
 
 
-def drop_retired(lifecycle: IndexLifecycle, keep: int = 0) -> list[str]:
-    """Drops the retired indices except the `keep` newest; returns their names."""
-    retired = lifecycle.retired()
-    doomed = retired[: len(retired) - keep] if keep else retired
-    for ref in doomed:
-        lifecycle.drop(ref)
-    return [ref.name for ref in doomed]
-
-
 def rollback(lifecycle: IndexLifecycle) -> tuple[IndexRef, IndexRef | None]:
     """Makes the newest retired index live again (the one it replaces is retired in turn);
     returns (now live, retired now). ConfigurationError when nothing was kept to roll back to."""

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -286,11 +285,3 @@ def forget_loaded() -> None:
     """Drop the per-process cache (tests; after replacing a bundle folder in place)."""
     with _LOADED_LOCK:
         _LOADED.clear()
-
-
-def copy_into(folder: Path, source: Path, name: str) -> str:
-    """Copy a file into the bundle folder; returns its path relative to the folder."""
-    dest = folder / name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, dest)
-    return name

@@ -120,13 +120,3 @@ def train_word_model(
         # gensim's default 2M n-gram buckets take 800 MB at 100-d; captions need far fewer.
         return FastText(bucket=200_000, **common)
     return Word2Vec(**common)
-
-
-def corpus_idf(sentences: Iterable[Sequence[str]]) -> dict[str, float]:
-    """Smoothed inverse document frequency over caption word lists."""
-    df: Counter[str] = Counter()
-    n = 0
-    for s in sentences:
-        df.update(set(s))
-        n += 1
-    return {w: math.log((1 + n) / (1 + c)) + 1.0 for w, c in df.items()}

@@ -54,18 +54,6 @@ class Distributor(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass
-class SettledTicket:
-    posts: list[Post]
-    result: BatchOutcome
-
-    def ready(self) -> bool:
-        return True
-
-    def outcome(self, timeout: float | None = None) -> BatchOutcome:
-        return self.result
-
-
 def _dead_batch(posts: Sequence[Post], stage: str, reason: str) -> tuple[BatchOutcome, list[DeadLetter]]:
     letters = [DeadLetter(key=p.id, stage=stage, reason=reason, post=p.to_json()) for p in posts]
     return BatchOutcome(dead={p.id: f"{stage}: {reason}" for p in posts}), letters

@@ -2,35 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-
-
-@dataclass(frozen=True)
-class QueryScore:
-    p5: float
-    p10: float
-    ap: float
-
-
-def score_ranking(scores: np.ndarray, relevant: np.ndarray) -> QueryScore:
-    """P@5, P@10 and average precision of one query. `relevant` is a boolean mask over the gallery."""
-    order = np.argsort(-scores, kind="stable")
-    hits = relevant[order]
-    n_rel = int(relevant.sum())
-    if n_rel == 0:
-        return QueryScore(0.0, 0.0, 0.0)
-    cum = np.cumsum(hits)
-    ranks = np.flatnonzero(hits) + 1
-    ap = float((cum[hits] / ranks).sum() / n_rel)
-    return QueryScore(float(hits[:5].mean()), float(hits[:10].mean()), ap)
-
-
-def random_score(n_relevant: int, n_gallery: int) -> QueryScore:
-    """What a random ranking scores on average: precision at any cut-off and AP ≈ relevant / gallery."""
-    rate = n_relevant / max(n_gallery, 1)
-    return QueryScore(rate, rate, rate)
 
 
 def image_to_image_p10(vectors: np.ndarray, categories: list[str]) -> tuple[float, float, int]:
