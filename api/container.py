@@ -8,7 +8,7 @@ from typing import Any
 from jointspace.api.media import MediaStore
 
 from jointspace.app import Ingestion
-from jointspace.protocols import ModelBundle, SearchBackend
+from jointspace.protocols import ModelBundle, SearchBackend, TakedownRegister
 from jointspace.settings import Settings
 
 
@@ -23,6 +23,7 @@ class ApiContainer:
     search: Any
     media: MediaStore
     ingestion: Ingestion
+    takedowns: TakedownRegister
     owned: list[Any] = field(default_factory=list)
     alerts: Any = None  # jointspace.alerts.service.AlertService: saved searches and their matches
     # The nearest-word vocabulary, prepared in the background (started by `warm_up`).
@@ -67,6 +68,8 @@ def build_container(settings: Settings, bundle: ModelBundle | None = None) -> Ap
         # The in-process pipeline shares this process's model and backend rather than loading its own.
         ingestion = app.open_ingestion(settings, bundle=bundle, backend=backend)
         owned.append(ingestion)
+        takedowns = app.open_takedown_register(settings)
+        owned.append(takedowns)
     except BaseException:
         for part in reversed(owned):
             part.close()
@@ -78,6 +81,7 @@ def build_container(settings: Settings, bundle: ModelBundle | None = None) -> Ap
         search=search,
         media=MediaStore(settings, getattr(backend, "media_roots", None)),
         ingestion=ingestion,
+        takedowns=takedowns,
         owned=owned,
         nearest=nearest,
         alerts=AlertService(alert_store, search, bundle.name, settings),

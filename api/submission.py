@@ -206,6 +206,10 @@ def _hand_over(batch: Batch, container: ApiContainer) -> SubmitOut:
     accepted = summary.queued_ids + summary.settled_ids
     rejected = list(batch.rejected)
     rejected += [Rejected(index=batch.origin.get(pid, -1), id=pid, reason=why) for pid, why in summary.dead.items()]
+    rejected += [
+        Rejected(index=batch.origin.get(pid, -1), id=pid, reason="taken down earlier: not indexed again")
+        for pid in summary.withheld_ids
+    ]
     if not in_process:
         return SubmitOut(accepted=accepted, rejected=sorted(rejected, key=lambda r: r.index), queued=True)
     if accepted:

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from jointspace.atomic_write import atomic_open
 from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.media_roots import uploads_dir
+from jointspace.records import IndexRef
 from jointspace.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -78,6 +79,7 @@ def restore(settings: Settings, folder: Path, es_location: str | None = None, pr
     else:
         report = _restore_embedded(settings, folder, manifest)
     report["uploads"] = _copy_new_files(folder / "uploads", uploads_dir(settings), progress, "uploads")
+    report["withheld"] = _remove_taken_down(settings)
     return {
         "restored_from": str(folder),
         "backend": kind,
@@ -85,6 +87,19 @@ def restore(settings: Settings, folder: Path, es_location: str | None = None, pr
         "posts": manifest["posts"],
         **report,
     }
+
+
+def _remove_taken_down(settings: Settings) -> int:
+    """A backup older than a takedown holds the post again: the register, which no restore rolls
+    back, takes it out."""
+    from jointspace.backends import open_existing_backend
+    from jointspace.backends.takedown_register import remove_taken_down
+
+    backend = open_existing_backend(settings)
+    try:
+        return len(remove_taken_down(settings, backend))
+    finally:
+        backend.close()
 
 
 # ---------------------------------------------------------------- embedded
@@ -212,8 +227,12 @@ def _restore_elasticsearch(
             raise ConfigurationError(
                 f"the restored index held {count} posts, the backup's manifest {low}..{high}: nothing was swapped"
             )
-        previous = manager.current()
-        manager.point_alias(new_index)
+        # The lifecycle's swap, as a reindex's: it marks the index it leaves retired, for `jointspace rollback`.
+        from jointspace.backends.lifecycle import ElasticsearchLifecycle
+
+        restored = IndexRef(new_index, manifest["model"], int(manifest["dim"]))
+        old = ElasticsearchLifecycle(settings, client).swap(restored)
+        previous = old.name if old is not None else None
     finally:
         client.close()
     return {

@@ -135,6 +135,11 @@ class KeptFeatureStore:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM features").fetchone()[0])
 
+    def forget(self, post_ids: Sequence[str]) -> int:
+        """Removes the posts' rows (a takedown that came while their batch ran); returns how many."""
+        with self._lock:
+            return _delete_ids(self._db, post_ids)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -146,12 +151,18 @@ def forget_kept(home: Path, post_ids: Sequence[str]) -> int:
     for path in sorted(features_dir(home).glob("*.sqlite")) if post_ids else []:
         db = sqlite3.connect(path, isolation_level=None, timeout=60.0)  # waits out a worker's write
         try:
-            for start in range(0, len(post_ids), 500):  # under SQLite's limit on bound parameters
-                chunk = list(post_ids[start : start + 500])
-                marks = ",".join("?" * len(chunk))
-                removed += db.execute(f"DELETE FROM features WHERE id IN ({marks})", chunk).rowcount
+            removed += _delete_ids(db, post_ids)
         finally:
             db.close()
+    return removed
+
+
+def _delete_ids(db: sqlite3.Connection, post_ids: Sequence[str]) -> int:
+    removed = 0
+    for start in range(0, len(post_ids), 500):  # under SQLite's limit on bound parameters
+        chunk = list(post_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        removed += db.execute(f"DELETE FROM features WHERE id IN ({marks})", chunk).rowcount
     return removed
 
 

@@ -32,6 +32,7 @@ class IngestSummary:
     indexed: int = 0
     unchanged: int = 0  # already indexed with the same content (a re-run, a re-sent post)
     duplicates: int = 0  # the same post more than once in this run
+    withheld: int = 0  # taken down earlier (`jointspace delete`): left out, not indexed
     enqueued: int = 0
     dead: dict[str, str] = field(default_factory=dict)  # key (id or file:line) → "stage: reason"
     stage_seconds: dict[str, float] = field(default_factory=dict)
@@ -43,6 +44,7 @@ class IngestSummary:
     # Which posts, for callers that answer per post (POST /posts); not in `to_json`.
     settled_ids: list[str] = field(default_factory=list)  # indexed or unchanged, in settling order
     unchanged_ids: list[str] = field(default_factory=list)
+    withheld_ids: list[str] = field(default_factory=list)
     queued_ids: list[str] = field(default_factory=list)  # handed to the workers, not followed (no wait)
 
     def reasons(self) -> Counter[str]:
@@ -60,6 +62,7 @@ class IngestSummary:
             "indexed": self.indexed,
             "unchanged": self.unchanged,
             "duplicates": self.duplicates,
+            "withheld": self.withheld,
             "enqueued": self.enqueued,
             "dead_lettered": len(self.dead),
             "dead": self.dead,
@@ -244,6 +247,8 @@ class IngestRun:
         self._indexed_ids += outcome.indexed + outcome.unchanged
         self.summary.settled_ids += outcome.indexed + outcome.unchanged
         self.summary.unchanged_ids += outcome.unchanged
+        self.summary.withheld += len(outcome.withheld)
+        self.summary.withheld_ids += outcome.withheld
         for stage, seconds in outcome.seconds.items():
             self.summary.stage_seconds[stage] = self.summary.stage_seconds.get(stage, 0.0) + seconds
         # Only now, with every post of the batch indexed or dead-lettered, may the source forget them.

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from jointspace.protocols import ModelBundle, SearchBackend
+from jointspace.protocols import ModelBundle, SearchBackend, TakedownRegister
 from jointspace.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -64,6 +64,13 @@ def open_dead_letter_store(settings: Settings, client: Any = None) -> DeadLetter
     from jointspace.workers.dead_letters import open_dead_letters
 
     return open_dead_letters(settings, client)
+
+
+def open_takedown_register(settings: Settings) -> TakedownRegister:
+    """The posts taken down, which no batch writes (beside the configured backend's index)."""
+    from jointspace.backends.takedown_register import open_takedowns
+
+    return open_takedowns(settings)
 
 
 @dataclass
@@ -217,7 +224,12 @@ def _index_contents(settings: Settings, built_by: str, loaded: str) -> dict[str,
     finally:
         backend.close()
     if built_by != loaded:  # search and ingest refuse it
-        found |= {"ok": False, "detail": f"built by another bundle than {loaded}: `jointspace reindex`"}
+        found |= {
+            "ok": False,
+            "detail": f"built by bundle {built_by}, not {loaded} (the one search and ingest load): set "
+            f"JOINTSPACE_MODEL to {built_by}'s folder (`jointspace model list`), or `jointspace reindex "
+            f"--bundle {loaded}`",
+        }
     return found
 
 

@@ -183,6 +183,31 @@ class SearchBackend(MediaRootRegistry, Protocol):
 
 
 @runtime_checkable
+class TakedownRegister(Protocol):
+    """The posts taken down (ingest/takedown.py), kept apart from the index so that a swap, a
+    reindex or a restore cannot forget them: a batch never writes a post recorded here, so a
+    stream that sends it again, or a batch already queued when it was taken down, leaves it out."""
+
+    def record(self, post_ids: Sequence[str]) -> None:
+        """Idempotent; a post recorded again keeps its first time."""
+        ...
+
+    def lift(self, post_ids: Sequence[str]) -> list[str]:
+        """Forgets the posts (they may be indexed again); returns those that were recorded."""
+        ...
+
+    def among(self, post_ids: Sequence[str]) -> set[str]:
+        """Those of `post_ids` that are recorded; sees every `record` that returned before the call."""
+        ...
+
+    def entries(self) -> list[tuple[str, str]]:
+        """(post id, ISO time recorded), oldest first."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
 class IndexLifecycle(Protocol):
     """Staging, swapping, rolling back and dropping the index behind the configured name: the
     backend's own way (Elasticsearch: versioned indices behind the alias; embedded: store folders).

@@ -30,6 +30,7 @@ from jointspace.protocols import (
     PreparedImage,
     PreparingImageEncoder,
     SearchBackend,
+    TakedownRegister,
 )
 from jointspace.records import Document, Post
 
@@ -84,18 +85,27 @@ class FeatureKeeper(Protocol):
 
     def put(self, post_ids: Sequence[str], features: np.ndarray) -> int: ...
 
+    def forget(self, post_ids: Sequence[str]) -> int: ...
+
 
 @dataclass(slots=True)
 class BatchOutcome:
-    """What became of each post of a batch: every id lands in exactly one of the three."""
+    """What became of each post of a batch: every id lands in exactly one of the four."""
 
     indexed: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)  # already indexed with the same content
     dead: dict[str, str] = field(default_factory=dict)  # id → "stage: reason"
     seconds: dict[str, float] = field(default_factory=dict)  # stage → seconds
+    withheld: list[str] = field(default_factory=list)  # taken down (TakedownRegister): not written
 
     def to_json(self) -> dict[str, Any]:
-        return {"indexed": self.indexed, "unchanged": self.unchanged, "dead": self.dead, "seconds": self.seconds}
+        return {
+            "indexed": self.indexed,
+            "unchanged": self.unchanged,
+            "dead": self.dead,
+            "seconds": self.seconds,
+            "withheld": self.withheld,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BatchOutcome:
@@ -104,10 +114,11 @@ class BatchOutcome:
             list(data.get("unchanged", [])),
             dict(data.get("dead", {})),
             dict(data.get("seconds", {})),
+            list(data.get("withheld", [])),
         )
 
     def settled_ids(self) -> list[str]:
-        return [*self.indexed, *self.unchanged, *self.dead]
+        return [*self.indexed, *self.unchanged, *self.dead, *self.withheld]
 
     @classmethod
     def merged(cls, parts: Sequence[BatchOutcome]) -> BatchOutcome:
@@ -116,6 +127,7 @@ class BatchOutcome:
             whole.indexed += part.indexed
             whole.unchanged += part.unchanged
             whole.dead.update(part.dead)
+            whole.withheld += part.withheld
             for stage, seconds in part.seconds.items():
                 whole.seconds[stage] = whole.seconds.get(stage, 0.0) + seconds
         return whole
@@ -156,10 +168,12 @@ class BatchRunner:
         listener: BatchListener | None = None,
         kept: FeatureKeeper | None = None,
         embed_chunk: int = 32,
+        takedowns: TakedownRegister | None = None,
     ) -> None:
         """`kept`: where each written post's image features go (only for an encoder that splits
         into backbone and head, a `FeatureImageEncoder`). `embed_chunk`: pictures the network
-        takes at once while the decode threads prepare the rest of the batch."""
+        takes at once while the decode threads prepare the rest of the batch. `takedowns`: posts
+        recorded there are never written (checked before the work and again after the write)."""
         self.encoder = encoder
         self.kept = kept if kept is not None and isinstance(encoder, FeatureImageEncoder) else None
         self.model = model
@@ -169,6 +183,7 @@ class BatchRunner:
         self.executor = executor
         self.listener = listener
         self.embed_chunk = max(1, embed_chunk)
+        self.takedowns = takedowns
         self._prepare = encoder.prepare if isinstance(encoder, PreparingImageEncoder) else None
 
     def run(self, posts: Sequence[Post], skip_unchanged: bool = True) -> BatchOutcome:
@@ -222,8 +237,9 @@ class BatchRunner:
     def prepare(self, posts: Sequence[Post], skip_unchanged: bool = True) -> _Batch:
         """The read stage, then the batch's pictures queued on the decode threads (not waited for)."""
         batch = _Batch(posts=_unique(posts), started=time.perf_counter())
-        if skip_unchanged:
-            with self._stage(batch, "read"):
+        with self._stage(batch, "read"):
+            self._withhold(batch)
+            if skip_unchanged:
                 self._drop_unchanged(batch)
         batch.pending = [self.executor.submit(self._decoded, post) for post in batch.posts]
         return batch
@@ -252,6 +268,34 @@ class BatchRunner:
         for name, seconds in batch.outcome.seconds.items():
             metrics.STAGE_SECONDS.labels(name).observe(seconds)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+
+    def _withhold(self, batch: _Batch) -> None:
+        """Leaves out the posts taken down, before any work is spent on them."""
+        if self.takedowns is None or not batch.posts:
+            return
+        with _transient_as_unavailable():
+            down = self.takedowns.among([p.id for p in batch.posts])
+        if down:
+            batch.outcome.withheld += [p.id for p in batch.posts if p.id in down]
+            batch.posts = [p for p in batch.posts if p.id not in down]
+
+    def _undo_late_takedowns(self, batch: _Batch) -> None:
+        """A takedown that came while this batch was embedding: its post is written by now, and the
+        takedown's delete may have run before the write. The takedown records before it deletes, so
+        looking again after the write closes that gap: whichever runs last removes the post."""
+        if self.takedowns is None or not batch.outcome.indexed:
+            return
+        with _transient_as_unavailable():
+            late = self.takedowns.among(batch.outcome.indexed)
+            for post_id in late:
+                self.backend.delete(post_id)
+        if not late:
+            return
+        if self.kept is not None:
+            self.kept.forget(sorted(late))
+        batch.outcome.indexed = [pid for pid in batch.outcome.indexed if pid not in late]
+        batch.outcome.withheld += sorted(late)
+        batch.written = [d for d in batch.written if d.id not in late]
 
     def _drop_unchanged(self, batch: _Batch) -> None:
         # Re-delivered batches and re-sent posts cost one lookup instead of a forward pass.
@@ -369,6 +413,7 @@ class BatchRunner:
             refused = set(result.errors)
             batch.outcome.indexed.extend(p.id for p in batch.posts if p.id not in refused)
             batch.written = [d for d in docs if d.id not in refused]
+            self._undo_late_takedowns(batch)
             metrics.POSTS_INGESTED.inc(len(batch.outcome.indexed))
         self.dead_letters.put(batch.letters)
         # A post indexed now may have been dead-lettered by an earlier attempt: one place per post.

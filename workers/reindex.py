@@ -66,16 +66,20 @@ def _copy(
                 have = [p for p in posts if p.id in stored]
                 if have:
                     outcome = runner.run_from_features(have, np.stack([stored[p.id] for p in have]))
-                    total.indexed += outcome.indexed
-                    total.dead.update(outcome.dead)
+                    _add(total, outcome)
                     counts["from_kept_features"] = counts.get("from_kept_features", 0) + len(have)
                 posts = [p for p in posts if p.id not in stored]
             if posts:
-                outcome = runner.run(posts, skip_unchanged=False)
-                total.indexed += outcome.indexed
-                total.dead.update(outcome.dead)
+                _add(total, runner.run(posts, skip_unchanged=False))
                 counts["decoded"] = counts.get("decoded", 0) + len(posts)
     return total
+
+
+def _add(total: BatchOutcome, outcome: BatchOutcome) -> None:
+    """In place: `BatchOutcome.merged` copies the whole so far at every batch (quadratic over an index)."""
+    total.indexed += outcome.indexed
+    total.dead.update(outcome.dead)
+    total.withheld += outcome.withheld
 
 
 def _how(bundle: Any, had_features: bool, keeper: Any) -> tuple[Any, str]:
@@ -131,15 +135,44 @@ def reindex(
         staged = lifecycle.stage(bundle.name, bundle.dim)
         filled, caught, how, retired = _fill(new_settings, bundle, lifecycle, live, staged, progress, decode_again)
         now = lifecycle.live()
+        withheld = _remove_taken_down(settings, lifecycle, now)
         dropped: list[str] = []
         if not keep_old and retired is not None:
             lifecycle.drop(retired)
             dropped = [retired.name]
         return _report(
-            (retired or live).name, now.name if now else staged.name, bundle.name, filled, caught, dropped, how
+            (retired or live).name,
+            now.name if now else staged.name,
+            bundle.name,
+            filled,
+            caught,
+            dropped,
+            # The catch-up meets a post the fill left out again (the old index still holds it).
+            {
+                **how,
+                "withheld": len({*filled.withheld, *caught.withheld, *withheld}),
+                # Without it every search is refused: the index no longer holds the default's vectors.
+                "hint": f"search, serve and ingest with JOINTSPACE_MODEL={bundle_dir} unless bundle "
+                f"{bundle.name!r} is the default (`jointspace model list` marks it *); "
+                "`jointspace rollback` undoes this",
+            },
         )
     finally:
         lifecycle.close()
+
+
+def _remove_taken_down(settings: Settings, lifecycle: IndexLifecycle, now: IndexRef | None) -> list[str]:
+    """Posts taken down while the new index was filling were copied before their takedown reached
+    the old one: they leave the new one here, after the swap (writers follow it, so none comes back)."""
+    from jointspace.backends.takedown_register import remove_taken_down
+
+    if now is None:
+        return []
+    backend = lifecycle.open_index(now)
+    try:
+        return remove_taken_down(settings, backend)
+    finally:
+        backend.close()
 
 
 def _fill(
@@ -195,10 +228,7 @@ def _fill(
             closed = True
             retired = lifecycle.swap(staged)
     finally:
-        context.executor.shutdown()
-        context.dead_letters.close()
-        if context.kept is not None:
-            context.kept.close()
+        context.close()  # not `new`, which was handed in
         if not closed:
             old.close()
             new.close()
@@ -237,11 +267,13 @@ def rollback(settings: Settings) -> dict[str, Any]:
     lifecycle = open_lifecycle(settings)
     try:
         live, retired = roll(lifecycle)
+        withheld = _remove_taken_down(settings, lifecycle, live)  # taken down since that index retired
     finally:
         lifecycle.close()
     return {
         "live_index": live.name,
         "model": live.model,
         "retired_index": retired.name if retired else None,
+        "withheld": len(withheld),
         "hint": f"search, serve and ingest with JOINTSPACE_MODEL set to the folder of bundle {live.model!r}",
     }

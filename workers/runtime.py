@@ -87,6 +87,10 @@ def open_context(
 
         checker = open_alert_checker(settings, bundle, backend)
     kept = open_feature_keeper(settings, bundle)
+    from jointspace.backends.takedown_register import open_takedowns
+
+    takedowns = open_takedowns(settings)
+    owned.append(takedowns)
     runner = BatchRunner(
         bundle.image,
         bundle.name,
@@ -97,6 +101,7 @@ def open_context(
         checker,
         kept,
         embed_chunk=settings.embed_chunk,
+        takedowns=takedowns,
     )
     return WorkerContext(bundle, backend, dead_letters, runner, executor, checker, kept, owned)
 

@@ -169,9 +169,15 @@ async def create_posts(request: Request, _: WriteAccess, container: ContainerDep
     },
 )
 def delete_post(post_id: str, _: WriteAccess, container: ContainerDep) -> DeleteOut:
-    """Takes the post down: out of the index, with its kept image features, alert matches and dead letter."""
+    """Takes the post down: out of the index, with its kept image features, alert matches and dead
+    letter, and recorded so that it is not indexed again (`jointspace takedowns lift` allows it)."""
     alerts = container.alerts.store if container.alerts is not None else None
-    report = take_down(container.settings, container.backend, container.ingestion.dead_letters, alerts, [post_id])
+    report = take_down(
+        container.settings, container.backend, container.ingestion.dead_letters, alerts, container.takedowns, [post_id]
+    )
     if report.missing:
-        raise HTTPException(404, f"no post with id {post_id!r}")
+        # Recorded all the same: a post still queued is left out when its batch runs.
+        raise HTTPException(
+            404, f"no post with id {post_id!r} in the index (recorded as taken down: it is not indexed if it arrives)"
+        )
     return DeleteOut(id=post_id, deleted=True)

@@ -14,7 +14,21 @@ from typing import Annotated, Any
 
 import typer
 
-from jointspace.cli import alerts, backup, data, es, ingest, media, model, optimize, search, serve, status, train
+from jointspace.cli import (
+    alerts,
+    backup,
+    data,
+    es,
+    ingest,
+    media,
+    model,
+    optimize,
+    search,
+    serve,
+    status,
+    takedown,
+    train,
+)
 from jointspace.cli.failures import USAGE_ERRORS, report, wants_json
 from jointspace.errors import JointspaceError
 
@@ -45,7 +59,7 @@ def _root(
     """Semantic image search over social-media posts, with word and image arithmetic."""
 
 
-for module in (es, data, train, ingest, optimize, search, serve, media, backup, alerts, model, status):
+for module in (es, data, train, ingest, takedown, optimize, search, serve, media, backup, alerts, model, status):
     module.register(app)
 
 

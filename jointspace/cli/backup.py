@@ -68,14 +68,20 @@ def restore(
 ) -> None:
     """Restore a backup into this home (refused when its index was built by another model bundle).
 
-    The index found here is kept beside the restored one, for a rollback."""
+    The index found here is kept beside the restored one, for `jointspace rollback`. Posts taken
+    down since the backup are left out."""
     from jointspace.backends.backup import restore as run_restore
     from jointspace.settings import get_settings
 
     report = run_restore(get_settings(), folder, es_location, progress=not quiet)
-    lines = [f"restored {report['posts']} posts of model {report['model']} from {folder}"]
+    kept = report["posts"] - report["withheld"]
+    lines = [f"restored {kept} posts of model {report['model']} from {folder}"]
+    if report["withheld"]:
+        lines.append(
+            f"{report['withheld']} post(s) of the backup left out: taken down since (`jointspace takedowns list`)"
+        )
     if report.get("previous"):
-        lines.append(f"the index that was here is kept: {report['previous']}")
+        lines.append(f"the index that was here is kept (`jointspace rollback` brings it back): {report['previous']}")
     lines.append(report["note"])
     _print(report, as_json, lines)
 

@@ -1,4 +1,4 @@
-"""`jointspace ingest`, `worker`, `dead-letters`, `reindex` and `delete`: posts into the index, and out."""
+"""`jointspace ingest`, `worker`, `dead-letters`, `reindex` and `rollback`: posts into the index."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         f"(the last copy of an id wins), {len(summary.dead)} dead-lettered",
         file=sys.stderr,
     )
+    if summary.withheld:
+        print(
+            f"  {summary.withheld} post(s) left out: taken down earlier (`jointspace takedowns list`; "
+            "`jointspace takedowns lift ID` allows one again)",
+            file=sys.stderr,
+        )
     for reason, n in summary.reasons().most_common():
         print(f"  {n:6d} × {reason}", file=sys.stderr)
     if summary.dead:
@@ -339,53 +345,21 @@ def reindex(
     print(json.dumps(report, indent=1))
 
 
-def delete(
-    post_ids: Annotated[
-        list[str], typer.Argument(help="Ids of the posts to take down; `-` reads them from stdin, one a line.")
-    ],
-    as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON on stdout.")] = False,
-) -> None:
-    """Take posts down: out of the index, with their kept image features, alert matches and dead letters.
+def rollback() -> None:
+    """Make the index the last reindex or restore retired live again; the live one is retired in
+    its turn, so a second rollback undoes the first. Prints a JSON report.
 
-    Searchable at once. Exits 1 when an id was not in the index (the others are taken down)."""
-    from jointspace.alerts import open_alert_store
-    from jointspace.app import open_bundle, open_dead_letter_store, open_search_backend
-    from jointspace.ingest.takedown import take_down
+    Search, serve and ingest must then use the bundle that index was built by (the report names
+    it). Posts taken down since are left out. Embedded: stop `serve`, ingest runs and workers first."""
     from jointspace.settings import get_settings
+    from jointspace.workers.reindex import rollback as run_rollback
 
-    ids = [line.strip() for line in sys.stdin if line.strip()] if post_ids == ["-"] else post_ids
-    if not ids:
-        raise click.UsageError("no post ids given (stdin was empty)")
-    settings = get_settings()
-    backend = open_search_backend(settings, open_bundle(settings))
-    try:
-        letters = open_dead_letter_store(settings)
-        alerts = open_alert_store(settings)
-        try:
-            report = take_down(settings, backend, letters, alerts, ids)
-        finally:
-            alerts.close()
-            letters.close()
-    finally:
-        backend.close()
-    if as_json:
-        print(json.dumps(report.to_json(), indent=1))
-    else:
-        print(
-            f"{len(report.deleted)} post(s) taken down; {report.features_removed} kept feature row(s), "
-            f"{report.alert_matches_removed} alert match(es) and {report.dead_letters_removed} dead letter(s) "
-            "removed",
-            file=sys.stderr,
-        )
-        for post_id in report.missing:
-            print(terminal.safe(f"  not in the index: {post_id}"), file=sys.stderr)
-    if report.missing:
-        raise typer.Exit(1)
+    print(json.dumps(run_rollback(get_settings()), indent=1))
 
 
 def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest)
-    app.command("delete")(delete)
     app.command("worker")(worker)
     app.add_typer(dead_letters_app, name="dead-letters")
     app.command("reindex")(reindex)
+    app.command("rollback")(rollback)

@@ -113,6 +113,10 @@ def test_post_json_batch_accepts_and_rejects_with_reasons(api: Api) -> None:
     assert api.client.get(f"/posts/{good['id']}").status_code == 404
     assert api.client.delete(f"/posts/{good['id']}", headers=api.write_headers).status_code == 404
     assert api.container.backend.count() == before
+    # Taken down is kept out: the same post sent again is refused, with the reason.
+    refused = api.client.post("/posts", json=[good], headers=api.write_headers)
+    assert refused.status_code == 400 and "taken down" in refused.json()["rejected"][0]["reason"], refused.text
+    assert api.container.backend.count() == before
 
 
 def test_an_id_given_twice_in_one_request_keeps_the_last_copy_as_ingest_does(api: Api) -> None:

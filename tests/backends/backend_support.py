@@ -23,4 +23,5 @@ def drop_alias_indices(backend: ElasticsearchBackend) -> None:
     manager = IndexManager(backend.client, backend.settings, backend.alias)
     for info in manager.indices():
         backend.client.indices.delete(index=info.name, ignore_unavailable=True)
+    backend.client.indices.delete(index=f"{backend.alias}.takedowns", ignore_unavailable=True)  # the register
     backend.close()

@@ -131,6 +131,45 @@ def test_round_trip_is_identical(homes: Homes, tmp_path: Path) -> None:
     assert [h.post.id for h in restored.knn(query, 5)] == [h.post.id for h in source.knn(query, 5)]
 
 
+def test_a_restore_leaves_out_a_post_taken_down_after_the_backup(homes: Homes, tmp_path: Path) -> None:
+    """The takedown register is not in the backup, and no restore rolls it back."""
+    from jointspace.backends.takedown_register import open_takedowns
+    from jointspace.ingest.takedown import take_down
+
+    settings = homes.settings("home-a")
+    source = homes.open(settings)
+    assert not source.upsert(city_corpus(40, DIM)).errors
+    assert backup(settings, tmp_path / "backup", progress=False)["posts"] == 40
+    register = open_takedowns(settings)
+    try:
+        assert take_down(settings, source, None, None, register, ["p7"]).deleted == ["p7"]
+    finally:
+        register.close()
+    if homes.kind == "embedded":  # a restore refuses a store held open
+        source.close()
+        homes.opened.remove(source)
+
+    report = restore(settings, tmp_path / "backup", progress=False)
+    assert report["posts"] == 40 and report["withheld"] == 1 and report["previous"]
+    restored = homes.open(settings)
+    restored.refresh()
+    assert restored.get("p7") is None and restored.count() == 39
+    if homes.kind == "embedded":  # a rollback, too, refuses a store held open
+        restored.close()
+        homes.opened.remove(restored)
+
+    # `jointspace rollback` finds the index the restore replaced (on Elasticsearch too: the restore
+    # marks it retired, as a reindex does), and the restored one is kept in its turn.
+    from jointspace.workers.reindex import rollback
+
+    rolled = rollback(settings)
+    assert rolled["withheld"] == 0 and rolled["retired_index"] is not None
+    if homes.kind == "elasticsearch":
+        assert rolled["live_index"] == report["previous"]
+    else:  # the live folder keeps its name: the one the restore moved aside is moved back
+        assert rolled["live_index"] == str(settings.embedded_dir) and not Path(report["previous"]).exists()
+
+
 def test_backup_while_writing_is_one_consistent_snapshot(homes: Homes, tmp_path: Path) -> None:
     settings = homes.settings("home-a")
     # Embedded: compact after 50 dead rows, so compactions replace the vector file during the backup.
@@ -238,6 +277,16 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
     finally:
         restored.close()
         source.close()
+
+    # A home where p3 was taken down (say, before its index was lost) restores the backup without it.
+    from jointspace.backends.takedown_register import open_takedowns
+
+    register = open_takedowns(Settings(home=tmp_path / "d"))
+    register.record(["p3"])
+    register.close()
+    done = run(tmp_path / "d", "restore", str(tmp_path / "bk"))
+    assert done.returncode == 0, done.stderr
+    assert "restored 39 posts" in done.stderr and "1 post(s) of the backup left out: taken down" in done.stderr
 
 
 def test_damaged_manifest_is_a_clear_error_and_links_are_not_followed(tmp_path: Path) -> None:

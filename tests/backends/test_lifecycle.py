@@ -29,7 +29,8 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Setting
     from elasticsearch import Elasticsearch
 
     with Elasticsearch(made.es_url or "", request_timeout=30) as client:
-        client.indices.delete(index=f"{made.es_index_alias}-*", allow_no_indices=True, expand_wildcards="all")
+        alias = made.es_index_alias  # `<alias>.*`: the takedown register
+        client.indices.delete(index=f"{alias}-*,{alias}.*", allow_no_indices=True, expand_wildcards="all")
 
 
 def unit(seed: int, dim: int) -> np.ndarray:
@@ -82,12 +83,18 @@ def test_stage_swap_rollback_and_drop(settings: Settings) -> None:
         assert back.model == "model-a" and retired_b is not None and retired_b.model == "model-b"
         assert live_ids(settings, "model-a", 8) == {"a0", "a1", "a2"}
         # And forth, through the report `workers.reindex.rollback` gives: the rollback retired model-b's index.
+        # b3 was taken down while model-b's index lay retired: the rollback leaves it out.
+        from jointspace.backends.takedown_register import open_takedowns
         from jointspace.workers.reindex import rollback as rollback_report
 
+        register = open_takedowns(settings)
+        register.record(["b3"])
+        register.close()
         report = rollback_report(settings)
         assert report["model"] == "model-b" and report["live_index"] == lifecycle.live().name  # type: ignore[union-attr]  # live here
         assert [(r.name, r.model) for r in lifecycle.retired()] == [(report["retired_index"], "model-a")]
-        assert live_ids(settings, "model-b", 4) == {f"b{i}" for i in range(5)}
+        assert report["withheld"] == 1
+        assert live_ids(settings, "model-b", 4) == {f"b{i}" for i in range(5)} - {"b3"}
 
         (old,) = lifecycle.retired()
         current = lifecycle.live()
@@ -96,7 +103,7 @@ def test_stage_swap_rollback_and_drop(settings: Settings) -> None:
             lifecycle.drop(current)  # never the live one
         lifecycle.drop(old)
         assert lifecycle.retired() == []
-        assert live_ids(settings, "model-b", 4) == {f"b{i}" for i in range(5)}
+        assert live_ids(settings, "model-b", 4) == {f"b{i}" for i in range(5)} - {"b3"}
     finally:
         lifecycle.close()
 

@@ -30,3 +30,18 @@ def test_status_counts_posts_cities_and_dead_letters_and_fails_when_the_index_is
     body = json.loads(away.stdout)
     assert away.returncode == 1 and body["ok"] is False and body["index"]["ok"] is False
     assert "cannot be reached" in body["index"]["detail"]
+
+
+def test_status_says_how_to_use_an_index_another_bundle_built(tmp_path: Path) -> None:
+    """After `reindex --bundle B`, search refuses the default bundle's queries: status names both
+    ways out (point JOINTSPACE_MODEL at B, or reindex back) instead of only `jointspace reindex`."""
+    from jointspace.backends import open_backend
+
+    from jointspace.settings import Settings
+
+    home = tmp_path / "home"
+    open_backend(Settings(home=home), "bundle-b", 12).close()
+    done = _cli(["status", "--json"], home)
+    index = json.loads(done.stdout)["index"]
+    assert done.returncode == 1 and index["ok"] is False and index["model"] == "bundle-b"
+    assert "JOINTSPACE_MODEL to bundle-b's folder" in index["detail"] and "reindex --bundle" in index["detail"]

@@ -219,7 +219,8 @@ def _drop_indices(url: str, alias: str) -> None:
 
     try:
         with Elasticsearch(url.split(","), request_timeout=10) as client:
-            client.indices.delete(index=f"{alias}-*", allow_no_indices=True, expand_wildcards="all")
+            # `<alias>.*`: the takedown register beside the alias's indices
+            client.indices.delete(index=f"{alias}-*,{alias}.*", allow_no_indices=True, expand_wildcards="all")
     except Exception:  # the node may be the test's own, already stopped
         pass
 
