@@ -27,6 +27,7 @@ from jointspace.records import IndexRef
 from jointspace.settings import Settings
 
 MANIFEST = "manifest.json"
+TAKEDOWNS = "takedowns.json"
 FORMAT = 1
 
 
@@ -44,7 +45,8 @@ def backup(settings: Settings, folder: Path, es_location: str | None = None, pro
     else:
         part = _backup_embedded(settings, folder)
     uploads = _copy_new_files(uploads_dir(settings), folder / "uploads", progress, "uploads")
-    manifest = {"format": FORMAT, "created_at": created_at, **part, "uploads": uploads}
+    takedowns = _save_takedowns(settings, folder)
+    manifest = {"format": FORMAT, "created_at": created_at, **part, "uploads": uploads, "takedowns": takedowns}
     _write_json(folder / MANIFEST, manifest)
     return manifest
 
@@ -79,6 +81,7 @@ def restore(settings: Settings, folder: Path, es_location: str | None = None, pr
     else:
         report = _restore_embedded(settings, folder, manifest)
     report["uploads"] = _copy_new_files(folder / "uploads", uploads_dir(settings), progress, "uploads")
+    report["takedowns"] = _load_takedowns(settings, folder)
     report["withheld"] = _remove_taken_down(settings)
     return {
         "restored_from": str(folder),
@@ -87,6 +90,38 @@ def restore(settings: Settings, folder: Path, es_location: str | None = None, pr
         "posts": manifest["posts"],
         **report,
     }
+
+
+def _save_takedowns(settings: Settings, folder: Path) -> int:
+    """The register goes with the backup (read after the index was copied, so it covers every post
+    the copy holds): a restore into a new home must not bring back what was taken down."""
+    from jointspace.backends.takedown_register import open_takedowns
+
+    register = open_takedowns(settings)
+    try:
+        entries = register.entries()
+    finally:
+        register.close()
+    _write_json(folder / TAKEDOWNS, [{"id": pid, "time": at} for pid, at in entries])
+    return len(entries)
+
+
+def _load_takedowns(settings: Settings, folder: Path) -> int:
+    """Adds the backup's takedowns to this home's register (which only ever grows by a restore)."""
+    from jointspace.backends.takedown_register import open_takedowns
+
+    path = folder / TAKEDOWNS
+    entries = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []  # older backups: none
+    by_time: dict[str, list[str]] = {}
+    for entry in entries:
+        by_time.setdefault(str(entry["time"]), []).append(str(entry["id"]))
+    register = open_takedowns(settings)
+    try:
+        for at, ids in by_time.items():  # one write per takedown time (one per `delete` run)
+            register.record(ids, at=at)
+    finally:
+        register.close()
+    return len(entries)
 
 
 def _remove_taken_down(settings: Settings) -> int:
@@ -267,7 +302,7 @@ def _copy_new_files(source: Path, target: Path, progress: bool, desc: str) -> in
     return len(files)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def _write_json(path: Path, data: dict[str, Any] | list[Any]) -> None:
     with atomic_open(path, suffix=".part") as fh:  # .part: never copied by _copy_new_files
         fh.write(json.dumps(data, indent=1) + "\n")
 

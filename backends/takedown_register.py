@@ -45,8 +45,8 @@ class SqliteTakedowns:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS takedowns(id TEXT PRIMARY KEY, at TEXT NOT NULL)")
 
-    def record(self, post_ids: Sequence[str]) -> None:
-        at = utc_text(datetime.now(UTC))
+    def record(self, post_ids: Sequence[str], at: str | None = None) -> None:
+        at = at or utc_text(datetime.now(UTC))
         with self._lock:
             self._db.executemany(
                 "INSERT OR IGNORE INTO takedowns(id, at) VALUES (?, ?)", [(pid, at) for pid in dict.fromkeys(post_ids)]
@@ -87,10 +87,10 @@ class ElasticsearchTakedowns:
         self.index = f"{alias}.takedowns"
         self._url = url
 
-    def record(self, post_ids: Sequence[str]) -> None:
+    def record(self, post_ids: Sequence[str], at: str | None = None) -> None:
         from elasticsearch.helpers import bulk
 
-        at = utc_text(datetime.now(UTC))
+        at = at or utc_text(datetime.now(UTC))
         with unavailable_as_error(self._url):
             self._ensure_index()
             # `create` keeps the first time of a post recorded twice; the conflict is not an error.

@@ -188,8 +188,9 @@ class TakedownRegister(Protocol):
     reindex or a restore cannot forget them: a batch never writes a post recorded here, so a
     stream that sends it again, or a batch already queued when it was taken down, leaves it out."""
 
-    def record(self, post_ids: Sequence[str]) -> None:
-        """Idempotent; a post recorded again keeps its first time."""
+    def record(self, post_ids: Sequence[str], at: str | None = None) -> None:
+        """Idempotent; a post recorded again keeps its first time. `at`: the ISO time to record
+        (default now; a restore passes the backup's)."""
         ...
 
     def lift(self, post_ids: Sequence[str]) -> list[str]:

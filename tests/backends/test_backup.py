@@ -169,6 +169,22 @@ def test_a_restore_leaves_out_a_post_taken_down_after_the_backup(homes: Homes, t
     else:  # the live folder keeps its name: the one the restore moved aside is moved back
         assert rolled["live_index"] == str(settings.embedded_dir) and not Path(report["previous"]).exists()
 
+    # The register travels with backups: a new home that restores a later backup, then the older
+    # one, still leaves p7 out.
+    assert backup(settings, tmp_path / "later", progress=False)["takedowns"] == 1
+    fresh = homes.settings("home-b")
+    assert restore(fresh, tmp_path / "later", progress=False)["takedowns"] == 1
+    register = open_takedowns(fresh)
+    try:
+        assert register.among(["p7", "p8"]) == {"p7"}
+    finally:
+        register.close()
+    older = restore(fresh, tmp_path / "backup", progress=False)
+    assert older["posts"] == 40 and older["withheld"] == 1 and older["takedowns"] == 0
+    again = homes.open(fresh)
+    again.refresh()
+    assert again.get("p7") is None and again.count() == 39
+
 
 def test_backup_while_writing_is_one_consistent_snapshot(homes: Homes, tmp_path: Path) -> None:
     settings = homes.settings("home-a")
