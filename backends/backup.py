@@ -38,12 +38,18 @@ def backup(settings: Settings, folder: Path, es_location: str | None = None, pro
     folder = folder.expanduser().resolve()
     if folder.exists() and any(folder.iterdir()):
         raise ConfigurationError(f"{folder} is not empty: back up into a new folder")
+    made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
-    if settings.es_url:
-        part = _backup_elasticsearch(settings, folder, es_location or str(folder / "elasticsearch"), created_at)
-    else:
-        part = _backup_embedded(settings, folder)
+    try:
+        if settings.es_url:
+            part = _backup_elasticsearch(settings, folder, es_location or str(folder / "elasticsearch"), created_at)
+        else:
+            part = _backup_embedded(settings, folder)
+    except BaseException:
+        if made and not any(folder.iterdir()):  # nothing to back up: leave no empty folder behind
+            folder.rmdir()
+        raise
     uploads = _copy_new_files(uploads_dir(settings), folder / "uploads", progress, "uploads")
     takedowns = _save_takedowns(settings, folder)
     manifest = {"format": FORMAT, "created_at": created_at, **part, "uploads": uploads, "takedowns": takedowns}
@@ -309,6 +315,8 @@ def _write_json(path: Path, data: dict[str, Any] | list[Any]) -> None:
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
+    if not folder.is_dir():
+        raise ConfigurationError(f"{folder} does not exist or is no folder: give the folder `jointspace backup` wrote")
     if not path.is_file():
         raise ConfigurationError(
             f"{folder} holds no finished backup (no {MANIFEST}): `jointspace backup DIR` writes it last"
@@ -325,4 +333,13 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         missing.append("elasticsearch")
     if missing:
         raise ConfigurationError(f"{path} lacks {', '.join(missing)}: the backup is damaged; nothing was changed")
+    wrong = [
+        key
+        for key, kind in (("backend", str), ("model", str), ("dim", int), ("posts", int))
+        if not isinstance(manifest[key], kind) or isinstance(manifest[key], bool)
+    ]
+    if wrong:
+        raise ConfigurationError(
+            f"{path}: {', '.join(wrong)} of the wrong type: the backup is damaged; nothing was changed"
+        )
     return manifest

@@ -323,11 +323,18 @@ def test_damaged_manifest_is_a_clear_error_and_links_are_not_followed(tmp_path: 
     for damage, words in [
         ("{not json", "cannot be read"),
         (json.dumps({k: v for k, v in json.loads(good).items() if k != "model"}), "lacks model"),
+        (json.dumps({**json.loads(good), "dim": "abc"}), "dim of the wrong type"),  # was a traceback
     ]:
         manifest.write_text(damage)
         with pytest.raises(ConfigurationError, match=words):
             restore(target, folder, progress=False)
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        restore(target, tmp_path / "no-such-backup", progress=False)
     assert not target.embedded_dir.exists()  # nothing was touched
+    # A backup of a home with no index leaves no empty folder behind it.
+    with pytest.raises(ConfigurationError, match="nothing to back up"):
+        backup(Settings(home=tmp_path / "empty"), tmp_path / "never", progress=False)
+    assert not (tmp_path / "never").exists()
     manifest.write_text(good)
     secret = tmp_path / "secret.txt"
     secret.write_text("not for the home")
