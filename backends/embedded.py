@@ -56,6 +56,7 @@ from jointspace.records import (
     epoch_seconds,
     facet_key,
 )
+from jointspace.sqlite_ids import id_chunks, placeholders
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -463,9 +464,8 @@ class EmbeddedBackend:
         found: dict[str, Document] = {}
         ids = list(dict.fromkeys(post_ids))
         with self._read() as db:
-            for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
-                chunk = ids[start : start + 500]
-                found |= self._documents(db, f"id IN ({','.join('?' * len(chunk))})", chunk, with_vector)
+            for chunk in id_chunks(ids):
+                found |= self._documents(db, f"id IN ({placeholders(chunk)})", chunk, with_vector)
         return found
 
     @_retry_after_compaction
@@ -631,12 +631,9 @@ class EmbeddedBackend:
             return results
         with self._read() as db:
             posts: dict[int, str] = {}
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
+            for chunk in id_chunks(ids):
                 posts |= dict(
-                    db.execute(
-                        f"SELECT doc_key, post FROM docs WHERE id IN ({','.join('?' * len(chunk))})", chunk
-                    ).fetchall()
+                    db.execute(f"SELECT doc_key, post FROM docs WHERE id IN ({placeholders(chunk)})", chunk).fetchall()
                 )
             spans = _key_spans(sorted(posts))
             for index, (text, filters) in enumerate(queries):

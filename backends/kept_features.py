@@ -32,6 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jointspace.sqlite_ids import id_chunks, placeholders
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 -- rowid grows with every write, so the smallest rowids are the posts kept longest ago (a post kept
@@ -116,10 +118,9 @@ class KeptFeatureStore:
         """float16 (dim,) rows of the posts that have kept features."""
         out: dict[str, np.ndarray] = {}
         with self._lock:
-            for start in range(0, len(post_ids), 500):  # SQLite caps bound parameters
-                part = list(post_ids[start : start + 500])
-                query = f"SELECT id, data FROM features WHERE id IN ({','.join('?' * len(part))})"
-                for pid, data in self._db.execute(query, part):
+            for chunk in id_chunks(post_ids):
+                query = f"SELECT id, data FROM features WHERE id IN ({placeholders(chunk)})"
+                for pid, data in self._db.execute(query, chunk):
                     out[pid] = np.frombuffer(data, dtype=np.float16)
         return out
 
@@ -159,10 +160,8 @@ def forget_kept(home: Path, post_ids: Sequence[str]) -> int:
 
 def _delete_ids(db: sqlite3.Connection, post_ids: Sequence[str]) -> int:
     removed = 0
-    for start in range(0, len(post_ids), 500):  # under SQLite's limit on bound parameters
-        chunk = list(post_ids[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        removed += db.execute(f"DELETE FROM features WHERE id IN ({marks})", chunk).rowcount
+    for chunk in id_chunks(post_ids):
+        removed += db.execute(f"DELETE FROM features WHERE id IN ({placeholders(chunk)})", chunk).rowcount
     return removed
 
 

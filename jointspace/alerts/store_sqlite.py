@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from jointspace.sqlite_ids import id_chunks, placeholders
+
 from .records import Delivery, Match, SavedSearch
 
 SCHEMA = """
@@ -138,12 +140,9 @@ class SqliteAlertStore:
 
     def owed(self, post_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
-        ids = list(post_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for chunk in id_chunks(post_ids):
             found |= {
-                r[0]
-                for r in self._read(f"SELECT post_id FROM owed WHERE post_id IN ({','.join('?' * len(chunk))})", chunk)
+                r[0] for r in self._read(f"SELECT post_id FROM owed WHERE post_id IN ({placeholders(chunk)})", chunk)
             }
         return found
 
@@ -153,11 +152,9 @@ class SqliteAlertStore:
                 self._db.executemany("DELETE FROM owed WHERE post_id = ?", [(p,) for p in post_ids])
 
     def forget_posts(self, post_ids: Sequence[str]) -> int:
-        ids = list(post_ids)
         removed = 0
-        for start in range(0, len(ids), 500):  # under SQLite's limit on bound parameters
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk in id_chunks(post_ids):
+            marks = placeholders(chunk)
             cursors = self._write(
                 [
                     (f"DELETE FROM matches WHERE post_id IN ({marks})", chunk),
