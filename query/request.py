@@ -125,6 +125,13 @@ def _facets_named(values: Any) -> Any:
     return values
 
 
+def check_query_length(q: str, max_chars: int) -> None:
+    """Raises QueryError when `q` is longer than `max_chars` (JOINTSPACE_QUERY_MAX_CHARS): for a
+    search as for a saved one, before the parser's own check of the expression."""
+    if len(q) > max_chars:
+        raise QueryError(f"query longer than {max_chars} characters ({len(q)}); shorten it", position=max_chars)
+
+
 class SearchFilters(BaseModel):
     """Filters given as parameters; they add to the ones written inside the expression."""
 
@@ -201,11 +208,7 @@ class SearchRequest(SearchFilters):
 
     def checked(self, settings: Settings) -> Self:
         """Self, once the bounds that depend on Settings hold; raises QueryError naming the limit."""
-        if len(self.q) > settings.query_max_chars:
-            raise QueryError(
-                f"query longer than {settings.query_max_chars} characters ({len(self.q)}); shorten it",
-                position=settings.query_max_chars,
-            )
+        check_query_length(self.q, settings.query_max_chars)
         if self.k is not None and not 1 <= self.k <= settings.max_k:
             raise QueryError(f"k must be between 1 and {settings.max_k} (JOINTSPACE_MAX_K), not {self.k}")
         if self.page < 1:

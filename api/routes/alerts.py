@@ -14,12 +14,12 @@ from fastapi.responses import StreamingResponse
 from jointspace.api.deps import ContainerDep, WriteAccess
 from jointspace.api.render import post_out
 from jointspace.api.schemas import AlertIn, AlertOut, AlertsOut, DeleteOut, ErrorOut, MatchesOut, MatchOut
+from jointspace.query.request import check_query_length
 from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 
 from jointspace.alerts.records import Match
 from jointspace.alerts.service import AlertNotFound, AlertService, parse_since, since_from_text
-from jointspace.errors import QueryError
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No such saved search"}}
@@ -73,9 +73,7 @@ def match_out(match: Match) -> MatchOut:
 )
 def create_alert(body: AlertIn, _: WriteAccess, container: ContainerDep) -> AlertOut:
     """Save a search: posts indexed from now on that match it are recorded (once each) and delivered."""
-    limit = container.settings.query_max_chars
-    if len(body.q) > limit:
-        raise QueryError(f"query longer than {limit} characters ({len(body.q)}); shorten it", position=limit)
+    check_query_length(body.q, container.settings.query_max_chars)
     saved = _service(container).add(body.q, body.mode, body.min_score, body.webhook, body.name, body.to_filters())
     return AlertOut(**saved.to_json())
 
