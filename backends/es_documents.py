@@ -11,19 +11,16 @@ from jointspace.records import Document, Post
 
 
 def to_source(doc: Document) -> dict[str, Any]:
-    """The indexed JSON: post fields, the model and the vector (kept out of `_source` by the mapping)."""
-    post = doc.post
+    """The indexed JSON: post fields, the model and the vector (kept out of `_source` by the mapping).
+    The post's fields are `Post.to_json`'s, but its `image` is stored as `image_ref` after `model`
+    (the order the index has always been written in)."""
+    fields = doc.post.to_json()
+    image = fields.pop("image")
     vector = np.asarray(doc.vector, dtype="<f4")
     return {
-        "id": post.id,
-        "caption": post.caption,
-        "hashtags": list(post.hashtags),
-        "city": post.city,
-        "created_at": post.created_at.isoformat() if post.created_at else None,
-        "author": post.author,
-        "source": post.source,
+        **fields,
         "model": doc.model,
-        "image_ref": post.image,
+        "image_ref": image,
         VECTOR_FIELD: vector,  # numpy: the client's orjson serialiser writes it directly
     }
 
