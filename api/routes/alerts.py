@@ -105,10 +105,7 @@ def alert_matches(
     service = _service(container)
     search = _alert(service, search_id)
     found = service.matches(search_id, parse_since(since), limit)
-    return MatchesOut(
-        alert=AlertOut(**search.to_json(), matches=service.store.count_matches(search_id)),
-        matches=[match_out(m) for m in found],
-    )
+    return MatchesOut(alert=AlertOut(**service.with_matches(search)), matches=[match_out(m) for m in found])
 
 
 def _event(match: Match) -> str:

@@ -159,9 +159,14 @@ class AlertService:
             raise AlertNotFound(f"no saved search with id {search_id!r} (see `jointspace alerts list`)")
         return found
 
+    def with_matches(self, search: SavedSearch) -> dict[str, Any]:
+        """The saved search as JSON with how many matches it has (`matches`): as listed, and as the
+        alert that its matches are read with."""
+        return {**search.to_json(), "matches": self.store.count_matches(search.id)}
+
     def list(self) -> list[dict[str, Any]]:
         """Every saved search as JSON, with how many matches it has."""
-        return [{**s.to_json(), "matches": self.store.count_matches(s.id)} for s in self.store.searches()]
+        return [self.with_matches(s) for s in self.store.searches()]
 
     def remove(self, search_id: str) -> bool:
         return self.store.remove(search_id)

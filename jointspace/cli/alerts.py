@@ -115,10 +115,11 @@ def remove(
     as_json: Annotated[bool, typer.Option("--json", help="Print {\"id\": ..., \"deleted\": true}.")] = False,
 ) -> None:
     """Delete a saved search with its matches, stream and deliveries."""
-    from jointspace.alerts.service import AlertNotFound
+    from jointspace.alerts.service import AlertNotFound, AlertService
+    from jointspace.settings import get_settings
 
     with _store() as store:
-        if not store.remove(search_id):
+        if not AlertService(store, None, "", get_settings()).remove(search_id):
             raise AlertNotFound(f"no saved search with id {search_id!r} (see `jointspace alerts list`)")
     if as_json:  # as DELETE /alerts/{id} answers
         _print({"id": search_id, "deleted": True})
@@ -144,9 +145,9 @@ def matches(
         service = AlertService(store, None, "", get_settings())
         search = service.get(search_id)
         found = service.matches(search_id, parse_since(since), limit)
-        count = store.count_matches(search_id)
+        alert = service.with_matches(search)
     if as_json:  # the alert as GET /alerts/{id}/matches gives it: with its number of matches
-        _print({"alert": {**search.to_json(), "matches": count}, "matches": [m.to_json() for m in found]})
+        _print({"alert": alert, "matches": [m.to_json() for m in found]})
         return
     for match in found:
         post = match.post
