@@ -237,10 +237,10 @@ def dead_letters_list(
     limit: Annotated[int, typer.Option(min=0, help="Show at most this many (0: all).")] = 0,
 ) -> None:
     """List dead letters, oldest first."""
+    from jointspace.app import open_dead_letter_store
     from jointspace.settings import get_settings
-    from jointspace.workers.dead_letters import open_dead_letters
 
-    store = open_dead_letters(get_settings())
+    store = open_dead_letter_store(get_settings())
     letters = store.list()
     store.close()
     shown = letters[:limit] if limit else letters
@@ -259,14 +259,13 @@ def dead_letters_retry(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Send dead letters through the pipeline again; those that fail again stay, with the new reason."""
-    from jointspace.app import open_ingestion
+    from jointspace.app import open_dead_letter_store, open_ingestion
     from jointspace.ingest.retry import DeadLetterSource
     from jointspace.ingest.validate import ValidationLimits
     from jointspace.settings import get_settings
-    from jointspace.workers.dead_letters import open_dead_letters
 
     settings = get_settings()
-    store = open_dead_letters(settings)
+    store = open_dead_letter_store(settings)
     letters = [letter for letter in store.list() if not keys or letter.key in keys]
     unknown = sorted(set(keys or ()) - {letter.key for letter in letters})
     if unknown:
@@ -294,10 +293,10 @@ def dead_letters_purge(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Delete every dead letter (the posts are not retried)."""
+    from jointspace.app import open_dead_letter_store
     from jointspace.settings import get_settings
-    from jointspace.workers.dead_letters import open_dead_letters
 
-    store = open_dead_letters(get_settings())
+    store = open_dead_letter_store(get_settings())
     try:
         if not yes and as_json:  # a script: never ask, and never delete without being told to
             raise click.UsageError(f"purge would delete {store.count()} dead letters: add --yes (--json never asks)")
