@@ -21,16 +21,10 @@ from jointspace.errors import BackendUnavailableError
 from jointspace.protocols import SearchBackend, TakedownRegister
 from jointspace.records import utc_text
 from jointspace.settings import Settings
+from jointspace.sqlite_ids import id_chunks, placeholders
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
-
-_CHUNK = 500  # under SQLite's limit on bound parameters; a comfortable mget for Elasticsearch
-
-
-def _chunks(post_ids: Sequence[str]) -> list[list[str]]:
-    ids = list(dict.fromkeys(post_ids))
-    return [ids[start : start + _CHUNK] for start in range(0, len(ids), _CHUNK)]
 
 
 class SqliteTakedowns:
@@ -61,8 +55,8 @@ class SqliteTakedowns:
     def among(self, post_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         with self._lock:
-            for chunk in _chunks(post_ids):
-                query = f"SELECT id FROM takedowns WHERE id IN ({','.join('?' * len(chunk))})"
+            for chunk in id_chunks(dict.fromkeys(post_ids)):
+                query = f"SELECT id FROM takedowns WHERE id IN ({placeholders(chunk)})"
                 found.update(row[0] for row in self._db.execute(query, chunk))
         return found
 
@@ -114,7 +108,7 @@ class ElasticsearchTakedowns:
     def among(self, post_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         with unavailable_as_error(self._url):
-            for chunk in _chunks(post_ids):
+            for chunk in id_chunks(dict.fromkeys(post_ids)):
                 answer = self.client.mget(index=self.index, ids=chunk, source=False)
                 for doc in answer["docs"]:
                     error = doc.get("error")
@@ -175,7 +169,7 @@ def remove_taken_down(settings: Settings, backend: SearchBackend) -> list[str]:
     finally:
         register.close()
     removed: list[str] = []
-    for chunk in _chunks(recorded):
+    for chunk in id_chunks(recorded):
         removed += [pid for pid in backend.get_many(chunk, with_vector=False) if backend.delete(pid)]
     if removed:
         backend.refresh()
