@@ -15,13 +15,13 @@ against the torch path.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from jointspace.encoders.hf_offline import hf_offline
 
 from jointspace.atomic_write import atomic_path
 
@@ -61,8 +61,7 @@ def export(path: Path) -> Path:
     Needs torch and transformers; takes seconds to a minute. Written to a temporary name and
     renamed, so a reader never sees half a file and concurrent exporters do not clash.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    hf_offline()
     import torch
     from transformers import AutoModel
 

