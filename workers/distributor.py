@@ -18,6 +18,7 @@ from jointspace.workers.dead_letters import DeadLetter, DeadLetterStore
 from jointspace.workers.outage import outage_reason
 from jointspace.workers.transient import transient_errors
 
+from jointspace.backoff import backoff_s
 from jointspace.broker import broker_errors
 from jointspace.protocols import ModelBundle, SearchBackend
 from jointspace.records import Post
@@ -103,7 +104,6 @@ class InProcessDistributor:
 
     def _finish_with_retries(self, posts: list[Post], prepared: Future[Any]) -> BatchOutcome:
         runner = self.context.runner
-        delay = 1.0
         for attempt in range(self.settings.task_max_retries + 1):
             try:
                 return runner.finish_or_split(posts, prepared.result() if attempt == 0 else runner.prepare(posts))
@@ -112,9 +112,9 @@ class InProcessDistributor:
                     outcome, letters = _dead_batch(posts, "write", outage_reason(attempt, exc))
                     self.context.dead_letters.put(letters)
                     return outcome
+                delay = backoff_s(attempt + 1, self.settings.retry_backoff_max_s)
                 log.warning("backend unavailable (%s); retrying the batch in %.0f s", exc, delay)
                 time.sleep(delay)
-                delay = min(delay * 2, self.settings.retry_backoff_max_s)
             except Exception as exc:  # a bug or a model failure: the batch is kept, the run goes on
                 log.exception("batch of %d posts failed", len(posts))
                 outcome, letters = _dead_batch(posts, "embed", f"batch failed: {type(exc).__name__}: {exc}")

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from jointspace.backoff import backoff_s
 from jointspace.settings import Settings
 
 from .records import Delivery, Match, SavedSearch, utc_now
@@ -108,11 +109,6 @@ def attempt(store: AlertStore, search_id: str, post_id: str, settings: Settings)
         store.set_delivery(search_id, post_id, Delivery("failed", attempts, refused))
         log.warning("webhook of alert %s refused post %s: %s", search_id, post_id, refused)
     return True
-
-
-def backoff_s(attempts: int, cap_s: float) -> float:
-    """1, 2, 4, ... seconds after the 1st, 2nd, 3rd failure, at most `cap_s`."""
-    return float(min(cap_s, 2 ** max(0, attempts - 1)))
 
 
 class WebhookDispatcher(Protocol):
