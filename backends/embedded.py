@@ -20,7 +20,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -55,6 +54,7 @@ from jointspace.records import (
     UpsertResult,
     epoch_seconds,
     facet_key,
+    utc_now_seconds,
 )
 from jointspace.sqlite_ids import id_chunks, placeholders
 
@@ -415,7 +415,7 @@ class EmbeddedBackend:
 
     def add_media_roots(self, paths: Sequence[str]) -> list[str]:
         """Records folders whose pictures may be served; returns those that were new."""
-        added_at = datetime.now(UTC).isoformat(timespec="seconds")
+        added_at = utc_now_seconds()
         with self._write() as db:
             return [
                 path

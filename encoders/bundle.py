@@ -22,7 +22,6 @@ import re
 import subprocess
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from jointspace import __version__
 from jointspace.atomic_write import write_text_atomic
 from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.protocols import ImageEncoder, ModelBundle, TextEncoder
+from jointspace.records import utc_now_seconds
 from jointspace.registry import BUNDLES, IMAGE_ENCODERS, TEXT_ENCODERS, load, reference
 from jointspace.settings import Settings
 
@@ -173,7 +173,7 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = {
         "format": FORMAT,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created": utc_now_seconds(),
         "code_version": code_version(),
         **manifest,
     }

@@ -70,6 +70,13 @@ def utc_text(moment: datetime) -> str:
     return utc.replace(tzinfo=None).isoformat() + "Z"
 
 
+def utc_now_seconds() -> str:
+    """Now in UTC to the second, as `datetime.isoformat` writes it (`2024-05-01T12:00:00+00:00`):
+    the stored form of times such as a bundle manifest's `created` or a media root's `added_at`
+    (not `utc_text`'s `Z` form; stored strings keep the form they were written in)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def epoch_seconds(moment: datetime) -> float:
     """Seconds since the epoch; a naive time counts as UTC, as Elasticsearch reads it (every
     backend and the alert check compare `Filters` times this way)."""
