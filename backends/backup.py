@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from jointspace.atomic_write import atomic_open
 from jointspace.errors import ConfigurationError, ModelMismatchError
 from jointspace.media_roots import uploads_dir
-from jointspace.records import IndexRef
+from jointspace.records import IndexRef, utc_now_seconds
 from jointspace.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -40,7 +39,7 @@ def backup(settings: Settings, folder: Path, es_location: str | None = None, pro
         raise ConfigurationError(f"{folder} is not empty: back up into a new folder")
     made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
-    created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    created_at = utc_now_seconds()
     try:
         if settings.es_url:
             part = _backup_elasticsearch(settings, folder, es_location or str(folder / "elasticsearch"), created_at)

@@ -4,11 +4,18 @@ corpora of solid colours for the histogram bundle (known geometry)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from fastapi.testclient import TestClient
 
 from jointspace.records import Post
 from jointspace.settings import Settings
-from tests.workers.corpus import Corpus, make_corpus
+from tests.workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS, Corpus, make_corpus
+from tests.workers.histogram_bundle import FACTORY
+
+KEY = "alerts-test-key"
 
 CITIES = ("london", "paris", "tokyo")
 
@@ -43,3 +50,32 @@ def read_posts(corpus: Corpus, settings: Settings) -> list[Post]:
     return [
         validate_post(json.loads(line), corpus.jsonl.parent, limits) for line in corpus.jsonl.read_text().splitlines()
     ]
+
+
+def in_process_settings(home: Path, media: Path) -> Settings:
+    """The API and CLI in one process on the embedded store, no broker, the histogram bundle."""
+    return Settings(
+        home=home,
+        media_root=media,
+        api_key=KEY,
+        es_url=None,
+        broker_url=None,
+        bundle_factory=FACTORY,
+        image_max_pixels=TEST_MAX_PIXELS,
+        image_max_bytes=TEST_MAX_BYTES,
+        decode_threads=2,
+    )
+
+
+@contextmanager
+def api_client(settings: Settings) -> Iterator[TestClient]:
+    """A test client of the app over a container built (and closed) here."""
+    from jointspace.api.app import create_app
+    from jointspace.api.container import build_container
+
+    container = build_container(settings)
+    try:
+        with TestClient(create_app(settings, container)) as client:
+            yield client
+    finally:
+        container.close()

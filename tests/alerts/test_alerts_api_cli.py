@@ -15,39 +15,16 @@ from fastapi.testclient import TestClient
 from jointspace.api.app import create_app
 from jointspace.api.container import build_container
 
-from jointspace.settings import Settings
-from tests.alerts.alert_support import colour_ids, corpus_with_prefix
+from tests.alerts.alert_support import KEY, api_client, colour_ids, corpus_with_prefix, in_process_settings
 from tests.workers.histogram_bundle import FACTORY, IMPORT_ROOT
 
-KEY = "alerts-test-key"
 JOINTSPACE = shutil.which("jointspace") or "jointspace"
-
-
-def _settings(home: Path, media: Path) -> Settings:
-    from tests.workers.corpus import TEST_MAX_BYTES, TEST_MAX_PIXELS
-
-    return Settings(
-        home=home,
-        media_root=media,
-        api_key=KEY,
-        es_url=None,
-        broker_url=None,
-        bundle_factory=FACTORY,
-        image_max_pixels=TEST_MAX_PIXELS,
-        image_max_bytes=TEST_MAX_BYTES,
-        decode_threads=2,
-    )
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = _settings(tmp_path / "home", tmp_path)
-    container = build_container(settings)
-    try:
-        with TestClient(create_app(settings, container)) as client:
-            yield client
-    finally:
-        container.close()
+    with api_client(in_process_settings(tmp_path / "home", tmp_path)) as client:
+        yield client
 
 
 def _posts(corpus) -> list[dict]:
@@ -149,7 +126,7 @@ def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
     assert {m["id"] for m in found["matches"]} == colour_ids(new, "red")
     assert all(set(m) >= {"id", "score", "caption", "city", "matched_at"} for m in found["matches"])
     # GET /alerts/{id}/matches over the same home writes every time as the CLI does: UTC with a `Z`.
-    settings = _settings(tmp_path / "home", tmp_path)
+    settings = in_process_settings(tmp_path / "home", tmp_path)
     container = build_container(settings)
     try:
         with TestClient(create_app(settings, container)) as client:

@@ -13,15 +13,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from jointspace.api.app import create_app
-from jointspace.api.container import build_container
 
 from jointspace.alerts.records import SavedSearch
 from jointspace.alerts.store_sqlite import SqliteAlertStore
-from jointspace.settings import Settings
+from tests.alerts.alert_support import KEY, api_client, in_process_settings
 from tests.workers.histogram_bundle import FACTORY, IMPORT_ROOT
 
-KEY = "alerts-edges-key"
 JOINTSPACE = shutil.which("jointspace") or "jointspace"
 FAR_BACK = "99999999d"  # further back than a datetime reaches
 HUGE_CURSOR = "9" * 23  # past SQLite's integers
@@ -29,15 +26,8 @@ HUGE_CURSOR = "9" * 23  # past SQLite's integers
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(
-        home=tmp_path / "home", media_root=tmp_path, api_key=KEY, es_url=None, broker_url=None, bundle_factory=FACTORY
-    )
-    container = build_container(settings)
-    try:
-        with TestClient(create_app(settings, container)) as client:
-            yield client
-    finally:
-        container.close()
+    with api_client(in_process_settings(tmp_path / "home", tmp_path)) as client:
+        yield client
 
 
 def test_http_alerts_answer_odd_input_with_4xx_errors_that_say_what(client: TestClient) -> None:
