@@ -79,6 +79,10 @@ class BatchListener(Protocol):
         """After the write: these documents are indexed (vectors included); settles what was owed."""
         ...
 
+    def forget(self, post_ids: Sequence[str]) -> None:
+        """Takes back what `written` recorded for these posts (taken down while it ran)."""
+        ...
+
 
 class FeatureKeeper(Protocol):
     """Where a batch's image features are kept beside the index (backends/kept_features.py)."""
@@ -252,6 +256,8 @@ class BatchRunner:
         if self.listener is not None and (batch.written or batch.owed):
             with self._stage(batch, "alerts"):
                 self._tell_listener(batch)
+                if batch.written:
+                    self._undo_late_takedowns(batch, checked=True)
         self._observe(batch)
         return batch.outcome
 
@@ -279,10 +285,12 @@ class BatchRunner:
             batch.outcome.withheld += [p.id for p in batch.posts if p.id in down]
             batch.posts = [p for p in batch.posts if p.id not in down]
 
-    def _undo_late_takedowns(self, batch: _Batch) -> None:
-        """A takedown that came while this batch was embedding: its post is written by now, and the
-        takedown's delete may have run before the write. The takedown records before it deletes, so
-        looking again after the write closes that gap: whichever runs last removes the post."""
+    def _undo_late_takedowns(self, batch: _Batch, checked: bool = False) -> None:
+        """A takedown that came while this batch was embedding (or, `checked`, while the listener
+        checked it): its post is written by now, and the takedown's own removals may have run
+        before the write (or before the listener recorded its matches). The takedown records before
+        it removes anything, so looking again afterwards closes the gap: whichever runs last
+        removes the post."""
         if self.takedowns is None or not batch.outcome.indexed:
             return
         with _transient_as_unavailable():
@@ -293,6 +301,8 @@ class BatchRunner:
             return
         if self.kept is not None:
             self.kept.forget(sorted(late))
+        if checked and self.listener is not None:
+            self.listener.forget(sorted(late))
         batch.outcome.indexed = [pid for pid in batch.outcome.indexed if pid not in late]
         batch.outcome.withheld += sorted(late)
         batch.written = [d for d in batch.written if d.id not in late]

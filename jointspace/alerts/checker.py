@@ -122,6 +122,9 @@ class AlertChecker:
             self.webhooks.dispatch(deliver)
         return new
 
+    def forget(self, post_ids: Sequence[str]) -> None:
+        self.store.forget_posts(post_ids)
+
     def close(self) -> None:
         self.webhooks.close()
         self.store.close()

@@ -88,3 +88,48 @@ def test_a_takedown_during_the_batch_and_one_before_it_both_keep_the_post_out(
     finally:
         context.close()
         register.close()
+
+
+def test_a_takedown_during_the_alert_check_leaves_no_match(tmp_path: Path, settings: Settings) -> None:
+    """The takedown lands while the saved searches are checked against the batch: its own removal of
+    alert matches may run before the check records one. The runner looks again after the check."""
+    from jointspace.query.service import SearchService
+
+    from jointspace.alerts import open_alert_store
+    from jointspace.alerts.service import AlertService
+
+    corpus = make_corpus(tmp_path, n_good=4, with_broken=False)
+    posts = [item.post for item in open_source("jsonl", str(corpus.jsonl), settings)]
+    victim = posts[0].id
+    context = open_context(settings)
+    service = AlertService(
+        open_alert_store(settings),
+        SearchService(context.backend, context.bundle.text, settings),
+        context.bundle.name,
+        settings,
+    )
+    try:
+        everything = service.add("red", min_score=-1.0, name="every post")  # matches all four
+        listener = context.runner.listener
+        assert listener is not None
+        check = listener.written
+
+        def taken_down_then_checked(docs: Any, redelivered: bool = False) -> Any:
+            # The whole takedown (record, delete, forget matches) runs after the runner's look
+            # after its write, and before the check records its matches, victim's among them.
+            register = open_takedowns(settings)
+            try:
+                take_down(settings, context.backend, context.dead_letters, service.store, register, [victim])
+            finally:
+                register.close()
+            return check(docs, redelivered)
+
+        listener.written = taken_down_then_checked  # type: ignore[method-assign]  # the race, made certain
+        outcome = InProcessDistributor(settings, context).submit_batch(posts).outcome()
+        assert sorted(outcome.indexed) == sorted(p.id for p in posts[1:]) and outcome.withheld == [victim]
+        assert sorted(m.post_id for m in service.matches(everything.id)) == sorted(p.id for p in posts[1:])
+        context.backend.refresh()
+        assert context.backend.get(victim) is None
+    finally:
+        service.store.close()
+        context.close()
