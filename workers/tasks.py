@@ -15,6 +15,7 @@ from jointspace.workers.outage import mark_pending, outage_reason
 from jointspace.workers.runtime import process_context
 from jointspace.workers.transient import transient_errors
 
+from jointspace.backoff import equal_jitter
 from jointspace.records import Post
 from jointspace.settings import Settings
 
@@ -40,6 +41,15 @@ class IngestTask(BoundTask):
     @property
     def retry_backoff_max(self) -> int:
         return self.settings.retry_backoff_max_s
+
+    def retry(self, *args: Any, countdown: float | None = None, eta: Any = None, **kwargs: Any) -> Any:
+        """Celery's own backoff, with "equal jitter": half of each wait fixed, half drawn. Its full
+        jitter (`retry_jitter=True`) draws each wait from 0 up, so the ten retries outlasted
+        anywhere from ~10 s to ~5 min of an unreachable backend (a CI run drew 25 s in all); now
+        at least ~150 s with the defaults, and batches that failed together still spread out."""
+        if countdown is not None and eta is None:
+            countdown = equal_jitter(countdown)
+        return super().retry(*args, countdown=countdown, eta=eta, **kwargs)
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: tuple[Any, ...], kwargs: dict[str, Any], einfo: Any
@@ -70,7 +80,7 @@ class IngestTask(BoundTask):
     name=INGEST_TASK,
     autoretry_for=transient_errors(),
     retry_backoff=True,
-    retry_jitter=True,
+    retry_jitter=False,  # IngestTask.retry draws its own (equal) jitter
     acks_late=True,
     reject_on_worker_lost=True,
 )
