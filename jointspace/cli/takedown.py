@@ -112,7 +112,8 @@ def takedowns_lift(
         lifted = register.lift(ids)
     finally:
         register.close()
-    missing = [pid for pid in ids if pid not in set(lifted)]
+    done = set(lifted)
+    missing = [pid for pid in ids if pid not in done]
     if as_json:
         print(json.dumps({"lifted": lifted, "not_taken_down": missing}, indent=1, ensure_ascii=False))
     else:
