@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +103,8 @@ def _save_takedowns(settings: Settings, folder: Path) -> int:
     the copy holds): a restore into a new home must not bring back what was taken down."""
     from jointspace.backends.takedown_register import open_takedowns
 
-    register = open_takedowns(settings)
-    try:
+    with closing(open_takedowns(settings)) as register:
         entries = register.entries()
-    finally:
-        register.close()
     _write_json(folder / TAKEDOWNS, [{"id": pid, "time": at} for pid, at in entries])
     return len(entries)
 
@@ -120,12 +118,9 @@ def _load_takedowns(settings: Settings, folder: Path) -> int:
     by_time: dict[str, list[str]] = {}
     for entry in entries:
         by_time.setdefault(str(entry["time"]), []).append(str(entry["id"]))
-    register = open_takedowns(settings)
-    try:
+    with closing(open_takedowns(settings)) as register:
         for at, ids in by_time.items():  # one write per takedown time (one per `delete` run)
             register.record(ids, at=at)
-    finally:
-        register.close()
     return len(entries)
 
 

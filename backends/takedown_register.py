@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -163,11 +164,8 @@ def remove_taken_down(settings: Settings, backend: SearchBackend) -> list[str]:
     """Deletes from `backend` every post recorded in the settings' register, and returns their ids:
     for an index that did not see the takedown happen (a restored backup older than it, an index a
     rollback brings back, or a reindex's new index filled before it)."""
-    register = open_takedowns(settings)
-    try:
+    with closing(open_takedowns(settings)) as register:
         recorded = [pid for pid, _ in register.entries()]
-    finally:
-        register.close()
     removed: list[str] = []
     for chunk in id_chunks(recorded):
         removed += [pid for pid in backend.get_many(chunk, with_vector=False) if backend.delete(pid)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import ExitStack, closing
 from typing import Annotated
 
 import click
@@ -40,20 +41,14 @@ def delete(
     settings = get_settings()
     # The index with the bundle it records, no model loaded: a takedown must work whichever bundle
     # is the default now (after a reindex to another). No index yet: the takedown is still recorded.
-    backend = open_existing_backend(settings) if recorded_model(settings) is not None else None
-    try:
-        register = open_takedown_register(settings)
-        letters = open_dead_letter_store(settings)
-        alerts = open_alert_store(settings)
-        try:
-            report = take_down(settings, backend, letters, alerts, register, ids)
-        finally:
-            alerts.close()
-            letters.close()
-            register.close()
-    finally:
+    with ExitStack() as opened:
+        backend = open_existing_backend(settings) if recorded_model(settings) is not None else None
         if backend is not None:
-            backend.close()
+            opened.callback(backend.close)
+        register = opened.enter_context(closing(open_takedown_register(settings)))
+        letters = opened.enter_context(closing(open_dead_letter_store(settings)))
+        alerts = opened.enter_context(closing(open_alert_store(settings)))
+        report = take_down(settings, backend, letters, alerts, register, ids)
     if as_json:
         print(json.dumps(report.to_json(), indent=1))
     else:
@@ -83,11 +78,8 @@ def takedowns_list(
     from jointspace.app import open_takedown_register
     from jointspace.settings import get_settings
 
-    register = open_takedown_register(get_settings())
-    try:
+    with closing(open_takedown_register(get_settings())) as register:
         entries = register.entries()
-    finally:
-        register.close()
     if as_json:
         print(json.dumps([{"id": pid, "time": at} for pid, at in entries], indent=1, ensure_ascii=False))
         return
@@ -107,11 +99,8 @@ def takedowns_lift(
     from jointspace.settings import get_settings
 
     ids = list(dict.fromkeys(_ids(post_ids)))
-    register = open_takedown_register(get_settings())
-    try:
+    with closing(open_takedown_register(get_settings())) as register:
         lifted = register.lift(ids)
-    finally:
-        register.close()
     done = set(lifted)
     missing = [pid for pid in ids if pid not in done]
     if as_json:
