@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from jointspace.api.deps import ContainerDep, WriteAccess
 from jointspace.api.render import post_out
@@ -69,13 +69,25 @@ def match_out(match: Match) -> MatchOut:
     "",
     response_model=AlertOut,
     status_code=201,
-    responses={400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}},
+    responses={
+        200: {"model": AlertOut, "description": "The same search was saved before: that one."},
+        400: {"model": ErrorOut},
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+    },
 )
-def create_alert(body: AlertIn, _: WriteAccess, container: ContainerDep) -> AlertOut:
-    """Save a search: posts indexed from now on that match it are recorded (once each) and delivered."""
+def create_alert(body: AlertIn, _: WriteAccess, container: ContainerDep, response: Response) -> AlertOut:
+    """Save a search: posts indexed from now on that match it are recorded (once each) and delivered.
+    The same search saved again (name, query, mode, cut-off, filters and webhook alike) answers
+    200 with the one saved before, instead of 201 and a second copy."""
     check_query_length(body.q, container.settings.query_max_chars)
-    saved = _service(container).add(body.q, body.mode, body.min_score, body.webhook, body.name, body.to_filters())
-    return AlertOut(**saved.to_json())
+    service = _service(container)
+    saved, created = service.add_or_existing(
+        body.q, body.mode, body.min_score, body.webhook, body.name, body.to_filters()
+    )
+    if not created:
+        response.status_code = 200
+    return AlertOut(**service.with_matches(saved))
 
 
 @router.get("", response_model=AlertsOut)

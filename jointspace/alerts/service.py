@@ -88,6 +88,17 @@ def check_webhook(url: str | None) -> str | None:
     return url.strip()
 
 
+def _same_search(a: SavedSearch, b: SavedSearch) -> bool:
+    return (a.name, a.expression, a.mode, a.min_score, a.filters, a.webhook) == (
+        b.name,
+        b.expression,
+        b.mode,
+        b.min_score,
+        b.filters,
+        b.webhook,
+    )
+
+
 @dataclass
 class AlertService:
     """`search` is a `query.SearchService` over the index (it parses and embeds the expression);
@@ -108,6 +119,20 @@ class AlertService:
         filters: Filters | None = None,
     ) -> SavedSearch:
         """Validates and saves; raises QueryError (with the position in the expression where there is one)."""
+        return self.add_or_existing(expression, mode, min_score, webhook, name, filters)[0]
+
+    def add_or_existing(
+        self,
+        expression: str,
+        mode: str = "semantic",
+        min_score: float | str | None = None,
+        webhook: str | None = None,
+        name: str | None = None,
+        filters: Filters | None = None,
+    ) -> tuple[SavedSearch, bool]:
+        """`add`, and whether it saved a new search: a search saved already with the same name,
+        expression, mode, cut-off, filters and webhook is answered instead of a second copy (which
+        would record every match twice and POST it twice), so a script may re-run its setup."""
         from jointspace.query.filters import filters_to_text
 
         if mode not in MODES:
@@ -145,13 +170,17 @@ class AlertService:
             if self.search.parse(expression).expression is None:
                 raise QueryError(f"a {mode} alert needs at least one term besides its filters", None, expression)
             vectors[self.model] = self.search.query_vector(expression)
-        if len(self.store.searches()) >= self.settings.alerts_max_searches:
+        saved_already = self.store.searches()
+        for existing in saved_already:
+            if _same_search(existing, saved):
+                return existing, False
+        if len(saved_already) >= self.settings.alerts_max_searches:
             raise QueryError(
                 f"{self.settings.alerts_max_searches} searches are saved already "
                 "(JOINTSPACE_ALERTS_MAX_SEARCHES): remove some first"
             )
         self.store.add(saved, vectors)
-        return saved
+        return saved, True
 
     def get(self, search_id: str) -> SavedSearch:
         found = self.store.get(search_id)

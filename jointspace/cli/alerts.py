@@ -67,7 +67,10 @@ def add(
     before: filter_options.Before = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the saved search as JSON.")] = False,
 ) -> None:
-    """Save a search; posts indexed from now on that match it are recorded and delivered."""
+    """Save a search; posts indexed from now on that match it are recorded and delivered.
+
+    The same search saved again (name, query, mode, cut-off, filters and webhook alike) adds
+    nothing: the one saved before is printed."""
     from jointspace.alerts.service import AlertService
     from jointspace.app import open_bundle, open_search_backend, open_search_service
     from jointspace.query.parser import QueryLimits, parse
@@ -84,11 +87,14 @@ def add(
     try:
         with _store() as store:
             service = AlertService(store, open_search_service(settings, bundle, backend), bundle.name, settings)
-            saved = service.add(expression, mode, min_score, webhook, name, filters)
+            saved, created = service.add_or_existing(expression, mode, min_score, webhook, name, filters)
+            answer = service.with_matches(saved)
     finally:
         backend.close()
-    if as_json:  # as POST /alerts answers: the saved search with its number of matches (none yet)
-        _print({**saved.to_json(), "matches": 0})
+    if not created:
+        print(f"the same search was saved before, as {saved.id}: nothing added", file=sys.stderr)
+    if as_json:  # as POST /alerts answers: the saved search with its number of matches
+        _print(answer)
     else:
         print(_describe(saved.to_json()))
 

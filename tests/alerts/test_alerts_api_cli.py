@@ -60,6 +60,13 @@ def test_http_alerts_save_list_match_and_remove(tmp_path: Path, client: TestClie
     listed = client.get("/alerts").json()["alerts"]
     assert [a["id"] for a in listed] == [alert["id"]] and listed[0]["matches"] == 0
 
+    # Saved again as it was (a setup script run twice): the one saved before, 200, no second copy.
+    again = client.post("/alerts", json=body, headers=key)
+    assert again.status_code == 200 and again.json() == alert
+    other_name = client.post("/alerts", json={**body, "name": "red ones too"}, headers=key)
+    assert other_name.status_code == 201 and other_name.json()["id"] != alert["id"]
+    assert client.delete(f"/alerts/{other_name.json()['id']}", headers=key).status_code == 200
+
     assert client.post("/posts", json=_posts(new), headers=key).status_code == 200
     matches = client.get(f"/alerts/{alert['id']}/matches").json()
     expected = colour_ids(new, "red", "london") | colour_ids(new, "red", "tokyo")
@@ -118,9 +125,14 @@ def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
     text = _run(env, "alerts", "add", "blue", "--mode", "keyword", "--name", "blue words")
     assert text.returncode == 0 and "blue words" in text.stdout
 
+    same = _run(env, "alerts", "add", "blue", "--mode", "keyword", "--name", "blue words", "--json")
+    assert same.returncode == 0 and "saved before" in same.stderr
+    assert json.loads(same.stdout)["name"] == "blue words"
+
     assert _run(env, "ingest", str(new.jsonl), "--quiet").returncode == 0
     listed = json.loads(_run(env, "alerts", "list", "--json").stdout)["alerts"]
     assert {a["name"]: a["matches"] for a in listed} == {"red": 2, "blue words": 2}
+    assert len(listed) == 2
     found = json.loads(_run(env, "alerts", "matches", alert["id"], "--json").stdout)
     assert found["alert"]["id"] == alert["id"]
     assert {m["id"] for m in found["matches"]} == colour_ids(new, "red")
