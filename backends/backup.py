@@ -159,7 +159,9 @@ def _backup_embedded(settings: Settings, folder: Path) -> dict[str, Any]:
 
 
 def _embedded_roots(store: Path) -> list[str]:
-    db = sqlite3.connect(f"file:{store / 'index.sqlite'}?mode=ro", uri=True)
+    # immutable: the copy is finished and nobody writes it; a plain read-only connection to a WAL
+    # database would leave its -wal and -shm files in the backup folder.
+    db = sqlite3.connect(f"file:{store / 'index.sqlite'}?mode=ro&immutable=1", uri=True)
     try:
         return [row[0] for row in db.execute("SELECT path FROM media_roots ORDER BY path")]
     except sqlite3.OperationalError:  # a store from before media roots

@@ -116,6 +116,8 @@ def test_round_trip_is_identical(homes: Homes, tmp_path: Path) -> None:
     assert manifest["model"] == MODEL and manifest["dim"] == DIM and manifest["posts"] == N_POSTS
     assert manifest["media_roots"] == ["/srv/pictures/summer", "/srv/pictures/winter"]
     assert manifest["uploads"] == 1
+    # A backup folder is finished files only: no SQLite write-ahead log or shared-memory file left open.
+    assert not [p.name for p in (tmp_path / "backup").rglob("*") if p.name.endswith(("-wal", "-shm"))]
 
     target = homes.settings("home-b")
     written = folder_digest(tmp_path / "backup")
