@@ -6,6 +6,8 @@ backup), `uploads/` (the home's content-addressed uploads), and either `embedded
 copy of the store, see embedded_backup.py) or `elasticsearch/` (a snapshot repository the node
 writes, see es_snapshot.py). A restore refuses a home whose index another model bundle built:
 its vectors could not be searched together, and replacing it would lose that index silently.
+Parts that live above storage (the saved searches) come in as `BackupPart`s, each with a file of
+its own and its count in the manifest.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from jointspace.backends import recorded_model
 from tqdm import tqdm
@@ -31,10 +34,32 @@ TAKEDOWNS = "takedowns.json"
 FORMAT = 1
 
 
-def backup(settings: Settings, folder: Path, es_location: str | None = None, progress: bool = True) -> dict[str, Any]:
+class BackupPart(Protocol):
+    """Something beside the index that a backup carries, given by the layer that owns it (storage
+    cannot import the layers above it). `name` is its key in the manifest and the restore report."""
+
+    @property
+    def name(self) -> str: ...
+
+    def save(self, folder: Path, model: str) -> int:
+        """Writes the part into the backup folder; returns how many items it holds."""
+        ...
+
+    def load(self, folder: Path, model: str) -> int:
+        """Adds the backup's items to this home (a backup without the part: none); returns how many."""
+        ...
+
+
+def backup(
+    settings: Settings,
+    folder: Path,
+    es_location: str | None = None,
+    progress: bool = True,
+    parts: Sequence[BackupPart] = (),
+) -> dict[str, Any]:
     """Backs up the configured index into `folder` (absent or empty) while it keeps serving and
-    ingesting; returns the manifest. `es_location`: the folder as the Elasticsearch node sees it
-    (default: `folder/elasticsearch`, right when the node shares this filesystem)."""
+    ingesting, with `parts`; returns the manifest. `es_location`: the folder as the Elasticsearch
+    node sees it (default: `folder/elasticsearch`, right when the node shares this filesystem)."""
     folder = folder.expanduser().resolve()
     if folder.exists() and any(folder.iterdir()):
         raise ConfigurationError(f"{folder} is not empty: back up into a new folder")
@@ -52,12 +77,26 @@ def backup(settings: Settings, folder: Path, es_location: str | None = None, pro
         raise
     uploads = _copy_new_files(uploads_dir(settings), folder / "uploads", progress, "uploads")
     takedowns = _save_takedowns(settings, folder)
-    manifest = {"format": FORMAT, "created_at": created_at, **part, "uploads": uploads, "takedowns": takedowns}
+    extra = {p.name: p.save(folder, part["model"]) for p in parts}
+    manifest = {
+        "format": FORMAT,
+        "created_at": created_at,
+        **part,
+        "uploads": uploads,
+        "takedowns": takedowns,
+        **extra,
+    }
     _write_json(folder / MANIFEST, manifest)
     return manifest
 
 
-def restore(settings: Settings, folder: Path, es_location: str | None = None, progress: bool = True) -> dict[str, Any]:
+def restore(
+    settings: Settings,
+    folder: Path,
+    es_location: str | None = None,
+    progress: bool = True,
+    parts: Sequence[BackupPart] = (),
+) -> dict[str, Any]:
     """Restores the backup in `folder` into the configured home (embedded) or alias (Elasticsearch).
 
     The index there, when there is one, is kept beside the restored one (embedded: a renamed
@@ -89,6 +128,8 @@ def restore(settings: Settings, folder: Path, es_location: str | None = None, pr
     report["uploads"] = _copy_new_files(folder / "uploads", uploads_dir(settings), progress, "uploads")
     report["takedowns"] = _load_takedowns(settings, folder)
     report["withheld"] = _remove_taken_down(settings)
+    for extra in parts:
+        report[extra.name] = extra.load(folder, manifest["model"])
     return {
         "restored_from": str(folder),
         "backend": kind,

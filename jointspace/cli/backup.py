@@ -30,18 +30,22 @@ def backup(
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Back up the index (posts, vectors, media roots) and the uploaded pictures, while serving and ingesting."""
+    """Back up the index (posts, vectors, media roots), the uploaded pictures, the takedowns and the
+    saved searches, while serving and ingesting."""
+    from jointspace.alerts.backup import SavedSearchesPart
     from jointspace.backends.backup import backup as run_backup
     from jointspace.settings import get_settings
 
     _usable_folder(folder)
-    manifest = run_backup(get_settings(), folder, es_location, progress=not quiet)
+    settings = get_settings()
+    manifest = run_backup(settings, folder, es_location, progress=not quiet, parts=[SavedSearchesPart(settings)])
     _print(
         manifest,
         as_json,
         [
             f"backed up {manifest['posts']} posts of model {manifest['model']} "
-            f"({manifest['backend']}) and {manifest['uploads']} uploaded pictures into {folder}"
+            f"({manifest['backend']}), {manifest['uploads']} uploaded pictures and "
+            f"{manifest['saved_searches']} saved searches into {folder}"
         ],
     )
 
@@ -69,13 +73,20 @@ def restore(
     """Restore a backup into this home (refused when its index was built by another model bundle).
 
     The index found here is kept beside the restored one, for `jointspace rollback`. Posts taken
-    down since the backup are left out."""
+    down since the backup are left out. Saved searches this home lacks are added (without their
+    past matches)."""
+    from jointspace.alerts.backup import SavedSearchesPart
     from jointspace.backends.backup import restore as run_restore
     from jointspace.settings import get_settings
 
-    report = run_restore(get_settings(), folder, es_location, progress=not quiet)
+    settings = get_settings()
+    report = run_restore(settings, folder, es_location, progress=not quiet, parts=[SavedSearchesPart(settings)])
     kept = report["posts"] - report["withheld"]
     lines = [f"restored {kept} posts of model {report['model']} from {folder}"]
+    if report["saved_searches"]:
+        lines.append(
+            f"{report['saved_searches']} saved search(es) added (their past matches stay in the backup's home)"
+        )
     if report["withheld"]:
         lines.append(
             f"{report['withheld']} post(s) of the backup left out: taken down since (`jointspace takedowns list`)"

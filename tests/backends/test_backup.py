@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -273,12 +274,24 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
             timeout=300,
         )
 
+    from jointspace.alerts import SavedSearch, open_alert_store
+
     source = open_backend(Settings(home=tmp_path / "a"), MODEL, DIM)
     assert not source.upsert(city_corpus(40, DIM)).errors
     before = snapshot_of(source)
+    # Two saved searches, one with its query vector: a restore into a new home keeps alerting.
+    query = np.zeros(DIM, np.float32)
+    query[3] = 1.0
+    searches = [
+        SavedSearch(id="s1", name="red things", expression="red", min_score=0.4, filters="city:oslo"),
+        SavedSearch(id="s2", name="blue", expression="blue", mode="keyword", webhook="http://127.0.0.1:9/hook"),
+    ]
+    with closing(open_alert_store(Settings(home=tmp_path / "a"))) as alerts:
+        alerts.add(searches[0], {MODEL: query})
+        alerts.add(searches[1], {})
     done = run(tmp_path / "a", "backup", str(tmp_path / "bk"), "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["posts"] == 40
+    assert json.loads(done.stdout)["posts"] == 40 and json.loads(done.stdout)["saved_searches"] == 2
     again = run(tmp_path / "a", "backup", str(tmp_path / "bk"))
     assert again.returncode != 0 and "not empty" in again.stderr
 
@@ -288,13 +301,17 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
     assert refused.returncode != 0
     assert "another-bundle" in refused.stderr and MODEL in refused.stderr
 
-    assert run(tmp_path / "c", "restore", str(tmp_path / "bk")).returncode == 0
+    into_c = run(tmp_path / "c", "restore", str(tmp_path / "bk"), "--json")
+    assert into_c.returncode == 0 and json.loads(into_c.stdout)["saved_searches"] == 2
     restored = open_backend(Settings(home=tmp_path / "c"), MODEL, DIM)
     try:
         assert_identical(restored, before)
     finally:
         restored.close()
         source.close()
+    with closing(open_alert_store(Settings(home=tmp_path / "c"))) as alerts:
+        assert [s.to_json() for s in alerts.searches()] == [s.to_json() for s in searches]
+        assert list(alerts.vectors(MODEL)) == ["s1"] and np.array_equal(alerts.vectors(MODEL)["s1"], query)
 
     # A home where p3 was taken down (say, before its index was lost) restores the backup without it.
     from jointspace.backends.takedown_register import open_takedowns
@@ -302,9 +319,14 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
     register = open_takedowns(Settings(home=tmp_path / "d"))
     register.record(["p3"])
     register.close()
+    with closing(open_alert_store(Settings(home=tmp_path / "d"))) as alerts:
+        alerts.add(searches[0], {MODEL: query})  # saved here already: not added twice
     done = run(tmp_path / "d", "restore", str(tmp_path / "bk"))
     assert done.returncode == 0, done.stderr
     assert "restored 39 posts" in done.stderr and "1 post(s) of the backup left out: taken down" in done.stderr
+    assert "1 saved search(es) added" in done.stderr
+    with closing(open_alert_store(Settings(home=tmp_path / "d"))) as alerts:
+        assert [s.id for s in alerts.searches()] == ["s1", "s2"]
 
 
 def test_damaged_manifest_is_a_clear_error_and_links_are_not_followed(tmp_path: Path) -> None:
