@@ -6,7 +6,9 @@ answers into records. Connection failures surface as BackendUnavailableError nam
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,6 +42,18 @@ def _reason(error: object) -> str:
     if isinstance(error, dict):
         return f"{error.get('type', 'error')}: {error.get('reason', error)}"
     return str(error or "unknown error")
+
+
+def _parts(docs: Sequence[Document], in_flight: int, min_part: int) -> list[Sequence[Document]]:
+    """Up to `in_flight` parts of at least `min_part` docs, split by id: writes of one id stay in
+    one part, in their order, so the last one given still wins as in a single request."""
+    n = max(1, min(in_flight, len(docs) // max(1, min_part)))
+    if n == 1:
+        return [docs]
+    parts: list[list[Document]] = [[] for _ in range(n)]
+    for doc in docs:
+        parts[zlib.crc32(doc.id.encode()) % n].append(doc)
+    return [part for part in parts if part]
 
 
 class ElasticsearchBackend:
@@ -87,22 +101,37 @@ class ElasticsearchBackend:
 
         valid, errors = split_valid(docs, self.dim, self.model)
         result = UpsertResult(errors=errors)
-        actions = (bulk_action(doc, self.alias) for doc in valid)
+
+        def write(part: Sequence[Document]) -> list[tuple[bool, dict[str, Any]]]:
+            # streaming_bulk, not parallel_bulk: only it retries 429s with backoff.
+            return list(
+                streaming_bulk(
+                    self.client,
+                    (bulk_action(doc, self.alias) for doc in part),
+                    chunk_size=chunk_size or self.settings.es_bulk_chunk_docs,
+                    max_chunk_bytes=max_chunk_bytes or self.settings.es_bulk_chunk_bytes,
+                    max_retries=self.settings.es_bulk_max_retries if max_retries is None else max_retries,
+                    initial_backoff=initial_backoff or self.settings.es_bulk_initial_backoff_s,
+                    raise_on_error=False,
+                )
+            )
+
+        parts = _parts(valid, self.settings.es_bulk_in_flight, self.settings.es_bulk_min_part)
         with unavailable_as_error(self._url):
-            for ok, item in streaming_bulk(
-                self.client,
-                actions,
-                chunk_size=chunk_size or self.settings.es_bulk_chunk_docs,
-                max_chunk_bytes=max_chunk_bytes or self.settings.es_bulk_chunk_bytes,
-                max_retries=self.settings.es_bulk_max_retries if max_retries is None else max_retries,
-                initial_backoff=initial_backoff or self.settings.es_bulk_initial_backoff_s,
-                raise_on_error=False,
-            ):
-                outcome = next(iter(item.values()))
-                if ok:
-                    result.indexed.append(outcome["_id"])
-                else:
-                    result.errors[outcome["_id"]] = _reason(outcome.get("error"))
+            if len(parts) > 1:
+                with ThreadPoolExecutor(len(parts), thread_name_prefix="es-bulk") as pool:
+                    answers = list(pool.map(write, parts))
+            else:
+                answers = [write(part) for part in parts]
+        for ok, item in (pair for answer in answers for pair in answer):
+            outcome = next(iter(item.values()))
+            if ok:
+                result.indexed.append(outcome["_id"])
+            else:
+                result.errors[outcome["_id"]] = _reason(outcome.get("error"))
+        # Each id once, in the order given (as the embedded store answers), whatever part wrote it.
+        order = {doc.id: i for i, doc in reversed(list(enumerate(valid)))}
+        result.indexed = sorted(set(result.indexed), key=lambda post_id: order.get(post_id, len(order)))
         return result
 
     def delete(self, post_id: str) -> bool:

@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     es_bulk_chunk_bytes: int = 20_000_000
     es_bulk_max_retries: int = 3
     es_bulk_initial_backoff_s: float = 1.0
+    # One write of a batch goes to the node as this many bulk requests at once: the node builds a
+    # request's HNSW inserts on the one write thread that took it, so a single request keeps one
+    # of its cores busy while the pipeline waits (docs/ingest.md). Parts are ≥ es_bulk_min_part docs.
+    es_bulk_in_flight: int = Field(default=2, ge=1)
+    es_bulk_min_part: int = Field(default=16, ge=1)
     # The local Elasticsearch the project starts itself (`jointspace es start`, the test fixtures):
     # JVM heap per node, and how long start/stop may take before giving up (SIGKILL on stop).
     es_local_heap: str = "512m"

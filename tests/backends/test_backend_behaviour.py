@@ -48,6 +48,22 @@ def test_upserting_the_same_post_twice_leaves_one_document(backend: SearchBacken
     assert [h.id for h in backend.knn(vectors[1], k=5)] == ["a"]
 
 
+def test_one_write_of_many_posts_keeps_their_order_and_the_last_version_of_each(backend: SearchBackend) -> None:
+    """Large enough for Elasticsearch to send it as concurrent bulk requests (es_bulk_in_flight):
+    a post given twice in one write still ends as its last version, as one request leaves it."""
+    vectors = unit_vectors(80, DIM, seed=3)
+    docs = [doc(f"m{i}", vectors[i], caption=f"first {i}") for i in range(70)]
+    docs += [doc(f"m{i}", vectors[70 + i % 10], caption=f"second {i}") for i in range(0, 70, 7)]
+    result = backend.upsert(docs)
+    assert not result.errors and result.indexed == [f"m{i}" for i in range(70)]  # each once, in order
+    backend.refresh()
+    assert backend.count() == 70
+    stored = backend.get_many([f"m{i}" for i in range(70)])
+    assert {pid: d.post.caption for pid, d in stored.items()} == {
+        f"m{i}": (f"second {i}" if i % 7 == 0 else f"first {i}") for i in range(70)
+    }
+
+
 def test_vector_round_trip_is_exact(backend: SearchBackend) -> None:
     vectors = unit_vectors(3, DIM, seed=2)
     backend.upsert([doc(f"v{i}", v, city="Oslo", hashtags=("Fjord",), created_at=START) for i, v in enumerate(vectors)])
