@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from jointspace.settings import Settings
 
 from .records import Delivery, Match, SavedSearch
-from .store import AlertStore, open_alert_store
+from .store import AlertStore, open_alert_store, pending_in_process_deliveries
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,4 +46,12 @@ def open_alert_checker(settings: Settings, bundle: ModelBundle, backend: SearchB
     return AlertChecker(store, backend, bundle.name, vectorize, webhooks, settings)
 
 
-__all__ = ["AlertStore", "Delivery", "Match", "SavedSearch", "open_alert_checker", "open_alert_store"]
+__all__ = [
+    "AlertStore",
+    "Delivery",
+    "Match",
+    "SavedSearch",
+    "open_alert_checker",
+    "open_alert_store",
+    "pending_in_process_deliveries",
+]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -93,6 +94,24 @@ class AlertStore(Protocol):
     def close(self) -> None: ...
 
 
+def pending_in_process_deliveries(settings: Settings) -> int | None:
+    """Webhook deliveries still pending in this home's SQLite store (the in-process ones, which a
+    process that exits leaves to the next one that opens the alerts); None with a broker (Celery
+    owns them) or when no saved search was ever made here (nothing is created to find out)."""
+    if settings.broker_url or not sqlite_path(settings).is_file():
+        return None
+    store = open_alert_store(settings)
+    try:
+        return len(store.pending())
+    finally:
+        store.close()
+
+
+def sqlite_path(settings: Settings) -> Path:
+    """Where a home without a broker keeps its saved searches."""
+    return settings.home / "alerts.sqlite3"
+
+
 def open_alert_store(settings: Settings) -> AlertStore:
     """Redis at the broker when there is one (all workers share it), else a SQLite file under home."""
     if settings.broker_url:
@@ -101,4 +120,4 @@ def open_alert_store(settings: Settings) -> AlertStore:
         return RedisAlertStore(settings.broker_url, settings.alerts_key_prefix, settings.alerts_stream_maxlen)
     from .store_sqlite import SqliteAlertStore
 
-    return SqliteAlertStore(settings.home / "alerts.sqlite3", settings.alerts_events_poll_s)
+    return SqliteAlertStore(sqlite_path(settings), settings.alerts_events_poll_s)

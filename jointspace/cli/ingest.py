@@ -24,9 +24,19 @@ class SourceKind(StrEnum):
     redis_stream = "redis-stream"
 
 
-def _print_summary(summary: Any, as_json: bool) -> None:
+def _pending_webhooks(settings: Any, summary: Any) -> int | None:
+    """In-process alerts: the webhook deliveries this run leaves pending (their receiver was slow or
+    down); None when nothing was indexed or Celery delivers them."""
+    if not summary.indexed:
+        return None
+    from jointspace.alerts import pending_in_process_deliveries
+
+    return pending_in_process_deliveries(settings)
+
+
+def _print_summary(summary: Any, as_json: bool, webhooks_pending: int | None = None) -> None:
     if as_json:
-        print(json.dumps(summary.to_json(), indent=1))
+        print(json.dumps({**summary.to_json(), "webhooks_pending": webhooks_pending}, indent=1))
         return
     rate = f" ({summary.read / summary.seconds:.1f} posts/s)" if summary.seconds else ""
     print(
@@ -50,6 +60,13 @@ def _print_summary(summary: Any, as_json: bool) -> None:
         print(f"  time in stages (summed over batches): {stages}", file=sys.stderr)
     if summary.searchable is False:
         print("  warning: some indexed posts were not yet searchable when the wait timed out", file=sys.stderr)
+    if webhooks_pending:
+        print(
+            f"  {webhooks_pending} webhook delivery(ies) of saved searches still pending (their receivers did not "
+            "answer yet): the next jointspace process that checks alerts here (`serve`, an ingest) retries them; "
+            "`jointspace alerts matches ID` shows each one's state",
+            file=sys.stderr,
+        )
     if summary.merge:
         print(
             f"  merging the index's {summary.merge['segments']} segments into one on the node, in the "
@@ -167,7 +184,7 @@ def ingest(
     finally:
         src.close()
         ingestion.close()
-    _print_summary(summary, as_json)
+    _print_summary(summary, as_json, _pending_webhooks(settings, summary))
     if summary.read == 0 and kind != "redis-stream":
         print(f"  no posts were read from {target}", file=sys.stderr)
         if kind != "jsonl":

@@ -19,6 +19,7 @@ from tests.alerts.alert_support import KEY, api_client, colour_ids, corpus_with_
 from tests.workers.histogram_bundle import FACTORY, IMPORT_ROOT
 
 JOINTSPACE = shutil.which("jointspace") or "jointspace"
+DEAD_WEBHOOK = "http://127.0.0.1:9/hook"  # the discard port: refused at once
 
 
 @pytest.fixture
@@ -124,15 +125,23 @@ def test_cli_alerts_add_list_matches_remove(tmp_path: Path) -> None:
     assert alert["id"] and alert["mode"] == "semantic" and alert["min_score"] == 0.9
     text = _run(env, "alerts", "add", "blue", "--mode", "keyword", "--name", "blue words")
     assert text.returncode == 0 and "blue words" in text.stdout
+    # A webhook nobody answers (nothing listens on the discard port): its deliveries stay pending,
+    # and the ingest that leaves them says so.
+    silent = _run(env, "alerts", "add", "blue", "--mode", "keyword", "--name", "silent", "--webhook", DEAD_WEBHOOK)
+    assert silent.returncode == 0, silent.stderr
 
     same = _run(env, "alerts", "add", "blue", "--mode", "keyword", "--name", "blue words", "--json")
     assert same.returncode == 0 and "saved before" in same.stderr
     assert json.loads(same.stdout)["name"] == "blue words"
 
-    assert _run(env, "ingest", str(new.jsonl), "--quiet").returncode == 0
+    ingested = _run(env, "ingest", str(new.jsonl), "--quiet", "--json")
+    assert ingested.returncode == 0, ingested.stderr
+    assert json.loads(ingested.stdout)["webhooks_pending"] == 2  # the two blue posts, for "silent"
     listed = json.loads(_run(env, "alerts", "list", "--json").stdout)["alerts"]
-    assert {a["name"]: a["matches"] for a in listed} == {"red": 2, "blue words": 2}
-    assert len(listed) == 2
+    assert {a["name"]: a["matches"] for a in listed} == {"red": 2, "blue words": 2, "silent": 2}
+    assert len(listed) == 3
+    silent_id = next(a["id"] for a in listed if a["name"] == "silent")
+    assert _run(env, "alerts", "remove", silent_id).returncode == 0
     found = json.loads(_run(env, "alerts", "matches", alert["id"], "--json").stdout)
     assert found["alert"]["id"] == alert["id"]
     assert {m["id"] for m in found["matches"]} == colour_ids(new, "red")
