@@ -41,8 +41,17 @@ class BackupPart(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The names it writes in the backup folder."""
+        ...
+
     def save(self, folder: Path, model: str) -> int:
         """Writes the part into the backup folder; returns how many items it holds."""
+        ...
+
+    def check(self, folder: Path, manifest: dict[str, Any]) -> None:
+        """Before a restore changes anything: raises ConfigurationError when `load` could not go through."""
         ...
 
     def load(self, folder: Path, model: str) -> int:
@@ -66,18 +75,26 @@ def backup(
     made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     created_at = utc_now_seconds()
+    present = recorded_model(settings)
     try:
+        # The parts first (small, and the ones that may need another service, e.g. Redis): one
+        # that fails leaves no half-made backup. Without an index the index part below says so.
+        extra = {p.name: p.save(folder, present[0]) for p in parts} if present is not None else {}
         if settings.es_url:
             part = _backup_elasticsearch(settings, folder, es_location or str(folder / "elasticsearch"), created_at)
         else:
             part = _backup_embedded(settings, folder)
     except BaseException:
-        if made and not any(folder.iterdir()):  # nothing to back up: leave no empty folder behind
+        # The folder was new or empty: what the parts wrote goes, and an emptied new folder too
+        # (what the index part left, e.g. a snapshot repository the node knows, stays).
+        for written in folder.iterdir():
+            if written.is_file() and written.name in _part_files(parts):
+                written.unlink()
+        if made and not any(folder.iterdir()):
             folder.rmdir()
         raise
     uploads = _copy_new_files(uploads_dir(settings), folder / "uploads", progress, "uploads")
     takedowns = _save_takedowns(settings, folder)
-    extra = {p.name: p.save(folder, part["model"]) for p in parts}
     manifest = {
         "format": FORMAT,
         "created_at": created_at,
@@ -88,6 +105,10 @@ def backup(
     }
     _write_json(folder / MANIFEST, manifest)
     return manifest
+
+
+def _part_files(parts: Sequence[BackupPart]) -> set[str]:
+    return {name for part in parts for name in part.files}
 
 
 def restore(
@@ -121,6 +142,8 @@ def restore(
             f"(JOINTSPACE_HOME{' or JOINTSPACE_ES_INDEX_ALIAS' if settings.es_url else ''}), or move this "
             f"index away first"
         )
+    for extra in parts:  # before anything here changes
+        extra.check(folder, manifest)
     if kind == "elasticsearch":
         report = _restore_elasticsearch(settings, folder, manifest, es_location)
     else:

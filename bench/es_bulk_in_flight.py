@@ -33,6 +33,10 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=2, help="the arm compared with one request")
     parser.add_argument("--dim", type=int, default=384)
     args = parser.parse_args()
+    if args.rounds < 2 or args.in_flight < 2:
+        parser.error(
+            "--rounds and --in-flight must be at least 2 (the first round is warm-up; 1 in flight is the baseline)"
+        )
 
     settings = settings_from_environment().model_copy(update={"home": Path(tempfile.mkdtemp(prefix="bench-bulk-"))})
     services = []
@@ -76,6 +80,12 @@ def main() -> None:
     finally:
         for backend in backends.values():
             backend.close()
+        if not services:  # a node of the user's: leave nothing behind on it
+            from jointspace.es_mappings.client import connect
+
+            client = connect(settings)
+            client.indices.delete(index=f"bench-bulk-{tag}-*", allow_no_indices=True)
+            client.close()
         for service in services:
             service.stop()
     one, many = (float(np.median(times[k])) for k in arms)

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     es_bulk_initial_backoff_s: float = 1.0
     # One write of a batch goes to the node as this many bulk requests at once: the node builds a
     # request's HNSW inserts on the one write thread that took it, so a single request keeps one
-    # of its cores busy while the pipeline waits (docs/ingest.md). Parts are ≥ es_bulk_min_part docs.
+    # of its cores busy while the pipeline waits (docs/ingest.md). Parts hold about es_bulk_min_part docs or more.
     es_bulk_in_flight: int = Field(default=2, ge=1)
     es_bulk_min_part: int = Field(default=16, ge=1)
     # The local Elasticsearch the project starts itself (`jointspace es start`, the test fixtures):

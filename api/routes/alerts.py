@@ -70,7 +70,7 @@ def match_out(match: Match) -> MatchOut:
     response_model=AlertOut,
     status_code=201,
     responses={
-        200: {"model": AlertOut, "description": "The same search was saved before: that one."},
+        200: {"model": AlertOut, "description": "The same named search was saved before: that one."},
         400: {"model": ErrorOut},
         401: {"model": ErrorOut},
         403: {"model": ErrorOut},
@@ -78,8 +78,8 @@ def match_out(match: Match) -> MatchOut:
 )
 def create_alert(body: AlertIn, _: WriteAccess, container: ContainerDep, response: Response) -> AlertOut:
     """Save a search: posts indexed from now on that match it are recorded (once each) and delivered.
-    The same search saved again (name, query, mode, cut-off, filters and webhook alike) answers
-    200 with the one saved before, instead of 201 and a second copy."""
+    A named search saved again (name, query, mode, cut-off, filters and webhook alike) answers 200
+    with the one saved before, instead of 201 and a second copy; an unnamed one is always new."""
     check_query_length(body.q, container.settings.query_max_chars)
     service = _service(container)
     saved, created = service.add_or_existing(

@@ -39,6 +39,13 @@ class SavedSearch:
     webhook: str | None = None
     created_at: datetime = field(default_factory=utc_now)
 
+    def same_definition(self, other: SavedSearch) -> bool:
+        """The same search whatever its id and time: name, expression, mode, cut-off, filters, webhook."""
+        return self._definition() == other._definition()
+
+    def _definition(self) -> tuple[object, ...]:
+        return (self.name, self.expression, self.mode, self.min_score, self.filters, self.webhook)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

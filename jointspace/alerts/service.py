@@ -88,17 +88,6 @@ def check_webhook(url: str | None) -> str | None:
     return url.strip()
 
 
-def _same_search(a: SavedSearch, b: SavedSearch) -> bool:
-    return (a.name, a.expression, a.mode, a.min_score, a.filters, a.webhook) == (
-        b.name,
-        b.expression,
-        b.mode,
-        b.min_score,
-        b.filters,
-        b.webhook,
-    )
-
-
 @dataclass
 class AlertService:
     """`search` is a `query.SearchService` over the index (it parses and embeds the expression);
@@ -130,9 +119,10 @@ class AlertService:
         name: str | None = None,
         filters: Filters | None = None,
     ) -> tuple[SavedSearch, bool]:
-        """`add`, and whether it saved a new search: a search saved already with the same name,
-        expression, mode, cut-off, filters and webhook is answered instead of a second copy (which
-        would record every match twice and POST it twice), so a script may re-run its setup."""
+        """`add`, and whether it saved a new search: a search saved already under the same given
+        name, with the same expression, mode, cut-off, filters and webhook, is answered instead of a
+        second copy (which would record every match twice and POST it twice), so a script may
+        re-run its setup. Without a name every call saves a search of its own."""
         from jointspace.query.filters import filters_to_text
 
         if mode not in MODES:
@@ -171,9 +161,12 @@ class AlertService:
                 raise QueryError(f"a {mode} alert needs at least one term besides its filters", None, expression)
             vectors[self.model] = self.search.query_vector(expression)
         saved_already = self.store.searches()
-        for existing in saved_already:
-            if _same_search(existing, saved):
-                return existing, False
+        # Only a search named by its owner is the same search when saved again: unnamed ones (the
+        # page's "Watch this query") belong to whoever saved them, and one's "Stop" must not end another's.
+        if (name or "").strip():
+            for existing in saved_already:
+                if existing.same_definition(saved):
+                    return existing, False
         if len(saved_already) >= self.settings.alerts_max_searches:
             raise QueryError(
                 f"{self.settings.alerts_max_searches} searches are saved already "

@@ -69,8 +69,8 @@ def add(
 ) -> None:
     """Save a search; posts indexed from now on that match it are recorded and delivered.
 
-    The same search saved again (name, query, mode, cut-off, filters and webhook alike) adds
-    nothing: the one saved before is printed."""
+    A search saved again with --name (name, query, mode, cut-off, filters and webhook alike) adds
+    nothing: the one saved before is printed. Without --name every call saves a new one."""
     from jointspace.alerts.service import AlertService
     from jointspace.app import open_bundle, open_search_backend, open_search_service
     from jointspace.query.parser import QueryLimits, parse

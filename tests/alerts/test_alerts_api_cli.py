@@ -66,7 +66,12 @@ def test_http_alerts_save_list_match_and_remove(tmp_path: Path, client: TestClie
     assert again.status_code == 200 and again.json() == alert
     other_name = client.post("/alerts", json={**body, "name": "red ones too"}, headers=key)
     assert other_name.status_code == 201 and other_name.json()["id"] != alert["id"]
-    assert client.delete(f"/alerts/{other_name.json()['id']}", headers=key).status_code == 200
+    # Unnamed (the page's "Watch this query"): each caller's own, so one's "Stop" ends only theirs.
+    unnamed = {k: v for k, v in body.items() if k != "name"}
+    watches = [client.post("/alerts", json=unnamed, headers=key) for _ in range(2)]
+    assert [w.status_code for w in watches] == [201, 201] and watches[0].json()["id"] != watches[1].json()["id"]
+    for extra in (other_name, *watches):
+        assert client.delete(f"/alerts/{extra.json()['id']}", headers=key).status_code == 200
 
     assert client.post("/posts", json=_posts(new), headers=key).status_code == 200
     matches = client.get(f"/alerts/{alert['id']}/matches").json()

@@ -328,6 +328,33 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
     with closing(open_alert_store(Settings(home=tmp_path / "d"))) as alerts:
         assert [s.id for s in alerts.searches()] == ["s1", "s2"]
 
+    # The same search under another id is not added again either (every match would POST twice).
+    from dataclasses import replace
+
+    with closing(open_alert_store(Settings(home=tmp_path / "e"))) as alerts:
+        alerts.add(replace(searches[1], id="other"), {})
+    done = run(tmp_path / "e", "restore", str(tmp_path / "bk"), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["saved_searches"] == 1, done.stderr
+    with closing(open_alert_store(Settings(home=tmp_path / "e"))) as alerts:
+        assert sorted(s.id for s in alerts.searches()) == ["other", "s1"]
+
+    # A damaged saved_searches.json is refused before the restore changes anything.
+    import shutil
+
+    shutil.copytree(tmp_path / "bk", tmp_path / "bk-damaged")
+    (tmp_path / "bk-damaged" / "saved_searches.json").write_text('[{"vector": [1, 2]}]')
+    damaged = run(tmp_path / "f", "restore", str(tmp_path / "bk-damaged"))
+    assert damaged.returncode != 0 and "damaged" in damaged.stderr and "nothing was changed" in damaged.stderr
+    assert not (tmp_path / "f" / "embedded").exists()
+
+    # A home where no search was ever saved backs up none, and no alerts file appears for it.
+    lone = open_backend(Settings(home=tmp_path / "g"), MODEL, DIM)
+    assert not lone.upsert(city_corpus(5, DIM)).errors
+    lone.close()
+    done = run(tmp_path / "g", "backup", str(tmp_path / "bk-g"), "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["saved_searches"] == 0, done.stderr
+    assert not any(p.name.startswith("alerts") for p in (tmp_path / "g").iterdir())
+
 
 def test_damaged_manifest_is_a_clear_error_and_links_are_not_followed(tmp_path: Path) -> None:
     from jointspace.errors import ConfigurationError
