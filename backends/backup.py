@@ -87,8 +87,9 @@ def backup(
     except BaseException:
         # The folder was new or empty: what the parts wrote goes, and an emptied new folder too
         # (what the index part left, e.g. a snapshot repository the node knows, stays).
+        part_files = _part_files(parts)
         for written in folder.iterdir():
-            if written.is_file() and written.name in _part_files(parts):
+            if written.is_file() and written.name in part_files:
                 written.unlink()
         if made and not any(folder.iterdir()):
             folder.rmdir()

@@ -18,7 +18,7 @@ from jointspace.errors import ConfigurationError
 from jointspace.settings import Settings
 
 from .records import SavedSearch
-from .store import open_alert_store, sqlite_path
+from .store import has_alert_store, open_alert_store
 
 FILE = "saved_searches.json"
 
@@ -31,13 +31,9 @@ class SavedSearchesPart:
     name: str = "saved_searches"
     files: tuple[str, ...] = (FILE,)
 
-    def _none_here(self) -> bool:
-        # Without a broker and without the file no search was ever saved: nothing is created to say so.
-        return not self.settings.broker_url and not sqlite_path(self.settings).is_file()
-
     def save(self, folder: Path, model: str) -> int:
         rows: list[dict[str, Any]] = []
-        if not self._none_here():
+        if has_alert_store(self.settings):  # else no search was ever saved here: none is created
             with closing(open_alert_store(self.settings)) as store:
                 searches = store.searches()
                 vectors = store.vectors(model)

@@ -12,6 +12,7 @@ and its webhook delivery state, so a redelivered batch never alerts twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -98,13 +99,16 @@ def pending_in_process_deliveries(settings: Settings) -> int | None:
     """Webhook deliveries still pending in this home's SQLite store (the in-process ones, which a
     process that exits leaves to the next one that opens the alerts); None with a broker (Celery
     owns them) or when no saved search was ever made here (nothing is created to find out)."""
-    if settings.broker_url or not sqlite_path(settings).is_file():
+    if settings.broker_url or not has_alert_store(settings):
         return None
-    store = open_alert_store(settings)
-    try:
+    with closing(open_alert_store(settings)) as store:
         return len(store.pending())
-    finally:
-        store.close()
+
+
+def has_alert_store(settings: Settings) -> bool:
+    """Whether there is a store to read without creating one: a broker, or the home's SQLite file
+    (absent until a search is saved)."""
+    return bool(settings.broker_url) or sqlite_path(settings).is_file()
 
 
 def sqlite_path(settings: Settings) -> Path:
