@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +47,13 @@ class SavedSearch:
 
     def _definition(self) -> tuple[object, ...]:
         return (self.name, self.expression, self.mode, self.min_score, self.filters, self.webhook)
+
+    def definition_id(self) -> str:
+        """An id that follows from the definition alone. Two processes saving the same named search at
+        the same moment both miss the other's copy, but both then write one record under one id
+        (the stores replace by id) instead of two searches that each record and POST every match."""
+        text = json.dumps(self._definition(), separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -164,6 +164,7 @@ class AlertService:
         # Only a search named by its owner is the same search when saved again: unnamed ones (the
         # page's "Watch this query") belong to whoever saved them, and one's "Stop" must not end another's.
         if (name or "").strip():
+            saved = replace(saved, id=saved.definition_id())
             for existing in saved_already:
                 if existing.same_definition(saved):
                     return existing, False

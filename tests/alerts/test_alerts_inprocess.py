@@ -233,3 +233,42 @@ def test_filters_of_saved_searches_agree_with_the_backend(
         by_backend = {h.id for h in context.backend.knn(probe, 100, filters=rule)}
         assert by_backend == {p.id for p in posts if post_passes(rule, p)}, rule
         assert any(post_passes(rule, p) for p in posts) and not all(post_passes(rule, p) for p in posts), rule
+
+
+def test_one_named_search_saved_by_two_callers_at_once_is_saved_once(
+    settings: Settings, context: WorkerContext
+) -> None:
+    """Two processes (here two services over one home, in two threads) each look for a copy before
+    either has saved: both find none, and both save. The named search must still exist once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    both_looked = threading.Barrier(2, timeout=30)
+
+    class LookFirst:
+        """The real store, but `searches` returns only once both callers have looked: the race."""
+
+        def __init__(self, store) -> None:
+            self._store = store
+
+        def searches(self):
+            found = self._store.searches()
+            both_looked.wait()
+            return found
+
+        def __getattr__(self, name: str):
+            return getattr(self._store, name)
+
+    def save(_: int):
+        search = SearchService(context.backend, context.bundle.text, settings)
+        service = AlertService(LookFirst(open_alert_store(settings)), search, context.bundle.name, settings)  # type: ignore[arg-type]
+        return service.add_or_existing("red", min_score=0.9, name="red things")[0]
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(save, range(2))
+    assert first.id == second.id
+    kept = alert_service(context, settings).list()
+    assert [(s["name"], s["expression"]) for s in kept] == [("red things", "red")]
+    # Unnamed searches stay one per call (a page's watch belongs to whoever saved it).
+    unnamed = alert_service(context, settings)
+    assert unnamed.add("red", min_score=0.9).id != unnamed.add("red", min_score=0.9).id
