@@ -240,6 +240,7 @@ def test_one_named_search_saved_by_two_callers_at_once_is_saved_once(
 ) -> None:
     """Two processes (here two services over one home, in two threads) each look for a copy before
     either has saved: both find none, and both save. The named search must still exist once."""
+    import contextlib
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
@@ -261,8 +262,9 @@ def test_one_named_search_saved_by_two_callers_at_once_is_saved_once(
 
     def save(_: int):
         search = SearchService(context.backend, context.bundle.text, settings)
-        service = AlertService(LookFirst(open_alert_store(settings)), search, context.bundle.name, settings)  # type: ignore[arg-type]
-        return service.add_or_existing("red", min_score=0.9, name="red things")[0]
+        with contextlib.closing(open_alert_store(settings)) as store:
+            service = AlertService(LookFirst(store), search, context.bundle.name, settings)  # type: ignore[arg-type]
+            return service.add_or_existing("red", min_score=0.9, name="red things")[0]
 
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(save, range(2))
