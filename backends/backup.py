@@ -43,7 +43,7 @@ class BackupPart(Protocol):
 
     @property
     def files(self) -> tuple[str, ...]:
-        """The names it writes in the backup folder."""
+        """The names (files or folders) it writes in the backup folder."""
         ...
 
     def save(self, folder: Path, model: str) -> int:
@@ -89,7 +89,9 @@ def backup(
         # (what the index part left, e.g. a snapshot repository the node knows, stays).
         part_files = _part_files(parts)
         for written in folder.iterdir():
-            if written.is_file() and written.name in part_files:
+            if written.name in part_files and written.is_dir() and not written.is_symlink():
+                shutil.rmtree(written)
+            elif written.name in part_files and written.is_file():
                 written.unlink()
         if made and not any(folder.iterdir()):
             folder.rmdir()

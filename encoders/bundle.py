@@ -252,6 +252,23 @@ def resolve_bundle_dir(path: Path | None, settings: Settings) -> Path:
     return Path(chosen) if chosen else ensure_zeroshot_bundle(settings)
 
 
+def find_bundle_dir(settings: Settings, name: str) -> Path | None:
+    """The folder of the bundle called `name` among those this home can use (JOINTSPACE_MODEL, the
+    last trained, the shipped one, the models folder), or None. Reads manifests only; writes nothing."""
+    candidates = [settings.model, latest_bundle_dir(settings), shipped_bundle_dir()]
+    if settings.models_dir.is_dir():
+        candidates += sorted(p for p in settings.models_dir.iterdir() if not p.name.startswith("."))
+    for folder in candidates:
+        if folder is None or not (Path(folder) / MANIFEST).is_file():
+            continue
+        try:
+            if read_manifest(Path(folder))["name"] == name:
+                return Path(folder).resolve()
+        except ConfigurationError:  # a damaged or foreign folder is not the one asked for
+            continue
+    return None
+
+
 def load_bundle(path: Path | None, settings: Settings) -> Bundle:
     """The bundle at `path` (see `resolve_bundle_dir` for the default), loaded once per process.
 

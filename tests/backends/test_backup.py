@@ -189,6 +189,82 @@ def test_a_restore_leaves_out_a_post_taken_down_after_the_backup(homes: Homes, t
     assert again.get("p7") is None and again.count() == 39
 
 
+def write_bundle(folder: Path, name: str = MODEL) -> Path:
+    """A bundle folder as `jointspace train` leaves one (a manifest and weights), for the backup to
+    carry; no model in it is loaded here."""
+    from jointspace.encoders.bundle import write_manifest, zeroshot_manifest
+
+    write_manifest(folder, zeroshot_manifest(name=name, dim=DIM))
+    (folder / "head.pt").write_bytes(np.random.default_rng(7).bytes(4096))
+    return folder
+
+
+def test_the_bundle_that_built_the_index_travels_with_the_backup(homes: Homes, tmp_path: Path) -> None:
+    """A restore into a home without that bundle installs it and makes it the default, so the
+    restored index can be searched there; a home that has it, or chose another, is left as it is."""
+    import shutil
+
+    from jointspace.encoders.bundle import find_bundle_dir, set_latest
+    from jointspace.encoders.bundle_backup import ModelBundlePart, default_bundle_name
+
+    from jointspace.errors import ConfigurationError
+
+    settings = homes.settings("home-a")
+    bundle = write_bundle(settings.models_dir / "test-model-0123abcd")
+    # A cache being written on first use (jointspace.atomic_write's temporary name): not carried.
+    (bundle / "classes.npy.k3x_9q2a.4242.npy").write_bytes(b"a cache half written")
+    set_latest(bundle, settings)
+    source = homes.open(settings)
+    assert not source.upsert(city_corpus(30, DIM)).errors
+
+    manifest = backup(settings, tmp_path / "backup", progress=False, parts=[ModelBundlePart(settings)])
+    assert manifest["model_bundle"] == 1
+    carried = folder_digest(tmp_path / "backup" / "model_bundle")
+    assert carried == {k: v for k, v in folder_digest(bundle).items() if k != "classes.npy.k3x_9q2a.4242.npy"}
+    assert set(carried) == {"manifest.json", "head.pt"}
+
+    # A new home (whose default is the shipped bundle) gets the bundle and searches with it.
+    fresh = homes.settings("home-b")
+    assert default_bundle_name(fresh) != MODEL
+    report = restore(fresh, tmp_path / "backup", progress=False, parts=[ModelBundlePart(fresh)])
+    assert report["model_bundle"] == 1 and report["posts"] == 30
+    installed = find_bundle_dir(fresh, MODEL)
+    assert installed is not None and installed.parent == fresh.models_dir.resolve()
+    assert folder_digest(installed) == carried
+    assert default_bundle_name(fresh) == MODEL
+    homes.open(fresh)  # (dropped at the end)
+    if homes.kind == "embedded":
+        homes.opened.pop().close()
+    # Restored again there: the bundle is present, so nothing is installed twice.
+    again = restore(fresh, tmp_path / "backup", progress=False, parts=[ModelBundlePart(fresh)])
+    assert again["model_bundle"] == 0
+    assert sorted(p.name for p in fresh.models_dir.iterdir()) == sorted([installed.name, "latest"])
+    homes.open(fresh)
+
+    # A home whose JOINTSPACE_MODEL names a bundle keeps it: the bundle is installed beside it.
+    chosen = write_bundle(tmp_path / "chosen", name="chosen-bundle")
+    pinned = homes.settings("home-c").model_copy(update={"model": chosen})
+    assert restore(pinned, tmp_path / "backup", progress=False, parts=[ModelBundlePart(pinned)])["model_bundle"] == 1
+    assert default_bundle_name(pinned) == "chosen-bundle" and find_bundle_dir(pinned, MODEL) is not None
+    homes.open(pinned)
+
+    # A carried bundle that is not the index's is refused before anything changes.
+    shutil.copytree(tmp_path / "backup", tmp_path / "damaged")
+    write_bundle(tmp_path / "damaged" / "model_bundle", name="another-bundle")
+    damaged = homes.settings("home-d")
+    with pytest.raises(ConfigurationError, match="damaged"):
+        restore(damaged, tmp_path / "damaged", progress=False, parts=[ModelBundlePart(damaged)])
+    from jointspace.backends import recorded_model
+
+    assert recorded_model(damaged) is None and not damaged.models_dir.exists()
+
+    # A home that cannot find the bundle still backs up, and says it carries none.
+    shutil.rmtree(bundle)
+    (settings.models_dir / "latest").unlink()
+    lost = backup(settings, tmp_path / "without", progress=False, parts=[ModelBundlePart(settings)])
+    assert lost["model_bundle"] == 0 and not (tmp_path / "without" / "model_bundle").exists()
+
+
 def test_backup_while_writing_is_one_consistent_snapshot(homes: Homes, tmp_path: Path) -> None:
     settings = homes.settings("home-a")
     # Embedded: compact after 50 dead rows, so compactions replace the vector file during the backup.
@@ -292,6 +368,7 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
     done = run(tmp_path / "a", "backup", str(tmp_path / "bk"), "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["posts"] == 40 and json.loads(done.stdout)["saved_searches"] == 2
+    assert json.loads(done.stdout)["model_bundle"] == 0  # no bundle of that name in this home
     again = run(tmp_path / "a", "backup", str(tmp_path / "bk"))
     assert again.returncode != 0 and "not empty" in again.stderr
 
@@ -325,6 +402,8 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "restored 39 posts" in done.stderr and "1 post(s) of the backup left out: taken down" in done.stderr
     assert "1 saved search(es) added" in done.stderr
+    # The backup carried no bundle, and this home's default cannot query the restored index: said.
+    assert f"set JOINTSPACE_MODEL to {MODEL!r}'s folder" in done.stderr
     with closing(open_alert_store(Settings(home=tmp_path / "d"))) as alerts:
         assert [s.id for s in alerts.searches()] == ["s1", "s2"]
 
@@ -354,6 +433,20 @@ def test_cli_round_trip_and_refusal(tmp_path: Path) -> None:
     done = run(tmp_path / "g", "backup", str(tmp_path / "bk-g"), "--json")
     assert done.returncode == 0 and json.loads(done.stdout)["saved_searches"] == 0, done.stderr
     assert not any(p.name.startswith("alerts") for p in (tmp_path / "g").iterdir())
+
+    # With the bundle in the home, the backup carries it and a new home restores it as its default.
+    from jointspace.encoders.bundle import set_latest
+    from jointspace.encoders.bundle_backup import default_bundle_name
+
+    set_latest(write_bundle(tmp_path / "g" / "models" / MODEL), Settings(home=tmp_path / "g"))
+    done = run(tmp_path / "g", "backup", str(tmp_path / "bk-g2"))
+    assert done.returncode == 0 and "not found" not in done.stderr, done.stderr
+    done = run(tmp_path / "h", "restore", str(tmp_path / "bk-g2"))
+    assert done.returncode == 0 and f"model bundle {MODEL!r} installed" in done.stderr, done.stderr
+    assert "JOINTSPACE_MODEL" not in done.stderr and default_bundle_name(Settings(home=tmp_path / "h")) == MODEL
+    done = run(tmp_path / "g", "backup", str(tmp_path / "bk-g3"), "--no-bundle", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout).get("model_bundle") is None, done.stderr
+    assert not (tmp_path / "bk-g3" / "model_bundle").exists()
 
 
 def test_damaged_manifest_is_a_clear_error_and_links_are_not_followed(tmp_path: Path) -> None:
