@@ -10,7 +10,8 @@ import typer
 
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
     """The index (posts, cities, the model it was built by), the default bundle, the dead letters
-    and the broker. Exits 1 when the index cannot be read or searched, or the broker is down."""
+    and the broker. Exits 1 when the index cannot be read or searched, the broker is down, or
+    batches wait with no live worker."""
     from jointspace.app import home_status, settings_from_environment
 
     report = home_status(settings_from_environment())
