@@ -233,7 +233,7 @@ class ElasticsearchBackend:
         """Approximate top-k by dot product among documents matching `filters` (filtered inside the
         HNSW search). `num_candidates` defaults to max(k × num_candidates_factor, min_num_candidates).
 
-        On an int8 index the float vectors re-score oversample × k quantised candidates, so that
+        On a quantised index (bbq, int8) the float vectors re-score oversample × k quantised candidates, so that
         the order of the top k is right. With `ranked_top` they re-score oversample × ranked_top,
         and never fewer than k (every returned score stays exact): at 100k posts, k = 200 for a
         hybrid window of which a page of 20 is read took 18.4 ms p50 at oversample 3 and 14.4 ms at

@@ -52,7 +52,7 @@ def knn_clause(
 ) -> dict[str, Any]:
     """The top-level `knn` section, with the filters inside it (pre-filtering: k hits whenever k match).
 
-    `rescore_vector` re-ranks oversample × k quantised candidates by the float vectors (int8_hnsw).
+    `rescore_vector` re-ranks oversample × k quantised candidates by the float vectors (bbq_hnsw, int8_hnsw).
     """
     clause: dict[str, Any] = {
         "field": VECTOR_FIELD,

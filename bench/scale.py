@@ -12,8 +12,8 @@ glosses, dictionary words), cached so a rerun embeds nothing; queries are held-o
 Posts carry a city (10, so a city filter keeps 1/10), a source (100: 1/100) and a hashtag
 (1,000: 1/1000). Every configuration is measured unfiltered and with each of those filters, at
 each `--num-candidates` (Elasticsearch's num_candidates; the embedded graph's efSearch) and at the
-defaults a user gets (`default` rows). Elasticsearch: `--index-options` (int8_hnsw with and without
-rescoring by the float vectors, hnsw, bbq_hnsw with rescoring), one shard, bulk-loaded with
+defaults a user gets (`default` rows). Elasticsearch: `--es-configs` (bbq_hnsw with rescoring, the
+default; int8_hnsw with and without rescoring by the float vectors; hnsw), one shard, bulk-loaded with
 refresh off, `--forcemerge` to also measure after merging to one segment.
 
 The embedded store at 1M takes ~20 min to load: `--embedded-home DIR` keeps it and later runs
@@ -74,10 +74,10 @@ FILTERS: dict[str, tuple[Filters | None, int, int]] = {
 DEFAULT_FILTERS = ["none", "1/10", "1/100", "1/1000"]
 IndexOptions = Literal["int8_hnsw", "hnsw", "bbq_hnsw"]  # Settings.es_index_options
 ES_CONFIGS: dict[str, tuple[IndexOptions, float]] = {  # name → (index_options, rescore oversample)
+    "bbq_hnsw+rescore": ("bbq_hnsw", 3.0),
     "int8_hnsw+rescore": ("int8_hnsw", 3.0),
     "int8_hnsw": ("int8_hnsw", 0.0),
     "hnsw": ("hnsw", 0.0),
-    "bbq_hnsw+rescore": ("bbq_hnsw", 3.0),
 }
 DEFAULT = Settings()
 
@@ -259,7 +259,7 @@ def main() -> None:
         nargs="+",
         default=list(ES_CONFIGS),
         choices=list(ES_CONFIGS),
-        help="Elasticsearch configurations, in this order (the default int8_hnsw+rescore first)",
+        help="Elasticsearch configurations, in this order (the default bbq_hnsw+rescore first)",
     )
     ap.add_argument("--es-heap", default="2g", help="heap of the node started when JOINTSPACE_ES_URL is unset")
     ap.add_argument(

@@ -2,7 +2,7 @@
 
 Vector storage, the choice made here: `vector` (the indexed `dense_vector`) is kept out of `_source`
 and read back with `docvalue_fields`, which 8.19 serves for dense_vector from Lucene's own copy of
-the float32 values (int8_hnsw keeps that copy anyway, to rescore). Why:
+the float32 values (bbq_hnsw and int8_hnsw keep that copy anyway, to rescore). Why:
 - The vector is then stored once. In `_source` it would be stored twice, the second time as ~7 KB
   of decimal JSON per 384-d vector (ELASTICSEARCH.md: the bulk of 800+ MB per 100,000 posts).
 - The doc value is the exact float32, so `get` returns the very vector that was written.
@@ -50,6 +50,17 @@ def check_model_name(model: str) -> str:
     return model
 
 
+# Elasticsearch refuses bbq_hnsw below 64 dimensions ("bbq_hnsw does not support dimensions fewer
+# than 64"): one bit a dimension leaves too little to rank by.
+BBQ_MIN_DIMS = 64
+
+
+def vector_index_type(requested: str, dim: int) -> str:
+    """The `index_options.type` an index of `dim`-d vectors gets: `requested`, except that a bundle
+    too narrow for bbq_hnsw gets int8_hnsw (also quantised and re-scored)."""
+    return "int8_hnsw" if requested == "bbq_hnsw" and dim < BBQ_MIN_DIMS else requested
+
+
 def index_body(settings: Settings, model: str, dim: int, alias: str | None = None) -> dict[str, Any]:
     """`settings` and `mappings` for `indices.create`: the template with dims, HNSW options, shards and
     replicas filled in, and `_meta` recording the bundle and dimension that will fill the index."""
@@ -61,8 +72,9 @@ def index_body(settings: Settings, model: str, dim: int, alias: str | None = Non
     body["settings"]["number_of_replicas"] = settings.es_replicas
     vector = body["mappings"]["properties"][VECTOR_FIELD]
     vector["dims"] = dim
+    index_type = vector_index_type(settings.es_index_options, dim)
     vector["index_options"] = {
-        "type": settings.es_index_options,
+        "type": index_type,
         "m": settings.es_hnsw_m,
         "ef_construction": settings.es_hnsw_ef_construction,
     }
@@ -71,7 +83,7 @@ def index_body(settings: Settings, model: str, dim: int, alias: str | None = Non
         "dim": dim,
         "alias": alias or settings.es_index_alias,
         "template_version": template_version(),
-        "index_options": settings.es_index_options,
+        "index_options": index_type,
         "created_at": datetime.now(UTC).isoformat(),
     }
     return body

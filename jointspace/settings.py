@@ -34,11 +34,16 @@ class Settings(BaseSettings):
     es_connect_timeout_s: float = 5.0
     es_shards: int = 1
     es_replicas: int = 0
-    es_index_options: Literal["int8_hnsw", "hnsw", "bbq_hnsw"] = "int8_hnsw"
+    # bbq_hnsw (one bit a dimension, re-scored by the float vectors): at 1M real 384-d vectors its
+    # kNN came within 0.2 × a numpy scan (recall@10 ≥ 0.95) in more filter cases than int8_hnsw's;
+    # at 23,000 pictures of sources never trained on, within 0.01 of int8's recall for word and
+    # picture queries at 200 candidates, at 0.4-1.3 × its p50 (docs/scale.md). A bundle under 64
+    # dims gets int8_hnsw (es_mappings).
+    es_index_options: Literal["int8_hnsw", "hnsw", "bbq_hnsw"] = "bbq_hnsw"
     es_hnsw_m: int = 16
     es_hnsw_ef_construction: int = 100
-    # kNN on int8_hnsw re-ranks oversample × k candidates with the float vectors (0: off); without
-    # it recall stops near 0.92 (docs/backends.md).
+    # kNN on a quantised index (bbq_hnsw, int8_hnsw) re-ranks oversample × k candidates with the
+    # float vectors (0: off); without it int8 recall stops near 0.92 (docs/backends.md).
     es_rescore_oversample: float = 3.0
     # Set: after an ingest run that indexed at least this many posts into Elasticsearch (a bulk load,
     # a backlog), the node merges the index into one segment in the background (`jointspace
@@ -103,12 +108,13 @@ class Settings(BaseSettings):
     default_k: int = 20
     max_k: int = 500
     num_candidates_factor: int = 10
-    # kNN candidates per shard: max(k × factor, min), from the 1M real-vector frontier of the default
-    # index (int8_hnsw + rescoring; docs/scale.md): 100 candidates for k = 10 found recall@10 0.973
-    # merged / 0.984 not (0.981-1.000 with filters) at 0.14-0.27 × a numpy scan, where 500 took
-    # 0.50-0.81 ×. Float `hnsw` without rescoring needs 500 (0.884 at 100 on random vectors).
+    # kNN candidates per shard: max(k × factor, min). 200, not 100, for word queries over pictures
+    # (the text vector lies outside the pictures' clusters): at 23,000 pictures, recall@10 of word
+    # queries at 100 / 200 candidates was 0.917 / 0.971 (bbq_hnsw), 0.956 / 0.979 (int8_hnsw), and
+    # bbq_hnsw on uniform noise 0.934 / 0.984; picture queries 0.995 at either (docs/scale.md).
+    # k ≥ 20 (the default page) asks for 10 × k anyway. Float `hnsw` without rescoring needs 500.
     # The embedded graph walks at least its own embedded_ann_ef_search.
-    min_num_candidates: int = 100
+    min_num_candidates: int = 200
     max_num_candidates: int = 10_000
     # Embedded store: kNN over at least this many candidate rows (after filters) walks an HNSW graph
     # (faiss, saved beside the vectors); fewer are scored exactly, so selective filters stay exact.
@@ -172,7 +178,7 @@ class Settings(BaseSettings):
     # Pictures the network takes at once within a batch, while the decode threads prepare the next
     # ones (32: Lite0 on 2 cores runs as fast per picture as at 64; 8 costs ~10 % more CPU).
     embed_chunk: int = Field(default=32, ge=1)
-    torch_threads: int | None = None  # per worker process; unset: torch's default
+    torch_threads: int | None = None  # per worker process; unset: the cores, at most 4 (encoders/backbone.py)
     # A user's own model: a `jointspace.bundles` entry point's name, or "module:function", called with
     # the settings and returning a ModelBundle; unset: the bundle folder `model` names (or the default).
     bundle_factory: str | None = None

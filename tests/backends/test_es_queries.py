@@ -107,9 +107,21 @@ def test_index_body_fills_dims_options_and_records_the_model() -> None:
     assert body["mappings"]["_source"] == {"excludes": ["vector"]}
     meta = body["mappings"]["_meta"]
     assert (meta["model"], meta["dim"], meta["alias"], meta["index_options"]) == ("minilm-head", 384, "posts", "hnsw")
+    assert index_body(Settings(), "m", 384)["mappings"]["properties"]["vector"]["index_options"]["type"] == "bbq_hnsw"
     assert index_body(Settings(), "m", 8)["mappings"]["properties"]["vector"]["index_options"]["type"] == "int8_hnsw"
     with pytest.raises(ConfigurationError, match="Bad_Name"):
         index_body(settings, "Bad_Name", 384)
+
+
+def test_bbq_falls_back_to_int8_below_64_dimensions() -> None:
+    """Elasticsearch refuses bbq_hnsw under 64 dims: such a bundle's index gets int8_hnsw, and its
+    `_meta` records what it got (rescoring follows the recorded type)."""
+    bbq = Settings(es_index_options="bbq_hnsw")
+    for dim, expected in ((384, "bbq_hnsw"), (64, "bbq_hnsw"), (63, "int8_hnsw"), (16, "int8_hnsw")):
+        mappings = index_body(bbq, "m", dim)["mappings"]
+        assert mappings["properties"]["vector"]["index_options"]["type"] == expected, dim
+        assert mappings["_meta"]["index_options"] == expected, dim
+    assert index_body(Settings(es_index_options="hnsw"), "m", 16)["mappings"]["_meta"]["index_options"] == "hnsw"
 
 
 def test_document_source_round_trip() -> None:

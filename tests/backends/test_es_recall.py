@@ -75,9 +75,10 @@ def write_recall_artifact() -> Iterator[None]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("index_options", "min_num_candidates"),
-    # The default index at the default candidates; float `hnsw` has no rescoring to make up for a
-    # narrow pool, and docs/backends.md tells its users to raise the floor to 500, as here.
-    [("int8_hnsw", None), ("hnsw", 500)],
+    # The default index (bbq_hnsw) and int8_hnsw at the default candidates; float `hnsw` has no
+    # rescoring to make up for a narrow pool, and docs/backends.md tells its users to raise the
+    # floor to 500, as here.
+    [("bbq_hnsw", None), ("int8_hnsw", None), ("hnsw", 500)],
 )
 def test_recall_at_default_num_candidates(
     index_options: str,

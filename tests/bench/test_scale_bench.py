@@ -34,7 +34,7 @@ def test_defaults_keep_recall_on_20k_real_vectors(tmp_path, es_url):
             "50",
             "--num-candidates",
             "--es-configs",
-            "int8_hnsw+rescore",
+            "bbq_hnsw+rescore",
             "--out",
             str(out),
         ],
@@ -55,7 +55,7 @@ def test_defaults_keep_recall_on_20k_real_vectors(tmp_path, es_url):
             ("embedded", "default"),
             ("embedded", "graph"),
             ("embedded", "exact"),
-            ("elasticsearch", "int8_hnsw+rescore"),
+            ("elasticsearch", "bbq_hnsw+rescore"),
         )
     }
     assert set(rows) == wanted, sorted(set(rows) ^ wanted)
@@ -64,7 +64,7 @@ def test_defaults_keep_recall_on_20k_real_vectors(tmp_path, es_url):
     assert all(recall[("embedded", c, None, f)] == 1.0 for c in ("exact", "default") for f in FILTERS), table
     # The embedded HNSW graph (forced on at this size) and Elasticsearch's default keep recall@10 ≥ 0.95.
     assert all(recall[("embedded", "graph", None, f)] >= 0.95 for f in FILTERS), table
-    assert all(recall[("elasticsearch", "int8_hnsw+rescore", None, f)] >= 0.95 for f in FILTERS), table
+    assert all(recall[("elasticsearch", "bbq_hnsw+rescore", None, f)] >= 0.95 for f in FILTERS), table
     meta = report["meta"]
     assert meta["n"] == 20000 and meta["vectors"] == "real" and meta["real_corpus_texts"] > 100_000
-    assert meta["embedded_graph_bytes"] > 0 and meta["es_int8_hnsw_disk_bytes"] > 0
+    assert meta["embedded_graph_bytes"] > 0 and meta["es_bbq_hnsw_disk_bytes"] > 0
