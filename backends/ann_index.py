@@ -26,23 +26,27 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from jointspace.atomic_write import atomic_path
+from jointspace.settings import Settings
 
 if TYPE_CHECKING:
     import faiss
 
 
+def _setting(name: str) -> Any:
+    """The default of `Settings.<name>`: one place holds each value (and why it was chosen)."""
+    return Settings.model_fields[name].default
+
+
 @dataclass(frozen=True)
 class AnnParams:
-    """Graph shape and search breadth (`JOINTSPACE_EMBEDDED_ANN_*`)."""
+    """Graph shape and search breadth (`JOINTSPACE_EMBEDDED_ANN_*`; the defaults are the settings')."""
 
-    m: int = 16
-    ef_construction: int = 100
-    # 1M real vectors (docs/scale.md): unfiltered recall@10 0.949 at 200, 0.980 at 400 (2.1 ms);
-    # word queries among 23,000 pictures 0.960 at 400, 0.977 at 800 (Settings.embedded_ann_ef_search).
-    ef_search: int = 800
+    m: int = _setting("embedded_ann_m")
+    ef_construction: int = _setting("embedded_ann_ef_construction")
+    ef_search: int = _setting("embedded_ann_ef_search")
     # A filtered walk is `filter_walk_factor` × k ÷ share wide (at least ef_search, at most
     # ef_search_max): wide enough to pass about factor × k matching rows, whatever the index size.
-    filter_walk_factor: float = 10.0
+    filter_walk_factor: float = _setting("embedded_ann_filter_walk_factor")
     # The cap binds only for filters keeping under factor × k ÷ 4,000 of the rows (1/40 at k = 10),
     # which at 1M rows have fewer matching rows than ann_min_rows and are scored exactly; forced onto
     # the graph of 20,000 real vectors, a 1/1000 filter needs the full 4,000 (0.914 at 2,000).

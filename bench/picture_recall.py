@@ -28,18 +28,18 @@ from jointspace.encoders.bundle import open_model_bundle
 from PIL import Image
 from tqdm import tqdm
 
+from jointspace.protocols import ModelBundle
 from jointspace.records import Document, Filters, Post
 from jointspace.settings import Settings
 
 
-def picture_vectors(data: Path, cache: Path, settings: Settings) -> tuple[np.ndarray, list[dict], str]:
-    """(vectors, posts, bundle name) in a fixed shuffled order, embedded once per bundle."""
-    bundle = open_model_bundle(settings)
+def picture_vectors(data: Path, cache: Path, bundle: ModelBundle) -> tuple[np.ndarray, list[dict]]:
+    """(vectors, posts) in a fixed shuffled order, embedded once per bundle."""
     posts = [json.loads(line) for line in (data / "all.jsonl").read_text(encoding="utf-8").splitlines()]
     posts = [posts[i] for i in np.random.default_rng(17).permutation(len(posts))]
     file = cache / f"pictures-{bundle.name}-{len(posts)}.npy"
     if file.is_file():
-        return np.load(file), posts, bundle.name
+        return np.load(file), posts
     chunks = []
     for i in tqdm(range(0, len(posts), 64), desc="embed pictures", unit="batch"):
         images = []
@@ -50,7 +50,7 @@ def picture_vectors(data: Path, cache: Path, settings: Settings) -> tuple[np.nda
     vectors = np.concatenate(chunks)
     cache.mkdir(parents=True, exist_ok=True)
     np.save(file, vectors)
-    return vectors, posts, bundle.name
+    return vectors, posts
 
 
 def caption_words(posts: list[dict], count: int) -> list[str]:
@@ -75,15 +75,24 @@ def main() -> None:
     settings = Settings()
     if not settings.es_url:
         raise SystemExit("set JOINTSPACE_ES_URL (jointspace es start)")
-    vectors, posts, model = picture_vectors(args.data, args.cache, settings)
+    bundle = open_model_bundle(settings)
+    model = bundle.name
+    vectors, posts = picture_vectors(args.data, args.cache, bundle)
     held, base = vectors[: args.queries], vectors[args.queries :]
     base_posts = posts[args.queries :]
     words = caption_words(posts[: args.queries], args.words)
-    word_vectors = np.asarray(open_model_bundle(settings).text.embed_words(words), dtype=np.float32)
+    word_vectors = np.asarray(bundle.text.embed_words(words), dtype=np.float32)
     word_vectors /= np.linalg.norm(word_vectors, axis=1, keepdims=True)
     cities = np.array([f"c{i % 10}" for i in range(len(base))])
     filters = {"none": (None, np.ones(len(base), bool)), "1/10": (Filters(cities=("c0",)), cities == "c0")}
     k = args.k
+    queries_by_kind = {"picture": held, "word": word_vectors}
+    # The exact top-k, once: the same for every configuration and candidate count.
+    truth = {
+        (kind, name): [set(np.argsort(-row)[:k]) for row in np.where(keep[None, :], queries @ base.T, -np.inf)]
+        for kind, queries in queries_by_kind.items()
+        for name, (_, keep) in filters.items()
+    }
     rows = []
     for options in args.es_configs:
         alias = f"picture-recall-{options.replace('_', '-')}"
@@ -106,12 +115,10 @@ def main() -> None:
                 print(f"{options}: {len(base)} pictures indexed in {time.perf_counter() - started:.0f} s")
             position = {p["id"]: j for j, p in enumerate(base_posts)}
             for candidates in [None, *args.num_candidates]:
-                for kind, queries in (("picture", held), ("word", word_vectors)):
-                    for name, (filt, keep) in filters.items():
-                        scores = np.where(keep[None, :], queries @ base.T, -np.inf)
-                        truth = [set(np.argsort(-row)[:k]) for row in scores]
+                for kind, queries in queries_by_kind.items():
+                    for name, (filt, _) in filters.items():
                         recalls, latencies = [], []
-                        for query, want in zip(queries, truth, strict=True):
+                        for query, want in zip(queries, truth[(kind, name)], strict=True):
                             started = time.perf_counter()
                             hits = backend.knn(query, k, num_candidates=candidates, filters=filt)
                             latencies.append(1000 * (time.perf_counter() - started))
